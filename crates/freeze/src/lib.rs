@@ -70,3 +70,7 @@ pub enum EngineError {
     #[error("the guest has exited: {0}")]
     GuestExited(String),
 }
+
+pub mod kvm;
+pub mod lab;
+pub mod qemu;

@@ -1,0 +1,1 @@
+//! The native KVM engine: a small VMM with a freeze coordinator.
