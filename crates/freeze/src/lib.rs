@@ -74,3 +74,4 @@ pub enum EngineError {
 pub mod kvm;
 pub mod lab;
 pub mod qemu;
+pub mod watch;

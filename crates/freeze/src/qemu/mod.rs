@@ -1,1 +1,447 @@
 //! The QEMU engine: qemu-system-x86_64 (KVM or TCG) with shared RAM, QMP freeze/thaw.
+//!
+//! One [`QemuEngine`] owns one QEMU process and a private directory holding the guest
+//! RAM file (`memory-backend-file,share=on`, mapped here as [`GuestRam`]) and the QMP
+//! socket. Freeze is QMP `stop`, whose answer comes after QEMU paused every vCPU;
+//! registers are read while stopped with `info registers -a`. The serial console is
+//! captured from QEMU's stdout ([`Console`]).
+//!
+//! Teardown on every path: `Drop` kills and reaps QEMU and removes the directory; QEMU
+//! dies with the host process even on `SIGKILL` ([`teardown`] has the details).
+
+pub mod accel;
+pub mod console;
+pub mod qmp;
+pub mod ram;
+pub mod regs;
+pub mod teardown;
+
+use std::ffi::OsString;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+pub use accel::{Accel, AccelChoice, AccelDecision};
+pub use console::{Console, LineMark, WaitError};
+pub use qmp::{QmpClient, QmpError, QmpEvent};
+
+use crate::{Engine, EngineError, FreezeOutcome, GuestRam};
+
+/// How to start a guest.
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    /// The QEMU binary (looked up in `PATH` when relative).
+    pub qemu: PathBuf,
+    /// The kernel image (bzImage or ELF vmlinux).
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line. `console=ttyS0` is needed for the console capture.
+    pub cmdline: String,
+    pub vcpus: u32,
+    /// Guest RAM in MiB.
+    pub memory_mib: u64,
+    pub accel: AccelChoice,
+    /// Raw console bytes kept for [`Engine::console_tail`].
+    pub console_tail_bytes: usize,
+    /// Where the private directory is created (default: the system temp dir).
+    pub temp_parent: Option<PathBuf>,
+    /// Bound on QEMU's start (until QMP answers).
+    pub start_timeout: Duration,
+    /// Appended to QEMU's command line as is.
+    pub extra_args: Vec<OsString>,
+}
+
+impl QemuConfig {
+    /// Defaults: 2 vCPUs, 1 GiB, accelerator probed, 64 KiB console tail.
+    pub fn new(kernel: impl Into<PathBuf>, initrd: Option<PathBuf>, cmdline: &str) -> Self {
+        QemuConfig {
+            qemu: PathBuf::from("qemu-system-x86_64"),
+            kernel: kernel.into(),
+            initrd,
+            cmdline: cmdline.to_string(),
+            vcpus: 2,
+            memory_mib: 1024,
+            accel: AccelChoice::Auto,
+            console_tail_bytes: 64 << 10,
+            temp_parent: None,
+            start_timeout: Duration::from_secs(30),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// Bound on `stop`/`cont`/`info registers` when the caller gives none.
+const QMP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on a graceful `quit` before SIGKILL.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running QEMU guest. See the module docs.
+#[derive(Debug)]
+pub struct QemuEngine {
+    child: Child,
+    qmp: QmpClient,
+    ram: GuestRam,
+    console: Console,
+    stderr: Console,
+    readers: Vec<JoinHandle<()>>,
+    dir: Option<tempfile::TempDir>,
+    _registration: teardown::Registration,
+    accel: AccelDecision,
+    vcpus: usize,
+    frozen: bool,
+    exit_status: Option<ExitStatus>,
+}
+
+fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
+    move |source| EngineError::Io { step, source }
+}
+
+fn qmp_err(step: &'static str) -> impl FnOnce(QmpError) -> EngineError {
+    move |e| match e {
+        QmpError::Closed => EngineError::GuestExited(format!("{step}: QMP connection closed")),
+        e => EngineError::Failed {
+            step,
+            detail: e.to_string(),
+        },
+    }
+}
+
+impl QemuEngine {
+    /// Starts QEMU and returns once QMP answers and guest RAM is mapped; the guest is
+    /// already running (booting).
+    pub fn launch(cfg: &QemuConfig) -> Result<Self, EngineError> {
+        if cfg.vcpus == 0 || cfg.memory_mib == 0 {
+            return Err(EngineError::Failed {
+                step: "launch",
+                detail: "vcpus and memory must be non-zero".into(),
+            });
+        }
+        let ram_size = cfg
+            .memory_mib
+            .checked_mul(1 << 20)
+            .ok_or_else(|| EngineError::Failed {
+                step: "launch",
+                detail: format!("{} MiB of RAM overflows", cfg.memory_mib),
+            })?;
+        let accel = match cfg.accel {
+            AccelChoice::Auto => accel::decide(&cfg.qemu, &cfg.kernel),
+            AccelChoice::Kvm => AccelDecision {
+                accel: Accel::Kvm,
+                reason: "requested".into(),
+            },
+            AccelChoice::Tcg => AccelDecision {
+                accel: Accel::Tcg,
+                reason: "requested".into(),
+            },
+        };
+        let parent = cfg.temp_parent.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::Builder::new()
+            .prefix("ktstr-qemu-")
+            .tempdir_in(&parent)
+            .map_err(io("create the private directory"))?;
+        let ram_path = dir.path().join("ram");
+        let qmp_path = dir.path().join("qmp.sock");
+
+        let mut cmd = Command::new(&cfg.qemu);
+        cmd.args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
+        match accel.accel {
+            Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
+            Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
+        };
+        let mut backend = OsString::from(format!(
+            "memory-backend-file,id=ram,size={}M,share=on,mem-path=",
+            cfg.memory_mib
+        ));
+        backend.push(&ram_path);
+        let mut qmp_arg = OsString::from("unix:");
+        qmp_arg.push(&qmp_path);
+        qmp_arg.push(",server=on,wait=off");
+        cmd.args(["-machine", "pc,memory-backend=ram"])
+            .arg("-smp")
+            .arg(cfg.vcpus.to_string())
+            .arg("-m")
+            .arg(format!("{}M", cfg.memory_mib))
+            .arg("-object")
+            .arg(backend)
+            .arg("-qmp")
+            .arg(qmp_arg)
+            .args(["-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"])
+            .args(["-device", "vmcoreinfo"])
+            .arg("-kernel")
+            .arg(&cfg.kernel)
+            .arg("-append")
+            .arg(&cfg.cmdline);
+        if let Some(initrd) = &cfg.initrd {
+            cmd.arg("-initrd").arg(initrd);
+        }
+        cmd.args(&cfg.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+
+        let mut child = teardown::spawn_tied(cmd).map_err(io("start qemu-system-x86_64"))?;
+        let registration = teardown::register(child.id(), dir.path().to_path_buf());
+        let console = Console::new(cfg.console_tail_bytes);
+        let stderr = Console::new(16 << 10);
+        let readers = vec![
+            console.spawn_reader(child.stdout.take().expect("stdout is piped")),
+            stderr.spawn_reader(child.stderr.take().expect("stderr is piped")),
+        ];
+        // From here on, an early return drops `child` without killing it: wrap the
+        // rest so that a failure kills and reaps QEMU and removes the directory.
+        let mut partial = Partial { child: Some(child) };
+        let qmp = connect_qmp(&qmp_path, partial.child(), &stderr, cfg.start_timeout)?;
+        let ram = ram::map_ram_file(&ram_path, ram_size, &ram::pc_layout(ram_size))?;
+        let child = partial.child.take().expect("still owned");
+        Ok(QemuEngine {
+            child,
+            qmp,
+            ram,
+            console,
+            stderr,
+            readers,
+            dir: Some(dir),
+            _registration: registration,
+            accel,
+            vcpus: cfg.vcpus as usize,
+            frozen: false,
+            exit_status: None,
+        })
+    }
+
+    /// KVM or TCG, and why.
+    pub fn accel(&self) -> &AccelDecision {
+        &self.accel
+    }
+
+    /// The guest's serial console (wait for lines, stream them, read the tail).
+    pub fn console(&self) -> &Console {
+        &self.console
+    }
+
+    /// The last bytes QEMU wrote to its stderr.
+    pub fn qemu_stderr_tail(&self) -> String {
+        self.stderr.tail()
+    }
+
+    /// The QMP session, for commands this type has no method for.
+    pub fn qmp(&mut self) -> &mut QmpClient {
+        &mut self.qmp
+    }
+
+    /// QEMU's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The private directory (RAM file, QMP socket); removed on drop.
+    pub fn private_dir(&self) -> &Path {
+        self.dir.as_ref().expect("present until drop").path()
+    }
+
+    /// The shared guest RAM file.
+    pub fn ram_file(&self) -> PathBuf {
+        self.private_dir().join("ram")
+    }
+
+    /// `query-status`: `running`, `paused`, `shutdown`, `internal-error`, ...
+    pub fn run_state(&mut self) -> Result<String, EngineError> {
+        self.qmp.run_state().map_err(qmp_err("query-status"))
+    }
+
+    /// Writes an ELF vmcore of the guest to `path` with QMP `dump-guest-memory` (with
+    /// the guest's VMCOREINFO note when the guest loaded `qemu_fw_cfg`). Works frozen
+    /// or running (QEMU pauses the guest for the dump and restores its state).
+    pub fn dump_vmcore(&mut self, path: &Path) -> Result<(), EngineError> {
+        let path = path.to_str().ok_or_else(|| EngineError::Failed {
+            step: "dump-guest-memory",
+            detail: format!("path {} is not UTF-8", path.display()),
+        })?;
+        self.qmp
+            .execute_timeout(
+                "dump-guest-memory",
+                Some(json!({ "paging": false, "protocol": format!("file:{path}") })),
+                Duration::from_secs(300),
+            )
+            .map_err(qmp_err("dump-guest-memory"))?;
+        Ok(())
+    }
+
+    /// Waits until QEMU exits by itself (the guest powered off or rebooted), up to
+    /// `timeout`. `Ok(None)` when it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, EngineError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.try_exit_status()? {
+                return Ok(Some(s));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// QEMU's exit status if it has exited.
+    pub fn try_exit_status(&mut self) -> Result<Option<ExitStatus>, EngineError> {
+        if self.exit_status.is_none() {
+            self.exit_status = self.child.try_wait().map_err(io("wait for qemu"))?;
+        }
+        Ok(self.exit_status)
+    }
+
+    /// Asks QEMU to quit, then kills it if it does not within a few seconds; reaps it,
+    /// removes the private directory. Dropping does the same without the polite part.
+    pub fn shutdown(mut self) -> Result<Option<ExitStatus>, EngineError> {
+        if self.try_exit_status()?.is_none() {
+            let _ = self
+                .qmp
+                .execute_timeout("quit", None, QUIT_TIMEOUT)
+                .map_err(qmp_err("quit"));
+            self.wait_exit(QUIT_TIMEOUT)?;
+        }
+        let status = self.exit_status;
+        self.teardown();
+        Ok(status)
+    }
+
+    fn teardown(&mut self) {
+        if self.exit_status.is_none() {
+            let _ = self.child.kill();
+            self.exit_status = self.child.wait().ok();
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+    }
+
+    fn check_alive(&mut self, step: &'static str) -> Result<(), EngineError> {
+        if let Some(s) = self.try_exit_status()? {
+            return Err(EngineError::GuestExited(format!(
+                "{step}: qemu exited with {s}; stderr: {}",
+                self.stderr.tail().trim()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for QemuEngine {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+impl Engine for QemuEngine {
+    fn guest_ram(&self) -> GuestRam {
+        self.ram.clone()
+    }
+
+    fn vcpu_count(&self) -> usize {
+        self.vcpus
+    }
+
+    /// QMP `stop` (answered once every vCPU is paused), then `info registers -a`.
+    /// `elapsed` covers the `stop` round trip. If the registers cannot be read or
+    /// parsed the guest stays frozen and the error is returned.
+    fn freeze(&mut self, timeout: Duration) -> Result<FreezeOutcome, EngineError> {
+        self.check_alive("freeze")?;
+        let start = Instant::now();
+        self.qmp
+            .execute_timeout("stop", None, timeout)
+            .map_err(qmp_err("stop"))?;
+        let elapsed = start.elapsed();
+        self.frozen = true;
+        let text = self
+            .qmp
+            .execute_timeout(
+                "human-monitor-command",
+                Some(json!({ "command-line": "info registers -a" })),
+                QMP_TIMEOUT,
+            )
+            .map_err(qmp_err("info registers"))?;
+        let text = text.as_str().unwrap_or_default();
+        let mut vcpus = regs::parse_info_registers(text).map_err(|e| EngineError::Failed {
+            step: "parse info registers",
+            detail: e.to_string(),
+        })?;
+        vcpus.resize(self.vcpus, None);
+        Ok(FreezeOutcome { vcpus, elapsed })
+    }
+
+    fn thaw(&mut self) -> Result<(), EngineError> {
+        self.check_alive("thaw")?;
+        self.qmp
+            .execute_timeout("cont", None, QMP_TIMEOUT)
+            .map_err(qmp_err("cont"))?;
+        self.frozen = false;
+        Ok(())
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    fn console_tail(&self) -> String {
+        self.console.tail()
+    }
+}
+
+/// Owns QEMU while `launch` is still fallible.
+struct Partial {
+    child: Option<Child>,
+}
+
+impl Partial {
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("owned until launch succeeds")
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn connect_qmp(
+    path: &Path,
+    child: &mut Child,
+    stderr: &Console,
+    timeout: Duration,
+) -> Result<QmpClient, EngineError> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().map_err(io("wait for qemu"))? {
+            // Let the stderr reader catch up with QEMU's last words.
+            let _ = stderr.wait_line(LineMark::START, Duration::from_secs(1), |_| false);
+            return Err(EngineError::GuestExited(format!(
+                "qemu exited during start with {status}: {}",
+                stderr.tail().trim()
+            )));
+        }
+        match UnixStream::connect(path) {
+            Ok(s) => {
+                return QmpClient::from_stream(s, timeout.saturating_sub(start.elapsed()))
+                    .map_err(qmp_err("QMP handshake"));
+            }
+            Err(e) if start.elapsed() >= timeout => {
+                return Err(EngineError::Failed {
+                    step: "connect to QMP",
+                    detail: format!("{} after {timeout:?}: {e}", path.display()),
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Parsing QEMU's `info registers -a` (HMP) into [`CpuRegs`].
+//!
+//! The text is meant for people, so the parser is deliberately tolerant: it scans for
+//! `NAME=HEX` pairs (`R8 =` has a space before `=`), treats segment lines
+//! (`FS =sel base limit flags`) specially to get the bases, ignores what it does not
+//! know (FPU, vector and debug registers), and insists only on what a dump needs:
+//! RIP, RSP and CR3 for every CPU.
+
+use std::sync::OnceLock;
+
+use guest_mem::CpuRegs;
+use regex::Regex;
+
+/// Why the register text could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegsParseError {
+    #[error("no `CPU#n` block in the register dump")]
+    NoCpu,
+    #[error("CPU#{cpu}: register {name} missing")]
+    Missing { cpu: usize, name: &'static str },
+    #[error("CPU#{cpu}: register {name} has a bad value {value:?}")]
+    BadValue {
+        cpu: usize,
+        name: String,
+        value: String,
+    },
+    #[error("CPU#{cpu} appears twice or out of range")]
+    BadIndex { cpu: usize },
+}
+
+fn pair_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"(?:^|[\s\[])([A-Z][A-Z0-9]*)\s*=\s*([0-9a-fA-F]+)\b").expect("static regex")
+    })
+}
+
+fn segment_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"^(ES|CS|SS|DS|FS|GS)\s*=\s*([0-9a-fA-F]+)\s+([0-9a-fA-F]+)\b")
+            .expect("static regex")
+    })
+}
+
+fn cpu_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^CPU#(\d+)").expect("static regex"))
+}
+
+/// At most this many CPUs are accepted (QEMU's own limit is far lower for x86 `pc`).
+const MAX_CPUS: usize = 4096;
+
+/// Parses the output of `info registers -a`: one entry per `CPU#n` block, index = n.
+/// CPUs absent from the text are `None`.
+pub fn parse_info_registers(text: &str) -> Result<Vec<Option<CpuRegs>>, RegsParseError> {
+    let mut out: Vec<Option<CpuRegs>> = Vec::new();
+    let mut current: Option<(usize, Fields)> = None;
+    for raw in text.lines() {
+        let line = raw.trim_end_matches('\r').trim();
+        if let Some(c) = cpu_re().captures(line) {
+            if let Some((idx, f)) = current.take() {
+                store(&mut out, idx, f.finish(idx)?)?;
+            }
+            let idx: usize = c[1].parse().map_err(|_| RegsParseError::BadIndex { cpu: 0 })?;
+            if idx >= MAX_CPUS {
+                return Err(RegsParseError::BadIndex { cpu: idx });
+            }
+            current = Some((idx, Fields::default()));
+            continue;
+        }
+        let Some((idx, fields)) = current.as_mut() else {
+            continue;
+        };
+        if let Some(c) = segment_re().captures(line) {
+            let sel = hex(*idx, &c[1], &c[2])?;
+            let base = hex(*idx, &c[1], &c[3])?;
+            fields.set_segment(&c[1], sel, base);
+            continue;
+        }
+        for c in pair_re().captures_iter(line) {
+            // Only registers we keep are parsed: others (XMM as 32 hex digits, ...)
+            // may not fit a u64 and are none of our business.
+            if Fields::KEPT.contains(&&c[1]) {
+                let v = hex(*idx, &c[1], &c[2])?;
+                fields.set(&c[1], v);
+            }
+        }
+    }
+    if let Some((idx, f)) = current.take() {
+        store(&mut out, idx, f.finish(idx)?)?;
+    }
+    if out.is_empty() {
+        return Err(RegsParseError::NoCpu);
+    }
+    Ok(out)
+}
+
+fn store(
+    out: &mut Vec<Option<CpuRegs>>,
+    idx: usize,
+    regs: CpuRegs,
+) -> Result<(), RegsParseError> {
+    if out.len() <= idx {
+        out.resize(idx + 1, None);
+    }
+    if out[idx].is_some() {
+        return Err(RegsParseError::BadIndex { cpu: idx });
+    }
+    out[idx] = Some(regs);
+    Ok(())
+}
+
+fn hex(cpu: usize, name: &str, value: &str) -> Result<u64, RegsParseError> {
+    u64::from_str_radix(value, 16).map_err(|_| RegsParseError::BadValue {
+        cpu,
+        name: name.to_string(),
+        value: value.chars().take(40).collect(),
+    })
+}
+
+#[derive(Default)]
+struct Fields {
+    regs: CpuRegs,
+    have_rip: bool,
+    have_rsp: bool,
+    have_cr3: bool,
+}
+
+impl Fields {
+    const KEPT: [&'static str; 22] = [
+        "RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "RSP", "R8", "R9", "R10", "R11", "R12",
+        "R13", "R14", "R15", "RIP", "RFL", "CR0", "CR3", "CR4", "EFER",
+    ];
+
+    fn set(&mut self, name: &str, v: u64) {
+        let r = &mut self.regs;
+        match name {
+            "RAX" => r.rax = v,
+            "RBX" => r.rbx = v,
+            "RCX" => r.rcx = v,
+            "RDX" => r.rdx = v,
+            "RSI" => r.rsi = v,
+            "RDI" => r.rdi = v,
+            "RBP" => r.rbp = v,
+            "RSP" => {
+                r.rsp = v;
+                self.have_rsp = true;
+            }
+            "R8" => r.r8 = v,
+            "R9" => r.r9 = v,
+            "R10" => r.r10 = v,
+            "R11" => r.r11 = v,
+            "R12" => r.r12 = v,
+            "R13" => r.r13 = v,
+            "R14" => r.r14 = v,
+            "R15" => r.r15 = v,
+            "RIP" => {
+                r.rip = v;
+                self.have_rip = true;
+            }
+            "RFL" => r.rflags = v,
+            "CR0" => r.cr0 = v,
+            "CR3" => {
+                r.cr3 = v;
+                self.have_cr3 = true;
+            }
+            "CR4" => r.cr4 = v,
+            "EFER" => r.efer = v,
+            _ => {}
+        }
+    }
+
+    fn set_segment(&mut self, name: &str, selector: u64, base: u64) {
+        let r = &mut self.regs;
+        match name {
+            "CS" => r.cs = selector,
+            "SS" => r.ss = selector,
+            "DS" => r.ds = selector,
+            "ES" => r.es = selector,
+            "FS" => {
+                r.fs = selector;
+                r.fs_base = base;
+            }
+            "GS" => {
+                r.gs = selector;
+                r.gs_base = base;
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(self, cpu: usize) -> Result<CpuRegs, RegsParseError> {
+        for (have, name) in [
+            (self.have_rip, "RIP"),
+            (self.have_rsp, "RSP"),
+            (self.have_cr3, "CR3"),
+        ] {
+            if !have {
+                return Err(RegsParseError::Missing { cpu, name });
+            }
+        }
+        Ok(self.regs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two CPUs as QEMU 10.0.2 printed them (CRLF line ends, vector registers cut).
+    const SAMPLE: &str = "\r\nCPU#0\r\n\
+RAX=0000000000000001 RBX=00007ffdd0e93580 RCX=0000000000000061 RDX=0000000000000000\r\n\
+RSI=0000000000000061 RDI=00007ffdd0e93580 RBP=00007ffdd0e93580 RSP=00007ffdd0e93320\r\n\
+R8 =0000000000000000 R9 =0000000000000001 R10=0000000000000010 R11=0000000022b91718\r\n\
+R12=0000000000000017 R13=0000000000000010 R14=00007ffdd0e93498 R15=0000000000000001\r\n\
+RIP=000000000046809c RFL=00000246 [---Z-P-] CPL=3 II=0 A20=1 SMM=0 HLT=0\r\n\
+ES =0000 0000000000000000 00000000 00000000\r\n\
+CS =0033 0000000000000000 ffffffff 00a0fb00 DPL=3 CS64 [-RA]\r\n\
+SS =002b 0000000000000000 ffffffff 00c0f300 DPL=3 DS   [-WA]\r\n\
+DS =0000 0000000000000000 00000000 00000000\r\n\
+FS =0000 0000000022b903c0 00000000 00000000\r\n\
+GS =0000 0000000000000000 00000000 00000000\r\n\
+LDT=0000 0000000000000000 00000000 00008200 DPL=0 LDT\r\n\
+TR =0040 fffffe4e39196000 00004087 00008900 DPL=0 TSS64-avl\r\n\
+GDT=     fffffe4e39194000 0000007f\r\n\
+IDT=     fffffe0000000000 00000fff\r\n\
+CR0=80050033 CR2=0000000022baa208 CR3=0000000002b14000 CR4=00751ef0\r\n\
+DR0=0000000000000000 DR1=0000000000000000 DR2=0000000000000000 DR3=0000000000000000 \r\n\
+DR6=00000000ffff0ff0 DR7=0000000000000400\r\n\
+EFER=0000000000000d01\r\n\
+FCW=037f FSW=0000 [ST=0] FTW=00 MXCSR=00001f80\r\n\
+FPR0=0000000000000000 0000 FPR1=0000000000000000 0000\r\n\
+YMM00=0000000000000000 0000000000000000 0000000000000000 0000001000000010\r\n\
+XMM00=0000000000000000000000000000000a XMM01=00000000000000000000000000000000\r\n\
+\r\nCPU#1\r\n\
+RAX=0000000000000001 RBX=0000000000000000 RCX=0000000000000020 RDX=0000000000000000\r\n\
+RSI=0000000000000001 RDI=0000000000042e94 RBP=ff302cc8c13da340 RSP=ff73a0ee000b3eb8\r\n\
+R8 =ff302cc8feb21968 R9 =ff302cc8feb21968 R10=000000000000000a R11=ff302cc8feb1d000\r\n\
+R12=0000000000000000 R13=0000000000000000 R14=0000000000000000 R15=0000000000000000\r\n\
+RIP=ffffffffaf153c9f RFL=00000206 [-----P-] CPL=0 II=0 A20=1 SMM=0 HLT=1\r\n\
+CS =0010 0000000000000000 ffffffff 00af9b00 DPL=0 CS64 [-RA]\r\n\
+GS =0000 ff302cc94de3c000 00000000 00000000\r\n\
+CR0=80050033 CR2=000000000fdc9478 CR3=0000000002b0f000 CR4=00751ef0\r\n\
+EFER=0000000000000d01\r\n";
+
+    #[test]
+    fn parses_real_output() {
+        let cpus = parse_info_registers(SAMPLE).unwrap();
+        assert_eq!(cpus.len(), 2);
+        let c0 = cpus[0].unwrap();
+        assert_eq!(c0.rip, 0x46809c);
+        assert_eq!(c0.rsp, 0x7ffdd0e93320);
+        assert_eq!(c0.cr3, 0x2b14000);
+        assert_eq!(c0.r8, 0);
+        assert_eq!(c0.r9, 1);
+        assert_eq!(c0.rflags, 0x246);
+        assert_eq!(c0.cs, 0x33);
+        assert_eq!(c0.ss, 0x2b);
+        assert_eq!(c0.fs_base, 0x22b903c0);
+        assert_eq!(c0.efer, 0xd01);
+        assert_eq!(c0.cr4, 0x751ef0);
+        let c1 = cpus[1].unwrap();
+        assert_eq!(c1.rip, 0xffffffffaf153c9f);
+        assert_eq!(c1.r11, 0xff302cc8feb1d000);
+        assert_eq!(c1.gs_base, 0xff302cc94de3c000);
+        assert_eq!(c1.cr3, 0x2b0f000);
+    }
+
+    #[test]
+    fn rejects_what_a_dump_cannot_use() {
+        assert_eq!(parse_info_registers(""), Err(RegsParseError::NoCpu));
+        assert_eq!(
+            parse_info_registers("garbage\nRIP=1\n"),
+            Err(RegsParseError::NoCpu)
+        );
+        assert_eq!(
+            parse_info_registers("CPU#0\nRIP=1 RSP=2\n"),
+            Err(RegsParseError::Missing {
+                cpu: 0,
+                name: "CR3"
+            })
+        );
+        assert!(matches!(
+            parse_info_registers("CPU#0\nRIP=11111111111111111111 RSP=2 CR3=3\n"),
+            Err(RegsParseError::BadValue { .. })
+        ));
+        assert!(matches!(
+            parse_info_registers("CPU#0\nRIP=1 RSP=2 CR3=3\nCPU#0\nRIP=1 RSP=2 CR3=3\n"),
+            Err(RegsParseError::BadIndex { cpu: 0 })
+        ));
+        assert!(matches!(
+            parse_info_registers("CPU#99999999\nRIP=1 RSP=2 CR3=3\n"),
+            Err(RegsParseError::BadIndex { .. })
+        ));
+        // A missing CPU in the middle is None, not an error.
+        let v = parse_info_registers("CPU#1\nRIP=1 RSP=2 CR3=3\n").unwrap();
+        assert_eq!(v.len(), 2);
+        assert!(v[0].is_none());
+        assert_eq!(v[1].unwrap().cr3, 3);
+    }
+}

@@ -1,0 +1,321 @@
+//! Trigger watch: freeze the guest as soon as its sched_ext scheduler exits with an error.
+//!
+//! The host polls two values in live guest RAM, with no help from the guest: the
+//! pointer `scx_root` (a `struct scx_sched *`, in the kernel image) and the `exit_kind`
+//! (`atomic_t`) of the `scx_sched` it points at. When `exit_kind` reaches
+//! [`SCX_EXIT_ERROR`] (1024; 1025 is `SCX_EXIT_ERROR_BPF`, 1026 `SCX_EXIT_ERROR_STALL`)
+//! the engine freezes. The kernel disables a failed scheduler from a worker soon after
+//! setting `exit_kind`, so the poll runs at ≥ 1 kHz (by default every 100 µs) and the
+//! time from seeing the flip to all vCPUs stopped is measured and reported.
+//!
+//! This module knows no symbols and no BTF: the caller gives the address of `scx_root`
+//! (guest-mem's symbol table), the offset of `exit_kind` in `struct scx_sched`
+//! (btf-walk), and a KVA→GPA translation (guest-mem's translator; `scx_sched` is
+//! kmalloc'd, so a direct-map translation suffices for the pointer's target).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use guest_mem::{Gpa, Kva, MemError};
+use vm_memory::{Bytes, GuestAddress};
+
+use crate::{Engine, EngineError, FreezeOutcome, GuestRam};
+
+/// `SCX_EXIT_ERROR`: exit kinds at or above it are errors.
+pub const SCX_EXIT_ERROR: u32 = 1024;
+/// `SCX_EXIT_ERROR_BPF`: the scheduler called `scx_bpf_error()`.
+pub const SCX_EXIT_ERROR_BPF: u32 = 1025;
+/// `SCX_EXIT_ERROR_STALL`: the watchdog found a runnable task starved.
+pub const SCX_EXIT_ERROR_STALL: u32 = 1026;
+
+/// What to watch; the caller resolves the addresses and the offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitKindTrigger {
+    /// Address of the kernel variable `scx_root`.
+    pub root_ptr: Kva,
+    /// `offsetof(struct scx_sched, exit_kind)`.
+    pub exit_kind_offset: u64,
+    /// Freeze when `exit_kind >= threshold` (normally [`SCX_EXIT_ERROR`]).
+    pub threshold: u32,
+}
+
+/// One reading of the trigger values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// `scx_root`'s value; `None` when NULL (no scheduler attached).
+    pub sched: Option<Kva>,
+    /// `sched->exit_kind` when `sched` is set and readable.
+    pub exit_kind: Option<u32>,
+}
+
+/// Why the watch could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    #[error("cannot translate {what}: {source}")]
+    Translate {
+        what: &'static str,
+        #[source]
+        source: MemError,
+    },
+    #[error("cannot read {what}: {source}")]
+    Read {
+        what: &'static str,
+        #[source]
+        source: MemError,
+    },
+    #[error("freeze after the trigger failed: {0}")]
+    Freeze(#[source] EngineError),
+}
+
+/// Reads `scx_root` and `exit_kind` from live guest RAM.
+///
+/// The translation of `scx_root`'s own address is done once (the kernel image does not
+/// move); the pointer's target is translated again only when the pointer changes.
+pub struct ExitKindReader<T> {
+    ram: GuestRam,
+    trigger: ExitKindTrigger,
+    root_gpa: Gpa,
+    translate: T,
+    /// The last non-NULL `scx_root` and the GPA of its `exit_kind`.
+    cached: Option<(Kva, Result<Gpa, MemError>)>,
+}
+
+impl<T: FnMut(Kva) -> Result<Gpa, MemError>> ExitKindReader<T> {
+    /// Translates `scx_root`'s address and checks it is readable.
+    pub fn new(ram: GuestRam, trigger: ExitKindTrigger, mut translate: T) -> Result<Self, WatchError> {
+        let root_gpa = translate(trigger.root_ptr).map_err(|source| WatchError::Translate {
+            what: "scx_root",
+            source,
+        })?;
+        let reader = ExitKindReader {
+            ram,
+            trigger,
+            root_gpa,
+            translate,
+            cached: None,
+        };
+        read_u64(&reader.ram, root_gpa).map_err(|source| WatchError::Read {
+            what: "scx_root",
+            source,
+        })?;
+        Ok(reader)
+    }
+
+    /// Where `scx_root` lives in guest-physical memory.
+    pub fn root_gpa(&self) -> Gpa {
+        self.root_gpa
+    }
+
+    /// Reads both values once. A garbage or unmapped `scx_root` target gives
+    /// `exit_kind: None`, not an error; only an unreadable `scx_root` is an error.
+    pub fn sample(&mut self) -> Result<Sample, MemError> {
+        let root = read_u64(&self.ram, self.root_gpa)?;
+        if root == 0 {
+            return Ok(Sample {
+                sched: None,
+                exit_kind: None,
+            });
+        }
+        let sched = Kva(root);
+        Ok(Sample {
+            sched: Some(sched),
+            exit_kind: self.exit_kind_of(sched),
+        })
+    }
+
+    /// `exit_kind` of the `scx_sched` at `sched` (translation cached for the last one).
+    pub fn exit_kind_of(&mut self, sched: Kva) -> Option<u32> {
+        let stale = !matches!(&self.cached, Some((k, _)) if *k == sched);
+        if stale {
+            let gpa = match sched.checked_add(self.trigger.exit_kind_offset) {
+                Some(kva) => (self.translate)(kva),
+                None => Err(MemError::Overflow {
+                    addr: sched.0,
+                    len: self.trigger.exit_kind_offset as usize,
+                }),
+            };
+            self.cached = Some((sched, gpa));
+        }
+        match &self.cached {
+            Some((_, Ok(gpa))) => read_u32(&self.ram, *gpa).ok(),
+            _ => None,
+        }
+    }
+}
+
+fn mem_err(gpa: Gpa, len: usize) -> MemError {
+    MemError::Unmapped { gpa, len }
+}
+
+fn read_u64(ram: &GuestRam, gpa: Gpa) -> Result<u64, MemError> {
+    let addr = GuestAddress(gpa.0);
+    if gpa.0.is_multiple_of(8) {
+        // One atomic load: the guest may be storing the pointer right now.
+        ram.load::<u64>(addr, Ordering::Acquire)
+            .map_err(|_| mem_err(gpa, 8))
+    } else {
+        ram.read_obj::<u64>(addr).map_err(|_| mem_err(gpa, 8))
+    }
+}
+
+fn read_u32(ram: &GuestRam, gpa: Gpa) -> Result<u32, MemError> {
+    let addr = GuestAddress(gpa.0);
+    if gpa.0.is_multiple_of(4) {
+        ram.load::<u32>(addr, Ordering::Acquire)
+            .map_err(|_| mem_err(gpa, 4))
+    } else {
+        ram.read_obj::<u32>(addr).map_err(|_| mem_err(gpa, 4))
+    }
+}
+
+/// How to watch.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Pause between polls (default 100 µs: well above 1 kHz with the read cost).
+    pub period: Duration,
+    /// Give up after this long (default: never).
+    pub timeout: Option<Duration>,
+    /// Bound on the freeze once triggered.
+    pub freeze_timeout: Duration,
+    /// Set it to end the watch from another thread (e.g. when the guest exited).
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            period: Duration::from_micros(100),
+            timeout: None,
+            freeze_timeout: Duration::from_secs(10),
+            stop: None,
+        }
+    }
+}
+
+/// Poll statistics, to check the rate held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WatchStats {
+    pub polls: u64,
+    /// From the first poll to the last.
+    pub watched: Duration,
+    /// The longest interval between two consecutive polls.
+    pub max_gap: Duration,
+    /// Polls whose `scx_root` read failed.
+    pub read_errors: u64,
+}
+
+impl WatchStats {
+    /// Average polls per second.
+    pub fn rate_hz(&self) -> f64 {
+        let s = self.watched.as_secs_f64();
+        if s > 0.0 { self.polls as f64 / s } else { 0.0 }
+    }
+}
+
+/// A trigger that fired and the freeze that followed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Triggered {
+    /// The `exit_kind` seen by the poll that triggered.
+    pub exit_kind: u32,
+    /// The `scx_sched` it was read from.
+    pub sched: Kva,
+    /// True when the flip was found on the `scx_sched` that `scx_root` had just stopped
+    /// pointing at (the kernel already unpublished it).
+    pub root_cleared: bool,
+    /// From the poll that saw the flip to QEMU/KVM reporting every vCPU stopped.
+    pub flip_to_frozen: Duration,
+    pub freeze: FreezeOutcome,
+    /// `scx_root` and `exit_kind` re-read while frozen.
+    pub at_freeze: Option<Sample>,
+    pub stats: WatchStats,
+}
+
+/// How a watch ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchOutcome {
+    Triggered(Box<Triggered>),
+    TimedOut(WatchStats),
+    Stopped(WatchStats),
+}
+
+/// Polls until `exit_kind >= trigger.threshold`, then freezes `engine` and returns the
+/// record. The guest is left frozen on `Triggered` (the caller captures, then thaws).
+pub fn watch_exit_kind<E, T>(
+    engine: &mut E,
+    trigger: ExitKindTrigger,
+    translate: T,
+    opts: &WatchOptions,
+) -> Result<WatchOutcome, WatchError>
+where
+    E: Engine + ?Sized,
+    T: FnMut(Kva) -> Result<Gpa, MemError>,
+{
+    let mut reader = ExitKindReader::new(engine.guest_ram(), trigger, translate)?;
+    let start = Instant::now();
+    let mut stats = WatchStats::default();
+    let mut last_poll = start;
+    let mut last_sched: Option<Kva> = None;
+    loop {
+        let now = Instant::now();
+        if stats.polls > 0 {
+            stats.max_gap = stats.max_gap.max(now - last_poll);
+        }
+        last_poll = now;
+        stats.polls += 1;
+        stats.watched = now - start;
+        let hit = match reader.sample() {
+            Ok(Sample {
+                sched: Some(sched),
+                exit_kind: Some(kind),
+            }) if kind >= trigger.threshold => Some((sched, kind, false)),
+            Ok(Sample { sched: None, .. }) => {
+                // scx_root went NULL since the last poll: if that scheduler failed,
+                // its exit_kind was set before it was unpublished.
+                let prev = last_sched.take();
+                prev.and_then(|s| {
+                    reader
+                        .exit_kind_of(s)
+                        .filter(|k| *k >= trigger.threshold)
+                        .map(|k| (s, k, true))
+                })
+            }
+            Ok(s) => {
+                last_sched = s.sched;
+                None
+            }
+            Err(_) => {
+                stats.read_errors += 1;
+                None
+            }
+        };
+        if let Some((sched, exit_kind, root_cleared)) = hit {
+            // `now` is when the triggering poll read guest RAM; `freeze.elapsed` runs
+            // from the freeze request to every vCPU stopped (register capture, which
+            // comes after, is not part of the latency).
+            let before_freeze = Instant::now();
+            let freeze = engine
+                .freeze(opts.freeze_timeout)
+                .map_err(WatchError::Freeze)?;
+            let flip_to_frozen = (before_freeze - now) + freeze.elapsed;
+            let at_freeze = reader.sample().ok();
+            return Ok(WatchOutcome::Triggered(Box::new(Triggered {
+                exit_kind,
+                sched,
+                root_cleared,
+                flip_to_frozen,
+                freeze,
+                at_freeze,
+                stats,
+            })));
+        }
+        if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Ok(WatchOutcome::Stopped(stats));
+        }
+        if opts.timeout.is_some_and(|t| now - start >= t) {
+            return Ok(WatchOutcome::TimedOut(stats));
+        }
+        std::thread::sleep(opts.period);
+    }
+}
