@@ -18,4 +18,15 @@ pub enum MemError {
     /// Address arithmetic overflowed (a garbage pointer plus an offset).
     #[error("address overflow at {addr:#x} + {len}")]
     Overflow { addr: u64, len: usize },
+    /// A count or length read from the guest exceeds the caller's cap.
+    #[error("{kva}: {count} items exceed the cap of {cap}")]
+    TooLarge { kva: Kva, count: u64, cap: usize },
+    /// Reading `kva` failed because its translation failed at a physical read
+    /// (a page table outside guest RAM, or the page itself in a hole).
+    #[error("{kva}: {source}")]
+    At {
+        kva: Kva,
+        #[source]
+        source: Box<MemError>,
+    },
 }

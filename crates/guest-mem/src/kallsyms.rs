@@ -1,0 +1,292 @@
+//! Decoding the kernel's compressed kallsyms tables out of guest memory.
+//!
+//! Layout (facts from the kernel's `scripts/kallsyms.c`): `kallsyms_names` is a
+//! sequence of entries, each a length (one byte, or two when the first has bit 7
+//! set: `(b0 & 0x7f) | b1 << 7`) followed by that many token numbers; token `t`
+//! expands to the NUL-terminated string at `kallsyms_token_table +
+//! kallsyms_token_index[t]`. The first expanded character is the symbol type.
+//! Addresses come in three generations, see [`KallsymsAddrs`].
+
+use crate::symbols::{MAX_NAME_LEN, MAX_SYMBOLS, SymbolError, SymbolTable, SymbolTableBuilder};
+use crate::vmcoreinfo::VmcoreInfo;
+use crate::{Kva, KvaRead, MemError};
+
+/// How symbol addresses are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KallsymsAddrs {
+    /// `kallsyms_addresses[i]`: absolute 64-bit addresses (old kernels).
+    Absolute { addresses: Kva },
+    /// `kallsyms_offsets[i]` relative to the value of `kallsyms_relative_base`
+    /// (before 6.15-ish). With `KALLSYMS_ABSOLUTE_PERCPU` non-negative offsets are
+    /// absolute and negative ones are `base - 1 - off`; we detect that form by the
+    /// presence of negative offsets.
+    RelativeBase { offsets: Kva, relative_base: Kva },
+    /// `kallsyms_offsets[i]` is a signed offset from the entry's own address
+    /// (`&kallsyms_offsets[i] + off`), as in 7.x kernels.
+    PcRelative { offsets: Kva },
+}
+
+/// Where the kallsyms tables are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KallsymsLayout {
+    /// Address of `kallsyms_num_syms` (a `u32`).
+    pub num_syms: Kva,
+    pub names: Kva,
+    pub token_table: Kva,
+    pub token_index: Kva,
+    pub addrs: KallsymsAddrs,
+}
+
+impl KallsymsLayout {
+    /// The layout from VMCOREINFO's `SYMBOL(kallsyms_*)` lines (Linux ≥ 6.0).
+    pub fn from_vmcoreinfo(info: &VmcoreInfo) -> Option<KallsymsLayout> {
+        let s = |n: &str| info.symbol(n).map(Kva);
+        let addrs = if let Some(a) = s("kallsyms_addresses") {
+            KallsymsAddrs::Absolute { addresses: a }
+        } else if let Some(base) = s("kallsyms_relative_base") {
+            KallsymsAddrs::RelativeBase {
+                offsets: s("kallsyms_offsets")?,
+                relative_base: base,
+            }
+        } else {
+            KallsymsAddrs::PcRelative {
+                offsets: s("kallsyms_offsets")?,
+            }
+        };
+        Some(KallsymsLayout {
+            num_syms: s("kallsyms_num_syms")?,
+            names: s("kallsyms_names")?,
+            token_table: s("kallsyms_token_table")?,
+            token_index: s("kallsyms_token_index")?,
+            addrs,
+        })
+    }
+}
+
+/// Why kallsyms could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KallsymsError {
+    #[error("reading {what}: {source}")]
+    Read {
+        what: &'static str,
+        #[source]
+        source: MemError,
+    },
+    #[error("kallsyms_num_syms is {0}: not plausible (0 or more than {MAX_SYMBOLS})")]
+    BadCount(u64),
+    #[error("token {token} has no terminating NUL")]
+    BadToken { token: usize },
+    #[error("symbol {index}: {why}")]
+    BadName { index: usize, why: &'static str },
+    #[error(transparent)]
+    Symbols(#[from] SymbolError),
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// Sequential reader over guest memory that tolerates the end of mapped memory.
+struct Stream<'a, R: KvaRead + ?Sized> {
+    r: &'a R,
+    next: u64,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl<'a, R: KvaRead + ?Sized> Stream<'a, R> {
+    fn new(r: &'a R, at: Kva) -> Self {
+        Stream {
+            r,
+            next: at.0,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    fn refill(&mut self) -> Result<(), MemError> {
+        let mut len = CHUNK;
+        loop {
+            self.buf.resize(len, 0);
+            match self.r.read_kva(Kva(self.next), &mut self.buf) {
+                Ok(()) => break,
+                Err(e) if len == 1 => return Err(e),
+                Err(_) => len /= 2,
+            }
+        }
+        self.next = self.next.wrapping_add(len as u64);
+        self.pos = 0;
+        Ok(())
+    }
+
+    fn byte(&mut self) -> Result<u8, MemError> {
+        if self.pos == self.buf.len() {
+            self.refill()?;
+        }
+        let b = self.buf[self.pos];
+        self.pos += 1;
+        Ok(b)
+    }
+}
+
+/// Reads up to `max` bytes at `at`, fewer when memory ends before.
+fn read_upto<R: KvaRead + ?Sized>(r: &R, at: Kva, max: usize) -> Result<Vec<u8>, MemError> {
+    let mut len = max;
+    loop {
+        let mut v = vec![0u8; len];
+        match r.read_kva(at, &mut v) {
+            Ok(()) => return Ok(v),
+            Err(e) if len <= 1 => return Err(e),
+            Err(_) => len /= 2,
+        }
+    }
+}
+
+fn read_u32<R: KvaRead + ?Sized>(r: &R, at: Kva) -> Result<u32, MemError> {
+    let mut b = [0u8; 4];
+    r.read_kva(at, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+/// Decodes every symbol. Bounded: at most [`MAX_SYMBOLS`] symbols of at most
+/// [`MAX_NAME_LEN`] bytes; every table read is checked.
+pub fn decode<R: KvaRead + ?Sized>(
+    r: &R,
+    layout: &KallsymsLayout,
+) -> Result<SymbolTable, KallsymsError> {
+    let rd = |what| move |source| KallsymsError::Read { what, source };
+    let n = read_u32(r, layout.num_syms).map_err(rd("kallsyms_num_syms"))? as usize;
+    if n == 0 || n > MAX_SYMBOLS {
+        return Err(KallsymsError::BadCount(n as u64));
+    }
+
+    // Token expansions.
+    let mut idx_bytes = [0u8; 512];
+    r.read_kva(layout.token_index, &mut idx_bytes)
+        .map_err(rd("kallsyms_token_index"))?;
+    let index: Vec<usize> = idx_bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
+        .collect();
+    let max_idx = index.iter().copied().max().unwrap_or(0);
+    let table =
+        read_upto(r, layout.token_table, max_idx + 256).map_err(rd("kallsyms_token_table"))?;
+    let mut tokens: Vec<&[u8]> = Vec::with_capacity(256);
+    for (t, &i) in index.iter().enumerate() {
+        let rest = table.get(i..).ok_or(KallsymsError::BadToken { token: t })?;
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(KallsymsError::BadToken { token: t })?;
+        tokens.push(&rest[..end]);
+    }
+
+    let addrs = decode_addresses(r, &layout.addrs, n)?;
+
+    let mut out = SymbolTableBuilder::new();
+    let mut names = Stream::new(r, layout.names);
+    let mut name = Vec::with_capacity(64);
+    for (i, &addr) in addrs.iter().enumerate() {
+        let b0 = names.byte().map_err(rd("kallsyms_names"))?;
+        let len = if b0 & 0x80 != 0 {
+            let b1 = names.byte().map_err(rd("kallsyms_names"))?;
+            usize::from(b0 & 0x7f) | (usize::from(b1) << 7)
+        } else {
+            usize::from(b0)
+        };
+        if len == 0 {
+            return Err(KallsymsError::BadName {
+                index: i,
+                why: "zero-length entry",
+            });
+        }
+        name.clear();
+        for _ in 0..len {
+            let t = names.byte().map_err(rd("kallsyms_names"))?;
+            name.extend_from_slice(tokens[usize::from(t)]);
+            if name.len() > MAX_NAME_LEN + 1 {
+                return Err(KallsymsError::BadName {
+                    index: i,
+                    why: "longer than KSYM_NAME_LEN",
+                });
+            }
+        }
+        let Some((&kind, rest)) = name.split_first() else {
+            return Err(KallsymsError::BadName {
+                index: i,
+                why: "empty expansion",
+            });
+        };
+        let s = std::str::from_utf8(rest).map_err(|_| KallsymsError::BadName {
+            index: i,
+            why: "not UTF-8",
+        })?;
+        out.push(s, Kva(addr), kind as char)?;
+    }
+    Ok(out.build())
+}
+
+fn decode_addresses<R: KvaRead + ?Sized>(
+    r: &R,
+    addrs: &KallsymsAddrs,
+    n: usize,
+) -> Result<Vec<u64>, KallsymsError> {
+    let rd = |what| move |source| KallsymsError::Read { what, source };
+    match *addrs {
+        KallsymsAddrs::Absolute { addresses } => {
+            let mut b = vec![0u8; n * 8];
+            r.read_kva(addresses, &mut b)
+                .map_err(rd("kallsyms_addresses"))?;
+            Ok(b.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+                .collect())
+        }
+        KallsymsAddrs::RelativeBase {
+            offsets,
+            relative_base,
+        } => {
+            let offs = read_offsets(r, offsets, n)?;
+            let mut b = [0u8; 8];
+            r.read_kva(relative_base, &mut b)
+                .map_err(rd("kallsyms_relative_base"))?;
+            let base = u64::from_le_bytes(b);
+            let absolute_percpu = offs.iter().any(|&o| o < 0);
+            Ok(offs
+                .iter()
+                .map(|&o| {
+                    if !absolute_percpu {
+                        base.wrapping_add(u64::from(o as u32))
+                    } else if o >= 0 {
+                        o as u64
+                    } else {
+                        base.wrapping_sub(1).wrapping_sub(o as i64 as u64)
+                    }
+                })
+                .collect())
+        }
+        KallsymsAddrs::PcRelative { offsets } => {
+            let offs = read_offsets(r, offsets, n)?;
+            Ok(offs
+                .iter()
+                .enumerate()
+                .map(|(i, &o)| {
+                    offsets
+                        .0
+                        .wrapping_add(4 * i as u64)
+                        .wrapping_add(o as i64 as u64)
+                })
+                .collect())
+        }
+    }
+}
+
+fn read_offsets<R: KvaRead + ?Sized>(r: &R, at: Kva, n: usize) -> Result<Vec<i32>, KallsymsError> {
+    let mut b = vec![0u8; n * 4];
+    r.read_kva(at, &mut b)
+        .map_err(|source| KallsymsError::Read {
+            what: "kallsyms_offsets",
+            source,
+        })?;
+    Ok(b.chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}

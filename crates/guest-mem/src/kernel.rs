@@ -1,0 +1,479 @@
+//! `Kernel`: a guest kernel's address space and symbols over guest-physical memory.
+//!
+//! Built from memory alone: VMCOREINFO (given, from a vmcore note, or found by
+//! scanning RAM) gives `phys_base`, the KASLR offset, the paging depth and the
+//! kallsyms tables' addresses; kallsyms decoded from the kernel image gives every
+//! symbol; `page_offset_base` read from the guest gives the direct map.
+//!
+//! Translation order: the direct map (`page_offset_base`, linear), the kernel image
+//! (`__START_KERNEL_map` + `phys_base`, linear), then a page-table walk from the
+//! root (CR3) with a small per-`Kernel` cache of 4 KiB translations.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use crate::kallsyms::{self, KallsymsError, KallsymsLayout};
+use crate::phys::PhysMem;
+use crate::read::KvaReadExt;
+use crate::symbols::{NearestSymbol, SymbolTable};
+use crate::vmcoreinfo::{VmcoreInfo, scan_vmcoreinfo};
+use crate::x86::layout::{KERNEL_IMAGE_SIZE, START_KERNEL_MAP, default_page_offset, max_physmem};
+use crate::x86::paging::{PTE_ADDR_MASK, PagingMode, walk};
+use crate::{CpuRegs, Gpa, Kva, KvaRead, MemError, PhysRead};
+
+/// Most CPUs whose per-CPU offsets are read (`NR_CPUS` of distribution kernels).
+pub const MAX_CPUS: usize = 8192;
+
+/// What is known about the guest before looking at its memory. Everything is
+/// optional: with nothing given, VMCOREINFO is found by scanning RAM, symbols are
+/// decoded from kallsyms and page tables start at `init_top_pgt`.
+#[derive(Debug, Clone, Default)]
+pub struct KernelOptions {
+    /// VMCOREINFO, when already known (a vmcore's note).
+    pub vmcoreinfo: Option<VmcoreInfo>,
+    /// Page-table root to walk (a CR3 value). Default: `init_top_pgt`, which maps
+    /// every kernel address; a vCPU's CR3 may be a user page table under PTI.
+    pub cr3: Option<Gpa>,
+    /// Registers of each vCPU (engines' freeze, vmcore notes). Used for the paging
+    /// depth (`CR4.LA57`) and as the last-resort page-table root.
+    pub cpus: Vec<CpuRegs>,
+    /// A System.map (link-time addresses; shifted by KERNELOFFSET here) used
+    /// instead of decoding kallsyms.
+    pub system_map: Option<SymbolTable>,
+    /// Force the paging depth instead of taking it from VMCOREINFO/CR4.
+    pub paging: Option<PagingMode>,
+}
+
+/// Why a [`Kernel`] could not be set up, or a kernel-level lookup failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KernelError {
+    #[error("no VMCOREINFO: not given, and none found in guest memory")]
+    NoVmcoreinfo,
+    #[error("VMCOREINFO lacks {0}")]
+    MissingKey(&'static str),
+    #[error("VMCOREINFO lists no kallsyms tables and no System.map was given")]
+    NoKallsyms,
+    #[error("decoding kallsyms: {0}")]
+    Kallsyms(#[from] KallsymsError),
+    #[error("symbol {0} not found")]
+    MissingSymbol(String),
+    #[error("CPU {cpu} does not exist (nr_cpu_ids {nr})")]
+    NoSuchCpu { cpu: usize, nr: usize },
+    #[error("reading {what}: {source}")]
+    Mem {
+        what: String,
+        #[source]
+        source: MemError,
+    },
+}
+
+const TLB_SIZE: usize = 512;
+const EMPTY: u64 = u64::MAX;
+
+/// Direct-mapped cache of 4 KiB translations: virtual page number → physical page.
+struct Tlb {
+    tags: Box<[Cell<u64>]>,
+    pages: Box<[Cell<u64>]>,
+}
+
+impl Tlb {
+    fn new() -> Tlb {
+        Tlb {
+            tags: (0..TLB_SIZE).map(|_| Cell::new(EMPTY)).collect(),
+            pages: (0..TLB_SIZE).map(|_| Cell::new(0)).collect(),
+        }
+    }
+
+    #[inline]
+    fn get(&self, vpn: u64) -> Option<u64> {
+        let i = (vpn as usize) % TLB_SIZE;
+        (self.tags[i].get() == vpn).then(|| self.pages[i].get())
+    }
+
+    #[inline]
+    fn put(&self, vpn: u64, page: u64) {
+        let i = (vpn as usize) % TLB_SIZE;
+        self.tags[i].set(vpn);
+        self.pages[i].set(page);
+    }
+
+    fn flush(&self) {
+        for t in self.tags.iter() {
+            t.set(EMPTY);
+        }
+    }
+}
+
+/// A guest kernel's view of memory: translation, symbols, per-CPU data.
+///
+/// Implements [`KvaRead`] (and so every [`KvaReadExt`] helper) and [`PhysRead`].
+/// Cheap to clone (memory and symbols are shared); each clone has its own
+/// translation cache, so give each thread its own clone (`Kernel` is `Send`, not
+/// `Sync`).
+///
+/// On live memory the cache can go stale when the guest changes its page tables:
+/// call [`Kernel::flush_translation_cache`] after every thaw, or disable the cache
+/// with [`Kernel::set_translation_cache`]. Direct-map and kernel-image addresses
+/// never use the cache.
+pub struct Kernel {
+    mem: PhysMem,
+    info: Arc<VmcoreInfo>,
+    symbols: Arc<SymbolTable>,
+    cpus: Arc<[CpuRegs]>,
+    per_cpu: Arc<[u64]>,
+    mode: PagingMode,
+    root: Option<Gpa>,
+    phys_base: u64,
+    kaslr: u64,
+    page_offset: u64,
+    direct_len: u64,
+    image_len: u64,
+    tlb: Tlb,
+    cache: Cell<bool>,
+}
+
+impl Clone for Kernel {
+    fn clone(&self) -> Kernel {
+        Kernel {
+            mem: self.mem.clone(),
+            info: self.info.clone(),
+            symbols: self.symbols.clone(),
+            cpus: self.cpus.clone(),
+            per_cpu: self.per_cpu.clone(),
+            mode: self.mode,
+            root: self.root,
+            phys_base: self.phys_base,
+            kaslr: self.kaslr,
+            page_offset: self.page_offset,
+            direct_len: self.direct_len,
+            image_len: self.image_len,
+            tlb: Tlb::new(),
+            cache: Cell::new(self.cache.get()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("osrelease", &self.osrelease())
+            .field("mode", &self.mode)
+            .field("root", &self.root)
+            .field("phys_base", &format_args!("{:#x}", self.phys_base))
+            .field("kaslr", &format_args!("{:#x}", self.kaslr))
+            .field("page_offset", &format_args!("{:#x}", self.page_offset))
+            .field("symbols", &self.symbols.len())
+            .field("cpus", &self.per_cpu.len())
+            .finish()
+    }
+}
+
+impl Kernel {
+    /// Finds the kernel in `mem`. See [`KernelOptions`] for what can be given.
+    pub fn new(mem: PhysMem, opts: KernelOptions) -> Result<Kernel, KernelError> {
+        let info = match opts.vmcoreinfo {
+            Some(i) => i,
+            None => scan_vmcoreinfo(&mem).ok_or(KernelError::NoVmcoreinfo)?.info,
+        };
+        let mode = opts.paging.unwrap_or_else(|| {
+            match info.pgtable_l5_enabled() {
+                Some(true) => PagingMode::Level5,
+                Some(false) => PagingMode::Level4,
+                // CR4.LA57 is bit 12.
+                None if opts.cpus.first().is_some_and(|c| c.cr4 & (1 << 12) != 0) => {
+                    PagingMode::Level5
+                }
+                None => PagingMode::Level4,
+            }
+        });
+        let phys_base = info
+            .phys_base()
+            .ok_or(KernelError::MissingKey("NUMBER(phys_base)"))? as u64;
+        let kaslr = info.kernel_offset().unwrap_or(0);
+        let mut k = Kernel {
+            mem,
+            info: Arc::new(info),
+            symbols: Arc::new(SymbolTable::default()),
+            cpus: opts.cpus.into(),
+            per_cpu: Arc::new([]),
+            mode,
+            root: None,
+            phys_base,
+            kaslr,
+            page_offset: 0,
+            direct_len: 0,
+            image_len: KERNEL_IMAGE_SIZE,
+            tlb: Tlb::new(),
+            cache: Cell::new(true),
+        };
+        // The image mapping works now (phys_base); use it to find the page tables.
+        k.root = match opts.cr3 {
+            Some(cr3) => Some(Gpa(cr3.0 & PTE_ADDR_MASK)),
+            None => k
+                .info
+                .symbol("init_top_pgt")
+                .or_else(|| k.info.symbol("swapper_pg_dir"))
+                .and_then(|s| k.translate(Kva(s)).ok())
+                .or_else(|| k.cpus.first().map(|c| Gpa(c.cr3 & PTE_ADDR_MASK))),
+        };
+        let symbols = match opts.system_map {
+            Some(map) => map.shifted(kaslr),
+            None => {
+                let layout =
+                    KallsymsLayout::from_vmcoreinfo(&k.info).ok_or(KernelError::NoKallsyms)?;
+                kallsyms::decode(&k, &layout)?
+            }
+        };
+        k.symbols = Arc::new(symbols);
+        if let Some(end) = k.symbols.lookup("_end")
+            && end.0 > START_KERNEL_MAP
+        {
+            // Only the image is mapped there; round up to the 2 MiB pages it uses.
+            k.image_len = (end.0 - START_KERNEL_MAP)
+                .div_ceil(2 << 20)
+                .saturating_mul(2 << 20)
+                .min(KERNEL_IMAGE_SIZE);
+        }
+        k.page_offset = match k.symbols.lookup("page_offset_base") {
+            Some(sym) => {
+                let v = k.read_u64(sym).map_err(|source| KernelError::Mem {
+                    what: "page_offset_base".into(),
+                    source,
+                })?;
+                // The direct map base is PUD (1 GiB) aligned and in the upper half.
+                if v & ((1 << 30) - 1) != 0 || !mode.is_canonical(Kva(v)) || (v as i64) >= 0 {
+                    return Err(KernelError::Mem {
+                        what: "page_offset_base".into(),
+                        source: MemError::Untranslatable {
+                            kva: Kva(v),
+                            why: "implausible page_offset_base",
+                        },
+                    });
+                }
+                v
+            }
+            None => default_page_offset(mode),
+        };
+        k.direct_len = max_physmem(mode);
+        k.per_cpu = Arc::from(k.read_per_cpu_offsets());
+        Ok(k)
+    }
+
+    /// `nr_cpu_ids` entries of `__per_cpu_offset` (empty when either symbol is
+    /// missing or unreadable: a uniprocessor kernel, or garbage).
+    fn read_per_cpu_offsets(&self) -> Vec<u64> {
+        let (Some(nr), Some(arr)) = (
+            self.symbols.lookup("nr_cpu_ids"),
+            self.symbols.lookup("__per_cpu_offset"),
+        ) else {
+            return Vec::new();
+        };
+        let Ok(n) = self.read_u32(nr) else {
+            return Vec::new();
+        };
+        self.read_array::<u64>(arr, u64::from(n), MAX_CPUS)
+            .unwrap_or_default()
+    }
+
+    /// The guest-physical memory underneath.
+    pub fn phys(&self) -> &PhysMem {
+        &self.mem
+    }
+
+    /// The VMCOREINFO in use.
+    pub fn vmcoreinfo(&self) -> &VmcoreInfo {
+        &self.info
+    }
+
+    /// `OSRELEASE`.
+    pub fn osrelease(&self) -> &str {
+        self.info.osrelease().unwrap_or("")
+    }
+
+    /// The symbol table.
+    pub fn symbols(&self) -> &SymbolTable {
+        &self.symbols
+    }
+
+    /// The address of symbol `name`.
+    pub fn symbol(&self, name: &str) -> Option<Kva> {
+        self.symbols.lookup(name)
+    }
+
+    /// The address of symbol `name`, or [`KernelError::MissingSymbol`].
+    pub fn require_symbol(&self, name: &str) -> Result<Kva, KernelError> {
+        self.symbol(name)
+            .ok_or_else(|| KernelError::MissingSymbol(name.to_string()))
+    }
+
+    /// The symbol containing `kva` and the offset into it.
+    pub fn nearest_symbol(&self, kva: Kva) -> Option<NearestSymbol<'_>> {
+        self.symbols.nearest(kva)
+    }
+
+    /// Registers of each vCPU, as given.
+    pub fn cpus(&self) -> &[CpuRegs] {
+        &self.cpus
+    }
+
+    /// Paging depth.
+    pub fn paging_mode(&self) -> PagingMode {
+        self.mode
+    }
+
+    /// The page-table root walks start from.
+    pub fn page_table_root(&self) -> Option<Gpa> {
+        self.root
+    }
+
+    /// `phys_base` (as two's complement when negative).
+    pub fn phys_base(&self) -> u64 {
+        self.phys_base
+    }
+
+    /// KASLR offset of the kernel image (`KERNELOFFSET`).
+    pub fn kaslr_offset(&self) -> u64 {
+        self.kaslr
+    }
+
+    /// Base of the direct map.
+    pub fn page_offset_base(&self) -> u64 {
+        self.page_offset
+    }
+
+    /// `nr_cpu_ids` (0 when the kernel's per-CPU offsets could not be read).
+    pub fn nr_cpu_ids(&self) -> usize {
+        self.per_cpu.len()
+    }
+
+    /// `__per_cpu_offset[cpu]`.
+    pub fn per_cpu_offset(&self, cpu: usize) -> Result<u64, KernelError> {
+        self.per_cpu
+            .get(cpu)
+            .copied()
+            .ok_or(KernelError::NoSuchCpu {
+                cpu,
+                nr: self.per_cpu.len(),
+            })
+    }
+
+    /// The address of per-CPU variable `sym` (its symbol address) on `cpu`.
+    pub fn per_cpu_addr(&self, sym: Kva, cpu: usize) -> Result<Kva, KernelError> {
+        Ok(Kva(sym.0.wrapping_add(self.per_cpu_offset(cpu)?)))
+    }
+
+    /// The address of the per-CPU variable named `name` on `cpu`.
+    pub fn per_cpu_symbol(&self, name: &str, cpu: usize) -> Result<Kva, KernelError> {
+        self.per_cpu_addr(self.require_symbol(name)?, cpu)
+    }
+
+    /// The same kernel walking page tables from another root (e.g. a task's
+    /// `mm->pgd` translated to a GPA).
+    pub fn with_page_table_root(&self, cr3: Gpa) -> Kernel {
+        let mut k = self.clone();
+        k.root = Some(Gpa(cr3.0 & PTE_ADDR_MASK));
+        k
+    }
+
+    /// Enables or disables the page-walk cache (disable for live memory whose page
+    /// tables may change between reads).
+    pub fn set_translation_cache(&self, enabled: bool) {
+        self.cache.set(enabled);
+        self.tlb.flush();
+    }
+
+    /// Forgets cached page walks (after a thaw).
+    pub fn flush_translation_cache(&self) {
+        self.tlb.flush();
+    }
+
+    /// Translates `kva` to a guest-physical address.
+    #[inline]
+    pub fn translate(&self, kva: Kva) -> Result<Gpa, MemError> {
+        self.translate_span(kva).map(|(g, _)| g)
+    }
+
+    /// Translates `kva` and says how many bytes from it are physically contiguous.
+    #[inline]
+    fn translate_span(&self, kva: Kva) -> Result<(Gpa, u64), MemError> {
+        let a = kva.0;
+        let d = a.wrapping_sub(self.page_offset);
+        if d < self.direct_len {
+            return Ok((Gpa(d), self.direct_len - d));
+        }
+        let i = a.wrapping_sub(START_KERNEL_MAP);
+        if i < self.image_len {
+            return Ok((Gpa(i.wrapping_add(self.phys_base)), self.image_len - i));
+        }
+        let vpn = a >> 12;
+        let in_page = a & 0xfff;
+        if self.cache.get()
+            && let Some(page) = self.tlb.get(vpn)
+        {
+            return Ok((Gpa(page | in_page), 4096 - in_page));
+        }
+        let root = self.root.ok_or(MemError::Untranslatable {
+            kva,
+            why: "no page-table root known",
+        })?;
+        let t = walk(&self.mem, root, self.mode, kva).map_err(|e| at(kva, e))?;
+        if self.cache.get() {
+            self.tlb.put(vpn, t.gpa.0 & !0xfff);
+        }
+        Ok((t.gpa, 4096 - in_page))
+    }
+
+    /// Reads `buf.len()` bytes of whole pages or any range (bulk copy; crosses
+    /// pages and translations as needed). Same as [`KvaRead::read_kva`].
+    pub fn read_pages(&self, kva: Kva, buf: &mut [u8]) -> Result<(), MemError> {
+        self.read_kva(kva, buf)
+    }
+
+    /// One aligned `u64` read with a single load (untorn on live memory).
+    #[inline]
+    pub fn read_u64(&self, kva: Kva) -> Result<u64, MemError> {
+        let (gpa, span) = self.translate_span(kva)?;
+        if span >= 8 {
+            self.mem.read_u64(gpa).map_err(|e| at(kva, e))
+        } else {
+            <Self as KvaReadExt>::read_u64(self, kva)
+        }
+    }
+}
+
+/// Attaches the virtual address to a physical failure.
+fn at(kva: Kva, e: MemError) -> MemError {
+    match e {
+        MemError::Unmapped { .. } | MemError::Overflow { .. } => MemError::At {
+            kva,
+            source: Box::new(e),
+        },
+        other => other,
+    }
+}
+
+impl KvaRead for Kernel {
+    fn read_kva(&self, kva: Kva, buf: &mut [u8]) -> Result<(), MemError> {
+        let len = buf.len();
+        let mut done = 0usize;
+        while done < len {
+            let here = kva
+                .checked_add(done as u64)
+                .ok_or(MemError::Overflow { addr: kva.0, len })?;
+            let (gpa, span) = self.translate_span(here)?;
+            let n = (len - done).min(usize::try_from(span).unwrap_or(usize::MAX));
+            self.mem
+                .read_phys(gpa, &mut buf[done..done + n])
+                .map_err(|e| at(here, e))?;
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+impl PhysRead for Kernel {
+    fn read_phys(&self, gpa: Gpa, buf: &mut [u8]) -> Result<(), MemError> {
+        self.mem.read_phys(gpa, buf)
+    }
+}

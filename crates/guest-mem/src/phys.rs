@@ -1,0 +1,363 @@
+//! `PhysMem`: the one guest-physical memory shape every source turns into.
+//!
+//! Engines hand over a `vm_memory::GuestMemoryMmap` (in-process KVM RAM, or QEMU's
+//! shared RAM file mapped by [`crate::ramfile`]); vmcores map their file and point
+//! each `PT_LOAD` at its bytes. `PhysMem` keeps the owner of those mappings alive
+//! and answers reads with a short scan over sorted ranges and a volatile copy, so a
+//! read costs a few nanoseconds and never blocks.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use crate::copy::copy_volatile;
+use crate::{Gpa, MemError, PhysRead};
+
+/// One contiguous guest-physical range backed by host memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhysRange {
+    /// First guest-physical address.
+    pub start: Gpa,
+    /// Length in bytes (never 0).
+    pub len: u64,
+}
+
+impl PhysRange {
+    /// One past the last address.
+    pub fn end(&self) -> u64 {
+        self.start.0 + self.len
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mapped {
+    start: u64,
+    end: u64,
+    host: *const u8,
+}
+
+/// Whether the bytes behind a [`PhysMem`] can change while it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Volatility {
+    /// A running (or thawable) guest writes this memory: reads use volatile loads.
+    Live,
+    /// A vmcore or a private copy: nothing writes it, plain copies are fine.
+    Stable,
+}
+
+/// Guest-physical memory made of sorted, non-overlapping host-backed ranges.
+///
+/// Cloning is cheap (the owner of the mappings is reference counted). Reads of a
+/// hole, or past the last range, fail with [`MemError::Unmapped`] naming the first
+/// byte that is not backed; they never return zeros.
+#[derive(Clone)]
+pub struct PhysMem {
+    ranges: Arc<[Mapped]>,
+    volatility: Volatility,
+    _owner: Arc<dyn Any + Send + Sync>,
+}
+
+// SAFETY: the raw host pointers point into mappings owned by `_owner` (kept alive as
+// long as any clone exists) and are only read through `copy_volatile`/`copy`, which
+// is sound from any thread: nothing here writes through them.
+unsafe impl Send for PhysMem {}
+// SAFETY: see `Send`; `PhysMem` has no interior mutability.
+unsafe impl Sync for PhysMem {}
+
+impl std::fmt::Debug for PhysMem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhysMem")
+            .field("ranges", &self.ranges())
+            .field("volatility", &self.volatility)
+            .finish()
+    }
+}
+
+/// Why a [`PhysMem`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PhysMemError {
+    #[error("no memory ranges")]
+    Empty,
+    #[error("range at gpa {start:#x} (+{len:#x}) overflows the address space")]
+    Overflow { start: u64, len: u64 },
+    #[error("range at gpa {start:#x} overlaps the previous range")]
+    Overlap { start: u64 },
+    #[error("range at gpa {start:#x} (+{len:#x}) lies outside its backing buffer")]
+    OutOfBacking { start: u64, len: u64 },
+}
+
+impl PhysMem {
+    /// Wraps an engine's guest RAM without copying. The result is [`Volatility::Live`]
+    /// and keeps `mem`'s regions mapped for as long as it (or a clone) lives.
+    pub fn from_guest_memory(mem: &GuestMemoryMmap) -> Result<PhysMem, PhysMemError> {
+        let mut ranges = Vec::new();
+        for r in mem.iter() {
+            let len = r.len();
+            if len == 0 {
+                continue;
+            }
+            let start = r.start_addr().0;
+            start
+                .checked_add(len)
+                .ok_or(PhysMemError::Overflow { start, len })?;
+            ranges.push(Mapped {
+                start,
+                end: start + len,
+                host: r.as_ptr() as *const u8,
+            });
+        }
+        Self::build(ranges, Volatility::Live, Arc::new(mem.clone()))
+    }
+
+    /// Builds memory from owned buffers: `(gpa, bytes)` each. Used by tests, fuzzing,
+    /// and anything that has guest RAM in a `Vec`. The result is [`Volatility::Stable`].
+    pub fn from_buffers(buffers: Vec<(Gpa, Vec<u8>)>) -> Result<PhysMem, PhysMemError> {
+        let mut ranges = Vec::new();
+        for (gpa, b) in &buffers {
+            if b.is_empty() {
+                continue;
+            }
+            let len = b.len() as u64;
+            gpa.0
+                .checked_add(len)
+                .ok_or(PhysMemError::Overflow { start: gpa.0, len })?;
+            ranges.push(Mapped {
+                start: gpa.0,
+                end: gpa.0 + len,
+                host: b.as_ptr(),
+            });
+        }
+        // Moving the Vec of Vecs does not move their heap buffers.
+        Self::build(ranges, Volatility::Stable, Arc::new(buffers))
+    }
+
+    /// Builds memory from ranges inside one backing byte slice owned by `owner`
+    /// (a file mapping, a `Vec`): `(gpa, offset into backing, len)` each.
+    ///
+    /// `backing` must stay valid and unmoved for as long as `owner` lives; it is
+    /// usually memory that `owner` itself holds (checked: every range lies inside).
+    pub(crate) fn from_backing(
+        backing: &[u8],
+        parts: &[(Gpa, u64, u64)],
+        volatility: Volatility,
+        owner: Arc<dyn Any + Send + Sync>,
+    ) -> Result<PhysMem, PhysMemError> {
+        let mut ranges = Vec::new();
+        for &(gpa, off, len) in parts {
+            if len == 0 {
+                continue;
+            }
+            let end_off = off
+                .checked_add(len)
+                .filter(|&e| e <= backing.len() as u64)
+                .ok_or(PhysMemError::OutOfBacking { start: gpa.0, len })?;
+            let _ = end_off;
+            gpa.0
+                .checked_add(len)
+                .ok_or(PhysMemError::Overflow { start: gpa.0, len })?;
+            ranges.push(Mapped {
+                start: gpa.0,
+                end: gpa.0 + len,
+                // In bounds: checked above.
+                host: backing[off as usize..].as_ptr(),
+            });
+        }
+        Self::build(ranges, volatility, owner)
+    }
+
+    fn build(
+        mut ranges: Vec<Mapped>,
+        volatility: Volatility,
+        owner: Arc<dyn Any + Send + Sync>,
+    ) -> Result<PhysMem, PhysMemError> {
+        if ranges.is_empty() {
+            return Err(PhysMemError::Empty);
+        }
+        ranges.sort_by_key(|r| r.start);
+        for w in ranges.windows(2) {
+            if w[1].start < w[0].end {
+                return Err(PhysMemError::Overlap { start: w[1].start });
+            }
+        }
+        Ok(PhysMem {
+            ranges: ranges.into(),
+            volatility,
+            _owner: owner,
+        })
+    }
+
+    /// The backed ranges, sorted by address.
+    pub fn ranges(&self) -> Vec<PhysRange> {
+        self.ranges
+            .iter()
+            .map(|m| PhysRange {
+                start: Gpa(m.start),
+                len: m.end - m.start,
+            })
+            .collect()
+    }
+
+    /// Whether reads use volatile loads.
+    pub fn volatility(&self) -> Volatility {
+        self.volatility
+    }
+
+    /// Total backed bytes.
+    pub fn total_len(&self) -> u64 {
+        self.ranges.iter().map(|m| m.end - m.start).sum()
+    }
+
+    #[inline]
+    fn find(&self, gpa: u64) -> Option<&Mapped> {
+        // Guests have a handful of ranges (below/above 4 GiB, a few vmcore segments):
+        // a linear scan beats a binary search there; fall back for many ranges.
+        if self.ranges.len() <= 8 {
+            self.ranges.iter().find(|m| gpa >= m.start && gpa < m.end)
+        } else {
+            let i = self.ranges.partition_point(|m| m.end <= gpa);
+            self.ranges.get(i).filter(|m| gpa >= m.start)
+        }
+    }
+
+    /// A host pointer to `len` contiguous bytes at `gpa`, when they lie in one range.
+    ///
+    /// Used for bulk reads; the pointer is valid while `self` lives.
+    #[inline]
+    fn contiguous(&self, gpa: u64, len: usize) -> Option<*const u8> {
+        let m = self.find(gpa)?;
+        if (m.end - gpa) < len as u64 {
+            return None;
+        }
+        // In bounds: gpa in [start, end) and len fits before end.
+        Some(m.host.wrapping_add((gpa - m.start) as usize))
+    }
+
+    #[inline]
+    fn copy_from(&self, dst: &mut [u8], src: *const u8) {
+        match self.volatility {
+            // SAFETY: `src..src+len` lies inside a mapping kept alive by `_owner`.
+            Volatility::Live => unsafe { copy_volatile(dst, src) },
+            // SAFETY: as above; nothing writes Stable memory, so a plain copy is race-free.
+            Volatility::Stable => unsafe {
+                std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len())
+            },
+        }
+    }
+
+    /// Reads one aligned `u64` with a single load (untorn even on live memory).
+    /// Unaligned or range-crossing addresses fall back to a byte copy.
+    #[inline]
+    pub fn read_u64(&self, gpa: Gpa) -> Result<u64, MemError> {
+        if gpa.0 & 7 == 0
+            && let Some(p) = self.contiguous(gpa.0, 8)
+        {
+            // SAFETY: 8 readable, 8-aligned bytes (host mappings are page aligned and
+            // vmcore segments are read through `read_phys` when they are not).
+            if (p as usize) & 7 == 0 {
+                return Ok(unsafe { std::ptr::read_volatile(p as *const u64) });
+            }
+        }
+        let mut b = [0u8; 8];
+        self.read_phys(gpa, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+impl PhysRead for PhysMem {
+    #[inline]
+    fn read_phys(&self, gpa: Gpa, buf: &mut [u8]) -> Result<(), MemError> {
+        let len = buf.len();
+        if len == 0 {
+            return Ok(());
+        }
+        if let Some(p) = self.contiguous(gpa.0, len) {
+            self.copy_from(buf, p);
+            return Ok(());
+        }
+        gpa.0
+            .checked_add(len as u64)
+            .ok_or(MemError::Overflow { addr: gpa.0, len })?;
+        // Crosses ranges (or a hole): copy piece by piece, failing at the first gap.
+        let mut done = 0usize;
+        while done < len {
+            let at = gpa.0 + done as u64;
+            let m = self.find(at).ok_or(MemError::Unmapped {
+                gpa: Gpa(at),
+                len: len - done,
+            })?;
+            let n = ((m.end - at) as usize).min(len - done);
+            let src = m.host.wrapping_add((at - m.start) as usize);
+            self.copy_from(&mut buf[done..done + n], src);
+            done += n;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn read_phys_u64(&self, gpa: Gpa) -> Result<u64, MemError> {
+        self.read_u64(gpa)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_within_across_and_outside_ranges() {
+        let a: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
+        let b: Vec<u8> = (0..4096u32).map(|i| (i as u8) ^ 0xff).collect();
+        let m = PhysMem::from_buffers(vec![(Gpa(0x1000), a.clone()), (Gpa(0x2000), b.clone())])
+            .unwrap();
+        let mut buf = [0u8; 16];
+        m.read_phys(Gpa(0x1ff8), &mut buf).unwrap();
+        assert_eq!(&buf[..8], &a[4088..]);
+        assert_eq!(&buf[8..], &b[..8]);
+        assert_eq!(
+            m.read_phys(Gpa(0xff8), &mut buf),
+            Err(MemError::Unmapped {
+                gpa: Gpa(0xff8),
+                len: 16
+            })
+        );
+        assert_eq!(
+            m.read_phys(Gpa(0x2ff8), &mut buf),
+            Err(MemError::Unmapped {
+                gpa: Gpa(0x3000),
+                len: 8
+            })
+        );
+        assert_eq!(
+            m.read_u64(Gpa(0x2000)).unwrap(),
+            u64::from_le_bytes(b[..8].try_into().unwrap())
+        );
+        assert!(m.read_u64(Gpa(u64::MAX - 3)).is_err());
+    }
+
+    #[test]
+    fn overlapping_buffers_are_rejected() {
+        let e = PhysMem::from_buffers(vec![(Gpa(0), vec![0; 100]), (Gpa(50), vec![0; 10])]);
+        assert_eq!(e.unwrap_err(), PhysMemError::Overlap { start: 50 });
+    }
+
+    #[test]
+    fn wraps_guest_memory_mmap_live() {
+        use vm_memory::{Bytes, GuestAddress};
+        let gm = GuestMemoryMmap::<()>::from_ranges(&[
+            (GuestAddress(0), 0x10000),
+            (GuestAddress(0x100000), 0x1000),
+        ])
+        .unwrap();
+        gm.write_obj(0x1122334455667788u64, GuestAddress(0x100008))
+            .unwrap();
+        let m = PhysMem::from_guest_memory(&gm).unwrap();
+        assert_eq!(m.volatility(), Volatility::Live);
+        assert_eq!(m.read_u64(Gpa(0x100008)).unwrap(), 0x1122334455667788);
+        // A write after wrapping is seen: no copy was taken.
+        gm.write_obj(7u64, GuestAddress(0x100008)).unwrap();
+        assert_eq!(m.read_u64(Gpa(0x100008)).unwrap(), 7);
+        assert!(m.read_u64(Gpa(0x10000)).is_err());
+    }
+}
