@@ -1,0 +1,460 @@
+//! [`Btf`]: a loaded BTF (base, or split on top of a base) and type queries.
+
+use std::sync::Arc;
+
+use crate::error::{BtfError, Result};
+use crate::table::{EnumValue, Kind, Member, SecVar, Table, Ty, TypeId};
+
+/// Longest chain of typedefs/qualifiers (or nested arrays) followed before the type graph
+/// is declared malformed. Real kernels need fewer than 10; loops hit this bound.
+pub(crate) const MAX_CHAIN: usize = 64;
+
+/// A loaded BTF: a base (vmlinux, or a standalone BPF object's BTF) or a split BTF on top
+/// of a base (a kernel module, or a BPF object loaded with a base).
+///
+/// Cheap to clone (reference counted) and `Send + Sync`, so one load serves every walker.
+///
+/// # Choosing among types that share a name
+/// BTF may hold several types of one name (deduplication is not perfect, and a split BTF
+/// may redefine a base type). Lookups by name use one rule everywhere: the split part is
+/// searched before its base (a BPF object's own definition wins); within a part, complete
+/// definitions win over forward declarations, then the **lowest type id** wins. All
+/// candidates are available through [`Btf::ids_by_name`].
+#[derive(Clone)]
+pub struct Btf {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    /// Kept for bases only: `btf-rs` needs it to parse split BTF on top.
+    pub(crate) raw: Option<btf_rs::Btf>,
+    pub(crate) table: Table,
+    pub(crate) base: Option<Btf>,
+}
+
+impl std::fmt::Debug for Btf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Btf")
+            .field("first_id", &self.inner.table.first_id)
+            .field("types", &self.inner.table.types.len())
+            .field("split", &self.inner.base.is_some())
+            .finish()
+    }
+}
+
+impl Btf {
+    pub(crate) fn from_rs_base(raw: btf_rs::Btf) -> Result<Btf> {
+        let (first, last) = raw.base().type_id_range();
+        let table = Table::build(&raw, first, last)?;
+        Ok(Btf {
+            inner: Arc::new(Inner {
+                raw: Some(raw),
+                table,
+                base: None,
+            }),
+        })
+    }
+
+    pub(crate) fn from_rs_split(raw: btf_rs::Btf, base: &Btf) -> Result<Btf> {
+        let table = match raw.split() {
+            Some(split) => {
+                let (first, last) = split.type_id_range();
+                if first != base.inner.table.end_id() {
+                    return Err(BtfError::Format {
+                        what: "split BTF",
+                        detail: format!(
+                            "split starts at id {first}, base ends at {}",
+                            base.inner.table.end_id()
+                        ),
+                    });
+                }
+                // An empty split section has `last == first - 1`.
+                if last < first {
+                    Table {
+                        first_id: first,
+                        ..Table::default()
+                    }
+                } else {
+                    Table::build(&raw, first, last)?
+                }
+            }
+            None => {
+                return Err(BtfError::Format {
+                    what: "split BTF",
+                    detail: "parsed without a split section".into(),
+                });
+            }
+        };
+        Ok(Btf {
+            inner: Arc::new(Inner {
+                raw: None,
+                table,
+                base: Some(base.clone()),
+            }),
+        })
+    }
+
+    /// The base this split BTF sits on, if it is split.
+    pub fn base(&self) -> Option<&Btf> {
+        self.inner.base.as_ref()
+    }
+
+    /// One past the last type id (ids `0..type_count()` exist, base included).
+    pub fn type_count(&self) -> u32 {
+        self.inner.table.end_id()
+    }
+
+    pub(crate) fn table_of(&self, id: TypeId) -> Result<&Table> {
+        let t = &self.inner.table;
+        if id.0 >= t.first_id {
+            if id.0 < t.end_id() {
+                return Ok(t);
+            }
+            return Err(BtfError::NoSuchTypeId(id.0));
+        }
+        match &self.inner.base {
+            Some(b) => b.table_of(id),
+            None => Err(BtfError::NoSuchTypeId(id.0)),
+        }
+    }
+
+    pub(crate) fn ty(&self, id: TypeId) -> Result<&Ty> {
+        self.table_of(id)?
+            .get(id)
+            .ok_or(BtfError::NoSuchTypeId(id.0))
+    }
+
+    /// The kind and layout data of a type.
+    pub fn kind(&self, id: TypeId) -> Result<Kind> {
+        Ok(self.ty(id)?.kind)
+    }
+
+    /// The name of a type; empty for anonymous types.
+    pub fn name(&self, id: TypeId) -> Result<&str> {
+        Ok(&self.ty(id)?.name)
+    }
+
+    /// Members of a struct or union (`id` may be a typedef or qualified; it is stripped).
+    pub fn members(&self, id: TypeId) -> Result<&[Member]> {
+        let id = self.strip(id)?;
+        match self.kind(id)? {
+            Kind::Struct { members, .. } => Ok(self.table_of(id)?.members(members)),
+            k => Err(BtfError::BadPath {
+                path: self.display_name(id),
+                why: format!("is a {}, not a struct or union", k.describe()),
+            }),
+        }
+    }
+
+    /// Enumerators of an enum (`id` may be a typedef or qualified).
+    pub fn enum_values(&self, id: TypeId) -> Result<&[EnumValue]> {
+        let id = self.strip(id)?;
+        match self.kind(id)? {
+            Kind::Enum { values, .. } => Ok(self.table_of(id)?.enum_values(values)),
+            k => Err(BtfError::BadPath {
+                path: self.display_name(id),
+                why: format!("is a {}, not an enum", k.describe()),
+            }),
+        }
+    }
+
+    /// Variables of a data section.
+    pub fn datasec_vars(&self, id: TypeId) -> Result<&[SecVar]> {
+        match self.kind(id)? {
+            Kind::Datasec { vars, .. } => Ok(self.table_of(id)?.vars(vars)),
+            k => Err(BtfError::BadPath {
+                path: self.display_name(id),
+                why: format!("is a {}, not a data section", k.describe()),
+            }),
+        }
+    }
+
+    /// Follows typedefs, qualifiers and type tags to the underlying type.
+    pub fn strip(&self, mut id: TypeId) -> Result<TypeId> {
+        for _ in 0..MAX_CHAIN {
+            match self.kind(id)? {
+                Kind::Typedef { target }
+                | Kind::Qualifier { target, .. }
+                | Kind::DeclTag { target } => id = target,
+                _ => return Ok(id),
+            }
+        }
+        Err(BtfError::Malformed {
+            id: id.0,
+            why: "typedef/qualifier chain too long (a loop?)",
+        })
+    }
+
+    /// Size in bytes of a value of type `id`.
+    ///
+    /// Errors for types without a size (void, functions, forward declarations) and for sizes
+    /// that overflow 64 bits (corrupt array lengths).
+    pub fn size_of(&self, id: TypeId) -> Result<u64> {
+        let mut id = id;
+        let mut mult: u64 = 1;
+        for _ in 0..MAX_CHAIN {
+            id = self.strip(id)?;
+            let k = self.kind(id)?;
+            let unit = match k {
+                Kind::Int { size, .. }
+                | Kind::Float { size }
+                | Kind::Struct { size, .. }
+                | Kind::Enum { size, .. }
+                | Kind::Datasec { size, .. } => size as u64,
+                Kind::Ptr { .. } => 8,
+                Kind::Array { elem, len } => {
+                    mult = mult.checked_mul(len as u64).ok_or(BtfError::Malformed {
+                        id: id.0,
+                        why: "array size overflows",
+                    })?;
+                    id = elem;
+                    continue;
+                }
+                Kind::Var { target } => {
+                    id = target;
+                    continue;
+                }
+                k => {
+                    return Err(BtfError::BadPath {
+                        path: self.display_name(id),
+                        why: format!("a {} has no size", k.describe()),
+                    });
+                }
+            };
+            return unit.checked_mul(mult).ok_or(BtfError::Malformed {
+                id: id.0,
+                why: "array size overflows",
+            });
+        }
+        Err(BtfError::Malformed {
+            id: id.0,
+            why: "arrays nested too deeply (a loop?)",
+        })
+    }
+
+    /// Every type id with this exact name (any kind but functions), split part first, each
+    /// part in id order.
+    pub fn ids_by_name(&self, name: &str) -> Vec<TypeId> {
+        let mut out = Vec::new();
+        let mut cur = Some(self);
+        while let Some(b) = cur {
+            if let Some(ids) = b.inner.table.by_name.get(name) {
+                out.extend_from_slice(ids);
+            }
+            cur = b.inner.base.as_ref();
+        }
+        out
+    }
+
+    /// Finds a type by name with the documented duplicate rule (see [`Btf`]), among types
+    /// for which `want` holds. Forward declarations are candidates only when no complete
+    /// definition exists.
+    pub fn find_type(&self, name: &str, want: impl Fn(&Kind) -> bool) -> Option<TypeId> {
+        let mut cur = Some(self);
+        while let Some(b) = cur {
+            if let Some(ids) = b.inner.table.by_name.get(name) {
+                let mut fwd = None;
+                for &id in ids {
+                    let Some(ty) = b.inner.table.get(id) else {
+                        continue;
+                    };
+                    if !want(&ty.kind) {
+                        continue;
+                    }
+                    if matches!(ty.kind, Kind::Fwd { .. }) {
+                        fwd.get_or_insert(id);
+                    } else {
+                        return Some(id);
+                    }
+                }
+                if fwd.is_some() {
+                    return fwd;
+                }
+            }
+            cur = b.inner.base.as_ref();
+        }
+        None
+    }
+
+    /// The struct or union named `name` (C `struct name` / `union name`), or, failing
+    /// that, a typedef of that name that resolves to one (`cpumask_t`).
+    pub fn struct_by_name(&self, name: &str) -> Result<TypeId> {
+        if let Some(id) = self.find_type(name, |k| matches!(k, Kind::Struct { .. })) {
+            return Ok(id);
+        }
+        if let Some(td) = self.find_type(name, |k| matches!(k, Kind::Typedef { .. })) {
+            let id = self.strip(td)?;
+            if matches!(self.kind(id)?, Kind::Struct { .. }) {
+                return Ok(id);
+            }
+        }
+        Err(BtfError::NoSuchType {
+            kind: "struct or union",
+            name: name.to_string(),
+        })
+    }
+
+    /// The enum (or enum64) named `name`.
+    pub fn enum_by_name(&self, name: &str) -> Result<TypeId> {
+        if let Some(id) = self.find_type(name, |k| matches!(k, Kind::Enum { .. })) {
+            return Ok(id);
+        }
+        if let Some(td) = self.find_type(name, |k| matches!(k, Kind::Typedef { .. })) {
+            let id = self.strip(td)?;
+            if matches!(self.kind(id)?, Kind::Enum { .. }) {
+                return Ok(id);
+            }
+        }
+        Err(BtfError::NoSuchType {
+            kind: "enum",
+            name: name.to_string(),
+        })
+    }
+
+    /// Any named type (struct, union, enum, typedef, int, float, var, datasec) by the
+    /// duplicate rule; for C-style lookups such as `u64` or `cpumask_t`.
+    pub fn type_by_name(&self, name: &str) -> Result<TypeId> {
+        self.find_type(name, |_| true)
+            .ok_or_else(|| BtfError::NoSuchType {
+                kind: "type",
+                name: name.to_string(),
+            })
+    }
+
+    /// The value of enumerator `variant`, searched in every enum (the kernel's enumerator
+    /// names are unique in C). Signed enums' values come back sign-extended.
+    pub fn enumerator(&self, variant: &str) -> Result<i64> {
+        let mut cur = Some(self);
+        while let Some(b) = cur {
+            let t = &b.inner.table;
+            for ty in &t.types {
+                if let Kind::Enum { values, .. } = ty.kind
+                    && let Some(v) = t.enum_values(values).iter().find(|v| &*v.name == variant)
+                {
+                    return Ok(v.value as i64);
+                }
+            }
+            cur = b.inner.base.as_ref();
+        }
+        Err(BtfError::NoSuchType {
+            kind: "enumerator",
+            name: variant.to_string(),
+        })
+    }
+
+    /// The value of `variant` in the enum named `enum_name`.
+    pub fn enum_value(&self, enum_name: &str, variant: &str) -> Result<i64> {
+        let id = self.enum_by_name(enum_name)?;
+        self.enum_values(id)?
+            .iter()
+            .find(|v| &*v.name == variant)
+            .map(|v| v.value as i64)
+            .ok_or_else(|| BtfError::NoSuchType {
+                kind: "enumerator",
+                name: format!("{enum_name}::{variant}"),
+            })
+    }
+
+    /// The name of the enumerator of enum `id` whose value is `value` (the first one when
+    /// several share it), or `None`.
+    pub fn enum_variant_name(&self, id: TypeId, value: u64) -> Option<&str> {
+        let (size, signed) = match self.kind(self.strip(id).ok()?).ok()? {
+            Kind::Enum { size, signed, .. } => (size, signed),
+            _ => return None,
+        };
+        let value = normalize(value, size, signed);
+        self.enum_values(id)
+            .ok()?
+            .iter()
+            .find(|v| normalize(v.value, size, signed) == value)
+            .map(|v| &*v.name)
+    }
+
+    /// The per-CPU (or other section) variable named `name`: its `VAR` type's target and
+    /// its offset in the data section that lists it (for `.data..percpu`, the offset from
+    /// `__per_cpu_start`).
+    pub fn section_var(&self, name: &str) -> Result<(TypeId, u64)> {
+        let var = self
+            .find_type(name, |k| matches!(k, Kind::Var { .. }))
+            .ok_or_else(|| BtfError::NoSuchType {
+                kind: "variable",
+                name: name.to_string(),
+            })?;
+        let target = match self.kind(var)? {
+            Kind::Var { target } => target,
+            _ => unreachable!("find_type filtered on Var"),
+        };
+        let mut cur = Some(self);
+        while let Some(b) = cur {
+            let t = &b.inner.table;
+            for ty in &t.types {
+                if let Kind::Datasec { vars, .. } = ty.kind
+                    && let Some(v) = t.vars(vars).iter().find(|v| v.var == var)
+                {
+                    return Ok((target, v.offset as u64));
+                }
+            }
+            cur = b.inner.base.as_ref();
+        }
+        Err(BtfError::NoSuchType {
+            kind: "data section entry for variable",
+            name: name.to_string(),
+        })
+    }
+
+    /// A C-like name of a type for messages and annotations: `struct rq`, `u64`, `int *`.
+    pub fn display_name(&self, id: TypeId) -> String {
+        let mut suffix = String::new();
+        let mut id = id;
+        for _ in 0..MAX_CHAIN {
+            let Ok(ty) = self.ty(id) else {
+                return format!("<bad type {}>{suffix}", id.0);
+            };
+            let name = if ty.name.is_empty() {
+                "<anon>"
+            } else {
+                &ty.name
+            };
+            match ty.kind {
+                Kind::Void => return format!("void{suffix}"),
+                Kind::Struct {
+                    is_union: false, ..
+                } => return format!("struct {name}{suffix}"),
+                Kind::Struct { is_union: true, .. } => return format!("union {name}{suffix}"),
+                Kind::Enum { .. } => return format!("enum {name}{suffix}"),
+                Kind::Fwd { is_union } => {
+                    let k = if is_union { "union" } else { "struct" };
+                    return format!("{k} {name}{suffix}");
+                }
+                Kind::Ptr { target } => {
+                    suffix.insert_str(0, " *");
+                    id = target;
+                }
+                Kind::Array { elem, len } => {
+                    suffix.push_str(&format!("[{len}]"));
+                    id = elem;
+                }
+                Kind::Qualifier { target, .. } | Kind::DeclTag { target } => id = target,
+                Kind::FuncProto => return format!("fn(..){suffix}"),
+                _ => return format!("{name}{suffix}"),
+            }
+        }
+        format!("<type chain too long>{suffix}")
+    }
+}
+
+/// Reduces an enum value to the enum's width, sign-extended if signed, so that values read
+/// from memory compare equal with enumerators.
+pub(crate) fn normalize(value: u64, size: u32, signed: bool) -> u64 {
+    let bits = size.clamp(1, 8) * 8;
+    if bits >= 64 {
+        return value;
+    }
+    let mask = (1u64 << bits) - 1;
+    let v = value & mask;
+    if signed && (v >> (bits - 1)) & 1 == 1 {
+        v | !mask
+    } else {
+        v
+    }
+}
