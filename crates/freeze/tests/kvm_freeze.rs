@@ -1,0 +1,92 @@
+//! Freeze and thaw of tiny guests on the native KVM engine: counters stop while frozen,
+//! every vCPU's registers are captured inside its loop, counters move again after thaw.
+
+mod kvm_common;
+
+use std::time::Duration;
+
+use freeze::Engine;
+use kvm_common::*;
+
+fn freeze_thaw_roundtrip(mode: Mode, vcpus: usize) {
+    if !kvm_or_skip() {
+        return;
+    }
+    let layout = Layout::new(mode);
+    let (_, loop_range) = layout.code_bytes();
+    let mut engine = start_counting(builder(vcpus), layout, vcpus, |_| IDLE_PORT);
+    assert_eq!(engine.vcpu_count(), vcpus);
+    let all: Vec<usize> = (0..vcpus).collect();
+    wait_counters_above(
+        &engine,
+        &layout,
+        &all,
+        &vec![0; vcpus],
+        Duration::from_secs(20),
+    );
+
+    for round in 0..3 {
+        let outcome = engine.freeze(Duration::from_secs(5)).expect("freeze");
+        assert!(engine.is_frozen());
+        assert!(
+            outcome.all_parked(),
+            "round {round}: only {}/{vcpus} parked",
+            outcome.parked()
+        );
+        for (i, regs) in outcome.vcpus.iter().enumerate() {
+            let regs = regs.expect("parked vCPU has registers");
+            assert!(
+                loop_range.contains(&regs.rip),
+                "{mode:?} round {round}: vCPU {i} RIP {:#x} outside the loop {loop_range:x?}",
+                regs.rip
+            );
+            assert_eq!(regs.rbx, layout.counter_addr(i), "vCPU {i} RBX");
+            match mode {
+                Mode::Long => {
+                    assert_ne!(regs.efer & (1 << 10), 0, "vCPU {i} not in long mode");
+                    assert_eq!(regs.cr3, freeze::kvm::layout::PML4_START);
+                }
+                Mode::Real => assert_eq!(regs.cr0 & 1, 0, "vCPU {i} not in real mode"),
+            }
+        }
+        let frozen = counters(&engine, &layout, vcpus);
+        std::thread::sleep(Duration::from_millis(50));
+        let later = counters(&engine, &layout, vcpus);
+        assert_eq!(frozen, later, "round {round}: counters moved while frozen");
+
+        engine.thaw().expect("thaw");
+        assert!(!engine.is_frozen());
+        wait_counters_above(&engine, &layout, &all, &frozen, Duration::from_secs(20));
+    }
+    assert_eq!(engine.exit_status(), None);
+}
+
+#[test]
+fn long_mode_1_vcpu() {
+    freeze_thaw_roundtrip(Mode::Long, 1);
+}
+
+#[test]
+fn long_mode_2_vcpus() {
+    freeze_thaw_roundtrip(Mode::Long, 2);
+}
+
+#[test]
+fn long_mode_4_vcpus() {
+    freeze_thaw_roundtrip(Mode::Long, 4);
+}
+
+#[test]
+fn real_mode_1_vcpu() {
+    freeze_thaw_roundtrip(Mode::Real, 1);
+}
+
+#[test]
+fn real_mode_2_vcpus() {
+    freeze_thaw_roundtrip(Mode::Real, 2);
+}
+
+#[test]
+fn real_mode_4_vcpus() {
+    freeze_thaw_roundtrip(Mode::Real, 4);
+}
