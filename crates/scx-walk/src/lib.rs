@@ -1,2 +1,52 @@
 //! Kernel walkers: from a frozen guest (any engine, or a vmcore) to a
 //! [`dump_schema::FailureDumpReport`], each section filled or carrying its reason.
+//!
+//! # Shape
+//! - [`Kernel`] is what every walker reads through: guest memory ([`guest_mem::KvaRead`]),
+//!   kernel symbols ([`SymbolLookup`]) and the kernel's types ([`KernelTypes`]).
+//!   [`adapters`] implements the latter two for `guest-mem` and `btf-walk`.
+//! - Offsets come from the guest's BTF, one group per walker ([`offsets::Resolver`]); a
+//!   missing member degrades that walker's section with
+//!   `scx walker partial: missing offset groups [..]`, never the whole dump.
+//! - One module per section: [`maps`], [`progs`], [`sched`] (scx_sched, events,
+//!   trigger), [`rq`], [`dsq`], [`tasks`], [`cputime`], [`numa`], [`psi`], [`sdt`].
+//! - [`capture()`] runs them all under a soft deadline; [`live`] holds what runs while
+//!   the guest runs (event sampler, dual-capture scanner, trigger location).
+//!
+//! # Trust
+//! Nothing read from the guest is trusted: every list walk has a cap and a visited set,
+//! every count is checked before it sizes an allocation, errors are returned (never
+//! panics), and one unreadable object degrades only its own entry.
+//!
+//! # Section notes
+//! - `probe_counters` is always absent: the project runs no in-guest probe program.
+//! - `vcpu_perf_at_freeze` is absent; the capture log says why
+//!   ([`reasons::NO_VCPU_PERF`]).
+//! - `RqScxState.ops_qseq` is 0 on kernels that keep `ops_qseq` per task (7.x).
+//! - New reason strings: [`reasons`].
+
+pub mod adapters;
+mod capture;
+pub mod cputime;
+pub mod dsq;
+pub mod error;
+pub mod kernel;
+pub mod lists;
+pub mod live;
+pub mod maps;
+pub mod numa;
+pub mod offsets;
+pub mod progs;
+pub mod psi;
+pub mod reasons;
+pub mod rq;
+pub mod sched;
+pub mod sdt;
+pub mod tasks;
+#[cfg(test)]
+mod testutil;
+
+pub use capture::{Caps, CaptureOptions, CaptureOutput, Phase, Target, capture};
+pub use error::WalkError;
+pub use kernel::{Kernel, KernelTypes, PerCpu, SymbolLookup, ValueRenderer};
+pub use live::{AgeScan, DualTracker, EventSampler, RunnableScanner, TriggerLocation};

@@ -1,0 +1,184 @@
+//! Dispatch queues: every CPU's local DSQ, every CPU's bypass DSQ (7.x, in
+//! `scx_sched_pcpu`), the global DSQ of every NUMA node (`scx_sched.pnode[n]` on 7.x,
+//! `scx_sched.global_dsqs[n]` before) and the scheduler's user DSQs (the `dsq_hash`
+//! rhashtable), each with its queued tasks in list order.
+
+use dump_schema::DsqState;
+use guest_mem::Kva;
+
+use crate::error::Result;
+use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::lists::{CoreOffsets, LIST_CAP, RHASHTABLE_CAP, list_nodes, rhashtable_objects};
+use crate::offsets::Resolver;
+use crate::sched::SchedOffsets;
+
+/// Offsets of `struct scx_dispatch_q` and the task's DSQ list node (group `dsq`).
+#[derive(Debug, Clone, Copy)]
+pub struct DsqOffsets {
+    pub list: u64,
+    pub nr: u64,
+    pub seq: u64,
+    pub id: u64,
+    pub hash_node: u64,
+    /// `task_struct.scx.dsq_list.node`.
+    pub task_node: u64,
+    /// `scx_dsq_list_node.flags` relative to `scx_dsq_list_node.node`.
+    pub lnode_flags: u64,
+    /// `SCX_DSQ_LNODE_ITER_CURSOR`: such list nodes are BPF iterators, not tasks.
+    pub iter_cursor: u32,
+}
+
+impl DsqOffsets {
+    pub fn resolve(t: &dyn KernelTypes) -> Result<DsqOffsets> {
+        let mut r = Resolver::new(t, "dsq");
+        let node_in_lnode = r.off("scx_dsq_list_node", "node");
+        let flags_in_lnode = r.off("scx_dsq_list_node", "flags");
+        let o = DsqOffsets {
+            list: r.off("scx_dispatch_q", "list"),
+            nr: r.off("scx_dispatch_q", "nr"),
+            seq: r.off("scx_dispatch_q", "seq"),
+            id: r.off("scx_dispatch_q", "id"),
+            hash_node: r.off("scx_dispatch_q", "hash_node"),
+            task_node: r.off("task_struct", "scx.dsq_list.node"),
+            lnode_flags: flags_in_lnode.wrapping_sub(node_in_lnode),
+            iter_cursor: t
+                .enum_value("SCX_DSQ_LNODE_ITER_CURSOR")
+                .map(|v| v as u32)
+                .unwrap_or(1),
+        };
+        r.finish(o)
+    }
+}
+
+/// Reads the DSQ at `dsq` with its tasks.
+pub fn dsq_state(
+    k: &Kernel<'_>,
+    c: &CoreOffsets,
+    o: &DsqOffsets,
+    dsq: Kva,
+    origin: String,
+) -> Result<DsqState> {
+    let id = k.u64(Kernel::at(dsq, o.id)?, "dsq.id")?;
+    let nr = k.u32(Kernel::at(dsq, o.nr)?, "dsq.nr")?;
+    let seq = k.u32(Kernel::at(dsq, o.seq)?, "dsq.seq")?;
+    let nodes = list_nodes(k, c, Kernel::at(dsq, o.list)?, LIST_CAP, "dsq.list")?;
+    let mut task_kvas = Vec::with_capacity(nodes.nodes.len());
+    for n in &nodes.nodes {
+        let flags = k.u32(Kernel::at(*n, o.lnode_flags)?, "dsq list node flags")?;
+        if flags & o.iter_cursor != 0 {
+            continue;
+        }
+        task_kvas.push(n.0.wrapping_sub(o.task_node));
+    }
+    Ok(DsqState {
+        id,
+        origin,
+        nr,
+        seq,
+        task_kvas,
+        truncated: nodes.truncated,
+    })
+}
+
+/// Where each DSQ lives, before reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsqLocation {
+    pub kva: Kva,
+    pub origin: String,
+}
+
+/// Locations of all DSQs: local (per rq), bypass (per CPU), global (per node), user.
+/// Errors locating one kind are returned alongside the locations found.
+pub fn locate_dsqs(
+    k: &Kernel<'_>,
+    c: &CoreOffsets,
+    o: &DsqOffsets,
+    so: &SchedOffsets,
+    pc: &PerCpu,
+    rqs: &[Kva],
+    local_dsq_off: Option<u64>,
+    sch: Kva,
+) -> (Vec<DsqLocation>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    if let Some(ld) = local_dsq_off {
+        for (cpu, rq) in rqs.iter().enumerate() {
+            if let Ok(kva) = Kernel::at(*rq, ld) {
+                out.push(DsqLocation {
+                    kva,
+                    origin: format!("local cpu {cpu}"),
+                });
+            }
+        }
+    }
+    if let (Some(pcpu_off), Some(bd)) = (so.pcpu, so.pcpu_bypass_dsq) {
+        match k.ptr(Kva(sch.0.wrapping_add(pcpu_off)), "scx_sched.pcpu") {
+            Ok(pcpu) => {
+                for cpu in 0..pc.nr_cpus() {
+                    if let Some(base) = pc.addr(pcpu, cpu) {
+                        out.push(DsqLocation {
+                            kva: Kva(base.0.wrapping_add(bd)),
+                            origin: format!("bypass cpu {cpu}"),
+                        });
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("bypass DSQs: {e}")),
+        }
+    }
+    match global_dsqs(k, so, sch) {
+        Ok(g) => out.extend(g),
+        Err(e) => errors.push(format!("global DSQs: {e}")),
+    }
+    match rhashtable_objects(
+        k,
+        c,
+        Kva(sch.0.wrapping_add(so.dsq_hash)),
+        o.hash_node,
+        RHASHTABLE_CAP,
+    ) {
+        Ok(w) => {
+            if w.truncated {
+                errors.push("user DSQs: rhashtable walk truncated".into());
+            }
+            out.extend(w.nodes.into_iter().map(|kva| DsqLocation {
+                kva,
+                origin: "user".into(),
+            }))
+        }
+        Err(e) => errors.push(format!("user DSQs: {e}")),
+    }
+    (out, errors)
+}
+
+/// Upper bound on NUMA nodes walked (`MAX_NUMNODES` with NODES_SHIFT=10).
+const MAX_NODES: u32 = 1024;
+
+fn global_dsqs(k: &Kernel<'_>, so: &SchedOffsets, sch: Kva) -> Result<Vec<DsqLocation>> {
+    let nr_nodes = match k.syms.symbol("nr_node_ids") {
+        Some(s) => k.u32(s, "nr_node_ids")?.clamp(1, MAX_NODES),
+        None => 1,
+    };
+    let mut out = Vec::new();
+    // 7.x: scx_sched.pnode[node]->global_dsq; 6.13–6.19: scx_sched.global_dsqs[node].
+    let (arr_off, inner) = match (so.pnode, so.pnode_global_dsq, so.global_dsqs) {
+        (Some(p), Some(g), _) => (p, g),
+        (_, _, Some(g)) => (g, 0),
+        _ => return Ok(out),
+    };
+    let arr = k.ptr(Kernel::at(sch, arr_off)?, "scx_sched.pnode")?;
+    if arr.0 == 0 {
+        return Ok(out);
+    }
+    for node in 0..nr_nodes {
+        let p = k.ptr(Kernel::at(arr, u64::from(node) * 8)?, "pnode[node]")?;
+        if p.0 == 0 {
+            continue;
+        }
+        out.push(DsqLocation {
+            kva: Kernel::at(p, inner)?,
+            origin: format!("global node {node}"),
+        });
+    }
+    Ok(out)
+}

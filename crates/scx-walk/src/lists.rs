@@ -1,0 +1,384 @@
+//! Bounded walks over the kernel's linked structures: `list_head`, `hlist`,
+//! `hlist_nulls`, xarray/IDR and rhashtable. Every walk has a node cap and a visited
+//! set; a loop is an error, a cap is a `truncated` flag, never an endless walk.
+
+use guest_mem::Kva;
+
+use crate::error::{Result, WalkError};
+use crate::kernel::{Kernel, KernelTypes, Visited};
+use crate::offsets::Resolver;
+
+/// Default cap on list nodes (wire format's Caps table).
+pub const LIST_CAP: usize = 4096;
+/// Default cap on rhashtable nodes.
+pub const RHASHTABLE_CAP: usize = 8192;
+
+/// Offsets of the generic containers, resolved once per capture.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreOffsets {
+    pub list_next: u64,
+    pub hlist_first: u64,
+    pub hlist_node_next: u64,
+    pub xa_head: u64,
+    pub xa_node_shift: u64,
+    pub xa_node_slots: u64,
+    pub idr_rt: u64,
+    pub rht_tbl: u64,
+    pub rht_nelems: u64,
+    pub bt_size: u64,
+    pub bt_nest: u64,
+    pub bt_buckets: u64,
+    pub bt_future: u64,
+    pub rhash_next: u64,
+}
+
+impl CoreOffsets {
+    pub fn resolve(t: &dyn KernelTypes) -> Result<CoreOffsets> {
+        let mut r = Resolver::new(t, "containers");
+        let o = CoreOffsets {
+            list_next: r.off("list_head", "next"),
+            hlist_first: r.off("hlist_head", "first"),
+            hlist_node_next: r.off("hlist_node", "next"),
+            xa_head: r.off("xarray", "xa_head"),
+            xa_node_shift: r.off("xa_node", "shift"),
+            xa_node_slots: r.off("xa_node", "slots"),
+            idr_rt: r.off("idr", "idr_rt"),
+            rht_tbl: r.off("rhashtable", "tbl"),
+            rht_nelems: r.off("rhashtable", "nelems"),
+            bt_size: r.off("bucket_table", "size"),
+            bt_nest: r.off("bucket_table", "nest"),
+            bt_buckets: r.off("bucket_table", "buckets"),
+            bt_future: r.off("bucket_table", "future_tbl"),
+            rhash_next: r.off("rhash_head", "next"),
+        };
+        r.finish(o)
+    }
+}
+
+/// Nodes reached by a walk, in order, and whether the cap cut it short.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Walked {
+    pub nodes: Vec<Kva>,
+    pub truncated: bool,
+}
+
+/// Walks a circular `list_head` starting at `head` (which is not itself a node).
+/// Returns the addresses of the embedded `list_head`s; subtract the member offset to
+/// get the containing object.
+pub fn list_nodes(
+    k: &Kernel<'_>,
+    c: &CoreOffsets,
+    head: Kva,
+    cap: usize,
+    what: &'static str,
+) -> Result<Walked> {
+    let mut out = Walked::default();
+    let mut seen = Visited::new(cap);
+    let mut p = k.ptr(Kernel::at(head, c.list_next)?, what)?;
+    while p != head {
+        if p.0 == 0 {
+            // A half-initialised or poisoned list: stop, keep what we have.
+            break;
+        }
+        if !seen.visit(p, what)? {
+            out.truncated = true;
+            break;
+        }
+        out.nodes.push(p);
+        p = k.ptr(Kernel::at(p, c.list_next)?, what)?;
+    }
+    Ok(out)
+}
+
+/// Walks an `hlist_head` (NULL-terminated).
+pub fn hlist_nodes(
+    k: &Kernel<'_>,
+    c: &CoreOffsets,
+    head: Kva,
+    cap: usize,
+    what: &'static str,
+) -> Result<Walked> {
+    let mut out = Walked::default();
+    let mut seen = Visited::new(cap);
+    let mut p = k.ptr(Kernel::at(head, c.hlist_first)?, what)?;
+    while p.0 != 0 {
+        if !seen.visit(p, what)? {
+            out.truncated = true;
+            break;
+        }
+        out.nodes.push(p);
+        p = k.ptr(Kernel::at(p, c.hlist_node_next)?, what)?;
+    }
+    Ok(out)
+}
+
+/// Walks an `hlist_nulls_head`: the chain ends at a pointer with bit 0 set.
+/// (`hlist_nulls_head.first` and `hlist_nulls_node.next` are at the same offsets as
+/// in `hlist`; both are single-pointer heads.)
+pub fn hlist_nulls_nodes(
+    k: &Kernel<'_>,
+    c: &CoreOffsets,
+    head: Kva,
+    cap: usize,
+    what: &'static str,
+) -> Result<Walked> {
+    let mut out = Walked::default();
+    let mut seen = Visited::new(cap);
+    let mut p = k.ptr(Kernel::at(head, c.hlist_first)?, what)?;
+    while p.0 != 0 && p.0 & 1 == 0 {
+        if !seen.visit(p, what)? {
+            out.truncated = true;
+            break;
+        }
+        out.nodes.push(p);
+        p = k.ptr(Kernel::at(p, c.hlist_node_next)?, what)?;
+    }
+    Ok(out)
+}
+
+/// Entries of an xarray (`struct xarray` at `xa`): `(index, pointer)` in index order.
+/// Value entries, retry/sibling/zero entries are skipped: IDRs of maps and programs
+/// hold plain pointers.
+pub fn xarray_entries(
+    k: &Kernel<'_>,
+    c: &CoreOffsets,
+    xa: Kva,
+    cap: usize,
+) -> Result<(Vec<(u64, Kva)>, bool)> {
+    const XA_CHUNK: u64 = 64;
+    let head = k.u64(Kernel::at(xa, c.xa_head)?, "xarray head")?;
+    let mut out = Vec::new();
+    if head == 0 {
+        return Ok((out, false));
+    }
+    if !is_xa_node(head) {
+        if !is_xa_internal(head) && head & 1 == 0 {
+            out.push((0, Kva(head)));
+        }
+        return Ok((out, false));
+    }
+    let mut seen = Visited::new(4096);
+    // (node, first index it covers); depth is bounded by the shift check below.
+    let mut stack = vec![(Kva(head - 2), 0u64)];
+    let mut truncated = false;
+    'walk: while let Some((node, base)) = stack.pop() {
+        if !seen.visit(node, "xarray node")? {
+            truncated = true;
+            break;
+        }
+        let shift = k.u8(Kernel::at(node, c.xa_node_shift)?, "xa_node.shift")?;
+        if shift > 60 || shift % 6 != 0 {
+            return Err(WalkError::Implausible {
+                what: "xa_node.shift",
+                value: u64::from(shift),
+            });
+        }
+        let raw = k.bytes(
+            Kernel::at(node, c.xa_node_slots)?,
+            (XA_CHUNK * 8) as usize,
+            "xa_node.slots",
+        )?;
+        let mut children = Vec::new();
+        for (i, s) in raw.chunks_exact(8).enumerate() {
+            let e = u64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
+            let idx = base.wrapping_add((i as u64) << shift);
+            if e == 0 {
+                continue;
+            }
+            if is_xa_node(e) {
+                if shift == 0 {
+                    return Err(WalkError::Implausible {
+                        what: "xa_node below leaf level",
+                        value: e,
+                    });
+                }
+                children.push((Kva(e - 2), idx));
+            } else if !is_xa_internal(e) && e & 1 == 0 {
+                if out.len() >= cap {
+                    truncated = true;
+                    break 'walk;
+                }
+                out.push((idx, Kva(e)));
+            }
+        }
+        // Push in reverse so the lowest index is walked first.
+        stack.extend(children.into_iter().rev());
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok((out, truncated))
+}
+
+fn is_xa_internal(e: u64) -> bool {
+    e & 3 == 2
+}
+
+fn is_xa_node(e: u64) -> bool {
+    is_xa_internal(e) && e > 4096
+}
+
+/// Objects in an rhashtable (`struct rhashtable` at `ht`); `head_off` is the offset of
+/// the object's `rhash_head`. Also walks a table being resized (`future_tbl`).
+/// Nested bucket tables (only under memory pressure) are not walked: truncated.
+pub fn rhashtable_objects(
+    k: &Kernel<'_>,
+    c: &CoreOffsets,
+    ht: Kva,
+    head_off: u64,
+    cap: usize,
+) -> Result<Walked> {
+    let mut out = Walked::default();
+    let mut seen = Visited::new(cap);
+    let mut tables = Visited::new(8);
+    let mut tbl = k.ptr(Kernel::at(ht, c.rht_tbl)?, "rhashtable.tbl")?;
+    while tbl.0 != 0 {
+        if !tables.visit(tbl, "rhashtable future_tbl chain")? {
+            out.truncated = true;
+            break;
+        }
+        let size = k.u32(Kernel::at(tbl, c.bt_size)?, "bucket_table.size")?;
+        let nest = k.u32(Kernel::at(tbl, c.bt_nest)?, "bucket_table.nest")?;
+        if size == 0 || size > (1 << 24) || !size.is_power_of_two() {
+            return Err(WalkError::Implausible {
+                what: "bucket_table.size",
+                value: u64::from(size),
+            });
+        }
+        if nest != 0 {
+            out.truncated = true;
+        } else {
+            // Read the bucket array in pages rather than one pointer at a time.
+            let base = Kernel::at(tbl, c.bt_buckets)?;
+            let mut i = 0u64;
+            while i < u64::from(size) {
+                let n = (u64::from(size) - i).min(512);
+                let raw = k.bytes(
+                    Kernel::at(base, i * 8)?,
+                    (n * 8) as usize,
+                    "rhashtable buckets",
+                )?;
+                for s in raw.chunks_exact(8) {
+                    // Bit 0 of a bucket pointer is its lock; an empty bucket is NULL.
+                    let mut p = u64::from_le_bytes(s.try_into().unwrap_or([0; 8])) & !1;
+                    while p != 0 && p & 1 == 0 {
+                        if !seen.visit(Kva(p), "rhashtable chain")? {
+                            out.truncated = true;
+                            return Ok(out);
+                        }
+                        out.nodes.push(Kva(p.wrapping_sub(head_off)));
+                        p = k.u64(Kernel::at(Kva(p), c.rhash_next)?, "rhash_head.next")?;
+                    }
+                }
+                i += n;
+            }
+        }
+        tbl = k.ptr(Kernel::at(tbl, c.bt_future)?, "bucket_table.future_tbl")?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{FakeMem, FakeSyms, FakeTypes};
+
+    fn core() -> CoreOffsets {
+        CoreOffsets {
+            list_next: 0,
+            hlist_first: 0,
+            hlist_node_next: 0,
+            xa_head: 8,
+            xa_node_shift: 0,
+            xa_node_slots: 40,
+            idr_rt: 0,
+            rht_tbl: 0,
+            rht_nelems: 8,
+            bt_size: 0,
+            bt_nest: 4,
+            bt_buckets: 64,
+            bt_future: 32,
+            rhash_next: 0,
+        }
+    }
+
+    fn kernel<'a>(m: &'a FakeMem, s: &'a FakeSyms, t: &'a FakeTypes) -> Kernel<'a> {
+        Kernel {
+            mem: m,
+            syms: s,
+            types: t,
+        }
+    }
+
+    const B: u64 = 0xffff_8880_0000_0000;
+
+    #[test]
+    fn list_walk_follows_order_and_detects_cycles() {
+        let mut m = FakeMem::default();
+        // head -> a -> b -> head
+        m.w64(B, B + 0x100);
+        m.w64(B + 0x100, B + 0x200);
+        m.w64(B + 0x200, B);
+        let (s, t) = (FakeSyms::default(), FakeTypes::default());
+        let k = kernel(&m, &s, &t);
+        let w = list_nodes(&k, &core(), Kva(B), 10, "t").unwrap();
+        assert_eq!(w.nodes, vec![Kva(B + 0x100), Kva(B + 0x200)]);
+        // b -> a: a loop that never returns to the head.
+        m.w64(B + 0x200, B + 0x100);
+        let k = kernel(&m, &s, &t);
+        assert!(matches!(
+            list_nodes(&k, &core(), Kva(B), 10, "t"),
+            Err(WalkError::Cycle { .. })
+        ));
+        let w = list_nodes(&k, &core(), Kva(B), 1, "t").unwrap();
+        assert!(w.truncated);
+    }
+
+    #[test]
+    fn xarray_two_levels() {
+        let mut m = FakeMem::default();
+        let xa = B;
+        let root = B + 0x1000;
+        let leaf = B + 0x2000;
+        m.w64(xa + 8, root | 2);
+        m.write(root, &[6]); // shift 6
+        m.w64(root + 40 + 8 * 1, leaf | 2); // covers 64..128
+        m.write(leaf, &[0]);
+        m.w64(leaf + 40 + 8 * 3, B + 0x5000); // index 67
+        m.w64(leaf + 40 + 8 * 4, 0x406); // internal non-node (retry-like): skipped
+        m.w64(leaf + 40 + 8 * 5, B + 0x6000); // index 69
+        let (s, t) = (FakeSyms::default(), FakeTypes::default());
+        let k = kernel(&m, &s, &t);
+        let (e, tr) = xarray_entries(&k, &core(), Kva(xa), 100).unwrap();
+        assert!(!tr);
+        assert_eq!(e, vec![(67, Kva(B + 0x5000)), (69, Kva(B + 0x6000))]);
+        let (e, tr) = xarray_entries(&k, &core(), Kva(xa), 1).unwrap();
+        assert!(tr);
+        assert_eq!(e.len(), 1);
+        // A node pointing at itself is a cycle, not a hang.
+        m.w64(root + 40, root | 2);
+        let k = kernel(&m, &s, &t);
+        assert!(xarray_entries(&k, &core(), Kva(xa), 100).is_err());
+    }
+
+    #[test]
+    fn rhashtable_chains_end_at_nulls_marker() {
+        let mut m = FakeMem::default();
+        let ht = B;
+        let tbl = B + 0x1000;
+        m.w64(ht, tbl);
+        m.w32(tbl, 4);
+        m.w32(tbl + 4, 0);
+        m.w64(tbl + 32, 0);
+        // bucket 1 (locked): obj1 -> obj2 -> nulls
+        m.w64(tbl + 64 + 8, (B + 0x3010) | 1);
+        m.w64(B + 0x3010, B + 0x4010);
+        m.w64(B + 0x4010, (7 << 1) | 1);
+        let (s, t) = (FakeSyms::default(), FakeTypes::default());
+        let k = kernel(&m, &s, &t);
+        let w = rhashtable_objects(&k, &core(), Kva(ht), 0x10, 100).unwrap();
+        assert_eq!(w.nodes, vec![Kva(B + 0x3000), Kva(B + 0x4000)]);
+        // Absurd table size is rejected before any allocation.
+        m.w32(tbl, 3);
+        let k = kernel(&m, &s, &t);
+        assert!(rhashtable_objects(&k, &core(), Kva(ht), 0x10, 100).is_err());
+    }
+}

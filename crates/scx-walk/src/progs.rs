@@ -1,0 +1,111 @@
+//! BPF programs from `prog_idr`: run-time statistics of the struct_ops programs
+//! (`bpf_prog->stats`, per CPU, summed) and the maps a program uses.
+
+use dump_schema::ProgRuntimeStats;
+use guest_mem::Kva;
+
+use crate::error::Result;
+use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::lists::{CoreOffsets, xarray_entries};
+use crate::offsets::Resolver;
+
+/// Offsets (group `bpf_prog`).
+#[derive(Debug, Clone, Copy)]
+pub struct ProgOffsets {
+    pub ty: u64,
+    pub aux: u64,
+    pub stats: u64,
+    pub aux_name: u64,
+    pub aux_used_maps: u64,
+    pub aux_used_map_cnt: u64,
+    pub cnt: u64,
+    pub nsecs: u64,
+    pub misses: u64,
+    pub struct_ops_type: u32,
+}
+
+impl ProgOffsets {
+    pub fn resolve(t: &dyn KernelTypes) -> Result<ProgOffsets> {
+        let mut r = Resolver::new(t, "bpf_prog");
+        let o = ProgOffsets {
+            ty: r.off("bpf_prog", "type"),
+            aux: r.off("bpf_prog", "aux"),
+            stats: r.off("bpf_prog", "stats"),
+            aux_name: r.off("bpf_prog_aux", "name"),
+            aux_used_maps: r.off("bpf_prog_aux", "used_maps"),
+            aux_used_map_cnt: r.off("bpf_prog_aux", "used_map_cnt"),
+            cnt: r.off("bpf_prog_stats", "cnt"),
+            nsecs: r.off("bpf_prog_stats", "nsecs"),
+            misses: r.off("bpf_prog_stats", "misses"),
+            struct_ops_type: t
+                .enum_value("BPF_PROG_TYPE_STRUCT_OPS")
+                .map(|v| v as u32)
+                .unwrap_or(27),
+        };
+        r.finish(o)
+    }
+}
+
+/// Programs in `prog_idr`, in id order.
+pub fn prog_kvas(k: &Kernel<'_>, c: &CoreOffsets, cap: usize) -> Result<Vec<Kva>> {
+    let idr = k.sym("prog_idr")?;
+    let (e, _) = xarray_entries(k, c, Kva(idr.0.wrapping_add(c.idr_rt)), cap)?;
+    Ok(e.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Whether `prog` is a struct_ops program.
+pub fn is_struct_ops(k: &Kernel<'_>, o: &ProgOffsets, prog: Kva) -> Result<bool> {
+    Ok(k.u32(Kernel::at(prog, o.ty)?, "bpf_prog.type")? == o.struct_ops_type)
+}
+
+/// Name and per-CPU statistics of one program, summed over CPUs.
+pub fn runtime_stats(
+    k: &Kernel<'_>,
+    o: &ProgOffsets,
+    pc: &PerCpu,
+    prog: Kva,
+) -> Result<ProgRuntimeStats> {
+    let aux = k.ptr(Kernel::at(prog, o.aux)?, "bpf_prog.aux")?;
+    let name = k.cstr(Kernel::at(aux, o.aux_name)?, 16, "bpf_prog_aux.name")?;
+    let stats = k.ptr(Kernel::at(prog, o.stats)?, "bpf_prog.stats")?;
+    let mut s = ProgRuntimeStats {
+        name,
+        ..Default::default()
+    };
+    if stats.0 == 0 {
+        return Ok(s);
+    }
+    for cpu in 0..pc.nr_cpus() {
+        let Some(p) = pc.addr(stats, cpu) else {
+            continue;
+        };
+        s.cnt = s
+            .cnt
+            .wrapping_add(k.u64(Kernel::at(p, o.cnt)?, "stats.cnt")?);
+        s.nsecs = s
+            .nsecs
+            .wrapping_add(k.u64(Kernel::at(p, o.nsecs)?, "stats.nsecs")?);
+        s.misses = s
+            .misses
+            .wrapping_add(k.u64(Kernel::at(p, o.misses)?, "stats.misses")?);
+    }
+    Ok(s)
+}
+
+/// Maps `prog` uses (`aux->used_maps`), capped at 1024.
+pub fn used_maps(k: &Kernel<'_>, o: &ProgOffsets, prog: Kva) -> Result<Vec<Kva>> {
+    let aux = k.ptr(Kernel::at(prog, o.aux)?, "bpf_prog.aux")?;
+    let n = k
+        .u32(Kernel::at(aux, o.aux_used_map_cnt)?, "used_map_cnt")?
+        .min(1024);
+    let arr = k.ptr(Kernel::at(aux, o.aux_used_maps)?, "used_maps")?;
+    if n == 0 || arr.0 == 0 {
+        return Ok(Vec::new());
+    }
+    let raw = k.bytes(arr, n as usize * 8, "used_maps[]")?;
+    Ok(raw
+        .chunks_exact(8)
+        .map(|c| Kva(u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
+        .filter(|p| p.0 != 0)
+        .collect())
+}

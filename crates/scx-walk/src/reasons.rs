@@ -1,0 +1,24 @@
+//! Reason strings this crate adds to the wire format's table (one constant each;
+//! consumers may match on them).
+//!
+//! | where | reason |
+//! |---|---|
+//! | `per_node_numa_unavailable` | [`NUMA_NO_NODES`] · [`NUMA_FAILED_PREFIX`]`{error}` |
+//! | `sdt_alloc_unavailable` | [`SDT_WALK_UNSUPPORTED`] (plus the wire format's own) |
+//! | capture log | [`NO_VCPU_PERF`] |
+//!
+//! `probe_counters` is always absent: this project runs no in-guest probe program.
+//! `RqScxState.ops_qseq` is 0 on kernels without `scx_rq.ops_qseq` (7.x keep it per
+//! task); see [`crate::rq::OPS_QSEQ_ABSENT`].
+
+/// `node_data[]` has no node (a kernel built without NUMA has none to report).
+pub const NUMA_NO_NODES: &str = "NUMA walker found no node in node_data";
+/// The NUMA walk failed; the error follows.
+pub const NUMA_FAILED_PREFIX: &str = "NUMA walker failed: ";
+/// The scheduler declares `struct scx_allocator`, but this walker does not decode the
+/// sdt allocator's trees yet.
+pub const SDT_WALK_UNSUPPORTED: &str =
+    "scheduler declares struct scx_allocator; sdt allocator walk not implemented";
+/// Logged for every capture: host perf counters of vCPU threads are not sampled.
+pub const NO_VCPU_PERF: &str =
+    "vcpu_perf_at_freeze absent: host perf counters of vCPU threads are not sampled";

@@ -1,0 +1,168 @@
+//! `rq->scx` of every CPU: counters, the current task and the runnable list.
+//!
+//! Kernels since 6.16 keep `ops_qseq` per task (`task_struct.scx.ops_qseq`), not in
+//! `struct scx_rq`; the wire format's `RqScxState.ops_qseq` is then written as 0
+//! (see [`OPS_QSEQ_ABSENT`]). `kick_sync` is read from `scx_rq.kick_sync`, or
+//! `scx_rq.pnt_seq` on kernels before 6.19.
+
+use dump_schema::RqScxState;
+use guest_mem::Kva;
+
+use crate::error::Result;
+use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::lists::{CoreOffsets, LIST_CAP, list_nodes};
+use crate::offsets::Resolver;
+
+/// Value written to `RqScxState.ops_qseq` when the kernel has no `scx_rq.ops_qseq`.
+pub const OPS_QSEQ_ABSENT: u64 = 0;
+
+/// Offsets of `struct rq` / `struct scx_rq` / the task members the rq walk needs
+/// (group `rq`). Paths are from `struct rq`.
+#[derive(Debug, Clone, Copy)]
+pub struct RqOffsets {
+    pub curr: u64,
+    pub nr_running: u64,
+    pub flags: u64,
+    pub cpu_released: u64,
+    pub runnable_list: u64,
+    pub local_dsq: u64,
+    pub ops_qseq: Option<u64>,
+    pub kick_sync: Option<u64>,
+    pub nr_immed: Option<u64>,
+    pub clock: Option<u64>,
+    pub task_pid: u64,
+    pub task_comm: u64,
+    pub task_runnable_node: u64,
+    pub task_runnable_at: u64,
+}
+
+impl RqOffsets {
+    pub fn resolve(t: &dyn KernelTypes) -> Result<RqOffsets> {
+        let mut r = Resolver::new(t, "rq");
+        let kick_sync = r
+            .opt("rq", "scx.kick_sync")
+            .or_else(|| r.opt("rq", "scx.pnt_seq"));
+        let o = RqOffsets {
+            curr: r.off("rq", "curr"),
+            nr_running: r.off("rq", "scx.nr_running"),
+            flags: r.off("rq", "scx.flags"),
+            cpu_released: r.off("rq", "scx.cpu_released"),
+            runnable_list: r.off("rq", "scx.runnable_list"),
+            local_dsq: r.off("rq", "scx.local_dsq"),
+            ops_qseq: r.opt("rq", "scx.ops_qseq"),
+            kick_sync,
+            nr_immed: r.opt("rq", "scx.nr_immed"),
+            clock: r.opt("rq", "scx.clock"),
+            task_pid: r.off("task_struct", "pid"),
+            task_comm: r.off("task_struct", "comm"),
+            task_runnable_node: r.off("task_struct", "scx.runnable_node"),
+            task_runnable_at: r.off("task_struct", "scx.runnable_at"),
+        };
+        r.finish(o)
+    }
+}
+
+/// The `runqueues` address of every CPU.
+pub fn runqueues(k: &Kernel<'_>, pc: &PerCpu) -> Result<Vec<Kva>> {
+    let base = k.sym("runqueues")?;
+    Ok((0..pc.nr_cpus()).filter_map(|c| pc.addr(base, c)).collect())
+}
+
+/// `RqScxState` of CPU `cpu` whose `struct rq` is at `rq`.
+pub fn rq_state(
+    k: &Kernel<'_>,
+    c: &CoreOffsets,
+    o: &RqOffsets,
+    cpu: u32,
+    rq: Kva,
+) -> Result<RqScxState> {
+    let at = |off: u64| Kernel::at(rq, off);
+    let nr_running = k.u32(at(o.nr_running)?, "rq.scx.nr_running")?;
+    let flags = k.u32(at(o.flags)?, "rq.scx.flags")?;
+    let cpu_released = k.u8(at(o.cpu_released)?, "rq.scx.cpu_released")? != 0;
+    let ops_qseq = match o.ops_qseq {
+        Some(off) => k.u64(at(off)?, "rq.scx.ops_qseq")?,
+        None => OPS_QSEQ_ABSENT,
+    };
+    let kick_sync = match o.kick_sync {
+        Some(off) => k.u64(at(off)?, "rq.scx.kick_sync")?,
+        None => 0,
+    };
+    let nr_immed = match o.nr_immed {
+        Some(off) => k.u32(at(off)?, "rq.scx.nr_immed")?,
+        None => 0,
+    };
+    let rq_clock = match o.clock {
+        Some(off) => k.u64(at(off)?, "rq.scx.clock")?,
+        None => 0,
+    };
+    let curr = k.ptr(at(o.curr)?, "rq.curr")?;
+    let (curr_pid, curr_comm) = if curr.0 != 0 {
+        (
+            k.i32(Kernel::at(curr, o.task_pid)?, "curr->pid")?,
+            k.cstr(Kernel::at(curr, o.task_comm)?, 16, "curr->comm")?,
+        )
+    } else {
+        (0, String::new())
+    };
+    let runnable = list_nodes(k, c, at(o.runnable_list)?, LIST_CAP, "rq.scx.runnable_list")?;
+    let runnable_task_kvas = runnable
+        .nodes
+        .iter()
+        .map(|n| n.0.wrapping_sub(o.task_runnable_node))
+        .collect();
+    Ok(RqScxState {
+        cpu,
+        nr_running,
+        flags,
+        cpu_released,
+        ops_qseq,
+        kick_sync,
+        nr_immed,
+        rq_clock,
+        curr_pid,
+        curr_comm,
+        runnable_task_kvas,
+        runnable_truncated: runnable.truncated,
+    })
+}
+
+/// One runnable task's wait, for the dual-capture scanner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunnableAge {
+    pub cpu: u32,
+    pub task: Kva,
+    pub pid: i32,
+    /// `jiffies - task->scx.runnable_at` (saturating).
+    pub age_jiffies: u64,
+}
+
+/// The oldest runnable task over all CPUs (by `scx.runnable_at`), at `now_jiffies`.
+pub fn oldest_runnable(
+    k: &Kernel<'_>,
+    c: &CoreOffsets,
+    o: &RqOffsets,
+    rqs: &[Kva],
+    now_jiffies: u64,
+) -> Result<Option<RunnableAge>> {
+    let mut best: Option<RunnableAge> = None;
+    for (cpu, rq) in rqs.iter().enumerate() {
+        let head = Kernel::at(*rq, o.runnable_list)?;
+        let nodes = list_nodes(k, c, head, LIST_CAP, "rq.scx.runnable_list")?;
+        for n in nodes.nodes {
+            let task = Kva(n.0.wrapping_sub(o.task_runnable_node));
+            let at = k.u64(Kernel::at(task, o.task_runnable_at)?, "scx.runnable_at")?;
+            let age = now_jiffies.saturating_sub(at);
+            if best.is_none_or(|b| age > b.age_jiffies) {
+                let pid = k.i32(Kernel::at(task, o.task_pid)?, "task pid")?;
+                best = Some(RunnableAge {
+                    cpu: cpu as u32,
+                    task,
+                    pid,
+                    age_jiffies: age,
+                });
+            }
+        }
+    }
+    Ok(best)
+}

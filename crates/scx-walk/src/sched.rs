@@ -1,0 +1,236 @@
+//! `scx_root` → `struct scx_sched`: the scheduler's state, its event counters and the
+//! trigger location the engines watch.
+
+use dump_schema::{EventCounterSample, ScxSchedState};
+use guest_mem::Kva;
+
+use crate::error::{Result, WalkError};
+use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::offsets::Resolver;
+
+/// Offsets of `struct scx_sched` the walkers use (group `scx_sched`).
+#[derive(Debug, Clone, Copy)]
+pub struct SchedOffsets {
+    pub aborting: u64,
+    pub bypass_depth: u64,
+    pub exit_kind: u64,
+    pub watchdog_timeout: u64,
+    pub ops_name: u64,
+    pub ops_name_len: u64,
+    /// `struct scx_sched_pcpu __percpu *pcpu` (7.x); absent on the first sched_ext kernels.
+    pub pcpu: Option<u64>,
+    /// `struct scx_sched_pnode **pnode` (7.x per-node global DSQs).
+    pub pnode: Option<u64>,
+    /// `struct scx_dispatch_q **global_dsqs` (6.13–6.19).
+    pub global_dsqs: Option<u64>,
+    /// `scx_sched_pnode.global_dsq`.
+    pub pnode_global_dsq: Option<u64>,
+    pub dsq_hash: u64,
+    pub pcpu_event_stats: Option<u64>,
+    pub pcpu_bypass_dsq: Option<u64>,
+}
+
+impl SchedOffsets {
+    pub fn resolve(t: &dyn KernelTypes) -> Result<SchedOffsets> {
+        let mut r = Resolver::new(t, "scx_sched");
+        let ops_name = r.off("scx_sched", "ops.name");
+        let o = SchedOffsets {
+            aborting: r.off("scx_sched", "aborting"),
+            bypass_depth: r.off("scx_sched", "bypass_depth"),
+            exit_kind: r.off("scx_sched", "exit_kind"),
+            watchdog_timeout: r.off("scx_sched", "watchdog_timeout"),
+            ops_name,
+            ops_name_len: 128,
+            pcpu: r.opt("scx_sched", "pcpu"),
+            pnode: r.opt("scx_sched", "pnode"),
+            global_dsqs: r.opt("scx_sched", "global_dsqs"),
+            pnode_global_dsq: r.opt("scx_sched_pnode", "global_dsq"),
+            dsq_hash: r.off("scx_sched", "dsq_hash"),
+            pcpu_event_stats: r.opt("scx_sched_pcpu", "event_stats"),
+            pcpu_bypass_dsq: r.opt("scx_sched_pcpu", "bypass_dsq"),
+        };
+        r.finish(o)
+    }
+}
+
+/// Where the engines' trigger watch reads the exit kind: `*scx_root + exit_kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TriggerLocation {
+    /// Address of the `scx_root` pointer variable.
+    pub scx_root: Kva,
+    /// Offset of `atomic_t exit_kind` in `struct scx_sched`.
+    pub exit_kind_offset: u64,
+}
+
+/// The first `enum scx_exit_kind` value that is an error (`SCX_EXIT_ERROR`).
+pub const SCX_EXIT_ERROR: u32 = 1024;
+
+impl TriggerLocation {
+    /// Resolves `scx_root` (symbol) and `scx_sched.exit_kind` (BTF).
+    pub fn resolve(k: &Kernel<'_>) -> Result<TriggerLocation> {
+        let scx_root = k.sym("scx_root")?;
+        let mut r = Resolver::new(k.types, "scx_sched");
+        let exit_kind_offset = r.off("scx_sched", "exit_kind");
+        r.finish(TriggerLocation {
+            scx_root,
+            exit_kind_offset,
+        })
+    }
+
+    /// Reads the current exit kind; `Ok(None)` when no scheduler is attached.
+    pub fn read_exit_kind(&self, k: &Kernel<'_>) -> Result<Option<u32>> {
+        let sch = k.ptr(self.scx_root, "scx_root")?;
+        if sch.0 == 0 {
+            return Ok(None);
+        }
+        Ok(Some(k.u32(
+            Kernel::at(sch, self.exit_kind_offset)?,
+            "scx_sched.exit_kind",
+        )?))
+    }
+}
+
+/// The attached scheduler, if any.
+#[derive(Debug, Clone)]
+pub struct SchedRef {
+    pub kva: Kva,
+    pub ops_name: String,
+}
+
+/// Reads `scx_root`. `Ok(None)` when no scheduler is attached.
+pub fn scx_root(k: &Kernel<'_>, o: &SchedOffsets) -> Result<Option<SchedRef>> {
+    let sch = k.ptr(k.sym("scx_root")?, "scx_root")?;
+    if sch.0 == 0 {
+        return Ok(None);
+    }
+    let ops_name = k.cstr(
+        Kernel::at(sch, o.ops_name)?,
+        o.ops_name_len as usize,
+        "scx_sched.ops.name",
+    )?;
+    Ok(Some(SchedRef { kva: sch, ops_name }))
+}
+
+/// `ScxSchedState` of the live scheduler.
+pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSchedState> {
+    let aborting = k.u8(Kernel::at(sch, o.aborting)?, "scx_sched.aborting")? != 0;
+    let bypass_depth = k.i32(Kernel::at(sch, o.bypass_depth)?, "scx_sched.bypass_depth")?;
+    let exit_kind = k.u32(Kernel::at(sch, o.exit_kind)?, "scx_sched.exit_kind")?;
+    let watchdog_timeout = k.u64(
+        Kernel::at(sch, o.watchdog_timeout)?,
+        "scx_sched.watchdog_timeout",
+    )?;
+    Ok(ScxSchedState {
+        aborting,
+        bypass_depth,
+        exit_kind,
+        watchdog_timeout,
+        source: SOURCE_LIVE.to_string(),
+        sched_kva: sch.0,
+    })
+}
+
+/// `ScxSchedState.source` for state read from the kernel's `scx_sched`.
+pub const SOURCE_LIVE: &str = "live";
+
+/// Event-counter member names in `struct scx_event_stats`, with the wire field each
+/// one sums into. Several kernel names may feed one field (renames across versions).
+const EVENTS: &[(&str, &[&str])] = &[
+    ("select_cpu_fallback", &["SCX_EV_SELECT_CPU_FALLBACK"]),
+    (
+        "dispatch_local_dsq_offline",
+        &["SCX_EV_DISPATCH_LOCAL_DSQ_OFFLINE"],
+    ),
+    ("dispatch_keep_last", &["SCX_EV_DISPATCH_KEEP_LAST"]),
+    ("enq_skip_exiting", &["SCX_EV_ENQ_SKIP_EXITING"]),
+    (
+        "enq_skip_migration_disabled",
+        &["SCX_EV_ENQ_SKIP_MIGRATION_DISABLED"],
+    ),
+    ("reenq_immed", &["SCX_EV_REENQ_IMMED"]),
+    (
+        "reenq_local_repeat",
+        &["SCX_EV_REENQ_LOCAL_REPEAT", "SCX_EV_REENQ_REPEAT"],
+    ),
+    ("refill_slice_dfl", &["SCX_EV_REFILL_SLICE_DFL"]),
+    ("bypass_duration", &["SCX_EV_BYPASS_DURATION"]),
+    ("bypass_dispatch", &["SCX_EV_BYPASS_DISPATCH"]),
+    ("bypass_activate", &["SCX_EV_BYPASS_ACTIVATE"]),
+    ("insert_not_owned", &["SCX_EV_INSERT_NOT_OWNED"]),
+    ("sub_bypass_dispatch", &["SCX_EV_SUB_BYPASS_DISPATCH"]),
+];
+
+/// Resolved event-counter offsets inside `struct scx_sched_pcpu`.
+#[derive(Debug, Clone)]
+pub struct EventOffsets {
+    /// `scx_sched.pcpu`.
+    pcpu: u64,
+    /// Per wire field: offset in `scx_sched_pcpu`, or `None` when this kernel lacks it
+    /// (the field then stays 0).
+    fields: Vec<Option<u64>>,
+}
+
+impl EventOffsets {
+    pub fn resolve(t: &dyn KernelTypes, o: &SchedOffsets) -> Result<EventOffsets> {
+        let (Some(pcpu), Some(stats)) = (o.pcpu, o.pcpu_event_stats) else {
+            return Err(WalkError::MissingOffsets {
+                group: "scx_event_stats",
+                members: vec!["scx_sched.pcpu".into(), "scx_sched_pcpu.event_stats".into()],
+            });
+        };
+        let fields = EVENTS
+            .iter()
+            .map(|(_, names)| {
+                names
+                    .iter()
+                    .find_map(|n| t.offset_of("scx_event_stats", n))
+                    .map(|off| stats + off)
+            })
+            .collect::<Vec<_>>();
+        if fields.iter().all(Option::is_none) {
+            return Err(WalkError::MissingOffsets {
+                group: "scx_event_stats",
+                members: vec!["scx_event_stats.SCX_EV_*".into()],
+            });
+        }
+        Ok(EventOffsets { pcpu, fields })
+    }
+}
+
+/// Sums the per-CPU event counters of the scheduler at `sch` into one sample.
+pub fn sample_events(
+    k: &Kernel<'_>,
+    eo: &EventOffsets,
+    pc: &PerCpu,
+    sch: Kva,
+    elapsed_ms: u64,
+) -> Result<EventCounterSample> {
+    let pcpu = k.ptr(Kernel::at(sch, eo.pcpu)?, "scx_sched.pcpu")?;
+    let mut sums = vec![0i64; EVENTS.len()];
+    for cpu in 0..pc.nr_cpus() {
+        let Some(base) = pc.addr(pcpu, cpu) else {
+            continue;
+        };
+        for (sum, off) in sums.iter_mut().zip(&eo.fields) {
+            if let Some(off) = off {
+                *sum = sum.wrapping_add(k.i64(Kernel::at(base, *off)?, "scx_event_stats")?);
+            }
+        }
+    }
+    Ok(EventCounterSample {
+        elapsed_ms,
+        select_cpu_fallback: sums[0],
+        dispatch_local_dsq_offline: sums[1],
+        dispatch_keep_last: sums[2],
+        enq_skip_exiting: sums[3],
+        enq_skip_migration_disabled: sums[4],
+        reenq_immed: sums[5],
+        reenq_local_repeat: sums[6],
+        refill_slice_dfl: sums[7],
+        bypass_duration: sums[8],
+        bypass_dispatch: sums[9],
+        bypass_activate: sums[10],
+        insert_not_owned: sums[11],
+        sub_bypass_dispatch: sums[12],
+    })
+}

@@ -1,0 +1,242 @@
+//! Task enrichment: the identity, priorities, counters and scheduling class of every
+//! task the dump refers to (runqueue `curr`, runnable lists, DSQs), then of the tasks on
+//! `scx_tasks` (falling back to `init_task.tasks`) up to the cap.
+
+use std::collections::HashSet;
+
+use dump_schema::TaskEnrichment;
+use guest_mem::Kva;
+
+use crate::error::Result;
+use crate::kernel::{Kernel, KernelTypes};
+use crate::lists::{CoreOffsets, list_nodes};
+use crate::offsets::Resolver;
+
+/// Default cap on enriched tasks.
+pub const TASK_CAP: usize = 4096;
+
+/// `SCHED_EXT` policy number.
+const SCHED_EXT_POLICY: u32 = 7;
+
+/// Offsets of `task_struct`, `signal_struct` and `pid` (group `task_struct`).
+#[derive(Debug, Clone, Copy)]
+pub struct TaskOffsets {
+    pub pid: u64,
+    pub tgid: u64,
+    pub comm: u64,
+    pub weight: u64,
+    pub prio: u64,
+    pub static_prio: u64,
+    pub normal_prio: u64,
+    pub rt_priority: u64,
+    pub policy: u64,
+    pub nvcsw: u64,
+    pub nivcsw: u64,
+    pub utime: u64,
+    pub stime: u64,
+    pub sched_class: u64,
+    pub group_leader: u64,
+    pub real_parent: u64,
+    pub signal: u64,
+    pub tasks: u64,
+    pub scx_tasks_node: Option<u64>,
+    pub core_cookie: Option<u64>,
+    pub sig_nr_threads: u64,
+    pub sig_pids: u64,
+    pub sig_nvcsw: u64,
+    pub sig_nivcsw: u64,
+    pub sig_utime: u64,
+    pub sig_stime: u64,
+    pub pid_numbers_nr: u64,
+    pub pidtype_pgid: u64,
+    pub pidtype_sid: u64,
+}
+
+impl TaskOffsets {
+    pub fn resolve(t: &dyn KernelTypes) -> Result<TaskOffsets> {
+        let mut r = Resolver::new(t, "task_struct");
+        let o = TaskOffsets {
+            pid: r.off("task_struct", "pid"),
+            tgid: r.off("task_struct", "tgid"),
+            comm: r.off("task_struct", "comm"),
+            weight: r.off("task_struct", "scx.weight"),
+            prio: r.off("task_struct", "prio"),
+            static_prio: r.off("task_struct", "static_prio"),
+            normal_prio: r.off("task_struct", "normal_prio"),
+            rt_priority: r.off("task_struct", "rt_priority"),
+            policy: r.off("task_struct", "policy"),
+            nvcsw: r.off("task_struct", "nvcsw"),
+            nivcsw: r.off("task_struct", "nivcsw"),
+            utime: r.off("task_struct", "utime"),
+            stime: r.off("task_struct", "stime"),
+            sched_class: r.off("task_struct", "sched_class"),
+            group_leader: r.off("task_struct", "group_leader"),
+            real_parent: r.off("task_struct", "real_parent"),
+            signal: r.off("task_struct", "signal"),
+            tasks: r.off("task_struct", "tasks"),
+            scx_tasks_node: r.opt("task_struct", "scx.tasks_node"),
+            core_cookie: r.opt("task_struct", "core_cookie"),
+            sig_nr_threads: r.off("signal_struct", "nr_threads"),
+            sig_pids: r.off("signal_struct", "pids"),
+            sig_nvcsw: r.off("signal_struct", "nvcsw"),
+            sig_nivcsw: r.off("signal_struct", "nivcsw"),
+            sig_utime: r.off("signal_struct", "utime"),
+            sig_stime: r.off("signal_struct", "stime"),
+            pid_numbers_nr: r.off("pid", "numbers") + r.off("upid", "nr"),
+            pidtype_pgid: t.enum_value("PIDTYPE_PGID").unwrap_or(2) as u64,
+            pidtype_sid: t.enum_value("PIDTYPE_SID").unwrap_or(3) as u64,
+        };
+        r.finish(o)
+    }
+}
+
+/// Tasks of the whole system, in `scx_tasks` order (or the `init_task.tasks` order).
+pub fn all_tasks(
+    k: &Kernel<'_>,
+    c: &CoreOffsets,
+    o: &TaskOffsets,
+    cap: usize,
+) -> Result<(Vec<Kva>, bool)> {
+    if let (Some(head), Some(node)) = (k.syms.symbol("scx_tasks"), o.scx_tasks_node) {
+        let w = list_nodes(k, c, head, cap, "scx_tasks")?;
+        // The list also holds iteration cursors (`sched_ext_entity`s that are not
+        // inside a task); they are filtered later when their pid/comm fail to read
+        // or look wrong.
+        return Ok((
+            w.nodes
+                .iter()
+                .map(|n| Kva(n.0.wrapping_sub(node)))
+                .collect(),
+            w.truncated,
+        ));
+    }
+    let init = k.sym("init_task")?;
+    let w = list_nodes(k, c, Kernel::at(init, o.tasks)?, cap, "init_task.tasks")?;
+    let mut v = vec![init];
+    v.extend(w.nodes.iter().map(|n| Kva(n.0.wrapping_sub(o.tasks))));
+    Ok((v, w.truncated))
+}
+
+/// Class name from the symbol `task->sched_class` points at: `fair_sched_class` →
+/// `fair`; anything else is reported as the raw symbol (or address).
+pub fn sched_class_name(k: &Kernel<'_>, class: Kva) -> String {
+    match k.syms.nearest(class) {
+        Some((name, 0)) => name
+            .strip_suffix("_sched_class")
+            .map(str::to_string)
+            .unwrap_or(name),
+        Some((name, off)) => format!("{name}+{off:#x}"),
+        None => format!("{:#x}", class.0),
+    }
+}
+
+/// Enriches one task.
+pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichment> {
+    let f = |off: u64| Kernel::at(task, off);
+    let pid = k.i32(f(o.pid)?, "task.pid")?;
+    let tgid = k.i32(f(o.tgid)?, "task.tgid")?;
+    let comm = k.cstr(f(o.comm)?, 16, "task.comm")?;
+    let class = k.ptr(f(o.sched_class)?, "task.sched_class")?;
+    let sched_class = sched_class_name(k, class);
+    let policy = k.u32(f(o.policy)?, "task.policy")?;
+    let pi_boosted_out_of_scx =
+        policy == SCHED_EXT_POLICY && matches!(sched_class.as_str(), "rt" | "dl" | "stop");
+    let leader = k.ptr(f(o.group_leader)?, "task.group_leader")?;
+    let parent = k.ptr(f(o.real_parent)?, "task.real_parent")?;
+    let signal = k.ptr(f(o.signal)?, "task.signal")?;
+    let opt_i32 = |p: Kva, off: u64, what| -> i32 {
+        if p.0 == 0 {
+            return 0;
+        }
+        Kernel::at(p, off).and_then(|a| k.i32(a, what)).unwrap_or(0)
+    };
+    let sig_u64 = |off: u64, what| -> u64 {
+        if signal.0 == 0 {
+            return 0;
+        }
+        Kernel::at(signal, off)
+            .and_then(|a| k.u64(a, what))
+            .unwrap_or(0)
+    };
+    let pid_of = |ty: u64| -> i32 {
+        if signal.0 == 0 {
+            return 0;
+        }
+        let Ok(p) = Kernel::at(signal, o.sig_pids + ty * 8).and_then(|a| k.ptr(a, "signal.pids"))
+        else {
+            return 0;
+        };
+        opt_i32(p, o.pid_numbers_nr, "pid.nr")
+    };
+    Ok(TaskEnrichment {
+        pid,
+        tgid,
+        comm,
+        weight: k.u32(f(o.weight)?, "task.scx.weight")?,
+        prio: k.i32(f(o.prio)?, "task.prio")?,
+        static_prio: k.i32(f(o.static_prio)?, "task.static_prio")?,
+        normal_prio: k.i32(f(o.normal_prio)?, "task.normal_prio")?,
+        rt_priority: k.u32(f(o.rt_priority)?, "task.rt_priority")?,
+        pi_boosted_out_of_scx,
+        nvcsw: k.u64(f(o.nvcsw)?, "task.nvcsw")?,
+        nivcsw: k.u64(f(o.nivcsw)?, "task.nivcsw")?,
+        utime: k.u64(f(o.utime)?, "task.utime")?,
+        stime: k.u64(f(o.stime)?, "task.stime")?,
+        group_leader_pid: opt_i32(leader, o.pid, "group_leader.pid"),
+        real_parent_pid: opt_i32(parent, o.pid, "real_parent.pid"),
+        pgid: pid_of(o.pidtype_pgid),
+        sid: pid_of(o.pidtype_sid),
+        nr_threads: opt_i32(signal, o.sig_nr_threads, "signal.nr_threads"),
+        real_parent_comm: if parent.0 != 0 {
+            Kernel::at(parent, o.comm)
+                .and_then(|a| k.cstr(a, 16, "real_parent.comm"))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        },
+        sched_class,
+        lock_slowpath_match: String::new(),
+        core_cookie: match o.core_cookie {
+            Some(off) => k.u64(f(off)?, "task.core_cookie").unwrap_or(0),
+            None => 0,
+        },
+        signal_nvcsw: sig_u64(o.sig_nvcsw, "signal.nvcsw"),
+        signal_nivcsw: sig_u64(o.sig_nivcsw, "signal.nivcsw"),
+        signal_utime: sig_u64(o.sig_utime, "signal.utime"),
+        signal_stime: sig_u64(o.sig_stime, "signal.stime"),
+    })
+}
+
+/// Enriches `first` (tasks the dump refers to) then `rest`, deduplicated, up to `cap`.
+/// Entries that fail to read, or whose pid is negative, are skipped and counted.
+pub fn enrich_all(
+    k: &Kernel<'_>,
+    o: &TaskOffsets,
+    first: impl IntoIterator<Item = Kva>,
+    rest: impl IntoIterator<Item = Kva>,
+    cap: usize,
+    deadline_passed: &dyn Fn() -> bool,
+) -> (Vec<TaskEnrichment>, usize, bool) {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut failed = 0;
+    let mut stopped = false;
+    for t in first.into_iter().chain(rest) {
+        if out.len() >= cap {
+            stopped = true;
+            break;
+        }
+        if t.0 == 0 || !seen.insert(t.0) {
+            continue;
+        }
+        if out.len() % 64 == 0 && deadline_passed() {
+            stopped = true;
+            break;
+        }
+        match enrich(k, o, t) {
+            Ok(e) if e.pid >= 0 => out.push(e),
+            _ => failed += 1,
+        }
+    }
+    (out, failed, stopped)
+}

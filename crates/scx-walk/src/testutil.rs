@@ -1,0 +1,109 @@
+//! Synthetic guests for unit tests: sparse memory, a symbol table and member offsets.
+//! Only compiled for tests; the end-to-end tests use real guests.
+
+use std::collections::{BTreeMap, HashMap};
+
+use guest_mem::{Kva, KvaRead, MemError};
+
+use crate::kernel::{KernelTypes, SymbolLookup};
+
+/// Sparse byte-addressed memory: unwritten bytes are holes (reads fail).
+#[derive(Default)]
+pub struct FakeMem {
+    pages: HashMap<u64, Box<[u8; 4096]>>,
+}
+
+impl FakeMem {
+    pub fn write(&mut self, kva: u64, bytes: &[u8]) {
+        for (i, b) in bytes.iter().enumerate() {
+            let a = kva + i as u64;
+            let page = self
+                .pages
+                .entry(a & !0xfff)
+                .or_insert_with(|| Box::new([0u8; 4096]));
+            page[(a & 0xfff) as usize] = *b;
+        }
+    }
+    pub fn w64(&mut self, kva: u64, v: u64) {
+        self.write(kva, &v.to_le_bytes());
+    }
+    pub fn w32(&mut self, kva: u64, v: u32) {
+        self.write(kva, &v.to_le_bytes());
+    }
+}
+
+impl KvaRead for FakeMem {
+    fn read_kva(&self, kva: Kva, buf: &mut [u8]) -> Result<(), MemError> {
+        let len = buf.len();
+        for (i, b) in buf.iter_mut().enumerate() {
+            let a = kva
+                .0
+                .checked_add(i as u64)
+                .ok_or(MemError::Overflow { addr: kva.0, len })?;
+            let page = self.pages.get(&(a & !0xfff)).ok_or(MemError::NotPresent {
+                kva: Kva(a),
+                level: 1,
+                entry: 0,
+            })?;
+            *b = page[(a & 0xfff) as usize];
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct FakeSyms {
+    pub by_name: HashMap<String, u64>,
+}
+
+impl FakeSyms {
+    pub fn with(mut self, name: &str, addr: u64) -> Self {
+        self.by_name.insert(name.to_string(), addr);
+        self
+    }
+}
+
+impl SymbolLookup for FakeSyms {
+    fn symbol(&self, name: &str) -> Option<Kva> {
+        self.by_name.get(name).map(|&a| Kva(a))
+    }
+    fn nearest(&self, kva: Kva) -> Option<(String, u64)> {
+        let sorted: BTreeMap<u64, &String> = self.by_name.iter().map(|(n, a)| (*a, n)).collect();
+        sorted
+            .range(..=kva.0)
+            .next_back()
+            .map(|(a, n)| ((*n).clone(), kva.0 - a))
+    }
+}
+
+#[derive(Default)]
+pub struct FakeTypes {
+    pub members: HashMap<(String, String), u64>,
+    pub sizes: HashMap<String, u64>,
+    pub enums: HashMap<String, i64>,
+}
+
+impl FakeTypes {
+    pub fn member(mut self, ty: &str, path: &str, off: u64) -> Self {
+        self.members.insert((ty.into(), path.into()), off);
+        self
+    }
+    pub fn size(mut self, ty: &str, size: u64) -> Self {
+        self.sizes.insert(ty.into(), size);
+        self
+    }
+}
+
+impl KernelTypes for FakeTypes {
+    fn offset_of(&self, ty: &str, path: &str) -> Option<u64> {
+        self.members
+            .get(&(ty.to_string(), path.to_string()))
+            .copied()
+    }
+    fn size_of(&self, ty: &str) -> Option<u64> {
+        self.sizes.get(ty).copied()
+    }
+    fn enum_value(&self, variant: &str) -> Option<i64> {
+        self.enums.get(variant).copied()
+    }
+}
