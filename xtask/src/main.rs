@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         "schema" => schema::run(rest),
         "provision" => provision::run(rest),
         "bench" => bench::run(rest),
+        "test" => test(rest),
         _ => return usage(),
     };
     match result {
@@ -32,7 +33,25 @@ fn usage() -> ExitCode {
         "usage: cargo xtask <task>\n\
          \n  schema [--check]   write (or check) the JSON Schemas under schema/\
          \n  provision          install host packages and build the cached guest assets\
-         \n  bench              run the project's benchmarks and print their ratios"
+         \n  bench              run the project's benchmarks and print their ratios\
+         \n  test [ARGS..]      provision, then run every test (cargo nextest run --workspace ARGS..)"
     );
     ExitCode::from(2)
+}
+
+/// The README's test command: provision what the tests need (idempotent, cached), then run
+/// the whole workspace's tests with nextest (extra arguments are passed on).
+fn test(args: &[String]) -> Result<(), String> {
+    provision::run(&[])?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = std::process::Command::new(cargo)
+        .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot start cargo nextest: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("tests failed ({status})"))
+    }
 }
