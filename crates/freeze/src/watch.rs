@@ -84,7 +84,11 @@ pub struct ExitKindReader<T> {
 
 impl<T: FnMut(Kva) -> Result<Gpa, MemError>> ExitKindReader<T> {
     /// Translates `scx_root`'s address and checks it is readable.
-    pub fn new(ram: GuestRam, trigger: ExitKindTrigger, mut translate: T) -> Result<Self, WatchError> {
+    pub fn new(
+        ram: GuestRam,
+        trigger: ExitKindTrigger,
+        mut translate: T,
+    ) -> Result<Self, WatchError> {
         let root_gpa = translate(trigger.root_ptr).map_err(|source| WatchError::Translate {
             what: "scx_root",
             source,
@@ -181,6 +185,9 @@ pub struct WatchOptions {
     pub freeze_timeout: Duration,
     /// Set it to end the watch from another thread (e.g. when the guest exited).
     pub stop: Option<Arc<AtomicBool>>,
+    /// Do not trigger on this `scx_sched` (one already captured: after a thaw it keeps
+    /// its error `exit_kind` until the kernel unpublishes it).
+    pub ignore_sched: Option<Kva>,
 }
 
 impl Default for WatchOptions {
@@ -190,6 +197,7 @@ impl Default for WatchOptions {
             timeout: None,
             freeze_timeout: Duration::from_secs(10),
             stop: None,
+            ignore_sched: None,
         }
     }
 }
@@ -269,11 +277,13 @@ where
             Ok(Sample {
                 sched: Some(sched),
                 exit_kind: Some(kind),
-            }) if kind >= trigger.threshold => Some((sched, kind, false)),
+            }) if kind >= trigger.threshold && Some(sched) != opts.ignore_sched => {
+                Some((sched, kind, false))
+            }
             Ok(Sample { sched: None, .. }) => {
                 // scx_root went NULL since the last poll: if that scheduler failed,
                 // its exit_kind was set before it was unpublished.
-                let prev = last_sched.take();
+                let prev = last_sched.take().filter(|s| Some(*s) != opts.ignore_sched);
                 prev.and_then(|s| {
                     reader
                         .exit_kind_of(s)
@@ -310,12 +320,190 @@ where
                 stats,
             })));
         }
-        if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+        if opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
             return Ok(WatchOutcome::Stopped(stats));
         }
         if opts.timeout.is_some_and(|t| now - start >= t) {
             return Ok(WatchOutcome::TimedOut(stats));
         }
         std::thread::sleep(opts.period);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Edge cases on synthetic guest RAM; the real-guest tests are in
+    //! `tests/qemu_trigger.rs`.
+    use super::*;
+    use vm_memory::GuestMemoryMmap;
+
+    const ROOT: u64 = 0x1000;
+    const SCHED: u64 = 0x8000;
+    const OFF: u64 = 0x40;
+    const DIRECT: u64 = 0xffff_8880_0000_0000;
+
+    /// Frozen flag only: the synthetic guest has no vCPUs to stop.
+    struct Synthetic {
+        ram: GuestRam,
+        frozen: bool,
+    }
+
+    impl Engine for Synthetic {
+        fn guest_ram(&self) -> GuestRam {
+            self.ram.clone()
+        }
+        fn vcpu_count(&self) -> usize {
+            1
+        }
+        fn freeze(&mut self, _t: Duration) -> Result<FreezeOutcome, EngineError> {
+            self.frozen = true;
+            Ok(FreezeOutcome {
+                vcpus: vec![Some(Default::default())],
+                elapsed: Duration::from_micros(1),
+            })
+        }
+        fn thaw(&mut self) -> Result<(), EngineError> {
+            self.frozen = false;
+            Ok(())
+        }
+        fn is_frozen(&self) -> bool {
+            self.frozen
+        }
+        fn console_tail(&self) -> String {
+            String::new()
+        }
+    }
+
+    fn setup(root: u64, kind: u32) -> Synthetic {
+        let ram = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 16)]).unwrap();
+        ram.write_obj(root, GuestAddress(ROOT)).unwrap();
+        ram.write_obj(kind, GuestAddress(SCHED + OFF)).unwrap();
+        Synthetic { ram, frozen: false }
+    }
+
+    fn translate(k: Kva) -> Result<Gpa, MemError> {
+        match k.0 {
+            0xffff_ffff_8000_0000.. => Ok(Gpa(k.0 - 0xffff_ffff_8000_0000)),
+            DIRECT..=0xffff_8880_ffff_ffff => Ok(Gpa(k.0 - DIRECT)),
+            _ => Err(MemError::Untranslatable {
+                kva: k,
+                why: "synthetic",
+            }),
+        }
+    }
+
+    fn trigger() -> ExitKindTrigger {
+        ExitKindTrigger {
+            root_ptr: Kva(0xffff_ffff_8000_0000 + ROOT),
+            exit_kind_offset: OFF,
+            threshold: SCX_EXIT_ERROR,
+        }
+    }
+
+    #[test]
+    fn fires_on_flip_and_freezes() {
+        let mut e = setup(DIRECT + SCHED, 0);
+        let ram = e.ram.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            ram.store(
+                SCX_EXIT_ERROR_STALL,
+                GuestAddress(SCHED + OFF),
+                Ordering::Release,
+            )
+            .unwrap();
+        });
+        let out = watch_exit_kind(&mut e, trigger(), translate, &WatchOptions::default()).unwrap();
+        t.join().unwrap();
+        let WatchOutcome::Triggered(t) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(t.exit_kind, SCX_EXIT_ERROR_STALL);
+        assert_eq!(t.sched, Kva(DIRECT + SCHED));
+        assert!(!t.root_cleared);
+        assert!(e.is_frozen());
+        assert_eq!(
+            t.at_freeze,
+            Some(Sample {
+                sched: Some(Kva(DIRECT + SCHED)),
+                exit_kind: Some(SCX_EXIT_ERROR_STALL)
+            })
+        );
+        assert!(t.stats.polls > 1);
+        assert!(t.stats.rate_hz() > 0.0);
+    }
+
+    #[test]
+    fn ignores_the_captured_sched_and_times_out() {
+        let mut e = setup(DIRECT + SCHED, SCX_EXIT_ERROR_BPF);
+        let opts = WatchOptions {
+            timeout: Some(Duration::from_millis(20)),
+            ignore_sched: Some(Kva(DIRECT + SCHED)),
+            ..Default::default()
+        };
+        let out = watch_exit_kind(&mut e, trigger(), translate, &opts).unwrap();
+        assert!(
+            matches!(out, WatchOutcome::TimedOut(s) if s.polls > 1),
+            "{out:?}"
+        );
+        assert!(!e.is_frozen());
+    }
+
+    #[test]
+    fn below_threshold_null_and_garbage_never_fire() {
+        for root in [0, DIRECT + SCHED, 0x1234, u64::MAX] {
+            let mut e = setup(root, 7);
+            let stop = Arc::new(AtomicBool::new(false));
+            let s2 = stop.clone();
+            let t = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                s2.store(true, Ordering::Relaxed);
+            });
+            let opts = WatchOptions {
+                stop: Some(stop),
+                ..Default::default()
+            };
+            let out = watch_exit_kind(&mut e, trigger(), translate, &opts).unwrap();
+            t.join().unwrap();
+            assert!(
+                matches!(out, WatchOutcome::Stopped(_)),
+                "root {root:#x}: {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unreadable_root_is_an_error() {
+        let mut e = setup(0, 0);
+        let mut bad = trigger();
+        bad.root_ptr = Kva(0x10);
+        let err = watch_exit_kind(&mut e, bad, translate, &WatchOptions::default()).unwrap_err();
+        assert!(matches!(err, WatchError::Translate { .. }), "{err}");
+        bad.root_ptr = Kva(0xffff_ffff_8000_0000 + (1 << 20));
+        let err = watch_exit_kind(&mut e, bad, translate, &WatchOptions::default()).unwrap_err();
+        assert!(matches!(err, WatchError::Read { .. }), "{err}");
+    }
+
+    #[test]
+    fn reader_samples() {
+        let e = setup(DIRECT + SCHED, 1025);
+        let mut r = ExitKindReader::new(e.ram.clone(), trigger(), translate).unwrap();
+        assert_eq!(r.root_gpa(), Gpa(ROOT));
+        assert_eq!(
+            r.sample().unwrap(),
+            Sample {
+                sched: Some(Kva(DIRECT + SCHED)),
+                exit_kind: Some(1025)
+            }
+        );
+        // An offset that overflows the pointer gives no exit_kind, not a panic.
+        let mut t = trigger();
+        t.exit_kind_offset = u64::MAX;
+        let mut r = ExitKindReader::new(e.ram.clone(), t, translate).unwrap();
+        assert_eq!(r.sample().unwrap().exit_kind, None);
     }
 }

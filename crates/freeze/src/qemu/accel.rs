@@ -90,18 +90,29 @@ pub fn probe_kvm(qemu: &Path, kernel: &Path, budget: Duration) -> Result<String,
         return Err(format!("cannot open /dev/kvm: {e}"));
     }
     let mut cmd = Command::new(qemu);
-    cmd.args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
-        .args(["-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "512M"])
-        .args(["-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"])
-        .arg("-kernel")
-        .arg(kernel)
-        .args([
-            "-append",
-            "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 loglevel=7",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ])
+    .args(["-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "512M"])
+    .args([
+        "-chardev",
+        "stdio,id=con,signal=off",
+        "-serial",
+        "chardev:con",
+    ])
+    .arg("-kernel")
+    .arg(kernel)
+    .args([
+        "-append",
+        "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 loglevel=7",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = spawn_tied(cmd).map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
     let console = Console::new(4096);
     let stderr = Console::new(4096);

@@ -1,8 +1,9 @@
 //! The QEMU engine: qemu-system-x86_64 (KVM or TCG) with shared RAM, QMP freeze/thaw.
 //!
 //! One [`QemuEngine`] owns one QEMU process and a private directory holding the guest
-//! RAM file (`memory-backend-file,share=on`, mapped here as [`GuestRam`]) and the QMP
-//! socket. Freeze is QMP `stop`, whose answer comes after QEMU paused every vCPU;
+//! RAM file (`memory-backend-file,share=on` on the `pc` machine, mapped read-only and
+//! shared by `guest_mem::ramfile` as [`GuestRam`]: writing through it faults) and the
+//! QMP socket. Freeze is QMP `stop`, whose answer comes after QEMU paused every vCPU;
 //! registers are read while stopped with `info registers -a`. The serial console is
 //! captured from QEMU's stdout ([`Console`]).
 //!
@@ -12,7 +13,6 @@
 pub mod accel;
 pub mod console;
 pub mod qmp;
-pub mod ram;
 pub mod regs;
 pub mod teardown;
 
@@ -23,6 +23,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use guest_mem::ramfile::{self, QemuMachine};
 use serde_json::json;
 
 pub use accel::{Accel, AccelChoice, AccelDecision};
@@ -147,7 +148,13 @@ impl QemuEngine {
         let qmp_path = dir.path().join("qmp.sock");
 
         let mut cmd = Command::new(&cfg.qemu);
-        cmd.args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
+        cmd.args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ]);
         match accel.accel {
             Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
             Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
@@ -169,7 +176,12 @@ impl QemuEngine {
             .arg(backend)
             .arg("-qmp")
             .arg(qmp_arg)
-            .args(["-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"])
+            .args([
+                "-chardev",
+                "stdio,id=con,signal=off",
+                "-serial",
+                "chardev:con",
+            ])
             .args(["-device", "vmcoreinfo"])
             .arg("-kernel")
             .arg(&cfg.kernel)
@@ -195,7 +207,14 @@ impl QemuEngine {
         // rest so that a failure kills and reaps QEMU and removes the directory.
         let mut partial = Partial { child: Some(child) };
         let qmp = connect_qmp(&qmp_path, partial.child(), &stderr, cfg.start_timeout)?;
-        let ram = ram::map_ram_file(&ram_path, ram_size, &ram::pc_layout(ram_size))?;
+        // guest-mem maps it read-only: the host never writes guest RAM.
+        let ram =
+            ramfile::map_ram_file(&ram_path, &QemuMachine::Pc.layout(ram_size)).map_err(|e| {
+                EngineError::Failed {
+                    step: "map guest RAM",
+                    detail: e.to_string(),
+                }
+            })?;
         let child = partial.child.take().expect("still owned");
         Ok(QemuEngine {
             child,

@@ -63,7 +63,9 @@ pub fn parse_info_registers(text: &str) -> Result<Vec<Option<CpuRegs>>, RegsPars
             if let Some((idx, f)) = current.take() {
                 store(&mut out, idx, f.finish(idx)?)?;
             }
-            let idx: usize = c[1].parse().map_err(|_| RegsParseError::BadIndex { cpu: 0 })?;
+            let idx: usize = c[1]
+                .parse()
+                .map_err(|_| RegsParseError::BadIndex { cpu: 0 })?;
             if idx >= MAX_CPUS {
                 return Err(RegsParseError::BadIndex { cpu: idx });
             }
@@ -97,11 +99,7 @@ pub fn parse_info_registers(text: &str) -> Result<Vec<Option<CpuRegs>>, RegsPars
     Ok(out)
 }
 
-fn store(
-    out: &mut Vec<Option<CpuRegs>>,
-    idx: usize,
-    regs: CpuRegs,
-) -> Result<(), RegsParseError> {
+fn store(out: &mut Vec<Option<CpuRegs>>, idx: usize, regs: CpuRegs) -> Result<(), RegsParseError> {
     if out.len() <= idx {
         out.resize(idx + 1, None);
     }

@@ -88,16 +88,13 @@ pub struct Registration(u64);
 pub fn register(pid: u32, dir: PathBuf) -> Registration {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    registry()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(
-            id,
-            Entry {
-                pid: pid as libc::pid_t,
-                dir,
-            },
-        );
+    registry().lock().unwrap_or_else(|e| e.into_inner()).insert(
+        id,
+        Entry {
+            pid: pid as libc::pid_t,
+            dir,
+        },
+    );
     Registration(id)
 }
 
