@@ -45,7 +45,7 @@ use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 pub use console::ConsoleTail;
 pub use coordinator::GuestExit;
-pub use degraded::{DEGRADED_TIMEOUT_REASON, degraded_reason};
+pub use degraded::{DEGRADED_TIMEOUT_REASON, degraded_reason, degraded_report, reg_snapshot};
 pub use devices::PioHandler;
 pub use linux::{KernelFormat, LinuxBoot};
 pub use x86::{CpuMode, PageTables};
