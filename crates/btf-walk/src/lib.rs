@@ -20,8 +20,10 @@
 
 mod btf;
 mod error;
+mod guest;
 mod load;
 mod offsets;
+mod render;
 mod table;
 
 #[doc(hidden)]
@@ -29,9 +31,14 @@ pub mod synth;
 
 pub use btf::Btf;
 pub use error::{BtfError, MissingMembers, Result};
+pub use guest::{GuestBtfCache, MAX_CACHED_BTFS, START_BTF, STOP_BTF};
 pub use load::{
     InputFormat, MAX_BTF_BYTES, MAX_DECOMPRESSED_BYTES, MAX_INPUT_BYTES, bzimage_payload,
     decompress, elf_btf_section,
 };
 pub use offsets::{Field, OffsetGroup};
+pub use render::{
+    REASON_BUDGET, REASON_CYCLE, REASON_DEPTH, REASON_OPAQUE, REASON_TOO_DEEP, RenderOptions,
+    Renderer, Symbolize, cpu_list,
+};
 pub use table::{EnumValue, Kind, Member, Qualifier, SecVar, Span, TypeId};

@@ -231,3 +231,46 @@ impl BtfBuilder {
         out
     }
 }
+
+/// Guest memory made of a few byte regions at kernel virtual addresses, for tests, fuzzing
+/// and benchmarks. Reads outside every region fail like unmapped guest memory does.
+#[derive(Default, Clone, Debug)]
+pub struct RegionMem {
+    regions: Vec<(u64, Vec<u8>)>,
+}
+
+impl RegionMem {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `bytes` at `kva` (regions must not overlap; the first match wins).
+    pub fn add(&mut self, kva: u64, bytes: Vec<u8>) -> &mut Self {
+        self.regions.push((kva, bytes));
+        self
+    }
+}
+
+impl guest_mem::KvaRead for RegionMem {
+    fn read_kva(&self, kva: guest_mem::Kva, buf: &mut [u8]) -> Result<(), guest_mem::MemError> {
+        for (start, bytes) in &self.regions {
+            let Some(off) = kva.0.checked_sub(*start) else {
+                continue;
+            };
+            let Ok(off) = usize::try_from(off) else {
+                continue;
+            };
+            if let Some(src) = off
+                .checked_add(buf.len())
+                .and_then(|end| bytes.get(off..end))
+            {
+                buf.copy_from_slice(src);
+                return Ok(());
+            }
+        }
+        Err(guest_mem::MemError::Untranslatable {
+            kva,
+            why: "outside the test regions",
+        })
+    }
+}
