@@ -23,6 +23,8 @@
 //! In [`reasons`], one constant each.
 
 mod any;
+mod display;
+pub mod json_schema;
 mod maps;
 pub mod reasons;
 mod rendered;
@@ -32,6 +34,7 @@ mod sections;
 mod wire;
 
 pub use any::{Error, FailureDumpReportAny};
+pub use json_schema::SchemaKind;
 pub use maps::{
     ArenaPage, ArenaSnapshot, FailureDumpArrayEntry, FailureDumpEntry, FailureDumpFdArray,
     FailureDumpMap, FailureDumpPercpuEntry, FailureDumpPercpuHashEntry, FailureDumpRingbuf,

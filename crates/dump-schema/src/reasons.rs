@@ -17,6 +17,7 @@
 //! |---|---|---|
 //! | `RenderedValue::Unsupported::reason` | [`RENDERED_TOO_DEEP`] | written instead of a sub-value nested deeper than a reader accepts |
 //! | `RenderedValue::Unsupported::reason` | [`NON_FINITE_FLOAT`] | written instead of a NaN or infinite float |
+//! | `RenderedValue::Ptr::deref_skipped_reason` | [`DEREF_CYCLE`] | the pointee is already on the path being rendered |
 //! | `FailureDumpMap::error` | [`hash_map_truncated`] | a map capped at a number of entries |
 
 /// Degraded prefix: the freeze rendezvous timed out.
@@ -92,6 +93,11 @@ pub const RENDERED_TOO_DEEP: &str = "nested too deep to write";
 /// Written as an `unsupported` value's reason in place of a NaN or infinite float, which JSON
 /// cannot carry.
 pub const NON_FINITE_FLOAT: &str = "non-finite float";
+
+/// `RenderedValue::Ptr::deref_skipped_reason` when the pointee was already rendered on the
+/// way here (a cycle). `Display` prints such pointers as `0x… [cycle]`; any reason starting
+/// with this word does.
+pub const DEREF_CYCLE: &str = "cycle";
 
 /// `FailureDumpMap::error` when a map was capped: `hash map truncated at N entries`.
 pub fn hash_map_truncated(cap: usize) -> String {

@@ -1,0 +1,46 @@
+//! Display and JSON of every case, pinned by insta snapshots. Each JSON is also validated
+//! against the committed schema and read back.
+
+mod common;
+
+use dump_schema::{FailureDumpReportAny, RenderedValue};
+
+fn check_json(name: &str, json: &str) {
+    if let Err(e) = e2e_tests::validate_report_json(json) {
+        panic!("{name}: JSON does not match schema/any.json: {e}\n{json}");
+    }
+}
+
+#[test]
+fn reports_display_and_json() {
+    for (name, report) in common::every_report() {
+        let json = report.to_json_pretty().unwrap();
+        check_json(&name, &json);
+        let back = FailureDumpReportAny::from_json(&json).unwrap();
+        assert_eq!(back, report, "{name}: round trip");
+        insta::assert_snapshot!(format!("{name}_display"), report.to_string());
+        insta::assert_snapshot!(format!("{name}_json"), json);
+    }
+}
+
+#[test]
+fn every_rendered_value_kind() {
+    for (name, v) in common::every_kind() {
+        let json = serde_json::to_string_pretty(&v).unwrap();
+        let back: RenderedValue = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, v, "{name}: round trip");
+        insta::assert_snapshot!(
+            format!("value_{name}"),
+            format!("display: {v}\njson:\n{json}")
+        );
+    }
+}
+
+#[test]
+fn wide_values_use_the_block_form() {
+    let v = common::wide_struct();
+    let text = v.to_string();
+    assert!(text.lines().count() > 1);
+    assert!(text.lines().all(|l| l.chars().count() <= 120), "{text}");
+    insta::assert_snapshot!("value_wide_block", text);
+}
