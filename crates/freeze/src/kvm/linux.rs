@@ -26,7 +26,8 @@ use crate::{CpuRegs, EngineError};
 /// Kernel image formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KernelFormat {
-    /// Decide from the file's magic numbers (ELF header, or `HdrS` at 0x202).
+    /// Decide from the file's magic numbers (ELF header, or `HdrS` at 0x202); an ELF kernel
+    /// with a PVH entry note boots through PVH, one without through its 64-bit entry.
     #[default]
     Auto,
     /// bzImage, entered at its 64-bit entry point (load address + 0x200).
@@ -184,12 +185,23 @@ pub(crate) fn load(
         PvhBootCapability::PvhEntryPresent(addr) => Some(addr.0),
         _ => None,
     };
-    match (format, pvh_entry) {
-        (KernelFormat::ElfPvh, None) => Err(error::failed(
-            "boot with PVH",
-            "the ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)",
-        )),
-        (KernelFormat::ElfPvh, Some(entry)) => {
+    // An ELF kernel boots through PVH when it has the entry note, unless the 64-bit entry
+    // was asked for explicitly.
+    let pvh = match (boot.format, format, pvh_entry) {
+        (KernelFormat::ElfPvh, _, None) => {
+            return Err(error::failed(
+                "boot with PVH",
+                "the ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)",
+            ));
+        }
+        (KernelFormat::ElfPvh | KernelFormat::Auto, KernelFormat::Elf64, Some(entry)) => {
+            Some(entry)
+        }
+        (KernelFormat::ElfPvh, _, Some(entry)) => Some(entry),
+        _ => None,
+    };
+    match pvh {
+        Some(entry) => {
             write_pvh_info(mem, initrd)?;
             Ok(Entry {
                 mode: CpuMode::Protected32,
@@ -201,7 +213,7 @@ pub(crate) fn load(
                 },
             })
         }
-        _ => {
+        None => {
             write_zero_page(mem, &loaded, cmdline_len, initrd)?;
             let rip = match format {
                 // The 64-bit entry of a bzImage is 0x200 past the protected-mode code start.
