@@ -255,7 +255,11 @@ impl Kernel {
             }
             None => default_page_offset(mode),
         };
-        k.direct_len = max_physmem(mode);
+        // The direct map covers RAM only; with RANDOMIZE_MEMORY vmalloc may start
+        // soon after it, so bound the linear shortcut by the end of guest RAM
+        // rather than by the architectural maximum.
+        let ram_end = k.mem.ranges().last().map_or(0, |r| r.end());
+        k.direct_len = ram_end.min(max_physmem(mode));
         k.per_cpu = Arc::from(k.read_per_cpu_offsets());
         Ok(k)
     }

@@ -28,6 +28,7 @@ pub mod ramfile;
 mod read;
 mod regs;
 pub mod symbols;
+pub mod synth;
 pub mod vmcore;
 pub mod vmcoreinfo;
 pub mod x86;
