@@ -1,1 +1,184 @@
-//! Guest-lab provisioning: the sched_ext kernel, initramfs, test schedulers, cached by version.
+//! Guest-lab provisioning: the sched_ext kernel, the initramfs, the test schedulers and
+//! `scx_bpfland`, cached by version under one directory.
+//!
+//! Everything the real-guest tests and the `ktstr run` command boot comes from here:
+//!
+//! ```no_run
+//! use freeze::lab::{Lab, RunSpec, SchedulerChoice, TestScheduler};
+//! let lab = Lab::open()?;
+//! lab.ensure_host_packages()?;
+//! let kernel = lab.kernel()?;
+//! let spec = RunSpec::new()
+//!     .scheduler(SchedulerChoice::test(TestScheduler::Stall))
+//!     .workload("ktstr_spin 4 20");
+//! let initrd = lab.initramfs(&spec)?;
+//! // qemu-system-x86_64 -kernel {kernel.vmlinuz} -initrd {initrd.path()} -append ...
+//! # Ok::<(), freeze::lab::LabError>(())
+//! ```
+//!
+//! Cache contract (`$KTSTR_CACHE`, default `~/.cache/ktstr`):
+//! - every entry is a directory whose name carries the versions it was built from; it is
+//!   built in `tmp/` and renamed into place, so an entry that exists is complete;
+//! - concurrent callers (tests run in parallel, several processes) are serialized per entry
+//!   with a file lock under `locks/`; the second caller finds the entry and reuses it;
+//! - a failed download or build returns a [`LabError`] naming the step, with the tail of
+//!   the tool's output, and leaves no entry behind.
+
+mod apt;
+mod boot;
+mod bpfland;
+mod cache;
+mod cpio;
+mod host;
+mod initramfs;
+mod kernel;
+mod progress;
+mod runspec;
+mod sched;
+mod tool;
+
+pub use boot::{BootOutcome, DEFAULT_APPEND, QuickBoot};
+pub use bpfland::{BPFLAND_VERSION, BpflandAssets};
+pub use host::{HostPackage, MissingPackage, REQUIRED_PACKAGES};
+pub use initramfs::Initramfs;
+pub use kernel::{DEFAULT_KERNEL_VERSION, KernelAssets};
+pub use progress::{Progress, QuietProgress, StderrProgress};
+pub use runspec::{
+    ConsoleLog, GuestCommand, HookPoint, OUT_PREFIX, PHASE_PREFIX, Phase, RunEnd, RunSpec,
+    SchedulerChoice, TestScheduler, TestSchedulerParams,
+};
+pub use sched::SchedulerAssets;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why provisioning failed; every variant names the step.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabError {
+    /// A file-system operation failed.
+    #[error("{step}: {path}: {source}")]
+    Io {
+        step: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An external tool (apt-get, clang, cargo, ...) could not be started or failed.
+    #[error("{step}: `{command}` failed ({status}){}", tail_suffix(.output_tail))]
+    Tool {
+        step: String,
+        command: String,
+        status: String,
+        /// The last lines the tool printed.
+        output_tail: String,
+    },
+    /// Something required is missing or not as expected (a package, a file in a package,
+    /// a kernel without sched_ext, ...).
+    #[error("{step}: {detail}")]
+    Invalid { step: String, detail: String },
+}
+
+fn tail_suffix(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; last output:\n{tail}")
+    }
+}
+
+impl LabError {
+    pub(crate) fn io(step: impl Into<String>, path: &Path, source: std::io::Error) -> Self {
+        LabError::Io {
+            step: step.into(),
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(step: impl Into<String>, detail: impl Into<String>) -> Self {
+        LabError::Invalid {
+            step: step.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The guest lab: a cache directory plus a progress sink.
+///
+/// Cheap to clone; every method is safe to call from several threads and processes at
+/// once (per-entry file locks).
+#[derive(Clone)]
+pub struct Lab {
+    root: PathBuf,
+    progress: Arc<dyn Progress>,
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab").field("root", &self.root).finish()
+    }
+}
+
+impl Lab {
+    /// The lab at `$KTSTR_CACHE`, else `$HOME/.cache/ktstr`; progress goes to stderr.
+    pub fn open() -> Result<Lab, LabError> {
+        let root = match std::env::var_os("KTSTR_CACHE") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => {
+                let home = std::env::var_os("HOME").ok_or_else(|| {
+                    LabError::invalid("locating the cache", "neither KTSTR_CACHE nor HOME is set")
+                })?;
+                PathBuf::from(home).join(".cache").join("ktstr")
+            }
+        };
+        Lab::at(root)
+    }
+
+    /// The lab at an explicit cache directory (created if missing).
+    pub fn at(root: impl Into<PathBuf>) -> Result<Lab, LabError> {
+        let root = root.into();
+        for sub in ["", "tmp", "locks"] {
+            let dir = root.join(sub);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| LabError::io("creating the cache directory", &dir, e))?;
+        }
+        Ok(Lab {
+            root,
+            progress: Arc::new(StderrProgress),
+        })
+    }
+
+    /// Replace the progress sink.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Lab {
+        self.progress = progress;
+        self
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn progress(&self) -> &dyn Progress {
+        &*self.progress
+    }
+
+    /// Everything a full test run needs: host packages, kernel, the three test schedulers,
+    /// `scx_bpfland` (when `with_bpfland`) and a base initramfs.
+    pub fn provision_all(&self, with_bpfland: bool) -> Result<(), LabError> {
+        self.ensure_host_packages()?;
+        let kernel = self.kernel()?;
+        self.progress()
+            .step(&format!("kernel {} ready", kernel.release));
+        for which in TestScheduler::ALL {
+            self.scheduler(which)?;
+        }
+        if with_bpfland {
+            self.bpfland()?;
+        }
+        let spec = RunSpec::new();
+        self.initramfs(&spec)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The project's test schedulers, written from scratch against the guest kernel's own
+ * vmlinux.h (Linux 7.3 names: scx_bpf_dsq_insert, scx_bpf_dsq_move_to_local).
+ *
+ * One source, three behaviours chosen by KTSTR_MODE before this header is included:
+ *   KTSTR_OK     a correct global vtime scheduler (weighted fair, FIFO among equals);
+ *   KTSTR_STALL  after after_ms, tasks named victim_comm are parked on STALL_DSQ, which
+ *                is never consumed: the watchdog exits with SCX_EXIT_ERROR_STALL;
+ *   KTSTR_ERROR  after after_ms, scx_bpf_error(): SCX_EXIT_ERROR_BPF.
+ *
+ * It keeps state of every kind a failure dump must render: .bss/.data/.rodata
+ * variables, a hash map, an array, a per-CPU array, user DSQs with queued tasks, and a
+ * BPF arena. .rodata values can be changed per run by the loader (--set name=value).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#define KTSTR_OK 0
+#define KTSTR_STALL 1
+#define KTSTR_ERROR 2
+
+#ifndef KTSTR_MODE
+#error "define KTSTR_MODE"
+#endif
+
+char _license[] SEC("license") = "GPL";
+
+/* sched_ext kfuncs of Linux 7.3 (prototypes as in the kernel's BTF). */
+void scx_bpf_dsq_insert(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym;
+void scx_bpf_dsq_insert_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime,
+			      u64 enq_flags) __ksym;
+bool scx_bpf_dsq_move_to_local(u64 dsq_id) __ksym;
+s32 scx_bpf_create_dsq(u64 dsq_id, s32 node) __ksym;
+s32 scx_bpf_dsq_nr_queued(u64 dsq_id) __ksym;
+s32 scx_bpf_select_cpu_dfl(struct task_struct *p, s32 prev_cpu, u64 wake_flags,
+			   bool *is_idle) __ksym;
+void scx_bpf_error_bstr(char *fmt, u64 *data, u32 data__sz) __ksym;
+
+#define SHARED_DSQ 0x100
+#define STALL_DSQ 0x101
+#define MAX_CPUS 64
+
+/* Per-run settings (the loader rewrites .rodata before loading). */
+const volatile u32 after_ms = 3000;
+const volatile char victim_comm[16] = "ktstr-victim";
+
+/* .data: initialized, recognisable in a dump. */
+u64 ktstr_magic = 0x6b7473747253434bULL; /* "KCSrtstk" little-endian: "ktstrSCK" */
+char ktstr_label[16] = "ktstr-sched";
+u32 ktstr_mode = KTSTR_MODE + 100; /* non-zero: stays in .data */
+u64 attach_generation = 41; /* incremented by init: keeps .data referenced (and alive) */
+
+/* .bss: counters the scheduler updates as it runs. */
+u64 nr_enqueued;
+u64 nr_direct;
+u64 nr_dispatched;
+u64 nr_stall_parked;
+u64 nr_ticks;
+u64 attach_ns;
+u64 ktstr_magic_seen;
+u64 vtime_now;
+s32 victim_pid;
+s32 error_raised;
+s32 exit_kind;
+s64 exit_code;
+
+struct task_stat {
+	u64 enqueues;
+	u64 runs;
+	u32 last_cpu;
+	u32 weight;
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u32);
+	__type(value, struct task_stat);
+} task_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_CPUS);
+	__type(key, u32);
+	__type(value, u64);
+} dispatch_by_cpu SEC(".maps");
+
+struct pcpu_stat {
+	u64 dispatches;
+	u64 ticks;
+	u64 last_pid;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct pcpu_stat);
+} pcpu_stats SEC(".maps");
+
+#if defined(__BPF_FEATURE_ADDR_SPACE_CAST) && !defined(KTSTR_NO_ARENA)
+#define KTSTR_HAVE_ARENA 1
+#define __arena __attribute__((address_space(1)))
+struct {
+	__uint(type, BPF_MAP_TYPE_ARENA);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2); /* pages */
+} ktstr_arena SEC(".maps");
+
+struct arena_state {
+	u64 magic;
+	u64 enqueues;
+	u64 last_enqueue_ns;
+	u32 last_pid;
+	u32 pad;
+};
+
+/* libbpf places __arena globals in the arena's first page. */
+struct arena_state __arena arena_state;
+#endif
+
+static __always_inline bool is_victim(struct task_struct *p)
+{
+	if (KTSTR_MODE != KTSTR_STALL)
+		return false;
+	for (int i = 0; i < 16; i++) {
+		if (p->comm[i] != victim_comm[i])
+			return false;
+		if (!victim_comm[i])
+			break;
+	}
+	return true;
+}
+
+static __always_inline bool failure_due(void)
+{
+	return attach_ns && bpf_ktime_get_ns() - attach_ns >= (u64)after_ms * 1000000ULL;
+}
+
+static __always_inline void maybe_error(void)
+{
+	if (KTSTR_MODE != KTSTR_ERROR || error_raised || !failure_due())
+		return;
+	error_raised = 1;
+	char fmt[] = "ktstr error scheduler: scx_bpf_error() after %u ms as asked";
+	u64 args[1] = { after_ms };
+	scx_bpf_error_bstr(fmt, args, sizeof(args));
+}
+
+static __always_inline void note_task(struct task_struct *p, bool run)
+{
+	u32 pid = p->pid;
+	struct task_stat *st = bpf_map_lookup_elem(&task_stats, &pid);
+
+	if (!st) {
+		struct task_stat init = {};
+
+		bpf_probe_read_kernel_str(init.comm, sizeof(init.comm), p->comm);
+		bpf_map_update_elem(&task_stats, &pid, &init, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&task_stats, &pid);
+		if (!st)
+			return;
+	}
+	if (run) {
+		st->runs++;
+		st->last_cpu = bpf_get_smp_processor_id();
+	} else {
+		st->enqueues++;
+	}
+	st->weight = p->scx.weight;
+}
+
+SEC("struct_ops/ktstr_select_cpu")
+s32 BPF_PROG(ktstr_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	bool is_idle = false;
+	s32 cpu;
+
+	if (is_victim(p) && failure_due())
+		return prev_cpu; /* keep it away from the local DSQ */
+	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	if (is_idle) {
+		__sync_fetch_and_add(&nr_direct, 1);
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, SCX_SLICE_DFL, 0);
+	}
+	return cpu;
+}
+
+SEC("struct_ops/ktstr_enqueue")
+void BPF_PROG(ktstr_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	u64 vtime = p->scx.dsq_vtime;
+
+	__sync_fetch_and_add(&nr_enqueued, 1);
+	note_task(p, false);
+#ifdef KTSTR_HAVE_ARENA
+	arena_state.magic = 0x6b74737472415245ULL;
+	arena_state.enqueues++;
+	arena_state.last_enqueue_ns = bpf_ktime_get_ns();
+	arena_state.last_pid = p->pid;
+#endif
+	if (is_victim(p) && failure_due()) {
+		victim_pid = p->pid;
+		__sync_fetch_and_add(&nr_stall_parked, 1);
+		scx_bpf_dsq_insert(p, STALL_DSQ, SCX_SLICE_DFL, enq_flags);
+		return;
+	}
+	/* A task that slept long does not bank more than one slice of credit. */
+	if ((s64)(vtime - (vtime_now - SCX_SLICE_DFL)) < 0)
+		vtime = vtime_now - SCX_SLICE_DFL;
+	scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, SCX_SLICE_DFL, vtime, enq_flags);
+}
+
+SEC("struct_ops/ktstr_dispatch")
+void BPF_PROG(ktstr_dispatch, s32 cpu, struct task_struct *prev)
+{
+	u32 key = 0, c = cpu;
+	struct pcpu_stat *ps;
+	u64 *slot;
+
+	maybe_error();
+	if (!scx_bpf_dsq_move_to_local(SHARED_DSQ))
+		return;
+	__sync_fetch_and_add(&nr_dispatched, 1);
+	ps = bpf_map_lookup_elem(&pcpu_stats, &key);
+	if (ps)
+		ps->dispatches++;
+	slot = bpf_map_lookup_elem(&dispatch_by_cpu, &c);
+	if (slot)
+		__sync_fetch_and_add(slot, 1);
+}
+
+SEC("struct_ops/ktstr_running")
+void BPF_PROG(ktstr_running, struct task_struct *p)
+{
+	u32 key = 0;
+	struct pcpu_stat *ps;
+
+	if ((s64)(p->scx.dsq_vtime - vtime_now) > 0)
+		vtime_now = p->scx.dsq_vtime;
+	note_task(p, true);
+	ps = bpf_map_lookup_elem(&pcpu_stats, &key);
+	if (ps)
+		ps->last_pid = p->pid;
+}
+
+SEC("struct_ops/ktstr_stopping")
+void BPF_PROG(ktstr_stopping, struct task_struct *p, bool runnable)
+{
+	u32 weight = p->scx.weight ? p->scx.weight : 100;
+
+	/* Charge the used part of the slice, scaled by the inverse of the weight. */
+	p->scx.dsq_vtime += (SCX_SLICE_DFL - p->scx.slice) * 100 / weight;
+}
+
+SEC("struct_ops/ktstr_tick")
+void BPF_PROG(ktstr_tick, struct task_struct *p)
+{
+	u32 key = 0;
+	struct pcpu_stat *ps;
+
+	__sync_fetch_and_add(&nr_ticks, 1);
+	ps = bpf_map_lookup_elem(&pcpu_stats, &key);
+	if (ps)
+		ps->ticks++;
+	maybe_error();
+}
+
+SEC("struct_ops/ktstr_enable")
+void BPF_PROG(ktstr_enable, struct task_struct *p)
+{
+	p->scx.dsq_vtime = vtime_now;
+}
+
+SEC("struct_ops.s/ktstr_init")
+s32 BPF_PROG(ktstr_init)
+{
+	s32 ret;
+
+	ret = scx_bpf_create_dsq(SHARED_DSQ, -1);
+	if (ret)
+		return ret;
+	ret = scx_bpf_create_dsq(STALL_DSQ, -1);
+	if (ret)
+		return ret;
+	attach_ns = bpf_ktime_get_ns();
+	/* A map no program uses is freed when the loader exits; keep .data in use. */
+	__sync_fetch_and_add(&attach_generation, 1);
+	ktstr_magic_seen = ktstr_magic;
+	return 0;
+}
+
+SEC("struct_ops/ktstr_exit")
+void BPF_PROG(ktstr_exit, struct scx_exit_info *ei)
+{
+	exit_kind = BPF_CORE_READ(ei, kind);
+	exit_code = BPF_CORE_READ(ei, exit_code);
+}
+
+#ifndef KTSTR_TIMEOUT_MS
+#define KTSTR_TIMEOUT_MS 0 /* the kernel's default (30 s) */
+#endif
+
+SEC(".struct_ops.link")
+struct sched_ext_ops ktstr_ops = {
+	.select_cpu = (void *)ktstr_select_cpu,
+	.enqueue = (void *)ktstr_enqueue,
+	.dispatch = (void *)ktstr_dispatch,
+	.running = (void *)ktstr_running,
+	.stopping = (void *)ktstr_stopping,
+	.tick = (void *)ktstr_tick,
+	.enable = (void *)ktstr_enable,
+	.init = (void *)ktstr_init,
+	.exit = (void *)ktstr_exit,
+	.timeout_ms = KTSTR_TIMEOUT_MS,
+	.name = KTSTR_NAME,
+};

@@ -1,0 +1,198 @@
+//! Host packages the lab needs, detected with dpkg and installed with apt from the
+//! machine's release plus its backports suite (private source list and lists dir).
+
+use super::{Lab, LabError, tool};
+use std::process::Command;
+use std::time::Duration;
+
+/// A Debian package the lab needs on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPackage {
+    pub name: &'static str,
+    /// The oldest acceptable version (dpkg syntax), if any.
+    pub min_version: Option<&'static str>,
+    /// Why the project needs it (printed before installing).
+    pub why: &'static str,
+}
+
+/// Everything the lab, its tests and the QEMU engine need.
+pub const REQUIRED_PACKAGES: &[HostPackage] = &[
+    HostPackage {
+        name: "qemu-system-x86",
+        min_version: Some("1:10.0"),
+        why: "runs the sched_ext guest (QEMU 10 from backports; the release's 7.2 conflicts with the preinstalled qemu-utils)",
+    },
+    HostPackage {
+        name: "busybox-static",
+        min_version: None,
+        why: "the guest's userland in the initramfs",
+    },
+    HostPackage {
+        name: "cpio",
+        min_version: None,
+        why: "tests list the initramfs archives with cpio -t",
+    },
+    HostPackage {
+        name: "zstd",
+        min_version: None,
+        why: "decompresses the kernel image's payload into vmlinux",
+    },
+    HostPackage {
+        name: "xz-utils",
+        min_version: None,
+        why: "decompresses the qemu_fw_cfg module",
+    },
+    HostPackage {
+        name: "clang-19",
+        min_version: None,
+        why: "compiles the BPF test schedulers and scx_bpfland's BPF part",
+    },
+    HostPackage {
+        name: "libbpf-dev",
+        min_version: Some("1:1.4"),
+        why: "BPF headers and libbpf for the scheduler loader (1.4 from backports: arenas, struct_ops links)",
+    },
+    HostPackage {
+        name: "bpftool",
+        min_version: Some("7.5"),
+        why: "generates vmlinux.h and reports maps/programs inside the guest (7.5 from backports)",
+    },
+    HostPackage {
+        name: "dwarves",
+        min_version: None,
+        why: "pahole, used by the btf-walk tests to cross-check BTF layouts",
+    },
+    HostPackage {
+        name: "libelf-dev",
+        min_version: None,
+        why: "links libbpf when building scx_bpfland",
+    },
+    HostPackage {
+        name: "zlib1g-dev",
+        min_version: None,
+        why: "links libbpf when building scx_bpfland",
+    },
+    HostPackage {
+        name: "libzstd-dev",
+        min_version: None,
+        why: "links libelf/libbpf when building scx_bpfland",
+    },
+    HostPackage {
+        name: "pkg-config",
+        min_version: None,
+        why: "locates C libraries when building scx_bpfland",
+    },
+    HostPackage {
+        name: "gcc",
+        min_version: None,
+        why: "builds the scheduler loader",
+    },
+];
+
+/// A required package that is absent or too old.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingPackage {
+    pub package: HostPackage,
+    /// The installed version, when one is installed but too old.
+    pub installed: Option<String>,
+}
+
+impl std::fmt::Display for MissingPackage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.package;
+        match (&self.installed, p.min_version) {
+            (Some(v), Some(min)) => write!(f, "{} {v} (need >= {min}): {}", p.name, p.why),
+            _ => write!(f, "{}: {}", p.name, p.why),
+        }
+    }
+}
+
+/// The installed version of `name`, if installed.
+fn installed_version(name: &str) -> Option<String> {
+    let (ok, out) = tool::probe(
+        Command::new("dpkg-query")
+            .arg("-W")
+            .arg("-f=${Status}\t${Version}")
+            .arg(name),
+    )?;
+    if !ok {
+        return None;
+    }
+    let (status, version) = out.split_once('\t')?;
+    status
+        .ends_with(" installed")
+        .then(|| version.trim().to_string())
+}
+
+fn version_at_least(version: &str, min: &str) -> bool {
+    Command::new("dpkg")
+        .args(["--compare-versions", version, "ge", min])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Lab {
+    /// Which required packages are missing or too old (no side effects).
+    pub fn missing_host_packages(&self) -> Vec<MissingPackage> {
+        REQUIRED_PACKAGES
+            .iter()
+            .filter_map(|p| match installed_version(p.name) {
+                None => Some(MissingPackage {
+                    package: *p,
+                    installed: None,
+                }),
+                Some(v) => match p.min_version {
+                    Some(min) if !version_at_least(&v, min) => Some(MissingPackage {
+                        package: *p,
+                        installed: Some(v),
+                    }),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
+    /// Install what [`Lab::missing_host_packages`] reports, saying which and why first.
+    /// Idempotent: with nothing missing it runs no apt command at all.
+    pub fn ensure_host_packages(&self) -> Result<(), LabError> {
+        let missing = self.missing_host_packages();
+        if missing.is_empty() {
+            self.progress().step("host packages: all present");
+            return Ok(());
+        }
+        let _lock = self.lock("host-packages")?;
+        // Another process may have installed them while we waited.
+        let missing = self.missing_host_packages();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.progress()
+            .step(&format!("installing {} host package(s):", missing.len()));
+        for m in &missing {
+            self.progress().step(&format!("  {m}"));
+        }
+        let apt = super::apt::host_config(self)?;
+        apt.update(self, "host packages", Duration::from_secs(3600))?;
+        let codename = super::apt::machine_mirrors()?.codename;
+        let log = apt.dir.join("install.log");
+        let _ = std::fs::remove_file(&log);
+        let mut cmd = apt.command("apt-get");
+        cmd.args(["-y", "-q", "--no-install-recommends", "-t"])
+            .arg(format!("{codename}-backports"))
+            .arg("install");
+        for m in &missing {
+            cmd.arg(m.package.name);
+        }
+        tool::run_logged(self.progress(), "apt-get install", &mut cmd, &log)?;
+        let still = self.missing_host_packages();
+        if !still.is_empty() {
+            let names: Vec<String> = still.iter().map(|m| m.to_string()).collect();
+            return Err(LabError::invalid(
+                "installing host packages",
+                format!("still missing after apt-get install: {}", names.join("; ")),
+            ));
+        }
+        self.progress().step("host packages installed");
+        Ok(())
+    }
+}

@@ -1,0 +1,590 @@
+//! What one guest run does, and how to read what it reported on its console.
+//!
+//! The guest's `/init` (project-owned, `crates/freeze/lab/init`) mounts the usual file
+//! systems, loads `qemu_fw_cfg`, then sources `/ktstr/run.sh`, which [`RunSpec::script`]
+//! generates. Everything the guest reports goes to the console with fixed prefixes, one
+//! per line (anything else on the console is the kernel's or a program's own output):
+//!
+//! - `KTSTR-PHASE: <name>[ key=value...]` — progress, in this order when all goes well:
+//!   `init`, `modules` (`fw_cfg=ok|failed`), `scheduler-start` (`name=`),
+//!   `scheduler-attached` (`ops=` the kernel's `root/ops`) or `scheduler-failed`
+//!   (`reason=`), `workload-start`, `workload-done` (`rc=`), `end` (`action=`).
+//!   Hooks run between them (see [`HookPoint`]).
+//! - `KTSTR-OUT <label>: <line>` — one output line of the [`GuestCommand`] `label`
+//!   (stdout and stderr), and after the last one `KTSTR-END <label> rc=<exit code>`.
+//!
+//! Values are single words (no spaces). [`ConsoleLog::parse`] reads all of it back.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The prefix of a phase line.
+pub const PHASE_PREFIX: &str = "KTSTR-PHASE: ";
+/// The prefix of a command output line.
+pub const OUT_PREFIX: &str = "KTSTR-OUT ";
+const END_PREFIX: &str = "KTSTR-END ";
+
+/// The project's own BPF test schedulers (`crates/freeze/lab/sched/*.bpf.c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TestScheduler {
+    /// A correct global-FIFO/vtime scheduler; never exits on its own.
+    Ok,
+    /// After `after_ms` stops dispatching the victim task (comm `victim_comm`); the kernel
+    /// watchdog then exits it with `SCX_EXIT_ERROR_STALL` (1026).
+    Stall,
+    /// Calls `scx_bpf_error()` `after_ms` after attaching: `SCX_EXIT_ERROR_BPF` (1025).
+    Error,
+}
+
+impl TestScheduler {
+    pub const ALL: [TestScheduler; 3] = [
+        TestScheduler::Ok,
+        TestScheduler::Stall,
+        TestScheduler::Error,
+    ];
+
+    /// The scheduler's name (its source file stem and its `sched_ext_ops.name`, which the
+    /// kernel reports as `ktstr_<name>` in `root/ops`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TestScheduler::Ok => "ok",
+            TestScheduler::Stall => "stall",
+            TestScheduler::Error => "error",
+        }
+    }
+
+    /// The ops name the kernel shows once it is attached.
+    pub fn ops_name(self) -> String {
+        format!("ktstr_{}", self.name())
+    }
+
+    /// The exit kind the kernel records when it fails as designed (`None` for `Ok`).
+    pub fn expected_exit_kind(self) -> Option<u32> {
+        match self {
+            TestScheduler::Ok => None,
+            TestScheduler::Stall => Some(1026),
+            TestScheduler::Error => Some(1025),
+        }
+    }
+}
+
+impl std::str::FromStr for TestScheduler {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        TestScheduler::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("unknown test scheduler {s:?} (ok, stall, error)"))
+    }
+}
+
+/// Per-run settings of a test scheduler, written into its `.rodata` by the loader before
+/// it is loaded. `None` keeps the compiled-in default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestSchedulerParams {
+    /// `stall`/`error`: how long after attaching the failure starts (default 3000 ms).
+    pub after_ms: Option<u32>,
+    /// `sched_ext_ops.timeout_ms`, the watchdog timeout (default 2000 ms for `stall`; the
+    /// kernel's 30 s default for the others).
+    pub timeout_ms: Option<u32>,
+    /// `stall`: the comm of the task it stops dispatching (default `ktstr-victim`; the
+    /// guest's `ktstr_victim` helper runs a task with that name).
+    pub victim_comm: Option<String>,
+}
+
+impl TestSchedulerParams {
+    /// `--set name=value` arguments for the loader.
+    pub(crate) fn loader_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(ms) = self.after_ms {
+            v.push(format!("after_ms={ms}"));
+        }
+        if let Some(ms) = self.timeout_ms {
+            v.push(format!("timeout_ms={ms}"));
+        }
+        if let Some(c) = &self.victim_comm {
+            v.push(format!("victim_comm={c}"));
+        }
+        v
+    }
+}
+
+/// Which scheduler the guest attaches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SchedulerChoice {
+    /// None: the guest stays on the kernel's fair class.
+    #[default]
+    None,
+    /// One of the project's test schedulers.
+    Test {
+        which: TestScheduler,
+        params: TestSchedulerParams,
+    },
+    /// `scx_bpfland` (built from crates.io, cached) with extra arguments.
+    Bpfland { args: Vec<String> },
+    /// A `SEC(".struct_ops.link")` BPF object of the caller's, loaded by the loader.
+    Object { path: PathBuf },
+}
+
+impl SchedulerChoice {
+    /// A test scheduler with its default parameters.
+    pub fn test(which: TestScheduler) -> Self {
+        SchedulerChoice::Test {
+            which,
+            params: TestSchedulerParams::default(),
+        }
+    }
+
+    /// `scx_bpfland` with its default arguments.
+    pub fn bpfland() -> Self {
+        SchedulerChoice::Bpfland { args: Vec::new() }
+    }
+
+    /// The name reported in the `scheduler-start` phase.
+    pub fn name(&self) -> String {
+        match self {
+            SchedulerChoice::None => "none".into(),
+            SchedulerChoice::Test { which, .. } => which.name().into(),
+            SchedulerChoice::Bpfland { .. } => "bpfland".into(),
+            SchedulerChoice::Object { path } => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "object".into()),
+        }
+    }
+}
+
+/// When a hook's commands run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HookPoint {
+    /// After modules are loaded, before the scheduler starts.
+    BeforeScheduler,
+    /// Once the scheduler is attached (or failed to), before the workload.
+    AfterAttach,
+    /// `workload_settle_ms` after the workload started, while it runs (the moment the
+    /// end-to-end tests take the guest's own view, before the freeze).
+    WorkloadRunning,
+    /// After the workload finished, before the end.
+    AfterWorkload,
+}
+
+impl HookPoint {
+    fn shell_name(self) -> &'static str {
+        match self {
+            HookPoint::BeforeScheduler => "before_scheduler",
+            HookPoint::AfterAttach => "after_attach",
+            HookPoint::WorkloadRunning => "workload_running",
+            HookPoint::AfterWorkload => "after_workload",
+        }
+    }
+}
+
+/// A shell command run in the guest, its output reported under `label`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestCommand {
+    /// One word: letters, digits, `-`, `_`, `.`.
+    pub label: String,
+    /// Run with busybox `sh -c`.
+    pub shell: String,
+}
+
+impl GuestCommand {
+    /// A command; the label is cleaned to one word.
+    pub fn new(label: &str, shell: impl Into<String>) -> Self {
+        let label: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        GuestCommand {
+            label: if label.is_empty() {
+                "cmd".into()
+            } else {
+                label
+            },
+            shell: shell.into(),
+        }
+    }
+
+    /// The `/proc/kallsyms` lines (`addr type name [module]`) of exactly these symbols.
+    pub fn kallsyms(symbols: &[&str]) -> Self {
+        let cond: Vec<String> = symbols
+            .iter()
+            .map(|s| format!("$3==\"{}\"", s.replace(['"', '\\'], "")))
+            .collect();
+        let cond = if cond.is_empty() {
+            "0".to_string()
+        } else {
+            cond.join("||")
+        };
+        GuestCommand::new("kallsyms", format!("awk '{cond}' /proc/kallsyms"))
+    }
+
+    /// `bpftool -j map show` (one JSON line).
+    pub fn bpftool_map_show() -> Self {
+        GuestCommand::new("bpftool-map-show", "bpftool -j map show")
+    }
+
+    /// `bpftool -j prog show` (one JSON line; run counts need `RunSpec::bpf_stats`).
+    pub fn bpftool_prog_show() -> Self {
+        GuestCommand::new("bpftool-prog-show", "bpftool -j prog show")
+    }
+
+    /// For every map whose name ends in `.bss`: `{"id":<id>,"name":"<name>","dump":<bpftool -j map dump>}`,
+    /// one line each.
+    pub fn bpftool_bss_dump() -> Self {
+        GuestCommand::new(
+            "bpftool-bss-dump",
+            "bpftool map show | awk '$3==\"name\"{print $1, $4}' \
+             | tr -d : | while read id name; do case \"$name\" in *.bss) \
+             echo \"{\\\"id\\\":$id,\\\"name\\\":\\\"$name\\\",\\\"dump\\\":$(bpftool -j map dump id $id)}\";; esac; done",
+        )
+    }
+
+    /// `/proc/<pid>/stat` of every process (one line each).
+    pub fn proc_pid_stats() -> Self {
+        GuestCommand::new(
+            "proc-pid-stat",
+            "for f in /proc/[0-9]*/stat; do cat \"$f\" 2>/dev/null; done",
+        )
+    }
+
+    /// `/proc/stat`.
+    pub fn proc_stat() -> Self {
+        GuestCommand::new("proc-stat", "cat /proc/stat")
+    }
+
+    /// Every file under `/sys/kernel/sched_ext` as `path=value` (first line of the value).
+    pub fn sched_ext_sysfs() -> Self {
+        GuestCommand::new(
+            "sched-ext-sysfs",
+            "find /sys/kernel/sched_ext -type f | sort | while read f; do \
+             echo \"$f=$(head -n1 \"$f\" 2>/dev/null)\"; done",
+        )
+    }
+}
+
+/// How the run ends once the workload is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunEnd {
+    /// `poweroff -f` (QEMU exits with `-no-reboot`).
+    #[default]
+    Poweroff,
+    /// Stay up (idle) until the host tears the VM down.
+    Hold,
+}
+
+/// Everything one guest run does. Build with the methods; turn into the per-run part of
+/// the initramfs with [`crate::lab::Lab::initramfs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    pub scheduler: SchedulerChoice,
+    /// A busybox `sh` command line; the helpers `ktstr_spin N SECS` (N busy loops) and
+    /// `ktstr_victim SECS` (one busy loop named `ktstr-victim`) are defined.
+    pub workload: Option<String>,
+    /// Delay between starting the workload and the `WorkloadRunning` hooks.
+    pub workload_settle_ms: u32,
+    /// How long to wait for the scheduler to attach.
+    pub attach_timeout_s: u32,
+    /// `kernel.bpf_stats_enabled=1` before the scheduler loads (program run counts).
+    pub bpf_stats: bool,
+    pub commands: Vec<(HookPoint, GuestCommand)>,
+    pub end: RunEnd,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            scheduler: SchedulerChoice::None,
+            workload: None,
+            workload_settle_ms: 500,
+            attach_timeout_s: 120,
+            bpf_stats: false,
+            commands: Vec::new(),
+            end: RunEnd::Poweroff,
+        }
+    }
+}
+
+/// Quote for busybox sh: single quotes, with `'` as `'\''`.
+pub(crate) fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+impl RunSpec {
+    pub fn new() -> Self {
+        RunSpec::default()
+    }
+
+    pub fn scheduler(mut self, s: SchedulerChoice) -> Self {
+        self.scheduler = s;
+        self
+    }
+
+    pub fn workload(mut self, cmd: impl Into<String>) -> Self {
+        self.workload = Some(cmd.into());
+        self
+    }
+
+    pub fn settle_ms(mut self, ms: u32) -> Self {
+        self.workload_settle_ms = ms;
+        self
+    }
+
+    pub fn attach_timeout_s(mut self, s: u32) -> Self {
+        self.attach_timeout_s = s;
+        self
+    }
+
+    pub fn bpf_stats(mut self, on: bool) -> Self {
+        self.bpf_stats = on;
+        self
+    }
+
+    /// Run `cmd` at `point` (commands at one point run in the order added).
+    pub fn command(mut self, point: HookPoint, cmd: GuestCommand) -> Self {
+        self.commands.push((point, cmd));
+        self
+    }
+
+    pub fn end(mut self, end: RunEnd) -> Self {
+        self.end = end;
+        self
+    }
+
+    /// The `/ktstr/run.sh` the guest's `/init` sources. It only calls functions `/init`
+    /// defines, with every caller-provided string quoted.
+    pub fn script(&self) -> String {
+        let mut s = String::from("# generated by freeze::lab::RunSpec\n");
+        let hooks = |s: &mut String, point: HookPoint| {
+            s.push_str(&format!("ktstr_hook {}\n", point.shell_name()));
+            for (p, c) in &self.commands {
+                if *p == point {
+                    s.push_str(&format!(
+                        "ktstr_cmd {} {}\n",
+                        sh_quote(&c.label),
+                        sh_quote(&c.shell)
+                    ));
+                }
+            }
+        };
+        if self.bpf_stats {
+            s.push_str("ktstr_bpf_stats\n");
+        }
+        hooks(&mut s, HookPoint::BeforeScheduler);
+        let timeout = self.attach_timeout_s;
+        match &self.scheduler {
+            SchedulerChoice::None => {}
+            SchedulerChoice::Test { which, params } => {
+                let mut line = format!(
+                    "ktstr_sched_loader {} {timeout} /sched/{}.bpf.o",
+                    which.name(),
+                    which.name()
+                );
+                for a in params.loader_args() {
+                    line.push_str(" --set ");
+                    line.push_str(&sh_quote(&a));
+                }
+                s.push_str(&line);
+                s.push('\n');
+            }
+            SchedulerChoice::Object { .. } => {
+                s.push_str(&format!(
+                    "ktstr_sched_loader {} {timeout} /sched/user.bpf.o\n",
+                    sh_quote(&self.scheduler.name())
+                ));
+            }
+            SchedulerChoice::Bpfland { args } => {
+                let mut line = format!("ktstr_sched_daemon bpfland {timeout} /bin/scx_bpfland");
+                for a in args {
+                    line.push(' ');
+                    line.push_str(&sh_quote(a));
+                }
+                s.push_str(&line);
+                s.push('\n');
+            }
+        }
+        hooks(&mut s, HookPoint::AfterAttach);
+        if let Some(w) = &self.workload {
+            s.push_str(&format!("ktstr_workload_start {}\n", sh_quote(w)));
+            s.push_str(&format!("ktstr_sleep_ms {}\n", self.workload_settle_ms));
+            hooks(&mut s, HookPoint::WorkloadRunning);
+            s.push_str("ktstr_workload_wait\n");
+        } else {
+            hooks(&mut s, HookPoint::WorkloadRunning);
+        }
+        hooks(&mut s, HookPoint::AfterWorkload);
+        match self.end {
+            RunEnd::Poweroff => s.push_str("ktstr_end poweroff\n"),
+            RunEnd::Hold => s.push_str("ktstr_end hold\n"),
+        }
+        s
+    }
+}
+
+/// One `KTSTR-PHASE:` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phase {
+    pub name: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Phase {
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+}
+
+/// What the guest reported on its console, parsed. Lines that are not ours are kept in
+/// order in `other` (kernel messages, e.g. the sched_ext exit report).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsoleLog {
+    pub phases: Vec<Phase>,
+    /// Output lines per command label, in order.
+    pub outputs: BTreeMap<String, Vec<String>>,
+    /// Exit code per command label that finished.
+    pub exit_codes: BTreeMap<String, i32>,
+    pub other: Vec<String>,
+}
+
+impl ConsoleLog {
+    /// Parse console text (any line endings; a prefix may follow other text on the same
+    /// line when the kernel's output got interleaved).
+    pub fn parse(text: &str) -> ConsoleLog {
+        let mut log = ConsoleLog::default();
+        for raw in text.split(['\n', '\r']) {
+            if raw.is_empty() {
+                continue;
+            }
+            if let Some(i) = raw.find(PHASE_PREFIX) {
+                let mut words = raw[i + PHASE_PREFIX.len()..].split_whitespace();
+                if let Some(name) = words.next() {
+                    let fields = words
+                        .filter_map(|w| w.split_once('='))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    log.phases.push(Phase {
+                        name: name.to_string(),
+                        fields,
+                    });
+                }
+            } else if let Some(i) = raw.find(OUT_PREFIX) {
+                let rest = &raw[i + OUT_PREFIX.len()..];
+                if let Some((label, line)) = rest.split_once(": ") {
+                    log.outputs
+                        .entry(label.to_string())
+                        .or_default()
+                        .push(line.to_string());
+                } else if let Some(label) = rest.strip_suffix(':') {
+                    log.outputs
+                        .entry(label.to_string())
+                        .or_default()
+                        .push(String::new());
+                }
+            } else if let Some(i) = raw.find(END_PREFIX) {
+                let mut words = raw[i + END_PREFIX.len()..].split_whitespace();
+                if let (Some(label), Some(rc)) = (words.next(), words.next())
+                    && let Some(rc) = rc.strip_prefix("rc=").and_then(|r| r.parse().ok())
+                {
+                    log.exit_codes.insert(label.to_string(), rc);
+                }
+            } else {
+                log.other.push(raw.to_string());
+            }
+        }
+        log
+    }
+
+    /// The first phase named `name`.
+    pub fn phase(&self, name: &str) -> Option<&Phase> {
+        self.phases.iter().find(|p| p.name == name)
+    }
+
+    /// The output of command `label` as one string (lines joined with `\n`).
+    pub fn output(&self, label: &str) -> Option<String> {
+        self.outputs.get(label).map(|l| l.join("\n"))
+    }
+
+    /// The last phase reached.
+    pub fn last_phase(&self) -> Option<&Phase> {
+        self.phases.last()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_quotes_and_orders() {
+        let spec = RunSpec::new()
+            .scheduler(SchedulerChoice::Test {
+                which: TestScheduler::Stall,
+                params: TestSchedulerParams {
+                    after_ms: Some(1500),
+                    victim_comm: Some("it's".into()),
+                    ..Default::default()
+                },
+            })
+            .workload("ktstr_spin 2 5; echo 'x'")
+            .bpf_stats(true)
+            .command(HookPoint::WorkloadRunning, GuestCommand::proc_stat())
+            .command(
+                HookPoint::AfterAttach,
+                GuestCommand::kallsyms(&["scx_root", "init_task"]),
+            );
+        let s = spec.script();
+        let pos = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in\n{s}"));
+        assert!(pos("ktstr_bpf_stats") < pos("ktstr_sched_loader stall 120 /sched/stall.bpf.o"));
+        assert!(s.contains("--set 'after_ms=1500' --set 'victim_comm=it'\\''s'"));
+        assert!(pos("ktstr_hook after_attach") < pos("ktstr_cmd 'kallsyms'"));
+        assert!(pos("ktstr_cmd 'kallsyms'") < pos("ktstr_workload_start"));
+        assert!(pos("ktstr_workload_start") < pos("ktstr_cmd 'proc-stat'"));
+        assert!(pos("ktstr_cmd 'proc-stat'") < pos("ktstr_workload_wait"));
+        assert!(s.ends_with("ktstr_end poweroff\n"));
+        assert!(s.contains("$3==\"scx_root\"||$3==\"init_task\""));
+    }
+
+    #[test]
+    fn labels_are_one_word() {
+        assert_eq!(GuestCommand::new("a b/c", "true").label, "a_b_c");
+        assert_eq!(GuestCommand::new("", "true").label, "cmd");
+    }
+
+    #[test]
+    fn parses_console() {
+        let text = "[    1.0] Linux version\r\nKTSTR-PHASE: init\n\
+                    KTSTR-PHASE: scheduler-attached ops=ktstr_ok\n\
+                    KTSTR-OUT kallsyms: ffffffff81000000 T _text\n\
+                    noiseKTSTR-OUT kallsyms: ffffffff82000000 D scx_root\n\
+                    KTSTR-OUT empty:\n\
+                    KTSTR-END kallsyms rc=0\n\
+                    KTSTR-END bad rc=x\n\
+                    sched_ext: BPF scheduler \"ktstr_stall\" disabled (runnable task stall)\n";
+        let log = ConsoleLog::parse(text);
+        assert_eq!(log.phases.len(), 2);
+        assert_eq!(
+            log.phase("scheduler-attached").unwrap().field("ops"),
+            Some("ktstr_ok")
+        );
+        assert_eq!(log.outputs["kallsyms"].len(), 2);
+        assert_eq!(log.outputs["empty"], [""]);
+        assert_eq!(log.exit_codes.get("kallsyms"), Some(&0));
+        assert!(!log.exit_codes.contains_key("bad"));
+        assert_eq!(log.other.len(), 2);
+        assert_eq!(log.last_phase().unwrap().name, "scheduler-attached");
+    }
+
+    #[test]
+    fn scheduler_names_parse() {
+        for t in TestScheduler::ALL {
+            assert_eq!(t.name().parse::<TestScheduler>(), Ok(t));
+        }
+        assert!("nope".parse::<TestScheduler>().is_err());
+    }
+}
