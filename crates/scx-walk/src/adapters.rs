@@ -1,8 +1,11 @@
-//! [`KernelTypes`] for `btf-walk`'s [`btf_walk::Btf`].
+//! [`KernelTypes`] for `btf-walk`'s [`btf_walk::Btf`], [`SymbolLookup`] for `guest-mem`'s
+//! [`guest_mem::Kernel`].
 
 use btf_walk::Btf;
 
-use crate::kernel::KernelTypes;
+use guest_mem::Kva;
+
+use crate::kernel::{KernelTypes, SymbolLookup};
 
 impl KernelTypes for Btf {
     fn offset_of(&self, ty: &str, path: &str) -> Option<u64> {
@@ -18,5 +21,16 @@ impl KernelTypes for Btf {
 
     fn enum_value(&self, variant: &str) -> Option<i64> {
         self.enumerator(variant).ok()
+    }
+}
+
+impl SymbolLookup for guest_mem::Kernel {
+    fn symbol(&self, name: &str) -> Option<Kva> {
+        guest_mem::Kernel::symbol(self, name)
+    }
+
+    fn nearest(&self, kva: Kva) -> Option<(String, u64)> {
+        self.nearest_symbol(kva)
+            .map(|n| (n.symbol.name.to_string(), n.offset))
     }
 }

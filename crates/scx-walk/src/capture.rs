@@ -9,7 +9,7 @@ use dump_schema::{EventCounterSample, FailureDumpReport, VcpuRegSnapshot};
 use guest_mem::{CpuRegs, Kva};
 
 use crate::cputime::{CpuTimeOffsets, per_cpu_time};
-use crate::dsq::{DsqOffsets, dsq_state, locate_dsqs};
+use crate::dsq::{DsqOffsets, DsqSources, dsq_state, locate_dsqs};
 use crate::kernel::{Kernel, PerCpu, ValueRenderer};
 use crate::lists::CoreOffsets;
 use crate::maps::{MapCaps, MapCtx, MapOffsets, map_kvas};
@@ -160,17 +160,14 @@ pub fn capture(target: &Target<'_>, opts: &CaptureOptions) -> CaptureOutput {
     clock.phase("offsets+percpu");
 
     // --- sched_ext state first: it is what the dump is for.
-    let so = SchedOffsets::resolve(k.types).map_err(|e| {
-        missing.note(&e);
-        e
+    let so = SchedOffsets::resolve(k.types).inspect_err(|e| {
+        missing.note(e);
     });
-    let rqo = RqOffsets::resolve(k.types).map_err(|e| {
-        missing.note(&e);
-        e
+    let rqo = RqOffsets::resolve(k.types).inspect_err(|e| {
+        missing.note(e);
     });
-    let dso = DsqOffsets::resolve(k.types).map_err(|e| {
-        missing.note(&e);
-        e
+    let dso = DsqOffsets::resolve(k.types).inspect_err(|e| {
+        missing.note(e);
     });
     let rqs = runqueues(&k, &pc).unwrap_or_else(|e| {
         log.push(format!("runqueues: {e}"));
@@ -204,11 +201,12 @@ pub fn capture(target: &Target<'_>, opts: &CaptureOptions) -> CaptureOutput {
     if let (Ok(dso), Ok(so)) = (&dso, &so) {
         let local = rqo.as_ref().ok().map(|o| o.local_dsq);
         let sch = sch_ref.as_ref().map(|s| s.kva);
-        let (locs, errs) = match sch {
-            Some(sch) => locate_dsqs(&k, &core, dso, so, &pc, &rqs, local, sch),
-            // Without a scheduler only the local DSQs exist.
-            None => locate_dsqs(&k, &core, dso, so, &pc, &rqs, local, Kva(0)),
+        let src = DsqSources {
+            rqs: &rqs,
+            local_dsq_off: local,
+            sch,
         };
+        let (locs, errs) = locate_dsqs(&k, &core, dso, so, &pc, &src);
         if sch.is_some() {
             log.extend(errs);
         }

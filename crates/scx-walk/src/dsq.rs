@@ -87,6 +87,17 @@ pub struct DsqLocation {
     pub origin: String,
 }
 
+/// Where to look for DSQs.
+#[derive(Debug, Clone, Copy)]
+pub struct DsqSources<'a> {
+    /// Every CPU's `struct rq`.
+    pub rqs: &'a [Kva],
+    /// `rq.scx.local_dsq`, when the rq group resolved.
+    pub local_dsq_off: Option<u64>,
+    /// The attached scheduler; without one only the local DSQs exist.
+    pub sch: Option<Kva>,
+}
+
 /// Locations of all DSQs: local (per rq), bypass (per CPU), global (per node), user.
 /// Errors locating one kind are returned alongside the locations found.
 pub fn locate_dsqs(
@@ -95,14 +106,12 @@ pub fn locate_dsqs(
     o: &DsqOffsets,
     so: &SchedOffsets,
     pc: &PerCpu,
-    rqs: &[Kva],
-    local_dsq_off: Option<u64>,
-    sch: Kva,
+    src: &DsqSources<'_>,
 ) -> (Vec<DsqLocation>, Vec<String>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    if let Some(ld) = local_dsq_off {
-        for (cpu, rq) in rqs.iter().enumerate() {
+    if let Some(ld) = src.local_dsq_off {
+        for (cpu, rq) in src.rqs.iter().enumerate() {
             if let Ok(kva) = Kernel::at(*rq, ld) {
                 out.push(DsqLocation {
                     kva,
@@ -111,6 +120,9 @@ pub fn locate_dsqs(
             }
         }
     }
+    let Some(sch) = src.sch else {
+        return (out, errors);
+    };
     if let (Some(pcpu_off), Some(bd)) = (so.pcpu, so.pcpu_bypass_dsq) {
         match k.ptr(Kva(sch.0.wrapping_add(pcpu_off)), "scx_sched.pcpu") {
             Ok(pcpu) => {
@@ -181,4 +193,90 @@ fn global_dsqs(k: &Kernel<'_>, so: &SchedOffsets, sch: Kva) -> Result<Vec<DsqLoc
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{FakeMem, FakeSyms, FakeTypes};
+
+    const B: u64 = 0xffff_8880_0000_0000;
+
+    fn types() -> FakeTypes {
+        FakeTypes::default()
+            .member("list_head", "next", 0)
+            .member("hlist_head", "first", 0)
+            .member("hlist_node", "next", 0)
+            .member("xarray", "xa_head", 8)
+            .member("xa_node", "shift", 0)
+            .member("xa_node", "slots", 40)
+            .member("idr", "idr_rt", 0)
+            .member("rhashtable", "tbl", 0)
+            .member("rhashtable", "nelems", 8)
+            .member("bucket_table", "size", 0)
+            .member("bucket_table", "nest", 4)
+            .member("bucket_table", "buckets", 64)
+            .member("bucket_table", "future_tbl", 32)
+            .member("rhash_head", "next", 0)
+            .member("scx_dispatch_q", "list", 0x10)
+            .member("scx_dispatch_q", "nr", 0x20)
+            .member("scx_dispatch_q", "seq", 0x24)
+            .member("scx_dispatch_q", "id", 0x28)
+            .member("scx_dispatch_q", "hash_node", 0x30)
+            .member("scx_dsq_list_node", "node", 0)
+            .member("scx_dsq_list_node", "flags", 0x10)
+            .member("task_struct", "scx.dsq_list.node", 0x100)
+            .size("scx_dispatch_q", 0x40)
+    }
+
+    #[test]
+    fn dsq_tasks_in_order_without_iterator_cursors() {
+        let t = types();
+        let s = FakeSyms::default().with("nr_node_ids", B + 0x9000);
+        let mut m = FakeMem::default();
+        let dsq = B;
+        let (t1, t2, cursor) = (B + 0x1000, B + 0x2000, B + 0x3000);
+        // dsq.list -> t1.node -> cursor -> t2.node -> dsq.list
+        m.w64(dsq + 0x10, t1 + 0x100);
+        m.w64(t1 + 0x100, cursor);
+        m.w64(cursor, t2 + 0x100);
+        m.w64(t2 + 0x100, dsq + 0x10);
+        m.w32(cursor + 0x10, 1); // SCX_DSQ_LNODE_ITER_CURSOR
+        m.w32(dsq + 0x20, 2);
+        m.w32(dsq + 0x24, 7);
+        m.w64(dsq + 0x28, 0x8000_0000_0000_0002);
+        let k = Kernel {
+            mem: &m,
+            syms: &s,
+            types: &t,
+        };
+        let c = CoreOffsets::resolve(&t).unwrap();
+        let o = DsqOffsets::resolve(&t).unwrap();
+        let d = dsq_state(&k, &c, &o, Kva(dsq), "local cpu 0".into()).unwrap();
+        assert_eq!(d.task_kvas, vec![t1, t2]);
+        assert_eq!((d.nr, d.seq, d.id), (2, 7, 0x8000_0000_0000_0002));
+        assert!(!d.truncated);
+        // A list that loops without returning to the head is an error, not a hang.
+        m.w64(t2 + 0x100, t1 + 0x100);
+        let k = Kernel {
+            mem: &m,
+            syms: &s,
+            types: &t,
+        };
+        assert!(dsq_state(&k, &c, &o, Kva(dsq), "x".into()).is_err());
+    }
+
+    #[test]
+    fn missing_member_fails_the_dsq_group_naming_it() {
+        let mut t = types();
+        t.members
+            .remove(&("scx_dispatch_q".to_string(), "seq".to_string()));
+        match DsqOffsets::resolve(&t) {
+            Err(crate::WalkError::MissingOffsets { group, members }) => {
+                assert_eq!(group, "dsq");
+                assert_eq!(members, vec!["scx_dispatch_q.seq".to_string()]);
+            }
+            other => panic!("expected missing offsets, got {other:?}"),
+        }
+    }
 }

@@ -39,6 +39,7 @@ pub mod offsets;
 pub mod progs;
 pub mod psi;
 pub mod reasons;
+pub mod render;
 pub mod rq;
 pub mod sched;
 pub mod sdt;

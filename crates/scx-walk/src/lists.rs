@@ -340,7 +340,7 @@ mod tests {
         let leaf = B + 0x2000;
         m.w64(xa + 8, root | 2);
         m.write(root, &[6]); // shift 6
-        m.w64(root + 40 + 8 * 1, leaf | 2); // covers 64..128
+        m.w64(root + 40 + 8, leaf | 2); // covers 64..128
         m.write(leaf, &[0]);
         m.w64(leaf + 40 + 8 * 3, B + 0x5000); // index 67
         m.w64(leaf + 40 + 8 * 4, 0x406); // internal non-node (retry-like): skipped

@@ -4,6 +4,7 @@
 //! `total_ns = psi->total[PSI_AVGS][PSI_CPU_SOME]` and
 //! `avg10_raw = psi->avg[PSI_CPU_SOME][0]` (fixed point, FIXED_1 = 2048), with the
 //! cgroup's `self.serial_nr`. CPU pressure is what a misbehaving scheduler causes.
+//! The root cgroup has no `psi` of its own; its entry is `psi_system`.
 
 use dump_schema::CgroupPsiStat;
 use guest_mem::Kva;
@@ -28,7 +29,6 @@ pub struct PsiOffsets {
     pub psi_total: u64,
     pub psi_avg: u64,
     pub cpu_some: u64,
-    pub nr_states: u64,
 }
 
 impl PsiOffsets {
@@ -44,7 +44,6 @@ impl PsiOffsets {
             psi_total: r.off("psi_group", "total"),
             psi_avg: r.off("psi_group", "avg"),
             cpu_some: t.enum_value("PSI_CPU_SOME").unwrap_or(4).clamp(0, 16) as u64,
-            nr_states: t.enum_value("NR_PSI_STATES").unwrap_or(7).clamp(1, 16) as u64,
         };
         r.finish(o)
     }
@@ -68,7 +67,11 @@ pub fn cgroup_psi(
         }
         let css = Kernel::at(cg, o.cgrp_self)?;
         let serial_nr = k.u64(Kernel::at(css, o.css_serial_nr)?, "css.serial_nr")?;
-        let psi = k.ptr(Kernel::at(cg, o.cgrp_psi)?, "cgroup.psi")?;
+        let mut psi = k.ptr(Kernel::at(cg, o.cgrp_psi)?, "cgroup.psi")?;
+        if psi.0 == 0 && cg == root {
+            // The root cgroup's pressure is the system-wide group.
+            psi = k.syms.symbol("psi_system").unwrap_or(Kva(0));
+        }
         if psi.0 != 0 {
             // total[PSI_AVGS][state]: row 0 is the averaging aggregator.
             let total_ns = k.u64(Kernel::at(psi, o.psi_total + o.cpu_some * 8)?, "psi.total")?;
@@ -96,6 +99,5 @@ pub fn cgroup_psi(
                 .wrapping_sub(o.cgrp_self)));
         }
     }
-    let _ = o.nr_states;
     Ok((out, truncated))
 }
