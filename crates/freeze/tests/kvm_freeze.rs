@@ -90,3 +90,38 @@ fn real_mode_2_vcpus() {
 fn real_mode_4_vcpus() {
     freeze_thaw_roundtrip(Mode::Real, 4);
 }
+
+/// kvmclock runs with host time while the guest runs, but not across a freeze: it is saved
+/// before the kick and restored before the vCPUs resume.
+#[test]
+fn kvmclock_does_not_count_the_freeze() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let layout = Layout::new(Mode::Long);
+    let mut engine = start_counting(builder(2), layout, 2, |_| IDLE_PORT);
+    wait_counters_above(&engine, &layout, &[0, 1], &[0, 0], Duration::from_secs(20));
+    let pause = Duration::from_millis(400);
+
+    let c0 = engine.kvmclock_ns().expect("KVM_GET_CLOCK");
+    std::thread::sleep(pause);
+    let c1 = engine.kvmclock_ns().unwrap();
+    assert!(
+        c1 - c0 >= pause.as_nanos() as u64,
+        "kvmclock advanced {} ns over {pause:?} of running",
+        c1 - c0
+    );
+
+    let c2 = engine.kvmclock_ns().unwrap();
+    let outcome = engine.freeze(Duration::from_secs(5)).unwrap();
+    assert!(outcome.all_parked());
+    std::thread::sleep(pause);
+    engine.thaw().unwrap();
+    let c3 = engine.kvmclock_ns().unwrap();
+    assert!(c3 >= c2, "kvmclock went backwards");
+    assert!(
+        c3 - c2 < (pause / 2).as_nanos() as u64,
+        "kvmclock advanced {} ns across a {pause:?} freeze",
+        c3 - c2
+    );
+}

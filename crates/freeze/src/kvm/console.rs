@@ -143,7 +143,7 @@ mod tests {
         let t = ConsoleTail::new(8);
         t.push(b"hello ");
         t.push(b"world");
-        assert_eq!(t.bytes(), b"o world");
+        assert_eq!(t.bytes(), b"lo world");
         t.push(b"0123456789abcdef");
         assert_eq!(t.bytes(), b"89abcdef");
         assert_eq!(t.total(), 6 + 5 + 16);

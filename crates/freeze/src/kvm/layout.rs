@@ -73,7 +73,7 @@ pub fn ram_ranges(mem_bytes: u64) -> Vec<(GuestAddress, usize)> {
 
 /// Allocates guest RAM (anonymous private mappings, not populated until touched).
 pub fn create_guest_ram(mem_bytes: u64) -> Result<GuestMemoryMmap, EngineError> {
-    if !(MIN_MEM_BYTES..=MAX_MEM_BYTES).contains(&mem_bytes) || mem_bytes % 4096 != 0 {
+    if !(MIN_MEM_BYTES..=MAX_MEM_BYTES).contains(&mem_bytes) || !mem_bytes.is_multiple_of(4096) {
         return Err(error::failed(
             "configure guest RAM",
             format!(
