@@ -167,8 +167,14 @@ fn diagnose(json: &str, e: serde_json::Error) -> Error {
     let Some(first) = first else {
         return Error::Empty;
     };
+    // serde_json reports an array longer than a fixed-size field (`softirqs`) as "trailing
+    // characters", a syntax error: only a document that is not JSON is a syntax error here.
+    let really_syntax = matches!(
+        e.classify(),
+        Category::Syntax | Category::Eof | Category::Io
+    ) && serde_json::from_str::<serde::de::IgnoredAny>(json).is_err();
     match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
+        Category::Syntax | Category::Eof | Category::Io if really_syntax => {
             let message = message_of(&e);
             if message.contains("recursion limit exceeded") {
                 return Error::TooDeep {
@@ -182,7 +188,7 @@ fn diagnose(json: &str, e: serde_json::Error) -> Error {
                 message,
             };
         }
-        Category::Data => {}
+        _ => {}
     }
     if first != b'{' {
         let found = match first {
@@ -221,12 +227,16 @@ fn diagnose(json: &str, e: serde_json::Error) -> Error {
 }
 
 fn invalid(schema: &'static str, path: String, e: &serde_json::Error) -> Error {
+    let mut message = message_of(e);
+    if message == "trailing characters" {
+        message = "more elements than this fixed-size array holds".to_string();
+    }
     Error::Invalid {
         schema,
         path,
         line: e.line(),
         column: e.column(),
-        message: message_of(e),
+        message,
     }
 }
 

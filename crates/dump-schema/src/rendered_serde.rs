@@ -1,9 +1,11 @@
 //! Hand-written `Serialize`/`Deserialize` of [`RenderedValue`].
 //!
-//! Reading: when `kind` is the first key (as every writer of this format puts it), the fields
-//! are read straight from the input with the types that kind needs; otherwise the keys before
-//! `kind` are buffered as `serde_json::Value`s and replayed once `kind` is known. Unknown keys,
-//! and keys that belong to another kind, are skipped; a key given twice is an error.
+//! Reading never buffers: when `kind` is the first key (as every writer of this format puts it),
+//! the fields are read straight from the input with the types that kind needs. Keys before
+//! `kind` are read with the one type every kind gives them (`bits` is always a `u32`, …); only
+//! `value`, whose type depends on the kind, is kept as a number or boolean until `kind` is
+//! known. Unknown keys, and keys after `kind` that belong to another kind, are skipped; a key
+//! given twice is an error.
 //!
 //! Writing: `kind` first, then the fields in the order of the wire format. A sub-value that
 //! would nest deeper than [`MAX_JSON_DEPTH`] is written as `unsupported`
@@ -363,9 +365,127 @@ impl<'de> Visitor<'de> for KindSeed {
     }
 }
 
+/// A `value` read before `kind` was known: kept as what the input held.
+#[derive(Clone, Copy, Debug)]
+enum Scalar {
+    U(u64),
+    I(i64),
+    F(f64),
+    B(bool),
+    /// Anything else (string, object, …): kept only to report it.
+    Other(&'static str),
+}
+
+impl Scalar {
+    fn unexpected(&self) -> de::Unexpected<'static> {
+        match *self {
+            Scalar::U(v) => de::Unexpected::Unsigned(v),
+            Scalar::I(v) => de::Unexpected::Signed(v),
+            Scalar::F(v) => de::Unexpected::Float(v),
+            Scalar::B(v) => de::Unexpected::Bool(v),
+            Scalar::Other(what) => de::Unexpected::Other(what),
+        }
+    }
+
+    /// Converts to the type `kind` needs, as serde's own number conversions would.
+    fn store<E: de::Error>(self, acc: &mut Acc, kind: Kind) -> Result<(), E> {
+        let bad = |exp: &'static str| E::invalid_type(self.unexpected(), &exp);
+        let range = |exp: &'static str| E::invalid_value(self.unexpected(), &exp);
+        match kind {
+            Kind::Int | Kind::Enum => {
+                acc.int = match self {
+                    Scalar::I(v) => v,
+                    Scalar::U(v) => i64::try_from(v).map_err(|_| range("i64"))?,
+                    _ => return Err(bad("i64")),
+                }
+            }
+            Kind::Uint | Kind::Ptr => {
+                acc.uint = match self {
+                    Scalar::U(v) => v,
+                    Scalar::I(v) => u64::try_from(v).map_err(|_| range("u64"))?,
+                    _ => return Err(bad("u64")),
+                }
+            }
+            Kind::Char => {
+                acc.byte = match self {
+                    Scalar::U(v) => u8::try_from(v).map_err(|_| range("u8"))?,
+                    Scalar::I(v) => u8::try_from(v).map_err(|_| range("u8"))?,
+                    _ => return Err(bad("u8")),
+                }
+            }
+            Kind::Bool => {
+                acc.boolean = match self {
+                    Scalar::B(v) => v,
+                    _ => return Err(bad("a boolean")),
+                }
+            }
+            Kind::Float => {
+                acc.float = match self {
+                    Scalar::F(v) => v,
+                    Scalar::U(v) => v as f64,
+                    Scalar::I(v) => v as f64,
+                    _ => return Err(bad("f64")),
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+struct ScalarSeed;
+
+impl<'de> DeserializeSeed<'de> for ScalarSeed {
+    type Value = Scalar;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ScalarSeed {
+    type Value = Scalar;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a number or boolean")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar::U(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar::I(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+        Ok(Scalar::F(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar::B(v))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Scalar, E> {
+        Ok(Scalar::Other("a string"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Other("null"))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Other("null"))
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other("an object"))
+    }
+}
+
 /// Fields read so far; which ones were present is in `seen`.
 #[derive(Default)]
 struct Acc {
+    /// `value` when it came before `kind`.
+    early_value: Option<Scalar>,
     seen: u32,
     bits: u32,
     int: i64,
@@ -389,15 +509,17 @@ struct Acc {
 }
 
 impl Acc {
-    /// Reads the value of `field` for a value of `kind` from `d`.
+    /// Reads the value of `field` from `d`. With `kind` known, keys of other kinds are skipped
+    /// and `value` gets the kind's type; before `kind` (`None`) every key is read with the one
+    /// type all kinds give it, and `value` is kept as a [`Scalar`].
     fn read<'de, D: Deserializer<'de>>(
         &mut self,
-        kind: Kind,
+        kind: Option<Kind>,
         field: Field,
         d: D,
     ) -> Result<(), D::Error> {
         use Field as F;
-        if !field.belongs_to(kind) {
+        if field == F::Other || kind.is_some_and(|k| !field.belongs_to(k)) {
             d.deserialize_ignored_any(IgnoredAny)?;
             return Ok(());
         }
@@ -408,12 +530,13 @@ impl Acc {
         match field {
             F::Bits => self.bits = u32::deserialize(d)?,
             F::Value => match kind {
-                Kind::Int | Kind::Enum => self.int = i64::deserialize(d)?,
-                Kind::Uint | Kind::Ptr => self.uint = u64::deserialize(d)?,
-                Kind::Bool => self.boolean = bool::deserialize(d)?,
-                Kind::Char => self.byte = u8::deserialize(d)?,
-                Kind::Float => self.float = f64::deserialize(d)?,
-                _ => unreachable!("`value` belongs to scalar kinds only"),
+                None => self.early_value = Some(ScalarSeed.deserialize(d)?),
+                Some(Kind::Int | Kind::Enum) => self.int = i64::deserialize(d)?,
+                Some(Kind::Uint | Kind::Ptr) => self.uint = u64::deserialize(d)?,
+                Some(Kind::Bool) => self.boolean = bool::deserialize(d)?,
+                Some(Kind::Char) => self.byte = u8::deserialize(d)?,
+                Some(Kind::Float) => self.float = f64::deserialize(d)?,
+                Some(_) => unreachable!("`value` belongs to scalar kinds only"),
             },
             F::Variant => self.variant = Option::deserialize(d)?,
             F::IsSigned => self.is_signed = bool::deserialize(d)?,
@@ -428,7 +551,7 @@ impl Acc {
             F::Needed => self.needed = usize::deserialize(d)?,
             F::Had => self.had = usize::deserialize(d)?,
             F::Partial => self.partial = Some(RenderedValue::deserialize(d)?),
-            F::Kind | F::Other => unreachable!("never belongs to a kind"),
+            F::Kind | F::Other => unreachable!("handled by the caller / above"),
         }
         Ok(())
     }
@@ -443,6 +566,11 @@ impl Acc {
     fn finish<E: de::Error>(mut self, kind: Kind) -> Result<RenderedValue, E> {
         use Field as F;
         use RenderedValue as V;
+        if let Some(v) = self.early_value.take()
+            && F::Value.belongs_to(kind)
+        {
+            v.store(&mut self, kind)?;
+        }
         Ok(match kind {
             Kind::Int => {
                 self.require(&[F::Bits, F::Value])?;
@@ -534,7 +662,7 @@ impl Acc {
 /// Reads the value of one field straight from the input.
 struct ReadField<'a> {
     acc: &'a mut Acc,
-    kind: Kind,
+    kind: Option<Kind>,
     field: Field,
 }
 
@@ -556,28 +684,26 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RenderedValue, A::Error> {
         let mut acc = Acc::default();
-        // Keys seen before `kind`, kept until it is known which type they have.
-        let mut early: Vec<(Field, serde_json::Value)> = Vec::new();
+        // Writers put `kind` first; keys before it are read with their kind-independent type
+        // (so error paths stay exact), `value` kept until its type is known.
         let kind = loop {
             match map.next_key_seed(FieldSeed)? {
                 None => return Err(de::Error::missing_field("kind")),
                 Some(Field::Kind) => break map.next_value_seed(KindSeed)?,
-                Some(Field::Other) => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                Some(f) => early.push((f, map.next_value()?)),
+                Some(field) => map.next_value_seed(ReadField {
+                    acc: &mut acc,
+                    kind: None,
+                    field,
+                })?,
             }
         };
-        for (field, v) in early {
-            acc.read(kind, field, v).map_err(de::Error::custom)?;
-        }
         while let Some(field) = map.next_key_seed(FieldSeed)? {
             if field == Field::Kind {
                 return Err(de::Error::duplicate_field("kind"));
             }
             map.next_value_seed(ReadField {
                 acc: &mut acc,
-                kind,
+                kind: Some(kind),
                 field,
             })?;
         }
