@@ -121,49 +121,8 @@ fn synthetic_elf(pvh_note: bool) -> Vec<u8> {
     let mut code = KERNEL64.to_vec();
     code.resize(0x100, 0xf4);
     code.extend_from_slice(KERNEL_PVH);
-    let mut note = Vec::new();
-    note.extend_from_slice(&4u32.to_le_bytes()); // namesz
-    note.extend_from_slice(&4u32.to_le_bytes()); // descsz
-    note.extend_from_slice(&18u32.to_le_bytes()); // XEN_ELFNOTE_PHYS32_ENTRY
-    note.extend_from_slice(b"Xen\0");
-    note.extend_from_slice(&((LOAD_ADDR + 0x100) as u32).to_le_bytes());
-    let phnum: u16 = if pvh_note { 2 } else { 1 };
-    let code_off = 0x1000u64;
-    let note_off = 0x800u64;
-    let mut elf = vec![0u8; code_off as usize];
-    elf[0..4].copy_from_slice(b"\x7fELF");
-    elf[4] = 2; // 64-bit
-    elf[5] = 1; // little endian
-    elf[6] = 1; // version
-    elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    elf[18..20].copy_from_slice(&0x3eu16.to_le_bytes()); // x86-64
-    elf[20..24].copy_from_slice(&1u32.to_le_bytes());
-    elf[24..32].copy_from_slice(&LOAD_ADDR.to_le_bytes()); // e_entry
-    elf[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
-    elf[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
-    elf[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
-    elf[56..58].copy_from_slice(&phnum.to_le_bytes());
-    let phdr = |p_type: u32, off: u64, addr: u64, size: u64| {
-        let mut p = Vec::with_capacity(56);
-        p.extend_from_slice(&p_type.to_le_bytes());
-        p.extend_from_slice(&7u32.to_le_bytes()); // RWX
-        p.extend_from_slice(&off.to_le_bytes());
-        p.extend_from_slice(&addr.to_le_bytes()); // vaddr
-        p.extend_from_slice(&addr.to_le_bytes()); // paddr
-        p.extend_from_slice(&size.to_le_bytes()); // filesz
-        p.extend_from_slice(&size.to_le_bytes()); // memsz
-        p.extend_from_slice(&4u64.to_le_bytes()); // align
-        p
-    };
-    let load = phdr(1, code_off, LOAD_ADDR, code.len() as u64);
-    elf[64..120].copy_from_slice(&load);
-    if pvh_note {
-        let n = phdr(4, note_off, 0, note.len() as u64);
-        elf[120..176].copy_from_slice(&n);
-        elf[note_off as usize..note_off as usize + note.len()].copy_from_slice(&note);
-    }
-    elf.extend_from_slice(&code);
-    elf
+    let pvh = pvh_note.then_some((LOAD_ADDR + 0x100) as u32);
+    elf_image(&[(LOAD_ADDR, &code)], LOAD_ADDR, pvh)
 }
 
 fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
@@ -477,4 +436,62 @@ fn console_tail_is_bounded() {
     let tail = engine.console_tail();
     assert_eq!(tail.len(), 1000);
     assert!(tail.contains("abab"));
+}
+
+/// Linux-style SMP start through PVH: vCPU 0 enters the kernel, the others wait for the
+/// INIT/SIPI it sends through its local APIC and then run real-mode code; a freeze captures
+/// each where it is.
+#[test]
+fn pvh_guest_starts_application_processors() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let kernel = temp_file(&smp_pvh_guest());
+    let mut engine = VmBuilder::new(VmConfig {
+        vcpus: 4,
+        mem_bytes: 64 << 20,
+        ..VmConfig::default()
+    })
+    .unwrap()
+    .boot_linux(&LinuxBoot {
+        kernel: kernel.path().to_owned(),
+        ..Default::default()
+    })
+    .expect("boot");
+    assert!(
+        engine.console().wait_for("ready", Duration::from_secs(20)),
+        "console {:?}, exit {:?}",
+        engine.console_tail(),
+        engine.exit_status()
+    );
+    let ram = engine.guest_ram();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while ram.read_obj::<u32>(GuestAddress(BSP_COUNTER)).unwrap() == 0 {
+        assert!(std::time::Instant::now() < deadline, "BSP does not count");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The APs may need a moment after the SIPI; freeze until all of them are in place.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let outcome = engine.freeze(Duration::from_secs(5)).expect("freeze");
+        assert!(outcome.all_parked(), "{}/4 parked", outcome.parked());
+        let bsp = outcome.vcpus[0].unwrap();
+        assert_eq!(bsp.cr0 & 1, 1, "BSP in protected mode");
+        let at_trampoline = outcome.vcpus[1..]
+            .iter()
+            .all(|r| r.map(|r| r.cs == AP_TRAMPOLINE >> 4 && r.rip == 0) == Some(true));
+        engine.thaw().unwrap();
+        if at_trampoline {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "APs not at the trampoline: {:x?}",
+            outcome.vcpus[1..]
+                .iter()
+                .map(|r| r.map(|r| (r.cs, r.rip)))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
