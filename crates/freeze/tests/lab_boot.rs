@@ -78,7 +78,11 @@ fn run_scheduler(
         .settle_ms(300)
         .command(HookPoint::AfterAttach, GuestCommand::sched_ext_sysfs())
         .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_map_show())
-        .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_bss_dump());
+        .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_bss_dump())
+        .command(
+            HookPoint::AfterWorkload,
+            GuestCommand::bpftool_bss_dump().labeled("bss-after"),
+        );
     let out = boot(lab, &spec, Duration::from_secs(240));
     let log = out.log();
     (out, log)
@@ -111,6 +115,18 @@ fn ok_scheduler_attaches_and_runs_the_workload() {
     );
 }
 
+/// The scheduler's own record of its exit (`exit_kind` in its `.bss`, written by its
+/// `exit` callback from the kernel's `scx_exit_info`), from the dump after the workload.
+fn recorded_exit_kind(log: &freeze::lab::ConsoleLog) -> Option<u32> {
+    let dump = log.output("bss-after")?;
+    let at = dump.find("{\"exit_kind\":")? + "{\"exit_kind\":".len();
+    let digits: String = dump[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 #[test]
 fn stall_scheduler_exits_with_a_stall() {
     let lab = lab();
@@ -129,7 +145,23 @@ fn stall_scheduler_exits_with_a_stall() {
         log.phase("scheduler-attached").and_then(|p| p.field("ops")),
         Some("ktstr_stall")
     );
-    assert!(out.console.contains("ktstr_stall"), "{}", out.console);
+    assert!(log.phase("scheduler-exited").is_some());
+    assert!(
+        out.console
+            .contains("sched_ext: BPF scheduler \"ktstr_stall\" disabled (runnable task stall)"),
+        "kernel exit message missing"
+    );
+    assert_eq!(recorded_exit_kind(&log), Some(1026));
+    assert_eq!(TestScheduler::Stall.expected_exit_kind(), Some(1026));
+    let dump = log.output("scx-dump").unwrap_or_default();
+    assert!(
+        dump.contains("ktstr-victim"),
+        "the kernel's dump names the victim:\n{dump}"
+    );
+    assert_eq!(
+        log.phase("workload-done").and_then(|p| p.field("rc")),
+        Some("0")
+    );
 }
 
 #[test]
@@ -144,5 +176,21 @@ fn error_scheduler_exits_with_a_bpf_error() {
     assert_eq!(
         log.phase("scheduler-attached").and_then(|p| p.field("ops")),
         Some("ktstr_error")
+    );
+    assert!(log.phase("scheduler-exited").is_some());
+    assert!(
+        out.console
+            .contains("sched_ext: BPF scheduler \"ktstr_error\" disabled (scx_bpf_error)")
+    );
+    assert!(
+        out.console
+            .contains("scx_bpf_error() after 1000 ms as asked"),
+        "the --set value reached .rodata"
+    );
+    assert_eq!(recorded_exit_kind(&log), Some(1025));
+    assert!(!log.output("scx-dump").unwrap_or_default().is_empty());
+    assert_eq!(
+        log.phase("workload-done").and_then(|p| p.field("rc")),
+        Some("0")
     );
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// The kernel the lab uses unless `KTSTR_KERNEL_VERSION` names another (the Debian ABI
-/// name without the flavour). When it is no longer in the archive the newest 7.x cloud
-/// kernel is taken instead.
+/// The kernel the lab uses unless told otherwise ([`Lab::with_kernel_version`], the Debian
+/// ABI name without the flavour). When it is no longer in the archive the newest 7.x
+/// cloud kernel is taken instead.
 pub const DEFAULT_KERNEL_VERSION: &str = "7.3.4+deb13";
 const FLAVOUR: &str = "cloud-amd64";
 const SUITE: &str = "trixie-backports";
@@ -113,9 +113,9 @@ fn pick_abi(available: &[String], wanted: &str) -> Option<String> {
 impl Lab {
     /// The sched_ext kernel, downloaded and unpacked on first use, from the cache after.
     pub fn kernel(&self) -> Result<KernelAssets, LabError> {
-        let wanted = std::env::var("KTSTR_KERNEL_VERSION")
-            .ok()
-            .filter(|v| !v.is_empty())
+        let exact = self.kernel_version.clone();
+        let wanted = exact
+            .clone()
             .unwrap_or_else(|| DEFAULT_KERNEL_VERSION.to_string());
         let cached = self
             .root()
@@ -137,12 +137,21 @@ impl Lab {
                 .arg(format!("^linux-binary-7\\..*-{FLAVOUR}$")),
         )?;
         let available = available_abis(&String::from_utf8_lossy(&search));
-        let abi = pick_abi(&available, &wanted).ok_or_else(|| {
-            LabError::invalid(
-                "choosing a kernel",
-                format!("no linux-binary-7.x-{FLAVOUR} package in {SUITE}"),
-            )
-        })?;
+        let abi = match &exact {
+            Some(v) if available.contains(v) => v.clone(),
+            Some(v) => {
+                return Err(LabError::invalid(
+                    "choosing a kernel",
+                    format!("no linux-binary-{v}-{FLAVOUR} package in {SUITE}"),
+                ));
+            }
+            None => pick_abi(&available, &wanted).ok_or_else(|| {
+                LabError::invalid(
+                    "choosing a kernel",
+                    format!("no linux-binary-7.x-{FLAVOUR} package in {SUITE}"),
+                )
+            })?,
+        };
         if abi != wanted {
             self.progress()
                 .step(&format!("kernel {wanted} is not in {SUITE}; using {abi}"));

@@ -112,6 +112,8 @@ impl LabError {
 pub struct Lab {
     root: PathBuf,
     progress: Arc<dyn Progress>,
+    /// An exact kernel ABI version (`7.3.4+deb13`) to use instead of the default.
+    kernel_version: Option<String>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -122,6 +124,8 @@ impl std::fmt::Debug for Lab {
 
 impl Lab {
     /// The lab at `$KTSTR_CACHE`, else `$HOME/.cache/ktstr`; progress goes to stderr.
+    /// `$KTSTR_KERNEL_VERSION`, when set, asks for an exact kernel (see
+    /// [`Lab::with_kernel_version`]).
     pub fn open() -> Result<Lab, LabError> {
         let root = match std::env::var_os("KTSTR_CACHE") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
@@ -132,7 +136,11 @@ impl Lab {
                 PathBuf::from(home).join(".cache").join("ktstr")
             }
         };
-        Lab::at(root)
+        let lab = Lab::at(root)?;
+        Ok(match std::env::var("KTSTR_KERNEL_VERSION") {
+            Ok(v) if !v.is_empty() => lab.with_kernel_version(&v),
+            _ => lab,
+        })
     }
 
     /// The lab at an explicit cache directory (created if missing).
@@ -146,12 +154,22 @@ impl Lab {
         Ok(Lab {
             root,
             progress: Arc::new(StderrProgress),
+            kernel_version: None,
         })
     }
 
     /// Replace the progress sink.
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Lab {
         self.progress = progress;
+        self
+    }
+
+    /// Use exactly this Debian kernel ABI version (e.g. `7.3.4+deb13`, cloud flavour);
+    /// [`Lab::kernel`] fails if the archive does not have it or it lacks sched_ext.
+    /// Without it the lab takes [`DEFAULT_KERNEL_VERSION`], or the newest 7.x cloud
+    /// kernel once that one has left the archive.
+    pub fn with_kernel_version(mut self, abi: &str) -> Lab {
+        self.kernel_version = Some(abi.to_string());
         self
     }
 

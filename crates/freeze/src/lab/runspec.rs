@@ -211,6 +211,11 @@ impl GuestCommand {
         }
     }
 
+    /// The same command under another label (to run it at several points).
+    pub fn labeled(self, label: &str) -> Self {
+        GuestCommand::new(label, self.shell)
+    }
+
     /// The `/proc/kallsyms` lines (`addr type name [module]`) of exactly these symbols.
     pub fn kallsyms(symbols: &[&str]) -> Self {
         let cond: Vec<String> = symbols
