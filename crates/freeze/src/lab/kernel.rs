@@ -111,19 +111,9 @@ fn pick_abi(available: &[String], wanted: &str) -> Option<String> {
 }
 
 impl Lab {
-    /// The sched_ext kernel, downloaded and unpacked on first use, from the cache after.
-    pub fn kernel(&self) -> Result<KernelAssets, LabError> {
-        let exact = self.kernel_version.clone();
-        let wanted = exact
-            .clone()
-            .unwrap_or_else(|| DEFAULT_KERNEL_VERSION.to_string());
-        let cached = self
-            .root()
-            .join("kernel")
-            .join(format!("{wanted}-{FLAVOUR}"));
-        if cached.is_dir() {
-            return KernelAssets::from_dir(&cached);
-        }
+    /// The private apt configuration for the kernel's suite (lists refreshed every 6 h)
+    /// and the 7.x cloud kernels it offers.
+    fn kernel_index(&self) -> Result<(super::apt::AptConfig, Vec<String>), LabError> {
         let apt = {
             let _lock = self.lock(&format!("apt-{SUITE}"))?;
             let apt = super::apt::download_config(self, SUITE)?;
@@ -137,6 +127,36 @@ impl Lab {
                 .arg(format!("^linux-binary-7\\..*-{FLAVOUR}$")),
         )?;
         let available = available_abis(&String::from_utf8_lossy(&search));
+        Ok((apt, available))
+    }
+
+    /// The Debian ABI versions (`7.3.4+deb13`) of the 7.x cloud kernels the archive
+    /// offers now, oldest first (not all of them have sched_ext: the lab checks the
+    /// config of the one it builds).
+    pub fn available_kernels(&self) -> Result<Vec<String>, LabError> {
+        let mut v = self.kernel_index()?.1;
+        v.sort_by_key(|a| version_key(a));
+        Ok(v)
+    }
+
+    /// The sched_ext kernel, downloaded and unpacked on first use, from the cache after.
+    pub fn kernel(&self) -> Result<KernelAssets, LabError> {
+        let exact = self.kernel_version.clone();
+        let wanted = exact
+            .clone()
+            .unwrap_or_else(|| DEFAULT_KERNEL_VERSION.to_string());
+        let cached = self
+            .root()
+            .join("kernel")
+            .join(format!("{wanted}-{FLAVOUR}"));
+        if cached.is_dir() {
+            let k = KernelAssets::from_dir(&cached)?;
+            let text = std::fs::read_to_string(&k.config)
+                .map_err(|e| LabError::io("reading the kernel config", &k.config, e))?;
+            check_config(&text, &k.release, &self.required_config)?;
+            return Ok(k);
+        }
+        let (apt, available) = self.kernel_index()?;
         let abi = match &exact {
             Some(v) if available.contains(v) => v.clone(),
             Some(v) => {
@@ -228,18 +248,7 @@ fn build_kernel(
     let fw_cfg = need(moddir.join("kernel/drivers/firmware/qemu_fw_cfg.ko.xz"))?;
     let config_text = std::fs::read_to_string(&config)
         .map_err(|e| LabError::io("reading the kernel config", &config, e))?;
-    for (opt, want) in [
-        ("SCHED_CLASS_EXT", "y"),
-        ("DEBUG_INFO_BTF", "y"),
-        ("BPF_SYSCALL", "y"),
-    ] {
-        if config_lookup(&config_text, opt).as_deref() != Some(want) {
-            return Err(LabError::invalid(
-                "checking the kernel config",
-                format!("{release} does not have CONFIG_{opt}={want}"),
-            ));
-        }
-    }
+    check_config(&config_text, release, &lab.required_config)?;
     let copy = |from: &Path, to: &str| {
         std::fs::copy(from, out.join(to))
             .map(|_| ())
@@ -290,6 +299,25 @@ fn build_kernel(
     )?;
     for d in [&debs, &unpacked] {
         std::fs::remove_dir_all(d).map_err(|e| LabError::io("kernel: cleaning up", d, e))?;
+    }
+    Ok(())
+}
+
+/// The options sched_ext guests need, plus the caller's.
+fn check_config(text: &str, release: &str, extra: &[(String, String)]) -> Result<(), LabError> {
+    let base = [
+        ("SCHED_CLASS_EXT", "y"),
+        ("DEBUG_INFO_BTF", "y"),
+        ("BPF_SYSCALL", "y"),
+    ];
+    let extra = extra.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    for (opt, want) in base.into_iter().chain(extra) {
+        if config_lookup(text, opt).as_deref() != Some(want) {
+            return Err(LabError::invalid(
+                "checking the kernel config",
+                format!("{release} does not have CONFIG_{opt}={want}"),
+            ));
+        }
     }
     Ok(())
 }

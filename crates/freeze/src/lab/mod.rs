@@ -114,6 +114,8 @@ pub struct Lab {
     progress: Arc<dyn Progress>,
     /// An exact kernel ABI version (`7.3.4+deb13`) to use instead of the default.
     kernel_version: Option<String>,
+    /// Config options the kernel must have besides the ones sched_ext needs.
+    required_config: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -155,6 +157,7 @@ impl Lab {
             root,
             progress: Arc::new(StderrProgress),
             kernel_version: None,
+            required_config: Vec::new(),
         })
     }
 
@@ -170,6 +173,15 @@ impl Lab {
     /// kernel once that one has left the archive.
     pub fn with_kernel_version(mut self, abi: &str) -> Lab {
         self.kernel_version = Some(abi.to_string());
+        self
+    }
+
+    /// Also require `CONFIG_<name>=<value>` of the kernel (checked when it is built and
+    /// when it is taken from the cache). `SCHED_CLASS_EXT`, `DEBUG_INFO_BTF` and
+    /// `BPF_SYSCALL` = `y` are always required.
+    pub fn with_required_config(mut self, name: &str, value: &str) -> Lab {
+        self.required_config
+            .push((name.to_string(), value.to_string()));
         self
     }
 

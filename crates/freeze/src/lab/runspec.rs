@@ -259,6 +259,11 @@ impl GuestCommand {
         )
     }
 
+    /// What the scheduler (loader or `scx_bpfland`) printed so far.
+    pub fn scheduler_log() -> Self {
+        GuestCommand::new("sched-log", "cat /tmp/sched.log")
+    }
+
     /// `/proc/stat`.
     pub fn proc_stat() -> Self {
         GuestCommand::new("proc-stat", "cat /proc/stat")

@@ -1,0 +1,285 @@
+//! Provisioning: a cold cache is built once even by concurrent callers, a warm cache is
+//! reused without any work, a failed build says what failed and leaves no entry, and
+//! the assets are what they claim to be.
+
+use freeze::lab::{Lab, Progress, RunSpec, SchedulerChoice, TestScheduler};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// Records progress messages (and echoes them for the test log).
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Progress for Recorder {
+    fn step(&self, message: &str) {
+        eprintln!("progress: {message}");
+        self.0.lock().unwrap().push(message.to_string());
+    }
+}
+
+impl Recorder {
+    fn count(&self, needle: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains(needle))
+            .count()
+    }
+    fn count_prefix(&self, prefix: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.starts_with(prefix))
+            .count()
+    }
+    fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+}
+
+/// A fresh cache directory, removed on drop.
+struct TempCache(PathBuf);
+
+impl TempCache {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("ktstr-{name}-{}-{nanos}", std::process::id()));
+        TempCache(dir)
+    }
+}
+
+impl Drop for TempCache {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `cpio -t` of the archive starting at `offset` of `file` (GNU cpio stops at the first
+/// trailer, so each concatenated archive is listed on its own).
+fn cpio_list(file: &Path, offset: u64) -> Vec<String> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let mut child = Command::new("cpio")
+        .args(["-t", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cpio (a host package the lab installs)");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = bytes[offset as usize..].to_vec();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "cpio -t failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn cold_cache_is_built_once_by_concurrent_callers_then_reused() {
+    Lab::open()
+        .unwrap()
+        .ensure_host_packages()
+        .expect("host packages");
+    let cache = TempCache::new("cold");
+    let rec = Arc::new(Recorder::default());
+    let lab = Lab::at(&cache.0).unwrap().with_progress(rec.clone());
+    // Four callers race for the same assets on an empty cache.
+    let handles: Vec<_> = TestScheduler::ALL
+        .into_iter()
+        .chain([TestScheduler::Stall])
+        .map(|which| {
+            let lab = lab.clone();
+            std::thread::spawn(move || lab.scheduler(which))
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for r in &results {
+        let s = r.as_ref().expect("scheduler");
+        assert!(s.object.is_file(), "{}", s.object.display());
+    }
+    assert_eq!(
+        rec.count_prefix("preparing kernel"),
+        1,
+        "the kernel was built once"
+    );
+    assert_eq!(rec.count_prefix("preparing test schedulers"), 1);
+    assert_eq!(rec.count_prefix("downloading linux-binary"), 1);
+    assert!(
+        rec.count("waiting for another process") >= 1,
+        "the others waited"
+    );
+
+    // The kernel assets are what they claim to be.
+    let k = lab.kernel().unwrap();
+    let head = |p: &Path, n: usize| {
+        let mut b = vec![0u8; n];
+        std::fs::File::open(p).unwrap().read_exact(&mut b).unwrap();
+        b
+    };
+    assert_eq!(&head(&k.vmlinux_elf, 4), b"\x7fELF");
+    assert_eq!(&head(&k.fw_cfg_module, 4), b"\x7fELF");
+    assert_eq!(head(&k.btf, 2), [0x9f, 0xeb], "BTF magic 0xeB9F");
+    assert_eq!(&head(&k.vmlinuz, 0x206)[0x202..0x206], b"HdrS");
+    assert_eq!(
+        k.config_value("SCHED_CLASS_EXT").unwrap().as_deref(),
+        Some("y")
+    );
+    let header = std::fs::read_to_string(&k.vmlinux_h).unwrap();
+    assert!(header.contains("struct sched_ext_ops {"));
+    assert!(header.contains("struct scx_dispatch_q {"));
+    assert!(k.release.starts_with("7."), "{}", k.release);
+
+    // An initramfs: base + run layer, each a valid archive with the expected files.
+    let spec = RunSpec::new().scheduler(SchedulerChoice::test(TestScheduler::Ok));
+    let initrd = lab.initramfs(&spec).unwrap();
+    let base_dir = cache.0.join("initramfs");
+    let base = entries(&base_dir)
+        .into_iter()
+        .find(|e| e.starts_with(&k.release))
+        .map(|e| base_dir.join(e).join("base.cpio"))
+        .expect("base entry");
+    let base_len = std::fs::metadata(&base).unwrap().len();
+    let listed = cpio_list(initrd.path(), 0);
+    for want in [
+        "init",
+        "bin/busybox",
+        "bin/bpftool",
+        "bin/ktstr-loader",
+        "dev/console",
+        "etc/ktstr-helpers.sh",
+        "lib/modules/qemu_fw_cfg.ko",
+        "sched/ok.bpf.o",
+        "sched/stall.bpf.o",
+        "sched/error.bpf.o",
+        "lib64/ld-linux-x86-64.so.2",
+        "lib/x86_64-linux-gnu/libbpf.so.1",
+        "lib/x86_64-linux-gnu/libelf.so.1",
+    ] {
+        assert!(
+            listed.iter().any(|l| l == want),
+            "{want} not in the base: {listed:?}"
+        );
+    }
+    assert!(listed.contains(&format!("boot/config-{}", k.release)));
+    let run = cpio_list(initrd.path(), base_len);
+    assert!(run.iter().any(|l| l == "ktstr/run.sh"), "{run:?}");
+    let path = initrd.path().to_path_buf();
+    drop(initrd);
+    assert!(!path.exists(), "the run initramfs is removed on drop");
+
+    // Nothing half-built is left; a second pass does no work at all.
+    assert!(entries(&cache.0.join("tmp")).is_empty(), "tmp is empty");
+    rec.clear();
+    for which in TestScheduler::ALL {
+        lab.scheduler(which).unwrap();
+    }
+    let again = lab.initramfs(&spec).unwrap();
+    assert!(again.path().is_file());
+    assert_eq!(
+        rec.count("preparing"),
+        0,
+        "warm cache: {:?}",
+        rec.0.lock().unwrap()
+    );
+    assert_eq!(rec.count("apt-get"), 0);
+}
+
+#[test]
+fn host_packages_are_present_and_a_second_ensure_is_a_no_op() {
+    let rec = Arc::new(Recorder::default());
+    let lab = Lab::open().unwrap().with_progress(rec.clone());
+    lab.ensure_host_packages().expect("host packages");
+    assert!(lab.missing_host_packages().is_empty());
+    rec.clear();
+    lab.ensure_host_packages().unwrap();
+    assert_eq!(rec.count("installing"), 0);
+    assert_eq!(rec.count("apt-get"), 0);
+    assert_eq!(rec.count("all present"), 1);
+    for tool in [
+        "qemu-system-x86_64",
+        "clang-19",
+        "bpftool",
+        "pahole",
+        "busybox",
+        "cpio",
+        "zstd",
+    ] {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{tool} on PATH");
+    }
+}
+
+#[test]
+fn a_failed_kernel_build_says_why_and_leaves_no_entry() {
+    let cache = TempCache::new("fail");
+    let lab = Lab::at(&cache.0).unwrap();
+    // A version the archive does not have: fails before downloading anything.
+    let err = lab
+        .clone()
+        .with_kernel_version("7.0.0+deb99")
+        .kernel()
+        .expect_err("no such kernel");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("choosing a kernel") && msg.contains("7.0.0+deb99"),
+        "{msg}"
+    );
+
+    // The real kernel, downloaded and unpacked, then rejected mid-build by a config
+    // requirement it cannot meet.
+    let err = lab
+        .clone()
+        .with_required_config("KTSTR_NO_SUCH_OPTION", "y")
+        .kernel()
+        .expect_err("an unmet config requirement");
+    let msg = err.to_string();
+    assert!(msg.contains("checking the kernel config"), "{msg}");
+    assert!(
+        msg.contains(
+            "CONFIG_KTSTR_NOT_SUCH_OPTION=y"
+                .replace("NOT_", "NO_")
+                .as_str()
+        ),
+        "{msg}"
+    );
+    assert!(
+        entries(&cache.0.join("kernel")).is_empty(),
+        "no kernel entry"
+    );
+    assert!(
+        entries(&cache.0.join("tmp")).is_empty(),
+        "no build leftovers"
+    );
+}
