@@ -194,3 +194,67 @@ fn error_scheduler_exits_with_a_bpf_error() {
         Some("0")
     );
 }
+
+#[test]
+fn a_callers_object_attaches_and_set_reaches_ops_and_rodata() {
+    let lab = lab();
+    // The `ok` object, handed over as if it were the caller's own scheduler.
+    let object = lab
+        .scheduler(TestScheduler::Ok)
+        .expect("ok scheduler")
+        .object;
+    let spec = RunSpec::new()
+        .scheduler(SchedulerChoice::Object { path: object })
+        .workload("ktstr_spin 2 2")
+        .command(HookPoint::AfterAttach, GuestCommand::scheduler_log());
+    let out = boot(&lab, &spec, Duration::from_secs(240));
+    let log = out.log();
+    assert_eq!(
+        log.phase("scheduler-start").and_then(|p| p.field("name")),
+        Some("ok.bpf.o")
+    );
+    assert_eq!(
+        log.phase("scheduler-attached").and_then(|p| p.field("ops")),
+        Some("ktstr_ok")
+    );
+    assert_eq!(
+        log.phase("workload-done").and_then(|p| p.field("rc")),
+        Some("0")
+    );
+
+    // --set on an ops member (timeout_ms) and on .rodata (victim_comm).
+    let params = TestSchedulerParams {
+        after_ms: Some(60_000),
+        timeout_ms: Some(1500),
+        victim_comm: Some("nobody".into()),
+    };
+    let spec = RunSpec::new()
+        .scheduler(SchedulerChoice::Test {
+            which: TestScheduler::Stall,
+            params,
+        })
+        .command(HookPoint::AfterAttach, GuestCommand::scheduler_log())
+        .command(
+            HookPoint::AfterAttach,
+            GuestCommand::new(
+                "ops-dump",
+                "bpftool struct_ops dump name ktstr_ops | grep -E 'timeout_ms'",
+            ),
+        );
+    let out = boot(&lab, &spec, Duration::from_secs(240));
+    let log = out.log();
+    let sched_log = log.output("sched-log").unwrap_or_default();
+    for want in [
+        "set after_ms=60000",
+        "set timeout_ms=1500",
+        "set victim_comm=nobody",
+        "attached ktstr_ops",
+    ] {
+        assert!(sched_log.contains(want), "{want} in {sched_log}");
+    }
+    let ops = log.output("ops-dump").unwrap_or_default();
+    assert!(
+        ops.contains("1500"),
+        "timeout_ms in the kernel's ops: {ops}"
+    );
+}

@@ -266,14 +266,7 @@ fn a_failed_kernel_build_says_why_and_leaves_no_entry() {
         .expect_err("an unmet config requirement");
     let msg = err.to_string();
     assert!(msg.contains("checking the kernel config"), "{msg}");
-    assert!(
-        msg.contains(
-            "CONFIG_KTSTR_NOT_SUCH_OPTION=y"
-                .replace("NOT_", "NO_")
-                .as_str()
-        ),
-        "{msg}"
-    );
+    assert!(msg.contains("CONFIG_KTSTR_NO_SUCH_OPTION=y"), "{msg}");
     assert!(
         entries(&cache.0.join("kernel")).is_empty(),
         "no kernel entry"
