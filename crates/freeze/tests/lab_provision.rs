@@ -242,6 +242,29 @@ fn host_packages_are_present_and_a_second_ensure_is_a_no_op() {
 }
 
 #[test]
+fn the_private_host_apt_setup_resolves_backports() {
+    let lab = Lab::open().unwrap();
+    // QEMU 10 comes from backports: the plan for a package that is not installed yet
+    // shows the private sources work, with the backports suite as the target release.
+    let plan = lab
+        .plan_host_install(&["hello", "qemu-system-x86"])
+        .expect("simulated install");
+    assert!(plan.iter().any(|(p, _)| p == "hello"), "{plan:?}");
+    // Everything the lab needs is installed here, so none of it is planned again.
+    for p in freeze::lab::REQUIRED_PACKAGES {
+        assert!(
+            !plan.iter().any(|(n, _)| n == p.name),
+            "{} planned: {plan:?}",
+            p.name
+        );
+    }
+    // The machine's own apt lists were not used or touched: ours are in the cache.
+    assert!(lab.root().join("apt/host/lists").is_dir());
+    let sources = std::fs::read_to_string(lab.root().join("apt/host/sources.list")).unwrap();
+    assert!(sources.contains("-backports main"), "{sources}");
+}
+
+#[test]
 fn a_failed_kernel_build_says_why_and_leaves_no_entry() {
     let cache = TempCache::new("fail");
     let lab = Lab::at(&cache.0).unwrap();

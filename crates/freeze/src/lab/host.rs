@@ -131,7 +131,42 @@ fn version_at_least(version: &str, min: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// From `apt-get -s install` output, the packages it would install or upgrade and the
+/// versions it would take.
+fn parse_simulation(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("Inst "))
+        .filter_map(|rest| {
+            let name = rest.split_whitespace().next()?;
+            let open = rest.find('(')?;
+            let version = rest[open + 1..].split_whitespace().next()?;
+            Some((name.to_string(), version.to_string()))
+        })
+        .collect()
+}
+
 impl Lab {
+    /// What `apt-get install` of `names` would install (package, version), simulated with
+    /// the same private configuration and target release [`Lab::ensure_host_packages`]
+    /// uses; nothing is changed.
+    pub fn plan_host_install(&self, names: &[&str]) -> Result<Vec<(String, String)>, LabError> {
+        let apt = super::apt::host_config(self)?;
+        {
+            let _lock = self.lock("apt-host")?;
+            apt.update(self, "host packages", Duration::from_secs(3600))?;
+        }
+        let codename = super::apt::machine_mirrors()?.codename;
+        let out = tool::output(
+            "simulating apt-get install",
+            apt.command("apt-get")
+                .args(["-s", "-q", "--no-install-recommends", "-t"])
+                .arg(format!("{codename}-backports"))
+                .arg("install")
+                .args(names),
+        )?;
+        Ok(parse_simulation(&String::from_utf8_lossy(&out)))
+    }
+
     /// Which required packages are missing or too old (no side effects).
     pub fn missing_host_packages(&self) -> Vec<MissingPackage> {
         REQUIRED_PACKAGES
@@ -172,7 +207,10 @@ impl Lab {
             self.progress().step(&format!("  {m}"));
         }
         let apt = super::apt::host_config(self)?;
-        apt.update(self, "host packages", Duration::from_secs(3600))?;
+        {
+            let _lock = self.lock("apt-host")?;
+            apt.update(self, "host packages", Duration::from_secs(3600))?;
+        }
         let codename = super::apt::machine_mirrors()?.codename;
         let log = apt.dir.join("install.log");
         let _ = std::fs::remove_file(&log);
@@ -194,5 +232,26 @@ impl Lab {
         }
         self.progress().step("host packages installed");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulation_lines_parse() {
+        let text = "NOTE: simulation\n\
+                    Inst libelf1 [0.188-2.1] (0.192-4~bpo12+1 Debian Backports:oldstable-backports [amd64])\n\
+                    Inst bpftool (7.5.0+6.12.95-1~bpo12+1 Debian Backports [amd64])\n\
+                    Conf bpftool (7.5.0+6.12.95-1~bpo12+1 Debian Backports [amd64])\n\
+                    Inst broken\n";
+        assert_eq!(
+            parse_simulation(text),
+            [
+                ("libelf1".to_string(), "0.192-4~bpo12+1".to_string()),
+                ("bpftool".to_string(), "7.5.0+6.12.95-1~bpo12+1".to_string()),
+            ]
+        );
     }
 }

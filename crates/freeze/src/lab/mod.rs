@@ -23,6 +23,20 @@
 //!   with a file lock under `locks/`; the second caller finds the entry and reuses it;
 //! - a failed download or build returns a [`LabError`] naming the step, with the tail of
 //!   the tool's output, and leaves no entry behind.
+//!
+//! Entries: `kernel/<release>/` ([`KernelAssets`]), `sched/<release>/<hash>/` (the test
+//! schedulers, [`SchedulerAssets`]), `loader/<hash>/ktstr-loader`, `bpfland/<version>/`
+//! ([`BpflandAssets`]), `initramfs/<release>-<hash>/base.cpio` and
+//! `initramfs/bpfland-<version>-<hash>/bpfland.cpio`; hashes cover the embedded sources
+//! and tool versions, so editing a scheduler or `/init` makes a new entry. Private apt
+//! state lives in `apt/`, per-run archives in `runs/` (removed on drop), locks in
+//! `locks/`, builds in progress in `tmp/`.
+//!
+//! What the guest does and prints is described in [`RunSpec`]'s module
+//! (`KTSTR-PHASE:` / `KTSTR-OUT` lines, parsed by [`ConsoleLog`]).
+//!
+//! Environment: `KTSTR_CACHE` (cache directory), `KTSTR_KERNEL_VERSION` (an exact
+//! kernel, e.g. `7.3.4+deb13`), `KTSTR_BPFLAND_VERSION` (crates.io version).
 
 mod apt;
 mod boot;
