@@ -84,6 +84,19 @@ fn run_scheduler(
             GuestCommand::bpftool_bss_dump().labeled("bss-after"),
         );
     let out = boot(lab, &spec, Duration::from_secs(240));
+    let at = |phase: &str| {
+        out.time_of(&format!("KTSTR-PHASE: {phase}"))
+            .map(|t| format!("{:.2}s", t.as_secs_f64()))
+            .unwrap_or_else(|| "-".into())
+    };
+    eprintln!(
+        "timing {}: QEMU start to init {}, scheduler-start {}, scheduler-attached {}, exited {}",
+        which.name(),
+        at("init"),
+        at("scheduler-start"),
+        at("scheduler-attached"),
+        at("scheduler-exited"),
+    );
     let log = out.log();
     (out, log)
 }
