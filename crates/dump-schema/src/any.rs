@@ -162,52 +162,36 @@ fn message_of(e: &serde_json::Error) -> String {
 /// Turns the fast path's error into one that tells a person what is wrong. Runs only on
 /// failure, so it may re-read the document.
 fn diagnose(json: &str, e: serde_json::Error) -> Error {
-    use serde_json::error::Category;
-    let first = json.trim_start().as_bytes().first().copied();
-    let Some(first) = first else {
+    if json.trim_start().is_empty() {
         return Error::Empty;
-    };
-    // serde_json reports an array longer than a fixed-size field (`softirqs`) as "trailing
-    // characters", a syntax error: only a document that is not JSON is a syntax error here.
-    let really_syntax = matches!(
-        e.classify(),
-        Category::Syntax | Category::Eof | Category::Io
-    ) && serde_json::from_str::<serde::de::IgnoredAny>(json).is_err();
-    match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io if really_syntax => {
-            let message = message_of(&e);
-            if message.contains("recursion limit exceeded") {
-                return Error::TooDeep {
-                    line: e.line(),
-                    column: e.column(),
-                };
-            }
+    }
+    // serde_json stops at 128 levels while reading types (its IgnoredAny pass below has no
+    // such limit, so look at this first).
+    if message_of(&e).contains("recursion limit exceeded") {
+        return Error::TooDeep {
+            line: e.line(),
+            column: e.column(),
+        };
+    }
+    // One pass tells whether it is JSON at all (the typed read may have stopped earlier, at a
+    // missing `schema` or a wrong type; an over-long fixed-size array reads as "trailing
+    // characters"), what the top level is, and what `schema` holds.
+    let schema = match serde_json::from_str::<Probe>(json) {
+        Err(se) => {
             return Error::Syntax {
-                line: e.line(),
-                column: e.column(),
-                message,
+                line: se.line(),
+                column: se.column(),
+                message: message_of(&se),
             };
         }
-        _ => {}
-    }
-    if first != b'{' {
-        let found = match first {
-            b'[' => "an array",
-            b'"' => "a string",
-            b't' | b'f' => "a boolean",
-            b'n' => "null",
-            _ => "a number",
-        };
-        return Error::NotAnObject { found };
-    }
-    #[derive(Deserialize)]
-    struct Probe {
-        schema: Option<serde_json::Value>,
-    }
-    let schema = match serde_json::from_str::<Probe>(json) {
-        Ok(p) => p.schema,
-        // `schema` given twice, say: report it like any other invalid field.
-        Err(pe) => return invalid("(unknown)", ".".to_string(), &pe),
+        Ok(Probe::NotObject(found)) => return Error::NotAnObject { found },
+        Ok(Probe::Object { schema, duplicate }) => {
+            if duplicate {
+                // Let the typed read name it (`duplicate field `schema``).
+                return typed_error::<FailureDumpReport>(SCHEMA_SINGLE, json, e);
+            }
+            schema
+        }
     };
     match schema {
         None | Some(serde_json::Value::Null) => Error::MissingSchema,
@@ -223,6 +207,65 @@ fn diagnose(json: &str, e: serde_json::Error) -> Error {
         Some(other) => Error::UnknownSchema {
             found: other.to_string(),
         },
+    }
+}
+
+/// The top level of a document, read without types and without recursion limit.
+enum Probe {
+    NotObject(&'static str),
+    Object {
+        schema: Option<serde_json::Value>,
+        duplicate: bool,
+    },
+}
+
+impl<'de> Deserialize<'de> for Probe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ProbeVisitor)
+    }
+}
+
+struct ProbeVisitor;
+
+impl<'de> Visitor<'de> for ProbeVisitor {
+    type Value = Probe;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Probe, E> {
+        Ok(Probe::NotObject("a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Probe, E> {
+        Ok(Probe::NotObject("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Probe, E> {
+        Ok(Probe::NotObject("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Probe, E> {
+        Ok(Probe::NotObject("a number"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Probe, E> {
+        Ok(Probe::NotObject("a string"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Probe, E> {
+        Ok(Probe::NotObject("null"))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Probe, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(Probe::NotObject("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe, A::Error> {
+        let mut schema = None;
+        let mut duplicate = false;
+        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+            if k == "schema" {
+                duplicate |= schema.is_some();
+                schema = Some(map.next_value::<serde_json::Value>()?);
+            } else {
+                map.next_value::<de::IgnoredAny>()?;
+            }
+        }
+        Ok(Probe::Object { schema, duplicate })
     }
 }
 

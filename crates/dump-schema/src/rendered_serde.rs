@@ -389,8 +389,19 @@ impl Scalar {
 
     /// Converts to the type `kind` needs, as serde's own number conversions would.
     fn store<E: de::Error>(self, acc: &mut Acc, kind: Kind) -> Result<(), E> {
-        let bad = |exp: &'static str| E::invalid_type(self.unexpected(), &exp);
-        let range = |exp: &'static str| E::invalid_value(self.unexpected(), &exp);
+        // Like serde's own messages, naming the key: the error's path stops at the object.
+        let bad = |exp: &str| {
+            E::custom(format_args!(
+                "invalid type: {}, expected {exp} in `value`",
+                self.unexpected()
+            ))
+        };
+        let range = |exp: &str| {
+            E::custom(format_args!(
+                "invalid value: {}, expected {exp} in `value`",
+                self.unexpected()
+            ))
+        };
         match kind {
             Kind::Int | Kind::Enum => {
                 acc.int = match self {

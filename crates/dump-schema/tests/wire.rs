@@ -458,9 +458,9 @@ fn floats_carry_a_fraction_or_exponent_and_round_trip() {
         f64::MAX,
         f64::MIN_POSITIVE,
         -1.5e-300,
-        123456789.123456789,
+        123_456_789.123_456_78,
         1.0 / 3.0,
-        9007199254740993.0,
+        9_007_199_254_740_992.0,
     ] {
         let s = text(v);
         let number = s.rsplit(':').next().unwrap().trim_end_matches('}');

@@ -273,6 +273,11 @@ pub(crate) fn write_block(
     let start = out.len();
     push_indent(out, indent);
     out.push_str(head);
+    if depth >= MAX_DISPLAY_DEPTH {
+        out.push_str(ELIDED);
+        out.push('\n');
+        return;
+    }
     let line_start = out.len();
     let limit = line_start + WIDTH.saturating_sub(indent + head.chars().count());
     if inline(v, depth, out, limit) {

@@ -739,66 +739,70 @@ pub fn every_report() -> Vec<(String, FailureDumpReportAny)> {
     v
 }
 
-/// A report of about `target` bytes of JSON: `.bss`-like values and hash maps of nested
-/// structs, as a busy scheduler's dump has.
+/// A hash map of 256 nested `task_ctx` values, as a busy scheduler's dump has.
+pub fn busy_map(i: u32) -> FailureDumpMap {
+    let entries: Vec<FailureDumpEntry> = (0..256)
+        .map(|k| {
+            let v = RenderedValue::named_struct(
+                "task_ctx",
+                vec![
+                    m("pid", int(32, i64::from(k) + 1000)),
+                    m("comm", chars("worker", 16)),
+                    m("slice_ns", uint(64, 20_000_000)),
+                    m("vtime", uint(64, 1_000_000_007 * u64::from(k))),
+                    m(
+                        "state",
+                        RenderedValue::Enum {
+                            bits: 32,
+                            value: 1,
+                            variant: Some("QUEUED".into()),
+                            is_signed: false,
+                        },
+                    ),
+                    m(
+                        "",
+                        RenderedValue::anon_struct(vec![
+                            m("weight", uint(32, 100)),
+                            m(
+                                "ratio",
+                                RenderedValue::Float {
+                                    bits: 64,
+                                    value: f64::from(k) / 7.0,
+                                },
+                            ),
+                        ]),
+                    ),
+                    m("cpumask", RenderedValue::CpuList { cpus: "0-3".into() }),
+                    m(
+                        "next",
+                        RenderedValue::Ptr {
+                            value: 0xffff_8880_0000_0000 + u64::from(k) * 64,
+                            deref: Some(Box::new(RenderedValue::named_struct(
+                                "list_head",
+                                vec![m("next", RenderedValue::ptr(0xffff_8880_1000_0000))],
+                            ))),
+                            deref_skipped_reason: None,
+                            cast_annotation: None,
+                        },
+                    ),
+                ],
+            );
+            hash_entry(k, v)
+        })
+        .collect();
+    FailureDumpMap {
+        entries,
+        ..map(&format!("task_ctxs_{i}"), map_type::HASH)
+    }
+}
+
+/// A report of about `target` bytes of JSON: the full report plus [`busy_map`]s.
 pub fn big_report(target: usize) -> FailureDumpReport {
     let mut r = full_report();
     let mut i = 0u32;
     let mut size = r.to_json().unwrap().len();
     while size < target {
-        let entries: Vec<FailureDumpEntry> = (0..256)
-            .map(|k| {
-                let v = RenderedValue::named_struct(
-                    "task_ctx",
-                    vec![
-                        m("pid", int(32, i64::from(k) + 1000)),
-                        m("comm", chars("worker", 16)),
-                        m("slice_ns", uint(64, 20_000_000)),
-                        m("vtime", uint(64, 1_000_000_007 * u64::from(k))),
-                        m(
-                            "state",
-                            RenderedValue::Enum {
-                                bits: 32,
-                                value: 1,
-                                variant: Some("QUEUED".into()),
-                                is_signed: false,
-                            },
-                        ),
-                        m(
-                            "",
-                            RenderedValue::anon_struct(vec![
-                                m("weight", uint(32, 100)),
-                                m(
-                                    "ratio",
-                                    RenderedValue::Float {
-                                        bits: 64,
-                                        value: f64::from(k) / 7.0,
-                                    },
-                                ),
-                            ]),
-                        ),
-                        m("cpumask", RenderedValue::CpuList { cpus: "0-3".into() }),
-                        m(
-                            "next",
-                            RenderedValue::Ptr {
-                                value: 0xffff_8880_0000_0000 + u64::from(k) * 64,
-                                deref: Some(Box::new(RenderedValue::named_struct(
-                                    "list_head",
-                                    vec![m("next", RenderedValue::ptr(0xffff_8880_1000_0000))],
-                                ))),
-                                deref_skipped_reason: None,
-                                cast_annotation: None,
-                            },
-                        ),
-                    ],
-                );
-                hash_entry(k, v)
-            })
-            .collect();
-        let m = FailureDumpMap {
-            entries,
-            ..map(&format!("task_ctxs_{i}"), map_type::HASH)
-        };
+        let m = busy_map(i);
         size += serde_json::to_string(&m).unwrap().len() + 1;
         r.maps.push(m);
         i += 1;
