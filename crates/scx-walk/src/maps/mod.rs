@@ -19,6 +19,8 @@
 mod kinds;
 pub use kinds::{arena_bounds, struct_ops_progs};
 pub mod offsets;
+#[cfg(test)]
+mod tests;
 
 use dump_schema::{FailureDumpMap, RenderedValue};
 use guest_mem::Kva;

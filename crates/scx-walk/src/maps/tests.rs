@@ -1,0 +1,199 @@
+//! Map walkers on synthetic memory: layouts chosen by the test, not the kernel's, so
+//! every offset really comes from the types table.
+
+use dump_schema::{RenderedValue, map_type};
+use guest_mem::Kva;
+
+use super::{MapCaps, MapCtx, MapOffsets};
+use crate::kernel::{Kernel, PerCpu};
+use crate::lists::CoreOffsets;
+use crate::testutil::{FakeMem, FakeSyms, FakeTypes};
+
+const B: u64 = 0xffff_8880_0000_0000;
+
+fn types() -> FakeTypes {
+    let mut t = FakeTypes::default()
+        .member("list_head", "next", 0)
+        .member("hlist_head", "first", 0)
+        .member("hlist_node", "next", 0)
+        .member("xarray", "xa_head", 8)
+        .member("xa_node", "shift", 0)
+        .member("xa_node", "slots", 40)
+        .member("idr", "idr_rt", 0)
+        .member("rhashtable", "tbl", 0)
+        .member("rhashtable", "nelems", 8)
+        .member("bucket_table", "size", 0)
+        .member("bucket_table", "nest", 4)
+        .member("bucket_table", "buckets", 64)
+        .member("bucket_table", "future_tbl", 32)
+        .member("rhash_head", "next", 0);
+    for (p, o) in [
+        ("map_type", 0x18),
+        ("key_size", 0x1c),
+        ("value_size", 0x20),
+        ("max_entries", 0x24),
+        ("map_flags", 0x30),
+        ("name", 0x60),
+        ("btf", 0x58),
+        ("btf_key_type_id", 0x48),
+        ("btf_value_type_id", 0x4c),
+        ("btf_vmlinux_value_type_id", 0x50),
+    ] {
+        t = t.member("bpf_map", p, o);
+    }
+    t.member("bpf_array", "elem_size", 0x100)
+        .member("bpf_array", "value", 0x140)
+        .member("bpf_array", "ptrs", 0x140)
+        .member("bpf_htab", "buckets", 0x108)
+        .member("bpf_htab", "n_buckets", 0x110)
+        .member("bucket", "head", 0)
+        .member("htab_elem", "key", 0x30)
+        .size("bucket", 16)
+}
+
+fn write_map(m: &mut FakeMem, at: u64, ty: u32, key: u32, value: u32, max: u32, name: &str) {
+    m.w32(at + 0x18, ty);
+    m.w32(at + 0x1c, key);
+    m.w32(at + 0x20, value);
+    m.w32(at + 0x24, max);
+    m.write(at + 0x60, name.as_bytes());
+}
+
+fn capture(m: &FakeMem, t: &FakeTypes, map: u64, caps: MapCaps) -> dump_schema::FailureDumpMap {
+    let s = FakeSyms::default();
+    let k = Kernel {
+        mem: m,
+        syms: &s,
+        types: t,
+    };
+    let c = CoreOffsets::resolve(t).unwrap();
+    let o = MapOffsets::resolve(t).unwrap();
+    let pc = PerCpu::from_offsets(vec![0, 0x10_0000]);
+    let cx = MapCtx {
+        k,
+        c: &c,
+        o: &o,
+        pc: &pc,
+        renderer: None,
+        caps,
+    };
+    cx.capture(Kva(map))
+}
+
+#[test]
+fn hash_entries_follow_nulls_lists_and_cap() {
+    let t = types();
+    let mut m = FakeMem::default();
+    let map = B;
+    write_map(&mut m, map, map_type::HASH, 4, 8, 16, "counts");
+    let buckets = B + 0x1000;
+    m.w64(map + 0x108, buckets);
+    m.w32(map + 0x110, 2);
+    // bucket 0: e1 -> e2 -> nulls(0); bucket 1: empty (nulls marker 1<<1|1).
+    let (e1, e2) = (B + 0x2000, B + 0x3000);
+    m.w64(buckets, e1);
+    m.w64(e1, e2);
+    m.w64(e2, 1);
+    m.w64(buckets + 16, 3);
+    for (e, key, val) in [(e1, 7u32, 70u64), (e2, 9, 90)] {
+        m.w32(e + 0x30, key);
+        m.w64(e + 0x38, val); // value at key + round_up(4, 8)
+    }
+    let d = capture(&m, &t, map, MapCaps::default());
+    assert_eq!(d.name, "counts");
+    assert_eq!(d.entries.len(), 2);
+    assert_eq!(d.entries[0].key_hex, "07 00 00 00");
+    assert_eq!(d.entries[1].value_hex, "5a 00 00 00 00 00 00 00");
+    // Without BTF the values are hex, and `error` says why.
+    assert!(matches!(
+        d.entries[0].value,
+        Some(RenderedValue::Bytes { .. })
+    ));
+    assert!(d.error.as_deref().unwrap().contains("rendered as hex"));
+    // The cap is reported with the wire format's wording.
+    let caps = MapCaps {
+        keys: 1,
+        ..MapCaps::default()
+    };
+    let d = capture(&m, &t, map, caps);
+    assert_eq!(d.entries.len(), 1);
+    assert!(
+        d.error
+            .as_deref()
+            .unwrap()
+            .contains("hash map truncated at 1 entries")
+    );
+    // A chain looping back on itself ends the bucket, not the walk.
+    m.w64(e2, e1);
+    let d = capture(&m, &t, map, MapCaps::default());
+    assert!(d.error.as_deref().unwrap().contains("unreadable"));
+}
+
+#[test]
+fn single_entry_array_is_a_value_and_larger_ones_are_entries() {
+    let t = types();
+    let mut m = FakeMem::default();
+    let bss = B;
+    write_map(&mut m, bss, map_type::ARRAY, 4, 12, 1, "sched.bss");
+    m.w32(bss + 0x100, 16);
+    m.write(bss + 0x140, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    let d = capture(&m, &t, bss, MapCaps::default());
+    assert_eq!(
+        d.value,
+        Some(RenderedValue::Bytes {
+            hex: "01 02 03 04 05 06 07 08 09 0a 0b 0c".into()
+        })
+    );
+    assert!(d.array_entries.is_empty());
+
+    let arr = B + 0x10_000;
+    write_map(&mut m, arr, map_type::ARRAY, 4, 8, 3, "by_cpu");
+    m.w32(arr + 0x100, 8);
+    for i in 0..3u64 {
+        m.w64(arr + 0x140 + 8 * i, 100 + i);
+    }
+    let d = capture(&m, &t, arr, MapCaps::default());
+    assert_eq!(d.array_entries.len(), 3);
+    assert_eq!(d.array_entries[2].key, 2);
+    // An elem_size smaller than the value is garbage: an error, no entries.
+    m.w32(arr + 0x100, 4);
+    let d = capture(&m, &t, arr, MapCaps::default());
+    assert!(d.array_entries.is_empty());
+    assert!(d.error.as_deref().unwrap().contains("elem_size"));
+}
+
+#[test]
+fn percpu_array_reads_every_cpu_copy() {
+    let t = types();
+    let mut m = FakeMem::default();
+    let map = B;
+    write_map(&mut m, map, map_type::PERCPU_ARRAY, 4, 8, 1, "pcpu");
+    m.w32(map + 0x100, 8);
+    let pptr = B + 0x5000;
+    m.w64(map + 0x140, pptr);
+    m.w64(pptr, 11);
+    m.w64(pptr + 0x10_0000, 22);
+    let d = capture(&m, &t, map, MapCaps::default());
+    assert_eq!(d.percpu_entries.len(), 1);
+    let hexes: Vec<_> = d.percpu_entries[0]
+        .per_cpu
+        .iter()
+        .map(|v| match v {
+            Some(RenderedValue::Bytes { hex }) => hex.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        hexes,
+        ["0b 00 00 00 00 00 00 00", "16 00 00 00 00 00 00 00"]
+    );
+}
+
+#[test]
+fn unreadable_header_is_an_error_entry_not_a_panic() {
+    let t = types();
+    let m = FakeMem::default();
+    let d = capture(&m, &t, B, MapCaps::default());
+    assert_eq!(d.map_kva, B);
+    assert!(d.error.unwrap().contains("map header unreadable"));
+}
