@@ -433,6 +433,15 @@ impl Drop for Partial {
     }
 }
 
+fn exited_during_start(status: ExitStatus, stderr: &Console) -> EngineError {
+    // Let the stderr reader catch up with QEMU's last words (it ends at EOF).
+    let _ = stderr.wait_line(LineMark::START, Duration::from_secs(1), |_| false);
+    EngineError::GuestExited(format!(
+        "qemu exited during start with {status}: {}",
+        stderr.tail().trim()
+    ))
+}
+
 fn connect_qmp(
     path: &Path,
     child: &mut Child,
@@ -442,17 +451,24 @@ fn connect_qmp(
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().map_err(io("wait for qemu"))? {
-            // Let the stderr reader catch up with QEMU's last words.
-            let _ = stderr.wait_line(LineMark::START, Duration::from_secs(1), |_| false);
-            return Err(EngineError::GuestExited(format!(
-                "qemu exited during start with {status}: {}",
-                stderr.tail().trim()
-            )));
+            return Err(exited_during_start(status, stderr));
         }
         match UnixStream::connect(path) {
             Ok(s) => {
-                return QmpClient::from_stream(s, timeout.saturating_sub(start.elapsed()))
-                    .map_err(qmp_err("QMP handshake"));
+                return QmpClient::from_stream(s, timeout.saturating_sub(start.elapsed())).map_err(
+                    |e| {
+                        // QEMU listens before it loads the kernel: a bad kernel or
+                        // option closes the socket. Its stderr says why.
+                        let deadline = Instant::now() + Duration::from_secs(2);
+                        while Instant::now() < deadline {
+                            if let Ok(Some(status)) = child.try_wait() {
+                                return exited_during_start(status, stderr);
+                            }
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        qmp_err("QMP handshake")(e)
+                    },
+                );
             }
             Err(e) if start.elapsed() >= timeout => {
                 return Err(EngineError::Failed {
