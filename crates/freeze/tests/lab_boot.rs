@@ -167,6 +167,13 @@ fn stall_scheduler_exits_with_a_stall() {
     assert_eq!(recorded_exit_kind(&log), Some(1026));
     assert_eq!(TestScheduler::Stall.expected_exit_kind(), Some(1026));
     let dump = log.output("scx-dump").unwrap_or_default();
+    // The victim waits on the stall scheduler's own user DSQ (0x101).
+    // (Task entries are `R ktstr-victim[pid] ...` followed by their fields.)
+    let on_stall_dsq = dump
+        .split("R ktstr-victim[")
+        .skip(1)
+        .any(|entry| entry.lines().take(4).any(|l| l.contains("dsq_id=0x101")));
+    assert!(on_stall_dsq, "victim on STALL_DSQ:\n{dump}");
     assert!(
         dump.contains("ktstr-victim"),
         "the kernel's dump names the victim:\n{dump}"

@@ -218,10 +218,12 @@ impl Lab {
         for which in TestScheduler::ALL {
             self.scheduler(which)?;
         }
+        let mut spec = RunSpec::new();
         if with_bpfland {
             self.bpfland()?;
+            // Also builds the bpfland initramfs layer.
+            spec = spec.scheduler(SchedulerChoice::bpfland());
         }
-        let spec = RunSpec::new();
         self.initramfs(&spec)?;
         Ok(())
     }
