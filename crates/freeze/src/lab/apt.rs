@@ -112,12 +112,18 @@ pub(crate) struct AptConfig {
 }
 
 impl AptConfig {
+    /// The `-o NAME=VALUE` arguments of this configuration.
+    pub fn option_args(&self) -> Vec<String> {
+        self.opts
+            .iter()
+            .flat_map(|o| ["-o".to_string(), o.clone()])
+            .collect()
+    }
+
     /// `apt-get`/`apt-cache` with this configuration.
     pub fn command(&self, tool: &str) -> Command {
         let mut cmd = Command::new(tool);
-        for o in &self.opts {
-            cmd.arg("-o").arg(o);
-        }
+        cmd.args(self.option_args());
         cmd.env("DEBIAN_FRONTEND", "noninteractive");
         cmd
     }

@@ -124,6 +124,10 @@ fn installed_version(name: &str) -> Option<String> {
         .then(|| version.trim().to_string())
 }
 
+fn is_root() -> bool {
+    tool::probe(Command::new("id").arg("-u")).is_some_and(|(ok, out)| ok && out.trim() == "0")
+}
+
 fn version_at_least(version: &str, min: &str) -> bool {
     Command::new("dpkg")
         .args(["--compare-versions", version, "ge", min])
@@ -214,7 +218,16 @@ impl Lab {
         let codename = super::apt::machine_mirrors()?.codename;
         let log = apt.dir.join("install.log");
         let _ = std::fs::remove_file(&log);
-        let mut cmd = apt.command("apt-get");
+        // Installing needs root: otherwise go through sudo, non-interactively (it fails
+        // with a clear message when it would ask for a password).
+        let mut cmd = if is_root() {
+            apt.command("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"])
+                .args(apt.option_args());
+            c
+        };
         cmd.args(["-y", "-q", "--no-install-recommends", "-t"])
             .arg(format!("{codename}-backports"))
             .arg("install");
