@@ -199,7 +199,13 @@ fn cold_cache_is_built_once_by_concurrent_callers_then_reused() {
     for which in TestScheduler::ALL {
         lab.scheduler(which).unwrap();
     }
+    let t = std::time::Instant::now();
     let again = lab.initramfs(&spec).unwrap();
+    eprintln!(
+        "warm initramfs for a run: {:.1} ms ({} bytes)",
+        t.elapsed().as_secs_f64() * 1e3,
+        std::fs::metadata(again.path()).unwrap().len()
+    );
     assert!(again.path().is_file());
     assert_eq!(
         rec.count("preparing"),

@@ -95,12 +95,6 @@ fn add_binary<W: Write>(
     Ok(())
 }
 
-fn dpkg_version(package: &str) -> String {
-    tool::probe(Command::new("dpkg-query").args(["-W", "-f=${Version}", package]))
-        .map(|(_, v)| v)
-        .unwrap_or_default()
-}
-
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Lab {
@@ -108,8 +102,8 @@ impl Lab {
     fn base_cpio(&self, kernel: &KernelAssets) -> Result<PathBuf, LabError> {
         let sched = self.scheduler_dir(kernel)?;
         let loader = self.loader()?;
-        let busybox = dpkg_version("busybox-static");
-        let bpftool = dpkg_version("bpftool");
+        let busybox = tool::dpkg_version("busybox-static");
+        let bpftool = tool::dpkg_version("bpftool");
         let key = fnv64(&[
             INIT.as_bytes(),
             HELPERS.as_bytes(),

@@ -40,19 +40,10 @@ pub struct SchedulerAssets {
     pub kernel_release: String,
 }
 
-fn tool_version(step: &str, program: &str) -> Result<String, LabError> {
-    let out = tool::output(step, Command::new(program).arg("--version"))?;
-    Ok(String::from_utf8_lossy(&out)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string())
-}
-
 impl Lab {
     /// The cache entry with all test schedulers for `kernel`.
     pub(crate) fn scheduler_dir(&self, kernel: &KernelAssets) -> Result<PathBuf, LabError> {
-        let clang = tool_version("finding clang-19", CLANG)?;
+        let clang = tool::program_version("finding clang-19", CLANG)?;
         let mut parts: Vec<&[u8]> = vec![SCHED_HEADER.as_bytes(), clang.as_bytes()];
         for (_, src) in &SCHED_SOURCES {
             parts.push(src.as_bytes());
@@ -79,7 +70,7 @@ impl Lab {
     /// The `ktstr-loader` binary (dynamically linked against the host's libbpf; the
     /// initramfs carries the libraries `ldd` lists).
     pub fn loader(&self) -> Result<PathBuf, LabError> {
-        let libbpf = installed_version("libbpf-dev");
+        let libbpf = tool::dpkg_version("libbpf-dev");
         let key = fnv64(&[LOADER_SOURCE.as_bytes(), libbpf.as_bytes()]);
         let dir = self.entry(&format!("loader/{key}"), "the scheduler loader", |tmp| {
             let src = tmp.join("loader.c");
@@ -98,12 +89,6 @@ impl Lab {
         })?;
         Ok(dir.join("ktstr-loader"))
     }
-}
-
-fn installed_version(package: &str) -> String {
-    tool::probe(Command::new("dpkg-query").args(["-W", "-f=${Version}", package]))
-        .map(|(_, v)| v)
-        .unwrap_or_default()
 }
 
 fn build_schedulers(lab: &Lab, kernel: &KernelAssets, out: &Path) -> Result<(), LabError> {

@@ -155,3 +155,48 @@ pub(crate) fn probe(cmd: &mut Command) -> Option<(bool, String)> {
         String::from_utf8_lossy(&out.stdout).into_owned(),
     ))
 }
+
+/// Process-wide memo of tool and package versions used in cache keys: they do not change
+/// while a process runs, and asking dpkg or a compiler costs tens of milliseconds on a
+/// loaded machine, on every initramfs request otherwise.
+fn memo(
+    key: String,
+    compute: impl FnOnce() -> Result<String, LabError>,
+) -> Result<String, LabError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static MEMO: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let map = MEMO.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(v) = map.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(v.clone());
+    }
+    let v = compute()?;
+    map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, v.clone());
+    Ok(v)
+}
+
+/// The installed version of a Debian package ("" when not installed), memoized.
+pub(crate) fn dpkg_version(package: &str) -> String {
+    memo(format!("dpkg:{package}"), || {
+        Ok(
+            probe(Command::new("dpkg-query").args(["-W", "-f=${Version}", package]))
+                .map(|(_, v)| v)
+                .unwrap_or_default(),
+        )
+    })
+    .unwrap_or_default()
+}
+
+/// The first line of `program --version`, memoized.
+pub(crate) fn program_version(step: &str, program: &str) -> Result<String, LabError> {
+    memo(format!("version:{program}"), || {
+        let out = output(step, Command::new(program).arg("--version"))?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string())
+    })
+}
