@@ -50,6 +50,21 @@ impl BootOutcome {
     }
 }
 
+/// At most this much console is kept (the rest is dropped, with a marker line).
+const MAX_CONSOLE: usize = 32 << 20;
+
+fn keep(console: &mut String, times: &mut Vec<(Duration, String)>, t: Duration, line: String) {
+    if console.len() >= MAX_CONSOLE {
+        return;
+    }
+    if console.len() + line.len() >= MAX_CONSOLE {
+        console.push_str("\n[ktstr-lab: console truncated]\n");
+        return;
+    }
+    console.push_str(&line);
+    times.push((t, line.trim_end().to_string()));
+}
+
 /// The default kernel command line: serial console, no reboot on panic, quiet.
 pub const DEFAULT_APPEND: &str = "console=ttyS0 panic=-1 loglevel=4";
 
@@ -116,8 +131,7 @@ impl QuickBoot {
         let mut exited = false;
         loop {
             while let Ok((t, line)) = rx.try_recv() {
-                console.push_str(&line);
-                line_times.push((t, line.trim_end().to_string()));
+                keep(&mut console, &mut line_times, t, line);
             }
             match child.try_wait() {
                 Ok(Some(_)) => {
@@ -138,8 +152,7 @@ impl QuickBoot {
         let status = child.wait();
         let _ = reader.join();
         while let Ok((t, line)) = rx.try_recv() {
-            console.push_str(&line);
-            line_times.push((t, line.trim_end().to_string()));
+            keep(&mut console, &mut line_times, t, line);
         }
         let mut stderr = String::new();
         if let Some(mut e) = child.stderr.take() {
