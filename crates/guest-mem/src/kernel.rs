@@ -68,7 +68,8 @@ pub enum KernelError {
     },
 }
 
-const TLB_SIZE: usize = 512;
+const TLB_BITS: u32 = 9;
+const TLB_SIZE: usize = 1 << TLB_BITS;
 const EMPTY: u64 = u64::MAX;
 
 /// Direct-mapped cache of 4 KiB translations: virtual page number → physical page.
@@ -85,15 +86,22 @@ impl Tlb {
         }
     }
 
+    /// Slot of a page: hashed, because kernel objects sit at power-of-two strides
+    /// (per-CPU areas 2 MiB apart, say) that would all collide on the low bits.
+    #[inline]
+    fn slot(vpn: u64) -> usize {
+        (vpn.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - TLB_BITS)) as usize
+    }
+
     #[inline]
     fn get(&self, vpn: u64) -> Option<u64> {
-        let i = (vpn as usize) % TLB_SIZE;
+        let i = Self::slot(vpn);
         (self.tags[i].get() == vpn).then(|| self.pages[i].get())
     }
 
     #[inline]
     fn put(&self, vpn: u64, page: u64) {
-        let i = (vpn as usize) % TLB_SIZE;
+        let i = Self::slot(vpn);
         self.tags[i].set(vpn);
         self.pages[i].set(page);
     }
@@ -434,9 +442,42 @@ impl Kernel {
         self.read_kva(kva, buf)
     }
 
+    /// Translation without a page walk: direct map, image, or a cached walk.
+    /// `None` when a walk would be needed or fewer than `len` bytes are contiguous.
+    #[inline(always)]
+    fn translate_fast(&self, kva: Kva, len: u64) -> Option<Gpa> {
+        let a = kva.0;
+        let d = a.wrapping_sub(self.page_offset);
+        if d < self.direct_len {
+            return (self.direct_len - d >= len).then_some(Gpa(d));
+        }
+        let i = a.wrapping_sub(START_KERNEL_MAP);
+        if i < self.image_len {
+            return (self.image_len - i >= len).then_some(Gpa(i.wrapping_add(self.phys_base)));
+        }
+        let in_page = a & 0xfff;
+        if self.cache.get() && 4096 - in_page >= len {
+            return self.tlb.get(a >> 12).map(|p| Gpa(p | in_page));
+        }
+        None
+    }
+
     /// One aligned `u64` read with a single load (untorn on live memory).
+    ///
+    /// The common case (direct map, image, cached walk; RAM in one piece) is
+    /// inlined into the caller; everything else goes through the general path.
     #[inline]
     pub fn read_u64(&self, kva: Kva) -> Result<u64, MemError> {
+        if let Some(gpa) = self.translate_fast(kva, 8)
+            && let Some(v) = self.mem.try_read_u64(gpa)
+        {
+            return Ok(v);
+        }
+        self.read_u64_slow(kva)
+    }
+
+    #[inline(never)]
+    fn read_u64_slow(&self, kva: Kva) -> Result<u64, MemError> {
         let (gpa, span) = self.translate_span(kva)?;
         if span >= 8 {
             self.mem.read_u64(gpa).map_err(|e| at(kva, e))
@@ -458,7 +499,20 @@ fn at(kva: Kva, e: MemError) -> MemError {
 }
 
 impl KvaRead for Kernel {
+    #[inline]
     fn read_kva(&self, kva: Kva, buf: &mut [u8]) -> Result<(), MemError> {
+        if let Some(gpa) = self.translate_fast(kva, buf.len() as u64)
+            && self.mem.try_read(gpa, buf)
+        {
+            return Ok(());
+        }
+        self.read_kva_slow(kva, buf)
+    }
+}
+
+impl Kernel {
+    #[inline(never)]
+    fn read_kva_slow(&self, kva: Kva, buf: &mut [u8]) -> Result<(), MemError> {
         let len = buf.len();
         let mut done = 0usize;
         while done < len {

@@ -246,6 +246,37 @@ impl PhysMem {
         }
     }
 
+    /// The fast path of [`Self::read_u64`]: `None` unless `gpa` is 8-aligned and
+    /// inside the first range (where a guest's low RAM, and usually all of it, is).
+    #[inline(always)]
+    pub(crate) fn try_read_u64(&self, gpa: Gpa) -> Option<u64> {
+        let m = self.ranges.first()?;
+        let off = gpa.0.wrapping_sub(m.start);
+        let len = m.end - m.start;
+        if gpa.0 & 7 != 0 || len < 8 || off > len - 8 || (m.host as usize) & 7 != 0 {
+            return None;
+        }
+        // SAFETY: 8 bytes at `off` lie inside the range (checked), the host pointer is
+        // 8-aligned (range start checked, gpa aligned), and the mapping is kept alive
+        // by `_owner`.
+        Some(unsafe { std::ptr::read_volatile(m.host.add(off as usize) as *const u64) })
+    }
+
+    /// The fast path of `read_phys`: `false` unless `buf` lies in the first range.
+    #[inline(always)]
+    pub(crate) fn try_read(&self, gpa: Gpa, buf: &mut [u8]) -> bool {
+        let Some(m) = self.ranges.first() else {
+            return false;
+        };
+        let off = gpa.0.wrapping_sub(m.start);
+        let len = m.end - m.start;
+        if off >= len || len - off < buf.len() as u64 {
+            return false;
+        }
+        self.copy_from(buf, m.host.wrapping_add(off as usize));
+        true
+    }
+
     /// Reads one aligned `u64` with a single load (untorn even on live memory).
     /// Unaligned or range-crossing addresses fall back to a byte copy.
     #[inline]

@@ -180,9 +180,12 @@ const NOTE_NAME: &[u8; 12] = b"VMCOREINFO\0\0";
 pub fn scan_vmcoreinfo(mem: &PhysMem) -> Option<FoundVmcoreInfo> {
     let mut text_hit: Option<FoundVmcoreInfo> = None;
     for r in mem.ranges() {
-        let first = r.start.0.div_ceil(4096) * 4096;
-        let mut page = first;
-        while page + 24 <= r.end() {
+        // Ranges may sit anywhere in the 64-bit space (a vmcore says where): every
+        // step is checked so a range at the very top ends the scan instead of wrapping.
+        let Some(mut page) = r.start.0.checked_next_multiple_of(4096) else {
+            continue;
+        };
+        while page.checked_add(24).is_some_and(|e| e <= r.end()) {
             let mut head = [0u8; 24];
             if mem.read_phys(Gpa(page), &mut head).is_ok() {
                 if let Some(found) = note_at(mem, page, &head) {
@@ -199,7 +202,10 @@ pub fn scan_vmcoreinfo(mem: &PhysMem) -> Option<FoundVmcoreInfo> {
                     });
                 }
             }
-            page += 4096;
+            match page.checked_add(4096) {
+                Some(p) => page = p,
+                None => break,
+            }
         }
     }
     text_hit
@@ -215,7 +221,7 @@ fn note_at(mem: &PhysMem, page: u64, head: &[u8; 24]) -> Option<FoundVmcoreInfo>
     if descsz == 0 || descsz > MAX_VMCOREINFO_LEN {
         return None;
     }
-    let info = text_at(mem, page + 24, descsz)?;
+    let info = text_at(mem, page.checked_add(24)?, descsz)?;
     Some(FoundVmcoreInfo {
         gpa: Gpa(page + 24),
         from_note: true,

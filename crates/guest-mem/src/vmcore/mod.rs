@@ -143,7 +143,11 @@ impl VmcoreLayout {
             let ph = phoff
                 .checked_add(i * 56)
                 .ok_or(corrupt("program header", phoff))?;
-            let get = |o: u64| u64_at(file, ph + o).ok_or(corrupt("program header", ph));
+            let get = |o: u64| {
+                ph.checked_add(o)
+                    .and_then(|at| u64_at(file, at))
+                    .ok_or(corrupt("program header", ph))
+            };
             let ptype = u32_at(file, ph).ok_or(corrupt("program header", ph))?;
             let offset = get(8)?;
             let vaddr = get(16)?;
