@@ -1,103 +1,83 @@
-//! [`ValueRenderer`] over `btf-walk`: the kernel's BTF plus the split BTF of BPF objects,
-//! read from guest memory (`struct btf`: `data`, `data_size`) and cached per address.
+//! [`ValueRenderer`] over `btf-walk`: the kernel's BTF plus the BTF objects of BPF
+//! programs and maps (`bpf_map.btf`), loaded from guest memory and cached per address by
+//! [`btf_walk::GuestBtfCache`].
+//!
+//! Values are rendered without following pointers (a map value's pointers are shown as
+//! addresses): what a map holds, not what it points at, and bounded work per value.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
-use btf_walk::Btf;
+use btf_walk::{Btf, GuestBtfCache, RenderOptions, Renderer, TypeId};
 use dump_schema::RenderedValue;
 use guest_mem::{Kva, KvaRead};
 
-use crate::kernel::{KernelTypes, ValueRenderer};
+use crate::kernel::ValueRenderer;
 
-/// Largest BPF object BTF read from the guest.
-const MAX_SPLIT_BTF: u64 = 16 << 20;
-
-/// Renders with the kernel's BTF and BPF objects' split BTF.
-pub struct BtfRenderer<'a> {
-    base: &'a Btf,
-    data_off: Option<u64>,
-    size_off: Option<u64>,
-    cache: RefCell<HashMap<u64, Result<Btf, String>>>,
+/// Renders with the kernel's BTF and BPF objects' BTF.
+pub struct BtfRenderer {
+    vmlinux: Btf,
+    cache: Option<RefCell<GuestBtfCache>>,
+    opts: RenderOptions,
+    why_no_cache: Option<String>,
 }
 
-impl<'a> BtfRenderer<'a> {
-    pub fn new(base: &'a Btf) -> BtfRenderer<'a> {
-        BtfRenderer {
-            base,
-            data_off: KernelTypes::offset_of(base, "btf", "data"),
-            size_off: KernelTypes::offset_of(base, "btf", "data_size"),
-            cache: RefCell::new(HashMap::new()),
-        }
-    }
-
-    fn load_split(&self, btf: Kva, mem: &dyn KvaRead) -> Result<Btf, String> {
-        let (Some(d), Some(s)) = (self.data_off, self.size_off) else {
-            return Err("kernel BTF lacks btf.data/btf.data_size".into());
+impl BtfRenderer {
+    /// `vmlinux` is the guest kernel's BTF (cheap to clone).
+    pub fn new(vmlinux: &Btf) -> BtfRenderer {
+        let (cache, why_no_cache) = match GuestBtfCache::new(vmlinux.clone()) {
+            Ok(c) => (Some(RefCell::new(c)), None),
+            Err(e) => (
+                None,
+                Some(format!("kernel BTF lacks struct btf members: {e}")),
+            ),
         };
-        let mut b8 = [0u8; 8];
-        mem.read_kva(Kva(btf.0.wrapping_add(d)), &mut b8)
-            .map_err(|e| format!("btf.data: {e}"))?;
-        let data = Kva(u64::from_le_bytes(b8));
-        let mut b4 = [0u8; 4];
-        mem.read_kva(Kva(btf.0.wrapping_add(s)), &mut b4)
-            .map_err(|e| format!("btf.data_size: {e}"))?;
-        let size = u64::from(u32::from_le_bytes(b4));
-        if size == 0 || size > MAX_SPLIT_BTF {
-            return Err(format!("implausible BTF size {size}"));
+        BtfRenderer {
+            vmlinux: vmlinux.clone(),
+            cache,
+            opts: RenderOptions::default(),
+            why_no_cache,
         }
-        let mut raw = vec![0u8; size as usize];
-        mem.read_kva(data, &mut raw)
-            .map_err(|e| format!("BTF data: {e}"))?;
-        self.base
-            .split_from_raw(&raw)
-            .map_err(|e| format!("split BTF at {btf}: {e}"))
     }
 
-    /// Runs `f` with the split BTF at `btf` (loaded once).
-    fn with_split<T>(
-        &self,
-        btf: Kva,
-        mem: &dyn KvaRead,
-        f: impl FnOnce(&Btf) -> T,
-    ) -> Result<T, String> {
-        let mut cache = self.cache.borrow_mut();
-        let entry = cache
-            .entry(btf.0)
-            .or_insert_with(|| self.load_split(btf, mem));
-        match entry {
-            Ok(b) => Ok(f(b)),
-            Err(e) => Err(e.clone()),
-        }
+    /// Sets the CPUs shown in rendered cpumasks (the guest's `nr_cpu_ids`).
+    pub fn with_nr_cpus(mut self, n: u32) -> BtfRenderer {
+        self.opts.nr_cpus = Some(n);
+        self
+    }
+
+    fn object_btf(&self, btf: Kva, mem: &dyn KvaRead) -> Result<Btf, String> {
+        let Some(cache) = &self.cache else {
+            return Err(self.why_no_cache.clone().unwrap_or_default());
+        };
+        cache
+            .borrow_mut()
+            .get(mem, btf)
+            .map_err(|e| format!("BTF at {btf}: {e}"))
     }
 }
 
-impl ValueRenderer for BtfRenderer<'_> {
+impl ValueRenderer for BtfRenderer {
     fn render(
         &self,
         btf: Option<Kva>,
         type_id: u32,
         bytes: &[u8],
-        mem: &dyn KvaRead,
+        _mem: &dyn KvaRead,
     ) -> Result<RenderedValue, String> {
-        match btf {
-            None => render_with(self.base, type_id, bytes, mem),
-            Some(b) => self.with_split(b, mem, |s| render_with(s, type_id, bytes, mem))?,
-        }
+        let obj;
+        let b = match btf {
+            None => &self.vmlinux,
+            Some(kva) => {
+                obj = self.object_btf(kva, _mem)?;
+                &obj
+            }
+        };
+        let mut r = Renderer::bytes_only(b, self.opts.clone());
+        Ok(r.render_bytes(TypeId(type_id), bytes))
     }
 
     fn find_struct(&self, btf: Kva, name: &str, mem: &dyn KvaRead) -> Option<u32> {
-        self.with_split(btf, mem, |s| s.struct_by_name(name).ok().map(|id| id.0))
-            .ok()
-            .flatten()
+        let b = self.object_btf(btf, mem).ok()?;
+        b.struct_by_name(name).ok().map(|id| id.0)
     }
-}
-
-fn render_with(
-    _btf: &Btf,
-    _type_id: u32,
-    _bytes: &[u8],
-    _mem: &dyn KvaRead,
-) -> Result<RenderedValue, String> {
-    Err("btf-walk renderer not available yet".into())
 }

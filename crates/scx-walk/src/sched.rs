@@ -60,6 +60,9 @@ pub struct TriggerLocation {
     pub scx_root: Kva,
     /// Offset of `atomic_t exit_kind` in `struct scx_sched`.
     pub exit_kind_offset: u64,
+    /// Offsets of `scx_sched.exit_info` (a pointer) and `scx_exit_info.kind`: the exit
+    /// kind stays there after the disable worker resets `exit_kind`.
+    pub exit_info: Option<(u64, u64)>,
 }
 
 /// The first `enum scx_exit_kind` value that is an error (`SCX_EXIT_ERROR`).
@@ -71,9 +74,13 @@ impl TriggerLocation {
         let scx_root = k.sym("scx_root")?;
         let mut r = Resolver::new(k.types, "scx_sched");
         let exit_kind_offset = r.off("scx_sched", "exit_kind");
+        let exit_info = r
+            .opt("scx_sched", "exit_info")
+            .zip(r.opt("scx_exit_info", "kind"));
         r.finish(TriggerLocation {
             scx_root,
             exit_kind_offset,
+            exit_info,
         })
     }
 

@@ -117,9 +117,20 @@ pub fn all_tasks(
     Ok((v, w.truncated))
 }
 
+/// The scheduling classes, by the symbol of their `struct sched_class`.
+const CLASSES: [&str; 6] = ["stop", "dl", "rt", "fair", "ext", "idle"];
+
 /// Class name from the symbol `task->sched_class` points at: `fair_sched_class` →
-/// `fair`; anything else is reported as the raw symbol (or address).
+/// `fair`. Class symbols share addresses with linker markers
+/// (`__sched_class_highest`), so the known classes are matched by address first;
+/// anything else is reported as the raw symbol (or address).
 pub fn sched_class_name(k: &Kernel<'_>, class: Kva) -> String {
+    for c in CLASSES {
+        let sym = format!("{c}_sched_class");
+        if k.syms.symbol(&sym) == Some(class) {
+            return c.to_string();
+        }
+    }
     match k.syms.nearest(class) {
         Some((name, 0)) => name
             .strip_suffix("_sched_class")
