@@ -368,7 +368,11 @@ fn real_kernel_live_ram_and_vmcore() {
                 .offset(),
     );
 
-    let _ = qmp.cmd("quit", serde_json::json!({}));
+    // Best effort: the guard kills QEMU anyway.
+    let _ = writeln!(qmp.w, "{}", serde_json::json!({"execute": "quit"}));
+    if let Some(Ok(Some(status))) = guard.child.as_mut().map(|c| c.try_wait()) {
+        eprintln!("note: QEMU had already exited ({status}) before quit");
+    }
 }
 
 /// drgn (a tool nobody here wrote) opens our vmcore and reads `init_task.comm` by
