@@ -4,14 +4,22 @@
 //! pointer `scx_root` (a `struct scx_sched *`, in the kernel image) and the `exit_kind`
 //! (`atomic_t`) of the `scx_sched` it points at. When `exit_kind` reaches
 //! [`SCX_EXIT_ERROR`] (1024; 1025 is `SCX_EXIT_ERROR_BPF`, 1026 `SCX_EXIT_ERROR_STALL`)
-//! the engine freezes. The kernel disables a failed scheduler from a worker soon after
-//! setting `exit_kind`, so the poll runs at ≥ 1 kHz (by default every 100 µs) and the
-//! time from seeing the flip to all vCPUs stopped is measured and reported.
+//! the engine freezes, and the time from seeing the flip to all vCPUs stopped is
+//! measured and reported.
+//!
+//! The window is short. On an error exit the kernel sets `exit_kind`, dumps its own
+//! state from an irq_work, then its disable worker replaces `exit_kind` with
+//! `SCX_EXIT_DONE` (1) — keeping the real kind only in `exit_info->kind` — and later
+//! clears `scx_root`. So the poll runs at ≥ 1 kHz (every 100 µs by default) on a
+//! thread raised to real-time priority when the host allows it (a loaded host would
+//! otherwise deschedule it for longer than the window). When the caller also gives the
+//! `exit_info` offsets, a window missed anyway still triggers, *late*: `exit_kind` is
+//! `SCX_EXIT_DONE` and `exit_info->kind` is an error; [`Triggered::late`] says so.
 //!
 //! This module knows no symbols and no BTF: the caller gives the address of `scx_root`
-//! (guest-mem's symbol table), the offset of `exit_kind` in `struct scx_sched`
-//! (btf-walk), and a KVA→GPA translation (guest-mem's translator; `scx_sched` is
-//! kmalloc'd, so a direct-map translation suffices for the pointer's target).
+//! (guest-mem's symbol table), the member offsets (btf-walk), and a KVA→GPA translation
+//! (guest-mem's translator; `scx_sched` and its `exit_info` are kmalloc'd, so a
+//! direct-map translation suffices for the pointer targets).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +30,8 @@ use vm_memory::{Bytes, GuestAddress};
 
 use crate::{Engine, EngineError, FreezeOutcome, GuestRam};
 
+/// `SCX_EXIT_DONE`: what the disable worker leaves in `exit_kind` once it has taken over.
+pub const SCX_EXIT_DONE: u32 = 1;
 /// `SCX_EXIT_ERROR`: exit kinds at or above it are errors.
 pub const SCX_EXIT_ERROR: u32 = 1024;
 /// `SCX_EXIT_ERROR_BPF`: the scheduler called `scx_bpf_error()`.
@@ -38,6 +48,18 @@ pub struct ExitKindTrigger {
     pub exit_kind_offset: u64,
     /// Freeze when `exit_kind >= threshold` (normally [`SCX_EXIT_ERROR`]).
     pub threshold: u32,
+    /// `offsetof(struct scx_sched, exit_info)` and `offsetof(struct scx_exit_info, kind)`:
+    /// when given, a missed window still triggers (late) through `exit_info->kind`.
+    pub exit_info: Option<ExitInfoOffsets>,
+}
+
+/// Where the real exit kind stays after the disable worker took over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfoOffsets {
+    /// `offsetof(struct scx_sched, exit_info)` (a `struct scx_exit_info *`).
+    pub exit_info: u64,
+    /// `offsetof(struct scx_exit_info, kind)`.
+    pub kind: u64,
 }
 
 /// One reading of the trigger values.
@@ -47,6 +69,25 @@ pub struct Sample {
     pub sched: Option<Kva>,
     /// `sched->exit_kind` when `sched` is set and readable.
     pub exit_kind: Option<u32>,
+}
+
+impl Sample {
+    /// The error this sample shows, if any: `(kind, late)`. `late` when `exit_kind` was
+    /// already `SCX_EXIT_DONE` and the kind came from `exit_info->kind`.
+    fn error(
+        &self,
+        threshold: u32,
+        info_kind: impl FnOnce(Kva) -> Option<u32>,
+    ) -> Option<(u32, bool)> {
+        let sched = self.sched?;
+        match self.exit_kind? {
+            k if k >= threshold => Some((k, false)),
+            SCX_EXIT_DONE => info_kind(sched)
+                .filter(|k| *k >= threshold)
+                .map(|k| (k, true)),
+            _ => None,
+        }
+    }
 }
 
 /// Why the watch could not run.
@@ -147,6 +188,24 @@ impl<T: FnMut(Kva) -> Result<Gpa, MemError>> ExitKindReader<T> {
             _ => None,
         }
     }
+
+    /// `sched->exit_info->kind`, when the trigger has the offsets and both are readable.
+    pub fn exit_info_kind_of(&mut self, sched: Kva) -> Option<u32> {
+        let off = self.trigger.exit_info?;
+        let ptr_gpa = (self.translate)(sched.checked_add(off.exit_info)?).ok()?;
+        let info = read_u64(&self.ram, ptr_gpa).ok()?;
+        if info == 0 {
+            return None;
+        }
+        let kind_gpa = (self.translate)(Kva(info).checked_add(off.kind)?).ok()?;
+        read_u32(&self.ram, kind_gpa).ok()
+    }
+
+    /// The error `sample` shows, if any: `(kind, late)`.
+    fn error_in(&mut self, sample: &Sample) -> Option<(u32, bool)> {
+        let threshold = self.trigger.threshold;
+        sample.error(threshold, |s| self.exit_info_kind_of(s))
+    }
 }
 
 fn mem_err(gpa: Gpa, len: usize) -> MemError {
@@ -188,6 +247,9 @@ pub struct WatchOptions {
     /// Do not trigger on this `scx_sched` (one already captured: after a thaw it keeps
     /// its error `exit_kind` until the kernel unpublishes it).
     pub ignore_sched: Option<Kva>,
+    /// Poll from a real-time (`SCHED_FIFO`) thread when the host allows it; the
+    /// calling thread's policy is restored afterwards.
+    pub realtime: bool,
 }
 
 impl Default for WatchOptions {
@@ -198,6 +260,7 @@ impl Default for WatchOptions {
             freeze_timeout: Duration::from_secs(10),
             stop: None,
             ignore_sched: None,
+            realtime: true,
         }
     }
 }
@@ -232,6 +295,11 @@ pub struct Triggered {
     /// True when the flip was found on the `scx_sched` that `scx_root` had just stopped
     /// pointing at (the kernel already unpublished it).
     pub root_cleared: bool,
+    /// True when the window was missed: `exit_kind` already read `SCX_EXIT_DONE` and
+    /// the kind came from `exit_info->kind` (the kernel had begun disabling).
+    pub late: bool,
+    /// Whether the poll ran at real-time priority.
+    pub realtime: bool,
     /// From the poll that saw the flip to QEMU/KVM reporting every vCPU stopped.
     pub flip_to_frozen: Duration,
     pub freeze: FreezeOutcome,
@@ -248,8 +316,9 @@ pub enum WatchOutcome {
     Stopped(WatchStats),
 }
 
-/// Polls until `exit_kind >= trigger.threshold`, then freezes `engine` and returns the
-/// record. The guest is left frozen on `Triggered` (the caller captures, then thaws).
+/// Polls until `exit_kind >= trigger.threshold` (or, with `exit_info` offsets, a missed
+/// window shows the error late), then freezes `engine` and returns the record. The
+/// guest is left frozen on `Triggered` (the caller captures, then thaws).
 pub fn watch_exit_kind<E, T>(
     engine: &mut E,
     trigger: ExitKindTrigger,
@@ -261,6 +330,12 @@ where
     T: FnMut(Kva) -> Result<Gpa, MemError>,
 {
     let mut reader = ExitKindReader::new(engine.guest_ram(), trigger, translate)?;
+    let rt = if opts.realtime {
+        RealtimeGuard::raise()
+    } else {
+        None
+    };
+    let realtime = rt.is_some();
     let start = Instant::now();
     let mut stats = WatchStats::default();
     let mut last_poll = start;
@@ -274,46 +349,55 @@ where
         stats.polls += 1;
         stats.watched = now - start;
         let hit = match reader.sample() {
-            Ok(Sample {
-                sched: Some(sched),
-                exit_kind: Some(kind),
-            }) if kind >= trigger.threshold && Some(sched) != opts.ignore_sched => {
-                Some((sched, kind, false))
+            Ok(
+                sample @ Sample {
+                    sched: Some(sched), ..
+                },
+            ) => {
+                last_sched = Some(sched);
+                if Some(sched) == opts.ignore_sched {
+                    None
+                } else {
+                    reader
+                        .error_in(&sample)
+                        .map(|(kind, late)| (sched, kind, late, false))
+                }
             }
             Ok(Sample { sched: None, .. }) => {
                 // scx_root went NULL since the last poll: if that scheduler failed,
-                // its exit_kind was set before it was unpublished.
+                // its exit_kind (or exit_info) still says so until it is freed.
                 let prev = last_sched.take().filter(|s| Some(*s) != opts.ignore_sched);
-                prev.and_then(|s| {
+                prev.and_then(|sched| {
+                    let sample = Sample {
+                        sched: Some(sched),
+                        exit_kind: reader.exit_kind_of(sched),
+                    };
                     reader
-                        .exit_kind_of(s)
-                        .filter(|k| *k >= trigger.threshold)
-                        .map(|k| (s, k, true))
+                        .error_in(&sample)
+                        .map(|(kind, late)| (sched, kind, late, true))
                 })
-            }
-            Ok(s) => {
-                last_sched = s.sched;
-                None
             }
             Err(_) => {
                 stats.read_errors += 1;
                 None
             }
         };
-        if let Some((sched, exit_kind, root_cleared)) = hit {
+        if let Some((sched, exit_kind, late, root_cleared)) = hit {
             // `now` is when the triggering poll read guest RAM; `freeze.elapsed` runs
             // from the freeze request to every vCPU stopped (register capture, which
             // comes after, is not part of the latency).
             let before_freeze = Instant::now();
-            let freeze = engine
-                .freeze(opts.freeze_timeout)
-                .map_err(WatchError::Freeze)?;
+            let freeze = engine.freeze(opts.freeze_timeout);
+            drop(rt);
+            let freeze = freeze.map_err(WatchError::Freeze)?;
             let flip_to_frozen = (before_freeze - now) + freeze.elapsed;
             let at_freeze = reader.sample().ok();
             return Ok(WatchOutcome::Triggered(Box::new(Triggered {
                 exit_kind,
                 sched,
                 root_cleared,
+                late,
+                realtime,
                 flip_to_frozen,
                 freeze,
                 at_freeze,
@@ -334,6 +418,44 @@ where
     }
 }
 
+/// The calling thread at `SCHED_FIFO` priority while alive; the old policy is restored
+/// on drop. A thread that sleeps 100 µs per poll uses little CPU, so a real-time
+/// policy costs the host nothing noticeable and keeps a loaded host from delaying the
+/// poll past the window.
+struct RealtimeGuard {
+    policy: libc::c_int,
+    param: libc::sched_param,
+}
+
+impl RealtimeGuard {
+    /// `None` when the host refuses (no privilege) or the call fails.
+    fn raise() -> Option<RealtimeGuard> {
+        let mut param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: plain syscalls on the calling thread (pid 0) with valid pointers.
+        unsafe {
+            let policy = libc::sched_getscheduler(0);
+            if policy < 0 || libc::sched_getparam(0, &mut param) != 0 {
+                return None;
+            }
+            let rt = libc::sched_param { sched_priority: 10 };
+            if libc::sched_setscheduler(0, libc::SCHED_FIFO, &rt) != 0 {
+                return None;
+            }
+            Some(RealtimeGuard { policy, param })
+        }
+    }
+}
+
+impl Drop for RealtimeGuard {
+    fn drop(&mut self) {
+        // SAFETY: restores the calling thread's own policy saved by `raise` (the guard
+        // is not Send: it is dropped on the thread that raised it).
+        unsafe {
+            libc::sched_setscheduler(0, self.policy, &self.param);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Edge cases on synthetic guest RAM; the real-guest tests are in
@@ -345,6 +467,8 @@ mod tests {
     const SCHED: u64 = 0x8000;
     const OFF: u64 = 0x40;
     const DIRECT: u64 = 0xffff_8880_0000_0000;
+    const INFO_PTR: u64 = 0x48;
+    const INFO: u64 = 0x9000;
 
     /// Frozen flag only: the synthetic guest has no vCPUs to stop.
     struct Synthetic {
@@ -382,6 +506,8 @@ mod tests {
         let ram = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 16)]).unwrap();
         ram.write_obj(root, GuestAddress(ROOT)).unwrap();
         ram.write_obj(kind, GuestAddress(SCHED + OFF)).unwrap();
+        ram.write_obj(DIRECT + INFO, GuestAddress(SCHED + INFO_PTR))
+            .unwrap();
         Synthetic { ram, frozen: false }
     }
 
@@ -401,6 +527,10 @@ mod tests {
             root_ptr: Kva(0xffff_ffff_8000_0000 + ROOT),
             exit_kind_offset: OFF,
             threshold: SCX_EXIT_ERROR,
+            exit_info: Some(ExitInfoOffsets {
+                exit_info: INFO_PTR,
+                kind: 0,
+            }),
         }
     }
 
@@ -425,6 +555,7 @@ mod tests {
         assert_eq!(t.exit_kind, SCX_EXIT_ERROR_STALL);
         assert_eq!(t.sched, Kva(DIRECT + SCHED));
         assert!(!t.root_cleared);
+        assert!(!t.late);
         assert!(e.is_frozen());
         assert_eq!(
             t.at_freeze,
@@ -435,6 +566,39 @@ mod tests {
         );
         assert!(t.stats.polls > 1);
         assert!(t.stats.rate_hz() > 0.0);
+    }
+
+    #[test]
+    fn a_missed_window_triggers_late_through_exit_info() {
+        // The disable worker already replaced exit_kind with DONE; exit_info keeps 1026.
+        let mut e = setup(DIRECT + SCHED, SCX_EXIT_DONE);
+        e.ram
+            .write_obj(SCX_EXIT_ERROR_STALL, GuestAddress(INFO))
+            .unwrap();
+        let out = watch_exit_kind(&mut e, trigger(), translate, &WatchOptions::default()).unwrap();
+        let WatchOutcome::Triggered(t) = out else {
+            panic!("{out:?}")
+        };
+        assert!(t.late);
+        assert_eq!(t.exit_kind, SCX_EXIT_ERROR_STALL);
+        // A clean exit (DONE after UNREG = 64) never triggers, nor does DONE without
+        // the exit_info offsets.
+        let mut e = setup(DIRECT + SCHED, SCX_EXIT_DONE);
+        e.ram.write_obj(64u32, GuestAddress(INFO)).unwrap();
+        let opts = WatchOptions {
+            timeout: Some(Duration::from_millis(20)),
+            ..Default::default()
+        };
+        let out = watch_exit_kind(&mut e, trigger(), translate, &opts).unwrap();
+        assert!(matches!(out, WatchOutcome::TimedOut(_)), "{out:?}");
+        let mut e = setup(DIRECT + SCHED, SCX_EXIT_DONE);
+        e.ram
+            .write_obj(SCX_EXIT_ERROR_STALL, GuestAddress(INFO))
+            .unwrap();
+        let mut no_info = trigger();
+        no_info.exit_info = None;
+        let out = watch_exit_kind(&mut e, no_info, translate, &opts).unwrap();
+        assert!(matches!(out, WatchOutcome::TimedOut(_)), "{out:?}");
     }
 
     #[test]

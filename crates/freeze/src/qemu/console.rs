@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -102,6 +103,8 @@ impl State {
 #[derive(Debug, Clone)]
 pub struct Console {
     inner: Arc<(Mutex<State>, Condvar)>,
+    /// Set with `State::closed`, readable without the lock (e.g. by a poll loop).
+    closed: Arc<AtomicBool>,
 }
 
 impl Console {
@@ -113,6 +116,7 @@ impl Console {
         };
         Console {
             inner: Arc::new((Mutex::new(state), Condvar::new())),
+            closed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -158,13 +162,20 @@ impl Console {
         }
         st.closed = true;
         st.subscribers.clear();
+        self.closed.store(true, Ordering::Release);
         drop(st);
         self.inner.1.notify_all();
     }
 
     /// Whether the output has ended (QEMU closed its stdout, i.e. exited).
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// A flag that becomes true when the output ends; for loops that must stop when
+    /// QEMU exits (e.g. [`crate::watch::WatchOptions::stop`]).
+    pub fn closed_flag(&self) -> Arc<AtomicBool> {
+        self.closed.clone()
     }
 
     /// The last bytes of output (up to the configured tail size), lossily decoded.
@@ -306,7 +317,10 @@ mod tests {
             c.wait_contains(c.mark(), Duration::from_millis(20), "never"),
             Err(WaitError::Timeout(Duration::from_millis(20)))
         );
+        let flag = c.closed_flag();
+        assert!(!flag.load(Ordering::Acquire));
         c.close();
+        assert!(flag.load(Ordering::Acquire) && c.is_closed());
         assert_eq!(
             c.wait_contains(c.mark(), Duration::from_secs(5), "never"),
             Err(WaitError::Closed)

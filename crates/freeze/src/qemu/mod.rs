@@ -242,6 +242,12 @@ impl QemuEngine {
         &self.console
     }
 
+    /// Becomes true when QEMU exits (its stdout closes): pass it as
+    /// [`crate::watch::WatchOptions::stop`] so a watch ends with the guest.
+    pub fn exited_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.console.closed_flag()
+    }
+
     /// The last bytes QEMU wrote to its stderr.
     pub fn qemu_stderr_tail(&self) -> String {
         self.stderr.tail()

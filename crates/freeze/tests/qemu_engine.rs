@@ -1,0 +1,190 @@
+//! The QEMU engine on the real guest-lab kernel: boot, freeze (all vCPUs stopped,
+//! registers, memory and console still), thaw, many cycles, vmcore, clean power-off.
+
+mod qemu_common;
+
+use std::time::{Duration, Instant};
+
+use freeze::Engine;
+use freeze::lab::{ConsoleLog, RunSpec};
+use freeze::qemu::LineMark;
+use guest_mem::{KernelOptions, Vmcore};
+use qemu_common::{BOOT_TIMEOUT, boot, median_max, ram_fingerprint};
+
+/// A workload that prints `SEQ 0` .. `SEQ n-1`, one line every `ms` milliseconds.
+fn seq_workload(n: u32, ms: u32) -> String {
+    format!(
+        "i=0; while [ $i -lt {n} ]; do echo \"SEQ $i\"; i=$((i+1)); usleep {}; done",
+        ms * 1000
+    )
+}
+
+/// The `SEQ` numbers on the console, in order.
+fn seq_numbers(lines: &[String]) -> Vec<u32> {
+    lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("SEQ "))
+        .map(|n| n.trim().parse().expect("a SEQ line is a number"))
+        .collect()
+}
+
+#[test]
+fn freeze_stops_everything_and_thaw_resumes() {
+    let spec = RunSpec::new().workload(seq_workload(150, 50));
+    let mut g = boot(&spec, 2, 512);
+    let (_, m) = g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
+    g.engine
+        .console()
+        .wait_contains(m, BOOT_TIMEOUT, "SEQ 5")
+        .expect("workload output");
+
+    let out = g.engine.freeze(Duration::from_secs(10)).expect("freeze");
+    assert!(g.engine.is_frozen());
+    assert_eq!(out.vcpus.len(), 2);
+    assert!(out.all_parked(), "{out:?}");
+    for (i, r) in out.vcpus.iter().enumerate() {
+        let r = r.expect("parked");
+        // Every vCPU runs a 64-bit kernel or user task with paging on.
+        assert_ne!(r.rip, 0, "vCPU {i}");
+        assert_ne!(r.rsp, 0, "vCPU {i}");
+        assert_ne!(r.cr3 & !0xfff, 0, "vCPU {i}: CR3 {:#x}", r.cr3);
+        assert_ne!(r.cr0 & (1 << 31), 0, "vCPU {i}: CR0.PG");
+        assert_ne!(r.efer & (1 << 10), 0, "vCPU {i}: EFER.LMA");
+    }
+    assert_eq!(g.engine.run_state().unwrap(), "paused");
+
+    // Frozen: guest RAM and the console do not change.
+    let ram = g.engine.guest_ram();
+    let mark = g.engine.console().mark();
+    let f1 = ram_fingerprint(&ram);
+    std::thread::sleep(Duration::from_millis(300));
+    let f2 = ram_fingerprint(&ram);
+    assert_eq!(f1, f2, "guest RAM changed while frozen");
+    assert_eq!(
+        g.engine.console().mark(),
+        mark,
+        "console output while frozen"
+    );
+
+    // The live kernel is readable while frozen.
+    let kernel = g.kernel_view();
+    assert_eq!(kernel.osrelease(), g.kernel.release);
+
+    g.engine.thaw().expect("thaw");
+    assert!(!g.engine.is_frozen());
+    assert_eq!(g.engine.run_state().unwrap(), "running");
+    g.engine
+        .console()
+        .wait_line(mark, Duration::from_secs(60), |l| l.starts_with("SEQ "))
+        .expect("output resumes after thaw");
+    assert_ne!(
+        ram_fingerprint(&ram),
+        f2,
+        "guest RAM never changes after thaw"
+    );
+
+    let (done, _) = g.phase(mark, "workload-done", BOOT_TIMEOUT);
+    assert!(done.contains("rc=0"), "{done}");
+    g.expect_clean_poweroff();
+    let seq = seq_numbers(&g.console_lines());
+    assert_eq!(seq, (0..150).collect::<Vec<_>>());
+}
+
+#[test]
+fn fifty_freeze_thaw_cycles_keep_the_workload_intact() {
+    const N: u32 = 400;
+    let spec = RunSpec::new().workload(seq_workload(N, 25));
+    let mut g = boot(&spec, 2, 512);
+    let (_, mut m) = g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
+    let mut freeze_lat = Vec::new();
+    let mut thaw_lat = Vec::new();
+    for cycle in 0..50 {
+        // Each cycle starts on a running guest that makes progress.
+        let (_, next) = g
+            .engine
+            .console()
+            .wait_line(m, Duration::from_secs(60), |l| l.starts_with("SEQ "))
+            .unwrap_or_else(|e| panic!("cycle {cycle}: no progress: {e}"));
+        m = next;
+        let out = g
+            .engine
+            .freeze(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("cycle {cycle}: freeze: {e}"));
+        assert!(out.all_parked(), "cycle {cycle}: {out:?}");
+        assert_eq!(g.engine.run_state().unwrap(), "paused", "cycle {cycle}");
+        freeze_lat.push(out.elapsed);
+        let t = Instant::now();
+        g.engine
+            .thaw()
+            .unwrap_or_else(|e| panic!("cycle {cycle}: thaw: {e}"));
+        thaw_lat.push(t.elapsed());
+        assert_eq!(g.engine.run_state().unwrap(), "running", "cycle {cycle}");
+    }
+    let (done, _) = g.phase(m, "workload-done", BOOT_TIMEOUT);
+    assert!(done.contains("rc=0"), "{done}");
+    g.expect_clean_poweroff();
+    let seq = seq_numbers(&g.console_lines());
+    assert_eq!(
+        seq,
+        (0..N).collect::<Vec<_>>(),
+        "workload output lost or reordered"
+    );
+    let (fm, fx) = median_max(&mut freeze_lat);
+    let (tm, tx) = median_max(&mut thaw_lat);
+    eprintln!(
+        "50 cycles ({}): freeze (QMP stop) median {fm:?} max {fx:?}; thaw (QMP cont) median {tm:?} max {tx:?}",
+        g.engine.accel().accel
+    );
+}
+
+#[test]
+fn vmcore_of_the_frozen_guest_opens_with_guest_mem() {
+    let spec = RunSpec::new().workload("sleep 30");
+    let mut g = boot(&spec, 2, 512);
+    let (_, m) = g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
+    let log = ConsoleLog::parse(&g.engine.console_tail());
+    assert_eq!(
+        log.phase("modules")
+            .and_then(|p| p.fields.get("fw_cfg"))
+            .map(String::as_str),
+        Some("ok"),
+        "qemu_fw_cfg must load for the VMCOREINFO note"
+    );
+    let frozen = g.engine.freeze(Duration::from_secs(10)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vmcore");
+    g.engine.dump_vmcore(&path).expect("dump-guest-memory");
+    assert!(g.engine.is_frozen());
+    assert_eq!(
+        g.engine.run_state().unwrap(),
+        "paused",
+        "the dump keeps the guest frozen"
+    );
+
+    let core = Vmcore::open(&path).expect("opening the vmcore");
+    let info = core
+        .vmcoreinfo()
+        .expect("the VMCOREINFO note (-device vmcoreinfo)");
+    assert_eq!(info.osrelease(), Some(g.kernel.release.as_str()));
+    assert_eq!(core.cpus().len(), 2);
+    // QEMU's per-CPU notes agree with the registers the engine captured.
+    for (i, r) in frozen.vcpus.iter().enumerate() {
+        let r = r.unwrap();
+        assert!(
+            core.cpus().iter().any(|c| c.rip == r.rip && c.cr3 == r.cr3),
+            "vCPU {i} rip {:#x} cr3 {:#x} not in the vmcore notes",
+            r.rip,
+            r.cr3
+        );
+    }
+    let k = core
+        .kernel(KernelOptions::default())
+        .expect("kernel from the vmcore");
+    assert!(k.symbol("scx_root").is_some());
+    drop(k);
+    drop(core);
+
+    g.engine.thaw().unwrap();
+    g.phase(m, "workload-done", BOOT_TIMEOUT);
+    g.expect_clean_poweroff();
+}

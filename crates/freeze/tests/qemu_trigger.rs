@@ -1,0 +1,155 @@
+//! The trigger watch on real failing schedulers: the host sees `exit_kind` flip in the
+//! shared guest RAM and freezes the guest while `scx_sched` is still readable.
+//! Symbols come from guest-mem (kallsyms decoded from guest RAM), the offset from
+//! btf-walk (the kernel's BTF): nothing from the guest's own help.
+
+mod qemu_common;
+
+use std::time::{Duration, Instant};
+
+use freeze::Engine;
+use freeze::lab::{RunSpec, SchedulerChoice, TestScheduler, TestSchedulerParams};
+use freeze::qemu::LineMark;
+use freeze::watch::{
+    ExitInfoOffsets, ExitKindTrigger, SCX_EXIT_ERROR, WatchOptions, WatchOutcome, watch_exit_kind,
+};
+use guest_mem::{Kva, KvaReadExt};
+use qemu_common::{BOOT_TIMEOUT, boot, ops_name, sched_offsets};
+
+fn trigger_test(which: TestScheduler, workload: &str) {
+    let expected = which.expected_exit_kind().unwrap();
+    let spec = RunSpec::new()
+        .scheduler(SchedulerChoice::Test {
+            which,
+            params: TestSchedulerParams {
+                after_ms: Some(3000),
+                timeout_ms: Some(2000),
+                victim_comm: None,
+            },
+        })
+        .workload(workload);
+    let mut g = boot(&spec, 2, 1024);
+    // Everything the watch needs is ready before the scheduler attaches: the offsets
+    // from the BTF file, the symbols from guest RAM once the kernel runs /init.
+    let off = sched_offsets(&g.btf());
+    let (_, m) = g.phase(LineMark::START, "scheduler-start", BOOT_TIMEOUT);
+    let kernel = g.kernel_view();
+    let root_ptr = kernel.require_symbol("scx_root").unwrap();
+    let trigger = ExitKindTrigger {
+        root_ptr,
+        exit_kind_offset: off.exit_kind,
+        threshold: SCX_EXIT_ERROR,
+        exit_info: Some(ExitInfoOffsets {
+            exit_info: off.exit_info,
+            kind: off.exit_info_kind,
+        }),
+    };
+    let opts = WatchOptions {
+        timeout: Some(Duration::from_secs(180)),
+        stop: Some(g.engine.exited_flag()),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let translator = kernel.clone();
+    let out =
+        watch_exit_kind(&mut g.engine, trigger, |k| translator.translate(k), &opts).expect("watch");
+    let (attached, m) = g.phase(m, "scheduler-attached", Duration::from_secs(1));
+    eprintln!(
+        "{}: {attached}; watch set up {:.1?} after launch",
+        which.name(),
+        start - g.launched_at
+    );
+    let t = match out {
+        WatchOutcome::Triggered(t) => t,
+        other => panic!(
+            "no trigger: {other:?}\n--- console ---\n{}",
+            g.console_text_tail()
+        ),
+    };
+    eprintln!(
+        "{}: exit_kind {} after {:.1?} of watching; flip→frozen {:?} (stop {:?}); {} polls at {:.0} Hz, max gap {:?}; root cleared: {}; late: {}; realtime poll: {}",
+        which.name(),
+        t.exit_kind,
+        start.elapsed(),
+        t.flip_to_frozen,
+        t.freeze.elapsed,
+        t.stats.polls,
+        t.stats.rate_hz(),
+        t.stats.max_gap,
+        t.root_cleared,
+        t.late,
+        t.realtime
+    );
+    assert_eq!(t.exit_kind, expected);
+    assert!(g.engine.is_frozen());
+    assert!(t.freeze.all_parked(), "{:?}", t.freeze);
+    assert_eq!(g.engine.run_state().unwrap(), "paused");
+    assert!(
+        t.stats.rate_hz() >= 1000.0,
+        "poll rate {:.0} Hz",
+        t.stats.rate_hz()
+    );
+
+    // Frozen: the scx_sched is still there, readable through guest-mem, and says why.
+    let sched = t.sched;
+    let kind = kernel
+        .read_u32(Kva(sched.0 + off.exit_kind))
+        .expect("scx_sched.exit_kind readable while frozen");
+    let info = kernel
+        .read_ptr(Kva(sched.0 + off.exit_info))
+        .expect("scx_sched.exit_info");
+    let info_kind = kernel
+        .read_u32(Kva(info.0 + off.exit_info_kind))
+        .expect("exit_info->kind");
+    // The kernel copies the kind into exit_info when its disable worker takes over,
+    // which has not happened yet inside the window.
+    assert!(
+        info_kind == 0 || info_kind == expected,
+        "exit_info->kind {info_kind}"
+    );
+    // Caught inside the window: exit_kind itself still holds the error (the disable
+    // worker has not replaced it with SCX_EXIT_DONE yet).
+    assert!(
+        !t.late,
+        "the freeze came after the disable worker took over"
+    );
+    assert_eq!(kind, expected, "scx_sched.exit_kind while frozen");
+    assert_eq!(ops_name(&kernel, sched, &off), which.ops_name());
+    let at_freeze = t.at_freeze.expect("sample at freeze");
+    assert_eq!(at_freeze.sched, Some(sched), "scx_root still points at it");
+    assert_eq!(at_freeze.exit_kind, Some(expected));
+
+    // Thaw: the kernel finishes disabling the scheduler, the workload ends, the guest
+    // powers off by itself.
+    g.engine.thaw().unwrap();
+    // For the record: what the watch would have seen had it missed the window.
+    let mut seen = Vec::new();
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        let now = (
+            kernel.read_u32(Kva(sched.0 + off.exit_kind)).ok(),
+            kernel.read_u32(Kva(info.0 + off.exit_info_kind)).ok(),
+        );
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    eprintln!(
+        "{}: after thaw (exit_kind, exit_info->kind): {seen:?}",
+        which.name()
+    );
+    let (done, _) = g.phase(m, "workload-done", BOOT_TIMEOUT);
+    assert!(done.contains("rc=0"), "{done}");
+    g.expect_clean_poweroff();
+}
+
+#[test]
+fn stall_triggers_and_freezes_with_exit_kind_1026() {
+    trigger_test(TestScheduler::Stall, "ktstr_victim 20");
+}
+
+#[test]
+fn error_triggers_and_freezes_with_exit_kind_1025() {
+    trigger_test(TestScheduler::Error, "ktstr_spin 2 15");
+}
