@@ -290,3 +290,184 @@ fn read_offsets<R: KvaRead + ?Sized>(r: &R, at: Kva, n: usize) -> Result<Vec<i32
         .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{KallsymsForm, encode_kallsyms};
+
+    /// Flat kernel memory: `bytes` at `base`.
+    struct Flat {
+        base: u64,
+        bytes: Vec<u8>,
+    }
+
+    impl KvaRead for Flat {
+        fn read_kva(&self, kva: Kva, buf: &mut [u8]) -> Result<(), MemError> {
+            let off = kva.0.wrapping_sub(self.base) as usize;
+            match self.bytes.get(off..off.wrapping_add(buf.len())) {
+                Some(s) if off.checked_add(buf.len()).is_some() => {
+                    buf.copy_from_slice(s);
+                    Ok(())
+                }
+                _ => Err(MemError::Untranslatable {
+                    kva,
+                    why: "outside test memory",
+                }),
+            }
+        }
+    }
+
+    const BASE: u64 = 0xffff_ffff_8200_0000;
+
+    fn syms(names: &[&str]) -> Vec<(String, u64, char)> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), 0xffff_ffff_8100_0000 + 0x40 * i as u64, 't'))
+            .collect()
+    }
+
+    fn layout(t: &crate::synth::KallsymsTables) -> KallsymsLayout {
+        let a = |n: &str| Kva(t.symbol_addrs.iter().find(|s| s.0 == n).unwrap().1);
+        KallsymsLayout {
+            num_syms: a("kallsyms_num_syms"),
+            names: a("kallsyms_names"),
+            token_table: a("kallsyms_token_table"),
+            token_index: a("kallsyms_token_index"),
+            addrs: t.addrs,
+        }
+    }
+
+    fn setup(names: &[&str], form: KallsymsForm) -> (Flat, KallsymsLayout) {
+        let t = encode_kallsyms(&syms(names), form, BASE);
+        let l = layout(&t);
+        (
+            Flat {
+                base: BASE,
+                bytes: t.bytes,
+            },
+            l,
+        )
+    }
+
+    fn poke(m: &mut Flat, at: Kva, b: &[u8]) {
+        let o = (at.0 - m.base) as usize;
+        m.bytes[o..o + b.len()].copy_from_slice(b);
+    }
+
+    #[test]
+    fn round_trips_every_form() {
+        let names = ["schedule", "init_task", "per_cpu_runqueues", "x"];
+        for form in [
+            KallsymsForm::Absolute,
+            KallsymsForm::RelativeBase,
+            KallsymsForm::PcRelative,
+        ] {
+            let (m, l) = setup(&names, form);
+            let t = decode(&m, &l).unwrap();
+            assert_eq!(t.len(), 4);
+            for (n, a, k) in syms(&names) {
+                let s = t.get(&n).unwrap();
+                assert_eq!((s.addr, s.kind), (Kva(a), k), "{form:?} {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn implausible_counts_are_errors() {
+        let (mut m, l) = setup(&["a", "b"], KallsymsForm::PcRelative);
+        poke(&mut m, l.num_syms, &0u32.to_le_bytes());
+        assert_eq!(decode(&m, &l).unwrap_err(), KallsymsError::BadCount(0));
+        poke(&mut m, l.num_syms, &u32::MAX.to_le_bytes());
+        assert_eq!(
+            decode(&m, &l).unwrap_err(),
+            KallsymsError::BadCount(u64::from(u32::MAX))
+        );
+        // A plausible count larger than the tables: the offsets read runs out.
+        poke(&mut m, l.num_syms, &100_000u32.to_le_bytes());
+        assert!(matches!(
+            decode(&m, &l),
+            Err(KallsymsError::Read { what: "kallsyms_offsets", .. })
+        ));
+    }
+
+    #[test]
+    fn corrupt_names_and_tokens_are_errors() {
+        let (m0, l) = setup(&["abc", "def"], KallsymsForm::PcRelative);
+        // A zero-length entry.
+        let mut m = Flat {
+            base: m0.base,
+            bytes: m0.bytes.clone(),
+        };
+        poke(&mut m, l.names, &[0]);
+        assert!(matches!(
+            decode(&m, &l),
+            Err(KallsymsError::BadName { index: 0, .. })
+        ));
+        // A length running past the end of memory.
+        let mut m = Flat {
+            base: m0.base,
+            bytes: m0.bytes.clone(),
+        };
+        let end = m.base + m.bytes.len() as u64;
+        let mut l2 = l;
+        l2.names = Kva(end - 2);
+        poke(&mut m, l2.names, &[0x7f, 0x41]);
+        assert!(matches!(
+            decode(&m, &l2),
+            Err(KallsymsError::Read { what: "kallsyms_names", .. })
+        ));
+        // Token index pointing past the table with no NUL.
+        let mut m = Flat {
+            base: m0.base,
+            bytes: m0.bytes.clone(),
+        };
+        poke(&mut m, l.token_index, &0xfff0u16.to_le_bytes());
+        assert!(matches!(
+            decode(&m, &l),
+            Err(KallsymsError::BadToken { token: 0 })
+        ));
+        // Names longer than KSYM_NAME_LEN (each token repeated).
+        let long = "y".repeat(MAX_NAME_LEN + 10);
+        let (m, l) = setup(&[&long], KallsymsForm::PcRelative);
+        assert!(matches!(
+            decode(&m, &l),
+            Err(KallsymsError::BadName { index: 0, .. })
+        ));
+        // Unreadable tables.
+        let (m, mut l) = setup(&["a"], KallsymsForm::PcRelative);
+        l.token_table = Kva(1);
+        assert!(matches!(
+            decode(&m, &l),
+            Err(KallsymsError::Read { what: "kallsyms_token_table", .. })
+        ));
+    }
+
+    #[test]
+    fn layout_from_vmcoreinfo_picks_the_address_form() {
+        let base = "OSRELEASE=x\nSYMBOL(kallsyms_names)=1\nSYMBOL(kallsyms_num_syms)=2\n\
+                    SYMBOL(kallsyms_token_table)=3\nSYMBOL(kallsyms_token_index)=4\n";
+        let with = |extra: &str| {
+            KallsymsLayout::from_vmcoreinfo(&VmcoreInfo::parse(format!("{base}{extra}").as_bytes()).unwrap())
+        };
+        assert_eq!(with(""), None);
+        assert_eq!(
+            with("SYMBOL(kallsyms_offsets)=5\n").unwrap().addrs,
+            KallsymsAddrs::PcRelative { offsets: Kva(5) }
+        );
+        assert_eq!(
+            with("SYMBOL(kallsyms_offsets)=5\nSYMBOL(kallsyms_relative_base)=6\n")
+                .unwrap()
+                .addrs,
+            KallsymsAddrs::RelativeBase {
+                offsets: Kva(5),
+                relative_base: Kva(6)
+            }
+        );
+        assert_eq!(
+            with("SYMBOL(kallsyms_addresses)=7\n").unwrap().addrs,
+            KallsymsAddrs::Absolute { addresses: Kva(7) }
+        );
+    }
+}
