@@ -388,7 +388,10 @@ mod tests {
         poke(&mut m, l.num_syms, &100_000u32.to_le_bytes());
         assert!(matches!(
             decode(&m, &l),
-            Err(KallsymsError::Read { what: "kallsyms_offsets", .. })
+            Err(KallsymsError::Read {
+                what: "kallsyms_offsets",
+                ..
+            })
         ));
     }
 
@@ -416,7 +419,10 @@ mod tests {
         poke(&mut m, l2.names, &[0x7f, 0x41]);
         assert!(matches!(
             decode(&m, &l2),
-            Err(KallsymsError::Read { what: "kallsyms_names", .. })
+            Err(KallsymsError::Read {
+                what: "kallsyms_names",
+                ..
+            })
         ));
         // Token index pointing past the table with no NUL.
         let mut m = Flat {
@@ -440,7 +446,10 @@ mod tests {
         l.token_table = Kva(1);
         assert!(matches!(
             decode(&m, &l),
-            Err(KallsymsError::Read { what: "kallsyms_token_table", .. })
+            Err(KallsymsError::Read {
+                what: "kallsyms_token_table",
+                ..
+            })
         ));
     }
 
@@ -449,7 +458,9 @@ mod tests {
         let base = "OSRELEASE=x\nSYMBOL(kallsyms_names)=1\nSYMBOL(kallsyms_num_syms)=2\n\
                     SYMBOL(kallsyms_token_table)=3\nSYMBOL(kallsyms_token_index)=4\n";
         let with = |extra: &str| {
-            KallsymsLayout::from_vmcoreinfo(&VmcoreInfo::parse(format!("{base}{extra}").as_bytes()).unwrap())
+            KallsymsLayout::from_vmcoreinfo(
+                &VmcoreInfo::parse(format!("{base}{extra}").as_bytes()).unwrap(),
+            )
         };
         assert_eq!(with(""), None);
         assert_eq!(

@@ -16,10 +16,13 @@ use crate::kallsyms::{self, KallsymsError, KallsymsLayout};
 use crate::phys::PhysMem;
 use crate::read::KvaReadExt;
 use crate::symbols::{NearestSymbol, SymbolTable};
-use crate::vmcoreinfo::{VmcoreInfo, scan_vmcoreinfo};
+use crate::vmcoreinfo::{VmcoreInfo, scan_vmcoreinfo_all};
 use crate::x86::layout::{KERNEL_IMAGE_SIZE, START_KERNEL_MAP, default_page_offset, max_physmem};
 use crate::x86::paging::{PTE_ADDR_MASK, PagingMode, walk};
 use crate::{CpuRegs, Gpa, Kva, KvaRead, MemError, PhysRead};
+
+/// Most VMCOREINFO candidates from a RAM scan that are tried.
+const MAX_CANDIDATES: usize = 8;
 
 /// Most CPUs whose per-CPU offsets are read (`NR_CPUS` of distribution kernels).
 pub const MAX_CPUS: usize = 8192;
@@ -179,11 +182,31 @@ impl std::fmt::Debug for Kernel {
 
 impl Kernel {
     /// Finds the kernel in `mem`. See [`KernelOptions`] for what can be given.
-    pub fn new(mem: PhysMem, opts: KernelOptions) -> Result<Kernel, KernelError> {
-        let info = match opts.vmcoreinfo {
-            Some(i) => i,
-            None => scan_vmcoreinfo(&mem).ok_or(KernelError::NoVmcoreinfo)?.info,
-        };
+    ///
+    /// Without a given VMCOREINFO, RAM is scanned and each candidate found (the
+    /// kernel's note first) is tried until one yields a kernel whose symbols decode;
+    /// the first candidate's error is returned when none does.
+    pub fn new(mem: PhysMem, mut opts: KernelOptions) -> Result<Kernel, KernelError> {
+        if let Some(info) = opts.vmcoreinfo.take() {
+            return Self::with_info(mem, info, opts);
+        }
+        let mut first_err = None;
+        for found in scan_vmcoreinfo_all(&mem, MAX_CANDIDATES) {
+            match Self::with_info(mem.clone(), found.info, opts.clone()) {
+                Ok(k) => return Ok(k),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or(KernelError::NoVmcoreinfo))
+    }
+
+    fn with_info(
+        mem: PhysMem,
+        info: VmcoreInfo,
+        opts: KernelOptions,
+    ) -> Result<Kernel, KernelError> {
         let mode = opts.paging.unwrap_or_else(|| {
             match info.pgtable_l5_enabled() {
                 Some(true) => PagingMode::Level5,

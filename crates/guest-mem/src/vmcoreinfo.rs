@@ -178,8 +178,17 @@ const NOTE_NAME: &[u8; 12] = b"VMCOREINFO\0\0";
 /// carries the final text), else the bare text buffer. Cost: one small read per
 /// 4 KiB page, plus a page for each candidate.
 pub fn scan_vmcoreinfo(mem: &PhysMem) -> Option<FoundVmcoreInfo> {
-    let mut text_hit: Option<FoundVmcoreInfo> = None;
-    for r in mem.ranges() {
+    scan_vmcoreinfo_all(mem, 1).into_iter().next()
+}
+
+/// Every VMCOREINFO candidate in `mem` (at most `max`), notes before bare texts,
+/// each distinct text once. RAM can hold stale copies (freed pages of an earlier
+/// kernel, a kexec'd one); callers try them in order until one describes a kernel
+/// that decodes.
+pub fn scan_vmcoreinfo_all(mem: &PhysMem, max: usize) -> Vec<FoundVmcoreInfo> {
+    let mut notes: Vec<FoundVmcoreInfo> = Vec::new();
+    let mut texts: Vec<FoundVmcoreInfo> = Vec::new();
+    'ranges: for r in mem.ranges() {
         // Ranges may sit anywhere in the 64-bit space (a vmcore says where): every
         // step is checked so a range at the very top ends the scan instead of wrapping.
         let Some(mut page) = r.start.0.checked_next_multiple_of(4096) else {
@@ -189,13 +198,18 @@ pub fn scan_vmcoreinfo(mem: &PhysMem) -> Option<FoundVmcoreInfo> {
             let mut head = [0u8; 24];
             if mem.read_phys(Gpa(page), &mut head).is_ok() {
                 if let Some(found) = note_at(mem, page, &head) {
-                    return Some(found);
-                }
-                if text_hit.is_none()
+                    if !notes.iter().any(|n| n.info == found.info) {
+                        notes.push(found);
+                    }
+                    if notes.len() >= max {
+                        break 'ranges;
+                    }
+                } else if texts.len() < max
                     && head.starts_with(b"OSRELEASE=")
                     && let Some(info) = text_at(mem, page, 4096)
+                    && !texts.iter().any(|t| t.info == info)
                 {
-                    text_hit = Some(FoundVmcoreInfo {
+                    texts.push(FoundVmcoreInfo {
                         gpa: Gpa(page),
                         from_note: false,
                         info,
@@ -208,7 +222,9 @@ pub fn scan_vmcoreinfo(mem: &PhysMem) -> Option<FoundVmcoreInfo> {
             }
         }
     }
-    text_hit
+    notes.extend(texts);
+    notes.truncate(max);
+    notes
 }
 
 fn note_at(mem: &PhysMem, page: u64, head: &[u8; 24]) -> Option<FoundVmcoreInfo> {

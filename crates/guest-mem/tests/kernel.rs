@@ -355,3 +355,22 @@ fn typed_reads_and_caps() {
     assert_eq!(dynr.read_u32(k.symbol("nr_cpu_ids").unwrap()).unwrap(), 4);
     assert!(dynr.read_bytes(pcpu, 100, 10).is_err());
 }
+
+#[test]
+fn stale_vmcoreinfo_copies_in_ram_are_skipped() {
+    let mut sk = SynthKernel::build(spec(PagingMode::Level4, KallsymsForm::PcRelative));
+    // An older kernel's note, lower in RAM than the live one: its kallsyms tables
+    // are not where it says (the scan finds it first; decoding it fails).
+    let stale = sk
+        .vmcoreinfo
+        .replace("OSRELEASE=7.3.0-synthetic", "OSRELEASE=6.1.0-stale")
+        .replace("SYMBOL(kallsyms_names)=", "SYMBOL(kallsyms_names)=1");
+    sk.guest
+        .write(0x2_0000, &guest_mem::synth::vmcoreinfo_note(&stale));
+    let found = guest_mem::vmcoreinfo::scan_vmcoreinfo_all(&sk.guest.phys(&[]), 8);
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0].info.osrelease(), Some("6.1.0-stale"));
+    let k = Kernel::new(sk.guest.phys(&[]), KernelOptions::default()).unwrap();
+    assert_eq!(k.osrelease(), "7.3.0-synthetic");
+    assert_eq!(k.symbol("init_task"), Some(sk.symbol("init_task")));
+}
