@@ -5,6 +5,30 @@
 //! Nothing read from the guest is trusted: every read returns a `Result` naming the
 //! address and the cause, and lengths taken from guest memory are capped before use.
 //!
+//! # The pieces
+//! - [`PhysMem`]: the one guest-physical shape. Built from an engine's
+//!   `vm_memory::GuestMemoryMmap` ([`PhysMem::from_guest_memory`], no copy, volatile
+//!   reads), from QEMU's shared RAM file ([`ramfile::map_ram_file`] gives the
+//!   `GuestMemoryMmap`), or from a vmcore ([`Vmcore::open`], `PT_LOAD`s pointing into
+//!   the mapped file). Holes are errors, never zeros.
+//! - [`Kernel`]: the guest kernel over a `PhysMem`: VMCOREINFO (given, from a vmcore
+//!   note, or found by scanning RAM), symbols from kallsyms decoded out of guest memory
+//!   (or a System.map), translation (direct map, kernel image, page walks from
+//!   `init_top_pgt` or a given CR3; 4/5-level; 4K/2M/1G), per-CPU addresses.
+//!   Implements [`KvaRead`]; [`KvaReadExt`] adds typed reads to every `KvaRead`,
+//!   including `&dyn KvaRead`.
+//! - [`vmcore`]: reading ELF vmcores (notes: VMCOREINFO, `NT_PRSTATUS`, QEMU's CPU
+//!   state with CR3) and writing one ([`vmcore::writer::write_vmcore`]).
+//! - [`synth`]: synthetic guests and kernels for tests in this and other crates.
+//!
+//! # Threads and live memory
+//! `PhysMem` is `Send + Sync`. `Kernel` is `Send` but not `Sync` (its translation
+//! cache is per instance): clone it per thread, clones share memory and symbols.
+//! On live memory, reads are volatile copies and aligned `u64` reads are single loads
+//! (untorn). The translation cache caches page walks only (never data); after a thaw
+//! call [`Kernel::flush_translation_cache`], or turn it off for a watcher that runs
+//! while the guest does (direct-map and kernel-image reads never use it).
+//!
 //! # Getting a kernel view
 //! ```no_run
 //! use guest_mem::{Kernel, KernelOptions, KvaReadExt, PhysMem, Vmcore};
@@ -14,7 +38,8 @@
 //! let k = core.kernel(KernelOptions::default())?;
 //! // From an engine's live RAM (VMCOREINFO found by scanning):
 //! let k = Kernel::new(PhysMem::from_guest_memory(ram)?, KernelOptions::default())?;
-//! let comm = k.read_cstr(k.require_symbol("init_task")?, 16)?;
+//! let rq1 = k.per_cpu_symbol("runqueues", 1)?;
+//! let comm = k.read_cstr(k.require_symbol("init_task")?, 16)?; // + comm offset from BTF
 //! # Ok(()) }
 //! ```
 
