@@ -9,7 +9,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let check = match args {
         [] => false,
         [a] if a == "--check" => true,
-        _ => return Err(format!("unexpected arguments {args:?}; usage: schema [--check]")),
+        _ => {
+            return Err(format!(
+                "unexpected arguments {args:?}; usage: schema [--check]"
+            ));
+        }
     };
     let dir = schema_dir();
     let mut stale = Vec::new();

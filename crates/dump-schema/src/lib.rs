@@ -21,6 +21,34 @@
 //!
 //! # Stable reason strings
 //! In [`reasons`], one constant each.
+//!
+//! # Display
+//! `Display` of the three reports and of [`RenderedValue`] follows
+//! `shared/spec/display-format.md` (the layout ktstr 0.50 prints). Where this crate goes
+//! further, to help a reader:
+//! - `char[]` arrays print as the C string they hold (`comm="kworker/0:1"`); other arrays drop a
+//!   trailing run of 4 or more zero elements as `…+N zero` and say `…+N not rendered` when the
+//!   map held more elements than were rendered. In block form, runs of zero elements collapse to
+//!   `[i..=j] zero`.
+//! - A named enumerator stays visible at value 0 (`state=SCX_TASK_NONE (0)`): only unnamed
+//!   zeros are hidden. A struct whose members are all zero prints as `Type{}`; an anonymous
+//!   struct's block header is `<anon>:`.
+//! - A pointer whose `deref_skipped_reason` starts with [`reasons::DEREF_CYCLE`] prints
+//!   ` [cycle]`; any other reason ` [chase: reason]`.
+//! - Array maps collapse runs of consecutive all-zero entries to `keys a-b: zero`.
+//! - The arena line is followed by `declared_pages`, `kern_vm_start` and `user_vm_start`.
+//! - Per-CPU tables label rows by CPU ranges (`0-1`), each row a group of identical CPUs.
+//! - After the counts: `scheduler: <active_obj_name> (N active maps)`, `cgroup_psi: N cgroups
+//!   captured`, and under `task_enrichments` a table of the first 32 tasks (pid, tgid, comm,
+//!   class, prio, context switches, times).
+//! - Under `scx_walker:` the `scx_sched` state, every run queue with something running
+//!   (`nr_running`, `curr=pid (comm)`, runnable count, `+` when truncated), and every non-empty
+//!   DSQ (`id`, origin, `nr`, `seq`).
+//! - `probe_counters:` with its non-zero counters on one line.
+//! - `vcpu_regs` shows `tcr_el1` when set; a partially filled placeholder still prints the
+//!   `*_unavailable` reasons that differ from the `capture unavailable` one.
+//! - Sparklines are at most 64 columns wide (longer timelines are bucketed by maximum).
+//! - Values nested deeper than [`MAX_DISPLAY_DEPTH`] print `…`.
 
 mod any;
 mod display;
