@@ -114,8 +114,7 @@ mod tests {
     #[test]
     fn accepts_minimal_reports() {
         validate_report_json(r#"{"schema":"single","maps":[]}"#).unwrap();
-        validate_report_json(r#"{"schema":"dual","late":{"schema":"single","maps":[]}}"#)
-            .unwrap();
+        validate_report_json(r#"{"schema":"dual","late":{"schema":"single","maps":[]}}"#).unwrap();
         validate_report_json(
             r#"{"schema":"degraded","reason":"r","watchpoint_hit":false,"bss_latch_state":"triggered"}"#,
         )
@@ -155,6 +154,8 @@ mod tests {
         assert!(validate_report_json(&cpu(9)).is_err());
         assert!(validate_report_json(&cpu(11)).is_err());
         assert!(validate_report_json(r#"{"schema":"single","maps":null}"#).is_err());
-        assert!(validate_report_json(r#"{"schema":"single","maps":[],"cgroup_psi":null}"#).is_err());
+        assert!(
+            validate_report_json(r#"{"schema":"single","maps":[],"cgroup_psi":null}"#).is_err()
+        );
     }
 }
