@@ -16,7 +16,7 @@ const INIT: &str = include_str!("../../lab/init");
 const HELPERS: &str = include_str!("../../lab/helpers.sh");
 const BUSYBOX: &str = "/bin/busybox";
 const BPFTOOL: &str = "/usr/sbin/bpftool";
-/// Run archives older than this are leftovers of killed processes.
+/// Run archives older than this are leftovers (of a process whose pid was reused).
 const STALE_RUN: Duration = Duration::from_secs(24 * 3600);
 
 /// A per-run initramfs file; removed when dropped (unless [`Initramfs::keep`]).
@@ -248,6 +248,17 @@ fn remove_stale(dir: &Path) {
         return;
     };
     for ent in entries.flatten() {
+        // run-<pid>-...: its process is gone (killed before its drop ran).
+        let name = ent.file_name().to_string_lossy().into_owned();
+        let orphan = name
+            .strip_prefix("run-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        if orphan {
+            let _ = std::fs::remove_file(ent.path());
+            continue;
+        }
         let old = ent
             .metadata()
             .and_then(|m| m.modified())
