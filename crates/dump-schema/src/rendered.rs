@@ -8,13 +8,11 @@
 //! # Depth
 //! Values come from untrusted guest memory and may nest deeply (pointer chains, nested
 //! structs). Everything this crate does with a value is safe at any depth:
-//! - `Drop`, `PartialEq` and [`RenderedValue::json_depth`] are iterative;
+//! - `Drop`, `Clone`, `PartialEq` and [`RenderedValue::json_depth`] are iterative;
 //! - `Display` and `Debug` stop descending at [`MAX_DISPLAY_DEPTH`] and print `…`;
 //! - `Serialize` replaces a sub-value that would nest more than [`MAX_JSON_DEPTH`] JSON levels
 //!   by an `unsupported` value, so every written document can be read back (serde_json refuses
 //!   documents nested deeper than 128 levels);
-//! - `Clone` is the derived, recursive one: clone only values that were read back from JSON or
-//!   built with a bounded depth.
 
 use schemars::JsonSchema;
 
@@ -35,7 +33,7 @@ pub const MAX_DISPLAY_DEPTH: usize = 64;
 /// `RenderedValue` implements `Drop` (iteratively, so that dropping a deep value cannot overflow
 /// the stack); match it by reference (`match &value`) or use the accessor methods rather than
 /// moving fields out of it.
-#[derive(Clone, JsonSchema)]
+#[derive(JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[schemars(
     title = "RenderedValue",
@@ -255,6 +253,109 @@ impl RenderedValue {
                 out.push(std::mem::replace(&mut **partial, PLACEHOLDER_LEAF));
             }
             _ => {}
+        }
+    }
+}
+
+impl Clone for RenderedValue {
+    /// Iterative (safe at any depth): children are cloned first, bottom-up, on an explicit
+    /// stack.
+    fn clone(&self) -> Self {
+        enum Step<'a> {
+            Visit(&'a RenderedValue),
+            Build(&'a RenderedValue),
+        }
+        let mut steps = vec![Step::Visit(self)];
+        // Clones of finished subtrees, in visiting order.
+        let mut done: Vec<RenderedValue> = Vec::new();
+        while let Some(step) = steps.pop() {
+            match step {
+                Step::Visit(v) => {
+                    steps.push(Step::Build(v));
+                    let mut children = Vec::new();
+                    v.for_each_child(|c| children.push(c));
+                    // Reversed so that they are visited, and finished, in order.
+                    steps.extend(children.into_iter().rev().map(Step::Visit));
+                }
+                Step::Build(v) => {
+                    let mut n = 0;
+                    v.for_each_child(|_| n += 1);
+                    let children = done.split_off(done.len() - n);
+                    done.push(v.clone_with(children));
+                }
+            }
+        }
+        done.pop().expect("the root was built")
+    }
+}
+
+impl RenderedValue {
+    /// A copy of `self` whose children are `children` (clones of its own, in wire order).
+    fn clone_with(&self, children: Vec<RenderedValue>) -> RenderedValue {
+        use RenderedValue as V;
+        let mut children = children.into_iter();
+        match self {
+            V::Int { bits, value } => V::Int {
+                bits: *bits,
+                value: *value,
+            },
+            V::Uint { bits, value } => V::Uint {
+                bits: *bits,
+                value: *value,
+            },
+            V::Bool { value } => V::Bool { value: *value },
+            V::Char { value } => V::Char { value: *value },
+            V::Float { bits, value } => V::Float {
+                bits: *bits,
+                value: *value,
+            },
+            V::Enum {
+                bits,
+                value,
+                variant,
+                is_signed,
+            } => V::Enum {
+                bits: *bits,
+                value: *value,
+                variant: variant.clone(),
+                is_signed: *is_signed,
+            },
+            V::Struct { type_name, members } => V::Struct {
+                type_name: type_name.clone(),
+                members: members
+                    .iter()
+                    .zip(children)
+                    .map(|(m, value)| RenderedMember {
+                        name: m.name.clone(),
+                        value,
+                    })
+                    .collect(),
+            },
+            V::Array { len, .. } => V::Array {
+                len: *len,
+                elements: children.collect(),
+            },
+            V::CpuList { cpus } => V::CpuList { cpus: cpus.clone() },
+            V::Ptr {
+                value,
+                deref_skipped_reason,
+                cast_annotation,
+                ..
+            } => V::Ptr {
+                value: *value,
+                deref: children.next().map(Box::new),
+                deref_skipped_reason: deref_skipped_reason.clone(),
+                cast_annotation: cast_annotation.clone(),
+            },
+            V::Bytes { hex } => V::Bytes { hex: hex.clone() },
+            V::Truncated { needed, had, .. } => V::Truncated {
+                needed: *needed,
+                had: *had,
+                partial: Box::new(children.next().expect("truncated has its partial")),
+            },
+            V::Unsupported { reason } => V::Unsupported {
+                reason: reason.clone(),
+            },
         }
     }
 }

@@ -269,8 +269,11 @@ fn deep_values_built_in_code_are_safe() {
         assert!(shown.len() < 1_000_000, "{name}: {}", shown.len());
         let dbg = format!("{v:?}");
         assert!(dbg.contains('…'), "{name}");
-        // Equality and depth are iterative.
+        // Equality, cloning and depth are iterative.
         assert!(v == v, "{name}");
+        let copy = v.clone();
+        assert!(copy == v, "{name}");
+        drop(copy);
         assert!(v.json_depth() > DEPTH, "{name}");
         // Writing cuts the value where a reader would refuse it, and the result reads back
         // and validates.
@@ -305,6 +308,7 @@ fn deep_values_in_a_small_stack() {
             let _ = v.to_string();
             let _ = serde_json::to_string(&v).unwrap();
             assert!(v == v);
+            assert!(v.clone() == v);
             drop(v);
             let v = struct_chain(50_000);
             let _ = v.to_string();

@@ -113,6 +113,10 @@ pub(crate) fn inline(v: &RenderedValue, depth: usize, out: &mut String, limit: u
         V::Uint { value, .. } => write!(out, "{value}").unwrap(),
         V::Bool { value } => write!(out, "{value}").unwrap(),
         V::Char { value } => push_char(out, *value),
+        // Shortest form that reads back as the same value of the rendered width.
+        V::Float { bits: 32, value } if f64::from(*value as f32) == *value => {
+            write!(out, "{:?}", *value as f32).unwrap()
+        }
         V::Float { value, .. } => write!(out, "{value:?}").unwrap(),
         V::Enum { value, variant, .. } => match variant {
             Some(name) => write!(out, "{name} ({value})").unwrap(),

@@ -80,6 +80,13 @@ pub fn every_kind() -> Vec<(&'static str, RenderedValue)> {
             },
         ),
         (
+            "float_32",
+            RenderedValue::Float {
+                bits: 32,
+                value: f64::from(0.1f32),
+            },
+        ),
+        (
             "float_big",
             RenderedValue::Float {
                 bits: 64,
