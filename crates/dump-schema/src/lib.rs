@@ -47,7 +47,8 @@
 //! - `probe_counters:` with its non-zero counters on one line.
 //! - `vcpu_regs` shows `tcr_el1` when set; a partially filled placeholder still prints the
 //!   `*_unavailable` reasons that differ from the `capture unavailable` one.
-//! - Sparklines are at most 64 columns wide (longer timelines are bucketed by maximum).
+//! - Sparklines are at most 64 columns wide (longer timelines are bucketed by maximum); a
+//!   constant counter draws a flat `▄` line.
 //! - Values nested deeper than [`MAX_DISPLAY_DEPTH`] print `…`.
 
 mod any;

@@ -522,7 +522,8 @@ fn timeline_section(r: &FailureDumpReport) -> String {
     s
 }
 
-/// `▁▂▃▄▅▆▇█` scaled from the series' minimum to its maximum, at most [`MAX_SPARK`] wide.
+/// `▁▂▃▄▅▆▇█` scaled from the series' minimum to its maximum (`▄` throughout when constant),
+/// at most [`MAX_SPARK`] wide.
 fn sparkline(series: &[i64]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let buckets = series.len().min(MAX_SPARK);
@@ -535,6 +536,11 @@ fn sparkline(series: &[i64]) -> String {
         .collect();
     let min = points.iter().copied().min().unwrap_or(0);
     let max = points.iter().copied().max().unwrap_or(0);
+    if min == max {
+        // No variation: a flat mid-height line, so a constant non-zero counter does not read
+        // as a floor of zeros (an all-zero series is not printed at all).
+        return std::iter::repeat_n(BARS[3], points.len()).collect();
+    }
     let span = (max as i128 - min as i128).max(1);
     points
         .iter()
