@@ -1,4 +1,4 @@
-//! `cargo xtask provision [--no-bpfland]`: install the host packages and build every
+//! `cargo xtask provision [--no-bpfland] [--prune]`: install the host packages and build every
 //! cached guest asset the tests need (kernel, test schedulers, loader, base initramfs,
 //! `scx_bpfland`), with progress on stderr. Idempotent; a warm cache makes it a no-op.
 
@@ -20,6 +20,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let lab = Lab::open().map_err(|e| e.to_string())?;
     eprintln!("ktstr-lab: cache {}", lab.root().display());
     lab.provision_all(with_bpfland).map_err(|e| e.to_string())?;
+    if prune {
+        let removed = lab.prune().map_err(|e| e.to_string())?;
+        eprintln!("ktstr-lab: pruned {} stale entries", removed.len());
+    }
     let kernel = lab.kernel().map_err(|e| e.to_string())?;
     println!(
         "kernel      {} ({})",

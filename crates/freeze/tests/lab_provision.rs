@@ -214,6 +214,32 @@ fn cold_cache_is_built_once_by_concurrent_callers_then_reused() {
         rec.0.lock().unwrap()
     );
     assert_eq!(rec.count("apt-get"), 0);
+    drop(again);
+
+    // Entries of older sources are pruned; the current ones and the kernel stay.
+    let stale = [
+        cache.0.join("loader/0000000000000000"),
+        cache
+            .0
+            .join(format!("initramfs/{}-0000000000000000", k.release)),
+        cache
+            .0
+            .join(format!("sched/{}/0000000000000000", k.release)),
+    ];
+    for d in &stale {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("x"), b"old").unwrap();
+    }
+    let removed = lab.prune().expect("prune");
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    for d in &stale {
+        assert!(!d.exists(), "{} pruned", d.display());
+    }
+    assert!(base.is_file(), "the current base stays");
+    assert!(k.vmlinuz.is_file(), "the kernel stays");
+    rec.clear();
+    lab.initramfs(&spec).unwrap();
+    assert_eq!(rec.count("preparing"), 0, "nothing current was pruned");
 }
 
 #[test]

@@ -15,14 +15,19 @@ pub struct BpflandAssets {
     pub binary: PathBuf,
 }
 
+/// The version to build: `KTSTR_BPFLAND_VERSION` or [`BPFLAND_VERSION`].
+pub(crate) fn bpfland_version() -> String {
+    std::env::var("KTSTR_BPFLAND_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| BPFLAND_VERSION.to_string())
+}
+
 impl Lab {
     /// `scx_bpfland`, built with `cargo install --locked` on first use (about 5 minutes
     /// on 2 cores), from the cache after.
     pub fn bpfland(&self) -> Result<BpflandAssets, LabError> {
-        let version = std::env::var("KTSTR_BPFLAND_VERSION")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| BPFLAND_VERSION.to_string());
+        let version = bpfland_version();
         let dir = self.entry(
             &format!("bpfland/{version}"),
             &format!("scx_bpfland {version} (cargo install, about 5 min on 2 cores)"),

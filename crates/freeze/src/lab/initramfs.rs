@@ -99,7 +99,7 @@ static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Lab {
     /// The cached base archive for `kernel`.
-    fn base_cpio(&self, kernel: &KernelAssets) -> Result<PathBuf, LabError> {
+    pub(crate) fn base_cpio(&self, kernel: &KernelAssets) -> Result<PathBuf, LabError> {
         let sched = self.scheduler_dir(kernel)?;
         let loader = self.loader()?;
         let busybox = tool::dpkg_version("busybox-static");
@@ -171,7 +171,7 @@ impl Lab {
     }
 
     /// The cached `scx_bpfland` layer.
-    fn bpfland_cpio(&self) -> Result<PathBuf, LabError> {
+    pub(crate) fn bpfland_cpio(&self) -> Result<PathBuf, LabError> {
         let bpfland = self.bpfland()?;
         let key = fnv64(&[bpfland.binary.to_string_lossy().as_bytes()]);
         let dir = self.entry(

@@ -47,6 +47,7 @@ mod host;
 mod initramfs;
 mod kernel;
 mod progress;
+mod prune;
 mod runspec;
 mod sched;
 mod tool;

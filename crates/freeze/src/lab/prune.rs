@@ -1,0 +1,64 @@
+//! Removing cache entries that the current sources no longer use (each edit of a test
+//! scheduler or of `/init` makes new entries; the old ones stay until pruned).
+
+use super::{Lab, LabError};
+use std::path::{Path, PathBuf};
+
+impl Lab {
+    /// Build (if needed) the current entries for the lab's kernel, then remove the other
+    /// entries of the kinds that are keyed by source hashes: `sched/<release>/*`,
+    /// `loader/*` and `initramfs/*`. Kernels and `scx_bpfland` builds (keyed by version
+    /// only, expensive to remake) are kept. Returns what was removed.
+    ///
+    /// A process of an older checkout still using a removed entry would fail; prune
+    /// when no such run is in progress.
+    pub fn prune(&self) -> Result<Vec<PathBuf>, LabError> {
+        let kernel = self.kernel()?;
+        let sched = self.scheduler_dir(&kernel)?;
+        let loader = self.loader()?;
+        let base = self.base_cpio(&kernel)?;
+        let mut keep: Vec<PathBuf> = vec![sched, parent(&loader), parent(&base)];
+        let bpfland_layers = self.root().join("initramfs");
+        // The bpfland layer only if bpfland is built (pruning never starts a 5-min build).
+        let built = self
+            .root()
+            .join("bpfland")
+            .join(super::bpfland::bpfland_version())
+            .is_dir();
+        if built {
+            keep.push(parent(&self.bpfland_cpio()?));
+        }
+        let mut removed = Vec::new();
+        let kinds = [
+            self.root().join("sched").join(&kernel.release),
+            self.root().join("loader"),
+            bpfland_layers,
+        ];
+        for dir in kinds {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for ent in entries.flatten() {
+                let path = ent.path();
+                if !path.is_dir() || keep.contains(&path) {
+                    continue;
+                }
+                let rel = path
+                    .strip_prefix(self.root())
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                // Under the entry's lock: never remove something being built.
+                let _lock = self.lock(&rel)?;
+                std::fs::remove_dir_all(&path)
+                    .map_err(|e| LabError::io("pruning the cache", &path, e))?;
+                self.progress().step(&format!("pruned {rel}"));
+                removed.push(path);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn parent(p: &Path) -> PathBuf {
+    p.parent().map(Path::to_path_buf).unwrap_or_default()
+}
