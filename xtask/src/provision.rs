@@ -1,17 +1,20 @@
-//! `cargo xtask provision [--no-bpfland] [--prune]`: install the host packages and build every
-//! cached guest asset the tests need (kernel, test schedulers, loader, base initramfs,
-//! `scx_bpfland`), with progress on stderr. Idempotent; a warm cache makes it a no-op.
+//! `cargo xtask provision [--no-bpfland] [--prune]`: install the host packages and build
+//! every cached guest asset the tests need (kernel, test schedulers, loader, base
+//! initramfs, `scx_bpfland` and its layer), with progress on stderr. Idempotent; a warm
+//! cache makes it a no-op. `--prune` then removes entries of older sources.
 
 use freeze::lab::{Lab, TestScheduler};
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut with_bpfland = true;
+    let mut prune = false;
     for a in args {
         match a.as_str() {
             "--no-bpfland" => with_bpfland = false,
+            "--prune" => prune = true,
             other => {
                 return Err(format!(
-                    "unknown argument {other} (usage: provision [--no-bpfland])"
+                    "unknown argument {other} (usage: provision [--no-bpfland] [--prune])"
                 ));
             }
         }
