@@ -14,6 +14,38 @@
 //! - Types are plain structs with public fields and `Default`:
 //!   `FailureDumpReport { maps, ..Default::default() }`.
 //!
+//! ```
+//! use dump_schema::{
+//!     Error, FailureDumpMap, FailureDumpReport, FailureDumpReportAny, RenderedMember,
+//!     RenderedValue, map_type,
+//! };
+//!
+//! let bss = RenderedValue::named_struct(
+//!     ".bss",
+//!     vec![RenderedMember::new("nr_queued", RenderedValue::Uint { bits: 64, value: 3 })],
+//! );
+//! let report = FailureDumpReport {
+//!     maps: vec![FailureDumpMap {
+//!         name: "sched.bss".into(),
+//!         map_type: map_type::ARRAY,
+//!         value_size: 8,
+//!         max_entries: 1,
+//!         value: Some(bss),
+//!         ..Default::default()
+//!     }],
+//!     ..Default::default()
+//! };
+//! let json = report.to_json().unwrap();
+//! assert_eq!(FailureDumpReportAny::from_json(&json).unwrap(), report.clone().into());
+//! assert_eq!(
+//!     report.to_string(),
+//!     "map sched.bss (type=array, value_size=8, max_entries=1)\n  .bss{nr_queued=3}"
+//! );
+//!
+//! let err = FailureDumpReportAny::from_json(r#"{"schema":"single","maps":[{"name":7}]}"#);
+//! assert!(matches!(err, Err(Error::Invalid { ref path, .. }) if path == "maps[0].name"));
+//! ```
+//!
 //! # Depth and untrusted input
 //! Reading refuses documents nested deeper than 128 levels (serde_json's limit) with
 //! [`Error::TooDeep`]. Values built in code may be deeper: see [`rendered`](RenderedValue) for

@@ -348,6 +348,12 @@ proptest! {
     #[test]
     fn rendered_value_round_trips(v in rendered_value()) {
         let json = serde_json::to_string(&v).unwrap();
+        let doc = format!(
+            r#"{{"schema":"single","maps":[{{"name":"m","map_type":2,"value_size":8,"max_entries":1,"value":{json}}}]}}"#
+        );
+        if let Err(e) = e2e_tests::validate_report_json(&doc) {
+            return Err(TestCaseError::fail(format!("{e}\n{doc}")));
+        }
         let back: RenderedValue = serde_json::from_str(&json).unwrap();
         prop_assert_eq!(&back, &v);
         let back: RenderedValue = serde_json::from_str(&sorted_keys(&json)).unwrap();
@@ -371,6 +377,8 @@ proptest! {
     }
 
     #[test]
+    /// Each type alone. (Inside whole reports they are also validated against the schema by
+    /// `reports_round_trip`, which reaches every key: see `generator_covers_every_key`.)
     fn section_types_round_trip(seed in any::<u64>()) {
         fn check<T>(g: &mut Gen) -> Result<(), TestCaseError>
         where

@@ -11,6 +11,13 @@ fn check_json(name: &str, json: &str) {
     }
 }
 
+/// A report whose one map holds `value_json`, to validate a bare value against the schema.
+fn in_report(value_json: &str) -> String {
+    format!(
+        r#"{{"schema":"single","maps":[{{"name":"m","map_type":2,"value_size":8,"max_entries":1,"value":{value_json}}}]}}"#
+    )
+}
+
 #[test]
 fn reports_display_and_json() {
     for (name, report) in common::every_report() {
@@ -27,6 +34,7 @@ fn reports_display_and_json() {
 fn every_rendered_value_kind() {
     for (name, v) in common::every_kind() {
         let json = serde_json::to_string_pretty(&v).unwrap();
+        check_json(name, &in_report(&json));
         let back: RenderedValue = serde_json::from_str(&json).unwrap();
         assert_eq!(back, v, "{name}: round trip");
         insta::assert_snapshot!(
@@ -42,5 +50,6 @@ fn wide_values_use_the_block_form() {
     let text = v.to_string();
     assert!(text.lines().count() > 1);
     assert!(text.lines().all(|l| l.chars().count() <= 120), "{text}");
+    check_json("wide", &in_report(&serde_json::to_string(&v).unwrap()));
     insta::assert_snapshot!("value_wide_block", text);
 }
