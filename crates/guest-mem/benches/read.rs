@@ -7,7 +7,10 @@
 //!   the same pages from the same mapping.
 //!
 //! Memory is live-style (`GuestMemoryMmap`, volatile copies), as engines hand it over.
-//! `cargo bench -p guest-mem --bench read` prints the figures and ratios.
+//! `cargo bench -p guest-mem --bench read` prints the figures and ratios. With
+//! `GUESTMEM_BENCH_VMCORE=<vmcore>` it also measures a real kernel's vmcore (its RAM
+//! copied into a `GuestMemoryMmap`, walks through the kernel's own page tables to
+//! every CPU's `runqueues`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -58,18 +61,84 @@ fn rate<T>(inputs: &[T], dur: Duration, mut f: impl FnMut(&T)) -> f64 {
     ops as f64 / (thread_cpu() - start).as_secs_f64()
 }
 
+/// A kernel to measure: its RAM (one range at GPA 0), and addresses reached by walks.
+struct Subject {
+    name: String,
+    gm: GuestMemoryMmap,
+    ram: u64,
+    /// Page-walked KVAs of pages to sample 8-byte reads from.
+    walked_pages: Vec<u64>,
+}
+
+fn synthetic(mode: PagingMode) -> Subject {
+    let sk = SynthKernel::build(SynthKernelSpec {
+        mode,
+        form: KallsymsForm::PcRelative,
+        ..Default::default()
+    });
+    let gm = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), image::RAM)]).unwrap();
+    gm.write_slice(&sk.guest.ram, GuestAddress(0)).unwrap();
+    // Per-CPU areas in vmalloc space: 4 CPUs x 16 pages, all fit in the cache.
+    let walked_pages = (0..4u64)
+        .flat_map(|cpu| (0..16u64).map(move |p| (cpu, p)))
+        .map(|(cpu, p)| sk.vmalloc_base + cpu * 0x20_0000 + p * 4096)
+        .collect();
+    Subject {
+        name: format!("synthetic {mode:?}"),
+        gm,
+        ram: image::RAM as u64,
+        walked_pages,
+    }
+}
+
+fn real(path: &str) -> Subject {
+    let core = guest_mem::Vmcore::open(path.as_ref()).expect("GUESTMEM_BENCH_VMCORE");
+    let k = core
+        .kernel(KernelOptions::default())
+        .expect("kernel in vmcore");
+    let low = core.phys().ranges()[0];
+    let mut bytes = vec![0u8; low.len as usize];
+    guest_mem::PhysRead::read_phys(core.phys(), low.start, &mut bytes).unwrap();
+    let gm = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), bytes.len())]).unwrap();
+    gm.write_slice(&bytes, GuestAddress(0)).unwrap();
+    // Mapped pages of the vmalloc area (vmap'd stacks, BPF, module data): reached
+    // only through the kernel's page tables. Per-CPU areas would not do: x86_64
+    // embeds them in the direct map.
+    let vmalloc = k
+        .read_u64(k.symbol("vmalloc_base").expect("vmalloc_base"))
+        .unwrap();
+    let walked_pages: Vec<u64> = (0..1u64 << 20)
+        .map(|i| vmalloc + i * 4096)
+        .filter(|&a| k.translate(Kva(a)).is_ok_and(|g| g.0 + 4096 <= low.len))
+        .take(64)
+        .collect();
+    assert!(!walked_pages.is_empty(), "no mapped vmalloc page found");
+    Subject {
+        name: format!("vmcore {} ({:?})", k.osrelease(), k.paging_mode()),
+        gm,
+        ram: low.len,
+        walked_pages,
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this quickly.
     let quick = !std::env::args().any(|a| a == "--bench");
     let dur = Duration::from_millis(if quick { 50 } else { 2000 });
-    for mode in [PagingMode::Level4, PagingMode::Level5] {
-        let sk = SynthKernel::build(SynthKernelSpec {
-            mode,
-            form: KallsymsForm::PcRelative,
-            ..Default::default()
-        });
-        let gm = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), image::RAM)]).unwrap();
-        gm.write_slice(&sk.guest.ram, GuestAddress(0)).unwrap();
+    let mut subjects: Vec<Box<dyn Fn() -> Subject>> = vec![
+        Box::new(|| synthetic(PagingMode::Level4)),
+        Box::new(|| synthetic(PagingMode::Level5)),
+    ];
+    if let Ok(p) = std::env::var("GUESTMEM_BENCH_VMCORE") {
+        subjects.push(Box::new(move || real(&p)));
+    }
+    for make in subjects {
+        let Subject {
+            name: mode,
+            gm,
+            ram,
+            walked_pages,
+        } = make();
         let host = gm.iter().next().unwrap().as_ptr() as *const u8;
         let k = Kernel::new(
             PhysMem::from_guest_memory(&gm).unwrap(),
@@ -78,7 +147,6 @@ fn main() {
         .unwrap();
         let po = k.page_offset_base();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let ram = image::RAM as u64;
 
         // 8-byte reads, direct map: (kva, host offset).
         let small: Vec<(u64, usize)> = (0..1 << 16)
@@ -97,20 +165,19 @@ fn main() {
             black_box(b);
         });
         println!(
-            "{mode:?} 8-byte reads, direct map:        {:7.1} M/s   memcpy {:7.1} M/s   ratio {:.2}",
+            "{mode} 8-byte reads, direct map:        {:7.1} M/s   memcpy {:7.1} M/s   ratio {:.2}",
             ours / 1e6,
             base / 1e6,
             ours / base
         );
 
-        // 8-byte reads through page walks (per-CPU areas in vmalloc, 4 CPUs x 16
-        // pages = 64 pages: all fit in the translation cache).
+        // 8-byte reads through page walks (a few dozen pages: all fit in the
+        // translation cache).
         let walked: Vec<(u64, usize)> = (0..1 << 16)
             .map(|_| {
-                let cpu = rng.next() % 4;
-                let page = rng.next() % 16;
+                let page = walked_pages[(rng.next() % walked_pages.len() as u64) as usize];
                 let within = (rng.next() % 4096) & !7;
-                let kva = sk.vmalloc_base + cpu * 0x20_0000 + page * 4096 + within;
+                let kva = page + within;
                 let pa = k.translate(Kva(kva)).unwrap().0;
                 (kva, pa as usize)
             })
@@ -130,7 +197,7 @@ fn main() {
         });
         k.set_translation_cache(true);
         println!(
-            "{mode:?} 8-byte reads, page-walked, warm: {:7.1} M/s   memcpy {:7.1} M/s   ratio {:.2}   (cache off: {:.1} M/s)",
+            "{mode} 8-byte reads, page-walked, warm: {:7.1} M/s   memcpy {:7.1} M/s   ratio {:.2}   (cache off: {:.1} M/s)",
             ours / 1e6,
             base / 1e6,
             ours / base,
@@ -156,7 +223,7 @@ fn main() {
             black_box(&buf2);
         });
         println!(
-            "{mode:?} 4 KiB page reads:                {:7.2} GB/s  memcpy {:7.2} GB/s  ratio {:.2}",
+            "{mode} 4 KiB page reads:                {:7.2} GB/s  memcpy {:7.2} GB/s  ratio {:.2}",
             ours * 4096.0 / 1e9,
             base * 4096.0 / 1e9,
             ours / base
