@@ -10,7 +10,9 @@
 //! - Every type is `Serialize`/`Deserialize` with exactly the wire rules: keys in the order of
 //!   the spec, optional fields dropped when empty/false/zero, `null` written for
 //!   `VcpuPerfSample::task_clock_ns` and `RenderedValue::Enum::variant`, unknown keys ignored,
-//!   duplicate keys an error, an explicit `null` accepted only for `Option` fields.
+//!   duplicate keys an error, an explicit `null` accepted only for `Option` fields. (Unknown
+//!   keys are skipped unread, so a duplicated *unknown* key is skipped twice rather than
+//!   reported; when `schema` is not the first key, every duplicate is reported.)
 //! - Types are plain structs with public fields and `Default`:
 //!   `FailureDumpReport { maps, ..Default::default() }`.
 //!

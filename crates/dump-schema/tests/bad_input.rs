@@ -420,3 +420,41 @@ fn hundred_megabyte_document() {
     };
     assert_eq!(r.maps[0].name.len(), SIZE);
 }
+
+mod mutations {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a reader may meet: valid dumps with bytes flipped, dropped or inserted. Reading
+    /// never panics, and whatever reads renders and writes again.
+    fn check(doc: &[u8]) {
+        if let Ok(r) = FailureDumpReportAny::from_slice(doc) {
+            let _ = r.to_string();
+            let json = r.to_json().unwrap();
+            assert_eq!(FailureDumpReportAny::from_json(&json).unwrap(), r);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_documents_never_panic(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..3, any::<u8>()), 1..6)
+        ) {
+            let mut doc = common::full_report().to_json().unwrap().into_bytes();
+            for (at, op, byte) in edits {
+                let i = at.index(doc.len());
+                // Bytes that keep the document near-valid are the interesting ones.
+                const PICKS: &[u8] = b"{}[],:\"0123456789-.eE ntfaul\\";
+                let b = PICKS[usize::from(byte) % PICKS.len()];
+                match op {
+                    0 => doc[i] = b,
+                    1 => { doc.remove(i); }
+                    _ => doc.insert(i, b),
+                }
+            }
+            check(&doc);
+        }
+    }
+}
