@@ -16,7 +16,7 @@ use crate::kallsyms::{self, KallsymsError, KallsymsLayout};
 use crate::phys::PhysMem;
 use crate::read::KvaReadExt;
 use crate::symbols::{NearestSymbol, SymbolTable};
-use crate::vmcoreinfo::{VmcoreInfo, scan_vmcoreinfo_all};
+use crate::vmcoreinfo::{VmcoreInfo, VmcoreInfoScan};
 use crate::x86::layout::{KERNEL_IMAGE_SIZE, START_KERNEL_MAP, default_page_offset, max_physmem};
 use crate::x86::paging::{PTE_ADDR_MASK, PagingMode, walk};
 use crate::{CpuRegs, Gpa, Kva, KvaRead, MemError, PhysRead};
@@ -183,15 +183,24 @@ impl std::fmt::Debug for Kernel {
 impl Kernel {
     /// Finds the kernel in `mem`. See [`KernelOptions`] for what can be given.
     ///
-    /// Without a given VMCOREINFO, RAM is scanned and each candidate found (the
-    /// kernel's note first) is tried until one yields a kernel whose symbols decode;
-    /// the first candidate's error is returned when none does.
+    /// Without a given VMCOREINFO, RAM is scanned (by address, lazily) and each
+    /// candidate found is tried until one yields a kernel whose symbols decode; the
+    /// first candidate's error is returned when none does.
     pub fn new(mem: PhysMem, mut opts: KernelOptions) -> Result<Kernel, KernelError> {
         if let Some(info) = opts.vmcoreinfo.take() {
             return Self::with_info(mem, info, opts);
         }
         let mut first_err = None;
-        for found in scan_vmcoreinfo_all(&mem, MAX_CANDIDATES) {
+        let mut tried: Vec<VmcoreInfo> = Vec::new();
+        // Lazily: the scan stops at the first candidate that works.
+        for found in VmcoreInfoScan::new(&mem) {
+            if tried.len() >= MAX_CANDIDATES {
+                break;
+            }
+            if tried.contains(&found.info) {
+                continue;
+            }
+            tried.push(found.info.clone());
             match Self::with_info(mem.clone(), found.info, opts.clone()) {
                 Ok(k) => return Ok(k),
                 Err(e) => {

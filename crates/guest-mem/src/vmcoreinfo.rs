@@ -174,57 +174,92 @@ pub struct FoundVmcoreInfo {
 
 const NOTE_NAME: &[u8; 12] = b"VMCOREINFO\0\0";
 
-/// Scans page starts of `mem` for the kernel's VMCOREINFO: the ELF note first (it
-/// carries the final text), else the bare text buffer. Cost: one small read per
-/// 4 KiB page, plus a page for each candidate.
+/// The first VMCOREINFO in `mem` (lowest address): the kernel's ELF note or its
+/// bare text buffer. Cost: one small read per 4 KiB page up to the hit, plus a page
+/// for each candidate looked at.
 pub fn scan_vmcoreinfo(mem: &PhysMem) -> Option<FoundVmcoreInfo> {
-    scan_vmcoreinfo_all(mem, 1).into_iter().next()
+    VmcoreInfoScan::new(mem).next()
 }
 
-/// Every VMCOREINFO candidate in `mem` (at most `max`), notes before bare texts,
-/// each distinct text once. RAM can hold stale copies (freed pages of an earlier
-/// kernel, a kexec'd one); callers try them in order until one describes a kernel
-/// that decodes.
+/// Up to `max` distinct VMCOREINFO candidates, by address. RAM can hold stale copies
+/// (freed pages of an earlier kernel, a kexec'd one): callers try them in order until
+/// one describes a kernel that decodes. Scans all of RAM unless `max` are found first.
 pub fn scan_vmcoreinfo_all(mem: &PhysMem, max: usize) -> Vec<FoundVmcoreInfo> {
-    let mut notes: Vec<FoundVmcoreInfo> = Vec::new();
-    let mut texts: Vec<FoundVmcoreInfo> = Vec::new();
-    'ranges: for r in mem.ranges() {
-        // Ranges may sit anywhere in the 64-bit space (a vmcore says where): every
-        // step is checked so a range at the very top ends the scan instead of wrapping.
-        let Some(mut page) = r.start.0.checked_next_multiple_of(4096) else {
-            continue;
-        };
-        while page.checked_add(24).is_some_and(|e| e <= r.end()) {
-            let mut head = [0u8; 24];
-            if mem.read_phys(Gpa(page), &mut head).is_ok() {
-                if let Some(found) = note_at(mem, page, &head) {
-                    if !notes.iter().any(|n| n.info == found.info) {
-                        notes.push(found);
-                    }
-                    if notes.len() >= max {
-                        break 'ranges;
-                    }
-                } else if texts.len() < max
-                    && head.starts_with(b"OSRELEASE=")
-                    && let Some(info) = text_at(mem, page, 4096)
-                    && !texts.iter().any(|t| t.info == info)
-                {
-                    texts.push(FoundVmcoreInfo {
-                        gpa: Gpa(page),
-                        from_note: false,
-                        info,
-                    });
-                }
-            }
-            match page.checked_add(4096) {
-                Some(p) => page = p,
-                None => break,
-            }
+    let mut out: Vec<FoundVmcoreInfo> = Vec::new();
+    for f in VmcoreInfoScan::new(mem) {
+        if out.len() >= max {
+            break;
+        }
+        if !out.iter().any(|o| o.info == f.info) {
+            out.push(f);
         }
     }
-    notes.extend(texts);
-    notes.truncate(max);
-    notes
+    out
+}
+
+/// A lazy scan of page starts for VMCOREINFO (the kernel's note, or its text buffer),
+/// in address order: stops as soon as the caller has what it needs.
+pub struct VmcoreInfoScan<'a> {
+    mem: &'a PhysMem,
+    ranges: Vec<crate::phys::PhysRange>,
+    range: usize,
+    page: Option<u64>,
+}
+
+impl<'a> VmcoreInfoScan<'a> {
+    /// A scan over all of `mem`.
+    pub fn new(mem: &'a PhysMem) -> Self {
+        let ranges = mem.ranges();
+        let page = ranges
+            .first()
+            .and_then(|r| r.start.0.checked_next_multiple_of(4096));
+        VmcoreInfoScan {
+            mem,
+            ranges,
+            range: 0,
+            page,
+        }
+    }
+}
+
+impl Iterator for VmcoreInfoScan<'_> {
+    type Item = FoundVmcoreInfo;
+
+    fn next(&mut self) -> Option<FoundVmcoreInfo> {
+        // Ranges may sit anywhere in the 64-bit space (a vmcore says where): every
+        // step is checked so a range at the very top ends the scan instead of wrapping.
+        while let Some(r) = self.ranges.get(self.range).copied() {
+            let Some(page) = self
+                .page
+                .filter(|p| p.checked_add(24).is_some_and(|e| e <= r.end()))
+            else {
+                self.range += 1;
+                self.page = self
+                    .ranges
+                    .get(self.range)
+                    .and_then(|r| r.start.0.checked_next_multiple_of(4096));
+                continue;
+            };
+            self.page = page.checked_add(4096);
+            let mut head = [0u8; 24];
+            if self.mem.read_phys(Gpa(page), &mut head).is_err() {
+                continue;
+            }
+            if let Some(found) = note_at(self.mem, page, &head) {
+                return Some(found);
+            }
+            if head.starts_with(b"OSRELEASE=")
+                && let Some(info) = text_at(self.mem, page, 4096)
+            {
+                return Some(FoundVmcoreInfo {
+                    gpa: Gpa(page),
+                    from_note: false,
+                    info,
+                });
+            }
+        }
+        None
+    }
 }
 
 fn note_at(mem: &PhysMem, page: u64, head: &[u8; 24]) -> Option<FoundVmcoreInfo> {
@@ -320,7 +355,7 @@ KERNELOFFSET=22800000\nCRASHTIME=1700000000\n";
     }
 
     #[test]
-    fn scan_finds_note_before_text_and_text_alone() {
+    fn scan_finds_notes_and_texts_in_address_order() {
         let mut ram = vec![0u8; 64 * 4096];
         // A decoy string inside a page (not at a page start) is ignored.
         ram[100..100 + 10].copy_from_slice(b"VMCOREINFO");
@@ -329,10 +364,16 @@ KERNELOFFSET=22800000\nCRASHTIME=1700000000\n";
         let note = encode_note(SAMPLE);
         ram[40 * 4096..40 * 4096 + note.len()].copy_from_slice(&note);
         let mem = PhysMem::from_buffers(vec![(Gpa(0x100000), ram.clone())]).unwrap();
-        let f = scan_vmcoreinfo(&mem).unwrap();
+        let all = scan_vmcoreinfo_all(&mem, 8);
+        assert_eq!(all.len(), 2);
+        assert!(!all[0].from_note);
+        assert_eq!(all[0].info.osrelease(), Some("9.9.9+deb13-cloud-amd64"));
+        let f = &all[1];
         assert!(f.from_note);
         assert_eq!(f.gpa, Gpa(0x100000 + 40 * 4096 + 24));
         assert_eq!(f.info.osrelease(), Some("7.3.4+deb13-cloud-amd64"));
+        assert_eq!(scan_vmcoreinfo(&mem).unwrap(), all[0]);
+        assert_eq!(scan_vmcoreinfo_all(&mem, 1).len(), 1);
 
         ram[40 * 4096..40 * 4096 + note.len()].fill(0);
         let mem = PhysMem::from_buffers(vec![(Gpa(0), ram)]).unwrap();
