@@ -107,6 +107,9 @@ fn main() {
     let ((typed, untyped), cpu) = ratio(&json, if benching { 5 } else { 1 });
     let mbps = |d: Duration| json.len() as f64 / d.as_secs_f64() / 1e6;
     println!("document: {:.1} MB", json.len() as f64 / 1e6);
+    if !benching {
+        println!("(test mode: one block, possibly unoptimized; `cargo bench` gives the figures)");
+    }
     println!(
         "wall:   typed parse {:.0} MB/s ({typed:.2?}), untyped Value parse {:.0} MB/s ({untyped:.2?}), ratio {:.2}",
         mbps(typed),
