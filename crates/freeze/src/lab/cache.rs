@@ -150,6 +150,80 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], step: &str) -> Result<(), 
 mod tests {
     use super::*;
 
+    fn temp_lab(name: &str) -> (Lab, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "ktstr-cache-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let lab = Lab::at(&dir)
+            .unwrap()
+            .with_progress(std::sync::Arc::new(crate::lab::QuietProgress));
+        (lab, dir)
+    }
+
+    #[test]
+    fn a_failed_build_leaves_no_entry_and_no_leftovers() {
+        let (lab, dir) = temp_lab("fail");
+        let err = lab
+            .entry("thing/v1", "a thing", |tmp| {
+                std::fs::write(tmp.join("half"), b"written").unwrap();
+                Err(LabError::invalid("building a thing", "it broke"))
+            })
+            .unwrap_err();
+        assert_eq!(err.to_string(), "building a thing: it broke");
+        assert!(!dir.join("thing/v1").exists());
+        assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        // The next attempt builds from scratch and succeeds.
+        let done = lab
+            .entry("thing/v1", "a thing", |tmp| {
+                assert_eq!(
+                    std::fs::read_dir(tmp).unwrap().count(),
+                    0,
+                    "a clean build dir"
+                );
+                std::fs::write(tmp.join("whole"), b"ok").map_err(|e| LabError::io("w", tmp, e))
+            })
+            .unwrap();
+        assert_eq!(std::fs::read(done.join("whole")).unwrap(), b"ok");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn concurrent_callers_build_once() {
+        let (lab, dir) = temp_lab("race");
+        let builds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (lab, builds) = (lab.clone(), builds.clone());
+                std::thread::spawn(move || {
+                    lab.entry("shared/v1", "shared", |tmp| {
+                        builds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        std::fs::write(tmp.join("f"), b"x").map_err(|e| LabError::io("w", tmp, e))
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap().join("f").is_file());
+        }
+        assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn leftovers_of_a_dead_build_are_removed() {
+        let (lab, dir) = temp_lab("stale");
+        let stale = dir.join("tmp").join("thing_v2.999999.1");
+        std::fs::create_dir_all(&stale).unwrap();
+        lab.entry("thing/v2", "a thing", |_| Ok(())).unwrap();
+        assert!(!stale.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn fnv_separates_parts() {
         assert_ne!(fnv64(&[b"ab", b"c"]), fnv64(&[b"a", b"bc"]));

@@ -200,3 +200,41 @@ pub(crate) fn program_version(step: &str, program: &str) -> Result<String, LabEr
             .to_string())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::QuietProgress;
+
+    #[test]
+    fn a_failing_tool_reports_its_step_status_and_output_tail() {
+        let dir = std::env::temp_dir().join(format!("ktstr-tool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        let err = run_logged(
+            &QuietProgress,
+            "making noise",
+            Command::new("sh").args(["-c", "echo first; echo boom >&2; exit 3"]),
+            &log,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("making noise: `sh -c"), "{err}");
+        assert!(
+            err.contains("exit status: 3") && err.contains("boom"),
+            "{err}"
+        );
+        run_logged(&QuietProgress, "ok", &mut Command::new("true"), &log).unwrap();
+        let missing = output("probing", &mut Command::new("/nonexistent/tool")).unwrap_err();
+        assert!(missing.to_string().contains("could not start"), "{missing}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        let text: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let t = tail(&text);
+        assert_eq!(t.lines().count(), TAIL_LINES);
+        assert!(t.ends_with("line 99"));
+    }
+}
