@@ -353,8 +353,11 @@ fn arena(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result<()
     };
     let mut buf = vec![0u8; PAGE as usize];
     for pg in 0..span {
-        // Unpopulated pages are simply not mapped in the kernel's arena range.
-        let kva = Kva(kern_vm_start.wrapping_add(pg * PAGE));
+        // The kernel maps the page of user address `u` at `kern_vm_start + (u32)u`
+        // (BPF programs address the arena with 32-bit offsets). Unpopulated pages are
+        // simply not mapped there.
+        let user = user_vm_start.wrapping_add(pg * PAGE);
+        let kva = Kva(kern_vm_start.wrapping_add(user & 0xffff_ffff));
         if cx.k.mem.read_kva(kva, &mut buf).is_err() {
             continue;
         }
@@ -363,7 +366,7 @@ fn arena(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result<()
             break;
         }
         snap.pages.push(ArenaPage {
-            user_addr: user_vm_start.wrapping_add(pg * PAGE),
+            user_addr: user,
             bytes: buf.clone(),
         });
     }
