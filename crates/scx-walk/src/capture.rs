@@ -452,3 +452,100 @@ fn active_scheduler(
     }
     r.active_map_kvas = kvas.into_iter().collect();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{FakeMem, FakeSyms, FakeTypes};
+
+    const B: u64 = 0xffff_ffff_8100_0000;
+
+    /// A kernel whose BTF lacks one rq member and every map/task type: the rq group is
+    /// named in the stable reason, the other sections say why they are empty, and the
+    /// capture still returns the vCPU registers.
+    #[test]
+    fn missing_groups_degrade_their_sections_only() {
+        let mut t = FakeTypes::default();
+        for (ty, m, o) in [
+            ("list_head", "next", 0),
+            ("hlist_head", "first", 0),
+            ("hlist_node", "next", 0),
+            ("xarray", "xa_head", 8),
+            ("xa_node", "shift", 0),
+            ("xa_node", "slots", 40),
+            ("idr", "idr_rt", 0),
+            ("rhashtable", "tbl", 0),
+            ("rhashtable", "nelems", 8),
+            ("bucket_table", "size", 0),
+            ("bucket_table", "nest", 4),
+            ("bucket_table", "buckets", 64),
+            ("bucket_table", "future_tbl", 32),
+            ("rhash_head", "next", 0),
+            ("scx_sched", "ops.name", 0),
+            ("scx_sched", "aborting", 0x100),
+            ("scx_sched", "bypass_depth", 0x104),
+            ("scx_sched", "exit_kind", 0x108),
+            ("scx_sched", "watchdog_timeout", 0x110),
+            ("scx_sched", "dsq_hash", 0x200),
+            ("rq", "curr", 0x10),
+            ("rq", "scx.nr_running", 0x20),
+        ] {
+            t = t.member(ty, m, o);
+        }
+        let s = FakeSyms::default()
+            .with("nr_cpu_ids", B)
+            .with("__per_cpu_offset", B + 0x100)
+            .with("scx_root", B + 0x200)
+            .with("runqueues", B + 0x1000);
+        let mut m = FakeMem::default();
+        m.w32(B, 1);
+        m.w64(B + 0x100, 0);
+        m.w64(B + 0x200, 0); // no scheduler attached
+        let target = Target {
+            kernel: Kernel {
+                mem: &m,
+                syms: &s,
+                types: &t,
+            },
+            renderer: None,
+            vcpu_regs: vec![
+                Some(CpuRegs {
+                    rip: 0xffff_ffff_8100_1234,
+                    rsp: 0xffff_c900_0000_0ff0,
+                    cr3: 0x1000,
+                    ..Default::default()
+                }),
+                None,
+            ],
+        };
+        let out = capture(&target, &CaptureOptions::default());
+        let r = &out.report;
+        assert_eq!(
+            r.scx_walker_unavailable.as_deref(),
+            Some("scx walker partial: missing offset groups [rq, dsq]")
+        );
+        assert!(r.rq_scx_states.is_empty() && r.dsq_states.is_empty());
+        assert_eq!(
+            r.task_enrichments_unavailable.as_deref(),
+            Some(why::NO_TASK_WALKER)
+        );
+        assert_eq!(
+            r.prog_runtime_stats_unavailable.as_deref(),
+            Some(why::PROG_ACCESSOR_UNAVAILABLE)
+        );
+        assert!(r.per_node_numa_unavailable.is_some());
+        assert_eq!(r.vcpu_regs.len(), 2);
+        assert_eq!(
+            r.vcpu_regs[0].as_ref().unwrap().instruction_pointer,
+            0xffff_ffff_8100_1234
+        );
+        assert!(r.vcpu_regs[1].is_none());
+        assert!(
+            out.log.iter().any(|l| l.contains("rq.scx.flags")),
+            "{:?}",
+            out.log
+        );
+        let phases: Vec<_> = out.phases.iter().map(|p| p.name).collect();
+        assert!(phases.contains(&"maps") || phases.contains(&"progs"));
+    }
+}
