@@ -350,7 +350,13 @@ impl VmBuilder {
             }
         }
         use std::os::unix::thread::JoinHandleExt;
-        ctl.set_threads(engine.threads.iter().map(|h| h.as_pthread_t()).collect());
+        ctl.set_threads(
+            engine
+                .threads
+                .iter()
+                .map(|h| (h.as_pthread_t(), h.thread().clone()))
+                .collect(),
+        );
         Ok(engine)
     }
 }
