@@ -37,7 +37,7 @@ fn note(out: &mut Vec<u8>, name: &str, ntype: u32, desc: &[u8]) {
 }
 
 /// Writes `mem` as an ELF64 x86_64 core file to `out`; returns the bytes written.
-pub fn write_vmcore<W: Write>(
+pub fn write_vmcore<W: Write + ?Sized>(
     out: &mut W,
     mem: &PhysMem,
     contents: &VmcoreContents<'_>,
