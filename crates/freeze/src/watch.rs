@@ -30,6 +30,8 @@ use vm_memory::{Bytes, GuestAddress};
 
 use crate::{Engine, EngineError, FreezeOutcome, GuestRam};
 
+/// `SCX_EXIT_NONE`: a scheduler that has not exited.
+pub const SCX_EXIT_NONE: u32 = 0;
 /// `SCX_EXIT_DONE`: what the disable worker leaves in `exit_kind` once it has taken over.
 pub const SCX_EXIT_DONE: u32 = 1;
 /// `SCX_EXIT_ERROR`: exit kinds at or above it are errors.
@@ -245,7 +247,10 @@ pub struct WatchOptions {
     /// Set it to end the watch from another thread (e.g. when the guest exited).
     pub stop: Option<Arc<AtomicBool>>,
     /// Do not trigger on this `scx_sched` (one already captured: after a thaw it keeps
-    /// its error `exit_kind` until the kernel unpublishes it).
+    /// showing its error, and `scx_root` may keep pointing at it until the next
+    /// scheduler attaches). The address counts again once `scx_root` points elsewhere
+    /// or is NULL, or the object there shows `SCX_EXIT_NONE` (a later scheduler
+    /// allocated at the same address).
     pub ignore_sched: Option<Kva>,
     /// Poll from a real-time (`SCHED_FIFO`) thread when the host allows it; the
     /// calling thread's policy is restored afterwards.
@@ -340,6 +345,7 @@ where
     let mut stats = WatchStats::default();
     let mut last_poll = start;
     let mut last_sched: Option<Kva> = None;
+    let mut ignore = opts.ignore_sched;
     loop {
         let now = Instant::now();
         if stats.polls > 0 {
@@ -355,9 +361,15 @@ where
                 },
             ) => {
                 last_sched = Some(sched);
-                if Some(sched) == opts.ignore_sched {
+                if Some(sched) == ignore {
+                    // A fresh scheduler allocated at the captured one's address shows
+                    // SCX_EXIT_NONE: from then on the address counts again.
+                    if sample.exit_kind == Some(SCX_EXIT_NONE) {
+                        ignore = None;
+                    }
                     None
                 } else {
+                    ignore = None;
                     reader
                         .error_in(&sample)
                         .map(|(kind, late)| (sched, kind, late, false))
@@ -366,7 +378,8 @@ where
             Ok(Sample { sched: None, .. }) => {
                 // scx_root went NULL since the last poll: if that scheduler failed,
                 // its exit_kind (or exit_info) still says so until it is freed.
-                let prev = last_sched.take().filter(|s| Some(*s) != opts.ignore_sched);
+                let prev = last_sched.take().filter(|s| Some(*s) != ignore);
+                ignore = None;
                 prev.and_then(|sched| {
                     let sample = Sample {
                         sched: Some(sched),
@@ -615,6 +628,38 @@ mod tests {
             "{out:?}"
         );
         assert!(!e.is_frozen());
+    }
+
+    #[test]
+    fn the_ignored_address_counts_again_for_a_new_scheduler() {
+        // The captured scheduler, still published with its error, is ignored ...
+        let mut e = setup(DIRECT + SCHED, SCX_EXIT_ERROR_BPF);
+        let ram = e.ram.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            // ... then a new one allocated at the same address attaches (scx_root is
+            // never NULL in between) and fails.
+            ram.store(SCX_EXIT_NONE, GuestAddress(SCHED + OFF), Ordering::Release)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            ram.store(
+                SCX_EXIT_ERROR_STALL,
+                GuestAddress(SCHED + OFF),
+                Ordering::Release,
+            )
+            .unwrap();
+        });
+        let opts = WatchOptions {
+            timeout: Some(Duration::from_secs(10)),
+            ignore_sched: Some(Kva(DIRECT + SCHED)),
+            ..Default::default()
+        };
+        let out = watch_exit_kind(&mut e, trigger(), translate, &opts).unwrap();
+        t.join().unwrap();
+        let WatchOutcome::Triggered(t) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(t.exit_kind, SCX_EXIT_ERROR_STALL);
     }
 
     #[test]
