@@ -8,9 +8,13 @@
 //! measured and reported.
 //!
 //! The window is short. On an error exit the kernel sets `exit_kind`, dumps its own
-//! state from an irq_work, then its disable worker replaces `exit_kind` with
-//! `SCX_EXIT_DONE` (1) — keeping the real kind only in `exit_info->kind` — and later
-//! clears `scx_root`. So the poll runs at ≥ 1 kHz (every 100 µs by default) on a
+//! state from an irq_work, then its disable worker copies the kind to
+//! `exit_info->kind` and replaces `exit_kind` with `SCX_EXIT_DONE` (1) (seen on 7.3:
+//! `(1025, 0)` → `(1025, 1025)` → `(1, 1025)` for `(exit_kind, exit_info->kind)`);
+//! `scx_root` may stay pointing at the dead scheduler until the next one attaches, or
+//! become NULL. On the lab's TCG guests the window lasted longer than the ~25 ms
+//! worst flip-to-frozen measured, but a host thread descheduled for longer misses
+//! it. So the poll runs at ≥ 1 kHz (every 100 µs by default) on a
 //! thread raised to real-time priority when the host allows it (a loaded host would
 //! otherwise deschedule it for longer than the window). When the caller also gives the
 //! `exit_info` offsets, a window missed anyway still triggers, *late*: `exit_kind` is
