@@ -32,11 +32,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    let mut hwm = Vec::new();
     let t0 = Instant::now();
     let core = Vmcore::open(vmcore.as_ref())?;
     let t_open = t0.elapsed();
+    hwm.push(("open", peak_rss_kib()));
     let kernel = core.kernel(KernelOptions::default())?;
     let t_syms = t0.elapsed();
+    hwm.push(("symbols", peak_rss_kib()));
     let btf = match opt("--btf") {
         Some(p) => Btf::from_file(&p)?,
         None => {
@@ -46,6 +49,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let t_btf = t0.elapsed();
+    hwm.push(("btf", peak_rss_kib()));
     let renderer = BtfRenderer::new(&btf);
     let target = Target {
         kernel: Kernel {
@@ -58,11 +62,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let out = capture(&target, &CaptureOptions::default());
     let t_cap = t0.elapsed();
+    hwm.push(("capture", peak_rss_kib()));
     let json = out.report.to_json()?;
     if let Some(p) = opt("--json") {
         std::fs::write(p, &json)?;
     }
     let t_all = t0.elapsed();
+    hwm.push(("json", peak_rss_kib()));
     eprintln!("phase open          {:>8.2} ms", t_open.as_secs_f64() * 1e3);
     eprintln!(
         "phase symbols       {:>8.2} ms",
@@ -96,8 +102,25 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         out.report.event_counter_timeline.len(),
         out.report.prog_runtime_stats.len(),
     );
+    let peaks: Vec<String> = hwm
+        .iter()
+        .map(|(p, k)| format!("{p}={:.1}MiB", *k as f64 / 1024.0))
+        .collect();
+    eprintln!("peak RSS after: {}", peaks.join(" "));
     for l in &out.log {
         eprintln!("log: {l}");
     }
     Ok(())
+}
+
+/// `VmHWM` of this process in KiB (0 when unavailable).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
