@@ -1,2 +1,26 @@
-//! The library half of the `ktstr` command: the capture session
-//! (watch → freeze → walk → thaw → write) that the binary, tests and other programs call.
+//! The library half of the `ktstr` command: the capture session (watch → freeze → walk →
+//! thaw → write), callable by tests and other programs.
+//!
+//! Everything here returns [`Error`]; the `ktstr` binary decides messages and exit codes
+//! ([`Error::class`] tells it whether the caller's input or the machine is at fault).
+//!
+//! - [`capture_vmcore`]: a report from a post-mortem vmcore (no VM needed).
+//! - [`capture_qmp`]: attach to a running QEMU (QMP socket + shared RAM file), freeze,
+//!   capture, thaw.
+//! - [`run`]: provision, boot a sched_ext guest under QEMU, attach a scheduler, run a
+//!   workload, watch for its error exit and capture (or on timeout / interrupt).
+//! - [`write_atomic`]: the only way files are written: a temporary file in the target's
+//!   directory, renamed into place, so no partial output ever exists under the final name.
+
+mod atomic;
+mod error;
+mod frozen;
+mod qmp_attach;
+mod run;
+mod time;
+
+pub use atomic::write_atomic;
+pub use error::{Error, ErrorClass};
+pub use frozen::{CaptureSources, capture_frozen, capture_vmcore, export_vmcore, report_has_error_exit};
+pub use qmp_attach::{QmpAttachOptions, capture_qmp};
+pub use run::{EngineChoice, RunOptions, RunOutcome, RunResult, SchedulerArg, parse_duration, parse_size_mib, run};

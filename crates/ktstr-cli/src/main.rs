@@ -1,4 +1,238 @@
-fn main() {
-    eprintln!("ktstr: no commands yet");
-    std::process::exit(2);
+//! `ktstr`: run a sched_ext guest and capture, render and validate failure dumps.
+//!
+//! A thin layer over `ktstr_cli` (the library half): it parses arguments, prints, and
+//! turns outcomes into exit codes: 0 no failure, 1 failure captured (or an invalid
+//! document for `validate`), 2 usage or unusable input, 3 infrastructure error.
+
+mod cli;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::Parser;
+use dump_schema::{FailureDumpReportAny, SchemaKind};
+use ktstr_cli::{Error, ErrorClass};
+
+use cli::{CaptureArgs, Cli, Command, ExportArgs, RunArgs};
+
+const EXIT_OK: u8 = 0;
+const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_INFRA: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let verbose = cli.verbose;
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // One line for people; the library's messages already carry their context.
+            let msg = e.to_string();
+            let mut lines = msg.lines();
+            eprintln!("ktstr: error: {}", lines.next().unwrap_or_default());
+            if verbose > 0 {
+                for l in lines {
+                    eprintln!("  {l}");
+                }
+            }
+            ExitCode::from(match e.class() {
+                ErrorClass::Input => EXIT_USAGE,
+                ErrorClass::Infrastructure => EXIT_INFRA,
+            })
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8, Error> {
+    let v = cli.verbose;
+    match cli.command {
+        Command::Render { file, json } => {
+            let report = read_report(&file)?;
+            if json {
+                print_out(&report.to_json_pretty()?)?;
+            } else {
+                print_out(&report.to_string())?;
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Validate { file, json } => validate(&file, json),
+        Command::Schema { kind } => {
+            let kind = SchemaKind::from_name(&kind).ok_or_else(|| {
+                Error::Usage(format!(
+                    "unknown schema {kind:?}: expected single, dual, degraded or any"
+                ))
+            })?;
+            print_out(kind.schema_text().trim_end())?;
+            Ok(EXIT_OK)
+        }
+        Command::Capture(args) => capture(args, v),
+        Command::ExportVmcore(args) => export(args),
+        Command::Run(args) => run(*args, v),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`ktstr render x | head`) is not an error.
+fn print_out(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Write {
+            path: "<stdout>".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn read_report(path: &std::path::Path) -> Result<FailureDumpReportAny, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    FailureDumpReportAny::from_slice(&bytes).map_err(|source| Error::NotADump {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn validate(path: &std::path::Path, json: bool) -> Result<u8, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let result = FailureDumpReportAny::from_slice(&bytes);
+    let code = if result.is_ok() { EXIT_OK } else { EXIT_FAILURE };
+    if json {
+        let v = match &result {
+            Ok(r) => serde_json::json!({ "valid": true, "schema": r.schema() }),
+            Err(e) => {
+                let path = match e {
+                    dump_schema::Error::Invalid { path, .. } => Some(path.clone()),
+                    _ => None,
+                };
+                serde_json::json!({ "valid": false, "error": e.to_string(), "path": path })
+            }
+        };
+        print_out(&v.to_string())?;
+    } else {
+        match &result {
+            Ok(r) => print_out(&format!("{}: valid {} report", path.display(), r.schema()))?,
+            Err(e) => eprintln!("{}: {e}", path.display()),
+        }
+    }
+    Ok(code)
+}
+
+fn interrupt_flag() -> Result<Arc<AtomicBool>, Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // A second signal while the first is being handled ends the process at once
+        // (QEMU dies with it: it is tied to this process).
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())
+            .and_then(|_| signal_hook::flag::register(sig, flag.clone()))
+            .map_err(|e| Error::Infrastructure(format!("installing the signal handler: {e}")))?;
+    }
+    Ok(flag)
+}
+
+fn emit_report(report: &FailureDumpReportAny, json: bool) -> Result<(), Error> {
+    if json {
+        print_out(&report.to_json_pretty()?)
+    } else {
+        print_out(report.to_string().trim_end())
+    }
+}
+
+fn capture(args: CaptureArgs, verbose: u8) -> Result<u8, Error> {
+    let sources = args.sources();
+    let opts = scx_walk::CaptureOptions::default();
+    let out = match (&args.vmcore, &args.qmp, &args.ram) {
+        (Some(core), None, None) => {
+            if args.vmcore_out.is_some() {
+                return Err(Error::Usage(
+                    "--vmcore-out needs a live guest (--qmp/--ram), not --vmcore".into(),
+                ));
+            }
+            ktstr_cli::capture_vmcore(core, &sources, &opts)?
+        }
+        (None, Some(qmp), Some(ram)) => {
+            let q = ktstr_cli::QmpAttachOptions {
+                qmp: qmp.clone(),
+                ram: ram.clone(),
+                machine: args.machine.into(),
+                sources,
+                vmcore_out: args.vmcore_out.clone(),
+            };
+            ktstr_cli::capture_qmp(&q, &opts)?
+        }
+        _ => {
+            return Err(Error::Usage(
+                "capture needs either --vmcore FILE, or --qmp SOCKET with --ram FILE".into(),
+            ));
+        }
+    };
+    if verbose > 0 {
+        for p in &out.phases {
+            eprintln!("ktstr: capture phase {:<16} {:>8.2} ms", p.name, p.elapsed.as_secs_f64() * 1e3);
+        }
+        for l in &out.log {
+            eprintln!("ktstr: {l}");
+        }
+    }
+    let report = FailureDumpReportAny::Single(out.report);
+    if let Some(p) = &args.out {
+        let json = report.to_json_pretty()?;
+        ktstr_cli::write_atomic(p, |w| {
+            w.write_all(json.as_bytes())?;
+            w.write_all(b"\n")
+        })?;
+        eprintln!("ktstr: wrote {}", p.display());
+    }
+    emit_report(&report, args.json)?;
+    Ok(if ktstr_cli::report_has_error_exit(&report) {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    })
+}
+
+fn export(args: ExportArgs) -> Result<u8, Error> {
+    // Exporting is a capture whose product is the vmcore: freeze, write, thaw.
+    let q = ktstr_cli::QmpAttachOptions {
+        qmp: args.qmp,
+        ram: args.ram,
+        machine: args.machine.into(),
+        sources: Default::default(),
+        vmcore_out: Some(args.out.clone()),
+    };
+    ktstr_cli::capture_qmp(&q, &scx_walk::CaptureOptions::default())?;
+    eprintln!("ktstr: wrote {}", args.out.display());
+    Ok(EXIT_OK)
+}
+
+fn run(args: RunArgs, verbose: u8) -> Result<u8, Error> {
+    let json = args.json;
+    let mut opts = args.into_options();
+    opts.interrupt = interrupt_flag()?;
+    let result = ktstr_cli::run(&opts)?;
+    if verbose > 0 {
+        for l in &result.log {
+            eprintln!("ktstr: {l}");
+        }
+    }
+    emit_report(&result.report, json)?;
+    if let ktstr_cli::RunOutcome::GuestSetupFailed { what } = &result.outcome {
+        eprintln!(
+            "ktstr: the guest failed before a capture was possible: {what}; wrote a placeholder report with guest_setup_failure to {}",
+            result.json_path.display()
+        );
+    } else {
+        eprintln!("ktstr: {:?}; wrote {}", result.outcome, result.json_path.display());
+    }
+    if let Some(p) = &result.vmcore {
+        eprintln!("ktstr: wrote {}", p.display());
+    }
+    Ok(if result.failure() { EXIT_FAILURE } else { EXIT_OK })
 }

@@ -1,0 +1,272 @@
+//! The command line: clap definitions, help texts with examples.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ktstr_cli::{EngineChoice, RunOptions, SchedulerArg, parse_duration, parse_size_mib};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ktstr",
+    version,
+    about = "Run sched_ext schedulers in a VM and capture failure dumps of the frozen guest",
+    after_help = concat!(
+        "Examples:\n",
+        "  ktstr run                                  # boot, stall the `stall` scheduler, capture\n",
+        "  ktstr run --scheduler ok --timeout 60s     # no failure: exit 0 after 60 s\n",
+        "  ktstr capture --vmcore guest.vmcore        # the same report from a vmcore\n",
+        "  ktstr render ktstr-out/*.failure-dump.json # read a dump\n",
+        "  ktstr validate dump.json && echo ok\n",
+        "  ktstr schema any > failure-dump.schema.json\n\n",
+        "Exit codes: 0 no failure, 1 failure captured (or invalid document for `validate`),\n",
+        "2 usage or unusable input, 3 infrastructure error."
+    )
+)]
+pub struct Cli {
+    /// More diagnostics on stderr (accelerator, timings, walker log); repeat for more.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Boot a sched_ext guest, attach a scheduler, run a workload and capture a dump
+    #[command(after_help = concat!(
+        "Provisions what is missing first (host packages, the 7.3 sched_ext kernel, the\n",
+        "test schedulers; cached under $KTSTR_CACHE or ~/.cache/ktstr), with progress on\n",
+        "stderr. The guest is frozen the moment the scheduler's exit kind turns into an\n",
+        "error (SCX_EXIT_ERROR*), or at --timeout, at the end of the workload, or on\n",
+        "Ctrl-C (a second Ctrl-C aborts). The dump goes to\n",
+        "DIR/<scheduler>-<UTC time>.failure-dump.json (written atomically) and its\n",
+        "rendering to stdout. A guest that fails before a capture is possible (panic,\n",
+        "scheduler refusing to attach) yields a placeholder report with\n",
+        "guest_setup_failure filled, and exit code 1.\n\n",
+        "Examples:\n",
+        "  ktstr run                                       # `stall`: exit 1, names the starved task\n",
+        "  ktstr run --scheduler error --out /tmp/dumps\n",
+        "  ktstr run --scheduler ok --timeout 45s          # exit 0\n",
+        "  ktstr run --scheduler bpfland --workload 'ktstr_spin 4 30'\n",
+        "  ktstr run --scheduler ./my_sched.bpf.o --cpus 4 --memory 1G --vmcore-out guest.vmcore\n",
+        "  ktstr run --json | jq .late.dsq_states\n\n",
+        "Exit codes: 0 no failure, 1 failure captured, 2 usage, 3 infrastructure error."
+    ))]
+    Run(Box<RunArgs>),
+    /// Capture a report from a vmcore, or from a running QEMU guest (QMP + shared RAM)
+    #[command(after_help = concat!(
+        "With --vmcore no VM is needed: the kernel is found through the vmcore's\n",
+        "VMCOREINFO (or a scan of its RAM), symbols from kallsyms in guest memory and types\n",
+        "from the kernel's own BTF; --btf and --system-map are fallbacks. With --qmp/--ram\n",
+        "the guest (started with -qmp unix:SOCKET,server=on,wait=off and\n",
+        "-object memory-backend-file,id=ram,share=on,mem-path=FILE -machine memory-backend=ram)\n",
+        "is stopped, captured and resumed.\n\n",
+        "Examples:\n",
+        "  ktstr capture --vmcore guest.vmcore\n",
+        "  ktstr capture --vmcore guest.vmcore --btf vmlinux --out dump.json\n",
+        "  ktstr capture --qmp /tmp/qmp.sock --ram /dev/shm/guest-ram --json\n\n",
+        "Exit codes: 0 no scheduler error in the dump, 1 the dump shows a scheduler error\n",
+        "exit, 2 usage or unusable input, 3 infrastructure error."
+    ))]
+    Capture(CaptureArgs),
+    /// Print the human rendering of a failure dump (single, dual or degraded)
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  ktstr render dump.failure-dump.json | less\n",
+        "  ktstr render --json dump.json    # normalized JSON\n\n",
+        "Exit codes: 0 rendered, 2 the file is missing or not a failure dump."
+    ))]
+    Render {
+        /// The JSON failure dump.
+        file: PathBuf,
+        /// Print the report as normalized JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that a file is a valid failure dump; says where it is not
+    #[command(after_help = concat!(
+        "The error names the line, column and JSON path of the offending field,\n",
+        "e.g. `maps[3].value.members[0].value.bits`.\n\n",
+        "Examples:\n",
+        "  ktstr validate dump.json\n",
+        "  ktstr validate --json dump.json   # {\"valid\":false,\"error\":…,\"path\":…}\n\n",
+        "Exit codes: 0 valid, 1 invalid, 2 the file cannot be read."
+    ))]
+    Validate {
+        file: PathBuf,
+        /// Print the verdict as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema (draft 2020-12) of a report kind
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  ktstr schema                 # `any`: a oneOf told apart by `schema`\n",
+        "  ktstr schema single > single.json\n\n",
+        "Exit codes: 0, or 2 for an unknown kind."
+    ))]
+    Schema {
+        /// single, dual, degraded or any.
+        #[arg(default_value = "any")]
+        kind: String,
+    },
+    /// Freeze a running QEMU guest and write it as an ELF vmcore (drgn and crash read it)
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  ktstr export-vmcore --qmp /tmp/qmp.sock --ram /dev/shm/guest-ram --out guest.vmcore\n",
+        "  drgn -c guest.vmcore -e 'print(prog[\"init_task\"].comm)'\n",
+        "(`ktstr run --vmcore-out FILE` writes one at the capture.)\n\n",
+        "Exit codes: 0 written, 2 usage or unusable input, 3 infrastructure error."
+    ))]
+    ExportVmcore(ExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// ok, stall, error, bpfland, or a PATH.bpf.o of your own
+    #[arg(long, default_value = "stall", value_parser = parse_scheduler)]
+    pub scheduler: SchedulerArg,
+    /// vCPUs of the guest.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Guest RAM, e.g. 512M, 2G.
+    #[arg(long, default_value = "512M", value_parser = parse_size_mib)]
+    pub memory: u64,
+    /// auto (QEMU; KVM when a probe shows it boots Linux, else TCG), kvm, or qemu.
+    #[arg(long, default_value = "auto", value_parser = parse_engine)]
+    pub engine: EngineChoice,
+    /// Boot this kernel image instead of the provisioned 7.3 sched_ext kernel.
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Guest shell command (busybox sh; helpers `ktstr_spin N SECS`, `ktstr_victim SECS`).
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Capture after this long without an error exit (e.g. 90s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Directory for the dump.
+    #[arg(long, default_value = "ktstr-out")]
+    pub out: PathBuf,
+    /// Also write the frozen guest as an ELF vmcore.
+    #[arg(long)]
+    pub vmcore_out: Option<PathBuf>,
+    /// Print the report as JSON instead of its rendering.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RunArgs {
+    pub fn into_options(self) -> RunOptions {
+        let mut o = RunOptions::new(self.scheduler);
+        o.cpus = self.cpus;
+        o.memory_mib = self.memory;
+        o.engine = self.engine;
+        o.kernel = self.kernel;
+        o.workload = self.workload;
+        o.timeout = self.timeout;
+        o.out_dir = self.out;
+        o.vmcore_out = self.vmcore_out;
+        o
+    }
+}
+
+fn parse_scheduler(s: &str) -> Result<SchedulerArg, String> {
+    s.parse()
+}
+
+fn parse_engine(s: &str) -> Result<EngineChoice, String> {
+    s.parse()
+}
+
+/// QEMU's x86 machine types (they place RAM differently around the PCI hole).
+#[derive(ValueEnum, Clone, Copy, Debug, Default)]
+pub enum Machine {
+    #[default]
+    Pc,
+    Q35,
+}
+
+impl From<Machine> for guest_mem::ramfile::QemuMachine {
+    fn from(m: Machine) -> Self {
+        match m {
+            Machine::Pc => guest_mem::ramfile::QemuMachine::Pc,
+            Machine::Q35 => guest_mem::ramfile::QemuMachine::Q35,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// A vmcore (QEMU dump-guest-memory, kdump, `ktstr export-vmcore`).
+    #[arg(long, conflicts_with_all = ["qmp", "ram"])]
+    pub vmcore: Option<PathBuf>,
+    /// QMP socket of a running QEMU guest.
+    #[arg(long, requires = "ram")]
+    pub qmp: Option<PathBuf>,
+    /// That guest's shared RAM file (memory-backend-file,share=on).
+    #[arg(long, requires = "qmp")]
+    pub ram: Option<PathBuf>,
+    /// The QEMU machine type of that guest.
+    #[arg(long, value_enum, default_value_t = Machine::Pc)]
+    pub machine: Machine,
+    /// Kernel BTF (raw BTF, vmlinux or bzImage) instead of the one in guest memory.
+    #[arg(long)]
+    pub btf: Option<PathBuf>,
+    /// A System.map instead of kallsyms in guest memory.
+    #[arg(long)]
+    pub system_map: Option<PathBuf>,
+    /// Write the JSON dump here (atomically).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// With --qmp: also write the frozen guest as an ELF vmcore.
+    #[arg(long)]
+    pub vmcore_out: Option<PathBuf>,
+    /// Print the report as JSON instead of its rendering.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CaptureArgs {
+    pub fn sources(&self) -> ktstr_cli::CaptureSources {
+        ktstr_cli::CaptureSources {
+            btf: self.btf.clone(),
+            system_map: self.system_map.clone(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// QMP socket of the running QEMU guest.
+    #[arg(long)]
+    pub qmp: PathBuf,
+    /// Its shared RAM file.
+    #[arg(long)]
+    pub ram: PathBuf,
+    #[arg(long, value_enum, default_value_t = Machine::Pc)]
+    pub machine: Machine,
+    /// The vmcore to write (atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_has_examples() {
+        for sub in Cli::command().get_subcommands() {
+            let help = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            assert!(help.contains("Examples:"), "{} has no examples", sub.get_name());
+            assert!(help.contains("Exit codes:"), "{} has no exit codes", sub.get_name());
+        }
+    }
+}

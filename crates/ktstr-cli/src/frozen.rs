@@ -1,0 +1,155 @@
+//! Capturing a frozen guest (or a vmcore): find the kernel, load its BTF, run the walkers;
+//! and writing a frozen guest out as an ELF vmcore.
+
+use std::path::{Path, PathBuf};
+
+use btf_walk::Btf;
+use dump_schema::{FailureDumpReport, FailureDumpReportAny};
+use guest_mem::vmcore::writer::{VmcoreContents, write_vmcore};
+use guest_mem::{CpuRegs, Kernel as GuestKernel, KernelOptions, PhysMem, SymbolTable, Vmcore};
+use scx_walk::render::BtfRenderer;
+use scx_walk::{CaptureOptions, CaptureOutput, Kernel, Target};
+
+use crate::{Error, write_atomic};
+
+/// Host-side fallbacks for what is normally read from guest memory.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureSources {
+    /// BTF of the guest kernel (raw BTF, ELF vmlinux or bzImage) instead of the
+    /// `__start_BTF..__stop_BTF` section in guest memory.
+    pub btf: Option<PathBuf>,
+    /// A System.map instead of kallsyms decoded from guest memory.
+    pub system_map: Option<PathBuf>,
+}
+
+impl CaptureSources {
+    pub(crate) fn kernel_options(&self) -> Result<KernelOptions, Error> {
+        let mut opts = KernelOptions::default();
+        if let Some(p) = &self.system_map {
+            let text = std::fs::read_to_string(p).map_err(|source| Error::Read {
+                path: p.clone(),
+                source,
+            })?;
+            let table = SymbolTable::from_system_map(&text).map_err(|e| Error::SystemMap {
+                path: p.clone(),
+                detail: e.to_string(),
+            })?;
+            opts.system_map = Some(table);
+        }
+        Ok(opts)
+    }
+
+    pub(crate) fn load_btf(&self, k: &GuestKernel) -> Result<Btf, Error> {
+        match &self.btf {
+            Some(p) => Btf::from_file(p).map_err(|source| Error::BtfFile {
+                path: p.clone(),
+                source,
+            }),
+            None => guest_btf(k),
+        }
+    }
+}
+
+/// The kernel's own BTF from guest memory.
+pub(crate) fn guest_btf(k: &GuestKernel) -> Result<Btf, Error> {
+    let kerr = |what: &str, e: &dyn std::fmt::Display| Error::Kernel {
+        what: what.to_string(),
+        detail: e.to_string(),
+    };
+    let start = k
+        .require_symbol(btf_walk::START_BTF)
+        .map_err(|e| kerr("locating the kernel's BTF", &e))?;
+    let stop = k
+        .require_symbol(btf_walk::STOP_BTF)
+        .map_err(|e| kerr("locating the kernel's BTF", &e))?;
+    Btf::from_guest(k, start, stop).map_err(|e| kerr("reading the kernel's BTF from guest memory", &e))
+}
+
+/// Builds the kernel view of `phys` (VMCOREINFO scanned from RAM unless `opts` has it).
+pub(crate) fn guest_kernel(phys: PhysMem, opts: KernelOptions) -> Result<GuestKernel, Error> {
+    GuestKernel::new(phys, opts).map_err(|e| Error::Kernel {
+        what: "finding the kernel in guest memory".into(),
+        detail: e.to_string(),
+    })
+}
+
+/// Runs every walker over a frozen kernel view.
+pub fn capture_frozen(
+    k: &GuestKernel,
+    btf: &Btf,
+    vcpu_regs: Vec<Option<CpuRegs>>,
+    opts: &CaptureOptions,
+) -> CaptureOutput {
+    let renderer = BtfRenderer::new(btf);
+    let target = Target {
+        kernel: Kernel {
+            mem: k,
+            syms: k,
+            types: btf,
+        },
+        renderer: Some(&renderer),
+        vcpu_regs,
+    };
+    scx_walk::capture(&target, opts)
+}
+
+/// A report from a post-mortem vmcore (QEMU `dump-guest-memory`, kdump, or ours).
+pub fn capture_vmcore(
+    path: &Path,
+    sources: &CaptureSources,
+    opts: &CaptureOptions,
+) -> Result<CaptureOutput, Error> {
+    let core = Vmcore::open(path).map_err(|source| match source {
+        guest_mem::VmcoreError::Io { source, .. } => Error::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+        source => Error::Vmcore {
+            path: path.to_path_buf(),
+            source,
+        },
+    })?;
+    let k = core
+        .kernel(sources.kernel_options()?)
+        .map_err(|e| Error::Kernel {
+            what: format!("{}: finding the kernel", path.display()),
+            detail: e.to_string(),
+        })?;
+    let btf = sources.load_btf(&k)?;
+    let regs = core.cpus().iter().map(|r| Some(*r)).collect();
+    Ok(capture_frozen(&k, &btf, regs, opts))
+}
+
+/// Writes the frozen guest as an ELF vmcore (PT_LOAD per RAM range, NT_PRSTATUS per vCPU,
+/// VMCOREINFO) to `out`, atomically. `k` supplies VMCOREINFO and the direct-map base.
+pub fn export_vmcore(k: &GuestKernel, cpus: &[CpuRegs], out: &Path) -> Result<u64, Error> {
+    let contents = VmcoreContents {
+        vmcoreinfo: Some(k.vmcoreinfo()),
+        cpus,
+        page_offset: Some(k.page_offset_base()),
+    };
+    let mut written = 0;
+    write_atomic(out, |w| {
+        let mut w = w;
+        written = write_vmcore(&mut w, k.phys(), &contents)?;
+        Ok(())
+    })?;
+    Ok(written)
+}
+
+/// True when the report shows a scheduler error exit (`exit_kind >= SCX_EXIT_ERROR`), in
+/// the late snapshot for a dual report. A degraded report (the freeze did not complete)
+/// counts as a failure too: something kept a vCPU from parking.
+pub fn report_has_error_exit(r: &FailureDumpReportAny) -> bool {
+    let single = |r: &FailureDumpReport| {
+        r.scx_sched_state
+            .as_ref()
+            .is_some_and(|s| s.exit_kind >= scx_walk::sched::SCX_EXIT_ERROR)
+            || r.guest_setup_failure.is_some()
+    };
+    match r {
+        FailureDumpReportAny::Single(r) => single(r),
+        FailureDumpReportAny::Dual(d) => single(&d.late),
+        FailureDumpReportAny::Degraded(_) => true,
+    }
+}

@@ -1,0 +1,109 @@
+//! Attaching to a QEMU guest started by someone else: its QMP socket and its shared RAM
+//! file (`-object memory-backend-file,share=on,mem-path=FILE`). Freeze with `stop`, read
+//! registers with `info registers -a`, capture, `cont`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use freeze::qemu::QmpClient;
+use guest_mem::ramfile::{QemuMachine, map_ram_file};
+use guest_mem::{CpuRegs, PhysMem};
+use scx_walk::{CaptureOptions, CaptureOutput};
+use serde_json::json;
+
+use crate::frozen::{CaptureSources, capture_frozen, export_vmcore, guest_kernel};
+use crate::Error;
+
+/// What to attach to.
+#[derive(Debug, Clone)]
+pub struct QmpAttachOptions {
+    pub qmp: PathBuf,
+    pub ram: PathBuf,
+    /// How QEMU laid the RAM file out around the PCI hole.
+    pub machine: QemuMachine,
+    pub sources: CaptureSources,
+    /// Also write the frozen guest as an ELF vmcore here.
+    pub vmcore_out: Option<PathBuf>,
+}
+
+const QMP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Resumes the guest when dropped, so every path out of the capture (errors, panics in the
+/// walkers) thaws it — unless it was already paused when we came.
+struct Resume<'a> {
+    qmp: &'a mut QmpClient,
+    armed: bool,
+}
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.qmp.execute_timeout("cont", None, QMP_TIMEOUT);
+        }
+    }
+}
+
+fn qmp_err(step: &'static str) -> impl FnOnce(freeze::qemu::QmpError) -> Error {
+    move |e| Error::Qmp {
+        step,
+        detail: e.to_string(),
+    }
+}
+
+/// Freezes the guest behind `opts.qmp`, captures it from `opts.ram`, thaws it.
+pub fn capture_qmp(opts: &QmpAttachOptions, capture: &CaptureOptions) -> Result<CaptureOutput, Error> {
+    let mut qmp = QmpClient::connect(&opts.qmp, Duration::from_secs(5)).map_err(|e| {
+        Error::Usage(format!("{}: cannot attach to QMP: {e}", opts.qmp.display()))
+    })?;
+    let phys = ram_phys(&opts.ram, opts.machine)?;
+    let was_running = qmp.run_state().map_err(qmp_err("query-status"))? == "running";
+    qmp.execute_timeout("stop", None, QMP_TIMEOUT)
+        .map_err(qmp_err("stop"))?;
+    let guard = Resume {
+        qmp: &mut qmp,
+        armed: was_running,
+    };
+    let text = guard
+        .qmp
+        .execute_timeout(
+            "human-monitor-command",
+            Some(json!({ "command-line": "info registers -a" })),
+            QMP_TIMEOUT,
+        )
+        .map_err(qmp_err("info registers"))?;
+    let vcpus = freeze::qemu::regs::parse_info_registers(text.as_str().unwrap_or_default())
+        .map_err(|e| Error::Qmp {
+            step: "info registers",
+            detail: e.to_string(),
+        })?;
+    let cpus: Vec<CpuRegs> = vcpus.iter().flatten().copied().collect();
+    let mut kopts = opts.sources.kernel_options()?;
+    kopts.cpus = cpus.clone();
+    let k = guest_kernel(phys, kopts)?;
+    let btf = opts.sources.load_btf(&k)?;
+    let out = capture_frozen(&k, &btf, vcpus, capture);
+    if let Some(p) = &opts.vmcore_out {
+        export_vmcore(&k, &cpus, p)?;
+    }
+    drop(guard);
+    Ok(out)
+}
+
+/// Maps a QEMU RAM file read-only as guest-physical memory.
+pub(crate) fn ram_phys(path: &Path, machine: QemuMachine) -> Result<PhysMem, Error> {
+    let len = std::fs::metadata(path)
+        .map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    let ram = map_ram_file(path, &machine.layout(len)).map_err(|source| Error::RamFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    PhysMem::from_guest_memory(&ram).map_err(|e| Error::Kernel {
+        what: format!("{}: mapping guest RAM", path.display()),
+        detail: e.to_string(),
+    })
+}
+
