@@ -412,6 +412,15 @@ impl Kernel {
         self.per_cpu_addr(self.require_symbol(name)?, cpu)
     }
 
+    /// The same kernel with other vCPU registers (the next freeze of the same boot):
+    /// no rescan, no kallsyms decode — `Kernel::new` costs ~0.1 s on a real guest,
+    /// this costs a clone. The translation cache starts empty.
+    pub fn with_cpus(&self, cpus: Vec<CpuRegs>) -> Kernel {
+        let mut k = self.clone();
+        k.cpus = cpus.into();
+        k
+    }
+
     /// The same kernel walking page tables from another root (e.g. a task's
     /// `mm->pgd` translated to a GPA).
     pub fn with_page_table_root(&self, cr3: Gpa) -> Kernel {

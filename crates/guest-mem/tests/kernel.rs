@@ -289,6 +289,15 @@ fn translation_cache_is_coherent_after_flush_and_can_be_disabled() {
     k2.set_translation_cache(true);
     k2.flush_translation_cache();
     assert_eq!(k2.translate(va).unwrap(), Gpa(0x5_0010));
+    // Registers of a later freeze: same symbols, new CPUs.
+    let regs = vec![guest_mem::CpuRegs {
+        rip: 1,
+        ..Default::default()
+    }];
+    let k4 = k2.with_cpus(regs.clone());
+    assert_eq!(k4.cpus(), &regs[..]);
+    assert_eq!(k4.symbols().len(), k2.symbols().len());
+    assert_eq!(k4.translate(va).unwrap(), Gpa(0x5_0010));
     // Another root (e.g. a task's page tables) with nothing mapped.
     let k3 = k2.with_page_table_root(Gpa(0x8_0000));
     assert!(matches!(k3.translate(va), Err(MemError::NotPresent { .. })));
