@@ -18,11 +18,47 @@
 //! every count is checked before it sizes an allocation, errors are returned (never
 //! panics), and one unreadable object degrades only its own entry.
 //!
+//! # Using it
+//! ```no_run
+//! use btf_walk::Btf;
+//! use guest_mem::{KernelOptions, Vmcore};
+//! use scx_walk::render::BtfRenderer;
+//! use scx_walk::{CaptureOptions, Kernel, Target, capture};
+//! # fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let core = Vmcore::open("guest.vmcore".as_ref())?;
+//! let k = core.kernel(KernelOptions::default())?;
+//! let btf = Btf::from_guest(&k, k.require_symbol("__start_BTF")?, k.require_symbol("__stop_BTF")?)?;
+//! let renderer = BtfRenderer::new(&btf);
+//! let target = Target {
+//!     kernel: Kernel { mem: &k, syms: &k, types: &btf },
+//!     renderer: Some(&renderer),
+//!     vcpu_regs: core.cpus().iter().map(|r| Some(*r)).collect(),
+//! };
+//! let out = capture(&target, &CaptureOptions::default());
+//! println!("{}", out.report.to_json()?);
+//! # Ok(()) }
+//! ```
+//! While the guest runs, the capture session uses [`TriggerLocation`] (what the engines'
+//! trigger watch reads: `scx_root` and `scx_sched.exit_kind`, plus `exit_info->kind`),
+//! [`EventSampler`] (one [`dump_schema::EventCounterSample`] per call, fed back through
+//! [`CaptureOptions::timeline`]) and, for a dual capture, [`RunnableScanner`] +
+//! [`DualTracker`] (early snapshot once the oldest runnable task waited half the
+//! watchdog timeout; the stable `early_skipped_reason` otherwise).
+//!
+//! `examples/vmcore_dump.rs` is the whole-process benchmark (per-phase time and peak RSS).
+//!
 //! # Section notes
 //! - `probe_counters` is always absent: the project runs no in-guest probe program.
 //! - `vcpu_perf_at_freeze` is absent; the capture log says why
 //!   ([`reasons::NO_VCPU_PERF`]).
 //! - `RqScxState.ops_qseq` is 0 on kernels that keep `ops_qseq` per task (7.x).
+//! - `TaskEnrichment.lock_slowpath_match` is empty: no stack matching is done.
+//! - Task-local storage entries are keyed by the owner's address (`key_hex`).
+//! - `active_obj_name` is the name of the struct_ops map the attached scheduler came
+//!   from (its `sched_ext_ops.name` equals `scx_root->ops.name`); `active_map_kvas` are
+//!   that map and the maps its programs use.
+//! - `cgroup_psi` carries the CPU-some pressure of every cgroup of the default hierarchy
+//!   ([`psi`]).
 //! - New reason strings: [`reasons`].
 
 pub mod adapters;
