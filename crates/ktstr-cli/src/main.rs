@@ -23,7 +23,10 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_INFRA: u8 = 3;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let verbose = cli.verbose;
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
@@ -41,6 +44,26 @@ fn main() -> ExitCode {
                 ErrorClass::Input => EXIT_USAGE,
                 ErrorClass::Infrastructure => EXIT_INFRA,
             })
+        }
+    }
+}
+
+/// Help and version print as clap formats them; argument errors become one line.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK })
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("ktstr: error: {first} (see --help)");
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }

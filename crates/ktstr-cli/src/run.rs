@@ -17,7 +17,7 @@ use freeze::qemu::{AccelChoice, QemuConfig, QemuEngine};
 use freeze::watch::{ExitInfoOffsets, ExitKindTrigger, WatchOptions, WatchOutcome, watch_exit_kind};
 use freeze::{Engine, FreezeOutcome};
 use guest_mem::{CpuRegs, KernelOptions, PhysMem};
-use scx_walk::{CaptureOptions, DualTracker, EventSampler, Kernel, RunnableScanner, TriggerLocation};
+use scx_walk::{CaptureOptions, Kernel, TriggerLocation};
 
 use crate::frozen::{capture_frozen, export_vmcore, guest_btf, guest_kernel};
 use crate::{Error, write_atomic};
@@ -357,58 +357,10 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     let stem = format!("{}-{}", opts.scheduler.name(), crate::time::utc_stamp());
     let json_path = opts.out_dir.join(format!("{stem}.failure-dump.json"));
     let attach_budget = Duration::from_secs(u64::from(spec.attach_timeout_s) + 180);
-    // Wait for the scheduler to attach, or for the guest to fail first.
-    let setup_failure = loop {
-        let cl = console_log(&engine);
-        if let Some(p) = cl.phase("scheduler-attached") {
-            log.push(format!(
-                "scheduler attached (ops={}) {:.1} s after launch",
-                p.field("ops").unwrap_or("?"),
-                started.elapsed().as_secs_f64()
-            ));
-            break None;
-        }
-        if let Some(p) = cl.phase("scheduler-failed") {
-            break Some(format!(
-                "the scheduler did not attach ({})",
-                p.field("reason").unwrap_or("no reason given")
-            ));
-        }
-        if let Ok(Some(st)) = engine.try_exit_status() {
-            break Some(format!("the guest exited during boot ({st})"));
-        }
-        if started.elapsed() > attach_budget {
-            break Some(format!(
-                "no scheduler attached within {} s",
-                attach_budget.as_secs()
-            ));
-        }
-        if opts.interrupt.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted("before the scheduler attached"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    if let Some(what) = setup_failure {
-        let report = FailureDumpReportAny::Single(setup_failure_report(&mut engine, &what));
-        write_report(&json_path, &report)?;
-        return Ok(RunResult {
-            report,
-            json_path,
-            outcome: RunOutcome::GuestSetupFailed { what },
-            vmcore: None,
-            log,
-        });
-    }
-    progress.step("scheduler attached; watching for an error exit");
-    let watched = watch(&mut engine, opts, &mut log)?;
-    let (freeze, outcome, timeline, tracker) = match watched {
-        Watched::Frozen {
-            freeze,
-            outcome,
-            timeline,
-            tracker,
-        } => (freeze, outcome, timeline, tracker),
-        Watched::GuestDied(what) => {
+    let watched = watch(&mut engine, opts, attach_budget, &mut log)?;
+    let (freeze, outcome) = match watched {
+        Watched::Frozen { freeze, outcome } => (freeze, outcome),
+        Watched::SetupFailed(what) => {
             let report = FailureDumpReportAny::Single(setup_failure_report(&mut engine, &what));
             write_report(&json_path, &report)?;
             return Ok(RunResult {
@@ -420,8 +372,9 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
             });
         }
     };
+    log.push(format!("run: {:.1} s from launch to freeze", started.elapsed().as_secs_f64()));
     progress.step(&format!("frozen ({outcome:?}); capturing"));
-    let (report, vmcore) = capture_after_freeze(&engine, &freeze, timeline, tracker, opts, &mut log);
+    let (report, vmcore) = capture_after_freeze(&engine, &freeze, opts, &mut log);
     // Thaw before teardown: the guest is not needed any more, but a thaw that fails says
     // the engine broke during the capture, which belongs in the log.
     if let Err(e) = engine.thaw() {
@@ -451,20 +404,49 @@ enum Watched {
     Frozen {
         freeze: FreezeOutcome,
         outcome: RunOutcome,
-        timeline: Vec<dump_schema::EventCounterSample>,
-        tracker: Option<DualTracker>,
     },
-    GuestDied(String),
+    SetupFailed(String),
 }
 
-/// How often the event counters are sampled while the guest runs.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
-/// Most event samples kept (the oldest are dropped): a bounded timeline.
-const MAX_SAMPLES: usize = 600;
+/// Why the watcher thread stopped the watch.
+enum StopReason {
+    Outcome(RunOutcome),
+    SetupFailed(String),
+}
 
-/// Watches the live guest until the error exit (frozen by the watch itself), the
-/// timeout, the end of the workload, or an interrupt (frozen here).
-fn watch(engine: &mut QemuEngine, opts: &RunOptions, log: &mut Vec<String>) -> Result<Watched, Error> {
+/// Watches the live guest from before the scheduler attaches until its error exit
+/// (frozen by the watch itself, within one continuous poll so that a fast
+/// error → disable → free sequence cannot slip between polls), or until a side thread
+/// stops the watch: interrupt, `--timeout`, end of the workload (frozen here), or a guest
+/// that fails first (not frozen: nothing to capture).
+fn watch(
+    engine: &mut QemuEngine,
+    opts: &RunOptions,
+    attach_budget: Duration,
+    log: &mut Vec<String>,
+) -> Result<Watched, Error> {
+    let started = Instant::now();
+    // Symbols and BTF exist once the guest's userspace runs: set the watch up then,
+    // before the scheduler can attach and fail.
+    loop {
+        let cl = console_log(engine);
+        if cl.phase("scheduler-start").is_some() || cl.phase("scheduler-failed").is_some() {
+            break;
+        }
+        if let Ok(Some(st)) = engine.try_exit_status() {
+            return Ok(Watched::SetupFailed(format!("the guest exited during boot ({st})")));
+        }
+        if started.elapsed() > attach_budget {
+            return Ok(Watched::SetupFailed(format!(
+                "the guest did not reach its scheduler start within {} s",
+                attach_budget.as_secs()
+            )));
+        }
+        if opts.interrupt.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted("before the guest started its scheduler"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let phys = PhysMem::from_guest_memory(&engine.guest_ram()).map_err(|e| Error::Kernel {
         what: "mapping guest RAM".into(),
         detail: e.to_string(),
@@ -482,16 +464,6 @@ fn watch(engine: &mut QemuEngine, opts: &RunOptions, log: &mut Vec<String>) -> R
         what: "locating scx_root.exit_kind".into(),
         detail: e.to_string(),
     })?;
-    let sampler = EventSampler::new(&lk)
-        .inspect_err(|e| log.push(format!("event sampler unavailable: {e}")))
-        .ok();
-    let mut tracker = DualTracker::new();
-    let scanner = RunnableScanner::new(&lk)
-        .inspect_err(|e| tracker.prerequisites_unavailable(e))
-        .ok();
-    let mut timeline = Vec::new();
-    let start = Instant::now();
-    let mut last_sample: Option<Instant> = None;
     let trigger = ExitKindTrigger {
         root_ptr: trig.scx_root,
         exit_kind_offset: trig.exit_kind_offset,
@@ -500,101 +472,114 @@ fn watch(engine: &mut QemuEngine, opts: &RunOptions, log: &mut Vec<String>) -> R
             .exit_info
             .map(|(exit_info, kind)| ExitInfoOffsets { exit_info, kind }),
     };
+    log.push(format!(
+        "watch armed {:.1} s after launch",
+        started.elapsed().as_secs_f64()
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reason: std::sync::Mutex<Option<StopReason>> = std::sync::Mutex::new(None);
+    let console = engine.console().clone();
+    let exited = engine.exited_flag();
     let freeze_timeout = Duration::from_secs(10);
-    let mut early_taken = false;
-    loop {
-        if last_sample.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY) {
-            last_sample = Some(Instant::now());
-            if let Some(s) = &sampler
-                && let Ok(Some(sample)) = s.sample(&lk, start.elapsed().as_millis() as u64)
-            {
-                if timeline.len() == MAX_SAMPLES {
-                    timeline.remove(0);
+    let wopts = WatchOptions {
+        freeze_timeout,
+        stop: Some(stop.clone()),
+        ..Default::default()
+    };
+    let attached_log = std::sync::Mutex::new(None::<String>);
+    let result = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut attached: Option<Instant> = None;
+            let set = |r: StopReason| {
+                *reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                stop.store(true, Ordering::Relaxed);
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let (lines, _) = console.lines_since(Default::default());
+                let cl = ConsoleLog::parse(&lines.join("\n"));
+                if attached.is_none()
+                    && let Some(p) = cl.phase("scheduler-attached")
+                {
+                    attached = Some(Instant::now());
+                    let msg = format!(
+                        "scheduler attached (ops={}) {:.1} s after launch",
+                        p.field("ops").unwrap_or("?"),
+                        started.elapsed().as_secs_f64()
+                    );
+                    opts.progress.step(&format!("{msg}; watching for an error exit"));
+                    *attached_log.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
                 }
-                timeline.push(sample);
-            }
-        }
-        let wopts = WatchOptions {
-            timeout: Some(Duration::from_millis(50)),
-            freeze_timeout,
-            ..Default::default()
-        };
-        match watch_exit_kind(engine, trigger, |kva| live.translate(kva), &wopts) {
-            Ok(WatchOutcome::Triggered(t)) => {
-                log.push(format!(
-                    "trigger: exit_kind {} (late={}), flip to frozen {:?}, {} polls at {:.0} Hz",
-                    t.exit_kind,
-                    t.late,
-                    t.flip_to_frozen,
-                    t.stats.polls,
-                    t.stats.rate_hz()
-                ));
-                return Ok(Watched::Frozen {
-                    freeze: t.freeze,
-                    outcome: RunOutcome::ErrorExit {
-                        exit_kind: t.exit_kind,
-                    },
-                    timeline,
-                    tracker: Some(tracker),
-                });
-            }
-            Ok(_) => {}
-            Err(e) => {
-                if let Ok(Some(st)) = engine.try_exit_status() {
-                    return Ok(Watched::GuestDied(format!(
-                        "the guest exited before a capture ({st})"
+                if opts.interrupt.load(Ordering::Relaxed) {
+                    set(match attached {
+                        Some(_) => StopReason::Outcome(RunOutcome::Interrupted),
+                        None => StopReason::SetupFailed("interrupted before the scheduler attached".into()),
+                    });
+                } else if let Some(p) = cl.phase("scheduler-failed") {
+                    set(StopReason::SetupFailed(format!(
+                        "the scheduler did not attach ({})",
+                        p.field("reason").unwrap_or("no reason given")
                     )));
+                } else if exited.load(Ordering::Relaxed) {
+                    set(StopReason::SetupFailed("the guest exited before a capture".into()));
+                } else if attached.is_none() && started.elapsed() > attach_budget {
+                    set(StopReason::SetupFailed(format!(
+                        "no scheduler attached within {} s",
+                        attach_budget.as_secs()
+                    )));
+                } else if let (Some(t), Some(a)) = (opts.timeout, attached)
+                    && a.elapsed() >= t
+                {
+                    set(StopReason::Outcome(RunOutcome::TimedOut));
+                } else if cl.phase("workload-done").is_some() {
+                    set(StopReason::Outcome(RunOutcome::WorkloadDone));
                 }
-                log.push(format!("watch: {e}"));
-                // A transient read error (page tables changing under the live guest):
-                // poll again.
+                std::thread::sleep(Duration::from_millis(100));
             }
-        }
-        if let Ok(Some(st)) = engine.try_exit_status() {
-            return Ok(Watched::GuestDied(format!(
-                "the guest exited before a capture ({st})"
-            )));
-        }
-        // The early half of a dual capture: the oldest runnable task passed half the
-        // watchdog timeout.
-        if !early_taken
-            && let Some(sc) = &scanner
-            && let Ok(scan) = sc.scan(&lk)
-            && tracker.observe(&scan)
-        {
-            early_taken = true;
-            let f = engine.freeze(freeze_timeout).map_err(Error::engine("early freeze"))?;
-            if f.all_parked() {
-                let k = frozen_kernel(engine, &f.vcpus)?;
-                let kb = guest_btf(&k)?;
-                let out = capture_frozen(&k, &kb, f.vcpus.clone(), &CaptureOptions::default());
-                tracker.set_early(out.report, &scan);
-                log.push(format!(
-                    "early snapshot: oldest runnable pid {:?}, age {} jiffies",
-                    scan.oldest.map(|o| o.pid),
-                    scan.max_age_jiffies()
-                ));
-            }
-            engine.thaw().map_err(Error::engine("thaw after the early snapshot"))?;
-        }
-        let why = if opts.interrupt.load(Ordering::Relaxed) {
-            Some(RunOutcome::Interrupted)
-        } else if opts.timeout.is_some_and(|t| start.elapsed() >= t) {
-            Some(RunOutcome::TimedOut)
-        } else if console_log(engine).phase("workload-done").is_some() {
-            Some(RunOutcome::WorkloadDone)
-        } else {
-            None
-        };
-        if let Some(outcome) = why {
-            let freeze = engine.freeze(freeze_timeout).map_err(Error::engine("freeze"))?;
+        });
+        let r = watch_exit_kind(engine, trigger, |kva| live.translate(kva), &wopts);
+        // Ends the watcher thread when the watch ended by itself.
+        stop.store(true, Ordering::Relaxed);
+        let _ = watcher.join();
+        r
+    });
+    if let Some(l) = attached_log.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        log.push(l);
+    }
+    let outcome = match result {
+        Ok(WatchOutcome::Triggered(t)) => {
+            log.push(format!(
+                "trigger: exit_kind {} (late={}, root_cleared={}), flip to frozen {:?}, {} polls at {:.0} Hz, realtime={}",
+                t.exit_kind,
+                t.late,
+                t.root_cleared,
+                t.flip_to_frozen,
+                t.stats.polls,
+                t.stats.rate_hz(),
+                t.realtime
+            ));
             return Ok(Watched::Frozen {
-                freeze,
-                outcome,
-                timeline,
-                tracker: None,
+                freeze: t.freeze,
+                outcome: RunOutcome::ErrorExit {
+                    exit_kind: t.exit_kind,
+                },
             });
         }
+        Ok(_) => reason.into_inner().unwrap_or_else(|e| e.into_inner()),
+        Err(e) => {
+            if engine.exited_flag().load(Ordering::Relaxed) {
+                Some(StopReason::SetupFailed(format!("the guest exited before a capture ({e})")))
+            } else {
+                return Err(Error::Infrastructure(format!("watching the guest: {e}")));
+            }
+        }
+    };
+    match outcome {
+        Some(StopReason::Outcome(outcome)) => {
+            let freeze = engine.freeze(freeze_timeout).map_err(Error::engine("freeze"))?;
+            Ok(Watched::Frozen { freeze, outcome })
+        }
+        Some(StopReason::SetupFailed(what)) => Ok(Watched::SetupFailed(what)),
+        None => Err(Error::Infrastructure("the watch stopped without a reason".into())),
     }
 }
 
@@ -620,8 +605,6 @@ type Captured = (Result<FailureDumpReportAny, Error>, Result<Option<PathBuf>, Er
 fn capture_after_freeze(
     engine: &QemuEngine,
     freeze: &FreezeOutcome,
-    timeline: Vec<dump_schema::EventCounterSample>,
-    tracker: Option<DualTracker>,
     opts: &RunOptions,
     log: &mut Vec<String>,
 ) -> Captured {
@@ -639,7 +622,6 @@ fn capture_after_freeze(
     };
     let copts = CaptureOptions {
         deadline: Some(Duration::from_secs(60)),
-        timeline,
         ..Default::default()
     };
     let out = capture_frozen(&k, &btf, freeze.vcpus.clone(), &copts);
@@ -657,9 +639,5 @@ fn capture_after_freeze(
         }
         None => Ok(None),
     };
-    let report = match tracker {
-        Some(t) if t.has_early() => FailureDumpReportAny::Dual(t.finish(out.report)),
-        _ => FailureDumpReportAny::Single(out.report),
-    };
-    (Ok(report), vmcore)
+    (Ok(FailureDumpReportAny::Single(out.report)), vmcore)
 }
