@@ -125,6 +125,9 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this quickly.
     let quick = !std::env::args().any(|a| a == "--bench");
     let dur = Duration::from_millis(if quick { 50 } else { 2000 });
+    if quick {
+        println!("(smoke run without --bench: figures are not measurements)");
+    }
     let mut subjects: Vec<Box<dyn Fn() -> Subject>> = vec![
         Box::new(|| synthetic(PagingMode::Level4)),
         Box::new(|| synthetic(PagingMode::Level5)),
