@@ -24,46 +24,20 @@ pub fn host_btf() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-/// The sched_ext guest kernel image (7.3 bzImage with a zstd payload).
-///
-/// `KTSTR_GUEST_KERNEL` names it explicitly; otherwise the guest-lab cache
-/// (`$KTSTR_CACHE`, default `~/.cache/ktstr`) and `/tmp/btf` are searched for a
-/// `vmlinuz` of a 7.x kernel.
+/// The sched_ext guest kernel image (7.3 bzImage with a zstd payload), provisioned by the
+/// guest lab (`freeze::lab`, cached under `$KTSTR_CACHE`, downloaded on first use).
+/// `KTSTR_GUEST_KERNEL` names another image instead.
 pub fn guest_kernel() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("KTSTR_GUEST_KERNEL") {
         return Some(PathBuf::from(p));
     }
-    let cache = std::env::var("KTSTR_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/ktstr")
-        });
-    for root in [cache, PathBuf::from("/tmp/btf")] {
-        if let Some(p) = find_vmlinuz(&root, 0) {
-            return Some(p);
+    match freeze::lab::Lab::open().and_then(|lab| lab.kernel()) {
+        Ok(k) => Some(k.vmlinuz),
+        Err(e) => {
+            eprintln!("guest lab could not provide the kernel: {e}");
+            None
         }
     }
-    None
-}
-
-fn find_vmlinuz(dir: &std::path::Path, depth: u32) -> Option<PathBuf> {
-    if depth > 6 {
-        return None;
-    }
-    let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().collect();
-    entries.sort_by_key(|e| e.path());
-    for e in entries {
-        let p = e.path();
-        let name = p.file_name()?.to_string_lossy().to_string();
-        if p.is_dir() {
-            if let Some(found) = find_vmlinuz(&p, depth + 1) {
-                return Some(found);
-            }
-        } else if name.starts_with("vmlinuz") && p.to_string_lossy().contains("7.") {
-            return Some(p);
-        }
-    }
-    None
 }
 
 /// `which`, without a dependency.

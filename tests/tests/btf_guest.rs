@@ -1,0 +1,355 @@
+//! btf-walk on a real frozen guest: the 7.3 sched_ext kernel under QEMU with the lab's
+//! `ok` scheduler attached.
+//!
+//! - The kernel's BTF read from guest memory (`__start_BTF..__stop_BTF` through the
+//!   guest's own kallsyms) equals the BTF of the kernel image on disk.
+//! - `*scx_root` rendered through BTF names the scheduler the guest's sysfs names.
+//! - The scheduler's `.data`, `.rodata` and `.bss` maps, found through `map_idr`, rendered
+//!   with the BPF object's own BTF (`bpf_map.btf`, loaded from guest memory and cached per
+//!   address), agree with what the guest's `bpftool -j map dump` printed before the freeze.
+
+use std::time::Duration;
+
+use btf_walk::{Btf, GuestBtfCache, RenderOptions, Renderer};
+use dump_schema::RenderedValue as V;
+use freeze::Engine;
+use freeze::lab::{
+    ConsoleLog, GuestCommand, HookPoint, Lab, PHASE_PREFIX, RunEnd, RunSpec, SchedulerChoice,
+    TestScheduler,
+};
+use freeze::qemu::{LineMark, QemuConfig, QemuEngine};
+use guest_mem::{Kernel, KernelOptions, Kva, KvaReadExt, PhysMem};
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// For every map named `*.data`, `*.rodata` or `*.bss`: one JSON line with its id, name
+/// and `bpftool -j map dump`.
+const MAP_DUMP: &str = "bpftool map show | awk '$3==\"name\"{print $1, $4}' | tr -d : \
+    | while read id name; do case \"$name\" in *.data|*.rodata|*.bss) \
+    echo \"{\\\"id\\\":$id,\\\"name\\\":\\\"$name\\\",\\\"dump\\\":$(bpftool -j map dump id $id)}\";; \
+    esac; done";
+
+fn wait_phase(engine: &QemuEngine, from: LineMark, name: &str) -> (String, LineMark) {
+    let want = format!("{PHASE_PREFIX}{name}");
+    let failed = format!("{PHASE_PREFIX}scheduler-failed");
+    match engine.console().wait_line(from, TIMEOUT, |l| {
+        let l = l.trim_start();
+        l.starts_with(&want) || l.starts_with(&failed)
+    }) {
+        Ok((line, mark)) if line.trim_start().starts_with(&want) => (line, mark),
+        other => panic!(
+            "waiting for phase {name}: {other:?}\n--- console tail ---\n{}",
+            engine.console_tail()
+        ),
+    }
+}
+
+/// Every entry of an xarray (bounded; the walk is a test helper, not product code).
+fn xa_entries(k: &Kernel, btf: &Btf, head: u64, out: &mut Vec<u64>) {
+    let shift_off = btf.offset_of("xa_node.shift").unwrap();
+    let slots = btf.field_by_path("xa_node.slots").unwrap();
+    let (_, nslots) = btf.array_of(slots.ty).unwrap();
+    let mut stack = vec![(head, 0u32)];
+    while let Some((entry, depth)) = stack.pop() {
+        assert!(
+            depth < 8 && out.len() < 100_000,
+            "xarray walk out of bounds"
+        );
+        if entry == 0 {
+            continue;
+        }
+        if entry & 3 == 2 && entry > 4096 {
+            let node = entry - 2;
+            let _shift = k.read_u8(Kva(node + shift_off)).unwrap();
+            for i in 0..nslots as u64 {
+                let e = k.read_u64(Kva(node + slots.offset() + 8 * i)).unwrap();
+                stack.push((e, depth + 1));
+            }
+        } else if entry & 3 == 0 {
+            out.push(entry);
+        }
+    }
+}
+
+/// A member by name, looking through anonymous members (named "").
+fn member<'a>(members: &'a [dump_schema::RenderedMember], name: &str) -> Option<&'a V> {
+    for m in members {
+        if m.name == name {
+            return Some(&m.value);
+        }
+        if m.name.is_empty()
+            && let V::Struct { members: inner, .. } = &m.value
+            && let Some(v) = member(inner, name)
+        {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn chars_to_string(elements: &[V]) -> String {
+    elements
+        .iter()
+        .map_while(|e| match e {
+            V::Char { value } if *value != 0 => Some(*value as char),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Compares our rendering with bpftool's formatted JSON. `monotonic` allows our unsigned
+/// values to be larger (counters that moved between the guest's print and the freeze).
+fn compare(
+    path: &str,
+    ours: &V,
+    theirs: &Value,
+    monotonic: bool,
+    bad: &mut Vec<String>,
+    n: &mut usize,
+) {
+    macro_rules! mismatch {
+        ($($t:tt)*) => { bad.push(format!("{path}: {}", format!($($t)*))) };
+    }
+    match (ours, theirs) {
+        (
+            V::Struct {
+                type_name: Some(sec),
+                members,
+            },
+            Value::Object(o),
+        ) if sec.starts_with('.') => {
+            // A data section: bpftool prints {".data": [{"var": value}, ...]}.
+            let vars = o
+                .get(sec)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if vars.len() != members.len() {
+                mismatch!("{} variables, bpftool {}", members.len(), vars.len());
+            }
+            for (m, v) in members.iter().zip(&vars) {
+                match v.get(&m.name) {
+                    Some(tv) => compare(
+                        &format!("{path}.{}", m.name),
+                        &m.value,
+                        tv,
+                        monotonic,
+                        bad,
+                        n,
+                    ),
+                    None => bad.push(format!(
+                        "{path}: our variable {} is not bpftool's {v}",
+                        m.name
+                    )),
+                }
+            }
+        }
+        (V::Struct { members, .. }, Value::Object(o)) => {
+            for m in members {
+                match o.get(&m.name) {
+                    Some(tv) => compare(
+                        &format!("{path}.{}", m.name),
+                        &m.value,
+                        tv,
+                        monotonic,
+                        bad,
+                        n,
+                    ),
+                    None => mismatch!("member {} missing in bpftool's output", m.name),
+                }
+            }
+        }
+        (V::Array { elements, .. }, Value::String(s)) => {
+            *n += 1;
+            if &chars_to_string(elements) != s {
+                mismatch!("chars {:?} vs {s:?}", chars_to_string(elements));
+            }
+        }
+        (V::Array { elements, .. }, Value::Array(a)) => {
+            for (i, (e, t)) in elements.iter().zip(a).enumerate() {
+                compare(&format!("{path}[{i}]"), e, t, monotonic, bad, n);
+            }
+        }
+        (V::Uint { value, .. }, Value::Number(t)) => {
+            *n += 1;
+            let t = t.as_u64().unwrap_or(u64::MAX);
+            if !(*value == t || monotonic && *value > t) {
+                mismatch!("{value} vs {t}");
+            }
+        }
+        (V::Int { value, .. }, Value::Number(t)) => {
+            *n += 1;
+            if Some(*value) != t.as_i64() {
+                mismatch!("{value} vs {t}");
+            }
+        }
+        (V::Bool { value }, Value::Bool(t)) => {
+            *n += 1;
+            if value != t {
+                mismatch!("{value} vs {t}");
+            }
+        }
+        (
+            V::Enum {
+                variant: Some(v), ..
+            },
+            Value::String(t),
+        ) => {
+            *n += 1;
+            if v != t {
+                mismatch!("{v} vs {t}");
+            }
+        }
+        (o, t) => mismatch!("ours {o:?} vs bpftool {t}"),
+    }
+}
+
+#[test]
+fn real_guest_btf_scx_root_and_map_values() {
+    let lab = Lab::open().expect("opening the guest lab");
+    lab.ensure_host_packages().expect("host packages");
+    let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
+    let spec = RunSpec::new()
+        .scheduler(SchedulerChoice::test(TestScheduler::Ok))
+        .command(
+            HookPoint::AfterAttach,
+            GuestCommand::new("btf-map-dump", MAP_DUMP),
+        )
+        .end(RunEnd::Hold);
+    let initramfs = lab.initramfs(&spec).expect("initramfs");
+    let mut cfg = QemuConfig::new(
+        &kernel.vmlinuz,
+        Some(initramfs.path().to_path_buf()),
+        "console=ttyS0 panic=-1 loglevel=4",
+    );
+    cfg.vcpus = 2;
+    cfg.memory_mib = 1024;
+    cfg.console_tail_bytes = 1 << 20;
+    let mut engine = QemuEngine::launch(&cfg).expect("launching QEMU");
+    let (attached, m) = wait_phase(&engine, LineMark::START, "scheduler-attached");
+    wait_phase(&engine, m, "end");
+    let out = engine.freeze(Duration::from_secs(10)).expect("freeze");
+    assert!(out.all_parked());
+
+    let log = ConsoleLog::parse(&engine.console_tail());
+    let dumps: Vec<Value> = log
+        .output("btf-map-dump")
+        .expect("the guest's map dump")
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(dumps.len() >= 3, "guest printed {} map dumps", dumps.len());
+
+    let phys = PhysMem::from_guest_memory(&engine.guest_ram()).expect("guest RAM");
+    let k = Kernel::new(phys, KernelOptions::default()).expect("kernel in guest RAM");
+
+    // 1. BTF from guest memory equals the image's.
+    let from_file = Btf::from_file(&kernel.vmlinuz).unwrap();
+    let btf = Btf::from_guest_symbols(&k, k.symbols()).expect("BTF from guest memory");
+    assert_eq!(btf.type_count(), from_file.type_count());
+    for p in [
+        "scx_sched.exit_kind",
+        "rq.scx.runnable_list",
+        "task_struct.scx.dsq_list",
+        "bpf_map.name",
+        "bpf_array.value",
+    ] {
+        assert_eq!(
+            btf.offset_of(p).unwrap(),
+            from_file.offset_of(p).unwrap(),
+            "{p}"
+        );
+    }
+
+    // 2. *scx_root rendered through BTF.
+    let root = k.read_u64(k.require_symbol("scx_root").unwrap()).unwrap();
+    assert_ne!(root, 0, "scx_root is NULL with the ok scheduler attached");
+    let sched = btf.struct_by_name("scx_sched").unwrap();
+    let opts = RenderOptions {
+        max_deref_depth: 1,
+        nr_cpus: Some(k.nr_cpu_ids() as u32),
+        ..RenderOptions::default()
+    };
+    let v = Renderer::new(&btf, &k, opts.clone()).render_at(sched, Kva(root));
+    let json = serde_json::to_string(&v).unwrap();
+    let back: V = serde_json::from_str(&json).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    let V::Struct { type_name, members } = &v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(type_name.as_deref(), Some("scx_sched"));
+    // In 7.3 `ops` sits in an anonymous union: found as C finds it.
+    let ops = member(members, "ops").expect("scx_sched.ops");
+    let V::Struct { members: ops, .. } = ops else {
+        panic!("{ops:?}")
+    };
+    let Some(V::Array { elements, .. }) = member(ops, "name") else {
+        panic!("no ops.name")
+    };
+    let sysfs_ops = attached
+        .split("ops=")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    assert_eq!(chars_to_string(elements), sysfs_ops);
+    assert_eq!(sysfs_ops, TestScheduler::Ok.ops_name());
+    println!("scx_sched rendered: {} bytes of JSON", json.len());
+
+    // 3. Map values through the object's own BTF.
+    let map_idr = k.require_symbol("map_idr").unwrap();
+    let head = k
+        .read_u64(Kva(map_idr.0 + btf.offset_of("idr.idr_rt.xa_head").unwrap()))
+        .unwrap();
+    let mut maps = Vec::new();
+    xa_entries(&k, &btf, head, &mut maps);
+    let name_off = btf.offset_of("bpf_map.name").unwrap();
+    let btf_off = btf.offset_of("bpf_map.btf").unwrap();
+    let vtid_off = btf.offset_of("bpf_map.btf_value_type_id").unwrap();
+    let vsize_off = btf.offset_of("bpf_map.value_size").unwrap();
+    let value_off = btf.offset_of("bpf_array.value").unwrap();
+    let mut cache = GuestBtfCache::new(btf.clone()).unwrap();
+    let mut checked = 0;
+    let mut values = 0;
+    for d in &dumps {
+        let name = d["name"].as_str().unwrap();
+        let map = maps
+            .iter()
+            .copied()
+            .find(|&m| k.read_cstr(Kva(m + name_off), 16).unwrap() == name)
+            .unwrap_or_else(|| panic!("map {name} not in map_idr ({} maps)", maps.len()));
+        let obj_btf = cache
+            .get(&k, Kva(k.read_u64(Kva(map + btf_off)).unwrap()))
+            .expect("map BTF from guest memory");
+        let vtid = btf_walk::TypeId(k.read_u32(Kva(map + vtid_off)).unwrap());
+        let vsize = k.read_u32(Kva(map + vsize_off)).unwrap();
+        let mut bytes = vec![0u8; vsize as usize];
+        guest_mem::KvaRead::read_kva(&k, Kva(map + value_off), &mut bytes).unwrap();
+        let ours = Renderer::new(&obj_btf, &k, RenderOptions::default()).render_bytes(vtid, &bytes);
+        let theirs = &d["dump"][0]["formatted"]["value"];
+        assert!(
+            !theirs.is_null(),
+            "bpftool printed no formatted value for {name}: {d}"
+        );
+        let mut bad = Vec::new();
+        compare(
+            name,
+            &ours,
+            theirs,
+            name.ends_with(".bss"),
+            &mut bad,
+            &mut values,
+        );
+        assert!(
+            bad.is_empty(),
+            "{name} disagrees with bpftool:\n{}",
+            bad.join("\n")
+        );
+        checked += 1;
+    }
+    println!("{checked} maps, {values} values agree with the guest's bpftool");
+    assert!(checked >= 3 && values >= 10);
+    engine.thaw().unwrap();
+}
