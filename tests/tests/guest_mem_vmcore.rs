@@ -1,4 +1,5 @@
-//! guest-mem against the real 7.3 sched_ext kernel under QEMU (TCG):
+//! guest-mem against the real 7.3 sched_ext kernel under QEMU (TCG), with 5-level
+//! (`-cpu max`, LA57) and 4-level (`-cpu max,-la57`) page tables and real KASLR:
 //!
 //! One boot of the lab guest prints its own `/proc/kallsyms` lines for a list of
 //! symbols; then, with the guest still running, guest-mem reads its live RAM through
@@ -130,12 +131,14 @@ fn kallsyms_from_console(console: &str) -> BTreeMap<String, u64> {
 }
 
 /// What a test asserts about any `Kernel` view of this guest.
-fn check_kernel(what: &str, k: &Kernel, expected: &BTreeMap<String, u64>, btf: &Btf) {
-    assert_eq!(
-        k.paging_mode(),
-        PagingMode::Level5,
-        "{what}: -cpu max gives LA57"
-    );
+fn check_kernel(
+    what: &str,
+    k: &Kernel,
+    expected: &BTreeMap<String, u64>,
+    btf: &Btf,
+    mode: PagingMode,
+) {
+    assert_eq!(k.paging_mode(), mode, "{what}");
     for (name, addr) in expected {
         assert_eq!(
             k.symbol(name),
@@ -174,8 +177,19 @@ fn check_kernel(what: &str, k: &Kernel, expected: &BTreeMap<String, u64>, btf: &
     assert_eq!((n.symbol.name, n.offset), ("ext_sched_class", 8), "{what}");
 }
 
+/// `-cpu max` offers LA57: the kernel runs 5-level page tables.
 #[test]
-fn real_kernel_live_ram_and_vmcore() {
+fn real_kernel_5_level_live_ram_and_vmcore() {
+    real_kernel_live_ram_and_vmcore("max", PagingMode::Level5);
+}
+
+/// Without LA57 the same kernel runs 4-level page tables.
+#[test]
+fn real_kernel_4_level_live_ram_and_vmcore() {
+    real_kernel_live_ram_and_vmcore("max,-la57", PagingMode::Level4);
+}
+
+fn real_kernel_live_ram_and_vmcore(cpu: &str, mode: PagingMode) {
     let lab = Lab::open().expect("lab cache");
     let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
     let spec = RunSpec::new()
@@ -183,7 +197,11 @@ fn real_kernel_live_ram_and_vmcore() {
         .end(RunEnd::Hold);
     let initrd = lab.initramfs(&spec).expect("initramfs");
 
-    let dir = std::env::temp_dir().join(format!("guestmem-e2e-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "guestmem-e2e-{}-{}",
+        std::process::id(),
+        mode.levels()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut guard = Guard {
         child: None,
@@ -192,7 +210,7 @@ fn real_kernel_live_ram_and_vmcore() {
     let ram = dir.join("ram");
     let qmp_path = dir.join("qmp.sock");
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2"])
+        .args(["-accel", "tcg,thread=multi", "-cpu", cpu, "-smp", "2"])
         .args([
             "-nodefaults",
             "-display",
@@ -285,7 +303,7 @@ fn real_kernel_live_ram_and_vmcore() {
     )
     .expect("kernel from live RAM");
     let btf = Btf::from_guest_symbols(&live, live.symbols()).expect("BTF from guest memory");
-    check_kernel("live", &live, &expected, &btf);
+    check_kernel("live", &live, &expected, &btf, mode);
     // The guest is running: jiffies moves (HZ=250) and we see it without any copy.
     let jiffies = live.require_symbol("jiffies").unwrap();
     let j0 = live.read_u64(jiffies).unwrap();
@@ -314,11 +332,11 @@ fn real_kernel_live_ram_and_vmcore() {
     let k = core
         .kernel(KernelOptions::default())
         .expect("kernel from vmcore");
-    check_kernel("vmcore", &k, &expected, &btf);
-    // QEMU's note gives each vCPU's CR3; CR4.LA57 is set.
+    check_kernel("vmcore", &k, &expected, &btf, mode);
+    // QEMU's note gives each vCPU's CR3, and CR4.LA57 matches the paging depth.
     for c in core.cpus() {
         assert_ne!(c.cr3, 0);
-        assert_ne!(c.cr4 & (1 << 12), 0, "LA57");
+        assert_eq!(c.cr4 & (1 << 12) != 0, mode == PagingMode::Level5, "LA57");
     }
     assert_eq!(
         k.translate(k.require_symbol("init_top_pgt").unwrap())
@@ -336,7 +354,7 @@ fn real_kernel_live_ram_and_vmcore() {
     )
     .expect("kernel from vmcore RAM by scan");
     assert_eq!(scanned.kaslr_offset(), k.kaslr_offset());
-    check_kernel("vmcore-scan", &scanned, &expected, &btf);
+    check_kernel("vmcore-scan", &scanned, &expected, &btf, mode);
 
     // 4. Our writer: a vmcore of the same memory reads back the same.
     let ours = dir.join("ours.vmcore");
@@ -358,7 +376,7 @@ fn real_kernel_live_ram_and_vmcore() {
     assert_eq!(back.cpus(), core.cpus());
     assert_eq!(back.vmcoreinfo(), core.vmcoreinfo());
     let kb = back.kernel(KernelOptions::default()).unwrap();
-    check_kernel("our vmcore", &kb, &expected, &btf);
+    check_kernel("our vmcore", &kb, &expected, &btf, mode);
     drgn_reads(
         &ours,
         expected["init_task"]
