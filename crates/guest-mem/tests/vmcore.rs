@@ -232,3 +232,28 @@ fn corrupt_files_are_errors() {
         }
     }
 }
+
+#[test]
+fn open_errors_name_the_path_and_mappings_outlive_the_file_name() {
+    match Vmcore::open("/nonexistent/guestmem/vmcore".as_ref()) {
+        Err(VmcoreError::Io { path, .. }) => assert_eq!(path, "/nonexistent/guestmem/vmcore"),
+        other => panic!("{other:?}"),
+    }
+    let dir = std::env::temp_dir().join(format!("guestmem-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tiny = dir.join("tiny");
+    std::fs::write(&tiny, b"\x7fELF").unwrap();
+    assert!(matches!(Vmcore::open(&tiny), Err(VmcoreError::NotElf)));
+    // Opened, then unlinked (a temporary file): memory stays readable.
+    let sk = synth(PagingMode::Level4);
+    let path = dir.join("vmcore");
+    std::fs::write(&path, write(&sk, true, &[])).unwrap();
+    let core = Vmcore::open(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let k = core.kernel(KernelOptions::default()).unwrap();
+    assert_eq!(
+        k.read_cstr(Kva(sk.symbol("init_task").0 + image::COMM), 16)
+            .unwrap(),
+        "swapper/0"
+    );
+}
