@@ -257,3 +257,38 @@ fn open_errors_name_the_path_and_mappings_outlive_the_file_name() {
         "swapper/0"
     );
 }
+
+#[test]
+fn a_note_that_does_not_decode_falls_back_to_the_ram_copy() {
+    let sk = synth(PagingMode::Level4);
+    // The note's VMCOREINFO points kallsyms at nothing; the copy in RAM is right.
+    let bad = VmcoreInfo::parse(
+        sk.vmcoreinfo
+            .replace("SYMBOL(kallsyms_names)=", "SYMBOL(kallsyms_names)=1")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    write_vmcore(
+        &mut out,
+        &sk.guest.phys(&[]),
+        &VmcoreContents {
+            vmcoreinfo: Some(&bad),
+            cpus: &[],
+            page_offset: None,
+        },
+    )
+    .unwrap();
+    let core = Vmcore::from_bytes(out).unwrap();
+    assert_eq!(core.vmcoreinfo(), Some(&bad));
+    let k = core.kernel(KernelOptions::default()).unwrap();
+    assert_eq!(k.vmcoreinfo().text(), sk.vmcoreinfo);
+    // Given explicitly, the bad one is used as is and fails.
+    assert!(
+        core.kernel(KernelOptions {
+            vmcoreinfo: Some(bad),
+            ..Default::default()
+        })
+        .is_err()
+    );
+}

@@ -367,14 +367,21 @@ impl Vmcore {
     }
 
     /// The kernel in this vmcore: VMCOREINFO from the note (or a scan of its RAM when
-    /// absent), CPUs from the notes; `opts` may add or override (e.g. a System.map).
+    /// absent, or when the note's does not decode), CPUs from the notes; `opts` may
+    /// add or override (e.g. a System.map).
     pub fn kernel(&self, mut opts: KernelOptions) -> Result<Kernel, KernelError> {
-        if opts.vmcoreinfo.is_none() {
-            opts.vmcoreinfo = self.layout.vmcoreinfo.clone();
-        }
         if opts.cpus.is_empty() {
             opts.cpus = self.layout.cpus.clone();
         }
+        if opts.vmcoreinfo.is_some() {
+            return Kernel::new(self.mem.clone(), opts);
+        }
+        let Some(note) = self.layout.vmcoreinfo.clone() else {
+            return Kernel::new(self.mem.clone(), opts);
+        };
+        let scan_opts = opts.clone();
+        opts.vmcoreinfo = Some(note);
         Kernel::new(self.mem.clone(), opts)
+            .or_else(|e| Kernel::new(self.mem.clone(), scan_opts).map_err(|_| e))
     }
 }
