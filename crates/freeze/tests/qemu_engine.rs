@@ -188,3 +188,88 @@ fn vmcore_of_the_frozen_guest_opens_with_guest_mem() {
     g.phase(m, "workload-done", BOOT_TIMEOUT);
     g.expect_clean_poweroff();
 }
+
+#[test]
+fn attach_to_a_running_qemu_freezes_reads_and_leaves_it_running() {
+    // A second QMP socket, as a user's own QEMU would offer (one client per socket).
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("user-qmp.sock");
+    let spec = RunSpec::new().workload(seq_workload(60, 50));
+    let (lab, kernel) = qemu_common::lab();
+    let initramfs = lab.initramfs(&spec).unwrap();
+    let mut cfg = freeze::qemu::QemuConfig::new(
+        &kernel.vmlinuz,
+        Some(initramfs.path().to_path_buf()),
+        qemu_common::CMDLINE,
+    );
+    cfg.memory_mib = 512;
+    cfg.extra_args = vec![
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", sock.display()).into(),
+    ];
+    let mut owner = freeze::qemu::QemuEngine::launch(&cfg).unwrap();
+    let (_, m) = owner
+        .console()
+        .wait_contains(LineMark::START, BOOT_TIMEOUT, "SEQ 3")
+        .expect("workload output");
+
+    let mut attached = freeze::qemu::AttachedQemu::attach(&sock, &owner.ram_file()).unwrap();
+    assert_eq!(attached.vcpu_count(), 2);
+    let out = attached.freeze(Duration::from_secs(10)).unwrap();
+    assert!(out.all_parked(), "{out:?}");
+    assert_eq!(owner.run_state().unwrap(), "paused");
+    let phys = guest_mem::PhysMem::from_guest_memory(&attached.guest_ram()).unwrap();
+    let k = guest_mem::Kernel::new(phys, KernelOptions::default()).unwrap();
+    assert_eq!(k.osrelease(), kernel.release);
+    // Dropped while frozen: the guest it found running runs again.
+    drop(attached);
+    assert_eq!(owner.run_state().unwrap(), "running");
+    owner
+        .console()
+        .wait_contains(m, BOOT_TIMEOUT, "KTSTR-PHASE: workload-done rc=0")
+        .expect("the workload completes after the attached engine is gone");
+    let st = owner.wait_exit(qemu_common::END_TIMEOUT).unwrap();
+    assert!(st.is_some_and(|s| s.success()), "{st:?}");
+}
+
+#[test]
+fn the_accelerator_probe_matches_reality() {
+    let (lab, kernel) = qemu_common::lab();
+    let qemu = std::path::Path::new("qemu-system-x86_64");
+    let decision = freeze::qemu::accel::decide(qemu, &kernel.vmlinuz);
+    eprintln!("probe: {decision:?}");
+    assert!(!decision.reason.is_empty());
+    // Whatever the probe chose must boot; when it refused KVM, forcing KVM must fail.
+    let initramfs = lab.initramfs(&RunSpec::new().workload("true")).unwrap();
+    let mut cfg = freeze::qemu::QemuConfig::new(
+        &kernel.vmlinuz,
+        Some(initramfs.path().to_path_buf()),
+        qemu_common::CMDLINE,
+    );
+    cfg.memory_mib = 512;
+    let chosen = freeze::qemu::QemuEngine::launch(&cfg).unwrap();
+    assert_eq!(chosen.accel().accel, decision.accel);
+    chosen
+        .console()
+        .wait_contains(LineMark::START, BOOT_TIMEOUT, "KTSTR-PHASE: init")
+        .expect("the chosen accelerator boots the kernel to /init");
+    drop(chosen);
+    if decision.accel == freeze::qemu::Accel::Tcg && decision.reason.contains("KVM boot attempt") {
+        cfg.accel = freeze::qemu::AccelChoice::Kvm;
+        let booted = match freeze::qemu::QemuEngine::launch(&cfg) {
+            Err(e) => {
+                eprintln!("forced KVM: launch failed as the probe predicted: {e}");
+                false
+            }
+            Ok(e) => e
+                .console()
+                .wait_contains(
+                    LineMark::START,
+                    Duration::from_secs(30),
+                    "KTSTR-PHASE: init",
+                )
+                .is_ok(),
+        };
+        assert!(!booted, "the probe refused KVM, yet KVM booted the kernel");
+    }
+}

@@ -11,6 +11,7 @@
 //! dies with the host process even on `SIGKILL` ([`teardown`] has the details).
 
 pub mod accel;
+pub mod attach;
 pub mod console;
 pub mod qmp;
 pub mod regs;
@@ -27,6 +28,7 @@ use guest_mem::ramfile::{self, QemuMachine};
 use serde_json::json;
 
 pub use accel::{Accel, AccelChoice, AccelDecision};
+pub use attach::AttachedQemu;
 pub use console::{Console, LineMark, WaitError};
 pub use qmp::{QmpClient, QmpError, QmpEvent};
 
@@ -378,27 +380,7 @@ impl Engine for QemuEngine {
     /// parsed the guest stays frozen and the error is returned.
     fn freeze(&mut self, timeout: Duration) -> Result<FreezeOutcome, EngineError> {
         self.check_alive("freeze")?;
-        let start = Instant::now();
-        self.qmp
-            .execute_timeout("stop", None, timeout)
-            .map_err(qmp_err("stop"))?;
-        let elapsed = start.elapsed();
-        self.frozen = true;
-        let text = self
-            .qmp
-            .execute_timeout(
-                "human-monitor-command",
-                Some(json!({ "command-line": "info registers -a" })),
-                QMP_TIMEOUT,
-            )
-            .map_err(qmp_err("info registers"))?;
-        let text = text.as_str().unwrap_or_default();
-        let mut vcpus = regs::parse_info_registers(text).map_err(|e| EngineError::Failed {
-            step: "parse info registers",
-            detail: e.to_string(),
-        })?;
-        vcpus.resize(self.vcpus, None);
-        Ok(FreezeOutcome { vcpus, elapsed })
+        stop_and_capture(&mut self.qmp, timeout, self.vcpus, &mut self.frozen)
     }
 
     fn thaw(&mut self) -> Result<(), EngineError> {
@@ -417,6 +399,38 @@ impl Engine for QemuEngine {
     fn console_tail(&self) -> String {
         self.console.tail()
     }
+}
+
+/// QMP `stop`, then the registers of every vCPU; `frozen` is set as soon as `stop`
+/// succeeded (the guest stays frozen when reading the registers fails).
+pub(crate) fn stop_and_capture(
+    qmp: &mut QmpClient,
+    timeout: Duration,
+    vcpus: usize,
+    frozen: &mut bool,
+) -> Result<FreezeOutcome, EngineError> {
+    let start = Instant::now();
+    qmp.execute_timeout("stop", None, timeout)
+        .map_err(qmp_err("stop"))?;
+    let elapsed = start.elapsed();
+    *frozen = true;
+    let text = qmp
+        .execute_timeout(
+            "human-monitor-command",
+            Some(json!({ "command-line": "info registers -a" })),
+            QMP_TIMEOUT,
+        )
+        .map_err(qmp_err("info registers"))?;
+    let text = text.as_str().unwrap_or_default();
+    let mut regs = regs::parse_info_registers(text).map_err(|e| EngineError::Failed {
+        step: "parse info registers",
+        detail: e.to_string(),
+    })?;
+    regs.resize(vcpus, None);
+    Ok(FreezeOutcome {
+        vcpus: regs,
+        elapsed,
+    })
 }
 
 /// Owns QEMU while `launch` is still fallible.
