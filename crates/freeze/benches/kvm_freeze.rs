@@ -7,7 +7,6 @@
 //! (`KVM_BENCH_ITERS` overrides the iteration count, default 500).
 
 #[path = "../tests/kvm_common/mod.rs"]
-#[allow(dead_code)]
 mod kvm_common;
 
 use std::io::Write;

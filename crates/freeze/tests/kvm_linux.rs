@@ -9,10 +9,10 @@
 
 mod kvm_common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use freeze::Engine;
-use freeze::kvm::{KernelFormat, KvmEngine, LinuxBoot, VmBuilder, VmConfig};
+use freeze::kvm::{KernelFormat, LinuxBoot, VmConfig, boot_and_wait};
 use freeze::lab::{
     DEFAULT_APPEND, Lab, PHASE_PREFIX, RunEnd, RunSpec, SchedulerChoice, TestScheduler,
 };
@@ -22,52 +22,6 @@ use vm_memory::{Bytes, GuestAddress};
 /// A KVM that cannot print the kernel banner in this time is of no use to the project.
 const BANNER_BUDGET: Duration = Duration::from_secs(60);
 const ATTACH_BUDGET: Duration = Duration::from_secs(240);
-
-/// Boots and returns the engine, or the reason this KVM cannot boot Linux.
-fn try_boot(boot: &LinuxBoot) -> Result<KvmEngine, String> {
-    let engine = VmBuilder::new(VmConfig {
-        vcpus: 2,
-        mem_bytes: 1 << 30,
-        ..VmConfig::default()
-    })
-    .and_then(|b| b.boot_linux(boot))
-    .map_err(|e| format!("the VMM could not start the kernel: {e}"))?;
-    let deadline = Instant::now() + BANNER_BUDGET;
-    while Instant::now() < deadline {
-        if let Some(exit) = engine.exit_status() {
-            return Err(format!(
-                "the guest stopped before the kernel banner: {exit}; console: {:?}",
-                last_line(&engine.console_tail())
-            ));
-        }
-        if engine.console_tail().contains("Linux version") {
-            return Ok(engine);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Say where it is stuck: freeze and report the boot vCPU's registers.
-    let mut engine = engine;
-    let at = match engine.freeze(Duration::from_secs(5)) {
-        Ok(o) => o.vcpus[0].map_or("vCPU 0 did not park".to_string(), |r| {
-            format!(
-                "vCPU 0 at RIP {:#x} CR0 {:#x} CR3 {:#x}",
-                r.rip, r.cr0, r.cr3
-            )
-        }),
-        Err(e) => format!("freeze failed: {e}"),
-    };
-    Err(format!(
-        "no kernel banner within {BANNER_BUDGET:?} ({at}); console: {:?}",
-        last_line(&engine.console_tail())
-    ))
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-}
 
 #[test]
 fn lab_kernel_boots_attaches_and_freezes_or_skips() {
@@ -96,7 +50,16 @@ fn lab_kernel_boots_attaches_and_freezes_or_skips() {
             cmdline: format!("{DEFAULT_APPEND} nokaslr loglevel=7 earlyprintk=serial,ttyS0,115200"),
             format,
         };
-        match try_boot(&boot) {
+        match boot_and_wait(
+            VmConfig {
+                vcpus: 2,
+                mem_bytes: 1 << 30,
+                ..VmConfig::default()
+            },
+            &boot,
+            "Linux version",
+            BANNER_BUDGET,
+        ) {
             Ok(engine) => {
                 booted = Some(engine);
                 break;

@@ -361,6 +361,55 @@ impl VmBuilder {
     }
 }
 
+/// Boots Linux and waits until its console shows `expect` (e.g. `"Linux version"`, which
+/// needs `loglevel>=5`, or an init's first line). Whether a host's KVM can boot a kernel is
+/// only known by trying, so this is the probe callers (the CLI's engine choice, tests) use:
+/// `Err` says why not: the VMM could not start it, the guest stopped (e.g. `KVM internal
+/// error ... emulation failure`, with the instruction bytes and RIP), or no output within
+/// `budget`, with where vCPU 0 was at that point (frozen to read its registers).
+pub fn boot_and_wait(
+    config: VmConfig,
+    boot: &LinuxBoot,
+    expect: &str,
+    budget: Duration,
+) -> Result<KvmEngine, String> {
+    let mut engine = VmBuilder::new(config)
+        .and_then(|b| b.boot_linux(boot))
+        .map_err(|e| format!("the VMM could not start the kernel: {e}"))?;
+    let last_line = |text: &str| {
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .to_string()
+    };
+    let deadline = Instant::now() + budget;
+    while Instant::now() < deadline {
+        if let Some(exit) = engine.exit_status() {
+            return Err(format!(
+                "the guest stopped before printing {expect:?}: {exit}; last console line: {:?}",
+                last_line(&engine.console_tail())
+            ));
+        }
+        if engine.console.wait_for(expect, Duration::from_millis(50)) {
+            return Ok(engine);
+        }
+    }
+    let at = match engine.freeze(Duration::from_secs(5)) {
+        Ok(o) => o.vcpus[0].map_or("vCPU 0 did not park".to_string(), |r| {
+            format!(
+                "vCPU 0 at RIP {:#x} CR0 {:#x} CR3 {:#x}",
+                r.rip, r.cr0, r.cr3
+            )
+        }),
+        Err(e) => format!("freeze failed: {e}"),
+    };
+    Err(format!(
+        "no {expect:?} on the console within {budget:?} ({at}); last console line: {:?}",
+        last_line(&engine.console_tail())
+    ))
+}
+
 struct Frozen {
     clock: Option<kvm_clock_data>,
 }
