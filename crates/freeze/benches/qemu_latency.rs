@@ -66,7 +66,12 @@ fn triggers() {
     let mut g = boot(&spec, 2, 1024);
     let off = sched_offsets(&g.btf());
     let (_, m) = g.phase(LineMark::START, "scheduler-start", BOOT_TIMEOUT);
+    // Hold the guest while the host decodes kallsyms, so no exit happens unwatched.
+    g.engine
+        .freeze(Duration::from_secs(10))
+        .expect("freeze for setup");
     let kernel = g.kernel_view();
+    g.engine.thaw().expect("thaw after setup");
     let (_, m) = g.phase(m, "scheduler-attached", BOOT_TIMEOUT);
     let boot_to_attached = g.launched_at.elapsed();
     let trigger = ExitKindTrigger {

@@ -33,7 +33,13 @@ fn trigger_test(which: TestScheduler, workload: &str) {
     // from the BTF file, the symbols from guest RAM once the kernel runs /init.
     let off = sched_offsets(&g.btf());
     let (_, m) = g.phase(LineMark::START, "scheduler-start", BOOT_TIMEOUT);
+    // Hold the guest while the host decodes kallsyms (seconds in a debug build on a
+    // loaded host): the scheduler must not fail before the watch runs.
+    g.engine
+        .freeze(Duration::from_secs(10))
+        .expect("freeze for setup");
     let kernel = g.kernel_view();
+    g.engine.thaw().expect("thaw after setup");
     let root_ptr = kernel.require_symbol("scx_root").unwrap();
     let trigger = ExitKindTrigger {
         root_ptr,

@@ -70,9 +70,8 @@ impl QmpClient {
         let stream = loop {
             match UnixStream::connect(path) {
                 Ok(s) => break s,
-                Err(e) if start.elapsed() < connect_timeout => {
-                    // NotFound / ConnectionRefused until QEMU listens.
-                    let _ = e;
+                // NotFound / ConnectionRefused until QEMU listens.
+                Err(_) if start.elapsed() < connect_timeout => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(source) => {
