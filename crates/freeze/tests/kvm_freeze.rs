@@ -125,3 +125,62 @@ fn kvmclock_does_not_count_the_freeze() {
         c3 - c2
     );
 }
+
+/// vCPUs that exit to the VMM all the time (an `OUT` to COM1 per iteration): kicks land
+/// during exit handling, and a pending I/O is completed before registers are read. Freeze
+/// and thaw back to back, many times: every vCPU parks each time, and nothing is written
+/// to the console while frozen.
+#[test]
+fn freeze_while_vcpus_do_port_io() {
+    if !kvm_or_skip() {
+        return;
+    }
+    use freeze::CpuRegs;
+    use freeze::kvm::{CpuMode, PageTables, VcpuStart};
+    use vm_memory::{Bytes, GuestAddress};
+    const VCPUS: usize = 3;
+    let b = builder(VCPUS);
+    // mov dx, 0x3f8 ; l: mov al, 'x' ; out dx, al ; jmp l
+    let code = [0x66, 0xba, 0xf8, 0x03, 0xb0, b'x', 0xee, 0xeb, 0xfb];
+    let base = 0x10_0000u64;
+    b.guest_ram()
+        .write_slice(&code, GuestAddress(base))
+        .unwrap();
+    let start = VcpuStart {
+        mode: CpuMode::Long(PageTables::Identity4G),
+        regs: CpuRegs {
+            rip: base,
+            rflags: 2,
+            ..Default::default()
+        },
+    };
+    let mut engine = b.start(&[start; VCPUS]).unwrap();
+    assert!(engine.console().wait_for("xxxx", Duration::from_secs(20)));
+    for round in 0..300 {
+        let outcome = engine.freeze(Duration::from_secs(10)).expect("freeze");
+        assert!(
+            outcome.all_parked(),
+            "round {round}: {}/{VCPUS}",
+            outcome.parked()
+        );
+        for (i, r) in outcome.vcpus.iter().enumerate() {
+            let rip = r.unwrap().rip;
+            assert!(
+                (base + 4..base + 9).contains(&rip),
+                "round {round}: vCPU {i} RIP {rip:#x}"
+            );
+        }
+        if round % 50 == 0 {
+            let total = engine.console().total();
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(engine.console().total(), total, "output while frozen");
+        }
+        engine.thaw().expect("thaw");
+    }
+    let total = engine.console().total();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while engine.console().total() == total {
+        assert!(std::time::Instant::now() < deadline, "no output after thaw");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
