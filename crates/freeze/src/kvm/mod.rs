@@ -16,7 +16,29 @@
 //! [`FreezeOutcome`]; [`degraded_report`] turns such an outcome into the wire format's
 //! degraded report. kvmclock is read (`KVM_GET_CLOCK`) before the kick and written back
 //! (`KVM_SET_CLOCK`) before the vCPUs resume, so guest time does not jump by the length of
-//! the freeze. Freeze and thaw repeat any number of times.
+//! the freeze. Freeze and thaw repeat any number of times. [`Engine::thaw`] returns once
+//! every parked vCPU has left its park (so its latency includes the host scheduling each
+//! vCPU thread, which dominates when vCPUs outnumber host CPUs).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use freeze::Engine;
+//! use freeze::kvm::{LinuxBoot, VmBuilder, VmConfig};
+//! let boot = LinuxBoot {
+//!     kernel: "vmlinuz".into(),
+//!     initramfs: Some("initramfs.cpio".into()),
+//!     cmdline: "console=ttyS0 panic=-1".into(),
+//!     ..Default::default()
+//! };
+//! let config = VmConfig { vcpus: 2, mem_bytes: 1 << 30, ..Default::default() };
+//! let mut vm = VmBuilder::new(config)?.boot_linux(&boot)?;
+//! let outcome = vm.freeze(Duration::from_secs(1))?;
+//! if !outcome.all_parked() {
+//!     let _report = freeze::kvm::degraded_report(&outcome);
+//! }
+//! vm.thaw()?;
+//! # Ok::<(), freeze::EngineError>(())
+//! ```
 //!
 //! # Guest-physical layout
 //! See [`layout`]: the VMM owns `0x500..0x1000` (GDT, IDT), `0x6000..0xf000` (PVH info,
