@@ -11,8 +11,18 @@ use std::time::{Duration, Instant};
 use dump_schema::{FailureDumpReport, FailureDumpReportAny, GuestSetupFailureContext};
 use freeze::lab::{
     ConsoleLog, DEFAULT_APPEND, GuestCommand, HookPoint, Lab, Progress, RunEnd, RunSpec,
-    SchedulerChoice, TestScheduler,
+    SchedulerChoice, TestScheduler, TestSchedulerParams,
 };
+
+/// When `stall` and `error` start failing after they attached.
+const FAILURE_AFTER_MS: u32 = 10_000;
+
+/// The guest's command line: the lab's, plus `no_timer_check`, which skips the boot-time
+/// check of the timer interrupt that a starved TCG vCPU can fail ("IO-APIC + timer doesn't
+/// work" panics were seen on a loaded 2-core host).
+fn guest_cmdline() -> String {
+    format!("{DEFAULT_APPEND} no_timer_check")
+}
 use freeze::qemu::{AccelChoice, QemuConfig, QemuEngine};
 use freeze::watch::{ExitInfoOffsets, ExitKindTrigger, WatchOptions, WatchOutcome, watch_exit_kind};
 use freeze::{Engine, FreezeOutcome};
@@ -300,7 +310,15 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     lab.ensure_host_packages()?;
     let kernel = lab.kernel()?;
     let choice = match &opts.scheduler {
-        SchedulerArg::Test(t) => SchedulerChoice::test(*t),
+        SchedulerArg::Test(t) => SchedulerChoice::Test {
+            which: *t,
+            params: TestSchedulerParams {
+                // The failure starts this long after the attach: a margin for the host's
+                // watch to be armed on a slow (TCG, loaded) host; the default 3 s is not.
+                after_ms: Some(FAILURE_AFTER_MS),
+                ..Default::default()
+            },
+        },
         SchedulerArg::Bpfland => {
             lab.bpfland()?;
             SchedulerChoice::bpfland()
@@ -335,7 +353,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
             "--engine kvm: {why}; use --engine qemu (or auto)"
         )));
     }
-    let mut cfg = QemuConfig::new(&vmlinuz, Some(initrd.path().to_path_buf()), DEFAULT_APPEND);
+    let mut cfg = QemuConfig::new(&vmlinuz, Some(initrd.path().to_path_buf()), &guest_cmdline());
     cfg.vcpus = opts.cpus;
     cfg.memory_mib = opts.memory_mib;
     cfg.accel = AccelChoice::Auto;
@@ -426,11 +444,13 @@ fn watch(
     log: &mut Vec<String>,
 ) -> Result<Watched, Error> {
     let started = Instant::now();
-    // Symbols and BTF exist once the guest's userspace runs: set the watch up then,
-    // before the scheduler can attach and fail.
+    // Symbols and BTF exist once the guest's userspace runs: set the watch up then, as
+    // early as possible, so it is armed before the scheduler can attach and fail (a
+    // debug build on a loaded TCG host takes seconds to decode kallsyms and BTF).
     loop {
         let cl = console_log(engine);
-        if cl.phase("scheduler-start").is_some() || cl.phase("scheduler-failed").is_some() {
+        // The guest's /init prints its first phase once the kernel is fully up.
+        if !cl.phases.is_empty() {
             break;
         }
         if let Ok(Some(st)) = engine.try_exit_status() {
@@ -545,6 +565,15 @@ fn watch(
     if let Some(l) = attached_log.into_inner().unwrap_or_else(|e| e.into_inner()) {
         log.push(l);
     }
+    // The kernel's own sched_ext messages, for -v.
+    let cl = console_log(engine);
+    log.extend(
+        cl.other
+            .iter()
+            .filter(|l| l.contains("sched_ext"))
+            .take(20)
+            .map(|l| format!("guest: {}", l.trim())),
+    );
     let outcome = match result {
         Ok(WatchOutcome::Triggered(t)) => {
             log.push(format!(
@@ -564,7 +593,13 @@ fn watch(
                 },
             });
         }
-        Ok(_) => reason.into_inner().unwrap_or_else(|e| e.into_inner()),
+        Ok(WatchOutcome::Stopped(st) | WatchOutcome::TimedOut(st)) => {
+            log.push(format!(
+                "watch stopped: {} polls, {} read errors, longest gap {:?}",
+                st.polls, st.read_errors, st.max_gap
+            ));
+            reason.into_inner().unwrap_or_else(|e| e.into_inner())
+        }
         Err(e) => {
             if engine.exited_flag().load(Ordering::Relaxed) {
                 Some(StopReason::SetupFailed(format!("the guest exited before a capture ({e})")))

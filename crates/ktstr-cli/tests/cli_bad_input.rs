@@ -53,7 +53,7 @@ fn non_json_to_render_names_line_and_column() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("x.txt"), "not json at all\n").unwrap();
     let o = ktstr(&["render", "x.txt"], d.path());
-    assert_one_line_error(&o, 2, "x.txt: invalid JSON at line 1, column 1");
+    assert_one_line_error(&o, 2, "x.txt: invalid JSON at line 1");
     assert!(o.stdout.is_empty());
 }
 
