@@ -27,7 +27,8 @@ use freeze::qemu::{AccelChoice, QemuConfig, QemuEngine};
 use freeze::watch::{ExitInfoOffsets, ExitKindTrigger, WatchOptions, WatchOutcome, watch_exit_kind};
 use freeze::{Engine, FreezeOutcome};
 use guest_mem::{CpuRegs, KernelOptions, PhysMem};
-use scx_walk::{CaptureOptions, Kernel, TriggerLocation};
+use dump_schema::EventCounterSample;
+use scx_walk::{CaptureOptions, EventSampler, Kernel, TriggerLocation};
 
 use crate::frozen::{capture_frozen, export_vmcore, guest_btf, guest_kernel};
 use crate::{Error, write_atomic};
@@ -376,8 +377,12 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     let json_path = opts.out_dir.join(format!("{stem}.failure-dump.json"));
     let attach_budget = Duration::from_secs(u64::from(spec.attach_timeout_s) + 180);
     let watched = watch(&mut engine, opts, attach_budget, &mut log)?;
-    let (freeze, outcome) = match watched {
-        Watched::Frozen { freeze, outcome } => (freeze, outcome),
+    let (freeze, outcome, timeline) = match watched {
+        Watched::Frozen {
+            freeze,
+            outcome,
+            timeline,
+        } => (freeze, outcome, timeline),
         Watched::SetupFailed(what) => {
             let report = FailureDumpReportAny::Single(setup_failure_report(&mut engine, &what));
             write_report(&json_path, &report)?;
@@ -392,7 +397,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     };
     log.push(format!("run: {:.1} s from launch to freeze", started.elapsed().as_secs_f64()));
     progress.step(&format!("frozen ({outcome:?}); capturing"));
-    let (report, vmcore) = capture_after_freeze(&engine, &freeze, opts, &mut log);
+    let (report, vmcore) = capture_after_freeze(&engine, &freeze, timeline, opts, &mut log);
     // Thaw before teardown: the guest is not needed any more, but a thaw that fails says
     // the engine broke during the capture, which belongs in the log.
     if let Err(e) = engine.thaw() {
@@ -422,6 +427,7 @@ enum Watched {
     Frozen {
         freeze: FreezeOutcome,
         outcome: RunOutcome,
+        timeline: Vec<EventCounterSample>,
     },
     SetupFailed(String),
 }
@@ -507,14 +513,23 @@ fn watch(
         ..Default::default()
     };
     let attached_log = std::sync::Mutex::new(None::<String>);
+    let ram = engine.guest_ram();
+    let btf_ref = &btf;
+    let (reason_ref, attached_ref, stop_ref) = (&reason, &attached_log, &stop);
     let result = std::thread::scope(|s| {
-        let watcher = s.spawn(|| {
+        let watcher = s.spawn(move || {
             let mut attached: Option<Instant> = None;
+            // The event-counter timeline: sampled from this thread with its own kernel
+            // view (a `guest_mem::Kernel` is not shared between threads), built once the
+            // scheduler is attached.
+            let mut sampler: Option<Result<(guest_mem::Kernel, EventSampler), String>> = None;
+            let mut timeline: Vec<EventCounterSample> = Vec::new();
+            let mut last_sample: Option<Instant> = None;
             let set = |r: StopReason| {
-                *reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-                stop.store(true, Ordering::Relaxed);
+                *reason_ref.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                stop_ref.store(true, Ordering::Relaxed);
             };
-            while !stop.load(Ordering::Relaxed) {
+            while !stop_ref.load(Ordering::Relaxed) {
                 let (lines, _) = console.lines_since(Default::default());
                 let cl = ConsoleLog::parse(&lines.join("\n"));
                 if attached.is_none()
@@ -527,7 +542,26 @@ fn watch(
                         started.elapsed().as_secs_f64()
                     );
                     opts.progress.step(&format!("{msg}; watching for an error exit"));
-                    *attached_log.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
+                    *attached_ref.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
+                }
+                if let Some(a) = attached
+                    && last_sample.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY)
+                {
+                    last_sample = Some(Instant::now());
+                    let st = sampler.get_or_insert_with(|| event_sampler(&ram, btf_ref));
+                    if let Ok((k, es)) = st {
+                        let kk = Kernel {
+                            mem: &*k,
+                            syms: &*k,
+                            types: btf_ref,
+                        };
+                        if let Ok(Some(sample)) = es.sample(&kk, a.elapsed().as_millis() as u64) {
+                            if timeline.len() == MAX_SAMPLES {
+                                timeline.remove(0);
+                            }
+                            timeline.push(sample);
+                        }
+                    }
                 }
                 if opts.interrupt.load(Ordering::Relaxed) {
                     set(match attached {
@@ -555,13 +589,19 @@ fn watch(
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
+            (timeline, sampler.and_then(|s| s.err()))
         });
         let r = watch_exit_kind(engine, trigger, |kva| live.translate(kva), &wopts);
         // Ends the watcher thread when the watch ended by itself.
         stop.store(true, Ordering::Relaxed);
-        let _ = watcher.join();
-        r
+        let (timeline, sampler_err) = watcher.join().unwrap_or_default();
+        (r, timeline, sampler_err)
     });
+    let (result, timeline, sampler_err) = result;
+    if let Some(e) = sampler_err {
+        log.push(format!("event sampler unavailable: {e}"));
+    }
+    log.push(format!("event counter samples while running: {}", timeline.len()));
     if let Some(l) = attached_log.into_inner().unwrap_or_else(|e| e.into_inner()) {
         log.push(l);
     }
@@ -591,6 +631,7 @@ fn watch(
                 outcome: RunOutcome::ErrorExit {
                     exit_kind: t.exit_kind,
                 },
+                timeline,
             });
         }
         Ok(WatchOutcome::Stopped(st) | WatchOutcome::TimedOut(st)) => {
@@ -611,11 +652,34 @@ fn watch(
     match outcome {
         Some(StopReason::Outcome(outcome)) => {
             let freeze = engine.freeze(freeze_timeout).map_err(Error::engine("freeze"))?;
-            Ok(Watched::Frozen { freeze, outcome })
+            Ok(Watched::Frozen {
+                freeze,
+                outcome,
+                timeline,
+            })
         }
         Some(StopReason::SetupFailed(what)) => Ok(Watched::SetupFailed(what)),
         None => Err(Error::Infrastructure("the watch stopped without a reason".into())),
     }
+}
+
+/// How often the event counters are sampled while the guest runs.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// Most samples kept (the oldest are dropped): a bounded timeline.
+const MAX_SAMPLES: usize = 600;
+
+/// A second live kernel view and the event sampler over it, for the watcher thread.
+fn event_sampler(ram: &freeze::GuestRam, btf: &btf_walk::Btf) -> Result<(guest_mem::Kernel, EventSampler), String> {
+    let phys = PhysMem::from_guest_memory(ram).map_err(|e| e.to_string())?;
+    let k = guest_kernel(phys, KernelOptions::default()).map_err(|e| e.to_string())?;
+    k.set_translation_cache(false);
+    let es = EventSampler::new(&Kernel {
+        mem: &k,
+        syms: &k,
+        types: btf,
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((k, es))
 }
 
 /// A kernel view of the frozen guest, with the vCPUs' registers.
@@ -640,6 +704,7 @@ type Captured = (Result<FailureDumpReportAny, Error>, Result<Option<PathBuf>, Er
 fn capture_after_freeze(
     engine: &QemuEngine,
     freeze: &FreezeOutcome,
+    timeline: Vec<EventCounterSample>,
     opts: &RunOptions,
     log: &mut Vec<String>,
 ) -> Captured {
@@ -657,6 +722,7 @@ fn capture_after_freeze(
     };
     let copts = CaptureOptions {
         deadline: Some(Duration::from_secs(60)),
+        timeline,
         ..Default::default()
     };
     let out = capture_frozen(&k, &btf, freeze.vcpus.clone(), &copts);

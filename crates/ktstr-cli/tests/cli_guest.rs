@@ -149,7 +149,7 @@ node = p.read_u64(head, False)
 n = 0
 while node != head and n < 100000:
     t = node - {tasks}
-    print(p.read_s32(t + {pid}, False), comm(t))
+    print(p.read_u32(t + {pid}, False), comm(t))
     node = p.read_u64(node, False)
     n += 1
 "#,
