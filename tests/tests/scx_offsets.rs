@@ -1,0 +1,46 @@
+//! Every scx-walk offset group resolves against the real 7.3 sched_ext kernel's BTF (the
+//! guest lab's copy), with the 7.3 layout facts the walkers rely on.
+
+use btf_walk::Btf;
+use freeze::lab::Lab;
+use scx_walk::KernelTypes;
+
+#[test]
+fn scx_every_offset_group_resolves_on_the_lab_kernel() {
+    let lab = Lab::open().expect("opening the guest lab");
+    let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
+    let btf = Btf::from_file(&kernel.btf).expect("loading the kernel BTF");
+    let t: &dyn KernelTypes = &btf;
+    scx_walk::lists::CoreOffsets::resolve(t).unwrap();
+    let so = scx_walk::sched::SchedOffsets::resolve(t).unwrap();
+    assert!(
+        so.pnode.is_some() && so.pnode_global_dsq.is_some(),
+        "7.3 has per-node global DSQs"
+    );
+    assert!(so.global_dsqs.is_none(), "the pre-7 layout is gone");
+    assert!(so.pcpu_bypass_dsq.is_some(), "7.3 has per-CPU bypass DSQs");
+    scx_walk::sched::EventOffsets::resolve(t, &so).unwrap();
+    let rq = scx_walk::rq::RqOffsets::resolve(t).unwrap();
+    assert!(rq.kick_sync.is_some() && rq.nr_immed.is_some() && rq.clock.is_some());
+    assert_eq!(rq.ops_qseq, None, "7.3 keeps ops_qseq per task");
+    scx_walk::dsq::DsqOffsets::resolve(t).unwrap();
+    scx_walk::tasks::TaskOffsets::resolve(t).unwrap();
+    let mo = scx_walk::maps::MapOffsets::resolve(t).unwrap();
+    assert!(mo.array.is_some(), "bpf_array");
+    assert!(mo.htab.is_some(), "bpf_htab");
+    assert!(mo.arena.is_some(), "bpf_arena");
+    assert!(mo.ringbuf.is_some(), "bpf_ringbuf");
+    assert!(mo.stack.is_some(), "bpf_stack_map");
+    assert!(mo.struct_ops.is_some(), "bpf_struct_ops_map");
+    assert!(mo.storage.is_some(), "bpf_local_storage");
+    scx_walk::progs::ProgOffsets::resolve(t).unwrap();
+    scx_walk::cputime::CpuTimeOffsets::resolve(t).unwrap();
+    scx_walk::numa::NumaOffsets::resolve(t).unwrap();
+    scx_walk::psi::PsiOffsets::resolve(t).unwrap();
+    let trig = scx_walk::sched::SchedOffsets::resolve(t).unwrap();
+    // The offsets agree with the kernel's own BTF through btf-walk's path resolution.
+    assert_eq!(
+        Some(trig.exit_kind),
+        btf.offset_of("scx_sched.exit_kind").ok()
+    );
+}
