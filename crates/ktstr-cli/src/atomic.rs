@@ -72,6 +72,9 @@ mod tests {
     fn missing_directory_is_an_error() {
         let p = Path::new("/nonexistent-ktstr-dir/out.json");
         let e = write_atomic(p, |w| w.write_all(b"x")).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent-ktstr-dir/out.json"), "{e}");
+        assert!(
+            e.to_string().contains("/nonexistent-ktstr-dir/out.json"),
+            "{e}"
+        );
     }
 }

@@ -264,9 +264,20 @@ mod tests {
     #[test]
     fn every_subcommand_has_examples() {
         for sub in Cli::command().get_subcommands() {
-            let help = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
-            assert!(help.contains("Examples:"), "{} has no examples", sub.get_name());
-            assert!(help.contains("Exit codes:"), "{} has no exit codes", sub.get_name());
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains("Examples:"),
+                "{} has no examples",
+                sub.get_name()
+            );
+            assert!(
+                help.contains("Exit codes:"),
+                "{} has no exit codes",
+                sub.get_name()
+            );
         }
     }
 }

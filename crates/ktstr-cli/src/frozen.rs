@@ -62,7 +62,8 @@ pub(crate) fn guest_btf(k: &GuestKernel) -> Result<Btf, Error> {
     let stop = k
         .require_symbol(btf_walk::STOP_BTF)
         .map_err(|e| kerr("locating the kernel's BTF", &e))?;
-    Btf::from_guest(k, start, stop).map_err(|e| kerr("reading the kernel's BTF from guest memory", &e))
+    Btf::from_guest(k, start, stop)
+        .map_err(|e| kerr("reading the kernel's BTF from guest memory", &e))
 }
 
 /// Builds the kernel view of `phys` (VMCOREINFO scanned from RAM unless `opts` has it).

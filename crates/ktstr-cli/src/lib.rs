@@ -21,6 +21,11 @@ mod time;
 
 pub use atomic::write_atomic;
 pub use error::{Error, ErrorClass};
-pub use frozen::{CaptureSources, capture_frozen, capture_vmcore, export_vmcore, report_has_error_exit};
+pub use frozen::{
+    CaptureSources, capture_frozen, capture_vmcore, export_vmcore, report_has_error_exit,
+};
 pub use qmp_attach::{QmpAttachOptions, capture_qmp};
-pub use run::{EngineChoice, RunOptions, RunOutcome, RunResult, SchedulerArg, parse_duration, parse_size_mib, run};
+pub use run::{
+    EngineChoice, RunOptions, RunOutcome, RunResult, SchedulerArg, parse_duration, parse_size_mib,
+    run,
+};

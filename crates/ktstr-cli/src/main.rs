@@ -125,7 +125,11 @@ fn validate(path: &std::path::Path, json: bool) -> Result<u8, Error> {
         source,
     })?;
     let result = FailureDumpReportAny::from_slice(&bytes);
-    let code = if result.is_ok() { EXIT_OK } else { EXIT_FAILURE };
+    let code = if result.is_ok() {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    };
     if json {
         let v = match &result {
             Ok(r) => serde_json::json!({ "valid": true, "schema": r.schema() }),
@@ -198,7 +202,11 @@ fn capture(args: CaptureArgs, verbose: u8) -> Result<u8, Error> {
     };
     if verbose > 0 {
         for p in &out.phases {
-            eprintln!("ktstr: capture phase {:<16} {:>8.2} ms", p.name, p.elapsed.as_secs_f64() * 1e3);
+            eprintln!(
+                "ktstr: capture phase {:<16} {:>8.2} ms",
+                p.name,
+                p.elapsed.as_secs_f64() * 1e3
+            );
         }
         for l in &out.log {
             eprintln!("ktstr: {l}");
@@ -252,10 +260,18 @@ fn run(args: RunArgs, verbose: u8) -> Result<u8, Error> {
             result.json_path.display()
         );
     } else {
-        eprintln!("ktstr: {:?}; wrote {}", result.outcome, result.json_path.display());
+        eprintln!(
+            "ktstr: {:?}; wrote {}",
+            result.outcome,
+            result.json_path.display()
+        );
     }
     if let Some(p) = &result.vmcore {
         eprintln!("ktstr: wrote {}", p.display());
     }
-    Ok(if result.failure() { EXIT_FAILURE } else { EXIT_OK })
+    Ok(if result.failure() {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    })
 }

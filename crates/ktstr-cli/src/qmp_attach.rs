@@ -11,8 +11,8 @@ use guest_mem::{CpuRegs, PhysMem};
 use scx_walk::{CaptureOptions, CaptureOutput};
 use serde_json::json;
 
-use crate::frozen::{CaptureSources, capture_frozen, export_vmcore, guest_kernel};
 use crate::Error;
+use crate::frozen::{CaptureSources, capture_frozen, export_vmcore, guest_kernel};
 
 /// What to attach to.
 #[derive(Debug, Clone)]
@@ -51,10 +51,12 @@ fn qmp_err(step: &'static str) -> impl FnOnce(freeze::qemu::QmpError) -> Error {
 }
 
 /// Freezes the guest behind `opts.qmp`, captures it from `opts.ram`, thaws it.
-pub fn capture_qmp(opts: &QmpAttachOptions, capture: &CaptureOptions) -> Result<CaptureOutput, Error> {
-    let mut qmp = QmpClient::connect(&opts.qmp, Duration::from_secs(5)).map_err(|e| {
-        Error::Usage(format!("{}: cannot attach to QMP: {e}", opts.qmp.display()))
-    })?;
+pub fn capture_qmp(
+    opts: &QmpAttachOptions,
+    capture: &CaptureOptions,
+) -> Result<CaptureOutput, Error> {
+    let mut qmp = QmpClient::connect(&opts.qmp, Duration::from_secs(5))
+        .map_err(|e| Error::Usage(format!("{}: cannot attach to QMP: {e}", opts.qmp.display())))?;
     let phys = ram_phys(&opts.ram, opts.machine)?;
     let was_running = qmp.run_state().map_err(qmp_err("query-status"))? == "running";
     qmp.execute_timeout("stop", None, QMP_TIMEOUT)
@@ -106,4 +108,3 @@ pub(crate) fn ram_phys(path: &Path, machine: QemuMachine) -> Result<PhysMem, Err
         detail: e.to_string(),
     })
 }
-

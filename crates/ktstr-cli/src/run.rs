@@ -23,11 +23,13 @@ const FAILURE_AFTER_MS: u32 = 10_000;
 fn guest_cmdline() -> String {
     format!("{DEFAULT_APPEND} no_timer_check")
 }
+use dump_schema::EventCounterSample;
 use freeze::qemu::{AccelChoice, QemuConfig, QemuEngine};
-use freeze::watch::{ExitInfoOffsets, ExitKindTrigger, WatchOptions, WatchOutcome, watch_exit_kind};
+use freeze::watch::{
+    ExitInfoOffsets, ExitKindTrigger, WatchOptions, WatchOutcome, watch_exit_kind,
+};
 use freeze::{Engine, FreezeOutcome};
 use guest_mem::{CpuRegs, KernelOptions, PhysMem};
-use dump_schema::EventCounterSample;
 use scx_walk::{CaptureOptions, EventSampler, Kernel, TriggerLocation};
 
 use crate::frozen::{capture_frozen, export_vmcore, guest_btf, guest_kernel};
@@ -124,7 +126,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => n.saturating_mul(1000),
         "m" => n.saturating_mul(60_000),
         "h" => n.saturating_mul(3_600_000),
-        _ => return Err(format!("invalid duration {s:?}: unit must be ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}: unit must be ms, s, m or h"
+            ));
+        }
     };
     Ok(Duration::from_millis(ms))
 }
@@ -137,7 +143,11 @@ pub fn parse_size_mib(s: &str) -> Result<u64, String> {
     let n: u64 = n
         .parse()
         .map_err(|_| format!("invalid size {s:?}: expected e.g. 512M or 2G"))?;
-    let mib = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+    let mib = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
         "" | "M" => n,
         "G" => n.saturating_mul(1024),
         _ => return Err(format!("invalid size {s:?}: unit must be M or G")),
@@ -237,10 +247,7 @@ fn tail(s: &str, max: usize) -> String {
 }
 
 /// A placeholder report for a guest that failed before anything could be captured.
-fn setup_failure_report(
-    engine: &mut QemuEngine,
-    what: &str,
-) -> FailureDumpReport {
+fn setup_failure_report(engine: &mut QemuEngine, what: &str) -> FailureDumpReport {
     let log = console_log(engine);
     let exit_code = engine
         .try_exit_status()
@@ -288,15 +295,15 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     if let SchedulerArg::Object(p) = &opts.scheduler
         && !p.is_file()
     {
-        return Err(Error::Usage(format!(
-            "{}: no such BPF object",
-            p.display()
-        )));
+        return Err(Error::Usage(format!("{}: no such BPF object", p.display())));
     }
     if let Some(k) = &opts.kernel
         && !k.is_file()
     {
-        return Err(Error::Usage(format!("{}: no such kernel image", k.display())));
+        return Err(Error::Usage(format!(
+            "{}: no such kernel image",
+            k.display()
+        )));
     }
     if opts.cpus == 0 {
         return Err(Error::Usage("--cpus must be at least 1".into()));
@@ -333,12 +340,19 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     let spec = RunSpec::new()
         .scheduler(choice)
         .workload(workload)
-        .attach_timeout_s(if opts.scheduler == SchedulerArg::Bpfland { 300 } else { 120 })
+        .attach_timeout_s(if opts.scheduler == SchedulerArg::Bpfland {
+            300
+        } else {
+            120
+        })
         .bpf_stats(true)
         .command(HookPoint::AfterAttach, GuestCommand::scheduler_log())
         .end(RunEnd::Hold);
     let initrd = lab.initramfs(&spec)?;
-    let vmlinuz = opts.kernel.clone().unwrap_or_else(|| kernel.vmlinuz.clone());
+    let vmlinuz = opts
+        .kernel
+        .clone()
+        .unwrap_or_else(|| kernel.vmlinuz.clone());
     if opts.engine == EngineChoice::Kvm {
         // The native engine needs a KVM that runs Linux; probe it the same way QEMU's
         // accelerator choice does before promising anything.
@@ -348,13 +362,19 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
             freeze::qemu::accel::PROBE_BUDGET,
         ) {
             Err(why) => why,
-            Ok(_) => "booting Linux on the native KVM engine is not wired into `ktstr run` yet".into(),
+            Ok(_) => {
+                "booting Linux on the native KVM engine is not wired into `ktstr run` yet".into()
+            }
         };
         return Err(Error::Infrastructure(format!(
             "--engine kvm: {why}; use --engine qemu (or auto)"
         )));
     }
-    let mut cfg = QemuConfig::new(&vmlinuz, Some(initrd.path().to_path_buf()), &guest_cmdline());
+    let mut cfg = QemuConfig::new(
+        &vmlinuz,
+        Some(initrd.path().to_path_buf()),
+        &guest_cmdline(),
+    );
     cfg.vcpus = opts.cpus;
     cfg.memory_mib = opts.memory_mib;
     cfg.accel = AccelChoice::Auto;
@@ -371,7 +391,10 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
         engine.accel().accel,
         engine.accel().reason
     ));
-    progress.step(&format!("QEMU running ({}), waiting for the scheduler to attach", engine.accel().accel));
+    progress.step(&format!(
+        "QEMU running ({}), waiting for the scheduler to attach",
+        engine.accel().accel
+    ));
 
     let stem = format!("{}-{}", opts.scheduler.name(), crate::time::utc_stamp());
     let json_path = opts.out_dir.join(format!("{stem}.failure-dump.json"));
@@ -395,7 +418,10 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
             });
         }
     };
-    log.push(format!("run: {:.1} s from launch to freeze", started.elapsed().as_secs_f64()));
+    log.push(format!(
+        "run: {:.1} s from launch to freeze",
+        started.elapsed().as_secs_f64()
+    ));
     progress.step(&format!("frozen ({outcome:?}); capturing"));
     let (report, vmcore) = capture_after_freeze(&engine, &freeze, timeline, opts, &mut log);
     // Thaw before teardown: the guest is not needed any more, but a thaw that fails says
@@ -460,7 +486,9 @@ fn watch(
             break;
         }
         if let Ok(Some(st)) = engine.try_exit_status() {
-            return Ok(Watched::SetupFailed(format!("the guest exited during boot ({st})")));
+            return Ok(Watched::SetupFailed(format!(
+                "the guest exited during boot ({st})"
+            )));
         }
         if started.elapsed() > attach_budget {
             return Ok(Watched::SetupFailed(format!(
@@ -541,7 +569,8 @@ fn watch(
                         p.field("ops").unwrap_or("?"),
                         started.elapsed().as_secs_f64()
                     );
-                    opts.progress.step(&format!("{msg}; watching for an error exit"));
+                    opts.progress
+                        .step(&format!("{msg}; watching for an error exit"));
                     *attached_ref.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
                 }
                 if let Some(a) = attached
@@ -566,7 +595,9 @@ fn watch(
                 if opts.interrupt.load(Ordering::Relaxed) {
                     set(match attached {
                         Some(_) => StopReason::Outcome(RunOutcome::Interrupted),
-                        None => StopReason::SetupFailed("interrupted before the scheduler attached".into()),
+                        None => StopReason::SetupFailed(
+                            "interrupted before the scheduler attached".into(),
+                        ),
                     });
                 } else if let Some(p) = cl.phase("scheduler-failed") {
                     set(StopReason::SetupFailed(format!(
@@ -574,7 +605,9 @@ fn watch(
                         p.field("reason").unwrap_or("no reason given")
                     )));
                 } else if exited.load(Ordering::Relaxed) {
-                    set(StopReason::SetupFailed("the guest exited before a capture".into()));
+                    set(StopReason::SetupFailed(
+                        "the guest exited before a capture".into(),
+                    ));
                 } else if attached.is_none() && started.elapsed() > attach_budget {
                     set(StopReason::SetupFailed(format!(
                         "no scheduler attached within {} s",
@@ -601,7 +634,10 @@ fn watch(
     if let Some(e) = sampler_err {
         log.push(format!("event sampler unavailable: {e}"));
     }
-    log.push(format!("event counter samples while running: {}", timeline.len()));
+    log.push(format!(
+        "event counter samples while running: {}",
+        timeline.len()
+    ));
     if let Some(l) = attached_log.into_inner().unwrap_or_else(|e| e.into_inner()) {
         log.push(l);
     }
@@ -643,7 +679,9 @@ fn watch(
         }
         Err(e) => {
             if engine.exited_flag().load(Ordering::Relaxed) {
-                Some(StopReason::SetupFailed(format!("the guest exited before a capture ({e})")))
+                Some(StopReason::SetupFailed(format!(
+                    "the guest exited before a capture ({e})"
+                )))
             } else {
                 return Err(Error::Infrastructure(format!("watching the guest: {e}")));
             }
@@ -651,7 +689,9 @@ fn watch(
     };
     match outcome {
         Some(StopReason::Outcome(outcome)) => {
-            let freeze = engine.freeze(freeze_timeout).map_err(Error::engine("freeze"))?;
+            let freeze = engine
+                .freeze(freeze_timeout)
+                .map_err(Error::engine("freeze"))?;
             Ok(Watched::Frozen {
                 freeze,
                 outcome,
@@ -659,7 +699,9 @@ fn watch(
             })
         }
         Some(StopReason::SetupFailed(what)) => Ok(Watched::SetupFailed(what)),
-        None => Err(Error::Infrastructure("the watch stopped without a reason".into())),
+        None => Err(Error::Infrastructure(
+            "the watch stopped without a reason".into(),
+        )),
     }
 }
 
@@ -669,7 +711,10 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 const MAX_SAMPLES: usize = 600;
 
 /// A second live kernel view and the event sampler over it, for the watcher thread.
-fn event_sampler(ram: &freeze::GuestRam, btf: &btf_walk::Btf) -> Result<(guest_mem::Kernel, EventSampler), String> {
+fn event_sampler(
+    ram: &freeze::GuestRam,
+    btf: &btf_walk::Btf,
+) -> Result<(guest_mem::Kernel, EventSampler), String> {
     let phys = PhysMem::from_guest_memory(ram).map_err(|e| e.to_string())?;
     let k = guest_kernel(phys, KernelOptions::default()).map_err(|e| e.to_string())?;
     k.set_translation_cache(false);
@@ -683,7 +728,10 @@ fn event_sampler(ram: &freeze::GuestRam, btf: &btf_walk::Btf) -> Result<(guest_m
 }
 
 /// A kernel view of the frozen guest, with the vCPUs' registers.
-fn frozen_kernel(engine: &QemuEngine, vcpus: &[Option<CpuRegs>]) -> Result<guest_mem::Kernel, Error> {
+fn frozen_kernel(
+    engine: &QemuEngine,
+    vcpus: &[Option<CpuRegs>],
+) -> Result<guest_mem::Kernel, Error> {
     let phys = PhysMem::from_guest_memory(&engine.guest_ram()).map_err(|e| Error::Kernel {
         what: "mapping guest RAM".into(),
         detail: e.to_string(),
@@ -697,7 +745,10 @@ fn frozen_kernel(engine: &QemuEngine, vcpus: &[Option<CpuRegs>]) -> Result<guest
     )
 }
 
-type Captured = (Result<FailureDumpReportAny, Error>, Result<Option<PathBuf>, Error>);
+type Captured = (
+    Result<FailureDumpReportAny, Error>,
+    Result<Option<PathBuf>, Error>,
+);
 
 /// Walks the frozen guest (or writes a degraded report when not every vCPU parked) and
 /// exports the vmcore when asked.
@@ -727,7 +778,11 @@ fn capture_after_freeze(
     };
     let out = capture_frozen(&k, &btf, freeze.vcpus.clone(), &copts);
     for p in &out.phases {
-        log.push(format!("capture phase {:<16} {:>8.2} ms", p.name, p.elapsed.as_secs_f64() * 1e3));
+        log.push(format!(
+            "capture phase {:<16} {:>8.2} ms",
+            p.name,
+            p.elapsed.as_secs_f64() * 1e3
+        ));
     }
     log.extend(out.log.iter().map(|l| format!("capture: {l}")));
     let vmcore = match &opts.vmcore_out {

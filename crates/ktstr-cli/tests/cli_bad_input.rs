@@ -43,7 +43,16 @@ fn missing_file_is_usage_error() {
         let o = ktstr(&[cmd, "no-such.json"], d.path());
         assert_one_line_error(&o, 2, "no-such.json: No such file or directory");
     }
-    let o = ktstr(&["capture", "--vmcore", "no-such.vmcore", "--out", "dump.json"], d.path());
+    let o = ktstr(
+        &[
+            "capture",
+            "--vmcore",
+            "no-such.vmcore",
+            "--out",
+            "dump.json",
+        ],
+        d.path(),
+    );
     assert_one_line_error(&o, 2, "no-such.vmcore");
     assert!(entries(d.path()).is_empty(), "{:?}", entries(d.path()));
 }
@@ -86,7 +95,10 @@ fn unknown_scheduler_is_usage_error_before_anything_runs() {
     let o = ktstr(&["run", "--scheduler", "nope", "--out", "out"], d.path());
     assert_one_line_error(&o, 2, "unknown scheduler \"nope\"");
     // A .bpf.o that does not exist is refused before provisioning or booting.
-    let o = ktstr(&["run", "--scheduler", "missing.bpf.o", "--out", "out"], d.path());
+    let o = ktstr(
+        &["run", "--scheduler", "missing.bpf.o", "--out", "out"],
+        d.path(),
+    );
     assert_one_line_error(&o, 2, "missing.bpf.o: no such BPF object");
     assert!(entries(d.path()).is_empty(), "{:?}", entries(d.path()));
 }
@@ -148,10 +160,17 @@ fn render_shows_every_kind() {
             .to_string();
         let o = ktstr(&["render", name], d.path());
         assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim_end(), expected.trim_end(), "{name}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim_end(),
+            expected.trim_end(),
+            "{name}"
+        );
         let o = ktstr(&["render", "--json", name], d.path());
         let back = dump_schema::FailureDumpReportAny::from_slice(&o.stdout).unwrap();
-        assert_eq!(back, dump_schema::FailureDumpReportAny::from_json(&json).unwrap());
+        assert_eq!(
+            back,
+            dump_schema::FailureDumpReportAny::from_json(&json).unwrap()
+        );
     }
 }
 
@@ -173,10 +192,20 @@ fn schema_prints_the_committed_schemas() {
 #[test]
 fn every_subcommand_has_help_with_examples() {
     let d = tempfile::tempdir().unwrap();
-    for sub in ["run", "capture", "render", "validate", "schema", "export-vmcore"] {
+    for sub in [
+        "run",
+        "capture",
+        "render",
+        "validate",
+        "schema",
+        "export-vmcore",
+    ] {
         let o = ktstr(&[sub, "--help"], d.path());
         assert_eq!(o.status.code(), Some(0), "{sub}");
         let out = String::from_utf8_lossy(&o.stdout);
-        assert!(out.contains("Examples:") && out.contains("ktstr "), "{sub}: {out}");
+        assert!(
+            out.contains("Examples:") && out.contains("ktstr "),
+            "{sub}: {out}"
+        );
     }
 }

@@ -30,7 +30,11 @@ fn ktstr(args: &[&str], cwd: &Path) -> Output {
         .current_dir(cwd)
         .output()
         .expect("running ktstr");
-    eprintln!("--- ktstr {args:?}: {} ---\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+    eprintln!(
+        "--- ktstr {args:?}: {} ---\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
     o
 }
 
@@ -46,7 +50,9 @@ fn the_dump(dir: &Path) -> (std::path::PathBuf, String) {
         .collect();
     assert_eq!(dumps.len(), 1, "one dump expected in {files:?}");
     assert!(
-        files.iter().all(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.')),
+        files
+            .iter()
+            .all(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.')),
         "temporary file left behind: {files:?}"
     );
     let json = std::fs::read_to_string(dumps[0]).unwrap();
@@ -70,8 +76,15 @@ fn assert_names_victim(r: &FailureDumpReport) -> i32 {
         .iter()
         .find(|t| t.comm == "ktstr-victim")
         .unwrap_or_else(|| panic!("no ktstr-victim among {} tasks", r.task_enrichments.len()));
-    let dsq = r.dsq_states.iter().find(|d| d.id == 0x101).expect("user DSQ 0x101");
-    assert!(dsq.nr >= 1 && !dsq.task_kvas.is_empty(), "nothing waits on DSQ 0x101: {dsq:?}");
+    let dsq = r
+        .dsq_states
+        .iter()
+        .find(|d| d.id == 0x101)
+        .expect("user DSQ 0x101");
+    assert!(
+        dsq.nr >= 1 && !dsq.task_kvas.is_empty(),
+        "nothing waits on DSQ 0x101: {dsq:?}"
+    );
     victim.pid
 }
 
@@ -89,7 +102,12 @@ fn run_stall_exits_1_and_names_the_starved_task() {
     );
     assert_eq!(o.status.code(), Some(1), "a stall is a captured failure");
     let (path, json) = the_dump(&out);
-    assert!(path.file_name().unwrap().to_string_lossy().starts_with("stall-"));
+    assert!(
+        path.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("stall-")
+    );
     let report = FailureDumpReportAny::from_json(&json).unwrap();
     let r = late(&report);
     let st = r.scx_sched_state.as_ref().expect("scx_sched_state");
@@ -98,22 +116,39 @@ fn run_stall_exits_1_and_names_the_starved_task() {
     // The rendering on stdout is the file's Display, and names the task too.
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(stdout.trim_end(), report.to_string().trim_end());
-    assert!(stdout.contains("ktstr-victim"), "the rendering does not name the victim");
+    assert!(
+        stdout.contains("ktstr-victim"),
+        "the rendering does not name the victim"
+    );
 
     // The vmcore written at the freeze: `capture` gives the same verdict, offline.
     let o = ktstr(
-        &["capture", "--vmcore", "stall.vmcore", "--json", "--out", "from-vmcore.json"],
+        &[
+            "capture",
+            "--vmcore",
+            "stall.vmcore",
+            "--json",
+            "--out",
+            "from-vmcore.json",
+        ],
         d.path(),
     );
     assert_eq!(o.status.code(), Some(1), "the vmcore shows the error exit");
     let from_core = std::fs::read_to_string(d.path().join("from-vmcore.json")).unwrap();
     e2e_tests::validate_report_json(&from_core).unwrap();
-    assert_eq!(from_core.trim_end(), String::from_utf8_lossy(&o.stdout).trim_end());
+    assert_eq!(
+        from_core.trim_end(),
+        String::from_utf8_lossy(&o.stdout).trim_end()
+    );
     let rc = FailureDumpReportAny::from_json(&from_core).unwrap();
     let rc = late(&rc);
     assert_eq!(rc.scx_sched_state.as_ref().unwrap().exit_kind, 1026);
     assert_eq!(assert_names_victim(rc), victim_pid, "same victim offline");
-    assert_eq!(rc.task_enrichments.len(), r.task_enrichments.len(), "same tasks");
+    assert_eq!(
+        rc.task_enrichments.len(),
+        r.task_enrichments.len(),
+        "same tasks"
+    );
 
     drgn_reads_tasks(&core, victim_pid);
 }
@@ -158,8 +193,15 @@ while node != head and n < 100000:
         tasks = off("tasks"),
         pid = off("pid"),
     );
-    let out = Command::new("python3").args(["-c", &script]).output().unwrap();
-    assert!(out.status.success(), "drgn: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "drgn: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("swapper/0"), "init_task.comm");
@@ -169,9 +211,14 @@ while node != head and n < 100000:
             Some((pid.parse().ok()?, comm.to_string()))
         })
         .collect();
-    assert!(tasks.iter().any(|(p, c)| *p == 1 && !c.is_empty()), "pid 1 in {tasks:?}");
     assert!(
-        tasks.iter().any(|(p, c)| *p == victim_pid && c == "ktstr-victim"),
+        tasks.iter().any(|(p, c)| *p == 1 && !c.is_empty()),
+        "pid 1 in {tasks:?}"
+    );
+    assert!(
+        tasks
+            .iter()
+            .any(|(p, c)| *p == victim_pid && c == "ktstr-victim"),
         "drgn's task list lacks the victim {victim_pid}: {tasks:?}"
     );
     eprintln!("drgn read {} tasks from the vmcore", tasks.len());
@@ -184,7 +231,16 @@ fn run_ok_with_timeout_exits_0() {
     }
     let d = tempfile::tempdir().unwrap();
     let o = ktstr(
-        &["run", "--scheduler", "ok", "--timeout", "20s", "--out", "out", "--json"],
+        &[
+            "run",
+            "--scheduler",
+            "ok",
+            "--timeout",
+            "20s",
+            "--out",
+            "out",
+            "--json",
+        ],
         d.path(),
     );
     assert_eq!(o.status.code(), Some(0), "no failure under `ok`");
@@ -194,7 +250,13 @@ fn run_ok_with_timeout_exits_0() {
     let written = FailureDumpReportAny::from_json(&json).unwrap();
     assert_eq!(printed, written);
     let r = late(&written);
-    let st = r.scx_sched_state.as_ref().expect("the ok scheduler is attached at the capture");
+    let st = r
+        .scx_sched_state
+        .as_ref()
+        .expect("the ok scheduler is attached at the capture");
     assert!(st.exit_kind < 1024, "no error exit: {st:?}");
-    assert!(r.task_enrichments.iter().any(|t| t.sched_class == "ext"), "tasks run on sched_ext");
+    assert!(
+        r.task_enrichments.iter().any(|t| t.sched_class == "ext"),
+        "tasks run on sched_ext"
+    );
 }
