@@ -15,8 +15,48 @@
 //!   anonymous members, typedefs, qualifiers and array indices; bitfields via
 //!   [`Field::extract`]; groups with every missing member via [`OffsetGroup`].
 //!
+//! - Guest memory: [`GuestBtfCache`] loads BPF objects' `struct btf` (standalone, or split
+//!   on vmlinux) once per address.
+//! - Rendering: [`Renderer`] turns bytes or an object at a kernel address into
+//!   [`dump_schema::RenderedValue`] under [`RenderOptions`].
+//!
 //! Nothing read from the guest is trusted: sizes are capped, type-graph walks are bounded,
 //! errors name what failed, and nothing panics on bad input.
+//!
+//! # Example: a walker's offsets
+//! ```no_run
+//! # fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use btf_walk::{Btf, Field, OffsetGroup};
+//! let btf = Btf::from_file("/sys/kernel/btf/vmlinux")?;
+//! struct ScxSched { exit_kind: Field, ops_name: Field, bypass_depth: Field }
+//! let mut g = OffsetGroup::new(&btf, "scx_sched");
+//! let off = ScxSched {
+//!     exit_kind: g.req("exit_kind"),
+//!     ops_name: g.req("ops.name"),
+//!     bypass_depth: g.req("bypass_depth"),
+//! };
+//! // Err names every missing member, e.g. ["scx_sched"] on a kernel without sched_ext.
+//! let off = g.finish_with(off)?;
+//! let stall = btf.enum_value("scx_exit_kind", "SCX_EXIT_ERROR_STALL")?;
+//! # let _ = (off.exit_kind, stall); Ok(()) }
+//! ```
+//!
+//! # Reason strings this crate writes
+//! `deref_skipped_reason` of a `ptr`, and `reason` of `unsupported`, one constant each:
+//!
+//! | constant | text | when |
+//! |---|---|---|
+//! | [`REASON_CYCLE`] | `cycle` | the pointee was already rendered by this renderer |
+//! | [`REASON_DEPTH`] | `dereference depth limit reached` | [`RenderOptions::max_deref_depth`] pointers deep |
+//! | [`REASON_OPAQUE`] | `pointee has no layout (void, function or forward declaration)` | `void *`, function pointers, opaque structs |
+//! | [`REASON_BUDGET`] | `render budget exhausted` | [`RenderOptions::max_values`] values produced |
+//! | [`REASON_TOO_DEEP`] | `nested deeper than the wire format allows` | beyond [`dump_schema::MAX_JSON_DEPTH`] |
+//!
+//! Other reasons carry details and start with a fixed prefix: `read failed: …` (guest
+//! memory), `pointee has no size: …`, `pointee of N bytes exceeds the M-byte read cap`,
+//! `cannot render a <kind>`, `bitfield wider than 64 bits`, `member not byte-aligned`.
+//! A `truncated` value holds what fit: struct members wholly past the available bytes are
+//! left out, a member cut in the middle is itself `truncated`.
 
 mod btf;
 mod error;
