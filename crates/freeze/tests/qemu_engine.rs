@@ -273,3 +273,37 @@ fn the_accelerator_probe_matches_reality() {
         assert!(!booted, "the probe refused KVM, yet KVM booted the kernel");
     }
 }
+
+#[test]
+fn ram_above_4g_is_mapped_where_the_guest_has_it() {
+    // 5 GiB: QEMU's pc machine puts 3 GiB below 4 GiB and 2 GiB at 4 GiB; memblock
+    // allocates top-down, so per-CPU areas land in the high part.
+    let spec = RunSpec::new().workload("sleep 5");
+    let mut g = boot(&spec, 2, 5120);
+    let (_, m) = g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
+    g.engine.freeze(Duration::from_secs(10)).unwrap();
+    {
+        use vm_memory::GuestMemoryBackend;
+        assert_eq!(g.engine.guest_ram().num_regions(), 2);
+    }
+    let kernel = g.kernel_view();
+    let rq_cpu = g.btf().offset_of("rq.cpu").expect("rq.cpu");
+    let mut high = 0;
+    for cpu in 0..2usize {
+        let rq = kernel.per_cpu_symbol("runqueues", cpu).unwrap();
+        let gpa = kernel.translate(rq).unwrap();
+        high += usize::from(gpa.0 >= 1 << 32);
+        use guest_mem::KvaReadExt;
+        let v = kernel
+            .read_u32(guest_mem::Kva(rq.0 + rq_cpu))
+            .expect("rq->cpu");
+        assert_eq!(v as usize, cpu, "runqueues of CPU {cpu} at {gpa}");
+    }
+    assert!(
+        high > 0,
+        "no runqueue above 4 GiB: the test checks nothing high"
+    );
+    g.engine.thaw().unwrap();
+    g.phase(m, "workload-done", BOOT_TIMEOUT);
+    g.expect_clean_poweroff();
+}
