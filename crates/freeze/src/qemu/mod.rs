@@ -142,10 +142,12 @@ impl QemuEngine {
             },
         };
         let parent = cfg.temp_parent.clone().unwrap_or_else(std::env::temp_dir);
+        teardown::sweep_stale(&parent);
         let dir = tempfile::Builder::new()
-            .prefix("ktstr-qemu-")
+            .prefix(teardown::DIR_PREFIX)
             .tempdir_in(&parent)
             .map_err(io("create the private directory"))?;
+        teardown::write_owner(dir.path()).map_err(io("record the directory's owner"))?;
         let ram_path = dir.path().join("ram");
         let qmp_path = dir.path().join("qmp.sock");
 

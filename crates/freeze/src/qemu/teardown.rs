@@ -8,6 +8,9 @@
 //!   in any way, even `SIGKILL` (the death signal follows the *thread* that forked, hence
 //!   the dedicated thread). QEMU also gets its own process group, so a terminal's Ctrl-C
 //!   reaches only the host process, which decides what happens (capture first, say).
+//! - Each private directory records its owner's pid; launching a new engine removes the
+//!   directories whose owner is gone ([`sweep_stale`]) — the one leftover a `SIGKILL`
+//!   of the host process can leave.
 //! - A registry of live engines that [`teardown_registered`] kills, and an optional
 //!   signal handler ([`install_interrupt_handler`]) that calls it on SIGINT/SIGTERM/SIGHUP
 //!   and exits, for programs that have no Ctrl-C handling of their own.
@@ -15,6 +18,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -160,4 +164,80 @@ pub fn install_interrupt_handler() -> io::Result<()> {
         })
         .clone()
         .map_err(io::Error::other)
+}
+
+/// Prefix of every engine's private directory.
+pub const DIR_PREFIX: &str = "ktstr-qemu-";
+const OWNER_FILE: &str = "owner";
+/// Directories looked at per sweep (a temp dir can be huge; the sweep is best effort).
+const SWEEP_LIMIT: usize = 100_000;
+
+/// Records this process as the owner of `dir` (an engine's private directory).
+pub fn write_owner(dir: &Path) -> io::Result<()> {
+    std::fs::write(dir.join(OWNER_FILE), format!("{}\n", std::process::id()))
+}
+
+/// Removes engine directories under `parent` whose owner process no longer exists
+/// (its host process was killed before it could clean up); returns how many.
+/// Directories without a readable owner are left alone: one may be in creation.
+pub fn sweep_stale(parent: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.take(SWEEP_LIMIT).flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        // Never follow a symlink planted under the prefix.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dir = entry.path();
+        let Some(pid) = std::fs::read_to_string(dir.join(OWNER_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::remove_dir_all(&dir).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_removes_only_dirs_of_dead_owners() {
+        let parent = tempfile::tempdir().unwrap();
+        let mk = |name: &str, owner: Option<&str>| {
+            let d = parent.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("ram"), b"x").unwrap();
+            if let Some(o) = owner {
+                std::fs::write(d.join(OWNER_FILE), o).unwrap();
+            }
+            d
+        };
+        // A pid that cannot exist (above the kernel's pid_max limit of 2^22).
+        let dead = mk("ktstr-qemu-dead", Some("99999999\n"));
+        let mine = mk("ktstr-qemu-mine", Some(&format!("{}", std::process::id())));
+        let init = mk("ktstr-qemu-init", Some("1"));
+        let fresh = mk("ktstr-qemu-fresh", None);
+        let garbage = mk("ktstr-qemu-garbage", Some("not a pid"));
+        let other = mk("other-dead", Some("99999999"));
+        assert_eq!(sweep_stale(parent.path()), 1);
+        assert!(!dead.exists());
+        for d in [mine, init, fresh, garbage, other] {
+            assert!(d.exists(), "{}", d.display());
+        }
+    }
 }
