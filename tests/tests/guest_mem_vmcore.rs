@@ -189,7 +189,12 @@ fn real_kernel_4_level_live_ram_and_vmcore() {
     real_kernel_live_ram_and_vmcore("max,-la57", PagingMode::Level4);
 }
 
+/// One guest at a time, also under plain `cargo test` (nextest serializes the
+/// `guest` group itself): two TCG guests on two cores starve each other.
+static ONE_GUEST: Mutex<()> = Mutex::new(());
+
 fn real_kernel_live_ram_and_vmcore(cpu: &str, mode: PagingMode) {
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let lab = Lab::open().expect("lab cache");
     let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
     let spec = RunSpec::new()
