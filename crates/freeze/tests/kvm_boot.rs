@@ -172,8 +172,8 @@ fn bzimage_64bit_boot_protocol() {
     }
     let mut engine = boot_and_wait(&synthetic_bzimage(), KernelFormat::Auto);
     let initrd = String::from_utf8_lossy(INITRD);
-    // 64 MiB: [0, EBDA) RAM, the EBDA reserved, [1 MiB, 64 MiB) RAM.
-    assert_eq!(engine.console_tail(), format!("{CMDLINE}|{initrd}\n3"));
+    // 64 MiB: [0, EBDA) RAM, the EBDA reserved, the ACPI area reserved, [1 MiB, 64 MiB) RAM.
+    assert_eq!(engine.console_tail(), format!("{CMDLINE}|{initrd}\n4"));
     // The zero page as the boot protocol wants it.
     let ram = engine.guest_ram();
     let zp = freeze::kvm::layout::ZERO_PAGE_START;
@@ -187,6 +187,10 @@ fn bzimage_64bit_boot_protocol() {
         "type_of_loader"
     );
     assert_eq!(rd32(0x21c), INITRD.len() as u32, "ramdisk_size");
+    let rsdp = ram.read_obj::<u64>(GuestAddress(zp + 0x70)).unwrap();
+    let mut sig = [0u8; 8];
+    ram.read_slice(&mut sig, GuestAddress(rsdp)).unwrap();
+    assert_eq!(&sig, b"RSD PTR ", "acpi_rsdp_addr points at the RSDP");
     assert_eq!(rd32(0x218) % 4096, 0, "initramfs page aligned");
     assert!(
         u64::from(rd32(0x218)) > LOAD_ADDR,
@@ -206,7 +210,7 @@ fn elf_with_pvh_note_boots_through_pvh() {
     }
     let engine = boot_and_wait(&synthetic_elf(true), KernelFormat::Auto);
     let initrd = String::from_utf8_lossy(INITRD);
-    assert_eq!(engine.console_tail(), format!("{CMDLINE}|M13{initrd}"));
+    assert_eq!(engine.console_tail(), format!("{CMDLINE}|M14{initrd}"));
 }
 
 #[test]
@@ -220,7 +224,7 @@ fn elf_64bit_entry_when_asked_or_without_note() {
         (synthetic_elf(false), KernelFormat::Auto),
     ] {
         let engine = boot_and_wait(&img, format);
-        assert_eq!(engine.console_tail(), format!("{CMDLINE}|{initrd}\n3"));
+        assert_eq!(engine.console_tail(), format!("{CMDLINE}|{initrd}\n4"));
     }
 }
 

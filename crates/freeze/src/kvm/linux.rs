@@ -19,8 +19,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use super::error;
 use super::layout::*;
-use super::mptable;
 use super::x86::{CpuMode, PageTables};
+use super::{acpi, mptable};
 use crate::{CpuRegs, EngineError};
 
 /// Kernel image formats.
@@ -96,6 +96,11 @@ fn memory_map(mem: &GuestMemoryMmap) -> Vec<(u64, u64, u32)> {
     let mut map = vec![
         (0, EBDA_START, E820_RAM),
         (EBDA_START, EBDA_END - EBDA_START, E820_RESERVED),
+        (
+            acpi::ACPI_START,
+            acpi::ACPI_END - acpi::ACPI_START,
+            E820_RESERVED,
+        ),
     ];
     for region in mem.iter() {
         use vm_memory::GuestMemoryRegion;
@@ -180,6 +185,7 @@ pub(crate) fn load(
     };
 
     mptable::write(mem, vcpus)?;
+    let rsdp = acpi::write(mem, vcpus)?;
 
     let pvh_entry = match loaded.pvh_boot_cap {
         PvhBootCapability::PvhEntryPresent(addr) => Some(addr.0),
@@ -202,7 +208,7 @@ pub(crate) fn load(
     };
     match pvh {
         Some(entry) => {
-            write_pvh_info(mem, initrd)?;
+            write_pvh_info(mem, initrd, rsdp)?;
             Ok(Entry {
                 mode: CpuMode::Protected32,
                 regs: CpuRegs {
@@ -214,7 +220,7 @@ pub(crate) fn load(
             })
         }
         None => {
-            write_zero_page(mem, &loaded, cmdline_len, initrd)?;
+            write_zero_page(mem, &loaded, cmdline_len, initrd, rsdp)?;
             let rip = match format {
                 // The 64-bit entry of a bzImage is 0x200 past the protected-mode code start.
                 KernelFormat::BzImage => loaded.kernel_load.0 + 0x200,
@@ -275,8 +281,10 @@ fn write_zero_page(
     loaded: &KernelLoaderResult,
     cmdline_len: usize,
     initrd: Option<(u64, u64)>,
+    rsdp: u64,
 ) -> Result<(), EngineError> {
     let mut params = boot_params::default();
+    params.acpi_rsdp_addr = rsdp;
     if let Some(hdr) = loaded.setup_header {
         params.hdr = hdr;
     } else {
@@ -310,7 +318,11 @@ fn write_zero_page(
     .map_err(|e| error::failed("write zero page", e))
 }
 
-fn write_pvh_info(mem: &GuestMemoryMmap, initrd: Option<(u64, u64)>) -> Result<(), EngineError> {
+fn write_pvh_info(
+    mem: &GuestMemoryMmap,
+    initrd: Option<(u64, u64)>,
+    rsdp: u64,
+) -> Result<(), EngineError> {
     let map: Vec<hvm_memmap_table_entry> = memory_map(mem)
         .into_iter()
         .map(|(addr, size, kind)| hvm_memmap_table_entry {
@@ -332,6 +344,7 @@ fn write_pvh_info(mem: &GuestMemoryMmap, initrd: Option<(u64, u64)>) -> Result<(
         magic: XEN_HVM_START_MAGIC,
         version: 1,
         cmdline_paddr: CMDLINE_START,
+        rsdp_paddr: rsdp,
         memmap_paddr: PVH_MEMMAP_START,
         memmap_entries: map.len() as u32,
         nr_modules: modules.len() as u32,
@@ -371,7 +384,7 @@ mod tests {
         assert_eq!(map[0], (0, EBDA_START, E820_RAM));
         assert_eq!(map[1].2, E820_RESERVED);
         assert_eq!(
-            map[2],
+            map[3],
             (HIGH_MEMORY_START, (64 << 20) - HIGH_MEMORY_START, E820_RAM)
         );
     }

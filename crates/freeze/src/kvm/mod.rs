@@ -45,6 +45,7 @@
 //! zero page, identity page tables when asked for), `0x20000..0x30000` (command line) and
 //! `0x9fc00..0xa0000` (MP table). Tiny guests should put code and data elsewhere.
 
+mod acpi;
 mod console;
 mod coordinator;
 mod degraded;
