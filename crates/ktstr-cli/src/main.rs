@@ -261,7 +261,7 @@ fn run(args: RunArgs, verbose: u8) -> Result<u8, Error> {
         );
     } else {
         eprintln!(
-            "ktstr: {:?}; wrote {}",
+            "ktstr: {}; wrote {}",
             result.outcome,
             result.json_path.display()
         );

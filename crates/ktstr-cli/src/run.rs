@@ -211,6 +211,26 @@ pub enum RunOutcome {
     GuestSetupFailed { what: String },
 }
 
+impl std::fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunOutcome::ErrorExit { exit_kind } => {
+                let name = match exit_kind {
+                    1024 => " (SCX_EXIT_ERROR)",
+                    1025 => " (SCX_EXIT_ERROR_BPF)",
+                    1026 => " (SCX_EXIT_ERROR_STALL)",
+                    _ => "",
+                };
+                write!(f, "scheduler error exit {exit_kind}{name}")
+            }
+            RunOutcome::TimedOut => f.write_str("timeout reached without an error exit"),
+            RunOutcome::WorkloadDone => f.write_str("workload finished without an error exit"),
+            RunOutcome::Interrupted => f.write_str("interrupted: captured on demand"),
+            RunOutcome::GuestSetupFailed { what } => write!(f, "guest setup failed: {what}"),
+        }
+    }
+}
+
 /// The result of a run: the report as written, where, and why.
 #[derive(Debug)]
 pub struct RunResult {
@@ -422,7 +442,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
         "run: {:.1} s from launch to freeze",
         started.elapsed().as_secs_f64()
     ));
-    progress.step(&format!("frozen ({outcome:?}); capturing"));
+    progress.step(&format!("frozen: {outcome}; capturing"));
     let (report, vmcore) = capture_after_freeze(&engine, &freeze, timeline, opts, &mut log);
     // Thaw before teardown: the guest is not needed any more, but a thaw that fails says
     // the engine broke during the capture, which belongs in the log.

@@ -65,8 +65,23 @@ fn capture_qmp_and_export_vmcore_on_a_live_guest() {
     let dir = d.path();
     let console = dir.join("console.log");
     let child = Command::new("qemu-system-x86_64")
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
-        .args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "512M"])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
+        .args([
+            "-accel",
+            "tcg,thread=multi",
+            "-cpu",
+            "max",
+            "-smp",
+            "2",
+            "-m",
+            "512M",
+        ])
         .args(["-machine", "pc,memory-backend=ram", "-object"])
         .arg(format!(
             "memory-backend-file,id=ram,size=512M,share=on,mem-path={}",
@@ -80,7 +95,10 @@ fn capture_qmp_and_export_vmcore_on_a_live_guest() {
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
         .arg("-qmp")
-        .arg(format!("unix:{},server=on,wait=off", dir.join("qmp.sock").display()))
+        .arg(format!(
+            "unix:{},server=on,wait=off",
+            dir.join("qmp.sock").display()
+        ))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -102,42 +120,76 @@ fn capture_qmp_and_export_vmcore_on_a_live_guest() {
     // Live: stop, capture, resume (and the vmcore of that moment).
     let o = ktstr(
         &[
-            "capture", "--qmp", "qmp.sock", "--ram", "ram", "--json", "--vmcore-out", "live.vmcore",
+            "capture",
+            "--qmp",
+            "qmp.sock",
+            "--ram",
+            "ram",
+            "--json",
+            "--vmcore-out",
+            "live.vmcore",
         ],
         dir,
     );
     assert_eq!(o.status.code(), Some(0), "no error exit under `ok`");
     let live = single(&String::from_utf8_lossy(&o.stdout));
-    let st = live.scx_sched_state.as_ref().expect("the ok scheduler is attached");
+    let st = live
+        .scx_sched_state
+        .as_ref()
+        .expect("the ok scheduler is attached");
     assert!(st.exit_kind < 1024, "{st:?}");
     assert_eq!(live.active_obj_name.as_deref(), Some("ktstr_ops"));
     assert!(live.task_enrichments.iter().any(|t| t.sched_class == "ext"));
-    assert_eq!(live.vcpu_regs.iter().flatten().count(), 2, "both vCPUs' registers");
+    assert_eq!(
+        live.vcpu_regs.iter().flatten().count(),
+        2,
+        "both vCPUs' registers"
+    );
 
     // Let the resumed guest run its spinners a while before the second freeze.
     std::thread::sleep(Duration::from_secs(5));
 
     // export-vmcore, then the offline capture of it.
     let o = ktstr(
-        &["export-vmcore", "--qmp", "qmp.sock", "--ram", "ram", "--out", "exp.vmcore"],
+        &[
+            "export-vmcore",
+            "--qmp",
+            "qmp.sock",
+            "--ram",
+            "ram",
+            "--out",
+            "exp.vmcore",
+        ],
         dir,
     );
     assert_eq!(o.status.code(), Some(0));
     let busy = |r: &dump_schema::FailureDumpReport| -> u64 {
-        r.per_cpu_time.iter().map(|c| c.cpustat_user_ns + c.cpustat_system_ns).sum()
+        r.per_cpu_time
+            .iter()
+            .map(|c| c.cpustat_user_ns + c.cpustat_system_ns)
+            .sum()
     };
     let mut reports = Vec::new();
     for core in ["live.vmcore", "exp.vmcore"] {
         let o = ktstr(&["capture", "--vmcore", core, "--json"], dir);
         assert_eq!(o.status.code(), Some(0), "{core}");
         let r = single(&String::from_utf8_lossy(&o.stdout));
-        assert!(r.scx_sched_state.as_ref().is_some_and(|s| s.exit_kind < 1024), "{core}");
+        assert!(
+            r.scx_sched_state
+                .as_ref()
+                .is_some_and(|s| s.exit_kind < 1024),
+            "{core}"
+        );
         assert_eq!(r.active_obj_name.as_deref(), Some("ktstr_ops"), "{core}");
         assert_eq!(r.vcpu_regs.len(), 2, "{core}: registers from the notes");
         reports.push(r);
     }
     // The vmcore written at the live capture is that capture, offline.
-    assert_eq!(busy(&reports[0]), busy(&live), "live.vmcore = the live capture");
+    assert_eq!(
+        busy(&reports[0]),
+        busy(&live),
+        "live.vmcore = the live capture"
+    );
     // The guest was resumed after the live capture: its CPUs ran on before the export.
     assert!(
         busy(&reports[1]) > busy(&reports[0]),
@@ -147,5 +199,8 @@ fn capture_qmp_and_export_vmcore_on_a_live_guest() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(files.iter().all(|f| !f.starts_with('.')), "temporary files left: {files:?}");
+    assert!(
+        files.iter().all(|f| !f.starts_with('.')),
+        "temporary files left: {files:?}"
+    );
 }
