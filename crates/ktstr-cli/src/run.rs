@@ -425,7 +425,8 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
             freeze,
             outcome,
             timeline,
-        } => (freeze, outcome, timeline),
+            elapsed_ms,
+        } => (freeze, outcome, (timeline, elapsed_ms)),
         Watched::SetupFailed(what) => {
             let report = FailureDumpReportAny::Single(setup_failure_report(&mut engine, &what));
             write_report(&json_path, &report)?;
@@ -474,6 +475,7 @@ enum Watched {
         freeze: FreezeOutcome,
         outcome: RunOutcome,
         timeline: Vec<EventCounterSample>,
+        elapsed_ms: u64,
     },
     SetupFailed(String),
 }
@@ -560,7 +562,7 @@ fn watch(
         stop: Some(stop.clone()),
         ..Default::default()
     };
-    let attached_log = std::sync::Mutex::new(None::<String>);
+    let attached_log = std::sync::Mutex::new(None::<(String, Instant)>);
     let ram = engine.guest_ram();
     let btf_ref = &btf;
     let (reason_ref, attached_ref, stop_ref) = (&reason, &attached_log, &stop);
@@ -591,7 +593,7 @@ fn watch(
                     );
                     opts.progress
                         .step(&format!("{msg}; watching for an error exit"));
-                    *attached_ref.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
+                    *attached_ref.lock().unwrap_or_else(|e| e.into_inner()) = Some((msg, Instant::now()));
                 }
                 if let Some(a) = attached
                     && last_sample.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY)
@@ -658,9 +660,15 @@ fn watch(
         "event counter samples while running: {}",
         timeline.len()
     ));
-    if let Some(l) = attached_log.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        log.push(l);
-    }
+    let attached_at = attached_log
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .map(|(l, at)| {
+            log.push(l);
+            at
+        });
+    // The freeze-time event sample's time, on the same clock as the running samples.
+    let elapsed_ms = attached_at.map_or(0, |at| at.elapsed().as_millis() as u64);
     // The kernel's own sched_ext messages, for -v.
     let cl = console_log(engine);
     log.extend(
@@ -688,6 +696,7 @@ fn watch(
                     exit_kind: t.exit_kind,
                 },
                 timeline,
+                elapsed_ms,
             });
         }
         Ok(WatchOutcome::Stopped(st) | WatchOutcome::TimedOut(st)) => {
@@ -716,6 +725,7 @@ fn watch(
                 freeze,
                 outcome,
                 timeline,
+                elapsed_ms,
             })
         }
         Some(StopReason::SetupFailed(what)) => Ok(Watched::SetupFailed(what)),
@@ -775,7 +785,7 @@ type Captured = (
 fn capture_after_freeze(
     engine: &QemuEngine,
     freeze: &FreezeOutcome,
-    timeline: Vec<EventCounterSample>,
+    (timeline, elapsed_ms): (Vec<EventCounterSample>, u64),
     opts: &RunOptions,
     log: &mut Vec<String>,
 ) -> Captured {
@@ -794,6 +804,7 @@ fn capture_after_freeze(
     let copts = CaptureOptions {
         deadline: Some(Duration::from_secs(60)),
         timeline,
+        elapsed_ms,
         ..Default::default()
     };
     let out = capture_frozen(&k, &btf, freeze.vcpus.clone(), &copts);

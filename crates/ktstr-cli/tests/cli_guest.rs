@@ -260,3 +260,55 @@ fn run_ok_with_timeout_exits_0() {
         "tasks run on sched_ext"
     );
 }
+
+/// Ctrl-C (SIGINT) while the guest runs means "capture now": the dump is written and the
+/// exit code says whether it shows a failure (`ok`: 0).
+#[test]
+fn run_interrupted_captures_on_demand() {
+    use std::io::{BufRead, BufReader};
+    if !qemu_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ktstr"))
+        .args(["run", "--scheduler", "ok", "--out", "out"])
+        .current_dir(d.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        eprintln!("{line}");
+        let armed = line.contains("watching for an error exit");
+        seen.push(line);
+        if armed {
+            let st = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(st.success());
+            break;
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr so far: {seen:?}");
+    let (_, json) = the_dump(&d.path().join("out"));
+    let r = FailureDumpReportAny::from_json(&json).unwrap();
+    let r = late(&r);
+    assert!(!r.is_placeholder);
+    assert!(
+        r.scx_sched_state
+            .as_ref()
+            .is_some_and(|s| s.exit_kind < 1024)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        FailureDumpReportAny::from_json(&json)
+            .unwrap()
+            .to_string()
+            .trim_end()
+    );
+}
