@@ -18,7 +18,9 @@ use freeze::lab::{
     TestScheduler, TestSchedulerParams,
 };
 use freeze::qemu::{QemuConfig, QemuEngine};
-use freeze::watch::{ExitInfoOffsets, ExitKindTrigger, WatchOptions, WatchOutcome, watch_exit_kind};
+use freeze::watch::{
+    ExitInfoOffsets, ExitKindTrigger, WatchOptions, WatchOutcome, watch_exit_kind,
+};
 use freeze::{Engine, FreezeOutcome};
 use guest_mem::{Kernel as GuestKernel, KernelOptions, Kva, PhysMem};
 use scx_walk::render::BtfRenderer;
@@ -51,7 +53,10 @@ fn lab() -> Option<(Lab, KernelAssets)> {
 fn with_guest_view(spec: RunSpec) -> RunSpec {
     spec.bpf_stats(true)
         .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_map_show())
-        .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_prog_show())
+        .command(
+            HookPoint::WorkloadRunning,
+            GuestCommand::bpftool_prog_show(),
+        )
         .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_bss_dump())
         .command(HookPoint::WorkloadRunning, GuestCommand::proc_pid_stats())
         .command(HookPoint::WorkloadRunning, GuestCommand::proc_stat())
@@ -66,7 +71,8 @@ fn boot(lab: &Lab, kernel: &KernelAssets, spec: &RunSpec) -> QemuEngine {
         Some(initrd.path().to_path_buf()),
         "console=ttyS0 panic=-1 loglevel=4",
     );
-    cfg.memory_mib = std::env::var("SCX_E2E_MEM").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
+    // The size the benchmark figures are quoted for.
+    cfg.memory_mib = 512;
     cfg.vcpus = 2;
     QemuEngine::launch(&cfg).expect("launching QEMU")
 }
@@ -105,6 +111,14 @@ fn guest_btf(k: &GuestKernel) -> Btf {
 
 /// Captures the frozen guest.
 fn capture_frozen(engine: &QemuEngine, freeze: &FreezeOutcome) -> (CaptureOutput, Frozen) {
+    capture_frozen_with(engine, freeze, &CaptureOptions::default())
+}
+
+fn capture_frozen_with(
+    engine: &QemuEngine,
+    freeze: &FreezeOutcome,
+    opts: &CaptureOptions,
+) -> (CaptureOutput, Frozen) {
     let k = guest_kernel(engine, &freeze.vcpus);
     let btf = guest_btf(&k);
     let out = {
@@ -118,10 +132,14 @@ fn capture_frozen(engine: &QemuEngine, freeze: &FreezeOutcome) -> (CaptureOutput
             renderer: Some(&renderer),
             vcpu_regs: freeze.vcpus.clone(),
         };
-        scx_walk::capture(&target, &CaptureOptions::default())
+        scx_walk::capture(&target, opts)
     };
     for p in &out.phases {
-        eprintln!("capture phase {:<16} {:>8.2} ms", p.name, p.elapsed.as_secs_f64() * 1e3);
+        eprintln!(
+            "capture phase {:<16} {:>8.2} ms",
+            p.name,
+            p.elapsed.as_secs_f64() * 1e3
+        );
     }
     for l in &out.log {
         eprintln!("capture log: {l}");
@@ -211,8 +229,16 @@ fn assert_maps_agree(log: &ConsoleLog, r: &FailureDumpReport) -> usize {
                 r.maps.iter().map(|d| &d.name).collect::<Vec<_>>()
             )
         });
-        assert_eq!(u64::from(d.value_size), m["bytes_value"].as_u64().unwrap(), "{name} value size");
-        assert_eq!(u64::from(d.max_entries), m["max_entries"].as_u64().unwrap(), "{name} max_entries");
+        assert_eq!(
+            u64::from(d.value_size),
+            m["bytes_value"].as_u64().unwrap(),
+            "{name} value size"
+        );
+        assert_eq!(
+            u64::from(d.max_entries),
+            m["max_entries"].as_u64().unwrap(),
+            "{name} max_entries"
+        );
         checked += 1;
     }
     checked
@@ -236,8 +262,16 @@ fn assert_progs_agree(log: &ConsoleLog, r: &FailureDumpReport) -> usize {
             .unwrap_or_else(|| panic!("struct_ops prog {name} not in prog_runtime_stats"));
         let cnt = p["run_cnt"].as_u64().unwrap_or(0);
         let ns = p["run_time_ns"].as_u64().unwrap_or(0);
-        assert!(s.cnt >= cnt, "{name}: dump run count {} < guest's {cnt}", s.cnt);
-        assert!(s.nsecs >= ns, "{name}: dump run time {} < guest's {ns}", s.nsecs);
+        assert!(
+            s.cnt >= cnt,
+            "{name}: dump run count {} < guest's {cnt}",
+            s.cnt
+        );
+        assert!(
+            s.nsecs >= ns,
+            "{name}: dump run time {} < guest's {ns}",
+            s.nsecs
+        );
         checked += 1;
     }
     checked
@@ -272,8 +306,14 @@ enum BssRule {
 
 /// `.bss` members the guest printed, as numbers, compared with the dump's rendering
 /// according to `rule`.
-fn assert_bss_agrees(log: &ConsoleLog, r: &FailureDumpReport, rule: &dyn Fn(&str) -> BssRule) -> usize {
-    let text = log.output("bpftool-bss-dump").expect("guest printed no .bss dump");
+fn assert_bss_agrees(
+    log: &ConsoleLog,
+    r: &FailureDumpReport,
+    rule: &dyn Fn(&str) -> BssRule,
+) -> usize {
+    let text = log
+        .output("bpftool-bss-dump")
+        .expect("guest printed no .bss dump");
     let mut checked = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).expect(".bss dump line is JSON");
@@ -282,11 +322,16 @@ fn assert_bss_agrees(log: &ConsoleLog, r: &FailureDumpReport, rule: &dyn Fn(&str
             panic!("{name} not in the dump");
         };
         let Some(RenderedValue::Struct { members, .. }) = &map.value else {
-            panic!("{name}: dump value is not a rendered struct: {:?} (error {:?})", map.value, map.error);
+            panic!(
+                "{name}: dump value is not a rendered struct: {:?} (error {:?})",
+                map.value, map.error
+            );
         };
         let entries = v["dump"].as_array().expect("map dump array");
         let formatted = &entries[0]["formatted"]["value"];
-        let vars = formatted[".bss"].as_array().or_else(|| entries[0]["value"][".bss"].as_array());
+        let vars = formatted[".bss"]
+            .as_array()
+            .or_else(|| entries[0]["value"][".bss"].as_array());
         let vars = vars.unwrap_or_else(|| panic!("{name}: no formatted .bss in {v}"));
         for var in vars {
             let (vname, gv) = var.as_object().unwrap().iter().next().unwrap();
@@ -333,7 +378,9 @@ fn parse_stat(line: &str) -> Option<(i32, String, i32, i32, i32)> {
 /// have exited between the guest's print and the freeze (the guest's own short-lived
 /// commands) may be missing; kernel threads and the workload may not.
 fn assert_tasks_agree(log: &ConsoleLog, r: &FailureDumpReport, must_have: &[&str]) -> usize {
-    let text = log.output("proc-pid-stat").expect("guest printed no /proc/<pid>/stat");
+    let text = log
+        .output("proc-pid-stat")
+        .expect("guest printed no /proc/<pid>/stat");
     let by_pid: BTreeMap<i32, &dump_schema::TaskEnrichment> =
         r.task_enrichments.iter().map(|t| (t.pid, t)).collect();
     let mut checked = 0;
@@ -353,7 +400,11 @@ fn assert_tasks_agree(log: &ConsoleLog, r: &FailureDumpReport, must_have: &[&str
         // (`kworker/0:1-events`) and a kernel thread's full name beyond the 15 bytes of
         // `task_struct.comm`; the dump has the task's own comm.
         if comm.starts_with("kworker/") || (ppid == 2 && t.comm.len() == 15) {
-            assert!(comm.starts_with(&t.comm), "pid {pid} comm {comm} vs {}", t.comm);
+            assert!(
+                comm.starts_with(&t.comm),
+                "pid {pid} comm {comm} vs {}",
+                t.comm
+            );
         } else {
             assert_eq!(t.comm, comm, "pid {pid} comm");
         }
@@ -369,14 +420,19 @@ fn assert_tasks_agree(log: &ConsoleLog, r: &FailureDumpReport, must_have: &[&str
 /// Per-CPU times: the dump (later) shows at least what `/proc/stat` showed, and not more
 /// than the time that can have passed since (a unit error would be far off).
 fn assert_cputime_agrees(log: &ConsoleLog, r: &FailureDumpReport, since_view: Duration) {
-    let text = log.output("proc-stat").expect("guest printed no /proc/stat");
+    let text = log
+        .output("proc-stat")
+        .expect("guest printed no /proc/stat");
     // USER_HZ is 100: one tick is 10 ms.
     let tick_ns = 10_000_000u64;
     let slack = (since_view.as_secs() + 5) * 100;
     let mut cpus = 0;
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let Some(cpu) = f.first().and_then(|c| c.strip_prefix("cpu")).and_then(|n| n.parse::<u32>().ok())
+        let Some(cpu) = f
+            .first()
+            .and_then(|c| c.strip_prefix("cpu"))
+            .and_then(|n| n.parse::<u32>().ok())
         else {
             continue;
         };
@@ -393,14 +449,24 @@ fn assert_cputime_agrees(log: &ConsoleLog, r: &FailureDumpReport, since_view: Du
             ("softirq", n(7), d.cpustat_softirq_ns),
         ] {
             let dump = dump_ns / tick_ns;
-            assert!(dump >= guest, "cpu{cpu} {what}: dump {dump} ticks < guest {guest}");
-            assert!(dump <= guest + slack, "cpu{cpu} {what}: dump {dump} ticks >> guest {guest}");
+            assert!(
+                dump >= guest,
+                "cpu{cpu} {what}: dump {dump} ticks < guest {guest}"
+            );
+            assert!(
+                dump <= guest + slack,
+                "cpu{cpu} {what}: dump {dump} ticks >> guest {guest}"
+            );
         }
         cpus += 1;
     }
     assert_eq!(cpus, r.per_cpu_time.len(), "CPU count");
     if let Some(line) = text.lines().find(|l| l.starts_with("softirq ")) {
-        let g: Vec<u64> = line.split_whitespace().skip(2).filter_map(|v| v.parse().ok()).collect();
+        let g: Vec<u64> = line
+            .split_whitespace()
+            .skip(2)
+            .filter_map(|v| v.parse().ok())
+            .collect();
         for (i, gv) in g.iter().enumerate().take(10) {
             let dv: u64 = r.per_cpu_time.iter().map(|p| p.softirqs[i]).sum();
             assert!(dv >= *gv, "softirq {i}: dump {dv} < guest {gv}");
@@ -411,7 +477,9 @@ fn assert_cputime_agrees(log: &ConsoleLog, r: &FailureDumpReport, since_view: Du
 /// `/sys/kernel/sched_ext`: the scheduler is attached, and the events the guest saw are at
 /// most what the dump's freeze sample shows.
 fn assert_sysfs_agrees(log: &ConsoleLog, r: &FailureDumpReport, ops: &str) {
-    let text = log.output(LAST_VIEW_LABEL).expect("guest printed no sysfs view");
+    let text = log
+        .output(LAST_VIEW_LABEL)
+        .expect("guest printed no sysfs view");
     let kv: BTreeMap<&str, &str> = text
         .lines()
         .filter_map(|l| l.split_once('='))
@@ -420,11 +488,22 @@ fn assert_sysfs_agrees(log: &ConsoleLog, r: &FailureDumpReport, ops: &str) {
     assert_eq!(kv.get("state"), Some(&"enabled"), "sysfs: {kv:?}");
     assert_eq!(kv.get("root/ops"), Some(&ops), "sysfs: {kv:?}");
     assert!(r.scx_sched_state.is_some(), "no scx_sched_state");
-    let last = r.event_counter_timeline.last().expect("a freeze-time event sample");
+    let last = r
+        .event_counter_timeline
+        .last()
+        .expect("a freeze-time event sample");
     if let Some(ev) = kv.get("root/events") {
         // First line: `SCX_EV_SELECT_CPU_FALLBACK <n>`.
-        if let Some(n) = ev.split_whitespace().nth(1).and_then(|n| n.parse::<i64>().ok()) {
-            assert!(last.select_cpu_fallback >= n, "select_cpu_fallback {} < {n}", last.select_cpu_fallback);
+        if let Some(n) = ev
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse::<i64>().ok())
+        {
+            assert!(
+                last.select_cpu_fallback >= n,
+                "select_cpu_fallback {} < {n}",
+                last.select_cpu_fallback
+            );
         }
     }
 }
@@ -438,7 +517,10 @@ fn assert_sysfs_agrees(log: &ConsoleLog, r: &FailureDumpReport, ops: &str) {
 /// tasks on the same CPU's runqueue, `kick_sync` within a few thousand kicks).
 fn assert_scx_dump_agrees(log: &ConsoleLog, r: &FailureDumpReport, f: &Frozen) -> usize {
     let text = log.output("scx-dump").unwrap_or_default();
-    assert!(!text.trim().is_empty(), "the kernel printed no scx_dump_state text");
+    assert!(
+        !text.trim().is_empty(),
+        "the kernel printed no scx_dump_state text"
+    );
     eprintln!("--- kernel scx_dump_state ---\n{text}\n---");
     let rq_of = |c: u32| {
         r.rq_scx_states
@@ -448,7 +530,11 @@ fn assert_scx_dump_agrees(log: &ConsoleLog, r: &FailureDumpReport, f: &Frozen) -
     };
     let on_cpu = |c: u32, pid: i32| {
         let rq = rq_of(c);
-        rq.curr_pid == pid || rq.runnable_task_kvas.iter().any(|t| f.pid_of.get(t) == Some(&pid))
+        rq.curr_pid == pid
+            || rq
+                .runnable_task_kvas
+                .iter()
+                .any(|t| f.pid_of.get(t) == Some(&pid))
     };
     let mut checked = 0;
     let (mut listed, mut same_cpu) = (0, 0);
@@ -470,7 +556,10 @@ fn assert_scx_dump_agrees(log: &ConsoleLog, r: &FailureDumpReport, f: &Frozen) -
                     assert_eq!(rq.flags & 1, v & 1, "CPU {c} rq.scx.flags ONLINE");
                     checked += 1;
                 }
-                if let Some(v) = kv.strip_prefix("ksync=").and_then(|v| v.parse::<u64>().ok()) {
+                if let Some(v) = kv
+                    .strip_prefix("ksync=")
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
                     assert!(
                         rq.kick_sync.abs_diff(v) <= 5000,
                         "CPU {c} kick_sync {} vs kernel's {v}",
@@ -500,13 +589,32 @@ fn assert_scx_dump_agrees(log: &ConsoleLog, r: &FailureDumpReport, f: &Frozen) -
         }
         checked += 1;
     }
-    assert!(cpus as usize == r.rq_scx_states.len(), "the kernel listed {cpus} CPUs");
+    assert!(
+        cpus as usize == r.rq_scx_states.len(),
+        "the kernel listed {cpus} CPUs"
+    );
     assert!(listed > 0, "no task in the kernel's dump");
     assert!(
         same_cpu * 2 >= listed,
         "only {same_cpu} of the {listed} tasks the kernel listed are on the same CPU in the dump"
     );
     checked
+}
+
+/// Samples taken while the guest ran, then the one at the freeze: time goes forward and
+/// the cumulative counters never go back.
+fn assert_timeline_monotone(r: &FailureDumpReport) {
+    let tl = &r.event_counter_timeline;
+    assert!(
+        tl.len() >= 2,
+        "expected running samples plus the freeze sample: {tl:?}"
+    );
+    for w in tl.windows(2) {
+        assert!(w[1].elapsed_ms >= w[0].elapsed_ms, "{w:?}");
+        for ((name, a), (_, b)) in w[0].counters().iter().zip(w[1].counters().iter()) {
+            assert!(b >= a, "{name} went back from {a} to {b}");
+        }
+    }
 }
 
 fn bracket_pid(s: &str) -> Option<i32> {
@@ -554,7 +662,11 @@ fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<Erro
     );
     let mut engine = boot(&lab, &kernel, &spec);
     // Symbols and BTF are ready well before the failure: the watch must not miss it.
-    wait_console(&engine, "KTSTR-PHASE: scheduler-attached", Duration::from_secs(240));
+    wait_console(
+        &engine,
+        "KTSTR-PHASE: scheduler-attached",
+        Duration::from_secs(240),
+    );
 
     let live = guest_kernel(&engine, &[]);
     live.set_translation_cache(false);
@@ -569,6 +681,11 @@ fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<Erro
     let scanner = RunnableScanner::new(&lk)
         .inspect_err(|e| tracker.prerequisites_unavailable(e))
         .ok();
+    // Event counters sampled while the guest runs (about once a second).
+    let sampler = scx_walk::EventSampler::new(&lk).expect("event sampler");
+    let run_start = Instant::now();
+    let mut timeline = Vec::new();
+    let mut last_sample: Option<Instant> = None;
     let mut early_frozen = None;
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut last_scan = String::new();
@@ -599,29 +716,40 @@ fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<Erro
             root_ptr: trig.scx_root,
             exit_kind_offset: trig.exit_kind_offset,
             threshold: scx_walk::sched::SCX_EXIT_ERROR,
-            exit_info: trig.exit_info.map(|(exit_info, kind)| ExitInfoOffsets { exit_info, kind }),
+            exit_info: trig
+                .exit_info
+                .map(|(exit_info, kind)| ExitInfoOffsets { exit_info, kind }),
         };
         match watch_exit_kind(&mut engine, t, |kva| live.translate(kva), &opts).expect("watch") {
             WatchOutcome::Triggered(t) => break t,
             WatchOutcome::TimedOut(_) | WatchOutcome::Stopped(_) => {}
         }
+        if last_sample.is_none_or(|l| l.elapsed() >= Duration::from_secs(1)) {
+            last_sample = Some(Instant::now());
+            // A torn read of a running guest is retried at the next second.
+            if let Ok(Some(s)) = sampler.sample(&lk, run_start.elapsed().as_millis() as u64) {
+                timeline.push(s);
+            }
+        }
         if let Some(sc) = &scanner {
             let scan = sc.scan(&lk);
             last_scan = format!("{scan:?}");
-            if let Ok(scan) = scan {
-                if tracker.observe(&scan) {
-                    let f = engine.freeze(Duration::from_secs(10)).expect("early freeze");
-                    let (early, fz) = capture_frozen(&engine, &f);
-                    engine.thaw().expect("thaw after the early snapshot");
-                    eprintln!(
-                        "early snapshot: oldest runnable pid {:?} age {}j threshold {}j",
-                        scan.oldest.map(|o| o.pid),
-                        scan.max_age_jiffies(),
-                        scan.threshold_jiffies
-                    );
-                    tracker.set_early(early.report, &scan);
-                    early_frozen = Some(fz);
-                }
+            if let Ok(scan) = scan
+                && tracker.observe(&scan)
+            {
+                let f = engine
+                    .freeze(Duration::from_secs(10))
+                    .expect("early freeze");
+                let (early, fz) = capture_frozen(&engine, &f);
+                engine.thaw().expect("thaw after the early snapshot");
+                eprintln!(
+                    "early snapshot: oldest runnable pid {:?} age {}j threshold {}j",
+                    scan.oldest.map(|o| o.pid),
+                    scan.max_age_jiffies(),
+                    scan.threshold_jiffies
+                );
+                tracker.set_early(early.report, &scan);
+                early_frozen = Some(fz);
             }
         }
     };
@@ -646,7 +774,12 @@ fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<Erro
         triggered.stats.polls,
         triggered.stats.rate_hz()
     );
-    let (late, frozen) = capture_frozen(&engine, &triggered.freeze);
+    let late_opts = CaptureOptions {
+        timeline: timeline.clone(),
+        elapsed_ms: run_start.elapsed().as_millis() as u64,
+        ..Default::default()
+    };
+    let (late, frozen) = capture_frozen_with(&engine, &triggered.freeze, &late_opts);
     let since_view = view_at.elapsed();
     let truncated = capture_past_deadline(&engine, &triggered.freeze);
     // For the whole-process benchmark (crates/scx-walk/examples/vmcore_dump.rs): keep a
@@ -709,14 +842,35 @@ fn scx_stall_dump_agrees_with_guest_and_kernel() {
     assert_cputime_agrees(&run.log, r, run.since_view);
     assert_sysfs_agrees(&run.log, r, "ktstr_stall");
     let dumped = assert_scx_dump_agrees(&run.log, r, &run.frozen);
+    assert_timeline_monotone(r);
     // The victim waits on the never-consumed user DSQ 0x101.
-    let stall_dsq = r.dsq_states.iter().find(|d| d.id == 0x101).expect("user DSQ 0x101");
+    let stall_dsq = r
+        .dsq_states
+        .iter()
+        .find(|d| d.id == 0x101)
+        .expect("user DSQ 0x101");
     assert_eq!(stall_dsq.origin, "user");
-    let victims: Vec<i32> = stall_dsq.task_kvas.iter().filter_map(|t| run.frozen.pid_of.get(t).copied()).collect();
-    let victim_pid = r.task_enrichments.iter().find(|t| t.comm == "ktstr-victim").expect("victim enriched").pid;
-    assert!(victims.contains(&victim_pid), "victim {victim_pid} not on DSQ 0x101: {victims:?}");
+    let victims: Vec<i32> = stall_dsq
+        .task_kvas
+        .iter()
+        .filter_map(|t| run.frozen.pid_of.get(t).copied())
+        .collect();
+    let victim_pid = r
+        .task_enrichments
+        .iter()
+        .find(|t| t.comm == "ktstr-victim")
+        .expect("victim enriched")
+        .pid;
+    assert!(
+        victims.contains(&victim_pid),
+        "victim {victim_pid} not on DSQ 0x101: {victims:?}"
+    );
     // Dual capture: the early snapshot already shows the victim waiting.
-    let early = run.dual.early.as_ref().expect("an early snapshot was taken");
+    let early = run
+        .dual
+        .early
+        .as_ref()
+        .expect("an early snapshot was taken");
     assert!(run.dual.early_max_age_jiffies >= run.dual.early_threshold_jiffies);
     let ef = run.early_frozen.as_ref().unwrap();
     let early_waiting: Vec<i32> = early
@@ -725,7 +879,10 @@ fn scx_stall_dump_agrees_with_guest_and_kernel() {
         .filter(|d| d.id == 0x101)
         .flat_map(|d| d.task_kvas.iter().filter_map(|t| ef.pid_of.get(t).copied()))
         .collect();
-    assert!(early_waiting.contains(&victim_pid), "early snapshot: victim not waiting ({early_waiting:?})");
+    assert!(
+        early_waiting.contains(&victim_pid),
+        "early snapshot: victim not waiting ({early_waiting:?})"
+    );
     // Past the deadline: no map captured, all counted, the time of the cut recorded;
     // the scheduler state (read first) is still there.
     let t = &run.truncated;
@@ -733,9 +890,14 @@ fn scx_stall_dump_agrees_with_guest_and_kernel() {
     assert_eq!(t.maps_truncated as usize, r.maps.len());
     assert!(t.dump_truncated_at_us.is_some());
     assert!(t.scx_sched_state.is_some() && !t.rq_scx_states.is_empty());
-    assert_eq!(t.sdt_alloc_unavailable.as_deref(), Some(dump_schema::reasons::SDT_ALLOC_DEADLINE));
+    assert_eq!(
+        t.sdt_alloc_unavailable.as_deref(),
+        Some(dump_schema::reasons::SDT_ALLOC_DEADLINE)
+    );
     e2e_tests::validate_report_json(&t.to_json().unwrap()).unwrap();
-    eprintln!("stall: checked {maps} maps, {progs} progs, {bss} .bss members, {tasks} tasks, {dumped} kernel-dump facts");
+    eprintln!(
+        "stall: checked {maps} maps, {progs} progs, {bss} .bss members, {tasks} tasks, {dumped} kernel-dump facts"
+    );
 }
 
 #[test]
@@ -754,13 +916,19 @@ fn scx_error_dump_agrees_with_guest_and_kernel() {
     assert_cputime_agrees(&run.log, r, run.since_view);
     assert_sysfs_agrees(&run.log, r, "ktstr_error");
     let dumped = assert_scx_dump_agrees(&run.log, r, &run.frozen);
+    assert_timeline_monotone(r);
     // No task starves under the error scheduler: the dual report says why it has no
     // early snapshot, in the stable shape.
     if run.dual.early.is_none() {
         let why = run.dual.early_skipped_reason.as_deref().unwrap();
-        assert!(why.starts_with("max_age never crossed threshold (peak="), "{why}");
+        assert!(
+            why.starts_with("max_age never crossed threshold (peak="),
+            "{why}"
+        );
     }
-    eprintln!("error: checked {maps} maps, {progs} progs, {bss} .bss members, {tasks} tasks, {dumped} kernel-dump facts");
+    eprintln!(
+        "error: checked {maps} maps, {progs} progs, {bss} .bss members, {tasks} tasks, {dumped} kernel-dump facts"
+    );
 }
 
 /// The real third-party scheduler `scx_bpfland` (crates.io) under a CPU workload: no
@@ -798,16 +966,30 @@ fn scx_bpfland_dump_agrees_with_guest() {
     assert!(ops.starts_with("bpfland"), "{ops}");
     assert_eq!(r.scx_walker_unavailable, None);
     let st = r.scx_sched_state.as_ref().expect("scx_sched_state");
-    assert!(st.exit_kind < scx_walk::sched::SCX_EXIT_ERROR, "no error exit: {st:?}");
-    assert!(r.active_obj_name.is_some(), "struct_ops map of bpfland found");
-    for origin in ["local cpu 0", "local cpu 1", "bypass cpu 0", "global node 0"] {
+    assert!(
+        st.exit_kind < scx_walk::sched::SCX_EXIT_ERROR,
+        "no error exit: {st:?}"
+    );
+    assert!(
+        r.active_obj_name.is_some(),
+        "struct_ops map of bpfland found"
+    );
+    for origin in [
+        "local cpu 0",
+        "local cpu 1",
+        "bypass cpu 0",
+        "global node 0",
+    ] {
         assert!(
             r.dsq_states.iter().any(|d| d.origin == origin),
             "no {origin} DSQ in {:?}",
             r.dsq_states.iter().map(|d| &d.origin).collect::<Vec<_>>()
         );
     }
-    assert!(r.dsq_states.iter().any(|d| d.origin == "user"), "bpfland creates user DSQs");
+    assert!(
+        r.dsq_states.iter().any(|d| d.origin == "user"),
+        "bpfland creates user DSQs"
+    );
     let maps = assert_maps_agree(&log, r);
     let progs = assert_progs_agree(&log, r);
     // bpfland's .bss holds gauges and counters that move while it runs: check that every
@@ -819,64 +1001,4 @@ fn scx_bpfland_dump_agrees_with_guest() {
     // Workload tasks run under sched_ext.
     assert!(r.task_enrichments.iter().any(|t| t.sched_class == "ext"));
     eprintln!("bpfland: checked {maps} maps, {progs} progs, {bss} .bss members, {tasks} tasks");
-}
-
-/// Manual diagnosis of live reads (not part of the suite): boots `stall` and prints what
-/// the host reads every second.
-#[test]
-#[ignore]
-fn scx_debug_live_reads() {
-    let Some((lab, kernel)) = lab() else { return };
-    let spec = RunSpec::new()
-        .scheduler(SchedulerChoice::Test {
-            which: TestScheduler::Stall,
-            params: TestSchedulerParams {
-                after_ms: Some(60_000),
-                ..Default::default()
-            },
-        })
-        .workload("ktstr_victim 60 & ktstr_spin 2 60")
-        .command(HookPoint::WorkloadRunning, GuestCommand::kallsyms(&["scx_root", "jiffies_64", "scx_tasks", "runqueues"]))
-        .end(RunEnd::Hold);
-    let engine = boot(&lab, &kernel, &spec);
-    wait_console(&engine, "KTSTR-END kallsyms", Duration::from_secs(240));
-    let live = guest_kernel(&engine, &[]);
-    live.set_translation_cache(false);
-    let btf = guest_btf(&live);
-    let lk = Kernel {
-        mem: &live,
-        syms: &live,
-        types: &btf,
-    };
-    let trig = TriggerLocation::resolve(&lk).unwrap();
-    eprintln!("scx_root at {:#x} -> gpa {:?}; kaslr {:#x} phys_base {:#x}", trig.scx_root.0, live.translate(trig.scx_root), live.kaslr_offset(), live.phys_base());
-    for s in live.symbols().iter().filter(|s| s.name.contains("scx_root") || s.name == "scx_tasks" || s.name == "runqueues") {
-        eprintln!("sym {} {:#x} {}", s.name, s.addr.0, s.kind);
-    }
-    {
-        use guest_mem::PhysRead;
-        for name in ["scx_root", "jiffies_64", "_end", "_text", "__bss_start"] {
-            let a = live.symbol(name).unwrap();
-            let f = a.0.wrapping_sub(0xffff_ffff_8000_0000).wrapping_add(live.phys_base());
-            let mut b = [0u8; 8];
-            let r = live.read_phys(guest_mem::Gpa(f), &mut b);
-            let w = guest_mem::x86::paging::walk(live.phys(), live.page_table_root().unwrap(), live.paging_mode(), a);
-            eprintln!("{name} {:#x} translate={:?} formula={f:#x} formula-read={r:?} {:#x} walk={:?}", a.0, live.translate(a), u64::from_le_bytes(b), w.map(|t| t.gpa));
-        }
-    }
-    for _ in 0..3 {
-        use guest_mem::KvaReadExt;
-        eprintln!(
-            "scx_root={:?} exit_kind={:?} jiffies={:?}",
-            live.read_u64(trig.scx_root),
-            trig.read_exit_kind(&lk),
-            live.read_u64(live.symbol("jiffies_64").unwrap())
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    let mut engine = engine;
-    let f = engine.freeze(Duration::from_secs(10)).unwrap();
-    let (out, _) = capture_frozen(&engine, &f);
-    std::fs::write("/tmp/scxwalk-debug.json", out.report.to_json_pretty().unwrap()).unwrap();
-    eprintln!("{}", engine.console_tail());
 }
