@@ -169,3 +169,61 @@ impl DualTracker {
         d
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rq::RunnableAge;
+
+    fn scan(age: u64, threshold: u64) -> AgeScan {
+        AgeScan {
+            oldest: Some(RunnableAge {
+                cpu: 1,
+                task: Kva(0xffff_8880_0000_1000),
+                pid: 42,
+                age_jiffies: age,
+            }),
+            threshold_jiffies: threshold,
+        }
+    }
+
+    #[test]
+    fn early_snapshot_once_the_threshold_is_crossed() {
+        let mut t = DualTracker::new();
+        assert!(!t.observe(&scan(100, 250)));
+        assert!(t.observe(&scan(260, 250)));
+        t.set_early(FailureDumpReport::default(), &scan(260, 250));
+        // Only one early snapshot.
+        assert!(!t.observe(&scan(400, 250)));
+        let d = t.finish(FailureDumpReport::default());
+        assert!(d.early.is_some());
+        assert_eq!(
+            (d.early_max_age_jiffies, d.early_threshold_jiffies),
+            (260, 250)
+        );
+        assert_eq!(d.early_skipped_reason, None);
+    }
+
+    #[test]
+    fn skipped_reasons_have_the_stable_shapes() {
+        let mut t = DualTracker::new();
+        t.observe(&scan(100, 250));
+        t.observe(&scan(180, 250));
+        let d = t.finish(FailureDumpReport::default());
+        assert!(d.early.is_none());
+        assert_eq!(
+            d.early_skipped_reason.as_deref(),
+            Some("max_age never crossed threshold (peak=180j, threshold=250j)")
+        );
+        // No scheduler (threshold 0) never triggers.
+        let mut t = DualTracker::new();
+        assert!(!t.observe(&scan(10_000, 0)));
+        let mut t = DualTracker::new();
+        t.prerequisites_unavailable("kernel symbol `jiffies_64` not found");
+        let d = t.finish(FailureDumpReport::default());
+        assert_eq!(
+            d.early_skipped_reason.as_deref(),
+            Some("scan prerequisites unavailable: kernel symbol `jiffies_64` not found")
+        );
+    }
+}
