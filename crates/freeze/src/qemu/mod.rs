@@ -9,6 +9,26 @@
 //!
 //! Teardown on every path: `Drop` kills and reaps QEMU and removes the directory; QEMU
 //! dies with the host process even on `SIGKILL` ([`teardown`] has the details).
+//!
+//! Other pieces, usable alone: [`AttachedQemu`] (an engine over a QEMU someone else
+//! started, from its QMP socket and RAM file), [`QmpClient`], [`accel::decide`] (the
+//! KVM-or-TCG probe), [`regs::parse_info_registers`], [`Console`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use freeze::Engine;
+//! use freeze::qemu::{LineMark, QemuConfig, QemuEngine};
+//! let cfg = QemuConfig::new("vmlinuz", Some("initramfs.cpio".into()), "console=ttyS0 panic=-1");
+//! let mut vm = QemuEngine::launch(&cfg)?;
+//! vm.console().wait_contains(LineMark::START, Duration::from_secs(120), "KTSTR-PHASE: init")
+//!     .expect("booted");
+//! let frozen = vm.freeze(Duration::from_secs(10))?; // every vCPU stopped, registers read
+//! let ram = vm.guest_ram(); // read the guest here (guest_mem::PhysMem::from_guest_memory)
+//! vm.dump_vmcore("vmcore".as_ref())?;
+//! vm.thaw()?;
+//! # let _ = (frozen, ram);
+//! # Ok::<(), freeze::EngineError>(())
+//! ```
 
 pub mod accel;
 pub mod attach;
