@@ -241,3 +241,66 @@ pub fn sample_events(
         sub_bypass_dispatch: sums[12],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{FakeMem, FakeSyms, FakeTypes};
+
+    const B: u64 = 0xffff_8880_0000_0000;
+
+    #[test]
+    fn event_counters_sum_over_cpus_and_follow_renames() {
+        let t = FakeTypes::default()
+            .member("scx_sched", "ops.name", 0)
+            .member("scx_sched", "aborting", 0x100)
+            .member("scx_sched", "bypass_depth", 0x104)
+            .member("scx_sched", "exit_kind", 0x108)
+            .member("scx_sched", "watchdog_timeout", 0x110)
+            .member("scx_sched", "dsq_hash", 0x200)
+            .member("scx_sched", "pcpu", 0x300)
+            .member("scx_sched_pcpu", "event_stats", 0x40)
+            .member("scx_event_stats", "SCX_EV_SELECT_CPU_FALLBACK", 0)
+            // 7.3 calls it SCX_EV_REENQ_REPEAT; the wire field is reenq_local_repeat.
+            .member("scx_event_stats", "SCX_EV_REENQ_REPEAT", 8)
+            .member("scx_event_stats", "SCX_EV_BYPASS_DURATION", 16);
+        let so = SchedOffsets::resolve(&t).unwrap();
+        let eo = EventOffsets::resolve(&t, &so).unwrap();
+        let mut m = FakeMem::default();
+        let sch = B;
+        let pcpu = B + 0x10_000;
+        m.w64(sch + 0x300, pcpu);
+        let pc = PerCpu::from_offsets(vec![0, 0x1000]);
+        for (cpu_off, (a, b, c)) in [(0u64, (1u64, 10u64, 100u64)), (0x1000, (2, 20, 200))] {
+            let base = pcpu + cpu_off + 0x40;
+            m.w64(base, a);
+            m.w64(base + 8, b);
+            m.w64(base + 16, c);
+        }
+        let s = FakeSyms::default();
+        let k = Kernel {
+            mem: &m,
+            syms: &s,
+            types: &t,
+        };
+        let e = sample_events(&k, &eo, &pc, Kva(sch), 1234).unwrap();
+        assert_eq!(e.elapsed_ms, 1234);
+        assert_eq!(e.select_cpu_fallback, 3);
+        assert_eq!(e.reenq_local_repeat, 30);
+        assert_eq!(e.bypass_duration, 300);
+        // Members this kernel lacks stay 0.
+        assert_eq!(e.insert_not_owned, 0);
+        // Without the per-CPU stats the group is missing, by name.
+        let mut t2 = t;
+        t2.members
+            .remove(&("scx_sched".to_string(), "pcpu".to_string()));
+        let so2 = SchedOffsets::resolve(&t2).unwrap();
+        assert!(matches!(
+            EventOffsets::resolve(&t2, &so2),
+            Err(WalkError::MissingOffsets {
+                group: "scx_event_stats",
+                ..
+            })
+        ));
+    }
+}
