@@ -593,7 +593,8 @@ fn watch(
                     );
                     opts.progress
                         .step(&format!("{msg}; watching for an error exit"));
-                    *attached_ref.lock().unwrap_or_else(|e| e.into_inner()) = Some((msg, Instant::now()));
+                    *attached_ref.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((msg, Instant::now()));
                 }
                 if let Some(a) = attached
                     && last_sample.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY)

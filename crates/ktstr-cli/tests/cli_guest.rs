@@ -278,8 +278,9 @@ fn run_interrupted_captures_on_demand() {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
     let mut seen = Vec::new();
-    for line in BufReader::new(stderr).lines() {
+    for line in lines.by_ref() {
         let line = line.unwrap();
         eprintln!("{line}");
         let armed = line.contains("watching for an error exit");
@@ -293,8 +294,16 @@ fn run_interrupted_captures_on_demand() {
             break;
         }
     }
+    // Keep draining stderr: a closed pipe would make ktstr's next message fail.
+    let rest = std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .inspect(|l| eprintln!("{l}"))
+            .collect::<Vec<_>>()
+    });
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "stderr so far: {seen:?}");
+    seen.extend(rest.join().unwrap());
+    assert_eq!(out.status.code(), Some(0), "stderr: {seen:?}");
     let (_, json) = the_dump(&d.path().join("out"));
     let r = FailureDumpReportAny::from_json(&json).unwrap();
     let r = late(&r);
