@@ -12,7 +12,7 @@ mod kvm_common;
 use std::time::Duration;
 
 use freeze::Engine;
-use freeze::kvm::{KernelFormat, LinuxBoot, VmConfig, boot_and_wait};
+use freeze::kvm::{GuestExit, KernelFormat, LinuxBoot, VmConfig, boot_and_wait};
 use freeze::lab::{
     DEFAULT_APPEND, Lab, PHASE_PREFIX, RunEnd, RunSpec, SchedulerChoice, TestScheduler,
 };
@@ -84,8 +84,21 @@ fn lab_kernel_boots_attaches_and_freezes_or_skips() {
     };
 
     let attached = format!("{PHASE_PREFIX}scheduler-attached");
+    let ok = engine.console().wait_for(&attached, ATTACH_BUDGET);
+    // A KVM that starts the kernel but cannot run it to the end (an instruction its
+    // emulator does not handle) is the same verdict, found later.
+    if let Some(GuestExit::Error { detail, .. }) = engine.exit_status()
+        && detail.contains("emulation failure")
+    {
+        eprintln!(
+            "SKIP: this host's KVM cannot run the guest-lab kernel {} to the scheduler: {detail}; console tail:\n{}",
+            kernel.release,
+            engine.console_tail()
+        );
+        return;
+    }
     assert!(
-        engine.console().wait_for(&attached, ATTACH_BUDGET),
+        ok,
         "the scheduler did not attach; exit {:?}; console tail:\n{}",
         engine.exit_status(),
         engine.console_tail()
