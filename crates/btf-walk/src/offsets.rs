@@ -9,6 +9,10 @@ use crate::table::{Kind, TypeId};
 
 /// Deepest nesting of anonymous structs/unions searched for a member name.
 const MAX_ANON_DEPTH: usize = 32;
+/// Most structs visited while searching one member name through anonymous members. Real
+/// kernels visit a few dozen; a malformed graph (a struct holding itself, or a chain of
+/// structs each holding the next one twice) would otherwise cost exponential time.
+const MAX_ANON_VISITS: usize = 10_000;
 /// Most components in one path (protects against absurd inputs).
 const MAX_PATH_COMPONENTS: usize = 64;
 
@@ -220,13 +224,16 @@ impl Btf {
                     )));
                 }
             }
-            let (off, ty, bits) = self.find_member(sid, c.name, 0)?.ok_or_else(|| {
-                err(format!(
-                    "no member `{}` in {}",
-                    c.name,
-                    self.display_name(sid)
-                ))
-            })?;
+            let mut visits = 0;
+            let (off, ty, bits) =
+                self.find_member(sid, c.name, 0, &mut visits)?
+                    .ok_or_else(|| {
+                        err(format!(
+                            "no member `{}` in {}",
+                            c.name,
+                            self.display_name(sid)
+                        ))
+                    })?;
             bit_offset = bit_offset
                 .checked_add(off)
                 .ok_or_else(|| err("offset overflows".into()))?;
@@ -279,11 +286,19 @@ impl Btf {
         sid: TypeId,
         name: &str,
         depth: usize,
+        visits: &mut usize,
     ) -> Result<Option<(u64, TypeId, u32)>> {
         if depth > MAX_ANON_DEPTH {
             return Err(BtfError::Malformed {
                 id: sid.0,
                 why: "anonymous members nested too deeply (a loop?)",
+            });
+        }
+        *visits += 1;
+        if *visits > MAX_ANON_VISITS {
+            return Err(BtfError::Malformed {
+                id: sid.0,
+                why: "too many anonymous members to search (a malformed type graph?)",
             });
         }
         let members = self.members(sid)?;
@@ -295,7 +310,7 @@ impl Btf {
             if !matches!(self.kind(inner)?, Kind::Struct { .. }) {
                 continue;
             }
-            if let Some((off, ty, bits)) = self.find_member(inner, name, depth + 1)? {
+            if let Some((off, ty, bits)) = self.find_member(inner, name, depth + 1, visits)? {
                 return Ok(Some((m.bit_offset as u64 + off, ty, bits)));
             }
         }

@@ -43,7 +43,9 @@ pub struct RenderOptions {
     /// Largest object read from guest memory for one dereference.
     pub max_deref_bytes: u64,
     /// Most rendered values (all kinds, all nesting levels) one [`Renderer`] produces before
-    /// further values become `unsupported` with [`REASON_BUDGET`].
+    /// further values become `unsupported` with [`REASON_BUDGET`]. The default, 131,072,
+    /// holds an array of 4096 structs of 30 members and bounds one value's JSON to about
+    /// 10 MB however its type nests (a few bytes of memory can describe a huge tree).
     pub max_values: usize,
 }
 
@@ -55,7 +57,7 @@ impl Default for RenderOptions {
             cpumask_as_list: true,
             nr_cpus: None,
             max_deref_bytes: 1 << 20,
-            max_values: 1 << 20,
+            max_values: 1 << 17,
         }
     }
 }

@@ -306,3 +306,34 @@ fn truncated_and_corrupt_raw_btf_are_clear_errors() {
             .contains("not raw BTF")
     );
 }
+
+#[test]
+fn exponential_anonymous_graphs_are_cut_off() {
+    // t0 holds t1 anonymously twice, t1 holds t2 twice, ... 30 levels: 2^30 paths.
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, INT_SIGNED);
+    let mut cur = b.struct_("leaf", 4, &[("v", int, 0, 0)]);
+    for i in 0..30 {
+        cur = b.struct_(&format!("t{i}"), 8, &[("", cur, 0, 0), ("", cur, 32, 0)]);
+    }
+    // A struct holding itself anonymously five times.
+    let me = b.next_id();
+    let selfish = b.struct_(
+        "selfish",
+        8,
+        &[
+            ("", me, 0, 0),
+            ("", me, 0, 0),
+            ("", me, 0, 0),
+            ("", me, 0, 0),
+            ("", me, 0, 0),
+        ],
+    );
+    let btf = Btf::from_raw(&b.build()).unwrap();
+    let e = btf.field(TypeId(cur), "nope").unwrap_err();
+    assert!(matches!(e, BtfError::Malformed { .. }), "{e}");
+    // Found members still resolve: the first path is searched first.
+    assert_eq!(btf.field(TypeId(cur), "v").unwrap().offset(), 0);
+    assert!(btf.field(TypeId(selfish), "x").is_err());
+    // (Without the visit bound the first call walks 2^30 paths and never returns.)
+}
