@@ -8,7 +8,8 @@ use crate::Error;
 /// Writes the bytes produced by `fill` to `path` atomically: they go to a temporary file in
 /// the same directory (so the rename cannot cross file systems), which is renamed onto
 /// `path` only after `fill` and the flush succeeded. On any error the temporary file is
-/// removed and `path` is untouched (absent if it was absent).
+/// removed and `path` is untouched (absent if it was absent). A path that names a device
+/// or FIFO is written in place (there is nothing to rename over).
 pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
@@ -17,6 +18,22 @@ pub fn write_atomic(
         path: path.to_path_buf(),
         source,
     };
+    // A device, FIFO or other special file (`/dev/stdout`, `/dev/null`) is written in
+    // place: renaming a regular file over it would replace the device node itself.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        if meta.is_dir() {
+            return Err(err(std::io::Error::other("is a directory")));
+        }
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(err)?;
+        let mut w = std::io::BufWriter::new(f);
+        fill(&mut w).map_err(err)?;
+        return w.flush().map_err(err);
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -66,6 +83,29 @@ mod tests {
         write_atomic(&p, |w| w.write_all(b"new")).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn special_files_are_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_atomic(&fifo, |w| w.write_all(b"through the pipe")).unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        let meta = std::fs::symlink_metadata(&fifo).unwrap();
+        assert!(meta.file_type().is_fifo(), "the FIFO was replaced");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let e = write_atomic(dir.path(), |w| w.write_all(b"x")).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
     }
 
     #[test]
