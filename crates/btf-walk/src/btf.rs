@@ -1,6 +1,7 @@
 //! [`Btf`]: a loaded BTF (base, or split on top of a base) and type queries.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{BtfError, Result};
 use crate::table::{EnumValue, Kind, Member, SecVar, Table, Ty, TypeId};
@@ -30,6 +31,9 @@ pub(crate) struct Inner {
     pub(crate) raw: Option<btf_rs::Btf>,
     pub(crate) table: Table,
     pub(crate) base: Option<Btf>,
+    /// Enumerator name → value over this part's enums, built on first use: walkers ask
+    /// for dozens of enumerators, and a scan of every type per question adds up.
+    pub(crate) enumerators: OnceLock<HashMap<Box<str>, u64>>,
 }
 
 impl std::fmt::Debug for Btf {
@@ -51,6 +55,7 @@ impl Btf {
                 raw: Some(raw),
                 table,
                 base: None,
+                enumerators: OnceLock::new(),
             }),
         })
     }
@@ -90,6 +95,7 @@ impl Btf {
                 raw: None,
                 table,
                 base: Some(base.clone()),
+                enumerators: OnceLock::new(),
             }),
         })
     }
@@ -326,13 +332,21 @@ impl Btf {
     pub fn enumerator(&self, variant: &str) -> Result<i64> {
         let mut cur = Some(self);
         while let Some(b) = cur {
-            let t = &b.inner.table;
-            for ty in &t.types {
-                if let Kind::Enum { values, .. } = ty.kind
-                    && let Some(v) = t.enum_values(values).iter().find(|v| &*v.name == variant)
-                {
-                    return Ok(v.value as i64);
+            let index = b.inner.enumerators.get_or_init(|| {
+                let t = &b.inner.table;
+                let mut m = HashMap::new();
+                for ty in &t.types {
+                    if let Kind::Enum { values, .. } = ty.kind {
+                        for v in t.enum_values(values) {
+                            // The first definition in id order wins, as before indexing.
+                            m.entry(v.name.clone()).or_insert(v.value);
+                        }
+                    }
                 }
+                m
+            });
+            if let Some(v) = index.get(variant) {
+                return Ok(*v as i64);
             }
             cur = b.inner.base.as_ref();
         }

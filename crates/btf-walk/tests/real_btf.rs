@@ -103,6 +103,10 @@ fn guest_walker_layouts_from_btf() {
             .unwrap(),
         1026
     );
+    // Enumerators by name alone (indexed on first use), as scx-walk asks for them.
+    assert_eq!(btf.enumerator("SCX_EXIT_ERROR_BPF").unwrap(), 1025);
+    assert_eq!(btf.enumerator("BPF_MAP_TYPE_ARENA").unwrap(), 33);
+    assert!(btf.enumerator("NO_SUCH_ENUMERATOR_X").is_err());
     let mt = btf.enum_by_name("bpf_map_type").unwrap();
     assert_eq!(btf.enum_variant_name(mt, 2), Some("BPF_MAP_TYPE_ARRAY"));
     assert_eq!(
