@@ -156,6 +156,22 @@ fn freeze_while_vcpus_do_port_io() {
     };
     let mut engine = b.start(&[start; VCPUS]).unwrap();
     assert!(engine.console().wait_for("xxxx", Duration::from_secs(20)));
+    // The output may come from one vCPU only so far: wait until every vCPU got past its
+    // first instruction.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let outcome = engine.freeze(Duration::from_secs(10)).expect("freeze");
+        engine.thaw().expect("thaw");
+        if outcome
+            .vcpus
+            .iter()
+            .all(|r| r.is_some_and(|r| r.rip != base))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "vCPUs did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     for round in 0..300 {
         let outcome = engine.freeze(Duration::from_secs(10)).expect("freeze");
         assert!(

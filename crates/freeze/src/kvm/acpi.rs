@@ -86,7 +86,7 @@ pub fn build(vcpus: usize, base: u64) -> Result<Vec<u8>, EngineError> {
     }
     // RSDP (36 bytes, padded to 64), then DSDT, FADT, MADT, XSDT, each 16-byte aligned.
     let mut area = vec![0u8; 64];
-    let mut place = |area: &mut Vec<u8>, table: Vec<u8>| {
+    let place = |area: &mut Vec<u8>, table: Vec<u8>| {
         let at = area.len() as u64;
         area.extend_from_slice(&table);
         area.resize(area.len().next_multiple_of(16), 0);

@@ -283,8 +283,10 @@ fn write_zero_page(
     initrd: Option<(u64, u64)>,
     rsdp: u64,
 ) -> Result<(), EngineError> {
-    let mut params = boot_params::default();
-    params.acpi_rsdp_addr = rsdp;
+    let mut params = boot_params {
+        acpi_rsdp_addr: rsdp,
+        ..Default::default()
+    };
     if let Some(hdr) = loaded.setup_header {
         params.hdr = hdr;
     } else {
