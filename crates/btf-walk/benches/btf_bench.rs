@@ -27,7 +27,7 @@ const WALKER_PATHS: &[&str] = &[
     "scx_sched.watchdog_timeout",
     "scx_sched.exit_info",
     "scx_sched.dsq_hash",
-    "scx_sched.global_dsqs",
+    "scx_sched.pnode",
     "scx_sched_pcpu.event_stats",
     "sched_ext_ops.name",
     "sched_ext_ops.timeout_ms",
@@ -163,13 +163,18 @@ fn main() {
         drop(black_box(btf));
     }
     let ours = median(ours);
+    let btf = Btf::from_file(&raw_path).unwrap();
+    for p in WALKER_PATHS {
+        if let Err(e) = btf.field_by_path(p) {
+            println!("  not in this kernel: {e}");
+        }
+    }
     println!(
         "btf-walk cold load + {resolved}/{} walker offsets: median {:.1} ms over {runs} runs",
         WALKER_PATHS.len(),
         ours.as_secs_f64() * 1e3
     );
     // The offset lookups alone, on a loaded BTF.
-    let btf = Btf::from_file(&raw_path).unwrap();
     let t = Instant::now();
     for _ in 0..100 {
         for p in WALKER_PATHS {
