@@ -98,18 +98,7 @@ pub fn hlist_nodes(
     cap: usize,
     what: &'static str,
 ) -> Result<Walked> {
-    let mut out = Walked::default();
-    let mut seen = Visited::new(cap);
-    let mut p = k.ptr(Kernel::at(head, c.hlist_first)?, what)?;
-    while p.0 != 0 {
-        if !seen.visit(p, what)? {
-            out.truncated = true;
-            break;
-        }
-        out.nodes.push(p);
-        p = k.ptr(Kernel::at(p, c.hlist_node_next)?, what)?;
-    }
-    Ok(out)
+    hlist_chain(k, c, head, cap, what, |p| p.0 == 0)
 }
 
 /// Walks an `hlist_nulls_head`: the chain ends at a pointer with bit 0 set.
@@ -122,10 +111,22 @@ pub fn hlist_nulls_nodes(
     cap: usize,
     what: &'static str,
 ) -> Result<Walked> {
+    hlist_chain(k, c, head, cap, what, |p| p.0 == 0 || p.0 & 1 != 0)
+}
+
+/// Follows a single-pointer chain from `head` until `is_end`, a revisit, or `cap` nodes.
+fn hlist_chain(
+    k: &Kernel<'_>,
+    c: &CoreOffsets,
+    head: Kva,
+    cap: usize,
+    what: &'static str,
+    is_end: impl Fn(Kva) -> bool,
+) -> Result<Walked> {
     let mut out = Walked::default();
     let mut seen = Visited::new(cap);
     let mut p = k.ptr(Kernel::at(head, c.hlist_first)?, what)?;
-    while p.0 != 0 && p.0 & 1 == 0 {
+    while !is_end(p) {
         if !seen.visit(p, what)? {
             out.truncated = true;
             break;
