@@ -24,6 +24,17 @@
 //! (guest-mem's symbol table), the member offsets (btf-walk), and a KVA→GPA translation
 //! (guest-mem's translator; `scx_sched` and its `exit_info` are kmalloc'd, so a
 //! direct-map translation suffices for the pointer targets).
+//!
+//! # Work between polls
+//! [`watch_exit_kind_with`] runs a caller's callback between polls, at most every
+//! [`WatchOptions::tick_every`] (default 10 ms), with the engine in hand: the capture
+//! session scans the runnable tasks' ages there and, when they cross its threshold,
+//! freezes, captures and thaws (the early snapshot of a dual capture) before the watch
+//! goes on. The callback runs at the caller's normal priority (the real-time policy is
+//! dropped around it, so a heavy capture does not hog a host CPU at `SCHED_FIFO`), and its
+//! time is kept out of [`WatchStats::max_gap`] and counted in [`WatchStats::tick_time`].
+//! It must leave the guest running: a tick that returns with the engine frozen ends the
+//! watch with [`WatchError::LeftFrozen`] (a frozen guest cannot flip its `exit_kind`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,6 +125,18 @@ pub enum WatchError {
     },
     #[error("freeze after the trigger failed: {0}")]
     Freeze(#[source] EngineError),
+    /// The tick callback returned with the guest still frozen.
+    #[error("the watch's tick callback left the guest frozen")]
+    LeftFrozen,
+}
+
+/// What the tick callback of [`watch_exit_kind_with`] asks the watch to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// Keep polling.
+    Continue,
+    /// End the watch now ([`WatchOutcome::Stopped`]).
+    Stop,
 }
 
 /// Reads `scx_root` and `exit_kind` from live guest RAM.
@@ -259,6 +282,9 @@ pub struct WatchOptions {
     /// Poll from a real-time (`SCHED_FIFO`) thread when the host allows it; the
     /// calling thread's policy is restored afterwards.
     pub realtime: bool,
+    /// Least time between two calls of [`watch_exit_kind_with`]'s tick callback
+    /// (default 10 ms; the first call comes after the first poll).
+    pub tick_every: Duration,
 }
 
 impl Default for WatchOptions {
@@ -270,6 +296,7 @@ impl Default for WatchOptions {
             stop: None,
             ignore_sched: None,
             realtime: true,
+            tick_every: Duration::from_millis(10),
         }
     }
 }
@@ -280,10 +307,17 @@ pub struct WatchStats {
     pub polls: u64,
     /// From the first poll to the last.
     pub watched: Duration,
-    /// The longest interval between two consecutive polls.
+    /// The longest interval between two consecutive polls, not counting the time spent
+    /// in tick callbacks.
     pub max_gap: Duration,
     /// Polls whose `scx_root` read failed.
     pub read_errors: u64,
+    /// Tick callbacks run.
+    pub ticks: u64,
+    /// Time spent in tick callbacks, all together.
+    pub tick_time: Duration,
+    /// The longest single tick callback.
+    pub max_tick: Duration,
 }
 
 impl WatchStats {
@@ -338,14 +372,52 @@ where
     E: Engine + ?Sized,
     T: FnMut(Kva) -> Result<Gpa, MemError>,
 {
+    watch(engine, trigger, translate, opts, None)
+}
+
+/// [`watch_exit_kind`], calling `on_tick` with the engine between polls (at most every
+/// [`WatchOptions::tick_every`]) until the trigger fires, a tick returns [`Tick::Stop`],
+/// or the watch stops or times out. `on_tick` may freeze and thaw the guest (an early
+/// snapshot) but must return with it running, else the watch ends with
+/// [`WatchError::LeftFrozen`]. The trigger is checked once more right after every tick,
+/// so a flip that happened during a long tick is seen at once.
+pub fn watch_exit_kind_with<E, T, F>(
+    engine: &mut E,
+    trigger: ExitKindTrigger,
+    translate: T,
+    opts: &WatchOptions,
+    mut on_tick: F,
+) -> Result<WatchOutcome, WatchError>
+where
+    E: Engine + ?Sized,
+    T: FnMut(Kva) -> Result<Gpa, MemError>,
+    F: FnMut(&mut E) -> Tick,
+{
+    watch(engine, trigger, translate, opts, Some(&mut on_tick))
+}
+
+type TickFn<'a, E> = &'a mut dyn FnMut(&mut E) -> Tick;
+
+fn watch<E, T>(
+    engine: &mut E,
+    trigger: ExitKindTrigger,
+    translate: T,
+    opts: &WatchOptions,
+    mut on_tick: Option<TickFn<'_, E>>,
+) -> Result<WatchOutcome, WatchError>
+where
+    E: Engine + ?Sized,
+    T: FnMut(Kva) -> Result<Gpa, MemError>,
+{
     let mut reader = ExitKindReader::new(engine.guest_ram(), trigger, translate)?;
-    let rt = if opts.realtime {
+    let mut rt = if opts.realtime {
         RealtimeGuard::raise()
     } else {
         None
     };
     let realtime = rt.is_some();
     let start = Instant::now();
+    let mut last_tick = start;
     let mut stats = WatchStats::default();
     let mut last_poll = start;
     let mut last_sched: Option<Kva> = None;
@@ -430,6 +502,32 @@ where
         }
         if opts.timeout.is_some_and(|t| now - start >= t) {
             return Ok(WatchOutcome::TimedOut(stats));
+        }
+        if let Some(tick) = on_tick.as_mut()
+            && now - last_tick >= opts.tick_every
+        {
+            // Host work at the normal priority; the poll's policy comes back after.
+            let was_rt = rt.take().is_some();
+            let t0 = Instant::now();
+            let next = tick(engine);
+            let took = t0.elapsed();
+            if was_rt {
+                rt = RealtimeGuard::raise();
+            }
+            stats.ticks += 1;
+            stats.tick_time += took;
+            stats.max_tick = stats.max_tick.max(took);
+            last_tick = Instant::now();
+            // The gap to the next poll starts now: the tick is not a missed poll.
+            last_poll = last_tick;
+            if engine.is_frozen() {
+                return Err(WatchError::LeftFrozen);
+            }
+            if next == Tick::Stop {
+                return Ok(WatchOutcome::Stopped(stats));
+            }
+            // Poll again at once: the tick may have taken long.
+            continue;
         }
         std::thread::sleep(opts.period);
     }
@@ -699,6 +797,109 @@ mod tests {
         bad.root_ptr = Kva(0xffff_ffff_8000_0000 + (1 << 20));
         let err = watch_exit_kind(&mut e, bad, translate, &WatchOptions::default()).unwrap_err();
         assert!(matches!(err, WatchError::Read { .. }), "{err}");
+    }
+
+    #[test]
+    fn ticks_run_between_polls_and_may_freeze_and_thaw() {
+        let mut e = setup(DIRECT + SCHED, 0);
+        let ram = e.ram.clone();
+        let mut calls = 0u32;
+        let mut snapshots = 0u32;
+        let opts = WatchOptions {
+            tick_every: Duration::from_millis(2),
+            ..Default::default()
+        };
+        let out = watch_exit_kind_with(&mut e, trigger(), translate, &opts, |eng| {
+            calls += 1;
+            if calls == 3 {
+                // An early snapshot: freeze, "capture", thaw; the watch goes on.
+                eng.freeze(Duration::from_secs(1)).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                snapshots += 1;
+                eng.thaw().unwrap();
+            }
+            if calls == 6 {
+                ram.store(
+                    SCX_EXIT_ERROR_BPF,
+                    GuestAddress(SCHED + OFF),
+                    Ordering::Release,
+                )
+                .unwrap();
+            }
+            Tick::Continue
+        })
+        .unwrap();
+        let WatchOutcome::Triggered(t) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(t.exit_kind, SCX_EXIT_ERROR_BPF);
+        assert_eq!(snapshots, 1);
+        // The flip written by the sixth tick is seen by the poll right after it.
+        assert_eq!(calls, 6);
+        assert_eq!(t.stats.ticks, 6);
+        assert!(
+            t.stats.max_tick >= Duration::from_millis(30),
+            "{:?}",
+            t.stats
+        );
+        assert!(t.stats.tick_time >= t.stats.max_tick);
+        // The 300 ms snapshot is tick time, not a gap between polls.
+        assert!(t.stats.max_gap < Duration::from_millis(300), "{:?}", t.stats);
+        assert!(e.is_frozen(), "frozen by the trigger");
+    }
+
+    #[test]
+    fn a_tick_can_stop_the_watch_and_must_not_leave_it_frozen() {
+        let mut e = setup(DIRECT + SCHED, 0);
+        let mut n = 0;
+        let out = watch_exit_kind_with(
+            &mut e,
+            trigger(),
+            translate,
+            &WatchOptions {
+                tick_every: Duration::ZERO,
+                ..Default::default()
+            },
+            |_| {
+                n += 1;
+                if n == 4 { Tick::Stop } else { Tick::Continue }
+            },
+        )
+        .unwrap();
+        assert!(
+            matches!(out, WatchOutcome::Stopped(s) if s.ticks == 4),
+            "{out:?}"
+        );
+        let err = watch_exit_kind_with(
+            &mut e,
+            trigger(),
+            translate,
+            &WatchOptions::default(),
+            |eng| {
+                eng.freeze(Duration::from_secs(1)).unwrap();
+                Tick::Continue
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, WatchError::LeftFrozen), "{err}");
+    }
+
+    #[test]
+    fn ticks_are_rate_limited() {
+        let mut e = setup(DIRECT + SCHED, 0);
+        let opts = WatchOptions {
+            timeout: Some(Duration::from_millis(200)),
+            tick_every: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let out =
+            watch_exit_kind_with(&mut e, trigger(), translate, &opts, |_| Tick::Continue).unwrap();
+        let WatchOutcome::TimedOut(s) = out else {
+            panic!("{out:?}")
+        };
+        // 200 ms at one tick per 50 ms: at most 4 (the first comes 50 ms in).
+        assert!((1..=4).contains(&s.ticks), "{s:?}");
+        assert!(s.polls > s.ticks * 5, "polls go on between ticks: {s:?}");
     }
 
     #[test]
