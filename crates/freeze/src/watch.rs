@@ -844,7 +844,11 @@ mod tests {
         );
         assert!(t.stats.tick_time >= t.stats.max_tick);
         // The 300 ms snapshot is tick time, not a gap between polls.
-        assert!(t.stats.max_gap < Duration::from_millis(300), "{:?}", t.stats);
+        assert!(
+            t.stats.max_gap < Duration::from_millis(300),
+            "{:?}",
+            t.stats
+        );
         assert!(e.is_frozen(), "frozen by the trigger");
     }
 

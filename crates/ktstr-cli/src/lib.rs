@@ -13,17 +13,22 @@
 //!   directory, renamed into place, so no partial output ever exists under the final name.
 
 mod atomic;
+mod dual;
 mod error;
 mod frozen;
+mod guest;
 mod qmp_attach;
 mod run;
+mod session;
 mod time;
 
 pub use atomic::write_atomic;
+pub use dual::{EARLY_SNAPSHOT_FAILED_PREFIX, EarlyTaken, SCAN_EVERY};
 pub use error::{Error, ErrorClass};
 pub use frozen::{
     CaptureSources, capture_frozen, capture_vmcore, export_vmcore, report_has_error_exit,
 };
+pub use guest::{NATIVE_PROBE_BUDGET, probe_native};
 pub use qmp_attach::{QmpAttachOptions, capture_qmp};
 pub use run::{
     EngineChoice, RunOptions, RunOutcome, RunResult, SchedulerArg, parse_duration, parse_size_mib,

@@ -259,6 +259,11 @@ fn run(args: RunArgs, verbose: u8) -> Result<u8, Error> {
             "ktstr: the guest failed before a capture was possible: {what}; wrote a placeholder report with guest_setup_failure to {}",
             result.json_path.display()
         );
+    } else if let ktstr_cli::RunOutcome::EngineFailed { what } = &result.outcome {
+        eprintln!(
+            "ktstr: error: the engine could not run the guest ({what}); wrote a placeholder report with guest_setup_failure to {}; use --engine qemu",
+            result.json_path.display()
+        );
     } else {
         eprintln!(
             "ktstr: {}; wrote {}",
@@ -269,7 +274,9 @@ fn run(args: RunArgs, verbose: u8) -> Result<u8, Error> {
     if let Some(p) = &result.vmcore {
         eprintln!("ktstr: wrote {}", p.display());
     }
-    Ok(if result.failure() {
+    Ok(if result.infrastructure_failure() {
+        EXIT_INFRA
+    } else if result.failure() {
         EXIT_FAILURE
     } else {
         EXIT_OK

@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use dump_schema::{FailureDumpReport, FailureDumpReportAny, GuestSetupFailureContext};
+use freeze::Engine;
 use freeze::lab::{
-    ConsoleLog, DEFAULT_APPEND, GuestCommand, HookPoint, Lab, Progress, RunEnd, RunSpec,
-    SchedulerChoice, TestScheduler, TestSchedulerParams,
+    DEFAULT_APPEND, GuestCommand, HookPoint, Lab, Progress, RunEnd, RunSpec, SchedulerChoice,
+    TestScheduler, TestSchedulerParams,
 };
 
 /// When `stall` and `error` start failing after they attached.
@@ -23,16 +24,8 @@ const FAILURE_AFTER_MS: u32 = 10_000;
 fn guest_cmdline() -> String {
     format!("{DEFAULT_APPEND} no_timer_check")
 }
-use dump_schema::EventCounterSample;
-use freeze::qemu::{AccelChoice, QemuConfig, QemuEngine};
-use freeze::watch::{
-    ExitInfoOffsets, ExitKindTrigger, WatchOptions, WatchOutcome, watch_exit_kind,
-};
-use freeze::{Engine, FreezeOutcome};
-use guest_mem::{CpuRegs, KernelOptions, PhysMem};
-use scx_walk::{CaptureOptions, EventSampler, Kernel, TriggerLocation};
-
-use crate::frozen::{capture_frozen, export_vmcore, guest_btf, guest_kernel};
+use crate::guest::{BootSpec, NATIVE_PROBE_BUDGET, RunGuest, probe_native};
+use crate::session::{Watched, capture_late, watch};
 use crate::{Error, write_atomic};
 
 /// The scheduler to attach in the guest.
@@ -89,15 +82,18 @@ impl SchedulerArg {
     }
 }
 
-/// Which VM engine runs the guest.
+/// Which VM engine runs the guest (the rule is in `guest.rs`'s docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EngineChoice {
-    /// QEMU, with KVM when a probe shows KVM boots the kernel, TCG otherwise.
+    /// The native KVM engine when a probe boots the kernel to its banner on it within
+    /// 10 s; otherwise QEMU (with KVM when QEMU's own probe boots the kernel, TCG
+    /// otherwise).
     #[default]
     Auto,
-    /// The native KVM engine (only where KVM can boot Linux).
+    /// The native KVM engine, no probe. A host whose KVM cannot run the kernel ends the
+    /// run with [`RunOutcome::EngineFailed`] and a placeholder report.
     Kvm,
-    /// QEMU (accelerator probed as for `Auto`).
+    /// QEMU (accelerator probed: KVM when it boots the kernel, else TCG).
     Qemu,
 }
 
@@ -209,6 +205,10 @@ pub enum RunOutcome {
     Interrupted,
     /// The guest failed before a capture was possible; the report is a placeholder.
     GuestSetupFailed { what: String },
+    /// The engine could not run the guest to a capture (e.g. this host's KVM cannot
+    /// emulate an instruction the kernel uses); the report is a placeholder with
+    /// `guest_setup_failure` filled. An infrastructure error: exit code 3.
+    EngineFailed { what: String },
 }
 
 impl std::fmt::Display for RunOutcome {
@@ -227,6 +227,9 @@ impl std::fmt::Display for RunOutcome {
             RunOutcome::WorkloadDone => f.write_str("workload finished without an error exit"),
             RunOutcome::Interrupted => f.write_str("interrupted: captured on demand"),
             RunOutcome::GuestSetupFailed { what } => write!(f, "guest setup failed: {what}"),
+            RunOutcome::EngineFailed { what } => {
+                write!(f, "the engine could not run the guest: {what}")
+            }
         }
     }
 }
@@ -243,19 +246,21 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// True when a failure was captured (exit code 1).
+    /// True when a failure was captured (exit code 1). An engine failure is not one of
+    /// the guest's: see [`RunResult::infrastructure_failure`].
     pub fn failure(&self) -> bool {
-        matches!(
-            self.outcome,
-            RunOutcome::ErrorExit { .. } | RunOutcome::GuestSetupFailed { .. }
-        ) || crate::report_has_error_exit(&self.report)
+        !self.infrastructure_failure()
+            && (matches!(
+                self.outcome,
+                RunOutcome::ErrorExit { .. } | RunOutcome::GuestSetupFailed { .. }
+            ) || crate::report_has_error_exit(&self.report))
     }
-}
 
-/// Phases as the guest printed them so far.
-fn console_log(engine: &QemuEngine) -> ConsoleLog {
-    let (lines, _) = engine.console().lines_since(Default::default());
-    ConsoleLog::parse(&lines.join("\n"))
+    /// True when the engine, not the guest, failed (exit code 3; a placeholder report
+    /// was still written).
+    pub fn infrastructure_failure(&self) -> bool {
+        matches!(self.outcome, RunOutcome::EngineFailed { .. })
+    }
 }
 
 fn tail(s: &str, max: usize) -> String {
@@ -267,14 +272,9 @@ fn tail(s: &str, max: usize) -> String {
 }
 
 /// A placeholder report for a guest that failed before anything could be captured.
-fn setup_failure_report(engine: &mut QemuEngine, what: &str) -> FailureDumpReport {
-    let log = console_log(engine);
-    let exit_code = engine
-        .try_exit_status()
-        .ok()
-        .flatten()
-        .and_then(|s| s.code())
-        .unwrap_or(0);
+fn setup_failure_report(engine: &mut RunGuest, what: &str) -> FailureDumpReport {
+    let log = engine.console_log();
+    let exit_code = engine.exit_info().map_or(0, |x| x.code);
     let phases: Vec<String> = log
         .phases
         .iter()
@@ -373,67 +373,45 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
         .kernel
         .clone()
         .unwrap_or_else(|| kernel.vmlinuz.clone());
-    if opts.engine == EngineChoice::Kvm {
-        // The native engine needs a KVM that runs Linux; probe it the same way QEMU's
-        // accelerator choice does before promising anything.
-        let why = match freeze::qemu::accel::probe_kvm(
-            Path::new("qemu-system-x86_64"),
-            &vmlinuz,
-            freeze::qemu::accel::PROBE_BUDGET,
-        ) {
-            Err(why) => why,
-            Ok(_) => {
-                "booting Linux on the native KVM engine is not wired into `ktstr run` yet".into()
-            }
-        };
-        return Err(Error::Infrastructure(format!(
-            "--engine kvm: {why}; use --engine qemu (or auto)"
-        )));
-    }
-    let mut cfg = QemuConfig::new(
-        &vmlinuz,
-        Some(initrd.path().to_path_buf()),
-        &guest_cmdline(),
-    );
-    cfg.vcpus = opts.cpus;
-    cfg.memory_mib = opts.memory_mib;
-    cfg.accel = AccelChoice::Auto;
-    progress.step(&format!(
-        "booting {} with {} vCPUs, {} MiB (accelerator: probing KVM, else TCG)",
-        vmlinuz.display(),
-        opts.cpus,
-        opts.memory_mib
-    ));
+    let boot = BootSpec {
+        kernel: &vmlinuz,
+        initramfs: initrd.path(),
+        cmdline: &guest_cmdline(),
+        cpus: opts.cpus,
+        memory_mib: opts.memory_mib,
+    };
     let started = Instant::now();
-    let mut engine = QemuEngine::launch(&cfg).map_err(Error::engine("starting QEMU"))?;
-    log.push(format!(
-        "engine: qemu, accelerator {} ({})",
-        engine.accel().accel,
-        engine.accel().reason
-    ));
+    let mut engine = boot_engine(opts, &boot, &mut log)?;
+    log.push(format!("engine: {}", engine.describe()));
     progress.step(&format!(
-        "QEMU running ({}), waiting for the scheduler to attach",
-        engine.accel().accel
+        "guest running ({}), waiting for the scheduler to attach",
+        engine.short_name()
     ));
 
     let stem = format!("{}-{}", opts.scheduler.name(), crate::time::utc_stamp());
     let json_path = opts.out_dir.join(format!("{stem}.failure-dump.json"));
     let attach_budget = Duration::from_secs(u64::from(spec.attach_timeout_s) + 180);
     let watched = watch(&mut engine, opts, attach_budget, &mut log)?;
-    let (freeze, outcome, timeline) = match watched {
+    let (freeze, outcome, timeline, early) = match watched {
         Watched::Frozen {
             freeze,
             outcome,
             timeline,
             elapsed_ms,
-        } => (freeze, outcome, (timeline, elapsed_ms)),
-        Watched::SetupFailed(what) => {
+            early,
+        } => (freeze, outcome, (timeline, elapsed_ms), early),
+        Watched::SetupFailed { what, engine_fault } => {
             let report = FailureDumpReportAny::Single(setup_failure_report(&mut engine, &what));
             write_report(&json_path, &report)?;
+            let outcome = if engine_fault {
+                RunOutcome::EngineFailed { what }
+            } else {
+                RunOutcome::GuestSetupFailed { what }
+            };
             return Ok(RunResult {
                 report,
                 json_path,
-                outcome: RunOutcome::GuestSetupFailed { what },
+                outcome,
                 vmcore: None,
                 log,
             });
@@ -444,7 +422,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
         started.elapsed().as_secs_f64()
     ));
     progress.step(&format!("frozen: {outcome}; capturing"));
-    let (report, vmcore) = capture_after_freeze(&engine, &freeze, timeline, opts, &mut log);
+    let (report, vmcore) = capture_late(&engine, &freeze, timeline, *early, opts, &mut log);
     // Thaw before teardown: the guest is not needed any more, but a thaw that fails says
     // the engine broke during the capture, which belongs in the log.
     if let Err(e) = engine.thaw() {
@@ -462,370 +440,60 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     })
 }
 
+/// Starts the guest on the engine `--engine` asks for (see `guest.rs` for the rule).
+fn boot_engine(
+    opts: &RunOptions,
+    boot: &BootSpec<'_>,
+    log: &mut Vec<String>,
+) -> Result<RunGuest, Error> {
+    let progress = &opts.progress;
+    let native = match opts.engine {
+        EngineChoice::Kvm => true,
+        EngineChoice::Qemu => false,
+        EngineChoice::Auto => {
+            progress.step("probing the native KVM engine (boots the kernel to its banner)");
+            let t0 = Instant::now();
+            match probe_native(boot.kernel, NATIVE_PROBE_BUDGET) {
+                Ok(took) => {
+                    log.push(format!(
+                        "engine auto: the native KVM engine printed the kernel banner in {took:?}"
+                    ));
+                    true
+                }
+                Err(why) => {
+                    log.push(format!(
+                        "engine auto: native KVM engine not used ({:.1} s probe): {why}",
+                        t0.elapsed().as_secs_f64()
+                    ));
+                    false
+                }
+            }
+        }
+    };
+    if native {
+        progress.step(&format!(
+            "booting {} with {} vCPUs, {} MiB on the native KVM engine",
+            boot.kernel.display(),
+            boot.cpus,
+            boot.memory_mib
+        ));
+        RunGuest::boot_native(boot)
+            .map_err(|e| Error::Infrastructure(format!("--engine kvm: {e}; use --engine qemu")))
+    } else {
+        progress.step(&format!(
+            "booting {} with {} vCPUs, {} MiB under QEMU (accelerator: probing KVM, else TCG)",
+            boot.kernel.display(),
+            boot.cpus,
+            boot.memory_mib
+        ));
+        RunGuest::boot_qemu(boot).map_err(Error::engine("starting QEMU"))
+    }
+}
+
 fn write_report(path: &Path, report: &FailureDumpReportAny) -> Result<(), Error> {
     let json = report.to_json_pretty()?;
     write_atomic(path, |w| {
         w.write_all(json.as_bytes())?;
         w.write_all(b"\n")
     })
-}
-
-enum Watched {
-    Frozen {
-        freeze: FreezeOutcome,
-        outcome: RunOutcome,
-        timeline: Vec<EventCounterSample>,
-        elapsed_ms: u64,
-    },
-    SetupFailed(String),
-}
-
-/// Why the watcher thread stopped the watch.
-enum StopReason {
-    Outcome(RunOutcome),
-    SetupFailed(String),
-}
-
-/// Watches the live guest from before the scheduler attaches until its error exit
-/// (frozen by the watch itself, within one continuous poll so that a fast
-/// error → disable → free sequence cannot slip between polls), or until a side thread
-/// stops the watch: interrupt, `--timeout`, end of the workload (frozen here), or a guest
-/// that fails first (not frozen: nothing to capture).
-fn watch(
-    engine: &mut QemuEngine,
-    opts: &RunOptions,
-    attach_budget: Duration,
-    log: &mut Vec<String>,
-) -> Result<Watched, Error> {
-    let started = Instant::now();
-    // Symbols and BTF exist once the guest's userspace runs: set the watch up then, as
-    // early as possible, so it is armed before the scheduler can attach and fail (a
-    // debug build on a loaded TCG host takes seconds to decode kallsyms and BTF).
-    loop {
-        let cl = console_log(engine);
-        // The guest's /init prints its first phase once the kernel is fully up.
-        if !cl.phases.is_empty() {
-            break;
-        }
-        if let Ok(Some(st)) = engine.try_exit_status() {
-            return Ok(Watched::SetupFailed(format!(
-                "the guest exited during boot ({st})"
-            )));
-        }
-        if started.elapsed() > attach_budget {
-            return Ok(Watched::SetupFailed(format!(
-                "the guest did not reach its scheduler start within {} s",
-                attach_budget.as_secs()
-            )));
-        }
-        if opts.interrupt.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted("before the guest started its scheduler"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let phys = PhysMem::from_guest_memory(&engine.guest_ram()).map_err(|e| Error::Kernel {
-        what: "mapping guest RAM".into(),
-        detail: e.to_string(),
-    })?;
-    let live = guest_kernel(phys, KernelOptions::default())?;
-    // The guest runs: cached translations could go stale.
-    live.set_translation_cache(false);
-    let btf = guest_btf(&live)?;
-    let lk = Kernel {
-        mem: &live,
-        syms: &live,
-        types: &btf,
-    };
-    let trig = TriggerLocation::resolve(&lk).map_err(|e| Error::Kernel {
-        what: "locating scx_root.exit_kind".into(),
-        detail: e.to_string(),
-    })?;
-    let trigger = ExitKindTrigger {
-        root_ptr: trig.scx_root,
-        exit_kind_offset: trig.exit_kind_offset,
-        threshold: scx_walk::sched::SCX_EXIT_ERROR,
-        exit_info: trig
-            .exit_info
-            .map(|(exit_info, kind)| ExitInfoOffsets { exit_info, kind }),
-    };
-    log.push(format!(
-        "watch armed {:.1} s after launch",
-        started.elapsed().as_secs_f64()
-    ));
-    let stop = Arc::new(AtomicBool::new(false));
-    let reason: std::sync::Mutex<Option<StopReason>> = std::sync::Mutex::new(None);
-    let console = engine.console().clone();
-    let exited = engine.exited_flag();
-    let freeze_timeout = Duration::from_secs(10);
-    let wopts = WatchOptions {
-        freeze_timeout,
-        stop: Some(stop.clone()),
-        ..Default::default()
-    };
-    let attached_log = std::sync::Mutex::new(None::<(String, Instant)>);
-    let ram = engine.guest_ram();
-    let btf_ref = &btf;
-    let (reason_ref, attached_ref, stop_ref) = (&reason, &attached_log, &stop);
-    let result = std::thread::scope(|s| {
-        let watcher = s.spawn(move || {
-            let mut attached: Option<Instant> = None;
-            // The event-counter timeline: sampled from this thread with its own kernel
-            // view (a `guest_mem::Kernel` is not shared between threads), built once the
-            // scheduler is attached.
-            let mut sampler: Option<Result<(guest_mem::Kernel, EventSampler), String>> = None;
-            let mut timeline: Vec<EventCounterSample> = Vec::new();
-            let mut last_sample: Option<Instant> = None;
-            let set = |r: StopReason| {
-                *reason_ref.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-                stop_ref.store(true, Ordering::Relaxed);
-            };
-            while !stop_ref.load(Ordering::Relaxed) {
-                let (lines, _) = console.lines_since(Default::default());
-                let cl = ConsoleLog::parse(&lines.join("\n"));
-                if attached.is_none()
-                    && let Some(p) = cl.phase("scheduler-attached")
-                {
-                    attached = Some(Instant::now());
-                    let msg = format!(
-                        "scheduler attached (ops={}) {:.1} s after launch",
-                        p.field("ops").unwrap_or("?"),
-                        started.elapsed().as_secs_f64()
-                    );
-                    opts.progress
-                        .step(&format!("{msg}; watching for an error exit"));
-                    *attached_ref.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some((msg, Instant::now()));
-                }
-                if let Some(a) = attached
-                    && last_sample.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY)
-                {
-                    last_sample = Some(Instant::now());
-                    let st = sampler.get_or_insert_with(|| event_sampler(&ram, btf_ref));
-                    if let Ok((k, es)) = st {
-                        let kk = Kernel {
-                            mem: &*k,
-                            syms: &*k,
-                            types: btf_ref,
-                        };
-                        if let Ok(Some(sample)) = es.sample(&kk, a.elapsed().as_millis() as u64) {
-                            if timeline.len() == MAX_SAMPLES {
-                                timeline.remove(0);
-                            }
-                            timeline.push(sample);
-                        }
-                    }
-                }
-                if opts.interrupt.load(Ordering::Relaxed) {
-                    set(match attached {
-                        Some(_) => StopReason::Outcome(RunOutcome::Interrupted),
-                        None => StopReason::SetupFailed(
-                            "interrupted before the scheduler attached".into(),
-                        ),
-                    });
-                } else if let Some(p) = cl.phase("scheduler-failed") {
-                    set(StopReason::SetupFailed(format!(
-                        "the scheduler did not attach ({})",
-                        p.field("reason").unwrap_or("no reason given")
-                    )));
-                } else if exited.load(Ordering::Relaxed) {
-                    set(StopReason::SetupFailed(
-                        "the guest exited before a capture".into(),
-                    ));
-                } else if attached.is_none() && started.elapsed() > attach_budget {
-                    set(StopReason::SetupFailed(format!(
-                        "no scheduler attached within {} s",
-                        attach_budget.as_secs()
-                    )));
-                } else if let (Some(t), Some(a)) = (opts.timeout, attached)
-                    && a.elapsed() >= t
-                {
-                    set(StopReason::Outcome(RunOutcome::TimedOut));
-                } else if cl.phase("workload-done").is_some() {
-                    set(StopReason::Outcome(RunOutcome::WorkloadDone));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            (timeline, sampler.and_then(|s| s.err()))
-        });
-        let r = watch_exit_kind(engine, trigger, |kva| live.translate(kva), &wopts);
-        // Ends the watcher thread when the watch ended by itself.
-        stop.store(true, Ordering::Relaxed);
-        let (timeline, sampler_err) = watcher.join().unwrap_or_default();
-        (r, timeline, sampler_err)
-    });
-    let (result, timeline, sampler_err) = result;
-    if let Some(e) = sampler_err {
-        log.push(format!("event sampler unavailable: {e}"));
-    }
-    log.push(format!(
-        "event counter samples while running: {}",
-        timeline.len()
-    ));
-    let attached_at = attached_log
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .map(|(l, at)| {
-            log.push(l);
-            at
-        });
-    // The freeze-time event sample's time, on the same clock as the running samples.
-    let elapsed_ms = attached_at.map_or(0, |at| at.elapsed().as_millis() as u64);
-    // The kernel's own sched_ext messages, for -v.
-    let cl = console_log(engine);
-    log.extend(
-        cl.other
-            .iter()
-            .filter(|l| l.contains("sched_ext"))
-            .take(20)
-            .map(|l| format!("guest: {}", l.trim())),
-    );
-    let outcome = match result {
-        Ok(WatchOutcome::Triggered(t)) => {
-            log.push(format!(
-                "trigger: exit_kind {} (late={}, root_cleared={}), flip to frozen {:?}, {} polls at {:.0} Hz, realtime={}",
-                t.exit_kind,
-                t.late,
-                t.root_cleared,
-                t.flip_to_frozen,
-                t.stats.polls,
-                t.stats.rate_hz(),
-                t.realtime
-            ));
-            return Ok(Watched::Frozen {
-                freeze: t.freeze,
-                outcome: RunOutcome::ErrorExit {
-                    exit_kind: t.exit_kind,
-                },
-                timeline,
-                elapsed_ms,
-            });
-        }
-        Ok(WatchOutcome::Stopped(st) | WatchOutcome::TimedOut(st)) => {
-            log.push(format!(
-                "watch stopped: {} polls, {} read errors, longest gap {:?}",
-                st.polls, st.read_errors, st.max_gap
-            ));
-            reason.into_inner().unwrap_or_else(|e| e.into_inner())
-        }
-        Err(e) => {
-            if engine.exited_flag().load(Ordering::Relaxed) {
-                Some(StopReason::SetupFailed(format!(
-                    "the guest exited before a capture ({e})"
-                )))
-            } else {
-                return Err(Error::Infrastructure(format!("watching the guest: {e}")));
-            }
-        }
-    };
-    match outcome {
-        Some(StopReason::Outcome(outcome)) => {
-            let freeze = engine
-                .freeze(freeze_timeout)
-                .map_err(Error::engine("freeze"))?;
-            Ok(Watched::Frozen {
-                freeze,
-                outcome,
-                timeline,
-                elapsed_ms,
-            })
-        }
-        Some(StopReason::SetupFailed(what)) => Ok(Watched::SetupFailed(what)),
-        None => Err(Error::Infrastructure(
-            "the watch stopped without a reason".into(),
-        )),
-    }
-}
-
-/// How often the event counters are sampled while the guest runs.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
-/// Most samples kept (the oldest are dropped): a bounded timeline.
-const MAX_SAMPLES: usize = 600;
-
-/// A second live kernel view and the event sampler over it, for the watcher thread.
-fn event_sampler(
-    ram: &freeze::GuestRam,
-    btf: &btf_walk::Btf,
-) -> Result<(guest_mem::Kernel, EventSampler), String> {
-    let phys = PhysMem::from_guest_memory(ram).map_err(|e| e.to_string())?;
-    let k = guest_kernel(phys, KernelOptions::default()).map_err(|e| e.to_string())?;
-    k.set_translation_cache(false);
-    let es = EventSampler::new(&Kernel {
-        mem: &k,
-        syms: &k,
-        types: btf,
-    })
-    .map_err(|e| e.to_string())?;
-    Ok((k, es))
-}
-
-/// A kernel view of the frozen guest, with the vCPUs' registers.
-fn frozen_kernel(
-    engine: &QemuEngine,
-    vcpus: &[Option<CpuRegs>],
-) -> Result<guest_mem::Kernel, Error> {
-    let phys = PhysMem::from_guest_memory(&engine.guest_ram()).map_err(|e| Error::Kernel {
-        what: "mapping guest RAM".into(),
-        detail: e.to_string(),
-    })?;
-    guest_kernel(
-        phys,
-        KernelOptions {
-            cpus: vcpus.iter().flatten().copied().collect(),
-            ..Default::default()
-        },
-    )
-}
-
-type Captured = (
-    Result<FailureDumpReportAny, Error>,
-    Result<Option<PathBuf>, Error>,
-);
-
-/// Walks the frozen guest (or writes a degraded report when not every vCPU parked) and
-/// exports the vmcore when asked.
-fn capture_after_freeze(
-    engine: &QemuEngine,
-    freeze: &FreezeOutcome,
-    (timeline, elapsed_ms): (Vec<EventCounterSample>, u64),
-    opts: &RunOptions,
-    log: &mut Vec<String>,
-) -> Captured {
-    if !freeze.all_parked() {
-        let d = freeze::kvm::degraded_report(freeze);
-        return (Ok(FailureDumpReportAny::Degraded(d)), Ok(None));
-    }
-    let k = match frozen_kernel(engine, &freeze.vcpus) {
-        Ok(k) => k,
-        Err(e) => return (Err(e), Ok(None)),
-    };
-    let btf = match guest_btf(&k) {
-        Ok(b) => b,
-        Err(e) => return (Err(e), Ok(None)),
-    };
-    let copts = CaptureOptions {
-        deadline: Some(Duration::from_secs(60)),
-        timeline,
-        elapsed_ms,
-        ..Default::default()
-    };
-    let out = capture_frozen(&k, &btf, freeze.vcpus.clone(), &copts);
-    for p in &out.phases {
-        log.push(format!(
-            "capture phase {:<16} {:>8.2} ms",
-            p.name,
-            p.elapsed.as_secs_f64() * 1e3
-        ));
-    }
-    log.extend(out.log.iter().map(|l| format!("capture: {l}")));
-    let vmcore = match &opts.vmcore_out {
-        Some(p) => {
-            let cpus: Vec<CpuRegs> = freeze.vcpus.iter().flatten().copied().collect();
-            export_vmcore(&k, &cpus, p).map(|n| {
-                log.push(format!("vmcore: {} bytes to {}", n, p.display()));
-                Some(p.clone())
-            })
-        }
-        None => Ok(None),
-    };
-    (Ok(FailureDumpReportAny::Single(out.report)), vmcore)
 }

@@ -1,7 +1,9 @@
 //! `ktstr run` and `ktstr capture --vmcore` on a real 7.3 sched_ext guest under QEMU:
-//! the default run (`stall`) exits 1 with a dump that validates and names the starved
-//! task; its vmcore gives the same verdict through `capture` and opens in drgn; `ok` with
-//! a timeout exits 0.
+//! the default run (`stall`) exits 1 with a dual dump that validates, names the starved
+//! task, and whose early snapshot (taken when the oldest runnable task passed half the
+//! watchdog timeout) already shows it waiting on the scheduler's DSQ; its vmcore gives the
+//! same verdict through `capture` and opens in drgn; `ok` with a timeout exits 0 with a
+//! dual dump whose early snapshot was skipped, in the stable reason shape.
 //!
 //! Needs QEMU and the guest lab (`cargo xtask provision`); without QEMU the tests print
 //! why they skip. CI provisions both (and `pip install drgn` for the drgn check).
@@ -10,8 +12,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use btf_walk::Btf;
-use dump_schema::{FailureDumpReport, FailureDumpReportAny};
-use guest_mem::{KernelOptions, Vmcore};
+use dump_schema::{DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny};
+use guest_mem::{KernelOptions, Kva, KvaReadExt, Vmcore};
 
 fn qemu_available() -> bool {
     let ok = Command::new("qemu-system-x86_64")
@@ -60,6 +62,23 @@ fn the_dump(dir: &Path) -> (std::path::PathBuf, String) {
     (dumps[0].clone(), json)
 }
 
+/// `ktstr run` writes a dual report whenever it captured.
+fn dual(r: &FailureDumpReportAny) -> &DualFailureDumpReport {
+    match r {
+        FailureDumpReportAny::Dual(d) => d,
+        other => panic!("expected a dual report, got schema {}", other.schema()),
+    }
+}
+
+/// `DSQ 0x101`'s waiting tasks in `r`.
+fn stall_dsq_tasks(r: &FailureDumpReport) -> Vec<u64> {
+    r.dsq_states
+        .iter()
+        .filter(|d| d.id == 0x101)
+        .flat_map(|d| d.task_kvas.iter().copied())
+        .collect()
+}
+
 fn late(r: &FailureDumpReportAny) -> &FailureDumpReport {
     match r {
         FailureDumpReportAny::Single(r) => r,
@@ -97,10 +116,12 @@ fn run_stall_exits_1_and_names_the_starved_task() {
     let out = d.path().join("out");
     let core = d.path().join("stall.vmcore");
     let o = ktstr(
-        &["run", "--out", "out", "--vmcore-out", "stall.vmcore"],
+        &["-v", "run", "--out", "out", "--vmcore-out", "stall.vmcore"],
         d.path(),
     );
     assert_eq!(o.status.code(), Some(1), "a stall is a captured failure");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_engine_rule(&stderr);
     let (path, json) = the_dump(&out);
     assert!(
         path.file_name()
@@ -113,6 +134,7 @@ fn run_stall_exits_1_and_names_the_starved_task() {
     let st = r.scx_sched_state.as_ref().expect("scx_sched_state");
     assert_eq!(st.exit_kind, 1026, "SCX_EXIT_ERROR_STALL");
     let victim_pid = assert_names_victim(r);
+    let early_kvas = assert_early_snapshot(dual(&report), &stderr, victim_pid);
     // The rendering on stdout is the file's Display, and names the task too.
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(stdout.trim_end(), report.to_string().trim_end());
@@ -150,7 +172,98 @@ fn run_stall_exits_1_and_names_the_starved_task() {
         "same tasks"
     );
 
+    // The early snapshot's waiting task is the victim: its task_struct, read from the
+    // late freeze's vmcore (the victim still exists then), holds the victim's pid.
+    let pids = pids_at(&core, &early_kvas);
+    assert!(
+        pids.contains(&victim_pid),
+        "early snapshot: DSQ 0x101 holds pids {pids:?}, not the victim {victim_pid}"
+    );
+
     drgn_reads_tasks(&core, victim_pid);
+}
+
+/// `--engine auto` (the default) used the native engine only if its probe booted the
+/// kernel; otherwise QEMU (`-v` prints both lines).
+fn assert_engine_rule(stderr: &str) {
+    let engine = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("ktstr: engine: "))
+        .unwrap_or_else(|| panic!("no `engine:` line on stderr"));
+    if stderr.contains("engine auto: native KVM engine not used") {
+        assert!(engine.starts_with("qemu, accelerator "), "{engine}");
+    } else {
+        assert!(
+            stderr.contains("engine auto: the native KVM engine printed the kernel banner"),
+            "no verdict of the native probe on stderr"
+        );
+        assert_eq!(engine, "native KVM engine");
+    }
+}
+
+/// The early snapshot of the stall's dual dump: taken before the error exit, at or past
+/// the threshold (half the watchdog timeout of that snapshot's scheduler), with a task
+/// waiting on DSQ 0x101 that is still waiting in the late snapshot; the host's scan (on
+/// stderr) found the victim the oldest. Returns the early DSQ 0x101 task addresses.
+fn assert_early_snapshot(d: &DualFailureDumpReport, stderr: &str, victim_pid: i32) -> Vec<u64> {
+    let early = d
+        .early
+        .as_ref()
+        .unwrap_or_else(|| panic!("no early snapshot: {:?}", d.early_skipped_reason));
+    assert_eq!(d.early_skipped_reason, None);
+    let st = early
+        .scx_sched_state
+        .as_ref()
+        .expect("early scx_sched_state");
+    assert!(
+        st.exit_kind < 1024,
+        "no error exit yet at the early snapshot: {st:?}"
+    );
+    assert!(d.early_threshold_jiffies > 0);
+    assert_eq!(
+        d.early_threshold_jiffies,
+        st.watchdog_timeout / 2,
+        "threshold = half the watchdog timeout"
+    );
+    assert!(
+        d.early_max_age_jiffies >= d.early_threshold_jiffies,
+        "age {} < threshold {}",
+        d.early_max_age_jiffies,
+        d.early_threshold_jiffies
+    );
+    let early_kvas = stall_dsq_tasks(early);
+    assert!(!early_kvas.is_empty(), "nothing waits on DSQ 0x101 early");
+    let late_kvas = stall_dsq_tasks(&d.late);
+    assert!(
+        early_kvas.iter().all(|k| late_kvas.contains(k)),
+        "the early waiter {early_kvas:x?} still waits late ({late_kvas:x?})"
+    );
+    assert!(
+        early
+            .task_enrichments
+            .iter()
+            .any(|t| t.pid == victim_pid && t.comm == "ktstr-victim"),
+        "the victim is enriched in the early snapshot"
+    );
+    let line = format!("early snapshot: oldest runnable pid {victim_pid} on CPU ");
+    assert!(
+        stderr.contains(&line),
+        "the host's scan did not name the victim oldest ({line:?})"
+    );
+    early_kvas
+}
+
+/// `task_struct.pid` at each address, read from the vmcore.
+fn pids_at(core: &Path, kvas: &[u64]) -> Vec<i32> {
+    let vm = Vmcore::open(core).unwrap();
+    let k = vm.kernel(KernelOptions::default()).unwrap();
+    let start = k.require_symbol("__start_BTF").unwrap();
+    let stop = k.require_symbol("__stop_BTF").unwrap();
+    let btf = Btf::from_guest(&k, start, stop).unwrap();
+    let off = btf.offset_of("task_struct.pid").unwrap();
+    kvas.iter()
+        .map(|&t| k.read_obj::<i32>(Kva(t + off)).unwrap())
+        .collect()
 }
 
 /// drgn opens the vmcore and reads `init_task.comm` and the task list (`init_task.tasks`),
@@ -255,6 +368,20 @@ fn run_ok_with_timeout_exits_0() {
         .as_ref()
         .expect("the ok scheduler is attached at the capture");
     assert!(st.exit_kind < 1024, "no error exit: {st:?}");
+    // Nothing starves under `ok`: a dual report without its early half, and why, in the
+    // stable shape, with the late scheduler's threshold (half its watchdog timeout).
+    let d = dual(&written);
+    assert!(d.early.is_none());
+    let why = d
+        .early_skipped_reason
+        .as_deref()
+        .expect("early_skipped_reason");
+    let threshold = st.watchdog_timeout / 2;
+    assert!(
+        why.starts_with("max_age never crossed threshold (peak=")
+            && why.ends_with(&format!("j, threshold={threshold}j)")),
+        "{why}"
+    );
     assert!(
         r.task_enrichments.iter().any(|t| t.sched_class == "ext"),
         "tasks run on sched_ext"

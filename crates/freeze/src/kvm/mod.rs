@@ -450,7 +450,24 @@ pub struct KvmEngine {
     clock_supported: bool,
 }
 
+/// A handle that tells, from any thread, whether and how the guest exited (the engine
+/// itself may be borrowed elsewhere, e.g. by a trigger watch).
+#[derive(Clone)]
+pub struct ExitWatch(Arc<Control>);
+
+impl ExitWatch {
+    /// How the guest exited, if it has.
+    pub fn exit(&self) -> Option<GuestExit> {
+        self.0.exit()
+    }
+}
+
 impl KvmEngine {
+    /// A cloneable, thread-safe view of [`KvmEngine::exit_status`].
+    pub fn exit_watch(&self) -> ExitWatch {
+        ExitWatch(self.ctl.clone())
+    }
+
     /// The console tail (to wait for output, or read it whole).
     pub fn console(&self) -> &ConsoleTail {
         &self.console

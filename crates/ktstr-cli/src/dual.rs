@@ -1,0 +1,180 @@
+//! The early half of a dual capture, taken by `ktstr run` while the guest runs.
+//!
+//! Between the trigger watch's polls (every [`SCAN_EVERY`]) the runnable tasks' ages are
+//! scanned from the host (`scx_walk::RunnableScanner`: every CPU's `rq->scx.runnable_list`,
+//! `jiffies - p->scx.runnable_at`). The first time the oldest passes half the scheduler's
+//! watchdog timeout (`scx_sched.watchdog_timeout / 2`), the guest is frozen, captured
+//! through the same path as the late snapshot, and thawed; the run goes on. At the end the
+//! late snapshot and this one make a `DualFailureDumpReport`; without an early snapshot
+//! `early` is absent and `early_skipped_reason` says why, in one of the stable shapes:
+//!
+//! | reason | when |
+//! |---|---|
+//! | `max_age never crossed threshold (peak=Pj, threshold=Tj)` | no task waited that long (e.g. `ok` runs to its `--timeout`) |
+//! | `scan prerequisites unavailable: …` | the scanner's symbols or BTF members are missing |
+//! | [`EARLY_SNAPSHOT_FAILED_PREFIX`]`…` | the threshold was crossed but the early freeze or capture failed (the reason follows); not retried |
+
+use std::time::{Duration, Instant};
+
+use dump_schema::{DualFailureDumpReport, FailureDumpReport};
+use scx_walk::live::AgeScan;
+use scx_walk::{DualTracker, Kernel, RunnableScanner};
+
+/// How often the runnable ages are scanned (a jiffy is 4 ms at the lab kernel's HZ=250;
+/// a scan of a small guest costs well under a millisecond, so this keeps the trigger
+/// poll's duty cycle high).
+pub const SCAN_EVERY: Duration = Duration::from_millis(20);
+
+/// Stable prefix of `early_skipped_reason` when the threshold was crossed but the early
+/// snapshot could not be taken.
+pub const EARLY_SNAPSHOT_FAILED_PREFIX: &str = "early snapshot failed: ";
+
+/// What the early snapshot recorded, for logs and progress.
+#[derive(Debug, Clone)]
+pub struct EarlyTaken {
+    pub pid: i32,
+    pub cpu: u32,
+    pub age_jiffies: u64,
+    pub threshold_jiffies: u64,
+    /// Freeze to thaw.
+    pub frozen_for: Duration,
+}
+
+impl std::fmt::Display for EarlyTaken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "early snapshot: oldest runnable pid {} on CPU {} waited {}j >= threshold {}j; guest frozen {:.0} ms for it",
+            self.pid,
+            self.cpu,
+            self.age_jiffies,
+            self.threshold_jiffies,
+            self.frozen_for.as_secs_f64() * 1e3
+        )
+    }
+}
+
+/// The scanner and the dual capture's bookkeeping.
+pub(crate) struct EarlySnapshot {
+    scanner: Option<RunnableScanner>,
+    tracker: DualTracker,
+    failed: Option<String>,
+    taken: Option<EarlyTaken>,
+    scans: u64,
+    scan_errors: u64,
+    scan_time: Duration,
+    last_scan_error: Option<String>,
+}
+
+impl EarlySnapshot {
+    /// Resolves the scanner over the live kernel view; a failure becomes the
+    /// `scan prerequisites unavailable: …` reason.
+    pub fn new(k: &Kernel<'_>) -> EarlySnapshot {
+        let mut tracker = DualTracker::new();
+        let scanner = RunnableScanner::new(k)
+            .inspect_err(|e| tracker.prerequisites_unavailable(e))
+            .ok();
+        EarlySnapshot {
+            scanner,
+            tracker,
+            failed: None,
+            taken: None,
+            scans: 0,
+            scan_errors: 0,
+            scan_time: Duration::ZERO,
+            last_scan_error: None,
+        }
+    }
+
+    /// Whether scanning is still useful (a scanner, no snapshot and no failure yet).
+    pub fn active(&self) -> bool {
+        self.scanner.is_some() && !self.tracker.has_early() && self.failed.is_none()
+    }
+
+    /// One scan; when the threshold is crossed, `take` freezes, captures and thaws (it
+    /// returns the report or why not). Returns what was taken, once.
+    ///
+    /// A scan reads a running guest: a torn read is an error that the next scan retries.
+    pub fn tick(
+        &mut self,
+        k: &Kernel<'_>,
+        take: impl FnOnce(&AgeScan) -> Result<(FailureDumpReport, Duration), String>,
+    ) -> Option<&EarlyTaken> {
+        if !self.active() {
+            return None;
+        }
+        let scanner = self.scanner.as_ref()?;
+        let t0 = Instant::now();
+        let scan = scanner.scan(k);
+        self.scan_time += t0.elapsed();
+        self.scans += 1;
+        let scan = match scan {
+            Ok(s) => s,
+            Err(e) => {
+                self.scan_errors += 1;
+                self.last_scan_error = Some(e.to_string());
+                return None;
+            }
+        };
+        if !self.tracker.observe(&scan) {
+            return None;
+        }
+        match take(&scan) {
+            Ok((report, frozen_for)) => {
+                self.tracker.set_early(report, &scan);
+                let oldest = scan.oldest;
+                self.taken = Some(EarlyTaken {
+                    pid: oldest.map_or(0, |o| o.pid),
+                    cpu: oldest.map_or(0, |o| o.cpu),
+                    age_jiffies: scan.max_age_jiffies(),
+                    threshold_jiffies: scan.threshold_jiffies,
+                    frozen_for,
+                });
+                self.taken.as_ref()
+            }
+            Err(why) => {
+                self.failed = Some(format!("{EARLY_SNAPSHOT_FAILED_PREFIX}{why}"));
+                None
+            }
+        }
+    }
+
+    /// Whether the early snapshot was taken.
+    pub fn has_early(&self) -> bool {
+        self.tracker.has_early()
+    }
+
+    /// A line for `-v`: scans, their cost, errors.
+    pub fn summary(&self) -> String {
+        let avg_us = if self.scans > 0 {
+            self.scan_time.as_secs_f64() * 1e6 / self.scans as f64
+        } else {
+            0.0
+        };
+        let mut s = format!(
+            "runnable-age scans: {} ({:.0} µs each on average), {} torn/failed",
+            self.scans, avg_us, self.scan_errors
+        );
+        if let Some(e) = &self.last_scan_error {
+            s.push_str(&format!(" (last: {e})"));
+        }
+        if let Some(t) = &self.taken {
+            s.push_str(&format!("; {t}"));
+        }
+        if let Some(f) = &self.failed {
+            s.push_str(&format!("; {f}"));
+        }
+        s
+    }
+
+    /// The dual report around the late snapshot.
+    pub fn finish(self, late: FailureDumpReport) -> DualFailureDumpReport {
+        let mut d = self.tracker.finish(late);
+        if d.early.is_none()
+            && let Some(f) = self.failed
+        {
+            d.early_skipped_reason = Some(f);
+        }
+        d
+    }
+}

@@ -1,0 +1,254 @@
+//! The guest of a `ktstr run` on either engine: QEMU (KVM or TCG accelerator) or the
+//! native KVM engine; how one is chosen, booted, and asked what it printed and whether it
+//! is still alive.
+//!
+//! # Engine choice (`--engine`)
+//! - `qemu`: QEMU, whose own probe picks its accelerator (KVM when a QEMU+KVM boot of the
+//!   kernel prints its banner, else TCG).
+//! - `kvm`: the native engine (`freeze::kvm`), no probe: the run itself tells. A host whose
+//!   KVM cannot run the kernel (e.g. an instruction its emulator does not handle) ends the
+//!   run with a placeholder report ([`GuestExitInfo::engine_fault`]) and exit code 3.
+//! - `auto`: the native engine only when [`probe_native`] boots the kernel to its banner
+//!   within [`NATIVE_PROBE_BUDGET`]; QEMU otherwise (as `qemu`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use freeze::kvm::{ExitWatch, GuestExit, KernelFormat, KvmEngine, LinuxBoot, VmBuilder, VmConfig};
+use freeze::lab::ConsoleLog;
+use freeze::qemu::{AccelChoice, QemuConfig, QemuEngine, console::Console};
+use freeze::{Engine, EngineError, FreezeOutcome, GuestRam};
+
+/// How long `--engine auto` lets the native engine try to print the kernel's banner.
+pub const NATIVE_PROBE_BUDGET: Duration = Duration::from_secs(10);
+
+/// Console bytes the native engine keeps (the phase protocol needs the early lines too).
+const NATIVE_CONSOLE_BYTES: usize = 1 << 20;
+
+/// What to boot.
+pub(crate) struct BootSpec<'a> {
+    pub kernel: &'a Path,
+    pub initramfs: &'a Path,
+    pub cmdline: &'a str,
+    pub cpus: u32,
+    pub memory_mib: u64,
+}
+
+/// The running guest.
+pub(crate) enum RunGuest {
+    Qemu(QemuEngine),
+    Kvm(KvmEngine),
+}
+
+impl RunGuest {
+    /// QEMU with its accelerator probed (KVM if it boots the kernel, else TCG).
+    pub fn boot_qemu(spec: &BootSpec<'_>) -> Result<RunGuest, EngineError> {
+        let mut cfg = QemuConfig::new(
+            spec.kernel,
+            Some(spec.initramfs.to_path_buf()),
+            spec.cmdline,
+        );
+        cfg.vcpus = spec.cpus;
+        cfg.memory_mib = spec.memory_mib;
+        cfg.accel = AccelChoice::Auto;
+        QemuEngine::launch(&cfg).map(RunGuest::Qemu)
+    }
+
+    /// The native KVM engine, booting the kernel with the initramfs.
+    pub fn boot_native(spec: &BootSpec<'_>) -> Result<RunGuest, EngineError> {
+        let cfg = VmConfig {
+            vcpus: spec.cpus as usize,
+            mem_bytes: spec.memory_mib.saturating_mul(1 << 20),
+            console_tail_bytes: NATIVE_CONSOLE_BYTES,
+            irqchip: true,
+        };
+        let boot = LinuxBoot {
+            kernel: spec.kernel.to_path_buf(),
+            initramfs: Some(spec.initramfs.to_path_buf()),
+            cmdline: spec.cmdline.to_string(),
+            format: KernelFormat::Auto,
+        };
+        VmBuilder::new(cfg)?.boot_linux(&boot).map(RunGuest::Kvm)
+    }
+
+    /// One line for the log: which engine and why.
+    pub fn describe(&self) -> String {
+        match self {
+            RunGuest::Qemu(q) => format!(
+                "qemu, accelerator {} ({})",
+                q.accel().accel,
+                q.accel().reason
+            ),
+            RunGuest::Kvm(_) => "native KVM engine".into(),
+        }
+    }
+
+    /// A short name: `qemu/tcg`, `qemu/kvm`, `kvm`.
+    pub fn short_name(&self) -> String {
+        match self {
+            RunGuest::Qemu(q) => format!("qemu/{}", q.accel().accel),
+            RunGuest::Kvm(_) => "kvm".into(),
+        }
+    }
+
+    pub fn console(&self) -> GuestConsole {
+        match self {
+            RunGuest::Qemu(q) => GuestConsole::Qemu(q.console().clone()),
+            RunGuest::Kvm(k) => GuestConsole::Kvm(k.console().clone()),
+        }
+    }
+
+    pub fn exit_watch(&self) -> GuestExitWatch {
+        match self {
+            RunGuest::Qemu(q) => GuestExitWatch::Qemu(q.exited_flag()),
+            RunGuest::Kvm(k) => GuestExitWatch::Kvm(k.exit_watch()),
+        }
+    }
+
+    /// The phases the guest printed so far.
+    pub fn console_log(&self) -> ConsoleLog {
+        ConsoleLog::parse(&self.console().text())
+    }
+
+    /// How the guest ended, if it has. QEMU's exit status is reaped here.
+    pub fn exit_info(&mut self) -> Option<GuestExitInfo> {
+        match self {
+            RunGuest::Qemu(q) => match q.try_exit_status() {
+                Ok(Some(st)) => Some(GuestExitInfo {
+                    what: format!("QEMU exited ({st})"),
+                    code: st.code().unwrap_or(0),
+                    engine_fault: false,
+                }),
+                _ if q.exited_flag().load(Ordering::Relaxed) => Some(GuestExitInfo {
+                    what: "QEMU exited".into(),
+                    code: 0,
+                    engine_fault: false,
+                }),
+                _ => None,
+            },
+            RunGuest::Kvm(k) => k.exit_status().map(GuestExitInfo::from_kvm),
+        }
+    }
+}
+
+/// How a guest ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GuestExitInfo {
+    pub what: String,
+    /// The QEMU process's exit code; 0 for the native engine (no process).
+    pub code: i32,
+    /// The engine, not the guest, could not go on: a KVM internal error such as an
+    /// instruction its emulator does not handle, a failed VM entry, an exit the VMM does
+    /// not handle. The host cannot run this kernel; nothing the scheduler did.
+    pub engine_fault: bool,
+}
+
+impl GuestExitInfo {
+    fn from_kvm(e: GuestExit) -> GuestExitInfo {
+        GuestExitInfo {
+            engine_fault: matches!(e, GuestExit::Error { .. }),
+            what: e.to_string(),
+            code: 0,
+        }
+    }
+}
+
+/// The console of a running guest, readable from any thread.
+#[derive(Clone)]
+pub(crate) enum GuestConsole {
+    Qemu(Console),
+    Kvm(freeze::kvm::ConsoleTail),
+}
+
+impl GuestConsole {
+    /// Everything kept so far (bounded by the engine), lines separated by `\n`.
+    pub fn text(&self) -> String {
+        match self {
+            GuestConsole::Qemu(c) => c.lines_since(Default::default()).0.join("\n"),
+            GuestConsole::Kvm(c) => c.text(),
+        }
+    }
+}
+
+/// Whether the guest exited, readable from any thread.
+#[derive(Clone)]
+pub(crate) enum GuestExitWatch {
+    Qemu(Arc<AtomicBool>),
+    Kvm(ExitWatch),
+}
+
+impl GuestExitWatch {
+    pub fn exited(&self) -> Option<GuestExitInfo> {
+        match self {
+            GuestExitWatch::Qemu(f) => f.load(Ordering::Relaxed).then(|| GuestExitInfo {
+                what: "QEMU exited".into(),
+                code: 0,
+                engine_fault: false,
+            }),
+            GuestExitWatch::Kvm(w) => w.exit().map(GuestExitInfo::from_kvm),
+        }
+    }
+}
+
+impl Engine for RunGuest {
+    fn guest_ram(&self) -> GuestRam {
+        match self {
+            RunGuest::Qemu(e) => e.guest_ram(),
+            RunGuest::Kvm(e) => e.guest_ram(),
+        }
+    }
+    fn vcpu_count(&self) -> usize {
+        match self {
+            RunGuest::Qemu(e) => e.vcpu_count(),
+            RunGuest::Kvm(e) => e.vcpu_count(),
+        }
+    }
+    fn freeze(&mut self, timeout: Duration) -> Result<FreezeOutcome, EngineError> {
+        match self {
+            RunGuest::Qemu(e) => e.freeze(timeout),
+            RunGuest::Kvm(e) => e.freeze(timeout),
+        }
+    }
+    fn thaw(&mut self) -> Result<(), EngineError> {
+        match self {
+            RunGuest::Qemu(e) => e.thaw(),
+            RunGuest::Kvm(e) => e.thaw(),
+        }
+    }
+    fn is_frozen(&self) -> bool {
+        match self {
+            RunGuest::Qemu(e) => e.is_frozen(),
+            RunGuest::Kvm(e) => e.is_frozen(),
+        }
+    }
+    fn console_tail(&self) -> String {
+        match self {
+            RunGuest::Qemu(e) => e.console_tail(),
+            RunGuest::Kvm(e) => e.console_tail(),
+        }
+    }
+}
+
+/// Whether the native engine boots `kernel` on this host: `Ok` with how long the banner
+/// took, `Err` with why not (no usable `/dev/kvm`, the VMM could not load the kernel, the
+/// guest stopped — e.g. an emulation failure — or no banner within `budget`).
+pub fn probe_native(kernel: &Path, budget: Duration) -> Result<Duration, String> {
+    freeze::kvm::probe().map_err(|e| format!("KVM unusable: {e}"))?;
+    let start = Instant::now();
+    let boot = LinuxBoot {
+        kernel: kernel.to_path_buf(),
+        initramfs: None,
+        // The banner is a notice: print it, early.
+        cmdline: "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 loglevel=7".into(),
+        format: KernelFormat::Auto,
+    };
+    let cfg = VmConfig {
+        vcpus: 1,
+        mem_bytes: 512 << 20,
+        ..Default::default()
+    };
+    // The probe VM is dropped (torn down) either way.
+    freeze::kvm::boot_and_wait(cfg, &boot, "Linux version", budget).map(|_| start.elapsed())
+}
