@@ -39,11 +39,16 @@ pub enum Command {
         "test schedulers; cached under $KTSTR_CACHE or ~/.cache/ktstr), with progress on\n",
         "stderr. The guest is frozen the moment the scheduler's exit kind turns into an\n",
         "error (SCX_EXIT_ERROR*), or at --timeout, at the end of the workload, or on\n",
-        "Ctrl-C (a second Ctrl-C aborts). The dump goes to\n",
-        "DIR/<scheduler>-<UTC time>.failure-dump.json (written atomically) and its\n",
-        "rendering to stdout. A guest that fails before a capture is possible (panic,\n",
-        "scheduler refusing to attach) yields a placeholder report with\n",
-        "guest_setup_failure filled, and exit code 1.\n\n",
+        "Ctrl-C (a second Ctrl-C aborts). Meanwhile the runnable tasks' waiting times\n",
+        "are scanned from the host; when the oldest passes half the scheduler's watchdog\n",
+        "timeout, an early snapshot is taken (freeze, capture, thaw) and the guest runs\n",
+        "on. The dump is a dual report (schema \"dual\": `early` and `late`; without an\n",
+        "early snapshot `early_skipped_reason` says why) written to\n",
+        "DIR/<scheduler>-<UTC time>.failure-dump.json (atomically), its rendering to\n",
+        "stdout. A guest that fails before a capture is possible (panic, scheduler\n",
+        "refusing to attach) yields a placeholder report with guest_setup_failure filled,\n",
+        "and exit code 1; an engine that cannot run the kernel (--engine kvm on a host\n",
+        "whose KVM cannot emulate it) the same placeholder and exit code 3.\n\n",
         "Examples:\n",
         "  ktstr run                                       # `stall`: exit 1, names the starved task\n",
         "  ktstr run --scheduler error --out /tmp/dumps\n",
@@ -133,7 +138,9 @@ pub struct RunArgs {
     /// Guest RAM, e.g. 512M, 2G.
     #[arg(long, default_value = "512M", value_parser = parse_size_mib)]
     pub memory: u64,
-    /// auto (QEMU; KVM when a probe shows it boots Linux, else TCG), kvm, or qemu.
+    /// auto (the native KVM engine when a probe boots the kernel on it, else QEMU), kvm (the
+    /// native engine; exit 3 with a placeholder report where KVM cannot run the kernel), or
+    /// qemu (KVM accelerator when it boots the kernel, else TCG).
     #[arg(long, default_value = "auto", value_parser = parse_engine)]
     pub engine: EngineChoice,
     /// Boot this kernel image instead of the provisioned 7.3 sched_ext kernel.

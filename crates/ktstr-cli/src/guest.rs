@@ -9,7 +9,10 @@
 //!   KVM cannot run the kernel (e.g. an instruction its emulator does not handle) ends the
 //!   run with a placeholder report ([`GuestExitInfo::engine_fault`]) and exit code 3.
 //! - `auto`: the native engine only when [`probe_native`] boots the kernel to its banner
-//!   within [`NATIVE_PROBE_BUDGET`]; QEMU otherwise (as `qemu`).
+//!   within [`NATIVE_PROBE_BUDGET`]; QEMU otherwise (as `qemu`). Should the native engine
+//!   then still fail with an engine fault before anything was captured, the run starts
+//!   over once under QEMU. (On the project's machines the probe fails in about 2 s: the
+//!   nested `kvm_pvm` cannot emulate an instruction of the kernel's decompressor.)
 
 use std::path::Path;
 use std::sync::Arc;

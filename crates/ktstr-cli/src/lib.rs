@@ -7,8 +7,10 @@
 //! - [`capture_vmcore`]: a report from a post-mortem vmcore (no VM needed).
 //! - [`capture_qmp`]: attach to a running QEMU (QMP socket + shared RAM file), freeze,
 //!   capture, thaw.
-//! - [`run`]: provision, boot a sched_ext guest under QEMU, attach a scheduler, run a
-//!   workload, watch for its error exit and capture (or on timeout / interrupt).
+//! - [`run`]: provision, boot a sched_ext guest (QEMU, or the native KVM engine where it
+//!   boots Linux), attach a scheduler, run a workload, watch for its error exit and capture
+//!   (or on timeout / interrupt); with the early snapshot taken while the guest runs, the
+//!   result is a dual report.
 //! - [`write_atomic`]: the only way files are written: a temporary file in the target's
 //!   directory, renamed into place, so no partial output ever exists under the final name.
 

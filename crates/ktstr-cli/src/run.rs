@@ -1,6 +1,19 @@
-//! `run`: provision, boot a sched_ext guest under QEMU, attach a scheduler, run a
-//! workload, watch for the scheduler's error exit, and capture when it comes (or at the
-//! timeout, at the end of the workload, or on interrupt).
+//! `run`: provision, boot a sched_ext guest (QEMU or the native KVM engine, see
+//! `guest.rs`), attach a scheduler, run a workload, watch for the scheduler's error exit,
+//! and capture when it comes (or at the timeout, at the end of the workload, or on
+//! interrupt).
+//!
+//! # What is written
+//! - A capture: always a **dual** report (`schema: "dual"`). Its `late` half is the
+//!   capture above; its `early` half is the snapshot taken while the guest ran, when the
+//!   oldest runnable task first waited half the scheduler's watchdog timeout (`dual.rs`),
+//!   or absent with `early_skipped_reason` (e.g. `ok` with `--timeout`: nothing starved).
+//!   One schema for every capture, so consumers read `.late` whatever ended the run.
+//! - A late freeze where not every vCPU parked: the **degraded** report (an early snapshot,
+//!   if any, is dropped: the dual report needs a late snapshot).
+//! - A guest or engine that failed before any capture: a **single** placeholder with
+//!   `guest_setup_failure` ([`RunOutcome::GuestSetupFailed`], exit 1; or
+//!   [`RunOutcome::EngineFailed`], exit 3).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -391,7 +404,25 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     let stem = format!("{}-{}", opts.scheduler.name(), crate::time::utc_stamp());
     let json_path = opts.out_dir.join(format!("{stem}.failure-dump.json"));
     let attach_budget = Duration::from_secs(u64::from(spec.attach_timeout_s) + 180);
-    let watched = watch(&mut engine, opts, attach_budget, &mut log)?;
+    let mut watched = watch(&mut engine, opts, attach_budget, &mut log)?;
+    if let Watched::SetupFailed {
+        what,
+        engine_fault: true,
+    } = &watched
+        && opts.engine == EngineChoice::Auto
+        && matches!(engine, RunGuest::Kvm(_))
+    {
+        // `auto` chose the native engine because it printed the banner, but it could
+        // not run the kernel to a capture after all: QEMU always can.
+        let msg =
+            format!("engine auto: the native KVM engine failed ({what}); falling back to QEMU");
+        progress.step(&msg);
+        log.push(msg);
+        drop(engine);
+        engine = RunGuest::boot_qemu(&boot).map_err(Error::engine("starting QEMU"))?;
+        log.push(format!("engine: {}", engine.describe()));
+        watched = watch(&mut engine, opts, attach_budget, &mut log)?;
+    }
     let (freeze, outcome, timeline, early) = match watched {
         Watched::Frozen {
             freeze,

@@ -433,6 +433,7 @@ fn run_interrupted_captures_on_demand() {
     assert_eq!(out.status.code(), Some(0), "stderr: {seen:?}");
     let (_, json) = the_dump(&d.path().join("out"));
     let r = FailureDumpReportAny::from_json(&json).unwrap();
+    assert_eq!(r.schema(), "dual");
     let r = late(&r);
     assert!(!r.is_placeholder);
     assert!(
