@@ -178,3 +178,67 @@ impl EarlySnapshot {
         d
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle(failed: Option<&str>) -> EarlySnapshot {
+        EarlySnapshot {
+            scanner: None,
+            tracker: DualTracker::new(),
+            failed: failed.map(str::to_string),
+            taken: None,
+            scans: 0,
+            scan_errors: 0,
+            scan_time: Duration::ZERO,
+            last_scan_error: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_early_snapshot_gives_its_reason() {
+        let e = idle(Some("early snapshot failed: freeze: QMP stop timed out"));
+        assert!(!e.active() && !e.has_early());
+        let d = e.finish(FailureDumpReport::default());
+        assert!(d.early.is_none());
+        assert_eq!(
+            d.early_skipped_reason.as_deref(),
+            Some("early snapshot failed: freeze: QMP stop timed out")
+        );
+        assert!(
+            d.early_skipped_reason
+                .unwrap()
+                .starts_with(EARLY_SNAPSHOT_FAILED_PREFIX)
+        );
+    }
+
+    #[test]
+    fn without_a_scanner_the_prerequisites_reason_stays() {
+        let mut e = idle(None);
+        e.tracker
+            .prerequisites_unavailable("kernel symbol `jiffies_64` not found");
+        assert!(!e.active());
+        assert!(e.summary().starts_with("runnable-age scans: 0 "));
+        let d = e.finish(FailureDumpReport::default());
+        assert_eq!(
+            d.early_skipped_reason.as_deref(),
+            Some("scan prerequisites unavailable: kernel symbol `jiffies_64` not found")
+        );
+    }
+
+    #[test]
+    fn taken_is_described_for_the_progress_line() {
+        let t = EarlyTaken {
+            pid: 131,
+            cpu: 1,
+            age_jiffies: 253,
+            threshold_jiffies: 250,
+            frozen_for: Duration::from_millis(772),
+        };
+        assert_eq!(
+            t.to_string(),
+            "early snapshot: oldest runnable pid 131 on CPU 1 waited 253j >= threshold 250j; guest frozen 772 ms for it"
+        );
+    }
+}

@@ -10,40 +10,10 @@
 //!
 //! Needs a usable `/dev/kvm` (else it prints why it skips) and the guest lab.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod support;
 
 use dump_schema::FailureDumpReportAny;
-
-fn ktstr(args: &[&str], cwd: &Path) -> Output {
-    let o = Command::new(env!("CARGO_BIN_EXE_ktstr"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("running ktstr");
-    eprintln!(
-        "--- ktstr {args:?}: {} ---\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-/// The one file in `dir`, validated against the schema.
-fn the_dump(dir: &Path) -> String {
-    let files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(files.len(), 1, "exactly the dump expected in {files:?}");
-    assert!(
-        files[0].to_string_lossy().ends_with(".failure-dump.json"),
-        "{files:?}"
-    );
-    let json = std::fs::read_to_string(&files[0]).unwrap();
-    e2e_tests::validate_report_json(&json).expect("the dump validates against schema/any.json");
-    json
-}
+use support::{ktstr, the_dump};
 
 #[test]
 fn run_engine_kvm_placeholder_or_real_dump() {
@@ -54,7 +24,7 @@ fn run_engine_kvm_placeholder_or_real_dump() {
     let d = tempfile::tempdir().unwrap();
     let o = ktstr(&["run", "--engine", "kvm", "--out", "out"], d.path());
     let stderr = String::from_utf8_lossy(&o.stderr);
-    let json = the_dump(&d.path().join("out"));
+    let (_, json) = the_dump(&d.path().join("out"));
     let report = FailureDumpReportAny::from_json(&json).unwrap();
     match o.status.code() {
         Some(3) => {

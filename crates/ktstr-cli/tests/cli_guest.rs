@@ -8,12 +8,15 @@
 //! Needs QEMU and the guest lab (`cargo xtask provision`); without QEMU the tests print
 //! why they skip. CI provisions both (and `pip install drgn` for the drgn check).
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use btf_walk::Btf;
 use dump_schema::{DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny};
 use guest_mem::{KernelOptions, Kva, KvaReadExt, Vmcore};
+use support::{ktstr, the_dump};
 
 fn qemu_available() -> bool {
     let ok = Command::new("qemu-system-x86_64")
@@ -24,42 +27,6 @@ fn qemu_available() -> bool {
         eprintln!("SKIP: qemu-system-x86_64 not installed (cargo xtask provision installs it)");
     }
     ok
-}
-
-fn ktstr(args: &[&str], cwd: &Path) -> Output {
-    let o = Command::new(env!("CARGO_BIN_EXE_ktstr"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("running ktstr");
-    eprintln!(
-        "--- ktstr {args:?}: {} ---\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-/// The one dump in `dir`; fails if a temporary or partial file is there too.
-fn the_dump(dir: &Path) -> (std::path::PathBuf, String) {
-    let files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    let dumps: Vec<_> = files
-        .iter()
-        .filter(|p| p.to_string_lossy().ends_with(".failure-dump.json"))
-        .collect();
-    assert_eq!(dumps.len(), 1, "one dump expected in {files:?}");
-    assert!(
-        files
-            .iter()
-            .all(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.')),
-        "temporary file left behind: {files:?}"
-    );
-    let json = std::fs::read_to_string(dumps[0]).unwrap();
-    e2e_tests::validate_report_json(&json).expect("the dump validates against schema/any.json");
-    (dumps[0].clone(), json)
 }
 
 /// `ktstr run` writes a dual report whenever it captured.

@@ -1,0 +1,42 @@
+//! Helpers shared by the CLI tests that run `ktstr` on a real guest.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the `ktstr` binary under test in `cwd`; its stderr is echoed for the test log.
+pub fn ktstr(args: &[&str], cwd: &Path) -> Output {
+    let o = Command::new(env!("CARGO_BIN_EXE_ktstr"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("running ktstr");
+    eprintln!(
+        "--- ktstr {args:?}: {} ---\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// The one dump in `dir`, validated against `schema/any.json`; fails if a temporary or
+/// partial file is there too.
+pub fn the_dump(dir: &Path) -> (PathBuf, String) {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let dumps: Vec<_> = files
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".failure-dump.json"))
+        .collect();
+    assert_eq!(dumps.len(), 1, "one dump expected in {files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.')),
+        "temporary file left behind: {files:?}"
+    );
+    let json = std::fs::read_to_string(dumps[0]).unwrap();
+    e2e_tests::validate_report_json(&json).expect("the dump validates against schema/any.json");
+    (dumps[0].clone(), json)
+}
