@@ -70,6 +70,20 @@ pub struct ExitKindTrigger {
     pub exit_info: Option<ExitInfoOffsets>,
 }
 
+impl ExitKindTrigger {
+    /// Fires on any error exit (`exit_kind >= SCX_EXIT_ERROR`); `exit_info` is
+    /// `(offsetof(scx_sched, exit_info), offsetof(scx_exit_info, kind))` when known (what
+    /// `scx_walk::TriggerLocation` resolves), so a missed window still triggers late.
+    pub fn error_exit(root_ptr: Kva, exit_kind_offset: u64, exit_info: Option<(u64, u64)>) -> Self {
+        ExitKindTrigger {
+            root_ptr,
+            exit_kind_offset,
+            threshold: SCX_EXIT_ERROR,
+            exit_info: exit_info.map(|(exit_info, kind)| ExitInfoOffsets { exit_info, kind }),
+        }
+    }
+}
+
 /// Where the real exit kind stays after the disable worker took over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitInfoOffsets {
@@ -638,15 +652,7 @@ mod tests {
     }
 
     fn trigger() -> ExitKindTrigger {
-        ExitKindTrigger {
-            root_ptr: Kva(0xffff_ffff_8000_0000 + ROOT),
-            exit_kind_offset: OFF,
-            threshold: SCX_EXIT_ERROR,
-            exit_info: Some(ExitInfoOffsets {
-                exit_info: INFO_PTR,
-                kind: 0,
-            }),
-        }
+        ExitKindTrigger::error_exit(Kva(0xffff_ffff_8000_0000 + ROOT), OFF, Some((INFO_PTR, 0)))
     }
 
     #[test]

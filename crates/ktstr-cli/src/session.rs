@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use dump_schema::{EventCounterSample, FailureDumpReport, FailureDumpReportAny};
 use freeze::lab::ConsoleLog;
-use freeze::watch::{
-    ExitInfoOffsets, ExitKindTrigger, Tick, WatchOptions, WatchOutcome, watch_exit_kind_with,
-};
+use freeze::watch::{ExitKindTrigger, Tick, WatchOptions, WatchOutcome, watch_exit_kind_with};
 use freeze::{Engine, FreezeOutcome};
 use guest_mem::{CpuRegs, KernelOptions, PhysMem};
 use scx_walk::{CaptureOptions, EventSampler, Kernel, TriggerLocation};
@@ -114,14 +112,7 @@ pub(crate) fn watch(
         what: "locating scx_root.exit_kind".into(),
         detail: e.to_string(),
     })?;
-    let trigger = ExitKindTrigger {
-        root_ptr: trig.scx_root,
-        exit_kind_offset: trig.exit_kind_offset,
-        threshold: scx_walk::sched::SCX_EXIT_ERROR,
-        exit_info: trig
-            .exit_info
-            .map(|(exit_info, kind)| ExitInfoOffsets { exit_info, kind }),
-    };
+    let trigger = ExitKindTrigger::error_exit(trig.scx_root, trig.exit_kind_offset, trig.exit_info);
     let mut early = EarlySnapshot::new(&lk);
     log.push(format!(
         "watch armed {:.1} s after launch",
