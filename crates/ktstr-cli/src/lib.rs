@@ -7,7 +7,7 @@
 //! - [`capture_vmcore`]: a report from a post-mortem vmcore (no VM needed).
 //! - [`capture_qmp`]: attach to a running QEMU (QMP socket + shared RAM file), freeze,
 //!   capture, thaw.
-//! - [`run`]: provision, boot a sched_ext guest (QEMU, or the native KVM engine where it
+//! - [`run()`]: provision, boot a sched_ext guest (QEMU, or the native KVM engine where it
 //!   boots Linux), attach a scheduler, run a workload, watch for its error exit and capture
 //!   (or on timeout / interrupt); with the early snapshot taken while the guest runs, the
 //!   result is a dual report.
