@@ -9,6 +9,10 @@
  * char arrays as strings); if no global has that NAME, it writes the member NAME of the
  * struct_ops value instead (e.g. timeout_ms). Without --pin the loader stays attached
  * until it gets SIGINT/SIGTERM.
+ *
+ * Other programs of the object that libbpf can attach by their section (tracing programs,
+ * e.g. the test schedulers' tp_btf/sched_switch) are attached first, as a skeleton's
+ * attach would, and with --pin their links are pinned at PATH_<program name>.
  */
 #include <errno.h>
 #include <signal.h>
@@ -147,6 +151,7 @@ int main(int argc, char **argv)
 {
 	const char *path = NULL, *pin = NULL;
 	struct bpf_object *obj;
+	struct bpf_program *prog;
 	struct bpf_map *map;
 	int i, err, attached = 0;
 
@@ -190,6 +195,34 @@ int main(int argc, char **argv)
 	if (err) {
 		fprintf(stderr, "ktstr-loader: load %s: %s\n", path, strerror(-err));
 		return 1;
+	}
+	/* Before the scheduler: a program that fails to attach leaves nothing attached. */
+	bpf_object__for_each_program(prog, obj) {
+		struct bpf_link *link;
+		char lpath[4096];
+
+		if (bpf_program__type(prog) == BPF_PROG_TYPE_STRUCT_OPS ||
+		    !bpf_program__autoload(prog) || !bpf_program__autoattach(prog))
+			continue;
+		link = bpf_program__attach(prog);
+		if (!link) {
+			fprintf(stderr, "ktstr-loader: attach program %s: %s\n",
+				bpf_program__name(prog), strerror(errno));
+			return 1;
+		}
+		if (pin) {
+			if (snprintf(lpath, sizeof(lpath), "%s_%s", pin, bpf_program__name(prog)) >=
+			    (int)sizeof(lpath)) {
+				fprintf(stderr, "ktstr-loader: pin path too long\n");
+				return 1;
+			}
+			err = bpf_link__pin(link, lpath);
+			if (err) {
+				fprintf(stderr, "ktstr-loader: pin %s: %s\n", lpath, strerror(-err));
+				return 1;
+			}
+		}
+		printf("ktstr-loader: attached program %s\n", bpf_program__name(prog));
 	}
 	bpf_object__for_each_map(map, obj) {
 		struct bpf_link *link;

@@ -10,8 +10,10 @@
  *   KTSTR_ERROR  after after_ms, scx_bpf_error(): SCX_EXIT_ERROR_BPF.
  *
  * It keeps state of every kind a failure dump must render: .bss/.data/.rodata
- * variables, a hash map, an array, a per-CPU array, user DSQs with queued tasks, and a
- * BPF arena. .rodata values can be changed per run by the loader (--set name=value).
+ * variables, a hash map, an array, a per-CPU array, user DSQs with queued tasks, a
+ * BPF arena, and (see "More map kinds" below) a ring buffer, a stack-trace map, task and
+ * cgroup storage and a prog array. .rodata values can be changed per run by the loader
+ * (--set name=value).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -123,6 +125,137 @@ struct arena_state {
 struct arena_state __arena arena_state;
 #endif
 
+/*
+ * More map kinds, each with contents the scheduler also counts in .bss, so a test can
+ * hold a dump against the scheduler's own view. None of them changes scheduling.
+ *   ktstr_events    RINGBUF: one record per enabled task. Nobody consumes it, so the
+ *                   producer position is nr_rb_records * KTSTR_RB_SLOT (header + record,
+ *                   8-byte aligned) and, once the ring is full, nr_rb_full counts refusals.
+ *   ktstr_stacks    STACK_TRACE: kernel stacks at sched_switch (tp_btf program below), for
+ *                   the first KTSTR_STACK_TRIES switches; up to KTSTR_STACK_DEPTH frames.
+ *   ktstr_task_ctx  TASK_STORAGE: per task {pid, tgid, runs}, created in init_task; runs
+ *                   counts ops.running calls exactly like task_stats' runs.
+ *   ktstr_cgrp_ctx  CGRP_STORAGE: per default-hierarchy cgroup of a switched-in task
+ *                   {cgroup id, switches in}.
+ *   ktstr_tail      PROG_ARRAY: slot KTSTR_TAIL_SLOT holds ktstr_switch_tail, which the
+ *                   sched_switch program tail-calls. Pinned by name (/sys/fs/bpf/ktstr_tail):
+ *                   the kernel empties a prog array when its last user reference goes, and
+ *                   the loader exits after attaching.
+ * The tracing programs are attached (and their links pinned) by the project's loader.
+ */
+struct rb_record {
+	u32 pid;
+	u32 cpu;
+	u64 seq;
+};
+#define KTSTR_RB_SLOT 24 /* 8-byte ring header + sizeof(struct rb_record) */
+#define KTSTR_STACK_DEPTH 16
+#define KTSTR_STACK_TRIES 2000
+#define KTSTR_TAIL_SLOT 1
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16384);
+} ktstr_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 256);
+	__uint(key_size, sizeof(u32));
+	__uint(value_size, KTSTR_STACK_DEPTH * sizeof(u64));
+} ktstr_stacks SEC(".maps");
+
+struct task_ctx {
+	u32 pid;
+	u32 tgid;
+	u64 runs;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} ktstr_task_ctx SEC(".maps");
+
+struct cgrp_ctx {
+	u64 id;
+	u64 switches;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cgrp_ctx);
+} ktstr_cgrp_ctx SEC(".maps");
+
+/* .bss counters of those maps. */
+u64 nr_rb_records;
+u64 nr_rb_full;
+u64 nr_stack_tries;
+u64 nr_stackids;
+u64 nr_stackid_errors;
+u64 nr_tail_calls;
+u64 nr_task_ctx;
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(ktstr_switch_tail, bool preempt, struct task_struct *prev,
+	     struct task_struct *next)
+{
+	__sync_fetch_and_add(&nr_tail_calls, 1);
+	return 0;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 4);
+	__uint(key_size, sizeof(u32));
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, int (void *));
+} ktstr_tail SEC(".maps") = {
+	.values = { [KTSTR_TAIL_SLOT] = (void *)&ktstr_switch_tail },
+};
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(ktstr_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct cgrp_ctx *cc;
+	long id;
+
+	cc = bpf_cgrp_storage_get(&ktstr_cgrp_ctx, next->cgroups->dfl_cgrp, 0,
+				  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (cc) {
+		cc->id = next->cgroups->dfl_cgrp->kn->id;
+		__sync_fetch_and_add(&cc->switches, 1);
+	}
+	if (__sync_fetch_and_add(&nr_stack_tries, 1) < KTSTR_STACK_TRIES) {
+		id = bpf_get_stackid(ctx, &ktstr_stacks, 0);
+		if (id >= 0)
+			__sync_fetch_and_add(&nr_stackids, 1);
+		else
+			__sync_fetch_and_add(&nr_stackid_errors, 1);
+	}
+	bpf_tail_call(ctx, &ktstr_tail, KTSTR_TAIL_SLOT);
+	return 0;
+}
+
+static __always_inline void note_enabled(struct task_struct *p)
+{
+	struct rb_record *r = bpf_ringbuf_reserve(&ktstr_events, sizeof(*r), 0);
+
+	if (!r) {
+		__sync_fetch_and_add(&nr_rb_full, 1);
+		return;
+	}
+	r->pid = p->pid;
+	r->cpu = bpf_get_smp_processor_id();
+	r->seq = nr_rb_records;
+	/* No consumer waits: do not wake anyone. */
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	__sync_fetch_and_add(&nr_rb_records, 1);
+}
+
 static __always_inline bool is_victim(struct task_struct *p)
 {
 	if (KTSTR_MODE != KTSTR_STALL)
@@ -166,6 +299,10 @@ static __always_inline void note_task(struct task_struct *p, bool run)
 			return;
 	}
 	if (run) {
+		struct task_ctx *tc = bpf_task_storage_get(&ktstr_task_ctx, p, 0, 0);
+
+		if (tc)
+			tc->runs++;
 		st->runs++;
 		st->last_cpu = bpf_get_smp_processor_id();
 	} else {
@@ -274,6 +411,22 @@ SEC("struct_ops/ktstr_enable")
 void BPF_PROG(ktstr_enable, struct task_struct *p)
 {
 	p->scx.dsq_vtime = vtime_now;
+	note_enabled(p);
+}
+
+SEC("struct_ops/ktstr_init_task")
+s32 BPF_PROG(ktstr_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	struct task_ctx *tc;
+
+	tc = bpf_task_storage_get(&ktstr_task_ctx, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (tc) {
+		tc->pid = p->pid;
+		tc->tgid = p->tgid;
+		__sync_fetch_and_add(&nr_task_ctx, 1);
+	}
+	/* Never refuse a task: storage is for the dump, not for scheduling. */
+	return 0;
 }
 
 SEC("struct_ops.s/ktstr_init")
@@ -314,6 +467,7 @@ struct sched_ext_ops ktstr_ops = {
 	.stopping = (void *)ktstr_stopping,
 	.tick = (void *)ktstr_tick,
 	.enable = (void *)ktstr_enable,
+	.init_task = (void *)ktstr_init_task,
 	.init = (void *)ktstr_init,
 	.exit = (void *)ktstr_exit,
 	.timeout_ms = KTSTR_TIMEOUT_MS,

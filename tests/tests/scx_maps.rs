@@ -1,0 +1,490 @@
+//! Map walkers on real maps, and the kernel-stack scan behind `lock_slowpath_match`, on a
+//! real 7.3 sched_ext guest under QEMU.
+//!
+//! The `ok` test scheduler (crates/freeze/lab/sched/ktstr_sched.bpf.h) keeps a ring
+//! buffer, a stack-trace map, task and cgroup storage and a prog array, and counts what it
+//! put in them in `.bss`. The guest prints its own view (`bpftool`, `/proc`, cgroup ids)
+//! while a workload runs; the host then freezes it, captures a dump and checks every such
+//! map against the scheduler's counters, the guest's view and the frozen kernel's own
+//! objects (a storage entry's owner task/cgroup). Then it checks the stack scan: a task
+//! sleeping in `nanosleep` has the nanosleep path in its scanned frames, and writers
+//! contending on one pipe's mutex are found in a lock slow path.
+//!
+//! Needs QEMU and the guest lab (`cargo xtask provision`); without QEMU it prints why it
+//! skips.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use btf_walk::Btf;
+use dump_schema::{FailureDumpMap, FailureDumpReport, RenderedValue};
+use freeze::lab::{
+    ConsoleLog, GuestCommand, HookPoint, KernelAssets, Lab, RunEnd, RunSpec, SchedulerChoice,
+    TestScheduler, TestSchedulerParams,
+};
+use freeze::qemu::{QemuConfig, QemuEngine};
+use freeze::{Engine, FreezeOutcome};
+use guest_mem::{Kernel as GuestKernel, KernelOptions, Kva, KvaReadExt, PhysMem};
+use scx_walk::render::BtfRenderer;
+use scx_walk::{CaptureOptions, Kernel, Target};
+use serde_json::Value;
+
+/// Bytes one ring-buffer record takes (8-byte header + 16-byte record), as in the
+/// scheduler's `KTSTR_RB_SLOT`.
+const RB_SLOT: u64 = 24;
+/// The scheduler's `KTSTR_TAIL_SLOT`.
+const TAIL_SLOT: u32 = 1;
+/// The last label of the guest's view.
+const LAST_VIEW: &str = "cgroup-ids";
+
+fn lab() -> Option<(Lab, KernelAssets)> {
+    let qemu = std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !qemu {
+        eprintln!("SKIP: qemu-system-x86_64 not installed (cargo xtask provision installs it)");
+        return None;
+    }
+    let lab = Lab::open().expect("opening the guest lab cache");
+    let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
+    Some((lab, kernel))
+}
+
+/// The workload: a child cgroup (for cgroup storage), a long `sleep` (in nanosleep),
+/// one spinner, and four writers contending on one pipe's mutex.
+const WORKLOAD: &str = "mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
+     mkdir -p /sys/fs/cgroup/ktstr && echo $$ > /sys/fs/cgroup/ktstr/cgroup.procs; \
+     sleep 900 & ktstr_spin 1 900 & \
+     (yes ktstr-pipe & yes ktstr-pipe & yes ktstr-pipe & yes ktstr-pipe & wait) | cat > /dev/null";
+
+fn spec() -> RunSpec {
+    // `bpftool -j` prints one line; the console cuts lines at 4 KiB, so entries go one
+    // per line.
+    let split = "awk '{gsub(/\\},[ ]*\\{/, \"},\\n{\"); print}'";
+    RunSpec::new()
+        .scheduler(SchedulerChoice::Test {
+            which: TestScheduler::Ok,
+            params: TestSchedulerParams::default(),
+        })
+        .workload(WORKLOAD)
+        .settle_ms(2000)
+        .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_map_show())
+        .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_bss_dump())
+        .command(HookPoint::WorkloadRunning, GuestCommand::proc_pid_stats())
+        .command(
+            HookPoint::WorkloadRunning,
+            GuestCommand::new(
+                "stacks",
+                format!("bpftool -j map dump name ktstr_stacks | {split}"),
+            ),
+        )
+        .command(
+            HookPoint::WorkloadRunning,
+            GuestCommand::new("prog-array", "bpftool -j map dump name ktstr_tail"),
+        )
+        .command(
+            HookPoint::WorkloadRunning,
+            GuestCommand::new(
+                LAST_VIEW,
+                "for d in /sys/fs/cgroup /sys/fs/cgroup/ktstr; do echo \"$d $(stat -c %i $d)\"; done",
+            ),
+        )
+        .end(RunEnd::Hold)
+}
+
+fn boot(lab: &Lab, kernel: &KernelAssets, spec: &RunSpec) -> QemuEngine {
+    let initrd = lab.initramfs(spec).expect("building the initramfs");
+    let mut cfg = QemuConfig::new(
+        &kernel.vmlinuz,
+        Some(initrd.path().to_path_buf()),
+        "console=ttyS0 panic=-1 loglevel=4",
+    );
+    cfg.memory_mib = 512;
+    cfg.vcpus = 2;
+    QemuEngine::launch(&cfg).expect("launching QEMU")
+}
+
+/// The frozen guest: its kernel view and BTF.
+struct Frozen {
+    k: GuestKernel,
+    btf: Btf,
+}
+
+impl Frozen {
+    fn new(engine: &QemuEngine, f: &FreezeOutcome) -> Frozen {
+        let phys = PhysMem::from_guest_memory(&engine.guest_ram()).expect("mapping guest RAM");
+        let opts = KernelOptions {
+            cpus: f.vcpus.iter().flatten().copied().collect(),
+            ..Default::default()
+        };
+        let k = GuestKernel::new(phys, opts).expect("finding the kernel in guest RAM");
+        let start = k.require_symbol("__start_BTF").expect("__start_BTF");
+        let stop = k.require_symbol("__stop_BTF").expect("__stop_BTF");
+        let btf = Btf::from_guest(&k, start, stop).expect("loading BTF from guest memory");
+        Frozen { k, btf }
+    }
+
+    fn kernel(&self) -> Kernel<'_> {
+        Kernel {
+            mem: &self.k,
+            syms: &self.k,
+            types: &self.btf,
+        }
+    }
+
+    fn capture(&self, f: &FreezeOutcome) -> FailureDumpReport {
+        let renderer = BtfRenderer::new(&self.btf);
+        let target = Target {
+            kernel: self.kernel(),
+            renderer: Some(&renderer),
+            vcpu_regs: f.vcpus.clone(),
+        };
+        let out = scx_walk::capture(&target, &CaptureOptions::default());
+        for l in &out.log {
+            eprintln!("capture log: {l}");
+        }
+        let json = out.report.to_json().expect("serializing the report");
+        e2e_tests::validate_report_json(&json).expect("the dump validates against the schema");
+        out.report
+    }
+
+    fn off(&self, path: &str) -> u64 {
+        self.btf
+            .offset_of(path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn u32_at(&self, base: u64, path: &str) -> u32 {
+        self.k
+            .read_u32(Kva(base + self.off(path)))
+            .unwrap_or_else(|e| panic!("reading {path} at {base:#x}: {e}"))
+    }
+
+    fn u64_at(&self, base: u64, path: &str) -> u64 {
+        self.k
+            .read_u64(Kva(base + self.off(path)))
+            .unwrap_or_else(|e| panic!("reading {path} at {base:#x}: {e}"))
+    }
+}
+
+fn map<'r>(r: &'r FailureDumpReport, name: &str) -> &'r FailureDumpMap {
+    r.maps.iter().find(|m| m.name == name).unwrap_or_else(|| {
+        panic!(
+            "map {name} not in the dump: {:?}",
+            r.maps.iter().map(|m| &m.name).collect::<Vec<_>>()
+        )
+    })
+}
+
+/// A struct member of a rendered value, as a number.
+fn member(v: &RenderedValue, name: &str) -> u64 {
+    let RenderedValue::Struct { members, .. } = v else {
+        panic!("not a rendered struct: {v:?}");
+    };
+    let m = members
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no member {name} in {v:?}"));
+    match &m.value {
+        RenderedValue::Uint { value, .. } => *value,
+        RenderedValue::Int { value, .. } => *value as u64,
+        other => panic!("{name} is not a number: {other:?}"),
+    }
+}
+
+/// A `.bss` variable of the scheduler, from the dump.
+fn bss(r: &FailureDumpReport, var: &str) -> u64 {
+    let m = r
+        .maps
+        .iter()
+        .find(|m| m.name.ends_with(".bss"))
+        .expect(".bss in the dump");
+    member(m.value.as_ref().expect(".bss rendered"), var)
+}
+
+/// The same `.bss` variable as the guest printed it (bpftool's formatted dump).
+fn guest_bss(log: &ConsoleLog, var: &str) -> u64 {
+    let text = log.output("bpftool-bss-dump").expect("guest .bss dump");
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).expect(".bss dump line is JSON");
+        let e = &v["dump"][0];
+        let vars = e["formatted"]["value"][".bss"]
+            .as_array()
+            .or_else(|| e["value"][".bss"].as_array());
+        for x in vars.into_iter().flatten() {
+            if let Some(n) = x.get(var).and_then(Value::as_u64) {
+                return n;
+            }
+        }
+    }
+    panic!("guest printed no .bss {var}")
+}
+
+fn json_output(log: &ConsoleLog, label: &str) -> Value {
+    let text = log
+        .output(label)
+        .unwrap_or_else(|| panic!("guest printed no {label} output"));
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{label} is not JSON: {e}: {text}"))
+}
+
+/// bpftool's hex byte array (`["0x01", ...]`) as bytes.
+fn hex_bytes(v: &Value) -> Vec<u8> {
+    v.as_array()
+        .expect("hex byte array")
+        .iter()
+        .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+        .collect()
+}
+
+fn le_u64s(b: &[u8]) -> Vec<u64> {
+    b.chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// `/proc/<pid>/stat` lines as pid → comm.
+fn guest_pids(log: &ConsoleLog) -> BTreeMap<i32, String> {
+    let text = log.output("proc-pid-stat").expect("guest /proc view");
+    text.lines()
+        .filter_map(|l| {
+            let open = l.find('(')?;
+            let close = l.rfind(')')?;
+            Some((
+                l[..open].trim().parse().ok()?,
+                l[open + 1..close].to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn check_ringbuf(r: &FailureDumpReport, log: &ConsoleLog) {
+    let m = map(r, "ktstr_events");
+    assert_eq!(m.map_type, dump_schema::map_type::RINGBUF);
+    let rb = m
+        .ringbuf
+        .as_ref()
+        .unwrap_or_else(|| panic!("ringbuf positions missing: {:?}", m.error));
+    let (records, full) = (bss(r, "nr_rb_records"), bss(r, "nr_rb_full"));
+    eprintln!("ringbuf: {rb:?}; .bss records {records}, refused {full}");
+    assert_eq!(rb.capacity, 16384, "ring size");
+    assert_eq!(rb.consumer_pos, 0, "nobody consumes the ring");
+    assert_eq!(rb.producer_pos % RB_SLOT, 0, "whole records only");
+    // A record is counted right after its commit: a vCPU frozen in between leaves the
+    // producer at most one record per vCPU ahead of the counter.
+    let reserved = rb.producer_pos / RB_SLOT;
+    assert!(
+        (records..=records + 2).contains(&reserved),
+        "producer at {reserved} records, the scheduler counted {records}"
+    );
+    assert!(rb.pending_pos <= rb.producer_pos);
+    assert_eq!(rb.pending_bytes, rb.producer_pos - rb.consumer_pos);
+    if full > 0 {
+        assert!(
+            rb.producer_pos + RB_SLOT > rb.capacity - 1,
+            "records were refused but the ring has room: {rb:?}"
+        );
+    }
+    assert!(records > 0, "the scheduler submitted no record");
+    let seen = guest_bss(log, "nr_rb_records");
+    assert!(records >= seen, "dump {records} < guest's {seen}");
+}
+
+fn check_stacks(r: &FailureDumpReport, log: &ConsoleLog, f: &Frozen) {
+    let m = map(r, "ktstr_stacks");
+    assert_eq!(m.map_type, dump_schema::map_type::STACK_TRACE);
+    let st = m
+        .stack_trace
+        .as_ref()
+        .unwrap_or_else(|| panic!("stack traces missing: {:?}", m.error));
+    assert_eq!(st.n_buckets, 256);
+    assert_eq!(st.buckets_unreadable, 0);
+    assert!(!st.truncated);
+    let by_id: BTreeMap<u32, &Vec<u64>> =
+        st.entries.iter().map(|e| (e.bucket_id, &e.pcs)).collect();
+    assert!(!by_id.is_empty(), "no stack recorded");
+    // Every stack the guest saw is in the dump, unchanged (without BPF_F_REUSE_STACKID a
+    // bucket is never replaced).
+    let guest = json_output(log, "stacks");
+    let guest = guest.as_array().expect("stack map dump: array");
+    for e in guest {
+        let key = hex_bytes(&e["key"]);
+        let id = u32::from_le_bytes(key[..4].try_into().unwrap());
+        let mut pcs = le_u64s(&hex_bytes(&e["value"]));
+        while pcs.last() == Some(&0) {
+            pcs.pop();
+        }
+        let d = by_id
+            .get(&id)
+            .unwrap_or_else(|| panic!("stack id {id} the guest saw is not in the dump"));
+        assert_eq!(**d, pcs, "stack id {id}");
+    }
+    // Stack ids resolve to kernel text: the sched_switch tracepoint fires in __schedule.
+    let mut schedule = 0;
+    for (id, pcs) in &by_id {
+        let named: Vec<String> = pcs
+            .iter()
+            .filter_map(|pc| f.k.nearest_symbol(Kva(*pc)))
+            .filter(|n| n.offset < 0x10000)
+            .map(|n| n.symbol.name.to_string())
+            .collect();
+        assert!(
+            !named.is_empty(),
+            "stack {id}: no pc in kernel text: {pcs:x?}"
+        );
+        if named.iter().any(|n| n == "__schedule") {
+            schedule += 1;
+        }
+    }
+    assert!(schedule > 0, "no stack passes through __schedule");
+    let e = st.entries.first().unwrap();
+    assert_eq!(e.nr as usize, e.pcs.len());
+    eprintln!(
+        "stacks: {} in the dump, {} seen by the guest, {schedule} through __schedule",
+        by_id.len(),
+        guest.len()
+    );
+}
+
+/// The owner of a storage entry (`key_hex`: the owner's address, little-endian).
+fn owner(e: &dump_schema::FailureDumpEntry) -> u64 {
+    let b: Vec<u8> = e
+        .key_hex
+        .split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    u64::from_le_bytes(b[..8].try_into().expect("8-byte owner"))
+}
+
+fn check_task_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &Frozen) {
+    let m = map(r, "ktstr_task_ctx");
+    assert_eq!(m.map_type, dump_schema::map_type::TASK_STORAGE);
+    assert!(!m.entries.is_empty(), "no task storage: {:?}", m.error);
+    let mut by_pid = BTreeMap::new();
+    for e in &m.entries {
+        let task = owner(e);
+        let v = e.value.as_ref().expect("rendered value");
+        let pid = f.u32_at(task, "task_struct.pid");
+        let tgid = f.u32_at(task, "task_struct.tgid");
+        assert_eq!(member(v, "pid"), u64::from(pid), "owner {task:#x}");
+        assert_eq!(member(v, "tgid"), u64::from(tgid), "owner {task:#x}");
+        by_pid.insert(pid as i32, member(v, "runs"));
+    }
+    // The workload's long-lived processes each have their storage.
+    let guest = guest_pids(log);
+    for comm in ["sleep", "yes", "cat"] {
+        let pids: Vec<i32> = guest
+            .iter()
+            .filter(|(_, c)| c.as_str() == comm)
+            .map(|(p, _)| *p)
+            .collect();
+        assert!(!pids.is_empty(), "guest shows no {comm}");
+        for p in pids {
+            assert!(by_pid.contains_key(&p), "{comm} {p} has no task storage");
+        }
+    }
+    // runs counts ops.running like task_stats' runs: equal, but for tasks a vCPU was
+    // running the scheduler for at the freeze.
+    let stats = map(r, "task_stats");
+    let (mut same, mut differ) = (0, Vec::new());
+    for e in &stats.entries {
+        let Some(RenderedValue::Uint { value: pid, .. }) = e.key else {
+            continue;
+        };
+        let Some(runs) = by_pid.get(&(pid as i32)) else {
+            continue;
+        };
+        let st = member(e.value.as_ref().unwrap(), "runs");
+        if st == *runs {
+            same += 1;
+        } else {
+            differ.push((pid, st, *runs));
+        }
+    }
+    assert!(
+        same >= 10,
+        "only {same} tasks in both task_stats and storage"
+    );
+    assert!(differ.len() <= 2, "runs differ: {differ:?}");
+    assert!(bss(r, "nr_task_ctx") >= m.entries.len() as u64);
+    eprintln!(
+        "task storage: {} entries, {same} runs equal to task_stats",
+        m.entries.len()
+    );
+}
+
+fn check_cgroup_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &Frozen) {
+    let m = map(r, "ktstr_cgrp_ctx");
+    assert_eq!(m.map_type, dump_schema::map_type::CGRP_STORAGE);
+    let mut ids = BTreeSet::new();
+    for e in &m.entries {
+        let cgrp = owner(e);
+        let kn = f.u64_at(cgrp, "cgroup.kn");
+        let id = f.u64_at(kn, "kernfs_node.id");
+        let v = e.value.as_ref().expect("rendered value");
+        assert_eq!(member(v, "id"), id, "cgroup {cgrp:#x}");
+        assert!(member(v, "switches") > 0);
+        ids.insert(id);
+    }
+    let text = log.output(LAST_VIEW).expect("guest cgroup ids");
+    for line in text.lines() {
+        let (dir, ino) = line.split_once(' ').expect("dir ino");
+        let ino: u64 = ino.trim().parse().unwrap_or_else(|_| panic!("{line}"));
+        assert!(
+            ids.contains(&ino),
+            "cgroup {dir} (id {ino}) has no storage: {ids:?}"
+        );
+    }
+    eprintln!("cgroup storage: ids {ids:?}");
+}
+
+fn check_prog_array(r: &FailureDumpReport, log: &ConsoleLog) {
+    let m = map(r, "ktstr_tail");
+    assert_eq!(m.map_type, dump_schema::map_type::PROG_ARRAY);
+    let fa = m
+        .fd_array
+        .as_ref()
+        .unwrap_or_else(|| panic!("fd array missing: {:?}", m.error));
+    assert_eq!(fa.scanned, 4);
+    assert_eq!(fa.populated, 1);
+    assert_eq!(fa.indices, vec![TAIL_SLOT]);
+    let guest = json_output(log, "prog-array");
+    let keys: Vec<u32> = guest
+        .as_array()
+        .expect("prog array dump")
+        .iter()
+        .map(|e| u32::from_le_bytes(hex_bytes(&e["key"])[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(keys, fa.indices, "the guest's populated slots");
+    assert!(bss(r, "nr_tail_calls") > 0);
+}
+
+#[test]
+fn scx_maps_agree_with_guest_and_scheduler() {
+    let Some((lab, kernel)) = lab() else { return };
+    let spec = spec();
+    let mut engine = boot(&lab, &kernel, &spec);
+    let c = engine.console();
+    if let Err(e) = c.wait_contains(
+        Default::default(),
+        Duration::from_secs(600),
+        &format!("KTSTR-END {LAST_VIEW}"),
+    ) {
+        panic!(
+            "waiting for the guest's view: {e:?}\n--- console tail ---\n{}",
+            engine.console_tail()
+        );
+    }
+    let f = engine.freeze(Duration::from_secs(10)).expect("freeze");
+    assert!(f.all_parked());
+    let frozen = Frozen::new(&engine, &f);
+    let r = frozen.capture(&f);
+    let (lines, _) = engine.console().lines_since(Default::default());
+    let log = ConsoleLog::parse(&lines.join("\n"));
+    check_ringbuf(&r, &log);
+    check_stacks(&r, &log, &frozen);
+    check_task_storage(&r, &log, &frozen);
+    check_cgroup_storage(&r, &log, &frozen);
+    check_prog_array(&r, &log);
+    engine.thaw().expect("thaw");
+}
