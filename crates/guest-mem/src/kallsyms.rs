@@ -7,6 +7,10 @@
 //! kallsyms_token_index[t]`. The first expanded character is the symbol type.
 //! Addresses come in three generations, see [`KallsymsAddrs`].
 
+mod index;
+
+pub use index::KallsymsIndex;
+
 use crate::symbols::{MAX_NAME_LEN, MAX_SYMBOLS, SymbolError, SymbolTable, SymbolTableBuilder};
 use crate::vmcoreinfo::VmcoreInfo;
 use crate::{Kva, KvaRead, MemError};
@@ -118,6 +122,7 @@ impl<'a, R: KvaRead + ?Sized> Stream<'a, R> {
         Ok(())
     }
 
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8, MemError> {
         if self.pos == self.buf.len() {
             self.refill()?;
@@ -451,6 +456,138 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Every answer of the lazy index equals the eager table's: by name (duplicates
+    /// included), by address (between, at and past symbols, ties at one address), in
+    /// sorted and unsorted kallsyms order, across block boundaries.
+    #[test]
+    fn index_answers_as_the_eager_table() {
+        // 700 symbols: three blocks, names made of the synthetic tokens, duplicates
+        // (static functions), several symbols at one address.
+        let words = [
+            "sched_", "init", "_task", "per_cpu", "x", "run", "queues", "do_", "q",
+        ];
+        let mut syms: Vec<(String, u64, char)> = (0..700u64)
+            .map(|i| {
+                let name = format!(
+                    "{}{}{}",
+                    words[(i % 9) as usize],
+                    words[((i / 9) % 9) as usize],
+                    i % 250
+                );
+                let kind = ['t', 'T', 'D', 'b'][(i % 4) as usize];
+                (name, 0xffff_ffff_8100_0000 + 0x40 * (i / 3), kind)
+            })
+            .collect();
+        for form in [
+            KallsymsForm::Absolute,
+            KallsymsForm::RelativeBase,
+            KallsymsForm::PcRelative,
+        ] {
+            for unsorted in [false, true] {
+                if unsorted {
+                    // Not address order: the index must sort as the table does.
+                    syms.swap(10, 500);
+                    syms.swap(3, 699);
+                }
+                let t = encode_kallsyms(&syms, form, BASE);
+                let l = layout(&t);
+                let m = Flat {
+                    base: BASE,
+                    bytes: t.bytes,
+                };
+                let table = decode(&m, &l).unwrap();
+                let index = KallsymsIndex::build(&m, &l).unwrap();
+                assert_eq!(index.len(), table.len());
+                for (name, _, _) in &syms {
+                    assert_eq!(index.get(&m, name), table.get(name), "{form:?} {name}");
+                }
+                for probe in ["", "nope", "sched_", "x0", "qq249", "zzzz"] {
+                    assert_eq!(index.get(&m, probe), table.get(probe), "{probe:?}");
+                }
+                let lo = 0xffff_ffff_8100_0000u64;
+                for a in (lo - 0x80..lo + 0x40 * 240).step_by(0x1c).chain([
+                    lo + 0x40 * 233 + (1 << 20) - 1,
+                    lo + 0x40 * 233 + (1 << 20),
+                    u64::MAX,
+                    0,
+                ]) {
+                    assert_eq!(
+                        index.nearest(&m, Kva(a)),
+                        table.nearest(Kva(a)),
+                        "{form:?} unsorted={unsorted} {a:#x}"
+                    );
+                }
+                let whole = index.to_table(&m).unwrap();
+                assert!(whole.iter().eq(table.iter()));
+            }
+        }
+    }
+
+    #[test]
+    fn index_rejects_what_decode_rejects() {
+        let (m0, l) = setup(&["abc", "def"], KallsymsForm::PcRelative);
+        let mut m = Flat {
+            base: m0.base,
+            bytes: m0.bytes.clone(),
+        };
+        poke(&mut m, l.names, &[0]);
+        assert_eq!(
+            KallsymsIndex::build(&m, &l).unwrap_err(),
+            decode(&m, &l).unwrap_err()
+        );
+        let mut m = Flat {
+            base: m0.base,
+            bytes: m0.bytes.clone(),
+        };
+        poke(&mut m, l.num_syms, &0u32.to_le_bytes());
+        assert_eq!(
+            KallsymsIndex::build(&m, &l).unwrap_err(),
+            KallsymsError::BadCount(0)
+        );
+        let long = "y".repeat(MAX_NAME_LEN + 10);
+        let (m, l) = setup(&[&long], KallsymsForm::PcRelative);
+        assert_eq!(
+            KallsymsIndex::build(&m, &l).unwrap_err(),
+            decode(&m, &l).unwrap_err()
+        );
+        let (m, mut l) = setup(&["a"], KallsymsForm::PcRelative);
+        l.token_table = Kva(1);
+        assert!(matches!(
+            KallsymsIndex::build(&m, &l),
+            Err(KallsymsError::Read {
+                what: "kallsyms_token_table",
+                ..
+            })
+        ));
+        // Names running past the end of memory.
+        let (mut m, mut l) = setup(&["a"], KallsymsForm::PcRelative);
+        let end = m.base + m.bytes.len() as u64;
+        l.names = Kva(end - 2);
+        poke(&mut m, l.names, &[0x7f, 0x41]);
+        assert!(matches!(
+            KallsymsIndex::build(&m, &l),
+            Err(KallsymsError::Read {
+                what: "kallsyms_names",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn index_of_overwritten_names_answers_nothing_instead_of_garbage() {
+        let (m0, l) = setup(&["schedule", "init_task"], KallsymsForm::PcRelative);
+        let index = KallsymsIndex::build(&m0, &l).unwrap();
+        // Live memory changed after the index was built: entry lengths now point
+        // past the block.
+        let mut m = Flat {
+            base: m0.base,
+            bytes: m0.bytes.clone(),
+        };
+        poke(&mut m, l.names, &[0x7f]);
+        assert_eq!(index.get(&m, "schedule"), None);
+        assert!(index.to_table(&m).is_err());
     }
 
     #[test]

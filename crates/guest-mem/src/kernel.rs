@@ -10,12 +10,12 @@
 //! root (CR3) with a small per-`Kernel` cache of 4 KiB translations.
 
 use std::cell::Cell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::kallsyms::{self, KallsymsError, KallsymsLayout};
+use crate::kallsyms::{KallsymsError, KallsymsIndex, KallsymsLayout};
 use crate::phys::PhysMem;
 use crate::read::KvaReadExt;
-use crate::symbols::{NearestSymbol, SymbolTable};
+use crate::symbols::{NearestSymbol, Symbol, SymbolTable};
 use crate::vmcoreinfo::{VmcoreInfo, VmcoreInfoScan};
 use crate::x86::layout::{KERNEL_IMAGE_SIZE, START_KERNEL_MAP, default_page_offset, max_physmem};
 use crate::x86::paging::{PTE_ADDR_MASK, PagingMode, walk};
@@ -116,6 +116,19 @@ impl Tlb {
     }
 }
 
+/// Where symbols come from.
+#[derive(Clone)]
+enum Symbols {
+    /// A System.map (already shifted by KASLR).
+    Table(Arc<SymbolTable>),
+    /// kallsyms in guest memory, decoded on demand; `full` is the whole table,
+    /// decoded only when [`Kernel::symbols`] asks for it.
+    Kallsyms {
+        index: Arc<KallsymsIndex>,
+        full: Arc<OnceLock<SymbolTable>>,
+    },
+}
+
 /// A guest kernel's view of memory: translation, symbols, per-CPU data.
 ///
 /// Implements [`KvaRead`] (and so every [`KvaReadExt`] helper) and [`PhysRead`].
@@ -130,7 +143,7 @@ impl Tlb {
 pub struct Kernel {
     mem: PhysMem,
     info: Arc<VmcoreInfo>,
-    symbols: Arc<SymbolTable>,
+    symbols: Symbols,
     cpus: Arc<[CpuRegs]>,
     per_cpu: Arc<[u64]>,
     mode: PagingMode,
@@ -174,7 +187,7 @@ impl std::fmt::Debug for Kernel {
             .field("phys_base", &format_args!("{:#x}", self.phys_base))
             .field("kaslr", &format_args!("{:#x}", self.kaslr))
             .field("page_offset", &format_args!("{:#x}", self.page_offset))
-            .field("symbols", &self.symbols.len())
+            .field("symbols", &self.symbol_count())
             .field("cpus", &self.per_cpu.len())
             .finish()
     }
@@ -234,7 +247,7 @@ impl Kernel {
         let mut k = Kernel {
             mem,
             info: Arc::new(info),
-            symbols: Arc::new(SymbolTable::default()),
+            symbols: Symbols::Table(Arc::new(SymbolTable::default())),
             cpus: opts.cpus.into(),
             per_cpu: Arc::new([]),
             mode,
@@ -257,16 +270,18 @@ impl Kernel {
                 .and_then(|s| k.translate(Kva(s)).ok())
                 .or_else(|| k.cpus.first().map(|c| Gpa(c.cr3 & PTE_ADDR_MASK))),
         };
-        let symbols = match opts.system_map {
-            Some(map) => map.shifted(kaslr),
+        k.symbols = match opts.system_map {
+            Some(map) => Symbols::Table(Arc::new(map.shifted(kaslr))),
             None => {
                 let layout =
                     KallsymsLayout::from_vmcoreinfo(&k.info).ok_or(KernelError::NoKallsyms)?;
-                kallsyms::decode(&k, &layout)?
+                Symbols::Kallsyms {
+                    index: Arc::new(KallsymsIndex::build(&k, &layout)?),
+                    full: Arc::new(OnceLock::new()),
+                }
             }
         };
-        k.symbols = Arc::new(symbols);
-        if let Some(end) = k.symbols.lookup("_end")
+        if let Some(end) = k.symbol("_end")
             && end.0 > START_KERNEL_MAP
         {
             // Only the image is mapped there; round up to the 2 MiB pages it uses.
@@ -275,7 +290,7 @@ impl Kernel {
                 .saturating_mul(2 << 20)
                 .min(KERNEL_IMAGE_SIZE);
         }
-        k.page_offset = match k.symbols.lookup("page_offset_base") {
+        k.page_offset = match k.symbol("page_offset_base") {
             Some(sym) => {
                 let v = k.read_u64(sym).map_err(|source| KernelError::Mem {
                     what: "page_offset_base".into(),
@@ -307,10 +322,8 @@ impl Kernel {
     /// `nr_cpu_ids` entries of `__per_cpu_offset` (empty when either symbol is
     /// missing or unreadable: a uniprocessor kernel, or garbage).
     fn read_per_cpu_offsets(&self) -> Vec<u64> {
-        let (Some(nr), Some(arr)) = (
-            self.symbols.lookup("nr_cpu_ids"),
-            self.symbols.lookup("__per_cpu_offset"),
-        ) else {
+        let (Some(nr), Some(arr)) = (self.symbol("nr_cpu_ids"), self.symbol("__per_cpu_offset"))
+        else {
             return Vec::new();
         };
         let Ok(n) = self.read_u32(nr) else {
@@ -335,14 +348,40 @@ impl Kernel {
         self.info.osrelease().unwrap_or("")
     }
 
-    /// The symbol table.
+    /// The whole symbol table.
+    ///
+    /// With kallsyms this decodes every name on first call (tens of milliseconds and
+    /// megabytes for a real kernel; the result is shared by clones). Single lookups
+    /// ([`Kernel::symbol`], [`Kernel::nearest_symbol`], [`Kernel::symbol_info`]) never
+    /// need it. Empty when guest memory no longer decodes as it did at setup.
     pub fn symbols(&self) -> &SymbolTable {
-        &self.symbols
+        match &self.symbols {
+            Symbols::Table(t) => t,
+            Symbols::Kallsyms { index, full } => {
+                full.get_or_init(|| index.to_table(self).unwrap_or_default())
+            }
+        }
     }
 
-    /// The address of symbol `name`.
+    /// Number of symbols (without decoding them).
+    pub fn symbol_count(&self) -> usize {
+        match &self.symbols {
+            Symbols::Table(t) => t.len(),
+            Symbols::Kallsyms { index, .. } => index.len(),
+        }
+    }
+
+    /// The symbol `name` with its type letter (lowest address among duplicates).
+    pub fn symbol_info(&self, name: &str) -> Option<Symbol<'_>> {
+        match &self.symbols {
+            Symbols::Table(t) => t.get(name),
+            Symbols::Kallsyms { index, .. } => index.get(self, name),
+        }
+    }
+
+    /// The address of symbol `name` (lowest address among duplicates).
     pub fn symbol(&self, name: &str) -> Option<Kva> {
-        self.symbols.lookup(name)
+        self.symbol_info(name).map(|s| s.addr)
     }
 
     /// The address of symbol `name`, or [`KernelError::MissingSymbol`].
@@ -353,7 +392,10 @@ impl Kernel {
 
     /// The symbol containing `kva` and the offset into it.
     pub fn nearest_symbol(&self, kva: Kva) -> Option<NearestSymbol<'_>> {
-        self.symbols.nearest(kva)
+        match &self.symbols {
+            Symbols::Table(t) => t.nearest(kva),
+            Symbols::Kallsyms { index, .. } => index.nearest(self, kva),
+        }
     }
 
     /// Registers of each vCPU, as given.
@@ -413,8 +455,7 @@ impl Kernel {
     }
 
     /// The same kernel with other vCPU registers (the next freeze of the same boot):
-    /// no rescan, no kallsyms decode — `Kernel::new` costs ~0.1 s on a real guest,
-    /// this costs a clone. The translation cache starts empty.
+    /// no rescan, no kallsyms pass — this costs a clone. The translation cache starts empty.
     pub fn with_cpus(&self, cpus: Vec<CpuRegs>) -> Kernel {
         let mut k = self.clone();
         k.cpus = cpus.into();

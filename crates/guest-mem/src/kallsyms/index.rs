@@ -1,0 +1,438 @@
+//! Symbol lookups served straight from the kernel's kallsyms tables, without decoding
+//! and storing every name.
+//!
+//! Decoding ~200k names into a table sorted twice (by address, by name) cost most of a
+//! whole-vmcore dump (about 100 ms and 15 MB), while a dump asks for a few dozen names
+//! and a few hundred addresses. [`KallsymsIndex::build`] makes one pass over
+//! `kallsyms_names` that expands no token: it checks every entry as the eager decoder
+//! does, remembers where every 256th entry starts (the kernel's own `kallsyms_markers`
+//! idea, recomputed so that no table beyond VMCOREINFO's is trusted), and hashes each
+//! name from per-token hash parts (a polynomial hash composes over concatenation:
+//! `H(a ‖ b) = H(a)·B^|b| + H(b)`). Names are expanded only on demand, a block of 256
+//! at a time, cached for the index's lifetime so lookups can lend `&str`s.
+//!
+//! The answers equal those of [`SymbolTable`] built from the same tables: by name the
+//! lowest address (then the first in kallsyms order) among duplicates; by address the
+//! last symbol at or below it in (stable) address order, `None` more than 1 MiB past the
+//! last symbol.
+
+use std::sync::OnceLock;
+
+use super::{KallsymsError, KallsymsLayout, Stream, decode_addresses, read_u32, read_upto};
+use crate::symbols::SymbolTableBuilder;
+use crate::symbols::{MAX_NAME_LEN, MAX_SYMBOLS, NearestSymbol, Symbol, SymbolTable};
+use crate::{Kva, KvaRead, MemError};
+
+/// Multiplier of the polynomial name hash (odd, so powers never vanish mod 2^64).
+const HASH_BASE: u64 = 0x0000_0100_0000_01b3;
+/// Entries per name block (as the kernel's markers).
+const BLOCK: usize = 256;
+/// Past the last symbol, addresses this far off still belong to it.
+const TAIL: u64 = 1 << 20;
+
+/// One token's expansion and its hash parts.
+#[derive(Clone, Copy, Default)]
+struct TokenHash {
+    /// `B^len`: what the hash so far is multiplied by when this token follows.
+    mul: u64,
+    /// `H(expansion)`.
+    add: u64,
+    /// `H(expansion[1..])`: the token that starts a name carries the type letter.
+    first_add: u64,
+    len: u16,
+    ascii: bool,
+}
+
+/// The token table: 256 expansions in one buffer.
+struct Tokens {
+    bytes: Vec<u8>,
+    /// `(start, len)` of each token in `bytes`.
+    spans: [(u32, u16); 256],
+    hash: [TokenHash; 256],
+}
+
+impl Tokens {
+    fn read<R: KvaRead + ?Sized>(r: &R, layout: &KallsymsLayout) -> Result<Tokens, KallsymsError> {
+        let rd = |what| move |source| KallsymsError::Read { what, source };
+        let mut idx_bytes = [0u8; 512];
+        r.read_kva(layout.token_index, &mut idx_bytes)
+            .map_err(rd("kallsyms_token_index"))?;
+        let index: Vec<usize> = idx_bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
+            .collect();
+        let max_idx = index.iter().copied().max().unwrap_or(0);
+        let table =
+            read_upto(r, layout.token_table, max_idx + 256).map_err(rd("kallsyms_token_table"))?;
+        let mut t = Tokens {
+            bytes: Vec::with_capacity(table.len()),
+            spans: [(0, 0); 256],
+            hash: [TokenHash::default(); 256],
+        };
+        for (tok, &i) in index.iter().enumerate() {
+            let rest = table
+                .get(i..)
+                .ok_or(KallsymsError::BadToken { token: tok })?;
+            let end = rest
+                .iter()
+                .position(|&b| b == 0)
+                .ok_or(KallsymsError::BadToken { token: tok })?;
+            let exp = &rest[..end];
+            // `read_upto` read at most 64 KiB + 256, so a token fits 16 bits.
+            t.spans[tok] = (t.bytes.len() as u32, end as u16);
+            t.bytes.extend_from_slice(exp);
+            t.hash[tok] = TokenHash {
+                mul: exp.iter().fold(1u64, |m, _| m.wrapping_mul(HASH_BASE)),
+                add: hash_bytes(0, exp),
+                first_add: hash_bytes(0, exp.get(1..).unwrap_or(&[])),
+                len: end as u16,
+                ascii: exp.is_ascii(),
+            };
+        }
+        Ok(t)
+    }
+
+    #[inline]
+    fn expansion(&self, t: u8) -> &[u8] {
+        let (s, l) = self.spans[usize::from(t)];
+        &self.bytes[s as usize..s as usize + l as usize]
+    }
+}
+
+#[inline]
+fn hash_bytes(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| {
+        h.wrapping_mul(HASH_BASE).wrapping_add(u64::from(b))
+    })
+}
+
+/// Final mix (splitmix64's), so that bucket bits depend on every byte.
+#[inline]
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// 256 consecutive names, expanded.
+struct Block {
+    text: String,
+    /// End of each name in `text` (a name starts where the previous one ends).
+    ends: Vec<u32>,
+    kinds: Vec<u8>,
+}
+
+impl Block {
+    fn name(&self, i: usize) -> Option<(&str, char)> {
+        let end = *self.ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        // As `SymbolTableBuilder::push`: a type letter outside ASCII reads as `?`.
+        let k = self.kinds[i];
+        let kind = if k.is_ascii() { char::from(k) } else { '?' };
+        Some((self.text.get(start..end)?, kind))
+    }
+}
+
+/// Lazily decoded kallsyms: see the module documentation.
+pub struct KallsymsIndex {
+    names: Kva,
+    names_len: u64,
+    tokens: Tokens,
+    /// Address of each symbol, in kallsyms order.
+    addrs: Vec<u64>,
+    /// Symbol indices in stable address order, only when kallsyms order is not
+    /// already sorted by address (it is in every real kernel).
+    by_addr: Option<Vec<u32>>,
+    /// Offset in `kallsyms_names` of entries `0, 256, 512, ...`.
+    markers: Vec<u64>,
+    /// Hash tag of each symbol's name.
+    tags: Vec<u32>,
+    /// `order[buckets[b]..buckets[b + 1]]`: symbols whose hash falls in bucket `b`,
+    /// in kallsyms order.
+    buckets: Vec<u32>,
+    order: Vec<u32>,
+    bucket_shift: u32,
+    blocks: Box<[OnceLock<Option<Block>>]>,
+}
+
+impl std::fmt::Debug for KallsymsIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KallsymsIndex")
+            .field("symbols", &self.addrs.len())
+            .field("names", &self.names)
+            .field("names_len", &self.names_len)
+            .finish()
+    }
+}
+
+impl KallsymsIndex {
+    /// Reads and checks the tables (the same checks and errors as [`super::decode`]),
+    /// expanding no name. Bounded: at most [`MAX_SYMBOLS`] entries of at most
+    /// [`MAX_NAME_LEN`] bytes.
+    pub fn build<R: KvaRead + ?Sized>(
+        r: &R,
+        layout: &KallsymsLayout,
+    ) -> Result<KallsymsIndex, KallsymsError> {
+        let rd = |what| move |source| KallsymsError::Read { what, source };
+        let n = read_u32(r, layout.num_syms).map_err(rd("kallsyms_num_syms"))? as usize;
+        if n == 0 || n > MAX_SYMBOLS {
+            return Err(KallsymsError::BadCount(n as u64));
+        }
+        let tokens = Tokens::read(r, layout)?;
+        let addrs = decode_addresses(r, &layout.addrs, n)?;
+
+        let mut markers = Vec::with_capacity(n.div_ceil(BLOCK));
+        let mut tags = Vec::with_capacity(n);
+        let mut stream = Stream::new(r, layout.names);
+        let mut off = 0u64;
+        let mut entry = Vec::with_capacity(64);
+        let th = &tokens.hash;
+        for i in 0..n {
+            if i % BLOCK == 0 {
+                markers.push(off);
+            }
+            let b0 = stream.byte().map_err(rd("kallsyms_names"))?;
+            let len = if b0 & 0x80 != 0 {
+                let b1 = stream.byte().map_err(rd("kallsyms_names"))?;
+                off += 2;
+                usize::from(b0 & 0x7f) | (usize::from(b1) << 7)
+            } else {
+                off += 1;
+                usize::from(b0)
+            };
+            if len == 0 {
+                return Err(bad(i, "zero-length entry"));
+            }
+            off += len as u64;
+            entry.clear();
+            let mut total = 0usize;
+            let mut h = 0u64;
+            let mut started = false;
+            let mut ascii = true;
+            for _ in 0..len {
+                let t = stream.byte().map_err(rd("kallsyms_names"))?;
+                entry.push(t);
+                let p = &th[usize::from(t)];
+                total += usize::from(p.len);
+                if total > MAX_NAME_LEN + 1 {
+                    return Err(bad(i, "longer than KSYM_NAME_LEN"));
+                }
+                ascii &= p.ascii;
+                if started {
+                    h = h.wrapping_mul(p.mul).wrapping_add(p.add);
+                } else if p.len > 0 {
+                    // The first expanded byte is the type letter, not part of the name.
+                    started = true;
+                    h = p.first_add;
+                }
+            }
+            if total == 0 {
+                return Err(bad(i, "empty expansion"));
+            }
+            if !ascii {
+                let mut full = Vec::with_capacity(total);
+                for &t in &entry {
+                    full.extend_from_slice(tokens.expansion(t));
+                }
+                std::str::from_utf8(&full[1..]).map_err(|_| bad(i, "not UTF-8"))?;
+            }
+            tags.push(mix(h));
+        }
+
+        // Counting sort of the symbols into about one bucket per symbol.
+        let bits = (usize::BITS - (n - 1).leading_zeros()).max(1);
+        let bucket_shift = 64 - bits;
+        let mut buckets = vec![0u32; (1usize << bits) + 1];
+        for &t in &tags {
+            buckets[(t >> bucket_shift) as usize + 1] += 1;
+        }
+        for b in 1..buckets.len() {
+            buckets[b] += buckets[b - 1];
+        }
+        let mut fill = buckets.clone();
+        let mut order = vec![0u32; n];
+        for (i, &t) in tags.iter().enumerate() {
+            let slot = &mut fill[(t >> bucket_shift) as usize];
+            order[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+        drop(fill);
+        let tags: Vec<u32> = tags.into_iter().map(|t| t as u32).collect();
+
+        let by_addr = if addrs.is_sorted() {
+            None
+        } else {
+            let mut v: Vec<u32> = (0..n as u32).collect();
+            // Stable: symbols at one address keep kallsyms order, as in `SymbolTable`.
+            v.sort_by_key(|&i| addrs[i as usize]);
+            Some(v)
+        };
+        let blocks = (0..markers.len()).map(|_| OnceLock::new()).collect();
+        Ok(KallsymsIndex {
+            names: layout.names,
+            names_len: off,
+            tokens,
+            addrs,
+            by_addr,
+            markers,
+            tags,
+            buckets,
+            order,
+            bucket_shift,
+            blocks,
+        })
+    }
+
+    /// Number of symbols.
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    /// Whether there are none (never, for a built index).
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    /// The expanded block `b`, decoded on first use. `None` when guest memory no longer
+    /// reads or decodes as it did when the index was built (live memory overwritten).
+    fn block<R: KvaRead + ?Sized>(&self, r: &R, b: usize) -> Option<&Block> {
+        self.blocks
+            .get(b)?
+            .get_or_init(|| self.decode_block(r, b).ok())
+            .as_ref()
+    }
+
+    fn decode_block<R: KvaRead + ?Sized>(&self, r: &R, b: usize) -> Result<Block, MemError> {
+        let start = self.markers[b];
+        let end = self.markers.get(b + 1).copied().unwrap_or(self.names_len);
+        let count = (self.addrs.len() - b * BLOCK).min(BLOCK);
+        let mut raw = vec![0u8; (end - start) as usize];
+        r.read_kva(Kva(self.names.0.wrapping_add(start)), &mut raw)?;
+        let corrupt = MemError::Untranslatable {
+            kva: self.names,
+            why: "kallsyms_names changed since it was indexed",
+        };
+        let mut blk = Block {
+            text: String::with_capacity(raw.len() * 3),
+            ends: Vec::with_capacity(count),
+            kinds: Vec::with_capacity(count),
+        };
+        let mut pos = 0usize;
+        let mut name = Vec::with_capacity(64);
+        for _ in 0..count {
+            let b0 = *raw.get(pos).ok_or(corrupt.clone())?;
+            let len = if b0 & 0x80 != 0 {
+                let b1 = *raw.get(pos + 1).ok_or(corrupt.clone())?;
+                pos += 2;
+                usize::from(b0 & 0x7f) | (usize::from(b1) << 7)
+            } else {
+                pos += 1;
+                usize::from(b0)
+            };
+            let toks = raw.get(pos..pos + len).ok_or(corrupt.clone())?;
+            pos += len;
+            name.clear();
+            for &t in toks {
+                name.extend_from_slice(self.tokens.expansion(t));
+                if name.len() > MAX_NAME_LEN + 1 {
+                    return Err(corrupt);
+                }
+            }
+            let (&kind, rest) = name.split_first().ok_or(corrupt.clone())?;
+            blk.text
+                .push_str(std::str::from_utf8(rest).map_err(|_| corrupt.clone())?);
+            blk.ends.push(blk.text.len() as u32);
+            blk.kinds.push(kind);
+        }
+        Ok(blk)
+    }
+
+    /// Symbol number `i` (kallsyms order).
+    fn symbol_at<R: KvaRead + ?Sized>(&self, r: &R, i: usize) -> Option<Symbol<'_>> {
+        let (name, kind) = self.block(r, i / BLOCK)?.name(i % BLOCK)?;
+        Some(Symbol {
+            name,
+            addr: Kva(*self.addrs.get(i)?),
+            kind,
+        })
+    }
+
+    /// The symbol `name`: the lowest address among duplicates (then the first in
+    /// kallsyms order), as [`SymbolTable::get`].
+    pub fn get<R: KvaRead + ?Sized>(&self, r: &R, name: &str) -> Option<Symbol<'_>> {
+        let t = mix(hash_bytes(0, name.as_bytes()));
+        let b = (t >> self.bucket_shift) as usize;
+        let t = t as u32;
+        let (lo, hi) = (*self.buckets.get(b)?, *self.buckets.get(b + 1)?);
+        let mut best: Option<Symbol<'_>> = None;
+        for &i in self.order.get(lo as usize..hi as usize)? {
+            if self.tags[i as usize] != t {
+                continue;
+            }
+            if let Some(s) = self.symbol_at(r, i as usize)
+                && s.name == name
+                && best.is_none_or(|b| s.addr < b.addr)
+            {
+                best = Some(s);
+            }
+        }
+        best
+    }
+
+    /// The symbol at or below `addr`, as [`SymbolTable::nearest`].
+    pub fn nearest<R: KvaRead + ?Sized>(&self, r: &R, addr: Kva) -> Option<NearestSymbol<'_>> {
+        let n = self.addrs.len();
+        let (pos, sym) = match &self.by_addr {
+            None => {
+                let p = self.addrs.partition_point(|&a| a <= addr.0);
+                (p, p.checked_sub(1)?)
+            }
+            Some(v) => {
+                let p = v.partition_point(|&i| self.addrs[i as usize] <= addr.0);
+                (p, *v.get(p.checked_sub(1)?)? as usize)
+            }
+        };
+        let at = self.addrs[sym];
+        if pos == n && addr.0 - at >= TAIL {
+            return None;
+        }
+        Some(NearestSymbol {
+            symbol: self.symbol_at(r, sym)?,
+            offset: addr.0 - at,
+        })
+    }
+
+    /// Every symbol decoded into a [`SymbolTable`] (what [`super::decode`] returns),
+    /// without keeping the blocks.
+    pub fn to_table<R: KvaRead + ?Sized>(&self, r: &R) -> Result<SymbolTable, KallsymsError> {
+        let mut out = SymbolTableBuilder::new();
+        for b in 0..self.blocks.len() {
+            let owned;
+            let blk = match self.blocks[b].get() {
+                Some(Some(blk)) => blk,
+                _ => {
+                    owned = self
+                        .decode_block(r, b)
+                        .map_err(|source| KallsymsError::Read {
+                            what: "kallsyms_names",
+                            source,
+                        })?;
+                    &owned
+                }
+            };
+            for j in 0..blk.ends.len() {
+                let (name, kind) = blk
+                    .name(j)
+                    .ok_or_else(|| bad(b * BLOCK + j, "changed since it was indexed"))?;
+                out.push(name, Kva(self.addrs[b * BLOCK + j]), kind)?;
+            }
+        }
+        Ok(out.build())
+    }
+}
+
+fn bad(index: usize, why: &'static str) -> KallsymsError {
+    KallsymsError::BadName { index, why }
+}
