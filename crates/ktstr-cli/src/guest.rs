@@ -7,7 +7,9 @@
 //!   kernel prints its banner, else TCG).
 //! - `kvm`: the native engine (`freeze::kvm`), no probe: the run itself tells. A host whose
 //!   KVM cannot run the kernel (e.g. an instruction its emulator does not handle) ends the
-//!   run with a placeholder report ([`GuestExitInfo::engine_fault`]) and exit code 3.
+//!   run with a placeholder report ([`GuestExitInfo::engine_fault`]) and exit code 3. No
+//!   usable `/dev/kvm` at all (or a VM the VMM cannot create) is exit code 3 with no
+//!   report: no guest ever ran.
 //! - `auto`: the native engine only when [`probe_native`] boots the kernel to its banner
 //!   within [`NATIVE_PROBE_BUDGET`]; QEMU otherwise (as `qemu`). Should the native engine
 //!   then still fail with an engine fault before anything was captured, the run starts
