@@ -25,7 +25,10 @@ use freeze::lab::{
 use freeze::qemu::{QemuConfig, QemuEngine};
 use freeze::{Engine, FreezeOutcome};
 use guest_mem::{Kernel as GuestKernel, KernelOptions, Kva, KvaReadExt, PhysMem};
+use scx_walk::lists::CoreOffsets;
 use scx_walk::render::BtfRenderer;
+use scx_walk::stackscan::StackScanner;
+use scx_walk::tasks::{TaskOffsets, all_tasks};
 use scx_walk::{CaptureOptions, Kernel, Target};
 use serde_json::Value;
 
@@ -487,4 +490,101 @@ fn scx_maps_agree_with_guest_and_scheduler() {
     check_cgroup_storage(&r, &log, &frozen);
     check_prog_array(&r, &log);
     engine.thaw().expect("thaw");
+}
+
+/// Boots the guest and waits until it printed its view.
+fn booted() -> Option<QemuEngine> {
+    let (lab, kernel) = lab()?;
+    let engine = boot(&lab, &kernel, &spec());
+    if let Err(e) = engine.console().wait_contains(
+        Default::default(),
+        Duration::from_secs(600),
+        &format!("KTSTR-END {LAST_VIEW}"),
+    ) {
+        panic!(
+            "waiting for the guest's view: {e:?}\n--- console tail ---\n{}",
+            engine.console_tail()
+        );
+    }
+    Some(engine)
+}
+
+/// Tasks of the frozen guest with this comm.
+fn tasks_named(f: &Frozen, comm: &str) -> Vec<Kva> {
+    let k = f.kernel();
+    let core = CoreOffsets::resolve(k.types).expect("core offsets");
+    let to = TaskOffsets::resolve(k.types).expect("task offsets");
+    let (all, _) = all_tasks(&k, &core, &to, 4096).expect("task list");
+    all.into_iter()
+        .filter(|t| {
+            k.cstr(Kva(t.0 + to.comm), 16, "comm")
+                .is_ok_and(|c| c == comm)
+        })
+        .collect()
+}
+
+/// The stack scan on real stacks: a task sleeping in `nanosleep` shows the nanosleep path
+/// under `schedule`; writers contending on one pipe's mutex are found in a lock slow path
+/// (`lock_slowpath_match`) in at least one of several freezes.
+#[test]
+fn scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
+    let Some(mut engine) = booted() else { return };
+    let f = engine.freeze(Duration::from_secs(10)).expect("freeze");
+    let frozen = Frozen::new(&engine, &f);
+    let k = frozen.kernel();
+    let sleepers = tasks_named(&frozen, "sleep");
+    assert!(!sleepers.is_empty(), "no sleep task");
+    let sc = StackScanner::new(&k).expect("stack scanner");
+    for t in &sleepers {
+        let st = sc.scan(*t).expect("scan").expect("saved stack");
+        let syms = st.symbols();
+        eprintln!("sleep {:#x}: {} words, frames {syms:?}", t.0, st.words);
+        assert!(
+            syms.iter()
+                .any(|s| s.starts_with("do_nanosleep") || s.starts_with("hrtimer_nanosleep")),
+            "no nanosleep frame: {syms:?}"
+        );
+        assert!(syms.iter().any(|s| s.starts_with("schedule")), "{syms:?}");
+        assert_eq!(
+            st.lock_slowpath(),
+            None,
+            "a sleeper holds no lock: {syms:?}"
+        );
+    }
+    engine.thaw().expect("thaw");
+
+    // Later freezes reuse the kernel view (symbols, BTF) on the live RAM mapping; task
+    // stacks come and go, so no cached translation may outlive a freeze.
+    frozen.k.set_translation_cache(false);
+    let mut found = None;
+    for attempt in 1..=100 {
+        std::thread::sleep(Duration::from_millis(100));
+        let f = engine.freeze(Duration::from_secs(10)).expect("freeze");
+        let r = frozen.capture(&f);
+        engine.thaw().expect("thaw");
+        let yes: Vec<(i32, &str)> = r
+            .task_enrichments
+            .iter()
+            .filter(|t| t.comm == "yes")
+            .map(|t| (t.pid, t.lock_slowpath_match.as_str()))
+            .collect();
+        eprintln!("freeze {attempt}: yes tasks {yes:?}");
+        assert_eq!(yes.len(), 4, "four writers");
+        // Only names of the documented list are ever claimed.
+        for t in &r.task_enrichments {
+            if !t.lock_slowpath_match.is_empty() {
+                assert!(
+                    scx_walk::stackscan::LOCK_SLOWPATHS.contains(&t.lock_slowpath_match.as_str()),
+                    "{t:?}"
+                );
+            }
+        }
+        if let Some((pid, m)) = yes.iter().find(|(_, m)| !m.is_empty()) {
+            found = Some((attempt, *pid, m.to_string()));
+            break;
+        }
+    }
+    let (attempt, pid, m) = found.expect("no pipe writer found in a lock slow path in 100 freezes");
+    eprintln!("freeze {attempt}: yes {pid} in {m}");
+    assert!(m.contains("mutex"), "pipe writers wait on pipe->mutex: {m}");
 }

@@ -19,7 +19,8 @@ use crate::progs::{ProgOffsets, is_struct_ops, prog_kvas, runtime_stats, used_ma
 use crate::psi::{PsiOffsets, cgroup_psi};
 use crate::rq::{RqOffsets, rq_state, runqueues};
 use crate::sched::{EventOffsets, SchedOffsets, sample_events, sched_state, scx_root};
-use crate::tasks::{TASK_CAP, TaskOffsets, all_tasks, enrich_all};
+use crate::stackscan::StackScanner;
+use crate::tasks::{TASK_CAP, TaskOffsets, all_tasks, enrich_all_with};
 use crate::{reasons, sdt};
 
 /// The frozen guest to capture.
@@ -248,10 +249,19 @@ pub fn capture(target: &Target<'_>, opts: &CaptureOptions) -> CaptureOutput {
     match TaskOffsets::resolve(k.types) {
         Ok(to) => {
             let mut first: Vec<Kva> = Vec::new();
+            // lock_slowpath_match: running tasks are scanned from their vCPU's registers
+            // (CPU n = vCPU n).
+            let mut stacks = StackScanner::new(&k)
+                .inspect_err(|e| log.push(format!("{}{e}", reasons::NO_STACK_SCAN_PREFIX)))
+                .ok();
             if let Ok(rqo) = &rqo {
-                for rq in &rqs {
+                for (cpu, rq) in rqs.iter().enumerate() {
                     if let Ok(c) = k.ptr(Kva(rq.0.wrapping_add(rqo.curr)), "rq.curr") {
                         first.push(c);
+                        if let Some(sc) = stacks.as_mut() {
+                            let regs = target.vcpu_regs.get(cpu).copied().flatten();
+                            sc.set_running(c, cpu as u32, regs);
+                        }
                     }
                 }
             }
@@ -273,8 +283,15 @@ pub fn capture(target: &Target<'_>, opts: &CaptureOptions) -> CaptureOutput {
                     Vec::new()
                 }
             };
-            let (tasks, failed, stopped) =
-                enrich_all(&k, &to, first, rest, opts.caps.tasks, &|| clock.passed());
+            let (tasks, failed, stopped) = enrich_all_with(
+                &k,
+                &to,
+                first,
+                rest,
+                opts.caps.tasks,
+                &|| clock.passed(),
+                stacks.as_ref(),
+            );
             if failed > 0 {
                 log.push(format!("{failed} tasks unreadable"));
             }

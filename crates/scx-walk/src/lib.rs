@@ -61,7 +61,10 @@
 //! - `vcpu_perf_at_freeze` is absent; the capture log says why
 //!   ([`reasons::NO_VCPU_PERF`]).
 //! - `RqScxState.ops_qseq` is 0 on kernels that keep `ops_qseq` per task (7.x).
-//! - `TaskEnrichment.lock_slowpath_match` is empty: no stack matching is done.
+//! - `TaskEnrichment.lock_slowpath_match` names the innermost lock slow path
+//!   ([`stackscan::LOCK_SLOWPATHS`]) found on the task's kernel stack: the saved stack
+//!   for a task off CPU, the vCPU's RIP/RSP for a running one; empty otherwise
+//!   ([`stackscan`] states the semantics).
 //! - Task-local storage entries are keyed by the owner's address (`key_hex`).
 //! - `active_obj_name` is the name of the struct_ops map the attached scheduler came
 //!   from (its `sched_ext_ops.name` equals `scx_root->ops.name`); `active_map_kvas` are
@@ -88,6 +91,7 @@ pub mod render;
 pub mod rq;
 pub mod sched;
 pub mod sdt;
+pub mod stackscan;
 pub mod tasks;
 #[cfg(test)]
 mod testutil;

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `per_node_numa_unavailable` | [`NUMA_NO_NODES`] · [`NUMA_FAILED_PREFIX`]`{error}` |
 //! | `sdt_alloc_unavailable` | [`SDT_WALK_UNSUPPORTED`] (plus the wire format's own) |
-//! | capture log | [`NO_VCPU_PERF`] |
+//! | capture log | [`NO_VCPU_PERF`] · [`NO_STACK_SCAN_PREFIX`]`{error}` |
 //!
 //! `probe_counters` is always absent: this project runs no in-guest probe program.
 //! `RqScxState.ops_qseq` is 0 on kernels without `scx_rq.ops_qseq` (7.x keep it per
@@ -22,3 +22,6 @@ pub const SDT_WALK_UNSUPPORTED: &str =
 /// Logged for every capture: host perf counters of vCPU threads are not sampled.
 pub const NO_VCPU_PERF: &str =
     "vcpu_perf_at_freeze absent: host perf counters of vCPU threads are not sampled";
+/// Logged when kernel stacks cannot be scanned (`lock_slowpath_match` stays empty for
+/// every task); the error follows.
+pub const NO_STACK_SCAN_PREFIX: &str = "lock_slowpath_match empty: kernel stacks not scanned: ";

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::kernel::{Kernel, KernelTypes};
 use crate::lists::{CoreOffsets, list_nodes};
 use crate::offsets::Resolver;
+use crate::stackscan::StackScanner;
 
 /// Default cap on enriched tasks.
 pub const TASK_CAP: usize = 4096;
@@ -206,6 +207,7 @@ pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichme
             String::new()
         },
         sched_class,
+        // Filled by `enrich_all_with` from the task's kernel stack.
         lock_slowpath_match: String::new(),
         core_cookie: match o.core_cookie {
             Some(off) => k.u64(f(off)?, "task.core_cookie").unwrap_or(0),
@@ -220,6 +222,7 @@ pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichme
 
 /// Enriches `first` (tasks the dump refers to) then `rest`, deduplicated, up to `cap`.
 /// Entries that fail to read, or whose pid is negative, are skipped and counted.
+/// `lock_slowpath_match` stays empty (see [`enrich_all_with`]).
 pub fn enrich_all(
     k: &Kernel<'_>,
     o: &TaskOffsets,
@@ -227,6 +230,20 @@ pub fn enrich_all(
     rest: impl IntoIterator<Item = Kva>,
     cap: usize,
     deadline_passed: &dyn Fn() -> bool,
+) -> (Vec<TaskEnrichment>, usize, bool) {
+    enrich_all_with(k, o, first, rest, cap, deadline_passed, None)
+}
+
+/// [`enrich_all`], with `lock_slowpath_match` filled from each task's kernel stack when
+/// a [`StackScanner`] is given (see [`crate::stackscan`]).
+pub fn enrich_all_with(
+    k: &Kernel<'_>,
+    o: &TaskOffsets,
+    first: impl IntoIterator<Item = Kva>,
+    rest: impl IntoIterator<Item = Kva>,
+    cap: usize,
+    deadline_passed: &dyn Fn() -> bool,
+    stacks: Option<&StackScanner<'_>>,
 ) -> (Vec<TaskEnrichment>, usize, bool) {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -245,7 +262,12 @@ pub fn enrich_all(
             break;
         }
         match enrich(k, o, t) {
-            Ok(e) if e.pid >= 0 => out.push(e),
+            Ok(mut e) if e.pid >= 0 => {
+                if let Some(sc) = stacks {
+                    e.lock_slowpath_match = sc.lock_slowpath_match(t);
+                }
+                out.push(e)
+            }
             _ => failed += 1,
         }
     }
