@@ -212,6 +212,20 @@ fn assert_early_snapshot(d: &DualFailureDumpReport, stderr: &str, victim_pid: i3
             .any(|t| t.pid == victim_pid && t.comm == "ktstr-victim"),
         "the victim is enriched in the early snapshot"
     );
+    // Event samples go on after the early snapshot: its running samples (all but the
+    // last, taken at its freeze) begin the late timeline, which has more.
+    let (et, lt) = (
+        &early.event_counter_timeline,
+        &d.late.event_counter_timeline,
+    );
+    assert!(
+        !et.is_empty() && lt.len() > et.len(),
+        "{} / {}",
+        et.len(),
+        lt.len()
+    );
+    assert_eq!(et[..et.len() - 1], lt[..et.len() - 1]);
+    assert!(lt.last().unwrap().elapsed_ms > et.last().unwrap().elapsed_ms);
     let line = format!("early snapshot: oldest runnable pid {victim_pid} on CPU ");
     assert!(
         stderr.contains(&line),
