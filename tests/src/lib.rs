@@ -6,6 +6,11 @@
 //! test suite produces is held to the published contract, not only to what the Rust types
 //! happen to accept. Add `e2e-tests = { path = "../../tests" }` to a crate's
 //! `[dev-dependencies]` to use it.
+//!
+//! [`guest`] is the shared set-up of the tests that boot a real sched_ext guest under QEMU
+//! (lab, boot, waits, freeze, capture, the guest's own view and the assertions against it).
+
+pub mod guest;
 
 use std::sync::OnceLock;
 

@@ -1,0 +1,136 @@
+//! Guest RAM read as a kernel with its BTF, and the capture on it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use btf_walk::Btf;
+use dump_schema::FailureDumpReport;
+use freeze::watch::ExitKindTrigger;
+use freeze::{CpuRegs, GuestRam};
+use guest_mem::{Kernel as GuestKernel, KernelOptions, Kva, KvaReadExt, PhysMem};
+use scx_walk::render::BtfRenderer;
+use scx_walk::{CaptureOptions, CaptureOutput, Kernel, Target, TriggerLocation};
+
+/// A guest's RAM (live or frozen) as a kernel, its BTF (read from the guest's own
+/// `__start_BTF..__stop_BTF`), and the vCPU registers of the freeze it was taken at
+/// (empty for a live view).
+pub struct KernelView {
+    pub k: GuestKernel,
+    pub btf: Btf,
+    pub vcpus: Vec<Option<CpuRegs>>,
+}
+
+impl KernelView {
+    /// Finds the kernel in `ram` (VMCOREINFO by scan) and loads its BTF. `vcpus` (from a
+    /// freeze) give the page-table roots and per-CPU registers; pass `&[]` for a running
+    /// guest.
+    pub fn new(ram: &GuestRam, vcpus: &[Option<CpuRegs>]) -> KernelView {
+        let phys = PhysMem::from_guest_memory(ram).expect("mapping guest RAM");
+        let opts = KernelOptions {
+            cpus: vcpus.iter().flatten().copied().collect(),
+            ..Default::default()
+        };
+        let k = GuestKernel::new(phys, opts).expect("finding the kernel in guest RAM");
+        let start = k.require_symbol("__start_BTF").expect("__start_BTF");
+        let stop = k.require_symbol("__stop_BTF").expect("__stop_BTF");
+        let btf = Btf::from_guest(&k, start, stop).expect("loading BTF from guest memory");
+        KernelView {
+            k,
+            btf,
+            vcpus: vcpus.to_vec(),
+        }
+    }
+
+    /// The scx-walk view of this kernel.
+    pub fn kernel(&self) -> Kernel<'_> {
+        Kernel {
+            mem: &self.k,
+            syms: &self.k,
+            types: &self.btf,
+        }
+    }
+
+    /// `scx_walk::capture` with the real adapters (BTF renderer, this view's registers).
+    /// Prints the phase times and the capture log, and checks that the report's JSON
+    /// validates against `schema/any.json`.
+    pub fn capture(&self, opts: &CaptureOptions) -> CaptureOutput {
+        let renderer = BtfRenderer::new(&self.btf);
+        let target = Target {
+            kernel: self.kernel(),
+            renderer: Some(&renderer),
+            vcpu_regs: self.vcpus.clone(),
+        };
+        let out = scx_walk::capture(&target, opts);
+        for p in &out.phases {
+            eprintln!(
+                "capture phase {:<16} {:>8.2} ms",
+                p.name,
+                p.elapsed.as_secs_f64() * 1e3
+            );
+        }
+        for l in &out.log {
+            eprintln!("capture log: {l}");
+        }
+        let json = out.report.to_json().expect("serializing the report");
+        crate::validate_report_json(&json).expect("the dump validates against the schema");
+        out
+    }
+
+    /// Where the scheduler's exit kind lives, resolved through symbols and BTF.
+    pub fn trigger_location(&self) -> TriggerLocation {
+        TriggerLocation::resolve(&self.kernel()).expect("resolving the trigger location")
+    }
+
+    /// The watch trigger for any error exit (`exit_kind >= SCX_EXIT_ERROR`).
+    pub fn error_exit_trigger(&self) -> ExitKindTrigger {
+        let t = self.trigger_location();
+        ExitKindTrigger::error_exit(t.scx_root, t.exit_kind_offset, t.exit_info)
+    }
+
+    /// The current exit kind (for failure messages): `Ok(None)` with no scheduler.
+    pub fn error_exit_kind_now(&self) -> Result<Option<u32>, String> {
+        self.trigger_location()
+            .read_exit_kind(&self.kernel())
+            .map_err(|e| e.to_string())
+    }
+
+    /// `offsetof` a BTF member path (`task_struct.pid`).
+    pub fn offset(&self, path: &str) -> u64 {
+        self.btf
+            .offset_of(path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The `u32` member `path` of the object at `base`.
+    pub fn u32_at(&self, base: u64, path: &str) -> u32 {
+        self.k
+            .read_u32(Kva(base + self.offset(path)))
+            .unwrap_or_else(|e| panic!("reading {path} at {base:#x}: {e}"))
+    }
+
+    /// The `u64` member `path` of the object at `base`.
+    pub fn u64_at(&self, base: u64, path: &str) -> u64 {
+        self.k
+            .read_u64(Kva(base + self.offset(path)))
+            .unwrap_or_else(|e| panic!("reading {path} at {base:#x}: {e}"))
+    }
+
+    /// The pid of every task a report names by address (runqueues' runnable lists and
+    /// DSQs), read from this frozen guest: dumps name tasks by `task_struct` address.
+    /// Addresses that do not read are left out.
+    pub fn pids_of_report_tasks(&self, r: &FailureDumpReport) -> BTreeMap<u64, i32> {
+        let pid_off = self.offset("task_struct.pid");
+        let mut kvas: BTreeSet<u64> = BTreeSet::new();
+        for rq in &r.rq_scx_states {
+            kvas.extend(&rq.runnable_task_kvas);
+        }
+        for d in &r.dsq_states {
+            kvas.extend(&d.task_kvas);
+        }
+        kvas.into_iter()
+            .filter_map(|t| {
+                let v = self.k.read_u32(Kva(t.checked_add(pid_off)?)).ok()?;
+                Some((t, v as i32))
+            })
+            .collect()
+    }
+}

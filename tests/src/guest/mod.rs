@@ -1,0 +1,294 @@
+//! Shared set-up of the tests that boot a real 7.3 sched_ext guest under QEMU.
+//!
+//! Every guest test does the same few things: find QEMU and the guest lab (or say why it
+//! skips), boot a [`RunSpec`] (scheduler, workload, guest commands printing the guest's own
+//! view), wait for the guest's phases, freeze, read the frozen RAM as a kernel with its BTF,
+//! capture a dump with the real adapters, thaw, and compare the dump with what the guest
+//! printed. This module does each of those once:
+//!
+//! - [`GuestLab::open`]: QEMU + lab cache + kernel, or `None` after printing `SKIP: why`.
+//! - [`GuestLab::boot`] / [`boot_with`](GuestLab::boot_with): a [`Guest`] (a
+//!   [`QemuEngine`] with waits that panic with the console tail). One guest at a time per
+//!   test process, also under plain `cargo test`.
+//! - [`Guest::wait_phase`], [`Guest::wait_console`], [`Guest::console_log`].
+//! - [`KernelView`]: guest RAM (live or frozen) as a `guest_mem::Kernel` plus its BTF;
+//!   [`KernelView::capture`] runs `scx_walk::capture` and validates the JSON against the
+//!   schema; [`KernelView::error_exit_trigger`] and [`Guest::wait_error_exit`] watch for
+//!   the scheduler's error exit.
+//! - [`view`]: the guest's own view (`bpftool`, `/proc`, sysfs, the kernel's
+//!   `scx_dump_state`) as [`RunSpec`] commands, and assertions that a dump agrees with it.
+//!
+//! A new guest test in about twenty lines:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use e2e_tests::guest::{GuestLab, view};
+//! use freeze::lab::{RunSpec, SchedulerChoice, TestScheduler};
+//!
+//! let Some(lab) = GuestLab::open() else { return }; // prints why it skips
+//! let spec = view::with_guest_view(
+//!     RunSpec::new()
+//!         .scheduler(SchedulerChoice::test(TestScheduler::Ok))
+//!         .workload("ktstr_spin 2 600")
+//!         .settle_ms(2000),
+//! );
+//! let mut guest = lab.boot(&spec);
+//! guest.wait_console(view::VIEW_END, Duration::from_secs(600));
+//! let f = guest.freeze_now();
+//! let out = guest.frozen_kernel(&f).capture(&Default::default());
+//! guest.thaw_now();
+//! let log = guest.console_log();
+//! let r = &out.report;
+//! assert!(r.scx_sched_state.is_some());
+//! view::assert_maps_agree(&log, r);
+//! view::assert_progs_agree(&log, r);
+//! view::assert_tasks_agree(&log, r, &["ktstr_spin"]);
+//! ```
+//!
+//! Everything here panics with context (it is test support): a failed step names the
+//! step and shows the console tail.
+
+mod kernel;
+pub mod view;
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use freeze::lab::{ConsoleLog, DEFAULT_APPEND, KernelAssets, Lab, PHASE_PREFIX, RunSpec};
+use freeze::qemu::{LineMark, QemuConfig, QemuEngine};
+use freeze::watch::{ExitKindTrigger, Triggered, WatchOptions, WatchOutcome, watch_exit_kind};
+use freeze::{Engine, FreezeOutcome};
+
+pub use kernel::KernelView;
+
+/// Guest RAM the tests boot with unless they say otherwise (the size the benchmark
+/// figures are quoted for).
+pub const DEFAULT_MEMORY_MIB: u64 = 512;
+/// vCPUs the tests boot with unless they say otherwise.
+pub const DEFAULT_VCPUS: u32 = 2;
+/// Bound on a freeze (QMP `stop` plus reading the registers).
+pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `qemu-system-x86_64` runs here.
+pub fn qemu_available() -> bool {
+    std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Prints why a test skips, in the one form the suites use (`SKIP: <why>`).
+pub fn skip(why: &str) {
+    eprintln!("SKIP: {why}");
+}
+
+/// The guest lab with its sched_ext kernel provisioned.
+pub struct GuestLab {
+    pub lab: Lab,
+    pub kernel: KernelAssets,
+}
+
+impl GuestLab {
+    /// QEMU, the lab cache and the kernel; `None` (after printing why) when QEMU is not
+    /// installed. A lab that exists but cannot provision the kernel is a failure, not a
+    /// skip: CI provisions it.
+    pub fn open() -> Option<GuestLab> {
+        if !qemu_available() {
+            skip("qemu-system-x86_64 not installed (cargo xtask provision installs it)");
+            return None;
+        }
+        let lab = Lab::open().expect("opening the guest lab cache");
+        let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
+        Some(GuestLab { lab, kernel })
+    }
+
+    /// The QEMU configuration [`boot`](Self::boot) uses for `initrd`: the lab kernel,
+    /// [`DEFAULT_APPEND`], [`DEFAULT_MEMORY_MIB`], [`DEFAULT_VCPUS`].
+    pub fn qemu_config(&self, initrd: &std::path::Path) -> QemuConfig {
+        let mut cfg = QemuConfig::new(
+            &self.kernel.vmlinuz,
+            Some(initrd.to_path_buf()),
+            DEFAULT_APPEND,
+        );
+        cfg.memory_mib = DEFAULT_MEMORY_MIB;
+        cfg.vcpus = DEFAULT_VCPUS;
+        cfg
+    }
+
+    /// Builds the initramfs for `spec` and boots it with the defaults.
+    pub fn boot(&self, spec: &RunSpec) -> Guest {
+        self.boot_with(spec, |_| {})
+    }
+
+    /// [`boot`](Self::boot) with the configuration adjusted by `adjust` (memory, console
+    /// tail, extra QEMU arguments, ...).
+    pub fn boot_with(&self, spec: &RunSpec, adjust: impl FnOnce(&mut QemuConfig)) -> Guest {
+        // Taken before the (cached) initramfs build so that two tests of one process do
+        // not race on it either.
+        let one = one_guest();
+        let initrd = self.lab.initramfs(spec).expect("building the initramfs");
+        let mut cfg = self.qemu_config(initrd.path());
+        adjust(&mut cfg);
+        let engine = QemuEngine::launch(&cfg).expect("launching QEMU");
+        Guest { engine, _one: one }
+    }
+}
+
+/// One guest at a time per test process, also under plain `cargo test` (nextest runs the
+/// `guest` group one at a time itself): two TCG guests on two cores starve each other.
+pub fn one_guest() -> MutexGuard<'static, ()> {
+    static ONE_GUEST: Mutex<()> = Mutex::new(());
+    // A test that panicked while holding it has dropped its guest already.
+    ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A booted guest: the [`QemuEngine`] (through `Deref`), and waits that panic with the
+/// console tail. Dropping it tears QEMU down.
+pub struct Guest {
+    // Field order matters: the engine (QEMU) goes before the guard is released.
+    engine: QemuEngine,
+    _one: MutexGuard<'static, ()>,
+}
+
+impl Deref for Guest {
+    type Target = QemuEngine;
+    fn deref(&self) -> &QemuEngine {
+        &self.engine
+    }
+}
+
+impl DerefMut for Guest {
+    fn deref_mut(&mut self) -> &mut QemuEngine {
+        &mut self.engine
+    }
+}
+
+impl Guest {
+    /// Panics with `what`, the error and the console tail.
+    fn fail(&self, what: &str, e: &dyn std::fmt::Debug) -> ! {
+        panic!(
+            "{what}: {e:?}\n--- console tail ---\n{}\n--- qemu stderr ---\n{}",
+            self.engine.console_tail(),
+            self.engine.qemu_stderr_tail()
+        )
+    }
+
+    /// Waits for a console line containing `needle` (from the start of the console);
+    /// returns the mark after it.
+    pub fn wait_console(&self, needle: &str, timeout: Duration) -> LineMark {
+        match self
+            .engine
+            .console()
+            .wait_contains(LineMark::START, timeout, needle)
+        {
+            Ok((_, mark)) => mark,
+            Err(e) => self.fail(&format!("waiting for {needle:?} on the guest console"), &e),
+        }
+    }
+
+    /// Whether a line containing `needle` has been printed (does not wait).
+    pub fn has_line(&self, needle: &str) -> bool {
+        self.engine
+            .console()
+            .wait_contains(LineMark::START, Duration::ZERO, needle)
+            .is_ok()
+    }
+
+    /// Waits for the phase line `KTSTR-PHASE: <name>` at or after `from`; returns it and
+    /// the mark after it. Fails at once on `scheduler-failed` (unless that is the phase
+    /// waited for).
+    pub fn wait_phase(&self, from: LineMark, name: &str, timeout: Duration) -> (String, LineMark) {
+        let want = format!("{PHASE_PREFIX}{name}");
+        let failed = format!("{PHASE_PREFIX}scheduler-failed");
+        let got = self.engine.console().wait_line(from, timeout, |l| {
+            let l = l.trim_start();
+            l.starts_with(&want) || l.starts_with(&failed)
+        });
+        match got {
+            Ok((line, mark)) if line.trim_start().starts_with(&want) => (line, mark),
+            other => self.fail(&format!("waiting for phase {name}"), &other),
+        }
+    }
+
+    /// Everything the guest printed that the console still keeps (the last 4096 lines,
+    /// each cut at 4 KiB), parsed. For longer lines parse
+    /// [`console_tail`](Engine::console_tail) with a larger `console_tail_bytes`.
+    pub fn console_log(&self) -> ConsoleLog {
+        let (lines, _) = self.engine.console().lines_since(LineMark::START);
+        ConsoleLog::parse(&lines.join("\n"))
+    }
+
+    /// Freezes the guest (every vCPU stopped, registers read).
+    pub fn freeze_now(&mut self) -> FreezeOutcome {
+        match self.engine.freeze(FREEZE_TIMEOUT) {
+            Ok(f) => f,
+            Err(e) => self.fail("freezing the guest", &e),
+        }
+    }
+
+    /// Resumes a frozen guest.
+    pub fn thaw_now(&mut self) {
+        if let Err(e) = self.engine.thaw() {
+            self.fail("thawing the guest", &e);
+        }
+    }
+
+    /// The frozen guest's RAM as a kernel, with the vCPUs' registers of `f`.
+    pub fn frozen_kernel(&self, f: &FreezeOutcome) -> KernelView {
+        KernelView::new(&self.engine.guest_ram(), &f.vcpus)
+    }
+
+    /// The running guest's RAM as a kernel (translation cache off: page tables change).
+    pub fn live_kernel(&self) -> KernelView {
+        let v = KernelView::new(&self.engine.guest_ram(), &[]);
+        v.k.set_translation_cache(false);
+        v
+    }
+
+    /// One watch of `trigger` (from [`KernelView::error_exit_trigger`]) for at most
+    /// `poll`: `Some` with the guest frozen when the scheduler exited with an error,
+    /// `None` when the time passed first.
+    pub fn watch_error_exit(
+        &mut self,
+        live: &KernelView,
+        trigger: ExitKindTrigger,
+        poll: Duration,
+    ) -> Option<Triggered> {
+        let opts = WatchOptions {
+            timeout: Some(poll),
+            ..Default::default()
+        };
+        match watch_exit_kind(
+            &mut self.engine,
+            trigger,
+            |kva| live.k.translate(kva),
+            &opts,
+        ) {
+            Ok(WatchOutcome::Triggered(t)) => Some(*t),
+            Ok(WatchOutcome::TimedOut(_) | WatchOutcome::Stopped(_)) => None,
+            Err(e) => self.fail("watching for the error exit", &e),
+        }
+    }
+
+    /// Waits up to `timeout` for the scheduler's error exit; the guest is frozen when
+    /// this returns. Symbols and BTF must be in place (wait for `scheduler-attached`).
+    pub fn wait_error_exit(&mut self, live: &KernelView, timeout: Duration) -> Triggered {
+        let trigger = live.error_exit_trigger();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let kind = live.error_exit_kind_now();
+                self.fail(
+                    &format!("no error exit within {timeout:?}"),
+                    &format!("exit_kind now {kind:?}"),
+                );
+            }
+            if let Some(t) = self.watch_error_exit(live, trigger, left.min(Duration::from_secs(1)))
+            {
+                return t;
+            }
+        }
+    }
+}

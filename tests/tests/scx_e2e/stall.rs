@@ -1,0 +1,88 @@
+//! The `stall` test scheduler: a victim task starves on a never-consumed user DSQ until
+//! the watchdog ends the scheduler (`SCX_EXIT_ERROR_STALL`).
+
+use e2e_tests::guest::view;
+use freeze::lab::TestScheduler;
+
+use crate::run::{VIEW_DONE, error_run};
+
+#[test]
+fn scx_stall_dump_agrees_with_guest_and_kernel() {
+    // The victim starts once the guest has printed its view, so the stall (and the
+    // freeze) always come after it, however slow the emulated guest is.
+    let workload = format!(
+        "ktstr_spin 2 240 & (until [ -e {VIEW_DONE} ]; do sleep 1; done; ktstr_victim 120) & wait"
+    );
+    let Some(run) = error_run(TestScheduler::Stall, &workload, 1000) else {
+        return;
+    };
+    let r = &run.late.report;
+    assert_eq!(run.exit_kind, 1026, "SCX_EXIT_ERROR_STALL");
+    assert_eq!(r.scx_sched_state.as_ref().unwrap().exit_kind, 1026);
+    assert_eq!(r.scx_walker_unavailable, None);
+    assert_eq!(r.active_obj_name.as_deref(), Some("ktstr_ops"));
+    assert!(!r.active_map_kvas.is_empty());
+    let maps = view::assert_maps_agree(&run.log, r);
+    let progs = view::assert_progs_agree(&run.log, r);
+    let bss = view::assert_bss_agrees(&run.log, r, &view::test_sched_bss);
+    let tasks = view::assert_tasks_agree(&run.log, r, &[]);
+    view::assert_cputime_agrees(&run.log, r, run.since_view);
+    view::assert_sysfs_agrees(&run.log, r, "ktstr_stall");
+    let dumped = view::assert_scx_dump_agrees(&run.log, r, &run.pid_of);
+    view::assert_timeline_monotone(r);
+    // The victim waits on the never-consumed user DSQ 0x101.
+    let stall_dsq = r
+        .dsq_states
+        .iter()
+        .find(|d| d.id == 0x101)
+        .expect("user DSQ 0x101");
+    assert_eq!(stall_dsq.origin, "user");
+    let victims: Vec<i32> = stall_dsq
+        .task_kvas
+        .iter()
+        .filter_map(|t| run.pid_of.get(t).copied())
+        .collect();
+    let victim_pid = r
+        .task_enrichments
+        .iter()
+        .find(|t| t.comm == "ktstr-victim")
+        .expect("victim enriched")
+        .pid;
+    assert!(
+        victims.contains(&victim_pid),
+        "victim {victim_pid} not on DSQ 0x101: {victims:?}"
+    );
+    // Dual capture: the early snapshot already shows the victim waiting.
+    let early = run
+        .dual
+        .early
+        .as_ref()
+        .expect("an early snapshot was taken");
+    assert!(run.dual.early_max_age_jiffies >= run.dual.early_threshold_jiffies);
+    let ef = run.early_pid_of.as_ref().unwrap();
+    let early_waiting: Vec<i32> = early
+        .dsq_states
+        .iter()
+        .filter(|d| d.id == 0x101)
+        .flat_map(|d| d.task_kvas.iter().filter_map(|t| ef.get(t).copied()))
+        .collect();
+    assert!(
+        early_waiting.contains(&victim_pid),
+        "early snapshot: victim not waiting ({early_waiting:?})"
+    );
+    // Past the deadline: no map captured, all counted, the time of the cut recorded;
+    // the scheduler state (read first) is still there.
+    let t = &run.truncated;
+    assert!(t.maps.is_empty());
+    assert_eq!(t.maps_truncated as usize, r.maps.len());
+    assert!(t.dump_truncated_at_us.is_some());
+    assert!(t.scx_sched_state.is_some() && !t.rq_scx_states.is_empty());
+    assert_eq!(
+        t.sdt_alloc_unavailable.as_deref(),
+        Some(dump_schema::reasons::SDT_ALLOC_DEADLINE)
+    );
+    e2e_tests::validate_report_json(&t.to_json().unwrap()).unwrap();
+    eprintln!(
+        "stall: checked {maps} maps, {progs} progs, {bss} .bss members, {tasks} tasks, {dumped} kernel-dump facts"
+    );
+}
