@@ -397,9 +397,14 @@ pub fn capture(target: &Target<'_>, opts: &CaptureOptions) -> CaptureOutput {
         Err(e) => log.push(format!("cgroup PSI: {e}")),
     }
     clock.phase("psi");
-    let (sdt_reason, sdt_log) = sdt::sdt_reason(&r, target.renderer, &k, clock.passed());
-    r.sdt_alloc_unavailable = Some(sdt_reason);
-    log.extend(sdt_log);
+    let sdt = sdt::capture_sdt(&r, target.renderer, &k, &|| clock.passed());
+    r.sdt_allocations = sdt.allocations;
+    r.scx_static_ranges = sdt.static_ranges;
+    r.sdt_alloc_unavailable = sdt.unavailable;
+    log.extend(sdt.log);
+    if sdt.deadline_hit {
+        truncated_at.get_or_insert(clock.elapsed_us());
+    }
     clock.phase("sdt");
 
     r.dump_truncated_at_us = truncated_at;

@@ -44,6 +44,11 @@ pub trait ValueRenderer {
     ) -> std::result::Result<RenderedValue, String>;
     /// Type id of the struct named `name` in the BTF object at `btf`, if it declares one.
     fn find_struct(&self, btf: Kva, name: &str, mem: &dyn KvaRead) -> Option<u32>;
+    /// The BTF object at `btf` itself (split over the kernel's), for walkers that need a
+    /// program's own layouts (the sdt allocator); `None` when this renderer cannot load it.
+    fn program_btf(&self, _btf: Kva, _mem: &dyn KvaRead) -> Option<btf_walk::Btf> {
+        None
+    }
 }
 
 /// Everything a walker reads through.

@@ -4,7 +4,7 @@
 //! | where | reason |
 //! |---|---|
 //! | `per_node_numa_unavailable` | [`NUMA_NO_NODES`] · [`NUMA_FAILED_PREFIX`]`{error}` |
-//! | `sdt_alloc_unavailable` | [`SDT_WALK_UNSUPPORTED`] (plus the wire format's own) |
+//! | `sdt_alloc_unavailable` | [`SDT_BTF_UNAVAILABLE`] (plus the wire format's own) |
 //! | capture log | [`NO_VCPU_PERF`] · [`NO_STACK_SCAN_PREFIX`]`{error}` |
 //!
 //! `probe_counters` is always absent: this project runs no in-guest probe program.
@@ -15,10 +15,10 @@
 pub const NUMA_NO_NODES: &str = "NUMA walker found no node in node_data";
 /// The NUMA walk failed; the error follows.
 pub const NUMA_FAILED_PREFIX: &str = "NUMA walker failed: ";
-/// The scheduler declares `struct scx_allocator`, but this walker does not decode the
-/// sdt allocator's trees yet.
-pub const SDT_WALK_UNSUPPORTED: &str =
-    "scheduler declares struct scx_allocator; sdt allocator walk not implemented";
+/// The scheduler declares `struct scx_allocator`, but its BTF object could not be loaded
+/// from guest memory, so the allocator's layout is unknown.
+pub const SDT_BTF_UNAVAILABLE: &str =
+    "scheduler declares struct scx_allocator; its BTF could not be loaded";
 /// Logged for every capture: host perf counters of vCPU threads are not sampled.
 pub const NO_VCPU_PERF: &str =
     "vcpu_perf_at_freeze absent: host perf counters of vCPU threads are not sampled";

@@ -80,4 +80,8 @@ impl ValueRenderer for BtfRenderer {
         let b = self.object_btf(btf, mem).ok()?;
         b.struct_by_name(name).ok().map(|id| id.0)
     }
+
+    fn program_btf(&self, btf: Kva, mem: &dyn KvaRead) -> Option<Btf> {
+        self.object_btf(btf, mem).ok()
+    }
 }
