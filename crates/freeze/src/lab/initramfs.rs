@@ -173,33 +173,50 @@ impl Lab {
     /// The cached `scx_bpfland` layer.
     pub(crate) fn bpfland_cpio(&self) -> Result<PathBuf, LabError> {
         let bpfland = self.bpfland()?;
-        let key = fnv64(&[bpfland.binary.to_string_lossy().as_bytes()]);
+        self.binary_layer("bpfland", &bpfland.version, &bpfland.binary)
+    }
+
+    /// The cached `scx_p2dq` layer.
+    pub(crate) fn p2dq_cpio(&self) -> Result<PathBuf, LabError> {
+        let p2dq = self.p2dq()?;
+        self.binary_layer("p2dq", &p2dq.version, &p2dq.binary)
+    }
+
+    /// A layer with one scheduler binary at `bin/scx_<name>` and the libraries it needs,
+    /// cached as `initramfs/<name>-<version>-<hash>/<name>.cpio`.
+    fn binary_layer(&self, name: &str, version: &str, binary: &Path) -> Result<PathBuf, LabError> {
+        let key = fnv64(&[binary.to_string_lossy().as_bytes()]);
+        let file = format!("{name}.cpio");
         let dir = self.entry(
-            &format!("initramfs/bpfland-{}-{key}", bpfland.version),
-            "the scx_bpfland initramfs layer",
+            &format!("initramfs/{name}-{version}-{key}"),
+            &format!("the scx_{name} initramfs layer"),
             |tmp| {
-                let out = tmp.join("bpfland.cpio");
-                let file = std::fs::File::create(&out)
+                let out = tmp.join(&file);
+                let f = std::fs::File::create(&out)
                     .map_err(|e| LabError::io("creating the initramfs", &out, e))?;
-                let mut w = CpioWriter::new(std::io::BufWriter::new(file));
+                let mut w = CpioWriter::new(std::io::BufWriter::new(f));
                 let mut added = std::collections::BTreeSet::new();
-                add_binary(&mut w, &bpfland.binary, "bin/scx_bpfland", &mut added, &out)?;
+                let dest = format!("bin/scx_{name}");
+                add_binary(&mut w, binary, &dest, &mut added, &out)?;
                 let e = cpio_err(&out);
                 w.finish().map_err(&e)?.flush().map_err(&e)?;
                 Ok(())
             },
         )?;
-        Ok(dir.join("bpfland.cpio"))
+        Ok(dir.join(file))
     }
 
-    /// An initramfs for one run: the base (built on first use), `scx_bpfland` when the
-    /// spec asks for it, and the run's own archive. The file is removed when the returned
+    /// An initramfs for one run: the base (built on first use), `scx_bpfland` or
+    /// `scx_p2dq` when the spec asks for it, and the run's own archive. The file is removed when the returned
     /// value is dropped.
     pub fn initramfs(&self, spec: &RunSpec) -> Result<Initramfs, LabError> {
         let kernel = self.kernel()?;
         let mut layers = vec![self.base_cpio(&kernel)?];
         if matches!(spec.scheduler, SchedulerChoice::Bpfland { .. }) {
             layers.push(self.bpfland_cpio()?);
+        }
+        if matches!(spec.scheduler, SchedulerChoice::P2dq { .. }) {
+            layers.push(self.p2dq_cpio()?);
         }
         let runs = self.root().join("runs");
         std::fs::create_dir_all(&runs)

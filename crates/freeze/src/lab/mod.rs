@@ -26,8 +26,9 @@
 //!
 //! Entries: `kernel/<release>/` ([`KernelAssets`]), `sched/<release>/<hash>/` (the test
 //! schedulers, [`SchedulerAssets`]), `loader/<hash>/ktstr-loader`, `bpfland/<version>/`
-//! ([`BpflandAssets`]), `initramfs/<release>-<hash>/base.cpio` and
-//! `initramfs/bpfland-<version>-<hash>/bpfland.cpio`; hashes cover the embedded sources
+//! ([`BpflandAssets`]), `p2dq/<version>/` ([`ScxCrateAssets`], `scx_p2dq`),
+//! `initramfs/<release>-<hash>/base.cpio` and `initramfs/<name>-<version>-<hash>/<name>.cpio`
+//! (bpfland, p2dq); hashes cover the embedded sources
 //! and tool versions, so editing a scheduler or `/init` makes a new entry. Private apt
 //! state lives in `apt/`, per-run archives in `runs/` (removed on drop), locks in
 //! `locks/`, builds in progress in `tmp/`.
@@ -36,7 +37,8 @@
 //! (`KTSTR-PHASE:` / `KTSTR-OUT` lines, parsed by [`ConsoleLog`]).
 //!
 //! Environment: `KTSTR_CACHE` (cache directory), `KTSTR_KERNEL_VERSION` (an exact
-//! kernel, e.g. `7.3.4+deb13`), `KTSTR_BPFLAND_VERSION` (crates.io version).
+//! kernel, e.g. `7.3.4+deb13`), `KTSTR_BPFLAND_VERSION` and `KTSTR_P2DQ_VERSION` (crates.io
+//! versions).
 
 mod apt;
 mod boot;
@@ -50,6 +52,7 @@ mod progress;
 mod prune;
 mod runspec;
 mod sched;
+mod scx_crate;
 mod tool;
 
 pub use boot::{BootOutcome, DEFAULT_APPEND, QuickBoot};
@@ -63,6 +66,7 @@ pub use runspec::{
     SchedulerChoice, TestScheduler, TestSchedulerParams,
 };
 pub use sched::SchedulerAssets;
+pub use scx_crate::{P2DQ_VERSION, ScxCrateAssets};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -122,6 +122,9 @@ pub enum SchedulerChoice {
     },
     /// `scx_bpfland` (built from crates.io, cached) with extra arguments.
     Bpfland { args: Vec<String> },
+    /// `scx_p2dq` (built from crates.io, cached; links the sdt arena allocator) with
+    /// extra arguments.
+    P2dq { args: Vec<String> },
     /// A `SEC(".struct_ops.link")` BPF object of the caller's, loaded by the loader.
     Object { path: PathBuf },
 }
@@ -140,12 +143,18 @@ impl SchedulerChoice {
         SchedulerChoice::Bpfland { args: Vec::new() }
     }
 
+    /// `scx_p2dq` with its default arguments.
+    pub fn p2dq() -> Self {
+        SchedulerChoice::P2dq { args: Vec::new() }
+    }
+
     /// The name reported in the `scheduler-start` phase.
     pub fn name(&self) -> String {
         match self {
             SchedulerChoice::None => "none".into(),
             SchedulerChoice::Test { which, .. } => which.name().into(),
             SchedulerChoice::Bpfland { .. } => "bpfland".into(),
+            SchedulerChoice::P2dq { .. } => "p2dq".into(),
             SchedulerChoice::Object { path } => path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -409,8 +418,9 @@ impl RunSpec {
                     sh_quote(&self.scheduler.name())
                 ));
             }
-            SchedulerChoice::Bpfland { args } => {
-                let mut line = format!("ktstr_sched_daemon bpfland {timeout} /bin/scx_bpfland");
+            SchedulerChoice::Bpfland { args } | SchedulerChoice::P2dq { args } => {
+                let name = self.scheduler.name();
+                let mut line = format!("ktstr_sched_daemon {name} {timeout} /bin/scx_{name}");
                 for a in args {
                     line.push(' ');
                     line.push_str(&sh_quote(a));
