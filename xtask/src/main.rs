@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: project chores that are not part of the product.
 
 mod bench;
+mod bench_dump;
 mod provision;
 mod schema;
 
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     let result = match task {
         "schema" => schema::run(rest),
         "provision" => provision::run(rest),
+        "bench" if rest.first().is_some_and(|a| a == "dump") => bench_dump::run(&rest[1..]),
         "bench" => bench::run(rest),
         "test" => test(rest),
         _ => return usage(),
@@ -34,6 +36,8 @@ fn usage() -> ExitCode {
          \n  schema [--check]   write (or check) the JSON Schemas under schema/\
          \n  provision          install host packages and build the cached guest assets\
          \n  bench              run the project's benchmarks and print their ratios\
+         \n  bench dump [VMCORE] [--runs N] [--make]\
+         \n                     whole-process dump of a vmcore vs drgn and eager symbols\
          \n  test [ARGS..]      provision, then run every test (cargo nextest run --workspace ARGS..)"
     );
     ExitCode::from(2)

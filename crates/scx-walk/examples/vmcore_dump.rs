@@ -2,10 +2,19 @@
 //!
 //! ```text
 //! cargo run --release -p scx-walk --example vmcore_dump -- VMCORE [--btf FILE] [--json OUT]
+//!     [--eager-symbols] [--drgn-script OUT.py]
 //! ```
-//! Prints the per-phase breakdown on stderr (the benchmark's figures); `--json` writes the
-//! report. BTF comes from guest memory (`__start_BTF..__stop_BTF`) unless `--btf` names a
-//! file.
+//! Prints the per-phase breakdown on stderr (the benchmark's figures, `cargo xtask bench
+//! dump` parses them); `--json` writes the report. BTF comes from guest memory
+//! (`__start_BTF..__stop_BTF`) unless `--btf` names a file.
+//!
+//! Baselines for the benchmark:
+//! - `--eager-symbols` also decodes the whole symbol table in the symbols phase, as
+//!   `Kernel::new` did before symbols were looked up lazily.
+//! - `--drgn-script OUT.py` writes a drgn script doing the smaller walk the benchmark's
+//!   issue compares with (every task's pid, comm and `scx` entity; every map's metadata
+//!   from `map_idr`; every CPU's `rq->scx`) with the addresses and offsets this process
+//!   found, since drgn 0.3.0 reads types only from DWARF; then exits.
 
 use std::time::Instant;
 
@@ -38,6 +47,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let t_open = t0.elapsed();
     hwm.push(("open", peak_rss_kib()));
     let kernel = core.kernel(KernelOptions::default())?;
+    if args.iter().any(|a| a == "--eager-symbols") {
+        std::hint::black_box(kernel.symbols().len());
+    }
     let t_syms = t0.elapsed();
     hwm.push(("symbols", peak_rss_kib()));
     let btf = match opt("--btf") {
@@ -49,6 +61,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let t_btf = t0.elapsed();
+    if let Some(out) = opt("--drgn-script") {
+        std::fs::write(&out, drgn_script(vmcore, &kernel, &btf)?)?;
+        return Ok(());
+    }
     hwm.push(("btf", peak_rss_kib()));
     let renderer = BtfRenderer::new(&btf);
     let target = Target {
@@ -107,10 +123,96 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .map(|(p, k)| format!("{p}={:.1}MiB", *k as f64 / 1024.0))
         .collect();
     eprintln!("peak RSS after: {}", peaks.join(" "));
+    eprintln!("rss now: {}", rss_now());
     for l in &out.log {
         eprintln!("log: {l}");
     }
+    eprintln!("peak_kib {}", peak_rss_kib());
     Ok(())
+}
+
+/// The drgn baseline's script: the smaller walk, by raw reads at addresses and offsets
+/// taken from this vmcore's kallsyms and BTF. Prints counts and its own peak RSS.
+fn drgn_script(
+    vmcore: &str,
+    k: &guest_mem::Kernel,
+    btf: &Btf,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let off = |p: &str| -> Result<u64, Box<dyn std::error::Error>> {
+        Ok(btf
+            .offset_of(p)
+            .map_err(|e| format!("offset of {p}: {e}"))?)
+    };
+    let size = |t: &str| -> Result<u64, Box<dyn std::error::Error>> {
+        let id = btf.struct_by_name(t)?;
+        Ok(btf.size_of(id)?)
+    };
+    let sym = |n: &str| -> Result<u64, Box<dyn std::error::Error>> { Ok(k.require_symbol(n)?.0) };
+    Ok(format!(
+        r#"import drgn
+p = drgn.Program()
+p.set_core_dump({vmcore:?})
+u64 = lambda a: p.read_u64(a, False)
+u32 = lambda a: p.read_u32(a, False)
+head = {init_task} + {tasks}
+tasks = []
+node = u64(head)
+while node != head and len(tasks) < 100000:
+    t = node - {tasks}
+    tasks.append((u32(t + {pid}), p.read(t + {comm}, 16, False).split(b"\0")[0], p.read(t + {scx}, {scx_size}, False)))
+    node = u64(node)
+maps = []
+def walk(e, depth):
+    if e == 0 or depth > 8:
+        return
+    if e & 3 == 2:
+        if e > 4096:
+            n = e - 2
+            for i in range(64):
+                walk(u64(n + {slots} + 8 * i), depth + 1)
+        return
+    maps.append((p.read(e + {map_name}, 16, False).split(b"\0")[0], u32(e + {map_type}), u32(e + {key_size}), u32(e + {value_size}), u32(e + {max_entries})))
+walk(u64({map_idr} + {idr_rt} + {xa_head}), 0)
+nr = u32({nr_cpu_ids})
+rqs = [p.read(({runqueues} + u64({per_cpu_offset} + 8 * c) + {rq_scx}) & (2**64 - 1), {scx_rq_size}, False) for c in range(min(nr, 8192))]
+hwm = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+print("drgn walk: tasks", len(tasks), "maps", len(maps), "rqs", len(rqs))
+import sys
+print("peak_kib", hwm, file=sys.stderr)
+"#,
+        init_task = sym("init_task")?,
+        tasks = off("task_struct.tasks")?,
+        pid = off("task_struct.pid")?,
+        comm = off("task_struct.comm")?,
+        scx = off("task_struct.scx")?,
+        scx_size = size("sched_ext_entity")?,
+        slots = off("xa_node.slots")?,
+        map_name = off("bpf_map.name")?,
+        map_type = off("bpf_map.map_type")?,
+        key_size = off("bpf_map.key_size")?,
+        value_size = off("bpf_map.value_size")?,
+        max_entries = off("bpf_map.max_entries")?,
+        map_idr = sym("map_idr")?,
+        idr_rt = off("idr.idr_rt")?,
+        xa_head = off("xarray.xa_head")?,
+        nr_cpu_ids = sym("nr_cpu_ids")?,
+        runqueues = sym("runqueues")?,
+        per_cpu_offset = sym("__per_cpu_offset")?,
+        rq_scx = off("rq.scx")?,
+        scx_rq_size = size("scx_rq")?,
+    ))
+}
+
+/// Current resident set split by kind (anonymous, file pages such as the mapped vmcore,
+/// shared memory), from `/proc/self/status`.
+fn rss_now() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .filter(|l| l.starts_with("Rss"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `VmHWM` of this process in KiB (0 when unavailable).
