@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use btf_walk::{Btf, GuestBtfCache, RenderOptions, Renderer};
 use dump_schema::RenderedValue as V;
+use e2e_tests::guest::GuestLab;
 use freeze::Engine;
 use freeze::lab::{
-    ConsoleLog, GuestCommand, HookPoint, Lab, PHASE_PREFIX, RunEnd, RunSpec, SchedulerChoice,
-    TestScheduler,
+    ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec, SchedulerChoice, TestScheduler,
 };
-use freeze::qemu::{LineMark, QemuConfig, QemuEngine};
+use freeze::qemu::LineMark;
 use guest_mem::{Kernel, KernelOptions, Kva, KvaReadExt, PhysMem};
 use serde_json::Value;
 
@@ -29,21 +29,6 @@ const MAP_DUMP: &str = "bpftool map show | awk '$3==\"name\"{print $1, $4}' | tr
     | while read id name; do case \"$name\" in *.data|*.rodata|*.bss) \
     echo \"{\\\"id\\\":$id,\\\"name\\\":\\\"$name\\\",\\\"dump\\\":$(bpftool -j map dump id $id)}\";; \
     esac; done";
-
-fn wait_phase(engine: &QemuEngine, from: LineMark, name: &str) -> (String, LineMark) {
-    let want = format!("{PHASE_PREFIX}{name}");
-    let failed = format!("{PHASE_PREFIX}scheduler-failed");
-    match engine.console().wait_line(from, TIMEOUT, |l| {
-        let l = l.trim_start();
-        l.starts_with(&want) || l.starts_with(&failed)
-    }) {
-        Ok((line, mark)) if line.trim_start().starts_with(&want) => (line, mark),
-        other => panic!(
-            "waiting for phase {name}: {other:?}\n--- console tail ---\n{}",
-            engine.console_tail()
-        ),
-    }
-}
 
 /// Every entry of an xarray (bounded; the walk is a test helper, not product code).
 fn xa_entries(k: &Kernel, btf: &Btf, head: u64, out: &mut Vec<u64>) {
@@ -207,9 +192,9 @@ fn compare(
 
 #[test]
 fn real_guest_btf_scx_root_and_map_values() {
-    let lab = Lab::open().expect("opening the guest lab");
-    lab.ensure_host_packages().expect("host packages");
-    let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
+    let Some(lab) = GuestLab::open() else { return };
+    lab.lab.ensure_host_packages().expect("host packages");
+    let kernel = &lab.kernel;
     let spec = RunSpec::new()
         .scheduler(SchedulerChoice::test(TestScheduler::Ok))
         .command(
@@ -217,22 +202,18 @@ fn real_guest_btf_scx_root_and_map_values() {
             GuestCommand::new("btf-map-dump", MAP_DUMP),
         )
         .end(RunEnd::Hold);
-    let initramfs = lab.initramfs(&spec).expect("initramfs");
-    let mut cfg = QemuConfig::new(
-        &kernel.vmlinuz,
-        Some(initramfs.path().to_path_buf()),
-        "console=ttyS0 panic=-1 loglevel=4",
-    );
-    cfg.vcpus = 2;
-    cfg.memory_mib = 1024;
-    cfg.console_tail_bytes = 1 << 20;
-    let mut engine = QemuEngine::launch(&cfg).expect("launching QEMU");
-    let (attached, m) = wait_phase(&engine, LineMark::START, "scheduler-attached");
-    wait_phase(&engine, m, "end");
-    let out = engine.freeze(Duration::from_secs(10)).expect("freeze");
+    let mut guest = lab.boot_with(&spec, |cfg| {
+        cfg.memory_mib = 1024;
+        // `bpftool -j map dump` lines are longer than the console's 4 KiB line window:
+        // they are read from the byte tail.
+        cfg.console_tail_bytes = 1 << 20;
+    });
+    let (attached, m) = guest.wait_phase(LineMark::START, "scheduler-attached", TIMEOUT);
+    guest.wait_phase(m, "end", TIMEOUT);
+    let out = guest.freeze_now();
     assert!(out.all_parked());
 
-    let log = ConsoleLog::parse(&engine.console_tail());
+    let log = ConsoleLog::parse(&guest.console_tail());
     let dumps: Vec<Value> = log
         .output("btf-map-dump")
         .expect("the guest's map dump")
@@ -242,7 +223,7 @@ fn real_guest_btf_scx_root_and_map_values() {
         .collect();
     assert!(dumps.len() >= 3, "guest printed {} map dumps", dumps.len());
 
-    let phys = PhysMem::from_guest_memory(&engine.guest_ram()).expect("guest RAM");
+    let phys = PhysMem::from_guest_memory(&guest.guest_ram()).expect("guest RAM");
     let k = Kernel::new(phys, KernelOptions::default()).expect("kernel in guest RAM");
 
     // 1. BTF from guest memory equals the image's.
@@ -351,5 +332,5 @@ fn real_guest_btf_scx_root_and_map_values() {
     }
     println!("{checked} maps, {values} values agree with the guest's bpftool");
     assert!(checked >= 3 && values >= 10);
-    engine.thaw().unwrap();
+    guest.thaw_now();
 }
