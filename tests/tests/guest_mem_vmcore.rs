@@ -12,20 +12,20 @@
 //! must read back the same (and open in drgn when drgn is installed).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use btf_walk::Btf;
-use freeze::lab::{ConsoleLog, GuestCommand, HookPoint, Lab, RunEnd, RunSpec};
+use e2e_tests::guest::{DEFAULT_MEMORY_MIB, GuestLab};
+use freeze::lab::{ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec};
+use freeze::qemu::AccelChoice;
 use guest_mem::ramfile::{QemuMachine, map_ram_file};
 use guest_mem::vmcore::writer::{VmcoreContents, write_vmcore};
 use guest_mem::{Kernel, KernelOptions, Kva, KvaReadExt, PagingMode, PhysMem, Vmcore};
 
-const RAM_MIB: u64 = 512;
+const RAM_MIB: u64 = DEFAULT_MEMORY_MIB;
 const SYMBOLS: &[&str] = &[
     "_text",
     "_stext",
@@ -47,75 +47,10 @@ const SYMBOLS: &[&str] = &[
     "init_uts_ns",
 ];
 
-/// Kills QEMU and removes the scratch directory on every path.
-struct Guard {
-    child: Option<Child>,
-    dir: PathBuf,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-struct Qmp {
-    r: BufReader<UnixStream>,
-    w: UnixStream,
-}
-
-impl Qmp {
-    fn connect(path: &Path) -> Qmp {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let s = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() > deadline => panic!("QMP connect: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
-        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        let mut q = Qmp {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        };
-        let greeting = q.line();
-        assert!(greeting.get("QMP").is_some(), "{greeting}");
-        q.cmd("qmp_capabilities", serde_json::json!({}));
-        q
-    }
-
-    fn line(&mut self) -> serde_json::Value {
-        let mut l = String::new();
-        self.r.read_line(&mut l).expect("QMP read");
-        serde_json::from_str(&l).unwrap_or_else(|e| panic!("QMP sent {l:?}: {e}"))
-    }
-
-    fn cmd(&mut self, name: &str, args: serde_json::Value) -> serde_json::Value {
-        let msg = serde_json::json!({"execute": name, "arguments": args});
-        writeln!(self.w, "{msg}").unwrap();
-        loop {
-            let v = self.line();
-            if let Some(r) = v.get("return") {
-                return r.clone();
-            }
-            if let Some(e) = v.get("error") {
-                panic!("QMP {name}: {e}");
-            }
-            // Events (STOP, DUMP_COMPLETED, ...) are skipped.
-        }
-    }
-}
-
-fn kallsyms_from_console(console: &str) -> BTreeMap<String, u64> {
-    let log = ConsoleLog::parse(console);
+fn kallsyms_from_console(log: &ConsoleLog) -> BTreeMap<String, u64> {
     let out = log
         .output("kallsyms")
-        .unwrap_or_else(|| panic!("no kallsyms output on the console:\n{console}"));
+        .unwrap_or_else(|| panic!("no kallsyms output on the console:\n{log:?}"));
     let mut m = BTreeMap::new();
     for line in out.lines() {
         let mut it = line.split_whitespace();
@@ -189,119 +124,30 @@ fn real_kernel_4_level_live_ram_and_vmcore() {
     real_kernel_live_ram_and_vmcore("max,-la57", PagingMode::Level4);
 }
 
-/// One guest at a time, also under plain `cargo test` (nextest serializes the
-/// `guest` group itself): two TCG guests on two cores starve each other.
-static ONE_GUEST: Mutex<()> = Mutex::new(());
-
 fn real_kernel_live_ram_and_vmcore(cpu: &str, mode: PagingMode) {
-    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::open().expect("lab cache");
-    let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
+    let Some(lab) = GuestLab::open() else { return };
+    let kernel = &lab.kernel;
     let spec = RunSpec::new()
         .command(HookPoint::BeforeScheduler, GuestCommand::kallsyms(SYMBOLS))
         .end(RunEnd::Hold);
-    let initrd = lab.initramfs(&spec).expect("initramfs");
-
-    let dir = std::env::temp_dir().join(format!(
-        "guestmem-e2e-{}-{}",
-        std::process::id(),
-        mode.levels()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut guard = Guard {
-        child: None,
-        dir: dir.clone(),
-    };
-    let ram = dir.join("ram");
-    let qmp_path = dir.join("qmp.sock");
-    let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg,thread=multi", "-cpu", cpu, "-smp", "2"])
-        .args([
-            "-nodefaults",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-no-reboot",
-        ])
-        .arg("-m")
-        .arg(format!("{RAM_MIB}M"))
-        .arg("-object")
-        .arg(format!(
-            "memory-backend-file,id=ram,size={RAM_MIB}M,mem-path={},share=on",
-            ram.display()
-        ))
-        .args(["-machine", "pc,memory-backend=ram", "-device", "vmcoreinfo"])
-        .arg("-qmp")
-        .arg(format!("unix:{},server=on,wait=off", qmp_path.display()))
-        .arg("-kernel")
-        .arg(&kernel.vmlinuz)
-        .arg("-initrd")
-        .arg(initrd.path())
-        .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting qemu-system-x86_64 (the lab installs it)");
-    let stdout = child.stdout.take().unwrap();
-    guard.child = Some(child);
-    let console = Arc::new(Mutex::new(String::new()));
-    {
-        let console = console.clone();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            let mut buf = Vec::new();
-            while r
-                .read_until(b'\n', &mut buf)
-                .map(|n| n > 0)
-                .unwrap_or(false)
-            {
-                console
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf));
-                buf.clear();
-            }
-        });
-    }
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        if console.lock().unwrap().contains("KTSTR-END kallsyms") {
-            break;
-        }
-        if let Some(status) = guard.child.as_mut().unwrap().try_wait().unwrap() {
-            let mut err = String::new();
-            let _ = guard
-                .child
-                .as_mut()
-                .unwrap()
-                .stderr
-                .take()
-                .map(|mut e| e.read_to_string(&mut err));
-            panic!(
-                "QEMU exited ({status}) early: {err}\n{}",
-                console.lock().unwrap()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no kallsyms output within 240 s:\n{}",
-            console.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let text = console.lock().unwrap().clone();
-    let expected = kallsyms_from_console(&text);
+    let mut guest = lab.boot_with(&spec, |cfg| {
+        // The paging depth is the CPU model's: TCG, where `-cpu` is ours to choose (the
+        // last `-cpu` on QEMU's command line wins).
+        cfg.accel = AccelChoice::Tcg;
+        cfg.extra_args = vec!["-cpu".into(), cpu.into()];
+    });
+    guest.wait_console("KTSTR-END kallsyms", Duration::from_secs(240));
+    let log = guest.console_log();
+    let expected = kallsyms_from_console(&log);
     for s in SYMBOLS {
         assert!(
             expected.contains_key(*s),
-            "guest printed no line for {s}:\n{text}"
+            "guest printed no line for {s}:\n{log:?}"
         );
     }
 
     // 1. Live RAM, guest running: VMCOREINFO by scan, translation, BTF through us.
-    let gm = map_ram_file(&ram, &QemuMachine::Pc.layout(RAM_MIB << 20)).unwrap();
+    let gm = map_ram_file(&guest.ram_file(), &QemuMachine::Pc.layout(RAM_MIB << 20)).unwrap();
     let live = Kernel::new(
         PhysMem::from_guest_memory(&gm).unwrap(),
         KernelOptions::default(),
@@ -321,13 +167,13 @@ fn real_kernel_live_ram_and_vmcore(cpu: &str, mode: PagingMode) {
     assert!(j1 > j0, "jiffies did not move in live RAM: {j0}");
 
     // 2. Freeze and dump.
-    let mut qmp = Qmp::connect(&qmp_path);
-    qmp.cmd("stop", serde_json::json!({}));
+    let f = guest.freeze_now();
+    assert!(f.all_parked());
+    let dir = guest.private_dir().to_path_buf();
     let vmcore = dir.join("vmcore");
-    qmp.cmd(
-        "dump-guest-memory",
-        serde_json::json!({"paging": false, "protocol": format!("file:{}", vmcore.display())}),
-    );
+    guest
+        .dump_vmcore(&vmcore)
+        .expect("QMP dump-guest-memory (ELF, paging=false)");
     let core = Vmcore::open(&vmcore).expect("QEMU's vmcore");
     assert_eq!(core.cpus().len(), 2, "NT_PRSTATUS + QEMU note per vCPU");
     let info = core
@@ -390,12 +236,6 @@ fn real_kernel_live_ram_and_vmcore(cpu: &str, mode: PagingMode) {
                 .unwrap()
                 .offset(),
     );
-
-    // Best effort: the guard kills QEMU anyway.
-    let _ = writeln!(qmp.w, "{}", serde_json::json!({"execute": "quit"}));
-    if let Some(Ok(Some(status))) = guard.child.as_mut().map(|c| c.try_wait()) {
-        eprintln!("note: QEMU had already exited ({status}) before quit");
-    }
 }
 
 /// drgn (a tool nobody here wrote) opens our vmcore and reads `init_task.comm` by
