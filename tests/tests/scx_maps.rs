@@ -22,6 +22,7 @@ use freeze::lab::{
     ConsoleLog, GuestCommand, HookPoint, KernelAssets, Lab, RunEnd, RunSpec, SchedulerChoice,
     TestScheduler, TestSchedulerParams,
 };
+use freeze::perf::{Counter, VcpuCounters, VcpuPerf};
 use freeze::qemu::{QemuConfig, QemuEngine};
 use freeze::{Engine, FreezeOutcome};
 use guest_mem::{Kernel as GuestKernel, KernelOptions, Kva, KvaReadExt, PhysMem};
@@ -478,8 +479,10 @@ fn scx_maps_agree_with_guest_and_scheduler() {
             engine.console_tail()
         );
     }
+    check_vcpu_thread_counters(&mut engine);
     let f = engine.freeze(Duration::from_secs(10)).expect("freeze");
     assert!(f.all_parked());
+    check_vcpu_perf_at_freeze(&f);
     let frozen = Frozen::new(&engine, &f);
     let r = frozen.capture(&f);
     let (lines, _) = engine.console().lines_since(Default::default());
@@ -587,4 +590,55 @@ fn scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
     let (attempt, pid, m) = found.expect("no pipe writer found in a lock slow path in 100 freezes");
     eprintln!("freeze {attempt}: yes {pid} in {m}");
     assert!(m.contains("mutex"), "pipe writers wait on pipe->mutex: {m}");
+}
+
+/// The counter machinery on the real vCPU threads: QMP's thread ids are threads of the
+/// QEMU process, and software counters on them count the guest's work.
+fn check_vcpu_thread_counters(engine: &mut QemuEngine) {
+    let pid = engine.pid();
+    let tids = freeze::qemu::vcpu_thread_ids(engine.qmp()).expect("vCPU thread ids");
+    assert_eq!(tids.len(), 2, "{tids:?}");
+    for t in &tids {
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}/task/{t}")).exists(),
+            "thread {t} is not a thread of QEMU ({pid})"
+        );
+    }
+    let sw = VcpuCounters::open_with(&tids, &[Counter::TaskClock, Counter::ContextSwitches]);
+    std::thread::sleep(Duration::from_millis(500));
+    let VcpuPerf::Sampled(s) = sw.read() else {
+        panic!("software counters on vCPU threads: {sw:?}");
+    };
+    let clocks: Vec<u64> = s
+        .iter()
+        .map(|x| x.as_ref().unwrap().task_clock_ns.unwrap())
+        .collect();
+    eprintln!("vCPU threads {tids:?}: task clock over 500 ms {clocks:?} ns");
+    // The workload keeps both vCPUs busy.
+    assert!(clocks.iter().all(|c| *c > 1_000_000), "{clocks:?}");
+}
+
+/// The engine's own counters at the freeze: sampled on a host with a PMU, otherwise
+/// absent with the failing event and errno named.
+fn check_vcpu_perf_at_freeze(f: &FreezeOutcome) {
+    match &f.vcpu_perf {
+        VcpuPerf::Sampled(s) => {
+            eprintln!("vcpu_perf_at_freeze: {s:?}");
+            assert_eq!(s.len(), 2);
+            for x in s {
+                let x = x.as_ref().expect("every vCPU group read");
+                assert!(x.time_enabled_ns >= x.time_running_ns && x.time_enabled_ns > 0);
+                assert!(x.cycles > 0 && x.instructions > 0);
+                assert!(x.task_clock_ns.unwrap() > 0);
+            }
+        }
+        VcpuPerf::Absent(why) => {
+            eprintln!("vcpu_perf_at_freeze absent: {why}");
+            assert!(
+                why.starts_with("vCPU thread counters: perf_event_open(cycles) on thread "),
+                "{why}"
+            );
+            assert!(why.contains("(os error "), "{why}");
+        }
+    }
 }

@@ -21,6 +21,9 @@ pub struct FreezeOutcome {
     pub vcpus: Vec<Option<CpuRegs>>,
     /// From the freeze request to the last acknowledgement (or the timeout).
     pub elapsed: Duration,
+    /// Host perf counters of the vCPU threads, read at the freeze (or why not); see
+    /// [`perf`].
+    pub vcpu_perf: perf::VcpuPerf,
 }
 
 impl FreezeOutcome {
@@ -73,5 +76,6 @@ pub enum EngineError {
 
 pub mod kvm;
 pub mod lab;
+pub mod perf;
 pub mod qemu;
 pub mod watch;

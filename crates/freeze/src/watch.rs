@@ -617,6 +617,7 @@ mod tests {
             Ok(FreezeOutcome {
                 vcpus: vec![Some(Default::default())],
                 elapsed: Duration::from_micros(1),
+                vcpu_perf: Default::default(),
             })
         }
         fn thaw(&mut self) -> Result<(), EngineError> {

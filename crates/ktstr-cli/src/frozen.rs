@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use btf_walk::Btf;
 use dump_schema::{FailureDumpReport, FailureDumpReportAny};
+use freeze::perf::VcpuPerf;
 use guest_mem::vmcore::writer::{VmcoreContents, write_vmcore};
 use guest_mem::{CpuRegs, Kernel as GuestKernel, KernelOptions, PhysMem, SymbolTable, Vmcore};
 use scx_walk::render::BtfRenderer;
@@ -94,6 +95,26 @@ pub fn capture_frozen(
     scx_walk::capture(&target, opts)
 }
 
+/// Puts the engine's host perf counters of the vCPU threads (read at the freeze) into
+/// the report, and replaces scx-walk's generic log line about them with what happened:
+/// how many vCPU threads were sampled, or the precise reason none was (e.g.
+/// `vcpu_perf_at_freeze absent: vCPU thread counters: perf_event_open(cycles) on thread
+/// 1234: No such file or directory (os error 2)` on a host without a hardware PMU).
+pub fn apply_vcpu_perf(out: &mut CaptureOutput, perf: &VcpuPerf) {
+    out.log.retain(|l| l != scx_walk::reasons::NO_VCPU_PERF);
+    match perf {
+        VcpuPerf::Sampled(s) => {
+            out.report.vcpu_perf_at_freeze = s.clone();
+            out.log.push(format!(
+                "vcpu_perf_at_freeze: {} of {} vCPU threads sampled",
+                s.iter().flatten().count(),
+                s.len()
+            ));
+        }
+        VcpuPerf::Absent(why) => out.log.push(format!("vcpu_perf_at_freeze absent: {why}")),
+    }
+}
+
 /// A report from a post-mortem vmcore (QEMU `dump-guest-memory`, kdump, or ours).
 pub fn capture_vmcore(
     path: &Path,
@@ -152,5 +173,50 @@ pub fn report_has_error_exit(r: &FailureDumpReportAny) -> bool {
         FailureDumpReportAny::Single(r) => single(r),
         FailureDumpReportAny::Dual(d) => single(&d.late),
         FailureDumpReportAny::Degraded(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dump_schema::VcpuPerfSample;
+
+    fn output() -> CaptureOutput {
+        CaptureOutput {
+            report: FailureDumpReport::default(),
+            phases: Vec::new(),
+            log: vec![
+                "other".to_string(),
+                scx_walk::reasons::NO_VCPU_PERF.to_string(),
+            ],
+        }
+    }
+
+    #[test]
+    fn vcpu_perf_goes_into_the_report_or_the_log() {
+        let mut out = output();
+        let why = "vCPU thread counters: perf_event_open(cycles) on thread 7: No such file or directory (os error 2)";
+        apply_vcpu_perf(&mut out, &VcpuPerf::Absent(why.into()));
+        assert!(out.report.vcpu_perf_at_freeze.is_empty());
+        assert_eq!(
+            out.log,
+            [
+                "other".to_string(),
+                format!("vcpu_perf_at_freeze absent: {why}")
+            ]
+        );
+
+        let mut out = output();
+        let s = VcpuPerfSample {
+            cycles: 5,
+            task_clock_ns: Some(9),
+            ..Default::default()
+        };
+        apply_vcpu_perf(&mut out, &VcpuPerf::Sampled(vec![Some(s.clone()), None]));
+        assert_eq!(out.report.vcpu_perf_at_freeze, vec![Some(s), None]);
+        assert_eq!(
+            out.log[1],
+            "vcpu_perf_at_freeze: 1 of 2 vCPU threads sampled"
+        );
     }
 }

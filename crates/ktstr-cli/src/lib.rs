@@ -28,7 +28,8 @@ pub use atomic::write_atomic;
 pub use dual::{EARLY_SNAPSHOT_FAILED_PREFIX, EarlyTaken, SCAN_EVERY};
 pub use error::{Error, ErrorClass};
 pub use frozen::{
-    CaptureSources, capture_frozen, capture_vmcore, export_vmcore, report_has_error_exit,
+    CaptureSources, apply_vcpu_perf, capture_frozen, capture_vmcore, export_vmcore,
+    report_has_error_exit,
 };
 pub use guest::{NATIVE_PROBE_BUDGET, probe_native};
 pub use qmp_attach::{QmpAttachOptions, capture_qmp};

@@ -1,10 +1,16 @@
 //! Attaching to a QEMU guest started by someone else: its QMP socket and its shared RAM
 //! file (`-object memory-backend-file,share=on,mem-path=FILE`). Freeze with `stop`, read
 //! registers with `info registers -a`, capture, `cont`.
+//!
+//! Host perf counters of QEMU's vCPU threads (`query-cpus-fast` thread ids) are opened
+//! on attach and count for [`PERF_WINDOW`] before the `stop`: the report's
+//! `vcpu_perf_at_freeze` is what each vCPU thread did just before the freeze (or the
+//! log says why there is none).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use freeze::perf::VcpuCounters;
 use freeze::qemu::QmpClient;
 use guest_mem::ramfile::{QemuMachine, map_ram_file};
 use guest_mem::{CpuRegs, PhysMem};
@@ -12,7 +18,7 @@ use scx_walk::{CaptureOptions, CaptureOutput};
 use serde_json::json;
 
 use crate::Error;
-use crate::frozen::{CaptureSources, capture_frozen, export_vmcore, guest_kernel};
+use crate::frozen::{CaptureSources, apply_vcpu_perf, capture_frozen, export_vmcore, guest_kernel};
 
 /// What to attach to.
 #[derive(Debug, Clone)]
@@ -27,6 +33,8 @@ pub struct QmpAttachOptions {
 }
 
 const QMP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the vCPU threads' perf counters count before the freeze.
+pub const PERF_WINDOW: Duration = Duration::from_millis(100);
 
 /// Resumes the guest when dropped, so every path out of the capture (errors, panics in the
 /// walkers) thaws it — unless it was already paused when we came.
@@ -59,8 +67,13 @@ pub fn capture_qmp(
         .map_err(|e| Error::Usage(format!("{}: cannot attach to QMP: {e}", opts.qmp.display())))?;
     let phys = ram_phys(&opts.ram, opts.machine)?;
     let was_running = qmp.run_state().map_err(qmp_err("query-status"))? == "running";
+    let counters = freeze::qemu::open_vcpu_counters(&mut qmp);
+    if was_running && matches!(counters, VcpuCounters::Counting(_)) {
+        std::thread::sleep(PERF_WINDOW);
+    }
     qmp.execute_timeout("stop", None, QMP_TIMEOUT)
         .map_err(qmp_err("stop"))?;
+    let perf = counters.read();
     let guard = Resume {
         qmp: &mut qmp,
         armed: was_running,
@@ -83,7 +96,8 @@ pub fn capture_qmp(
     kopts.cpus = cpus.clone();
     let k = guest_kernel(phys, kopts)?;
     let btf = opts.sources.load_btf(&k)?;
-    let out = capture_frozen(&k, &btf, vcpus, capture);
+    let mut out = capture_frozen(&k, &btf, vcpus, capture);
+    apply_vcpu_perf(&mut out, &perf);
     if let Some(p) = &opts.vmcore_out {
         export_vmcore(&k, &cpus, p)?;
     }

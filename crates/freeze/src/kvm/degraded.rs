@@ -65,6 +65,7 @@ mod tests {
         let outcome = FreezeOutcome {
             vcpus: vec![Some(regs), None, Some(regs)],
             elapsed: Duration::from_millis(250),
+            vcpu_perf: Default::default(),
         };
         let r = degraded_report(&outcome);
         assert_eq!(r.schema, "degraded");

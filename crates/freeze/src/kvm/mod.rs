@@ -551,7 +551,11 @@ impl Engine for KvmEngine {
                 }
             }
         }
-        Ok(FreezeOutcome { vcpus, elapsed })
+        Ok(FreezeOutcome {
+            vcpus,
+            elapsed,
+            vcpu_perf: Default::default(),
+        })
     }
 
     fn thaw(&mut self) -> Result<(), EngineError> {

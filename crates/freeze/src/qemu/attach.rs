@@ -12,7 +12,8 @@ use std::time::Duration;
 use guest_mem::ramfile::{self, QemuMachine};
 use serde_json::{Value, json};
 
-use super::{QMP_TIMEOUT, QmpClient, qmp_err, stop_and_capture};
+use super::{QMP_TIMEOUT, QmpClient, open_vcpu_counters, qmp_err, stop_and_capture};
+use crate::perf::VcpuCounters;
 use crate::{Engine, EngineError, FreezeOutcome, GuestRam};
 
 /// A running QEMU reached through its QMP socket and RAM file.
@@ -24,6 +25,8 @@ pub struct AttachedQemu {
     frozen: bool,
     /// The run state when we attached: only a guest we found running is thawed on drop.
     was_running: bool,
+    /// Host perf counters on QEMU's vCPU threads, from the attach to each freeze.
+    perf: VcpuCounters,
 }
 
 impl AttachedQemu {
@@ -66,12 +69,14 @@ impl AttachedQemu {
             }
         })?;
         let state = qmp.run_state().map_err(qmp_err("query-status"))?;
+        let perf = open_vcpu_counters(&mut qmp);
         Ok(AttachedQemu {
             qmp,
             ram,
             vcpus,
             frozen: false,
             was_running: state == "running",
+            perf,
         })
     }
 
@@ -105,7 +110,9 @@ impl Engine for AttachedQemu {
     }
 
     fn freeze(&mut self, timeout: Duration) -> Result<FreezeOutcome, EngineError> {
-        stop_and_capture(&mut self.qmp, timeout, self.vcpus, &mut self.frozen)
+        let mut out = stop_and_capture(&mut self.qmp, timeout, self.vcpus, &mut self.frozen)?;
+        out.vcpu_perf = self.perf.read();
+        Ok(out)
     }
 
     fn thaw(&mut self) -> Result<(), EngineError> {

@@ -52,6 +52,7 @@ pub use attach::AttachedQemu;
 pub use console::{Console, LineMark, WaitError};
 pub use qmp::{QmpClient, QmpError, QmpEvent};
 
+use crate::perf::VcpuCounters;
 use crate::{Engine, EngineError, FreezeOutcome, GuestRam};
 
 /// How to start a guest.
@@ -117,6 +118,8 @@ pub struct QemuEngine {
     vcpus: usize,
     frozen: bool,
     exit_status: Option<ExitStatus>,
+    /// Host perf counters on the vCPU threads, from launch to each freeze.
+    perf: VcpuCounters,
 }
 
 fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
@@ -239,6 +242,8 @@ impl QemuEngine {
                     detail: e.to_string(),
                 }
             })?;
+        let mut qmp = qmp;
+        let perf = open_vcpu_counters(&mut qmp);
         let child = partial.child.take().expect("still owned");
         Ok(QemuEngine {
             child,
@@ -253,6 +258,7 @@ impl QemuEngine {
             vcpus: cfg.vcpus as usize,
             frozen: false,
             exit_status: None,
+            perf,
         })
     }
 
@@ -402,7 +408,9 @@ impl Engine for QemuEngine {
     /// parsed the guest stays frozen and the error is returned.
     fn freeze(&mut self, timeout: Duration) -> Result<FreezeOutcome, EngineError> {
         self.check_alive("freeze")?;
-        stop_and_capture(&mut self.qmp, timeout, self.vcpus, &mut self.frozen)
+        let mut out = stop_and_capture(&mut self.qmp, timeout, self.vcpus, &mut self.frozen)?;
+        out.vcpu_perf = self.perf.read();
+        Ok(out)
     }
 
     fn thaw(&mut self) -> Result<(), EngineError> {
@@ -452,7 +460,41 @@ pub(crate) fn stop_and_capture(
     Ok(FreezeOutcome {
         vcpus: regs,
         elapsed,
+        vcpu_perf: Default::default(),
     })
+}
+
+/// Host thread ids of QEMU's vCPUs (`query-cpus-fast` `thread-id`), index = vCPU.
+pub fn vcpu_thread_ids(qmp: &mut QmpClient) -> Result<Vec<i32>, String> {
+    let cpus = qmp
+        .execute_timeout("query-cpus-fast", None, QMP_TIMEOUT)
+        .map_err(|e| format!("query-cpus-fast: {e}"))?;
+    let cpus = cpus
+        .as_array()
+        .ok_or_else(|| format!("query-cpus-fast: not a list: {cpus}"))?;
+    let mut ids: Vec<(u64, i32)> = Vec::with_capacity(cpus.len());
+    for c in cpus {
+        let index = c.get("cpu-index").and_then(serde_json::Value::as_u64);
+        let tid = c
+            .get("thread-id")
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|t| i32::try_from(t).ok())
+            .filter(|t| *t > 0);
+        match (index, tid) {
+            (Some(i), Some(t)) => ids.push((i, t)),
+            _ => return Err(format!("query-cpus-fast: no cpu-index/thread-id in {c}")),
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids.into_iter().map(|(_, t)| t).collect())
+}
+
+/// Opens the perf counter groups on QEMU's vCPU threads (or says why not).
+pub fn open_vcpu_counters(qmp: &mut QmpClient) -> VcpuCounters {
+    match vcpu_thread_ids(qmp) {
+        Ok(tids) => VcpuCounters::open(&tids),
+        Err(e) => VcpuCounters::Unavailable(format!("vCPU thread ids: {e}")),
+    }
 }
 
 /// Owns QEMU while `launch` is still fallible.
