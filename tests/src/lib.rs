@@ -95,6 +95,20 @@ pub fn validate_json_against(name: &str, json: &str) -> Result<(), String> {
     }
 }
 
+/// Validates `json` against the schemas and parses it as a single report; panics (with
+/// the violations, or the schema it has instead) otherwise. For tests of tools that
+/// print one report.
+pub fn single_report(json: &str) -> dump_schema::FailureDumpReport {
+    if let Err(e) = validate_report_json(json) {
+        panic!("the report does not validate: {e}");
+    }
+    match dump_schema::FailureDumpReportAny::from_json(json) {
+        Ok(dump_schema::FailureDumpReportAny::Single(r)) => r,
+        Ok(other) => panic!("expected a single report, got {}", other.schema()),
+        Err(e) => panic!("the report does not parse: {e}"),
+    }
+}
+
 fn violations(name: &str, doc: &serde_json::Value) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut total = 0usize;
@@ -142,6 +156,20 @@ mod tests {
         assert!(e.contains("schema/any.json"), "{e}");
         let e = validate_report_json("{").unwrap_err();
         assert!(e.starts_with("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn single_report_parses_only_single() {
+        let r = single_report(r#"{"schema":"single","maps":[]}"#);
+        assert!(r.maps.is_empty());
+        for bad in [
+            r#"{"schema":"dual","late":{"schema":"single","maps":[]}}"#,
+            r#"{"schema":"single"}"#,
+            "{",
+        ] {
+            let e = std::panic::catch_unwind(|| single_report(bad));
+            assert!(e.is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -5,12 +5,17 @@
 //!
 //! Needs QEMU and the guest lab; without QEMU the test prints why it skips.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+// Only `ktstr` of the shared helpers is used here.
+#[allow(dead_code)]
+mod support;
+
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dump_schema::FailureDumpReportAny;
-use freeze::lab::{DEFAULT_APPEND, Lab, RunEnd, RunSpec, SchedulerChoice, TestScheduler};
+use e2e_tests::guest::GuestLab;
+use e2e_tests::single_report as single;
+use freeze::lab::{DEFAULT_APPEND, RunEnd, RunSpec, SchedulerChoice, TestScheduler};
+use support::ktstr;
 
 /// Kills QEMU on every path out of the test.
 struct Qemu(Child);
@@ -22,40 +27,13 @@ impl Drop for Qemu {
     }
 }
 
-fn ktstr(args: &[&str], cwd: &Path) -> Output {
-    let o = Command::new(env!("CARGO_BIN_EXE_ktstr"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("running ktstr");
-    eprintln!(
-        "--- ktstr {args:?}: {} ---\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn single(json: &str) -> dump_schema::FailureDumpReport {
-    e2e_tests::validate_report_json(json).expect("validates against schema/any.json");
-    match FailureDumpReportAny::from_json(json).unwrap() {
-        FailureDumpReportAny::Single(r) => r,
-        other => panic!("expected a single report, got {}", other.schema()),
-    }
-}
-
 #[test]
 fn capture_qmp_and_export_vmcore_on_a_live_guest() {
-    if !Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("SKIP: qemu-system-x86_64 not installed (cargo xtask provision installs it)");
+    // QEMU is started here as a user would (the engine's own QMP connection would keep
+    // `ktstr capture --qmp` out); only the lab comes from the shared support.
+    let Some(GuestLab { lab, kernel }) = GuestLab::open() else {
         return;
-    }
-    let lab = Lab::open().expect("guest lab");
-    let kernel = lab.kernel().expect("sched_ext kernel");
+    };
     let spec = RunSpec::new()
         .scheduler(SchedulerChoice::test(TestScheduler::Ok))
         .workload("ktstr_spin 2 900")
