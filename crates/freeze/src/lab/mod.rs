@@ -214,7 +214,7 @@ impl Lab {
     }
 
     /// Everything a full test run needs: host packages, kernel, the three test schedulers,
-    /// `scx_bpfland` (when `with_bpfland`) and a base initramfs.
+    /// `scx_bpfland` and `scx_p2dq` (when `with_bpfland`) and a base initramfs.
     pub fn provision_all(&self, with_bpfland: bool) -> Result<(), LabError> {
         self.ensure_host_packages()?;
         let kernel = self.kernel()?;
@@ -228,6 +228,8 @@ impl Lab {
             self.bpfland()?;
             // Also builds the bpfland initramfs layer.
             spec = spec.scheduler(SchedulerChoice::bpfland());
+            // scx_p2dq, the sdt allocator's real user, and its layer.
+            self.p2dq_cpio()?;
         }
         self.initramfs(&spec)?;
         Ok(())
