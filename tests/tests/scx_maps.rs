@@ -16,21 +16,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use btf_walk::Btf;
 use dump_schema::{FailureDumpMap, FailureDumpReport, RenderedValue};
+use e2e_tests::guest::view::{ProcStat, assert_maps_agree, json_output};
+use e2e_tests::guest::{Guest, GuestLab, KernelView};
+use freeze::FreezeOutcome;
 use freeze::lab::{
-    ConsoleLog, GuestCommand, HookPoint, KernelAssets, Lab, RunEnd, RunSpec, SchedulerChoice,
-    TestScheduler, TestSchedulerParams,
+    ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec, SchedulerChoice, TestScheduler,
+    TestSchedulerParams,
 };
 use freeze::perf::{Counter, VcpuCounters, VcpuPerf};
-use freeze::qemu::{QemuConfig, QemuEngine};
-use freeze::{Engine, FreezeOutcome};
-use guest_mem::{Kernel as GuestKernel, KernelOptions, Kva, KvaReadExt, PhysMem};
+use freeze::qemu::QemuEngine;
+use guest_mem::Kva;
 use scx_walk::lists::CoreOffsets;
 use scx_walk::render::BtfRenderer;
 use scx_walk::stackscan::StackScanner;
 use scx_walk::tasks::{TaskOffsets, all_tasks};
-use scx_walk::{CaptureOptions, Kernel, Target};
+use scx_walk::{CaptureOptions, Target};
 use serde_json::Value;
 
 /// Bytes one ring-buffer record takes (8-byte header + 16-byte record), as in the
@@ -40,20 +41,6 @@ const RB_SLOT: u64 = 24;
 const TAIL_SLOT: u32 = 1;
 /// The last label of the guest's view.
 const LAST_VIEW: &str = "cgroup-ids";
-
-fn lab() -> Option<(Lab, KernelAssets)> {
-    let qemu = std::process::Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !qemu {
-        eprintln!("SKIP: qemu-system-x86_64 not installed (cargo xtask provision installs it)");
-        return None;
-    }
-    let lab = Lab::open().expect("opening the guest lab cache");
-    let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
-    Some((lab, kernel))
-}
 
 /// The workload: a child cgroup (for cgroup storage), a long `sleep` (in nanosleep),
 /// one spinner, and four writers contending on one pipe's mutex.
@@ -97,79 +84,18 @@ fn spec() -> RunSpec {
         .end(RunEnd::Hold)
 }
 
-fn boot(lab: &Lab, kernel: &KernelAssets, spec: &RunSpec) -> QemuEngine {
-    let initrd = lab.initramfs(spec).expect("building the initramfs");
-    let mut cfg = QemuConfig::new(
-        &kernel.vmlinuz,
-        Some(initrd.path().to_path_buf()),
-        "console=ttyS0 panic=-1 loglevel=4",
-    );
-    cfg.memory_mib = 512;
-    cfg.vcpus = 2;
-    QemuEngine::launch(&cfg).expect("launching QEMU")
-}
-
-/// The frozen guest: its kernel view and BTF.
-struct Frozen {
-    k: GuestKernel,
-    btf: Btf,
-}
-
-impl Frozen {
-    fn new(engine: &QemuEngine, f: &FreezeOutcome) -> Frozen {
-        let phys = PhysMem::from_guest_memory(&engine.guest_ram()).expect("mapping guest RAM");
-        let opts = KernelOptions {
-            cpus: f.vcpus.iter().flatten().copied().collect(),
-            ..Default::default()
-        };
-        let k = GuestKernel::new(phys, opts).expect("finding the kernel in guest RAM");
-        let start = k.require_symbol("__start_BTF").expect("__start_BTF");
-        let stop = k.require_symbol("__stop_BTF").expect("__stop_BTF");
-        let btf = Btf::from_guest(&k, start, stop).expect("loading BTF from guest memory");
-        Frozen { k, btf }
-    }
-
-    fn kernel(&self) -> Kernel<'_> {
-        Kernel {
-            mem: &self.k,
-            syms: &self.k,
-            types: &self.btf,
-        }
-    }
-
-    fn capture(&self, f: &FreezeOutcome) -> FailureDumpReport {
-        let renderer = BtfRenderer::new(&self.btf);
-        let target = Target {
-            kernel: self.kernel(),
-            renderer: Some(&renderer),
-            vcpu_regs: f.vcpus.clone(),
-        };
-        let out = scx_walk::capture(&target, &CaptureOptions::default());
-        for l in &out.log {
-            eprintln!("capture log: {l}");
-        }
-        let json = out.report.to_json().expect("serializing the report");
-        e2e_tests::validate_report_json(&json).expect("the dump validates against the schema");
-        out.report
-    }
-
-    fn off(&self, path: &str) -> u64 {
-        self.btf
-            .offset_of(path)
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    fn u32_at(&self, base: u64, path: &str) -> u32 {
-        self.k
-            .read_u32(Kva(base + self.off(path)))
-            .unwrap_or_else(|e| panic!("reading {path} at {base:#x}: {e}"))
-    }
-
-    fn u64_at(&self, base: u64, path: &str) -> u64 {
-        self.k
-            .read_u64(Kva(base + self.off(path)))
-            .unwrap_or_else(|e| panic!("reading {path} at {base:#x}: {e}"))
-    }
+/// The report of the guest frozen by `f`, read through `view` (a view made at an
+/// earlier freeze serves: symbols and BTF do not move), with `f`'s vCPU registers.
+fn capture(view: &KernelView, f: &FreezeOutcome) -> FailureDumpReport {
+    let renderer = BtfRenderer::new(&view.btf);
+    let target = Target {
+        kernel: view.kernel(),
+        renderer: Some(&renderer),
+        vcpu_regs: f.vcpus.clone(),
+    };
+    let r = scx_walk::capture(&target, &CaptureOptions::default()).report;
+    e2e_tests::validate_report_json(&r.to_json().unwrap()).expect("the dump validates");
+    r
 }
 
 fn map<'r>(r: &'r FailureDumpReport, name: &str) -> &'r FailureDumpMap {
@@ -225,13 +151,6 @@ fn guest_bss(log: &ConsoleLog, var: &str) -> u64 {
     panic!("guest printed no .bss {var}")
 }
 
-fn json_output(log: &ConsoleLog, label: &str) -> Value {
-    let text = log
-        .output(label)
-        .unwrap_or_else(|| panic!("guest printed no {label} output"));
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{label} is not JSON: {e}: {text}"))
-}
-
 /// bpftool's hex byte array (`["0x01", ...]`) as bytes.
 fn hex_bytes(v: &Value) -> Vec<u8> {
     v.as_array()
@@ -251,14 +170,8 @@ fn le_u64s(b: &[u8]) -> Vec<u64> {
 fn guest_pids(log: &ConsoleLog) -> BTreeMap<i32, String> {
     let text = log.output("proc-pid-stat").expect("guest /proc view");
     text.lines()
-        .filter_map(|l| {
-            let open = l.find('(')?;
-            let close = l.rfind(')')?;
-            Some((
-                l[..open].trim().parse().ok()?,
-                l[open + 1..close].to_string(),
-            ))
-        })
+        .filter_map(ProcStat::parse)
+        .map(|p| (p.pid, p.comm))
         .collect()
 }
 
@@ -294,7 +207,7 @@ fn check_ringbuf(r: &FailureDumpReport, log: &ConsoleLog) {
     assert!(records >= seen, "dump {records} < guest's {seen}");
 }
 
-fn check_stacks(r: &FailureDumpReport, log: &ConsoleLog, f: &Frozen) {
+fn check_stacks(r: &FailureDumpReport, log: &ConsoleLog, f: &KernelView) {
     let m = map(r, "ktstr_stacks");
     assert_eq!(m.map_type, dump_schema::map_type::STACK_TRACE);
     let st = m
@@ -360,7 +273,7 @@ fn owner(e: &dump_schema::FailureDumpEntry) -> u64 {
     u64::from_le_bytes(b[..8].try_into().expect("8-byte owner"))
 }
 
-fn check_task_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &Frozen) {
+fn check_task_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &KernelView) {
     let m = map(r, "ktstr_task_ctx");
     assert_eq!(m.map_type, dump_schema::map_type::TASK_STORAGE);
     assert!(!m.entries.is_empty(), "no task storage: {:?}", m.error);
@@ -417,7 +330,7 @@ fn check_task_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &Frozen) {
     );
 }
 
-fn check_cgroup_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &Frozen) {
+fn check_cgroup_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &KernelView) {
     let m = map(r, "ktstr_cgrp_ctx");
     assert_eq!(m.map_type, dump_schema::map_type::CGRP_STORAGE);
     let mut ids = BTreeSet::new();
@@ -465,55 +378,34 @@ fn check_prog_array(r: &FailureDumpReport, log: &ConsoleLog) {
 
 #[test]
 fn scx_maps_agree_with_guest_and_scheduler() {
-    let Some((lab, kernel)) = lab() else { return };
-    let spec = spec();
-    let mut engine = boot(&lab, &kernel, &spec);
-    let c = engine.console();
-    if let Err(e) = c.wait_contains(
-        Default::default(),
-        Duration::from_secs(600),
-        &format!("KTSTR-END {LAST_VIEW}"),
-    ) {
-        panic!(
-            "waiting for the guest's view: {e:?}\n--- console tail ---\n{}",
-            engine.console_tail()
-        );
-    }
-    check_vcpu_thread_counters(&mut engine);
-    let f = engine.freeze(Duration::from_secs(10)).expect("freeze");
+    let Some(mut guest) = booted() else { return };
+    check_vcpu_thread_counters(&mut guest);
+    let f = guest.freeze_now();
     assert!(f.all_parked());
     check_vcpu_perf_at_freeze(&f);
-    let frozen = Frozen::new(&engine, &f);
-    let r = frozen.capture(&f);
-    let (lines, _) = engine.console().lines_since(Default::default());
-    let log = ConsoleLog::parse(&lines.join("\n"));
+    let frozen = guest.frozen_kernel(&f);
+    let r = capture(&frozen, &f);
+    let log = guest.console_log();
+    let maps = assert_maps_agree(&log, &r);
+    assert!(maps >= 13, "only {maps} maps compared");
     check_ringbuf(&r, &log);
     check_stacks(&r, &log, &frozen);
     check_task_storage(&r, &log, &frozen);
     check_cgroup_storage(&r, &log, &frozen);
     check_prog_array(&r, &log);
-    engine.thaw().expect("thaw");
+    guest.thaw_now();
 }
 
 /// Boots the guest and waits until it printed its view.
-fn booted() -> Option<QemuEngine> {
-    let (lab, kernel) = lab()?;
-    let engine = boot(&lab, &kernel, &spec());
-    if let Err(e) = engine.console().wait_contains(
-        Default::default(),
-        Duration::from_secs(600),
-        &format!("KTSTR-END {LAST_VIEW}"),
-    ) {
-        panic!(
-            "waiting for the guest's view: {e:?}\n--- console tail ---\n{}",
-            engine.console_tail()
-        );
-    }
-    Some(engine)
+fn booted() -> Option<Guest> {
+    let lab = GuestLab::open()?;
+    let guest = lab.boot(&spec());
+    guest.wait_console(&format!("KTSTR-END {LAST_VIEW}"), Duration::from_secs(600));
+    Some(guest)
 }
 
 /// Tasks of the frozen guest with this comm.
-fn tasks_named(f: &Frozen, comm: &str) -> Vec<Kva> {
+fn tasks_named(f: &KernelView, comm: &str) -> Vec<Kva> {
     let k = f.kernel();
     let core = CoreOffsets::resolve(k.types).expect("core offsets");
     let to = TaskOffsets::resolve(k.types).expect("task offsets");
@@ -531,9 +423,9 @@ fn tasks_named(f: &Frozen, comm: &str) -> Vec<Kva> {
 /// (`lock_slowpath_match`) in at least one of several freezes.
 #[test]
 fn scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
-    let Some(mut engine) = booted() else { return };
-    let f = engine.freeze(Duration::from_secs(10)).expect("freeze");
-    let frozen = Frozen::new(&engine, &f);
+    let Some(mut guest) = booted() else { return };
+    let f = guest.freeze_now();
+    let frozen = guest.frozen_kernel(&f);
     let k = frozen.kernel();
     let sleepers = tasks_named(&frozen, "sleep");
     assert!(!sleepers.is_empty(), "no sleep task");
@@ -554,7 +446,7 @@ fn scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
             "a sleeper holds no lock: {syms:?}"
         );
     }
-    engine.thaw().expect("thaw");
+    guest.thaw_now();
 
     // Later freezes reuse the kernel view (symbols, BTF) on the live RAM mapping; task
     // stacks come and go, so no cached translation may outlive a freeze.
@@ -562,9 +454,9 @@ fn scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
     let mut found = None;
     for attempt in 1..=100 {
         std::thread::sleep(Duration::from_millis(100));
-        let f = engine.freeze(Duration::from_secs(10)).expect("freeze");
-        let r = frozen.capture(&f);
-        engine.thaw().expect("thaw");
+        let f = guest.freeze_now();
+        let r = capture(&frozen, &f);
+        guest.thaw_now();
         let yes: Vec<(i32, &str)> = r
             .task_enrichments
             .iter()
