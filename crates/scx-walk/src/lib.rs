@@ -71,6 +71,9 @@
 //!   that map and the maps its programs use.
 //! - `cgroup_psi` carries the CPU-some pressure of every cgroup of the default hierarchy
 //!   ([`psi`]).
+//! - `sdt_allocations` / `scx_static_ranges`: every `struct scx_allocator` and `struct
+//!   scx_static` of the scheduler's `.bss`, the allocator's radix tree walked through the
+//!   arena's kernel mapping; payloads typed by size and the allocator's name ([`sdt`]).
 //! - New reason strings: [`reasons`].
 
 pub mod adapters;
