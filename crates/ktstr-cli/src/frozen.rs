@@ -95,6 +95,19 @@ pub fn capture_frozen(
     scx_walk::capture(&target, opts)
 }
 
+/// [`capture_frozen`] of the guest frozen by `freeze`: its vCPU registers, and its host
+/// perf counters put into the report ([`apply_vcpu_perf`]).
+pub fn capture_freeze(
+    k: &GuestKernel,
+    btf: &Btf,
+    freeze: &freeze::FreezeOutcome,
+    opts: &CaptureOptions,
+) -> CaptureOutput {
+    let mut out = capture_frozen(k, btf, freeze.vcpus.clone(), opts);
+    apply_vcpu_perf(&mut out, &freeze.vcpu_perf);
+    out
+}
+
 /// Puts the engine's host perf counters of the vCPU threads (read at the freeze) into
 /// the report, and replaces scx-walk's generic log line about them with what happened:
 /// how many vCPU threads were sampled, or the precise reason none was (e.g.

@@ -28,7 +28,7 @@ pub use atomic::write_atomic;
 pub use dual::{EARLY_SNAPSHOT_FAILED_PREFIX, EarlyTaken, SCAN_EVERY};
 pub use error::{Error, ErrorClass};
 pub use frozen::{
-    CaptureSources, apply_vcpu_perf, capture_frozen, capture_vmcore, export_vmcore,
+    CaptureSources, apply_vcpu_perf, capture_freeze, capture_frozen, capture_vmcore, export_vmcore,
     report_has_error_exit,
 };
 pub use guest::{NATIVE_PROBE_BUDGET, probe_native};

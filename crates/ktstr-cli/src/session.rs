@@ -16,7 +16,7 @@ use scx_walk::{CaptureOptions, EventSampler, Kernel, TriggerLocation};
 
 use crate::Error;
 use crate::dual::{EarlySnapshot, SCAN_EVERY};
-use crate::frozen::{capture_frozen, export_vmcore, guest_btf, guest_kernel};
+use crate::frozen::{capture_freeze, export_vmcore, guest_btf, guest_kernel};
 use crate::guest::RunGuest;
 use crate::run::{RunOptions, RunOutcome};
 
@@ -391,7 +391,7 @@ fn capture_single(
         elapsed_ms,
         ..Default::default()
     };
-    let out = capture_frozen(&k, &btf, freeze.vcpus.clone(), &copts);
+    let out = capture_freeze(&k, &btf, freeze, &copts);
     for p in &out.phases {
         log.push(format!(
             "capture phase {:<16} {:>8.2} ms",
