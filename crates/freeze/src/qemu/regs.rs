@@ -84,9 +84,9 @@ pub fn parse_info_registers(text: &str) -> Result<Vec<Option<CpuRegs>>, RegsPars
         for c in pair_re().captures_iter(line) {
             // Only registers we keep are parsed: others (XMM as 32 hex digits, ...)
             // may not fit a u64 and are none of our business.
-            if Fields::KEPT.contains(&&c[1]) {
+            if let Some(kept) = Fields::kept(&c[1]) {
                 let v = hex(*idx, &c[1], &c[2])?;
-                fields.set(&c[1], v);
+                fields.set(kept, v);
             }
         }
     }
@@ -118,84 +118,83 @@ fn hex(cpu: usize, name: &str, value: &str) -> Result<u64, RegsParseError> {
     })
 }
 
+/// Where a register goes in [`CpuRegs`].
+type Slot = fn(&mut CpuRegs) -> &mut u64;
+
+/// The `NAME=HEX` registers kept, by QEMU's name (`RFL` is RFLAGS). At most 32: a
+/// [`Fields`] records which it saw in a `u32`.
+const KEPT: [(&str, Slot); 22] = [
+    ("RAX", |r| &mut r.rax),
+    ("RBX", |r| &mut r.rbx),
+    ("RCX", |r| &mut r.rcx),
+    ("RDX", |r| &mut r.rdx),
+    ("RSI", |r| &mut r.rsi),
+    ("RDI", |r| &mut r.rdi),
+    ("RBP", |r| &mut r.rbp),
+    ("RSP", |r| &mut r.rsp),
+    ("R8", |r| &mut r.r8),
+    ("R9", |r| &mut r.r9),
+    ("R10", |r| &mut r.r10),
+    ("R11", |r| &mut r.r11),
+    ("R12", |r| &mut r.r12),
+    ("R13", |r| &mut r.r13),
+    ("R14", |r| &mut r.r14),
+    ("R15", |r| &mut r.r15),
+    ("RIP", |r| &mut r.rip),
+    ("RFL", |r| &mut r.rflags),
+    ("CR0", |r| &mut r.cr0),
+    ("CR3", |r| &mut r.cr3),
+    ("CR4", |r| &mut r.cr4),
+    ("EFER", |r| &mut r.efer),
+];
+
+const _: () = assert!(KEPT.len() <= 32, "Fields::seen is a u32");
+
+/// What a dump cannot do without: a CPU missing one of these is an error.
+const REQUIRED: [&str; 3] = ["RIP", "RSP", "CR3"];
+
+/// Segment registers: where the selector goes, and the base for the two a kernel uses
+/// as bases (FS, GS).
+const SEGMENTS: [(&str, Slot, Option<Slot>); 6] = [
+    ("CS", |r| &mut r.cs, None),
+    ("SS", |r| &mut r.ss, None),
+    ("DS", |r| &mut r.ds, None),
+    ("ES", |r| &mut r.es, None),
+    ("FS", |r| &mut r.fs, Some(|r| &mut r.fs_base)),
+    ("GS", |r| &mut r.gs, Some(|r| &mut r.gs_base)),
+];
+
+/// One CPU's registers as they are read, and which of [`KEPT`] were seen (bit = index).
 #[derive(Default)]
 struct Fields {
     regs: CpuRegs,
-    have_rip: bool,
-    have_rsp: bool,
-    have_cr3: bool,
+    seen: u32,
 }
 
 impl Fields {
-    const KEPT: [&'static str; 22] = [
-        "RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "RSP", "R8", "R9", "R10", "R11", "R12",
-        "R13", "R14", "R15", "RIP", "RFL", "CR0", "CR3", "CR4", "EFER",
-    ];
+    /// The index of `name` in [`KEPT`], if it is a register we keep.
+    fn kept(name: &str) -> Option<usize> {
+        KEPT.iter().position(|(n, _)| *n == name)
+    }
 
-    fn set(&mut self, name: &str, v: u64) {
-        let r = &mut self.regs;
-        match name {
-            "RAX" => r.rax = v,
-            "RBX" => r.rbx = v,
-            "RCX" => r.rcx = v,
-            "RDX" => r.rdx = v,
-            "RSI" => r.rsi = v,
-            "RDI" => r.rdi = v,
-            "RBP" => r.rbp = v,
-            "RSP" => {
-                r.rsp = v;
-                self.have_rsp = true;
-            }
-            "R8" => r.r8 = v,
-            "R9" => r.r9 = v,
-            "R10" => r.r10 = v,
-            "R11" => r.r11 = v,
-            "R12" => r.r12 = v,
-            "R13" => r.r13 = v,
-            "R14" => r.r14 = v,
-            "R15" => r.r15 = v,
-            "RIP" => {
-                r.rip = v;
-                self.have_rip = true;
-            }
-            "RFL" => r.rflags = v,
-            "CR0" => r.cr0 = v,
-            "CR3" => {
-                r.cr3 = v;
-                self.have_cr3 = true;
-            }
-            "CR4" => r.cr4 = v,
-            "EFER" => r.efer = v,
-            _ => {}
-        }
+    fn set(&mut self, kept: usize, v: u64) {
+        *(KEPT[kept].1)(&mut self.regs) = v;
+        self.seen |= 1 << kept;
     }
 
     fn set_segment(&mut self, name: &str, selector: u64, base: u64) {
-        let r = &mut self.regs;
-        match name {
-            "CS" => r.cs = selector,
-            "SS" => r.ss = selector,
-            "DS" => r.ds = selector,
-            "ES" => r.es = selector,
-            "FS" => {
-                r.fs = selector;
-                r.fs_base = base;
+        if let Some((_, sel, base_slot)) = SEGMENTS.iter().find(|(n, _, _)| *n == name) {
+            *sel(&mut self.regs) = selector;
+            if let Some(b) = base_slot {
+                *b(&mut self.regs) = base;
             }
-            "GS" => {
-                r.gs = selector;
-                r.gs_base = base;
-            }
-            _ => {}
         }
     }
 
     fn finish(self, cpu: usize) -> Result<CpuRegs, RegsParseError> {
-        for (have, name) in [
-            (self.have_rip, "RIP"),
-            (self.have_rsp, "RSP"),
-            (self.have_cr3, "CR3"),
-        ] {
-            if !have {
+        for name in REQUIRED {
+            let seen = Fields::kept(name).is_some_and(|i| self.seen & (1 << i) != 0);
+            if !seen {
                 return Err(RegsParseError::Missing { cpu, name });
             }
         }
