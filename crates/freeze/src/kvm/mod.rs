@@ -355,7 +355,10 @@ impl VmBuilder {
             console,
             frozen: None,
             clock_supported,
+            perf: crate::perf::VcpuCounters::Unavailable("vCPU threads not started".into()),
         };
+        // Each vCPU thread reports its thread id (for the perf counters) as it starts.
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         for (id, fd) in fds.into_iter().enumerate() {
             let vcpu = Vcpu {
                 id,
@@ -365,7 +368,13 @@ impl VmBuilder {
             };
             let handle = std::thread::Builder::new()
                 .name(format!("kvm-vcpu-{id}"))
-                .spawn(move || vcpu.run());
+                .spawn({
+                    let tid_tx = tid_tx.clone();
+                    move || {
+                        let _ = tid_tx.send((id, crate::perf::gettid()));
+                        vcpu.run()
+                    }
+                });
             match handle {
                 Ok(h) => engine.threads.push(h),
                 // Dropping `engine` stops and joins the threads started so far.
@@ -380,6 +389,19 @@ impl VmBuilder {
                 .map(|h| (h.as_pthread_t(), h.thread().clone()))
                 .collect(),
         );
+        drop(tid_tx);
+        let mut tids = vec![0; engine.threads.len()];
+        for _ in 0..tids.len() {
+            match tid_rx.recv_timeout(Duration::from_secs(5)) {
+                Ok((id, tid)) => tids[id] = tid,
+                Err(_) => break,
+            }
+        }
+        engine.perf = if tids.contains(&0) {
+            crate::perf::VcpuCounters::Unavailable("a vCPU thread did not report its id".into())
+        } else {
+            crate::perf::VcpuCounters::open(&tids)
+        };
         Ok(engine)
     }
 }
@@ -448,6 +470,8 @@ pub struct KvmEngine {
     console: ConsoleTail,
     frozen: Option<Frozen>,
     clock_supported: bool,
+    /// Host perf counters on the vCPU threads, from their start to each freeze.
+    perf: crate::perf::VcpuCounters,
 }
 
 /// A handle that tells, from any thread, whether and how the guest exited (the engine
@@ -554,7 +578,7 @@ impl Engine for KvmEngine {
         Ok(FreezeOutcome {
             vcpus,
             elapsed,
-            vcpu_perf: Default::default(),
+            vcpu_perf: self.perf.read(),
         })
     }
 
