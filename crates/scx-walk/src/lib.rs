@@ -58,8 +58,10 @@
 //!
 //! # Section notes
 //! - `probe_counters` is always absent: the project runs no in-guest probe program.
-//! - `vcpu_perf_at_freeze` is absent; the capture log says why
-//!   ([`reasons::NO_VCPU_PERF`]).
+//! - `vcpu_perf_at_freeze` comes from the engine, not from guest memory: [`capture()`]
+//!   leaves it empty and logs [`reasons::NO_VCPU_PERF`]; the CLI fills it from
+//!   `freeze::FreezeOutcome::vcpu_perf` (host perf counters of the vCPU threads) or logs
+//!   the precise reason they are absent (e.g. no hardware PMU on the host).
 //! - `RqScxState.ops_qseq` is 0 on kernels that keep `ops_qseq` per task (7.x).
 //! - `TaskEnrichment.lock_slowpath_match` names the innermost lock slow path
 //!   ([`stackscan::LOCK_SLOWPATHS`]) found on the task's kernel stack: the saved stack

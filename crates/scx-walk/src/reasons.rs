@@ -19,7 +19,10 @@ pub const NUMA_FAILED_PREFIX: &str = "NUMA walker failed: ";
 /// from guest memory, so the allocator's layout is unknown.
 pub const SDT_BTF_UNAVAILABLE: &str =
     "scheduler declares struct scx_allocator; its BTF could not be loaded";
-/// Logged for every capture: host perf counters of vCPU threads are not sampled.
+/// Logged by every capture: the walkers read guest memory only, so the report's
+/// `vcpu_perf_at_freeze` stays empty unless the caller adds the engine's host counters
+/// (`freeze::FreezeOutcome::vcpu_perf`; `ktstr_cli::apply_vcpu_perf` replaces this line
+/// with the outcome).
 pub const NO_VCPU_PERF: &str =
     "vcpu_perf_at_freeze absent: host perf counters of vCPU threads are not sampled";
 /// Logged when kernel stacks cannot be scanned (`lock_slowpath_match` stays empty for
