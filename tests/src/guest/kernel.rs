@@ -60,13 +60,12 @@ impl KernelView {
             vcpu_regs: self.vcpus.clone(),
         };
         let out = scx_walk::capture(&target, opts);
-        for p in &out.phases {
-            eprintln!(
-                "capture phase {:<16} {:>8.2} ms",
-                p.name,
-                p.elapsed.as_secs_f64() * 1e3
-            );
-        }
+        let phases: Vec<String> = out
+            .phases
+            .iter()
+            .map(|p| format!("{} {:.2} ms", p.name, p.elapsed.as_secs_f64() * 1e3))
+            .collect();
+        eprintln!("capture phases: {}", phases.join(", "));
         for l in &out.log {
             eprintln!("capture log: {l}");
         }

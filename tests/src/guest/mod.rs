@@ -34,11 +34,11 @@
 //! );
 //! let mut guest = lab.boot(&spec);
 //! guest.wait_console(view::VIEW_END, Duration::from_secs(600));
-//! let f = guest.freeze_now();
-//! let out = guest.frozen_kernel(&f).capture(&Default::default());
+//! let out = guest.freeze_and_capture(&Default::default());
 //! guest.thaw_now();
 //! let log = guest.console_log();
 //! let r = &out.report;
+//! assert_eq!(view::attached_ops(&log), "ktstr_ok");
 //! assert!(r.scx_sched_state.is_some());
 //! view::assert_maps_agree(&log, r);
 //! view::assert_progs_agree(&log, r);
@@ -59,6 +59,7 @@ use freeze::lab::{ConsoleLog, DEFAULT_APPEND, KernelAssets, Lab, PHASE_PREFIX, R
 use freeze::qemu::{LineMark, QemuConfig, QemuEngine};
 use freeze::watch::{ExitKindTrigger, Triggered, WatchOptions, WatchOutcome, watch_exit_kind};
 use freeze::{Engine, FreezeOutcome};
+use scx_walk::{CaptureOptions, CaptureOutput};
 
 pub use kernel::KernelView;
 
@@ -237,6 +238,14 @@ impl Guest {
     /// The frozen guest's RAM as a kernel, with the vCPUs' registers of `f`.
     pub fn frozen_kernel(&self, f: &FreezeOutcome) -> KernelView {
         KernelView::new(&self.engine.guest_ram(), &f.vcpus)
+    }
+
+    /// Freezes the guest (asserting that every vCPU parked) and captures it with `opts`;
+    /// the guest stays frozen ([`thaw_now`](Self::thaw_now) resumes it).
+    pub fn freeze_and_capture(&mut self, opts: &CaptureOptions) -> CaptureOutput {
+        let f = self.freeze_now();
+        assert!(f.all_parked(), "not every vCPU parked: {:?}", f.vcpus);
+        self.frozen_kernel(&f).capture(opts)
     }
 
     /// The running guest's RAM as a kernel (translation cache off: page tables change).

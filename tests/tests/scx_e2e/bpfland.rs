@@ -22,18 +22,12 @@ fn scx_bpfland_dump_agrees_with_guest() {
     let mut guest = lab.boot(&spec);
     guest.wait_console(view::VIEW_END, Duration::from_secs(600));
     let view_at = Instant::now();
-    let f = guest.freeze_now();
-    assert!(f.all_parked());
-    let out = guest.frozen_kernel(&f).capture(&Default::default());
+    let out = guest.freeze_and_capture(&Default::default());
     let since_view = view_at.elapsed();
     guest.thaw_now();
     let log = guest.console_log();
     let r = &out.report;
-    let ops = log
-        .phase("scheduler-attached")
-        .and_then(|p| p.field("ops"))
-        .expect("bpfland attached")
-        .to_string();
+    let ops = view::attached_ops(&log);
     assert!(ops.starts_with("bpfland"), "{ops}");
     assert_eq!(r.scx_walker_unavailable, None);
     let st = r.scx_sched_state.as_ref().expect("scx_sched_state");

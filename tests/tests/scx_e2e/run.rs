@@ -27,6 +27,30 @@ pub struct ErrorRun {
     pub truncated: FailureDumpReport,
 }
 
+impl ErrorRun {
+    /// What every error run asserts of its late dump: the scheduler was walked (under
+    /// `ops`, with `exit_kind`), and the dump agrees with the guest's own view (maps,
+    /// programs, `.bss`, tasks, CPU times, sysfs) and with the kernel's own dump; the
+    /// event timeline is monotone. Returns the summary line of what was checked.
+    pub fn assert_agrees_with_guest_and_kernel(&self, ops: &str, exit_kind: u32) -> String {
+        let r = &self.late.report;
+        assert_eq!(self.exit_kind, exit_kind, "the exit kind that triggered");
+        assert_eq!(r.scx_sched_state.as_ref().unwrap().exit_kind, exit_kind);
+        assert_eq!(r.scx_walker_unavailable, None);
+        let maps = view::assert_maps_agree(&self.log, r);
+        let progs = view::assert_progs_agree(&self.log, r);
+        let bss = view::assert_bss_agrees(&self.log, r, &view::test_sched_bss);
+        let tasks = view::assert_tasks_agree(&self.log, r, &[]);
+        view::assert_cputime_agrees(&self.log, r, self.since_view);
+        view::assert_sysfs_agrees(&self.log, r, ops);
+        let dumped = view::assert_scx_dump_agrees(&self.log, r, &self.pid_of);
+        view::assert_timeline_monotone(r);
+        format!(
+            "checked {maps} maps, {progs} progs, {bss} .bss members, {tasks} tasks, {dumped} kernel-dump facts"
+        )
+    }
+}
+
 /// The file the guest creates once it has printed its view (gates the stall's victim).
 pub const VIEW_DONE: &str = "/tmp/ktstr-view-done";
 

@@ -23,6 +23,20 @@ pub const LAST_VIEW_LABEL: &str = "sched-ext-sysfs";
 /// The console line the guest prints once its whole view is out.
 pub const VIEW_END: &str = "KTSTR-END sched-ext-sysfs";
 
+/// The `ops` name the guest reported when its scheduler attached (the
+/// `scheduler-attached` phase); panics when it never attached.
+pub fn attached_ops(log: &ConsoleLog) -> String {
+    log.phase("scheduler-attached")
+        .and_then(|p| p.field("ops"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no scheduler attached; phases: {:?}",
+                log.phases.iter().map(|p| &p.name).collect::<Vec<_>>()
+            )
+        })
+        .to_string()
+}
+
 /// The guest's view commands, run while the workload runs (before any freeze).
 pub fn with_guest_view(spec: RunSpec) -> RunSpec {
     spec.bpf_stats(true)
