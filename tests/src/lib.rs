@@ -8,8 +8,10 @@
 //! `[dev-dependencies]` to use it.
 //!
 //! [`guest`] is the shared set-up of the tests that boot a real sched_ext guest under QEMU
-//! (lab, boot, waits, freeze, capture, the guest's own view and the assertions against it).
+//! (lab, boot, waits, freeze, capture, the guest's own view and the assertions against it);
+//! [`drgn`] runs drgn on a vmcore as an independent reader.
 
+pub mod drgn;
 pub mod guest;
 
 use std::sync::OnceLock;

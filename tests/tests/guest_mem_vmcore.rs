@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use btf_walk::Btf;
@@ -241,29 +240,13 @@ fn real_kernel_live_ram_and_vmcore(cpu: &str, mode: PagingMode) {
 /// drgn (a tool nobody here wrote) opens our vmcore and reads `init_task.comm` by
 /// address, translating through the kernel's page tables from our VMCOREINFO.
 fn drgn_reads(core: &Path, comm_addr: u64) {
-    let have = Command::new("python3")
-        .args(["-c", "import drgn"])
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !have {
-        eprintln!("drgn check skipped: python3 cannot import drgn (CI installs it with pip)");
+    if let Err(why) = e2e_tests::drgn::available() {
+        eprintln!("drgn check skipped: {why}");
         return;
     }
     let script = format!(
-        "import drgn\np = drgn.Program()\np.set_core_dump({:?})\n\
-         print(p.read({comm_addr:#x}, 16, False).split(b'\\0')[0].decode())\n",
-        core.display().to_string()
+        "{}print(p.read({comm_addr:#x}, 16, False).split(b'\\0')[0].decode())\n",
+        e2e_tests::drgn::program_on(core)
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "drgn failed on our vmcore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "swapper/0");
+    assert_eq!(e2e_tests::drgn::run(&script).trim(), "swapper/0");
 }
