@@ -27,8 +27,6 @@ pub struct Btf {
 }
 
 pub(crate) struct Inner {
-    /// Kept for bases only: `btf-rs` needs it to parse split BTF on top.
-    pub(crate) raw: Option<btf_rs::Btf>,
     pub(crate) table: Table,
     pub(crate) base: Option<Btf>,
     /// Enumerator name → value over this part's enums, built on first use: walkers ask
@@ -47,54 +45,23 @@ impl std::fmt::Debug for Btf {
 }
 
 impl Btf {
-    pub(crate) fn from_rs_base(raw: btf_rs::Btf) -> Result<Btf> {
-        let (first, last) = raw.base().type_id_range();
-        let table = Table::build(&raw, first, last)?;
+    /// A base from raw BTF bytes (header checked).
+    pub(crate) fn parse_base(bytes: &[u8]) -> Result<Btf> {
         Ok(Btf {
             inner: Arc::new(Inner {
-                raw: Some(raw),
-                table,
+                table: Table::parse(bytes, None)?,
                 base: None,
                 enumerators: OnceLock::new(),
             }),
         })
     }
 
-    pub(crate) fn from_rs_split(raw: btf_rs::Btf, base: &Btf) -> Result<Btf> {
-        let table = match raw.split() {
-            Some(split) => {
-                let (first, last) = split.type_id_range();
-                if first != base.inner.table.end_id() {
-                    return Err(BtfError::Format {
-                        what: "split BTF",
-                        detail: format!(
-                            "split starts at id {first}, base ends at {}",
-                            base.inner.table.end_id()
-                        ),
-                    });
-                }
-                // An empty split section has `last == first - 1`.
-                if last < first {
-                    Table {
-                        first_id: first,
-                        ..Table::default()
-                    }
-                } else {
-                    Table::build(&raw, first, last)?
-                }
-            }
-            None => {
-                return Err(BtfError::Format {
-                    what: "split BTF",
-                    detail: "parsed without a split section".into(),
-                });
-            }
-        };
+    /// Split BTF on top of `self` from raw bytes (header checked).
+    pub(crate) fn parse_split(&self, bytes: &[u8]) -> Result<Btf> {
         Ok(Btf {
             inner: Arc::new(Inner {
-                raw: None,
-                table,
-                base: Some(base.clone()),
+                table: Table::parse(bytes, Some(&self.inner.table))?,
+                base: Some(self.clone()),
                 enumerators: OnceLock::new(),
             }),
         })
@@ -137,7 +104,9 @@ impl Btf {
 
     /// The name of a type; empty for anonymous types.
     pub fn name(&self, id: TypeId) -> Result<&str> {
-        Ok(&self.ty(id)?.name)
+        let t = self.table_of(id)?;
+        let ty = t.get(id).ok_or(BtfError::NoSuchTypeId(id.0))?;
+        Ok(t.name_of(ty))
     }
 
     /// Members of a struct or union (`id` may be a typedef or qualified; it is stripped).
@@ -421,14 +390,10 @@ impl Btf {
         let mut suffix = String::new();
         let mut id = id;
         for _ in 0..MAX_CHAIN {
-            let Ok(ty) = self.ty(id) else {
+            let (Ok(ty), Ok(name)) = (self.ty(id), self.name(id)) else {
                 return format!("<bad type {}>{suffix}", id.0);
             };
-            let name = if ty.name.is_empty() {
-                "<anon>"
-            } else {
-                &ty.name
-            };
+            let name = if name.is_empty() { "<anon>" } else { name };
             match ty.kind {
                 Kind::Void => return format!("void{suffix}"),
                 Kind::Struct {

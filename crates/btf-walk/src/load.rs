@@ -61,7 +61,7 @@ impl Btf {
     /// Parses raw BTF (a base: vmlinux, or a standalone BPF object's BTF).
     pub fn from_raw(bytes: &[u8]) -> Result<Btf> {
         check_raw(bytes)?;
-        Btf::from_rs_base(parse_base(bytes)?)
+        Btf::parse_base(bytes)
     }
 
     /// Parses raw split BTF whose ids and strings continue those of `self` (a module's
@@ -70,15 +70,13 @@ impl Btf {
     /// `self` must be a base, not itself split.
     pub fn split_from_raw(&self, bytes: &[u8]) -> Result<Btf> {
         check_raw(bytes)?;
-        let base_raw = self.inner.raw.as_ref().ok_or_else(|| BtfError::Format {
-            what: "split BTF",
-            detail: "the base is itself split; nesting is not supported".into(),
-        })?;
-        let raw = btf_rs::Btf::from_split_bytes(bytes, base_raw).map_err(|e| BtfError::Format {
-            what: "split BTF",
-            detail: e.to_string(),
-        })?;
-        Btf::from_rs_split(raw, self)
+        if self.inner.base.is_some() {
+            return Err(BtfError::Format {
+                what: "split BTF",
+                detail: "the base is itself split; nesting is not supported".into(),
+            });
+        }
+        self.parse_split(bytes)
     }
 
     /// Loads BTF from any supported container, detected by magic number: raw BTF, an ELF
@@ -147,52 +145,6 @@ impl Btf {
     }
 }
 
-/// Parses base BTF with `btf-rs`, preferring its memory-mapped backend.
-///
-/// `btf-rs`'s default (cached) backend builds hash maps of every string and type: about
-/// 40 MB for a 5 MB vmlinux BTF, alive as long as the base (split BTF is parsed on top of
-/// it). The mmap backend indexes type offsets only (about 1 MB) and reads types on
-/// demand, which is all our one-time table build needs. It works on files only, so the
-/// bytes go to an unlinked temporary file first; when no temporary file can be written
-/// the cached backend is used instead. Corrupt BTF is an error either way.
-fn parse_base(bytes: &[u8]) -> Result<btf_rs::Btf> {
-    let format = |e: btf_rs::Error| BtfError::Format {
-        what: "raw BTF",
-        detail: e.to_string(),
-    };
-    match mmap_copy(bytes) {
-        Ok(Ok(raw)) => Ok(raw),
-        Ok(Err(btf_rs::Error::IO(_))) | Err(_) => btf_rs::Btf::from_bytes(bytes).map_err(format),
-        Ok(Err(e)) => Err(format(e)),
-    }
-}
-
-fn mmap_copy(bytes: &[u8]) -> std::io::Result<btf_rs::Result<btf_rs::Btf>> {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let path = std::env::temp_dir().join(format!(
-        ".btf-walk-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let res = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        f.write_all(bytes)?;
-        drop(f);
-        Ok(btf_rs::Btf::from_file_with_backend(
-            &path,
-            btf_rs::Backend::Mmap,
-        ))
-    })();
-    // The mapping outlives the name.
-    let _ = std::fs::remove_file(&path);
-    res
-}
-
 /// Reads `len` bytes of guest memory at `kva` into a new buffer, refusing more than
 /// [`MAX_BTF_BYTES`]. Reads page by page so that an error names the failing page.
 pub(crate) fn read_guest(
@@ -254,7 +206,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Checks the BTF header before `btf-rs` sees it, so that errors are specific and no
+/// Checks the BTF header before the types are parsed, so that errors are specific and no
 /// section offset points outside the buffer.
 fn check_raw(bytes: &[u8]) -> Result<()> {
     let bad = |detail: String| BtfError::Format {

@@ -1,9 +1,15 @@
-//! The crate's own compact type table, built once from `btf-rs`'s parse.
+//! The crate's own compact type table, parsed once straight from raw BTF.
 //!
-//! `btf-rs` hands out types by cloning them (a struct's member vector included) on every
-//! lookup; rendering thousands of values through it would allocate on every member. We
-//! convert each type once into plain `Copy` kinds with spans into flat vectors, so
-//! offset resolution and rendering do no allocation per type visited.
+//! Each type becomes a plain `Copy` kind with spans into flat vectors, so offset
+//! resolution and rendering do no allocation per type visited. Type names stay in the
+//! BTF string section (one allocation for all of them); members and enumerators own
+//! their names (they are public API).
+//!
+//! Why not `btf-rs`: the whole-vmcore dump benchmark (issue 7) spent 33 ms and 10 MB
+//! converting its parse (a `Type` with a cloned member vector and a `String` name per
+//! lookup), plus a temporary file for its memory-mapped backend (its cached backend
+//! needs about 40 MB). The format is twenty fixed record layouts; parsing it here takes
+//! a few milliseconds with every record and string bounds-checked.
 
 use std::collections::HashMap;
 
@@ -167,9 +173,16 @@ pub struct SecVar {
     pub size: u32,
 }
 
+/// A name in a table's string space: `strings[off..off + len]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NameRef {
+    off: u32,
+    len: u32,
+}
+
 #[derive(Debug)]
 pub(crate) struct Ty {
-    pub(crate) name: Box<str>,
+    pub(crate) name: NameRef,
     pub(crate) kind: Kind,
 }
 
@@ -184,6 +197,13 @@ pub(crate) struct Table {
     pub(crate) vars: Vec<SecVar>,
     /// Named types worth finding by name (not functions), in id order per name.
     pub(crate) by_name: HashMap<Box<str>, Vec<TypeId>>,
+    /// The raw string section (NUL-separated; kept whole because split BTF on top of
+    /// this part refers to it by offset), then base names a split part uses.
+    pub(crate) strings: Box<str>,
+    /// Length of the raw string section at the start of `strings`.
+    pub(crate) str_len: u32,
+    /// String offset where this part's section starts (the base's end; 0 for a base).
+    pub(crate) str_base: u32,
 }
 
 impl Table {
@@ -208,206 +228,339 @@ impl Table {
         self.vars.get(span.range()).unwrap_or(&[])
     }
 
-    /// Converts the types `first..=last` of a parsed `btf-rs` object.
-    pub(crate) fn build(raw: &btf_rs::Btf, first: u32, last: u32) -> Result<Table> {
+    /// The name of a type of this table.
+    pub(crate) fn name_of(&self, ty: &Ty) -> &str {
+        let (off, len) = (ty.name.off as usize, ty.name.len as usize);
+        self.strings.get(off..off + len).unwrap_or("")
+    }
+
+    /// Parses the types of raw BTF whose header `load::check_raw` accepted.
+    ///
+    /// A base (`base == None`) starts at id 0 (`void`, implicit in BTF); split BTF
+    /// continues `base`'s ids, and its string offsets continue `base`'s string section.
+    /// Everything is bounds-checked: a record or a string outside its section, an unknown
+    /// kind, or a string section that is not UTF-8 is an error naming what failed.
+    pub(crate) fn parse(bytes: &[u8], base: Option<&Table>) -> Result<Table> {
+        let hdr = |o: usize| read_u32(bytes, o).unwrap_or(0) as usize;
+        let (hdr_len, type_off, type_len, str_off, str_len) =
+            (hdr(4), hdr(8), hdr(12), hdr(16), hdr(20));
+        let section = |what: &'static str, off: usize, len: usize| {
+            hdr_len
+                .checked_add(off)
+                .and_then(|s| Some(s..s.checked_add(len)?))
+                .and_then(|r| bytes.get(r))
+                .ok_or_else(|| BtfError::Format {
+                    what,
+                    detail: format!("{off}+{len} outside the {} bytes", bytes.len()),
+                })
+        };
+        let types = section("type section", type_off, type_len)?;
+        let strings = section("string section", str_off, str_len)?;
+        let strings = std::str::from_utf8(strings).map_err(|e| BtfError::Format {
+            what: "string section",
+            detail: format!("not UTF-8 at byte {}", e.valid_up_to()),
+        })?;
+        let (first_id, str_base) = match base {
+            None => (0, 0),
+            Some(b) => (b.end_id(), b.str_end()),
+        };
         let mut t = Table {
-            first_id: first,
+            first_id,
+            str_len: strings.len() as u32,
+            str_base,
             ..Table::default()
         };
-        let count = (last as u64 + 1).saturating_sub(first as u64);
-        t.types.reserve(count.min(1 << 22) as usize);
-        for id in first..=last {
-            let rt = raw.resolve_type_by_id(id).map_err(|e| BtfError::Format {
-                what: "type section",
-                detail: format!("type id {id}: {e}"),
-            })?;
-            let (name, kind) = t.convert(raw, id, &rt)?;
-            if !name.is_empty() && indexed(&kind) {
-                t.by_name.entry(name.clone()).or_default().push(TypeId(id));
-            }
-            t.types.push(Ty { name, kind });
+        // About 40 bytes of BTF per type in vmlinux; bounded by the input either way.
+        t.types.reserve(types.len() / 40 + 1);
+        if base.is_none() {
+            t.types.push(Ty {
+                name: NameRef::default(),
+                kind: Kind::Void,
+            });
         }
+        let mut names = Names {
+            own: strings,
+            base,
+            str_base,
+            appended: String::new(),
+            appended_at: HashMap::new(),
+        };
+        let mut pos = 0usize;
+        while pos < types.len() {
+            let id = u32::try_from(first_id as u64 + t.types.len() as u64).map_err(|_| {
+                BtfError::Format {
+                    what: "type section",
+                    detail: "more than 2^32 types".into(),
+                }
+            })?;
+            pos = t.parse_one(types, pos, id, &mut names)?;
+        }
+        let mut all = String::with_capacity(strings.len() + names.appended.len());
+        all.push_str(strings);
+        all.push_str(&names.appended);
+        t.strings = all.into_boxed_str();
         Ok(t)
     }
 
-    fn convert(
+    /// One past the last string offset this table's names can use (split BTF on top of
+    /// it continues from here).
+    pub(crate) fn str_end(&self) -> u32 {
+        self.str_base.saturating_add(self.str_len)
+    }
+
+    /// Parses the record at `pos` of the type section as type `id`; returns where the
+    /// next record starts.
+    fn parse_one(
         &mut self,
-        raw: &btf_rs::Btf,
+        sec: &[u8],
+        pos: usize,
         id: u32,
-        rt: &btf_rs::Type,
-    ) -> Result<(Box<str>, Kind)> {
-        use btf_rs::Type as T;
-        let name_of = |x: &dyn btf_rs::BtfType| -> Result<Box<str>> {
-            match x.get_name_offset() {
-                None | Some(0) => Ok(Box::default()),
-                Some(_) => raw
-                    .resolve_name(x)
-                    .map(String::into_boxed_str)
-                    .map_err(|e| BtfError::Format {
-                        what: "string section",
-                        detail: format!("name of type id {id}: {e}"),
-                    }),
-            }
-        };
-        let target = |x: &dyn btf_rs::BtfType| TypeId(x.get_type_id().unwrap_or(0));
-        let too_big = |what: &'static str, v: usize| BtfError::Format {
+        names: &mut Names<'_>,
+    ) -> Result<usize> {
+        let bad = |detail: String| BtfError::Format {
             what: "type section",
-            detail: format!("type id {id}: {what} {v} does not fit 32 bits"),
+            detail: format!("type id {id}: {detail}"),
         };
-        Ok(match rt {
-            T::Void => (Box::default(), Kind::Void),
-            T::Int(i) => (
-                name_of(i)?,
-                Kind::Int {
-                    size: u32::try_from(i.size()).map_err(|_| too_big("size", i.size()))?,
-                    signed: i.is_signed(),
-                    is_char: i.is_char(),
-                    is_bool: i.is_bool(),
-                },
-            ),
-            T::Float(f) => (
-                name_of(f)?,
-                Kind::Float {
-                    size: u32::try_from(f.size()).map_err(|_| too_big("size", f.size()))?,
-                },
-            ),
-            T::Ptr(p) => (Box::default(), Kind::Ptr { target: target(p) }),
-            T::Array(a) => (
-                Box::default(),
-                Kind::Array {
-                    elem: target(a),
-                    len: u32::try_from(a.len()).map_err(|_| too_big("length", a.len()))?,
-                },
-            ),
-            T::Struct(s) | T::Union(s) => {
+        let past_end = || {
+            bad(format!(
+                "record at byte {pos} runs past the end of the section"
+            ))
+        };
+        let word = |o: usize| {
+            pos.checked_add(o)
+                .and_then(|at| read_u32(sec, at))
+                .ok_or_else(past_end)
+        };
+        let (name_off, info, size_or_type) = (word(0)?, word(4)?, word(8)?);
+        let vlen = (info & 0xffff) as usize;
+        let kind_id = (info >> 24) & 0x1f;
+        let kflag = info >> 31 == 1;
+        let target = TypeId(size_or_type);
+        let body = pos + 12;
+        // Kinds that carry no name (their name offset is ignored, as the kernel does).
+        let named = !matches!(kind_id, 2 | 3 | 9 | 10 | 11 | 13 | 17 | 18);
+        let name = if named {
+            names.resolve(name_off).map_err(&bad)?
+        } else {
+            NameRef::default()
+        };
+        let entries = |step: usize| match vlen.checked_mul(step).and_then(|n| body.checked_add(n)) {
+            Some(end) if end <= sec.len() => Ok(vlen * step),
+            _ => Err(bad(format!(
+                "{vlen} entries run past the end of the section"
+            ))),
+        };
+        // The kind and the size of the record's trailing data.
+        let (extra, kind) = match kind_id {
+            1 => {
+                let enc = (word(12)? >> 24) & 0xf;
+                let kind = Kind::Int {
+                    size: size_or_type,
+                    signed: enc & 1 != 0,
+                    is_char: enc & 2 != 0,
+                    is_bool: enc & 4 != 0,
+                };
+                (4, kind)
+            }
+            2 => (0, Kind::Ptr { target }),
+            3 => {
+                let kind = Kind::Array {
+                    elem: TypeId(word(12)?),
+                    len: word(20)?,
+                };
+                (12, kind)
+            }
+            4 | 5 => {
+                let extra = entries(12)?;
                 let start = self.members.len() as u32;
-                for m in &s.members {
-                    let bits = m.bitfield_size().unwrap_or(0);
+                self.members.reserve(vlen);
+                for at in (body..body + extra).step_by(12) {
+                    let (m_name, m_type, off) =
+                        (word_at(sec, at), word_at(sec, at + 4), word_at(sec, at + 8));
+                    let (bit_offset, bits) = if kflag {
+                        (off & 0xff_ffff, off >> 24)
+                    } else {
+                        (off, 0)
+                    };
                     self.members.push(Member {
-                        name: name_of(m)?,
-                        ty: target(m),
-                        bit_offset: m.bit_offset(),
-                        // The kind_flag encoding keeps 8 bits for the width.
+                        name: names.boxed(m_name).map_err(&bad)?,
+                        ty: TypeId(m_type),
+                        bit_offset,
                         bitfield_size: bits.min(255) as u8,
                     });
                 }
-                (
-                    name_of(s)?,
-                    Kind::Struct {
-                        size: u32::try_from(s.size()).map_err(|_| too_big("size", s.size()))?,
-                        is_union: matches!(rt, T::Union(_)),
-                        members: Span {
-                            start,
-                            len: s.members.len() as u32,
-                        },
+                let kind = Kind::Struct {
+                    size: size_or_type,
+                    is_union: kind_id == 5,
+                    members: Span {
+                        start,
+                        len: vlen as u32,
                     },
-                )
+                };
+                (extra, kind)
             }
-            T::Enum(e) => {
+            6 | 19 => {
+                let step = if kind_id == 6 { 8 } else { 12 };
+                let extra = entries(step)?;
                 let start = self.enum_values.len() as u32;
-                for v in &e.members {
-                    let value = if e.is_signed() {
-                        v.val() as i32 as i64 as u64
+                self.enum_values.reserve(vlen);
+                for at in (body..body + extra).step_by(step) {
+                    let lo = word_at(sec, at + 4);
+                    let value = if kind_id == 19 {
+                        (u64::from(word_at(sec, at + 8)) << 32) | u64::from(lo)
+                    } else if kflag {
+                        lo as i32 as i64 as u64
                     } else {
-                        v.val() as u64
+                        u64::from(lo)
                     };
                     self.enum_values.push(EnumValue {
-                        name: name_of(v)?,
+                        name: names.boxed(word_at(sec, at)).map_err(&bad)?,
                         value,
                     });
                 }
-                (
-                    name_of(e)?,
-                    Kind::Enum {
-                        size: u32::try_from(e.size()).map_err(|_| too_big("size", e.size()))?,
-                        signed: e.is_signed(),
-                        values: Span {
-                            start,
-                            len: e.members.len() as u32,
-                        },
+                let kind = Kind::Enum {
+                    size: size_or_type,
+                    signed: kflag,
+                    values: Span {
+                        start,
+                        len: vlen as u32,
                     },
-                )
+                };
+                (extra, kind)
             }
-            T::Enum64(e) => {
-                let start = self.enum_values.len() as u32;
-                for v in &e.members {
-                    self.enum_values.push(EnumValue {
-                        name: name_of(v)?,
-                        value: v.val(),
-                    });
-                }
-                (
-                    name_of(e)?,
-                    Kind::Enum {
-                        size: u32::try_from(e.size()).map_err(|_| too_big("size", e.size()))?,
-                        signed: e.is_signed(),
-                        values: Span {
-                            start,
-                            len: e.members.len() as u32,
-                        },
-                    },
-                )
-            }
-            T::Fwd(f) => (
-                name_of(f)?,
-                Kind::Fwd {
-                    is_union: f.is_union(),
-                },
-            ),
-            T::Typedef(td) => (name_of(td)?, Kind::Typedef { target: target(td) }),
-            T::Volatile(q) => qual(q, Qualifier::Volatile),
-            T::Const(q) => qual(q, Qualifier::Const),
-            T::Restrict(q) => qual(q, Qualifier::Restrict),
-            T::TypeTag(q) => (
-                Box::default(),
-                Kind::Qualifier {
-                    target: target(q),
-                    which: Qualifier::TypeTag,
-                },
-            ),
-            T::Func(f) => (name_of(f)?, Kind::Func { proto: target(f) }),
-            T::FuncProto(_) => (Box::default(), Kind::FuncProto),
-            T::Var(v) => (name_of(v)?, Kind::Var { target: target(v) }),
-            T::Datasec(d) => {
+            7 => (0, Kind::Fwd { is_union: kflag }),
+            8 => (0, Kind::Typedef { target }),
+            9 => (0, qualifier(target, Qualifier::Volatile)),
+            10 => (0, qualifier(target, Qualifier::Const)),
+            11 => (0, qualifier(target, Qualifier::Restrict)),
+            18 => (0, qualifier(target, Qualifier::TypeTag)),
+            12 => (0, Kind::Func { proto: target }),
+            13 => (entries(8)?, Kind::FuncProto),
+            14 => (4, Kind::Var { target }),
+            15 => {
+                let extra = entries(12)?;
                 let start = self.vars.len() as u32;
-                for v in &d.variables {
+                self.vars.reserve(vlen);
+                for at in (body..body + extra).step_by(12) {
                     self.vars.push(SecVar {
-                        var: target(v),
-                        offset: v.offset(),
-                        size: u32::try_from(v.size()).map_err(|_| too_big("size", v.size()))?,
+                        var: TypeId(word_at(sec, at)),
+                        offset: word_at(sec, at + 4),
+                        size: word_at(sec, at + 8),
                     });
                 }
-                (
-                    name_of(d)?,
-                    Kind::Datasec {
-                        size: u32::try_from(d.size()).map_err(|_| too_big("size", d.size()))?,
-                        vars: Span {
-                            start,
-                            len: d.variables.len() as u32,
-                        },
+                let kind = Kind::Datasec {
+                    size: size_or_type,
+                    vars: Span {
+                        start,
+                        len: vlen as u32,
                     },
-                )
+                };
+                (extra, kind)
             }
-            T::DeclTag(d) => (Box::default(), Kind::DeclTag { target: target(d) }),
-            other => {
-                return Err(BtfError::Format {
-                    what: "type section",
-                    detail: format!("type id {id}: unsupported kind {}", other.name()),
-                });
-            }
-        })
+            16 => (0, Kind::Float { size: size_or_type }),
+            17 => (4, Kind::DeclTag { target }),
+            k => return Err(bad(format!("unsupported kind {k}"))),
+        };
+        let next = body
+            .checked_add(extra)
+            .filter(|&n| n <= sec.len())
+            .ok_or_else(past_end)?;
+        if name.len > 0 && indexed(&kind) {
+            self.by_name
+                .entry(names.get(name).into())
+                .or_default()
+                .push(TypeId(id));
+        }
+        self.types.push(Ty { name, kind });
+        Ok(next)
+    }
+
+    /// The NUL-terminated string at offset `off` of this part's own string section.
+    fn string_at(&self, off: u32) -> std::result::Result<&str, String> {
+        let outside = || format!("name offset {off} outside the string section");
+        let o = off.checked_sub(self.str_base).ok_or_else(outside)? as usize;
+        let own = self.strings.get(..self.str_len as usize).unwrap_or("");
+        let rest = own.get(o..).ok_or_else(outside)?;
+        Ok(&rest[..rest.find('\0').unwrap_or(rest.len())])
     }
 }
 
-fn qual(q: &btf_rs::Volatile, which: Qualifier) -> (Box<str>, Kind) {
-    use btf_rs::BtfType;
-    (
-        Box::default(),
-        Kind::Qualifier {
-            target: TypeId(q.get_type_id().unwrap_or(0)),
-            which,
-        },
-    )
+fn qualifier(target: TypeId, which: Qualifier) -> Kind {
+    Kind::Qualifier { target, which }
+}
+
+fn read_u32(b: &[u8], at: usize) -> Option<u32> {
+    let w = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+}
+
+/// A word of an entry whose bounds were checked for the whole entry list.
+fn word_at(b: &[u8], at: usize) -> u32 {
+    read_u32(b, at).unwrap_or(0)
+}
+
+/// Resolves string offsets while a table is parsed: this part's own section or, for
+/// split BTF, the base's; base names a split part uses are appended to its strings.
+struct Names<'a> {
+    own: &'a str,
+    base: Option<&'a Table>,
+    str_base: u32,
+    appended: String,
+    appended_at: HashMap<u32, NameRef>,
+}
+
+impl Names<'_> {
+    /// The string at offset `off`, as a reference into the table's final strings.
+    fn resolve(&mut self, off: u32) -> std::result::Result<NameRef, String> {
+        if off == 0 {
+            return Ok(NameRef::default());
+        }
+        if off >= self.str_base {
+            let o = (off - self.str_base) as usize;
+            let rest = self
+                .own
+                .get(o..)
+                .ok_or_else(|| format!("name offset {off} outside the string section"))?;
+            let len = rest.find('\0').unwrap_or(rest.len());
+            return Ok(NameRef {
+                off: o as u32,
+                len: len as u32,
+            });
+        }
+        if let Some(r) = self.appended_at.get(&off) {
+            return Ok(*r);
+        }
+        let base = self
+            .base
+            .ok_or_else(|| format!("name offset {off} outside the string section"))?;
+        let s = base.string_at(off)?;
+        let r = NameRef {
+            off: u32::try_from(self.own.len() + self.appended.len())
+                .map_err(|_| "string space exceeds 4 GiB".to_string())?,
+            len: s.len() as u32,
+        };
+        self.appended.push_str(s);
+        self.appended_at.insert(off, r);
+        Ok(r)
+    }
+
+    /// A string resolved before.
+    fn get(&self, r: NameRef) -> &str {
+        let (off, len) = (r.off as usize, r.len as usize);
+        match off.checked_sub(self.own.len()) {
+            None => self.own.get(off..off + len).unwrap_or(""),
+            Some(a) => self.appended.get(a..a + len).unwrap_or(""),
+        }
+    }
+
+    /// The string at `off`, owned (members and enumerators carry their own names).
+    fn boxed(&mut self, off: u32) -> std::result::Result<Box<str>, String> {
+        if off == 0 {
+            return Ok(Box::default());
+        }
+        let r = self.resolve(off)?;
+        Ok(self.get(r).into())
+    }
 }
 
 /// Kinds a user looks up by name; functions are left out (tens of thousands of them, and
