@@ -97,51 +97,39 @@ fn compare(
         ($($t:tt)*) => { bad.push(format!("{path}: {}", format!($($t)*))) };
     }
     match (ours, theirs) {
-        (
-            V::Struct {
-                type_name: Some(sec),
-                members,
-            },
-            Value::Object(o),
-        ) if sec.starts_with('.') => {
-            // A data section: bpftool prints {".data": [{"var": value}, ...]}.
-            let vars = o
-                .get(sec)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if vars.len() != members.len() {
+        (V::Struct { type_name, members }, Value::Object(o)) => {
+            // A data section: bpftool prints {".data": [{"var": value}, ...]}; any other
+            // struct as an object of its members.
+            let section = type_name.as_deref().filter(|t| t.starts_with('.'));
+            let vars = section.map(|sec| {
+                o.get(sec)
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            });
+            if let Some(vars) = &vars
+                && vars.len() != members.len()
+            {
                 mismatch!("{} variables, bpftool {}", members.len(), vars.len());
             }
-            for (m, v) in members.iter().zip(&vars) {
-                match v.get(&m.name) {
-                    Some(tv) => compare(
-                        &format!("{path}.{}", m.name),
-                        &m.value,
-                        tv,
-                        monotonic,
-                        bad,
-                        n,
-                    ),
-                    None => bad.push(format!(
-                        "{path}: our variable {} is not bpftool's {v}",
-                        m.name
-                    )),
-                }
-            }
-        }
-        (V::Struct { members, .. }, Value::Object(o)) => {
-            for m in members {
-                match o.get(&m.name) {
-                    Some(tv) => compare(
-                        &format!("{path}.{}", m.name),
-                        &m.value,
-                        tv,
-                        monotonic,
-                        bad,
-                        n,
-                    ),
-                    None => mismatch!("member {} missing in bpftool's output", m.name),
+            for (i, m) in members.iter().enumerate() {
+                let (tv, missing) = match &vars {
+                    Some(vars) => {
+                        let Some(v) = vars.get(i) else { break };
+                        let why = format!("our variable {} is not bpftool's {v}", m.name);
+                        (v.get(&m.name), why)
+                    }
+                    None => {
+                        let why = format!("member {} missing in bpftool's output", m.name);
+                        (o.get(&m.name), why)
+                    }
+                };
+                match tv {
+                    Some(tv) => {
+                        let at = format!("{path}.{}", m.name);
+                        compare(&at, &m.value, tv, monotonic, bad, n);
+                    }
+                    None => mismatch!("{missing}"),
                 }
             }
         }
