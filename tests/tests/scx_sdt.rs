@@ -115,17 +115,22 @@ fn task_allocator(r: &FailureDumpReport) -> &SdtAllocatorSnapshot {
         })
 }
 
-/// Pids of the workload's busy loops as the guest listed them (`sh` children of
-/// `timeout`).
+/// Pids of the workload's busy loops as the guest listed them: `ktstr_spin 3` forks
+/// three `sh` children of the workload's `sh` (each running its loop under `timeout`).
 fn guest_spinners(log: &ConsoleLog) -> Vec<i32> {
     let text = log.output("proc-pid-stat").expect("guest printed /proc");
     let procs: Vec<ProcStat> = text.lines().filter_map(ProcStat::parse).collect();
     let comm: BTreeMap<i32, &str> = procs.iter().map(|p| (p.pid, p.comm.as_str())).collect();
-    procs
-        .iter()
-        .filter(|p| p.comm == "sh" && comm.get(&p.ppid) == Some(&"timeout"))
-        .map(|p| p.pid)
-        .collect()
+    let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for p in procs.iter().filter(|p| p.comm == "sh") {
+        if comm.get(&p.ppid) == Some(&"sh") {
+            children.entry(p.ppid).or_default().push(p.pid);
+        }
+    }
+    children
+        .into_values()
+        .find(|c| c.len() == 3)
+        .unwrap_or_default()
 }
 
 #[test]
@@ -156,6 +161,18 @@ fn scx_p2dq_sdt_allocations_agree_with_guest() {
     assert!(ops.starts_with("p2dq"), "{ops}");
     assert_eq!(r.sdt_alloc_unavailable, None, "log: {:?}", out.log);
 
+    for a in &r.sdt_allocations {
+        eprintln!(
+            "sdt {}: elem_size {}, {} live, {} skipped, type {} {}",
+            a.allocator_name,
+            a.elem_size,
+            a.entries.len(),
+            a.skipped_subtrees,
+            a.target_type_id,
+            a.payload_type_reason
+        );
+    }
+    eprintln!("capture log: {:?}", out.log);
     // The guest's own .bss view.
     let guest_bss = parse_blocks(&log.output("sdt-bss").expect("guest printed its .bss"));
     let g = |k: &str| {

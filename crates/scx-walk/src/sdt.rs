@@ -251,6 +251,14 @@ fn walk_program(
         Err(e) => out.log.push(format!("sdt: {}: {e}", p.map_name)),
     }
     let layout = SdtLayout::from_btf(&p.btf);
+    if let Ok(l) = &layout
+        && !l.assumed.is_empty()
+    {
+        out.log.push(format!(
+            "sdt: {}: BTF only declares {:?}; their layout is the allocator's documented one",
+            p.map_name, l.assumed
+        ));
+    }
     for (name, at) in instances(p, "scx_allocator") {
         let mut snap = SdtAllocatorSnapshot {
             allocator_name: name.clone(),
@@ -283,35 +291,40 @@ fn walk_program(
         snap.elem_size = tree.elem_size;
         snap.truncated = tree.truncated;
         snap.skipped_subtrees = tree.skipped_subtrees;
+        let data = layout.data.unwrap_or_else(|| {
+            DataLayout::infer(
+                tree.entries
+                    .iter()
+                    .map(|e| (e.tree_idx, e.bytes.as_slice())),
+            )
+        });
         let ty = if tree.elem_size == 0 {
             PayloadType::Unknown("allocator not initialized".into())
         } else {
-            payload_type(&p.btf, &name, tree.elem_size, layout.data.overhead())
+            payload_type(&p.btf, &name, tree.elem_size, data.overhead())
         };
         match &ty {
             PayloadType::Found { id, .. } => snap.target_type_id = id.0,
             PayloadType::Unknown(why) => snap.payload_type_reason = why.clone(),
         }
-        let torn = tree
-            .entries
-            .iter()
-            .filter(|e| u64::from(e.idx as u32) != e.tree_idx)
-            .count();
+        let mut torn = 0;
+        for e in &tree.entries {
+            let Some((idx, genn, payload)) = e.decode(data) else {
+                continue;
+            };
+            torn += usize::from(u64::from(idx as u32) != e.tree_idx);
+            snap.entries.push(SdtAllocEntry {
+                idx,
+                genn,
+                user_addr: e.user_addr,
+                payload: render_payload(renderer, p.btf_kva, &ty, payload, k),
+            });
+        }
         if torn > 0 {
             out.log.push(format!(
                 "sdt: {name}: {torn} entries whose tid.idx differs from their tree position"
             ));
         }
-        snap.entries = tree
-            .entries
-            .into_iter()
-            .map(|e| SdtAllocEntry {
-                idx: e.idx,
-                genn: e.genn,
-                user_addr: e.user_addr,
-                payload: render_payload(renderer, p.btf_kva, &ty, &e.payload, k),
-            })
-            .collect();
         out.allocations.push(snap);
     }
 }

@@ -75,9 +75,12 @@ pub struct SdtLayout {
     /// `struct sdt_chunk`: its pointer array's offset and length.
     pub slots_off: u64,
     pub slots: u32,
-    pub data: DataLayout,
+    /// `None` when the BTF lacks `struct sdt_data`: the caller infers it from the
+    /// elements ([`DataLayout::infer`]).
+    pub data: Option<DataLayout>,
+    /// Structs the BTF only declares (or lacks) whose layout came from the facts above.
+    pub assumed: Vec<&'static str>,
 }
-
 /// Offsets of `struct scx_static { size_t max_alloc_bytes; void *memory; size_t off; }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StaticLayout {
@@ -115,38 +118,126 @@ fn size(b: &Btf, id: TypeId) -> Result<u64, LayoutError> {
         .map_err(|e| format!("sdt layout: size of {}: {e}", b.display_name(id)))
 }
 
+/// Whether the BTF defines `struct name` completely (a linked BPF object keeps only the
+/// types its variables and functions reach: `sdt_chunk` and `sdt_data` are often just
+/// declared).
+fn defined(b: &Btf, name: &str) -> Option<TypeId> {
+    let id = b.struct_by_name(name).ok()?;
+    matches!(b.kind(id), Ok(Kind::Struct { .. })).then_some(id)
+}
+
 impl SdtLayout {
-    /// Resolves the layout from the scheduler's BTF (split over vmlinux).
+    /// Resolves the layout from the scheduler's BTF (split over vmlinux or standalone).
+    /// `struct scx_allocator` must be defined; `sdt_desc` and `sdt_chunk` fall back to
+    /// the facts of `lib/sdt_task_defs.h` when only declared, `sdt_data` to inference.
     pub fn from_btf(b: &Btf) -> Result<SdtLayout, LayoutError> {
         let alloc = complete_struct(b, "scx_allocator")?;
-        let desc = complete_struct(b, "sdt_desc")?;
-        let chunk = complete_struct(b, "sdt_chunk")?;
-        let allocated = off(b, desc, "allocated")?;
-        let bitmap_words = b
-            .field(desc, "allocated")
-            .ok()
-            .and_then(|f| b.array_of(f.ty).ok())
-            .map(|(_, n)| n)
-            .ok_or_else(|| "sdt layout: sdt_desc.allocated is not an array".to_string())?;
-        let slots_field = b
-            .field(chunk, "descs")
-            .or_else(|_| b.field(chunk, "data"))
-            .map_err(|e| format!("sdt layout: sdt_chunk: {e}"))?;
-        let (_, slots) = b
-            .array_of(slots_field.ty)
-            .map_err(|e| format!("sdt layout: sdt_chunk.descs: {e}"))?;
+        let mut assumed = Vec::new();
+        let (desc_size, allocated, bitmap_words, chunk) = match defined(b, "sdt_desc") {
+            Some(desc) => {
+                let bitmap_words = b
+                    .field(desc, "allocated")
+                    .ok()
+                    .and_then(|f| b.array_of(f.ty).ok())
+                    .map(|(_, n)| n)
+                    .ok_or_else(|| "sdt layout: sdt_desc.allocated is not an array".to_string())?;
+                (
+                    size(b, desc)?,
+                    off(b, desc, "allocated")?,
+                    bitmap_words,
+                    off(b, desc, "chunk")?,
+                )
+            }
+            None => {
+                assumed.push("sdt_desc");
+                let words = (1u32 << SHIFT) / 64;
+                let chunk = u64::from(words) * 8 + 8;
+                (chunk + 8, 0, words, chunk)
+            }
+        };
+        let (slots_off, slots) = match defined(b, "sdt_chunk") {
+            Some(chunk) => {
+                let f = b
+                    .field(chunk, "descs")
+                    .or_else(|_| b.field(chunk, "data"))
+                    .map_err(|e| format!("sdt layout: sdt_chunk: {e}"))?;
+                let (_, n) = b
+                    .array_of(f.ty)
+                    .map_err(|e| format!("sdt layout: sdt_chunk.descs: {e}"))?;
+                (f.offset(), n)
+            }
+            None => {
+                assumed.push("sdt_chunk");
+                (0, 1 << SHIFT)
+            }
+        };
+        let data = match defined(b, "sdt_data") {
+            Some(_) => Some(data_layout(b)?),
+            None => {
+                assumed.push("sdt_data");
+                None
+            }
+        };
         Ok(SdtLayout {
             alloc_size: size(b, alloc)?,
             elem_size: off(b, alloc, "pool.elem_size")?,
             root: off(b, alloc, "root")?,
-            desc_size: size(b, desc)?,
+            desc_size,
             allocated,
             bitmap_words,
-            chunk: off(b, desc, "chunk")?,
-            slots_off: slots_field.offset(),
+            chunk,
+            slots_off,
             slots,
-            data: data_layout(b)?,
+            data,
+            assumed,
         })
+    }
+}
+
+impl DataLayout {
+    /// The forms a release may use, for [`infer`](Self::infer): the header, and tailers
+    /// of `{tid, urcu_link}` and of `{tid}` alone.
+    pub const CANDIDATES: [DataLayout; 3] = [
+        DataLayout::Tailer {
+            size: 16,
+            tid_off: 0,
+        },
+        DataLayout::Header {
+            tid_off: 0,
+            payload_off: 8,
+        },
+        DataLayout::Tailer {
+            size: 8,
+            tid_off: 0,
+        },
+    ];
+
+    /// The candidate under which the most elements carry the index their tree position
+    /// spells (`elements`: `(tree_idx, element bytes)`); the first candidate on a tie.
+    pub fn infer<'a>(elements: impl Iterator<Item = (u64, &'a [u8])> + Clone) -> DataLayout {
+        let score = |d: &DataLayout| {
+            elements
+                .clone()
+                .filter(|(idx, bytes)| {
+                    d.place(bytes.len() as u64)
+                        .and_then(|(tid, _, _)| {
+                            let t = usize::try_from(tid).ok()?;
+                            Some(i32::from_le_bytes(bytes.get(t..t + 4)?.try_into().ok()?))
+                        })
+                        .is_some_and(|i| u64::from(i as u32) == *idx)
+                })
+                .count()
+        };
+        let mut best = DataLayout::CANDIDATES[0];
+        let mut best_score = score(&best);
+        for d in &DataLayout::CANDIDATES[1..] {
+            let s = score(d);
+            if s > best_score {
+                best = *d;
+                best_score = s;
+            }
+        }
+        best
     }
 }
 

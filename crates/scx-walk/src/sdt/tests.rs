@@ -50,9 +50,20 @@ enum Form {
     Tailer,
 }
 
-/// The program BTF and the id of its `.bss` data section. With `allocator == false` the
-/// program declares no sdt types at all.
-fn program_btf(form: Form, allocator: bool, extra_16: &[&str]) -> (Btf, u32) {
+/// How much of the allocator the program BTF defines.
+#[derive(Clone, Copy, PartialEq)]
+enum Sdt {
+    /// No sdt types at all.
+    None,
+    /// Every struct defined (`form` picks `struct sdt_data`).
+    Full,
+    /// `scx_allocator` defined, `sdt_desc`, `sdt_chunk` and `sdt_data` only declared (as a
+    /// linked scheduler object has them).
+    Declared,
+}
+
+/// The program BTF and the id of its `.bss` data section.
+fn program_btf(form: Form, sdt: Sdt, extra_16: &[&str]) -> (Btf, u32) {
     let mut b = BtfBuilder::new();
     let u64_ = b.int("unsigned long long", 8, 0);
     let s32 = b.int("int", 4, INT_SIGNED);
@@ -79,7 +90,7 @@ fn program_btf(form: Form, allocator: bool, extra_16: &[&str]) -> (Btf, u32) {
             ("off", u64_, 128, 0),
         ],
     );
-    if !allocator {
+    if sdt == Sdt::None {
         let v = b.var("scx_static", stat);
         let ds = b.datasec(".bss", 24, &[(v, 0, 24)]);
         return (Btf::from_raw(&b.build()).unwrap(), ds);
@@ -95,6 +106,24 @@ fn program_btf(form: Form, allocator: bool, extra_16: &[&str]) -> (Btf, u32) {
             ("idx", u64_, 256, 0),
         ],
     );
+    let finish = |mut b: BtfBuilder, alloc: u32| {
+        let va = b.var("scx_task_allocator", alloc);
+        let vs = b.var("scx_static", stat);
+        let ds = b.datasec(".bss", 72, &[(va, 0, 48), (vs, 48, 24)]);
+        (Btf::from_raw(&b.build()).unwrap(), ds)
+    };
+    if sdt == Sdt::Declared {
+        let desc = b.fwd("sdt_desc", false);
+        let desc_ptr = b.ptr(desc);
+        let alloc = b.struct_(
+            "scx_allocator",
+            48,
+            &[("pool", pool, 0, 0), ("root", desc_ptr, 320, 0)],
+        );
+        b.fwd("sdt_chunk", false);
+        b.fwd("sdt_data", false);
+        return finish(b, alloc);
+    }
     // Forward references by id, checked below.
     let desc_id = b.next_id() + 4;
     let desc_ptr = b.ptr(desc_id);
@@ -138,11 +167,8 @@ fn program_btf(form: Form, allocator: bool, extra_16: &[&str]) -> (Btf, u32) {
             )
         }
     };
-    let va = b.var("scx_task_allocator", alloc);
-    let vs = b.var("scx_static", stat);
-    let ds = b.datasec(".bss", 72, &[(va, 0, 48), (vs, 48, 24)]);
     let _ = task;
-    (Btf::from_raw(&b.build()).unwrap(), ds)
+    finish(b, alloc)
 }
 
 /// A guest with the `.bss` map, the arena map and an allocator tree of three levels.
@@ -268,7 +294,7 @@ fn member<'a>(v: &'a RenderedValue, name: &str) -> &'a RenderedValue {
 #[test]
 fn live_elements_with_typed_payloads_and_static_range() {
     for form in [Form::Tailer, Form::Header] {
-        let (btf, ds) = program_btf(form, true, &[]);
+        let (btf, ds) = program_btf(form, Sdt::Full, &[]);
         let mut g = Guest::new(ds);
         // Slot 2 was freed: its element is still hung but its bit is clear.
         let offs = g.tree(
@@ -314,7 +340,7 @@ fn live_elements_with_typed_payloads_and_static_range() {
 
 #[test]
 fn cycles_and_shared_subtrees_are_skipped_not_followed() {
-    let (btf, ds) = program_btf(Form::Tailer, true, &[]);
+    let (btf, ds) = program_btf(Form::Tailer, Sdt::Full, &[]);
     let mut g = Guest::new(ds);
     g.tree(Form::Tailer, &[(0, 0, 0, 1)], 1);
     // Level 1's chunk points back at the root descriptor, and twice at level 2's.
@@ -336,7 +362,7 @@ fn cycles_and_shared_subtrees_are_skipped_not_followed() {
 
 #[test]
 fn pointers_outside_the_arena_and_unreadable_memory_are_skipped() {
-    let (btf, ds) = program_btf(Form::Tailer, true, &[]);
+    let (btf, ds) = program_btf(Form::Tailer, Sdt::Full, &[]);
     let mut g = Guest::new(ds);
     g.tree(Form::Tailer, &[(0, 0, 0, 1), (1, 1, 0, 2)], 0b111);
     g.w64(0x2000 + 8, 0xdead_0000_1000); // wrong upper half
@@ -350,7 +376,7 @@ fn pointers_outside_the_arena_and_unreadable_memory_are_skipped() {
 
 #[test]
 fn garbage_elem_size_and_uninitialized_allocators() {
-    let (btf, ds) = program_btf(Form::Tailer, true, &[]);
+    let (btf, ds) = program_btf(Form::Tailer, Sdt::Full, &[]);
     let mut g = Guest::new(ds);
     g.tree(Form::Tailer, &[(0, 0, 0, 1)], 1);
     for bad in [3, 8, u64::MAX, MAX_ELEM_PLUS] {
@@ -374,7 +400,7 @@ const MAX_ELEM_PLUS: u64 = tree::MAX_ELEM_SIZE + 8;
 
 #[test]
 fn huge_counts_hit_the_caps() {
-    let (btf, _) = program_btf(Form::Tailer, true, &[]);
+    let (btf, _) = program_btf(Form::Tailer, Sdt::Full, &[]);
     let layout = SdtLayout::from_btf(&btf).unwrap();
     let mut g = Guest::new(0);
     // Every inner slot of the root points at its own level-1 descriptor whose chunk is
@@ -429,7 +455,7 @@ fn huge_counts_hit_the_caps() {
 
 #[test]
 fn deadline_before_and_during_the_walk() {
-    let (btf, ds) = program_btf(Form::Tailer, true, &[]);
+    let (btf, ds) = program_btf(Form::Tailer, Sdt::Full, &[]);
     let mut g = Guest::new(ds);
     g.tree(Form::Tailer, &[(0, 0, 0, 1)], 1);
     let c = g.run(&btf, &|| true);
@@ -447,7 +473,7 @@ fn deadline_before_and_during_the_walk() {
 
 #[test]
 fn each_documented_reason() {
-    let (btf, ds) = program_btf(Form::Tailer, true, &[]);
+    let (btf, ds) = program_btf(Form::Tailer, Sdt::Full, &[]);
     let mut g = Guest::new(ds);
     g.report.maps[0].name = "p2dq.data".into();
     assert_eq!(
@@ -455,7 +481,7 @@ fn each_documented_reason() {
         Some(why::NO_BSS_MAP)
     );
 
-    let (plain, pds) = program_btf(Form::Tailer, false, &[]);
+    let (plain, pds) = program_btf(Form::Tailer, Sdt::None, &[]);
     let mut g = Guest::new(pds);
     g.static_range(4096, a(0x1000), 0);
     let c = g.run(&plain, &never);
@@ -500,7 +526,7 @@ fn each_documented_reason() {
 #[test]
 fn payload_type_by_size_then_name_then_ambiguity() {
     // Two more 16-byte structs: `task_ctx` still wins by the allocator's stem.
-    let (btf, _) = program_btf(Form::Tailer, true, &["atq_node", "other"]);
+    let (btf, _) = program_btf(Form::Tailer, Sdt::Full, &["atq_node", "other"]);
     match payload_type(&btf, "scx_task_allocator", 32, 16) {
         PayloadType::Found { id, size } => {
             assert_eq!(btf.name(id).unwrap(), "task_ctx");
@@ -536,4 +562,43 @@ fn arena_window_rejects_foreign_pointers() {
     assert_eq!(w.kva(0x1234), None);
     assert_eq!(w.kva(KERN + 8), None);
     assert_eq!(w.kva(USER + 0xffff_fff8), Some(Kva(KERN + 0xffff_fff8)));
+}
+
+/// A linked scheduler's BTF only declares `sdt_desc`, `sdt_chunk` and `sdt_data` (seen
+/// with scx_p2dq 1.1.4): the documented layout is used and the element form is inferred
+/// from the elements' own indices.
+#[test]
+fn declared_only_structs_use_the_facts_and_infer_the_element_form() {
+    for form in [Form::Tailer, Form::Header] {
+        let (btf, ds) = program_btf(form, Sdt::Declared, &[]);
+        let layout = SdtLayout::from_btf(&btf).unwrap();
+        assert_eq!(layout.assumed, ["sdt_desc", "sdt_chunk", "sdt_data"]);
+        assert_eq!(
+            (layout.chunk, layout.desc_size, layout.slots),
+            (72, 80, 512)
+        );
+        let mut g = Guest::new(ds);
+        g.tree(
+            form,
+            &[(0, 0, 0, 11), (1, 1, 3, 22), (5, 5, 2, 55)],
+            0b10_0011,
+        );
+        let c = g.run(&btf, &never);
+        let s = &c.allocations[0];
+        let got: Vec<_> = s.entries.iter().map(|e| (e.idx, e.genn)).collect();
+        assert_eq!(got, [(0, 0), (1, 3), (5, 2)]);
+        assert_eq!(btf.name(TypeId(s.target_type_id)).unwrap(), "task_ctx");
+        assert_eq!(
+            member(&s.entries[2].payload, "pid"),
+            &RenderedValue::Int {
+                bits: 32,
+                value: 55
+            }
+        );
+        assert!(
+            c.log.iter().any(|l| l.contains("only declares")),
+            "{:?}",
+            c.log
+        );
+    }
 }

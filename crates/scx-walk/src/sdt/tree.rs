@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use guest_mem::Kva;
 
-use super::layout::{LEVELS, SHIFT, SdtLayout};
+use super::layout::{DataLayout, LEVELS, SHIFT, SdtLayout};
 use crate::kernel::Kernel;
 
 /// Largest element the walker reads (the allocator carves elements from page runs; a
@@ -62,15 +62,29 @@ impl Default for TreeCaps {
 /// One live element as found in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEntry {
-    /// `tid` as the element carries it.
-    pub idx: i32,
-    pub genn: i32,
-    /// The index the element's position in the tree spells (equals `idx` unless memory
-    /// is torn).
+    /// The index the element's position in the tree spells.
     pub tree_idx: u64,
     /// `chunk->data[pos]`, the pointer the scheduler holds.
     pub user_addr: u64,
-    pub payload: Vec<u8>,
+    /// The whole element (`elem_size` bytes).
+    pub bytes: Vec<u8>,
+}
+
+impl RawEntry {
+    /// `tid.idx`, `tid.genn` and the payload bytes under `data`; `None` when the element
+    /// is too small for it.
+    pub fn decode(&self, data: DataLayout) -> Option<(i32, i32, &[u8])> {
+        let (tid, start, len) = data.place(self.bytes.len() as u64)?;
+        let tid = usize::try_from(tid).ok()?;
+        let start = usize::try_from(start).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        let word = |at: usize| -> Option<i32> {
+            Some(i32::from_le_bytes(
+                self.bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
+            ))
+        };
+        Some((word(tid)?, word(tid + 4)?, self.bytes.get(start..end)?))
+    }
 }
 
 /// The result of one allocator walk.
@@ -100,12 +114,6 @@ fn u64_at(b: &[u8], off: u64) -> Option<u64> {
     let off = usize::try_from(off).ok()?;
     let s = b.get(off..off.checked_add(8)?)?;
     Some(u64::from_le_bytes(s.try_into().ok()?))
-}
-
-fn i32_at(b: &[u8], off: u64) -> Option<i32> {
-    let off = usize::try_from(off).ok()?;
-    let s = b.get(off..off.checked_add(4)?)?;
-    Some(i32::from_le_bytes(s.try_into().ok()?))
 }
 
 /// Walks the allocator whose `struct scx_allocator` bytes are `alloc`. `stop` is polled
@@ -138,11 +146,8 @@ pub fn walk_allocator(
         // Never initialized (`scx_alloc_init` not run): nothing allocated.
         return w.out;
     }
-    if elem_size == 0
-        || !elem_size.is_multiple_of(8)
-        || elem_size > MAX_ELEM_SIZE
-        || l.data.place(elem_size).is_none()
-    {
+    // The smallest element is an 8-byte tid plus an 8-byte payload.
+    if elem_size < 16 || !elem_size.is_multiple_of(8) || elem_size > MAX_ELEM_SIZE {
         w.out.skipped_subtrees = 1;
         w.out.notes.push(format!(
             "implausible elem_size {elem_size}; tree not walked"
@@ -236,24 +241,13 @@ impl Walk<'_, '_> {
 
     fn element(&mut self, p: u64, tree_idx: u64) {
         let elem_size = self.out.elem_size;
-        let Some((tid_off, start, len)) = self.l.data.place(elem_size) else {
-            return;
-        };
         let Some(bytes) = self.read_once(p, elem_size, "sdt element") else {
             return;
         };
-        let payload = usize::try_from(start)
-            .ok()
-            .zip(usize::try_from(start + len).ok())
-            .and_then(|(s, e)| bytes.get(s..e))
-            .unwrap_or(&[])
-            .to_vec();
         self.out.entries.push(RawEntry {
-            idx: i32_at(&bytes, tid_off).unwrap_or(-1),
-            genn: i32_at(&bytes, tid_off + 4).unwrap_or(-1),
             tree_idx,
             user_addr: p & 0xffff_ffff,
-            payload,
+            bytes,
         });
     }
 }
