@@ -32,6 +32,7 @@
 //! `THREAD_SIZE` ≤ 64 KiB, and unreadable memory ends the scan with what was found.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use guest_mem::{CpuRegs, Kva};
 
@@ -245,9 +246,15 @@ impl<'a> StackScanner<'a> {
         })
     }
 
-    /// Scans `task`'s stack (see the module docs). `Ok(None)` for a task on a CPU
-    /// whose registers are unknown.
-    pub fn scan(&self, task: Kva) -> Result<Option<ScannedStack>> {
+    /// Calls `each(slot, pc)` for the running task's RIP (slot 0) and for every stack
+    /// word of `task` inside kernel text, innermost first, until it returns `Break`.
+    /// Returns the source and the number of stack words examined; `Ok(None)` for a task
+    /// on a CPU whose registers are unknown.
+    fn text_words(
+        &self,
+        task: Kva,
+        mut each: impl FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Result<Option<(StackSource, usize)>> {
         if self.running_unknown.contains(&task.0) {
             return Ok(None);
         }
@@ -262,22 +269,15 @@ impl<'a> StackScanner<'a> {
                 value: stack.0,
             })?;
         let in_stack = |sp: u64| stack.0 != 0 && (stack.0..top).contains(&sp);
-        let mut out = ScannedStack {
-            source: StackSource::Saved,
-            words: 0,
-            frames: Vec::new(),
-        };
-        let sp = if let Some((cpu, regs)) = self.running.get(&task.0) {
-            out.source = StackSource::Running { cpu: *cpu };
-            if self.in_text(regs.rip)
-                && let Some(f) = self.frame(0, regs.rip)
-            {
-                out.frames.push(f);
+        let (source, sp) = if let Some((cpu, regs)) = self.running.get(&task.0) {
+            let source = StackSource::Running { cpu: *cpu };
+            if self.in_text(regs.rip) && each(0, regs.rip).is_break() {
+                return Ok(Some((source, 0)));
             }
             if !in_stack(regs.rsp) {
-                return Ok(Some(out));
+                return Ok(Some((source, 0)));
             }
-            regs.rsp
+            (source, regs.rsp)
         } else {
             let sp = self
                 .k
@@ -288,11 +288,11 @@ impl<'a> StackScanner<'a> {
                     value: sp,
                 });
             }
-            sp
+            (StackSource::Saved, sp)
         };
-        let sp = sp & !7;
         // Read page by page: a hole ends the scan, keeping what was found.
-        let mut at = sp;
+        let mut at = sp & !7;
+        let mut words = 0;
         let mut buf = [0u8; 4096];
         while at < top {
             let len = ((top - at).min(4096 - (at & 0xfff))) as usize;
@@ -300,27 +300,55 @@ impl<'a> StackScanner<'a> {
                 break;
             }
             for (i, w) in buf[..len].chunks_exact(8).enumerate() {
-                out.words += 1;
+                words += 1;
                 let pc = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
-                if self.in_text(pc)
-                    && self.after_call(pc)
-                    && let Some(f) = self.frame(at + 8 * i as u64, pc)
-                {
-                    out.frames.push(f);
+                if self.in_text(pc) && each(at + 8 * i as u64, pc).is_break() {
+                    return Ok(Some((source, words)));
                 }
             }
             at += len as u64;
         }
-        Ok(Some(out))
+        Ok(Some((source, words)))
+    }
+
+    /// Scans `task`'s stack (see the module docs). `Ok(None)` for a task on a CPU
+    /// whose registers are unknown.
+    pub fn scan(&self, task: Kva) -> Result<Option<ScannedStack>> {
+        let mut frames = Vec::new();
+        let got = self.text_words(task, |slot, pc| {
+            // A running task's RIP is where it is, call or not.
+            if (slot == 0 || self.after_call(pc))
+                && let Some(f) = self.frame(slot, pc)
+            {
+                frames.push(f);
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(got.map(|(source, words)| ScannedStack {
+            source,
+            words,
+            frames,
+        }))
     }
 
     /// `lock_slowpath_match` of `task`: empty when nothing matches or the stack cannot
-    /// be scanned.
+    /// be scanned. The same frames as [`Self::scan`], checked in the cheaper order
+    /// (name first, the call before it only for a slow path) and stopping at the first.
     pub fn lock_slowpath_match(&self, task: Kva) -> String {
-        match self.scan(task) {
-            Ok(Some(s)) => s.lock_slowpath().unwrap_or_default().to_string(),
-            _ => String::new(),
-        }
+        let mut found = None;
+        let _ = self.text_words(task, |slot, pc| {
+            let Some((name, _)) = self.k.syms.nearest(Kva(pc)) else {
+                return ControlFlow::Continue(());
+            };
+            match slowpath_name(&name) {
+                Some(m) if slot == 0 || self.after_call(pc) => {
+                    found = Some(m);
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        });
+        found.unwrap_or_default().to_string()
     }
 }
 
@@ -388,6 +416,11 @@ mod tests {
         assert_eq!(st.frames[1].offset, 0x40);
         assert_eq!(st.lock_slowpath(), Some("__mutex_lock"));
         assert_eq!(sc.lock_slowpath_match(Kva(TASK)), "__mutex_lock");
+        // A pointer to a slow path that is not a return address does not match.
+        m.w64(sp + 16, TEXT + 0x200);
+        let sc = scanner(&m, &s, &t);
+        assert_eq!(sc.lock_slowpath_match(Kva(TASK)), "");
+        assert_eq!(sc.scan(Kva(TASK)).unwrap().unwrap().lock_slowpath(), None);
     }
 
     #[test]
