@@ -301,7 +301,9 @@ fn walk_program(
         let ty = if tree.elem_size == 0 {
             PayloadType::Unknown("allocator not initialized".into())
         } else {
-            payload_type(&p.btf, &name, tree.elem_size, data.overhead())
+            payload_type(&p.btf, &name, tree.elem_size, data.overhead(), &|n| {
+                k.types.size_of(n)
+            })
         };
         match &ty {
             PayloadType::Found { id, .. } => snap.target_type_id = id.0,

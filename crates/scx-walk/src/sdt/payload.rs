@@ -34,8 +34,16 @@ fn stem(name: &str) -> &str {
 }
 
 /// Picks the payload type of allocator `name` with elements of `elem_size` bytes, of
-/// which `overhead` are the allocator's own.
-pub fn payload_type(b: &Btf, name: &str, elem_size: u64, overhead: u64) -> PayloadType {
+/// which `overhead` are the allocator's own. `kernel_size(name)` is the size of the
+/// kernel's struct of that name: a standalone program BTF carries copies of the kernel
+/// types its code touches, and a copy (same name, same size) is never an arena payload.
+pub fn payload_type(
+    b: &Btf,
+    name: &str,
+    elem_size: u64,
+    overhead: u64,
+    kernel_size: &dyn Fn(&str) -> Option<u64>,
+) -> PayloadType {
     let Some(room) = elem_size.checked_sub(overhead).filter(|r| *r > 0) else {
         return PayloadType::Unknown(format!(
             "element of {elem_size} bytes has no room for a payload"
@@ -58,8 +66,10 @@ pub fn payload_type(b: &Btf, name: &str, elem_size: u64, overhead: u64) -> Paylo
         if tname.is_empty() || size == 0 || size > room || room - size >= MAX_ALIGN_SLACK {
             continue;
         }
-        // The allocator's own structs are never its payload.
-        if matches!(tname, "sdt_data" | "sdt_desc" | "sdt_chunk" | "sdt_pool") {
+        // The allocator's own structs are never its payload, nor the kernel's.
+        if matches!(tname, "sdt_data" | "sdt_desc" | "sdt_chunk" | "sdt_pool")
+            || kernel_size(tname) == Some(size)
+        {
             continue;
         }
         fits.push((id, size, tname));

@@ -525,29 +525,36 @@ fn each_documented_reason() {
 
 #[test]
 fn payload_type_by_size_then_name_then_ambiguity() {
+    let none = |_: &str| None;
     // Two more 16-byte structs: `task_ctx` still wins by the allocator's stem.
     let (btf, _) = program_btf(Form::Tailer, Sdt::Full, &["atq_node", "other"]);
-    match payload_type(&btf, "scx_task_allocator", 32, 16) {
+    match payload_type(&btf, "scx_task_allocator", 32, 16, &none) {
         PayloadType::Found { id, size } => {
             assert_eq!(btf.name(id).unwrap(), "task_ctx");
             assert_eq!(size, 16);
         }
         other => panic!("{other:?}"),
     }
-    match payload_type(&btf, "scx_atq_allocator", 32, 16) {
+    match payload_type(&btf, "scx_atq_allocator", 32, 16, &none) {
         PayloadType::Found { id, .. } => assert_eq!(btf.name(id).unwrap(), "atq_node"),
         other => panic!("{other:?}"),
     }
-    match payload_type(&btf, "scx_bitmap_allocator", 32, 16) {
+    match payload_type(&btf, "scx_bitmap_allocator", 32, 16, &none) {
         PayloadType::Unknown(r) => assert!(r.starts_with("ambiguous: 3 structs"), "{r}"),
         other => panic!("{other:?}"),
     }
-    match payload_type(&btf, "scx_task_allocator", 4000, 16) {
+    // A copy of a kernel struct (same name and size) is not a candidate.
+    let kernel_other = |n: &str| (n == "other").then_some(16);
+    match payload_type(&btf, "scx_bitmap_allocator", 32, 16, &kernel_other) {
+        PayloadType::Unknown(r) => assert!(r.starts_with("ambiguous: 2 structs"), "{r}"),
+        other => panic!("{other:?}"),
+    }
+    match payload_type(&btf, "scx_task_allocator", 4000, 16, &none) {
         PayloadType::Unknown(r) => assert!(r.contains("no struct"), "{r}"),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        payload_type(&btf, "x", 8, 16),
+        payload_type(&btf, "x", 8, 16, &none),
         PayloadType::Unknown(_)
     ));
 }
