@@ -241,7 +241,7 @@ fn scx_p2dq_sdt_allocations_agree_with_guest() {
             assert!(!a.truncated, "{} truncated", a.allocator_name);
             // Typed, or says why not.
             assert!(
-                (a.target_type_id != 0) != !a.payload_type_reason.is_empty(),
+                (a.target_type_id != 0) == a.payload_type_reason.is_empty(),
                 "{a:?}"
             );
             a.entries.len() as i128
