@@ -10,6 +10,8 @@
 
 mod proc;
 mod scx_dump;
+#[cfg(test)]
+mod tests;
 
 use dump_schema::{FailureDumpReport, RenderedValue};
 use freeze::lab::{ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec};

@@ -1,0 +1,256 @@
+//! The comparisons on small hand-made views and reports: each passes when the two agree
+//! and fails on the disagreement it exists to catch.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use dump_schema::{
+    EventCounterSample, FailureDumpMap, FailureDumpReport, ProgRuntimeStats, RenderedMember,
+    RenderedValue,
+};
+use freeze::lab::ConsoleLog;
+
+use std::time::Duration;
+
+use super::*;
+
+/// A console with `label`'s output lines, as the guest prints them.
+fn log_of(outputs: &[(&str, &[&str])]) -> ConsoleLog {
+    let mut text = String::new();
+    for (label, lines) in outputs {
+        for l in *lines {
+            text.push_str(&format!("KTSTR-OUT {label}: {l}\n"));
+        }
+        text.push_str(&format!("KTSTR-END {label} rc=0\n"));
+    }
+    ConsoleLog::parse(&text)
+}
+
+fn map(name: &str, map_type: u32, value_size: u32, max_entries: u32) -> FailureDumpMap {
+    serde_json::from_value(serde_json::json!({
+        "name": name, "map_type": map_type, "value_size": value_size, "max_entries": max_entries
+    }))
+    .unwrap()
+}
+
+fn fails(f: impl FnOnce()) -> bool {
+    catch_unwind(AssertUnwindSafe(f)).is_err()
+}
+
+#[test]
+fn maps_agree_by_name_type_and_sizes() {
+    let log = log_of(&[(
+        "bpftool-map-show",
+        &[r#"[{"name":"ktstr_dsq","type":"hash","bytes_value":8,"max_entries":64},{"id":3}]"#],
+    )]);
+    let mut r = FailureDumpReport::default();
+    r.maps.push(map("ktstr_dsq", 1, 8, 64));
+    assert_eq!(assert_maps_agree(&log, &r), 1);
+    r.maps[0].max_entries = 65;
+    assert!(fails(|| {
+        assert_maps_agree(&log, &r);
+    }));
+    // Same name, another type: not the guest's map.
+    r.maps[0] = map("ktstr_dsq", 2, 8, 64);
+    assert!(fails(|| {
+        assert_maps_agree(&log, &r);
+    }));
+    assert!(fails(|| {
+        assert_maps_agree(&ConsoleLog::default(), &r);
+    }));
+}
+
+#[test]
+fn progs_agree_when_the_dump_saw_at_least_as_much() {
+    let log = log_of(&[(
+        "bpftool-prog-show",
+        &[
+            r#"[{"type":"struct_ops","name":"ktstr_enqueue_long","run_cnt":10,"run_time_ns":500},{"type":"tracing","name":"x"}]"#,
+        ],
+    )]);
+    let mut r = FailureDumpReport::default();
+    r.prog_runtime_stats.push(ProgRuntimeStats {
+        // aux->name keeps 15 bytes of the BTF name.
+        name: "ktstr_enqueue_l".into(),
+        cnt: 12,
+        nsecs: 500,
+        misses: 0,
+    });
+    assert_eq!(assert_progs_agree(&log, &r), 1);
+    r.prog_runtime_stats[0].cnt = 9;
+    assert!(fails(|| {
+        assert_progs_agree(&log, &r);
+    }));
+}
+
+#[test]
+fn bss_members_follow_their_rule() {
+    let line = r#"{"id":5,"name":"ktstr_s.bss","dump":[{"key":[0],"formatted":{"value":{".bss":[{"nr_enqueued":10},{"victim_pid":0},{"mode":3},{"label":"x"}]}}}]}"#;
+    let log = log_of(&[("bpftool-bss-dump", &[line])]);
+    let uint = |value| RenderedValue::Uint { bits: 64, value };
+    let report = |nr, victim, mode| {
+        let mut m = map("ktstr_s.bss", 2, 24, 1);
+        m.value = Some(RenderedValue::Struct {
+            type_name: Some(".bss".into()),
+            members: vec![
+                RenderedMember::new("nr_enqueued", uint(nr)),
+                RenderedMember::new("victim_pid", uint(victim)),
+                RenderedMember::new("mode", uint(mode)),
+            ],
+        });
+        let mut r = FailureDumpReport::default();
+        r.maps.push(m);
+        r
+    };
+    // The string member is not a number: not compared.
+    assert_eq!(
+        assert_bss_agrees(&log, &report(11, 42, 3), &test_sched_bss),
+        3
+    );
+    // A counter that went back, a constant that changed.
+    assert!(fails(|| {
+        assert_bss_agrees(&log, &report(9, 42, 3), &test_sched_bss);
+    }));
+    assert!(fails(|| {
+        assert_bss_agrees(&log, &report(11, 42, 4), &test_sched_bss);
+    }));
+    // `Any` only wants numbers where the guest printed numbers.
+    assert_eq!(
+        assert_bss_agrees(&log, &report(0, 0, 9), &|_| BssRule::Any),
+        3
+    );
+}
+
+#[test]
+fn sysfs_and_timeline() {
+    let log = log_of(&[(
+        LAST_VIEW_LABEL,
+        &[
+            "/sys/kernel/sched_ext/state=enabled",
+            "/sys/kernel/sched_ext/root/ops=ktstr_ok",
+            "/sys/kernel/sched_ext/root/events=SCX_EV_SELECT_CPU_FALLBACK 7",
+        ],
+    )]);
+    let mut r = FailureDumpReport::default();
+    assert!(
+        fails(|| assert_sysfs_agrees(&log, &r, "ktstr_ok")),
+        "no scx_sched_state"
+    );
+    r.scx_sched_state = Some(Default::default());
+    let sample = |elapsed_ms, select_cpu_fallback| EventCounterSample {
+        elapsed_ms,
+        select_cpu_fallback,
+        ..Default::default()
+    };
+    r.event_counter_timeline = vec![sample(100, 3), sample(200, 7)];
+    assert_sysfs_agrees(&log, &r, "ktstr_ok");
+    assert_timeline_monotone(&r);
+    assert!(fails(|| assert_sysfs_agrees(&log, &r, "other_ops")));
+    r.event_counter_timeline = vec![sample(100, 8), sample(200, 6)];
+    assert!(fails(|| assert_sysfs_agrees(&log, &r, "ktstr_ok")));
+    assert!(
+        fails(|| assert_timeline_monotone(&r)),
+        "a counter went back"
+    );
+    r.event_counter_timeline.truncate(1);
+    assert!(fails(|| assert_timeline_monotone(&r)), "one sample only");
+}
+
+#[test]
+fn attached_ops_and_pids_in_brackets() {
+    let log = ConsoleLog::parse("KTSTR-PHASE: scheduler-attached ops=ktstr_stall\n");
+    assert_eq!(attached_ops(&log), "ktstr_stall");
+    assert!(fails(|| {
+        attached_ops(&ConsoleLog::parse("KTSTR-PHASE: scheduler-failed\n"));
+    }));
+    assert_eq!(bracket_pid("ktstr-victim[311]"), Some(311));
+    assert_eq!(bracket_pid("a]b[12"), None);
+    assert_eq!(bracket_pid("comm[x]"), None);
+}
+
+#[test]
+fn tasks_agree_on_comm_parent_group_and_session() {
+    use dump_schema::TaskEnrichment;
+    // 20 user processes, a kernel worker (its /proc comm carries the workqueue), one
+    // process that exited before the freeze.
+    let mut lines: Vec<String> = (100..120)
+        .map(|pid| format!("{pid} (worker {pid}) S 1 {pid} 1 0 -1"))
+        .collect();
+    lines.push("7 (kworker/0:1-events) I 2 0 0 0 -1".into());
+    lines.push("300 (sh) R 1 300 1 0 -1".into());
+    let line_refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let log = log_of(&[("proc-pid-stat", &line_refs)]);
+    let task = |pid: i32, comm: &str, ppid, pgid, sid| TaskEnrichment {
+        pid,
+        comm: comm.into(),
+        real_parent_pid: ppid,
+        pgid,
+        sid,
+        ..Default::default()
+    };
+    let mut r = FailureDumpReport::default();
+    r.task_enrichments = (100..120)
+        .map(|pid| task(pid, &format!("worker {pid}"), 1, pid, 1))
+        .collect();
+    r.task_enrichments.push(task(7, "kworker/0:1", 2, 0, 0));
+    assert_eq!(assert_tasks_agree(&log, &r, &[]), 21);
+    // The exited `sh` may be missing unless the test needs it.
+    assert!(fails(|| {
+        assert_tasks_agree(&log, &r, &["sh"]);
+    }));
+    r.task_enrichments[3].sid = 5;
+    assert!(fails(|| {
+        assert_tasks_agree(&log, &r, &[]);
+    }));
+    // A kernel thread may not be missing.
+    r.task_enrichments[3].sid = 1;
+    r.task_enrichments.pop();
+    assert!(fails(|| {
+        assert_tasks_agree(&log, &r, &[]);
+    }));
+}
+
+#[test]
+fn cputime_between_the_guest_view_and_what_can_have_passed() {
+    use dump_schema::PerCpuTimeStats;
+    let log = log_of(&[(
+        "proc-stat",
+        &[
+            "cpu  300 0 200 1000 0 0 10 0 0 0",
+            "cpu0 300 0 200 1000 0 0 10 0 0 0",
+            "softirq 50 1 2 3 4 5 6 7 8 9 10",
+        ],
+    )]);
+    let cpu = |user_ticks: u64| PerCpuTimeStats {
+        cpu: 0,
+        cpustat_user_ns: user_ticks * 10_000_000,
+        cpustat_system_ns: 200 * 10_000_000,
+        cpustat_softirq_ns: 10 * 10_000_000,
+        softirqs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        ..Default::default()
+    };
+    let mut r = FailureDumpReport::default();
+    r.per_cpu_time = vec![cpu(310)];
+    assert_cputime_agrees(&log, &r, Duration::from_secs(1));
+    // Less than the guest saw earlier, or far more than can have passed.
+    r.per_cpu_time = vec![cpu(299)];
+    assert!(fails(|| assert_cputime_agrees(
+        &log,
+        &r,
+        Duration::from_secs(1)
+    )));
+    r.per_cpu_time = vec![cpu(300 + 100 * 60)];
+    assert!(fails(|| assert_cputime_agrees(
+        &log,
+        &r,
+        Duration::from_secs(1)
+    )));
+    // A softirq count that went back.
+    let mut c = cpu(310);
+    c.softirqs[0] = 0;
+    r.per_cpu_time = vec![c];
+    assert!(fails(|| assert_cputime_agrees(
+        &log,
+        &r,
+        Duration::from_secs(1)
+    )));
+}
