@@ -187,10 +187,12 @@ fn tasks_agree_on_comm_parent_group_and_session() {
         sid,
         ..Default::default()
     };
-    let mut r = FailureDumpReport::default();
-    r.task_enrichments = (100..120)
-        .map(|pid| task(pid, &format!("worker {pid}"), 1, pid, 1))
-        .collect();
+    let mut r = FailureDumpReport {
+        task_enrichments: (100..120)
+            .map(|pid| task(pid, &format!("worker {pid}"), 1, pid, 1))
+            .collect(),
+        ..Default::default()
+    };
     r.task_enrichments.push(task(7, "kworker/0:1", 2, 0, 0));
     assert_eq!(assert_tasks_agree(&log, &r, &[]), 21);
     // The exited `sh` may be missing unless the test needs it.
@@ -228,8 +230,10 @@ fn cputime_between_the_guest_view_and_what_can_have_passed() {
         softirqs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
         ..Default::default()
     };
-    let mut r = FailureDumpReport::default();
-    r.per_cpu_time = vec![cpu(310)];
+    let mut r = FailureDumpReport {
+        per_cpu_time: vec![cpu(310)],
+        ..Default::default()
+    };
     assert_cputime_agrees(&log, &r, Duration::from_secs(1));
     // Less than the guest saw earlier, or far more than can have passed.
     r.per_cpu_time = vec![cpu(299)];
