@@ -18,7 +18,7 @@
 
 use std::sync::OnceLock;
 
-use super::{KallsymsError, KallsymsLayout, Stream, decode_addresses, read_u32, read_upto};
+use super::{KallsymsError, KallsymsLayout, decode_addresses, read_u32, read_upto};
 use crate::symbols::SymbolTableBuilder;
 use crate::symbols::{MAX_NAME_LEN, MAX_SYMBOLS, NearestSymbol, Symbol, SymbolTable};
 use crate::{Kva, KvaRead, MemError};
@@ -106,14 +106,76 @@ fn hash_bytes(h: u64, bytes: &[u8]) -> u64 {
     })
 }
 
-/// Final mix (splitmix64's), so that bucket bits depend on every byte.
+/// A name's 32-bit tag: its polynomial hash, finally mixed (splitmix64's finalizer) so
+/// that the top bits, which pick the bucket, depend on every byte.
 #[inline]
-fn mix(mut h: u64) -> u64 {
+fn tag(mut h: u64) -> u32 {
     h ^= h >> 30;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h ^= h >> 27;
     h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    ((h ^ (h >> 31)) >> 32) as u32
+}
+
+/// Reads `kallsyms_names` in large chunks and lends slices of it, so that the pass
+/// over every entry does no per-byte bookkeeping.
+struct Window<'a, R: KvaRead + ?Sized> {
+    r: &'a R,
+    base: Kva,
+    /// Offset (from `base`) of `buf[0]`.
+    start: u64,
+    buf: Vec<u8>,
+}
+
+impl<'a, R: KvaRead + ?Sized> Window<'a, R> {
+    const CHUNK: usize = 64 * 1024;
+
+    fn new(r: &'a R, base: Kva) -> Self {
+        Window {
+            r,
+            base,
+            start: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// `len` bytes at offset `off`; reads a new chunk from `off` when they are not in
+    /// the current one (less than a chunk when memory ends sooner, never less than
+    /// `len`).
+    #[inline]
+    fn get(&mut self, off: u64, len: usize) -> Result<&[u8], MemError> {
+        let have = off
+            .checked_sub(self.start)
+            .and_then(|o| usize::try_from(o).ok())
+            .filter(|&o| o.checked_add(len).is_some_and(|e| e <= self.buf.len()));
+        let o = match have {
+            Some(o) => o,
+            None => {
+                self.refill(off, len)?;
+                0
+            }
+        };
+        Ok(&self.buf[o..o + len])
+    }
+
+    #[inline(never)]
+    fn refill(&mut self, off: u64, need: usize) -> Result<(), MemError> {
+        let at = Kva(self.base.0.wrapping_add(off));
+        let mut len = Self::CHUNK.max(need);
+        loop {
+            self.buf.resize(len, 0);
+            match self.r.read_kva(at, &mut self.buf) {
+                Ok(()) => break,
+                Err(e) if len <= need => {
+                    self.buf.clear();
+                    return Err(e);
+                }
+                Err(_) => len = (len / 2).max(need),
+            }
+        }
+        self.start = off;
+        Ok(())
+    }
 }
 
 /// 256 consecutive names, expanded.
@@ -147,7 +209,7 @@ pub struct KallsymsIndex {
     by_addr: Option<Vec<u32>>,
     /// Offset in `kallsyms_names` of entries `0, 256, 512, ...`.
     markers: Vec<u64>,
-    /// Hash tag of each symbol's name.
+    /// Hash tag of each symbol's name ([`tag`]).
     tags: Vec<u32>,
     /// `order[buckets[b]..buckets[b + 1]]`: symbols whose hash falls in bucket `b`,
     /// in kallsyms order.
@@ -185,40 +247,33 @@ impl KallsymsIndex {
 
         let mut markers = Vec::with_capacity(n.div_ceil(BLOCK));
         let mut tags = Vec::with_capacity(n);
-        let mut stream = Stream::new(r, layout.names);
+        let mut names = Window::new(r, layout.names);
         let mut off = 0u64;
-        let mut entry = Vec::with_capacity(64);
         let th = &tokens.hash;
         for i in 0..n {
             if i % BLOCK == 0 {
                 markers.push(off);
             }
-            let b0 = stream.byte().map_err(rd("kallsyms_names"))?;
-            let len = if b0 & 0x80 != 0 {
-                let b1 = stream.byte().map_err(rd("kallsyms_names"))?;
-                off += 2;
-                usize::from(b0 & 0x7f) | (usize::from(b1) << 7)
+            let rd_names = rd("kallsyms_names");
+            let b0 = names.get(off, 1).map_err(rd_names)?[0];
+            let (hl, len) = if b0 & 0x80 != 0 {
+                let b1 = names.get(off, 2).map_err(rd_names)?[1];
+                (2, usize::from(b0 & 0x7f) | (usize::from(b1) << 7))
             } else {
-                off += 1;
-                usize::from(b0)
+                (1, usize::from(b0))
             };
             if len == 0 {
                 return Err(bad(i, "zero-length entry"));
             }
-            off += len as u64;
-            entry.clear();
+            let toks = names.get(off + hl, len).map_err(rd_names)?;
+            off += hl + len as u64;
             let mut total = 0usize;
             let mut h = 0u64;
             let mut started = false;
             let mut ascii = true;
-            for _ in 0..len {
-                let t = stream.byte().map_err(rd("kallsyms_names"))?;
-                entry.push(t);
+            for &t in toks {
                 let p = &th[usize::from(t)];
                 total += usize::from(p.len);
-                if total > MAX_NAME_LEN + 1 {
-                    return Err(bad(i, "longer than KSYM_NAME_LEN"));
-                }
                 ascii &= p.ascii;
                 if started {
                     h = h.wrapping_mul(p.mul).wrapping_add(p.add);
@@ -228,38 +283,44 @@ impl KallsymsIndex {
                     h = p.first_add;
                 }
             }
+            if total > MAX_NAME_LEN + 1 {
+                return Err(bad(i, "longer than KSYM_NAME_LEN"));
+            }
             if total == 0 {
                 return Err(bad(i, "empty expansion"));
             }
             if !ascii {
                 let mut full = Vec::with_capacity(total);
-                for &t in &entry {
+                for &t in toks {
                     full.extend_from_slice(tokens.expansion(t));
                 }
                 std::str::from_utf8(&full[1..]).map_err(|_| bad(i, "not UTF-8"))?;
             }
-            tags.push(mix(h));
+            tags.push(tag(h));
         }
+        drop(names);
 
-        // Counting sort of the symbols into about one bucket per symbol.
-        let bits = (usize::BITS - (n - 1).leading_zeros()).max(1);
-        let bucket_shift = 64 - bits;
+        // Counting sort of the symbols into about two per bucket, by the tags' top bits.
+        let bits = (usize::BITS - (n - 1).leading_zeros())
+            .saturating_sub(1)
+            .max(1);
+        let bucket_shift = 32 - bits;
         let mut buckets = vec![0u32; (1usize << bits) + 1];
         for &t in &tags {
-            buckets[(t >> bucket_shift) as usize + 1] += 1;
+            buckets[(t >> bucket_shift) as usize] += 1;
         }
+        // Inclusive prefix sums: `buckets[b]` is the end of bucket `b`; filling each
+        // bucket from its end, in reverse, leaves it at the bucket's start and the
+        // symbols of a bucket in kallsyms order.
         for b in 1..buckets.len() {
             buckets[b] += buckets[b - 1];
         }
-        let mut fill = buckets.clone();
         let mut order = vec![0u32; n];
-        for (i, &t) in tags.iter().enumerate() {
-            let slot = &mut fill[(t >> bucket_shift) as usize];
+        for (i, &t) in tags.iter().enumerate().rev() {
+            let slot = &mut buckets[(t >> bucket_shift) as usize];
+            *slot -= 1;
             order[*slot as usize] = i as u32;
-            *slot += 1;
         }
-        drop(fill);
-        let tags: Vec<u32> = tags.into_iter().map(|t| t as u32).collect();
 
         let by_addr = if addrs.is_sorted() {
             None
@@ -362,9 +423,8 @@ impl KallsymsIndex {
     /// The symbol `name`: the lowest address among duplicates (then the first in
     /// kallsyms order), as [`SymbolTable::get`].
     pub fn get<R: KvaRead + ?Sized>(&self, r: &R, name: &str) -> Option<Symbol<'_>> {
-        let t = mix(hash_bytes(0, name.as_bytes()));
+        let t = tag(hash_bytes(0, name.as_bytes()));
         let b = (t >> self.bucket_shift) as usize;
-        let t = t as u32;
         let (lo, hi) = (*self.buckets.get(b)?, *self.buckets.get(b + 1)?);
         let mut best: Option<Symbol<'_>> = None;
         for &i in self.order.get(lo as usize..hi as usize)? {
