@@ -1,10 +1,9 @@
 //! [`Btf`]: a loaded BTF (base, or split on top of a base) and type queries.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{BtfError, Result};
-use crate::table::{EnumValue, Kind, Member, SecVar, Table, Ty, TypeId};
+use crate::table::{EnumValue, HashMap, Kind, Member, SecVar, Table, Ty, TypeId};
 
 /// Longest chain of typedefs/qualifiers (or nested arrays) followed before the type graph
 /// is declared malformed. Real kernels need fewer than 10; loops hit this bound.
@@ -303,7 +302,7 @@ impl Btf {
         while let Some(b) = cur {
             let index = b.inner.enumerators.get_or_init(|| {
                 let t = &b.inner.table;
-                let mut m = HashMap::new();
+                let mut m = HashMap::default();
                 for ty in &t.types {
                     if let Kind::Enum { values, .. } = ty.kind {
                         for v in t.enum_values(values) {

@@ -11,7 +11,9 @@
 //! needs about 40 MB). The format is twenty fixed record layouts; parsing it here takes
 //! a few milliseconds with every record and string bounds-checked.
 
-use std::collections::HashMap;
+/// Hash maps over names read from the guest: foldhash is keyed per process (no crafted
+/// collisions) and several times faster than the default SipHash on short names.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::error::{BtfError, Result};
 
@@ -283,7 +285,7 @@ impl Table {
             base,
             str_base,
             appended: String::new(),
-            appended_at: HashMap::new(),
+            appended_at: HashMap::default(),
         };
         let mut pos = 0usize;
         while pos < types.len() {
