@@ -609,3 +609,106 @@ fn declared_only_structs_use_the_facts_and_infer_the_element_form() {
         );
     }
 }
+
+/// A renderer that sees the type but cannot hand out the BTF object.
+struct OpaqueRenderer(Btf);
+
+impl ValueRenderer for OpaqueRenderer {
+    fn render(
+        &self,
+        _btf: Option<Kva>,
+        _type_id: u32,
+        bytes: &[u8],
+        _mem: &dyn KvaRead,
+    ) -> Result<RenderedValue, String> {
+        Ok(RenderedValue::Bytes {
+            hex: crate::kernel::hex(bytes),
+        })
+    }
+    fn find_struct(&self, _btf: Kva, name: &str, _mem: &dyn KvaRead) -> Option<u32> {
+        self.0.struct_by_name(name).ok().map(|t| t.0)
+    }
+}
+
+#[test]
+fn a_declared_allocator_whose_btf_cannot_be_loaded_says_so() {
+    let (btf, ds) = program_btf(Form::Tailer, Sdt::Full, &[]);
+    let g = Guest::new(ds);
+    let syms = FakeSyms::default();
+    let k = Kernel {
+        mem: &g.mem,
+        syms: &syms,
+        types: &g.types,
+    };
+    let c = capture_sdt(&g.report, Some(&OpaqueRenderer(btf)), &k, &never);
+    assert_eq!(
+        c.unavailable.as_deref(),
+        Some(crate::reasons::SDT_BTF_UNAVAILABLE)
+    );
+    assert!(c.allocations.is_empty());
+}
+
+/// Arena pages full of random words, most of them pointers into the arena window (so the
+/// walk goes deep, into cycles and shared subtrees): every walk ends, within its caps,
+/// without a panic.
+#[test]
+fn random_arena_garbage_is_walked_within_caps() {
+    let (btf, _) = program_btf(Form::Tailer, Sdt::Full, &[]);
+    let layout = SdtLayout::from_btf(&btf).unwrap();
+    let window = ArenaWindow {
+        kern_vm_start: KERN,
+        user_vm_start: USER,
+    };
+    let syms = FakeSyms::default();
+    let types = FakeTypes::default();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    const PAGES: u64 = 12;
+    let (mut entries, mut skipped, mut truncated) = (0, 0, 0);
+    for round in 0..24 {
+        let mut mem = FakeMem::default();
+        for w in 0..PAGES * 512 {
+            let r = next();
+            let v = match r % 8 {
+                0 => u64::MAX,
+                1 => 0,
+                2 => next(),
+                _ => a((r >> 8) % (PAGES * 4096) & !7),
+            };
+            mem.w64(KERN + w * 8, v);
+        }
+        let k = Kernel {
+            mem: &mem,
+            syms: &syms,
+            types: &types,
+        };
+        let mut alloc = vec![0u8; 48];
+        let elem = [16u64, 32, 216, 4096][round % 4];
+        alloc[16..24].copy_from_slice(&elem.to_le_bytes());
+        alloc[40..48].copy_from_slice(&a((next() % PAGES) * 4096).to_le_bytes());
+        let caps = TreeCaps {
+            entries: 64,
+            descs: 32,
+        };
+        let t = walk_allocator(&k, window, &layout, &alloc, caps, &never);
+        assert!(t.entries.len() <= caps.entries, "round {round}");
+        assert!(t.notes.len() <= 16);
+        for e in &t.entries {
+            assert_eq!(e.bytes.len() as u64, elem);
+            assert!(e.tree_idx < 1 << 27);
+        }
+        entries += t.entries.len();
+        skipped += t.skipped_subtrees;
+        truncated += usize::from(t.truncated);
+    }
+    // The garbage really took the walk through every path.
+    assert!(
+        entries > 0 && skipped > 0 && truncated > 0,
+        "{entries} {skipped} {truncated}"
+    );
+}
