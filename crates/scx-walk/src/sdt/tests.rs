@@ -678,7 +678,7 @@ fn random_arena_garbage_is_walked_within_caps() {
                 0 => u64::MAX,
                 1 => 0,
                 2 => next(),
-                _ => a((r >> 8) % (PAGES * 4096) & !7),
+                _ => a(((r >> 8) % (PAGES * 4096)) & !7),
             };
             mem.w64(KERN + w * 8, v);
         }
