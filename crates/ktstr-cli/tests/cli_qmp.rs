@@ -96,17 +96,15 @@ fn capture_qmp_and_export_vmcore_on_a_live_guest() {
     }
 
     // Live: stop, capture, resume (and the vmcore of that moment).
+    // How both commands reach the guest: its QMP socket and RAM file, as a user names them.
+    let guest = ["--qmp", "qmp.sock", "--ram", "ram"];
     let o = ktstr(
         &[
-            "capture",
-            "--qmp",
-            "qmp.sock",
-            "--ram",
-            "ram",
-            "--json",
-            "--vmcore-out",
-            "live.vmcore",
-        ],
+            &["capture"],
+            &guest[..],
+            &["--json", "--vmcore-out", "live.vmcore"],
+        ]
+        .concat(),
         dir,
     );
     assert_eq!(o.status.code(), Some(0), "no error exit under `ok`");
@@ -129,15 +127,7 @@ fn capture_qmp_and_export_vmcore_on_a_live_guest() {
 
     // export-vmcore, then the offline capture of it.
     let o = ktstr(
-        &[
-            "export-vmcore",
-            "--qmp",
-            "qmp.sock",
-            "--ram",
-            "ram",
-            "--out",
-            "exp.vmcore",
-        ],
+        &[&["export-vmcore"], &guest[..], &["--out", "exp.vmcore"]].concat(),
         dir,
     );
     assert_eq!(o.status.code(), Some(0));
