@@ -16,10 +16,7 @@ pub struct BpflandAssets {
 
 /// The version to build: `KTSTR_BPFLAND_VERSION` or [`BPFLAND_VERSION`].
 pub(crate) fn bpfland_version() -> String {
-    std::env::var("KTSTR_BPFLAND_VERSION")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| BPFLAND_VERSION.to_string())
+    super::scx_crate::crate_version("KTSTR_BPFLAND_VERSION", BPFLAND_VERSION)
 }
 
 impl Lab {

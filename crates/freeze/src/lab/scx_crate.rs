@@ -22,12 +22,13 @@ pub struct ScxCrateAssets {
     pub binary: PathBuf,
 }
 
-/// `scx_p2dq`'s version: `KTSTR_P2DQ_VERSION` or [`P2DQ_VERSION`].
-pub(crate) fn p2dq_version() -> String {
-    std::env::var("KTSTR_P2DQ_VERSION")
+/// The crates.io version to build: the environment variable `env` when set and not
+/// empty, else `default`.
+pub(crate) fn crate_version(env: &str, default: &str) -> String {
+    std::env::var(env)
         .ok()
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| P2DQ_VERSION.to_string())
+        .unwrap_or_else(|| default.to_string())
 }
 
 impl Lab {
@@ -82,7 +83,7 @@ impl Lab {
     /// `scx_p2dq` (links the sdt allocator), built with `cargo install --locked` on first
     /// use, from the cache (`p2dq/<version>/`) after.
     pub fn p2dq(&self) -> Result<ScxCrateAssets, LabError> {
-        let version = p2dq_version();
+        let version = crate_version("KTSTR_P2DQ_VERSION", P2DQ_VERSION);
         self.scx_crate("scx_p2dq", &version, &format!("p2dq/{version}"))
     }
 }
