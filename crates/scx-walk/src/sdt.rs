@@ -113,10 +113,12 @@ pub fn capture_sdt(
     let mut out = SdtCapture::default();
     let mut programs = Vec::new();
     let mut declared_unloadable = false;
+    let mut with_btf = 0;
     for m in bss {
         let Some(btf_kva) = member_ptr(k, m.map_kva, "btf") else {
             continue;
         };
+        with_btf += 1;
         let Some(btf) = renderer.program_btf(btf_kva, k.mem) else {
             // A renderer that cannot hand out the BTF may still see the type.
             declared_unloadable |= renderer
@@ -133,7 +135,9 @@ pub fn capture_sdt(
         }
     }
     if programs.is_empty() {
-        out.unavailable = Some(if declared_unloadable {
+        out.unavailable = Some(if with_btf == 0 {
+            why::NO_BSS_MAP.into()
+        } else if declared_unloadable {
             reasons::SDT_BTF_UNAVAILABLE.into()
         } else {
             why::NO_SCX_ALLOCATOR_TYPE.into()

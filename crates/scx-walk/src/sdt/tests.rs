@@ -481,6 +481,14 @@ fn each_documented_reason() {
         Some(why::NO_BSS_MAP)
     );
 
+    // A .bss without program BTF (bpf_map.btf NULL).
+    let mut g = Guest::new(ds);
+    g.mem.w64(MAP + 0x40, 0);
+    assert_eq!(
+        g.run(&btf, &never).unavailable.as_deref(),
+        Some(why::NO_BSS_MAP)
+    );
+
     let (plain, pds) = program_btf(Form::Tailer, Sdt::None, &[]);
     let mut g = Guest::new(pds);
     g.static_range(4096, a(0x1000), 0);
