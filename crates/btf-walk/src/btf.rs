@@ -3,7 +3,9 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{BtfError, Result};
-use crate::table::{EnumValue, HashMap, Kind, Member, SecVar, Table, Ty, TypeId};
+use std::hash::BuildHasher as _;
+
+use crate::table::{EnumValue, Kind, Member, SecVar, Table, Ty, TypeId};
 
 /// Longest chain of typedefs/qualifiers (or nested arrays) followed before the type graph
 /// is declared malformed. Real kernels need fewer than 10; loops hit this bound.
@@ -28,9 +30,10 @@ pub struct Btf {
 pub(crate) struct Inner {
     pub(crate) table: Table,
     pub(crate) base: Option<Btf>,
-    /// Enumerator name → value over this part's enums, built on first use: walkers ask
-    /// for dozens of enumerators, and a scan of every type per question adds up.
-    pub(crate) enumerators: OnceLock<HashMap<Box<str>, u64>>,
+    /// `(hash of the name, index into the table's enumerators)` over this part's enums,
+    /// sorted; built on first use: walkers ask for dozens of enumerators, and a scan of
+    /// every type per question adds up.
+    pub(crate) enumerators: OnceLock<Vec<(u64, u32)>>,
 }
 
 impl std::fmt::Debug for Btf {
@@ -212,9 +215,7 @@ impl Btf {
         let mut out = Vec::new();
         let mut cur = Some(self);
         while let Some(b) = cur {
-            if let Some(ids) = b.inner.table.by_name.get(name) {
-                out.extend_from_slice(ids);
-            }
+            out.extend(b.inner.table.ids_named(name));
             cur = b.inner.base.as_ref();
         }
         out
@@ -226,24 +227,22 @@ impl Btf {
     pub fn find_type(&self, name: &str, want: impl Fn(&Kind) -> bool) -> Option<TypeId> {
         let mut cur = Some(self);
         while let Some(b) = cur {
-            if let Some(ids) = b.inner.table.by_name.get(name) {
-                let mut fwd = None;
-                for &id in ids {
-                    let Some(ty) = b.inner.table.get(id) else {
-                        continue;
-                    };
-                    if !want(&ty.kind) {
-                        continue;
-                    }
-                    if matches!(ty.kind, Kind::Fwd { .. }) {
-                        fwd.get_or_insert(id);
-                    } else {
-                        return Some(id);
-                    }
+            let mut fwd = None;
+            for id in b.inner.table.ids_named(name) {
+                let Some(ty) = b.inner.table.get(id) else {
+                    continue;
+                };
+                if !want(&ty.kind) {
+                    continue;
                 }
-                if fwd.is_some() {
-                    return fwd;
+                if matches!(ty.kind, Kind::Fwd { .. }) {
+                    fwd.get_or_insert(id);
+                } else {
+                    return Some(id);
                 }
+            }
+            if fwd.is_some() {
+                return fwd;
             }
             cur = b.inner.base.as_ref();
         }
@@ -300,21 +299,25 @@ impl Btf {
     pub fn enumerator(&self, variant: &str) -> Result<i64> {
         let mut cur = Some(self);
         while let Some(b) = cur {
+            let t = &b.inner.table;
             let index = b.inner.enumerators.get_or_init(|| {
-                let t = &b.inner.table;
-                let mut m = HashMap::default();
-                for ty in &t.types {
-                    if let Kind::Enum { values, .. } = ty.kind {
-                        for v in t.enum_values(values) {
-                            // The first definition in id order wins, as before indexing.
-                            m.entry(v.name.clone()).or_insert(v.value);
-                        }
-                    }
-                }
-                m
+                // Enumerators are stored in type id order, so among equal names the
+                // lowest index is the first definition in id order, which wins.
+                let mut v: Vec<(u64, u32)> = (t.enum_values.iter().enumerate())
+                    .map(|(i, e)| (t.hasher.hash_one(&*e.name), i as u32))
+                    .collect();
+                v.sort_unstable();
+                v
             });
-            if let Some(v) = index.get(variant) {
-                return Ok(*v as i64);
+            let h = t.hasher.hash_one(variant);
+            let lo = index.partition_point(|e| e.0 < h);
+            let found = index[lo..]
+                .iter()
+                .take_while(|e| e.0 == h)
+                .filter_map(|e| t.enum_values.get(e.1 as usize))
+                .find(|e| &*e.name == variant);
+            if let Some(e) = found {
+                return Ok(e.value as i64);
             }
             cur = b.inner.base.as_ref();
         }

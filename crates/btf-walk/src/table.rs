@@ -11,6 +11,8 @@
 //! needs about 40 MB). The format is twenty fixed record layouts; parsing it here takes
 //! a few milliseconds with every record and string bounds-checked.
 
+use std::hash::BuildHasher as _;
+
 /// Hash maps over names read from the guest: foldhash is keyed per process (no crafted
 /// collisions) and several times faster than the default SipHash on short names.
 pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -197,8 +199,12 @@ pub(crate) struct Table {
     pub(crate) members: Vec<Member>,
     pub(crate) enum_values: Vec<EnumValue>,
     pub(crate) vars: Vec<SecVar>,
-    /// Named types worth finding by name (not functions), in id order per name.
-    pub(crate) by_name: HashMap<Box<str>, Vec<TypeId>>,
+    /// Named types worth finding by name (not functions): `(hash of the name, id)`,
+    /// sorted. A sorted vector rather than a map of names: no allocation per name, and
+    /// one name's ids come out in id order.
+    pub(crate) by_name: Vec<(u64, u32)>,
+    /// Keyed per table, so guest-chosen names cannot be made to collide.
+    pub(crate) hasher: foldhash::fast::RandomState,
     /// The raw string section (NUL-separated; kept whole because split BTF on top of
     /// this part refers to it by offset), then base names a split part uses.
     pub(crate) strings: Box<str>,
@@ -228,6 +234,17 @@ impl Table {
 
     pub(crate) fn vars(&self, span: Span) -> &[SecVar] {
         self.vars.get(span.range()).unwrap_or(&[])
+    }
+
+    /// Ids of the indexed types (every kind but functions) named `name`, in id order.
+    pub(crate) fn ids_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = TypeId> + 'a {
+        let h = self.hasher.hash_one(name);
+        let lo = self.by_name.partition_point(|e| e.0 < h);
+        self.by_name[lo..]
+            .iter()
+            .take_while(move |e| e.0 == h)
+            .map(|e| TypeId(e.1))
+            .filter(move |&id| self.get(id).is_some_and(|ty| self.name_of(ty) == name))
     }
 
     /// The name of a type of this table.
@@ -297,6 +314,7 @@ impl Table {
             })?;
             pos = t.parse_one(types, pos, id, &mut names)?;
         }
+        t.by_name.sort_unstable();
         let mut all = String::with_capacity(strings.len() + names.appended.len());
         all.push_str(strings);
         all.push_str(&names.appended);
@@ -469,9 +487,7 @@ impl Table {
             .ok_or_else(past_end)?;
         if name.len > 0 && indexed(&kind) {
             self.by_name
-                .entry(names.get(name).into())
-                .or_default()
-                .push(TypeId(id));
+                .push((self.hasher.hash_one(names.get(name)), id));
         }
         self.types.push(Ty { name, kind });
         Ok(next)
