@@ -150,6 +150,13 @@ fn scx_p2dq_sdt_allocations_agree_with_guest() {
     let f = guest.freeze_now();
     assert!(f.all_parked());
     let out = guest.frozen_kernel(&f).capture(&Default::default());
+    // For the whole-process benchmark (crates/scx-walk/examples/vmcore_dump.rs): keep a
+    // vmcore of this frozen guest when asked.
+    if let Ok(dir) = std::env::var("SCX_E2E_VMCORE_DIR") {
+        let path = std::path::Path::new(&dir).join("p2dq.vmcore");
+        guest.dump_vmcore(&path).expect("dump-guest-memory");
+        eprintln!("vmcore written to {}", path.display());
+    }
     guest.thaw_now();
     let log = guest.console_log();
     let r = &out.report;
