@@ -18,7 +18,7 @@
 //! - [`view`]: the guest's own view (`bpftool`, `/proc`, sysfs, the kernel's
 //!   `scx_dump_state`) as [`RunSpec`] commands, and assertions that a dump agrees with it.
 //!
-//! A new guest test in about twenty lines:
+//! A new guest test in about twenty lines (it runs as `tests/tests/scx_e2e/ok.rs`):
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -42,7 +42,8 @@
 //! assert!(r.scx_sched_state.is_some());
 //! view::assert_maps_agree(&log, r);
 //! view::assert_progs_agree(&log, r);
-//! view::assert_tasks_agree(&log, r, &["ktstr_spin"]);
+//! // The spinners run under busybox `timeout` for the whole run.
+//! view::assert_tasks_agree(&log, r, &["timeout"]);
 //! ```
 //!
 //! Everything here panics with context (it is test support): a failed step names the

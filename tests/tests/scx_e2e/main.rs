@@ -7,12 +7,14 @@
 //!
 //! One module per subject: [`stall`] and [`error`] (the lab's failing test schedulers,
 //! with the dual capture of [`run`]), [`bpfland`] (the real third-party scheduler frozen
-//! on demand). The set-up and the comparisons are `e2e_tests::guest`.
+//! on demand), [`ok`] (the `ok` scheduler frozen on demand: the support module's example).
+//! The set-up and the comparisons are `e2e_tests::guest`.
 //!
 //! Needs QEMU and the guest lab (`cargo xtask provision`); without QEMU the tests print
 //! why they skip. CI provisions both.
 
 mod bpfland;
 mod error;
+mod ok;
 mod run;
 mod stall;
