@@ -139,10 +139,35 @@ impl GuestLab {
 
 /// One guest at a time per test process, also under plain `cargo test` (nextest runs the
 /// `guest` group one at a time itself): two TCG guests on two cores starve each other.
-pub fn one_guest() -> MutexGuard<'static, ()> {
+/// Held by every [`Guest`]; a test that needs QEMU without a [`Guest`] can hold it too.
+///
+/// Booting a second guest while the same thread still holds one would wait forever:
+/// that panics instead.
+pub fn one_guest() -> OneGuest {
     static ONE_GUEST: Mutex<()> = Mutex::new(());
+    if HOLDING.get() {
+        panic!("this thread already holds a guest: drop it before booting another");
+    }
     // A test that panicked while holding it has dropped its guest already.
-    ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner())
+    let guard = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    HOLDING.set(true);
+    OneGuest { _guard: guard }
+}
+
+thread_local! {
+    /// Whether this thread holds [`one_guest`].
+    static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The right to run a guest (see [`one_guest`]); released on drop.
+pub struct OneGuest {
+    _guard: MutexGuard<'static, ()>,
+}
+
+impl Drop for OneGuest {
+    fn drop(&mut self) {
+        HOLDING.set(false);
+    }
 }
 
 /// A booted guest: the [`QemuEngine`] (through `Deref`), and waits that panic with the
@@ -150,7 +175,7 @@ pub fn one_guest() -> MutexGuard<'static, ()> {
 pub struct Guest {
     // Field order matters: the engine (QEMU) goes before the guard is released.
     engine: QemuEngine,
-    _one: MutexGuard<'static, ()>,
+    _one: OneGuest,
 }
 
 impl Deref for Guest {
@@ -300,5 +325,27 @@ impl Guest {
                 return t;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_guest;
+
+    #[test]
+    fn a_second_guest_on_one_thread_panics_instead_of_waiting() {
+        let first = one_guest();
+        let again = std::panic::catch_unwind(one_guest);
+        assert!(again.is_err());
+        drop(first);
+        // Released: the next test (or guest) gets it.
+        drop(one_guest());
+        // From another thread it is a wait, not an error.
+        let held = one_guest();
+        let t = std::thread::spawn(|| drop(one_guest()));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!t.is_finished(), "the other thread waits for the guest");
+        drop(held);
+        t.join().unwrap();
     }
 }
