@@ -1,7 +1,7 @@
 //! `cargo xtask provision [--no-bpfland] [--prune]`: install the host packages and build
 //! every cached guest asset the tests need (kernel, test schedulers, loader, base
-//! initramfs, `scx_bpfland` and its layer), with progress on stderr. Idempotent; a warm
-//! cache makes it a no-op. `--prune` then removes entries of older sources.
+//! initramfs, `scx_bpfland` and `scx_p2dq` with their layers), with progress on stderr.
+//! Idempotent; a warm cache makes it a no-op. `--prune` then removes entries of older sources.
 
 use freeze::lab::{Lab, TestScheduler};
 
@@ -43,6 +43,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if with_bpfland {
         let b = lab.bpfland().map_err(|e| e.to_string())?;
         println!("bpfland     {} ({})", b.binary.display(), b.version);
+        let p = lab.p2dq().map_err(|e| e.to_string())?;
+        println!("p2dq        {} ({})", p.binary.display(), p.version);
     }
     eprintln!(
         "ktstr-lab: provisioned in {:.1}s",
