@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 impl Lab {
     /// Build (if needed) the current entries for the lab's kernel, then remove the other
     /// entries of the kinds that are keyed by source hashes: `sched/<release>/*`,
-    /// `loader/*` and `initramfs/*`. Kernels and `scx_bpfland` builds (keyed by version
+    /// `loader/*` and `initramfs/*`, and the scx crates' shared build directory. Kernels and `scx_bpfland` builds (keyed by version
     /// only, expensive to remake) are kept. Returns what was removed.
     ///
     /// A process of an older checkout still using a removed entry would fail; prune
@@ -54,6 +54,15 @@ impl Lab {
                 self.progress().step(&format!("pruned {rel}"));
                 removed.push(path);
             }
+        }
+        // The scx crates' shared build directory: only cold builds use it.
+        let target = self.root().join(super::scx_crate::SHARED_TARGET);
+        if target.is_dir() {
+            let _lock = self.lock(super::scx_crate::SHARED_TARGET)?;
+            std::fs::remove_dir_all(&target)
+                .map_err(|e| LabError::io("pruning the cache", &target, e))?;
+            self.progress().step(&format!("pruned {}", super::scx_crate::SHARED_TARGET));
+            removed.push(target);
         }
         Ok(removed)
     }

@@ -12,6 +12,9 @@ use std::process::Command;
 /// The crates.io version of `scx_p2dq` the lab builds (`KTSTR_P2DQ_VERSION` overrides).
 pub const P2DQ_VERSION: &str = "1.1.4";
 
+/// The cache's shared cargo target directory for the scx crates' builds.
+pub(crate) const SHARED_TARGET: &str = "scx-build-target";
+
 /// A scheduler binary built from a crates.io package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScxCrateAssets {
@@ -43,7 +46,12 @@ impl Lab {
         let what = format!("{name} {version} (cargo install, about 5 min on 2 cores)");
         let step = format!("building {name}");
         let dir = self.entry(rel, &what, |tmp| {
-            let target = tmp.join("target");
+            // One build directory for every scx crate: bpfland and p2dq share most of
+            // their dependency tree (libbpf-sys, scx_utils, …), so the second cold build
+            // reuses the first one's artifacts. Kept after the build (it only matters for
+            // cold builds); `--prune` removes it. Its own lock serialises builds and prune.
+            let _target_lock = self.lock(SHARED_TARGET)?;
+            let target = self.root().join(SHARED_TARGET);
             // scx's build compiles BPF with clang and links libbpf through libclang:
             // point all of them at LLVM 19.
             let path = format!(
@@ -62,9 +70,7 @@ impl Lab {
                 .env_remove("RUSTFLAGS")
                 .env_remove("CARGO_ENCODED_RUSTFLAGS")
                 .env_remove("CARGO_BUILD_TARGET_DIR");
-            let result = tool::run_logged(self.progress(), &step, &mut cmd, &tmp.join("build.log"));
-            let _ = std::fs::remove_dir_all(&target);
-            result?;
+            tool::run_logged(self.progress(), &step, &mut cmd, &tmp.join("build.log"))?;
             if !tmp.join("bin").join(name).is_file() {
                 return Err(LabError::invalid(
                     &step,
