@@ -61,7 +61,8 @@ impl Lab {
             let _lock = self.lock(super::scx_crate::SHARED_TARGET)?;
             std::fs::remove_dir_all(&target)
                 .map_err(|e| LabError::io("pruning the cache", &target, e))?;
-            self.progress().step(&format!("pruned {}", super::scx_crate::SHARED_TARGET));
+            self.progress()
+                .step(&format!("pruned {}", super::scx_crate::SHARED_TARGET));
             removed.push(target);
         }
         Ok(removed)
