@@ -370,6 +370,10 @@ impl Table {
                 "{vlen} entries run past the end of the section"
             ))),
         };
+        let span = |start| Span {
+            start,
+            len: vlen as u32,
+        };
         // The kind and the size of the record's trailing data.
         let (extra, kind) = match kind_id {
             1 => {
@@ -412,10 +416,7 @@ impl Table {
                 let kind = Kind::Struct {
                     size: size_or_type,
                     is_union: kind_id == 5,
-                    members: Span {
-                        start,
-                        len: vlen as u32,
-                    },
+                    members: span(start),
                 };
                 (extra, kind)
             }
@@ -441,10 +442,7 @@ impl Table {
                 let kind = Kind::Enum {
                     size: size_or_type,
                     signed: kflag,
-                    values: Span {
-                        start,
-                        len: vlen as u32,
-                    },
+                    values: span(start),
                 };
                 (extra, kind)
             }
@@ -470,10 +468,7 @@ impl Table {
                 }
                 let kind = Kind::Datasec {
                     size: size_or_type,
-                    vars: Span {
-                        start,
-                        len: vlen as u32,
-                    },
+                    vars: span(start),
                 };
                 (extra, kind)
             }

@@ -164,27 +164,7 @@ pub fn decode<R: KvaRead + ?Sized>(
         return Err(KallsymsError::BadCount(n as u64));
     }
 
-    // Token expansions.
-    let mut idx_bytes = [0u8; 512];
-    r.read_kva(layout.token_index, &mut idx_bytes)
-        .map_err(rd("kallsyms_token_index"))?;
-    let index: Vec<usize> = idx_bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
-        .collect();
-    let max_idx = index.iter().copied().max().unwrap_or(0);
-    let table =
-        read_upto(r, layout.token_table, max_idx + 256).map_err(rd("kallsyms_token_table"))?;
-    let mut tokens: Vec<&[u8]> = Vec::with_capacity(256);
-    for (t, &i) in index.iter().enumerate() {
-        let rest = table.get(i..).ok_or(KallsymsError::BadToken { token: t })?;
-        let end = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(KallsymsError::BadToken { token: t })?;
-        tokens.push(&rest[..end]);
-    }
-
+    let tokens = index::Tokens::read(r, layout)?;
     let addrs = decode_addresses(r, &layout.addrs, n)?;
 
     let mut out = SymbolTableBuilder::new();
@@ -207,7 +187,7 @@ pub fn decode<R: KvaRead + ?Sized>(
         name.clear();
         for _ in 0..len {
             let t = names.byte().map_err(rd("kallsyms_names"))?;
-            name.extend_from_slice(tokens[usize::from(t)]);
+            name.extend_from_slice(tokens.expansion(t));
             if name.len() > MAX_NAME_LEN + 1 {
                 return Err(KallsymsError::BadName {
                     index: i,

@@ -39,20 +39,23 @@ struct TokenHash {
     add: u64,
     /// `H(expansion[1..])`: the token that starts a name carries the type letter.
     first_add: u64,
-    len: u16,
+    len: u32,
     ascii: bool,
 }
 
 /// The token table: 256 expansions in one buffer.
-struct Tokens {
+pub(super) struct Tokens {
     bytes: Vec<u8>,
     /// `(start, len)` of each token in `bytes`.
-    spans: [(u32, u16); 256],
+    spans: [(u32, u32); 256],
     hash: [TokenHash; 256],
 }
 
 impl Tokens {
-    fn read<R: KvaRead + ?Sized>(r: &R, layout: &KallsymsLayout) -> Result<Tokens, KallsymsError> {
+    pub(super) fn read<R: KvaRead + ?Sized>(
+        r: &R,
+        layout: &KallsymsLayout,
+    ) -> Result<Tokens, KallsymsError> {
         let rd = |what| move |source| KallsymsError::Read { what, source };
         let mut idx_bytes = [0u8; 512];
         r.read_kva(layout.token_index, &mut idx_bytes)
@@ -78,14 +81,13 @@ impl Tokens {
                 .position(|&b| b == 0)
                 .ok_or(KallsymsError::BadToken { token: tok })?;
             let exp = &rest[..end];
-            // `read_upto` read at most 64 KiB + 256, so a token fits 16 bits.
-            t.spans[tok] = (t.bytes.len() as u32, end as u16);
+            t.spans[tok] = (t.bytes.len() as u32, end as u32);
             t.bytes.extend_from_slice(exp);
             t.hash[tok] = TokenHash {
                 mul: exp.iter().fold(1u64, |m, _| m.wrapping_mul(HASH_BASE)),
                 add: hash_bytes(0, exp),
                 first_add: hash_bytes(0, exp.get(1..).unwrap_or(&[])),
-                len: end as u16,
+                len: end as u32,
                 ascii: exp.is_ascii(),
             };
         }
@@ -93,7 +95,7 @@ impl Tokens {
     }
 
     #[inline]
-    fn expansion(&self, t: u8) -> &[u8] {
+    pub(super) fn expansion(&self, t: u8) -> &[u8] {
         let (s, l) = self.spans[usize::from(t)];
         &self.bytes[s as usize..s as usize + l as usize]
     }
@@ -273,7 +275,7 @@ impl KallsymsIndex {
             let mut ascii = true;
             for &t in toks {
                 let p = &th[usize::from(t)];
-                total += usize::from(p.len);
+                total += p.len as usize;
                 ascii &= p.ascii;
                 if started {
                     h = h.wrapping_mul(p.mul).wrapping_add(p.add);
