@@ -14,6 +14,9 @@ pub struct SchedOffsets {
     pub aborting: u64,
     pub bypass_depth: u64,
     pub exit_kind: u64,
+    /// `scx_sched.exit_info` (a pointer) and `scx_exit_info.kind`: where the exit kind
+    /// survives once the disable worker has reset `exit_kind` to `SCX_EXIT_DONE`.
+    pub exit_info: Option<(u64, u64)>,
     pub watchdog_timeout: u64,
     pub ops_name: u64,
     pub ops_name_len: u64,
@@ -38,6 +41,9 @@ impl SchedOffsets {
             aborting: r.off("scx_sched", "aborting"),
             bypass_depth: r.off("scx_sched", "bypass_depth"),
             exit_kind: r.off("scx_sched", "exit_kind"),
+            exit_info: r
+                .opt("scx_sched", "exit_info")
+                .zip(r.opt("scx_exit_info", "kind")),
             watchdog_timeout: r.off("scx_sched", "watchdog_timeout"),
             ops_name,
             ops_name_len: 128,
@@ -119,10 +125,22 @@ pub fn scx_root(k: &Kernel<'_>, o: &SchedOffsets) -> Result<Option<SchedRef>> {
 }
 
 /// `ScxSchedState` of the live scheduler.
+///
+/// `exit_kind` is the kind the scheduler exits with: `scx_sched.exit_kind`, except when
+/// that reads `SCX_EXIT_DONE` (1) while `exit_info->kind` holds a later kind — on 7.3 the
+/// disable worker copies the kind into `exit_info` and then resets `exit_kind` to DONE,
+/// so a freeze a few milliseconds after an error exit would otherwise report "done".
 pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSchedState> {
     let aborting = k.u8(Kernel::at(sch, o.aborting)?, "scx_sched.aborting")? != 0;
     let bypass_depth = k.i32(Kernel::at(sch, o.bypass_depth)?, "scx_sched.bypass_depth")?;
-    let exit_kind = k.u32(Kernel::at(sch, o.exit_kind)?, "scx_sched.exit_kind")?;
+    let mut exit_kind = k.u32(Kernel::at(sch, o.exit_kind)?, "scx_sched.exit_kind")?;
+    if exit_kind == SCX_EXIT_DONE {
+        if let Some(kind) = exit_info_kind(k, o, sch) {
+            if kind > SCX_EXIT_DONE {
+                exit_kind = kind;
+            }
+        }
+    }
     let watchdog_timeout = k.u64(
         Kernel::at(sch, o.watchdog_timeout)?,
         "scx_sched.watchdog_timeout",
@@ -135,6 +153,21 @@ pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSche
         source: SOURCE_LIVE.to_string(),
         sched_kva: sch.0,
     })
+}
+
+/// `enum scx_exit_kind`'s `SCX_EXIT_DONE`.
+const SCX_EXIT_DONE: u32 = 1;
+
+/// `exit_info->kind`, when the kernel has it and it is readable.
+fn exit_info_kind(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Option<u32> {
+    let (info, kind) = o.exit_info?;
+    let ei = k
+        .ptr(Kernel::at(sch, info).ok()?, "scx_sched.exit_info")
+        .ok()?;
+    if ei.0 == 0 {
+        return None;
+    }
+    k.u32(Kernel::at(ei, kind).ok()?, "scx_exit_info.kind").ok()
 }
 
 /// `ScxSchedState.source` for state read from the kernel's `scx_sched`.
@@ -302,5 +335,42 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn exit_kind_done_after_an_error_reports_the_error_from_exit_info() {
+        let t = FakeTypes::default()
+            .member("scx_sched", "ops.name", 0)
+            .member("scx_sched", "aborting", 0x100)
+            .member("scx_sched", "bypass_depth", 0x104)
+            .member("scx_sched", "exit_kind", 0x108)
+            .member("scx_sched", "exit_info", 0x118)
+            .member("scx_exit_info", "kind", 0)
+            .member("scx_sched", "watchdog_timeout", 0x110)
+            .member("scx_sched", "dsq_hash", 0x200);
+        let o = SchedOffsets::resolve(&t).unwrap();
+        let s = FakeSyms::default();
+        let info = B + 0x8000;
+        let state = |exit_kind: u32, info_ptr: u64, info_kind: u32| {
+            let mut m = FakeMem::default();
+            m.w32(B + 0x108, exit_kind);
+            m.w64(B + 0x118, info_ptr);
+            m.w32(info, info_kind);
+            let k = Kernel {
+                mem: &m,
+                syms: &s,
+                types: &t,
+            };
+            sched_state(&k, &o, Kva(B)).unwrap().exit_kind
+        };
+        // The disable worker has run: exit_kind reads DONE, exit_info keeps the error.
+        assert_eq!(state(1, info, 1026), 1026);
+        // Before it runs, exit_kind itself is the error.
+        assert_eq!(state(1025, info, 0), 1025);
+        // A clean unregistration stays DONE; no exit_info stays DONE.
+        assert_eq!(state(1, info, 1), 1);
+        assert_eq!(state(1, 0, 0), 1);
+        // Still running.
+        assert_eq!(state(0, info, 1026), 0);
     }
 }
