@@ -58,6 +58,17 @@ impl Btf {
         })
     }
 
+    /// A base from its type section and its string section (header checked).
+    pub(crate) fn base_from_sections(types: &[u8], strings: Vec<u8>) -> Result<Btf> {
+        Ok(Btf {
+            inner: Arc::new(Inner {
+                table: Table::parse_sections(types, strings, None)?,
+                base: None,
+                enumerators: OnceLock::new(),
+            }),
+        })
+    }
+
     /// Split BTF on top of `self` from raw bytes (header checked).
     pub(crate) fn parse_split(&self, bytes: &[u8]) -> Result<Btf> {
         Ok(Btf {

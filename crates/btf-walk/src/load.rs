@@ -140,8 +140,36 @@ impl Btf {
                 what: "guest BTF range",
                 detail: format!("__stop_BTF {stop} is below __start_BTF {start}"),
             })?;
-        let bytes = read_guest(mem, start, len, "kernel BTF (__start_BTF)")?;
-        Btf::from_raw(&bytes)
+        // The sections are read separately: the string section is kept as read (no copy
+        // of 2.5 MB) and the type section is dropped after parsing.
+        let what = "kernel BTF (__start_BTF)";
+        if len > MAX_BTF_BYTES {
+            return Err(BtfError::TooLarge {
+                what,
+                value: len,
+                limit: MAX_BTF_BYTES,
+            });
+        }
+        let hdr = read_guest(mem, start, len.min(24), what)?;
+        let s = check_header(&hdr, len)?;
+        let read = |off: u64, n: u64| {
+            let at = start
+                .checked_add(s.hdr_len + off)
+                .ok_or_else(|| BtfError::Format {
+                    what: "guest BTF range",
+                    detail: format!("section at {start} + {} overflows", s.hdr_len + off),
+                })?;
+            read_guest(mem, at, n, what)
+        };
+        let types = read(s.type_off, s.type_len)?;
+        let strings = read(s.str_off, s.str_len)?;
+        if strings.last().is_some_and(|&b| b != 0) {
+            return Err(BtfError::Format {
+                what: "BTF header",
+                detail: "string section does not end with NUL".into(),
+            });
+        }
+        Btf::base_from_sections(&types, strings)
     }
 }
 
@@ -206,24 +234,45 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Where a BTF blob's sections are, from its checked header.
+struct Sections {
+    hdr_len: u64,
+    type_off: u64,
+    type_len: u64,
+    str_off: u64,
+    str_len: u64,
+}
+
 /// Checks the BTF header before the types are parsed, so that errors are specific and no
 /// section offset points outside the buffer.
 fn check_raw(bytes: &[u8]) -> Result<()> {
+    let s = check_header(bytes, bytes.len() as u64)?;
+    if s.str_len > 0 && bytes[(s.hdr_len + s.str_off + s.str_len - 1) as usize] != 0 {
+        return Err(BtfError::Format {
+            what: "BTF header",
+            detail: "string section does not end with NUL".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks the header at the start of `bytes` of a BTF blob of `total` bytes: size cap,
+/// magic, version, and every section inside the blob.
+fn check_header(bytes: &[u8], total: u64) -> Result<Sections> {
     let bad = |detail: String| BtfError::Format {
         what: "BTF header",
         detail,
     };
-    if bytes.len() > MAX_BTF_BYTES as usize {
+    if total > MAX_BTF_BYTES {
         return Err(BtfError::TooLarge {
             what: "BTF",
-            value: bytes.len() as u64,
+            value: total,
             limit: MAX_BTF_BYTES,
         });
     }
-    if bytes.len() < 24 {
+    if total < 24 || bytes.len() < 24 {
         return Err(bad(format!(
-            "{} bytes, shorter than the 24-byte header",
-            bytes.len()
+            "{total} bytes, shorter than the 24-byte header"
         )));
     }
     if bytes[..2] != BTF_MAGIC_LE {
@@ -237,31 +286,35 @@ fn check_raw(bytes: &[u8]) -> Result<()> {
     }
     let u32_at =
         |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as u64;
-    let (hdr_len, type_off, type_len, str_off, str_len) =
-        (u32_at(4), u32_at(8), u32_at(12), u32_at(16), u32_at(20));
-    if hdr_len < 24 || hdr_len > bytes.len() as u64 {
-        return Err(bad(format!("header length {hdr_len}")));
+    let s = Sections {
+        hdr_len: u32_at(4),
+        type_off: u32_at(8),
+        type_len: u32_at(12),
+        str_off: u32_at(16),
+        str_len: u32_at(20),
+    };
+    if s.hdr_len < 24 || s.hdr_len > total {
+        return Err(bad(format!("header length {}", s.hdr_len)));
     }
-    let total = bytes.len() as u64;
-    if hdr_len + type_off + type_len > total {
+    if s.hdr_len + s.type_off + s.type_len > total {
         return Err(bad(format!(
-            "type section {type_off}+{type_len} runs past the end ({total} bytes): truncated?"
+            "type section {}+{} runs past the end ({total} bytes): truncated?",
+            s.type_off, s.type_len
         )));
     }
-    if hdr_len + str_off + str_len > total {
+    if s.hdr_len + s.str_off + s.str_len > total {
         return Err(bad(format!(
-            "string section {str_off}+{str_len} runs past the end ({total} bytes): truncated?"
+            "string section {}+{} runs past the end ({total} bytes): truncated?",
+            s.str_off, s.str_len
         )));
     }
-    if type_len % 4 != 0 {
+    if !s.type_len.is_multiple_of(4) {
         return Err(bad(format!(
-            "type section length {type_len} is not a multiple of 4"
+            "type section length {} is not a multiple of 4",
+            s.type_len
         )));
     }
-    if str_len > 0 && bytes[(hdr_len + str_off + str_len - 1) as usize] != 0 {
-        return Err(bad("string section does not end with NUL".into()));
-    }
-    Ok(())
+    Ok(s)
 }
 
 /// The contents of the `.BTF` section of an ELF file.

@@ -275,9 +275,19 @@ impl Table {
         };
         let types = section("type section", type_off, type_len)?;
         let strings = section("string section", str_off, str_len)?;
-        let strings = std::str::from_utf8(strings).map_err(|e| BtfError::Format {
+        Table::parse_sections(types, strings.to_vec(), base)
+    }
+
+    /// [`Table::parse`] on the two sections, the string section given owned (it is
+    /// kept, so a caller that read it into its own buffer saves a copy).
+    pub(crate) fn parse_sections(
+        types: &[u8],
+        strings: Vec<u8>,
+        base: Option<&Table>,
+    ) -> Result<Table> {
+        let mut strings = String::from_utf8(strings).map_err(|e| BtfError::Format {
             what: "string section",
-            detail: format!("not UTF-8 at byte {}", e.valid_up_to()),
+            detail: format!("not UTF-8 at byte {}", e.utf8_error().valid_up_to()),
         })?;
         let (first_id, str_base) = match base {
             None => (0, 0),
@@ -298,7 +308,7 @@ impl Table {
             });
         }
         let mut names = Names {
-            own: strings,
+            own: &strings,
             base,
             str_base,
             appended: String::new(),
@@ -315,10 +325,12 @@ impl Table {
             pos = t.parse_one(types, pos, id, &mut names)?;
         }
         t.by_name.sort_unstable();
-        let mut all = String::with_capacity(strings.len() + names.appended.len());
-        all.push_str(strings);
-        all.push_str(&names.appended);
-        t.strings = all.into_boxed_str();
+        let appended = std::mem::take(&mut names.appended);
+        drop(names);
+        // Base names a split part uses go after its own strings (split BTF is small;
+        // a base appends nothing, so its buffer is kept as read, without a copy).
+        strings.push_str(&appended);
+        t.strings = strings.into_boxed_str();
         Ok(t)
     }
 
