@@ -233,6 +233,19 @@ fn measure(program: &Path, args: &[String]) -> Result<Run, String> {
     if !out.status.success() {
         return Err(format!("{} {args:?} failed: {err}", program.display()));
     }
+    let r = parse_report(&err, wall_ms);
+    if r.peak_kib == 0 {
+        return Err(format!(
+            "{} {args:?} printed no peak_kib line: {err}",
+            program.display()
+        ));
+    }
+    Ok(r)
+}
+
+/// A child's figures from its stderr: `peak_kib N`, `cpu_ms X`, `cpu NAME X ms`,
+/// `phase NAME X ms`; other lines are ignored.
+fn parse_report(err: &str, wall_ms: f64) -> Run {
     let mut r = Run {
         wall_ms,
         ..Run::default()
@@ -255,13 +268,7 @@ fn measure(program: &Path, args: &[String]) -> Result<Run, String> {
             _ => {}
         }
     }
-    if r.peak_kib == 0 {
-        return Err(format!(
-            "{} {args:?} printed no peak_kib line: {err}",
-            program.display()
-        ));
-    }
-    Ok(r)
+    r
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -349,4 +356,40 @@ fn report(subjects: &[Subject], runs: usize) {
         "  on an idle machine, judged by on-CPU time: {} ({c:.1} ms)",
         verdict(c)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_figures_a_child_prints() {
+        let err = "phase open              0.08 ms\nphase symbols          13.70 ms\n\
+                   log: something else\ncpu symbols             8.03 ms\ncpu_ms 39.83\n\
+                   phase btf x ms\npeak_kib 40740\n";
+        let r = parse_report(err, 51.0);
+        assert_eq!(r.wall_ms, 51.0);
+        assert_eq!(r.peak_kib, 40740);
+        assert_eq!(r.cpu_ms, 39.83);
+        assert_eq!(
+            r.phases,
+            vec![("open".to_string(), 0.08), ("symbols".to_string(), 13.7)]
+        );
+        assert_eq!(r.cpu_phases, vec![("symbols".to_string(), 8.03)]);
+        assert_eq!(parse_report("nothing\n", 1.0).peak_kib, 0);
+    }
+
+    #[test]
+    fn medians_per_phase_keep_the_printed_order() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(Vec::new()).is_nan());
+        let a = vec![("b".to_string(), 1.0), ("a".to_string(), 5.0)];
+        let b = vec![("b".to_string(), 3.0), ("a".to_string(), 7.0)];
+        let c = vec![("b".to_string(), 2.0)];
+        assert_eq!(
+            phase_medians(vec![&a, &b, &c]),
+            vec![("b".to_string(), 2.0), ("a".to_string(), 6.0)]
+        );
+    }
 }
