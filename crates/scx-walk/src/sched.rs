@@ -134,12 +134,11 @@ pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSche
     let aborting = k.u8(Kernel::at(sch, o.aborting)?, "scx_sched.aborting")? != 0;
     let bypass_depth = k.i32(Kernel::at(sch, o.bypass_depth)?, "scx_sched.bypass_depth")?;
     let mut exit_kind = k.u32(Kernel::at(sch, o.exit_kind)?, "scx_sched.exit_kind")?;
-    if exit_kind == SCX_EXIT_DONE {
-        if let Some(kind) = exit_info_kind(k, o, sch) {
-            if kind > SCX_EXIT_DONE {
-                exit_kind = kind;
-            }
-        }
+    if exit_kind == SCX_EXIT_DONE
+        && let Some(kind) = exit_info_kind(k, o, sch)
+        && kind > SCX_EXIT_DONE
+    {
+        exit_kind = kind;
     }
     let watchdog_timeout = k.u64(
         Kernel::at(sch, o.watchdog_timeout)?,
