@@ -129,7 +129,7 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// ok, stall, error, bpfland, or a PATH.bpf.o of your own
+    /// ok, stall, error, bpfland, p2dq, or a PATH.bpf.o of your own
     #[arg(long, default_value = "stall", value_parser = parse_scheduler)]
     pub scheduler: SchedulerArg,
     /// vCPUs of the guest.

@@ -48,6 +48,8 @@ pub enum SchedulerArg {
     Test(TestScheduler),
     /// `scx_bpfland` from crates.io.
     Bpfland,
+    /// `scx_p2dq` from crates.io (links the sdt arena allocator: fills `sdt_allocations`).
+    P2dq,
     /// A caller's `SEC(".struct_ops.link")` BPF object.
     Object(PathBuf),
 }
@@ -60,10 +62,11 @@ impl FromStr for SchedulerArg {
             "stall" => SchedulerArg::Test(TestScheduler::Stall),
             "error" => SchedulerArg::Test(TestScheduler::Error),
             "bpfland" => SchedulerArg::Bpfland,
+            "p2dq" => SchedulerArg::P2dq,
             p if p.ends_with(".bpf.o") => SchedulerArg::Object(PathBuf::from(p)),
             other => {
                 return Err(format!(
-                    "unknown scheduler {other:?}: expected ok, stall, error, bpfland or a PATH.bpf.o"
+                    "unknown scheduler {other:?}: expected ok, stall, error, bpfland, p2dq or a PATH.bpf.o"
                 ));
             }
         })
@@ -76,6 +79,7 @@ impl SchedulerArg {
         match self {
             SchedulerArg::Test(t) => t.name().to_string(),
             SchedulerArg::Bpfland => "bpfland".into(),
+            SchedulerArg::P2dq => "p2dq".into(),
             SchedulerArg::Object(p) => p
                 .file_name()
                 .map(|n| n.to_string_lossy().trim_end_matches(".bpf.o").to_string())
@@ -364,6 +368,10 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
             lab.bpfland()?;
             SchedulerChoice::bpfland()
         }
+        SchedulerArg::P2dq => {
+            lab.p2dq()?;
+            SchedulerChoice::p2dq()
+        }
         SchedulerArg::Object(p) => SchedulerChoice::Object { path: p.clone() },
     };
     let workload = opts
@@ -373,11 +381,13 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     let spec = RunSpec::new()
         .scheduler(choice)
         .workload(workload)
-        .attach_timeout_s(if opts.scheduler == SchedulerArg::Bpfland {
-            300
-        } else {
-            120
-        })
+        .attach_timeout_s(
+            if matches!(opts.scheduler, SchedulerArg::Bpfland | SchedulerArg::P2dq) {
+                300
+            } else {
+                120
+            },
+        )
         .bpf_stats(true)
         .command(HookPoint::AfterAttach, GuestCommand::scheduler_log())
         .end(RunEnd::Hold);

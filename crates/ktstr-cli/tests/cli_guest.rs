@@ -16,26 +16,7 @@ use std::process::{Command, Stdio};
 use btf_walk::Btf;
 use dump_schema::{DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny};
 use guest_mem::{KernelOptions, Kva, KvaReadExt, Vmcore};
-use support::{ktstr, the_dump};
-
-fn qemu_available() -> bool {
-    let ok = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: qemu-system-x86_64 not installed (cargo xtask provision installs it)");
-    }
-    ok
-}
-
-/// `ktstr run` writes a dual report whenever it captured.
-fn dual(r: &FailureDumpReportAny) -> &DualFailureDumpReport {
-    match r {
-        FailureDumpReportAny::Dual(d) => d,
-        other => panic!("expected a dual report, got schema {}", other.schema()),
-    }
-}
+use support::{dual, ktstr, late, qemu_available, the_dump};
 
 /// `DSQ 0x101`'s waiting tasks in `r`.
 fn stall_dsq_tasks(r: &FailureDumpReport) -> Vec<u64> {
@@ -44,14 +25,6 @@ fn stall_dsq_tasks(r: &FailureDumpReport) -> Vec<u64> {
         .filter(|d| d.id == 0x101)
         .flat_map(|d| d.task_kvas.iter().copied())
         .collect()
-}
-
-fn late(r: &FailureDumpReportAny) -> &FailureDumpReport {
-    match r {
-        FailureDumpReportAny::Single(r) => r,
-        FailureDumpReportAny::Dual(d) => &d.late,
-        FailureDumpReportAny::Degraded(_) => panic!("degraded report: the freeze did not complete"),
-    }
 }
 
 /// The starved task: enriched by name, and waiting on the `stall` scheduler's

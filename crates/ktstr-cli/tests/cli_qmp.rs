@@ -5,8 +5,6 @@
 //!
 //! Needs QEMU and the guest lab; without QEMU the test prints why it skips.
 
-// Only `ktstr` of the shared helpers is used here.
-#[allow(dead_code)]
 mod support;
 
 use std::process::{Child, Command, Stdio};

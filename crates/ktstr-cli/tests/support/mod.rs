@@ -1,7 +1,40 @@
 //! Helpers shared by the CLI tests that run `ktstr` on a real guest.
+// Each test binary uses its own subset of the helpers.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use dump_schema::{DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny};
+
+/// Whether QEMU is installed; prints why the test skips when it is not.
+pub fn qemu_available() -> bool {
+    let ok = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: qemu-system-x86_64 not installed (cargo xtask provision installs it)");
+    }
+    ok
+}
+
+/// `ktstr run` writes a dual report whenever it captured.
+pub fn dual(r: &FailureDumpReportAny) -> &DualFailureDumpReport {
+    match r {
+        FailureDumpReportAny::Dual(d) => d,
+        other => panic!("expected a dual report, got schema {}", other.schema()),
+    }
+}
+
+/// The late (or only) snapshot of a report.
+pub fn late(r: &FailureDumpReportAny) -> &FailureDumpReport {
+    match r {
+        FailureDumpReportAny::Single(r) => r,
+        FailureDumpReportAny::Dual(d) => &d.late,
+        FailureDumpReportAny::Degraded(_) => panic!("degraded report: the freeze did not complete"),
+    }
+}
 
 /// Runs the `ktstr` binary under test in `cwd`; its stderr is echoed for the test log.
 pub fn ktstr(args: &[&str], cwd: &Path) -> Output {
