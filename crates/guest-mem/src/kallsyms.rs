@@ -215,65 +215,102 @@ fn decode_addresses<R: KvaRead + ?Sized>(
     addrs: &KallsymsAddrs,
     n: usize,
 ) -> Result<Vec<u64>, KallsymsError> {
-    let rd = |what| move |source| KallsymsError::Read { what, source };
-    match *addrs {
-        KallsymsAddrs::Absolute { addresses } => {
-            let mut b = vec![0u8; n * 8];
-            r.read_kva(addresses, &mut b)
-                .map_err(rd("kallsyms_addresses"))?;
-            Ok(b.chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-                .collect())
-        }
-        KallsymsAddrs::RelativeBase {
-            offsets,
-            relative_base,
-        } => {
-            let offs = read_offsets(r, offsets, n)?;
-            let mut b = [0u8; 8];
-            r.read_kva(relative_base, &mut b)
-                .map_err(rd("kallsyms_relative_base"))?;
-            let base = u64::from_le_bytes(b);
-            let absolute_percpu = offs.iter().any(|&o| o < 0);
-            Ok(offs
-                .iter()
-                .map(|&o| {
-                    if !absolute_percpu {
-                        base.wrapping_add(u64::from(o as u32))
-                    } else if o >= 0 {
-                        o as u64
-                    } else {
-                        base.wrapping_sub(1).wrapping_sub(o as i64 as u64)
-                    }
-                })
-                .collect())
-        }
-        KallsymsAddrs::PcRelative { offsets } => {
-            let offs = read_offsets(r, offsets, n)?;
-            Ok(offs
-                .iter()
-                .enumerate()
-                .map(|(i, &o)| {
-                    offsets
-                        .0
-                        .wrapping_add(4 * i as u64)
-                        .wrapping_add(o as i64 as u64)
-                })
-                .collect())
-        }
-    }
+    let t = AddrTable::read(r, addrs, n)?;
+    Ok((0..t.len()).map(|i| t.get(i)).collect())
 }
 
-fn read_offsets<R: KvaRead + ?Sized>(r: &R, at: Kva, n: usize) -> Result<Vec<i32>, KallsymsError> {
-    let mut b = vec![0u8; n * 4];
-    r.read_kva(at, &mut b)
-        .map_err(|source| KallsymsError::Read {
-            what: "kallsyms_offsets",
-            source,
-        })?;
-    Ok(b.chunks_exact(4)
-        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
+/// Symbol addresses as the guest stores them (8 or 4 bytes each), decoded on access:
+/// half the memory of decoded addresses for the 32-bit forms, and no second pass.
+pub(crate) struct AddrTable {
+    raw: Vec<u8>,
+    form: AddrForm,
+}
+
+#[derive(Clone, Copy)]
+enum AddrForm {
+    Absolute,
+    /// `kallsyms_relative_base` + offset; with absolute per-CPU symbols (some offset is
+    /// negative) non-negative offsets are absolute and negative ones `base - 1 - off`.
+    RelativeBase {
+        base: u64,
+        absolute_percpu: bool,
+    },
+    /// Offset from the table entry's own address.
+    PcRelative {
+        table: u64,
+    },
+}
+
+impl AddrTable {
+    pub(crate) fn read<R: KvaRead + ?Sized>(
+        r: &R,
+        addrs: &KallsymsAddrs,
+        n: usize,
+    ) -> Result<AddrTable, KallsymsError> {
+        let rd = |what| move |source| KallsymsError::Read { what, source };
+        let (at, width, what) = match *addrs {
+            KallsymsAddrs::Absolute { addresses } => (addresses, 8, "kallsyms_addresses"),
+            KallsymsAddrs::RelativeBase { offsets, .. } | KallsymsAddrs::PcRelative { offsets } => {
+                (offsets, 4, "kallsyms_offsets")
+            }
+        };
+        let mut raw = vec![0u8; n * width];
+        r.read_kva(at, &mut raw).map_err(rd(what))?;
+        let form = match *addrs {
+            KallsymsAddrs::Absolute { .. } => AddrForm::Absolute,
+            KallsymsAddrs::RelativeBase { relative_base, .. } => {
+                let mut b = [0u8; 8];
+                r.read_kva(relative_base, &mut b)
+                    .map_err(rd("kallsyms_relative_base"))?;
+                AddrForm::RelativeBase {
+                    base: u64::from_le_bytes(b),
+                    absolute_percpu: raw.chunks_exact(4).any(|c| c[3] & 0x80 != 0),
+                }
+            }
+            KallsymsAddrs::PcRelative { offsets } => AddrForm::PcRelative { table: offsets.0 },
+        };
+        Ok(AddrTable { raw, form })
+    }
+
+    /// Number of addresses.
+    pub(crate) fn len(&self) -> usize {
+        match self.form {
+            AddrForm::Absolute => self.raw.len() / 8,
+            _ => self.raw.len() / 4,
+        }
+    }
+
+    /// Address `i` (`i < len()`; 0 past the end).
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> u64 {
+        let off = || {
+            self.raw
+                .get(i * 4..i * 4 + 4)
+                .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        match self.form {
+            AddrForm::Absolute => self
+                .raw
+                .get(i * 8..i * 8 + 8)
+                .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default())),
+            AddrForm::RelativeBase {
+                base,
+                absolute_percpu,
+            } => {
+                let o = off();
+                if !absolute_percpu {
+                    base.wrapping_add(u64::from(o as u32))
+                } else if o >= 0 {
+                    o as u64
+                } else {
+                    base.wrapping_sub(1).wrapping_sub(o as i64 as u64)
+                }
+            }
+            AddrForm::PcRelative { table } => table
+                .wrapping_add(4 * i as u64)
+                .wrapping_add(off() as i64 as u64),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 
 use std::sync::OnceLock;
 
-use super::{KallsymsError, KallsymsLayout, decode_addresses, read_u32, read_upto};
+use super::{AddrTable, KallsymsError, KallsymsLayout, read_u32, read_upto};
 use crate::symbols::SymbolTableBuilder;
 use crate::symbols::{MAX_NAME_LEN, MAX_SYMBOLS, NearestSymbol, Symbol, SymbolTable};
 use crate::{Kva, KvaRead, MemError};
@@ -205,7 +205,7 @@ pub struct KallsymsIndex {
     names_len: u64,
     tokens: Tokens,
     /// Address of each symbol, in kallsyms order.
-    addrs: Vec<u64>,
+    addrs: AddrTable,
     /// Symbol indices in stable address order, only when kallsyms order is not
     /// already sorted by address (it is in every real kernel).
     by_addr: Option<Vec<u32>>,
@@ -245,7 +245,7 @@ impl KallsymsIndex {
             return Err(KallsymsError::BadCount(n as u64));
         }
         let tokens = Tokens::read(r, layout)?;
-        let addrs = decode_addresses(r, &layout.addrs, n)?;
+        let addrs = AddrTable::read(r, &layout.addrs, n)?;
 
         let mut markers = Vec::with_capacity(n.div_ceil(BLOCK));
         let mut tags = Vec::with_capacity(n);
@@ -324,12 +324,12 @@ impl KallsymsIndex {
             order[*slot as usize] = i as u32;
         }
 
-        let by_addr = if addrs.is_sorted() {
+        let by_addr = if (1..n).all(|i| addrs.get(i - 1) <= addrs.get(i)) {
             None
         } else {
             let mut v: Vec<u32> = (0..n as u32).collect();
             // Stable: symbols at one address keep kallsyms order, as in `SymbolTable`.
-            v.sort_by_key(|&i| addrs[i as usize]);
+            v.sort_by_key(|&i| addrs.get(i as usize));
             Some(v)
         };
         let blocks = (0..markers.len()).map(|_| OnceLock::new()).collect();
@@ -355,7 +355,7 @@ impl KallsymsIndex {
 
     /// Whether there are none (never, for a built index).
     pub fn is_empty(&self) -> bool {
-        self.addrs.is_empty()
+        self.addrs.len() == 0
     }
 
     /// The expanded block `b`, decoded on first use. `None` when guest memory no longer
@@ -417,7 +417,7 @@ impl KallsymsIndex {
         let (name, kind) = self.block(r, i / BLOCK)?.name(i % BLOCK)?;
         Some(Symbol {
             name,
-            addr: Kva(*self.addrs.get(i)?),
+            addr: Kva(self.addrs.get(i)),
             kind,
         })
     }
@@ -448,15 +448,24 @@ impl KallsymsIndex {
         let n = self.addrs.len();
         let (pos, sym) = match &self.by_addr {
             None => {
-                let p = self.addrs.partition_point(|&a| a <= addr.0);
-                (p, p.checked_sub(1)?)
+                // The first index whose address is above `addr` (addresses sorted).
+                let (mut lo, mut hi) = (0, n);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if self.addrs.get(mid) <= addr.0 {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                (lo, lo.checked_sub(1)?)
             }
             Some(v) => {
-                let p = v.partition_point(|&i| self.addrs[i as usize] <= addr.0);
+                let p = v.partition_point(|&i| self.addrs.get(i as usize) <= addr.0);
                 (p, *v.get(p.checked_sub(1)?)? as usize)
             }
         };
-        let at = self.addrs[sym];
+        let at = self.addrs.get(sym);
         if pos == n && addr.0 - at >= TAIL {
             return None;
         }
@@ -488,7 +497,7 @@ impl KallsymsIndex {
                 let (name, kind) = blk
                     .name(j)
                     .ok_or_else(|| bad(b * BLOCK + j, "changed since it was indexed"))?;
-                out.push(name, Kva(self.addrs[b * BLOCK + j]), kind)?;
+                out.push(name, Kva(self.addrs.get(b * BLOCK + j)), kind)?;
             }
         }
         Ok(out.build())
