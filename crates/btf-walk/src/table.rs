@@ -596,3 +596,122 @@ fn indexed(kind: &Kind) -> bool {
         Kind::Func { .. } | Kind::FuncProto | Kind::DeclTag { .. }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::synth::BtfBuilder;
+    use crate::{Btf, Kind, TypeId};
+
+    /// `int`, then `struct task_struct { int pid; int tgid; }`: type section at 24, the
+    /// struct's record at 24 + 16.
+    fn base() -> Vec<u8> {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, 1);
+        b.struct_(
+            "task_struct",
+            8,
+            &[("pid", int, 0, 0), ("tgid", int, 32, 0)],
+        );
+        b.build()
+    }
+
+    const STRUCT_AT: usize = 24 + 16;
+
+    fn err(bytes: &[u8]) -> String {
+        Btf::from_raw(bytes).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_what_it_was_given() {
+        let btf = Btf::from_raw(&base()).unwrap();
+        assert_eq!(btf.type_count(), 3);
+        let id = btf.struct_by_name("task_struct").unwrap();
+        assert_eq!(btf.name(id).unwrap(), "task_struct");
+        let m = btf.members(id).unwrap();
+        assert_eq!((&*m[1].name, m[1].bit_offset), ("tgid", 32));
+        assert_eq!(btf.ids_by_name("int"), vec![TypeId(1)]);
+        assert!(btf.ids_by_name("nope").is_empty());
+    }
+
+    #[test]
+    fn malformed_records_are_errors_naming_the_type() {
+        let mut b = base();
+        b[STRUCT_AT + 7] = 31; // kind
+        assert!(
+            err(&b).contains("type id 2: unsupported kind 31"),
+            "{}",
+            err(&b)
+        );
+
+        let mut b = base();
+        b[STRUCT_AT + 4..STRUCT_AT + 6].copy_from_slice(&60000u16.to_le_bytes()); // vlen
+        assert!(
+            err(&b).contains("60000 entries run past the end"),
+            "{}",
+            err(&b)
+        );
+
+        let mut b = base();
+        b[STRUCT_AT..STRUCT_AT + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        assert!(
+            err(&b).contains("outside the string section"),
+            "{}",
+            err(&b)
+        );
+
+        // The int's trailing word cut off: the type section ends inside its record.
+        let mut b = BtfBuilder::new();
+        b.int("int", 4, 1);
+        let mut b = b.build();
+        let type_len = u32::from_le_bytes(b[12..16].try_into().unwrap()) - 4;
+        b[12..16].copy_from_slice(&type_len.to_le_bytes());
+        b[16..20].copy_from_slice(&type_len.to_le_bytes()); // strings move up by 4
+        b.remove(24 + 12);
+        b.remove(24 + 12);
+        b.remove(24 + 12);
+        b.remove(24 + 12);
+        assert!(
+            err(&b).contains("runs past the end of the section"),
+            "{}",
+            err(&b)
+        );
+
+        let mut b = base();
+        let last = b.len() - 2;
+        b[last] = 0xff; // inside "tgid"
+        assert!(err(&b).contains("not UTF-8"), "{}", err(&b));
+    }
+
+    #[test]
+    fn split_names_may_come_from_the_base() {
+        let raw = base();
+        let vml = Btf::from_raw(&raw).unwrap();
+        let str_off = u32::from_le_bytes(raw[16..20].try_into().unwrap()) as usize;
+        let strings = &raw[24 + str_off..];
+        let base_name = strings
+            .windows(12)
+            .position(|w| w == b"task_struct\0")
+            .unwrap() as u32;
+        let mut s = BtfBuilder::split(vml.type_count(), strings.len() as u32);
+        let td = s.typedef("x", 2);
+        let own = s.struct_("own", 4, &[("pid", 1, 0, 0)]);
+        let mut sb = s.build();
+        // The typedef's name is the base's "task_struct".
+        sb[24..28].copy_from_slice(&base_name.to_le_bytes());
+        let split = vml.split_from_raw(&sb).unwrap();
+        assert_eq!(split.name(TypeId(td)).unwrap(), "task_struct");
+        assert_eq!(split.name(TypeId(own)).unwrap(), "own");
+        assert_eq!(&*split.members(TypeId(own)).unwrap()[0].name, "pid");
+        // Split part first, then the base.
+        assert_eq!(
+            split.ids_by_name("task_struct"),
+            vec![TypeId(td), TypeId(2)]
+        );
+        assert!(matches!(
+            split.kind(TypeId(td)).unwrap(),
+            Kind::Typedef { .. }
+        ));
+        // A split BTF is not a base for another.
+        assert!(split.split_from_raw(&sb).is_err());
+    }
+}
