@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use btf_walk::Btf;
 use dump_schema::{DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny};
 use guest_mem::{KernelOptions, Kva, KvaReadExt, Vmcore};
-use support::{dual, ktstr, late, qemu_available, the_dump};
+use support::{dual, ktstr, late, qemu_available, run_with_timeout, the_dump};
 
 /// `DSQ 0x101`'s waiting tasks in `r`.
 fn stall_dsq_tasks(r: &FailureDumpReport) -> Vec<u64> {
@@ -223,13 +223,8 @@ fn pids_at(core: &Path, kvas: &[u64]) -> Vec<i32> {
 /// drgn opens the vmcore and reads `init_task.comm` and the task list (`init_task.tasks`),
 /// by addresses and offsets this test takes from the vmcore's own symbols and BTF.
 fn drgn_reads_tasks(core: &Path, victim_pid: i32) {
-    let have = Command::new("python3")
-        .args(["-c", "import drgn"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        eprintln!("SKIP drgn check: python3 cannot import drgn (CI: pip install drgn)");
+    if let Err(why) = e2e_tests::drgn::available() {
+        eprintln!("SKIP drgn check: {why}");
         return;
     }
     let vm = Vmcore::open(core).unwrap();
@@ -297,19 +292,7 @@ fn run_ok_with_timeout_exits_0() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let o = ktstr(
-        &[
-            "run",
-            "--scheduler",
-            "ok",
-            "--timeout",
-            "20s",
-            "--out",
-            "out",
-            "--json",
-        ],
-        d.path(),
-    );
+    let o = run_with_timeout("ok", "20s", d.path());
     assert_eq!(o.status.code(), Some(0), "no failure under `ok`");
     let (_, json) = the_dump(&d.path().join("out"));
     // --json prints the same document that was written.

@@ -10,7 +10,7 @@
 mod support;
 
 use dump_schema::{FailureDumpReportAny, RenderedValue};
-use support::{dual, ktstr, late, qemu_available, the_dump};
+use support::{dual, ktstr, late, qemu_available, run_with_timeout, the_dump};
 
 /// The `pid` member of a rendered `struct task_p2dq` payload.
 fn payload_pid(v: &RenderedValue) -> Option<i64> {
@@ -23,19 +23,7 @@ fn run_p2dq_dumps_its_sdt_allocations() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let o = ktstr(
-        &[
-            "run",
-            "--scheduler",
-            "p2dq",
-            "--timeout",
-            "25s",
-            "--out",
-            "out",
-            "--json",
-        ],
-        d.path(),
-    );
+    let o = run_with_timeout("p2dq", "25s", d.path());
     assert_eq!(o.status.code(), Some(0), "p2dq runs without a failure");
     let (path, json) = the_dump(&d.path().join("out"));
     assert!(

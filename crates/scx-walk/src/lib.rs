@@ -45,16 +45,14 @@
 //! [`DualTracker`] (early snapshot once the oldest runnable task waited half the
 //! watchdog timeout; the stable `early_skipped_reason` otherwise).
 //!
-//! `examples/vmcore_dump.rs` is the whole-process benchmark (per-phase time and peak RSS):
-//! ```text
-//! SCX_E2E_VMCORE_DIR=/tmp/vm cargo test -p e2e-tests --test scx_e2e scx_stall -- --nocapture
-//! cargo build --release -p scx-walk --example vmcore_dump
-//! /usr/bin/time -v target/release/examples/vmcore_dump /tmp/vm/stall.vmcore
-//! ```
-//! Measured 2026-11-26 on the 2-core dev host (512 MiB `stall` guest vmcore): best of 5
-//! 159 ms wall / 47 MiB peak RSS, of which kallsyms decoding (guest-mem) 105 ms / +15 MiB,
-//! BTF loading from guest memory (btf-walk) 44 ms / +29 MiB, all walkers together 4.2 ms /
-//! +0.2 MiB, JSON 5 ms.
+//! `examples/vmcore_dump.rs` is the whole-process dump (per-phase time and peak RSS);
+//! `cargo xtask bench dump [VMCORE] [--runs N] [--make]` runs it as a child process
+//! against two baselines in the same run (drgn 0.3.0 doing the smaller walk: tasks, map
+//! metadata, rq->scx; and the same dump with eager kallsyms decoding) and prints the
+//! medians, the ratios and the verdict on the goal (≤ 65 ms, ≤ 40 MiB).
+//! Measured 2026-11-26 on the 2-core dev host, 512 MiB `stall` guest vmcore, 7 runs:
+//! dump 43.9 ms wall / 36.1 MiB peak (on-CPU: symbols 7.1 ms, BTF 17.1 ms, capture
+//! 7.0 ms); eager symbols 129.4 ms / 48.6 MiB; drgn 327.5 ms / 30.4 MiB.
 //!
 //! # Section notes
 //! - `probe_counters` is always absent: the project runs no in-guest probe program.

@@ -51,6 +51,23 @@ pub fn ktstr(args: &[&str], cwd: &Path) -> Output {
     o
 }
 
+/// `ktstr run --scheduler SCHED --timeout TIMEOUT --out out --json` in `cwd`.
+pub fn run_with_timeout(sched: &str, timeout: &str, cwd: &Path) -> Output {
+    ktstr(
+        &[
+            "run",
+            "--scheduler",
+            sched,
+            "--timeout",
+            timeout,
+            "--out",
+            "out",
+            "--json",
+        ],
+        cwd,
+    )
+}
+
 /// The one dump in `dir`, validated against `schema/any.json`; fails if a temporary or
 /// partial file is there too.
 pub fn the_dump(dir: &Path) -> (PathBuf, String) {
