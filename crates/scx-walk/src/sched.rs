@@ -281,15 +281,20 @@ mod tests {
 
     const B: u64 = 0xffff_8880_0000_0000;
 
-    #[test]
-    fn event_counters_sum_over_cpus_and_follow_renames() {
-        let t = FakeTypes::default()
+    /// The `scx_sched` members every kernel has (group `scx_sched`).
+    fn sched_types() -> FakeTypes {
+        FakeTypes::default()
             .member("scx_sched", "ops.name", 0)
             .member("scx_sched", "aborting", 0x100)
             .member("scx_sched", "bypass_depth", 0x104)
             .member("scx_sched", "exit_kind", 0x108)
             .member("scx_sched", "watchdog_timeout", 0x110)
             .member("scx_sched", "dsq_hash", 0x200)
+    }
+
+    #[test]
+    fn event_counters_sum_over_cpus_and_follow_renames() {
+        let t = sched_types()
             .member("scx_sched", "pcpu", 0x300)
             .member("scx_sched_pcpu", "event_stats", 0x40)
             .member("scx_event_stats", "SCX_EV_SELECT_CPU_FALLBACK", 0)
@@ -338,15 +343,9 @@ mod tests {
 
     #[test]
     fn exit_kind_done_after_an_error_reports_the_error_from_exit_info() {
-        let t = FakeTypes::default()
-            .member("scx_sched", "ops.name", 0)
-            .member("scx_sched", "aborting", 0x100)
-            .member("scx_sched", "bypass_depth", 0x104)
-            .member("scx_sched", "exit_kind", 0x108)
+        let t = sched_types()
             .member("scx_sched", "exit_info", 0x118)
-            .member("scx_exit_info", "kind", 0)
-            .member("scx_sched", "watchdog_timeout", 0x110)
-            .member("scx_sched", "dsq_hash", 0x200);
+            .member("scx_exit_info", "kind", 0);
         let o = SchedOffsets::resolve(&t).unwrap();
         let s = FakeSyms::default();
         let info = B + 0x8000;

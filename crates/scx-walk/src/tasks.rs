@@ -222,20 +222,8 @@ pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichme
 
 /// Enriches `first` (tasks the dump refers to) then `rest`, deduplicated, up to `cap`.
 /// Entries that fail to read, or whose pid is negative, are skipped and counted.
-/// `lock_slowpath_match` stays empty (see [`enrich_all_with`]).
-pub fn enrich_all(
-    k: &Kernel<'_>,
-    o: &TaskOffsets,
-    first: impl IntoIterator<Item = Kva>,
-    rest: impl IntoIterator<Item = Kva>,
-    cap: usize,
-    deadline_passed: &dyn Fn() -> bool,
-) -> (Vec<TaskEnrichment>, usize, bool) {
-    enrich_all_with(k, o, first, rest, cap, deadline_passed, None)
-}
-
-/// [`enrich_all`], with `lock_slowpath_match` filled from each task's kernel stack when
-/// a [`StackScanner`] is given (see [`crate::stackscan`]).
+/// `lock_slowpath_match` is filled from each task's kernel stack when a [`StackScanner`]
+/// is given (see [`crate::stackscan`]), else left empty.
 pub fn enrich_all_with(
     k: &Kernel<'_>,
     o: &TaskOffsets,

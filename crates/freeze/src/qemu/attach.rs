@@ -12,7 +12,7 @@ use std::time::Duration;
 use guest_mem::ramfile::{self, QemuMachine};
 use serde_json::{Value, json};
 
-use super::{QMP_TIMEOUT, QmpClient, open_vcpu_counters, qmp_err, stop_and_capture};
+use super::{QMP_TIMEOUT, QmpClient, open_vcpu_counters, qmp_err, resume, stop_and_capture};
 use crate::perf::VcpuCounters;
 use crate::{Engine, EngineError, FreezeOutcome, GuestRam};
 
@@ -110,17 +110,17 @@ impl Engine for AttachedQemu {
     }
 
     fn freeze(&mut self, timeout: Duration) -> Result<FreezeOutcome, EngineError> {
-        let mut out = stop_and_capture(&mut self.qmp, timeout, self.vcpus, &mut self.frozen)?;
-        out.vcpu_perf = self.perf.read();
-        Ok(out)
+        stop_and_capture(
+            &mut self.qmp,
+            timeout,
+            self.vcpus,
+            &self.perf,
+            &mut self.frozen,
+        )
     }
 
     fn thaw(&mut self) -> Result<(), EngineError> {
-        self.qmp
-            .execute_timeout("cont", None, QMP_TIMEOUT)
-            .map_err(qmp_err("cont"))?;
-        self.frozen = false;
-        Ok(())
+        resume(&mut self.qmp, &mut self.frozen)
     }
 
     fn is_frozen(&self) -> bool {

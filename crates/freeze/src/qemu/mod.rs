@@ -408,18 +408,18 @@ impl Engine for QemuEngine {
     /// parsed the guest stays frozen and the error is returned.
     fn freeze(&mut self, timeout: Duration) -> Result<FreezeOutcome, EngineError> {
         self.check_alive("freeze")?;
-        let mut out = stop_and_capture(&mut self.qmp, timeout, self.vcpus, &mut self.frozen)?;
-        out.vcpu_perf = self.perf.read();
-        Ok(out)
+        stop_and_capture(
+            &mut self.qmp,
+            timeout,
+            self.vcpus,
+            &self.perf,
+            &mut self.frozen,
+        )
     }
 
     fn thaw(&mut self) -> Result<(), EngineError> {
         self.check_alive("thaw")?;
-        self.qmp
-            .execute_timeout("cont", None, QMP_TIMEOUT)
-            .map_err(qmp_err("cont"))?;
-        self.frozen = false;
-        Ok(())
+        resume(&mut self.qmp, &mut self.frozen)
     }
 
     fn is_frozen(&self) -> bool {
@@ -431,12 +431,14 @@ impl Engine for QemuEngine {
     }
 }
 
-/// QMP `stop`, then the registers of every vCPU; `frozen` is set as soon as `stop`
-/// succeeded (the guest stays frozen when reading the registers fails).
+/// QMP `stop`, then the vCPU threads' perf counters and the registers of every vCPU;
+/// `frozen` is set as soon as `stop` succeeded (the guest stays frozen when reading the
+/// registers fails).
 pub(crate) fn stop_and_capture(
     qmp: &mut QmpClient,
     timeout: Duration,
     vcpus: usize,
+    perf: &VcpuCounters,
     frozen: &mut bool,
 ) -> Result<FreezeOutcome, EngineError> {
     let start = Instant::now();
@@ -444,6 +446,7 @@ pub(crate) fn stop_and_capture(
         .map_err(qmp_err("stop"))?;
     let elapsed = start.elapsed();
     *frozen = true;
+    let vcpu_perf = perf.read();
     let text = qmp
         .execute_timeout(
             "human-monitor-command",
@@ -460,8 +463,16 @@ pub(crate) fn stop_and_capture(
     Ok(FreezeOutcome {
         vcpus: regs,
         elapsed,
-        vcpu_perf: Default::default(),
+        vcpu_perf,
     })
+}
+
+/// QMP `cont`; `frozen` is cleared once the guest runs again.
+pub(crate) fn resume(qmp: &mut QmpClient, frozen: &mut bool) -> Result<(), EngineError> {
+    qmp.execute_timeout("cont", None, QMP_TIMEOUT)
+        .map_err(qmp_err("cont"))?;
+    *frozen = false;
+    Ok(())
 }
 
 /// Host thread ids of QEMU's vCPUs (`query-cpus-fast` `thread-id`), index = vCPU.
