@@ -14,10 +14,10 @@ use btf_walk::{Btf, GuestBtfCache, RenderOptions, Renderer};
 use dump_schema::RenderedValue as V;
 use e2e_tests::guest::GuestLab;
 use freeze::Engine;
-use freeze::lab::{
+use freeze::qemu::LineMark;
+use guest_lab::{
     ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec, SchedulerChoice, TestScheduler,
 };
-use freeze::qemu::LineMark;
 use guest_mem::{Kernel, KernelOptions, Kva, KvaReadExt, PhysMem};
 use serde_json::Value;
 

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use btf_walk::Btf;
 use e2e_tests::guest::{DEFAULT_MEMORY_MIB, GuestLab};
-use freeze::lab::{ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec};
 use freeze::qemu::AccelChoice;
+use guest_lab::{ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec};
 use guest_mem::ramfile::{QemuMachine, map_ram_file};
 use guest_mem::vmcore::writer::{VmcoreContents, write_vmcore};
 use guest_mem::{Kernel, KernelOptions, Kva, KvaReadExt, PagingMode, PhysMem, Vmcore};

@@ -20,12 +20,12 @@ use dump_schema::{FailureDumpMap, FailureDumpReport, RenderedValue};
 use e2e_tests::guest::view::{ProcStat, assert_maps_agree, json_output};
 use e2e_tests::guest::{Guest, GuestLab, KernelView};
 use freeze::FreezeOutcome;
-use freeze::lab::{
+use freeze::perf::{Counter, VcpuCounters, VcpuPerf};
+use freeze::qemu::QemuEngine;
+use guest_lab::{
     ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec, SchedulerChoice, TestScheduler,
     TestSchedulerParams,
 };
-use freeze::perf::{Counter, VcpuCounters, VcpuPerf};
-use freeze::qemu::QemuEngine;
 use guest_mem::Kva;
 use scx_walk::lists::CoreOffsets;
 use scx_walk::render::BtfRenderer;
@@ -94,7 +94,7 @@ fn capture(view: &KernelView, f: &FreezeOutcome) -> FailureDumpReport {
         vcpu_regs: f.vcpus.clone(),
     };
     let r = scx_walk::capture(&target, &CaptureOptions::default()).report;
-    e2e_tests::validate_report_json(&r.to_json().unwrap()).expect("the dump validates");
+    dump_schema::validate::validate_report_json(&r.to_json().unwrap()).expect("the dump validates");
     r
 }
 

@@ -2,7 +2,7 @@
 //! guest lab's copy), with the 7.3 layout facts the walkers rely on.
 
 use btf_walk::Btf;
-use freeze::lab::Lab;
+use guest_lab::Lab;
 use scx_walk::KernelTypes;
 
 #[test]

@@ -22,7 +22,7 @@ use std::time::Duration;
 use dump_schema::{FailureDumpReport, RenderedValue, SdtAllocatorSnapshot};
 use e2e_tests::guest::GuestLab;
 use e2e_tests::guest::view::{ProcStat, rendered_number};
-use freeze::lab::{ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec, SchedulerChoice};
+use guest_lab::{ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec, SchedulerChoice};
 
 /// The `.bss` variables the test reads from the guest's own dump.
 const VARS: &str = "scx_task_allocator|scx_static|alloc_stats";

@@ -3,7 +3,7 @@
 //! initramfs, `scx_bpfland` and `scx_p2dq` with their layers), with progress on stderr.
 //! Idempotent; a warm cache makes it a no-op. `--prune` then removes entries of older sources.
 
-use freeze::lab::{Lab, TestScheduler};
+use guest_lab::{Lab, TestScheduler};
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut with_bpfland = true;

@@ -67,6 +67,7 @@ mod render;
 mod table;
 
 #[doc(hidden)]
+#[cfg(any(test, feature = "test-util"))]
 pub mod synth;
 
 pub use btf::Btf;

@@ -211,7 +211,7 @@ fn host_btf_every_type_matches_btf_rs() {
 
 #[test]
 fn guest_btf_every_type_matches_btf_rs() {
-    let kernel = match freeze::lab::Lab::open().and_then(|lab| lab.kernel()) {
+    let kernel = match guest_lab::Lab::open().and_then(|lab| lab.kernel()) {
         Ok(k) => k,
         Err(e) => {
             return common::skip_or_fail(&format!("sched_ext guest kernel not provisioned: {e}"));

@@ -94,6 +94,8 @@ mod rendered;
 mod rendered_serde;
 mod report;
 mod sections;
+#[cfg(feature = "validate")]
+pub mod validate;
 mod wire;
 
 pub use any::{Error, FailureDumpReportAny};

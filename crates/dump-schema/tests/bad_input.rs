@@ -293,7 +293,7 @@ fn deep_values_built_in_code_are_safe() {
         };
         let depth = back.maps[0].value.as_ref().unwrap().json_depth();
         assert!(depth <= MAX_JSON_DEPTH, "{name}: {depth}");
-        e2e_tests::validate_report_json(&json).unwrap();
+        dump_schema::validate::validate_report_json(&json).unwrap();
         // Dropping `report` (and `back`) must not recurse either.
     }
 }
@@ -333,7 +333,7 @@ fn values_at_the_write_limit_round_trip_exactly() {
     };
     let json = report.to_json().unwrap();
     assert!(!json.contains(reasons::RENDERED_TOO_DEEP));
-    e2e_tests::validate_report_json(&json).unwrap();
+    dump_schema::validate::validate_report_json(&json).unwrap();
     assert_eq!(
         FailureDumpReportAny::from_json(&json).unwrap(),
         report.clone().into()
@@ -353,7 +353,7 @@ fn values_at_the_write_limit_round_trip_exactly() {
         ..DualFailureDumpReport::new(deep)
     };
     let json = serde_json::to_string(&dual).unwrap();
-    e2e_tests::validate_report_json(&json).unwrap();
+    dump_schema::validate::validate_report_json(&json).unwrap();
     let back = FailureDumpReportAny::from_json(&json).unwrap();
     assert_eq!(back, dual.into());
 }
@@ -378,8 +378,10 @@ fn hundred_megabyte_document() {
     assert!(json.len() >= SIZE);
     // The document is `copies` times the same map: validating one copy validates them all
     // (validating 100 MB through `serde_json::Value` would only cost time).
-    e2e_tests::validate_report_json(&format!(r#"{{"schema":"single","maps":[{one},{one}]}}"#))
-        .unwrap();
+    dump_schema::validate::validate_report_json(&format!(
+        r#"{{"schema":"single","maps":[{one},{one}]}}"#
+    ))
+    .unwrap();
     let t = std::time::Instant::now();
     // Valid: reads whole.
     let FailureDumpReportAny::Single(back) = FailureDumpReportAny::from_json(&json).unwrap() else {

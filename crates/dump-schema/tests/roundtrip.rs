@@ -351,7 +351,7 @@ proptest! {
         let doc = format!(
             r#"{{"schema":"single","maps":[{{"name":"m","map_type":2,"value_size":8,"max_entries":1,"value":{json}}}]}}"#
         );
-        if let Err(e) = e2e_tests::validate_report_json(&doc) {
+        if let Err(e) = dump_schema::validate::validate_report_json(&doc) {
             return Err(TestCaseError::fail(format!("{e}\n{doc}")));
         }
         let back: RenderedValue = serde_json::from_str(&json).unwrap();
@@ -366,7 +366,7 @@ proptest! {
     fn reports_round_trip(seed in any::<u64>()) {
         let r = report(seed);
         let json = r.to_json().unwrap();
-        if let Err(e) = e2e_tests::validate_report_json(&json) {
+        if let Err(e) = dump_schema::validate::validate_report_json(&json) {
             return Err(TestCaseError::fail(format!("{e}\n{json}")));
         }
         prop_assert_eq!(&FailureDumpReportAny::from_json(&json).unwrap(), &r);

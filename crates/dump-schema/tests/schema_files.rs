@@ -67,7 +67,7 @@ fn sample_report_is_current_parses_and_validates() {
         "{} is stale; rerun with DUMP_SCHEMA_BLESS=1",
         path.display()
     );
-    e2e_tests::validate_report_json(&text).unwrap();
+    dump_schema::validate::validate_report_json(&text).unwrap();
     let r = FailureDumpReportAny::from_json(&text).unwrap();
     // The sample is what the writer produces, byte for byte.
     assert_eq!(r.to_json_pretty().unwrap() + "\n", text);

@@ -6,7 +6,7 @@ mod common;
 use dump_schema::{FailureDumpReportAny, RenderedValue};
 
 fn check_json(name: &str, json: &str) {
-    if let Err(e) = e2e_tests::validate_report_json(json) {
+    if let Err(e) = dump_schema::validate::validate_report_json(json) {
         panic!("{name}: JSON does not match schema/any.json: {e}\n{json}");
     }
 }

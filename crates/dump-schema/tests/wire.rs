@@ -29,7 +29,7 @@ fn invalid(json: &str) -> (String, String) {
 fn to_value<T: serde::Serialize>(v: &T) -> Value {
     let s = serde_json::to_string(v).unwrap();
     if s.contains("\"schema\"") {
-        e2e_tests::validate_report_json(&s).unwrap();
+        dump_schema::validate::validate_report_json(&s).unwrap();
     }
     serde_json::from_str(&s).unwrap()
 }
@@ -352,7 +352,10 @@ fn explicit_null_only_for_options() {
         let (path, msg) = invalid(&doc);
         assert_eq!(path, field);
         assert!(msg.starts_with("invalid type: null"), "{field}: {msg}");
-        assert!(e2e_tests::validate_report_json(&doc).is_err(), "{field}");
+        assert!(
+            dump_schema::validate::validate_report_json(&doc).is_err(),
+            "{field}"
+        );
     }
     let e = serde_json::from_str::<RenderedValue>(r#"{"kind":"int","bits":null,"value":1}"#);
     assert!(e.is_err());

@@ -16,12 +16,12 @@ mod qemu_common;
 use std::time::{Duration, Instant};
 
 use freeze::Engine;
-use freeze::lab::{RunSpec, SchedulerChoice, TestScheduler, TestSchedulerParams};
 use freeze::qemu::LineMark;
 use freeze::watch::{
     ExitInfoOffsets, ExitKindTrigger, SCX_EXIT_ERROR, SCX_EXIT_ERROR_BPF, WatchOptions,
     WatchOutcome, watch_exit_kind,
 };
+use guest_lab::{RunSpec, SchedulerChoice, TestScheduler, TestSchedulerParams};
 use qemu_common::{BOOT_TIMEOUT, boot, median_max, sched_offsets};
 
 const TRIGGERS: u32 = 20;

@@ -3,7 +3,8 @@
 //! Two engines implement [`Engine`]: the QEMU engine (`qemu`, works everywhere, TCG
 //! or KVM) and the native KVM engine (`kvm`, a small VMM of our own). Engines
 //! freeze without knowing what will be read; walkers read without knowing which
-//! engine froze the guest. `lab` provisions the real sched_ext guests both boot.
+//! engine froze the guest. Engines know nothing of reports; the kernels and initramfs
+//! they boot come from the `guest-lab` crate.
 
 use std::time::Duration;
 
@@ -75,7 +76,7 @@ pub enum EngineError {
 }
 
 pub mod kvm;
-pub mod lab;
+
 pub mod perf;
 pub mod qemu;
 pub mod watch;

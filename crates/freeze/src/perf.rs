@@ -18,7 +18,6 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use dump_schema::VcpuPerfSample;
 use perf_event_open_sys as sys;
 
 /// One event a group can count.
@@ -235,11 +234,25 @@ impl CounterGroup {
     }
 }
 
-/// What the engine reports for `vcpu_perf_at_freeze`.
+/// One vCPU thread's counters at a freeze (raw counts; see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerfSample {
+    pub cycles: u64,
+    pub instructions: u64,
+    pub cache_misses: u64,
+    pub branch_misses: u64,
+    /// How long the group was enabled and running (for scaling multiplexed counts).
+    pub time_enabled_ns: u64,
+    pub time_running_ns: u64,
+    /// The thread's on-CPU time, when the software clock could be read.
+    pub task_clock_ns: Option<u64>,
+}
+
+/// What the engine says of its vCPU threads' counters at a freeze.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VcpuPerf {
     /// Per vCPU (index = vCPU id): its sample, `None` when its group could not be read.
-    Sampled(Vec<Option<VcpuPerfSample>>),
+    Sampled(Vec<Option<PerfSample>>),
     /// Not sampled, and why (one line, for the capture log).
     Absent(String),
 }
@@ -255,7 +268,7 @@ pub const NOT_SAMPLED: &str = "this engine does not count its vCPU threads";
 
 impl VcpuPerf {
     /// The samples, when there are any.
-    pub fn samples(&self) -> Option<&[Option<VcpuPerfSample>]> {
+    pub fn samples(&self) -> Option<&[Option<PerfSample>]> {
         match self {
             VcpuPerf::Sampled(s) => Some(s),
             VcpuPerf::Absent(_) => None,
@@ -264,9 +277,9 @@ impl VcpuPerf {
 }
 
 /// A sample from a vCPU group's reading (raw counts; see the module docs).
-pub fn sample_of(r: &GroupReading) -> VcpuPerfSample {
+pub fn sample_of(r: &GroupReading) -> PerfSample {
     let g = |c| r.get(c).unwrap_or(0);
-    VcpuPerfSample {
+    PerfSample {
         cycles: g(Counter::Cycles),
         instructions: g(Counter::Instructions),
         cache_misses: g(Counter::CacheMisses),

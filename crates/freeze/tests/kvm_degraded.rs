@@ -1,5 +1,5 @@
 //! The timeout path: a vCPU whose thread is held outside `KVM_RUN` cannot park; the freeze
-//! returns after the timeout with that vCPU missing, and the degraded report says so.
+//! returns after the timeout with that vCPU missing and says how long it waited.
 
 mod kvm_common;
 
@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use dump_schema::FailureDumpReportAny;
 use freeze::Engine;
-use freeze::kvm::{DEGRADED_TIMEOUT_REASON, PioHandler, degraded_report};
+use freeze::kvm::PioHandler;
 use kvm_common::*;
 
 const HOLD_PORT: u16 = 0x511;
@@ -100,40 +99,6 @@ fn held_vcpu_times_out(vcpus: usize, held: usize) {
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(frozen, counters(&engine, &layout, vcpus));
     assert_eq!(frozen[held], 0);
-
-    let report = degraded_report(&outcome);
-    let expected_tail = format!("; {}/{vcpus} vCPUs parked", vcpus - 1);
-    assert!(
-        report.reason.starts_with(DEGRADED_TIMEOUT_REASON),
-        "{}",
-        report.reason
-    );
-    assert!(report.reason.ends_with(&expected_tail), "{}", report.reason);
-    let ms: u64 = report.reason[DEGRADED_TIMEOUT_REASON.len() + 2..]
-        .split("ms;")
-        .next()
-        .and_then(|s| s.parse().ok())
-        .expect("reason carries the milliseconds");
-    assert!(ms >= 200, "{}", report.reason);
-    assert_eq!(report.elapsed_ms, ms);
-    assert_eq!(report.vcpu_regs.len(), vcpus);
-    for (i, snap) in report.vcpu_regs.iter().enumerate() {
-        if i == held {
-            assert!(snap.is_none());
-        } else {
-            let snap = snap.as_ref().expect("parked vCPU has a snapshot");
-            assert!(loop_range.contains(&snap.instruction_pointer));
-            assert_eq!(snap.page_table_root, freeze::kvm::layout::PML4_START);
-        }
-    }
-    // On the wire: `null` for the vCPU that never parked, and it reads back as degraded.
-    let json = serde_json::to_string(&report).unwrap();
-    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert!(value["vcpu_regs"][held].is_null(), "{json}");
-    match FailureDumpReportAny::from_json(&json).expect("valid degraded report") {
-        FailureDumpReportAny::Degraded(back) => assert_eq!(back, report),
-        other => panic!("read back as {other:?}"),
-    }
 
     // Release the vCPU and thaw: everyone runs, and the next freeze parks all of them.
     hold.release();

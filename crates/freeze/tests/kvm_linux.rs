@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use freeze::Engine;
 use freeze::kvm::{GuestExit, KernelFormat, LinuxBoot, VmConfig, boot_and_wait};
-use freeze::lab::{
+use guest_lab::{
     DEFAULT_APPEND, Lab, PHASE_PREFIX, RunEnd, RunSpec, SchedulerChoice, TestScheduler,
 };
 use kvm_common::kvm_or_skip;

@@ -6,8 +6,8 @@ mod qemu_common;
 use std::time::Duration;
 
 use freeze::Engine;
-use freeze::lab::{ConsoleLog, RunSpec, SchedulerChoice};
 use freeze::qemu::LineMark;
+use guest_lab::{ConsoleLog, RunSpec, SchedulerChoice};
 use guest_mem::KvaReadExt;
 use qemu_common::{BOOT_TIMEOUT, boot, lab, ops_name, sched_offsets};
 

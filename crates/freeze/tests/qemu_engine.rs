@@ -6,8 +6,8 @@ mod qemu_common;
 use std::time::{Duration, Instant};
 
 use freeze::Engine;
-use freeze::lab::{ConsoleLog, RunSpec};
 use freeze::qemu::LineMark;
+use guest_lab::{ConsoleLog, RunSpec};
 use guest_mem::{KernelOptions, Vmcore};
 use qemu_common::{BOOT_TIMEOUT, boot, median_max, ram_fingerprint};
 

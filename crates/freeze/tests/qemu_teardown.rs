@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use freeze::Engine;
-use freeze::lab::{RunEnd, RunSpec};
 use freeze::qemu::{QemuConfig, QemuEngine, teardown};
+use guest_lab::{RunEnd, RunSpec};
 use qemu_common::{BOOT_TIMEOUT, CMDLINE, boot, lab};
 
 /// Whether `pid` is a live (not reaped) process other than a zombie of ours.

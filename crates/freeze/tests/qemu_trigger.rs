@@ -8,11 +8,11 @@ mod qemu_common;
 use std::time::{Duration, Instant};
 
 use freeze::Engine;
-use freeze::lab::{RunSpec, SchedulerChoice, TestScheduler, TestSchedulerParams};
 use freeze::qemu::LineMark;
 use freeze::watch::{
     ExitInfoOffsets, ExitKindTrigger, SCX_EXIT_ERROR, WatchOptions, WatchOutcome, watch_exit_kind,
 };
+use guest_lab::{RunSpec, SchedulerChoice, TestScheduler, TestSchedulerParams};
 use guest_mem::{Kva, KvaReadExt};
 use qemu_common::{BOOT_TIMEOUT, boot, ops_name, sched_offsets};
 

@@ -53,6 +53,7 @@ pub mod ramfile;
 mod read;
 mod regs;
 pub mod symbols;
+#[cfg(any(test, feature = "test-util"))]
 pub mod synth;
 pub mod vmcore;
 pub mod vmcoreinfo;

@@ -60,7 +60,7 @@ pub enum Error {
     #[error("serializing the report: {0}")]
     Serialize(#[from] serde_json::Error),
     #[error("provisioning the guest lab: {0}")]
-    Lab(#[from] freeze::lab::LabError),
+    Lab(#[from] guest_lab::LabError),
     #[error("{step}: {source}")]
     Engine {
         step: &'static str,

@@ -117,7 +117,7 @@ pub fn apply_vcpu_perf(out: &mut CaptureOutput, perf: &VcpuPerf) {
     out.log.retain(|l| l != scx_walk::reasons::NO_VCPU_PERF);
     match perf {
         VcpuPerf::Sampled(s) => {
-            out.report.vcpu_perf_at_freeze = s.clone();
+            out.report.vcpu_perf_at_freeze = s.iter().map(|v| v.map(perf_sample)).collect();
             out.log.push(format!(
                 "vcpu_perf_at_freeze: {} of {} vCPU threads sampled",
                 s.iter().flatten().count(),
@@ -125,6 +125,19 @@ pub fn apply_vcpu_perf(out: &mut CaptureOutput, perf: &VcpuPerf) {
             ));
         }
         VcpuPerf::Absent(why) => out.log.push(format!("vcpu_perf_at_freeze absent: {why}")),
+    }
+}
+
+/// The wire format's sample of an engine's perf sample (the same counts).
+fn perf_sample(s: freeze::perf::PerfSample) -> dump_schema::VcpuPerfSample {
+    dump_schema::VcpuPerfSample {
+        cycles: s.cycles,
+        instructions: s.instructions,
+        cache_misses: s.cache_misses,
+        branch_misses: s.branch_misses,
+        time_enabled_ns: s.time_enabled_ns,
+        time_running_ns: s.time_running_ns,
+        task_clock_ns: s.task_clock_ns,
     }
 }
 
@@ -220,13 +233,26 @@ mod tests {
         );
 
         let mut out = output();
-        let s = VcpuPerfSample {
+        let s = freeze::perf::PerfSample {
             cycles: 5,
+            instructions: 6,
+            cache_misses: 7,
+            branch_misses: 8,
+            time_enabled_ns: 10,
+            time_running_ns: 11,
             task_clock_ns: Some(9),
-            ..Default::default()
         };
-        apply_vcpu_perf(&mut out, &VcpuPerf::Sampled(vec![Some(s.clone()), None]));
-        assert_eq!(out.report.vcpu_perf_at_freeze, vec![Some(s), None]);
+        apply_vcpu_perf(&mut out, &VcpuPerf::Sampled(vec![Some(s), None]));
+        let wire = VcpuPerfSample {
+            cycles: 5,
+            instructions: 6,
+            cache_misses: 7,
+            branch_misses: 8,
+            time_enabled_ns: 10,
+            time_running_ns: 11,
+            task_clock_ns: Some(9),
+        };
+        assert_eq!(out.report.vcpu_perf_at_freeze, vec![Some(wire), None]);
         assert_eq!(
             out.log[1],
             "vcpu_perf_at_freeze: 1 of 2 vCPU threads sampled"

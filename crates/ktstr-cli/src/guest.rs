@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use freeze::kvm::{ExitWatch, GuestExit, KernelFormat, KvmEngine, LinuxBoot, VmBuilder, VmConfig};
-use freeze::lab::ConsoleLog;
 use freeze::qemu::{AccelChoice, QemuConfig, QemuEngine, console::Console};
 use freeze::{Engine, EngineError, FreezeOutcome, GuestRam};
+use guest_lab::ConsoleLog;
 
 /// How long `--engine auto` lets the native engine try to print the kernel's banner.
 pub const NATIVE_PROBE_BUDGET: Duration = Duration::from_secs(10);

@@ -15,6 +15,7 @@
 //!   directory, renamed into place, so no partial output ever exists under the final name.
 
 mod atomic;
+mod degraded;
 mod dual;
 mod error;
 mod frozen;
@@ -25,6 +26,7 @@ mod session;
 mod time;
 
 pub use atomic::write_atomic;
+pub use degraded::{DEGRADED_TIMEOUT_REASON, degraded_reason, degraded_report, reg_snapshot};
 pub use dual::{EARLY_SNAPSHOT_FAILED_PREFIX, EarlyTaken, SCAN_EVERY};
 pub use error::{Error, ErrorClass};
 pub use frozen::{

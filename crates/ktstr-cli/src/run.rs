@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use dump_schema::{FailureDumpReport, FailureDumpReportAny, GuestSetupFailureContext};
 use freeze::Engine;
-use freeze::lab::{
+use guest_lab::{
     DEFAULT_APPEND, GuestCommand, HookPoint, Lab, Progress, RunEnd, RunSpec, SchedulerChoice,
     TestScheduler, TestSchedulerParams,
 };
@@ -204,7 +204,7 @@ impl RunOptions {
             out_dir: PathBuf::from("ktstr-out"),
             vmcore_out: None,
             interrupt: Arc::new(AtomicBool::new(false)),
-            progress: Arc::new(freeze::lab::StderrProgress),
+            progress: Arc::new(guest_lab::StderrProgress),
         }
     }
 }

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dump_schema::{EventCounterSample, FailureDumpReport, FailureDumpReportAny};
-use freeze::lab::ConsoleLog;
 use freeze::watch::{ExitKindTrigger, Tick, WatchOptions, WatchOutcome, watch_exit_kind_with};
 use freeze::{Engine, FreezeOutcome};
+use guest_lab::ConsoleLog;
 use guest_mem::{CpuRegs, KernelOptions, PhysMem};
 use scx_walk::{CaptureOptions, EventSampler, Kernel, TriggerLocation};
 
@@ -354,7 +354,7 @@ fn take_early(
             .map(|(r, _)| r)
             .map_err(|e| e.to_string())
     } else {
-        Err(freeze::kvm::degraded_reason(&freeze))
+        Err(crate::degraded_reason(&freeze))
     };
     engine.thaw().map_err(|e| format!("thaw: {e}"))?;
     report.map(|r| (r, t0.elapsed()))
@@ -425,7 +425,7 @@ pub(crate) fn capture_late(
         if early.has_early() {
             log.push("the early snapshot is dropped: the late freeze did not complete".into());
         }
-        let d = freeze::kvm::degraded_report(freeze);
+        let d = crate::degraded_report(freeze);
         return (Ok(FailureDumpReportAny::Degraded(d)), Ok(None));
     }
     let (late, k) = match capture_single(engine, freeze, timeline, log) {

@@ -97,7 +97,7 @@ fn run_stall_exits_1_and_names_the_starved_task() {
     );
     assert_eq!(o.status.code(), Some(1), "the vmcore shows the error exit");
     let from_core = std::fs::read_to_string(d.path().join("from-vmcore.json")).unwrap();
-    e2e_tests::validate_report_json(&from_core).unwrap();
+    dump_schema::validate::validate_report_json(&from_core).unwrap();
     assert_eq!(
         from_core.trim_end(),
         String::from_utf8_lossy(&o.stdout).trim_end()

@@ -7,12 +7,14 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use dump_schema::validate::single_report as single;
 use e2e_tests::guest::GuestLab;
-use e2e_tests::single_report as single;
-use freeze::lab::{DEFAULT_APPEND, RunEnd, RunSpec, SchedulerChoice, TestScheduler};
+use freeze::qemu::{Accel, QemuCommand};
+use guest_lab::{DEFAULT_APPEND, RunEnd, RunSpec, SchedulerChoice, TestScheduler};
 use support::ktstr;
 
 /// Kills QEMU on every path out of the test.
@@ -40,41 +42,17 @@ fn capture_qmp_and_export_vmcore_on_a_live_guest() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     let console = dir.join("console.log");
-    let child = Command::new("qemu-system-x86_64")
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-        ])
-        .args([
-            "-accel",
-            "tcg,thread=multi",
-            "-cpu",
-            "max",
-            "-smp",
-            "2",
-            "-m",
-            "512M",
-        ])
-        .args(["-machine", "pc,memory-backend=ram", "-object"])
-        .arg(format!(
-            "memory-backend-file,id=ram,size=512M,share=on,mem-path={}",
-            dir.join("ram").display()
-        ))
-        .arg("-kernel")
-        .arg(&kernel.vmlinuz)
-        .arg("-initrd")
-        .arg(initrd.path())
-        .args(["-append", &format!("{DEFAULT_APPEND} no_timer_check")])
-        .arg("-serial")
-        .arg(format!("file:{}", console.display()))
-        .arg("-qmp")
-        .arg(format!(
-            "unix:{},server=on,wait=off",
-            dir.join("qmp.sock").display()
-        ))
+    let child = QemuCommand::new(Path::new("qemu-system-x86_64"), Accel::Tcg)
+        .size(2, 512)
+        .shared_ram(512, &dir.join("ram"))
+        .boot(
+            &kernel.vmlinuz,
+            Some(initrd.path()),
+            &format!("{DEFAULT_APPEND} no_timer_check"),
+        )
+        .serial_file(&console)
+        .qmp_socket(&dir.join("qmp.sock"))
+        .into_command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -70,7 +70,8 @@ impl KernelView {
             eprintln!("capture log: {l}");
         }
         let json = out.report.to_json().expect("serializing the report");
-        crate::validate_report_json(&json).expect("the dump validates against the schema");
+        dump_schema::validate::validate_report_json(&json)
+            .expect("the dump validates against the schema");
         out
     }
 

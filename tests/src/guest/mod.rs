@@ -23,7 +23,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use e2e_tests::guest::{GuestLab, view};
-//! use freeze::lab::{RunSpec, SchedulerChoice, TestScheduler};
+//! use guest_lab::{RunSpec, SchedulerChoice, TestScheduler};
 //!
 //! let Some(lab) = GuestLab::open() else { return }; // prints why it skips
 //! let spec = view::with_guest_view(
@@ -56,10 +56,10 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use freeze::lab::{ConsoleLog, DEFAULT_APPEND, KernelAssets, Lab, PHASE_PREFIX, RunSpec};
 use freeze::qemu::{LineMark, QemuConfig, QemuEngine};
 use freeze::watch::{ExitKindTrigger, Triggered, WatchOptions, WatchOutcome, watch_exit_kind};
 use freeze::{Engine, FreezeOutcome};
+use guest_lab::{ConsoleLog, DEFAULT_APPEND, KernelAssets, Lab, PHASE_PREFIX, RunSpec};
 use scx_walk::{CaptureOptions, CaptureOutput};
 
 pub use kernel::KernelView;

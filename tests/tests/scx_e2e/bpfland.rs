@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::guest::GuestLab;
 use e2e_tests::guest::view::{self, BssRule};
-use freeze::lab::{RunSpec, SchedulerChoice};
+use guest_lab::{RunSpec, SchedulerChoice};
 
 /// The real third-party scheduler `scx_bpfland` (crates.io) under a CPU workload: no
 /// error exit, so the host freezes on demand right after the guest printed its view.

@@ -1,6 +1,6 @@
 //! The `error` test scheduler: `scx_bpf_error()` after a while (`SCX_EXIT_ERROR_BPF`).
 
-use freeze::lab::TestScheduler;
+use guest_lab::TestScheduler;
 
 use crate::run::error_run;
 

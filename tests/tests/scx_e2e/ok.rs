@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use e2e_tests::guest::{GuestLab, view};
-use freeze::lab::{RunSpec, SchedulerChoice, TestScheduler};
+use guest_lab::{RunSpec, SchedulerChoice, TestScheduler};
 
 #[test]
 fn scx_ok_dump_agrees_with_guest() {

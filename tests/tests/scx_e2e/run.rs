@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use dump_schema::FailureDumpReport;
 use e2e_tests::guest::{GuestLab, view};
 use freeze::Engine;
-use freeze::lab::{
+use guest_lab::{
     ConsoleLog, GuestCommand, HookPoint, RunSpec, SchedulerChoice, TestScheduler,
     TestSchedulerParams,
 };
@@ -184,7 +184,7 @@ pub fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<
     let log = guest.console_log();
     let dual = tracker.finish(late.report.clone());
     let json = serde_json::to_string(&dual).unwrap();
-    e2e_tests::validate_report_json(&json).expect("the dual dump validates");
+    dump_schema::validate::validate_report_json(&json).expect("the dual dump validates");
     Some(ErrorRun {
         log,
         late,

@@ -1,7 +1,7 @@
 //! The `stall` test scheduler: a victim task starves on a never-consumed user DSQ until
 //! the watchdog ends the scheduler (`SCX_EXIT_ERROR_STALL`).
 
-use freeze::lab::TestScheduler;
+use guest_lab::TestScheduler;
 
 use crate::run::{VIEW_DONE, error_run};
 
@@ -71,6 +71,6 @@ fn scx_stall_dump_agrees_with_guest_and_kernel() {
         t.sdt_alloc_unavailable.as_deref(),
         Some(dump_schema::reasons::SDT_ALLOC_DEADLINE)
     );
-    e2e_tests::validate_report_json(&t.to_json().unwrap()).unwrap();
+    dump_schema::validate::validate_report_json(&t.to_json().unwrap()).unwrap();
     eprintln!("stall: {checked}");
 }

@@ -25,13 +25,13 @@ pub fn host_btf() -> Option<PathBuf> {
 }
 
 /// The sched_ext guest kernel image (7.3 bzImage with a zstd payload), provisioned by the
-/// guest lab (`freeze::lab`, cached under `$KTSTR_CACHE`, downloaded on first use).
+/// guest lab (`guest-lab`, cached under `$KTSTR_CACHE`, downloaded on first use).
 /// `KTSTR_GUEST_KERNEL` names another image instead.
 pub fn guest_kernel() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("KTSTR_GUEST_KERNEL") {
         return Some(PathBuf::from(p));
     }
-    match freeze::lab::Lab::open().and_then(|lab| lab.kernel()) {
+    match guest_lab::Lab::open().and_then(|lab| lab.kernel()) {
         Ok(k) => Some(k.vmlinuz),
         Err(e) => {
             eprintln!("guest lab could not provide the kernel: {e}");

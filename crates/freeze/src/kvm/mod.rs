@@ -13,8 +13,8 @@
 //! [`kick_signal`] sent to its thread); each vCPU captures its own registers
 //! (`KVM_GET_REGS`/`KVM_GET_SREGS`) on its own thread and parks; the coordinator waits for
 //! all acknowledgements until the timeout. vCPUs that did not acknowledge are `None` in the
-//! [`FreezeOutcome`]; [`degraded_report`] turns such an outcome into the wire format's
-//! degraded report. kvmclock is read (`KVM_GET_CLOCK`) before the kick and written back
+//! [`FreezeOutcome`] (the capture session turns such an outcome into a degraded report).
+//! kvmclock is read (`KVM_GET_CLOCK`) before the kick and written back
 //! (`KVM_SET_CLOCK`) before the vCPUs resume, so guest time does not jump by the length of
 //! the freeze. Freeze and thaw repeat any number of times. [`Engine::thaw`] returns once
 //! every parked vCPU has left its park (so its latency includes the host scheduling each
@@ -34,7 +34,7 @@
 //! let mut vm = VmBuilder::new(config)?.boot_linux(&boot)?;
 //! let outcome = vm.freeze(Duration::from_secs(1))?;
 //! if !outcome.all_parked() {
-//!     let _report = freeze::kvm::degraded_report(&outcome);
+//!     eprintln!("{} of {} vCPUs parked", outcome.parked(), outcome.vcpus.len());
 //! }
 //! vm.thaw()?;
 //! # Ok::<(), freeze::EngineError>(())
@@ -48,7 +48,6 @@
 mod acpi;
 mod console;
 mod coordinator;
-mod degraded;
 mod devices;
 mod error;
 pub mod layout;
@@ -68,7 +67,6 @@ use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
 pub use console::ConsoleTail;
 pub use coordinator::GuestExit;
-pub use degraded::{DEGRADED_TIMEOUT_REASON, degraded_reason, degraded_report, reg_snapshot};
 pub use devices::PioHandler;
 pub use linux::{KernelFormat, LinuxBoot};
 pub use x86::{CpuMode, PageTables};

@@ -15,10 +15,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::command::QemuCommand;
 use super::console::Console;
 use super::teardown::spawn_tied;
 
@@ -89,30 +89,15 @@ pub fn probe_kvm(qemu: &Path, kernel: &Path, budget: Duration) -> Result<String,
     if let Err(e) = OpenOptions::new().read(true).write(true).open("/dev/kvm") {
         return Err(format!("cannot open /dev/kvm: {e}"));
     }
-    let mut cmd = Command::new(qemu);
-    cmd.args([
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-    ])
-    .args(["-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "512M"])
-    .args([
-        "-chardev",
-        "stdio,id=con,signal=off",
-        "-serial",
-        "chardev:con",
-    ])
-    .arg("-kernel")
-    .arg(kernel)
-    .args([
-        "-append",
-        "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 loglevel=7",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let cmd = QemuCommand::new(qemu, Accel::Kvm)
+        .size(1, 512)
+        .serial_stdout()
+        .boot(
+            kernel,
+            None,
+            "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 loglevel=7",
+        )
+        .into_command();
     let mut child = spawn_tied(cmd).map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
     let console = Console::new(4096);
     let stderr = Console::new(4096);

@@ -32,15 +32,17 @@
 
 pub mod accel;
 pub mod attach;
+pub mod command;
 pub mod console;
 pub mod qmp;
+pub mod quick_boot;
 pub mod regs;
 pub mod teardown;
 
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -49,8 +51,10 @@ use serde_json::json;
 
 pub use accel::{Accel, AccelChoice, AccelDecision};
 pub use attach::AttachedQemu;
+pub use command::QemuCommand;
 pub use console::{Console, LineMark, WaitError};
 pub use qmp::{QmpClient, QmpError, QmpEvent};
+pub use quick_boot::{BootOutcome, QuickBoot};
 
 use crate::perf::VcpuCounters;
 use crate::{Engine, EngineError, FreezeOutcome, GuestRam};
@@ -174,53 +178,15 @@ impl QemuEngine {
         let ram_path = dir.path().join("ram");
         let qmp_path = dir.path().join("qmp.sock");
 
-        let mut cmd = Command::new(&cfg.qemu);
-        cmd.args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-        ]);
-        match accel.accel {
-            Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
-            Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
-        };
-        let mut backend = OsString::from(format!(
-            "memory-backend-file,id=ram,size={}M,share=on,mem-path=",
-            cfg.memory_mib
-        ));
-        backend.push(&ram_path);
-        let mut qmp_arg = OsString::from("unix:");
-        qmp_arg.push(&qmp_path);
-        qmp_arg.push(",server=on,wait=off");
-        cmd.args(["-machine", "pc,memory-backend=ram"])
-            .arg("-smp")
-            .arg(cfg.vcpus.to_string())
-            .arg("-m")
-            .arg(format!("{}M", cfg.memory_mib))
-            .arg("-object")
-            .arg(backend)
-            .arg("-qmp")
-            .arg(qmp_arg)
-            .args([
-                "-chardev",
-                "stdio,id=con,signal=off",
-                "-serial",
-                "chardev:con",
-            ])
+        let cmd = QemuCommand::new(&cfg.qemu, accel.accel)
+            .size(cfg.vcpus, cfg.memory_mib)
+            .shared_ram(cfg.memory_mib, &ram_path)
+            .qmp_socket(&qmp_path)
+            .serial_stdout()
             .args(["-device", "vmcoreinfo"])
-            .arg("-kernel")
-            .arg(&cfg.kernel)
-            .arg("-append")
-            .arg(&cfg.cmdline);
-        if let Some(initrd) = &cfg.initrd {
-            cmd.arg("-initrd").arg(initrd);
-        }
-        cmd.args(&cfg.extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .boot(&cfg.kernel, cfg.initrd.as_deref(), &cfg.cmdline)
+            .args(&cfg.extra_args)
+            .into_command();
 
         let mut child = teardown::spawn_tied(cmd).map_err(io("start qemu-system-x86_64"))?;
         let registration = teardown::register(child.id(), dir.path().to_path_buf());

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use freeze::Engine;
-use freeze::lab::{Initramfs, KernelAssets, Lab, PHASE_PREFIX, RunSpec};
 use freeze::qemu::{LineMark, QemuConfig, QemuEngine};
+use guest_lab::{Initramfs, KernelAssets, Lab, PHASE_PREFIX, RunSpec};
 use guest_mem::{Kernel, KernelOptions, Kva, PhysMem};
 
 /// TCG boots in seconds, but a Rust scheduler takes tens of seconds to attach and the

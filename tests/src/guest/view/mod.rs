@@ -14,7 +14,7 @@ mod scx_dump;
 mod tests;
 
 use dump_schema::{FailureDumpReport, RenderedValue};
-use freeze::lab::{ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec};
+use guest_lab::{ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec};
 use serde_json::Value;
 
 pub use proc::{ProcStat, assert_cputime_agrees, assert_sysfs_agrees, assert_tasks_agree};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dump_schema::FailureDumpReport;
-use freeze::lab::ConsoleLog;
+use guest_lab::ConsoleLog;
 
 use super::LAST_VIEW_LABEL;
 

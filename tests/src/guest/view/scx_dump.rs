@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use dump_schema::FailureDumpReport;
-use freeze::lab::ConsoleLog;
+use guest_lab::ConsoleLog;
 
 /// The kernel's `scx_dump_state` text (printed by the guest after the scheduler left):
 /// per CPU `CPU <n>: nr_run=… flags=… ksync=…`, `curr=<comm>[<pid>]`, then its runnable

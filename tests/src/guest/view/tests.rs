@@ -7,7 +7,7 @@ use dump_schema::{
     EventCounterSample, FailureDumpMap, FailureDumpReport, ProgRuntimeStats, RenderedMember,
     RenderedValue,
 };
-use freeze::lab::ConsoleLog;
+use guest_lab::ConsoleLog;
 
 use std::time::Duration;
 

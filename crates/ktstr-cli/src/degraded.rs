@@ -1,11 +1,11 @@
 //! The degraded report for a freeze that timed out before every vCPU parked.
 //!
-//! Nothing here is specific to the KVM engine: any [`FreezeOutcome`] converts.
+//! Engines know nothing of reports: any engine's [`FreezeOutcome`] converts here.
 
 use dump_schema::reasons::{RENDEZVOUS_TIMED_OUT, degraded_reason as schema_reason};
 use dump_schema::{DegradedFailureDumpReport, VcpuRegSnapshot};
 
-use crate::{CpuRegs, FreezeOutcome};
+use freeze::{CpuRegs, FreezeOutcome};
 
 /// Stable prefix of the degraded report's reason (wire format, "stable reasons").
 pub const DEGRADED_TIMEOUT_REASON: &str = RENDEZVOUS_TIMED_OUT;
@@ -81,5 +81,13 @@ mod tests {
             (s.instruction_pointer, s.stack_pointer, s.page_table_root),
             (0x1000, 0x2000, 0x9000)
         );
+        // On the wire: `null` for the vCPU that never parked; it reads back as degraded.
+        let json = serde_json::to_string(&r).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(value["vcpu_regs"][1].is_null(), "{json}");
+        match dump_schema::FailureDumpReportAny::from_json(&json).expect("valid degraded report") {
+            dump_schema::FailureDumpReportAny::Degraded(back) => assert_eq!(back, r),
+            other => panic!("read back as {other:?}"),
+        }
     }
 }

@@ -6,13 +6,13 @@ use super::{KernelAssets, Lab, LabError, TestScheduler, tool};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SCHED_HEADER: &str = include_str!("../../lab/sched/ktstr_sched.bpf.h");
+const SCHED_HEADER: &str = include_str!("../lab/sched/ktstr_sched.bpf.h");
 const SCHED_SOURCES: [(&str, &str); 3] = [
-    ("ok", include_str!("../../lab/sched/ok.bpf.c")),
-    ("stall", include_str!("../../lab/sched/stall.bpf.c")),
-    ("error", include_str!("../../lab/sched/error.bpf.c")),
+    ("ok", include_str!("../lab/sched/ok.bpf.c")),
+    ("stall", include_str!("../lab/sched/stall.bpf.c")),
+    ("error", include_str!("../lab/sched/error.bpf.c")),
 ];
-const LOADER_SOURCE: &str = include_str!("../../lab/loader.c");
+const LOADER_SOURCE: &str = include_str!("../lab/loader.c");
 
 /// The BPF compiler and the flags 7.x kernels' anonymous structs need.
 const CLANG: &str = "clang-19";

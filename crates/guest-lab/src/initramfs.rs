@@ -12,8 +12,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const INIT: &str = include_str!("../../lab/init");
-const HELPERS: &str = include_str!("../../lab/helpers.sh");
+const INIT: &str = include_str!("../lab/init");
+const HELPERS: &str = include_str!("../lab/helpers.sh");
 const BUSYBOX: &str = "/bin/busybox";
 const BPFTOOL: &str = "/usr/sbin/bpftool";
 /// Run archives older than this are leftovers (of a process whose pid was reused).

@@ -204,7 +204,7 @@ pub(crate) fn program_version(step: &str, program: &str) -> Result<String, LabEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::QuietProgress;
+    use crate::QuietProgress;
 
     #[test]
     fn a_failing_tool_reports_its_step_status_and_output_tail() {

@@ -4,7 +4,7 @@
 //! Everything the real-guest tests and the `ktstr run` command boot comes from here:
 //!
 //! ```no_run
-//! use freeze::lab::{Lab, RunSpec, SchedulerChoice, TestScheduler};
+//! use guest_lab::{Lab, RunSpec, SchedulerChoice, TestScheduler};
 //! let lab = Lab::open()?;
 //! lab.ensure_host_packages()?;
 //! let kernel = lab.kernel()?;
@@ -13,7 +13,7 @@
 //!     .workload("ktstr_spin 4 20");
 //! let initrd = lab.initramfs(&spec)?;
 //! // qemu-system-x86_64 -kernel {kernel.vmlinuz} -initrd {initrd.path()} -append ...
-//! # Ok::<(), freeze::lab::LabError>(())
+//! # Ok::<(), guest_lab::LabError>(())
 //! ```
 //!
 //! Cache contract (`$KTSTR_CACHE`, default `~/.cache/ktstr`):
@@ -41,7 +41,7 @@
 //! versions).
 
 mod apt;
-mod boot;
+
 mod bpfland;
 mod cache;
 mod cpio;
@@ -55,7 +55,6 @@ mod sched;
 mod scx_crate;
 mod tool;
 
-pub use boot::{BootOutcome, DEFAULT_APPEND, QuickBoot};
 pub use bpfland::{BPFLAND_VERSION, BpflandAssets};
 pub use host::{HostPackage, MissingPackage, REQUIRED_PACKAGES};
 pub use initramfs::Initramfs;
@@ -67,6 +66,10 @@ pub use runspec::{
 };
 pub use sched::SchedulerAssets;
 pub use scx_crate::{P2DQ_VERSION, ScxCrateAssets};
+
+/// The lab guest's kernel command line: serial console (the console protocol runs on
+/// `ttyS0`), no reboot on panic, quiet.
+pub const DEFAULT_APPEND: &str = "console=ttyS0 panic=-1 loglevel=4";
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

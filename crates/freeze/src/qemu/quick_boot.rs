@@ -1,11 +1,13 @@
-//! A plain QEMU boot of the lab guest with a deadline: the lab's own check that its
-//! kernel, initramfs and schedulers work (the QEMU engine with freeze/thaw is
-//! [`crate::qemu`]; this is only "boot, read the console, wait for the end").
+//! A plain QEMU boot with a deadline, for checking that a kernel, an initramfs and the
+//! schedulers in it work (the engine with freeze/thaw is [`super::QemuEngine`]; this is
+//! only "boot, read the console, wait for the end").
 
-use super::{ConsoleLog, LabError};
+use super::accel::Accel;
+use super::command::QemuCommand;
+use super::teardown::spawn_tied;
+use crate::EngineError;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -37,10 +39,6 @@ pub struct BootOutcome {
 }
 
 impl BootOutcome {
-    pub fn log(&self) -> ConsoleLog {
-        ConsoleLog::parse(&self.console)
-    }
-
     /// When a line containing `needle` first appeared.
     pub fn time_of(&self, needle: &str) -> Option<Duration> {
         self.line_times
@@ -58,66 +56,40 @@ fn keep(console: &mut String, times: &mut Vec<(Duration, String)>, t: Duration, 
         return;
     }
     if console.len() + line.len() >= MAX_CONSOLE {
-        console.push_str("\n[ktstr-lab: console truncated]\n");
+        console.push_str("\n[ktstr: console truncated]\n");
         return;
     }
     console.push_str(&line);
     times.push((t, line.trim_end().to_string()));
 }
 
-/// The default kernel command line: serial console, no reboot on panic, quiet.
-pub const DEFAULT_APPEND: &str = "console=ttyS0 panic=-1 loglevel=4";
-
 impl QuickBoot {
-    /// TCG with `-cpu max`, 2 vCPUs, 1 GiB, 180 s deadline.
-    pub fn new(kernel: &Path, initrd: &Path) -> Self {
+    /// TCG with `-cpu max`, 2 vCPUs, 1 GiB, 180 s deadline; `append` is the kernel
+    /// command line (its console must be `ttyS0`).
+    pub fn new(kernel: &Path, initrd: &Path, append: &str) -> Self {
         QuickBoot {
             qemu: PathBuf::from("qemu-system-x86_64"),
             kernel: kernel.to_path_buf(),
             initrd: initrd.to_path_buf(),
             cpus: 2,
             memory_mib: 1024,
-            append: DEFAULT_APPEND.to_string(),
+            append: append.to_string(),
             timeout: Duration::from_secs(180),
         }
     }
 
     /// Boot, collect the console until QEMU exits or the deadline passes (then kill it).
-    pub fn run(&self) -> Result<BootOutcome, LabError> {
-        let mut cmd = Command::new(&self.qemu);
-        cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max", "-nodefaults"])
-            .args(["-display", "none", "-serial", "stdio", "-no-reboot"])
-            .arg("-smp")
-            .arg(self.cpus.to_string())
-            .arg("-m")
-            .arg(format!("{}M", self.memory_mib))
-            .arg("-kernel")
-            .arg(&self.kernel)
-            .arg("-initrd")
-            .arg(&self.initrd)
-            .arg("-append")
-            .arg(&self.append)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // If this process dies (a test killed at its timeout), QEMU must not live on.
-        // SAFETY: the closure runs in the forked child before exec and only calls
-        // prctl(2), which is async-signal-safe; it touches no memory of the parent.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+    pub fn run(&self) -> Result<BootOutcome, EngineError> {
+        let cmd = QemuCommand::new(&self.qemu, Accel::Tcg)
+            .size(self.cpus, u64::from(self.memory_mib))
+            .args(["-serial", "stdio"])
+            .boot(&self.kernel, Some(&self.initrd), &self.append)
+            .into_command();
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| LabError::Tool {
-            step: "starting QEMU".into(),
-            command: self.qemu.display().to_string(),
-            status: format!("could not start: {e}"),
-            output_tail: String::new(),
+        // Tied to this process: a test killed at its timeout leaves no QEMU behind.
+        let mut child = spawn_tied(cmd).map_err(|source| EngineError::Io {
+            step: "start qemu-system-x86_64",
+            source,
         })?;
         let stdout = child.stdout.take();
         let (tx, rx) = mpsc::channel::<(Duration, String)>();
@@ -171,11 +143,13 @@ impl QuickBoot {
             let _ = e.by_ref().take(64 * 1024).read_to_string(&mut stderr);
         }
         if exited && console.is_empty() {
-            return Err(LabError::Tool {
-                step: "booting the guest".into(),
-                command: format!("{cmd:?}"),
-                status: status.map(|s| s.to_string()).unwrap_or_default(),
-                output_tail: super::tool::tail(&stderr),
+            let status = status.map(|s| s.to_string()).unwrap_or_default();
+            return Err(EngineError::Failed {
+                step: "boot the guest",
+                detail: format!(
+                    "QEMU exited ({status}) with no console output: {}",
+                    tail(&stderr)
+                ),
             });
         }
         Ok(BootOutcome {
@@ -185,4 +159,13 @@ impl QuickBoot {
             line_times,
         })
     }
+}
+
+/// The last 2 KiB of a tool's output, on a char boundary.
+fn tail(s: &str) -> &str {
+    let mut start = s.len().saturating_sub(2048);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].trim()
 }

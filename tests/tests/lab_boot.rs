@@ -1,8 +1,9 @@
 //! Real boots of the lab guest under QEMU (TCG): the kernel reaches /init, each test
 //! scheduler attaches, and `stall`/`error` exit with the kinds they are built for.
 
-use freeze::lab::{
-    GuestCommand, HookPoint, Lab, QuickBoot, RunSpec, SchedulerChoice, TestScheduler,
+use freeze::qemu::QuickBoot;
+use guest_lab::{
+    ConsoleLog, GuestCommand, HookPoint, Lab, RunSpec, SchedulerChoice, TestScheduler,
     TestSchedulerParams,
 };
 use std::time::Duration;
@@ -13,10 +14,10 @@ fn lab() -> Lab {
     lab
 }
 
-fn boot(lab: &Lab, spec: &RunSpec, timeout: Duration) -> freeze::lab::BootOutcome {
+fn boot(lab: &Lab, spec: &RunSpec, timeout: Duration) -> freeze::qemu::BootOutcome {
     let kernel = lab.kernel().expect("kernel");
     let initrd = lab.initramfs(spec).expect("initramfs");
-    let mut qb = QuickBoot::new(&kernel.vmlinuz, initrd.path());
+    let mut qb = QuickBoot::new(&kernel.vmlinuz, initrd.path(), guest_lab::DEFAULT_APPEND);
     qb.timeout = timeout;
     let out = qb.run().expect("boot");
     eprintln!(
@@ -41,7 +42,7 @@ fn boots_to_init_and_powers_off() {
             GuestCommand::new("uname", "uname -r"),
         );
     let out = boot(&lab, &spec, Duration::from_secs(120));
-    let log = out.log();
+    let log = ConsoleLog::parse(&out.console);
     let kernel = lab.kernel().unwrap();
     assert!(out.exited, "QEMU did not exit on its own");
     let init = log.phase("init").expect("init phase");
@@ -70,7 +71,7 @@ fn run_scheduler(
     which: TestScheduler,
     params: TestSchedulerParams,
     workload: &str,
-) -> (freeze::lab::BootOutcome, freeze::lab::ConsoleLog) {
+) -> (freeze::qemu::BootOutcome, guest_lab::ConsoleLog) {
     let spec = RunSpec::new()
         .scheduler(SchedulerChoice::Test { which, params })
         .bpf_stats(true)
@@ -97,7 +98,7 @@ fn run_scheduler(
         at("scheduler-attached"),
         at("scheduler-exited"),
     );
-    let log = out.log();
+    let log = ConsoleLog::parse(&out.console);
     (out, log)
 }
 
@@ -130,7 +131,7 @@ fn ok_scheduler_attaches_and_runs_the_workload() {
 
 /// The scheduler's own record of its exit (`exit_kind` in its `.bss`, written by its
 /// `exit` callback from the kernel's `scx_exit_info`), from the dump after the workload.
-fn recorded_exit_kind(log: &freeze::lab::ConsoleLog) -> Option<u32> {
+fn recorded_exit_kind(log: &guest_lab::ConsoleLog) -> Option<u32> {
     let dump = log.output("bss-after")?;
     let at = dump.find("{\"exit_kind\":")? + "{\"exit_kind\":".len();
     let digits: String = dump[at..]
@@ -228,7 +229,7 @@ fn a_callers_object_attaches_and_set_reaches_ops_and_rodata() {
         .workload("ktstr_spin 2 2")
         .command(HookPoint::AfterAttach, GuestCommand::scheduler_log());
     let out = boot(&lab, &spec, Duration::from_secs(240));
-    let log = out.log();
+    let log = ConsoleLog::parse(&out.console);
     assert_eq!(
         log.phase("scheduler-start").and_then(|p| p.field("name")),
         Some("ok.bpf.o")
@@ -262,7 +263,7 @@ fn a_callers_object_attaches_and_set_reaches_ops_and_rodata() {
             ),
         );
     let out = boot(&lab, &spec, Duration::from_secs(240));
-    let log = out.log();
+    let log = ConsoleLog::parse(&out.console);
     let sched_log = log.output("sched-log").unwrap_or_default();
     for want in [
         "set after_ms=60000",

@@ -159,7 +159,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let lab = Lab::at(&dir)
             .unwrap()
-            .with_progress(std::sync::Arc::new(crate::lab::QuietProgress));
+            .with_progress(std::sync::Arc::new(crate::QuietProgress));
         (lab, dir)
     }
 

@@ -2,7 +2,7 @@
 //! reused without any work, a failed build says what failed and leaves no entry, and
 //! the assets are what they claim to be.
 
-use freeze::lab::{Lab, Progress, RunSpec, SchedulerChoice, TestScheduler};
+use guest_lab::{Lab, Progress, RunSpec, SchedulerChoice, TestScheduler};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -283,7 +283,7 @@ fn the_private_host_apt_setup_resolves_backports() {
         .expect("simulated install");
     assert!(plan.iter().any(|(p, _)| p == "hello"), "{plan:?}");
     // Everything the lab needs is installed here, so none of it is planned again.
-    for p in freeze::lab::REQUIRED_PACKAGES {
+    for p in guest_lab::REQUIRED_PACKAGES {
         assert!(
             !plan.iter().any(|(n, _)| n == p.name),
             "{} planned: {plan:?}",

@@ -1,7 +1,8 @@
 //! `scx_bpfland` from crates.io: built once (cached), carried in the initramfs layer, and
 //! attached for real in a QEMU (TCG) guest.
 
-use freeze::lab::{GuestCommand, HookPoint, Lab, QuickBoot, RunSpec, SchedulerChoice};
+use freeze::qemu::QuickBoot;
+use guest_lab::{ConsoleLog, GuestCommand, HookPoint, Lab, RunSpec, SchedulerChoice};
 use std::time::Duration;
 
 #[test]
@@ -18,11 +19,11 @@ fn bpfland_attaches_in_the_guest() {
         .settle_ms(500)
         .command(HookPoint::WorkloadRunning, GuestCommand::sched_ext_sysfs());
     let initrd = lab.initramfs(&spec).expect("initramfs");
-    let mut qb = QuickBoot::new(&kernel.vmlinuz, initrd.path());
+    let mut qb = QuickBoot::new(&kernel.vmlinuz, initrd.path(), guest_lab::DEFAULT_APPEND);
     qb.timeout = Duration::from_secs(300);
     let out = qb.run().expect("boot");
     eprintln!("{}", out.console);
-    let log = out.log();
+    let log = ConsoleLog::parse(&out.console);
     let attached = log
         .phase("scheduler-attached")
         .unwrap_or_else(|| panic!("bpfland did not attach; last phase {:?}", log.last_phase()));
