@@ -80,3 +80,4 @@ pub mod kvm;
 pub mod perf;
 pub mod qemu;
 pub mod watch;
+pub mod watchpoint;
