@@ -17,12 +17,10 @@ use std::time::{Duration, Instant};
 
 use freeze::Engine;
 use freeze::qemu::LineMark;
-use freeze::watch::{
-    ExitInfoOffsets, ExitKindTrigger, SCX_EXIT_ERROR, SCX_EXIT_ERROR_BPF, WatchOptions,
-    WatchOutcome, watch_exit_kind,
-};
+use freeze::watch::{WatchOptions, WatchOutcome, watch_u32};
 use guest_lab::{RunSpec, SchedulerChoice, TestScheduler, TestSchedulerParams};
-use qemu_common::{BOOT_TIMEOUT, boot, median_max, sched_offsets};
+use qemu_common::{BOOT_TIMEOUT, boot, error_exit_watch, median_max, sched_offsets};
+use scx_walk::exit_kind::{SCX_EXIT_ERROR_BPF, SCX_EXIT_NONE};
 
 const TRIGGERS: u32 = 20;
 const CYCLES: usize = 50;
@@ -74,15 +72,7 @@ fn triggers() {
     g.engine.thaw().expect("thaw after setup");
     let (_, m) = g.phase(m, "scheduler-attached", BOOT_TIMEOUT);
     let boot_to_attached = g.launched_at.elapsed();
-    let trigger = ExitKindTrigger {
-        root_ptr: kernel.require_symbol("scx_root").unwrap(),
-        exit_kind_offset: off.exit_kind,
-        threshold: SCX_EXIT_ERROR,
-        exit_info: Some(ExitInfoOffsets {
-            exit_info: off.exit_info,
-            kind: off.exit_info_kind,
-        }),
-    };
+    let (polled, mut rule) = error_exit_watch(&kernel, &off);
     let mut lat = Vec::new();
     let mut stops = Vec::new();
     let mut late = 0;
@@ -94,26 +84,33 @@ fn triggers() {
         let opts = WatchOptions {
             timeout: Some(Duration::from_secs(120)),
             stop: Some(g.engine.exited_flag()),
-            ignore_sched: ignore,
+            ignore_object: ignore,
+            fresh_value: Some(SCX_EXIT_NONE),
             ..Default::default()
         };
-        let out =
-            watch_exit_kind(&mut g.engine, trigger, |k| kernel.translate(k), &opts).expect("watch");
+        let out = watch_u32(
+            &mut g.engine,
+            polled,
+            |k| kernel.translate(k),
+            &mut rule,
+            &opts,
+        )
+        .expect("watch");
         let WatchOutcome::Triggered(t) = out else {
             panic!("trigger {i}: {out:?}\n{}", g.console_text_tail());
         };
         eprintln!(
             "trigger {i}: sched {} after {:?} ({} polls, max gap {:?}): flip→frozen {:?}, late {}, root cleared {}",
-            t.sched,
+            t.object,
             t.stats.watched,
             t.stats.polls,
             t.stats.max_gap,
             t.flip_to_frozen,
-            t.late,
+            t.fire.late,
             t.root_cleared
         );
-        assert_eq!(t.exit_kind, SCX_EXIT_ERROR_BPF, "trigger {i}");
-        if t.late {
+        assert_eq!(t.fire.value, SCX_EXIT_ERROR_BPF, "trigger {i}");
+        if t.fire.late {
             late += 1;
         } else {
             lat.push(t.flip_to_frozen);
@@ -122,7 +119,7 @@ fn triggers() {
         realtime &= t.realtime;
         min_rate = min_rate.min(t.stats.rate_hz());
         max_gap = max_gap.max(t.stats.max_gap);
-        ignore = Some(t.sched);
+        ignore = Some(t.object);
         g.engine.thaw().expect("thaw");
     }
     g.engine

@@ -18,12 +18,10 @@ use std::time::{Duration, Instant};
 
 use freeze::Engine;
 use freeze::kvm::KvmEngine;
-use freeze::watch::{
-    ExitKindTrigger, SCX_EXIT_ERROR, SCX_EXIT_ERROR_STALL, Tick, WatchOptions, WatchOutcome,
-    watch_exit_kind, watch_exit_kind_with,
-};
+use freeze::watch::{Fire, Polled, Tick, WatchOptions, WatchOutcome, watch_u32, watch_u32_with};
 use guest_mem::{Gpa, Kva, MemError};
 use kvm_common::{IDLE_PORT, Layout, Mode};
+use scx_walk::exit_kind::{SCX_EXIT_ERROR_STALL, is_error};
 use vm_memory::{Bytes, GuestAddress};
 
 /// Where the fake kernel variables live (above the tiny guest's code and counters).
@@ -74,12 +72,11 @@ struct Result_ {
 /// `tick`: `None` = plain watch; `Some((every, cost))` = a tick of that cost that often.
 fn scenario(engine: &mut KvmEngine, flips: usize, tick: Option<(Duration, Duration)>) -> Result_ {
     let ram = engine.guest_ram();
-    let trigger = ExitKindTrigger {
-        root_ptr: Kva(IMAGE + ROOT),
-        exit_kind_offset: EXIT_KIND_OFF,
-        threshold: SCX_EXIT_ERROR,
-        exit_info: None,
+    let polled = Polled {
+        pointer: Kva(IMAGE + ROOT),
+        offset: EXIT_KIND_OFF,
     };
+    let rule = |_: Kva, value: u32| is_error(value).then_some(Fire { value, late: false });
     let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
     let mut out = Result_::default();
     for _ in 0..flips {
@@ -105,8 +102,8 @@ fn scenario(engine: &mut KvmEngine, flips: usize, tick: Option<(Duration, Durati
             ..Default::default()
         };
         let r = match tick {
-            None => watch_exit_kind(engine, trigger, translate, &opts),
-            Some((_, cost)) => watch_exit_kind_with(engine, trigger, translate, &opts, |_| {
+            None => watch_u32(engine, polled, translate, rule, &opts),
+            Some((_, cost)) => watch_u32_with(engine, polled, translate, rule, &opts, |_| {
                 busy(cost);
                 Tick::Continue
             }),

@@ -49,7 +49,7 @@ fn bpfland_freeze_on_demand_reads_scx_root() {
     let kind = kernel
         .read_u32(guest_mem::Kva(root.0 + off.exit_kind))
         .unwrap();
-    assert!(kind < freeze::watch::SCX_EXIT_ERROR, "exit_kind {kind}");
+    assert!(!scx_walk::exit_kind::is_error(kind), "exit_kind {kind}");
 
     g.engine.thaw().unwrap();
     let (done, _) = g.phase(m, "workload-done", BOOT_TIMEOUT);

@@ -9,12 +9,10 @@ use std::time::{Duration, Instant};
 
 use freeze::Engine;
 use freeze::qemu::LineMark;
-use freeze::watch::{
-    ExitInfoOffsets, ExitKindTrigger, SCX_EXIT_ERROR, WatchOptions, WatchOutcome, watch_exit_kind,
-};
+use freeze::watch::{WatchOptions, WatchOutcome, watch_u32};
 use guest_lab::{RunSpec, SchedulerChoice, TestScheduler, TestSchedulerParams};
 use guest_mem::{Kva, KvaReadExt};
-use qemu_common::{BOOT_TIMEOUT, boot, ops_name, sched_offsets};
+use qemu_common::{BOOT_TIMEOUT, boot, error_exit_watch, ops_name, sched_offsets};
 
 fn trigger_test(which: TestScheduler, workload: &str) {
     let expected = which.expected_exit_kind().unwrap();
@@ -40,16 +38,7 @@ fn trigger_test(which: TestScheduler, workload: &str) {
         .expect("freeze for setup");
     let kernel = g.kernel_view();
     g.engine.thaw().expect("thaw after setup");
-    let root_ptr = kernel.require_symbol("scx_root").unwrap();
-    let trigger = ExitKindTrigger {
-        root_ptr,
-        exit_kind_offset: off.exit_kind,
-        threshold: SCX_EXIT_ERROR,
-        exit_info: Some(ExitInfoOffsets {
-            exit_info: off.exit_info,
-            kind: off.exit_info_kind,
-        }),
-    };
+    let (polled, rule) = error_exit_watch(&kernel, &off);
     let opts = WatchOptions {
         timeout: Some(Duration::from_secs(180)),
         stop: Some(g.engine.exited_flag()),
@@ -57,8 +46,14 @@ fn trigger_test(which: TestScheduler, workload: &str) {
     };
     let start = Instant::now();
     let translator = kernel.clone();
-    let out =
-        watch_exit_kind(&mut g.engine, trigger, |k| translator.translate(k), &opts).expect("watch");
+    let out = watch_u32(
+        &mut g.engine,
+        polled,
+        |k| translator.translate(k),
+        rule,
+        &opts,
+    )
+    .expect("watch");
     let (attached, m) = g.phase(m, "scheduler-attached", Duration::from_secs(1));
     eprintln!(
         "{}: {attached}; watch set up {:.1?} after launch",
@@ -75,7 +70,7 @@ fn trigger_test(which: TestScheduler, workload: &str) {
     eprintln!(
         "{}: exit_kind {} after {:.1?} of watching; flip→frozen {:?} (stop {:?}); {} polls at {:.0} Hz, max gap {:?}; root cleared: {}; late: {}; realtime poll: {}",
         which.name(),
-        t.exit_kind,
+        t.fire.value,
         start.elapsed(),
         t.flip_to_frozen,
         t.freeze.elapsed,
@@ -83,10 +78,10 @@ fn trigger_test(which: TestScheduler, workload: &str) {
         t.stats.rate_hz(),
         t.stats.max_gap,
         t.root_cleared,
-        t.late,
+        t.fire.late,
         t.realtime
     );
-    assert_eq!(t.exit_kind, expected);
+    assert_eq!(t.fire.value, expected);
     assert!(g.engine.is_frozen());
     assert!(t.freeze.all_parked(), "{:?}", t.freeze);
     assert_eq!(g.engine.run_state().unwrap(), "paused");
@@ -97,7 +92,7 @@ fn trigger_test(which: TestScheduler, workload: &str) {
     );
 
     // Frozen: the scx_sched is still there, readable through guest-mem, and says why.
-    let sched = t.sched;
+    let sched = t.object;
     let kind = kernel
         .read_u32(Kva(sched.0 + off.exit_kind))
         .expect("scx_sched.exit_kind readable while frozen");
@@ -116,14 +111,14 @@ fn trigger_test(which: TestScheduler, workload: &str) {
     // Caught inside the window: exit_kind itself still holds the error (the disable
     // worker has not replaced it with SCX_EXIT_DONE yet).
     assert!(
-        !t.late,
+        !t.fire.late,
         "the freeze came after the disable worker took over"
     );
     assert_eq!(kind, expected, "scx_sched.exit_kind while frozen");
     assert_eq!(ops_name(&kernel, sched, &off), which.ops_name());
     let at_freeze = t.at_freeze.expect("sample at freeze");
-    assert_eq!(at_freeze.sched, Some(sched), "scx_root still points at it");
-    assert_eq!(at_freeze.exit_kind, Some(expected));
+    assert_eq!(at_freeze.object, Some(sched), "scx_root still points at it");
+    assert_eq!(at_freeze.value, Some(expected));
 
     // Thaw: the kernel finishes disabling the scheduler, the workload ends, the guest
     // powers off by itself.

@@ -192,7 +192,7 @@ pub fn report_has_error_exit(r: &FailureDumpReportAny) -> bool {
     let single = |r: &FailureDumpReport| {
         r.scx_sched_state
             .as_ref()
-            .is_some_and(|s| s.exit_kind >= scx_walk::sched::SCX_EXIT_ERROR)
+            .is_some_and(|s| scx_walk::exit_kind::is_error(s.exit_kind))
             || r.guest_setup_failure.is_some()
     };
     match r {

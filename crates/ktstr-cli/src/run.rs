@@ -232,13 +232,11 @@ impl std::fmt::Display for RunOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunOutcome::ErrorExit { exit_kind } => {
-                let name = match exit_kind {
-                    1024 => " (SCX_EXIT_ERROR)",
-                    1025 => " (SCX_EXIT_ERROR_BPF)",
-                    1026 => " (SCX_EXIT_ERROR_STALL)",
-                    _ => "",
-                };
-                write!(f, "scheduler error exit {exit_kind}{name}")
+                write!(f, "scheduler error exit {exit_kind}")?;
+                match scx_walk::exit_kind::name(*exit_kind) {
+                    Some(name) => write!(f, " ({name})"),
+                    None => Ok(()),
+                }
             }
             RunOutcome::TimedOut => f.write_str("timeout reached without an error exit"),
             RunOutcome::WorkloadDone => f.write_str("workload finished without an error exit"),

@@ -2,9 +2,10 @@
 //! trigger location the engines watch.
 
 use dump_schema::{EventCounterSample, ScxSchedState};
-use guest_mem::Kva;
+use guest_mem::{Kva, KvaRead, KvaReadExt};
 
 use crate::error::{Result, WalkError};
+use crate::exit_kind::{ExitVerdict, verdict};
 use crate::kernel::{Kernel, KernelTypes, PerCpu};
 use crate::offsets::Resolver;
 
@@ -71,9 +72,6 @@ pub struct TriggerLocation {
     pub exit_info: Option<(u64, u64)>,
 }
 
-/// The first `enum scx_exit_kind` value that is an error (`SCX_EXIT_ERROR`).
-pub const SCX_EXIT_ERROR: u32 = 1024;
-
 impl TriggerLocation {
     /// Resolves `scx_root` (symbol) and `scx_sched.exit_kind` (BTF).
     pub fn resolve(k: &Kernel<'_>) -> Result<TriggerLocation> {
@@ -88,6 +86,33 @@ impl TriggerLocation {
             exit_kind_offset,
             exit_info,
         })
+    }
+
+    /// `sched->exit_info->kind` read through `mem` (the live guest's reader while it
+    /// runs); `None` when this kernel has no `exit_info`, a read fails, or it is NULL.
+    pub fn exit_info_kind(&self, sched: Kva, mem: &dyn KvaRead) -> Option<u32> {
+        let (info, kind) = self.exit_info?;
+        let ei = mem.read_u64(sched.checked_add(info)?).ok()?;
+        if ei == 0 {
+            return None;
+        }
+        mem.read_u32(Kva(ei).checked_add(kind)?).ok()
+    }
+
+    /// The capture rule ([`crate::exit_kind::verdict`]) for `exit_kind` just read from the
+    /// `scx_sched` at `sched`, reading `exit_info->kind` through `mem` when it is needed.
+    pub fn judge(
+        &self,
+        sched: Kva,
+        exit_kind: u32,
+        mem: &dyn KvaRead,
+        unregistrations: bool,
+    ) -> ExitVerdict {
+        verdict(
+            exit_kind,
+            || self.exit_info_kind(sched, mem),
+            unregistrations,
+        )
     }
 
     /// Reads the current exit kind; `Ok(None)` when no scheduler is attached.
@@ -133,13 +158,9 @@ pub fn scx_root(k: &Kernel<'_>, o: &SchedOffsets) -> Result<Option<SchedRef>> {
 pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSchedState> {
     let aborting = k.u8(Kernel::at(sch, o.aborting)?, "scx_sched.aborting")? != 0;
     let bypass_depth = k.i32(Kernel::at(sch, o.bypass_depth)?, "scx_sched.bypass_depth")?;
-    let mut exit_kind = k.u32(Kernel::at(sch, o.exit_kind)?, "scx_sched.exit_kind")?;
-    if exit_kind == SCX_EXIT_DONE
-        && let Some(kind) = exit_info_kind(k, o, sch)
-        && kind > SCX_EXIT_DONE
-    {
-        exit_kind = kind;
-    }
+    let exit_kind = k.u32(Kernel::at(sch, o.exit_kind)?, "scx_sched.exit_kind")?;
+    let (exit_kind, _late) =
+        crate::exit_kind::effective_kind(exit_kind, || exit_info_kind(k, o, sch));
     let watchdog_timeout = k.u64(
         Kernel::at(sch, o.watchdog_timeout)?,
         "scx_sched.watchdog_timeout",
@@ -153,9 +174,6 @@ pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSche
         sched_kva: sch.0,
     })
 }
-
-/// `enum scx_exit_kind`'s `SCX_EXIT_DONE`.
-const SCX_EXIT_DONE: u32 = 1;
 
 /// `exit_info->kind`, when the kernel has it and it is readable.
 fn exit_info_kind(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Option<u32> {

@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use btf_walk::Btf;
 use dump_schema::FailureDumpReport;
-use freeze::watch::ExitKindTrigger;
 use freeze::{CpuRegs, GuestRam};
 use guest_mem::{Kernel as GuestKernel, KernelOptions, Kva, KvaReadExt, PhysMem};
 use scx_walk::render::BtfRenderer;
@@ -80,10 +79,10 @@ impl KernelView {
         TriggerLocation::resolve(&self.kernel()).expect("resolving the trigger location")
     }
 
-    /// The watch trigger for any error exit (`exit_kind >= SCX_EXIT_ERROR`).
-    pub fn error_exit_trigger(&self) -> ExitKindTrigger {
-        let t = self.trigger_location();
-        ExitKindTrigger::error_exit(t.scx_root, t.exit_kind_offset, t.exit_info)
+    /// Where the watch for an error exit polls (`scx_root->exit_kind`); scx-walk's
+    /// capture rule decides ([`crate::guest::Guest::watch_error_exit`]).
+    pub fn error_exit_trigger(&self) -> TriggerLocation {
+        self.trigger_location()
     }
 
     /// The current exit kind (for failure messages): `Ok(None)` with no scheduler.

@@ -57,9 +57,11 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use freeze::qemu::{LineMark, QemuConfig, QemuEngine};
-use freeze::watch::{ExitKindTrigger, Triggered, WatchOptions, WatchOutcome, watch_exit_kind};
+use freeze::watch::{Fire, Polled, Triggered, WatchOptions, WatchOutcome, watch_u32};
 use freeze::{Engine, FreezeOutcome};
 use guest_lab::{ConsoleLog, DEFAULT_APPEND, KernelAssets, Lab, PHASE_PREFIX, RunSpec};
+use scx_walk::TriggerLocation;
+use scx_walk::exit_kind::{ExitVerdict, SCX_EXIT_NONE};
 use scx_walk::{CaptureOptions, CaptureOutput};
 
 pub use kernel::KernelView;
@@ -287,17 +289,29 @@ impl Guest {
     pub fn watch_error_exit(
         &mut self,
         live: &KernelView,
-        trigger: ExitKindTrigger,
+        trigger: TriggerLocation,
         poll: Duration,
     ) -> Option<Triggered> {
         let opts = WatchOptions {
             timeout: Some(poll),
+            fresh_value: Some(SCX_EXIT_NONE),
             ..Default::default()
         };
-        match watch_exit_kind(
+        let polled = Polled {
+            pointer: trigger.scx_root,
+            offset: trigger.exit_kind_offset,
+        };
+        let rule = |sched: guest_mem::Kva, exit_kind: u32| match trigger
+            .judge(sched, exit_kind, &live.k, false)
+        {
+            ExitVerdict::Capture { kind, late } => Some(Fire { value: kind, late }),
+            ExitVerdict::Ignore => None,
+        };
+        match watch_u32(
             &mut self.engine,
-            trigger,
+            polled,
             |kva| live.k.translate(kva),
+            rule,
             &opts,
         ) {
             Ok(WatchOutcome::Triggered(t)) => Some(*t),

@@ -32,7 +32,7 @@ fn scx_bpfland_dump_agrees_with_guest() {
     assert_eq!(r.scx_walker_unavailable, None);
     let st = r.scx_sched_state.as_ref().expect("scx_sched_state");
     assert!(
-        st.exit_kind < scx_walk::sched::SCX_EXIT_ERROR,
+        !scx_walk::exit_kind::is_error(st.exit_kind),
         "no error exit: {st:?}"
     );
     assert!(

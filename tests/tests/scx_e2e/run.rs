@@ -149,7 +149,7 @@ pub fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<
     });
     eprintln!(
         "trigger: exit_kind {} flip→frozen {:?} ({} polls, {:.0} Hz)",
-        triggered.exit_kind,
+        triggered.fire.value,
         triggered.flip_to_frozen,
         triggered.stats.polls,
         triggered.stats.rate_hz()
@@ -189,7 +189,7 @@ pub fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<
         log,
         late,
         pid_of,
-        exit_kind: triggered.exit_kind,
+        exit_kind: triggered.fire.value,
         since_view,
         dual,
         early_pid_of,

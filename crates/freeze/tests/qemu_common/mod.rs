@@ -159,6 +159,36 @@ pub fn sched_offsets(btf: &btf_walk::Btf) -> SchedOffsets {
     }
 }
 
+/// What the trigger tests watch: `scx_root->exit_kind`, firing on an error exit by
+/// scx-walk's rule (a reading of `SCX_EXIT_DONE` defers to `exit_info->kind`).
+pub fn error_exit_watch<'k>(
+    kernel: &'k Kernel,
+    off: &SchedOffsets,
+) -> (
+    freeze::watch::Polled,
+    impl FnMut(Kva, u32) -> Option<freeze::watch::Fire> + 'k,
+) {
+    use guest_mem::KvaReadExt;
+    let polled = freeze::watch::Polled {
+        pointer: kernel.require_symbol("scx_root").expect("scx_root"),
+        offset: off.exit_kind,
+    };
+    let (info, info_kind) = (off.exit_info, off.exit_info_kind);
+    let rule = move |sched: Kva, exit_kind: u32| {
+        let info_kind_now = || {
+            let ei = kernel.read_u64(sched.checked_add(info)?).ok()?;
+            kernel.read_u32(Kva(ei).checked_add(info_kind)?).ok()
+        };
+        match scx_walk::exit_kind::verdict(exit_kind, info_kind_now, false) {
+            scx_walk::exit_kind::ExitVerdict::Capture { kind, late } => {
+                Some(freeze::watch::Fire { value: kind, late })
+            }
+            scx_walk::exit_kind::ExitVerdict::Ignore => None,
+        }
+    };
+    (polled, rule)
+}
+
 /// Reads the scheduler's ops name (`char name[SCX_OPS_NAME_LEN]`, 128 bytes) at `sched`.
 pub fn ops_name(kernel: &Kernel, sched: Kva, off: &SchedOffsets) -> String {
     use guest_mem::KvaReadExt;

@@ -1,0 +1,429 @@
+//! The live part of `ktstr run`: watch the running guest for its scheduler's error exit
+//! (with the early snapshot of a dual capture taken between polls), then capture the
+//! frozen guest.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use dump_schema::{EventCounterSample, FailureDumpReport, FailureDumpReportAny};
+use freeze::watch::{Fire, Polled, Tick, WatchOptions, WatchOutcome, watch_u32_with};
+use freeze::{Engine, FreezeOutcome};
+use guest_mem::{CpuRegs, KernelOptions, Kva, PhysMem};
+use scx_walk::exit_kind::{ExitVerdict, SCX_EXIT_NONE};
+use scx_walk::{CaptureOptions, Kernel, TriggerLocation};
+
+use crate::Error;
+use crate::dual::{EarlySnapshot, SCAN_EVERY};
+use crate::frozen::{capture_freeze, export_vmcore, guest_btf, guest_kernel};
+use crate::guest::RunGuest;
+use crate::run::{RunOptions, RunOutcome};
+
+mod monitor;
+
+use monitor::{Monitor, Shared, StopReason};
+
+/// How long a freeze may take before it counts as a rendezvous timeout (degraded).
+pub(crate) const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Soft deadline of one capture.
+const CAPTURE_DEADLINE: Duration = Duration::from_secs(60);
+
+pub(crate) enum Watched {
+    Frozen {
+        freeze: FreezeOutcome,
+        outcome: RunOutcome,
+        timeline: Vec<EventCounterSample>,
+        elapsed_ms: u64,
+        early: Box<EarlySnapshot>,
+    },
+    SetupFailed {
+        what: String,
+        /// The engine, not the guest, could not go on (see `GuestExitInfo::engine_fault`).
+        engine_fault: bool,
+    },
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Watches the live guest from before the scheduler attaches until its error exit
+/// (frozen by the watch itself, within one continuous poll so that a fast
+/// error → disable → free sequence cannot slip between polls), or until the watcher
+/// thread stops the watch: interrupt, `--timeout`, end of the workload (frozen here), or
+/// a guest that fails first (not frozen: nothing to capture). Between polls, runnable
+/// ages are scanned and the early snapshot is taken when they cross the threshold.
+pub(crate) fn watch(
+    engine: &mut RunGuest,
+    opts: &RunOptions,
+    attach_budget: Duration,
+    log: &mut Vec<String>,
+) -> Result<Watched, Error> {
+    let started = Instant::now();
+    if let Some(failed) = wait_for_userspace(engine, opts, attach_budget, started)? {
+        return Ok(failed);
+    }
+    let live = live_kernel(engine)?;
+    let btf = guest_btf(&live)?;
+    let lk = Kernel {
+        mem: &live,
+        syms: &live,
+        types: &btf,
+    };
+    let trig = TriggerLocation::resolve(&lk).map_err(|e| Error::Kernel {
+        what: "locating scx_root.exit_kind".into(),
+        detail: e.to_string(),
+    })?;
+    let mut early = EarlySnapshot::new(&lk);
+    log.push(format!(
+        "watch armed {:.1} s after launch",
+        started.elapsed().as_secs_f64()
+    ));
+    let shared = Shared::default();
+    let monitor = Monitor {
+        shared: &shared,
+        opts,
+        console: engine.console(),
+        exited: engine.exit_watch(),
+        ram: engine.guest_ram(),
+        btf: &btf,
+        started,
+        attach_budget,
+    };
+    let mut early_log: Vec<String> = Vec::new();
+    let (result, sampler_err) = std::thread::scope(|s| {
+        let watcher = s.spawn(move || monitor.run());
+        let on_tick = |eng: &mut RunGuest| {
+            if shared.stop.load(Ordering::Relaxed) {
+                return Tick::Stop;
+            }
+            let taken = early.tick(&lk, |scan| {
+                let r = take_early(eng, shared.timeline_now(), &mut early_log);
+                if let Err(e) = &r {
+                    early_log.push(format!("early snapshot at {scan:?} failed: {e}"));
+                }
+                r
+            });
+            if let Some(t) = taken {
+                opts.progress.step(&format!("{t}; the guest runs on"));
+            }
+            Tick::Continue
+        };
+        let r = poll_exit(engine, &trig, &live, on_tick);
+        // Ends the watcher thread when the watch ended by itself.
+        shared.stop.store(true, Ordering::Relaxed);
+        (r, watcher.join().unwrap_or_default())
+    });
+    log.append(&mut early_log);
+    log.push(early.summary());
+    if let Some(e) = sampler_err {
+        log.push(format!("event sampler unavailable: {e}"));
+    }
+    let ended = Ended::collect(shared, engine, log);
+    finish(engine, result, ended, Box::new(early), log)
+}
+
+/// Waits until the guest's /init prints its first phase (the kernel is fully up, so its
+/// symbols and BTF can be read): `Some` when the run cannot go on.
+fn wait_for_userspace(
+    engine: &mut RunGuest,
+    opts: &RunOptions,
+    attach_budget: Duration,
+    started: Instant,
+) -> Result<Option<Watched>, Error> {
+    // The watch is set up as early as possible, so it is armed before the scheduler can
+    // attach and fail (a debug build on a loaded TCG host takes seconds to decode
+    // kallsyms and BTF).
+    loop {
+        if !engine.console_log().phases.is_empty() {
+            return Ok(None);
+        }
+        if let Some(x) = engine.exit_info() {
+            return Ok(Some(Watched::SetupFailed {
+                what: format!("the guest exited during boot: {}", x.what),
+                engine_fault: x.engine_fault,
+            }));
+        }
+        if started.elapsed() > attach_budget {
+            return Ok(Some(Watched::SetupFailed {
+                what: format!(
+                    "the guest did not reach its scheduler start within {} s",
+                    attach_budget.as_secs()
+                ),
+                engine_fault: false,
+            }));
+        }
+        if opts.interrupt.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted("before the guest started its scheduler"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A kernel view of the running guest (translations not cached: they could go stale).
+fn live_kernel(engine: &RunGuest) -> Result<guest_mem::Kernel, Error> {
+    let phys = PhysMem::from_guest_memory(&engine.guest_ram()).map_err(|e| Error::Kernel {
+        what: "mapping guest RAM".into(),
+        detail: e.to_string(),
+    })?;
+    let live = guest_kernel(phys, KernelOptions::default())?;
+    live.set_translation_cache(false);
+    Ok(live)
+}
+
+/// The poll watch on `scx_root->exit_kind` with scx-walk's capture rule (error exits;
+/// a reading of `SCX_EXIT_DONE` defers to `exit_info->kind`).
+fn poll_exit(
+    engine: &mut RunGuest,
+    trig: &TriggerLocation,
+    live: &guest_mem::Kernel,
+    on_tick: impl FnMut(&mut RunGuest) -> Tick,
+) -> Result<WatchOutcome, freeze::watch::WatchError> {
+    let polled = Polled {
+        pointer: trig.scx_root,
+        offset: trig.exit_kind_offset,
+    };
+    let rule = |sched: Kva, exit_kind: u32| match trig.judge(sched, exit_kind, live, false) {
+        ExitVerdict::Capture { kind, late } => Some(Fire { value: kind, late }),
+        ExitVerdict::Ignore => None,
+    };
+    let wopts = WatchOptions {
+        freeze_timeout: FREEZE_TIMEOUT,
+        tick_every: SCAN_EVERY,
+        fresh_value: Some(SCX_EXIT_NONE),
+        ..Default::default()
+    };
+    watch_u32_with(
+        engine,
+        polled,
+        |kva| live.translate(kva),
+        rule,
+        &wopts,
+        on_tick,
+    )
+}
+
+/// What the watcher thread left when the watch ended.
+struct Ended {
+    reason: Option<StopReason>,
+    timeline: Vec<EventCounterSample>,
+    /// The freeze-time event sample's time, on the same clock as the running samples.
+    elapsed_ms: u64,
+}
+
+impl Ended {
+    fn collect(shared: Shared, engine: &RunGuest, log: &mut Vec<String>) -> Ended {
+        let timeline = shared
+            .timeline
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        log.push(format!(
+            "event counter samples while running: {}",
+            timeline.len()
+        ));
+        let attached_at = shared
+            .attached
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|(l, at)| {
+                log.push(l);
+                at
+            });
+        // The kernel's own sched_ext messages, for -v.
+        let cl = engine.console_log();
+        log.extend(
+            cl.other
+                .iter()
+                .filter(|l| l.contains("sched_ext"))
+                .take(20)
+                .map(|l| format!("guest: {}", l.trim())),
+        );
+        Ended {
+            reason: shared
+                .reason
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+            timeline,
+            elapsed_ms: attached_at.map_or(0, |at| at.elapsed().as_millis() as u64),
+        }
+    }
+}
+
+/// Turns how the watch ended into the run's next step: frozen (triggered, or frozen here
+/// for a timeout/interrupt/workload end) or a setup failure.
+fn finish(
+    engine: &mut RunGuest,
+    result: Result<WatchOutcome, freeze::watch::WatchError>,
+    ended: Ended,
+    early: Box<EarlySnapshot>,
+    log: &mut Vec<String>,
+) -> Result<Watched, Error> {
+    let reason = match result {
+        Ok(WatchOutcome::Triggered(t)) => {
+            log.push(format!(
+                "trigger: exit_kind {} (late={}, root_cleared={}), flip to frozen {:?}, {} polls at {:.0} Hz, longest gap {:?}, {} ticks ({:?} in all, longest {:?}), realtime={}",
+                t.fire.value,
+                t.fire.late,
+                t.root_cleared,
+                t.flip_to_frozen,
+                t.stats.polls,
+                t.stats.rate_hz(),
+                t.stats.max_gap,
+                t.stats.ticks,
+                t.stats.tick_time,
+                t.stats.max_tick,
+                t.realtime
+            ));
+            return Ok(Watched::Frozen {
+                freeze: t.freeze,
+                outcome: RunOutcome::ErrorExit {
+                    exit_kind: t.fire.value,
+                },
+                timeline: ended.timeline,
+                elapsed_ms: ended.elapsed_ms,
+                early,
+            });
+        }
+        Ok(WatchOutcome::Stopped(st) | WatchOutcome::TimedOut(st)) => {
+            log.push(format!(
+                "watch stopped: {} polls, {} read errors, longest gap {:?}, {} ticks ({:?} in all)",
+                st.polls, st.read_errors, st.max_gap, st.ticks, st.tick_time
+            ));
+            ended.reason
+        }
+        Err(e) => match engine.exit_info() {
+            Some(x) => Some(StopReason::SetupFailed {
+                what: format!("the guest exited before a capture: {} ({e})", x.what),
+                engine_fault: x.engine_fault,
+            }),
+            None => return Err(Error::Infrastructure(format!("watching the guest: {e}"))),
+        },
+    };
+    match reason {
+        Some(StopReason::Outcome(outcome)) => {
+            let freeze = engine
+                .freeze(FREEZE_TIMEOUT)
+                .map_err(Error::engine("freeze"))?;
+            Ok(Watched::Frozen {
+                freeze,
+                outcome,
+                timeline: ended.timeline,
+                elapsed_ms: ended.elapsed_ms,
+                early,
+            })
+        }
+        Some(StopReason::SetupFailed { what, engine_fault }) => {
+            Ok(Watched::SetupFailed { what, engine_fault })
+        }
+        None => Err(Error::Infrastructure(
+            "the watch stopped without a reason".into(),
+        )),
+    }
+}
+
+/// The early snapshot: freeze, capture (the late snapshot's path), thaw. Returns the
+/// report and how long the guest stayed frozen; the guest runs again either way (a thaw
+/// that fails is an error the watch then reports).
+fn take_early(
+    engine: &mut RunGuest,
+    timeline: (Vec<EventCounterSample>, u64),
+    log: &mut Vec<String>,
+) -> Result<(FailureDumpReport, Duration), String> {
+    let t0 = Instant::now();
+    let freeze = engine.freeze(FREEZE_TIMEOUT).map_err(|e| e.to_string())?;
+    let report = if freeze.all_parked() {
+        capture_single(engine, &freeze, timeline, log)
+            .map(|(r, _)| r)
+            .map_err(|e| e.to_string())
+    } else {
+        Err(crate::degraded_reason(&freeze))
+    };
+    engine.thaw().map_err(|e| format!("thaw: {e}"))?;
+    report.map(|r| (r, t0.elapsed()))
+}
+
+/// A kernel view of the frozen guest, with the vCPUs' registers.
+fn frozen_kernel(engine: &RunGuest, vcpus: &[Option<CpuRegs>]) -> Result<guest_mem::Kernel, Error> {
+    let phys = PhysMem::from_guest_memory(&engine.guest_ram()).map_err(|e| Error::Kernel {
+        what: "mapping guest RAM".into(),
+        detail: e.to_string(),
+    })?;
+    guest_kernel(
+        phys,
+        KernelOptions {
+            cpus: vcpus.iter().flatten().copied().collect(),
+            ..Default::default()
+        },
+    )
+}
+
+/// Walks a frozen guest whose every vCPU parked: the report and the kernel view (for a
+/// vmcore export).
+fn capture_single(
+    engine: &RunGuest,
+    freeze: &FreezeOutcome,
+    (timeline, elapsed_ms): (Vec<EventCounterSample>, u64),
+    log: &mut Vec<String>,
+) -> Result<(FailureDumpReport, guest_mem::Kernel), Error> {
+    let k = frozen_kernel(engine, &freeze.vcpus)?;
+    let btf = guest_btf(&k)?;
+    let copts = CaptureOptions {
+        deadline: Some(CAPTURE_DEADLINE),
+        timeline,
+        elapsed_ms,
+        ..Default::default()
+    };
+    let out = capture_freeze(&k, &btf, freeze, &copts);
+    for p in &out.phases {
+        log.push(format!(
+            "capture phase {:<16} {:>8.2} ms",
+            p.name,
+            p.elapsed.as_secs_f64() * 1e3
+        ));
+    }
+    log.extend(out.log.iter().map(|l| format!("capture: {l}")));
+    Ok((out.report, k))
+}
+
+pub(crate) type Captured = (
+    Result<FailureDumpReportAny, Error>,
+    Result<Option<PathBuf>, Error>,
+);
+
+/// The late snapshot: walks the frozen guest (or writes a degraded report when not every
+/// vCPU parked), wraps it with the early one into the dual report, and exports the
+/// vmcore when asked.
+pub(crate) fn capture_late(
+    engine: &RunGuest,
+    freeze: &FreezeOutcome,
+    timeline: (Vec<EventCounterSample>, u64),
+    early: EarlySnapshot,
+    opts: &RunOptions,
+    log: &mut Vec<String>,
+) -> Captured {
+    if !freeze.all_parked() {
+        // The dual report needs a late snapshot; a failed rendezvous is the degraded
+        // report alone.
+        if early.has_early() {
+            log.push("the early snapshot is dropped: the late freeze did not complete".into());
+        }
+        let d = crate::degraded_report(freeze);
+        return (Ok(FailureDumpReportAny::Degraded(d)), Ok(None));
+    }
+    let (late, k) = match capture_single(engine, freeze, timeline, log) {
+        Ok(x) => x,
+        Err(e) => return (Err(e), Ok(None)),
+    };
+    let vmcore = match &opts.vmcore_out {
+        Some(p) => {
+            let cpus: Vec<CpuRegs> = freeze.vcpus.iter().flatten().copied().collect();
+            export_vmcore(&k, &cpus, p).map(|n| {
+                log.push(format!("vmcore: {} bytes to {}", n, p.display()));
+                Some(p.clone())
+            })
+        }
+        None => Ok(None),
+    };
+    (Ok(FailureDumpReportAny::Dual(early.finish(late))), vmcore)
+}
