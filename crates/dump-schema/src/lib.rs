@@ -111,9 +111,9 @@ pub use report::{
     SCHEMA_DEGRADED, SCHEMA_DUAL, SCHEMA_SINGLE,
 };
 pub use sections::{
-    CgroupPsiStat, DsqState, EventCounterSample, GuestSetupFailureContext, PerCpuTimeStats,
-    PerNodeNumaStats, ProbeBssCounters, ProgRuntimeStats, RqScxState, SOFTIRQ_NAMES, ScxSchedState,
-    ScxStaticRange, ScxStaticSnapshot, SdtAllocEntry, SdtAllocatorSnapshot, TaskEnrichment,
-    VcpuPerfSample, VcpuRegSnapshot,
+    BacktraceFrame, CgroupPsiStat, DsqState, EventCounterSample, ExitInfo, ExitTrigger,
+    GuestSetupFailureContext, PerCpuTimeStats, PerNodeNumaStats, ProbeBssCounters,
+    ProgRuntimeStats, RqScxState, SOFTIRQ_NAMES, ScxSchedState, ScxStaticRange, ScxStaticSnapshot,
+    SdtAllocEntry, SdtAllocatorSnapshot, TaskEnrichment, VcpuPerfSample, VcpuRegSnapshot,
 };
 pub use wire::{hex, parse_hex};

@@ -81,6 +81,17 @@ pub struct FailureDumpReport {
     pub guest_setup_failure: Option<GuestSetupFailureContext>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub is_placeholder: bool,
+    /// Extension: why the scheduler exited (the kernel's `scx_exit_info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_info: Option<ExitInfo>,
+    /// Extension: every part of the capture that was dropped, capped or doubtful, in
+    /// words with counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capture_notes: Vec<String>,
+    /// Extension: the scheduler's programs that are not struct_ops, each with its
+    /// `prog_type`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aux_prog_runtime_stats: Vec<ProgRuntimeStats>,
 }
 
 impl Default for FailureDumpReport {
@@ -113,6 +124,9 @@ impl Default for FailureDumpReport {
             probe_counters: None,
             guest_setup_failure: None,
             is_placeholder: false,
+            exit_info: None,
+            capture_notes: Vec::new(),
+            aux_prog_runtime_stats: Vec::new(),
         }
     }
 }

@@ -75,6 +75,10 @@ pub struct ProgRuntimeStats {
     pub cnt: u64,
     pub nsecs: u64,
     pub misses: u64,
+    /// Extension: the program type (`tracing`, `syscall`, …), written only in
+    /// `aux_prog_runtime_stats`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prog_type: String,
 }
 
 /// CPU time of one CPU (`kernel_cpustat`, softirq and irq counts).
@@ -168,6 +172,69 @@ pub struct TaskEnrichment {
     pub signal_utime: u64,
     #[serde(default)]
     pub signal_stime: u64,
+    /// Extension: the `task_struct` address, so that DSQ lists, runnable lists and
+    /// pointers resolve to tasks (0: not recorded).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub task_kva: u64,
+}
+
+/// Extension: why and how the scheduler exited, from the kernel's `scx_exit_info`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExitInfo {
+    /// `enum scx_exit_kind` value.
+    pub kind: u32,
+    /// The kind's kernel name (`SCX_EXIT_ERROR_STALL`), or `unknown (N)`.
+    pub kind_name: String,
+    /// How it was obtained: `watchpoint` (the second stop, before teardown), `poll`,
+    /// `vmcore`.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// `exit_info->reason` (`runnable task stall`, `scx_bpf_error`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `exit_info->msg`: the kernel's or the scheduler's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg: Option<String>,
+    /// Who wrote the exit kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<ExitTrigger>,
+    /// `exit_info->bt`, symbolized.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backtrace: Vec<BacktraceFrame>,
+    /// `exit_info->dump`: the kernel's debug dump (`scx_dump_state`), with the
+    /// scheduler's own `ops.dump*` lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_dump: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kernel_dump_truncated: bool,
+    /// What could not be read, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+}
+
+/// Extension: the CPU (and task) whose write set the exit kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExitTrigger {
+    pub cpu: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+}
+
+/// Extension: one backtrace frame.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BacktraceFrame {
+    pub addr: u64,
+    /// The symbol (kernel symbol, or a BPF program as the kernel names it:
+    /// `bpf_prog_<tag>_<name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// sched_ext event counters summed over CPUs at one moment.

@@ -262,7 +262,7 @@ arb_struct! {
     SdtAllocEntry { idx, genn, user_addr, payload }
     ScxStaticSnapshot { ranges, skipped }
     ScxStaticRange { instance_name, start_low32, size, capacity }
-    ProgRuntimeStats { name, cnt, nsecs, misses }
+    ProgRuntimeStats { name, cnt, nsecs, misses, prog_type }
     PerCpuTimeStats { cpu, cpustat_user_ns, cpustat_nice_ns, cpustat_system_ns,
         cpustat_softirq_ns, cpustat_irq_ns, cpustat_idle_ns, cpustat_iowait_ns,
         cpustat_steal_ns, softirqs, irqs_sum, iowait_sleeptime_ns }
@@ -272,7 +272,11 @@ arb_struct! {
     TaskEnrichment { pid, tgid, comm, weight, prio, static_prio, normal_prio, rt_priority,
         pi_boosted_out_of_scx, nvcsw, nivcsw, utime, stime, group_leader_pid, real_parent_pid,
         pgid, sid, nr_threads, real_parent_comm, sched_class, lock_slowpath_match, core_cookie,
-        signal_nvcsw, signal_nivcsw, signal_utime, signal_stime }
+        signal_nvcsw, signal_nivcsw, signal_utime, signal_stime, task_kva }
+    ExitInfo { kind, kind_name, source, exit_code, reason, msg, trigger, backtrace,
+        kernel_dump, kernel_dump_truncated, unavailable }
+    ExitTrigger { cpu, pid, comm }
+    BacktraceFrame { addr, symbol, offset, size }
     EventCounterSample { elapsed_ms, select_cpu_fallback, dispatch_local_dsq_offline,
         dispatch_keep_last, enq_skip_exiting, enq_skip_migration_disabled, reenq_immed,
         reenq_local_repeat, refill_slice_dfl, bypass_duration, bypass_dispatch,
@@ -295,7 +299,8 @@ arb_struct! {
         per_node_numa_unavailable, task_enrichments, task_enrichments_unavailable,
         event_counter_timeline, rq_scx_states, dsq_states, scx_sched_state,
         scx_walker_unavailable, vcpu_perf_at_freeze, dump_truncated_at_us, maps_truncated,
-        probe_counters, guest_setup_failure, is_placeholder }
+        probe_counters, guest_setup_failure, is_placeholder, exit_info, capture_notes,
+        aux_prog_runtime_stats }
     DualFailureDumpReport { schema, early, late, early_max_age_jiffies,
         early_threshold_jiffies, early_skipped_reason }
     DegradedFailureDumpReport { schema, reason, vcpu_regs, watchpoint_hit, bss_latch_state,

@@ -127,6 +127,10 @@ fn keys_are_written_in_spec_order() {
             "probe_counters",
             "guest_setup_failure",
             "is_placeholder",
+            // Extensions (spec "Extensions"), after the seed's fields.
+            "exit_info",
+            "capture_notes",
+            "aux_prog_runtime_stats",
         ]
     );
     let v = serde_json::to_string(&common::dual_with_early()).unwrap();

@@ -217,6 +217,7 @@ pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichme
         signal_nivcsw: sig_u64(o.sig_nivcsw, "signal.nivcsw"),
         signal_utime: sig_u64(o.sig_utime, "signal.utime"),
         signal_stime: sig_u64(o.sig_stime, "signal.stime"),
+        task_kva: task.0,
     })
 }
 

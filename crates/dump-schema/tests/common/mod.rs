@@ -513,12 +513,14 @@ pub fn full_report() -> FailureDumpReport {
                 cnt: 3,
                 nsecs: 1000,
                 misses: 1,
+                prog_type: String::new(),
             },
             ProgRuntimeStats {
                 name: "simple_init".into(),
                 cnt: 0,
                 nsecs: 0,
                 misses: 0,
+                prog_type: String::new(),
             },
         ],
         prog_runtime_stats_unavailable: Some(reasons::PROG_ACCESSOR_UNAVAILABLE.into()),
@@ -579,6 +581,7 @@ pub fn full_report() -> FailureDumpReport {
             signal_nivcsw: 7,
             signal_utime: 8,
             signal_stime: 9,
+            task_kva: 0xffff_8880_0123_4000,
         }],
         task_enrichments_unavailable: Some(reasons::TASK_WALKER_ZERO_TASKS.into()),
         event_counter_timeline: vec![sample(0, 0), sample(500, 3), sample(1000, 9)],
@@ -654,6 +657,44 @@ pub fn full_report() -> FailureDumpReport {
             scheduler_log_tail: "scx_simple: attach failed".into(),
         }),
         is_placeholder: true,
+        exit_info: Some(ExitInfo {
+            kind: 1026,
+            kind_name: "SCX_EXIT_ERROR_STALL".into(),
+            source: "watchpoint".into(),
+            exit_code: Some(0),
+            reason: Some("runnable task stall".into()),
+            msg: Some("ktstr-victim[131] failed to run for 5.02s".into()),
+            trigger: Some(ExitTrigger {
+                cpu: 1,
+                pid: Some(57),
+                comm: Some("kworker/1:2".into()),
+            }),
+            backtrace: vec![
+                BacktraceFrame {
+                    addr: 0xffff_ffff_8113_4f43,
+                    symbol: Some("scx_watchdog_workfn".into()),
+                    offset: Some(0x143),
+                    size: Some(0x1d0),
+                },
+                BacktraceFrame {
+                    addr: 0xffff_ffff_a000_1234,
+                    ..Default::default()
+                },
+            ],
+            kernel_dump: Some(
+                "kworker/1:2[57] triggered exit kind 1026:\n  runnable task stall\n".into(),
+            ),
+            kernel_dump_truncated: true,
+            unavailable: Some("exit_info.dump: 32768 bytes read of 40000".into()),
+        }),
+        capture_notes: vec!["arena: 256 of 295 pages not captured (cap 128 KiB)".into()],
+        aux_prog_runtime_stats: vec![ProgRuntimeStats {
+            name: "ktstr_on_switch".into(),
+            cnt: 9987,
+            nsecs: 123_456,
+            misses: 0,
+            prog_type: "tracing".into(),
+        }],
         ..FailureDumpReport::default()
     }
 }

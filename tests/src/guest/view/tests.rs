@@ -74,6 +74,7 @@ fn progs_agree_when_the_dump_saw_at_least_as_much() {
         cnt: 12,
         nsecs: 500,
         misses: 0,
+        prog_type: String::new(),
     });
     assert_eq!(assert_progs_agree(&log, &r), 1);
     r.prog_runtime_stats[0].cnt = 9;
