@@ -81,6 +81,7 @@ mod capture;
 pub mod cputime;
 pub mod dsq;
 pub mod error;
+pub mod exit_info;
 pub mod exit_kind;
 pub mod kernel;
 pub mod lists;
