@@ -75,12 +75,33 @@ pub(crate) fn guest_kernel(phys: PhysMem, opts: KernelOptions) -> Result<GuestKe
     })
 }
 
-/// Runs every walker over a frozen kernel view.
+/// How the exit info of a capture was obtained (the report's `exit_info.source`) and
+/// the vCPU that wrote the exit kind, when known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitSource {
+    pub source: &'static str,
+    pub trigger_cpu: Option<u32>,
+}
+
+impl ExitSource {
+    pub const POLL: ExitSource = ExitSource {
+        source: "poll",
+        trigger_cpu: None,
+    };
+    pub const VMCORE: ExitSource = ExitSource {
+        source: "vmcore",
+        trigger_cpu: None,
+    };
+}
+
+/// Runs every walker over a frozen kernel view, and reads the scheduler's exit info
+/// (`exit_info`, when it has exited) as `exit`.
 pub fn capture_frozen(
     k: &GuestKernel,
     btf: &Btf,
     vcpu_regs: Vec<Option<CpuRegs>>,
     opts: &CaptureOptions,
+    exit: ExitSource,
 ) -> CaptureOutput {
     let renderer = BtfRenderer::new(btf);
     let target = Target {
@@ -92,7 +113,17 @@ pub fn capture_frozen(
         renderer: Some(&renderer),
         vcpu_regs,
     };
-    scx_walk::capture(&target, opts)
+    let mut out = scx_walk::capture(&target, opts);
+    let t0 = std::time::Instant::now();
+    match scx_walk::exit_info::capture(&target.kernel, exit.source, exit.trigger_cpu) {
+        Ok(info) => out.report.exit_info = info,
+        Err(e) => out.log.push(format!("exit_info: {e}")),
+    }
+    out.phases.push(scx_walk::Phase {
+        name: "exit_info",
+        elapsed: t0.elapsed(),
+    });
+    out
 }
 
 /// [`capture_frozen`] of the guest frozen by `freeze`: its vCPU registers, and its host
@@ -102,8 +133,9 @@ pub fn capture_freeze(
     btf: &Btf,
     freeze: &freeze::FreezeOutcome,
     opts: &CaptureOptions,
+    exit: ExitSource,
 ) -> CaptureOutput {
-    let mut out = capture_frozen(k, btf, freeze.vcpus.clone(), opts);
+    let mut out = capture_frozen(k, btf, freeze.vcpus.clone(), opts, exit);
     apply_vcpu_perf(&mut out, &freeze.vcpu_perf);
     out
 }
@@ -165,7 +197,7 @@ pub fn capture_vmcore(
         })?;
     let btf = sources.load_btf(&k)?;
     let regs = core.cpus().iter().map(|r| Some(*r)).collect();
-    Ok(capture_frozen(&k, &btf, regs, opts))
+    Ok(capture_frozen(&k, &btf, regs, opts, ExitSource::VMCORE))
 }
 
 /// Writes the frozen guest as an ELF vmcore (PT_LOAD per RAM range, NT_PRSTATUS per vCPU,

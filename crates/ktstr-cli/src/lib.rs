@@ -30,8 +30,8 @@ pub use degraded::{DEGRADED_TIMEOUT_REASON, degraded_reason, degraded_report, re
 pub use dual::{EARLY_SNAPSHOT_FAILED_PREFIX, EarlyTaken, SCAN_EVERY};
 pub use error::{Error, ErrorClass};
 pub use frozen::{
-    CaptureSources, apply_vcpu_perf, capture_freeze, capture_frozen, capture_vmcore, export_vmcore,
-    report_has_error_exit,
+    CaptureSources, ExitSource, apply_vcpu_perf, capture_freeze, capture_frozen, capture_vmcore,
+    export_vmcore, report_has_error_exit,
 };
 pub use guest::{NATIVE_PROBE_BUDGET, probe_native};
 pub use qmp_attach::{QmpAttachOptions, capture_qmp};

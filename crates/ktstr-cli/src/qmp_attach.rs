@@ -96,7 +96,7 @@ pub fn capture_qmp(
     kopts.cpus = cpus.clone();
     let k = guest_kernel(phys, kopts)?;
     let btf = opts.sources.load_btf(&k)?;
-    let mut out = capture_frozen(&k, &btf, vcpus, capture);
+    let mut out = capture_frozen(&k, &btf, vcpus, capture, crate::ExitSource::POLL);
     apply_vcpu_perf(&mut out, &perf);
     if let Some(p) = &opts.vmcore_out {
         export_vmcore(&k, &cpus, p)?;

@@ -405,6 +405,62 @@ fn backtrace(
         .collect()
 }
 
+/// Most programs looked at to name BPF frames.
+const MAX_PROGS: usize = 4096;
+
+/// The exit info of the scheduler `scx_root` points at, when it has exited (or is
+/// exiting): `Ok(None)` with no scheduler or one still running (`exit_kind` and
+/// `exit_info->kind` both `SCX_EXIT_NONE`). BPF program frames are named from the loaded
+/// programs' JIT images when `prog_idr` can be walked, else from kallsyms alone.
+pub fn capture(k: &Kernel<'_>, source: &str, trigger_cpu: Option<u32>) -> Result<Option<ExitInfo>> {
+    let sch = k.ptr(k.sym("scx_root")?, "scx_root")?;
+    if sch.0 == 0 {
+        return Ok(None);
+    }
+    let o = ExitInfoOffsets::resolve(k.types)?;
+    let progs = bpf_images(k).unwrap_or_default();
+    let symbols = WithBpfProgs { kernel: k, progs };
+    let mut info = read(
+        k,
+        &o,
+        sch,
+        &ReadOptions {
+            source,
+            trigger_cpu,
+            symbols: &symbols,
+        },
+    );
+    if info.kind != exit_kind::SCX_EXIT_NONE {
+        return Ok(Some(info));
+    }
+    // `exit_info->kind` is written after the claim: at the claim itself only
+    // `scx_sched.exit_kind` has the kind.
+    let claimed = crate::sched::SchedOffsets::resolve(k.types)
+        .ok()
+        .and_then(|so| Kernel::at(sch, so.exit_kind).ok())
+        .and_then(|a| k.u32(a, "scx_sched.exit_kind").ok())
+        .filter(|v| *v != exit_kind::SCX_EXIT_NONE);
+    let Some(kind) = claimed else {
+        return Ok(None);
+    };
+    info.kind = kind;
+    info = finish_kind(info);
+    let note = "exit_info not written yet (captured at the exit's claim)";
+    info.unavailable = Some(match info.unavailable.take() {
+        Some(more) => format!("{note}; {more}"),
+        None => note.to_string(),
+    });
+    Ok(Some(info))
+}
+
+/// `(start, end, name)` of every loaded program's JIT image.
+fn bpf_images(k: &Kernel<'_>) -> Result<Vec<(Kva, Kva, String)>> {
+    let core = crate::lists::CoreOffsets::resolve(k.types)?;
+    let ks = KsymOffsets::resolve(k.types)?;
+    let progs = crate::progs::prog_kvas(k, &core, MAX_PROGS)?;
+    Ok(progs.into_iter().filter_map(|p| ks.image(k, p)).collect())
+}
+
 /// The dump's first line, `<comm>[<pid>] triggered exit kind <n>:`, as a trigger (CPU
 /// unknown: 0 until a watchpoint says which).
 pub fn trigger_from_dump(dump: &str) -> Option<ExitTrigger> {

@@ -40,6 +40,7 @@ s32 scx_bpf_dsq_nr_queued(u64 dsq_id) __ksym;
 s32 scx_bpf_select_cpu_dfl(struct task_struct *p, s32 prev_cpu, u64 wake_flags,
 			   bool *is_idle) __ksym;
 void scx_bpf_error_bstr(char *fmt, u64 *data, u32 data__sz) __ksym;
+void scx_bpf_dump_bstr(char *fmt, u64 *data, u32 data__sz) __ksym;
 
 #define SHARED_DSQ 0x100
 #define STALL_DSQ 0x101
@@ -454,6 +455,41 @@ void BPF_PROG(ktstr_exit, struct scx_exit_info *ei)
 	exit_code = BPF_CORE_READ(ei, exit_code);
 }
 
+/*
+ * The kernel's debug dump (scx_dump_state, written into exit_info->dump on an error exit)
+ * calls these: one line of the scheduler's own, one per CPU, one per runnable task. The
+ * tests find them in the dump a capture reads from guest memory.
+ */
+SEC("struct_ops/ktstr_dump")
+void BPF_PROG(ktstr_dump, struct scx_dump_ctx *dctx)
+{
+	char fmt[] = "ktstr-dump: mode=%u nr_enqueued=%llu stall_dsq_queued=%d";
+	u64 args[3] = { KTSTR_MODE, nr_enqueued, scx_bpf_dsq_nr_queued(STALL_DSQ) };
+
+	scx_bpf_dump_bstr(fmt, args, sizeof(args));
+}
+
+SEC("struct_ops/ktstr_dump_cpu")
+void BPF_PROG(ktstr_dump_cpu, struct scx_dump_ctx *dctx, s32 cpu, bool idle)
+{
+	char fmt[] = "ktstr-dump-cpu: cpu=%d idle=%d dispatches=%llu";
+	u32 c = cpu;
+	u64 *slot = bpf_map_lookup_elem(&dispatch_by_cpu, &c);
+	u64 args[3] = { cpu, idle, slot ? *slot : 0 };
+
+	scx_bpf_dump_bstr(fmt, args, sizeof(args));
+}
+
+SEC("struct_ops/ktstr_dump_task")
+void BPF_PROG(ktstr_dump_task, struct scx_dump_ctx *dctx, struct task_struct *p)
+{
+	char fmt[] = "ktstr-dump-task: pid=%d runs=%llu";
+	struct task_ctx *tc = bpf_task_storage_get(&ktstr_task_ctx, p, 0, 0);
+	u64 args[2] = { p->pid, tc ? tc->runs : 0 };
+
+	scx_bpf_dump_bstr(fmt, args, sizeof(args));
+}
+
 #ifndef KTSTR_TIMEOUT_MS
 #define KTSTR_TIMEOUT_MS 0 /* the kernel's default (30 s) */
 #endif
@@ -470,6 +506,9 @@ struct sched_ext_ops ktstr_ops = {
 	.init_task = (void *)ktstr_init_task,
 	.init = (void *)ktstr_init,
 	.exit = (void *)ktstr_exit,
+	.dump = (void *)ktstr_dump,
+	.dump_cpu = (void *)ktstr_dump_cpu,
+	.dump_task = (void *)ktstr_dump_task,
 	.timeout_ms = KTSTR_TIMEOUT_MS,
 	.name = KTSTR_NAME,
 };

@@ -374,7 +374,7 @@ fn capture_single(
         elapsed_ms,
         ..Default::default()
     };
-    let out = capture_freeze(&k, &btf, freeze, &copts);
+    let out = capture_freeze(&k, &btf, freeze, &copts, crate::ExitSource::POLL);
     for p in &out.phases {
         log.push(format!(
             "capture phase {:<16} {:>8.2} ms",
