@@ -176,6 +176,13 @@ fn corrupt_files_are_errors() {
         Vmcore::from_bytes(b"hello".to_vec()),
         Err(VmcoreError::NotElf)
     ));
+    // Another architecture's dump (ARM64, e_machine 183) is refused by name.
+    let mut arm = elf(&[], &[], None);
+    arm[0x12..0x14].copy_from_slice(&183u16.to_le_bytes());
+    assert!(matches!(
+        Vmcore::from_bytes(arm),
+        Err(VmcoreError::Machine(183))
+    ));
     let mut v32 = elf(&[], &[], None);
     v32[4] = 1;
     assert!(matches!(
@@ -244,6 +251,25 @@ fn open_errors_name_the_path_and_mappings_outlive_the_file_name() {
     let tiny = dir.join("tiny");
     std::fs::write(&tiny, b"\x7fELF").unwrap();
     assert!(matches!(Vmcore::open(&tiny), Err(VmcoreError::NotElf)));
+    // Not regular files: refused before opening (a FIFO would block the open forever).
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    match Vmcore::open(&fifo) {
+        Err(VmcoreError::NotRegular { kind, .. }) => assert_eq!(kind, "a FIFO"),
+        other => panic!("{other:?}"),
+    }
+    match Vmcore::open(&dir) {
+        Err(VmcoreError::NotRegular { kind, .. }) => assert_eq!(kind, "a directory"),
+        other => panic!("{other:?}"),
+    }
+    match Vmcore::open("/dev/zero".as_ref()) {
+        Err(e @ VmcoreError::NotRegular { .. }) => {
+            assert!(e.to_string().contains("a character device"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
     // Opened, then unlinked (a temporary file): memory stays readable.
     let sk = synth(PagingMode::Level4);
     let path = dir.join("vmcore");

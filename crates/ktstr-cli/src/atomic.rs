@@ -1,14 +1,189 @@
-//! Atomic file output: write a temporary file next to the target, fsync, rename.
+//! Output: every file is written atomically (a temporary file next to the target, fsync,
+//! rename), reports are serialized straight into it (never through a whole-report
+//! `String`), and a temporary file never outlives an interrupted run: the signal handler
+//! ([`install_signal_cleanup`]) removes every one still being written before the process
+//! exits on SIGINT, SIGTERM or SIGHUP.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dump_schema::FailureDumpReportAny;
 
 use crate::Error;
+
+/// Temporary files being written right now (removed by the signal handler).
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every temporary file still being written (for a signal handler that is about
+/// to end the process). Returns how many it removed.
+pub fn remove_pending_temp_files() -> usize {
+    let mut n = 0;
+    for p in pending().drain(..) {
+        if std::fs::remove_file(&p).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Unregisters its temporary file when the write ends, whichever way.
+struct Registered(PathBuf);
+
+impl Registered {
+    fn new(p: &Path) -> Registered {
+        pending().push(p.to_path_buf());
+        Registered(p.to_path_buf())
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        pending().retain(|p| p != &self.0);
+    }
+}
+
+/// Handles SIGINT, SIGTERM and SIGHUP on a thread of their own: with `interrupt` (a run,
+/// where Ctrl-C means "capture now"), the first SIGINT or SIGTERM only sets the flag;
+/// otherwise, and at the second, every temporary file still being written is removed
+/// and the process exits with 128 + the signal's number.
+pub fn install_signal_cleanup(interrupt: Option<Arc<AtomicBool>>) -> Result<(), Error> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::Infrastructure(format!("installing the signal handler: {e}")))?;
+    std::thread::Builder::new()
+        .name("ktstr-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if let Some(flag) = &interrupt
+                    && sig != SIGHUP
+                    && !flag.swap(true, Ordering::SeqCst)
+                {
+                    continue;
+                }
+                remove_pending_temp_files();
+                std::process::exit(128 + sig);
+            }
+        })
+        .map_err(|e| Error::Infrastructure(format!("starting the signal thread: {e}")))?;
+    Ok(())
+}
+
+/// Where `--out` writes: standard output (`-`) or a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutTarget {
+    Stdout,
+    File(PathBuf),
+}
+
+impl OutTarget {
+    /// Checks an `--out` path before any work is done: `-` is standard output; a
+    /// symbolic link is followed (its target is written, the link stays); a directory,
+    /// or a file in a directory that does not exist, is a usage error.
+    pub fn parse(path: &Path) -> Result<OutTarget, Error> {
+        if path.as_os_str() == "-" {
+            return Ok(OutTarget::Stdout);
+        }
+        let mut target = path.to_path_buf();
+        // Follow links (bounded: a loop of links is an error, not a hang).
+        for _ in 0..40 {
+            match std::fs::symlink_metadata(&target) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let next = std::fs::read_link(&target).map_err(|source| Error::Read {
+                        path: target.clone(),
+                        source,
+                    })?;
+                    target = match target.parent() {
+                        Some(dir) if next.is_relative() => dir.join(next),
+                        _ => next,
+                    };
+                }
+                Ok(m) if m.is_dir() => {
+                    return Err(Error::Usage(format!(
+                        "--out {}: is a directory (give a file name)",
+                        path.display()
+                    )));
+                }
+                _ => break,
+            }
+        }
+        if std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Usage(format!(
+                "--out {}: too many levels of symbolic links",
+                path.display()
+            )));
+        }
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(Error::Usage(format!(
+                "--out {}: directory {} does not exist",
+                path.display(),
+                dir.display()
+            )));
+        }
+        Ok(OutTarget::File(target))
+    }
+}
+
+/// How a report is serialized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JsonStyle {
+    /// One line (the default for files and `--json`).
+    #[default]
+    Compact,
+    /// Indented for people (`--pretty`).
+    Pretty,
+}
+
+/// Serializes `report` straight into `w`, then a newline.
+pub fn write_report_json(
+    w: &mut dyn Write,
+    report: &FailureDumpReportAny,
+    style: JsonStyle,
+) -> std::io::Result<()> {
+    let r = match style {
+        JsonStyle::Compact => serde_json::to_writer(&mut *w, report),
+        JsonStyle::Pretty => serde_json::to_writer_pretty(&mut *w, report),
+    };
+    r.map_err(std::io::Error::other)?;
+    w.write_all(b"\n")
+}
+
+/// Writes `report` to `target` (atomically for a file).
+pub fn write_report(
+    target: &OutTarget,
+    report: &FailureDumpReportAny,
+    style: JsonStyle,
+) -> Result<(), Error> {
+    match target {
+        OutTarget::Stdout => {
+            let mut out = std::io::stdout().lock();
+            let mut w = std::io::BufWriter::new(&mut out);
+            match write_report_json(&mut w, report, style).and_then(|_| w.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Write {
+                    path: "<stdout>".into(),
+                    source: e,
+                }),
+                _ => Ok(()),
+            }
+        }
+        OutTarget::File(p) => write_atomic(p, |w| write_report_json(w, report, style)),
+    }
+}
 
 /// Writes the bytes produced by `fill` to `path` atomically: they go to a temporary file in
 /// the same directory (so the rename cannot cross file systems), which is renamed onto
 /// `path` only after `fill` and the flush succeeded. On any error the temporary file is
-/// removed and `path` is untouched (absent if it was absent). A path that names a device
+/// removed and `path` is untouched (absent if it was absent); on SIGINT, SIGTERM or SIGHUP
+/// the signal handler removes it ([`install_signal_cleanup`]). A path that names a device
 /// or FIFO is written in place (there is nothing to rename over).
 pub fn write_atomic(
     path: &Path,
@@ -48,6 +223,7 @@ pub fn write_atomic(
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(err)?;
+    let _registered = Registered::new(tmp.path());
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
         fill(&mut w).map_err(err)?;
@@ -106,6 +282,76 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         let e = write_atomic(dir.path(), |w| w.write_all(b"x")).unwrap_err();
         assert!(e.to_string().contains("is a directory"), "{e}");
+    }
+
+    #[test]
+    fn out_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(OutTarget::parse(Path::new("-")).unwrap(), OutTarget::Stdout);
+        let e = OutTarget::parse(dir.path()).unwrap_err();
+        assert!(
+            matches!(e, Error::Usage(_)) && e.to_string().contains("is a directory"),
+            "{e}"
+        );
+        let e = OutTarget::parse(&dir.path().join("no/such/x.json")).unwrap_err();
+        assert!(
+            matches!(e, Error::Usage(_)) && e.to_string().contains("does not exist"),
+            "{e}"
+        );
+        // A link is followed: its target is written and the link stays a link.
+        let real = dir.path().join("real.json");
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        assert_eq!(
+            OutTarget::parse(&link).unwrap(),
+            OutTarget::File(real.clone())
+        );
+        let r = FailureDumpReportAny::Single(Default::default());
+        write_report(&OutTarget::parse(&link).unwrap(), &r, JsonStyle::Compact).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&real).unwrap(),
+            "{\"schema\":\"single\",\"maps\":[]}\n"
+        );
+        // A loop of links is an error, not a hang.
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let e = OutTarget::parse(&a).unwrap_err();
+        assert!(e.to_string().contains("symbolic links"), "{e}");
+    }
+
+    #[test]
+    fn pretty_and_compact_hold_the_same_report() {
+        let r = FailureDumpReportAny::Single(Default::default());
+        let mut c = Vec::new();
+        let mut p = Vec::new();
+        write_report_json(&mut c, &r, JsonStyle::Compact).unwrap();
+        write_report_json(&mut p, &r, JsonStyle::Pretty).unwrap();
+        assert_eq!(c.iter().filter(|b| **b == b'\n').count(), 1);
+        assert!(p.iter().filter(|b| **b == b'\n').count() > 1);
+        let a: serde_json::Value = serde_json::from_slice(&c).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&p).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn temp_files_are_registered_only_while_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        write_atomic(&p, |w| {
+            let seen = pending().iter().any(|t| t.parent() == Some(dir.path()));
+            assert!(seen, "the temporary file is registered during the write");
+            w.write_all(b"x")
+        })
+        .unwrap();
+        assert!(!pending().iter().any(|t| t.parent() == Some(dir.path())));
     }
 
     #[test]

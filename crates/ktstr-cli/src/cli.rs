@@ -79,7 +79,7 @@ pub enum Command {
     #[command(after_help = concat!(
         "Examples:\n",
         "  ktstr render dump.failure-dump.json | less\n",
-        "  ktstr render --json dump.json    # normalized JSON\n\n",
+        "  ktstr render --json dump.json    # normalized JSON (--pretty: indented)\n\n",
         "Exit codes: 0 rendered, 2 the file is missing or not a failure dump."
     ))]
     Render {
@@ -88,6 +88,9 @@ pub enum Command {
         /// Print the report as normalized JSON instead.
         #[arg(long)]
         json: bool,
+        /// Indent the JSON for people.
+        #[arg(long, requires = "json")]
+        pretty: bool,
     },
     /// Check that a file is a valid failure dump; says where it is not
     #[command(after_help = concat!(
@@ -161,6 +164,9 @@ pub struct RunArgs {
     /// Print the report as JSON instead of its rendering.
     #[arg(long)]
     pub json: bool,
+    /// Indent the JSON (the file and --json) for people; compact otherwise.
+    #[arg(long)]
+    pub pretty: bool,
 }
 
 impl RunArgs {
@@ -174,7 +180,17 @@ impl RunArgs {
         o.timeout = self.timeout;
         o.out_dir = self.out;
         o.vmcore_out = self.vmcore_out;
+        o.json_style = style(self.pretty);
         o
+    }
+}
+
+/// `--pretty` or not.
+pub fn style(pretty: bool) -> ktstr_cli::JsonStyle {
+    if pretty {
+        ktstr_cli::JsonStyle::Pretty
+    } else {
+        ktstr_cli::JsonStyle::Compact
     }
 }
 
@@ -223,7 +239,8 @@ pub struct CaptureArgs {
     /// A System.map instead of kallsyms in guest memory.
     #[arg(long)]
     pub system_map: Option<PathBuf>,
-    /// Write the JSON dump here (atomically).
+    /// Write the JSON dump here (atomically; `-` for standard output; a symbolic link's
+    /// target is written).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// With --qmp: also write the frozen guest as an ELF vmcore.
@@ -232,6 +249,9 @@ pub struct CaptureArgs {
     /// Print the report as JSON instead of its rendering.
     #[arg(long)]
     pub json: bool,
+    /// Indent the JSON (--out and --json) for people; compact otherwise.
+    #[arg(long)]
+    pub pretty: bool,
 }
 
 impl CaptureArgs {

@@ -69,6 +69,12 @@ pub enum Error {
     },
     #[error("QMP {step}: {detail}")]
     Qmp { step: &'static str, detail: String },
+    /// Not a regular file where one is expected.
+    #[error("{}: not a regular file ({kind})", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+    /// Larger than the documented limit for its kind.
+    #[error("{}: {len} bytes, larger than the {limit}-byte limit", path.display())]
+    TooLarge { path: PathBuf, len: u64, limit: u64 },
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -88,6 +94,8 @@ impl Error {
             | Error::BtfFile { .. }
             | Error::Kernel { .. }
             | Error::RamFile { .. }
+            | Error::NotRegular { .. }
+            | Error::TooLarge { .. }
             | Error::Usage(_) => ErrorClass::Input,
             _ => ErrorClass::Infrastructure,
         }

@@ -27,10 +27,8 @@ impl CaptureSources {
     pub(crate) fn kernel_options(&self) -> Result<KernelOptions, Error> {
         let mut opts = KernelOptions::default();
         if let Some(p) = &self.system_map {
-            let text = std::fs::read_to_string(p).map_err(|source| Error::Read {
-                path: p.clone(),
-                source,
-            })?;
+            let bytes = crate::input::read_bounded(p, crate::input::MAX_SYSTEM_MAP_BYTES)?;
+            let text = String::from_utf8_lossy(&bytes);
             let table = SymbolTable::from_system_map(&text).map_err(|e| Error::SystemMap {
                 path: p.clone(),
                 detail: e.to_string(),
@@ -42,10 +40,13 @@ impl CaptureSources {
 
     pub(crate) fn load_btf(&self, k: &GuestKernel) -> Result<Btf, Error> {
         match &self.btf {
-            Some(p) => Btf::from_file(p).map_err(|source| Error::BtfFile {
-                path: p.clone(),
-                source,
-            }),
+            Some(p) => {
+                crate::input::check_size(p, crate::input::MAX_BTF_FILE_BYTES)?;
+                Btf::from_file(p).map_err(|source| Error::BtfFile {
+                    path: p.clone(),
+                    source,
+                })
+            }
             None => guest_btf(k),
         }
     }
@@ -183,6 +184,10 @@ pub fn capture_vmcore(
         guest_mem::VmcoreError::Io { source, .. } => Error::Read {
             path: path.to_path_buf(),
             source,
+        },
+        guest_mem::VmcoreError::NotRegular { kind, .. } => Error::NotRegular {
+            path: path.to_path_buf(),
+            kind,
         },
         source => Error::Vmcore {
             path: path.to_path_buf(),

@@ -59,22 +59,44 @@ fn usage_error(e: clap::Error) -> ExitCode {
             ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK })
         }
         _ => {
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or_default();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("ktstr: error: {first} (see --help)");
+            eprintln!(
+                "ktstr: error: {} (see --help)",
+                usage_line(&e.render().to_string())
+            );
             ExitCode::from(EXIT_USAGE)
         }
     }
 }
 
+/// clap's message up to its usage block, on one line: "the following required arguments
+/// were not provided: <FILE>" names what is missing.
+fn usage_line(text: &str) -> String {
+    let body: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = body.join(" ");
+    joined
+        .strip_prefix("error: ")
+        .unwrap_or(&joined)
+        .to_string()
+}
+
 fn dispatch(cli: Cli) -> Result<u8, Error> {
     let v = cli.verbose;
+    // A run handles its signals itself (the first Ctrl-C captures); every other command
+    // ends on a signal, leaving no temporary file behind.
+    if !matches!(cli.command, Command::Run(_)) {
+        ktstr_cli::install_signal_cleanup(None)?;
+    }
     match cli.command {
-        Command::Render { file, json } => {
+        Command::Render { file, json, pretty } => {
             let report = read_report(&file)?;
             if json {
-                print_out(&report.to_json_pretty()?)?;
+                let out = ktstr_cli::OutTarget::Stdout;
+                ktstr_cli::write_report(&out, &report, cli::style(pretty))?;
             } else {
                 print_out(&report.to_string())?;
             }
@@ -109,10 +131,7 @@ fn print_out(text: &str) -> Result<(), Error> {
 }
 
 fn read_report(path: &std::path::Path) -> Result<FailureDumpReportAny, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = ktstr_cli::input::read_json(path)?;
     FailureDumpReportAny::from_slice(&bytes).map_err(|source| Error::NotADump {
         path: path.to_path_buf(),
         source,
@@ -120,10 +139,7 @@ fn read_report(path: &std::path::Path) -> Result<FailureDumpReportAny, Error> {
 }
 
 fn validate(path: &std::path::Path, json: bool) -> Result<u8, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = ktstr_cli::input::read_json(path)?;
     let result = FailureDumpReportAny::from_slice(&bytes);
     let code = if result.is_ok() {
         EXIT_OK
@@ -151,28 +167,35 @@ fn validate(path: &std::path::Path, json: bool) -> Result<u8, Error> {
     Ok(code)
 }
 
+/// The first SIGINT or SIGTERM of a run means "capture now"; a second one (or SIGHUP)
+/// ends the process at once, removing any temporary file being written (QEMU dies with
+/// it: it is tied to this process).
 fn interrupt_flag() -> Result<Arc<AtomicBool>, Error> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
     let flag = Arc::new(AtomicBool::new(false));
-    for sig in [SIGINT, SIGTERM] {
-        // A second signal while the first is being handled ends the process at once
-        // (QEMU dies with it: it is tied to this process).
-        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())
-            .and_then(|_| signal_hook::flag::register(sig, flag.clone()))
-            .map_err(|e| Error::Infrastructure(format!("installing the signal handler: {e}")))?;
-    }
+    ktstr_cli::install_signal_cleanup(Some(flag.clone()))?;
     Ok(flag)
 }
 
-fn emit_report(report: &FailureDumpReportAny, json: bool) -> Result<(), Error> {
+fn emit_report(
+    report: &FailureDumpReportAny,
+    json: bool,
+    style: ktstr_cli::JsonStyle,
+) -> Result<(), Error> {
     if json {
-        print_out(&report.to_json_pretty()?)
+        ktstr_cli::write_report(&ktstr_cli::OutTarget::Stdout, report, style)
     } else {
         print_out(report.to_string().trim_end())
     }
 }
 
 fn capture(args: CaptureArgs, verbose: u8) -> Result<u8, Error> {
+    // Checked before any work: a bad --out is a usage error, not a lost capture.
+    let out_target = args
+        .out
+        .as_deref()
+        .map(ktstr_cli::OutTarget::parse)
+        .transpose()?;
+    let style = cli::style(args.pretty);
     let sources = args.sources();
     let opts = scx_walk::CaptureOptions::default();
     let out = match (&args.vmcore, &args.qmp, &args.ram) {
@@ -213,20 +236,29 @@ fn capture(args: CaptureArgs, verbose: u8) -> Result<u8, Error> {
         }
     }
     let report = FailureDumpReportAny::Single(out.report);
-    if let Some(p) = &args.out {
-        let json = report.to_json_pretty()?;
-        ktstr_cli::write_atomic(p, |w| {
-            w.write_all(json.as_bytes())?;
-            w.write_all(b"\n")
-        })?;
-        eprintln!("ktstr: wrote {}", p.display());
+    match &out_target {
+        Some(t @ ktstr_cli::OutTarget::File(p)) => {
+            ktstr_cli::write_report(t, &report, style)?;
+            eprintln!("ktstr: wrote {}", p.display());
+        }
+        Some(t @ ktstr_cli::OutTarget::Stdout) => {
+            // The dump is standard output: nothing else is printed there.
+            ktstr_cli::write_report(t, &report, style)?;
+            return Ok(exit_code_of(&report));
+        }
+        None => {}
     }
-    emit_report(&report, args.json)?;
-    Ok(if ktstr_cli::report_has_error_exit(&report) {
+    emit_report(&report, args.json, style)?;
+    Ok(exit_code_of(&report))
+}
+
+/// 1 when the dump shows a scheduler error exit, else 0.
+fn exit_code_of(report: &FailureDumpReportAny) -> u8 {
+    if ktstr_cli::report_has_error_exit(report) {
         EXIT_FAILURE
     } else {
         EXIT_OK
-    })
+    }
 }
 
 fn export(args: ExportArgs) -> Result<u8, Error> {
@@ -245,6 +277,7 @@ fn export(args: ExportArgs) -> Result<u8, Error> {
 
 fn run(args: RunArgs, verbose: u8) -> Result<u8, Error> {
     let json = args.json;
+    let style = cli::style(args.pretty);
     let mut opts = args.into_options();
     opts.interrupt = interrupt_flag()?;
     let result = ktstr_cli::run(&opts)?;
@@ -253,7 +286,7 @@ fn run(args: RunArgs, verbose: u8) -> Result<u8, Error> {
             eprintln!("ktstr: {l}");
         }
     }
-    emit_report(&result.report, json)?;
+    emit_report(&result.report, json, style)?;
     if let ktstr_cli::RunOutcome::GuestSetupFailed { what } = &result.outcome {
         eprintln!(
             "ktstr: the guest failed before a capture was possible: {what}; wrote a placeholder report with guest_setup_failure to {}",

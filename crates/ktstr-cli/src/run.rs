@@ -186,6 +186,8 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     pub out_dir: PathBuf,
     pub vmcore_out: Option<PathBuf>,
+    /// How the dump file is written (compact unless asked).
+    pub json_style: crate::JsonStyle,
     /// Set from a signal handler: capture now.
     pub interrupt: Arc<AtomicBool>,
     pub progress: Arc<dyn Progress>,
@@ -203,6 +205,7 @@ impl RunOptions {
             timeout: None,
             out_dir: PathBuf::from("ktstr-out"),
             vmcore_out: None,
+            json_style: crate::JsonStyle::Compact,
             interrupt: Arc::new(AtomicBool::new(false)),
             progress: Arc::new(guest_lab::StderrProgress),
         }
@@ -441,7 +444,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
         } => (freeze, outcome, (timeline, elapsed_ms), early),
         Watched::SetupFailed { what, engine_fault } => {
             let report = FailureDumpReportAny::Single(setup_failure_report(&mut engine, &what));
-            write_report(&json_path, &report)?;
+            write_report(&json_path, &report, opts.json_style)?;
             let outcome = if engine_fault {
                 RunOutcome::EngineFailed { what }
             } else {
@@ -469,7 +472,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     }
     drop(engine);
     let report = report?;
-    write_report(&json_path, &report)?;
+    write_report(&json_path, &report, opts.json_style)?;
     Ok(RunResult {
         report,
         json_path,
@@ -529,10 +532,10 @@ fn boot_engine(
     }
 }
 
-fn write_report(path: &Path, report: &FailureDumpReportAny) -> Result<(), Error> {
-    let json = report.to_json_pretty()?;
-    write_atomic(path, |w| {
-        w.write_all(json.as_bytes())?;
-        w.write_all(b"\n")
-    })
+fn write_report(
+    path: &Path,
+    report: &FailureDumpReportAny,
+    style: crate::JsonStyle,
+) -> Result<(), Error> {
+    write_atomic(path, |w| crate::write_report_json(w, report, style))
 }

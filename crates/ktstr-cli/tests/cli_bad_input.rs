@@ -209,3 +209,94 @@ fn every_subcommand_has_help_with_examples() {
         );
     }
 }
+
+/// Special files where a regular file is expected: clean one-line errors at once (a FIFO
+/// never blocks, a device is never read), exit 2.
+#[test]
+fn special_files_are_refused_without_reading() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("f");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let f = fifo.to_str().unwrap();
+    for args in [
+        vec!["render", f],
+        vec!["validate", f],
+        vec!["capture", "--vmcore", f],
+    ] {
+        let o = ktstr(&args, d.path());
+        assert_one_line_error(&o, 2, "not a regular file (a FIFO)");
+    }
+    for args in [
+        vec!["validate", "/dev/zero"],
+        vec!["render", "/dev/zero"],
+        vec!["capture", "--vmcore", "/dev/zero"],
+    ] {
+        let o = ktstr(&args, d.path());
+        assert_one_line_error(&o, 2, "a character device");
+    }
+    let o = ktstr(&["capture", "--vmcore", "."], d.path());
+    assert_one_line_error(&o, 2, "not a regular file (a directory)");
+    // The fallbacks too: a System.map or BTF that never ends.
+    std::fs::write(d.path().join("core"), b"\x7fELF").unwrap();
+    for flag in ["--system-map", "--btf"] {
+        let o = ktstr(
+            &["capture", "--vmcore", "core", flag, "/dev/zero"],
+            d.path(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    }
+    assert_eq!(entries(d.path()), ["core", "f"]);
+}
+
+#[test]
+fn a_bom_and_missing_arguments_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("bom.json"),
+        b"\xef\xbb\xbf{\"schema\":\"single\",\"maps\":[]}",
+    )
+    .unwrap();
+    for cmd in ["render", "validate"] {
+        let o = ktstr(&[cmd, "bom.json"], d.path());
+        assert_one_line_error(&o, 2, "byte-order mark");
+    }
+    for cmd in ["render", "validate"] {
+        let o = ktstr(&[cmd], d.path());
+        assert_one_line_error(&o, 2, "<FILE>");
+    }
+}
+
+#[test]
+fn out_targets_are_checked_before_the_work() {
+    let d = tempfile::tempdir().unwrap();
+    // Not a vmcore: if --out were checked after the capture, the error would be this one.
+    std::fs::write(d.path().join("core"), b"\x7fELF").unwrap();
+    let o = ktstr(&["capture", "--vmcore", "core", "--out", "."], d.path());
+    assert_one_line_error(&o, 2, "is a directory");
+    let o = ktstr(
+        &["capture", "--vmcore", "core", "--out", "no/such/dir/x.json"],
+        d.path(),
+    );
+    assert_one_line_error(&o, 2, "does not exist");
+    assert_eq!(entries(d.path()), ["core"]);
+}
+
+/// An ARM64 vmcore (e_machine 183) is refused by name, not read as x86_64.
+#[test]
+fn another_architectures_vmcore_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2; // ELF64
+    elf[5] = 1; // little-endian
+    elf[0x12..0x14].copy_from_slice(&183u16.to_le_bytes());
+    std::fs::write(d.path().join("arm.vmcore"), &elf).unwrap();
+    let o = ktstr(&["capture", "--vmcore", "arm.vmcore"], d.path());
+    assert_one_line_error(&o, 2, "e_machine 183 is not x86_64");
+}

@@ -49,6 +49,28 @@ pub struct NoteInfo {
 }
 
 /// Why a vmcore could not be read.
+/// `e_machine` of x86_64.
+const EM_X86_64: u16 = 62;
+
+/// What kind of non-regular file `meta` describes, for error messages.
+pub fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VmcoreError {
@@ -62,6 +84,12 @@ pub enum VmcoreError {
     NotElf,
     #[error("unsupported ELF: {0}")]
     Unsupported(&'static str),
+    /// `e_machine` is not x86_64 (62): another architecture's dump.
+    #[error("e_machine {0} is not x86_64 (62): only x86_64 guests are supported")]
+    Machine(u16),
+    /// The path is a FIFO, a directory, a device…: a vmcore is read at random offsets.
+    #[error("{path}: not a regular file ({kind}); a vmcore must be a regular file")]
+    NotRegular { path: String, kind: &'static str },
     #[error("truncated or corrupt: {what} at file offset {offset:#x}")]
     Corrupt { what: &'static str, offset: u64 },
     #[error("no PT_LOAD segment with file data")]
@@ -120,6 +148,12 @@ impl VmcoreLayout {
         }
         if file[5] != 1 {
             return Err(VmcoreError::Unsupported("not little-endian"));
+        }
+        // e_machine: this reader translates x86_64 page tables only.
+        match u16_at(file, 0x12) {
+            Some(EM_X86_64) => {}
+            Some(m) => return Err(VmcoreError::Machine(m)),
+            None => return Err(corrupt("e_machine", 0x12)),
         }
         let phoff = u64_at(file, 0x20).ok_or(corrupt("e_phoff", 0x20))?;
         let shoff = u64_at(file, 0x28).ok_or(corrupt("e_shoff", 0x28))?;
@@ -304,6 +338,14 @@ impl Vmcore {
             path: path.display().to_string(),
             source,
         };
+        // Checked before opening: opening a FIFO would wait for a writer.
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(VmcoreError::NotRegular {
+                path: path.display().to_string(),
+                kind: file_kind(&meta),
+            });
+        }
         let file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len < 64 {
