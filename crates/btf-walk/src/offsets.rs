@@ -54,10 +54,7 @@ impl Field {
 
     /// The address of the member in the object at `base`.
     pub fn kva(&self, base: Kva) -> Result<Kva, MemError> {
-        base.checked_add(self.offset()).ok_or(MemError::Overflow {
-            addr: base.0,
-            len: self.offset() as usize,
-        })
+        Ok(base.checked_offset(self.offset())?)
     }
 
     /// Bytes this member spans (for a bitfield, the bytes holding its bits).

@@ -217,13 +217,10 @@ impl<T: FnMut(Kva) -> Result<Gpa, MemError>> ExitKindReader<T> {
     pub fn exit_kind_of(&mut self, sched: Kva) -> Option<u32> {
         let stale = !matches!(&self.cached, Some((k, _)) if *k == sched);
         if stale {
-            let gpa = match sched.checked_add(self.trigger.exit_kind_offset) {
-                Some(kva) => (self.translate)(kva),
-                None => Err(MemError::Overflow {
-                    addr: sched.0,
-                    len: self.trigger.exit_kind_offset as usize,
-                }),
-            };
+            let gpa = sched
+                .checked_offset(self.trigger.exit_kind_offset)
+                .map_err(MemError::from)
+                .and_then(|kva| (self.translate)(kva));
             self.cached = Some((sched, gpa));
         }
         match &self.cached {
@@ -235,12 +232,12 @@ impl<T: FnMut(Kva) -> Result<Gpa, MemError>> ExitKindReader<T> {
     /// `sched->exit_info->kind`, when the trigger has the offsets and both are readable.
     pub fn exit_info_kind_of(&mut self, sched: Kva) -> Option<u32> {
         let off = self.trigger.exit_info?;
-        let ptr_gpa = (self.translate)(sched.checked_add(off.exit_info)?).ok()?;
+        let ptr_gpa = (self.translate)(sched.checked_offset(off.exit_info).ok()?).ok()?;
         let info = read_u64(&self.ram, ptr_gpa).ok()?;
         if info == 0 {
             return None;
         }
-        let kind_gpa = (self.translate)(Kva(info).checked_add(off.kind)?).ok()?;
+        let kind_gpa = (self.translate)(Kva(info).checked_offset(off.kind).ok()?).ok()?;
         read_u32(&self.ram, kind_gpa).ok()
     }
 

@@ -599,8 +599,8 @@ impl Kernel {
         let mut done = 0usize;
         while done < len {
             let here = kva
-                .checked_add(done as u64)
-                .ok_or(MemError::Overflow { addr: kva.0, len })?;
+                .checked_offset(done as u64)
+                .map_err(|_| MemError::Overflow { addr: kva.0, len })?;
             let (gpa, span) = self.translate_span(here)?;
             let n = (len - done).min(usize::try_from(span).unwrap_or(usize::MAX));
             self.mem

@@ -59,7 +59,7 @@ pub mod vmcore;
 pub mod vmcoreinfo;
 pub mod x86;
 
-pub use addr::{Gpa, Kva};
+pub use addr::{AddrOverflow, Gpa, Kva};
 pub use error::MemError;
 pub use kernel::{Kernel, KernelError, KernelOptions};
 pub use phys::{PhysMem, PhysMemError, PhysRange, Volatility};

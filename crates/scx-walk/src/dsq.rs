@@ -58,13 +58,13 @@ pub fn dsq_state(
     dsq: Kva,
     origin: String,
 ) -> Result<DsqState> {
-    let id = k.u64(Kernel::at(dsq, o.id)?, "dsq.id")?;
-    let nr = k.u32(Kernel::at(dsq, o.nr)?, "dsq.nr")?;
-    let seq = k.u32(Kernel::at(dsq, o.seq)?, "dsq.seq")?;
-    let nodes = list_nodes(k, c, Kernel::at(dsq, o.list)?, LIST_CAP, "dsq.list")?;
+    let id = k.u64(dsq.checked_offset(o.id)?, "dsq.id")?;
+    let nr = k.u32(dsq.checked_offset(o.nr)?, "dsq.nr")?;
+    let seq = k.u32(dsq.checked_offset(o.seq)?, "dsq.seq")?;
+    let nodes = list_nodes(k, c, dsq.checked_offset(o.list)?, LIST_CAP, "dsq.list")?;
     let mut task_kvas = Vec::with_capacity(nodes.nodes.len());
     for n in &nodes.nodes {
-        let flags = k.u32(Kernel::at(*n, o.lnode_flags)?, "dsq list node flags")?;
+        let flags = k.u32(n.checked_offset(o.lnode_flags)?, "dsq list node flags")?;
         if flags & o.iter_cursor != 0 {
             continue;
         }
@@ -112,7 +112,7 @@ pub fn locate_dsqs(
     let mut errors = Vec::new();
     if let Some(ld) = src.local_dsq_off {
         for (cpu, rq) in src.rqs.iter().enumerate() {
-            if let Ok(kva) = Kernel::at(*rq, ld) {
+            if let Ok(kva) = rq.checked_offset(ld) {
                 out.push(DsqLocation {
                     kva,
                     origin: format!("local cpu {cpu}"),
@@ -178,17 +178,17 @@ fn global_dsqs(k: &Kernel<'_>, so: &SchedOffsets, sch: Kva) -> Result<Vec<DsqLoc
         (_, _, Some(g)) => (g, 0),
         _ => return Ok(out),
     };
-    let arr = k.ptr(Kernel::at(sch, arr_off)?, "scx_sched.pnode")?;
+    let arr = k.ptr(sch.checked_offset(arr_off)?, "scx_sched.pnode")?;
     if arr.0 == 0 {
         return Ok(out);
     }
     for node in 0..nr_nodes {
-        let p = k.ptr(Kernel::at(arr, u64::from(node) * 8)?, "pnode[node]")?;
+        let p = k.ptr(arr.checked_offset(u64::from(node) * 8)?, "pnode[node]")?;
         if p.0 == 0 {
             continue;
         }
         out.push(DsqLocation {
-            kva: Kernel::at(p, inner)?,
+            kva: p.checked_offset(inner)?,
             origin: format!("global node {node}"),
         });
     }

@@ -131,18 +131,9 @@ impl<'a> Kernel<'a> {
         Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
     }
 
-    /// `base + off`, failing on overflow instead of wrapping (guest pointers are garbage
-    /// until proven otherwise).
-    pub fn at(base: Kva, off: u64) -> Result<Kva> {
-        base.checked_add(off).ok_or(WalkError::Implausible {
-            what: "address + offset",
-            value: base.0,
-        })
-    }
-
     /// Whether `p` could be a kernel pointer at all (upper half, not NULL-ish).
     pub fn plausible_ptr(p: Kva) -> bool {
-        p.0 >= 0xff00_0000_0000_0000 && p.0 & 0x7 == 0
+        p.0 >= 0xff00_0000_0000_0000 && p.is_aligned(8)
     }
 }
 

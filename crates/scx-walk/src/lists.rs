@@ -74,7 +74,7 @@ pub fn list_nodes(
 ) -> Result<Walked> {
     let mut out = Walked::default();
     let mut seen = Visited::new(cap);
-    let mut p = k.ptr(Kernel::at(head, c.list_next)?, what)?;
+    let mut p = k.ptr(head.checked_offset(c.list_next)?, what)?;
     while p != head {
         if p.0 == 0 {
             // A half-initialised or poisoned list: stop, keep what we have.
@@ -85,7 +85,7 @@ pub fn list_nodes(
             break;
         }
         out.nodes.push(p);
-        p = k.ptr(Kernel::at(p, c.list_next)?, what)?;
+        p = k.ptr(p.checked_offset(c.list_next)?, what)?;
     }
     Ok(out)
 }
@@ -125,14 +125,14 @@ fn hlist_chain(
 ) -> Result<Walked> {
     let mut out = Walked::default();
     let mut seen = Visited::new(cap);
-    let mut p = k.ptr(Kernel::at(head, c.hlist_first)?, what)?;
+    let mut p = k.ptr(head.checked_offset(c.hlist_first)?, what)?;
     while !is_end(p) {
         if !seen.visit(p, what)? {
             out.truncated = true;
             break;
         }
         out.nodes.push(p);
-        p = k.ptr(Kernel::at(p, c.hlist_node_next)?, what)?;
+        p = k.ptr(p.checked_offset(c.hlist_node_next)?, what)?;
     }
     Ok(out)
 }
@@ -147,7 +147,7 @@ pub fn xarray_entries(
     cap: usize,
 ) -> Result<(Vec<(u64, Kva)>, bool)> {
     const XA_CHUNK: u64 = 64;
-    let head = k.u64(Kernel::at(xa, c.xa_head)?, "xarray head")?;
+    let head = k.u64(xa.checked_offset(c.xa_head)?, "xarray head")?;
     let mut out = Vec::new();
     if head == 0 {
         return Ok((out, false));
@@ -167,7 +167,7 @@ pub fn xarray_entries(
             truncated = true;
             break;
         }
-        let shift = k.u8(Kernel::at(node, c.xa_node_shift)?, "xa_node.shift")?;
+        let shift = k.u8(node.checked_offset(c.xa_node_shift)?, "xa_node.shift")?;
         if shift > 60 || shift % 6 != 0 {
             return Err(WalkError::Implausible {
                 what: "xa_node.shift",
@@ -175,7 +175,7 @@ pub fn xarray_entries(
             });
         }
         let raw = k.bytes(
-            Kernel::at(node, c.xa_node_slots)?,
+            node.checked_offset(c.xa_node_slots)?,
             (XA_CHUNK * 8) as usize,
             "xa_node.slots",
         )?;
@@ -230,14 +230,14 @@ pub fn rhashtable_objects(
     let mut out = Walked::default();
     let mut seen = Visited::new(cap);
     let mut tables = Visited::new(8);
-    let mut tbl = k.ptr(Kernel::at(ht, c.rht_tbl)?, "rhashtable.tbl")?;
+    let mut tbl = k.ptr(ht.checked_offset(c.rht_tbl)?, "rhashtable.tbl")?;
     while tbl.0 != 0 {
         if !tables.visit(tbl, "rhashtable future_tbl chain")? {
             out.truncated = true;
             break;
         }
-        let size = k.u32(Kernel::at(tbl, c.bt_size)?, "bucket_table.size")?;
-        let nest = k.u32(Kernel::at(tbl, c.bt_nest)?, "bucket_table.nest")?;
+        let size = k.u32(tbl.checked_offset(c.bt_size)?, "bucket_table.size")?;
+        let nest = k.u32(tbl.checked_offset(c.bt_nest)?, "bucket_table.nest")?;
         if size == 0 || size > (1 << 24) || !size.is_power_of_two() {
             return Err(WalkError::Implausible {
                 what: "bucket_table.size",
@@ -248,12 +248,12 @@ pub fn rhashtable_objects(
             out.truncated = true;
         } else {
             // Read the bucket array in pages rather than one pointer at a time.
-            let base = Kernel::at(tbl, c.bt_buckets)?;
+            let base = tbl.checked_offset(c.bt_buckets)?;
             let mut i = 0u64;
             while i < u64::from(size) {
                 let n = (u64::from(size) - i).min(512);
                 let raw = k.bytes(
-                    Kernel::at(base, i * 8)?,
+                    base.checked_offset(i * 8)?,
                     (n * 8) as usize,
                     "rhashtable buckets",
                 )?;
@@ -266,13 +266,13 @@ pub fn rhashtable_objects(
                             return Ok(out);
                         }
                         out.nodes.push(Kva(p.wrapping_sub(head_off)));
-                        p = k.u64(Kernel::at(Kva(p), c.rhash_next)?, "rhash_head.next")?;
+                        p = k.u64(Kva(p).checked_offset(c.rhash_next)?, "rhash_head.next")?;
                     }
                 }
                 i += n;
             }
         }
-        tbl = k.ptr(Kernel::at(tbl, c.bt_future)?, "bucket_table.future_tbl")?;
+        tbl = k.ptr(tbl.checked_offset(c.bt_future)?, "bucket_table.future_tbl")?;
     }
     Ok(out)
 }

@@ -100,7 +100,7 @@ impl RunnableScanner {
             0
         } else {
             k.u64(
-                Kernel::at(sch, self.so.watchdog_timeout)?,
+                sch.checked_offset(self.so.watchdog_timeout)?,
                 "watchdog_timeout",
             )? / 2
         };

@@ -66,15 +66,18 @@ pub fn per_node_numa(
     };
     let mut out = Vec::new();
     for node in 0..nr {
-        let pgdat = k.ptr(Kernel::at(node_data, u64::from(node) * 8)?, "node_data[]")?;
+        let pgdat = k.ptr(
+            node_data.checked_offset(u64::from(node) * 8)?,
+            "node_data[]",
+        )?;
         if pgdat.0 == 0 {
             continue;
         }
         let mut sums = [0u64; 6];
         for z in 0..o.nr_zones {
-            let zone = Kernel::at(pgdat, o.node_zones + z * o.zone_size)?;
-            let raw = k.bytes(Kernel::at(zone, o.zone_numa)?, 48, "zone.vm_numa_event")?;
-            let pcp = k.ptr(Kernel::at(zone, o.zone_pcp)?, "zone.per_cpu_zonestats")?;
+            let zone = pgdat.checked_offset(o.node_zones + z * o.zone_size)?;
+            let raw = k.bytes(zone.checked_offset(o.zone_numa)?, 48, "zone.vm_numa_event")?;
+            let pcp = k.ptr(zone.checked_offset(o.zone_pcp)?, "zone.per_cpu_zonestats")?;
             for (i, s) in sums.iter_mut().enumerate() {
                 let j = o.idx[i] as usize * 8;
                 if let Some(b) = raw.get(j..j + 8) {
@@ -86,7 +89,8 @@ pub fn per_node_numa(
             }
             for cpu in 0..pc.nr_cpus() {
                 let Some(p) = pc.addr(pcp, cpu) else { continue };
-                let Ok(raw) = k.bytes(Kernel::at(p, o.pcp_numa)?, 48, "pcp vm_numa_event") else {
+                let Ok(raw) = k.bytes(p.checked_offset(o.pcp_numa)?, 48, "pcp vm_numa_event")
+                else {
                     continue;
                 };
                 for (i, s) in sums.iter_mut().enumerate() {

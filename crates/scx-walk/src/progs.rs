@@ -55,7 +55,7 @@ pub fn prog_kvas(k: &Kernel<'_>, c: &CoreOffsets, cap: usize) -> Result<Vec<Kva>
 
 /// Whether `prog` is a struct_ops program.
 pub fn is_struct_ops(k: &Kernel<'_>, o: &ProgOffsets, prog: Kva) -> Result<bool> {
-    Ok(k.u32(Kernel::at(prog, o.ty)?, "bpf_prog.type")? == o.struct_ops_type)
+    Ok(k.u32(prog.checked_offset(o.ty)?, "bpf_prog.type")? == o.struct_ops_type)
 }
 
 /// Name and per-CPU statistics of one program, summed over CPUs.
@@ -65,9 +65,9 @@ pub fn runtime_stats(
     pc: &PerCpu,
     prog: Kva,
 ) -> Result<ProgRuntimeStats> {
-    let aux = k.ptr(Kernel::at(prog, o.aux)?, "bpf_prog.aux")?;
-    let name = k.cstr(Kernel::at(aux, o.aux_name)?, 16, "bpf_prog_aux.name")?;
-    let stats = k.ptr(Kernel::at(prog, o.stats)?, "bpf_prog.stats")?;
+    let aux = k.ptr(prog.checked_offset(o.aux)?, "bpf_prog.aux")?;
+    let name = k.cstr(aux.checked_offset(o.aux_name)?, 16, "bpf_prog_aux.name")?;
+    let stats = k.ptr(prog.checked_offset(o.stats)?, "bpf_prog.stats")?;
     let mut s = ProgRuntimeStats {
         name,
         ..Default::default()
@@ -81,24 +81,24 @@ pub fn runtime_stats(
         };
         s.cnt = s
             .cnt
-            .wrapping_add(k.u64(Kernel::at(p, o.cnt)?, "stats.cnt")?);
+            .wrapping_add(k.u64(p.checked_offset(o.cnt)?, "stats.cnt")?);
         s.nsecs = s
             .nsecs
-            .wrapping_add(k.u64(Kernel::at(p, o.nsecs)?, "stats.nsecs")?);
+            .wrapping_add(k.u64(p.checked_offset(o.nsecs)?, "stats.nsecs")?);
         s.misses = s
             .misses
-            .wrapping_add(k.u64(Kernel::at(p, o.misses)?, "stats.misses")?);
+            .wrapping_add(k.u64(p.checked_offset(o.misses)?, "stats.misses")?);
     }
     Ok(s)
 }
 
 /// Maps `prog` uses (`aux->used_maps`), capped at 1024.
 pub fn used_maps(k: &Kernel<'_>, o: &ProgOffsets, prog: Kva) -> Result<Vec<Kva>> {
-    let aux = k.ptr(Kernel::at(prog, o.aux)?, "bpf_prog.aux")?;
+    let aux = k.ptr(prog.checked_offset(o.aux)?, "bpf_prog.aux")?;
     let n = k
-        .u32(Kernel::at(aux, o.aux_used_map_cnt)?, "used_map_cnt")?
+        .u32(aux.checked_offset(o.aux_used_map_cnt)?, "used_map_cnt")?
         .min(1024);
-    let arr = k.ptr(Kernel::at(aux, o.aux_used_maps)?, "used_maps")?;
+    let arr = k.ptr(aux.checked_offset(o.aux_used_maps)?, "used_maps")?;
     if n == 0 || arr.0 == 0 {
         return Ok(Vec::new());
     }

@@ -76,7 +76,7 @@ pub fn rq_state(
     cpu: u32,
     rq: Kva,
 ) -> Result<RqScxState> {
-    let at = |off: u64| Kernel::at(rq, off);
+    let at = |off: u64| rq.checked_offset(off);
     let nr_running = k.u32(at(o.nr_running)?, "rq.scx.nr_running")?;
     let flags = k.u32(at(o.flags)?, "rq.scx.flags")?;
     let cpu_released = k.u8(at(o.cpu_released)?, "rq.scx.cpu_released")? != 0;
@@ -99,8 +99,8 @@ pub fn rq_state(
     let curr = k.ptr(at(o.curr)?, "rq.curr")?;
     let (curr_pid, curr_comm) = if curr.0 != 0 {
         (
-            k.i32(Kernel::at(curr, o.task_pid)?, "curr->pid")?,
-            k.cstr(Kernel::at(curr, o.task_comm)?, 16, "curr->comm")?,
+            k.i32(curr.checked_offset(o.task_pid)?, "curr->pid")?,
+            k.cstr(curr.checked_offset(o.task_comm)?, 16, "curr->comm")?,
         )
     } else {
         (0, String::new())
@@ -147,14 +147,14 @@ pub fn oldest_runnable(
 ) -> Result<Option<RunnableAge>> {
     let mut best: Option<RunnableAge> = None;
     for (cpu, rq) in rqs.iter().enumerate() {
-        let head = Kernel::at(*rq, o.runnable_list)?;
+        let head = rq.checked_offset(o.runnable_list)?;
         let nodes = list_nodes(k, c, head, LIST_CAP, "rq.scx.runnable_list")?;
         for n in nodes.nodes {
             let task = Kva(n.0.wrapping_sub(o.task_runnable_node));
-            let at = k.u64(Kernel::at(task, o.task_runnable_at)?, "scx.runnable_at")?;
+            let at = k.u64(task.checked_offset(o.task_runnable_at)?, "scx.runnable_at")?;
             let age = now_jiffies.saturating_sub(at);
             if best.is_none_or(|b| age > b.age_jiffies) {
-                let pid = k.i32(Kernel::at(task, o.task_pid)?, "task pid")?;
+                let pid = k.i32(task.checked_offset(o.task_pid)?, "task pid")?;
                 best = Some(RunnableAge {
                     cpu: cpu as u32,
                     task,

@@ -97,7 +97,7 @@ impl TriggerLocation {
             return Ok(None);
         }
         Ok(Some(k.u32(
-            Kernel::at(sch, self.exit_kind_offset)?,
+            sch.checked_offset(self.exit_kind_offset)?,
             "scx_sched.exit_kind",
         )?))
     }
@@ -117,7 +117,7 @@ pub fn scx_root(k: &Kernel<'_>, o: &SchedOffsets) -> Result<Option<SchedRef>> {
         return Ok(None);
     }
     let ops_name = k.cstr(
-        Kernel::at(sch, o.ops_name)?,
+        sch.checked_offset(o.ops_name)?,
         o.ops_name_len as usize,
         "scx_sched.ops.name",
     )?;
@@ -131,9 +131,12 @@ pub fn scx_root(k: &Kernel<'_>, o: &SchedOffsets) -> Result<Option<SchedRef>> {
 /// disable worker copies the kind into `exit_info` and then resets `exit_kind` to DONE,
 /// so a freeze a few milliseconds after an error exit would otherwise report "done".
 pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSchedState> {
-    let aborting = k.u8(Kernel::at(sch, o.aborting)?, "scx_sched.aborting")? != 0;
-    let bypass_depth = k.i32(Kernel::at(sch, o.bypass_depth)?, "scx_sched.bypass_depth")?;
-    let mut exit_kind = k.u32(Kernel::at(sch, o.exit_kind)?, "scx_sched.exit_kind")?;
+    let aborting = k.u8(sch.checked_offset(o.aborting)?, "scx_sched.aborting")? != 0;
+    let bypass_depth = k.i32(
+        sch.checked_offset(o.bypass_depth)?,
+        "scx_sched.bypass_depth",
+    )?;
+    let mut exit_kind = k.u32(sch.checked_offset(o.exit_kind)?, "scx_sched.exit_kind")?;
     if exit_kind == SCX_EXIT_DONE
         && let Some(kind) = exit_info_kind(k, o, sch)
         && kind > SCX_EXIT_DONE
@@ -141,7 +144,7 @@ pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSche
         exit_kind = kind;
     }
     let watchdog_timeout = k.u64(
-        Kernel::at(sch, o.watchdog_timeout)?,
+        sch.checked_offset(o.watchdog_timeout)?,
         "scx_sched.watchdog_timeout",
     )?;
     Ok(ScxSchedState {
@@ -161,12 +164,13 @@ const SCX_EXIT_DONE: u32 = 1;
 fn exit_info_kind(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Option<u32> {
     let (info, kind) = o.exit_info?;
     let ei = k
-        .ptr(Kernel::at(sch, info).ok()?, "scx_sched.exit_info")
+        .ptr(sch.checked_offset(info).ok()?, "scx_sched.exit_info")
         .ok()?;
     if ei.0 == 0 {
         return None;
     }
-    k.u32(Kernel::at(ei, kind).ok()?, "scx_exit_info.kind").ok()
+    k.u32(ei.checked_offset(kind).ok()?, "scx_exit_info.kind")
+        .ok()
 }
 
 /// `ScxSchedState.source` for state read from the kernel's `scx_sched`.
@@ -244,7 +248,7 @@ pub fn sample_events(
     sch: Kva,
     elapsed_ms: u64,
 ) -> Result<EventCounterSample> {
-    let pcpu = k.ptr(Kernel::at(sch, eo.pcpu)?, "scx_sched.pcpu")?;
+    let pcpu = k.ptr(sch.checked_offset(eo.pcpu)?, "scx_sched.pcpu")?;
     let mut sums = vec![0i64; EVENTS.len()];
     for cpu in 0..pc.nr_cpus() {
         let Some(base) = pc.addr(pcpu, cpu) else {
@@ -252,7 +256,7 @@ pub fn sample_events(
         };
         for (sum, off) in sums.iter_mut().zip(&eo.fields) {
             if let Some(off) = off {
-                *sum = sum.wrapping_add(k.i64(Kernel::at(base, *off)?, "scx_event_stats")?);
+                *sum = sum.wrapping_add(k.i64(base.checked_offset(*off)?, "scx_event_stats")?);
             }
         }
     }

@@ -47,6 +47,7 @@ pub use layout::{DataLayout, SdtLayout, StaticLayout};
 pub use payload::{PayloadType, payload_type};
 pub use tree::{ArenaWindow, RawEntry, Tree, TreeCaps, walk_allocator};
 
+use crate::WalkError;
 use crate::kernel::{Kernel, ValueRenderer, hex};
 use crate::reasons;
 
@@ -173,7 +174,7 @@ pub fn capture_sdt(
 /// `struct bpf_map.<member>` as a pointer, `None` when unknown or NULL.
 fn member_ptr(k: &Kernel<'_>, map: u64, member: &str) -> Option<Kva> {
     let off = k.types.offset_of("bpf_map", member)?;
-    k.ptr(Kernel::at(Kva(map), off).ok()?, "bpf_map member")
+    k.ptr(Kva(map).checked_offset(off).ok()?, "bpf_map member")
         .ok()
         .filter(|p| p.0 != 0)
 }
@@ -194,7 +195,10 @@ fn program(
         .offset_of("bpf_map", "btf_value_type_id")
         .ok_or("kernel BTF lacks bpf_map.btf_value_type_id")?;
     let map = Kva(map);
-    let vt = Kernel::at(map, vt_off).and_then(|a| k.u32(a, "bpf_map.btf_value_type_id"));
+    let vt = map
+        .checked_offset(vt_off)
+        .map_err(WalkError::from)
+        .and_then(|a| k.u32(a, "bpf_map.btf_value_type_id"));
     let datasec = TypeId(vt.map_err(|e| e.to_string())?);
     if !matches!(btf.kind(datasec), Ok(Kind::Datasec { .. })) {
         return Err(format!("value type {} is not a data section", datasec.0));
@@ -203,7 +207,9 @@ fn program(
         map_name: name.to_string(),
         btf_kva,
         btf,
-        value: Kernel::at(map, value_off).map_err(|e| e.to_string())?,
+        value: map
+            .checked_offset(value_off)
+            .map_err(|e| WalkError::from(e).to_string())?,
         datasec,
     })
 }
@@ -228,7 +234,7 @@ fn instances(p: &Program, ty: &str) -> Vec<(String, Kva)> {
             break;
         }
         let name = p.btf.name(v.var).unwrap_or("").to_string();
-        if let Ok(a) = Kernel::at(p.value, u64::from(v.offset)) {
+        if let Ok(a) = p.value.checked_offset(u64::from(v.offset)) {
             out.push((name, a));
         }
     }

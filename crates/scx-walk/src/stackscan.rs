@@ -178,14 +178,10 @@ impl<'a> StackScanner<'a> {
             k.syms.symbol("init_stack"),
             k.syms.symbol("__end_init_stack"),
         ) {
-            (Some(a), Some(b))
-                if b.0 > a.0
-                    && (b.0 - a.0).is_power_of_two()
-                    && b.0 - a.0 <= MAX_THREAD_SIZE
-                    && b.0 - a.0 >= 4096 =>
-            {
-                b.0 - a.0
-            }
+            (Some(a), Some(b)) => b
+                .offset_from(a)
+                .filter(|s| s.is_power_of_two() && (4096..=MAX_THREAD_SIZE).contains(s))
+                .unwrap_or(DEFAULT_THREAD_SIZE),
             _ => DEFAULT_THREAD_SIZE,
         };
         Ok(StackScanner {
@@ -260,7 +256,7 @@ impl<'a> StackScanner<'a> {
         }
         let stack = self
             .k
-            .ptr(Kernel::at(task, self.o.stack)?, "task_struct.stack")?;
+            .ptr(task.checked_offset(self.o.stack)?, "task_struct.stack")?;
         let top = stack
             .0
             .checked_add(self.thread_size)
@@ -281,7 +277,7 @@ impl<'a> StackScanner<'a> {
         } else {
             let sp = self
                 .k
-                .u64(Kernel::at(task, self.o.thread_sp)?, "thread.sp")?;
+                .u64(task.checked_offset(self.o.thread_sp)?, "thread.sp")?;
             if !in_stack(sp) {
                 return Err(WalkError::Implausible {
                     what: "task_struct.thread.sp outside the task's stack",

@@ -97,7 +97,7 @@ impl MapCtx<'_> {
     /// Reads `struct bpf_map` at `map`.
     pub fn info(&self, map: Kva) -> Result<MapInfo> {
         let (k, o) = (&self.k, self.o);
-        let f = |off| Kernel::at(map, off);
+        let f = |off| map.checked_offset(off);
         Ok(MapInfo {
             kva: map,
             map_type: k.u32(f(o.map_type)?, "bpf_map.map_type")?,

@@ -37,7 +37,7 @@ impl ArenaWindow {
         if p == 0 || p >> 32 != self.user_vm_start >> 32 {
             return None;
         }
-        self.kern_vm_start.checked_add(p & 0xffff_ffff).map(Kva)
+        Kva(self.kern_vm_start).checked_offset(p & 0xffff_ffff).ok()
     }
 }
 
