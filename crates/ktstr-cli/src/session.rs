@@ -12,7 +12,7 @@ use freeze::watch::{ExitKindTrigger, Tick, WatchOptions, WatchOutcome, watch_exi
 use freeze::{Engine, FreezeOutcome};
 use guest_lab::ConsoleLog;
 use guest_mem::{CpuRegs, KernelOptions, PhysMem};
-use scx_walk::{CaptureOptions, EventSampler, Kernel, TriggerLocation};
+use scx_walk::{CaptureOptions, EventSampler, KernelView, TriggerLocation};
 
 use crate::Error;
 use crate::dual::{EarlySnapshot, SCAN_EVERY};
@@ -103,7 +103,7 @@ pub(crate) fn watch(
     // The guest runs: cached translations could go stale.
     live.set_translation_cache(false);
     let btf = guest_btf(&live)?;
-    let lk = Kernel {
+    let lk = KernelView {
         mem: &live,
         syms: &live,
         types: &btf,
@@ -169,7 +169,7 @@ pub(crate) fn watch(
                     last_sample = Some(Instant::now());
                     let st = sampler.get_or_insert_with(|| event_sampler(&ram, btf_ref));
                     if let Ok((k, es)) = st {
-                        let kk = Kernel {
+                        let kk = KernelView {
                             mem: &*k,
                             syms: &*k,
                             types: btf_ref,
@@ -453,7 +453,7 @@ fn event_sampler(
     let phys = PhysMem::from_guest_memory(ram).map_err(|e| e.to_string())?;
     let k = guest_kernel(phys, KernelOptions::default()).map_err(|e| e.to_string())?;
     k.set_translation_cache(false);
-    let es = EventSampler::new(&Kernel {
+    let es = EventSampler::new(&KernelView {
         mem: &k,
         syms: &k,
         types: btf,

@@ -10,7 +10,7 @@ use guest_mem::{CpuRegs, Kva};
 
 use crate::cputime::{CpuTimeOffsets, per_cpu_time};
 use crate::dsq::{DsqOffsets, DsqSources, dsq_state, locate_dsqs};
-use crate::kernel::{Kernel, PerCpu, ValueRenderer};
+use crate::kernel::{KernelView, PerCpu, ValueRenderer};
 use crate::lists::CoreOffsets;
 use crate::maps::{MapCaps, MapCtx, MapOffsets, map_kvas};
 use crate::numa::{NumaOffsets, per_node_numa};
@@ -25,7 +25,7 @@ use crate::{reasons, sdt};
 
 /// The frozen guest to capture.
 pub struct Target<'a> {
-    pub kernel: Kernel<'a>,
+    pub kernel: KernelView<'a>,
     /// Renders map values with BTF; `None` renders every value as hex.
     pub renderer: Option<&'a dyn ValueRenderer>,
     /// Registers per vCPU (index = vCPU id); `None` for a vCPU that did not park.
@@ -524,7 +524,7 @@ mod tests {
         m.w64(B + 0x100, 0);
         m.w64(B + 0x200, 0); // no scheduler attached
         let target = Target {
-            kernel: Kernel {
+            kernel: KernelView {
                 mem: &m,
                 syms: &s,
                 types: &t,

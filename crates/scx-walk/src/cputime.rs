@@ -4,7 +4,7 @@
 use dump_schema::PerCpuTimeStats;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::offsets::Resolver;
 
 /// Offsets (group `cputime`).
@@ -50,7 +50,7 @@ impl CpuTimeOffsets {
 
 /// Reads every CPU's times.
 pub fn per_cpu_time(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     o: &CpuTimeOffsets,
     pc: &PerCpu,
 ) -> Result<Vec<PerCpuTimeStats>> {

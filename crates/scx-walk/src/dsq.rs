@@ -7,7 +7,7 @@ use dump_schema::DsqState;
 use guest_mem::Kva;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{CoreOffsets, LIST_CAP, RHASHTABLE_CAP, list_nodes, rhashtable_objects};
 use crate::offsets::Resolver;
 use crate::sched::SchedOffsets;
@@ -52,7 +52,7 @@ impl DsqOffsets {
 
 /// Reads the DSQ at `dsq` with its tasks.
 pub fn dsq_state(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &DsqOffsets,
     dsq: Kva,
@@ -101,7 +101,7 @@ pub struct DsqSources<'a> {
 /// Locations of all DSQs: local (per rq), bypass (per CPU), global (per node), user.
 /// Errors locating one kind are returned alongside the locations found.
 pub fn locate_dsqs(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &DsqOffsets,
     so: &SchedOffsets,
@@ -166,7 +166,7 @@ pub fn locate_dsqs(
 /// Upper bound on NUMA nodes walked (`MAX_NUMNODES` with NODES_SHIFT=10).
 const MAX_NODES: u32 = 1024;
 
-fn global_dsqs(k: &Kernel<'_>, so: &SchedOffsets, sch: Kva) -> Result<Vec<DsqLocation>> {
+fn global_dsqs(k: &KernelView<'_>, so: &SchedOffsets, sch: Kva) -> Result<Vec<DsqLocation>> {
     let nr_nodes = match k.syms.symbol("nr_node_ids") {
         Some(s) => k.u32(s, "nr_node_ids")?.clamp(1, MAX_NODES),
         None => 1,
@@ -245,7 +245,7 @@ mod tests {
         m.w32(dsq + 0x20, 2);
         m.w32(dsq + 0x24, 7);
         m.w64(dsq + 0x28, 0x8000_0000_0000_0002);
-        let k = Kernel {
+        let k = KernelView {
             mem: &m,
             syms: &s,
             types: &t,
@@ -258,7 +258,7 @@ mod tests {
         assert!(!d.truncated);
         // A list that loops without returning to the head is an error, not a hang.
         m.w64(t2 + 0x100, t1 + 0x100);
-        let k = Kernel {
+        let k = KernelView {
             mem: &m,
             syms: &s,
             types: &t,

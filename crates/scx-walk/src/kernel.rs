@@ -53,7 +53,7 @@ pub trait ValueRenderer {
 
 /// Everything a walker reads through.
 #[derive(Clone, Copy)]
-pub struct Kernel<'a> {
+pub struct KernelView<'a> {
     pub mem: &'a dyn KvaRead,
     pub syms: &'a dyn SymbolLookup,
     pub types: &'a dyn KernelTypes,
@@ -64,7 +64,7 @@ pub const MAX_CPUS: usize = 8192;
 /// Longest string read from the guest (names, comms).
 pub const MAX_STR: usize = 256;
 
-impl<'a> Kernel<'a> {
+impl<'a> KernelView<'a> {
     /// Address of a symbol the walker cannot do without.
     pub fn sym(&self, name: &'static str) -> Result<Kva> {
         self.syms.symbol(name).ok_or(WalkError::NoSymbol(name))
@@ -145,7 +145,7 @@ pub struct PerCpu {
 
 impl PerCpu {
     /// Reads `nr_cpu_ids` and `__per_cpu_offset`.
-    pub fn load(k: &Kernel<'_>) -> Result<PerCpu> {
+    pub fn load(k: &KernelView<'_>) -> Result<PerCpu> {
         let nr = k.u32(k.sym("nr_cpu_ids")?, "nr_cpu_ids")? as usize;
         if nr == 0 || nr > MAX_CPUS {
             return Err(WalkError::Implausible {

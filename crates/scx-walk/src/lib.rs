@@ -2,7 +2,7 @@
 //! [`dump_schema::FailureDumpReport`], each section filled or carrying its reason.
 //!
 //! # Shape
-//! - [`Kernel`] is what every walker reads through: guest memory ([`guest_mem::KvaRead`]),
+//! - [`KernelView`] is what every walker reads through: guest memory ([`guest_mem::KvaRead`]),
 //!   kernel symbols ([`SymbolLookup`]) and the kernel's types ([`KernelTypes`]).
 //!   [`adapters`] implements the latter two for `guest-mem` and `btf-walk`.
 //! - Offsets come from the guest's BTF, one group per walker ([`offsets::Resolver`]); a
@@ -23,14 +23,14 @@
 //! use btf_walk::Btf;
 //! use guest_mem::{KernelOptions, Vmcore};
 //! use scx_walk::render::BtfRenderer;
-//! use scx_walk::{CaptureOptions, Kernel, Target, capture};
+//! use scx_walk::{CaptureOptions, KernelView, Target, capture};
 //! # fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! let core = Vmcore::open("guest.vmcore".as_ref())?;
 //! let k = core.kernel(KernelOptions::default())?;
 //! let btf = Btf::from_guest(&k, k.require_symbol("__start_BTF")?, k.require_symbol("__stop_BTF")?)?;
 //! let renderer = BtfRenderer::new(&btf);
 //! let target = Target {
-//!     kernel: Kernel { mem: &k, syms: &k, types: &btf },
+//!     kernel: KernelView { mem: &k, syms: &k, types: &btf },
 //!     renderer: Some(&renderer),
 //!     vcpu_regs: core.cpus().iter().map(|r| Some(*r)).collect(),
 //! };
@@ -101,5 +101,5 @@ mod testutil;
 
 pub use capture::{Caps, CaptureOptions, CaptureOutput, Phase, Target, capture};
 pub use error::WalkError;
-pub use kernel::{Kernel, KernelTypes, PerCpu, SymbolLookup, ValueRenderer};
+pub use kernel::{KernelTypes, KernelView, PerCpu, SymbolLookup, ValueRenderer};
 pub use live::{AgeScan, DualTracker, EventSampler, RunnableScanner, TriggerLocation};

@@ -5,7 +5,7 @@
 use guest_mem::Kva;
 
 use crate::error::{Result, WalkError};
-use crate::kernel::{Kernel, KernelTypes, Visited};
+use crate::kernel::{KernelTypes, KernelView, Visited};
 use crate::offsets::Resolver;
 
 /// Default cap on list nodes (wire format's Caps table).
@@ -66,7 +66,7 @@ pub struct Walked {
 /// Returns the addresses of the embedded `list_head`s; subtract the member offset to
 /// get the containing object.
 pub fn list_nodes(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     head: Kva,
     cap: usize,
@@ -92,7 +92,7 @@ pub fn list_nodes(
 
 /// Walks an `hlist_head` (NULL-terminated).
 pub fn hlist_nodes(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     head: Kva,
     cap: usize,
@@ -105,7 +105,7 @@ pub fn hlist_nodes(
 /// (`hlist_nulls_head.first` and `hlist_nulls_node.next` are at the same offsets as
 /// in `hlist`; both are single-pointer heads.)
 pub fn hlist_nulls_nodes(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     head: Kva,
     cap: usize,
@@ -116,7 +116,7 @@ pub fn hlist_nulls_nodes(
 
 /// Follows a single-pointer chain from `head` until `is_end`, a revisit, or `cap` nodes.
 fn hlist_chain(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     head: Kva,
     cap: usize,
@@ -141,7 +141,7 @@ fn hlist_chain(
 /// Value entries, retry/sibling/zero entries are skipped: IDRs of maps and programs
 /// hold plain pointers.
 pub fn xarray_entries(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     xa: Kva,
     cap: usize,
@@ -221,7 +221,7 @@ fn is_xa_node(e: u64) -> bool {
 /// the object's `rhash_head`. Also walks a table being resized (`future_tbl`).
 /// Nested bucket tables (only under memory pressure) are not walked: truncated.
 pub fn rhashtable_objects(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     ht: Kva,
     head_off: u64,
@@ -301,8 +301,8 @@ mod tests {
         }
     }
 
-    fn kernel<'a>(m: &'a FakeMem, s: &'a FakeSyms, t: &'a FakeTypes) -> Kernel<'a> {
-        Kernel {
+    fn kernel<'a>(m: &'a FakeMem, s: &'a FakeSyms, t: &'a FakeTypes) -> KernelView<'a> {
+        KernelView {
             mem: m,
             syms: s,
             types: t,

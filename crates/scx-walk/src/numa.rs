@@ -6,7 +6,7 @@
 use dump_schema::PerNodeNumaStats;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::offsets::Resolver;
 
 /// Offsets (group `numa`).
@@ -55,7 +55,7 @@ const MAX_NODES: u32 = 1024;
 
 /// Reads every online node's counters.
 pub fn per_node_numa(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     o: &NumaOffsets,
     pc: &PerCpu,
 ) -> Result<Vec<PerNodeNumaStats>> {

@@ -5,7 +5,7 @@ use dump_schema::ProgRuntimeStats;
 use guest_mem::Kva;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{CoreOffsets, xarray_entries};
 use crate::offsets::Resolver;
 
@@ -47,20 +47,20 @@ impl ProgOffsets {
 }
 
 /// Programs in `prog_idr`, in id order.
-pub fn prog_kvas(k: &Kernel<'_>, c: &CoreOffsets, cap: usize) -> Result<Vec<Kva>> {
+pub fn prog_kvas(k: &KernelView<'_>, c: &CoreOffsets, cap: usize) -> Result<Vec<Kva>> {
     let idr = k.sym("prog_idr")?;
     let (e, _) = xarray_entries(k, c, Kva(idr.0.wrapping_add(c.idr_rt)), cap)?;
     Ok(e.into_iter().map(|(_, p)| p).collect())
 }
 
 /// Whether `prog` is a struct_ops program.
-pub fn is_struct_ops(k: &Kernel<'_>, o: &ProgOffsets, prog: Kva) -> Result<bool> {
+pub fn is_struct_ops(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Result<bool> {
     Ok(k.u32(prog.checked_offset(o.ty)?, "bpf_prog.type")? == o.struct_ops_type)
 }
 
 /// Name and per-CPU statistics of one program, summed over CPUs.
 pub fn runtime_stats(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     o: &ProgOffsets,
     pc: &PerCpu,
     prog: Kva,
@@ -93,7 +93,7 @@ pub fn runtime_stats(
 }
 
 /// Maps `prog` uses (`aux->used_maps`), capped at 1024.
-pub fn used_maps(k: &Kernel<'_>, o: &ProgOffsets, prog: Kva) -> Result<Vec<Kva>> {
+pub fn used_maps(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Result<Vec<Kva>> {
     let aux = k.ptr(prog.checked_offset(o.aux)?, "bpf_prog.aux")?;
     let n = k
         .u32(aux.checked_offset(o.aux_used_map_cnt)?, "used_map_cnt")?

@@ -10,7 +10,7 @@ use dump_schema::CgroupPsiStat;
 use guest_mem::Kva;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, Visited};
+use crate::kernel::{KernelTypes, KernelView, Visited};
 use crate::lists::{CoreOffsets, list_nodes};
 use crate::offsets::Resolver;
 
@@ -51,7 +51,7 @@ impl PsiOffsets {
 
 /// Walks the default hierarchy depth-first from the root cgroup.
 pub fn cgroup_psi(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &PsiOffsets,
 ) -> Result<(Vec<CgroupPsiStat>, bool)> {

@@ -9,7 +9,7 @@ use dump_schema::RqScxState;
 use guest_mem::Kva;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{CoreOffsets, LIST_CAP, list_nodes};
 use crate::offsets::Resolver;
 
@@ -63,14 +63,14 @@ impl RqOffsets {
 }
 
 /// The `runqueues` address of every CPU.
-pub fn runqueues(k: &Kernel<'_>, pc: &PerCpu) -> Result<Vec<Kva>> {
+pub fn runqueues(k: &KernelView<'_>, pc: &PerCpu) -> Result<Vec<Kva>> {
     let base = k.sym("runqueues")?;
     Ok((0..pc.nr_cpus()).filter_map(|c| pc.addr(base, c)).collect())
 }
 
 /// `RqScxState` of CPU `cpu` whose `struct rq` is at `rq`.
 pub fn rq_state(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &RqOffsets,
     cpu: u32,
@@ -139,7 +139,7 @@ pub struct RunnableAge {
 
 /// The oldest runnable task over all CPUs (by `scx.runnable_at`), at `now_jiffies`.
 pub fn oldest_runnable(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &RqOffsets,
     rqs: &[Kva],

@@ -5,7 +5,7 @@ use dump_schema::{EventCounterSample, ScxSchedState};
 use guest_mem::Kva;
 
 use crate::error::{Result, WalkError};
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::offsets::Resolver;
 
 /// Offsets of `struct scx_sched` the walkers use (group `scx_sched`).
@@ -76,7 +76,7 @@ pub const SCX_EXIT_ERROR: u32 = 1024;
 
 impl TriggerLocation {
     /// Resolves `scx_root` (symbol) and `scx_sched.exit_kind` (BTF).
-    pub fn resolve(k: &Kernel<'_>) -> Result<TriggerLocation> {
+    pub fn resolve(k: &KernelView<'_>) -> Result<TriggerLocation> {
         let scx_root = k.sym("scx_root")?;
         let mut r = Resolver::new(k.types, "scx_sched");
         let exit_kind_offset = r.off("scx_sched", "exit_kind");
@@ -91,7 +91,7 @@ impl TriggerLocation {
     }
 
     /// Reads the current exit kind; `Ok(None)` when no scheduler is attached.
-    pub fn read_exit_kind(&self, k: &Kernel<'_>) -> Result<Option<u32>> {
+    pub fn read_exit_kind(&self, k: &KernelView<'_>) -> Result<Option<u32>> {
         let sch = k.ptr(self.scx_root, "scx_root")?;
         if sch.0 == 0 {
             return Ok(None);
@@ -111,7 +111,7 @@ pub struct SchedRef {
 }
 
 /// Reads `scx_root`. `Ok(None)` when no scheduler is attached.
-pub fn scx_root(k: &Kernel<'_>, o: &SchedOffsets) -> Result<Option<SchedRef>> {
+pub fn scx_root(k: &KernelView<'_>, o: &SchedOffsets) -> Result<Option<SchedRef>> {
     let sch = k.ptr(k.sym("scx_root")?, "scx_root")?;
     if sch.0 == 0 {
         return Ok(None);
@@ -130,7 +130,7 @@ pub fn scx_root(k: &Kernel<'_>, o: &SchedOffsets) -> Result<Option<SchedRef>> {
 /// that reads `SCX_EXIT_DONE` (1) while `exit_info->kind` holds a later kind — on 7.3 the
 /// disable worker copies the kind into `exit_info` and then resets `exit_kind` to DONE,
 /// so a freeze a few milliseconds after an error exit would otherwise report "done".
-pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSchedState> {
+pub fn sched_state(k: &KernelView<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSchedState> {
     let aborting = k.u8(sch.checked_offset(o.aborting)?, "scx_sched.aborting")? != 0;
     let bypass_depth = k.i32(
         sch.checked_offset(o.bypass_depth)?,
@@ -161,7 +161,7 @@ pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSche
 const SCX_EXIT_DONE: u32 = 1;
 
 /// `exit_info->kind`, when the kernel has it and it is readable.
-fn exit_info_kind(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Option<u32> {
+fn exit_info_kind(k: &KernelView<'_>, o: &SchedOffsets, sch: Kva) -> Option<u32> {
     let (info, kind) = o.exit_info?;
     let ei = k
         .ptr(sch.checked_offset(info).ok()?, "scx_sched.exit_info")
@@ -242,7 +242,7 @@ impl EventOffsets {
 
 /// Sums the per-CPU event counters of the scheduler at `sch` into one sample.
 pub fn sample_events(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     eo: &EventOffsets,
     pc: &PerCpu,
     sch: Kva,
@@ -319,7 +319,7 @@ mod tests {
             m.w64(base + 16, c);
         }
         let s = FakeSyms::default();
-        let k = Kernel {
+        let k = KernelView {
             mem: &m,
             syms: &s,
             types: &t,
@@ -358,7 +358,7 @@ mod tests {
             m.w32(B + 0x108, exit_kind);
             m.w64(B + 0x118, info_ptr);
             m.w32(info, info_kind);
-            let k = Kernel {
+            let k = KernelView {
                 mem: &m,
                 syms: &s,
                 types: &t,

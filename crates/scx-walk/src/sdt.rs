@@ -48,7 +48,7 @@ pub use payload::{PayloadType, payload_type};
 pub use tree::{ArenaWindow, RawEntry, Tree, TreeCaps, walk_allocator};
 
 use crate::WalkError;
-use crate::kernel::{Kernel, ValueRenderer, hex};
+use crate::kernel::{KernelView, ValueRenderer, hex};
 use crate::reasons;
 
 /// Allocator and static instances considered per capture.
@@ -91,7 +91,7 @@ struct Program {
 pub fn capture_sdt(
     r: &FailureDumpReport,
     renderer: Option<&dyn ValueRenderer>,
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     deadline: &dyn Fn() -> bool,
 ) -> SdtCapture {
     if deadline() {
@@ -172,7 +172,7 @@ pub fn capture_sdt(
 }
 
 /// `struct bpf_map.<member>` as a pointer, `None` when unknown or NULL.
-fn member_ptr(k: &Kernel<'_>, map: u64, member: &str) -> Option<Kva> {
+fn member_ptr(k: &KernelView<'_>, map: u64, member: &str) -> Option<Kva> {
     let off = k.types.offset_of("bpf_map", member)?;
     k.ptr(Kva(map).checked_offset(off).ok()?, "bpf_map member")
         .ok()
@@ -180,7 +180,7 @@ fn member_ptr(k: &Kernel<'_>, map: u64, member: &str) -> Option<Kva> {
 }
 
 fn program(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     map: u64,
     name: &str,
     btf_kva: Kva,
@@ -242,7 +242,7 @@ fn instances(p: &Program, ty: &str) -> Vec<(String, Kva)> {
 }
 
 fn walk_program(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     renderer: &dyn ValueRenderer,
     window: ArenaWindow,
     p: &Program,
@@ -346,7 +346,7 @@ fn render_payload(
     btf: Kva,
     ty: &PayloadType,
     bytes: &[u8],
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
 ) -> RenderedValue {
     if let PayloadType::Found { id, size } = ty {
         let n = (*size as usize).min(bytes.len());
@@ -358,7 +358,12 @@ fn render_payload(
 }
 
 /// One `struct scx_static`; `None` when never initialized or inconsistent.
-fn static_range(k: &Kernel<'_>, l: &StaticLayout, name: &str, at: Kva) -> Option<ScxStaticRange> {
+fn static_range(
+    k: &KernelView<'_>,
+    l: &StaticLayout,
+    name: &str,
+    at: Kva,
+) -> Option<ScxStaticRange> {
     let b = k.bytes(at, l.size as usize, "scx_static").ok()?;
     let field = |off: u64| {
         let o = usize::try_from(off).ok()?;

@@ -37,7 +37,7 @@ use std::ops::ControlFlow;
 use guest_mem::{CpuRegs, Kva};
 
 use crate::error::{Result, WalkError};
-use crate::kernel::Kernel;
+use crate::kernel::KernelView;
 use crate::offsets::Resolver;
 
 /// Lock slow-path functions, by their source names: a task with one of them on its
@@ -153,7 +153,7 @@ pub fn slowpath_name(symbol: &str) -> Option<&'static str> {
 
 /// Scans tasks' kernel stacks of one frozen guest.
 pub struct StackScanner<'a> {
-    k: Kernel<'a>,
+    k: KernelView<'a>,
     o: StackOffsets,
     text: (u64, u64),
     thread_size: u64,
@@ -165,7 +165,7 @@ pub struct StackScanner<'a> {
 
 impl<'a> StackScanner<'a> {
     /// Needs `_stext`, `_etext` and the `task_stack` offsets.
-    pub fn new(k: &Kernel<'a>) -> Result<StackScanner<'a>> {
+    pub fn new(k: &KernelView<'a>) -> Result<StackScanner<'a>> {
         let o = StackOffsets::resolve(k.types)?;
         let (start, end) = (k.sym("_stext")?, k.sym("_etext")?);
         if end.0 <= start.0 {
@@ -381,7 +381,7 @@ mod tests {
     }
 
     fn scanner<'a>(m: &'a FakeMem, s: &'a FakeSyms, t: &'a FakeTypes) -> StackScanner<'a> {
-        StackScanner::new(&Kernel {
+        StackScanner::new(&KernelView {
             mem: m,
             syms: s,
             types: t,

@@ -8,7 +8,7 @@ use dump_schema::TaskEnrichment;
 use guest_mem::Kva;
 
 use crate::error::{Result, WalkError};
-use crate::kernel::{Kernel, KernelTypes};
+use crate::kernel::{KernelTypes, KernelView};
 use crate::lists::{CoreOffsets, list_nodes};
 use crate::offsets::Resolver;
 use crate::stackscan::StackScanner;
@@ -93,7 +93,7 @@ impl TaskOffsets {
 
 /// Tasks of the whole system, in `scx_tasks` order (or the `init_task.tasks` order).
 pub fn all_tasks(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &TaskOffsets,
     cap: usize,
@@ -125,7 +125,7 @@ const CLASSES: [&str; 6] = ["stop", "dl", "rt", "fair", "ext", "idle"];
 /// `fair`. Class symbols share addresses with linker markers
 /// (`__sched_class_highest`), so the known classes are matched by address first;
 /// anything else is reported as the raw symbol (or address).
-pub fn sched_class_name(k: &Kernel<'_>, class: Kva) -> String {
+pub fn sched_class_name(k: &KernelView<'_>, class: Kva) -> String {
     for c in CLASSES {
         let sym = format!("{c}_sched_class");
         if k.syms.symbol(&sym) == Some(class) {
@@ -143,7 +143,7 @@ pub fn sched_class_name(k: &Kernel<'_>, class: Kva) -> String {
 }
 
 /// Enriches one task.
-pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichment> {
+pub fn enrich(k: &KernelView<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichment> {
     let f = |off: u64| -> Result<Kva> { Ok(task.checked_offset(off)?) };
     let pid = k.i32(f(o.pid)?, "task.pid")?;
     let tgid = k.i32(f(o.tgid)?, "task.tgid")?;
@@ -235,7 +235,7 @@ pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichme
 /// `lock_slowpath_match` is filled from each task's kernel stack when a [`StackScanner`]
 /// is given (see [`crate::stackscan`]), else left empty.
 pub fn enrich_all_with(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     o: &TaskOffsets,
     first: impl IntoIterator<Item = Kva>,
     rest: impl IntoIterator<Item = Kva>,

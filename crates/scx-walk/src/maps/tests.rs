@@ -5,7 +5,7 @@ use dump_schema::{RenderedValue, map_type};
 use guest_mem::Kva;
 
 use super::{MapCaps, MapCtx, MapOffsets};
-use crate::kernel::{Kernel, PerCpu};
+use crate::kernel::{KernelView, PerCpu};
 use crate::lists::CoreOffsets;
 use crate::testutil::{FakeMem, FakeSyms, FakeTypes};
 
@@ -61,7 +61,7 @@ fn write_map(m: &mut FakeMem, at: u64, ty: u32, key: u32, value: u32, max: u32, 
 
 fn capture(m: &FakeMem, t: &FakeTypes, map: u64, caps: MapCaps) -> dump_schema::FailureDumpMap {
     let s = FakeSyms::default();
-    let k = Kernel {
+    let k = KernelView {
         mem: m,
         syms: &s,
         types: t,
