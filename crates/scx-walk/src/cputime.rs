@@ -5,7 +5,7 @@ use dump_schema::PerCpuTimeStats;
 
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, PerCpu};
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// Offsets (group `cputime`).
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +31,7 @@ const CPUTIME: [&str; 8] = [
 
 impl CpuTimeOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<CpuTimeOffsets> {
-        let mut r = Resolver::new(t, "cputime");
+        let mut r = OffsetGroup::new(t, "cputime");
         let mut idx = [0u64; 8];
         for (i, name) in CPUTIME.iter().enumerate() {
             // The enum has been stable since 2.6; fall back to its order when BTF lacks it.
@@ -44,7 +44,7 @@ impl CpuTimeOffsets {
             idx,
             iowait_sleeptime: r.opt("tick_sched", "iowait_sleeptime"),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 

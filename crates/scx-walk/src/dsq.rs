@@ -9,8 +9,8 @@ use guest_mem::Kva;
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{CoreOffsets, LIST_CAP, RHASHTABLE_CAP, list_nodes, rhashtable_objects};
-use crate::offsets::Resolver;
 use crate::sched::SchedOffsets;
+use btf_walk::OffsetGroup;
 
 /// Offsets of `struct scx_dispatch_q` and the task's DSQ list node (group `dsq`).
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,7 @@ pub struct DsqOffsets {
 
 impl DsqOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<DsqOffsets> {
-        let mut r = Resolver::new(t, "dsq");
+        let mut r = OffsetGroup::new(t, "dsq");
         let node_in_lnode = r.off("scx_dsq_list_node", "node");
         let flags_in_lnode = r.off("scx_dsq_list_node", "flags");
         let o = DsqOffsets {
@@ -46,7 +46,7 @@ impl DsqOffsets {
                 .map(|v| v as u32)
                 .unwrap_or(1),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Errors of the walkers. Each names what was being read, so a section's reason string
 //! tells a person where the walk stopped.
 
+use btf_walk::MissingMembers;
 use guest_mem::{AddrOverflow, Kva, MemError};
 
 /// Why a walk (or one step of it) failed.
@@ -47,6 +48,16 @@ impl From<AddrOverflow> for WalkError {
         WalkError::Implausible {
             what: "address + offset",
             value: e.base,
+        }
+    }
+}
+
+/// An offset group that lacks members fails its walker's section.
+impl From<MissingMembers> for WalkError {
+    fn from(m: MissingMembers) -> WalkError {
+        WalkError::MissingOffsets {
+            group: m.group,
+            members: m.missing,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 
+use btf_walk::MemberOffsets;
 use dump_schema::RenderedValue;
 use guest_mem::{Kva, KvaRead};
 
@@ -20,13 +21,9 @@ pub trait SymbolLookup {
     fn nearest(&self, kva: Kva) -> Option<(String, u64)>;
 }
 
-/// The kernel's own type information (its BTF), by name.
-pub trait KernelTypes {
-    /// Byte offset of the member at `path` (dot-separated, through anonymous members,
-    /// `a[3]` for array elements) inside `struct ty`.
-    fn offset_of(&self, ty: &str, path: &str) -> Option<u64>;
-    /// Size in bytes of `struct ty` (or union).
-    fn size_of(&self, ty: &str) -> Option<u64>;
+/// The kernel's own type information (its BTF), by name: member offsets and struct sizes
+/// ([`MemberOffsets`], what an [`btf_walk::OffsetGroup`] asks), and enumerators.
+pub trait KernelTypes: MemberOffsets {
     /// Value of the enumerator `variant` (enums are looked up by variant name alone).
     fn enum_value(&self, variant: &str) -> Option<i64>;
 }

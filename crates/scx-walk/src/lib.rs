@@ -5,7 +5,7 @@
 //! - [`KernelView`] is what every walker reads through: guest memory ([`guest_mem::KvaRead`]),
 //!   kernel symbols ([`SymbolLookup`]) and the kernel's types ([`KernelTypes`]).
 //!   [`adapters`] implements the latter two for `guest-mem` and `btf-walk`.
-//! - Offsets come from the guest's BTF, one group per walker ([`offsets::Resolver`]); a
+//! - Offsets come from the guest's BTF, one [`btf_walk::OffsetGroup`] per walker; a
 //!   missing member degrades that walker's section with
 //!   `scx walker partial: missing offset groups [..]`, never the whole dump.
 //! - One module per section: [`maps`], [`progs`], [`sched`] (scx_sched, events,

@@ -6,7 +6,7 @@ use guest_mem::Kva;
 
 use crate::error::{Result, WalkError};
 use crate::kernel::{KernelTypes, KernelView, Visited};
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// Default cap on list nodes (wire format's Caps table).
 pub const LIST_CAP: usize = 4096;
@@ -34,7 +34,7 @@ pub struct CoreOffsets {
 
 impl CoreOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<CoreOffsets> {
-        let mut r = Resolver::new(t, "containers");
+        let mut r = OffsetGroup::new(t, "containers");
         let o = CoreOffsets {
             list_next: r.off("list_head", "next"),
             hlist_first: r.off("hlist_head", "first"),
@@ -51,7 +51,7 @@ impl CoreOffsets {
             bt_future: r.off("bucket_table", "future_tbl"),
             rhash_next: r.off("rhash_head", "next"),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 

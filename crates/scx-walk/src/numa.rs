@@ -7,7 +7,7 @@ use dump_schema::PerNodeNumaStats;
 
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, PerCpu};
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// Offsets (group `numa`).
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +33,7 @@ const ITEMS: [&str; 6] = [
 
 impl NumaOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<NumaOffsets> {
-        let mut r = Resolver::new(t, "numa");
+        let mut r = OffsetGroup::new(t, "numa");
         let mut idx = [0u64; 6];
         for (i, n) in ITEMS.iter().enumerate() {
             idx[i] = t.enum_value(n).map(|v| v as u64).unwrap_or(i as u64);
@@ -47,7 +47,7 @@ impl NumaOffsets {
             pcp_numa: r.off("per_cpu_zonestat", "vm_numa_event"),
             idx,
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 

@@ -7,7 +7,7 @@ use guest_mem::Kva;
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{CoreOffsets, xarray_entries};
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// Offsets (group `bpf_prog`).
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +26,7 @@ pub struct ProgOffsets {
 
 impl ProgOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<ProgOffsets> {
-        let mut r = Resolver::new(t, "bpf_prog");
+        let mut r = OffsetGroup::new(t, "bpf_prog");
         let o = ProgOffsets {
             ty: r.off("bpf_prog", "type"),
             aux: r.off("bpf_prog", "aux"),
@@ -42,7 +42,7 @@ impl ProgOffsets {
                 .map(|v| v as u32)
                 .unwrap_or(27),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 

@@ -12,7 +12,7 @@ use guest_mem::Kva;
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, Visited};
 use crate::lists::{CoreOffsets, list_nodes};
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// Cap on cgroups walked.
 pub const CGROUP_CAP: usize = 4096;
@@ -33,7 +33,7 @@ pub struct PsiOffsets {
 
 impl PsiOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<PsiOffsets> {
-        let mut r = Resolver::new(t, "psi");
+        let mut r = OffsetGroup::new(t, "psi");
         let o = PsiOffsets {
             root_cgrp: r.off("cgroup_root", "cgrp"),
             cgrp_self: r.off("cgroup", "self"),
@@ -45,7 +45,7 @@ impl PsiOffsets {
             psi_avg: r.off("psi_group", "avg"),
             cpu_some: t.enum_value("PSI_CPU_SOME").unwrap_or(4).clamp(0, 16) as u64,
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 

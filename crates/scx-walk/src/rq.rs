@@ -11,7 +11,7 @@ use guest_mem::Kva;
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{CoreOffsets, LIST_CAP, list_nodes};
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// Value written to `RqScxState.ops_qseq` when the kernel has no `scx_rq.ops_qseq`.
 pub const OPS_QSEQ_ABSENT: u64 = 0;
@@ -38,7 +38,7 @@ pub struct RqOffsets {
 
 impl RqOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<RqOffsets> {
-        let mut r = Resolver::new(t, "rq");
+        let mut r = OffsetGroup::new(t, "rq");
         let kick_sync = r
             .opt("rq", "scx.kick_sync")
             .or_else(|| r.opt("rq", "scx.pnt_seq"));
@@ -58,7 +58,7 @@ impl RqOffsets {
             task_runnable_node: r.off("task_struct", "scx.runnable_node"),
             task_runnable_at: r.off("task_struct", "scx.runnable_at"),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 

@@ -6,7 +6,7 @@ use guest_mem::Kva;
 
 use crate::error::{Result, WalkError};
 use crate::kernel::{KernelTypes, KernelView, PerCpu};
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// Offsets of `struct scx_sched` the walkers use (group `scx_sched`).
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +35,7 @@ pub struct SchedOffsets {
 
 impl SchedOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<SchedOffsets> {
-        let mut r = Resolver::new(t, "scx_sched");
+        let mut r = OffsetGroup::new(t, "scx_sched");
         let ops_name = r.off("scx_sched", "ops.name");
         let o = SchedOffsets {
             aborting: r.off("scx_sched", "aborting"),
@@ -55,7 +55,7 @@ impl SchedOffsets {
             pcpu_event_stats: r.opt("scx_sched_pcpu", "event_stats"),
             pcpu_bypass_dsq: r.opt("scx_sched_pcpu", "bypass_dsq"),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
@@ -78,16 +78,16 @@ impl TriggerLocation {
     /// Resolves `scx_root` (symbol) and `scx_sched.exit_kind` (BTF).
     pub fn resolve(k: &KernelView<'_>) -> Result<TriggerLocation> {
         let scx_root = k.sym("scx_root")?;
-        let mut r = Resolver::new(k.types, "scx_sched");
+        let mut r = OffsetGroup::new(k.types, "scx_sched");
         let exit_kind_offset = r.off("scx_sched", "exit_kind");
         let exit_info = r
             .opt("scx_sched", "exit_info")
             .zip(r.opt("scx_exit_info", "kind"));
-        r.finish(TriggerLocation {
+        Ok(r.finish(TriggerLocation {
             scx_root,
             exit_kind_offset,
             exit_info,
-        })
+        })?)
     }
 
     /// Reads the current exit kind; `Ok(None)` when no scheduler is attached.

@@ -38,7 +38,7 @@ use guest_mem::{CpuRegs, Kva};
 
 use crate::error::{Result, WalkError};
 use crate::kernel::KernelView;
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// Lock slow-path functions, by their source names: a task with one of them on its
 /// stack is waiting for (or spinning on) a contended lock.
@@ -95,12 +95,12 @@ pub struct StackOffsets {
 
 impl StackOffsets {
     pub fn resolve(t: &dyn crate::kernel::KernelTypes) -> Result<StackOffsets> {
-        let mut r = Resolver::new(t, "task_stack");
+        let mut r = OffsetGroup::new(t, "task_stack");
         let o = StackOffsets {
             stack: r.off("task_struct", "stack"),
             thread_sp: r.off("task_struct", "thread.sp"),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 

@@ -10,8 +10,8 @@ use guest_mem::Kva;
 use crate::error::{Result, WalkError};
 use crate::kernel::{KernelTypes, KernelView};
 use crate::lists::{CoreOffsets, list_nodes};
-use crate::offsets::Resolver;
 use crate::stackscan::StackScanner;
+use btf_walk::OffsetGroup;
 
 /// Default cap on enriched tasks.
 pub const TASK_CAP: usize = 4096;
@@ -55,7 +55,7 @@ pub struct TaskOffsets {
 
 impl TaskOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<TaskOffsets> {
-        let mut r = Resolver::new(t, "task_struct");
+        let mut r = OffsetGroup::new(t, "task_struct");
         let o = TaskOffsets {
             pid: r.off("task_struct", "pid"),
             tgid: r.off("task_struct", "tgid"),
@@ -87,7 +87,7 @@ impl TaskOffsets {
             pidtype_pgid: t.enum_value("PIDTYPE_PGID").unwrap_or(2) as u64,
             pidtype_sid: t.enum_value("PIDTYPE_SID").unwrap_or(3) as u64,
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 

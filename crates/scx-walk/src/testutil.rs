@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use guest_mem::{Kva, KvaRead, MemError};
 
+use btf_walk::MemberOffsets;
+
 use crate::kernel::{KernelTypes, SymbolLookup};
 
 /// Sparse byte-addressed memory: unwritten bytes are holes (reads fail).
@@ -94,7 +96,7 @@ impl FakeTypes {
     }
 }
 
-impl KernelTypes for FakeTypes {
+impl MemberOffsets for FakeTypes {
     fn offset_of(&self, ty: &str, path: &str) -> Option<u64> {
         self.members
             .get(&(ty.to_string(), path.to_string()))
@@ -103,6 +105,9 @@ impl KernelTypes for FakeTypes {
     fn size_of(&self, ty: &str) -> Option<u64> {
         self.sizes.get(ty).copied()
     }
+}
+
+impl KernelTypes for FakeTypes {
     fn enum_value(&self, variant: &str) -> Option<i64> {
         self.enums.get(variant).copied()
     }
