@@ -49,7 +49,7 @@
 //!
 //! | constant | text | when |
 //! |---|---|---|
-//! | [`REASON_CYCLE`] | `cycle` | the pointee was already rendered by this renderer |
+//! | [`dump_schema::reasons::DEREF_CYCLE`] | `cycle` | the pointee was already rendered by this renderer (a cycle, or an object reached twice) |
 //! | [`REASON_DEPTH`] | `dereference depth limit reached` | [`RenderOptions::max_deref_depth`] pointers deep |
 //! | [`REASON_OPAQUE`] | `pointee has no layout (void, function or forward declaration)` | `void *`, function pointers, opaque structs |
 //! | [`REASON_BUDGET`] | `render budget exhausted` | [`RenderOptions::max_values`] values produced |
@@ -84,7 +84,7 @@ pub use load::{
 };
 pub use offsets::Field;
 pub use render::{
-    REASON_BUDGET, REASON_CYCLE, REASON_DEPTH, REASON_OPAQUE, REASON_TOO_DEEP, RenderOptions,
-    Renderer, Symbolize, cpu_list,
+    REASON_BUDGET, REASON_DEPTH, REASON_OPAQUE, REASON_TOO_DEEP, RenderOptions, Renderer,
+    Symbolize, cpu_list,
 };
 pub use table::{EnumValue, Kind, Member, Qualifier, SecVar, Span, TypeId};
