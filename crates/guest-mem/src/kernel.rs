@@ -24,7 +24,8 @@ use crate::{CpuRegs, Gpa, Kva, KvaRead, MemError, PhysRead};
 /// Most VMCOREINFO candidates from a RAM scan that are tried.
 const MAX_CANDIDATES: usize = 8;
 
-/// Most CPUs whose per-CPU offsets are read (`NR_CPUS` of distribution kernels).
+/// Most CPUs the project accepts from a guest (`NR_CPUS` of distribution kernels): the
+/// per-CPU offsets read here, scx-walk's `nr_cpu_ids`, the engines' register dumps.
 pub const MAX_CPUS: usize = 8192;
 
 /// What is known about the guest before looking at its memory. Everything is

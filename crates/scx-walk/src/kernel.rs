@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use btf_walk::MemberOffsets;
 use dump_schema::RenderedValue;
-use guest_mem::{Kva, KvaRead};
+use guest_mem::{Kva, KvaRead, MAX_CPUS};
 
 use crate::error::{Result, WalkError};
 
@@ -56,8 +56,6 @@ pub struct KernelView<'a> {
     pub types: &'a dyn KernelTypes,
 }
 
-/// Hard limits on anything sized by guest data.
-pub const MAX_CPUS: usize = 8192;
 /// Longest string read from the guest (names, comms).
 pub const MAX_STR: usize = 256;
 
