@@ -33,8 +33,8 @@ pub struct Field {
 }
 
 impl Field {
-    /// Placeholder returned by [`OffsetGroup::field`] for a missing member; never escapes a
-    /// group whose [`OffsetGroup::finish`] result is checked.
+    /// Placeholder returned by [`crate::OffsetGroup::field`] for a missing member; never escapes a
+    /// group whose [`crate::OffsetGroup::finish`] result is checked.
     pub const MISSING: Field = Field {
         bit_offset: 0,
         bit_size: 0,
