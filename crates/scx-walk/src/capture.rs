@@ -626,22 +626,8 @@ mod tests {
     /// capture still returns the vCPU registers.
     #[test]
     fn missing_groups_degrade_their_sections_only() {
-        let mut t = FakeTypes::default();
+        let mut t = FakeTypes::core();
         for (ty, m, o) in [
-            ("list_head", "next", 0),
-            ("hlist_head", "first", 0),
-            ("hlist_node", "next", 0),
-            ("xarray", "xa_head", 8),
-            ("xa_node", "shift", 0),
-            ("xa_node", "slots", 40),
-            ("idr", "idr_rt", 0),
-            ("rhashtable", "tbl", 0),
-            ("rhashtable", "nelems", 8),
-            ("bucket_table", "size", 0),
-            ("bucket_table", "nest", 4),
-            ("bucket_table", "buckets", 64),
-            ("bucket_table", "future_tbl", 32),
-            ("rhash_head", "next", 0),
             ("scx_sched", "ops.name", 0),
             ("scx_sched", "aborting", 0x100),
             ("scx_sched", "bypass_depth", 0x104),

@@ -203,21 +203,7 @@ mod tests {
     const B: u64 = 0xffff_8880_0000_0000;
 
     fn types() -> FakeTypes {
-        FakeTypes::default()
-            .member("list_head", "next", 0)
-            .member("hlist_head", "first", 0)
-            .member("hlist_node", "next", 0)
-            .member("xarray", "xa_head", 8)
-            .member("xa_node", "shift", 0)
-            .member("xa_node", "slots", 40)
-            .member("idr", "idr_rt", 0)
-            .member("rhashtable", "tbl", 0)
-            .member("rhashtable", "nelems", 8)
-            .member("bucket_table", "size", 0)
-            .member("bucket_table", "nest", 4)
-            .member("bucket_table", "buckets", 64)
-            .member("bucket_table", "future_tbl", 32)
-            .member("rhash_head", "next", 0)
+        FakeTypes::core()
             .member("scx_dispatch_q", "list", 0x10)
             .member("scx_dispatch_q", "nr", 0x20)
             .member("scx_dispatch_q", "seq", 0x24)

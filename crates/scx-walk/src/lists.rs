@@ -72,22 +72,9 @@ pub fn list_nodes(
     cap: usize,
     what: &'static str,
 ) -> Result<Walked> {
-    let mut out = Walked::default();
-    let mut seen = Visited::new(cap);
-    let mut p = k.ptr(head.checked_offset(c.list_next)?, what)?;
-    while p != head {
-        if p.0 == 0 {
-            // A half-initialised or poisoned list: stop, keep what we have.
-            break;
-        }
-        if !seen.visit(p, what)? {
-            out.truncated = true;
-            break;
-        }
-        out.nodes.push(p);
-        p = k.ptr(p.checked_offset(c.list_next)?, what)?;
-    }
-    Ok(out)
+    let first = k.ptr(head.checked_offset(c.list_next)?, what)?;
+    // NULL: a half-initialised or poisoned list: stop, keep what we have.
+    follow(k, first, c.list_next, cap, what, |p| p == head || p.0 == 0)
 }
 
 /// Walks an `hlist_head` (NULL-terminated).
@@ -123,16 +110,30 @@ fn hlist_chain(
     what: &'static str,
     is_end: impl Fn(Kva) -> bool,
 ) -> Result<Walked> {
+    let first = k.ptr(head.checked_offset(c.hlist_first)?, what)?;
+    follow(k, first, c.hlist_node_next, cap, what, is_end)
+}
+
+/// Follows the pointers at `next_off` of each node from `first` until `is_end`, a
+/// revisit (a cycle: an error), or `cap` nodes (`truncated`).
+fn follow(
+    k: &KernelView<'_>,
+    first: Kva,
+    next_off: u64,
+    cap: usize,
+    what: &'static str,
+    is_end: impl Fn(Kva) -> bool,
+) -> Result<Walked> {
     let mut out = Walked::default();
     let mut seen = Visited::new(cap);
-    let mut p = k.ptr(head.checked_offset(c.hlist_first)?, what)?;
+    let mut p = first;
     while !is_end(p) {
         if !seen.visit(p, what)? {
             out.truncated = true;
             break;
         }
         out.nodes.push(p);
-        p = k.ptr(p.checked_offset(c.hlist_node_next)?, what)?;
+        p = k.ptr(p.checked_offset(next_off)?, what)?;
     }
     Ok(out)
 }

@@ -86,6 +86,25 @@ pub struct FakeTypes {
 }
 
 impl FakeTypes {
+    /// The members of the core offset group (lists, xarray, rhashtable) every walker
+    /// needs, at the layout the synthetic tests build their memory for.
+    pub fn core() -> Self {
+        FakeTypes::default()
+            .member("list_head", "next", 0)
+            .member("hlist_head", "first", 0)
+            .member("hlist_node", "next", 0)
+            .member("xarray", "xa_head", 8)
+            .member("xa_node", "shift", 0)
+            .member("xa_node", "slots", 40)
+            .member("idr", "idr_rt", 0)
+            .member("rhashtable", "tbl", 0)
+            .member("rhashtable", "nelems", 8)
+            .member("bucket_table", "size", 0)
+            .member("bucket_table", "nest", 4)
+            .member("bucket_table", "buckets", 64)
+            .member("bucket_table", "future_tbl", 32)
+            .member("rhash_head", "next", 0)
+    }
     pub fn member(mut self, ty: &str, path: &str, off: u64) -> Self {
         self.members.insert((ty.into(), path.into()), off);
         self

@@ -118,10 +118,15 @@ fn array(
             });
         }
     }
+    note_hex_fallback(notes, fallback);
+    Ok(())
+}
+
+/// Says in the map's notes why values were rendered as hex (the first reason met).
+fn note_hex_fallback(notes: &mut Vec<String>, fallback: Option<String>) {
     if let Some(why) = fallback {
         notes.push(format!("rendered as hex: {why}"));
     }
-    Ok(())
 }
 
 /// Per-CPU copies of the value at the per-CPU pointer `pptr`.
@@ -170,9 +175,7 @@ fn percpu_array(
             per_cpu,
         });
     }
-    if let Some(why) = fallback {
-        notes.push(format!("rendered as hex: {why}"));
-    }
+    note_hex_fallback(notes, fallback);
     Ok(())
 }
 
@@ -256,9 +259,7 @@ fn hash(
     if unreadable > 0 {
         notes.push(format!("{unreadable} buckets or entries unreadable"));
     }
-    if let Some(why) = fallback {
-        notes.push(format!("rendered as hex: {why}"));
-    }
+    note_hex_fallback(notes, fallback);
     Ok(())
 }
 
@@ -318,9 +319,7 @@ fn storage(
             });
         }
     }
-    if let Some(why) = fallback {
-        notes.push(format!("rendered as hex: {why}"));
-    }
+    note_hex_fallback(notes, fallback);
     Ok(())
 }
 
@@ -512,9 +511,7 @@ fn struct_ops(
     // The value type (`bpf_struct_ops_<ops>`) is a kernel type.
     let (v, why) = cx.render(None, info.vmlinux_value_type_id, &bytes);
     out.value = Some(v);
-    if let Some(why) = why {
-        notes.push(format!("rendered as hex: {why}"));
-    }
+    note_hex_fallback(notes, why);
     Ok(())
 }
 

@@ -12,21 +12,7 @@ use crate::testutil::{FakeMem, FakeSyms, FakeTypes};
 const B: u64 = 0xffff_8880_0000_0000;
 
 fn types() -> FakeTypes {
-    let mut t = FakeTypes::default()
-        .member("list_head", "next", 0)
-        .member("hlist_head", "first", 0)
-        .member("hlist_node", "next", 0)
-        .member("xarray", "xa_head", 8)
-        .member("xa_node", "shift", 0)
-        .member("xa_node", "slots", 40)
-        .member("idr", "idr_rt", 0)
-        .member("rhashtable", "tbl", 0)
-        .member("rhashtable", "nelems", 8)
-        .member("bucket_table", "size", 0)
-        .member("bucket_table", "nest", 4)
-        .member("bucket_table", "buckets", 64)
-        .member("bucket_table", "future_tbl", 32)
-        .member("rhash_head", "next", 0);
+    let mut t = FakeTypes::core();
     for (p, o) in [
         ("map_type", 0x18),
         ("key_size", 0x1c),
