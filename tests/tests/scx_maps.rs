@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use dump_schema::{FailureDumpMap, FailureDumpReport, RenderedValue};
 use e2e_tests::guest::view::{ProcStat, assert_maps_agree, json_output};
-use e2e_tests::guest::{Guest, GuestLab, KernelView};
+use e2e_tests::guest::{Guest, GuestLab, LoadedKernel};
 use freeze::FreezeOutcome;
 use freeze::perf::{Counter, VcpuCounters, VcpuPerf};
 use freeze::qemu::QemuEngine;
@@ -86,10 +86,10 @@ fn spec() -> RunSpec {
 
 /// The report of the guest frozen by `f`, read through `view` (a view made at an
 /// earlier freeze serves: symbols and BTF do not move), with `f`'s vCPU registers.
-fn capture(view: &KernelView, f: &FreezeOutcome) -> FailureDumpReport {
+fn capture(view: &LoadedKernel, f: &FreezeOutcome) -> FailureDumpReport {
     let renderer = BtfRenderer::new(&view.btf);
     let target = Target {
-        kernel: view.kernel(),
+        kernel: view.view(),
         renderer: Some(&renderer),
         vcpu_regs: f.vcpus.clone(),
     };
@@ -207,7 +207,7 @@ fn check_ringbuf(r: &FailureDumpReport, log: &ConsoleLog) {
     assert!(records >= seen, "dump {records} < guest's {seen}");
 }
 
-fn check_stacks(r: &FailureDumpReport, log: &ConsoleLog, f: &KernelView) {
+fn check_stacks(r: &FailureDumpReport, log: &ConsoleLog, f: &LoadedKernel) {
     let m = map(r, "ktstr_stacks");
     assert_eq!(m.map_type, dump_schema::map_type::STACK_TRACE);
     let st = m
@@ -273,7 +273,7 @@ fn owner(e: &dump_schema::FailureDumpEntry) -> u64 {
     u64::from_le_bytes(b[..8].try_into().expect("8-byte owner"))
 }
 
-fn check_task_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &KernelView) {
+fn check_task_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &LoadedKernel) {
     let m = map(r, "ktstr_task_ctx");
     assert_eq!(m.map_type, dump_schema::map_type::TASK_STORAGE);
     assert!(!m.entries.is_empty(), "no task storage: {:?}", m.error);
@@ -330,7 +330,7 @@ fn check_task_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &KernelView) {
     );
 }
 
-fn check_cgroup_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &KernelView) {
+fn check_cgroup_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &LoadedKernel) {
     let m = map(r, "ktstr_cgrp_ctx");
     assert_eq!(m.map_type, dump_schema::map_type::CGRP_STORAGE);
     let mut ids = BTreeSet::new();
@@ -405,8 +405,8 @@ fn booted() -> Option<Guest> {
 }
 
 /// Tasks of the frozen guest with this comm.
-fn tasks_named(f: &KernelView, comm: &str) -> Vec<Kva> {
-    let k = f.kernel();
+fn tasks_named(f: &LoadedKernel, comm: &str) -> Vec<Kva> {
+    let k = f.view();
     let core = CoreOffsets::resolve(k.types).expect("core offsets");
     let to = TaskOffsets::resolve(k.types).expect("task offsets");
     let (all, _) = all_tasks(&k, &core, &to, 4096).expect("task list");
@@ -426,7 +426,7 @@ fn scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
     let Some(mut guest) = booted() else { return };
     let f = guest.freeze_now();
     let frozen = guest.frozen_kernel(&f);
-    let k = frozen.kernel();
+    let k = frozen.view();
     let sleepers = tasks_named(&frozen, "sleep");
     assert!(!sleepers.is_empty(), "no sleep task");
     let sc = StackScanner::new(&k).expect("stack scanner");

@@ -56,12 +56,13 @@ pub enum BtfError {
 
 /// Members a walker asked for that this kernel's BTF lacks.
 ///
-/// `group` names the group (usually the struct name); `missing` lists every missing member
-/// by its full path (`scx_rq.ops_qseq`), or the struct itself when it is absent.
+/// `group` names the group; `missing` lists every missing entry as [`crate::OffsetGroup`]
+/// spells it (`scx_rq.ops_qseq`, `scx_rq.a|b`, `sizeof(scx_rq)`, or `scx_rq` for a whole
+/// struct).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("offset group {group}: missing {}", missing.join(", "))]
 pub struct MissingMembers {
-    pub group: String,
+    pub group: &'static str,
     pub missing: Vec<String>,
 }
 

@@ -7,8 +7,9 @@ use guest_mem::{Kva, KvaRead, SymbolTable};
 
 use crate::btf::Btf;
 use crate::error::{BtfError, MissingMembers, Result};
+use crate::group::OffsetGroup;
 use crate::load::read_guest;
-use crate::offsets::{Field, OffsetGroup};
+use crate::offsets::Field;
 
 /// Symbols bounding the kernel's BTF in its image.
 pub const START_BTF: &str = "__start_BTF";
@@ -56,14 +57,15 @@ pub struct GuestBtfCache {
 impl GuestBtfCache {
     /// Resolves `struct btf`'s members in `vmlinux`; fails listing those the kernel lacks.
     pub fn new(vmlinux: Btf) -> Result<Self, MissingMembers> {
-        let mut g = OffsetGroup::named(&vmlinux, "btf", "btf");
+        let mut g = OffsetGroup::new(&vmlinux, "btf");
+        g.require_struct("btf");
         let offs = StructBtf {
-            data: g.req("data"),
-            data_size: g.req("data_size"),
-            base_btf: g.req("base_btf"),
-            kernel_btf: g.opt("kernel_btf"),
+            data: g.field("btf", "data"),
+            data_size: g.field("btf", "data_size"),
+            base_btf: g.field("btf", "base_btf"),
+            kernel_btf: g.opt_field("btf", "kernel_btf"),
         };
-        g.finish()?;
+        let offs = g.finish(offs)?;
         Ok(GuestBtfCache {
             vmlinux,
             offs,

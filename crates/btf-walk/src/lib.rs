@@ -13,7 +13,9 @@
 //!   [`Btf::enum_variant_name`], [`Btf::section_var`].
 //! - Offsets: [`Btf::field`] / [`Btf::field_by_path`] / [`Btf::offset_of`] by path through
 //!   anonymous members, typedefs, qualifiers and array indices; bitfields via
-//!   [`Field::extract`]; groups with every missing member via [`OffsetGroup`].
+//!   [`Field::extract`].
+//! - Offset groups: [`OffsetGroup`] resolves a walker's members together and reports every
+//!   missing one; it asks any [`MemberOffsets`] (the [`Btf`], or synthetic types in tests).
 //!
 //! - Guest memory: [`GuestBtfCache`] loads BPF objects' `struct btf` (standalone, or split
 //!   on vmlinux) once per address.
@@ -28,15 +30,16 @@
 //! # fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! use btf_walk::{Btf, Field, OffsetGroup};
 //! let btf = Btf::from_file("/sys/kernel/btf/vmlinux")?;
-//! struct ScxSched { exit_kind: Field, ops_name: Field, bypass_depth: Field }
+//! struct ScxSched { exit_kind: Field, ops_name: u64, bypass_depth: u64 }
 //! let mut g = OffsetGroup::new(&btf, "scx_sched");
+//! g.require_struct("scx_sched");
 //! let off = ScxSched {
-//!     exit_kind: g.req("exit_kind"),
-//!     ops_name: g.req("ops.name"),
-//!     bypass_depth: g.req("bypass_depth"),
+//!     exit_kind: g.field("scx_sched", "exit_kind"),
+//!     ops_name: g.off("scx_sched", "ops.name"),
+//!     bypass_depth: g.off("scx_sched", "bypass_depth"),
 //! };
 //! // Err names every missing member, e.g. ["scx_sched"] on a kernel without sched_ext.
-//! let off = g.finish_with(off)?;
+//! let off = g.finish(off)?;
 //! let stall = btf.enum_value("scx_exit_kind", "SCX_EXIT_ERROR_STALL")?;
 //! # let _ = (off.exit_kind, stall); Ok(()) }
 //! ```
@@ -46,7 +49,7 @@
 //!
 //! | constant | text | when |
 //! |---|---|---|
-//! | [`REASON_CYCLE`] | `cycle` | the pointee was already rendered by this renderer |
+//! | [`dump_schema::reasons::DEREF_CYCLE`] | `cycle` | the pointee was already rendered by this renderer (a cycle, or an object reached twice) |
 //! | [`REASON_DEPTH`] | `dereference depth limit reached` | [`RenderOptions::max_deref_depth`] pointers deep |
 //! | [`REASON_OPAQUE`] | `pointee has no layout (void, function or forward declaration)` | `void *`, function pointers, opaque structs |
 //! | [`REASON_BUDGET`] | `render budget exhausted` | [`RenderOptions::max_values`] values produced |
@@ -60,6 +63,7 @@
 
 mod btf;
 mod error;
+mod group;
 mod guest;
 mod load;
 mod offsets;
@@ -72,14 +76,15 @@ pub mod synth;
 
 pub use btf::Btf;
 pub use error::{BtfError, MissingMembers, Result};
+pub use group::{MemberOffsets, OffsetGroup};
 pub use guest::{GuestBtfCache, MAX_CACHED_BTFS, START_BTF, STOP_BTF};
 pub use load::{
     InputFormat, MAX_BTF_BYTES, MAX_DECOMPRESSED_BYTES, MAX_INPUT_BYTES, bzimage_payload,
     decompress, elf_btf_section,
 };
-pub use offsets::{Field, OffsetGroup};
+pub use offsets::Field;
 pub use render::{
-    REASON_BUDGET, REASON_CYCLE, REASON_DEPTH, REASON_OPAQUE, REASON_TOO_DEEP, RenderOptions,
-    Renderer, Symbolize, cpu_list,
+    REASON_BUDGET, REASON_DEPTH, REASON_OPAQUE, REASON_TOO_DEEP, RenderOptions, Renderer,
+    Symbolize, cpu_list,
 };
 pub use table::{EnumValue, Kind, Member, Qualifier, SecVar, Span, TypeId};

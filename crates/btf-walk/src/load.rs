@@ -154,8 +154,8 @@ impl Btf {
         let s = check_header(&hdr, len)?;
         let read = |off: u64, n: u64| {
             let at = start
-                .checked_add(s.hdr_len + off)
-                .ok_or_else(|| BtfError::Format {
+                .checked_offset(s.hdr_len + off)
+                .map_err(|_| BtfError::Format {
                     what: "guest BTF range",
                     detail: format!("section at {start} + {} overflows", s.hdr_len + off),
                 })?;
@@ -193,13 +193,10 @@ pub(crate) fn read_guest(
     let mut off = 0usize;
     while off < buf.len() {
         let n = CHUNK.min(buf.len() - off);
-        let at = kva.checked_add(off as u64).ok_or(BtfError::Mem {
+        let at = kva.checked_offset(off as u64).map_err(|e| BtfError::Mem {
             what,
             kva,
-            source: guest_mem::MemError::Overflow {
-                addr: kva.0,
-                len: off,
-            },
+            source: e.into(),
         })?;
         mem.read_kva(at, &mut buf[off..off + n])
             .map_err(|source| BtfError::Mem {

@@ -4,7 +4,7 @@
 use guest_mem::{Kva, KvaRead, MemError};
 
 use crate::btf::Btf;
-use crate::error::{BtfError, MissingMembers, Result};
+use crate::error::{BtfError, Result};
 use crate::table::{Kind, TypeId};
 
 /// Deepest nesting of anonymous structs/unions searched for a member name.
@@ -33,8 +33,8 @@ pub struct Field {
 }
 
 impl Field {
-    /// Placeholder returned by [`OffsetGroup::req`] for a missing member; never escapes a
-    /// group whose [`OffsetGroup::finish`] result is checked.
+    /// Placeholder returned by [`crate::OffsetGroup::field`] for a missing member; never escapes a
+    /// group whose [`crate::OffsetGroup::finish`] result is checked.
     pub const MISSING: Field = Field {
         bit_offset: 0,
         bit_size: 0,
@@ -54,10 +54,7 @@ impl Field {
 
     /// The address of the member in the object at `base`.
     pub fn kva(&self, base: Kva) -> Result<Kva, MemError> {
-        base.checked_add(self.offset()).ok_or(MemError::Overflow {
-            addr: base.0,
-            len: self.offset() as usize,
-        })
+        Ok(base.checked_offset(self.offset())?)
     }
 
     /// Bytes this member spans (for a bitfield, the bytes holding its bits).
@@ -363,127 +360,5 @@ impl Btf {
                 why: format!("is a {}, not an array", k.describe()),
             }),
         }
-    }
-}
-
-/// Resolves many members of one struct at once, collecting every missing one.
-///
-/// ```no_run
-/// # fn f(btf: &btf_walk::Btf) -> Result<(), btf_walk::MissingMembers> {
-/// use btf_walk::{Field, OffsetGroup};
-/// struct RqScx { nr_running: Field, flags: Field, kick_sync: Option<Field> }
-/// let mut g = OffsetGroup::new(btf, "scx_rq");
-/// let o = RqScx {
-///     nr_running: g.req("nr_running"),
-///     flags: g.req("flags"),
-///     kick_sync: g.opt_any(&["kick_sync", "pnt_seq"]),
-/// };
-/// let o = g.finish_with(o)?; // Err lists e.g. ["scx_rq.nr_running", "scx_rq.flags"]
-/// # Ok(()) }
-/// ```
-///
-/// Missing members are reported as `<struct>.<path>`; a missing struct as `<struct>`.
-/// [`Field::MISSING`] stands in for missing required members until `finish` reports them.
-pub struct OffsetGroup<'a> {
-    btf: &'a Btf,
-    group: String,
-    struct_name: String,
-    root: Option<TypeId>,
-    missing: Vec<String>,
-}
-
-impl<'a> OffsetGroup<'a> {
-    /// A group named after its struct.
-    pub fn new(btf: &'a Btf, struct_name: &str) -> Self {
-        Self::named(btf, struct_name, struct_name)
-    }
-
-    /// A group with its own name (e.g. `rq_scx`) over `struct_name`.
-    pub fn named(btf: &'a Btf, group: &str, struct_name: &str) -> Self {
-        let root = btf.struct_by_name(struct_name).ok();
-        let missing = if root.is_none() {
-            vec![struct_name.to_string()]
-        } else {
-            Vec::new()
-        };
-        OffsetGroup {
-            btf,
-            group: group.to_string(),
-            struct_name: struct_name.to_string(),
-            root,
-            missing,
-        }
-    }
-
-    /// The struct's type id, when it exists.
-    pub fn root(&self) -> Option<TypeId> {
-        self.root
-    }
-
-    /// Size of the struct in bytes (0 when it is missing, which is already recorded).
-    pub fn size(&self) -> u64 {
-        self.root
-            .and_then(|r| self.btf.size_of(r).ok())
-            .unwrap_or(0)
-    }
-
-    /// A required member; recorded as missing (and [`Field::MISSING`] returned) if absent.
-    pub fn req(&mut self, path: &str) -> Field {
-        match self.opt(path) {
-            Some(f) => f,
-            None => {
-                if self.root.is_some() {
-                    self.missing.push(format!("{}.{path}", self.struct_name));
-                }
-                Field::MISSING
-            }
-        }
-    }
-
-    /// The first of several alternative paths that exists (members renamed across kernel
-    /// versions); all alternatives are named in the report when none exists.
-    pub fn req_any(&mut self, paths: &[&str]) -> Field {
-        match self.opt_any(paths) {
-            Some(f) => f,
-            None => {
-                if self.root.is_some() {
-                    self.missing
-                        .push(format!("{}.{}", self.struct_name, paths.join("|")));
-                }
-                Field::MISSING
-            }
-        }
-    }
-
-    /// An optional member: `None` when absent, not reported.
-    pub fn opt(&mut self, path: &str) -> Option<Field> {
-        self.btf.field(self.root?, path).ok()
-    }
-
-    /// The first existing of several optional alternatives.
-    pub fn opt_any(&mut self, paths: &[&str]) -> Option<Field> {
-        paths.iter().find_map(|p| self.opt(p))
-    }
-
-    /// Members missing so far.
-    pub fn missing(&self) -> &[String] {
-        &self.missing
-    }
-
-    /// `Ok` when every required member (and the struct) exists.
-    pub fn finish(self) -> Result<(), MissingMembers> {
-        if self.missing.is_empty() {
-            Ok(())
-        } else {
-            Err(MissingMembers {
-                group: self.group,
-                missing: self.missing,
-            })
-        }
-    }
-
-    /// `Ok(value)` when every required member exists, else the missing ones.
-    pub fn finish_with<T>(self, value: T) -> Result<T, MissingMembers> {
-        self.finish().map(|()| value)
     }
 }

@@ -4,22 +4,19 @@
 //! `unsupported` with a reason; fewer bytes than the type needs become `truncated` with the
 //! part that fit; pointers are followed only within [`RenderOptions::max_deref_depth`], and
 //! a pointer to an object already rendered in this [`Renderer`] is reported as
-//! [`REASON_CYCLE`] instead of being followed again. Work is bounded by
+//! [`dump_schema::reasons::DEREF_CYCLE`] instead of being followed again. Work is bounded by
 //! [`RenderOptions::max_values`] and by the wire format's nesting limit
 //! ([`dump_schema::MAX_JSON_DEPTH`]).
 
 use std::collections::HashSet;
 
-use dump_schema::{MAX_JSON_DEPTH, RenderedMember, RenderedValue};
+use dump_schema::{MAX_JSON_DEPTH, RenderedMember, RenderedValue, reasons};
 use guest_mem::{Kva, KvaRead};
 
 use crate::btf::{Btf, normalize};
 use crate::offsets::{bits_le, sign_extend};
 use crate::table::{Kind, TypeId};
 
-/// `deref_skipped_reason` of a pointer whose target was already rendered (a cycle, or an
-/// object reached twice). Display shows it as `[cycle]`.
-pub const REASON_CYCLE: &str = "cycle";
 /// `deref_skipped_reason` when the dereference depth limit is reached.
 pub const REASON_DEPTH: &str = "dereference depth limit reached";
 /// `deref_skipped_reason` for `void *`, function pointers and pointers to opaque types.
@@ -311,7 +308,7 @@ impl<'a> Renderer<'a> {
             ) {
                 reason = Some(REASON_OPAQUE.to_string());
             } else if self.visited.contains(&(value, pointee)) {
-                reason = Some(REASON_CYCLE.to_string());
+                reason = Some(reasons::DEREF_CYCLE.to_string());
             } else if jd + 2 > MAX_JSON_DEPTH {
                 reason = Some(REASON_TOO_DEEP.to_string());
             } else {

@@ -63,7 +63,7 @@ fn guest_walker_layouts_from_btf() {
         return;
     };
     // What guest-lab.md records of 7.3: scx_rq has these, and no ops_qseq (per task).
-    let mut g = OffsetGroup::named(&btf, "rq_scx", "scx_rq");
+    let mut g = OffsetGroup::new(&btf, "rq_scx");
     for m in [
         "local_dsq",
         "reject_dsq",
@@ -75,12 +75,12 @@ fn guest_walker_layouts_from_btf() {
         "clock",
         "kick_sync",
     ] {
-        let _ = g.req(m);
+        let _ = g.field("scx_rq", m);
     }
-    g.finish().expect("7.3 scx_rq members");
-    let mut g = OffsetGroup::named(&btf, "rq_scx", "scx_rq");
-    let _ = g.req("ops_qseq");
-    assert_eq!(g.finish().unwrap_err().missing, vec!["scx_rq.ops_qseq"]);
+    g.finish(()).expect("7.3 scx_rq members");
+    let mut g = OffsetGroup::new(&btf, "rq_scx");
+    let _ = g.field("scx_rq", "ops_qseq");
+    assert_eq!(g.finish(()).unwrap_err().missing, vec!["scx_rq.ops_qseq"]);
     assert!(btf.field_by_path("task_struct.scx.ops_qseq").is_ok());
     // rq.scx is struct scx_rq embedded in struct rq.
     let rq_scx = btf.offset_of("rq.scx").unwrap();

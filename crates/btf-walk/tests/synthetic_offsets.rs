@@ -127,26 +127,44 @@ fn bitfields_read_little_endian() {
 fn offset_group_reports_every_missing_member() {
     let (btf, _) = sample();
     let mut g = OffsetGroup::new(&btf, "outer");
-    let x = g.req("x");
-    let _ = g.req("ops_qseq");
-    let alt = g.req_any(&["old_name", "tail"]);
-    let _ = g.req_any(&["gone1", "gone2"]);
-    let opt = g.opt("absent");
+    assert!(g.require_struct("outer"));
+    let x = g.field("outer", "x");
+    let _ = g.field("outer", "ops_qseq");
+    let alt = g.field_any("outer", &["old_name", "tail"]);
+    let _ = g.field_any("outer", &["gone1", "gone2"]);
+    let opt = g.opt_field("outer", "absent");
     assert_eq!(x.offset(), 0);
     assert_eq!(alt.offset(), 80);
     assert!(opt.is_none());
-    assert_eq!(g.size(), 88);
-    let err = g.finish().unwrap_err();
+    assert_eq!(g.size("outer"), 88);
+    // Byte offsets through the same group, and the same spelling of what is missing.
+    assert_eq!(g.off_any("outer", &["old_name", "tail"]), 80);
+    assert_eq!(g.opt("outer", "absent"), None);
+    let _ = g.off("outer", "gone3");
+    let _ = g.size("no_such_struct");
+    let err = g.finish(()).unwrap_err();
     assert_eq!(err.group, "outer");
-    assert_eq!(err.missing, vec!["outer.ops_qseq", "outer.gone1|gone2"]);
+    assert_eq!(
+        err.missing,
+        vec![
+            "outer.ops_qseq",
+            "outer.gone1|gone2",
+            "outer.gone3",
+            "sizeof(no_such_struct)"
+        ]
+    );
 
-    let mut g = OffsetGroup::named(&btf, "rq_scx", "scx_rq");
-    assert_eq!(g.req("nr_running"), Field::MISSING);
-    assert_eq!(g.finish().unwrap_err().missing, vec!["scx_rq"]);
+    // A struct the BTF lacks, once checked, is reported by name, its members not again.
+    let mut g = OffsetGroup::new(&btf, "rq_scx");
+    assert!(!g.require_struct("scx_rq"));
+    assert!(!g.require_struct("scx_rq"));
+    assert_eq!(g.field("scx_rq", "nr_running"), Field::MISSING);
+    assert_eq!(g.off("scx_rq", "flags"), 0);
+    assert_eq!(g.finish(()).unwrap_err().missing, vec!["scx_rq"]);
 
     let mut g = OffsetGroup::new(&btf, "inner");
-    let v = (g.req("a"), g.req("b"));
-    assert_eq!(g.finish_with(v).unwrap().1.offset(), 8);
+    let v = (g.field("inner", "a"), g.field("inner", "b"));
+    assert_eq!(g.finish(v).unwrap().1.offset(), 8);
 }
 
 #[test]

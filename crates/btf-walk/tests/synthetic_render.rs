@@ -2,9 +2,8 @@
 //! cycles, truncation, caps.
 
 use btf_walk::synth::{BtfBuilder, INT_BOOL, INT_CHAR, INT_SIGNED, RegionMem};
-use btf_walk::{
-    Btf, REASON_BUDGET, REASON_CYCLE, REASON_DEPTH, REASON_OPAQUE, RenderOptions, Renderer, TypeId,
-};
+use btf_walk::{Btf, REASON_BUDGET, REASON_DEPTH, REASON_OPAQUE, RenderOptions, Renderer, TypeId};
+use dump_schema::reasons::DEREF_CYCLE;
 use dump_schema::{RenderedMember, RenderedValue as V};
 
 struct Types {
@@ -290,10 +289,7 @@ fn pointers_follow_within_depth_and_report_cycles() {
     else {
         panic!()
     };
-    assert_eq!(
-        (why.as_str(), *value),
-        (REASON_CYCLE, 0xffff_8000_0000_1000)
-    );
+    assert_eq!((why.as_str(), *value), (DEREF_CYCLE, 0xffff_8000_0000_1000));
 
     // Depth 1: the first node renders, its pointer says why it stops.
     let opts = RenderOptions {
@@ -326,7 +322,7 @@ fn pointers_follow_within_depth_and_report_cycles() {
         panic!()
     };
     assert!(
-        matches!(member(n2, "next"), V::Ptr { deref_skipped_reason: Some(w), .. } if w == REASON_CYCLE)
+        matches!(member(n2, "next"), V::Ptr { deref_skipped_reason: Some(w), .. } if w == DEREF_CYCLE)
     );
 
     // Unreadable pointee: the reason names the failure.

@@ -176,13 +176,10 @@ impl<T: FnMut(Kva) -> Result<Gpa, MemError>> PolledReader<T> {
     pub fn value_of(&mut self, object: Kva) -> Option<u32> {
         let stale = !matches!(&self.cached, Some((k, _)) if *k == object);
         if stale {
-            let gpa = match object.checked_add(self.polled.offset) {
-                Some(kva) => (self.translate)(kva),
-                None => Err(MemError::Overflow {
-                    addr: object.0,
-                    len: self.polled.offset as usize,
-                }),
-            };
+            let gpa = object
+                .checked_offset(self.polled.offset)
+                .map_err(MemError::from)
+                .and_then(|kva| (self.translate)(kva));
             self.cached = Some((object, gpa));
         }
         match &self.cached {
@@ -594,7 +591,7 @@ mod tests {
             DONE => {
                 let info: u64 = ram
                     .read_obj(GuestAddress(
-                        translate(object.checked_add(INFO_PTR)?).ok()?.0,
+                        translate(object.checked_offset(INFO_PTR).ok()?).ok()?.0,
                     ))
                     .ok()?;
                 let kind: u32 = ram

@@ -30,90 +30,65 @@ pub(crate) unsafe fn copy_volatile(dst: &mut [u8], src: *const u8) {
         unsafe { copy_volatile_avx2(dst, src) };
         return;
     }
-    let mut i = 0usize;
-    // Head: bytes until `src + i` is 16-byte aligned.
-    while i < len && (src as usize).wrapping_add(i) & 15 != 0 {
-        // SAFETY: i < len, within the caller's readable range and `dst`.
-        unsafe { *d.add(i) = std::ptr::read_volatile(src.add(i)) };
-        i += 1;
-    }
-    // Body: aligned 16-byte volatile loads (one SSE load each), four per round so
-    // the loop overhead does not halve the bandwidth of page-sized copies.
-    while i + 64 <= len {
-        // SAFETY: `src + i` is 16-aligned and `i + 64 <= len`: in range.
-        unsafe {
-            let p = src.add(i) as *const u128;
-            let a = std::ptr::read_volatile(p);
-            let b = std::ptr::read_volatile(p.add(1));
-            let c = std::ptr::read_volatile(p.add(2));
-            let e = std::ptr::read_volatile(p.add(3));
-            let q = d.add(i) as *mut u128;
-            std::ptr::write_unaligned(q, a);
-            std::ptr::write_unaligned(q.add(1), b);
-            std::ptr::write_unaligned(q.add(2), c);
-            std::ptr::write_unaligned(q.add(3), e);
-        }
-        i += 64;
-    }
-    while i + 16 <= len {
-        // SAFETY: `src + i` is 16-aligned and in range; the store is unaligned-safe.
-        unsafe {
-            let v = std::ptr::read_volatile(src.add(i) as *const u128);
-            std::ptr::write_unaligned(d.add(i) as *mut u128, v);
-        }
-        i += 16;
-    }
-    while i + 8 <= len {
-        // SAFETY: `src + i` is 8-aligned here (16-aligned body ended), in range.
-        unsafe {
-            let v = std::ptr::read_volatile(src.add(i) as *const u64);
-            std::ptr::write_unaligned(d.add(i) as *mut u64, v);
-        }
-        i += 8;
-    }
-    while i < len {
-        // SAFETY: i < len.
-        unsafe { *d.add(i) = std::ptr::read_volatile(src.add(i)) };
-        i += 1;
-    }
+    // SAFETY: the caller's range contract; `u128` is 16 bytes, 16-aligned.
+    unsafe { copy_blocks::<u128>(d, src, len) }
 }
 
-/// Page-sized copies with 32-byte volatile loads (one `vmovdqa` each), four per
-/// round: twice the width of the SSE body, which is what keeps page reads of live
-/// memory near `memcpy` speed.
+/// Page-sized copies with 32-byte volatile loads (one `vmovdqa` each): twice the width
+/// of the SSE blocks, which is what keeps page reads of live memory near `memcpy` speed.
 ///
 /// # Safety
 /// As [`copy_volatile`], and the CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn copy_volatile_avx2(dst: &mut [u8], src: *const u8) {
-    use std::arch::x86_64::__m256i;
-    let len = dst.len();
-    let d = dst.as_mut_ptr();
+    // SAFETY: the caller's range contract; `__m256i` is 32 bytes, 32-aligned. Inlined
+    // here, its loads compile to AVX2 instructions.
+    unsafe { copy_blocks::<std::arch::x86_64::__m256i>(dst.as_mut_ptr(), src, dst.len()) }
+}
+
+/// Copies `len` bytes from `src` to `d` with volatile loads of blocks of `T`: bytes until
+/// `src` is aligned to a block, four blocks per round (so the loop overhead does not
+/// halve the bandwidth of page-sized copies), single blocks, 8-byte words, then bytes.
+///
+/// # Safety
+/// `src..src + len` readable and `d..d + len` writable; `T` a plain vector or integer
+/// type whose alignment is its size (a power of two, at least 8).
+#[inline(always)]
+unsafe fn copy_blocks<T: Copy>(d: *mut u8, src: *const u8, len: usize) {
+    let block = std::mem::size_of::<T>();
     let mut i = 0usize;
-    while i < len && (src as usize).wrapping_add(i) & 31 != 0 {
-        // SAFETY: i < len, within the caller's readable range and `dst`.
+    while i < len && (src as usize).wrapping_add(i) & (block - 1) != 0 {
+        // SAFETY: i < len, within the caller's readable range and `d`.
         unsafe { *d.add(i) = std::ptr::read_volatile(src.add(i)) };
         i += 1;
     }
-    while i + 128 <= len {
-        // SAFETY: `src + i` is 32-aligned and `i + 128 <= len`: in range.
+    while i + 4 * block <= len {
+        // SAFETY: `src + i` is block-aligned and `i + 4 blocks <= len`: in range.
         unsafe {
-            let p = src.add(i) as *const __m256i;
+            let p = src.add(i) as *const T;
             let a = std::ptr::read_volatile(p);
             let b = std::ptr::read_volatile(p.add(1));
             let c = std::ptr::read_volatile(p.add(2));
             let e = std::ptr::read_volatile(p.add(3));
-            let q = d.add(i) as *mut __m256i;
+            let q = d.add(i) as *mut T;
             std::ptr::write_unaligned(q, a);
             std::ptr::write_unaligned(q.add(1), b);
             std::ptr::write_unaligned(q.add(2), c);
             std::ptr::write_unaligned(q.add(3), e);
         }
-        i += 128;
+        i += 4 * block;
+    }
+    while i + block <= len {
+        // SAFETY: `src + i` is block-aligned and in range; the store is unaligned-safe.
+        unsafe {
+            let v = std::ptr::read_volatile(src.add(i) as *const T);
+            std::ptr::write_unaligned(d.add(i) as *mut T, v);
+        }
+        i += block;
     }
     while i + 8 <= len {
-        // SAFETY: `src + i` is 8-aligned (32-aligned body ended), in range.
+        // SAFETY: `src + i` is 8-aligned here (the block-aligned body ended), in range.
         unsafe {
             let v = std::ptr::read_volatile(src.add(i) as *const u64);
             std::ptr::write_unaligned(d.add(i) as *mut u64, v);

@@ -1,6 +1,6 @@
 //! Errors of guest memory access.
 
-use crate::{Gpa, Kva};
+use crate::{AddrOverflow, Gpa, Kva};
 
 /// Why a guest memory access failed. Every variant names the address involved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,4 +29,13 @@ pub enum MemError {
         #[source]
         source: Box<MemError>,
     },
+}
+
+impl From<AddrOverflow> for MemError {
+    fn from(e: AddrOverflow) -> MemError {
+        MemError::Overflow {
+            addr: e.base,
+            len: e.off as usize,
+        }
+    }
 }

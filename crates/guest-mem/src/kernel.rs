@@ -24,7 +24,8 @@ use crate::{CpuRegs, Gpa, Kva, KvaRead, MemError, PhysRead};
 /// Most VMCOREINFO candidates from a RAM scan that are tried.
 const MAX_CANDIDATES: usize = 8;
 
-/// Most CPUs whose per-CPU offsets are read (`NR_CPUS` of distribution kernels).
+/// Most CPUs the project accepts from a guest (`NR_CPUS` of distribution kernels): the
+/// per-CPU offsets read here, scx-walk's `nr_cpu_ids`, the engines' register dumps.
 pub const MAX_CPUS: usize = 8192;
 
 /// What is known about the guest before looking at its memory. Everything is
@@ -599,8 +600,8 @@ impl Kernel {
         let mut done = 0usize;
         while done < len {
             let here = kva
-                .checked_add(done as u64)
-                .ok_or(MemError::Overflow { addr: kva.0, len })?;
+                .checked_offset(done as u64)
+                .map_err(|_| MemError::Overflow { addr: kva.0, len })?;
             let (gpa, span) = self.translate_span(here)?;
             let n = (len - done).min(usize::try_from(span).unwrap_or(usize::MAX));
             self.mem

@@ -19,7 +19,11 @@
 //!   including `&dyn KvaRead`.
 //! - [`vmcore`]: reading ELF vmcores (notes: VMCOREINFO, `NT_PRSTATUS`, QEMU's CPU
 //!   state with CR3) and writing one ([`vmcore::writer::write_vmcore`]).
-//! - [`synth`]: synthetic guests and kernels for tests in this and other crates.
+//! - `synth` (feature `test-util`): synthetic guests and kernels for tests in this and
+//!   other crates.
+//! - [`Kva`], [`Gpa`]: address newtypes with checked arithmetic (an overflowing guest
+//!   pointer is an [`AddrOverflow`], never a wrap); [`MAX_CPUS`]: the CPU cap every crate
+//!   applies to guest data.
 //!
 //! # Threads and live memory
 //! `PhysMem` is `Send + Sync`. `Kernel` is `Send` but not `Sync` (its translation
@@ -59,9 +63,9 @@ pub mod vmcore;
 pub mod vmcoreinfo;
 pub mod x86;
 
-pub use addr::{Gpa, Kva};
+pub use addr::{AddrOverflow, Gpa, Kva};
 pub use error::MemError;
-pub use kernel::{Kernel, KernelError, KernelOptions};
+pub use kernel::{Kernel, KernelError, KernelOptions, MAX_CPUS};
 pub use phys::{PhysMem, PhysMemError, PhysRange, Volatility};
 pub use read::KvaReadExt;
 pub use regs::CpuRegs;

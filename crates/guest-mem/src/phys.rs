@@ -37,6 +37,17 @@ struct Mapped {
     host: *const u8,
 }
 
+impl Mapped {
+    /// `len` bytes at guest-physical `start`, backed at `host`; the range must not run
+    /// past the end of the address space.
+    fn new(start: u64, len: u64, host: *const u8) -> Result<Mapped, PhysMemError> {
+        let end = start
+            .checked_add(len)
+            .ok_or(PhysMemError::Overflow { start, len })?;
+        Ok(Mapped { start, end, host })
+    }
+}
+
 /// Whether the bytes behind a [`PhysMem`] can change while it is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Volatility {
@@ -98,15 +109,7 @@ impl PhysMem {
             if len == 0 {
                 continue;
             }
-            let start = r.start_addr().0;
-            start
-                .checked_add(len)
-                .ok_or(PhysMemError::Overflow { start, len })?;
-            ranges.push(Mapped {
-                start,
-                end: start + len,
-                host: r.as_ptr() as *const u8,
-            });
+            ranges.push(Mapped::new(r.start_addr().0, len, r.as_ptr() as *const u8)?);
         }
         Self::build(ranges, Volatility::Live, Arc::new(mem.clone()))
     }
@@ -119,15 +122,7 @@ impl PhysMem {
             if b.is_empty() {
                 continue;
             }
-            let len = b.len() as u64;
-            gpa.0
-                .checked_add(len)
-                .ok_or(PhysMemError::Overflow { start: gpa.0, len })?;
-            ranges.push(Mapped {
-                start: gpa.0,
-                end: gpa.0 + len,
-                host: b.as_ptr(),
-            });
+            ranges.push(Mapped::new(gpa.0, b.len() as u64, b.as_ptr())?);
         }
         // Moving the Vec of Vecs does not move their heap buffers.
         Self::build(ranges, Volatility::Stable, Arc::new(buffers))
@@ -149,20 +144,11 @@ impl PhysMem {
             if len == 0 {
                 continue;
             }
-            let end_off = off
-                .checked_add(len)
+            off.checked_add(len)
                 .filter(|&e| e <= backing.len() as u64)
                 .ok_or(PhysMemError::OutOfBacking { start: gpa.0, len })?;
-            let _ = end_off;
-            gpa.0
-                .checked_add(len)
-                .ok_or(PhysMemError::Overflow { start: gpa.0, len })?;
-            ranges.push(Mapped {
-                start: gpa.0,
-                end: gpa.0 + len,
-                // In bounds: checked above.
-                host: backing[off as usize..].as_ptr(),
-            });
+            // In bounds: checked above.
+            ranges.push(Mapped::new(gpa.0, len, backing[off as usize..].as_ptr())?);
         }
         Self::build(ranges, volatility, owner)
     }

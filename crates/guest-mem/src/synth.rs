@@ -311,84 +311,10 @@ impl SynthKernel {
             w(&mut g, PER_CPU_OFFSET + 8 * i as u64, &o.to_le_bytes());
         }
 
-        let mut symbols: Vec<(String, u64, char)> = vec![
-            ("_text".into(), va(0), 'T'),
-            ("_stext".into(), va(0), 'T'),
-            ("startup_64".into(), va(0), 'T'),
-            ("schedule".into(), va(0x1000), 'T'),
-            ("do_idle".into(), va(0x1800), 't'),
-            ("pick_next_task_scx".into(), va(0x2000), 't'),
-            ("ext_sched_class".into(), va(0x10_0000), 'D'),
-            ("init_task".into(), va(INIT_TASK), 'D'),
-            ("page_offset_base".into(), va(PAGE_OFFSET_BASE), 'D'),
-            ("nr_cpu_ids".into(), va(NR_CPU_IDS), 'D'),
-            ("__per_cpu_offset".into(), va(PER_CPU_OFFSET), 'D'),
-            ("__per_cpu_start".into(), va(PERCPU_START), 'D'),
-            ("runqueues".into(), va(RUNQUEUES), 'd'),
-            ("init_top_pgt".into(), va(TABLES), 'D'),
-            ("_end".into(), va(SIZE), 'B'),
-        ];
-        if spec.form == KallsymsForm::RelativeBaseAbsolutePercpu {
-            // Old kernels' zero-based per-CPU symbols.
-            symbols.push(("fixed_percpu_data".into(), 0, 'A'));
-        }
-        for (i, (name, kind)) in spec.extra_symbols.iter().enumerate() {
-            symbols.push((name.clone(), va(0x3000 + 0x10 * i as u64), *kind));
-        }
-        symbols.sort_by_key(|s| s.1);
-
+        let symbols = synth_symbols(&spec, text);
         let tables = encode_kallsyms(&symbols, spec.form, va(KALLSYMS));
         w(&mut g, KALLSYMS, &tables.bytes);
-        let sym = |n: &str| {
-            format!(
-                "{:x}",
-                tables.symbol_addrs.iter().find(|s| s.0 == n).unwrap().1
-            )
-        };
-        let mut vmcoreinfo = format!(
-            "OSRELEASE=7.3.0-synthetic\nPAGESIZE=4096\nSYMBOL(init_uts_ns)={:x}\n\
-             SYMBOL(_stext)={:x}\nSYMBOL(init_top_pgt)={:x}\nSYMBOL(swapper_pg_dir)={:x}\n\
-             NUMBER(phys_base)={}\nNUMBER(pgtable_l5_enabled)={}\nKERNELOFFSET={:x}\n",
-            va(DATA + 0x8000),
-            va(0),
-            va(TABLES),
-            va(TABLES),
-            phys_base,
-            u8::from(mode == PagingMode::Level5),
-            spec.kaslr,
-        );
-        for n in [
-            "kallsyms_names",
-            "kallsyms_num_syms",
-            "kallsyms_token_table",
-            "kallsyms_token_index",
-        ] {
-            vmcoreinfo.push_str(&format!("SYMBOL({n})={}\n", sym(n)));
-        }
-        match spec.form {
-            KallsymsForm::Absolute => {
-                vmcoreinfo.push_str(&format!(
-                    "SYMBOL(kallsyms_addresses)={}\n",
-                    sym("kallsyms_addresses")
-                ));
-            }
-            KallsymsForm::RelativeBase | KallsymsForm::RelativeBaseAbsolutePercpu => {
-                vmcoreinfo.push_str(&format!(
-                    "SYMBOL(kallsyms_offsets)={}\n",
-                    sym("kallsyms_offsets")
-                ));
-                vmcoreinfo.push_str(&format!(
-                    "SYMBOL(kallsyms_relative_base)={}\n",
-                    sym("kallsyms_relative_base")
-                ));
-            }
-            KallsymsForm::PcRelative => {
-                vmcoreinfo.push_str(&format!(
-                    "SYMBOL(kallsyms_offsets)={}\n",
-                    sym("kallsyms_offsets")
-                ));
-            }
-        }
+        let vmcoreinfo = synth_vmcoreinfo(&spec, text, phys_base, &tables);
         if spec.note_in_ram {
             g.write(NOTE_GPA, &vmcoreinfo_note(&vmcoreinfo));
         }
@@ -425,6 +351,102 @@ pub fn vmcoreinfo_note(text: &str) -> Vec<u8> {
     v.extend_from_slice(text.as_bytes());
     v.resize(v.len().next_multiple_of(4), 0);
     v
+}
+
+/// The symbols of a synthetic kernel whose `_text` is at `text`, in address order.
+fn synth_symbols(spec: &SynthKernelSpec, text: u64) -> Vec<(String, u64, char)> {
+    use image::*;
+    let va = |off: u64| text + off;
+    let mut symbols: Vec<(String, u64, char)> = vec![
+        ("_text".into(), va(0), 'T'),
+        ("_stext".into(), va(0), 'T'),
+        ("startup_64".into(), va(0), 'T'),
+        ("schedule".into(), va(0x1000), 'T'),
+        ("do_idle".into(), va(0x1800), 't'),
+        ("pick_next_task_scx".into(), va(0x2000), 't'),
+        ("ext_sched_class".into(), va(0x10_0000), 'D'),
+        ("init_task".into(), va(INIT_TASK), 'D'),
+        ("page_offset_base".into(), va(PAGE_OFFSET_BASE), 'D'),
+        ("nr_cpu_ids".into(), va(NR_CPU_IDS), 'D'),
+        ("__per_cpu_offset".into(), va(PER_CPU_OFFSET), 'D'),
+        ("__per_cpu_start".into(), va(PERCPU_START), 'D'),
+        ("runqueues".into(), va(RUNQUEUES), 'd'),
+        ("init_top_pgt".into(), va(TABLES), 'D'),
+        ("_end".into(), va(SIZE), 'B'),
+    ];
+    if spec.form == KallsymsForm::RelativeBaseAbsolutePercpu {
+        // Old kernels' zero-based per-CPU symbols.
+        symbols.push(("fixed_percpu_data".into(), 0, 'A'));
+    }
+    for (i, (name, kind)) in spec.extra_symbols.iter().enumerate() {
+        symbols.push((name.clone(), va(0x3000 + 0x10 * i as u64), *kind));
+    }
+    symbols.sort_by_key(|s| s.1);
+    symbols
+}
+
+/// The VMCOREINFO text of a synthetic kernel: image facts plus where `tables` put the
+/// kallsyms symbols of the spec's form.
+fn synth_vmcoreinfo(
+    spec: &SynthKernelSpec,
+    text: u64,
+    phys_base: i64,
+    tables: &KallsymsTables,
+) -> String {
+    use image::*;
+    let va = |off: u64| text + off;
+    let mode = spec.mode;
+    let sym = |n: &str| {
+        format!(
+            "{:x}",
+            tables.symbol_addrs.iter().find(|s| s.0 == n).unwrap().1
+        )
+    };
+    let mut vmcoreinfo = format!(
+        "OSRELEASE=7.3.0-synthetic\nPAGESIZE=4096\nSYMBOL(init_uts_ns)={:x}\n\
+         SYMBOL(_stext)={:x}\nSYMBOL(init_top_pgt)={:x}\nSYMBOL(swapper_pg_dir)={:x}\n\
+         NUMBER(phys_base)={}\nNUMBER(pgtable_l5_enabled)={}\nKERNELOFFSET={:x}\n",
+        va(DATA + 0x8000),
+        va(0),
+        va(TABLES),
+        va(TABLES),
+        phys_base,
+        u8::from(mode == PagingMode::Level5),
+        spec.kaslr,
+    );
+    for n in [
+        "kallsyms_names",
+        "kallsyms_num_syms",
+        "kallsyms_token_table",
+        "kallsyms_token_index",
+    ] {
+        vmcoreinfo.push_str(&format!("SYMBOL({n})={}\n", sym(n)));
+    }
+    match spec.form {
+        KallsymsForm::Absolute => {
+            vmcoreinfo.push_str(&format!(
+                "SYMBOL(kallsyms_addresses)={}\n",
+                sym("kallsyms_addresses")
+            ));
+        }
+        KallsymsForm::RelativeBase | KallsymsForm::RelativeBaseAbsolutePercpu => {
+            vmcoreinfo.push_str(&format!(
+                "SYMBOL(kallsyms_offsets)={}\n",
+                sym("kallsyms_offsets")
+            ));
+            vmcoreinfo.push_str(&format!(
+                "SYMBOL(kallsyms_relative_base)={}\n",
+                sym("kallsyms_relative_base")
+            ));
+        }
+        KallsymsForm::PcRelative => {
+            vmcoreinfo.push_str(&format!(
+                "SYMBOL(kallsyms_offsets)={}\n",
+                sym("kallsyms_offsets")
+            ));
+        }
+    }
+    vmcoreinfo
 }
 
 /// Encoded kallsyms tables, laid out contiguously from some base address.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use dump_schema::{DualFailureDumpReport, FailureDumpReport};
 use scx_walk::live::AgeScan;
-use scx_walk::{DualTracker, Kernel, RunnableScanner};
+use scx_walk::{DualTracker, KernelView, RunnableScanner};
 
 /// How often the runnable ages are scanned (a jiffy is 4 ms at the lab kernel's HZ=250;
 /// a scan of a small guest costs well under a millisecond, so this keeps the trigger
@@ -69,7 +69,7 @@ pub(crate) struct EarlySnapshot {
 impl EarlySnapshot {
     /// Resolves the scanner over the live kernel view; a failure becomes the
     /// `scan prerequisites unavailable: …` reason.
-    pub fn new(k: &Kernel<'_>) -> EarlySnapshot {
+    pub fn new(k: &KernelView<'_>) -> EarlySnapshot {
         let mut tracker = DualTracker::new();
         let scanner = RunnableScanner::new(k)
             .inspect_err(|e| tracker.prerequisites_unavailable(e))
@@ -97,7 +97,7 @@ impl EarlySnapshot {
     /// A scan reads a running guest: a torn read is an error that the next scan retries.
     pub fn tick(
         &mut self,
-        k: &Kernel<'_>,
+        k: &KernelView<'_>,
         take: impl FnOnce(&AgeScan) -> Result<(FailureDumpReport, Duration), String>,
     ) -> Option<&EarlyTaken> {
         if !self.active() {

@@ -9,7 +9,7 @@ use freeze::perf::VcpuPerf;
 use guest_mem::vmcore::writer::{VmcoreContents, write_vmcore};
 use guest_mem::{CpuRegs, Kernel as GuestKernel, KernelOptions, PhysMem, SymbolTable, Vmcore};
 use scx_walk::render::BtfRenderer;
-use scx_walk::{CaptureOptions, CaptureOutput, Kernel, Target};
+use scx_walk::{CaptureOptions, CaptureOutput, KernelView, Target};
 
 use crate::{Error, write_atomic};
 
@@ -106,7 +106,7 @@ pub fn capture_frozen(
 ) -> CaptureOutput {
     let renderer = BtfRenderer::new(btf);
     let target = Target {
-        kernel: Kernel {
+        kernel: KernelView {
             mem: k,
             syms: k,
             types: btf,

@@ -21,7 +21,7 @@ use std::time::Instant;
 use btf_walk::Btf;
 use guest_mem::{KernelOptions, Vmcore};
 use scx_walk::render::BtfRenderer;
-use scx_walk::{CaptureOptions, Kernel, Target, capture};
+use scx_walk::{CaptureOptions, KernelView, Target, capture};
 
 fn main() {
     if let Err(e) = run() {
@@ -72,7 +72,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     hwm.push(("btf", peak_rss_kib()));
     let renderer = BtfRenderer::new(&btf);
     let target = Target {
-        kernel: Kernel {
+        kernel: KernelView {
             mem: &kernel,
             syms: &kernel,
             types: &btf,

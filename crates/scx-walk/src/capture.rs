@@ -10,7 +10,8 @@ use guest_mem::{CpuRegs, Kva};
 
 use crate::cputime::{CpuTimeOffsets, per_cpu_time};
 use crate::dsq::{DsqOffsets, DsqSources, dsq_state, locate_dsqs};
-use crate::kernel::{Kernel, PerCpu, ValueRenderer};
+use crate::error::{Result, WalkError};
+use crate::kernel::{KernelView, PerCpu, ValueRenderer};
 use crate::lists::CoreOffsets;
 use crate::maps::{MapCaps, MapCtx, MapOffsets, map_kvas};
 use crate::numa::{NumaOffsets, per_node_numa};
@@ -18,14 +19,14 @@ use crate::offsets::MissingGroups;
 use crate::progs::{ProgOffsets, is_struct_ops, prog_kvas, runtime_stats, used_maps};
 use crate::psi::{PsiOffsets, cgroup_psi};
 use crate::rq::{RqOffsets, rq_state, runqueues};
-use crate::sched::{EventOffsets, SchedOffsets, sample_events, sched_state, scx_root};
+use crate::sched::{EventOffsets, SchedOffsets, SchedRef, sample_events, sched_state, scx_root};
 use crate::stackscan::StackScanner;
 use crate::tasks::{TASK_CAP, TaskOffsets, all_tasks, enrich_all_with};
 use crate::{reasons, sdt};
 
 /// The frozen guest to capture.
 pub struct Target<'a> {
-    pub kernel: Kernel<'a>,
+    pub kernel: KernelView<'a>,
     /// Renders map values with BTF; `None` renders every value as hex.
     pub renderer: Option<&'a dyn ValueRenderer>,
     /// Registers per vCPU (index = vCPU id); `None` for a vCPU that did not park.
@@ -115,306 +116,444 @@ impl Clock {
 
 /// Captures a frozen guest. Never fails: sections that cannot be read carry their
 /// reason, and `log` says more.
+///
+/// The phases run in the order below (sched_ext state first: it is what the dump is for);
+/// each one records its time in [`CaptureOutput::phases`].
 pub fn capture(target: &Target<'_>, opts: &CaptureOptions) -> CaptureOutput {
-    let k = target.kernel;
-    let mut clock = Clock::new(opts.deadline);
-    let mut log = Vec::new();
-    let mut missing = MissingGroups::default();
-    let mut r = FailureDumpReport::default();
-    let mut truncated_at: Option<u64> = None;
-
-    r.vcpu_regs = target
-        .vcpu_regs
-        .iter()
-        .map(|v| {
-            v.map(|g| VcpuRegSnapshot {
-                instruction_pointer: g.rip,
-                stack_pointer: g.rsp,
-                page_table_root: g.cr3,
-                ..Default::default()
-            })
-        })
-        .collect();
-    log.push(reasons::NO_VCPU_PERF.to_string());
-
-    let core = match CoreOffsets::resolve(k.types) {
+    let mut run = Run::new(target, opts);
+    let core = match CoreOffsets::resolve(run.k.types) {
         Ok(c) => c,
-        Err(e) => {
-            missing.note(&e);
-            let mut out = FailureDumpReport::placeholder(missing.reason());
-            out.is_placeholder = false;
-            out.vcpu_regs = r.vcpu_regs;
-            return CaptureOutput {
-                report: out,
-                phases: clock.phases,
-                log: vec![e.to_string()],
-            };
-        }
+        Err(e) => return run.without_core_offsets(e),
     };
-    let pc = match PerCpu::load(&k) {
-        Ok(p) => p,
-        Err(e) => {
-            log.push(format!("per-CPU offsets: {e}"));
-            PerCpu::default()
-        }
-    };
-    clock.phase("offsets+percpu");
+    let pc = run.per_cpu();
+    run.clock.phase("offsets+percpu");
+    let found = run.sched_ext(&core, &pc);
+    run.events(&found, &pc);
+    run.tasks(&core, &found);
+    run.maps_and_progs(&core, &pc, &found);
+    run.system(&core, &pc);
+    run.sdt();
+    run.finish()
+}
 
-    // --- sched_ext state first: it is what the dump is for.
-    let so = SchedOffsets::resolve(k.types).inspect_err(|e| {
-        missing.note(e);
-    });
-    let rqo = RqOffsets::resolve(k.types).inspect_err(|e| {
-        missing.note(e);
-    });
-    let dso = DsqOffsets::resolve(k.types).inspect_err(|e| {
-        missing.note(e);
-    });
-    let rqs = runqueues(&k, &pc).unwrap_or_else(|e| {
-        log.push(format!("runqueues: {e}"));
-        Vec::new()
-    });
-    let mut sch_ref = None;
-    let mut root_null = false;
-    if let Ok(so) = &so {
-        match scx_root(&k, so) {
-            Ok(Some(s)) => {
-                match sched_state(&k, so, s.kva) {
-                    Ok(st) => r.scx_sched_state = Some(st),
-                    Err(e) => log.push(format!("scx_sched: {e}")),
-                }
-                sch_ref = Some(s);
-            }
-            Ok(None) => root_null = true,
-            Err(e) => log.push(format!("scx_root: {e}")),
-        }
-    }
-    clock.phase("scx_sched");
-    if let Ok(rqo) = &rqo {
-        for (cpu, rq) in rqs.iter().enumerate() {
-            match rq_state(&k, &core, rqo, cpu as u32, *rq) {
-                Ok(s) => r.rq_scx_states.push(s),
-                Err(e) => log.push(format!("rq {cpu}: {e}")),
-            }
-        }
-    }
-    clock.phase("rq");
-    if let (Ok(dso), Ok(so)) = (&dso, &so) {
-        let local = rqo.as_ref().ok().map(|o| o.local_dsq);
-        let sch = sch_ref.as_ref().map(|s| s.kva);
-        let src = DsqSources {
-            rqs: &rqs,
-            local_dsq_off: local,
-            sch,
+/// One capture in progress: the report being filled and what the capture observed.
+struct Run<'t, 'a> {
+    target: &'t Target<'a>,
+    opts: &'t CaptureOptions,
+    k: KernelView<'a>,
+    clock: Clock,
+    log: Vec<String>,
+    missing: MissingGroups,
+    r: FailureDumpReport,
+    truncated_at: Option<u64>,
+}
+
+/// What the sched_ext phases found that later phases build on.
+struct SchedFound {
+    so: Result<SchedOffsets>,
+    rqo: Result<RqOffsets>,
+    rqs: Vec<Kva>,
+    sch_ref: Option<SchedRef>,
+}
+
+impl<'t, 'a> Run<'t, 'a> {
+    /// Starts the clock and takes the vCPU registers (they need no guest memory).
+    fn new(target: &'t Target<'a>, opts: &'t CaptureOptions) -> Self {
+        let r = FailureDumpReport {
+            vcpu_regs: target
+                .vcpu_regs
+                .iter()
+                .map(|v| {
+                    v.map(|g| VcpuRegSnapshot {
+                        instruction_pointer: g.rip,
+                        stack_pointer: g.rsp,
+                        page_table_root: g.cr3,
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+            ..Default::default()
         };
-        let (locs, errs) = locate_dsqs(&k, &core, dso, so, &pc, &src);
-        if sch.is_some() {
-            log.extend(errs);
+        Run {
+            target,
+            opts,
+            k: target.kernel,
+            clock: Clock::new(opts.deadline),
+            log: vec![reasons::NO_VCPU_PERF.to_string()],
+            missing: MissingGroups::default(),
+            r,
+            truncated_at: None,
+        }
+    }
+
+    /// Without the list/xarray/rhashtable offsets no walker can run: a report with the
+    /// registers and the reason naming the group.
+    fn without_core_offsets(mut self, e: WalkError) -> CaptureOutput {
+        self.missing.note(&e);
+        let mut out = FailureDumpReport::placeholder(self.missing.reason());
+        out.is_placeholder = false;
+        out.vcpu_regs = self.r.vcpu_regs;
+        CaptureOutput {
+            report: out,
+            phases: self.clock.phases,
+            log: vec![e.to_string()],
+        }
+    }
+
+    fn per_cpu(&mut self) -> PerCpu {
+        PerCpu::load(&self.k).unwrap_or_else(|e| {
+            self.log.push(format!("per-CPU offsets: {e}"));
+            PerCpu::default()
+        })
+    }
+
+    /// Phases `scx_sched`, `rq` and `dsq`, then `scx_walker_unavailable`.
+    fn sched_ext(&mut self, core: &CoreOffsets, pc: &PerCpu) -> SchedFound {
+        let k = self.k;
+        let so = self.noted(SchedOffsets::resolve(k.types));
+        let rqo = self.noted(RqOffsets::resolve(k.types));
+        let dso = self.noted(DsqOffsets::resolve(k.types));
+        let rqs = runqueues(&k, pc).unwrap_or_else(|e| {
+            self.log.push(format!("runqueues: {e}"));
+            Vec::new()
+        });
+        let (sch_ref, root_null) = match &so {
+            Ok(so) => self.scx_sched(so),
+            Err(_) => (None, false),
+        };
+        self.clock.phase("scx_sched");
+        if let Ok(rqo) = &rqo {
+            self.rq_states(core, rqo, &rqs);
+        }
+        self.clock.phase("rq");
+        if let (Ok(dso), Ok(so)) = (&dso, &so) {
+            let src = DsqSources {
+                rqs: &rqs,
+                local_dsq_off: rqo.as_ref().ok().map(|o| o.local_dsq),
+                sch: sch_ref.as_ref().map(|s| s.kva),
+            };
+            self.dsq_states(core, pc, dso, so, &src);
+        }
+        self.clock.phase("dsq");
+        self.r.scx_walker_unavailable = self.walker_unavailable(root_null);
+        SchedFound {
+            so,
+            rqo,
+            rqs,
+            sch_ref,
+        }
+    }
+
+    /// `res`, its missing offset group (if that is why it failed) noted for the reason.
+    fn noted<T>(&mut self, res: Result<T>) -> Result<T> {
+        if let Err(e) = &res {
+            self.missing.note(e);
+        }
+        res
+    }
+
+    /// The attached scheduler (if any) and its state; `true` when `scx_root` is NULL.
+    fn scx_sched(&mut self, so: &SchedOffsets) -> (Option<SchedRef>, bool) {
+        match scx_root(&self.k, so) {
+            Ok(Some(s)) => {
+                match sched_state(&self.k, so, s.kva) {
+                    Ok(st) => self.r.scx_sched_state = Some(st),
+                    Err(e) => self.log.push(format!("scx_sched: {e}")),
+                }
+                (Some(s), false)
+            }
+            Ok(None) => (None, true),
+            Err(e) => {
+                self.log.push(format!("scx_root: {e}"));
+                (None, false)
+            }
+        }
+    }
+
+    fn rq_states(&mut self, core: &CoreOffsets, rqo: &RqOffsets, rqs: &[Kva]) {
+        for (cpu, rq) in rqs.iter().enumerate() {
+            match rq_state(&self.k, core, rqo, cpu as u32, *rq) {
+                Ok(s) => self.r.rq_scx_states.push(s),
+                Err(e) => self.log.push(format!("rq {cpu}: {e}")),
+            }
+        }
+    }
+
+    /// Every DSQ found; errors are logged only while a scheduler is attached (without
+    /// one, missing DSQs are expected).
+    fn dsq_states(
+        &mut self,
+        core: &CoreOffsets,
+        pc: &PerCpu,
+        dso: &DsqOffsets,
+        so: &SchedOffsets,
+        src: &DsqSources<'_>,
+    ) {
+        let attached = src.sch.is_some();
+        let (locs, errs) = locate_dsqs(&self.k, core, dso, so, pc, src);
+        if attached {
+            self.log.extend(errs);
         }
         for l in locs {
-            match dsq_state(&k, &core, dso, l.kva, l.origin.clone()) {
-                Ok(d) => r.dsq_states.push(d),
-                Err(e) => {
-                    if sch.is_some() {
-                        log.push(format!("DSQ {}: {e}", l.origin))
-                    }
-                }
+            match dsq_state(&self.k, core, dso, l.kva, l.origin.clone()) {
+                Ok(d) => self.r.dsq_states.push(d),
+                Err(e) if attached => self.log.push(format!("DSQ {}: {e}", l.origin)),
+                Err(_) => {}
             }
         }
     }
-    clock.phase("dsq");
-    r.scx_walker_unavailable = if !missing.is_empty() {
-        Some(missing.reason())
-    } else if root_null {
-        Some(why::SCX_ROOT_NULL.to_string())
-    } else if r.scx_sched_state.is_none() && r.rq_scx_states.is_empty() {
-        Some(why::SCX_WALKER_NO_STATE.to_string())
-    } else {
-        None
-    };
 
-    // --- event counters at the freeze.
-    r.event_counter_timeline = opts.timeline.clone();
-    if let (Ok(so), Some(s)) = (&so, &sch_ref) {
-        match EventOffsets::resolve(k.types, so)
-            .and_then(|eo| sample_events(&k, &eo, &pc, s.kva, opts.elapsed_ms))
-        {
-            Ok(sample) => r.event_counter_timeline.push(sample),
-            Err(e) => log.push(format!("event counters: {e}")),
+    fn walker_unavailable(&self, root_null: bool) -> Option<String> {
+        if !self.missing.is_empty() {
+            Some(self.missing.reason())
+        } else if root_null {
+            Some(why::SCX_ROOT_NULL.to_string())
+        } else if self.r.scx_sched_state.is_none() && self.r.rq_scx_states.is_empty() {
+            Some(why::SCX_WALKER_NO_STATE.to_string())
+        } else {
+            None
         }
     }
-    clock.phase("events");
 
-    // --- tasks: the ones the dump refers to first, then everything on scx_tasks.
-    match TaskOffsets::resolve(k.types) {
-        Ok(to) => {
-            let mut first: Vec<Kva> = Vec::new();
-            // lock_slowpath_match: running tasks are scanned from their vCPU's registers
-            // (CPU n = vCPU n).
-            let mut stacks = StackScanner::new(&k)
-                .inspect_err(|e| log.push(format!("{}{e}", reasons::NO_STACK_SCAN_PREFIX)))
-                .ok();
-            if let Ok(rqo) = &rqo {
-                for (cpu, rq) in rqs.iter().enumerate() {
-                    if let Ok(c) = k.ptr(Kva(rq.0.wrapping_add(rqo.curr)), "rq.curr") {
-                        first.push(c);
-                        if let Some(sc) = stacks.as_mut() {
-                            let regs = target.vcpu_regs.get(cpu).copied().flatten();
-                            sc.set_running(c, cpu as u32, regs);
-                        }
-                    }
-                }
+    /// Phase `events`: the timeline taken while the guest ran, plus one sample now.
+    fn events(&mut self, found: &SchedFound, pc: &PerCpu) {
+        self.r.event_counter_timeline = self.opts.timeline.clone();
+        if let (Ok(so), Some(s)) = (&found.so, &found.sch_ref) {
+            match EventOffsets::resolve(self.k.types, so)
+                .and_then(|eo| sample_events(&self.k, &eo, pc, s.kva, self.opts.elapsed_ms))
+            {
+                Ok(sample) => self.r.event_counter_timeline.push(sample),
+                Err(e) => self.log.push(format!("event counters: {e}")),
             }
-            for s in &r.rq_scx_states {
-                first.extend(s.runnable_task_kvas.iter().map(|&t| Kva(t)));
-            }
-            for d in &r.dsq_states {
-                first.extend(d.task_kvas.iter().map(|&t| Kva(t)));
-            }
-            let rest = match all_tasks(&k, &core, &to, opts.caps.tasks) {
-                Ok((v, trunc)) => {
-                    if trunc {
-                        log.push(format!("task list truncated at {}", opts.caps.tasks));
-                    }
-                    v
-                }
-                Err(e) => {
-                    log.push(format!("task list: {e}"));
-                    Vec::new()
-                }
-            };
-            let (tasks, failed, stopped) = enrich_all_with(
-                &k,
-                &to,
-                first,
-                rest,
-                opts.caps.tasks,
-                &|| clock.passed(),
-                stacks.as_ref(),
-            );
-            if failed > 0 {
-                log.push(format!("{failed} tasks unreadable"));
-            }
-            if stopped && clock.passed() {
-                truncated_at.get_or_insert(clock.elapsed_us());
-            }
-            if tasks.is_empty() {
-                r.task_enrichments_unavailable = Some(why::TASK_WALKER_ZERO_TASKS.into());
-            }
-            r.task_enrichments = tasks;
         }
-        Err(e) => {
-            log.push(e.to_string());
-            r.task_enrichments_unavailable = Some(why::NO_TASK_WALKER.into());
-        }
+        self.clock.phase("events");
     }
-    clock.phase("tasks");
 
-    // --- maps and programs.
-    let mut map_ctx_o = None;
-    match MapOffsets::resolve(k.types) {
-        Ok(mo) => map_ctx_o = Some(mo),
-        Err(e) => log.push(format!("maps: {e}")),
+    /// Phase `tasks`: the ones the dump refers to first, then everything on scx_tasks.
+    fn tasks(&mut self, core: &CoreOffsets, found: &SchedFound) {
+        match TaskOffsets::resolve(self.k.types) {
+            Ok(to) => self.enrich_tasks(core, &to, found),
+            Err(e) => {
+                self.log.push(e.to_string());
+                self.r.task_enrichments_unavailable = Some(why::NO_TASK_WALKER.into());
+            }
+        }
+        self.clock.phase("tasks");
     }
-    let po = ProgOffsets::resolve(k.types);
-    if let Some(mo) = &map_ctx_o {
-        let cx = MapCtx {
-            k,
-            c: &core,
-            o: mo,
-            pc: &pc,
-            renderer: target.renderer,
-            caps: opts.caps.maps,
-        };
-        match map_kvas(&k, &core, opts.caps.maps.maps) {
-            Ok((maps, trunc)) => {
+
+    fn enrich_tasks(&mut self, core: &CoreOffsets, to: &TaskOffsets, found: &SchedFound) {
+        let k = self.k;
+        let mut stacks = StackScanner::new(&k)
+            .inspect_err(|e| {
+                self.log
+                    .push(format!("{}{e}", reasons::NO_STACK_SCAN_PREFIX))
+            })
+            .ok();
+        let first = self.referenced_tasks(found, stacks.as_mut());
+        let cap = self.opts.caps.tasks;
+        let rest = match all_tasks(&k, core, to, cap) {
+            Ok((v, trunc)) => {
                 if trunc {
-                    log.push(format!("map list truncated at {}", opts.caps.maps.maps));
+                    self.log.push(format!("task list truncated at {cap}"));
                 }
-                for (i, m) in maps.iter().enumerate() {
-                    if clock.passed() {
-                        r.maps_truncated = (maps.len() - i) as u32;
-                        truncated_at.get_or_insert(clock.elapsed_us());
-                        break;
-                    }
-                    r.maps.push(cx.capture(*m));
-                }
-            }
-            Err(e) => log.push(format!("map_idr: {e}")),
-        }
-        clock.phase("maps");
-        if let Some(s) = &sch_ref {
-            active_scheduler(&cx, po.as_ref().ok(), &s.ops_name, &mut r, &mut log);
-        }
-    }
-    match &po {
-        Ok(po) => match prog_kvas(&k, &core, 4096) {
-            Ok(progs) => {
-                for p in progs {
-                    if !is_struct_ops(&k, po, p).unwrap_or(false) {
-                        continue;
-                    }
-                    match runtime_stats(&k, po, &pc, p) {
-                        Ok(s) => r.prog_runtime_stats.push(s),
-                        Err(e) => log.push(format!("prog stats: {e}")),
-                    }
-                }
-                if r.prog_runtime_stats.is_empty() {
-                    r.prog_runtime_stats_unavailable = Some(why::NO_STRUCT_OPS_PROGRAMS.into());
-                }
+                v
             }
             Err(e) => {
-                log.push(format!("prog_idr: {e}"));
-                r.prog_runtime_stats_unavailable = Some(why::PROG_ACCESSOR_UNAVAILABLE.into());
+                self.log.push(format!("task list: {e}"));
+                Vec::new()
             }
-        },
-        Err(e) => {
-            log.push(e.to_string());
-            r.prog_runtime_stats_unavailable = Some(why::PROG_ACCESSOR_UNAVAILABLE.into());
+        };
+        let clock = &self.clock;
+        let (tasks, failed, stopped) = enrich_all_with(
+            &k,
+            to,
+            first,
+            rest,
+            cap,
+            &|| clock.passed(),
+            stacks.as_ref(),
+        );
+        if failed > 0 {
+            self.log.push(format!("{failed} tasks unreadable"));
+        }
+        if stopped && self.clock.passed() {
+            self.truncated_at.get_or_insert(self.clock.elapsed_us());
+        }
+        if tasks.is_empty() {
+            self.r.task_enrichments_unavailable = Some(why::TASK_WALKER_ZERO_TASKS.into());
+        }
+        self.r.task_enrichments = tasks;
+    }
+
+    /// Tasks the report already names: each CPU's current task (whose stack is scanned
+    /// from its vCPU's registers, CPU n = vCPU n), then runnable and queued tasks.
+    fn referenced_tasks(
+        &self,
+        found: &SchedFound,
+        mut stacks: Option<&mut StackScanner<'_>>,
+    ) -> Vec<Kva> {
+        let mut first: Vec<Kva> = Vec::new();
+        if let Ok(rqo) = &found.rqo {
+            for (cpu, rq) in found.rqs.iter().enumerate() {
+                if let Ok(c) = self.k.ptr(Kva(rq.0.wrapping_add(rqo.curr)), "rq.curr") {
+                    first.push(c);
+                    if let Some(sc) = stacks.as_deref_mut() {
+                        let regs = self.target.vcpu_regs.get(cpu).copied().flatten();
+                        sc.set_running(c, cpu as u32, regs);
+                    }
+                }
+            }
+        }
+        for s in &self.r.rq_scx_states {
+            first.extend(s.runnable_task_kvas.iter().map(|&t| Kva(t)));
+        }
+        for d in &self.r.dsq_states {
+            first.extend(d.task_kvas.iter().map(|&t| Kva(t)));
+        }
+        first
+    }
+
+    /// Phases `maps` (when the map offsets resolve) and `progs`.
+    fn maps_and_progs(&mut self, core: &CoreOffsets, pc: &PerCpu, found: &SchedFound) {
+        let mo = MapOffsets::resolve(self.k.types)
+            .inspect_err(|e| self.log.push(format!("maps: {e}")))
+            .ok();
+        let po = ProgOffsets::resolve(self.k.types);
+        if let Some(mo) = &mo {
+            let cx = MapCtx {
+                k: self.k,
+                c: core,
+                o: mo,
+                pc,
+                renderer: self.target.renderer,
+                caps: self.opts.caps.maps,
+            };
+            self.maps(&cx);
+            self.clock.phase("maps");
+            if let Some(s) = &found.sch_ref {
+                active_scheduler(
+                    &cx,
+                    po.as_ref().ok(),
+                    &s.ops_name,
+                    &mut self.r,
+                    &mut self.log,
+                );
+            }
+        }
+        self.progs(core, pc, &po);
+        self.clock.phase("progs");
+    }
+
+    /// Every map on `map_idr`, until the deadline (`maps_truncated` counts the rest).
+    fn maps(&mut self, cx: &MapCtx<'_>) {
+        let cap = self.opts.caps.maps.maps;
+        let maps = match map_kvas(&self.k, cx.c, cap) {
+            Ok((maps, trunc)) => {
+                if trunc {
+                    self.log.push(format!("map list truncated at {cap}"));
+                }
+                maps
+            }
+            Err(e) => {
+                self.log.push(format!("map_idr: {e}"));
+                return;
+            }
+        };
+        for (i, m) in maps.iter().enumerate() {
+            if self.clock.passed() {
+                self.r.maps_truncated = (maps.len() - i) as u32;
+                self.truncated_at.get_or_insert(self.clock.elapsed_us());
+                break;
+            }
+            self.r.maps.push(cx.capture(*m));
         }
     }
-    clock.phase("progs");
 
-    // --- system-wide sections.
-    match CpuTimeOffsets::resolve(k.types).and_then(|o| per_cpu_time(&k, &o, &pc)) {
-        Ok(v) => r.per_cpu_time = v,
-        Err(e) => log.push(format!("per-CPU time: {e}")),
-    }
-    clock.phase("cputime");
-    match NumaOffsets::resolve(k.types).and_then(|o| per_node_numa(&k, &o, &pc)) {
-        Ok(v) if !v.is_empty() => r.per_node_numa = v,
-        Ok(_) => r.per_node_numa_unavailable = Some(reasons::NUMA_NO_NODES.into()),
-        Err(e) => r.per_node_numa_unavailable = Some(format!("{}{e}", reasons::NUMA_FAILED_PREFIX)),
-    }
-    clock.phase("numa");
-    match PsiOffsets::resolve(k.types).and_then(|o| cgroup_psi(&k, &core, &o)) {
-        Ok((v, trunc)) => {
-            if trunc {
-                log.push("cgroup walk truncated".into());
+    /// Runtime statistics of the struct_ops programs (the scheduler's callbacks).
+    fn progs(&mut self, core: &CoreOffsets, pc: &PerCpu, po: &Result<ProgOffsets>) {
+        let po = match po {
+            Ok(po) => po,
+            Err(e) => {
+                self.log.push(e.to_string());
+                self.r.prog_runtime_stats_unavailable = Some(why::PROG_ACCESSOR_UNAVAILABLE.into());
+                return;
             }
-            r.cgroup_psi = v;
+        };
+        let progs = match prog_kvas(&self.k, core, 4096) {
+            Ok(progs) => progs,
+            Err(e) => {
+                self.log.push(format!("prog_idr: {e}"));
+                self.r.prog_runtime_stats_unavailable = Some(why::PROG_ACCESSOR_UNAVAILABLE.into());
+                return;
+            }
+        };
+        for p in progs {
+            if !is_struct_ops(&self.k, po, p).unwrap_or(false) {
+                continue;
+            }
+            match runtime_stats(&self.k, po, pc, p) {
+                Ok(s) => self.r.prog_runtime_stats.push(s),
+                Err(e) => self.log.push(format!("prog stats: {e}")),
+            }
         }
-        Err(e) => log.push(format!("cgroup PSI: {e}")),
+        if self.r.prog_runtime_stats.is_empty() {
+            self.r.prog_runtime_stats_unavailable = Some(why::NO_STRUCT_OPS_PROGRAMS.into());
+        }
     }
-    clock.phase("psi");
-    let sdt = sdt::capture_sdt(&r, target.renderer, &k, &|| clock.passed());
-    r.sdt_allocations = sdt.allocations;
-    r.scx_static_ranges = sdt.static_ranges;
-    r.sdt_alloc_unavailable = sdt.unavailable;
-    log.extend(sdt.log);
-    if sdt.deadline_hit {
-        truncated_at.get_or_insert(clock.elapsed_us());
-    }
-    clock.phase("sdt");
 
-    r.dump_truncated_at_us = truncated_at;
-    for d in missing.details() {
-        log.push(format!("missing offsets: {d}"));
+    /// Phases `cputime`, `numa` and `psi`: the system-wide sections.
+    fn system(&mut self, core: &CoreOffsets, pc: &PerCpu) {
+        let k = self.k;
+        match CpuTimeOffsets::resolve(k.types).and_then(|o| per_cpu_time(&k, &o, pc)) {
+            Ok(v) => self.r.per_cpu_time = v,
+            Err(e) => self.log.push(format!("per-CPU time: {e}")),
+        }
+        self.clock.phase("cputime");
+        match NumaOffsets::resolve(k.types).and_then(|o| per_node_numa(&k, &o, pc)) {
+            Ok(v) if !v.is_empty() => self.r.per_node_numa = v,
+            Ok(_) => self.r.per_node_numa_unavailable = Some(reasons::NUMA_NO_NODES.into()),
+            Err(e) => {
+                self.r.per_node_numa_unavailable =
+                    Some(format!("{}{e}", reasons::NUMA_FAILED_PREFIX))
+            }
+        }
+        self.clock.phase("numa");
+        match PsiOffsets::resolve(k.types).and_then(|o| cgroup_psi(&k, core, &o)) {
+            Ok((v, trunc)) => {
+                if trunc {
+                    self.log.push("cgroup walk truncated".into());
+                }
+                self.r.cgroup_psi = v;
+            }
+            Err(e) => self.log.push(format!("cgroup PSI: {e}")),
+        }
+        self.clock.phase("psi");
     }
-    CaptureOutput {
-        report: r,
-        phases: clock.phases,
-        log,
+
+    /// Phase `sdt`: the scheduler's arena allocations.
+    fn sdt(&mut self) {
+        let clock = &self.clock;
+        let sdt = sdt::capture_sdt(&self.r, self.target.renderer, &self.k, &|| clock.passed());
+        self.r.sdt_allocations = sdt.allocations;
+        self.r.scx_static_ranges = sdt.static_ranges;
+        self.r.sdt_alloc_unavailable = sdt.unavailable;
+        self.log.extend(sdt.log);
+        if sdt.deadline_hit {
+            self.truncated_at.get_or_insert(self.clock.elapsed_us());
+        }
+        self.clock.phase("sdt");
+    }
+
+    fn finish(mut self) -> CaptureOutput {
+        self.r.dump_truncated_at_us = self.truncated_at;
+        for d in self.missing.details() {
+            self.log.push(format!("missing offsets: {d}"));
+        }
+        CaptureOutput {
+            report: self.r,
+            phases: self.clock.phases,
+            log: self.log,
+        }
     }
 }
 
@@ -487,22 +626,8 @@ mod tests {
     /// capture still returns the vCPU registers.
     #[test]
     fn missing_groups_degrade_their_sections_only() {
-        let mut t = FakeTypes::default();
+        let mut t = FakeTypes::core();
         for (ty, m, o) in [
-            ("list_head", "next", 0),
-            ("hlist_head", "first", 0),
-            ("hlist_node", "next", 0),
-            ("xarray", "xa_head", 8),
-            ("xa_node", "shift", 0),
-            ("xa_node", "slots", 40),
-            ("idr", "idr_rt", 0),
-            ("rhashtable", "tbl", 0),
-            ("rhashtable", "nelems", 8),
-            ("bucket_table", "size", 0),
-            ("bucket_table", "nest", 4),
-            ("bucket_table", "buckets", 64),
-            ("bucket_table", "future_tbl", 32),
-            ("rhash_head", "next", 0),
             ("scx_sched", "ops.name", 0),
             ("scx_sched", "aborting", 0x100),
             ("scx_sched", "bypass_depth", 0x104),
@@ -524,7 +649,7 @@ mod tests {
         m.w64(B + 0x100, 0);
         m.w64(B + 0x200, 0); // no scheduler attached
         let target = Target {
-            kernel: Kernel {
+            kernel: KernelView {
                 mem: &m,
                 syms: &s,
                 types: &t,

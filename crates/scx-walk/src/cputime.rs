@@ -4,8 +4,8 @@
 use dump_schema::PerCpuTimeStats;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
-use crate::offsets::Resolver;
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
+use btf_walk::OffsetGroup;
 
 /// Offsets (group `cputime`).
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +31,7 @@ const CPUTIME: [&str; 8] = [
 
 impl CpuTimeOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<CpuTimeOffsets> {
-        let mut r = Resolver::new(t, "cputime");
+        let mut r = OffsetGroup::new(t, "cputime");
         let mut idx = [0u64; 8];
         for (i, name) in CPUTIME.iter().enumerate() {
             // The enum has been stable since 2.6; fall back to its order when BTF lacks it.
@@ -44,13 +44,13 @@ impl CpuTimeOffsets {
             idx,
             iowait_sleeptime: r.opt("tick_sched", "iowait_sleeptime"),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
 /// Reads every CPU's times.
 pub fn per_cpu_time(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     o: &CpuTimeOffsets,
     pc: &PerCpu,
 ) -> Result<Vec<PerCpuTimeStats>> {
@@ -62,7 +62,11 @@ pub fn per_cpu_time(
         let (Some(c), Some(s)) = (pc.addr(kcs, cpu), pc.addr(kstat, cpu)) else {
             continue;
         };
-        let raw = k.bytes(Kernel::at(c, o.cpustat)?, 8 * 10, "kernel_cpustat.cpustat")?;
+        let raw = k.bytes(
+            c.checked_offset(o.cpustat)?,
+            8 * 10,
+            "kernel_cpustat.cpustat",
+        )?;
         let stat = |i: usize| -> u64 {
             let j = o.idx[i] as usize;
             raw.get(j * 8..j * 8 + 8)
@@ -70,14 +74,14 @@ pub fn per_cpu_time(
                 .map(u64::from_le_bytes)
                 .unwrap_or(0)
         };
-        let sirq = k.bytes(Kernel::at(s, o.softirqs)?, 4 * 10, "kstat.softirqs")?;
+        let sirq = k.bytes(s.checked_offset(o.softirqs)?, 4 * 10, "kstat.softirqs")?;
         let mut softirqs = [0u64; 10];
         for (d, b) in softirqs.iter_mut().zip(sirq.chunks_exact(4)) {
             *d = u64::from(u32::from_le_bytes(b.try_into().unwrap_or([0; 4])));
         }
         let iowait_sleeptime_ns = match (tick, o.iowait_sleeptime) {
             (Some(t), Some(off)) => pc.addr(t, cpu).and_then(|a| {
-                k.u64(Kernel::at(a, off).ok()?, "tick_sched.iowait_sleeptime")
+                k.u64(a.checked_offset(off).ok()?, "tick_sched.iowait_sleeptime")
                     .ok()
             }),
             _ => None,
@@ -93,7 +97,7 @@ pub fn per_cpu_time(
             cpustat_iowait_ns: stat(6),
             cpustat_steal_ns: stat(7),
             softirqs,
-            irqs_sum: k.u64(Kernel::at(s, o.irqs_sum)?, "kstat.irqs_sum")?,
+            irqs_sum: k.u64(s.checked_offset(o.irqs_sum)?, "kstat.irqs_sum")?,
             iowait_sleeptime_ns,
         });
     }

@@ -7,10 +7,10 @@ use dump_schema::DsqState;
 use guest_mem::Kva;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{CoreOffsets, LIST_CAP, RHASHTABLE_CAP, list_nodes, rhashtable_objects};
-use crate::offsets::Resolver;
 use crate::sched::SchedOffsets;
+use btf_walk::OffsetGroup;
 
 /// Offsets of `struct scx_dispatch_q` and the task's DSQ list node (group `dsq`).
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,7 @@ pub struct DsqOffsets {
 
 impl DsqOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<DsqOffsets> {
-        let mut r = Resolver::new(t, "dsq");
+        let mut r = OffsetGroup::new(t, "dsq");
         let node_in_lnode = r.off("scx_dsq_list_node", "node");
         let flags_in_lnode = r.off("scx_dsq_list_node", "flags");
         let o = DsqOffsets {
@@ -46,25 +46,25 @@ impl DsqOffsets {
                 .map(|v| v as u32)
                 .unwrap_or(1),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
 /// Reads the DSQ at `dsq` with its tasks.
 pub fn dsq_state(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &DsqOffsets,
     dsq: Kva,
     origin: String,
 ) -> Result<DsqState> {
-    let id = k.u64(Kernel::at(dsq, o.id)?, "dsq.id")?;
-    let nr = k.u32(Kernel::at(dsq, o.nr)?, "dsq.nr")?;
-    let seq = k.u32(Kernel::at(dsq, o.seq)?, "dsq.seq")?;
-    let nodes = list_nodes(k, c, Kernel::at(dsq, o.list)?, LIST_CAP, "dsq.list")?;
+    let id = k.u64(dsq.checked_offset(o.id)?, "dsq.id")?;
+    let nr = k.u32(dsq.checked_offset(o.nr)?, "dsq.nr")?;
+    let seq = k.u32(dsq.checked_offset(o.seq)?, "dsq.seq")?;
+    let nodes = list_nodes(k, c, dsq.checked_offset(o.list)?, LIST_CAP, "dsq.list")?;
     let mut task_kvas = Vec::with_capacity(nodes.nodes.len());
     for n in &nodes.nodes {
-        let flags = k.u32(Kernel::at(*n, o.lnode_flags)?, "dsq list node flags")?;
+        let flags = k.u32(n.checked_offset(o.lnode_flags)?, "dsq list node flags")?;
         if flags & o.iter_cursor != 0 {
             continue;
         }
@@ -101,7 +101,7 @@ pub struct DsqSources<'a> {
 /// Locations of all DSQs: local (per rq), bypass (per CPU), global (per node), user.
 /// Errors locating one kind are returned alongside the locations found.
 pub fn locate_dsqs(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &DsqOffsets,
     so: &SchedOffsets,
@@ -112,7 +112,7 @@ pub fn locate_dsqs(
     let mut errors = Vec::new();
     if let Some(ld) = src.local_dsq_off {
         for (cpu, rq) in src.rqs.iter().enumerate() {
-            if let Ok(kva) = Kernel::at(*rq, ld) {
+            if let Ok(kva) = rq.checked_offset(ld) {
                 out.push(DsqLocation {
                     kva,
                     origin: format!("local cpu {cpu}"),
@@ -166,7 +166,7 @@ pub fn locate_dsqs(
 /// Upper bound on NUMA nodes walked (`MAX_NUMNODES` with NODES_SHIFT=10).
 const MAX_NODES: u32 = 1024;
 
-fn global_dsqs(k: &Kernel<'_>, so: &SchedOffsets, sch: Kva) -> Result<Vec<DsqLocation>> {
+fn global_dsqs(k: &KernelView<'_>, so: &SchedOffsets, sch: Kva) -> Result<Vec<DsqLocation>> {
     let nr_nodes = match k.syms.symbol("nr_node_ids") {
         Some(s) => k.u32(s, "nr_node_ids")?.clamp(1, MAX_NODES),
         None => 1,
@@ -178,17 +178,17 @@ fn global_dsqs(k: &Kernel<'_>, so: &SchedOffsets, sch: Kva) -> Result<Vec<DsqLoc
         (_, _, Some(g)) => (g, 0),
         _ => return Ok(out),
     };
-    let arr = k.ptr(Kernel::at(sch, arr_off)?, "scx_sched.pnode")?;
+    let arr = k.ptr(sch.checked_offset(arr_off)?, "scx_sched.pnode")?;
     if arr.0 == 0 {
         return Ok(out);
     }
     for node in 0..nr_nodes {
-        let p = k.ptr(Kernel::at(arr, u64::from(node) * 8)?, "pnode[node]")?;
+        let p = k.ptr(arr.checked_offset(u64::from(node) * 8)?, "pnode[node]")?;
         if p.0 == 0 {
             continue;
         }
         out.push(DsqLocation {
-            kva: Kernel::at(p, inner)?,
+            kva: p.checked_offset(inner)?,
             origin: format!("global node {node}"),
         });
     }
@@ -203,21 +203,7 @@ mod tests {
     const B: u64 = 0xffff_8880_0000_0000;
 
     fn types() -> FakeTypes {
-        FakeTypes::default()
-            .member("list_head", "next", 0)
-            .member("hlist_head", "first", 0)
-            .member("hlist_node", "next", 0)
-            .member("xarray", "xa_head", 8)
-            .member("xa_node", "shift", 0)
-            .member("xa_node", "slots", 40)
-            .member("idr", "idr_rt", 0)
-            .member("rhashtable", "tbl", 0)
-            .member("rhashtable", "nelems", 8)
-            .member("bucket_table", "size", 0)
-            .member("bucket_table", "nest", 4)
-            .member("bucket_table", "buckets", 64)
-            .member("bucket_table", "future_tbl", 32)
-            .member("rhash_head", "next", 0)
+        FakeTypes::core()
             .member("scx_dispatch_q", "list", 0x10)
             .member("scx_dispatch_q", "nr", 0x20)
             .member("scx_dispatch_q", "seq", 0x24)
@@ -245,7 +231,7 @@ mod tests {
         m.w32(dsq + 0x20, 2);
         m.w32(dsq + 0x24, 7);
         m.w64(dsq + 0x28, 0x8000_0000_0000_0002);
-        let k = Kernel {
+        let k = KernelView {
             mem: &m,
             syms: &s,
             types: &t,
@@ -258,7 +244,7 @@ mod tests {
         assert!(!d.truncated);
         // A list that loops without returning to the head is an error, not a hang.
         m.w64(t2 + 0x100, t1 + 0x100);
-        let k = Kernel {
+        let k = KernelView {
             mem: &m,
             syms: &s,
             types: &t,

@@ -1,7 +1,8 @@
 //! Errors of the walkers. Each names what was being read, so a section's reason string
 //! tells a person where the walk stopped.
 
-use guest_mem::{Kva, MemError};
+use btf_walk::MissingMembers;
+use guest_mem::{AddrOverflow, Kva, MemError};
 
 /// Why a walk (or one step of it) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +39,26 @@ impl WalkError {
     /// Wraps a memory error with what was being read.
     pub fn mem(what: &'static str) -> impl FnOnce(MemError) -> WalkError {
         move |source| WalkError::Mem { what, source }
+    }
+}
+
+/// A guest pointer plus an offset that leaves the address space is implausible.
+impl From<AddrOverflow> for WalkError {
+    fn from(e: AddrOverflow) -> WalkError {
+        WalkError::Implausible {
+            what: "address + offset",
+            value: e.base,
+        }
+    }
+}
+
+/// An offset group that lacks members fails its walker's section.
+impl From<MissingMembers> for WalkError {
+    fn from(m: MissingMembers) -> WalkError {
+        WalkError::MissingOffsets {
+            group: m.group,
+            members: m.missing,
+        }
     }
 }
 

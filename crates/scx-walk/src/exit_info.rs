@@ -18,10 +18,10 @@
 use dump_schema::{BacktraceFrame, ExitInfo, ExitTrigger};
 use guest_mem::Kva;
 
-use crate::error::Result;
+use crate::error::{Result, WalkError};
 use crate::exit_kind;
-use crate::kernel::{Kernel, KernelTypes};
-use crate::offsets::Resolver;
+use crate::kernel::{KernelTypes, KernelView};
+use btf_walk::OffsetGroup;
 
 /// `SCX_EXIT_MSG_LEN` when the kernel's BTF does not say.
 const DEFAULT_MSG_LEN: u64 = 1024;
@@ -58,7 +58,7 @@ pub struct ExitInfoOffsets {
 
 impl ExitInfoOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<ExitInfoOffsets> {
-        let mut r = Resolver::new(t, "scx_exit_info");
+        let mut r = OffsetGroup::new(t, "scx_exit_info");
         let enum_len = |name: &str, default: u64| {
             t.enum_value(name)
                 .and_then(|v| u64::try_from(v).ok())
@@ -78,7 +78,7 @@ impl ExitInfoOffsets {
             msg_len: enum_len("SCX_EXIT_MSG_LEN", DEFAULT_MSG_LEN),
             bt_cap: enum_len("SCX_EXIT_BT_LEN", DEFAULT_BT_LEN),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
@@ -89,7 +89,7 @@ pub trait Symbolizer {
 }
 
 /// Symbols from the kernel's kallsyms only (no BPF programs).
-pub struct KallsymsOnly<'a, 'k>(pub &'a Kernel<'k>);
+pub struct KallsymsOnly<'a, 'k>(pub &'a KernelView<'k>);
 
 impl Symbolizer for KallsymsOnly<'_, '_> {
     fn symbolize(&self, addr: Kva) -> Option<(String, u64, Option<u64>)> {
@@ -99,7 +99,7 @@ impl Symbolizer for KallsymsOnly<'_, '_> {
 
 /// Kernel symbols, then BPF programs' JIT images (`bpf_prog_aux.ksym`: start, end, name).
 pub struct WithBpfProgs<'a, 'k> {
-    pub kernel: &'a Kernel<'k>,
+    pub kernel: &'a KernelView<'k>,
     /// `(start, end, name)` of each program image.
     pub progs: Vec<(Kva, Kva, String)>,
 }
@@ -130,7 +130,7 @@ pub struct KsymOffsets {
 
 impl KsymOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<KsymOffsets> {
-        let mut r = Resolver::new(t, "bpf_ksym");
+        let mut r = OffsetGroup::new(t, "bpf_ksym");
         let ksym = r.off("bpf_prog_aux", "ksym");
         let o = KsymOffsets {
             aux: r.off("bpf_prog", "aux"),
@@ -143,25 +143,25 @@ impl KsymOffsets {
                 .unwrap_or(512)
                 .min(512),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 
     /// `(start, end, name)` of `prog`'s JIT image; `None` when unreadable or implausible.
-    pub fn image(&self, k: &Kernel<'_>, prog: Kva) -> Option<(Kva, Kva, String)> {
+    pub fn image(&self, k: &KernelView<'_>, prog: Kva) -> Option<(Kva, Kva, String)> {
         let aux = k
-            .ptr(Kernel::at(prog, self.aux).ok()?, "bpf_prog.aux")
+            .ptr(prog.checked_offset(self.aux).ok()?, "bpf_prog.aux")
             .ok()?;
         let start = k
-            .u64(Kernel::at(aux, self.start).ok()?, "ksym.start")
+            .u64(aux.checked_offset(self.start).ok()?, "ksym.start")
             .ok()?;
-        let end = k.u64(Kernel::at(aux, self.end).ok()?, "ksym.end").ok()?;
+        let end = k.u64(aux.checked_offset(self.end).ok()?, "ksym.end").ok()?;
         // A program image is at most a few MiB; anything else is garbage.
         if start == 0 || end <= start || end - start > (64 << 20) {
             return None;
         }
         let name = k
             .cstr(
-                Kernel::at(aux, self.name).ok()?,
+                aux.checked_offset(self.name).ok()?,
                 self.name_len as usize,
                 "ksym.name",
             )
@@ -182,7 +182,7 @@ pub struct ReadOptions<'a> {
 /// Reads `sch->exit_info` into the report's extension. Always returns an [`ExitInfo`]
 /// (kind from `scx_sched.exit_kind` when `exit_info` itself is unreadable); every part
 /// that could not be read is named in `unavailable`.
-pub fn read(k: &Kernel<'_>, o: &ExitInfoOffsets, sch: Kva, opts: &ReadOptions<'_>) -> ExitInfo {
+pub fn read(k: &KernelView<'_>, o: &ExitInfoOffsets, sch: Kva, opts: &ReadOptions<'_>) -> ExitInfo {
     let mut missing: Vec<String> = Vec::new();
     let mut out = ExitInfo {
         source: opts.source.to_string(),
@@ -192,7 +192,10 @@ pub fn read(k: &Kernel<'_>, o: &ExitInfoOffsets, sch: Kva, opts: &ReadOptions<'_
         }),
         ..Default::default()
     };
-    let ei = match Kernel::at(sch, o.sched_exit_info).and_then(|a| k.ptr(a, "scx_sched.exit_info"))
+    let ei = match sch
+        .checked_offset(o.sched_exit_info)
+        .map_err(WalkError::from)
+        .and_then(|a| k.ptr(a, "scx_sched.exit_info"))
     {
         Ok(p) if p.0 != 0 => p,
         Ok(_) => {
@@ -204,7 +207,7 @@ pub fn read(k: &Kernel<'_>, o: &ExitInfoOffsets, sch: Kva, opts: &ReadOptions<'_
             return finish_kind(out);
         }
     };
-    let field = |off: u64| Kernel::at(ei, off);
+    let field = |off: u64| ei.checked_offset(off).map_err(WalkError::from);
     match field(o.kind).and_then(|a| k.u32(a, "exit_info.kind")) {
         Ok(v) => out.kind = v,
         Err(e) => missing.push(format!("kind: {e}")),
@@ -231,7 +234,7 @@ pub fn read(k: &Kernel<'_>, o: &ExitInfoOffsets, sch: Kva, opts: &ReadOptions<'_
     .map(|(s, _)| s);
     let dump_cap = o
         .exit_dump_len
-        .and_then(|off| Kernel::at(sch, off).ok())
+        .and_then(|off| sch.checked_offset(off).ok())
         .and_then(|a| k.u32(a, "ops.exit_dump_len").ok())
         .map(|v| {
             if v == 0 {
@@ -284,7 +287,7 @@ fn finish_kind(mut out: ExitInfo) -> ExitInfo {
 /// or the text is unreadable; an empty string is `None` too, without a reason (the
 /// kernel has not written it yet).
 fn pointed_string(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     member: Result<Kva>,
     cap: u64,
     what: &str,
@@ -319,7 +322,7 @@ fn pointed_string(
 /// Reads a NUL-terminated string of at most `cap` bytes, page by page (a dump buffer is
 /// vmalloc'd: its pages need not be contiguous, and an unmapped page ends the read).
 /// Returns the text (invalid UTF-8 replaced) and whether the cap cut it.
-fn bounded_cstr(k: &Kernel<'_>, at: Kva, cap: u64) -> Result<(String, bool)> {
+fn bounded_cstr(k: &KernelView<'_>, at: Kva, cap: u64) -> Result<(String, bool)> {
     let mut bytes: Vec<u8> = Vec::new();
     let mut pos = at;
     while (bytes.len() as u64) < cap {
@@ -336,20 +339,24 @@ fn bounded_cstr(k: &Kernel<'_>, at: Kva, cap: u64) -> Result<(String, bool)> {
             return Ok((String::from_utf8_lossy(&bytes).into_owned(), false));
         }
         bytes.extend_from_slice(&chunk);
-        pos = Kernel::at(pos, n as u64)?;
+        pos = pos.checked_offset(n as u64).map_err(WalkError::from)?;
     }
     Ok((String::from_utf8_lossy(&bytes).into_owned(), true))
 }
 
 /// `exit_info->bt[0..bt_len]`, symbolized; `bt_len` beyond the array is clamped (and said).
 fn backtrace(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     o: &ExitInfoOffsets,
     ei: Kva,
     symbols: &dyn Symbolizer,
     missing: &mut Vec<String>,
 ) -> Vec<BacktraceFrame> {
-    let len = match Kernel::at(ei, o.bt_len).and_then(|a| k.u32(a, "exit_info.bt_len")) {
+    let len = match ei
+        .checked_offset(o.bt_len)
+        .map_err(WalkError::from)
+        .and_then(|a| k.u32(a, "exit_info.bt_len"))
+    {
         Ok(n) => u64::from(n),
         Err(e) => {
             missing.push(format!("bt_len: {e}"));
@@ -366,7 +373,11 @@ fn backtrace(
     if n == 0 {
         return Vec::new();
     }
-    let bt = match Kernel::at(ei, o.bt).and_then(|a| k.ptr(a, "exit_info.bt")) {
+    let bt = match ei
+        .checked_offset(o.bt)
+        .map_err(WalkError::from)
+        .and_then(|a| k.ptr(a, "exit_info.bt"))
+    {
         Ok(p) if p.0 != 0 => p,
         Ok(_) => {
             missing.push("bt: NULL".into());
@@ -412,7 +423,11 @@ const MAX_PROGS: usize = 4096;
 /// exiting): `Ok(None)` with no scheduler or one still running (`exit_kind` and
 /// `exit_info->kind` both `SCX_EXIT_NONE`). BPF program frames are named from the loaded
 /// programs' JIT images when `prog_idr` can be walked, else from kallsyms alone.
-pub fn capture(k: &Kernel<'_>, source: &str, trigger_cpu: Option<u32>) -> Result<Option<ExitInfo>> {
+pub fn capture(
+    k: &KernelView<'_>,
+    source: &str,
+    trigger_cpu: Option<u32>,
+) -> Result<Option<ExitInfo>> {
     let sch = k.ptr(k.sym("scx_root")?, "scx_root")?;
     if sch.0 == 0 {
         return Ok(None);
@@ -437,7 +452,7 @@ pub fn capture(k: &Kernel<'_>, source: &str, trigger_cpu: Option<u32>) -> Result
     // `scx_sched.exit_kind` has the kind.
     let claimed = crate::sched::SchedOffsets::resolve(k.types)
         .ok()
-        .and_then(|so| Kernel::at(sch, so.exit_kind).ok())
+        .and_then(|so| sch.checked_offset(so.exit_kind).ok())
         .and_then(|a| k.u32(a, "scx_sched.exit_kind").ok())
         .filter(|v| *v != exit_kind::SCX_EXIT_NONE);
     let Some(kind) = claimed else {
@@ -454,7 +469,7 @@ pub fn capture(k: &Kernel<'_>, source: &str, trigger_cpu: Option<u32>) -> Result
 }
 
 /// `(start, end, name)` of every loaded program's JIT image.
-fn bpf_images(k: &Kernel<'_>) -> Result<Vec<(Kva, Kva, String)>> {
+fn bpf_images(k: &KernelView<'_>) -> Result<Vec<(Kva, Kva, String)>> {
     let core = crate::lists::CoreOffsets::resolve(k.types)?;
     let ks = KsymOffsets::resolve(k.types)?;
     let progs = crate::progs::prog_kvas(k, &core, MAX_PROGS)?;
@@ -525,7 +540,7 @@ mod tests {
 
     fn read_with(mem: &FakeMem, syms: &FakeSyms) -> ExitInfo {
         let t = types();
-        let k = Kernel {
+        let k = KernelView {
             mem,
             syms,
             types: &t,

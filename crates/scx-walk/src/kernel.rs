@@ -6,8 +6,9 @@
 
 use std::collections::HashSet;
 
+use btf_walk::MemberOffsets;
 use dump_schema::RenderedValue;
-use guest_mem::{Kva, KvaRead};
+use guest_mem::{Kva, KvaRead, MAX_CPUS};
 
 use crate::error::{Result, WalkError};
 
@@ -20,13 +21,9 @@ pub trait SymbolLookup {
     fn nearest(&self, kva: Kva) -> Option<(String, u64)>;
 }
 
-/// The kernel's own type information (its BTF), by name.
-pub trait KernelTypes {
-    /// Byte offset of the member at `path` (dot-separated, through anonymous members,
-    /// `a[3]` for array elements) inside `struct ty`.
-    fn offset_of(&self, ty: &str, path: &str) -> Option<u64>;
-    /// Size in bytes of `struct ty` (or union).
-    fn size_of(&self, ty: &str) -> Option<u64>;
+/// The kernel's own type information (its BTF), by name: member offsets and struct sizes
+/// ([`MemberOffsets`], what an [`btf_walk::OffsetGroup`] asks), and enumerators.
+pub trait KernelTypes: MemberOffsets {
     /// Value of the enumerator `variant` (enums are looked up by variant name alone).
     fn enum_value(&self, variant: &str) -> Option<i64>;
 }
@@ -53,18 +50,16 @@ pub trait ValueRenderer {
 
 /// Everything a walker reads through.
 #[derive(Clone, Copy)]
-pub struct Kernel<'a> {
+pub struct KernelView<'a> {
     pub mem: &'a dyn KvaRead,
     pub syms: &'a dyn SymbolLookup,
     pub types: &'a dyn KernelTypes,
 }
 
-/// Hard limits on anything sized by guest data.
-pub const MAX_CPUS: usize = 8192;
 /// Longest string read from the guest (names, comms).
 pub const MAX_STR: usize = 256;
 
-impl<'a> Kernel<'a> {
+impl<'a> KernelView<'a> {
     /// Address of a symbol the walker cannot do without.
     pub fn sym(&self, name: &'static str) -> Result<Kva> {
         self.syms.symbol(name).ok_or(WalkError::NoSymbol(name))
@@ -131,18 +126,9 @@ impl<'a> Kernel<'a> {
         Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
     }
 
-    /// `base + off`, failing on overflow instead of wrapping (guest pointers are garbage
-    /// until proven otherwise).
-    pub fn at(base: Kva, off: u64) -> Result<Kva> {
-        base.checked_add(off).ok_or(WalkError::Implausible {
-            what: "address + offset",
-            value: base.0,
-        })
-    }
-
     /// Whether `p` could be a kernel pointer at all (upper half, not NULL-ish).
     pub fn plausible_ptr(p: Kva) -> bool {
-        p.0 >= 0xff00_0000_0000_0000 && p.0 & 0x7 == 0
+        p.0 >= 0xff00_0000_0000_0000 && p.is_aligned(8)
     }
 }
 
@@ -154,7 +140,7 @@ pub struct PerCpu {
 
 impl PerCpu {
     /// Reads `nr_cpu_ids` and `__per_cpu_offset`.
-    pub fn load(k: &Kernel<'_>) -> Result<PerCpu> {
+    pub fn load(k: &KernelView<'_>) -> Result<PerCpu> {
         let nr = k.u32(k.sym("nr_cpu_ids")?, "nr_cpu_ids")? as usize;
         if nr == 0 || nr > MAX_CPUS {
             return Err(WalkError::Implausible {

@@ -1,17 +1,35 @@
 //! Kernel walkers: from a frozen guest (any engine, or a vmcore) to a
 //! [`dump_schema::FailureDumpReport`], each section filled or carrying its reason.
 //!
-//! # Shape
-//! - [`Kernel`] is what every walker reads through: guest memory ([`guest_mem::KvaRead`]),
-//!   kernel symbols ([`SymbolLookup`]) and the kernel's types ([`KernelTypes`]).
-//!   [`adapters`] implements the latter two for `guest-mem` and `btf-walk`.
-//! - Offsets come from the guest's BTF, one group per walker ([`offsets::Resolver`]); a
+//! # Map of the crate
+//! - [`KernelView`] ([`kernel`]) is what every walker reads through: guest memory
+//!   ([`guest_mem::KvaRead`]), kernel symbols ([`SymbolLookup`]) and the kernel's types
+//!   ([`KernelTypes`]); [`adapters`] implements the latter two for `guest-mem` and
+//!   `btf-walk`, [`render`] the map-value renderer over `btf-walk`.
+//! - Offsets come from the guest's BTF, one [`btf_walk::OffsetGroup`] per walker; a
 //!   missing member degrades that walker's section with
-//!   `scx walker partial: missing offset groups [..]`, never the whole dump.
-//! - One module per section: [`maps`], [`progs`], [`sched`] (scx_sched, events,
-//!   trigger), [`rq`], [`dsq`], [`tasks`], [`cputime`], [`numa`], [`psi`], [`sdt`].
-//! - [`capture()`] runs them all under a soft deadline; [`live`] holds what runs while
-//!   the guest runs (event sampler, dual-capture scanner, trigger location).
+//!   `scx walker partial: missing offset groups [..]` ([`offsets`]), never the whole dump.
+//! - Where each walker lives (one module per report section):
+//!
+//! | module | report sections |
+//! |---|---|
+//! | [`sched`] | `scx_sched_state`, `event_counter_timeline`; exit kinds and the trigger location |
+//! | [`rq`] | `rq_scx_states` |
+//! | [`dsq`] | `dsq_states` |
+//! | [`tasks`] (+ [`stackscan`]) | `task_enrichments` (+ `lock_slowpath_match`) |
+//! | [`maps`] | `maps`, `active_obj_name`, `active_map_kvas` |
+//! | [`progs`] | `prog_runtime_stats` |
+//! | [`cputime`] | `per_cpu_time` |
+//! | [`numa`] | `per_node_numa` |
+//! | [`psi`] | `cgroup_psi` |
+//! | [`sdt`] | `sdt_allocations`, `scx_static_ranges` |
+//!
+//! - [`lists`]: the bounded walks they share (`list_head`, `hlist`, xarray, rhashtable).
+//! - [`capture()`] runs them all under a soft deadline, one function per phase;
+//!   [`live`] holds what runs while the guest runs (event sampler, dual-capture scanner,
+//!   trigger location).
+//! - [`error`] (what a walk step failed on) and [`reasons`] (reason strings this crate
+//!   adds to the wire format's).
 //!
 //! # Trust
 //! Nothing read from the guest is trusted: every list walk has a cap and a visited set,
@@ -23,14 +41,14 @@
 //! use btf_walk::Btf;
 //! use guest_mem::{KernelOptions, Vmcore};
 //! use scx_walk::render::BtfRenderer;
-//! use scx_walk::{CaptureOptions, Kernel, Target, capture};
+//! use scx_walk::{CaptureOptions, KernelView, Target, capture};
 //! # fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! let core = Vmcore::open("guest.vmcore".as_ref())?;
 //! let k = core.kernel(KernelOptions::default())?;
 //! let btf = Btf::from_guest(&k, k.require_symbol("__start_BTF")?, k.require_symbol("__stop_BTF")?)?;
 //! let renderer = BtfRenderer::new(&btf);
 //! let target = Target {
-//!     kernel: Kernel { mem: &k, syms: &k, types: &btf },
+//!     kernel: KernelView { mem: &k, syms: &k, types: &btf },
 //!     renderer: Some(&renderer),
 //!     vcpu_regs: core.cpus().iter().map(|r| Some(*r)).collect(),
 //! };
@@ -47,12 +65,10 @@
 //!
 //! `examples/vmcore_dump.rs` is the whole-process dump (per-phase time and peak RSS);
 //! `cargo xtask bench dump [VMCORE] [--runs N] [--make]` runs it as a child process
-//! against two baselines in the same run (drgn 0.3.0 doing the smaller walk: tasks, map
+//! against two baselines in the same run (drgn doing the smaller walk: tasks, map
 //! metadata, rq->scx; and the same dump with eager kallsyms decoding) and prints the
-//! medians, the ratios and the verdict on the goal (≤ 65 ms, ≤ 40 MiB).
-//! Measured 2026-11-26 on the 2-core dev host, 512 MiB `stall` guest vmcore, 7 runs:
-//! dump 43.9 ms wall / 36.1 MiB peak (on-CPU: symbols 7.1 ms, BTF 17.1 ms, capture
-//! 7.0 ms); eager symbols 129.4 ms / 48.6 MiB; drgn 327.5 ms / 30.4 MiB.
+//! medians, the ratios and the verdict on the dump's time and memory goal. The figures
+//! live in that output, not here.
 //!
 //! # Section notes
 //! - `probe_counters` is always absent: the project runs no in-guest probe program.
@@ -103,5 +119,5 @@ mod testutil;
 
 pub use capture::{Caps, CaptureOptions, CaptureOutput, Phase, Target, capture};
 pub use error::WalkError;
-pub use kernel::{Kernel, KernelTypes, PerCpu, SymbolLookup, ValueRenderer};
+pub use kernel::{KernelTypes, KernelView, PerCpu, SymbolLookup, ValueRenderer};
 pub use live::{AgeScan, DualTracker, EventSampler, RunnableScanner, TriggerLocation};

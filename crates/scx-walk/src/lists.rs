@@ -5,8 +5,8 @@
 use guest_mem::Kva;
 
 use crate::error::{Result, WalkError};
-use crate::kernel::{Kernel, KernelTypes, Visited};
-use crate::offsets::Resolver;
+use crate::kernel::{KernelTypes, KernelView, Visited};
+use btf_walk::OffsetGroup;
 
 /// Default cap on list nodes (wire format's Caps table).
 pub const LIST_CAP: usize = 4096;
@@ -34,7 +34,7 @@ pub struct CoreOffsets {
 
 impl CoreOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<CoreOffsets> {
-        let mut r = Resolver::new(t, "containers");
+        let mut r = OffsetGroup::new(t, "containers");
         let o = CoreOffsets {
             list_next: r.off("list_head", "next"),
             hlist_first: r.off("hlist_head", "first"),
@@ -51,7 +51,7 @@ impl CoreOffsets {
             bt_future: r.off("bucket_table", "future_tbl"),
             rhash_next: r.off("rhash_head", "next"),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
@@ -66,33 +66,20 @@ pub struct Walked {
 /// Returns the addresses of the embedded `list_head`s; subtract the member offset to
 /// get the containing object.
 pub fn list_nodes(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     head: Kva,
     cap: usize,
     what: &'static str,
 ) -> Result<Walked> {
-    let mut out = Walked::default();
-    let mut seen = Visited::new(cap);
-    let mut p = k.ptr(Kernel::at(head, c.list_next)?, what)?;
-    while p != head {
-        if p.0 == 0 {
-            // A half-initialised or poisoned list: stop, keep what we have.
-            break;
-        }
-        if !seen.visit(p, what)? {
-            out.truncated = true;
-            break;
-        }
-        out.nodes.push(p);
-        p = k.ptr(Kernel::at(p, c.list_next)?, what)?;
-    }
-    Ok(out)
+    let first = k.ptr(head.checked_offset(c.list_next)?, what)?;
+    // NULL: a half-initialised or poisoned list: stop, keep what we have.
+    follow(k, first, c.list_next, cap, what, |p| p == head || p.0 == 0)
 }
 
 /// Walks an `hlist_head` (NULL-terminated).
 pub fn hlist_nodes(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     head: Kva,
     cap: usize,
@@ -105,7 +92,7 @@ pub fn hlist_nodes(
 /// (`hlist_nulls_head.first` and `hlist_nulls_node.next` are at the same offsets as
 /// in `hlist`; both are single-pointer heads.)
 pub fn hlist_nulls_nodes(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     head: Kva,
     cap: usize,
@@ -116,23 +103,37 @@ pub fn hlist_nulls_nodes(
 
 /// Follows a single-pointer chain from `head` until `is_end`, a revisit, or `cap` nodes.
 fn hlist_chain(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     head: Kva,
     cap: usize,
     what: &'static str,
     is_end: impl Fn(Kva) -> bool,
 ) -> Result<Walked> {
+    let first = k.ptr(head.checked_offset(c.hlist_first)?, what)?;
+    follow(k, first, c.hlist_node_next, cap, what, is_end)
+}
+
+/// Follows the pointers at `next_off` of each node from `first` until `is_end`, a
+/// revisit (a cycle: an error), or `cap` nodes (`truncated`).
+fn follow(
+    k: &KernelView<'_>,
+    first: Kva,
+    next_off: u64,
+    cap: usize,
+    what: &'static str,
+    is_end: impl Fn(Kva) -> bool,
+) -> Result<Walked> {
     let mut out = Walked::default();
     let mut seen = Visited::new(cap);
-    let mut p = k.ptr(Kernel::at(head, c.hlist_first)?, what)?;
+    let mut p = first;
     while !is_end(p) {
         if !seen.visit(p, what)? {
             out.truncated = true;
             break;
         }
         out.nodes.push(p);
-        p = k.ptr(Kernel::at(p, c.hlist_node_next)?, what)?;
+        p = k.ptr(p.checked_offset(next_off)?, what)?;
     }
     Ok(out)
 }
@@ -141,13 +142,13 @@ fn hlist_chain(
 /// Value entries, retry/sibling/zero entries are skipped: IDRs of maps and programs
 /// hold plain pointers.
 pub fn xarray_entries(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     xa: Kva,
     cap: usize,
 ) -> Result<(Vec<(u64, Kva)>, bool)> {
     const XA_CHUNK: u64 = 64;
-    let head = k.u64(Kernel::at(xa, c.xa_head)?, "xarray head")?;
+    let head = k.u64(xa.checked_offset(c.xa_head)?, "xarray head")?;
     let mut out = Vec::new();
     if head == 0 {
         return Ok((out, false));
@@ -167,7 +168,7 @@ pub fn xarray_entries(
             truncated = true;
             break;
         }
-        let shift = k.u8(Kernel::at(node, c.xa_node_shift)?, "xa_node.shift")?;
+        let shift = k.u8(node.checked_offset(c.xa_node_shift)?, "xa_node.shift")?;
         if shift > 60 || shift % 6 != 0 {
             return Err(WalkError::Implausible {
                 what: "xa_node.shift",
@@ -175,7 +176,7 @@ pub fn xarray_entries(
             });
         }
         let raw = k.bytes(
-            Kernel::at(node, c.xa_node_slots)?,
+            node.checked_offset(c.xa_node_slots)?,
             (XA_CHUNK * 8) as usize,
             "xa_node.slots",
         )?;
@@ -221,7 +222,7 @@ fn is_xa_node(e: u64) -> bool {
 /// the object's `rhash_head`. Also walks a table being resized (`future_tbl`).
 /// Nested bucket tables (only under memory pressure) are not walked: truncated.
 pub fn rhashtable_objects(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     ht: Kva,
     head_off: u64,
@@ -230,14 +231,14 @@ pub fn rhashtable_objects(
     let mut out = Walked::default();
     let mut seen = Visited::new(cap);
     let mut tables = Visited::new(8);
-    let mut tbl = k.ptr(Kernel::at(ht, c.rht_tbl)?, "rhashtable.tbl")?;
+    let mut tbl = k.ptr(ht.checked_offset(c.rht_tbl)?, "rhashtable.tbl")?;
     while tbl.0 != 0 {
         if !tables.visit(tbl, "rhashtable future_tbl chain")? {
             out.truncated = true;
             break;
         }
-        let size = k.u32(Kernel::at(tbl, c.bt_size)?, "bucket_table.size")?;
-        let nest = k.u32(Kernel::at(tbl, c.bt_nest)?, "bucket_table.nest")?;
+        let size = k.u32(tbl.checked_offset(c.bt_size)?, "bucket_table.size")?;
+        let nest = k.u32(tbl.checked_offset(c.bt_nest)?, "bucket_table.nest")?;
         if size == 0 || size > (1 << 24) || !size.is_power_of_two() {
             return Err(WalkError::Implausible {
                 what: "bucket_table.size",
@@ -248,12 +249,12 @@ pub fn rhashtable_objects(
             out.truncated = true;
         } else {
             // Read the bucket array in pages rather than one pointer at a time.
-            let base = Kernel::at(tbl, c.bt_buckets)?;
+            let base = tbl.checked_offset(c.bt_buckets)?;
             let mut i = 0u64;
             while i < u64::from(size) {
                 let n = (u64::from(size) - i).min(512);
                 let raw = k.bytes(
-                    Kernel::at(base, i * 8)?,
+                    base.checked_offset(i * 8)?,
                     (n * 8) as usize,
                     "rhashtable buckets",
                 )?;
@@ -266,13 +267,13 @@ pub fn rhashtable_objects(
                             return Ok(out);
                         }
                         out.nodes.push(Kva(p.wrapping_sub(head_off)));
-                        p = k.u64(Kernel::at(Kva(p), c.rhash_next)?, "rhash_head.next")?;
+                        p = k.u64(Kva(p).checked_offset(c.rhash_next)?, "rhash_head.next")?;
                     }
                 }
                 i += n;
             }
         }
-        tbl = k.ptr(Kernel::at(tbl, c.bt_future)?, "bucket_table.future_tbl")?;
+        tbl = k.ptr(tbl.checked_offset(c.bt_future)?, "bucket_table.future_tbl")?;
     }
     Ok(out)
 }
@@ -301,8 +302,8 @@ mod tests {
         }
     }
 
-    fn kernel<'a>(m: &'a FakeMem, s: &'a FakeSyms, t: &'a FakeTypes) -> Kernel<'a> {
-        Kernel {
+    fn kernel<'a>(m: &'a FakeMem, s: &'a FakeSyms, t: &'a FakeTypes) -> KernelView<'a> {
+        KernelView {
             mem: m,
             syms: s,
             types: t,

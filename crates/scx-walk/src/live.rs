@@ -7,7 +7,7 @@ use dump_schema::{DualFailureDumpReport, EventCounterSample, FailureDumpReport};
 use guest_mem::Kva;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, PerCpu};
+use crate::kernel::{KernelView, PerCpu};
 use crate::lists::CoreOffsets;
 use crate::rq::{RqOffsets, RunnableAge, oldest_runnable, runqueues};
 use crate::sched::{EventOffsets, SchedOffsets, sample_events};
@@ -23,7 +23,7 @@ pub struct EventSampler {
 }
 
 impl EventSampler {
-    pub fn new(k: &Kernel<'_>) -> Result<EventSampler> {
+    pub fn new(k: &KernelView<'_>) -> Result<EventSampler> {
         let so = SchedOffsets::resolve(k.types)?;
         Ok(EventSampler {
             eo: EventOffsets::resolve(k.types, &so)?,
@@ -33,7 +33,11 @@ impl EventSampler {
     }
 
     /// One sample, or `Ok(None)` when no scheduler is attached.
-    pub fn sample(&self, k: &Kernel<'_>, elapsed_ms: u64) -> Result<Option<EventCounterSample>> {
+    pub fn sample(
+        &self,
+        k: &KernelView<'_>,
+        elapsed_ms: u64,
+    ) -> Result<Option<EventCounterSample>> {
         let sch = k.ptr(self.scx_root, "scx_root")?;
         if sch.0 == 0 {
             return Ok(None);
@@ -75,7 +79,7 @@ pub struct RunnableScanner {
 impl RunnableScanner {
     /// Resolves everything once; an error here is the dual capture's
     /// `scan prerequisites unavailable: …` reason.
-    pub fn new(k: &Kernel<'_>) -> Result<RunnableScanner> {
+    pub fn new(k: &KernelView<'_>) -> Result<RunnableScanner> {
         let pc = PerCpu::load(k)?;
         let jiffies = k
             .syms
@@ -93,14 +97,14 @@ impl RunnableScanner {
     }
 
     /// One scan. The threshold is 0 (never crossed) when no scheduler is attached.
-    pub fn scan(&self, k: &Kernel<'_>) -> Result<AgeScan> {
+    pub fn scan(&self, k: &KernelView<'_>) -> Result<AgeScan> {
         let now = k.u64(self.jiffies, "jiffies")?;
         let sch = k.ptr(self.scx_root, "scx_root")?;
         let threshold_jiffies = if sch.0 == 0 {
             0
         } else {
             k.u64(
-                Kernel::at(sch, self.so.watchdog_timeout)?,
+                sch.checked_offset(self.so.watchdog_timeout)?,
                 "watchdog_timeout",
             )? / 2
         };

@@ -6,8 +6,8 @@
 use dump_schema::PerNodeNumaStats;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
-use crate::offsets::Resolver;
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
+use btf_walk::OffsetGroup;
 
 /// Offsets (group `numa`).
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +33,7 @@ const ITEMS: [&str; 6] = [
 
 impl NumaOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<NumaOffsets> {
-        let mut r = Resolver::new(t, "numa");
+        let mut r = OffsetGroup::new(t, "numa");
         let mut idx = [0u64; 6];
         for (i, n) in ITEMS.iter().enumerate() {
             idx[i] = t.enum_value(n).map(|v| v as u64).unwrap_or(i as u64);
@@ -47,7 +47,7 @@ impl NumaOffsets {
             pcp_numa: r.off("per_cpu_zonestat", "vm_numa_event"),
             idx,
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
@@ -55,7 +55,7 @@ const MAX_NODES: u32 = 1024;
 
 /// Reads every online node's counters.
 pub fn per_node_numa(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     o: &NumaOffsets,
     pc: &PerCpu,
 ) -> Result<Vec<PerNodeNumaStats>> {
@@ -66,15 +66,18 @@ pub fn per_node_numa(
     };
     let mut out = Vec::new();
     for node in 0..nr {
-        let pgdat = k.ptr(Kernel::at(node_data, u64::from(node) * 8)?, "node_data[]")?;
+        let pgdat = k.ptr(
+            node_data.checked_offset(u64::from(node) * 8)?,
+            "node_data[]",
+        )?;
         if pgdat.0 == 0 {
             continue;
         }
         let mut sums = [0u64; 6];
         for z in 0..o.nr_zones {
-            let zone = Kernel::at(pgdat, o.node_zones + z * o.zone_size)?;
-            let raw = k.bytes(Kernel::at(zone, o.zone_numa)?, 48, "zone.vm_numa_event")?;
-            let pcp = k.ptr(Kernel::at(zone, o.zone_pcp)?, "zone.per_cpu_zonestats")?;
+            let zone = pgdat.checked_offset(o.node_zones + z * o.zone_size)?;
+            let raw = k.bytes(zone.checked_offset(o.zone_numa)?, 48, "zone.vm_numa_event")?;
+            let pcp = k.ptr(zone.checked_offset(o.zone_pcp)?, "zone.per_cpu_zonestats")?;
             for (i, s) in sums.iter_mut().enumerate() {
                 let j = o.idx[i] as usize * 8;
                 if let Some(b) = raw.get(j..j + 8) {
@@ -86,7 +89,8 @@ pub fn per_node_numa(
             }
             for cpu in 0..pc.nr_cpus() {
                 let Some(p) = pc.addr(pcp, cpu) else { continue };
-                let Ok(raw) = k.bytes(Kernel::at(p, o.pcp_numa)?, 48, "pcp vm_numa_event") else {
+                let Ok(raw) = k.bytes(p.checked_offset(o.pcp_numa)?, 48, "pcp vm_numa_event")
+                else {
                     continue;
                 };
                 for (i, s) in sums.iter_mut().enumerate() {

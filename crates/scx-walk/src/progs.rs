@@ -5,9 +5,9 @@ use dump_schema::ProgRuntimeStats;
 use guest_mem::Kva;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{CoreOffsets, xarray_entries};
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// Offsets (group `bpf_prog`).
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +26,7 @@ pub struct ProgOffsets {
 
 impl ProgOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<ProgOffsets> {
-        let mut r = Resolver::new(t, "bpf_prog");
+        let mut r = OffsetGroup::new(t, "bpf_prog");
         let o = ProgOffsets {
             ty: r.off("bpf_prog", "type"),
             aux: r.off("bpf_prog", "aux"),
@@ -42,32 +42,32 @@ impl ProgOffsets {
                 .map(|v| v as u32)
                 .unwrap_or(27),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
 /// Programs in `prog_idr`, in id order.
-pub fn prog_kvas(k: &Kernel<'_>, c: &CoreOffsets, cap: usize) -> Result<Vec<Kva>> {
+pub fn prog_kvas(k: &KernelView<'_>, c: &CoreOffsets, cap: usize) -> Result<Vec<Kva>> {
     let idr = k.sym("prog_idr")?;
     let (e, _) = xarray_entries(k, c, Kva(idr.0.wrapping_add(c.idr_rt)), cap)?;
     Ok(e.into_iter().map(|(_, p)| p).collect())
 }
 
 /// Whether `prog` is a struct_ops program.
-pub fn is_struct_ops(k: &Kernel<'_>, o: &ProgOffsets, prog: Kva) -> Result<bool> {
-    Ok(k.u32(Kernel::at(prog, o.ty)?, "bpf_prog.type")? == o.struct_ops_type)
+pub fn is_struct_ops(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Result<bool> {
+    Ok(k.u32(prog.checked_offset(o.ty)?, "bpf_prog.type")? == o.struct_ops_type)
 }
 
 /// Name and per-CPU statistics of one program, summed over CPUs.
 pub fn runtime_stats(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     o: &ProgOffsets,
     pc: &PerCpu,
     prog: Kva,
 ) -> Result<ProgRuntimeStats> {
-    let aux = k.ptr(Kernel::at(prog, o.aux)?, "bpf_prog.aux")?;
-    let name = k.cstr(Kernel::at(aux, o.aux_name)?, 16, "bpf_prog_aux.name")?;
-    let stats = k.ptr(Kernel::at(prog, o.stats)?, "bpf_prog.stats")?;
+    let aux = k.ptr(prog.checked_offset(o.aux)?, "bpf_prog.aux")?;
+    let name = k.cstr(aux.checked_offset(o.aux_name)?, 16, "bpf_prog_aux.name")?;
+    let stats = k.ptr(prog.checked_offset(o.stats)?, "bpf_prog.stats")?;
     let mut s = ProgRuntimeStats {
         name,
         ..Default::default()
@@ -81,24 +81,24 @@ pub fn runtime_stats(
         };
         s.cnt = s
             .cnt
-            .wrapping_add(k.u64(Kernel::at(p, o.cnt)?, "stats.cnt")?);
+            .wrapping_add(k.u64(p.checked_offset(o.cnt)?, "stats.cnt")?);
         s.nsecs = s
             .nsecs
-            .wrapping_add(k.u64(Kernel::at(p, o.nsecs)?, "stats.nsecs")?);
+            .wrapping_add(k.u64(p.checked_offset(o.nsecs)?, "stats.nsecs")?);
         s.misses = s
             .misses
-            .wrapping_add(k.u64(Kernel::at(p, o.misses)?, "stats.misses")?);
+            .wrapping_add(k.u64(p.checked_offset(o.misses)?, "stats.misses")?);
     }
     Ok(s)
 }
 
 /// Maps `prog` uses (`aux->used_maps`), capped at 1024.
-pub fn used_maps(k: &Kernel<'_>, o: &ProgOffsets, prog: Kva) -> Result<Vec<Kva>> {
-    let aux = k.ptr(Kernel::at(prog, o.aux)?, "bpf_prog.aux")?;
+pub fn used_maps(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Result<Vec<Kva>> {
+    let aux = k.ptr(prog.checked_offset(o.aux)?, "bpf_prog.aux")?;
     let n = k
-        .u32(Kernel::at(aux, o.aux_used_map_cnt)?, "used_map_cnt")?
+        .u32(aux.checked_offset(o.aux_used_map_cnt)?, "used_map_cnt")?
         .min(1024);
-    let arr = k.ptr(Kernel::at(aux, o.aux_used_maps)?, "used_maps")?;
+    let arr = k.ptr(aux.checked_offset(o.aux_used_maps)?, "used_maps")?;
     if n == 0 || arr.0 == 0 {
         return Ok(Vec::new());
     }

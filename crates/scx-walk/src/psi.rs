@@ -10,9 +10,9 @@ use dump_schema::CgroupPsiStat;
 use guest_mem::Kva;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, Visited};
+use crate::kernel::{KernelTypes, KernelView, Visited};
 use crate::lists::{CoreOffsets, list_nodes};
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// Cap on cgroups walked.
 pub const CGROUP_CAP: usize = 4096;
@@ -33,7 +33,7 @@ pub struct PsiOffsets {
 
 impl PsiOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<PsiOffsets> {
-        let mut r = Resolver::new(t, "psi");
+        let mut r = OffsetGroup::new(t, "psi");
         let o = PsiOffsets {
             root_cgrp: r.off("cgroup_root", "cgrp"),
             cgrp_self: r.off("cgroup", "self"),
@@ -45,17 +45,17 @@ impl PsiOffsets {
             psi_avg: r.off("psi_group", "avg"),
             cpu_some: t.enum_value("PSI_CPU_SOME").unwrap_or(4).clamp(0, 16) as u64,
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
 /// Walks the default hierarchy depth-first from the root cgroup.
 pub fn cgroup_psi(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &PsiOffsets,
 ) -> Result<(Vec<CgroupPsiStat>, bool)> {
-    let root = Kernel::at(k.sym("cgrp_dfl_root")?, o.root_cgrp)?;
+    let root = k.sym("cgrp_dfl_root")?.checked_offset(o.root_cgrp)?;
     let mut out = Vec::new();
     let mut seen = Visited::new(CGROUP_CAP);
     let mut stack = vec![root];
@@ -65,17 +65,23 @@ pub fn cgroup_psi(
             truncated = true;
             break;
         }
-        let css = Kernel::at(cg, o.cgrp_self)?;
-        let serial_nr = k.u64(Kernel::at(css, o.css_serial_nr)?, "css.serial_nr")?;
-        let mut psi = k.ptr(Kernel::at(cg, o.cgrp_psi)?, "cgroup.psi")?;
+        let css = cg.checked_offset(o.cgrp_self)?;
+        let serial_nr = k.u64(css.checked_offset(o.css_serial_nr)?, "css.serial_nr")?;
+        let mut psi = k.ptr(cg.checked_offset(o.cgrp_psi)?, "cgroup.psi")?;
         if psi.0 == 0 && cg == root {
             // The root cgroup's pressure is the system-wide group.
             psi = k.syms.symbol("psi_system").unwrap_or(Kva(0));
         }
         if psi.0 != 0 {
             // total[PSI_AVGS][state]: row 0 is the averaging aggregator.
-            let total_ns = k.u64(Kernel::at(psi, o.psi_total + o.cpu_some * 8)?, "psi.total")?;
-            let avg10_raw = k.u64(Kernel::at(psi, o.psi_avg + o.cpu_some * 3 * 8)?, "psi.avg")?;
+            let total_ns = k.u64(
+                psi.checked_offset(o.psi_total + o.cpu_some * 8)?,
+                "psi.total",
+            )?;
+            let avg10_raw = k.u64(
+                psi.checked_offset(o.psi_avg + o.cpu_some * 3 * 8)?,
+                "psi.avg",
+            )?;
             out.push(CgroupPsiStat {
                 cgroup_kva: cg.0,
                 total_ns,
@@ -86,7 +92,7 @@ pub fn cgroup_psi(
         let kids = list_nodes(
             k,
             c,
-            Kernel::at(css, o.css_children)?,
+            css.checked_offset(o.css_children)?,
             CGROUP_CAP,
             "css.children",
         )?;

@@ -9,9 +9,9 @@ use dump_schema::RqScxState;
 use guest_mem::Kva;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{CoreOffsets, LIST_CAP, list_nodes};
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// Value written to `RqScxState.ops_qseq` when the kernel has no `scx_rq.ops_qseq`.
 pub const OPS_QSEQ_ABSENT: u64 = 0;
@@ -38,7 +38,7 @@ pub struct RqOffsets {
 
 impl RqOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<RqOffsets> {
-        let mut r = Resolver::new(t, "rq");
+        let mut r = OffsetGroup::new(t, "rq");
         let kick_sync = r
             .opt("rq", "scx.kick_sync")
             .or_else(|| r.opt("rq", "scx.pnt_seq"));
@@ -58,25 +58,25 @@ impl RqOffsets {
             task_runnable_node: r.off("task_struct", "scx.runnable_node"),
             task_runnable_at: r.off("task_struct", "scx.runnable_at"),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
 /// The `runqueues` address of every CPU.
-pub fn runqueues(k: &Kernel<'_>, pc: &PerCpu) -> Result<Vec<Kva>> {
+pub fn runqueues(k: &KernelView<'_>, pc: &PerCpu) -> Result<Vec<Kva>> {
     let base = k.sym("runqueues")?;
     Ok((0..pc.nr_cpus()).filter_map(|c| pc.addr(base, c)).collect())
 }
 
 /// `RqScxState` of CPU `cpu` whose `struct rq` is at `rq`.
 pub fn rq_state(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &RqOffsets,
     cpu: u32,
     rq: Kva,
 ) -> Result<RqScxState> {
-    let at = |off: u64| Kernel::at(rq, off);
+    let at = |off: u64| rq.checked_offset(off);
     let nr_running = k.u32(at(o.nr_running)?, "rq.scx.nr_running")?;
     let flags = k.u32(at(o.flags)?, "rq.scx.flags")?;
     let cpu_released = k.u8(at(o.cpu_released)?, "rq.scx.cpu_released")? != 0;
@@ -99,8 +99,8 @@ pub fn rq_state(
     let curr = k.ptr(at(o.curr)?, "rq.curr")?;
     let (curr_pid, curr_comm) = if curr.0 != 0 {
         (
-            k.i32(Kernel::at(curr, o.task_pid)?, "curr->pid")?,
-            k.cstr(Kernel::at(curr, o.task_comm)?, 16, "curr->comm")?,
+            k.i32(curr.checked_offset(o.task_pid)?, "curr->pid")?,
+            k.cstr(curr.checked_offset(o.task_comm)?, 16, "curr->comm")?,
         )
     } else {
         (0, String::new())
@@ -139,7 +139,7 @@ pub struct RunnableAge {
 
 /// The oldest runnable task over all CPUs (by `scx.runnable_at`), at `now_jiffies`.
 pub fn oldest_runnable(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &RqOffsets,
     rqs: &[Kva],
@@ -147,14 +147,14 @@ pub fn oldest_runnable(
 ) -> Result<Option<RunnableAge>> {
     let mut best: Option<RunnableAge> = None;
     for (cpu, rq) in rqs.iter().enumerate() {
-        let head = Kernel::at(*rq, o.runnable_list)?;
+        let head = rq.checked_offset(o.runnable_list)?;
         let nodes = list_nodes(k, c, head, LIST_CAP, "rq.scx.runnable_list")?;
         for n in nodes.nodes {
             let task = Kva(n.0.wrapping_sub(o.task_runnable_node));
-            let at = k.u64(Kernel::at(task, o.task_runnable_at)?, "scx.runnable_at")?;
+            let at = k.u64(task.checked_offset(o.task_runnable_at)?, "scx.runnable_at")?;
             let age = now_jiffies.saturating_sub(at);
             if best.is_none_or(|b| age > b.age_jiffies) {
-                let pid = k.i32(Kernel::at(task, o.task_pid)?, "task pid")?;
+                let pid = k.i32(task.checked_offset(o.task_pid)?, "task pid")?;
                 best = Some(RunnableAge {
                     cpu: cpu as u32,
                     task,

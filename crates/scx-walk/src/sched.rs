@@ -6,8 +6,8 @@ use guest_mem::{Kva, KvaRead, KvaReadExt};
 
 use crate::error::{Result, WalkError};
 use crate::exit_kind::{ExitVerdict, verdict};
-use crate::kernel::{Kernel, KernelTypes, PerCpu};
-use crate::offsets::Resolver;
+use crate::kernel::{KernelTypes, KernelView, PerCpu};
+use btf_walk::OffsetGroup;
 
 /// Offsets of `struct scx_sched` the walkers use (group `scx_sched`).
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +36,7 @@ pub struct SchedOffsets {
 
 impl SchedOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<SchedOffsets> {
-        let mut r = Resolver::new(t, "scx_sched");
+        let mut r = OffsetGroup::new(t, "scx_sched");
         let ops_name = r.off("scx_sched", "ops.name");
         let o = SchedOffsets {
             aborting: r.off("scx_sched", "aborting"),
@@ -56,7 +56,7 @@ impl SchedOffsets {
             pcpu_event_stats: r.opt("scx_sched_pcpu", "event_stats"),
             pcpu_bypass_dsq: r.opt("scx_sched_pcpu", "bypass_dsq"),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
@@ -74,29 +74,29 @@ pub struct TriggerLocation {
 
 impl TriggerLocation {
     /// Resolves `scx_root` (symbol) and `scx_sched.exit_kind` (BTF).
-    pub fn resolve(k: &Kernel<'_>) -> Result<TriggerLocation> {
+    pub fn resolve(k: &KernelView<'_>) -> Result<TriggerLocation> {
         let scx_root = k.sym("scx_root")?;
-        let mut r = Resolver::new(k.types, "scx_sched");
+        let mut r = OffsetGroup::new(k.types, "scx_sched");
         let exit_kind_offset = r.off("scx_sched", "exit_kind");
         let exit_info = r
             .opt("scx_sched", "exit_info")
             .zip(r.opt("scx_exit_info", "kind"));
-        r.finish(TriggerLocation {
+        Ok(r.finish(TriggerLocation {
             scx_root,
             exit_kind_offset,
             exit_info,
-        })
+        })?)
     }
 
     /// `sched->exit_info->kind` read through `mem` (the live guest's reader while it
     /// runs); `None` when this kernel has no `exit_info`, a read fails, or it is NULL.
     pub fn exit_info_kind(&self, sched: Kva, mem: &dyn KvaRead) -> Option<u32> {
         let (info, kind) = self.exit_info?;
-        let ei = mem.read_u64(sched.checked_add(info)?).ok()?;
+        let ei = mem.read_u64(sched.checked_offset(info).ok()?).ok()?;
         if ei == 0 {
             return None;
         }
-        mem.read_u32(Kva(ei).checked_add(kind)?).ok()
+        mem.read_u32(Kva(ei).checked_offset(kind).ok()?).ok()
     }
 
     /// The capture rule ([`crate::exit_kind::verdict`]) for `exit_kind` just read from the
@@ -116,13 +116,13 @@ impl TriggerLocation {
     }
 
     /// Reads the current exit kind; `Ok(None)` when no scheduler is attached.
-    pub fn read_exit_kind(&self, k: &Kernel<'_>) -> Result<Option<u32>> {
+    pub fn read_exit_kind(&self, k: &KernelView<'_>) -> Result<Option<u32>> {
         let sch = k.ptr(self.scx_root, "scx_root")?;
         if sch.0 == 0 {
             return Ok(None);
         }
         Ok(Some(k.u32(
-            Kernel::at(sch, self.exit_kind_offset)?,
+            sch.checked_offset(self.exit_kind_offset)?,
             "scx_sched.exit_kind",
         )?))
     }
@@ -136,13 +136,13 @@ pub struct SchedRef {
 }
 
 /// Reads `scx_root`. `Ok(None)` when no scheduler is attached.
-pub fn scx_root(k: &Kernel<'_>, o: &SchedOffsets) -> Result<Option<SchedRef>> {
+pub fn scx_root(k: &KernelView<'_>, o: &SchedOffsets) -> Result<Option<SchedRef>> {
     let sch = k.ptr(k.sym("scx_root")?, "scx_root")?;
     if sch.0 == 0 {
         return Ok(None);
     }
     let ops_name = k.cstr(
-        Kernel::at(sch, o.ops_name)?,
+        sch.checked_offset(o.ops_name)?,
         o.ops_name_len as usize,
         "scx_sched.ops.name",
     )?;
@@ -155,14 +155,17 @@ pub fn scx_root(k: &Kernel<'_>, o: &SchedOffsets) -> Result<Option<SchedRef>> {
 /// that reads `SCX_EXIT_DONE` (1) while `exit_info->kind` holds a later kind — on 7.3 the
 /// disable worker copies the kind into `exit_info` and then resets `exit_kind` to DONE,
 /// so a freeze a few milliseconds after an error exit would otherwise report "done".
-pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSchedState> {
-    let aborting = k.u8(Kernel::at(sch, o.aborting)?, "scx_sched.aborting")? != 0;
-    let bypass_depth = k.i32(Kernel::at(sch, o.bypass_depth)?, "scx_sched.bypass_depth")?;
-    let exit_kind = k.u32(Kernel::at(sch, o.exit_kind)?, "scx_sched.exit_kind")?;
+pub fn sched_state(k: &KernelView<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSchedState> {
+    let aborting = k.u8(sch.checked_offset(o.aborting)?, "scx_sched.aborting")? != 0;
+    let bypass_depth = k.i32(
+        sch.checked_offset(o.bypass_depth)?,
+        "scx_sched.bypass_depth",
+    )?;
+    let exit_kind = k.u32(sch.checked_offset(o.exit_kind)?, "scx_sched.exit_kind")?;
     let (exit_kind, _late) =
         crate::exit_kind::effective_kind(exit_kind, || exit_info_kind(k, o, sch));
     let watchdog_timeout = k.u64(
-        Kernel::at(sch, o.watchdog_timeout)?,
+        sch.checked_offset(o.watchdog_timeout)?,
         "scx_sched.watchdog_timeout",
     )?;
     Ok(ScxSchedState {
@@ -176,15 +179,16 @@ pub fn sched_state(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Result<ScxSche
 }
 
 /// `exit_info->kind`, when the kernel has it and it is readable.
-fn exit_info_kind(k: &Kernel<'_>, o: &SchedOffsets, sch: Kva) -> Option<u32> {
+fn exit_info_kind(k: &KernelView<'_>, o: &SchedOffsets, sch: Kva) -> Option<u32> {
     let (info, kind) = o.exit_info?;
     let ei = k
-        .ptr(Kernel::at(sch, info).ok()?, "scx_sched.exit_info")
+        .ptr(sch.checked_offset(info).ok()?, "scx_sched.exit_info")
         .ok()?;
     if ei.0 == 0 {
         return None;
     }
-    k.u32(Kernel::at(ei, kind).ok()?, "scx_exit_info.kind").ok()
+    k.u32(ei.checked_offset(kind).ok()?, "scx_exit_info.kind")
+        .ok()
 }
 
 /// `ScxSchedState.source` for state read from the kernel's `scx_sched`.
@@ -256,13 +260,13 @@ impl EventOffsets {
 
 /// Sums the per-CPU event counters of the scheduler at `sch` into one sample.
 pub fn sample_events(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     eo: &EventOffsets,
     pc: &PerCpu,
     sch: Kva,
     elapsed_ms: u64,
 ) -> Result<EventCounterSample> {
-    let pcpu = k.ptr(Kernel::at(sch, eo.pcpu)?, "scx_sched.pcpu")?;
+    let pcpu = k.ptr(sch.checked_offset(eo.pcpu)?, "scx_sched.pcpu")?;
     let mut sums = vec![0i64; EVENTS.len()];
     for cpu in 0..pc.nr_cpus() {
         let Some(base) = pc.addr(pcpu, cpu) else {
@@ -270,7 +274,7 @@ pub fn sample_events(
         };
         for (sum, off) in sums.iter_mut().zip(&eo.fields) {
             if let Some(off) = off {
-                *sum = sum.wrapping_add(k.i64(Kernel::at(base, *off)?, "scx_event_stats")?);
+                *sum = sum.wrapping_add(k.i64(base.checked_offset(*off)?, "scx_event_stats")?);
             }
         }
     }
@@ -333,7 +337,7 @@ mod tests {
             m.w64(base + 16, c);
         }
         let s = FakeSyms::default();
-        let k = Kernel {
+        let k = KernelView {
             mem: &m,
             syms: &s,
             types: &t,
@@ -372,7 +376,7 @@ mod tests {
             m.w32(B + 0x108, exit_kind);
             m.w64(B + 0x118, info_ptr);
             m.w32(info, info_kind);
-            let k = Kernel {
+            let k = KernelView {
                 mem: &m,
                 syms: &s,
                 types: &t,

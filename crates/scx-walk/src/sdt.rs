@@ -47,7 +47,8 @@ pub use layout::{DataLayout, SdtLayout, StaticLayout};
 pub use payload::{PayloadType, payload_type};
 pub use tree::{ArenaWindow, RawEntry, Tree, TreeCaps, walk_allocator};
 
-use crate::kernel::{Kernel, ValueRenderer, hex};
+use crate::WalkError;
+use crate::kernel::{KernelView, ValueRenderer, hex};
 use crate::reasons;
 
 /// Allocator and static instances considered per capture.
@@ -90,7 +91,7 @@ struct Program {
 pub fn capture_sdt(
     r: &FailureDumpReport,
     renderer: Option<&dyn ValueRenderer>,
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     deadline: &dyn Fn() -> bool,
 ) -> SdtCapture {
     if deadline() {
@@ -171,15 +172,15 @@ pub fn capture_sdt(
 }
 
 /// `struct bpf_map.<member>` as a pointer, `None` when unknown or NULL.
-fn member_ptr(k: &Kernel<'_>, map: u64, member: &str) -> Option<Kva> {
+fn member_ptr(k: &KernelView<'_>, map: u64, member: &str) -> Option<Kva> {
     let off = k.types.offset_of("bpf_map", member)?;
-    k.ptr(Kernel::at(Kva(map), off).ok()?, "bpf_map member")
+    k.ptr(Kva(map).checked_offset(off).ok()?, "bpf_map member")
         .ok()
         .filter(|p| p.0 != 0)
 }
 
 fn program(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     map: u64,
     name: &str,
     btf_kva: Kva,
@@ -194,7 +195,10 @@ fn program(
         .offset_of("bpf_map", "btf_value_type_id")
         .ok_or("kernel BTF lacks bpf_map.btf_value_type_id")?;
     let map = Kva(map);
-    let vt = Kernel::at(map, vt_off).and_then(|a| k.u32(a, "bpf_map.btf_value_type_id"));
+    let vt = map
+        .checked_offset(vt_off)
+        .map_err(WalkError::from)
+        .and_then(|a| k.u32(a, "bpf_map.btf_value_type_id"));
     let datasec = TypeId(vt.map_err(|e| e.to_string())?);
     if !matches!(btf.kind(datasec), Ok(Kind::Datasec { .. })) {
         return Err(format!("value type {} is not a data section", datasec.0));
@@ -203,7 +207,9 @@ fn program(
         map_name: name.to_string(),
         btf_kva,
         btf,
-        value: Kernel::at(map, value_off).map_err(|e| e.to_string())?,
+        value: map
+            .checked_offset(value_off)
+            .map_err(|e| WalkError::from(e).to_string())?,
         datasec,
     })
 }
@@ -228,7 +234,7 @@ fn instances(p: &Program, ty: &str) -> Vec<(String, Kva)> {
             break;
         }
         let name = p.btf.name(v.var).unwrap_or("").to_string();
-        if let Ok(a) = Kernel::at(p.value, u64::from(v.offset)) {
+        if let Ok(a) = p.value.checked_offset(u64::from(v.offset)) {
             out.push((name, a));
         }
     }
@@ -236,7 +242,7 @@ fn instances(p: &Program, ty: &str) -> Vec<(String, Kva)> {
 }
 
 fn walk_program(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     renderer: &dyn ValueRenderer,
     window: ArenaWindow,
     p: &Program,
@@ -340,7 +346,7 @@ fn render_payload(
     btf: Kva,
     ty: &PayloadType,
     bytes: &[u8],
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
 ) -> RenderedValue {
     if let PayloadType::Found { id, size } = ty {
         let n = (*size as usize).min(bytes.len());
@@ -352,7 +358,12 @@ fn render_payload(
 }
 
 /// One `struct scx_static`; `None` when never initialized or inconsistent.
-fn static_range(k: &Kernel<'_>, l: &StaticLayout, name: &str, at: Kva) -> Option<ScxStaticRange> {
+fn static_range(
+    k: &KernelView<'_>,
+    l: &StaticLayout,
+    name: &str,
+    at: Kva,
+) -> Option<ScxStaticRange> {
     let b = k.bytes(at, l.size as usize, "scx_static").ok()?;
     let field = |off: u64| {
         let o = usize::try_from(off).ok()?;

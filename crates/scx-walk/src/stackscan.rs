@@ -37,8 +37,8 @@ use std::ops::ControlFlow;
 use guest_mem::{CpuRegs, Kva};
 
 use crate::error::{Result, WalkError};
-use crate::kernel::Kernel;
-use crate::offsets::Resolver;
+use crate::kernel::KernelView;
+use btf_walk::OffsetGroup;
 
 /// Lock slow-path functions, by their source names: a task with one of them on its
 /// stack is waiting for (or spinning on) a contended lock.
@@ -95,12 +95,12 @@ pub struct StackOffsets {
 
 impl StackOffsets {
     pub fn resolve(t: &dyn crate::kernel::KernelTypes) -> Result<StackOffsets> {
-        let mut r = Resolver::new(t, "task_stack");
+        let mut r = OffsetGroup::new(t, "task_stack");
         let o = StackOffsets {
             stack: r.off("task_struct", "stack"),
             thread_sp: r.off("task_struct", "thread.sp"),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
@@ -153,7 +153,7 @@ pub fn slowpath_name(symbol: &str) -> Option<&'static str> {
 
 /// Scans tasks' kernel stacks of one frozen guest.
 pub struct StackScanner<'a> {
-    k: Kernel<'a>,
+    k: KernelView<'a>,
     o: StackOffsets,
     text: (u64, u64),
     thread_size: u64,
@@ -165,7 +165,7 @@ pub struct StackScanner<'a> {
 
 impl<'a> StackScanner<'a> {
     /// Needs `_stext`, `_etext` and the `task_stack` offsets.
-    pub fn new(k: &Kernel<'a>) -> Result<StackScanner<'a>> {
+    pub fn new(k: &KernelView<'a>) -> Result<StackScanner<'a>> {
         let o = StackOffsets::resolve(k.types)?;
         let (start, end) = (k.sym("_stext")?, k.sym("_etext")?);
         if end.0 <= start.0 {
@@ -178,14 +178,10 @@ impl<'a> StackScanner<'a> {
             k.syms.symbol("init_stack"),
             k.syms.symbol("__end_init_stack"),
         ) {
-            (Some(a), Some(b))
-                if b.0 > a.0
-                    && (b.0 - a.0).is_power_of_two()
-                    && b.0 - a.0 <= MAX_THREAD_SIZE
-                    && b.0 - a.0 >= 4096 =>
-            {
-                b.0 - a.0
-            }
+            (Some(a), Some(b)) => b
+                .offset_from(a)
+                .filter(|s| s.is_power_of_two() && (4096..=MAX_THREAD_SIZE).contains(s))
+                .unwrap_or(DEFAULT_THREAD_SIZE),
             _ => DEFAULT_THREAD_SIZE,
         };
         Ok(StackScanner {
@@ -260,7 +256,7 @@ impl<'a> StackScanner<'a> {
         }
         let stack = self
             .k
-            .ptr(Kernel::at(task, self.o.stack)?, "task_struct.stack")?;
+            .ptr(task.checked_offset(self.o.stack)?, "task_struct.stack")?;
         let top = stack
             .0
             .checked_add(self.thread_size)
@@ -281,7 +277,7 @@ impl<'a> StackScanner<'a> {
         } else {
             let sp = self
                 .k
-                .u64(Kernel::at(task, self.o.thread_sp)?, "thread.sp")?;
+                .u64(task.checked_offset(self.o.thread_sp)?, "thread.sp")?;
             if !in_stack(sp) {
                 return Err(WalkError::Implausible {
                     what: "task_struct.thread.sp outside the task's stack",
@@ -385,7 +381,7 @@ mod tests {
     }
 
     fn scanner<'a>(m: &'a FakeMem, s: &'a FakeSyms, t: &'a FakeTypes) -> StackScanner<'a> {
-        StackScanner::new(&Kernel {
+        StackScanner::new(&KernelView {
             mem: m,
             syms: s,
             types: t,

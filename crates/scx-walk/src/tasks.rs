@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use dump_schema::TaskEnrichment;
 use guest_mem::Kva;
 
-use crate::error::Result;
-use crate::kernel::{Kernel, KernelTypes};
+use crate::error::{Result, WalkError};
+use crate::kernel::{KernelTypes, KernelView};
 use crate::lists::{CoreOffsets, list_nodes};
-use crate::offsets::Resolver;
 use crate::stackscan::StackScanner;
+use btf_walk::OffsetGroup;
 
 /// Default cap on enriched tasks.
 pub const TASK_CAP: usize = 4096;
@@ -55,7 +55,7 @@ pub struct TaskOffsets {
 
 impl TaskOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<TaskOffsets> {
-        let mut r = Resolver::new(t, "task_struct");
+        let mut r = OffsetGroup::new(t, "task_struct");
         let o = TaskOffsets {
             pid: r.off("task_struct", "pid"),
             tgid: r.off("task_struct", "tgid"),
@@ -87,13 +87,13 @@ impl TaskOffsets {
             pidtype_pgid: t.enum_value("PIDTYPE_PGID").unwrap_or(2) as u64,
             pidtype_sid: t.enum_value("PIDTYPE_SID").unwrap_or(3) as u64,
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }
 
 /// Tasks of the whole system, in `scx_tasks` order (or the `init_task.tasks` order).
 pub fn all_tasks(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     c: &CoreOffsets,
     o: &TaskOffsets,
     cap: usize,
@@ -112,7 +112,7 @@ pub fn all_tasks(
         ));
     }
     let init = k.sym("init_task")?;
-    let w = list_nodes(k, c, Kernel::at(init, o.tasks)?, cap, "init_task.tasks")?;
+    let w = list_nodes(k, c, init.checked_offset(o.tasks)?, cap, "init_task.tasks")?;
     let mut v = vec![init];
     v.extend(w.nodes.iter().map(|n| Kva(n.0.wrapping_sub(o.tasks))));
     Ok((v, w.truncated))
@@ -125,7 +125,7 @@ const CLASSES: [&str; 6] = ["stop", "dl", "rt", "fair", "ext", "idle"];
 /// `fair`. Class symbols share addresses with linker markers
 /// (`__sched_class_highest`), so the known classes are matched by address first;
 /// anything else is reported as the raw symbol (or address).
-pub fn sched_class_name(k: &Kernel<'_>, class: Kva) -> String {
+pub fn sched_class_name(k: &KernelView<'_>, class: Kva) -> String {
     for c in CLASSES {
         let sym = format!("{c}_sched_class");
         if k.syms.symbol(&sym) == Some(class) {
@@ -143,8 +143,8 @@ pub fn sched_class_name(k: &Kernel<'_>, class: Kva) -> String {
 }
 
 /// Enriches one task.
-pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichment> {
-    let f = |off: u64| Kernel::at(task, off);
+pub fn enrich(k: &KernelView<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichment> {
+    let f = |off: u64| -> Result<Kva> { Ok(task.checked_offset(off)?) };
     let pid = k.i32(f(o.pid)?, "task.pid")?;
     let tgid = k.i32(f(o.tgid)?, "task.tgid")?;
     let comm = k.cstr(f(o.comm)?, 16, "task.comm")?;
@@ -160,13 +160,18 @@ pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichme
         if p.0 == 0 {
             return 0;
         }
-        Kernel::at(p, off).and_then(|a| k.i32(a, what)).unwrap_or(0)
+        p.checked_offset(off)
+            .map_err(WalkError::from)
+            .and_then(|a| k.i32(a, what))
+            .unwrap_or(0)
     };
     let sig_u64 = |off: u64, what| -> u64 {
         if signal.0 == 0 {
             return 0;
         }
-        Kernel::at(signal, off)
+        signal
+            .checked_offset(off)
+            .map_err(WalkError::from)
             .and_then(|a| k.u64(a, what))
             .unwrap_or(0)
     };
@@ -174,7 +179,10 @@ pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichme
         if signal.0 == 0 {
             return 0;
         }
-        let Ok(p) = Kernel::at(signal, o.sig_pids + ty * 8).and_then(|a| k.ptr(a, "signal.pids"))
+        let Ok(p) = signal
+            .checked_offset(o.sig_pids + ty * 8)
+            .map_err(WalkError::from)
+            .and_then(|a| k.ptr(a, "signal.pids"))
         else {
             return 0;
         };
@@ -200,7 +208,9 @@ pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichme
         sid: pid_of(o.pidtype_sid),
         nr_threads: opt_i32(signal, o.sig_nr_threads, "signal.nr_threads"),
         real_parent_comm: if parent.0 != 0 {
-            Kernel::at(parent, o.comm)
+            parent
+                .checked_offset(o.comm)
+                .map_err(WalkError::from)
                 .and_then(|a| k.cstr(a, 16, "real_parent.comm"))
                 .unwrap_or_default()
         } else {
@@ -226,7 +236,7 @@ pub fn enrich(k: &Kernel<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnrichme
 /// `lock_slowpath_match` is filled from each task's kernel stack when a [`StackScanner`]
 /// is given (see [`crate::stackscan`]), else left empty.
 pub fn enrich_all_with(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     o: &TaskOffsets,
     first: impl IntoIterator<Item = Kva>,
     rest: impl IntoIterator<Item = Kva>,

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use guest_mem::{Kva, KvaRead, MemError};
 
+use btf_walk::MemberOffsets;
+
 use crate::kernel::{KernelTypes, SymbolLookup};
 
 /// Sparse byte-addressed memory: unwritten bytes are holes (reads fail).
@@ -84,6 +86,25 @@ pub struct FakeTypes {
 }
 
 impl FakeTypes {
+    /// The members of the core offset group (lists, xarray, rhashtable) every walker
+    /// needs, at the layout the synthetic tests build their memory for.
+    pub fn core() -> Self {
+        FakeTypes::default()
+            .member("list_head", "next", 0)
+            .member("hlist_head", "first", 0)
+            .member("hlist_node", "next", 0)
+            .member("xarray", "xa_head", 8)
+            .member("xa_node", "shift", 0)
+            .member("xa_node", "slots", 40)
+            .member("idr", "idr_rt", 0)
+            .member("rhashtable", "tbl", 0)
+            .member("rhashtable", "nelems", 8)
+            .member("bucket_table", "size", 0)
+            .member("bucket_table", "nest", 4)
+            .member("bucket_table", "buckets", 64)
+            .member("bucket_table", "future_tbl", 32)
+            .member("rhash_head", "next", 0)
+    }
     pub fn member(mut self, ty: &str, path: &str, off: u64) -> Self {
         self.members.insert((ty.into(), path.into()), off);
         self
@@ -94,7 +115,7 @@ impl FakeTypes {
     }
 }
 
-impl KernelTypes for FakeTypes {
+impl MemberOffsets for FakeTypes {
     fn offset_of(&self, ty: &str, path: &str) -> Option<u64> {
         self.members
             .get(&(ty.to_string(), path.to_string()))
@@ -103,6 +124,9 @@ impl KernelTypes for FakeTypes {
     fn size_of(&self, ty: &str) -> Option<u64> {
         self.sizes.get(ty).copied()
     }
+}
+
+impl KernelTypes for FakeTypes {
     fn enum_value(&self, variant: &str) -> Option<i64> {
         self.enums.get(variant).copied()
     }

@@ -7,22 +7,22 @@ use dump_schema::FailureDumpReport;
 use freeze::{CpuRegs, GuestRam};
 use guest_mem::{Kernel as GuestKernel, KernelOptions, Kva, KvaReadExt, PhysMem};
 use scx_walk::render::BtfRenderer;
-use scx_walk::{CaptureOptions, CaptureOutput, Kernel, Target, TriggerLocation};
+use scx_walk::{CaptureOptions, CaptureOutput, KernelView, Target, TriggerLocation};
 
 /// A guest's RAM (live or frozen) as a kernel, its BTF (read from the guest's own
 /// `__start_BTF..__stop_BTF`), and the vCPU registers of the freeze it was taken at
 /// (empty for a live view).
-pub struct KernelView {
+pub struct LoadedKernel {
     pub k: GuestKernel,
     pub btf: Btf,
     pub vcpus: Vec<Option<CpuRegs>>,
 }
 
-impl KernelView {
+impl LoadedKernel {
     /// Finds the kernel in `ram` (VMCOREINFO by scan) and loads its BTF. `vcpus` (from a
     /// freeze) give the page-table roots and per-CPU registers; pass `&[]` for a running
     /// guest.
-    pub fn new(ram: &GuestRam, vcpus: &[Option<CpuRegs>]) -> KernelView {
+    pub fn new(ram: &GuestRam, vcpus: &[Option<CpuRegs>]) -> LoadedKernel {
         let phys = PhysMem::from_guest_memory(ram).expect("mapping guest RAM");
         let opts = KernelOptions {
             cpus: vcpus.iter().flatten().copied().collect(),
@@ -32,7 +32,7 @@ impl KernelView {
         let start = k.require_symbol("__start_BTF").expect("__start_BTF");
         let stop = k.require_symbol("__stop_BTF").expect("__stop_BTF");
         let btf = Btf::from_guest(&k, start, stop).expect("loading BTF from guest memory");
-        KernelView {
+        LoadedKernel {
             k,
             btf,
             vcpus: vcpus.to_vec(),
@@ -40,8 +40,8 @@ impl KernelView {
     }
 
     /// The scx-walk view of this kernel.
-    pub fn kernel(&self) -> Kernel<'_> {
-        Kernel {
+    pub fn view(&self) -> KernelView<'_> {
+        KernelView {
             mem: &self.k,
             syms: &self.k,
             types: &self.btf,
@@ -54,7 +54,7 @@ impl KernelView {
     pub fn capture(&self, opts: &CaptureOptions) -> CaptureOutput {
         let renderer = BtfRenderer::new(&self.btf);
         let target = Target {
-            kernel: self.kernel(),
+            kernel: self.view(),
             renderer: Some(&renderer),
             vcpu_regs: self.vcpus.clone(),
         };
@@ -76,7 +76,7 @@ impl KernelView {
 
     /// Where the scheduler's exit kind lives, resolved through symbols and BTF.
     pub fn trigger_location(&self) -> TriggerLocation {
-        TriggerLocation::resolve(&self.kernel()).expect("resolving the trigger location")
+        TriggerLocation::resolve(&self.view()).expect("resolving the trigger location")
     }
 
     /// Where the watch for an error exit polls (`scx_root->exit_kind`); scx-walk's
@@ -88,7 +88,7 @@ impl KernelView {
     /// The current exit kind (for failure messages): `Ok(None)` with no scheduler.
     pub fn error_exit_kind_now(&self) -> Result<Option<u32>, String> {
         self.trigger_location()
-            .read_exit_kind(&self.kernel())
+            .read_exit_kind(&self.view())
             .map_err(|e| e.to_string())
     }
 

@@ -11,9 +11,9 @@
 //!   [`QemuEngine`] with waits that panic with the console tail). One guest at a time per
 //!   test process, also under plain `cargo test`.
 //! - [`Guest::wait_phase`], [`Guest::wait_console`], [`Guest::console_log`].
-//! - [`KernelView`]: guest RAM (live or frozen) as a `guest_mem::Kernel` plus its BTF;
-//!   [`KernelView::capture`] runs `scx_walk::capture` and validates the JSON against the
-//!   schema; [`KernelView::error_exit_trigger`] and [`Guest::wait_error_exit`] watch for
+//! - [`LoadedKernel`]: guest RAM (live or frozen) as a `guest_mem::Kernel` plus its BTF;
+//!   [`LoadedKernel::capture`] runs `scx_walk::capture` and validates the JSON against the
+//!   schema; [`LoadedKernel::error_exit_trigger`] and [`Guest::wait_error_exit`] watch for
 //!   the scheduler's error exit.
 //! - [`view`]: the guest's own view (`bpftool`, `/proc`, sysfs, the kernel's
 //!   `scx_dump_state`) as [`RunSpec`] commands, and assertions that a dump agrees with it.
@@ -64,7 +64,7 @@ use scx_walk::TriggerLocation;
 use scx_walk::exit_kind::{ExitVerdict, SCX_EXIT_NONE};
 use scx_walk::{CaptureOptions, CaptureOutput};
 
-pub use kernel::KernelView;
+pub use kernel::LoadedKernel;
 
 /// Guest RAM the tests boot with unless they say otherwise (the size the benchmark
 /// figures are quoted for).
@@ -264,8 +264,8 @@ impl Guest {
     }
 
     /// The frozen guest's RAM as a kernel, with the vCPUs' registers of `f`.
-    pub fn frozen_kernel(&self, f: &FreezeOutcome) -> KernelView {
-        KernelView::new(&self.engine.guest_ram(), &f.vcpus)
+    pub fn frozen_kernel(&self, f: &FreezeOutcome) -> LoadedKernel {
+        LoadedKernel::new(&self.engine.guest_ram(), &f.vcpus)
     }
 
     /// Freezes the guest (asserting that every vCPU parked) and captures it with `opts`;
@@ -277,18 +277,18 @@ impl Guest {
     }
 
     /// The running guest's RAM as a kernel (translation cache off: page tables change).
-    pub fn live_kernel(&self) -> KernelView {
-        let v = KernelView::new(&self.engine.guest_ram(), &[]);
+    pub fn live_kernel(&self) -> LoadedKernel {
+        let v = LoadedKernel::new(&self.engine.guest_ram(), &[]);
         v.k.set_translation_cache(false);
         v
     }
 
-    /// One watch of `trigger` (from [`KernelView::error_exit_trigger`]) for at most
+    /// One watch of `trigger` (from [`LoadedKernel::error_exit_trigger`]) for at most
     /// `poll`: `Some` with the guest frozen when the scheduler exited with an error,
     /// `None` when the time passed first.
     pub fn watch_error_exit(
         &mut self,
-        live: &KernelView,
+        live: &LoadedKernel,
         trigger: TriggerLocation,
         poll: Duration,
     ) -> Option<Triggered> {
@@ -322,7 +322,7 @@ impl Guest {
 
     /// Waits up to `timeout` for the scheduler's error exit; the guest is frozen when
     /// this returns. Symbols and BTF must be in place (wait for `scheduler-attached`).
-    pub fn wait_error_exit(&mut self, live: &KernelView, timeout: Duration) -> Triggered {
+    pub fn wait_error_exit(&mut self, live: &LoadedKernel, timeout: Duration) -> Triggered {
         let trigger = live.error_exit_trigger();
         let deadline = Instant::now() + timeout;
         loop {

@@ -79,7 +79,7 @@ pub fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<
     guest.wait_console("KTSTR-PHASE: scheduler-attached", Duration::from_secs(240));
 
     let live = guest.live_kernel();
-    let lk = live.kernel();
+    let lk = live.view();
     let trig = live.trigger_location();
     let trigger = live.error_exit_trigger();
     let mut tracker = DualTracker::new();

@@ -171,11 +171,13 @@ fuzz_target!(|data: &[u8]| {
                 let _ = btf.field(ty, &format!("{n}[3].a"));
             }
             if let Ok(name) = btf.name(ty) {
-                let mut g = OffsetGroup::new(&btf, name);
+                let mut g = OffsetGroup::new(&btf, "fuzz");
+                g.require_struct(name);
                 for n in &names {
-                    let _ = g.req(n);
+                    let _ = g.field(name, n);
+                    let _ = g.off(name, n);
                 }
-                let _ = g.finish();
+                let _ = g.finish(());
             }
         }
         r.reset();

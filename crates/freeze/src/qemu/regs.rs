@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use guest_mem::CpuRegs;
+use guest_mem::{CpuRegs, MAX_CPUS};
 use regex::Regex;
 
 /// Why the register text could not be used.
@@ -48,9 +48,6 @@ fn cpu_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r"^CPU#(\d+)").expect("static regex"))
 }
-
-/// At most this many CPUs are accepted (QEMU's own limit is far lower for x86 `pc`).
-const MAX_CPUS: usize = 4096;
 
 /// Parses the output of `info registers -a`: one entry per `CPU#n` block, index = n.
 /// CPUs absent from the text are `None`.

@@ -176,8 +176,10 @@ pub fn error_exit_watch<'k>(
     let (info, info_kind) = (off.exit_info, off.exit_info_kind);
     let rule = move |sched: Kva, exit_kind: u32| {
         let info_kind_now = || {
-            let ei = kernel.read_u64(sched.checked_add(info)?).ok()?;
-            kernel.read_u32(Kva(ei).checked_add(info_kind)?).ok()
+            let ei = kernel.read_u64(sched.checked_offset(info).ok()?).ok()?;
+            kernel
+                .read_u32(Kva(ei).checked_offset(info_kind).ok()?)
+                .ok()
         };
         match scx_walk::exit_kind::verdict(exit_kind, info_kind_now, false) {
             scx_walk::exit_kind::ExitVerdict::Capture { kind, late } => {

@@ -2,8 +2,9 @@
 //! and storing every name.
 //!
 //! Decoding ~200k names into a table sorted twice (by address, by name) cost most of a
-//! whole-vmcore dump (about 100 ms and 15 MB), while a dump asks for a few dozen names
-//! and a few hundred addresses. [`KallsymsIndex::build`] makes one pass over
+//! whole-vmcore dump's time and memory (`cargo xtask bench dump` measures it against this
+//! index: its `--eager-symbols` baseline), while a dump asks for a few dozen names and a
+//! few hundred addresses. [`KallsymsIndex::build`] makes one pass over
 //! `kallsyms_names` that expands no token: it checks every entry as the eager decoder
 //! does, remembers where every 256th entry starts (the kernel's own `kallsyms_markers`
 //! idea, recomputed so that no table beyond VMCOREINFO's is trusted), and hashes each

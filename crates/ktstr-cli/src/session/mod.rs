@@ -12,7 +12,7 @@ use freeze::watch::{Fire, Polled, Tick, WatchOptions, WatchOutcome, watch_u32_wi
 use freeze::{Engine, FreezeOutcome};
 use guest_mem::{CpuRegs, KernelOptions, Kva, PhysMem};
 use scx_walk::exit_kind::{ExitVerdict, SCX_EXIT_NONE};
-use scx_walk::{CaptureOptions, Kernel, TriggerLocation};
+use scx_walk::{CaptureOptions, KernelView, TriggerLocation};
 
 use crate::Error;
 use crate::dual::{EarlySnapshot, SCAN_EVERY};
@@ -66,7 +66,7 @@ pub(crate) fn watch(
     }
     let live = live_kernel(engine)?;
     let btf = guest_btf(&live)?;
-    let lk = Kernel {
+    let lk = KernelView {
         mem: &live,
         syms: &live,
         types: &btf,

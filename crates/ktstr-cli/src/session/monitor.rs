@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dump_schema::EventCounterSample;
 use guest_lab::ConsoleLog;
 use guest_mem::{KernelOptions, PhysMem};
-use scx_walk::{EventSampler, Kernel};
+use scx_walk::{EventSampler, KernelView};
 
 use super::lock;
 use crate::frozen::guest_kernel;
@@ -116,7 +116,7 @@ impl Monitor<'_> {
     }
 
     fn sample(&self, k: &guest_mem::Kernel, es: &EventSampler, attached: Instant) {
-        let kk = Kernel {
+        let kk = KernelView {
             mem: k,
             syms: k,
             types: self.btf,
@@ -183,7 +183,7 @@ fn event_sampler(
     let phys = PhysMem::from_guest_memory(ram).map_err(|e| e.to_string())?;
     let k = guest_kernel(phys, KernelOptions::default()).map_err(|e| e.to_string())?;
     k.set_translation_cache(false);
-    let es = EventSampler::new(&Kernel {
+    let es = EventSampler::new(&KernelView {
         mem: &k,
         syms: &k,
         types: btf,

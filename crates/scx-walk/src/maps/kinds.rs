@@ -10,7 +10,7 @@ use guest_mem::Kva;
 
 use super::{MapCtx, MapInfo};
 use crate::error::{Result, WalkError};
-use crate::kernel::{Kernel, Visited, hex};
+use crate::kernel::{Visited, hex};
 use crate::lists::{hlist_nodes, hlist_nulls_nodes};
 
 /// `BPF_F_STACK_BUILD_ID`: stack entries are build ids, not PCs.
@@ -82,7 +82,7 @@ fn array(
     btf: Option<Kva>,
 ) -> Result<()> {
     let a = need(cx.o.array, "bpf_array")?;
-    let elem = u64::from(cx.k.u32(Kernel::at(info.kva, a.elem_size)?, "bpf_array.elem_size")?);
+    let elem = u64::from(cx.k.u32(info.kva.checked_offset(a.elem_size)?, "bpf_array.elem_size")?);
     let vlen = value_len(cx, info, notes);
     if elem < info.value_size as u64 {
         return Err(WalkError::Implausible {
@@ -90,7 +90,7 @@ fn array(
             value: elem,
         });
     }
-    let base = Kernel::at(info.kva, a.value)?;
+    let base = info.kva.checked_offset(a.value)?;
     let mut fallback = None;
     if info.max_entries == 1 {
         let bytes = cx.k.bytes(base, vlen, "array value")?;
@@ -103,7 +103,7 @@ fn array(
             notes.push(format!("array truncated at {n} entries"));
         }
         for i in 0..n {
-            let at = Kernel::at(base, elem * i as u64)?;
+            let at = base.checked_offset(elem * i as u64)?;
             let value = match cx.k.bytes(at, vlen, "array element") {
                 Ok(bytes) => {
                     let (v, why) = cx.render(btf, info.value_type_id, &bytes);
@@ -118,10 +118,15 @@ fn array(
             });
         }
     }
+    note_hex_fallback(notes, fallback);
+    Ok(())
+}
+
+/// Says in the map's notes why values were rendered as hex (the first reason met).
+fn note_hex_fallback(notes: &mut Vec<String>, fallback: Option<String>) {
     if let Some(why) = fallback {
         notes.push(format!("rendered as hex: {why}"));
     }
-    Ok(())
 }
 
 /// Per-CPU copies of the value at the per-CPU pointer `pptr`.
@@ -159,20 +164,18 @@ fn percpu_array(
     if n < info.max_entries as usize {
         notes.push(format!("per-CPU array truncated at {n} keys"));
     }
-    let pptrs = Kernel::at(info.kva, a.ptrs)?;
+    let pptrs = info.kva.checked_offset(a.ptrs)?;
     let mut fallback = None;
     for i in 0..n {
         let pptr =
-            cx.k.ptr(Kernel::at(pptrs, i as u64 * 8)?, "bpf_array.pptrs[]")?;
+            cx.k.ptr(pptrs.checked_offset(i as u64 * 8)?, "bpf_array.pptrs[]")?;
         let per_cpu = per_cpu_values(cx, pptr, vlen, info.value_type_id, btf, &mut fallback);
         out.percpu_entries.push(FailureDumpPercpuEntry {
             key: i as u32,
             per_cpu,
         });
     }
-    if let Some(why) = fallback {
-        notes.push(format!("rendered as hex: {why}"));
-    }
+    note_hex_fallback(notes, fallback);
     Ok(())
 }
 
@@ -186,14 +189,14 @@ fn hash(
     let h = need(cx.o.htab, "bpf_htab")?;
     let k = &cx.k;
     let btf = Some(info.btf);
-    let n_buckets = k.u32(Kernel::at(info.kva, h.n_buckets)?, "bpf_htab.n_buckets")?;
+    let n_buckets = k.u32(info.kva.checked_offset(h.n_buckets)?, "bpf_htab.n_buckets")?;
     if n_buckets == 0 || n_buckets > (1 << 26) {
         return Err(WalkError::Implausible {
             what: "bpf_htab.n_buckets",
             value: u64::from(n_buckets),
         });
     }
-    let buckets = k.ptr(Kernel::at(info.kva, h.buckets)?, "bpf_htab.buckets")?;
+    let buckets = k.ptr(info.kva.checked_offset(h.buckets)?, "bpf_htab.buckets")?;
     let key_len = info.key_size as usize;
     let vlen = value_len(cx, info, notes);
     let value_off = h.elem_key + round_up8(u64::from(info.key_size));
@@ -206,7 +209,7 @@ fn hash(
     let mut unreadable = 0u32;
     let mut fallback = None;
     'buckets: for b in 0..u64::from(n_buckets) {
-        let head = Kernel::at(buckets, b * h.bucket_size + h.bucket_head)?;
+        let head = buckets.checked_offset(b * h.bucket_size + h.bucket_head)?;
         let nodes = match hlist_nulls_nodes(k, cx.c, head, cap + 1, "htab bucket") {
             Ok(w) => w.nodes,
             Err(_) => {
@@ -221,14 +224,15 @@ fn hash(
                 break 'buckets;
             }
             count += 1;
-            let Ok(key_bytes) = k.bytes(Kernel::at(elem, h.elem_key)?, key_len, "htab key") else {
+            let Ok(key_bytes) = k.bytes(elem.checked_offset(h.elem_key)?, key_len, "htab key")
+            else {
                 unreadable += 1;
                 continue;
             };
             let (key, why) = cx.render(btf, info.key_type_id, &key_bytes);
             fallback = fallback.or(why);
             let key_hex = hex(&key_bytes);
-            let vaddr = Kernel::at(elem, value_off)?;
+            let vaddr = elem.checked_offset(value_off)?;
             if percpu {
                 let pptr = k.ptr(vaddr, "htab per-CPU pointer")?;
                 let per_cpu =
@@ -255,9 +259,7 @@ fn hash(
     if unreadable > 0 {
         notes.push(format!("{unreadable} buckets or entries unreadable"));
     }
-    if let Some(why) = fallback {
-        notes.push(format!("rendered as hex: {why}"));
-    }
+    note_hex_fallback(notes, fallback);
     Ok(())
 }
 
@@ -269,20 +271,20 @@ fn storage(
 ) -> Result<()> {
     let s = need(cx.o.storage, "bpf_local_storage")?;
     let k = &cx.k;
-    let log = k.u32(Kernel::at(info.kva, s.bucket_log)?, "bucket_log")?;
+    let log = k.u32(info.kva.checked_offset(s.bucket_log)?, "bucket_log")?;
     if log > 20 {
         return Err(WalkError::Implausible {
             what: "bpf_local_storage_map.bucket_log",
             value: u64::from(log),
         });
     }
-    let buckets = k.ptr(Kernel::at(info.kva, s.buckets)?, "storage buckets")?;
+    let buckets = k.ptr(info.kva.checked_offset(s.buckets)?, "storage buckets")?;
     let vlen = value_len(cx, info, notes);
     let btf = Some(info.btf);
     let mut fallback = None;
     let mut count = 0;
     'b: for b in 0..(1u64 << log) {
-        let head = Kernel::at(buckets, b * s.bucket_size + s.bucket_list)?;
+        let head = buckets.checked_offset(b * s.bucket_size + s.bucket_list)?;
         let Ok(w) = hlist_nodes(k, cx.c, head, cx.caps.keys + 1, "storage bucket") else {
             continue;
         };
@@ -294,17 +296,17 @@ fn storage(
             count += 1;
             let elem = Kva(node.0.wrapping_sub(s.elem_map_node));
             let ls = k.ptr(
-                Kernel::at(elem, s.elem_local_storage)?,
+                elem.checked_offset(s.elem_local_storage)?,
                 "selem.local_storage",
             )?;
             let owner = if ls.0 != 0 {
-                k.u64(Kernel::at(ls, s.owner)?, "local_storage.owner")
+                k.u64(ls.checked_offset(s.owner)?, "local_storage.owner")
                     .unwrap_or(0)
             } else {
                 0
             };
             let value_bytes = k
-                .bytes(Kernel::at(elem, s.elem_data)?, vlen, "storage value")
+                .bytes(elem.checked_offset(s.elem_data)?, vlen, "storage value")
                 .unwrap_or_default();
             let (value, why) = cx.render(btf, info.value_type_id, &value_bytes);
             fallback = fallback.or(why);
@@ -317,9 +319,7 @@ fn storage(
             });
         }
     }
-    if let Some(why) = fallback {
-        notes.push(format!("rendered as hex: {why}"));
-    }
+    note_hex_fallback(notes, fallback);
     Ok(())
 }
 
@@ -327,16 +327,19 @@ fn storage(
 /// and the sdt pass.
 pub fn arena_bounds(cx: &MapCtx<'_>, map: Kva) -> Result<(u64, u64)> {
     let a = need(cx.o.arena, "bpf_arena")?;
-    let user =
-        cx.k.u64(Kernel::at(map, a.user_vm_start)?, "bpf_arena.user_vm_start")?;
-    let vm = cx.k.ptr(Kernel::at(map, a.kern_vm)?, "bpf_arena.kern_vm")?;
+    let user = cx.k.u64(
+        map.checked_offset(a.user_vm_start)?,
+        "bpf_arena.user_vm_start",
+    )?;
+    let vm =
+        cx.k.ptr(map.checked_offset(a.kern_vm)?, "bpf_arena.kern_vm")?;
     if vm.0 == 0 {
         return Err(WalkError::Implausible {
             what: "bpf_arena.kern_vm",
             value: 0,
         });
     }
-    let addr = cx.k.u64(Kernel::at(vm, a.vm_addr)?, "vm_struct.addr")?;
+    let addr = cx.k.u64(vm.checked_offset(a.vm_addr)?, "vm_struct.addr")?;
     Ok((addr.wrapping_add(ARENA_GUARD_HALF), user))
 }
 
@@ -377,11 +380,11 @@ fn arena(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result<()
 fn ringbuf(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result<()> {
     let r = need(cx.o.ringbuf, "bpf_ringbuf")?;
     let k = &cx.k;
-    let rb = k.ptr(Kernel::at(info.kva, r.rb)?, "bpf_ringbuf_map.rb")?;
-    let mask = k.u64(Kernel::at(rb, r.mask)?, "bpf_ringbuf.mask")?;
-    let consumer_pos = k.u64(Kernel::at(rb, r.consumer_pos)?, "consumer_pos")?;
-    let producer_pos = k.u64(Kernel::at(rb, r.producer_pos)?, "producer_pos")?;
-    let pending_pos = k.u64(Kernel::at(rb, r.pending_pos)?, "pending_pos")?;
+    let rb = k.ptr(info.kva.checked_offset(r.rb)?, "bpf_ringbuf_map.rb")?;
+    let mask = k.u64(rb.checked_offset(r.mask)?, "bpf_ringbuf.mask")?;
+    let consumer_pos = k.u64(rb.checked_offset(r.consumer_pos)?, "consumer_pos")?;
+    let producer_pos = k.u64(rb.checked_offset(r.producer_pos)?, "producer_pos")?;
+    let pending_pos = k.u64(rb.checked_offset(r.pending_pos)?, "pending_pos")?;
     out.ringbuf = Some(FailureDumpRingbuf {
         capacity: mask.wrapping_add(1),
         consumer_pos,
@@ -397,7 +400,7 @@ fn stack_trace(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Res
     let s = need(cx.o.stack, "bpf_stack_map")?;
     let k = &cx.k;
     let n = k.u32(
-        Kernel::at(info.kva, s.n_buckets)?,
+        info.kva.checked_offset(s.n_buckets)?,
         "bpf_stack_map.n_buckets",
     )?;
     if n > (1 << 24) {
@@ -411,10 +414,10 @@ fn stack_trace(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Res
         n_buckets: n,
         ..Default::default()
     };
-    let base = Kernel::at(info.kva, s.buckets)?;
+    let base = info.kva.checked_offset(s.buckets)?;
     let max_bytes = info.value_size.min(64 * 1024) as usize;
     for i in 0..u64::from(n) {
-        let Ok(b) = k.ptr(Kernel::at(base, i * 8)?, "stack bucket") else {
+        let Ok(b) = k.ptr(base.checked_offset(i * 8)?, "stack bucket") else {
             st.buckets_unreadable += 1;
             continue;
         };
@@ -425,13 +428,13 @@ fn stack_trace(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Res
             st.truncated = true;
             break;
         }
-        let Ok(nr) = k.u32(Kernel::at(b, s.nr)?, "stack_map_bucket.nr") else {
+        let Ok(nr) = k.u32(b.checked_offset(s.nr)?, "stack_map_bucket.nr") else {
             st.buckets_unreadable += 1;
             continue;
         };
         let elem = if build_id { 32 } else { 8 };
         let len = (nr as usize).saturating_mul(elem).min(max_bytes);
-        let Ok(data) = k.bytes(Kernel::at(b, s.data)?, len, "stack data") else {
+        let Ok(data) = k.bytes(b.checked_offset(s.data)?, len, "stack data") else {
             st.buckets_unreadable += 1;
             continue;
         };
@@ -463,14 +466,15 @@ fn fd_array(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result
         truncated: scanned < u64::from(info.max_entries),
         ..Default::default()
     };
-    let base = Kernel::at(info.kva, a.ptrs)?;
+    let base = info.kva.checked_offset(a.ptrs)?;
     let mut i = 0u64;
     while i < scanned {
         let n = (scanned - i).min(512);
-        match cx
-            .k
-            .bytes(Kernel::at(base, i * 8)?, (n * 8) as usize, "fd array slots")
-        {
+        match cx.k.bytes(
+            base.checked_offset(i * 8)?,
+            (n * 8) as usize,
+            "fd array slots",
+        ) {
             Ok(raw) => {
                 for (j, c) in raw.chunks_exact(8).enumerate() {
                     if u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) != 0 {
@@ -499,14 +503,15 @@ fn struct_ops(
 ) -> Result<()> {
     let s = need(cx.o.struct_ops, "bpf_struct_ops_map")?;
     let vlen = value_len(cx, info, notes);
-    let bytes =
-        cx.k.bytes(Kernel::at(info.kva, s.kvalue)?, vlen, "struct_ops kvalue")?;
+    let bytes = cx.k.bytes(
+        info.kva.checked_offset(s.kvalue)?,
+        vlen,
+        "struct_ops kvalue",
+    )?;
     // The value type (`bpf_struct_ops_<ops>`) is a kernel type.
     let (v, why) = cx.render(None, info.vmlinux_value_type_id, &bytes);
     out.value = Some(v);
-    if let Some(why) = why {
-        notes.push(format!("rendered as hex: {why}"));
-    }
+    note_hex_fallback(notes, why);
     Ok(())
 }
 
@@ -514,19 +519,21 @@ fn struct_ops(
 pub fn struct_ops_progs(cx: &MapCtx<'_>, map: Kva) -> Result<Vec<Kva>> {
     let s = need(cx.o.struct_ops, "bpf_struct_ops_map")?;
     let k = &cx.k;
-    let n = k.u32(Kernel::at(map, s.funcs_cnt)?, "funcs_cnt")?.min(256);
-    let links = k.ptr(Kernel::at(map, s.links)?, "links")?;
+    let n = k
+        .u32(map.checked_offset(s.funcs_cnt)?, "funcs_cnt")?
+        .min(256);
+    let links = k.ptr(map.checked_offset(s.links)?, "links")?;
     let mut out = Vec::new();
     let mut seen = Visited::new(256);
     if links.0 == 0 {
         return Ok(out);
     }
     for i in 0..u64::from(n) {
-        let l = k.ptr(Kernel::at(links, i * 8)?, "links[i]")?;
+        let l = k.ptr(links.checked_offset(i * 8)?, "links[i]")?;
         if l.0 == 0 {
             continue;
         }
-        let p = k.ptr(Kernel::at(l, s.link_prog)?, "link.prog")?;
+        let p = k.ptr(l.checked_offset(s.link_prog)?, "link.prog")?;
         if p.0 != 0 && seen.visit(p, "struct_ops progs").unwrap_or(false) {
             out.push(p);
         }

@@ -26,7 +26,7 @@ use dump_schema::{FailureDumpMap, RenderedValue};
 use guest_mem::Kva;
 
 use crate::error::Result;
-use crate::kernel::{Kernel, PerCpu, ValueRenderer, hex};
+use crate::kernel::{KernelView, PerCpu, ValueRenderer, hex};
 use crate::lists::{CoreOffsets, xarray_entries};
 pub use offsets::MapOffsets;
 
@@ -62,7 +62,7 @@ impl Default for MapCaps {
 
 /// Everything a map capture reads through.
 pub struct MapCtx<'a> {
-    pub k: Kernel<'a>,
+    pub k: KernelView<'a>,
     pub c: &'a CoreOffsets,
     pub o: &'a MapOffsets,
     pub pc: &'a PerCpu,
@@ -87,7 +87,7 @@ pub struct MapInfo {
 }
 
 /// Addresses of every map in `map_idr`, in id order, and whether the cap cut the list.
-pub fn map_kvas(k: &Kernel<'_>, c: &CoreOffsets, cap: usize) -> Result<(Vec<Kva>, bool)> {
+pub fn map_kvas(k: &KernelView<'_>, c: &CoreOffsets, cap: usize) -> Result<(Vec<Kva>, bool)> {
     let idr = k.sym("map_idr")?;
     let (e, truncated) = xarray_entries(k, c, Kva(idr.0.wrapping_add(c.idr_rt)), cap)?;
     Ok((e.into_iter().map(|(_, p)| p).collect(), truncated))
@@ -97,7 +97,7 @@ impl MapCtx<'_> {
     /// Reads `struct bpf_map` at `map`.
     pub fn info(&self, map: Kva) -> Result<MapInfo> {
         let (k, o) = (&self.k, self.o);
-        let f = |off| Kernel::at(map, off);
+        let f = |off| map.checked_offset(off);
         Ok(MapInfo {
             kva: map,
             map_type: k.u32(f(o.map_type)?, "bpf_map.map_type")?,

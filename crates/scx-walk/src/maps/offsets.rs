@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::kernel::KernelTypes;
-use crate::offsets::Resolver;
+use btf_walk::OffsetGroup;
 
 /// `struct bpf_map` members every map needs.
 #[derive(Debug, Clone, Copy)]
@@ -91,17 +91,17 @@ pub struct StorageOffsets {
 fn sub<T>(
     t: &dyn KernelTypes,
     name: &'static str,
-    f: impl FnOnce(&mut Resolver<'_>) -> T,
+    f: impl FnOnce(&mut OffsetGroup<'_, dyn KernelTypes>) -> T,
 ) -> Option<T> {
-    let mut r = Resolver::new(t, name);
+    let mut r = OffsetGroup::new(t, name);
     let v = f(&mut r);
     r.finish(v).ok()
 }
 
 impl MapOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<MapOffsets> {
-        let mut r = Resolver::new(t, "bpf_map");
-        let m = |r: &mut Resolver<'_>, p| r.off("bpf_map", p);
+        let mut r = OffsetGroup::new(t, "bpf_map");
+        let m = |r: &mut OffsetGroup<'_, dyn KernelTypes>, p| r.off("bpf_map", p);
         let o = MapOffsets {
             map_type: m(&mut r, "map_type"),
             key_size: m(&mut r, "key_size"),
@@ -160,6 +160,6 @@ impl MapOffsets {
                 owner: r.off("bpf_local_storage", "owner"),
             }),
         };
-        r.finish(o)
+        Ok(r.finish(o)?)
     }
 }

@@ -5,28 +5,14 @@ use dump_schema::{RenderedValue, map_type};
 use guest_mem::Kva;
 
 use super::{MapCaps, MapCtx, MapOffsets};
-use crate::kernel::{Kernel, PerCpu};
+use crate::kernel::{KernelView, PerCpu};
 use crate::lists::CoreOffsets;
 use crate::testutil::{FakeMem, FakeSyms, FakeTypes};
 
 const B: u64 = 0xffff_8880_0000_0000;
 
 fn types() -> FakeTypes {
-    let mut t = FakeTypes::default()
-        .member("list_head", "next", 0)
-        .member("hlist_head", "first", 0)
-        .member("hlist_node", "next", 0)
-        .member("xarray", "xa_head", 8)
-        .member("xa_node", "shift", 0)
-        .member("xa_node", "slots", 40)
-        .member("idr", "idr_rt", 0)
-        .member("rhashtable", "tbl", 0)
-        .member("rhashtable", "nelems", 8)
-        .member("bucket_table", "size", 0)
-        .member("bucket_table", "nest", 4)
-        .member("bucket_table", "buckets", 64)
-        .member("bucket_table", "future_tbl", 32)
-        .member("rhash_head", "next", 0);
+    let mut t = FakeTypes::core();
     for (p, o) in [
         ("map_type", 0x18),
         ("key_size", 0x1c),
@@ -61,7 +47,7 @@ fn write_map(m: &mut FakeMem, at: u64, ty: u32, key: u32, value: u32, max: u32, 
 
 fn capture(m: &FakeMem, t: &FakeTypes, map: u64, caps: MapCaps) -> dump_schema::FailureDumpMap {
     let s = FakeSyms::default();
-    let k = Kernel {
+    let k = KernelView {
         mem: m,
         syms: &s,
         types: t,

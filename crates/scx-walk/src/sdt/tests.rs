@@ -9,7 +9,7 @@ use dump_schema::{ArenaSnapshot, FailureDumpMap, FailureDumpReport, RenderedValu
 use guest_mem::{Kva, KvaRead};
 
 use super::*;
-use crate::kernel::{Kernel, ValueRenderer};
+use crate::kernel::{KernelView, ValueRenderer};
 use crate::testutil::{FakeMem, FakeSyms, FakeTypes};
 
 const MAP: u64 = 0xffff_8880_0100_0000;
@@ -268,7 +268,7 @@ impl Guest {
 
     fn run(&self, btf: &Btf, deadline: &dyn Fn() -> bool) -> SdtCapture {
         let syms = FakeSyms::default();
-        let k = Kernel {
+        let k = KernelView {
             mem: &self.mem,
             syms: &syms,
             types: &self.types,
@@ -412,7 +412,7 @@ fn huge_counts_hit_the_caps() {
         g.w64(0x2000 + pos * 8, a(d));
     }
     let syms = FakeSyms::default();
-    let k = Kernel {
+    let k = KernelView {
         mem: &g.mem,
         syms: &syms,
         types: &g.types,
@@ -438,7 +438,7 @@ fn huge_counts_hit_the_caps() {
     for w in 1..8 {
         g.w64(0x5000 + w * 8, u64::MAX);
     }
-    let k = Kernel {
+    let k = KernelView {
         mem: &g.mem,
         syms: &syms,
         types: &g.types,
@@ -643,7 +643,7 @@ fn a_declared_allocator_whose_btf_cannot_be_loaded_says_so() {
     let (btf, ds) = program_btf(Form::Tailer, Sdt::Full, &[]);
     let g = Guest::new(ds);
     let syms = FakeSyms::default();
-    let k = Kernel {
+    let k = KernelView {
         mem: &g.mem,
         syms: &syms,
         types: &g.types,
@@ -690,7 +690,7 @@ fn random_arena_garbage_is_walked_within_caps() {
             };
             mem.w64(KERN + w * 8, v);
         }
-        let k = Kernel {
+        let k = KernelView {
             mem: &mem,
             syms: &syms,
             types: &types,

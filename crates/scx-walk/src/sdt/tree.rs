@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use guest_mem::Kva;
 
 use super::layout::{DataLayout, LEVELS, SHIFT, SdtLayout};
-use crate::kernel::Kernel;
+use crate::kernel::KernelView;
 
 /// Largest element the walker reads (the allocator carves elements from page runs; a
 /// larger value is garbage).
@@ -37,7 +37,7 @@ impl ArenaWindow {
         if p == 0 || p >> 32 != self.user_vm_start >> 32 {
             return None;
         }
-        self.kern_vm_start.checked_add(p & 0xffff_ffff).map(Kva)
+        Kva(self.kern_vm_start).checked_offset(p & 0xffff_ffff).ok()
     }
 }
 
@@ -100,7 +100,7 @@ pub struct Tree {
 }
 
 struct Walk<'a, 'k> {
-    k: &'a Kernel<'k>,
+    k: &'a KernelView<'k>,
     arena: ArenaWindow,
     l: &'a SdtLayout,
     caps: TreeCaps,
@@ -120,7 +120,7 @@ fn u64_at(b: &[u8], off: u64) -> Option<u64> {
 /// between descriptors (the capture deadline); when it says stop, the result is
 /// `truncated`.
 pub fn walk_allocator(
-    k: &Kernel<'_>,
+    k: &KernelView<'_>,
     arena: ArenaWindow,
     l: &SdtLayout,
     alloc: &[u8],
