@@ -1,11 +1,11 @@
 //! The guest's initramfs: a cached base archive (busybox, /init, bpftool, the loader, the
 //! test schedulers, the kernel module and config, and their libraries), an optional cached
-//! `scx_bpfland` layer, and a small per-run archive with the run script. Linux unpacks
+//! layer with a published scheduler, and a small per-run archive with the run script. Linux unpacks
 //! concatenated cpio archives in order, so a run costs one file copy, not a rebuild.
 
 use super::cache::fnv64;
 use super::cpio::CpioWriter;
-use super::{KernelAssets, Lab, LabError, RunSpec, SchedulerChoice, tool};
+use super::{KernelAssets, Lab, LabError, RunSpec, SchedulerChoice, ScxCrateAssets, tool};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -170,53 +170,38 @@ impl Lab {
         Ok(dir.join("base.cpio"))
     }
 
-    /// The cached `scx_bpfland` layer.
-    pub(crate) fn bpfland_cpio(&self) -> Result<PathBuf, LabError> {
-        let bpfland = self.bpfland()?;
-        self.binary_layer("bpfland", &bpfland.version, &bpfland.binary)
-    }
-
-    /// The cached `scx_p2dq` layer.
-    pub(crate) fn p2dq_cpio(&self) -> Result<PathBuf, LabError> {
-        let p2dq = self.p2dq()?;
-        self.binary_layer("p2dq", &p2dq.version, &p2dq.binary)
-    }
-
-    /// A layer with one scheduler binary at `bin/scx_<name>` and the libraries it needs,
-    /// cached as `initramfs/<name>-<version>-<hash>/<name>.cpio`.
-    fn binary_layer(&self, name: &str, version: &str, binary: &Path) -> Result<PathBuf, LabError> {
-        let key = fnv64(&[binary.to_string_lossy().as_bytes()]);
-        let file = format!("{name}.cpio");
+    /// The cached layer of a published scheduler: its binary at `bin/<crate>` and the
+    /// files it needs, as `initramfs/scx-<crate>-<version>-<hash>/layer.cpio`.
+    pub(crate) fn scx_layer(&self, built: &ScxCrateAssets) -> Result<PathBuf, LabError> {
+        let key = fnv64(&[built.binary.to_string_lossy().as_bytes()]);
         let dir = self.entry(
-            &format!("initramfs/{name}-{version}-{key}"),
-            &format!("the scx_{name} initramfs layer"),
+            &format!("initramfs/scx-{}-{}-{key}", built.name, built.version),
+            &format!("the {} {} initramfs layer", built.name, built.version),
             |tmp| {
-                let out = tmp.join(&file);
+                let out = tmp.join("layer.cpio");
                 let f = std::fs::File::create(&out)
                     .map_err(|e| LabError::io("creating the initramfs", &out, e))?;
                 let mut w = CpioWriter::new(std::io::BufWriter::new(f));
                 let mut added = std::collections::BTreeSet::new();
-                let dest = format!("bin/scx_{name}");
-                add_binary(&mut w, binary, &dest, &mut added, &out)?;
+                let dest = format!("bin/{}", built.name);
+                add_binary(&mut w, &built.binary, &dest, &mut added, &out)?;
                 let e = cpio_err(&out);
                 w.finish().map_err(&e)?.flush().map_err(&e)?;
                 Ok(())
             },
         )?;
-        Ok(dir.join(file))
+        Ok(dir.join("layer.cpio"))
     }
 
-    /// An initramfs for one run: the base (built on first use), `scx_bpfland` or
-    /// `scx_p2dq` when the spec asks for it, and the run's own archive. The file is removed when the returned
-    /// value is dropped.
+    /// An initramfs for one run: the base (built on first use), the published
+    /// scheduler's layer when the spec asks for one (built on first use), and the run's
+    /// own archive. The file is removed when the returned value is dropped.
     pub fn initramfs(&self, spec: &RunSpec) -> Result<Initramfs, LabError> {
         let kernel = self.kernel()?;
         let mut layers = vec![self.base_cpio(&kernel)?];
-        if matches!(spec.scheduler, SchedulerChoice::Bpfland { .. }) {
-            layers.push(self.bpfland_cpio()?);
-        }
-        if matches!(spec.scheduler, SchedulerChoice::P2dq { .. }) {
-            layers.push(self.p2dq_cpio()?);
+        if let SchedulerChoice::Published { krate, .. } = &spec.scheduler {
+            let built = self.scx_crate(krate)?;
+            layers.push(self.scx_layer(&built)?);
         }
         let runs = self.root().join("runs");
         std::fs::create_dir_all(&runs)

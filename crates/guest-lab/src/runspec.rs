@@ -15,6 +15,7 @@
 //!
 //! Values are single words (no spaces). [`ConsoleLog::parse`] reads all of it back.
 
+use crate::ScxCrate;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -120,11 +121,9 @@ pub enum SchedulerChoice {
         which: TestScheduler,
         params: TestSchedulerParams,
     },
-    /// `scx_bpfland` (built from crates.io, cached) with extra arguments.
-    Bpfland { args: Vec<String> },
-    /// `scx_p2dq` (built from crates.io, cached; links the sdt arena allocator) with
-    /// extra arguments.
-    P2dq { args: Vec<String> },
+    /// A published scheduler of the sched_ext project (built from crates.io, cached; see
+    /// [`ScxCrate`]) started with `args`.
+    Published { krate: ScxCrate, args: Vec<String> },
     /// A `SEC(".struct_ops.link")` BPF object of the caller's, loaded by the loader.
     Object { path: PathBuf },
 }
@@ -138,14 +137,22 @@ impl SchedulerChoice {
         }
     }
 
-    /// `scx_bpfland` with its default arguments.
-    pub fn bpfland() -> Self {
-        SchedulerChoice::Bpfland { args: Vec::new() }
+    /// A published scheduler with its default arguments.
+    pub fn published(krate: ScxCrate) -> Self {
+        SchedulerChoice::Published {
+            krate,
+            args: Vec::new(),
+        }
     }
 
-    /// `scx_p2dq` with its default arguments.
+    /// `scx_bpfland` with its default arguments.
+    pub fn bpfland() -> Self {
+        SchedulerChoice::published(ScxCrate::bpfland())
+    }
+
+    /// `scx_p2dq` (links the sdt arena allocator) with its default arguments.
     pub fn p2dq() -> Self {
-        SchedulerChoice::P2dq { args: Vec::new() }
+        SchedulerChoice::published(ScxCrate::p2dq())
     }
 
     /// The name reported in the `scheduler-start` phase.
@@ -153,8 +160,7 @@ impl SchedulerChoice {
         match self {
             SchedulerChoice::None => "none".into(),
             SchedulerChoice::Test { which, .. } => which.name().into(),
-            SchedulerChoice::Bpfland { .. } => "bpfland".into(),
-            SchedulerChoice::P2dq { .. } => "p2dq".into(),
+            SchedulerChoice::Published { krate, .. } => krate.short_name().into(),
             SchedulerChoice::Object { path } => path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -418,9 +424,12 @@ impl RunSpec {
                     sh_quote(&self.scheduler.name())
                 ));
             }
-            SchedulerChoice::Bpfland { args } | SchedulerChoice::P2dq { args } => {
-                let name = self.scheduler.name();
-                let mut line = format!("ktstr_sched_daemon {name} {timeout} /bin/scx_{name}");
+            SchedulerChoice::Published { krate, args } => {
+                let mut line = format!(
+                    "ktstr_sched_daemon {} {timeout} /bin/{}",
+                    krate.short_name(),
+                    krate.name()
+                );
                 for a in args {
                     line.push(' ');
                     line.push_str(&sh_quote(a));
