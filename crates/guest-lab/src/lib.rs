@@ -46,6 +46,7 @@ mod apt;
 
 mod cache;
 mod cpio;
+pub mod elf_deps;
 mod host;
 mod initramfs;
 mod kernel;
@@ -99,6 +100,9 @@ pub enum LabError {
     /// a kernel without sched_ext, ...).
     #[error("{step}: {detail}")]
     Invalid { step: String, detail: String },
+    /// An executable (or one of its libraries) could not be read or resolved.
+    #[error("resolving what an executable needs: {0}")]
+    Elf(#[from] elf_deps::ElfError),
 }
 
 fn tail_suffix(tail: &str) -> String {

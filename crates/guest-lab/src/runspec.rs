@@ -15,7 +15,8 @@
 //!
 //! Values are single words (no spaces). [`ConsoleLog::parse`] reads all of it back.
 
-use crate::ScxCrate;
+use crate::elf_deps::ElfKind;
+use crate::{LabError, ScxCrate};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -126,6 +127,10 @@ pub enum SchedulerChoice {
     Published { krate: ScxCrate, args: Vec<String> },
     /// A `SEC(".struct_ops.link")` BPF object of the caller's, loaded by the loader.
     Object { path: PathBuf },
+    /// The caller's own scheduler executable (e.g. a Rust or C scheduler with a
+    /// user-space part), started with `args`. It goes into the guest with its program
+    /// interpreter and shared libraries, resolved on the host ([`crate::elf_deps`]).
+    Executable { path: PathBuf, args: Vec<String> },
 }
 
 impl SchedulerChoice {
@@ -155,17 +160,57 @@ impl SchedulerChoice {
         SchedulerChoice::published(ScxCrate::p2dq())
     }
 
+    /// The scheduler at `path`, by what the file is: a BPF object (`EM_BPF`) is loaded
+    /// by the loader and takes no `args`; an x86-64 executable is started with `args`.
+    /// Anything else is refused.
+    pub fn from_path(path: impl Into<PathBuf>, args: Vec<String>) -> Result<Self, LabError> {
+        let path = path.into();
+        let step = format!("choosing the scheduler {}", path.display());
+        match crate::elf_deps::elf_kind(&path)? {
+            ElfKind::BpfObject if args.is_empty() => Ok(SchedulerChoice::Object { path }),
+            ElfKind::BpfObject => Err(LabError::invalid(
+                step,
+                "a BPF object takes no arguments (the project's loader attaches it)",
+            )),
+            ElfKind::Executable => Ok(SchedulerChoice::Executable { path, args }),
+            ElfKind::Other { .. } => Err(LabError::invalid(
+                step,
+                "neither an x86-64 executable nor a BPF object",
+            )),
+        }
+    }
+
     /// The name reported in the `scheduler-start` phase.
     pub fn name(&self) -> String {
         match self {
             SchedulerChoice::None => "none".into(),
             SchedulerChoice::Test { which, .. } => which.name().into(),
             SchedulerChoice::Published { krate, .. } => krate.short_name().into(),
-            SchedulerChoice::Object { path } => path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "object".into()),
+            SchedulerChoice::Object { path } => file_word(path, "object"),
+            SchedulerChoice::Executable { path, .. } => file_word(path, "executable"),
         }
+    }
+}
+
+/// A path's file name as one word (phase values are split at white space).
+fn file_word(path: &std::path::Path, fallback: &str) -> String {
+    let word: String = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if word.is_empty() {
+        fallback.into()
+    } else {
+        word
     }
 }
 
@@ -423,6 +468,19 @@ impl RunSpec {
                     "ktstr_sched_loader {} {timeout} /sched/user.bpf.o\n",
                     sh_quote(&self.scheduler.name())
                 ));
+            }
+            SchedulerChoice::Executable { args, .. } => {
+                let mut line = format!(
+                    "ktstr_sched_daemon {} {timeout} /{}",
+                    sh_quote(&self.scheduler.name()),
+                    crate::initramfs::USER_LAUNCHER
+                );
+                for a in args {
+                    line.push(' ');
+                    line.push_str(&sh_quote(a));
+                }
+                s.push_str(&line);
+                s.push('\n');
             }
             SchedulerChoice::Published { krate, args } => {
                 let mut line = format!(
