@@ -14,6 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const INIT: &str = include_str!("../lab/init");
 const HELPERS: &str = include_str!("../lab/helpers.sh");
+/// Starting and following schedulers; sourced by `/init`. Public for host-side tests of
+/// the console protocol (the functions run under the host's busybox too).
+pub const SCHED_SH: &str = include_str!("../lab/sched.sh");
 const BUSYBOX: &str = "/bin/busybox";
 const BPFTOOL: &str = "/usr/sbin/bpftool";
 /// How binaries are placed (in the cache keys: a change here makes new entries).
@@ -198,6 +201,7 @@ impl Lab {
         let key = fnv64(&[
             INIT.as_bytes(),
             HELPERS.as_bytes(),
+            SCHED_SH.as_bytes(),
             kernel.release.as_bytes(),
             busybox.as_bytes(),
             bpftool.as_bytes(),
@@ -221,6 +225,8 @@ impl Lab {
             w.char_dev("dev/null", 0o666, 1, 3).map_err(&e)?;
             w.file("init", 0o755, INIT.as_bytes()).map_err(&e)?;
             w.file("etc/ktstr-helpers.sh", 0o644, HELPERS.as_bytes())
+                .map_err(&e)?;
+            w.file("etc/ktstr-sched.sh", 0o644, SCHED_SH.as_bytes())
                 .map_err(&e)?;
             w.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")
                 .map_err(&e)?;

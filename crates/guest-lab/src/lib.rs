@@ -58,12 +58,12 @@ mod scx_crate;
 mod tool;
 
 pub use host::{HostPackage, MissingPackage, REQUIRED_PACKAGES};
-pub use initramfs::Initramfs;
+pub use initramfs::{Initramfs, SCHED_SH};
 pub use kernel::{DEFAULT_KERNEL_VERSION, KernelAssets};
 pub use progress::{Progress, QuietProgress, StderrProgress};
 pub use runspec::{
-    ConsoleLog, GuestCommand, HookPoint, OUT_PREFIX, PHASE_PREFIX, Phase, RunEnd, RunSpec,
-    SchedulerChoice, TestScheduler, TestSchedulerParams,
+    ConsoleLog, ENVIRONMENT_FIELDS, GuestCommand, HookPoint, OUT_PREFIX, PHASE_PREFIX, Phase,
+    RunEnd, RunSpec, SchedulerChoice, SchedulerProcessExit, TestScheduler, TestSchedulerParams,
 };
 pub use sched::SchedulerAssets;
 pub use scx_crate::{BPFLAND_VERSION, P2DQ_VERSION, PINNED_VERSIONS, ScxCrate, ScxCrateAssets};

@@ -6,12 +6,24 @@
 //! per line (anything else on the console is the kernel's or a program's own output):
 //!
 //! - `KTSTR-PHASE: <name>[ key=value...]` — progress, in this order when all goes well:
-//!   `init`, `modules` (`fw_cfg=ok|failed`), `scheduler-start` (`name=`),
-//!   `scheduler-attached` (`ops=` the kernel's `root/ops`) or `scheduler-failed`
-//!   (`reason=`), `workload-start`, `workload-done` (`rc=`), `end` (`action=`).
-//!   Hooks run between them (see [`HookPoint`]).
+//!   `init` (`release=`, `cpus=`), `environment` (`bpffs=`, `tracefs=`, `debugfs=`,
+//!   `cgroup2=`, `boot_config=`, `kallsyms=`, each `ok` or `missing`; see
+//!   [`ConsoleLog::environment_missing`]), `modules` (`fw_cfg=ok|failed`),
+//!   `scheduler-start` (`name=`), `scheduler-attached` (`ops=` the kernel's `root/ops`)
+//!   or `scheduler-failed` (`reason=`), `workload-start`, `workload-done` (`rc=`), `end`
+//!   (`action=`). Hooks run between them (see [`HookPoint`]). At any time after
+//!   `scheduler-attached`: `scheduler-exited` (`state=`, the kernel left the scheduler);
+//!   for a scheduler that is its own process, when that process ends:
+//!   `scheduler-process-exit` (`rc=`, `signal=`; see [`ConsoleLog::scheduler_process_exit`]).
 //! - `KTSTR-OUT <label>: <line>` — one output line of the [`GuestCommand`] `label`
 //!   (stdout and stderr), and after the last one `KTSTR-END <label> rc=<exit code>`.
+//!   The guest's own labels: `sched-log` (the scheduler's last lines when it failed to
+//!   attach), `sched-tail` (its last lines when its process ended), `scx-dump` (the
+//!   kernel's exit dump), `insmod`.
+//!
+//! The scheduler's stdout and stderr are kept in the guest as a bounded tail (the last
+//! 200 to 400 lines, each cut to 1,024 bytes: `/tmp/sched.log.old` + `/tmp/sched.log`),
+//! which [`GuestCommand::scheduler_log`] prints.
 //!
 //! Values are single words (no spaces). [`ConsoleLog::parse`] reads all of it back.
 
@@ -319,9 +331,13 @@ impl GuestCommand {
         )
     }
 
-    /// What the scheduler (loader or `scx_bpfland`) printed so far.
+    /// The last 200 lines the scheduler (the loader, or the scheduler's process) printed
+    /// so far.
     pub fn scheduler_log() -> Self {
-        GuestCommand::new("sched-log", "cat /tmp/sched.log")
+        GuestCommand::new(
+            "sched-log",
+            "{ cat /tmp/sched.log.old; cat /tmp/sched.log; } 2>/dev/null | tail -n 200",
+        )
     }
 
     /// `/proc/stat`.
@@ -527,6 +543,33 @@ impl Phase {
     }
 }
 
+/// How a scheduler's own process ended, as the guest reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerProcessExit {
+    /// The shell's status of the process: its exit code, or 128 + the signal that
+    /// killed it (busybox `sh`; an exit code above 128 reads the same).
+    pub rc: i32,
+    /// Its last output lines (up to 60, each at most 1,024 bytes).
+    pub tail: Vec<String>,
+}
+
+impl SchedulerProcessExit {
+    /// The signal that ended the process, when `rc` says one did.
+    pub fn signal(&self) -> Option<i32> {
+        (self.rc > 128 && self.rc < 128 + 65).then(|| self.rc - 128)
+    }
+}
+
+/// The fields of the `environment` phase.
+pub const ENVIRONMENT_FIELDS: [&str; 6] = [
+    "bpffs",
+    "tracefs",
+    "debugfs",
+    "cgroup2",
+    "boot_config",
+    "kallsyms",
+];
+
 /// What the guest reported on its console, parsed. Lines that are not ours are kept in
 /// order in `other` (kernel messages, e.g. the sched_ext exit report).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -601,6 +644,27 @@ impl ConsoleLog {
     pub fn last_phase(&self) -> Option<&Phase> {
         self.phases.last()
     }
+
+    /// The scheduler process' end (`scheduler-process-exit` and the `sched-tail`
+    /// output), if it was reported.
+    pub fn scheduler_process_exit(&self) -> Option<SchedulerProcessExit> {
+        let phase = self.phase("scheduler-process-exit")?;
+        let rc = phase.field("rc")?.parse().ok()?;
+        Some(SchedulerProcessExit {
+            rc,
+            tail: self.outputs.get("sched-tail").cloned().unwrap_or_default(),
+        })
+    }
+
+    /// What of [`ENVIRONMENT_FIELDS`] the guest did not report as `ok` (all of them when
+    /// the `environment` phase is missing).
+    pub fn environment_missing(&self) -> Vec<&'static str> {
+        let env = self.phase("environment");
+        ENVIRONMENT_FIELDS
+            .into_iter()
+            .filter(|f| env.and_then(|p| p.field(f)) != Some("ok"))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -665,6 +729,27 @@ mod tests {
         assert!(!log.exit_codes.contains_key("bad"));
         assert_eq!(log.other.len(), 2);
         assert_eq!(log.last_phase().unwrap().name, "scheduler-attached");
+    }
+
+    #[test]
+    fn process_exit_and_environment_parse() {
+        let text = "KTSTR-PHASE: environment bpffs=ok tracefs=ok debugfs=ok cgroup2=missing \
+                    boot_config=ok kallsyms=ok\n\
+                    KTSTR-PHASE: scheduler-process-exit rc=143 signal=15\n\
+                    KTSTR-OUT sched-tail: 11:02:03 [INFO] Unregister scx_flash scheduler\n\
+                    KTSTR-OUT sched-tail: EXIT: unregistered from user space\n\
+                    KTSTR-END sched-tail rc=143\n";
+        let log = ConsoleLog::parse(text);
+        let exit = log.scheduler_process_exit().unwrap();
+        assert_eq!((exit.rc, exit.signal()), (143, Some(15)));
+        assert_eq!(exit.tail.len(), 2);
+        assert_eq!(log.environment_missing(), ["cgroup2"]);
+        let clean = ConsoleLog::parse("KTSTR-PHASE: scheduler-process-exit rc=0\n");
+        let exit = clean.scheduler_process_exit().unwrap();
+        assert_eq!((exit.rc, exit.signal(), exit.tail.len()), (0, None, 0));
+        let none = ConsoleLog::parse("KTSTR-PHASE: init\n");
+        assert_eq!(none.scheduler_process_exit(), None);
+        assert_eq!(none.environment_missing().len(), ENVIRONMENT_FIELDS.len());
     }
 
     #[test]
