@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const INIT: &str = include_str!("../lab/init");
-const HELPERS: &str = include_str!("../lab/helpers.sh");
+/// The workload helpers (`ktstr_spin`, `ktstr_victim`, `ktstr_mixed`). Public for
+/// host-side tests.
+pub const HELPERS: &str = include_str!("../lab/helpers.sh");
 /// Starting and following schedulers; sourced by `/init`. Public for host-side tests of
 /// the console protocol (the functions run under the host's busybox too).
 pub const SCHED_SH: &str = include_str!("../lab/sched.sh");

@@ -56,9 +56,10 @@ mod runspec;
 mod sched;
 mod scx_crate;
 mod tool;
+mod workload;
 
 pub use host::{HostPackage, MissingPackage, REQUIRED_PACKAGES};
-pub use initramfs::{Initramfs, SCHED_SH};
+pub use initramfs::{HELPERS, Initramfs, SCHED_SH};
 pub use kernel::{DEFAULT_KERNEL_VERSION, KernelAssets};
 pub use progress::{Progress, QuietProgress, StderrProgress};
 pub use runspec::{
@@ -67,6 +68,7 @@ pub use runspec::{
 };
 pub use sched::SchedulerAssets;
 pub use scx_crate::{BPFLAND_VERSION, P2DQ_VERSION, PINNED_VERSIONS, ScxCrate, ScxCrateAssets};
+pub use workload::MixedWorkload;
 
 /// The lab guest's kernel command line: serial console (the console protocol runs on
 /// `ttyS0`), no reboot on panic, quiet.

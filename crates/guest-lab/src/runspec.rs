@@ -370,8 +370,9 @@ pub enum RunEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSpec {
     pub scheduler: SchedulerChoice,
-    /// A busybox `sh` command line; the helpers `ktstr_spin N SECS` (N busy loops) and
-    /// `ktstr_victim SECS` (one busy loop named `ktstr-victim`) are defined.
+    /// A busybox `sh` command line; the helpers `ktstr_spin N SECS` (N busy loops),
+    /// `ktstr_victim SECS` (one busy loop named `ktstr-victim`) and `ktstr_mixed`
+    /// ([`crate::MixedWorkload`]) are defined.
     pub workload: Option<String>,
     /// Delay between starting the workload and the `WorkloadRunning` hooks.
     pub workload_settle_ms: u32,

@@ -1,9 +1,12 @@
-//! The guest's scheduler functions (`lab/sched.sh`, sourced by `/init`) run on the host
-//! under the same static busybox the guest runs, with only busybox's applets on `PATH`
-//! and a fake `sched_ext` directory: what they print parses with `ConsoleLog` into the
-//! attach, the kernel-side exit, the process' exit status and a bounded output tail.
+//! The guest's shell functions run on the host under the same static busybox the guest
+//! runs, with only busybox's applets on `PATH`:
+//! - the scheduler functions (`lab/sched.sh`, sourced by `/init`), with a fake
+//!   `sched_ext` directory: what they print parses with `ConsoleLog` into the attach, the
+//!   kernel-side exit, the process' exit status and a bounded output tail;
+//! - the mixed workload (`lab/helpers.sh`), with a plain directory for the cgroup: every
+//!   part runs under its comm.
 
-use guest_lab::{ConsoleLog, SCHED_SH};
+use guest_lab::{ConsoleLog, HELPERS, MixedWorkload, SCHED_SH};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -33,6 +36,7 @@ fn scratch(name: &str) -> Scratch {
         .success();
     assert!(ok, "busybox --install");
     std::fs::write(dir.join("sched.sh"), SCHED_SH).unwrap();
+    std::fs::write(dir.join("helpers.sh"), HELPERS).unwrap();
     Scratch(dir)
 }
 
@@ -128,4 +132,63 @@ fn an_attached_scheduler_killed_by_a_signal_keeps_a_bounded_tail() {
     let long = &exit.tail[exit.tail.len() - 2];
     assert_eq!(long.len(), 1024, "lines are cut to 1024 bytes");
     assert_eq!(exit.tail[0], "line 942");
+}
+
+#[test]
+fn the_mixed_workload_runs_every_part_under_its_comm() {
+    let s = scratch("mixed");
+    let w = MixedWorkload {
+        hogs: Some(1),
+        limit_percent: 30,
+        ..MixedWorkload::new(3)
+    };
+    // The workload's children (the programs `timeout` runs keep its pid, so their parent
+    // is the workload's shell), listed while it runs.
+    let text = run(
+        &s.0,
+        &format!(
+            "export KTSTR_CGROUP_ROOT={d}/cgroup TMPDIR={d}/run\n\
+             . {d}/helpers.sh\n\
+             ( {cmd} ) &\nM=$!\n\
+             usleep 1500000\n\
+             cat /proc/[0-9]*/stat 2>/dev/null | awk -v m=$M '$4 == m {{ print \"child\", $2 }}'\n\
+             wait $M\necho \"rc $?\"\n\
+             echo \"cpu.max $(cat {d}/cgroup/ktstr-limited/cpu.max)\"\n\
+             echo \"procs $(cat {d}/cgroup/ktstr-limited/cgroup.procs)\"\n\
+             echo \"left $(ls {d}/run | wc -l)\"",
+            d = s.0.display(),
+            cmd = w.command()
+        ),
+    );
+    let mut children: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("child "))
+        .map(|c| c.trim_matches(['(', ')']))
+        .collect();
+    children.sort();
+    assert_eq!(
+        children,
+        [
+            "ktstr-hog",
+            "ktstr-limited",
+            "ktstr-ping",
+            "ktstr-pong",
+            "ktstr-sleeper",
+            "ktstr-sleeper"
+        ]
+    );
+    for comm in MixedWorkload::COMMS {
+        assert!(children.contains(&comm), "{comm}");
+    }
+    assert!(text.contains("rc 0\n"), "{text}");
+    assert!(
+        text.contains(&format!("cpu.max {}\n", w.cpu_max())),
+        "{text}"
+    );
+    let procs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("procs "))
+        .unwrap_or("");
+    assert!(procs.trim().parse::<u32>().is_ok(), "{text}");
+    assert!(text.contains("left 0\n"), "the FIFOs are removed: {text}");
 }
