@@ -536,7 +536,7 @@ mod tests {
             Some("1.0.0-rc.1")
         );
         assert_eq!(
-            "scx_flash".parse::<ScxCrate>().unwrap().pinned_version(),
+            "scx_cosmos".parse::<ScxCrate>().unwrap().pinned_version(),
             None
         );
     }
