@@ -1,6 +1,6 @@
 //! What one guest run does, and how to read what it reported on its console.
 //!
-//! The guest's `/init` (project-owned, `crates/freeze/lab/init`) mounts the usual file
+//! The guest's `/init` (project-owned, `crates/guest-lab/lab/init`) mounts the usual file
 //! systems, loads `qemu_fw_cfg`, then sources `/ktstr/run.sh`, which [`RunSpec::script`]
 //! generates. Everything the guest reports goes to the console with fixed prefixes, one
 //! per line (anything else on the console is the kernel's or a program's own output):
@@ -38,7 +38,7 @@ pub const PHASE_PREFIX: &str = "KTSTR-PHASE: ";
 pub const OUT_PREFIX: &str = "KTSTR-OUT ";
 const END_PREFIX: &str = "KTSTR-END ";
 
-/// The project's own BPF test schedulers (`crates/freeze/lab/sched/*.bpf.c`).
+/// The project's own BPF test schedulers (`crates/guest-lab/lab/sched/*.bpf.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TestScheduler {
     /// A correct global-FIFO/vtime scheduler; never exits on its own.
