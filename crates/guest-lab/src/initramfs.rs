@@ -1,21 +1,29 @@
 //! The guest's initramfs: a cached base archive (busybox, /init, bpftool, the loader, the
 //! test schedulers, the kernel module and config, and their libraries), an optional cached
-//! `scx_bpfland` layer, and a small per-run archive with the run script. Linux unpacks
+//! layer with a published scheduler, and a small per-run archive with the run script. Linux unpacks
 //! concatenated cpio archives in order, so a run costs one file copy, not a rebuild.
 
 use super::cache::fnv64;
 use super::cpio::CpioWriter;
-use super::{KernelAssets, Lab, LabError, RunSpec, SchedulerChoice, tool};
+use super::runspec::sh_quote;
+use super::{KernelAssets, Lab, LabError, RunSpec, SchedulerChoice, ScxCrateAssets, tool};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const INIT: &str = include_str!("../lab/init");
-const HELPERS: &str = include_str!("../lab/helpers.sh");
+/// The workload helpers (`ktstr_spin`, `ktstr_victim`, `ktstr_mixed`). Public for
+/// host-side tests.
+pub const HELPERS: &str = include_str!("../lab/helpers.sh");
+/// Starting and following schedulers; sourced by `/init`. Public for host-side tests of
+/// the console protocol (the functions run under the host's busybox too).
+pub const SCHED_SH: &str = include_str!("../lab/sched.sh");
 const BUSYBOX: &str = "/bin/busybox";
 const BPFTOOL: &str = "/usr/sbin/bpftool";
+/// How binaries are placed (in the cache keys: a change here makes new entries).
+/// 2: interpreter and libraries resolved by `elf_deps` instead of `ldd`.
+const LAYOUT: &str = "layout-2";
 /// Run archives older than this are leftovers (of a process whose pid was reused).
 const STALE_RUN: Duration = Duration::from_secs(24 * 3600);
 
@@ -47,26 +55,6 @@ impl Drop for Initramfs {
     }
 }
 
-/// The shared libraries `ldd` lists for `binary` (absolute paths; the vDSO skipped).
-fn shared_libs(binary: &Path) -> Result<Vec<PathBuf>, LabError> {
-    let out = tool::output(
-        &format!("listing the libraries of {}", binary.display()),
-        Command::new("ldd").arg(binary),
-    )?;
-    let text = String::from_utf8_lossy(&out);
-    let mut libs = Vec::new();
-    for line in text.lines() {
-        let path = match line.split_once("=>") {
-            Some((_, rest)) => rest.split_whitespace().next(),
-            None => line.split_whitespace().next(),
-        };
-        if let Some(p) = path.filter(|p| p.starts_with('/')) {
-            libs.push(PathBuf::from(p));
-        }
-    }
-    Ok(libs)
-}
-
 fn read(path: &Path, step: &str) -> Result<Vec<u8>, LabError> {
     std::fs::read(path).map_err(|e| LabError::io(step, path, e))
 }
@@ -75,24 +63,132 @@ fn cpio_err(path: &Path) -> impl Fn(std::io::Error) -> LabError + '_ {
     move |e| LabError::io("writing the initramfs", path, e)
 }
 
-/// Add `binary` at `dest` and every library it needs at its own path.
-fn add_binary<W: Write>(
-    w: &mut CpioWriter<W>,
-    binary: &Path,
-    dest: &str,
-    added: &mut std::collections::BTreeSet<PathBuf>,
-    out: &Path,
-) -> Result<(), LabError> {
-    w.file(dest, 0o755, &read(binary, "reading a guest binary")?)
-        .map_err(cpio_err(out))?;
-    for lib in shared_libs(binary)? {
-        if added.insert(lib.clone()) {
-            let bytes = read(&lib, "reading a shared library")?;
-            w.file(&lib.to_string_lossy(), 0o755, &bytes)
-                .map_err(cpio_err(out))?;
+/// Top-level names the guest mounts over (`/tmp`, `/proc`, `/sys`, `/dev`) or owns
+/// (`/ktstr`, `/init`): host files there go under [`RELOCATED`] instead.
+const SHADOWED: [&str; 6] = ["tmp", "proc", "sys", "dev", "ktstr", "init"];
+/// Where host files of shadowed paths go in the guest.
+const RELOCATED: &str = "ktstr/host";
+/// The guest's launcher of the user's executable.
+pub(crate) const USER_LAUNCHER: &str = "ktstr/user/launch";
+
+/// Where the host file `host` goes in the guest (no leading `/`): the same path,
+/// lexically normalized, except that paths under [`SHADOWED`] names move under
+/// `/ktstr/host/` (the relative layout, so `$ORIGIN` paths, is kept).
+pub(crate) fn guest_path(host: &Path) -> Result<String, LabError> {
+    use std::path::Component;
+    let mut parts: Vec<&str> = Vec::new();
+    for c in host.components() {
+        match c {
+            Component::Normal(n) => parts.push(n.to_str().ok_or_else(|| {
+                LabError::invalid(
+                    "placing a file in the guest",
+                    format!("{}: the path is not UTF-8", host.display()),
+                )
+            })?),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
         }
     }
-    Ok(())
+    if parts.is_empty() {
+        return Err(LabError::invalid(
+            "placing a file in the guest",
+            format!("{}: not a file path", host.display()),
+        ));
+    }
+    let joined = parts.join("/");
+    Ok(if SHADOWED.contains(&parts[0]) {
+        format!("{RELOCATED}/{joined}")
+    } else {
+        joined
+    })
+}
+
+/// What [`add_executable`] put into an archive.
+pub(crate) struct PlacedExecutable {
+    /// The executable's guest path (absolute).
+    pub guest_path: String,
+    /// Guest directories of its libraries outside the loader's system directories, in
+    /// the order found: what `LD_LIBRARY_PATH` must hold for the guest's loader (it has
+    /// no `ld.so.cache`, and some paths moved, see [`guest_path`]).
+    pub library_dirs: Vec<String>,
+}
+
+/// Add the executable `binary` (at `dest`, or at its own [`guest_path`]), its program
+/// interpreter and every library it needs (at their [`guest_path`]s), each path once per
+/// archive (`added`).
+fn add_executable<W: Write>(
+    w: &mut CpioWriter<W>,
+    binary: &Path,
+    dest: Option<&str>,
+    added: &mut std::collections::BTreeSet<String>,
+    out: &Path,
+) -> Result<PlacedExecutable, LabError> {
+    let deps = crate::elf_deps::runtime_deps(binary)?;
+    let dest = match dest {
+        Some(d) => d.to_string(),
+        None => guest_path(&deps.executable)?,
+    };
+    let mut put = |guest: &str, host: &Path, mode: u32, what: &str| -> Result<(), LabError> {
+        if added.insert(guest.to_string()) {
+            w.file(guest, mode, &read(host, what)?)
+                .map_err(cpio_err(out))?;
+        }
+        Ok(())
+    };
+    put(&dest, &deps.executable, 0o755, "reading a guest binary")?;
+    if let Some(interp) = &deps.interpreter {
+        let guest = guest_path(interp)?;
+        // The kernel opens PT_INTERP as written: it must be the same path in the guest.
+        if Path::new("/").join(&guest) != *interp {
+            return Err(LabError::invalid(
+                format!("placing {} in the guest", binary.display()),
+                format!(
+                    "its program interpreter {} lies where the guest mounts a file system",
+                    interp.display()
+                ),
+            ));
+        }
+        put(&guest, interp, 0o755, "reading the program interpreter")?;
+    }
+    let system: Vec<String> = crate::elf_deps::SYSTEM_DIRS
+        .iter()
+        .map(|d| d.trim_start_matches('/').to_string())
+        .collect();
+    let mut library_dirs = Vec::new();
+    for lib in &deps.libraries {
+        let guest = guest_path(&lib.path)?;
+        put(&guest, &lib.path, 0o755, "reading a shared library")?;
+        let dir = guest.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+        let abs = format!("/{dir}");
+        if !system.contains(&dir) && !library_dirs.contains(&abs) {
+            library_dirs.push(abs);
+        }
+    }
+    Ok(PlacedExecutable {
+        guest_path: format!("/{dest}"),
+        library_dirs,
+    })
+}
+
+/// The launcher of the user's executable: its library path, then `exec` (the
+/// scheduler keeps the launcher's pid).
+fn launcher(placed: &PlacedExecutable, host: &Path) -> String {
+    let mut s = format!(
+        "#!/bin/sh\n# generated by guest-lab: {} with the library path it needs here\n",
+        host.display().to_string().replace('\n', " ")
+    );
+    if placed.library_dirs.is_empty() {
+        s.push_str("unset LD_LIBRARY_PATH\n");
+    } else {
+        s.push_str(&format!(
+            "export LD_LIBRARY_PATH={}\n",
+            sh_quote(&placed.library_dirs.join(":"))
+        ));
+    }
+    s.push_str(&format!("exec {} \"$@\"\n", sh_quote(&placed.guest_path)));
+    s
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -107,11 +203,13 @@ impl Lab {
         let key = fnv64(&[
             INIT.as_bytes(),
             HELPERS.as_bytes(),
+            SCHED_SH.as_bytes(),
             kernel.release.as_bytes(),
             busybox.as_bytes(),
             bpftool.as_bytes(),
             sched.to_string_lossy().as_bytes(),
             loader.to_string_lossy().as_bytes(),
+            LAYOUT.as_bytes(),
         ]);
         let rel = format!("initramfs/{}-{key}", kernel.release);
         let dir = self.entry(&rel, "the base initramfs", |tmp| {
@@ -130,6 +228,8 @@ impl Lab {
             w.file("init", 0o755, INIT.as_bytes()).map_err(&e)?;
             w.file("etc/ktstr-helpers.sh", 0o644, HELPERS.as_bytes())
                 .map_err(&e)?;
+            w.file("etc/ktstr-sched.sh", 0o644, SCHED_SH.as_bytes())
+                .map_err(&e)?;
             w.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")
                 .map_err(&e)?;
             w.file("etc/group", 0o644, b"root:x:0:\n").map_err(&e)?;
@@ -141,8 +241,14 @@ impl Lab {
             .map_err(&e)?;
             w.symlink("bin/sh", "busybox").map_err(&e)?;
             let mut added = std::collections::BTreeSet::new();
-            add_binary(&mut w, Path::new(BPFTOOL), "bin/bpftool", &mut added, &out)?;
-            add_binary(&mut w, &loader, "bin/ktstr-loader", &mut added, &out)?;
+            add_executable(
+                &mut w,
+                Path::new(BPFTOOL),
+                Some("bin/bpftool"),
+                &mut added,
+                &out,
+            )?;
+            add_executable(&mut w, &loader, Some("bin/ktstr-loader"), &mut added, &out)?;
             w.file(
                 "lib/modules/qemu_fw_cfg.ko",
                 0o644,
@@ -170,53 +276,38 @@ impl Lab {
         Ok(dir.join("base.cpio"))
     }
 
-    /// The cached `scx_bpfland` layer.
-    pub(crate) fn bpfland_cpio(&self) -> Result<PathBuf, LabError> {
-        let bpfland = self.bpfland()?;
-        self.binary_layer("bpfland", &bpfland.version, &bpfland.binary)
-    }
-
-    /// The cached `scx_p2dq` layer.
-    pub(crate) fn p2dq_cpio(&self) -> Result<PathBuf, LabError> {
-        let p2dq = self.p2dq()?;
-        self.binary_layer("p2dq", &p2dq.version, &p2dq.binary)
-    }
-
-    /// A layer with one scheduler binary at `bin/scx_<name>` and the libraries it needs,
-    /// cached as `initramfs/<name>-<version>-<hash>/<name>.cpio`.
-    fn binary_layer(&self, name: &str, version: &str, binary: &Path) -> Result<PathBuf, LabError> {
-        let key = fnv64(&[binary.to_string_lossy().as_bytes()]);
-        let file = format!("{name}.cpio");
+    /// The cached layer of a published scheduler: its binary at `bin/<crate>` and the
+    /// files it needs, as `initramfs/scx-<crate>-<version>-<hash>/layer.cpio`.
+    pub(crate) fn scx_layer(&self, built: &ScxCrateAssets) -> Result<PathBuf, LabError> {
+        let key = fnv64(&[built.binary.to_string_lossy().as_bytes(), LAYOUT.as_bytes()]);
         let dir = self.entry(
-            &format!("initramfs/{name}-{version}-{key}"),
-            &format!("the scx_{name} initramfs layer"),
+            &format!("initramfs/scx-{}-{}-{key}", built.name, built.version),
+            &format!("the {} {} initramfs layer", built.name, built.version),
             |tmp| {
-                let out = tmp.join(&file);
+                let out = tmp.join("layer.cpio");
                 let f = std::fs::File::create(&out)
                     .map_err(|e| LabError::io("creating the initramfs", &out, e))?;
                 let mut w = CpioWriter::new(std::io::BufWriter::new(f));
                 let mut added = std::collections::BTreeSet::new();
-                let dest = format!("bin/scx_{name}");
-                add_binary(&mut w, binary, &dest, &mut added, &out)?;
+                let dest = format!("bin/{}", built.name);
+                add_executable(&mut w, &built.binary, Some(&dest), &mut added, &out)?;
                 let e = cpio_err(&out);
                 w.finish().map_err(&e)?.flush().map_err(&e)?;
                 Ok(())
             },
         )?;
-        Ok(dir.join(file))
+        Ok(dir.join("layer.cpio"))
     }
 
-    /// An initramfs for one run: the base (built on first use), `scx_bpfland` or
-    /// `scx_p2dq` when the spec asks for it, and the run's own archive. The file is removed when the returned
-    /// value is dropped.
+    /// An initramfs for one run: the base (built on first use), the published
+    /// scheduler's layer when the spec asks for one (built on first use), and the run's
+    /// own archive. The file is removed when the returned value is dropped.
     pub fn initramfs(&self, spec: &RunSpec) -> Result<Initramfs, LabError> {
         let kernel = self.kernel()?;
         let mut layers = vec![self.base_cpio(&kernel)?];
-        if matches!(spec.scheduler, SchedulerChoice::Bpfland { .. }) {
-            layers.push(self.bpfland_cpio()?);
-        }
-        if matches!(spec.scheduler, SchedulerChoice::P2dq { .. }) {
-            layers.push(self.p2dq_cpio()?);
+        if let SchedulerChoice::Published { krate, .. } = &spec.scheduler {
+            let built = self.scx_crate(krate)?;
+            layers.push(self.scx_layer(&built)?);
         }
         let runs = self.root().join("runs");
         std::fs::create_dir_all(&runs)
@@ -246,13 +337,22 @@ impl Lab {
         let e = cpio_err(&run_path);
         w.file("ktstr/run.sh", 0o644, spec.script().as_bytes())
             .map_err(&e)?;
-        if let SchedulerChoice::Object { path } = &spec.scheduler {
-            w.file(
-                "sched/user.bpf.o",
-                0o644,
-                &read(path, "reading the scheduler object")?,
-            )
-            .map_err(&e)?;
+        match &spec.scheduler {
+            SchedulerChoice::Object { path } => {
+                w.file(
+                    "sched/user.bpf.o",
+                    0o644,
+                    &read(path, "reading the scheduler object")?,
+                )
+                .map_err(&e)?;
+            }
+            SchedulerChoice::Executable { path, .. } => {
+                let mut added = std::collections::BTreeSet::new();
+                let placed = add_executable(&mut w, path, None, &mut added, &run_path)?;
+                w.file(USER_LAUNCHER, 0o755, launcher(&placed, path).as_bytes())
+                    .map_err(&e)?;
+            }
+            _ => {}
         }
         w.finish().map_err(&e)?.flush().map_err(&e)?;
         drop(file);

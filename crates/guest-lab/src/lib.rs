@@ -1,5 +1,5 @@
 //! Guest-lab provisioning: the sched_ext kernel, the initramfs, the test schedulers and
-//! `scx_bpfland`, cached by version under one directory.
+//! the sched_ext project's published schedulers, cached by version under one directory.
 //!
 //! Everything the real-guest tests and the `ktstr run` command boot comes from here:
 //!
@@ -25,26 +25,28 @@
 //!   the tool's output, and leaves no entry behind.
 //!
 //! Entries: `kernel/<release>/` ([`KernelAssets`]), `sched/<release>/<hash>/` (the test
-//! schedulers, [`SchedulerAssets`]), `loader/<hash>/ktstr-loader`, `bpfland/<version>/`
-//! ([`BpflandAssets`]), `p2dq/<version>/` ([`ScxCrateAssets`], `scx_p2dq`),
-//! `initramfs/<release>-<hash>/base.cpio` and `initramfs/<name>-<version>-<hash>/<name>.cpio`
-//! (bpfland, p2dq); hashes cover the embedded sources
+//! schedulers, [`SchedulerAssets`]), `loader/<hash>/ktstr-loader`,
+//! `scx/<crate>/<version>/bin/<crate>` (published schedulers, [`ScxCrateAssets`]; built in
+//! the shared cargo target directory `scx-build-target/`),
+//! `initramfs/<release>-<hash>/base.cpio` and `initramfs/scx-<crate>-<version>-<hash>/layer.cpio`
+//! (a published scheduler with its libraries); hashes cover the embedded sources
 //! and tool versions, so editing a scheduler or `/init` makes a new entry. Private apt
 //! state lives in `apt/`, per-run archives in `runs/` (removed on drop), locks in
-//! `locks/`, builds in progress in `tmp/`.
+//! `locks/`, builds in progress in `tmp/`. `bpfland/<version>` and `p2dq/<version>` are
+//! symbolic links left by the move to `scx/` (see [`ScxCrate`]).
 //!
 //! What the guest does and prints is described in [`RunSpec`]'s module
 //! (`KTSTR-PHASE:` / `KTSTR-OUT` lines, parsed by [`ConsoleLog`]).
 //!
 //! Environment: `KTSTR_CACHE` (cache directory), `KTSTR_KERNEL_VERSION` (an exact
-//! kernel, e.g. `7.3.4+deb13`), `KTSTR_BPFLAND_VERSION` and `KTSTR_P2DQ_VERSION` (crates.io
-//! versions).
+//! kernel, e.g. `7.3.4+deb13`), `KTSTR_<NAME>_VERSION` (the crates.io version of
+//! `scx_<name>`, e.g. `KTSTR_BPFLAND_VERSION`).
 
 mod apt;
 
-mod bpfland;
 mod cache;
 mod cpio;
+pub mod elf_deps;
 mod host;
 mod initramfs;
 mod kernel;
@@ -54,18 +56,19 @@ mod runspec;
 mod sched;
 mod scx_crate;
 mod tool;
+mod workload;
 
-pub use bpfland::{BPFLAND_VERSION, BpflandAssets};
 pub use host::{HostPackage, MissingPackage, REQUIRED_PACKAGES};
-pub use initramfs::Initramfs;
+pub use initramfs::{HELPERS, Initramfs, SCHED_SH};
 pub use kernel::{DEFAULT_KERNEL_VERSION, KernelAssets};
 pub use progress::{Progress, QuietProgress, StderrProgress};
 pub use runspec::{
-    ConsoleLog, GuestCommand, HookPoint, OUT_PREFIX, PHASE_PREFIX, Phase, RunEnd, RunSpec,
-    SchedulerChoice, TestScheduler, TestSchedulerParams,
+    ConsoleLog, ENVIRONMENT_FIELDS, GuestCommand, HookPoint, OUT_PREFIX, PHASE_PREFIX, Phase,
+    RunEnd, RunSpec, SchedulerChoice, SchedulerProcessExit, TestScheduler, TestSchedulerParams,
 };
 pub use sched::SchedulerAssets;
-pub use scx_crate::{P2DQ_VERSION, ScxCrateAssets};
+pub use scx_crate::{BPFLAND_VERSION, P2DQ_VERSION, PINNED_VERSIONS, ScxCrate, ScxCrateAssets};
+pub use workload::MixedWorkload;
 
 /// The lab guest's kernel command line: serial console (the console protocol runs on
 /// `ttyS0`), no reboot on panic, quiet.
@@ -99,6 +102,9 @@ pub enum LabError {
     /// a kernel without sched_ext, ...).
     #[error("{step}: {detail}")]
     Invalid { step: String, detail: String },
+    /// An executable (or one of its libraries) could not be read or resolved.
+    #[error("resolving what an executable needs: {0}")]
+    Elf(#[from] elf_deps::ElfError),
 }
 
 fn tail_suffix(tail: &str) -> String {
@@ -228,11 +234,11 @@ impl Lab {
         }
         let mut spec = RunSpec::new();
         if with_bpfland {
-            self.bpfland()?;
             // Also builds the bpfland initramfs layer.
             spec = spec.scheduler(SchedulerChoice::bpfland());
             // scx_p2dq, the sdt allocator's real user, and its layer.
-            self.p2dq_cpio()?;
+            let p2dq = self.p2dq()?;
+            self.scx_layer(&p2dq)?;
         }
         self.initramfs(&spec)?;
         Ok(())

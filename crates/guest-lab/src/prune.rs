@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 impl Lab {
     /// Build (if needed) the current entries for the lab's kernel, then remove the other
     /// entries of the kinds that are keyed by source hashes: `sched/<release>/*`,
-    /// `loader/*` and `initramfs/*`, and the scx crates' shared build directory. Kernels and `scx_bpfland` builds (keyed by version
-    /// only, expensive to remake) are kept. Returns what was removed.
+    /// `loader/*` and `initramfs/*` (the layers of the published schedulers that are
+    /// built stay), and the scx crates' shared build directory. Kernels and published
+    /// schedulers (keyed by version only, expensive to remake) are kept. Returns what was
+    /// removed.
     ///
     /// A process of an older checkout still using a removed entry would fail; prune
     /// when no such run is in progress.
@@ -18,21 +20,16 @@ impl Lab {
         let loader = self.loader()?;
         let base = self.base_cpio(&kernel)?;
         let mut keep: Vec<PathBuf> = vec![sched, parent(&loader), parent(&base)];
-        let bpfland_layers = self.root().join("initramfs");
-        // The bpfland layer only if bpfland is built (pruning never starts a 5-min build).
-        let built = self
-            .root()
-            .join("bpfland")
-            .join(super::bpfland::bpfland_version())
-            .is_dir();
-        if built {
-            keep.push(parent(&self.bpfland_cpio()?));
+        let layers = self.root().join("initramfs");
+        // The layers of the schedulers that are built (pruning never starts a build).
+        for built in self.cached_scx_crates() {
+            keep.push(parent(&self.scx_layer(&built)?));
         }
         let mut removed = Vec::new();
         let kinds = [
             self.root().join("sched").join(&kernel.release),
             self.root().join("loader"),
-            bpfland_layers,
+            layers,
         ];
         for dir in kinds {
             let Ok(entries) = std::fs::read_dir(&dir) else {

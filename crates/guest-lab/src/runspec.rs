@@ -1,20 +1,34 @@
 //! What one guest run does, and how to read what it reported on its console.
 //!
-//! The guest's `/init` (project-owned, `crates/freeze/lab/init`) mounts the usual file
+//! The guest's `/init` (project-owned, `crates/guest-lab/lab/init`) mounts the usual file
 //! systems, loads `qemu_fw_cfg`, then sources `/ktstr/run.sh`, which [`RunSpec::script`]
 //! generates. Everything the guest reports goes to the console with fixed prefixes, one
 //! per line (anything else on the console is the kernel's or a program's own output):
 //!
 //! - `KTSTR-PHASE: <name>[ key=value...]` — progress, in this order when all goes well:
-//!   `init`, `modules` (`fw_cfg=ok|failed`), `scheduler-start` (`name=`),
-//!   `scheduler-attached` (`ops=` the kernel's `root/ops`) or `scheduler-failed`
-//!   (`reason=`), `workload-start`, `workload-done` (`rc=`), `end` (`action=`).
-//!   Hooks run between them (see [`HookPoint`]).
+//!   `init` (`release=`, `cpus=`), `environment` (`bpffs=`, `tracefs=`, `debugfs=`,
+//!   `cgroup2=`, `boot_config=`, `kallsyms=`, each `ok` or `missing`; see
+//!   [`ConsoleLog::environment_missing`]), `modules` (`fw_cfg=ok|failed`),
+//!   `scheduler-start` (`name=`), `scheduler-attached` (`ops=` the kernel's `root/ops`)
+//!   or `scheduler-failed` (`reason=`), `workload-start`, `workload-done` (`rc=`), `end`
+//!   (`action=`). Hooks run between them (see [`HookPoint`]). At any time after
+//!   `scheduler-attached`: `scheduler-exited` (`state=`, the kernel left the scheduler);
+//!   for a scheduler that is its own process, when that process ends:
+//!   `scheduler-process-exit` (`rc=`, `signal=`; see [`ConsoleLog::scheduler_process_exit`]).
 //! - `KTSTR-OUT <label>: <line>` — one output line of the [`GuestCommand`] `label`
 //!   (stdout and stderr), and after the last one `KTSTR-END <label> rc=<exit code>`.
+//!   The guest's own labels: `sched-log` (the scheduler's last lines when it failed to
+//!   attach), `sched-tail` (its last lines when its process ended), `scx-dump` (the
+//!   kernel's exit dump), `insmod`.
+//!
+//! The scheduler's stdout and stderr are kept in the guest as a bounded tail (the last
+//! 200 to 400 lines, each cut to 1,024 bytes: `/tmp/sched.log.old` + `/tmp/sched.log`),
+//! which [`GuestCommand::scheduler_log`] prints.
 //!
 //! Values are single words (no spaces). [`ConsoleLog::parse`] reads all of it back.
 
+use crate::elf_deps::ElfKind;
+use crate::{LabError, ScxCrate};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -24,7 +38,7 @@ pub const PHASE_PREFIX: &str = "KTSTR-PHASE: ";
 pub const OUT_PREFIX: &str = "KTSTR-OUT ";
 const END_PREFIX: &str = "KTSTR-END ";
 
-/// The project's own BPF test schedulers (`crates/freeze/lab/sched/*.bpf.c`).
+/// The project's own BPF test schedulers (`crates/guest-lab/lab/sched/*.bpf.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TestScheduler {
     /// A correct global-FIFO/vtime scheduler; never exits on its own.
@@ -120,13 +134,15 @@ pub enum SchedulerChoice {
         which: TestScheduler,
         params: TestSchedulerParams,
     },
-    /// `scx_bpfland` (built from crates.io, cached) with extra arguments.
-    Bpfland { args: Vec<String> },
-    /// `scx_p2dq` (built from crates.io, cached; links the sdt arena allocator) with
-    /// extra arguments.
-    P2dq { args: Vec<String> },
+    /// A published scheduler of the sched_ext project (built from crates.io, cached; see
+    /// [`ScxCrate`]) started with `args`.
+    Published { krate: ScxCrate, args: Vec<String> },
     /// A `SEC(".struct_ops.link")` BPF object of the caller's, loaded by the loader.
     Object { path: PathBuf },
+    /// The caller's own scheduler executable (e.g. a Rust or C scheduler with a
+    /// user-space part), started with `args`. It goes into the guest with its program
+    /// interpreter and shared libraries, resolved on the host ([`crate::elf_deps`]).
+    Executable { path: PathBuf, args: Vec<String> },
 }
 
 impl SchedulerChoice {
@@ -138,14 +154,42 @@ impl SchedulerChoice {
         }
     }
 
-    /// `scx_bpfland` with its default arguments.
-    pub fn bpfland() -> Self {
-        SchedulerChoice::Bpfland { args: Vec::new() }
+    /// A published scheduler with its default arguments.
+    pub fn published(krate: ScxCrate) -> Self {
+        SchedulerChoice::Published {
+            krate,
+            args: Vec::new(),
+        }
     }
 
-    /// `scx_p2dq` with its default arguments.
+    /// `scx_bpfland` with its default arguments.
+    pub fn bpfland() -> Self {
+        SchedulerChoice::published(ScxCrate::bpfland())
+    }
+
+    /// `scx_p2dq` (links the sdt arena allocator) with its default arguments.
     pub fn p2dq() -> Self {
-        SchedulerChoice::P2dq { args: Vec::new() }
+        SchedulerChoice::published(ScxCrate::p2dq())
+    }
+
+    /// The scheduler at `path`, by what the file is: a BPF object (`EM_BPF`) is loaded
+    /// by the loader and takes no `args`; an x86-64 executable is started with `args`.
+    /// Anything else is refused.
+    pub fn from_path(path: impl Into<PathBuf>, args: Vec<String>) -> Result<Self, LabError> {
+        let path = path.into();
+        let step = format!("choosing the scheduler {}", path.display());
+        match crate::elf_deps::elf_kind(&path)? {
+            ElfKind::BpfObject if args.is_empty() => Ok(SchedulerChoice::Object { path }),
+            ElfKind::BpfObject => Err(LabError::invalid(
+                step,
+                "a BPF object takes no arguments (the project's loader attaches it)",
+            )),
+            ElfKind::Executable => Ok(SchedulerChoice::Executable { path, args }),
+            ElfKind::Other { .. } => Err(LabError::invalid(
+                step,
+                "neither an x86-64 executable nor a BPF object",
+            )),
+        }
     }
 
     /// The name reported in the `scheduler-start` phase.
@@ -153,13 +197,32 @@ impl SchedulerChoice {
         match self {
             SchedulerChoice::None => "none".into(),
             SchedulerChoice::Test { which, .. } => which.name().into(),
-            SchedulerChoice::Bpfland { .. } => "bpfland".into(),
-            SchedulerChoice::P2dq { .. } => "p2dq".into(),
-            SchedulerChoice::Object { path } => path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "object".into()),
+            SchedulerChoice::Published { krate, .. } => krate.short_name().into(),
+            SchedulerChoice::Object { path } => file_word(path, "object"),
+            SchedulerChoice::Executable { path, .. } => file_word(path, "executable"),
         }
+    }
+}
+
+/// A path's file name as one word (phase values are split at white space).
+fn file_word(path: &std::path::Path, fallback: &str) -> String {
+    let word: String = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if word.is_empty() {
+        fallback.into()
+    } else {
+        word
     }
 }
 
@@ -268,9 +331,13 @@ impl GuestCommand {
         )
     }
 
-    /// What the scheduler (loader or `scx_bpfland`) printed so far.
+    /// The last 200 lines the scheduler (the loader, or the scheduler's process) printed
+    /// so far.
     pub fn scheduler_log() -> Self {
-        GuestCommand::new("sched-log", "cat /tmp/sched.log")
+        GuestCommand::new(
+            "sched-log",
+            "{ cat /tmp/sched.log.old; cat /tmp/sched.log; } 2>/dev/null | tail -n 200",
+        )
     }
 
     /// `/proc/stat`.
@@ -303,8 +370,9 @@ pub enum RunEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSpec {
     pub scheduler: SchedulerChoice,
-    /// A busybox `sh` command line; the helpers `ktstr_spin N SECS` (N busy loops) and
-    /// `ktstr_victim SECS` (one busy loop named `ktstr-victim`) are defined.
+    /// A busybox `sh` command line; the helpers `ktstr_spin N SECS` (N busy loops),
+    /// `ktstr_victim SECS` (one busy loop named `ktstr-victim`) and `ktstr_mixed`
+    /// ([`crate::MixedWorkload`]) are defined.
     pub workload: Option<String>,
     /// Delay between starting the workload and the `WorkloadRunning` hooks.
     pub workload_settle_ms: u32,
@@ -418,9 +486,25 @@ impl RunSpec {
                     sh_quote(&self.scheduler.name())
                 ));
             }
-            SchedulerChoice::Bpfland { args } | SchedulerChoice::P2dq { args } => {
-                let name = self.scheduler.name();
-                let mut line = format!("ktstr_sched_daemon {name} {timeout} /bin/scx_{name}");
+            SchedulerChoice::Executable { args, .. } => {
+                let mut line = format!(
+                    "ktstr_sched_daemon {} {timeout} /{}",
+                    sh_quote(&self.scheduler.name()),
+                    crate::initramfs::USER_LAUNCHER
+                );
+                for a in args {
+                    line.push(' ');
+                    line.push_str(&sh_quote(a));
+                }
+                s.push_str(&line);
+                s.push('\n');
+            }
+            SchedulerChoice::Published { krate, args } => {
+                let mut line = format!(
+                    "ktstr_sched_daemon {} {timeout} /bin/{}",
+                    krate.short_name(),
+                    krate.name()
+                );
                 for a in args {
                     line.push(' ');
                     line.push_str(&sh_quote(a));
@@ -459,6 +543,33 @@ impl Phase {
         self.fields.get(key).map(String::as_str)
     }
 }
+
+/// How a scheduler's own process ended, as the guest reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerProcessExit {
+    /// The shell's status of the process: its exit code, or 128 + the signal that
+    /// killed it (busybox `sh`; an exit code above 128 reads the same).
+    pub rc: i32,
+    /// Its last output lines (up to 60, each at most 1,024 bytes).
+    pub tail: Vec<String>,
+}
+
+impl SchedulerProcessExit {
+    /// The signal that ended the process, when `rc` says one did.
+    pub fn signal(&self) -> Option<i32> {
+        (self.rc > 128 && self.rc < 128 + 65).then(|| self.rc - 128)
+    }
+}
+
+/// The fields of the `environment` phase.
+pub const ENVIRONMENT_FIELDS: [&str; 6] = [
+    "bpffs",
+    "tracefs",
+    "debugfs",
+    "cgroup2",
+    "boot_config",
+    "kallsyms",
+];
 
 /// What the guest reported on its console, parsed. Lines that are not ours are kept in
 /// order in `other` (kernel messages, e.g. the sched_ext exit report).
@@ -534,6 +645,27 @@ impl ConsoleLog {
     pub fn last_phase(&self) -> Option<&Phase> {
         self.phases.last()
     }
+
+    /// The scheduler process' end (`scheduler-process-exit` and the `sched-tail`
+    /// output), if it was reported.
+    pub fn scheduler_process_exit(&self) -> Option<SchedulerProcessExit> {
+        let phase = self.phase("scheduler-process-exit")?;
+        let rc = phase.field("rc")?.parse().ok()?;
+        Some(SchedulerProcessExit {
+            rc,
+            tail: self.outputs.get("sched-tail").cloned().unwrap_or_default(),
+        })
+    }
+
+    /// What of [`ENVIRONMENT_FIELDS`] the guest did not report as `ok` (all of them when
+    /// the `environment` phase is missing).
+    pub fn environment_missing(&self) -> Vec<&'static str> {
+        let env = self.phase("environment");
+        ENVIRONMENT_FIELDS
+            .into_iter()
+            .filter(|f| env.and_then(|p| p.field(f)) != Some("ok"))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -598,6 +730,27 @@ mod tests {
         assert!(!log.exit_codes.contains_key("bad"));
         assert_eq!(log.other.len(), 2);
         assert_eq!(log.last_phase().unwrap().name, "scheduler-attached");
+    }
+
+    #[test]
+    fn process_exit_and_environment_parse() {
+        let text = "KTSTR-PHASE: environment bpffs=ok tracefs=ok debugfs=ok cgroup2=missing \
+                    boot_config=ok kallsyms=ok\n\
+                    KTSTR-PHASE: scheduler-process-exit rc=143 signal=15\n\
+                    KTSTR-OUT sched-tail: 11:02:03 [INFO] Unregister scx_flash scheduler\n\
+                    KTSTR-OUT sched-tail: EXIT: unregistered from user space\n\
+                    KTSTR-END sched-tail rc=143\n";
+        let log = ConsoleLog::parse(text);
+        let exit = log.scheduler_process_exit().unwrap();
+        assert_eq!((exit.rc, exit.signal()), (143, Some(15)));
+        assert_eq!(exit.tail.len(), 2);
+        assert_eq!(log.environment_missing(), ["cgroup2"]);
+        let clean = ConsoleLog::parse("KTSTR-PHASE: scheduler-process-exit rc=0\n");
+        let exit = clean.scheduler_process_exit().unwrap();
+        assert_eq!((exit.rc, exit.signal(), exit.tail.len()), (0, None, 0));
+        let none = ConsoleLog::parse("KTSTR-PHASE: init\n");
+        assert_eq!(none.scheduler_process_exit(), None);
+        assert_eq!(none.environment_missing().len(), ENVIRONMENT_FIELDS.len());
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub(crate) fn probe(cmd: &mut Command) -> Option<(bool, String)> {
 /// Process-wide memo of tool and package versions used in cache keys: they do not change
 /// while a process runs, and asking dpkg or a compiler costs tens of milliseconds on a
 /// loaded machine, on every initramfs request otherwise.
-fn memo(
+pub(crate) fn memo(
     key: String,
     compute: impl FnOnce() -> Result<String, LabError>,
 ) -> Result<String, LabError> {

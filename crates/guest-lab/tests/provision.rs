@@ -173,6 +173,7 @@ fn cold_cache_is_built_once_by_concurrent_callers_then_reused() {
         "bin/ktstr-loader",
         "dev/console",
         "etc/ktstr-helpers.sh",
+        "etc/ktstr-sched.sh",
         "lib/modules/qemu_fw_cfg.ko",
         "sched/ok.bpf.o",
         "sched/stall.bpf.o",

@@ -55,6 +55,8 @@ pub enum Command {
         "  ktstr run --scheduler ok --timeout 45s          # exit 0\n",
         "  ktstr run --scheduler bpfland --workload 'ktstr_spin 4 30'\n",
         "  ktstr run --scheduler ./my_sched.bpf.o --cpus 4 --memory 1G --vmcore-out guest.vmcore\n",
+        "  ktstr run --scheduler scx_cosmos@1.1.7 --timeout 60s   # any published scx_* crate\n",
+        "  ktstr run --scheduler ./target/release/scx_mine -- --slice-us 5000   # your own build\n",
         "  ktstr run --json | jq .late.dsq_states\n\n",
         "Exit codes: 0 no failure, 1 failure captured, 2 usage, 3 infrastructure error."
     ))]
@@ -132,9 +134,14 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// ok, stall, error, bpfland, p2dq, or a PATH.bpf.o of your own
+    /// ok, stall, error (test schedulers); bpfland, p2dq or scx_NAME[@VERSION] (a published
+    /// sched_ext scheduler, built from crates.io once); or a PATH with a `/`: a .bpf.o, or
+    /// your own scheduler executable (it goes into the guest with its libraries)
     #[arg(long, default_value = "stall", value_parser = parse_scheduler)]
     pub scheduler: SchedulerArg,
+    /// Arguments for the scheduler, after `--` (published schedulers and executables).
+    #[arg(last = true, value_name = "SCHEDULER_ARGS")]
+    pub scheduler_args: Vec<String>,
     /// vCPUs of the guest.
     #[arg(long, default_value_t = 2)]
     pub cpus: u32,
@@ -172,6 +179,7 @@ pub struct RunArgs {
 impl RunArgs {
     pub fn into_options(self) -> RunOptions {
         let mut o = RunOptions::new(self.scheduler);
+        o.scheduler_args = self.scheduler_args;
         o.cpus = self.cpus;
         o.memory_mib = self.memory;
         o.engine = self.engine;
@@ -304,6 +312,52 @@ mod tests {
                 help.contains("Exit codes:"),
                 "{} has no exit codes",
                 sub.get_name()
+            );
+        }
+    }
+
+    #[test]
+    fn schedulers_parse_by_name_and_path_with_their_arguments() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            match cli.command {
+                Command::Run(r) => r.into_options(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let o = parse(&["ktstr", "run", "--scheduler", "scx_cosmos@1.1.7"]);
+        assert_eq!(
+            o.scheduler,
+            SchedulerArg::Published("scx_cosmos@1.1.7".parse().unwrap())
+        );
+        assert!(o.scheduler_args.is_empty());
+        let o = parse(&["ktstr", "run", "--scheduler", "bpfland"]);
+        assert_eq!(o.scheduler.name(), "bpfland");
+        let o = parse(&[
+            "ktstr",
+            "run",
+            "--scheduler",
+            "./target/release/scx_mine",
+            "--timeout",
+            "30s",
+            "--",
+            "--slice-us",
+            "5000",
+            "it's",
+        ]);
+        assert_eq!(
+            o.scheduler,
+            SchedulerArg::Path("./target/release/scx_mine".into())
+        );
+        assert_eq!(o.scheduler_args, ["--slice-us", "5000", "it's"]);
+        assert_eq!(o.timeout, Some(Duration::from_secs(30)));
+        let o = parse(&["ktstr", "run", "--scheduler", "sched.bpf.o"]);
+        assert_eq!(o.scheduler, SchedulerArg::Path("sched.bpf.o".into()));
+        for bad in ["cosmos", "scx_Bad", "scx_cosmos@1.1"] {
+            let err = Cli::try_parse_from(["ktstr", "run", "--scheduler", bad]).unwrap_err();
+            assert!(
+                err.to_string().contains("unknown scheduler"),
+                "{bad}: {err}"
             );
         }
     }

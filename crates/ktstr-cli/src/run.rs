@@ -25,7 +25,7 @@ use dump_schema::{FailureDumpReport, FailureDumpReportAny, GuestSetupFailureCont
 use freeze::Engine;
 use guest_lab::{
     DEFAULT_APPEND, GuestCommand, HookPoint, Lab, Progress, RunEnd, RunSpec, SchedulerChoice,
-    TestScheduler, TestSchedulerParams,
+    ScxCrate, TestScheduler, TestSchedulerParams,
 };
 
 /// When `stall` and `error` start failing after they attached.
@@ -46,12 +46,14 @@ use crate::{Error, write_atomic};
 pub enum SchedulerArg {
     /// One of the project's test schedulers (`ok`, `stall`, `error`).
     Test(TestScheduler),
-    /// `scx_bpfland` from crates.io.
-    Bpfland,
-    /// `scx_p2dq` from crates.io (links the sdt arena allocator: fills `sdt_allocations`).
-    P2dq,
-    /// A caller's `SEC(".struct_ops.link")` BPF object.
-    Object(PathBuf),
+    /// A published scheduler of the sched_ext project: `bpfland`, `p2dq` or
+    /// `scx_NAME[@VERSION]`, built from crates.io once and cached (`scx_p2dq` links the sdt
+    /// arena allocator: fills `sdt_allocations`).
+    Published(ScxCrate),
+    /// A path (it has a `/` or ends in `.bpf.o`): a `SEC(".struct_ops.link")` BPF object,
+    /// or the user's own scheduler executable (what the file is decides; see
+    /// `SchedulerChoice::from_path`).
+    Path(PathBuf),
 }
 
 impl FromStr for SchedulerArg {
@@ -61,14 +63,13 @@ impl FromStr for SchedulerArg {
             "ok" => SchedulerArg::Test(TestScheduler::Ok),
             "stall" => SchedulerArg::Test(TestScheduler::Stall),
             "error" => SchedulerArg::Test(TestScheduler::Error),
-            "bpfland" => SchedulerArg::Bpfland,
-            "p2dq" => SchedulerArg::P2dq,
-            p if p.ends_with(".bpf.o") => SchedulerArg::Object(PathBuf::from(p)),
-            other => {
-                return Err(format!(
-                    "unknown scheduler {other:?}: expected ok, stall, error, bpfland, p2dq or a PATH.bpf.o"
-                ));
-            }
+            p if p.contains('/') || p.ends_with(".bpf.o") => SchedulerArg::Path(PathBuf::from(p)),
+            other => SchedulerArg::Published(other.parse().map_err(|e| {
+                format!(
+                    "unknown scheduler {other:?}: expected ok, stall, error, bpfland, p2dq, \
+                     scx_NAME[@VERSION] or a PATH with a `/` ({e})"
+                )
+            })?),
         })
     }
 }
@@ -78,12 +79,11 @@ impl SchedulerArg {
     pub fn name(&self) -> String {
         match self {
             SchedulerArg::Test(t) => t.name().to_string(),
-            SchedulerArg::Bpfland => "bpfland".into(),
-            SchedulerArg::P2dq => "p2dq".into(),
-            SchedulerArg::Object(p) => p
+            SchedulerArg::Published(k) => k.short_name().to_string(),
+            SchedulerArg::Path(p) => p
                 .file_name()
                 .map(|n| n.to_string_lossy().trim_end_matches(".bpf.o").to_string())
-                .unwrap_or_else(|| "object".into()),
+                .unwrap_or_else(|| "scheduler".into()),
         }
     }
 
@@ -175,6 +175,8 @@ pub fn parse_size_mib(s: &str) -> Result<u64, String> {
 #[derive(Clone)]
 pub struct RunOptions {
     pub scheduler: SchedulerArg,
+    /// Arguments for the scheduler (published schedulers and executables only).
+    pub scheduler_args: Vec<String>,
     pub cpus: u32,
     pub memory_mib: u64,
     pub engine: EngineChoice,
@@ -197,6 +199,7 @@ impl RunOptions {
     pub fn new(scheduler: SchedulerArg) -> Self {
         RunOptions {
             scheduler,
+            scheduler_args: Vec::new(),
             cpus: 2,
             memory_mib: 512,
             engine: EngineChoice::Auto,
@@ -330,10 +333,15 @@ fn setup_failure_report(engine: &mut RunGuest, what: &str) -> FailureDumpReport 
 
 /// Provisions, boots, watches and captures; writes `<out_dir>/<name>.failure-dump.json`.
 pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
-    if let SchedulerArg::Object(p) = &opts.scheduler
+    if let SchedulerArg::Path(p) = &opts.scheduler
         && !p.is_file()
     {
-        return Err(Error::Usage(format!("{}: no such BPF object", p.display())));
+        return Err(Error::Usage(format!("{}: no such file", p.display())));
+    }
+    if matches!(opts.scheduler, SchedulerArg::Test(_)) && !opts.scheduler_args.is_empty() {
+        return Err(Error::Usage(
+            "the test schedulers take no arguments after `--`".into(),
+        ));
     }
     if let Some(k) = &opts.kernel
         && !k.is_file()
@@ -365,16 +373,23 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
                 ..Default::default()
             },
         },
-        SchedulerArg::Bpfland => {
-            lab.bpfland()?;
-            SchedulerChoice::bpfland()
+        SchedulerArg::Published(k) => {
+            let built = lab.scx_crate(k)?;
+            // The version resolved once: the initramfs does not ask crates.io again.
+            let krate = ScxCrate::new(&built.name, Some(&built.version)).map_err(Error::Usage)?;
+            SchedulerChoice::Published {
+                krate,
+                args: opts.scheduler_args.clone(),
+            }
         }
-        SchedulerArg::P2dq => {
-            lab.p2dq()?;
-            SchedulerChoice::p2dq()
-        }
-        SchedulerArg::Object(p) => SchedulerChoice::Object { path: p.clone() },
+        SchedulerArg::Path(p) => SchedulerChoice::from_path(p, opts.scheduler_args.clone())
+            .map_err(|e| Error::Usage(e.to_string()))?,
     };
+    // Real schedulers (Rust user-space parts) take tens of seconds to attach under TCG.
+    let real = matches!(
+        choice,
+        SchedulerChoice::Published { .. } | SchedulerChoice::Executable { .. }
+    );
     let workload = opts
         .workload
         .clone()
@@ -382,13 +397,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     let spec = RunSpec::new()
         .scheduler(choice)
         .workload(workload)
-        .attach_timeout_s(
-            if matches!(opts.scheduler, SchedulerArg::Bpfland | SchedulerArg::P2dq) {
-                300
-            } else {
-                120
-            },
-        )
+        .attach_timeout_s(if real { 300 } else { 120 })
         .bpf_stats(true)
         .command(HookPoint::AfterAttach, GuestCommand::scheduler_log())
         .end(RunEnd::Hold);

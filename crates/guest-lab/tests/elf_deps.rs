@@ -1,0 +1,278 @@
+//! The ELF resolver on real binaries: the same libraries as `ldd` for host programs and
+//! for programs compiled here (system libraries, our own libraries found through
+//! `$ORIGIN`, a cycle), nothing for static ones, and clear errors for missing libraries
+//! and broken files.
+
+use guest_lab::elf_deps::{ElfError, ElfKind, FoundVia, RuntimeDeps, elf_kind, runtime_deps};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A scratch directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("ktstr-elf-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    /// `gcc ARGS` in this directory; panics with gcc's output on failure.
+    fn gcc(&self, args: &[&str]) {
+        let out = Command::new("gcc")
+            .args(args)
+            .current_dir(&self.0)
+            .output()
+            .expect("gcc (a host package the lab installs)");
+        assert!(
+            out.status.success(),
+            "gcc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.p(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What `ldd` prints: (interpreter, canonical library paths).
+fn ldd(exe: &Path) -> (Option<PathBuf>, BTreeSet<PathBuf>) {
+    let out = Command::new("ldd")
+        .arg(exe)
+        // cargo sets it for tests; the resolver does not use it, so neither may ldd.
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ldd {}: {text}", exe.display());
+    let mut interp = None;
+    let mut libs = BTreeSet::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some((_, rest)) = line.split_once("=>") {
+            let path = rest.split_whitespace().next().unwrap();
+            assert!(path.starts_with('/'), "ldd: {line}");
+            libs.insert(std::fs::canonicalize(path).unwrap());
+        } else if line.starts_with('/') {
+            interp = Some(PathBuf::from(line.split_whitespace().next().unwrap()));
+        }
+    }
+    (interp, libs)
+}
+
+fn canonical_libs(deps: &RuntimeDeps) -> BTreeSet<PathBuf> {
+    deps.libraries
+        .iter()
+        .map(|l| std::fs::canonicalize(&l.path).unwrap())
+        .collect()
+}
+
+fn assert_same_as_ldd(exe: &Path) -> RuntimeDeps {
+    let deps = runtime_deps(exe).unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
+    let (interp, libs) = ldd(exe);
+    assert_eq!(deps.interpreter, interp, "{}", exe.display());
+    assert_eq!(canonical_libs(&deps), libs, "{}", exe.display());
+    deps
+}
+
+#[test]
+fn host_programs_resolve_like_ldd() {
+    let deps = assert_same_as_ldd(Path::new("/bin/ls"));
+    assert!(
+        deps.libraries.iter().any(|l| l.name == "libc.so.6"),
+        "{deps:?}"
+    );
+    assert_eq!(deps.executable, std::fs::canonicalize("/bin/ls").unwrap());
+    // Bigger dependency trees: bpftool (libbpf, libelf, libz, libzstd, libcap, ...) and
+    // QEMU (dozens).
+    for exe in ["/usr/sbin/bpftool", "/usr/bin/qemu-system-x86_64"] {
+        let deps = assert_same_as_ldd(Path::new(exe));
+        eprintln!("{exe}: {} libraries", deps.libraries.len());
+    }
+}
+
+#[test]
+fn static_programs_need_nothing() {
+    // busybox-static, which the guest runs as its shell.
+    assert_eq!(
+        elf_kind(Path::new("/bin/busybox")).unwrap(),
+        ElfKind::Executable
+    );
+    let deps = runtime_deps(Path::new("/bin/busybox")).unwrap();
+    assert_eq!((deps.interpreter, deps.libraries.len()), (None, 0));
+    // One of ours, static and static-pie.
+    let s = Scratch::new("static");
+    s.write("hello.c", "int main(void) { return 0; }\n");
+    s.gcc(&["-static", "-o", "hello-static", "hello.c"]);
+    s.gcc(&["-static-pie", "-o", "hello-static-pie", "hello.c"]);
+    for exe in ["hello-static", "hello-static-pie"] {
+        let deps = runtime_deps(&s.p(exe)).unwrap();
+        assert_eq!((deps.interpreter, deps.libraries.len()), (None, 0), "{exe}");
+    }
+}
+
+#[test]
+fn our_own_dynamic_program_resolves_like_ldd() {
+    let s = Scratch::new("dyn");
+    // libz and libm from the system; libktstrdemo of our own, next to the executable's
+    // directory, found through $ORIGIN; it needs libz too (loaded once).
+    s.write(
+        "demo.c",
+        "#include <zlib.h>\nconst char *ktstr_demo(void) { return zlibVersion(); }\n",
+    );
+    s.write(
+        "main.c",
+        "#include <math.h>\n#include <stdio.h>\n#include <zlib.h>\n\
+         const char *ktstr_demo(void);\n\
+         int main(int argc, char **argv) {\n\
+           printf(\"zlib %s demo %s sqrt %.1f\\n\", zlibVersion(), ktstr_demo(), sqrt((double)argc + 3));\n\
+           return 0;\n}\n",
+    );
+    std::fs::create_dir_all(s.p("app/lib")).unwrap();
+    std::fs::create_dir_all(s.p("app/bin")).unwrap();
+    s.gcc(&[
+        "-shared",
+        "-fPIC",
+        "-o",
+        "app/lib/libktstrdemo.so",
+        "demo.c",
+        "-lz",
+    ]);
+    s.gcc(&[
+        "-o",
+        "app/bin/demo",
+        "main.c",
+        "-Lapp/lib",
+        "-lktstrdemo",
+        "-lz",
+        "-lm",
+        "-Wl,-rpath,$ORIGIN/../lib",
+    ]);
+    let exe = s.p("app/bin/demo");
+    let deps = assert_same_as_ldd(&exe);
+    let by_name = |n: &str| {
+        deps.libraries
+            .iter()
+            .find(|l| l.name == n)
+            .unwrap_or_else(|| panic!("{n} in {deps:?}"))
+    };
+    let demo = by_name("libktstrdemo.so");
+    assert_eq!(demo.found_via, FoundVia::Runpath);
+    assert_eq!(demo.path, s.p("app/bin/../lib/libktstrdemo.so"));
+    assert_eq!(by_name("libz.so.1").found_via, FoundVia::LdSoConf);
+    by_name("libm.so.6");
+    // It runs, and prints what it loaded.
+    let out = Command::new(&exe)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("zlib "));
+}
+
+#[test]
+fn a_cycle_of_our_own_libraries_is_followed_once() {
+    let s = Scratch::new("cycle");
+    s.write(
+        "a.c",
+        "int kb(void); int ka(void) { return 1; } int ka2(void) { return kb(); }\n",
+    );
+    s.write("b.c", "int ka(void); int kb(void) { return ka() + 1; }\n");
+    s.write(
+        "main.c",
+        "int ka2(void); int main(void) { return ka2() == 2 ? 0 : 1; }\n",
+    );
+    // b first without a, then a against b, then b again against a: a cycle.
+    s.gcc(&["-shared", "-fPIC", "-o", "libkb.so", "b.c"]);
+    s.gcc(&[
+        "-shared",
+        "-fPIC",
+        "-o",
+        "libka.so",
+        "a.c",
+        "-L.",
+        "-lkb",
+        "-Wl,-rpath,$ORIGIN",
+    ]);
+    s.gcc(&[
+        "-shared",
+        "-fPIC",
+        "-o",
+        "libkb.so",
+        "b.c",
+        "-L.",
+        "-lka",
+        "-Wl,-rpath,$ORIGIN",
+    ]);
+    s.gcc(&["-o", "main", "main.c", "-L.", "-lka", "-Wl,-rpath,$ORIGIN"]);
+    let deps = assert_same_as_ldd(&s.p("main"));
+    let ours: Vec<&str> = deps
+        .libraries
+        .iter()
+        .map(|l| l.name.as_str())
+        .filter(|n| n.starts_with("libk"))
+        .collect();
+    assert_eq!(ours, ["libka.so", "libkb.so"]);
+    assert!(Command::new(s.p("main")).status().unwrap().success());
+}
+
+#[test]
+fn a_missing_library_is_named() {
+    let s = Scratch::new("missing");
+    s.write("gone.c", "int kg(void) { return 0; }\n");
+    s.write("main.c", "int kg(void); int main(void) { return kg(); }\n");
+    s.gcc(&["-shared", "-fPIC", "-o", "libktstrgone.so", "gone.c"]);
+    s.gcc(&["-o", "main", "main.c", "-L.", "-lktstrgone"]);
+    std::fs::remove_file(s.p("libktstrgone.so")).unwrap();
+    let err = runtime_deps(&s.p("main")).unwrap_err();
+    assert!(matches!(err, ElfError::LibraryNotFound { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("library libktstrgone.so (needed by ")
+            && msg.contains("/usr/lib/x86_64-linux-gnu"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn truncated_and_garbage_files_are_errors() {
+    let s = Scratch::new("garbage");
+    let ls = std::fs::read("/bin/ls").unwrap();
+    for cut in [0usize, 3, 20, 63, 64, 200, 4096, ls.len() / 2] {
+        let p = s.p(&format!("ls-{cut}"));
+        std::fs::write(&p, &ls[..cut.min(ls.len())]).unwrap();
+        match runtime_deps(&p) {
+            Ok(d) => panic!("{cut} bytes of ls resolved: {d:?}"),
+            Err(e) => eprintln!("{cut} bytes: {e}"),
+        }
+    }
+    let junk = s.p("junk");
+    std::fs::write(&junk, b"#!/bin/sh\necho not elf\n").unwrap();
+    assert!(matches!(
+        runtime_deps(&junk).unwrap_err(),
+        ElfError::NotElf { .. }
+    ));
+    assert!(matches!(
+        runtime_deps(&s.p("nonexistent")).unwrap_err(),
+        ElfError::Io { .. }
+    ));
+}

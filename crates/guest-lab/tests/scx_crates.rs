@@ -1,0 +1,163 @@
+//! Published schedulers by name, without building one: names that are not crates or not
+//! schedulers are refused with a clear error before any build, entries of the old cache
+//! layout are moved into the new one, and the versions follow the documented order.
+//! (Asks crates.io through `cargo info`, a few seconds.)
+
+use guest_lab::{Lab, LabError, QuietProgress, RunSpec, SchedulerChoice, ScxCrate};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A fresh cache directory, removed on drop.
+struct TempCache(PathBuf);
+
+impl TempCache {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        TempCache(
+            std::env::temp_dir().join(format!("ktstr-scx-{name}-{}-{nanos}", std::process::id())),
+        )
+    }
+
+    fn lab(&self) -> Lab {
+        Lab::at(&self.0)
+            .unwrap()
+            .with_progress(Arc::new(QuietProgress))
+    }
+}
+
+impl Drop for TempCache {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn assert_no_entry(cache: &Path) {
+    let scx = cache.join("scx");
+    let entries: Vec<_> = walk(&scx);
+    assert!(entries.is_empty(), "entries left: {entries:?}");
+    let tmp: Vec<_> = std::fs::read_dir(cache.join("tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "build leftovers: {tmp:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(d) = std::fs::read_dir(dir) {
+        for e in d.flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_crate_that_does_not_exist_is_named_in_the_error() {
+    let cache = TempCache::new("missing");
+    let lab = cache.lab();
+    // Unpinned: resolving the newest version fails.
+    let krate: ScxCrate = "scx_ktstr_no_such_scheduler".parse().unwrap();
+    let msg = lab.scx_crate(&krate).unwrap_err().to_string();
+    assert!(
+        msg.contains("there is no crate scx_ktstr_no_such_scheduler on crates.io"),
+        "{msg}"
+    );
+    // An exact version of a real scheduler that was never published.
+    let krate: ScxCrate = "scx_bpfland@0.0.1".parse().unwrap();
+    let msg = lab.scx_crate(&krate).unwrap_err().to_string();
+    assert!(
+        msg.contains("there is no crate scx_bpfland@0.0.1 on crates.io"),
+        "{msg}"
+    );
+    assert_no_entry(&cache.0);
+}
+
+#[test]
+fn a_crate_of_the_project_that_is_not_a_scheduler_is_refused_before_building() {
+    let cache = TempCache::new("notsched");
+    let lab = cache.lab();
+    let krate: ScxCrate = "scx_utils@1.1.4".parse().unwrap();
+    let started = std::time::Instant::now();
+    let err = lab.scx_crate(&krate).unwrap_err();
+    assert!(matches!(err, LabError::Invalid { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("scx_utils 1.1.4 is not a sched_ext scheduler")
+            && msg.contains("does not depend on scx_utils"),
+        "{msg}"
+    );
+    eprintln!(
+        "refused in {:.1}s (no build)",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        !cache.0.join("scx-build-target").exists(),
+        "cargo install never ran"
+    );
+    assert_no_entry(&cache.0);
+}
+
+#[test]
+fn versions_follow_explicit_then_pinned_then_newest() {
+    let cache = TempCache::new("versions");
+    let lab = cache.lab();
+    let pinned = lab.scx_version(&ScxCrate::bpfland()).unwrap();
+    assert_eq!(pinned, guest_lab::BPFLAND_VERSION);
+    let explicit = lab
+        .scx_version(&"scx_bpfland@1.0.0".parse().unwrap())
+        .unwrap();
+    assert_eq!(explicit, "1.0.0");
+    // scx_cosmos is not pinned: the newest version on crates.io, an exact version.
+    let newest = lab.scx_version(&"scx_cosmos".parse().unwrap()).unwrap();
+    let parts: Vec<&str> = newest.split('.').collect();
+    assert_eq!(parts.len(), 3, "{newest}");
+    assert!(parts[0].parse::<u32>().unwrap() >= 1, "{newest}");
+}
+
+#[test]
+fn old_layout_entries_move_into_scx_and_leave_a_link() {
+    let cache = TempCache::new("migrate");
+    let lab = cache.lab();
+    let v = guest_lab::BPFLAND_VERSION;
+    let old = cache.0.join("bpfland").join(v);
+    std::fs::create_dir_all(old.join("bin")).unwrap();
+    std::fs::write(old.join("bin/scx_bpfland"), b"\x7fELF built earlier").unwrap();
+    // No build: the moved entry is found.
+    let built = lab.bpfland().expect("the old entry is reused");
+    let new = cache.0.join("scx/scx_bpfland").join(v);
+    assert_eq!(built.binary, new.join("bin/scx_bpfland"));
+    assert_eq!(
+        std::fs::read(&built.binary).unwrap(),
+        b"\x7fELF built earlier"
+    );
+    let link = std::fs::read_link(&old).expect("a link at the old place");
+    assert_eq!(link, Path::new("..").join("scx/scx_bpfland").join(v));
+    assert!(
+        old.join("bin/scx_bpfland").is_file(),
+        "old checkouts still find it"
+    );
+    assert_eq!(lab.cached_scx_crates(), vec![built.clone()]);
+    // A second call changes nothing.
+    assert_eq!(lab.bpfland().unwrap(), built);
+}
+
+#[test]
+fn a_published_scheduler_runs_as_a_daemon_with_quoted_args() {
+    let spec = RunSpec::new().scheduler(SchedulerChoice::Published {
+        krate: "scx_cosmos@1.1.7".parse().unwrap(),
+        args: vec!["--slice-us".into(), "5000".into(), "it's".into()],
+    });
+    let script = spec.script();
+    assert!(
+        script.contains(
+            "ktstr_sched_daemon cosmos 120 /bin/scx_cosmos '--slice-us' '5000' 'it'\\''s'\n"
+        ),
+        "{script}"
+    );
+    assert_eq!(SchedulerChoice::bpfland().name(), "bpfland");
+}
