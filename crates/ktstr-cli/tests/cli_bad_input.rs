@@ -99,7 +99,7 @@ fn unknown_scheduler_is_usage_error_before_anything_runs() {
         &["run", "--scheduler", "missing.bpf.o", "--out", "out"],
         d.path(),
     );
-    assert_one_line_error(&o, 2, "missing.bpf.o: no such BPF object");
+    assert_one_line_error(&o, 2, "missing.bpf.o: no such file");
     assert!(entries(d.path()).is_empty(), "{:?}", entries(d.path()));
 }
 
