@@ -34,6 +34,7 @@ pub mod accel;
 pub mod attach;
 pub mod command;
 pub mod console;
+pub mod gdb;
 pub mod qmp;
 pub mod quick_boot;
 pub mod regs;
