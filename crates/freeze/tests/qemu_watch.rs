@@ -193,6 +193,26 @@ fn a_write_watch_on_jiffies_64_freezes_at_the_store() {
         .expect("the watch still fires after a QMP freeze/thaw");
     check_hit(&mut g, &kernel, &text, watch, &hit);
 
+    // A vmcore dump of the running, armed guest (QEMU pauses it for the dump and
+    // resumes it): no stray stop on the stub, the watch still fires.
+    g.engine.thaw().unwrap();
+    let core = tempfile::NamedTempFile::new().unwrap();
+    // Usually "running"; "debug" when a tick's store came first (then the dump finds
+    // the guest stopped and the hit below is that store).
+    let before_dump = g.engine.run_state().unwrap();
+    g.engine
+        .dump_vmcore(core.path())
+        .expect("vmcore while armed");
+    eprintln!("dumped a vmcore of the armed guest (run state before: {before_dump})");
+    assert!(!g.engine.is_frozen());
+    let hit = g
+        .engine
+        .wait_write(HIT_TIMEOUT)
+        .expect("wait after the dump")
+        .expect("the watch still fires after a dump");
+    check_hit(&mut g, &kernel, &text, watch, &hit);
+    drop(core);
+
     // Re-arming the same watch on a frozen guest, then disarming a running one.
     g.engine
         .arm_write_watch(watch)

@@ -334,7 +334,9 @@ pub fn watchpoint_vs_poll() {
         at_write(&watch)
     );
     println!(
-        "  ratio of the write→frozen bounds, poll / watchpoint (medians): {:.1}x",
-        pb.as_secs_f64() / wb.as_secs_f64().max(1e-9)
+        "  ratio of the write→frozen bounds, poll / watchpoint (medians): {:.1}x; \
+         watchpoint reports of an unarmed address continued past: {}",
+        pb.as_secs_f64() / wb.as_secs_f64().max(1e-9),
+        g.engine.spurious_watch_stops()
     );
 }

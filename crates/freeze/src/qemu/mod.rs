@@ -5,14 +5,19 @@
 //! shared by `guest_mem::ramfile` as [`GuestRam`]: writing through it faults) and the
 //! QMP socket. Freeze is QMP `stop`, whose answer comes after QEMU paused every vCPU;
 //! registers are read while stopped with `info registers -a`. The serial console is
-//! captured from QEMU's stdout ([`Console`]).
+//! captured from QEMU's stdout ([`Console`]). With [`QemuConfig::gdbstub`] the engine
+//! also speaks to QEMU's gdbstub ([`gdb`]) and implements
+//! [`WatchEngine`](crate::watchpoint::WatchEngine): write watchpoints that stop the
+//! guest at the writing instruction ([`watchpoint`] has how, and what changes for
+//! freeze and thaw).
 //!
 //! Teardown on every path: `Drop` kills and reaps QEMU and removes the directory; QEMU
 //! dies with the host process even on `SIGKILL` ([`teardown`] has the details).
 //!
 //! Other pieces, usable alone: [`AttachedQemu`] (an engine over a QEMU someone else
-//! started, from its QMP socket and RAM file), [`QmpClient`], [`accel::decide`] (the
-//! KVM-or-TCG probe), [`regs::parse_info_registers`], [`Console`].
+//! started, from its QMP socket and RAM file; no watchpoints), [`QmpClient`],
+//! [`gdb::GdbClient`], [`accel::decide`] (the KVM-or-TCG probe),
+//! [`regs::parse_info_registers`], [`Console`].
 //!
 //! ```no_run
 //! use std::time::Duration;

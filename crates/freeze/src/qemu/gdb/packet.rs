@@ -1,5 +1,6 @@
-//! GDB remote serial protocol framing: `$payload#cs` packets, `+`/`-` acknowledgements,
-//! the `}` escape and the `*` run-length encoding of replies.
+//! What travels on the wire of the GDB remote serial protocol: framing (`$payload#cs`
+//! packets, `+`/`-` acknowledgements, the `}` escape and the `*` run-length encoding of
+//! replies) and the one kind of packet the client interprets, stop replies.
 //!
 //! The checksum is the sum of the bytes between `$` and `#` (as sent: escaped and
 //! run-length encoded) modulo 256, written as two hex digits. Inside a payload `}`
@@ -42,6 +43,158 @@ pub enum FrameError {
     PayloadTooLong,
     #[error("notification packets (`%`) belong to non-stop mode, which this client never asks for")]
     Notification,
+}
+
+/// `SIGINT`: the stop after an interrupt (or a QMP `stop`).
+pub const SIGINT: u8 = 2;
+/// `SIGQUIT`: QEMU's stop reply when the guest shuts down.
+pub const SIGQUIT: u8 = 3;
+/// `SIGTRAP`: a breakpoint or watchpoint.
+pub const SIGTRAP: u8 = 5;
+
+/// A thread id as the stub names it: QEMU's are vCPU index + 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadId {
+    /// The process (`pPID.TID` form, multiprocess extension), if given.
+    pub pid: Option<u64>,
+    pub tid: u64,
+}
+
+impl ThreadId {
+    /// The vCPU index QEMU means by this thread (its threads are numbered from 1);
+    /// `None` for thread 0 ("any thread").
+    pub fn vcpu_index(&self) -> Option<usize> {
+        self.tid
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+    }
+}
+
+/// Which accesses a watchpoint reported in a stop reply fires on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchKind {
+    /// `watch:` (writes).
+    Write,
+    /// `rwatch:` (reads).
+    Read,
+    /// `awatch:` (reads and writes).
+    Access,
+}
+
+/// A stop reply: why the guest stopped (or ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReply {
+    /// `S AA` or `T AA n:r;...`: stopped with signal `AA`.
+    Signal {
+        signal: u8,
+        /// The `thread:` field: the vCPU that stopped (for a watchpoint, the writer).
+        thread: Option<ThreadId>,
+        /// The `watch:`/`rwatch:`/`awatch:` field: the watchpoint's address.
+        watch: Option<(WatchKind, u64)>,
+    },
+    /// `W AA`: the target exited with status `AA`.
+    Exited { status: u8 },
+    /// `X AA`: the target was terminated by signal `AA`.
+    Terminated { signal: u8 },
+}
+
+impl StopReply {
+    /// Parses a stop-reply packet. Unknown `n:r` fields (registers, `core:`, `hwbreak:`)
+    /// are skipped; a known one with a bad value is an error.
+    pub fn parse(p: &[u8]) -> Result<StopReply, String> {
+        let text = std::str::from_utf8(p).map_err(|_| "not ASCII".to_string())?;
+        let (kind, rest) = text.split_at_checked(1).ok_or("no stop letter")?;
+        let code = rest.get(..2).ok_or("no signal number")?;
+        let code = hex_u8(code).ok_or_else(|| format!("bad signal number {code:?}"))?;
+        let rest = &rest[2..];
+        match kind {
+            "S" if rest.is_empty() => Ok(StopReply::Signal {
+                signal: code,
+                thread: None,
+                watch: None,
+            }),
+            "T" => {
+                let mut thread = None;
+                let mut watch = None;
+                for field in rest.split(';').filter(|f| !f.is_empty()) {
+                    let (name, value) = field
+                        .split_once(':')
+                        .ok_or_else(|| format!("field {field:?} has no `:`"))?;
+                    let kind = match name {
+                        "thread" => {
+                            thread = parse_thread(value)?;
+                            continue;
+                        }
+                        "watch" => WatchKind::Write,
+                        "rwatch" => WatchKind::Read,
+                        "awatch" => WatchKind::Access,
+                        _ => continue,
+                    };
+                    let addr =
+                        hex_u64(value).ok_or_else(|| format!("bad watch address {value:?}"))?;
+                    watch = Some((kind, addr));
+                }
+                Ok(StopReply::Signal {
+                    signal: code,
+                    thread,
+                    watch,
+                })
+            }
+            // `;process:PID` may follow (multiprocess); the pid is not needed.
+            "W" if rest.is_empty() || rest.starts_with(';') => {
+                Ok(StopReply::Exited { status: code })
+            }
+            "X" if rest.is_empty() || rest.starts_with(';') => {
+                Ok(StopReply::Terminated { signal: code })
+            }
+            _ => Err("not a stop reply".to_string()),
+        }
+    }
+
+    /// The watchpoint hit this reply reports: `(vCPU, address)` for a `SIGTRAP` with a
+    /// `watch:` field.
+    pub fn write_watch_hit(&self) -> Option<(Option<usize>, u64)> {
+        match self {
+            StopReply::Signal {
+                signal: SIGTRAP,
+                thread,
+                watch: Some((WatchKind::Write, addr)),
+            } => Some((thread.and_then(|t| t.vcpu_index()), *addr)),
+            _ => None,
+        }
+    }
+}
+
+pub(super) fn hex_u8(s: &str) -> Option<u8> {
+    (s.len() == 2 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u8::from_str_radix(s, 16).ok())
+        .flatten()
+}
+
+fn hex_u64(s: &str) -> Option<u64> {
+    (!s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u64::from_str_radix(s, 16).ok())
+        .flatten()
+}
+
+/// `TID`, `pPID.TID`; `-1` (all threads) names no single thread: `None`.
+fn parse_thread(s: &str) -> Result<Option<ThreadId>, String> {
+    let bad = || format!("bad thread id {s:?}");
+    let (pid, tid) = match s.strip_prefix('p') {
+        Some(rest) => {
+            let (pid, tid) = rest.split_once('.').ok_or_else(bad)?;
+            if pid == "-1" {
+                return Ok(None);
+            }
+            (Some(hex_u64(pid).ok_or_else(bad)?), tid)
+        }
+        None => (None, s),
+    };
+    if tid == "-1" {
+        return Ok(None);
+    }
+    let tid = hex_u64(tid).ok_or_else(bad)?;
+    Ok(Some(ThreadId { pid, tid }))
 }
 
 /// The checksum of `wire` (the bytes between `$` and `#`).
@@ -312,6 +465,86 @@ mod tests {
                     break;
                 }
             }
+        }
+    }
+
+    #[test]
+    fn stop_replies_parse() {
+        let p = |s: &str| StopReply::parse(s.as_bytes());
+        assert_eq!(
+            p("T05thread:01;watch:ffffffff82807a00;")
+                .unwrap()
+                .write_watch_hit(),
+            Some((Some(0), 0xffff_ffff_8280_7a00))
+        );
+        assert_eq!(
+            p("T0506:0000000000000000;07:ffff;thread:p1.3;core:1;hwbreak:;").unwrap(),
+            StopReply::Signal {
+                signal: SIGTRAP,
+                thread: Some(ThreadId {
+                    pid: Some(1),
+                    tid: 3
+                }),
+                watch: None
+            }
+        );
+        assert_eq!(
+            p("T05thread:01;rwatch:10;").unwrap().write_watch_hit(),
+            None,
+            "a read watchpoint is not a write"
+        );
+        assert_eq!(
+            p("T02thread:-1;").unwrap(),
+            StopReply::Signal {
+                signal: SIGINT,
+                thread: None,
+                watch: None
+            }
+        );
+        assert_eq!(
+            p("T00thread:0;").unwrap(),
+            StopReply::Signal {
+                signal: 0,
+                thread: Some(ThreadId { pid: None, tid: 0 }),
+                watch: None
+            }
+        );
+        assert_eq!(
+            ThreadId { pid: None, tid: 0 }.vcpu_index(),
+            None,
+            "thread 0 is any thread"
+        );
+        assert_eq!(p("W00").unwrap(), StopReply::Exited { status: 0 });
+        assert_eq!(p("W01;process:1").unwrap(), StopReply::Exited { status: 1 });
+        assert_eq!(p("X09").unwrap(), StopReply::Terminated { signal: 9 });
+        assert_eq!(
+            p("S03").unwrap(),
+            StopReply::Signal {
+                signal: SIGQUIT,
+                thread: None,
+                watch: None
+            }
+        );
+        for bad in [
+            "",
+            "T",
+            "T5",
+            "Tzz",
+            "T05thread",
+            "T05thread:;",
+            "T05thread:p1;",
+            "T05watch:;",
+            "T05watch:xyz;",
+            "T05watch:1234567890abcdef0;",
+            "S05;",
+            "W",
+            "Wxx",
+            "OK",
+            "E22",
+            "T\u{e9}5",
+            "X09garbage",
+        ] {
+            assert!(p(bad).is_err(), "{bad:?} parsed");
         }
     }
 }
