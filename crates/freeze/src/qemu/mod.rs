@@ -136,8 +136,9 @@ pub struct QemuEngine {
     exit_status: Option<ExitStatus>,
     /// Host perf counters on the vCPU threads, from launch to each freeze.
     perf: VcpuCounters,
-    /// The gdbstub session, when launched with [`QemuConfig::gdbstub`].
-    gdb: Option<watchpoint::GdbSession>,
+    /// The gdbstub session, when launched with [`QemuConfig::gdbstub`] (boxed: most
+    /// engines have none, and the engine is moved around by value).
+    gdb: Option<Box<watchpoint::GdbSession>>,
 }
 
 fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
@@ -232,10 +233,10 @@ impl QemuEngine {
         // Attaching stops the guest for a moment (QEMU pauses it for a new debugger)
         // and continues it through the stub.
         let gdb = if cfg.gdbstub {
-            Some(watchpoint::GdbSession::attach(
+            Some(Box::new(watchpoint::GdbSession::attach(
                 &gdb_path,
                 cfg.start_timeout,
-            )?)
+            )?))
         } else {
             None
         };
