@@ -5,13 +5,19 @@
 //!   the next;
 //! - freeze (QMP `stop`) and thaw (`cont`) over 50 cycles on a running guest, against
 //!   the baseline of a no-op QMP round trip (`query-status`) in the same run;
-//! - boot → scheduler attached (the C test scheduler via the lab's loader).
+//! - boot → scheduler attached (the C test scheduler via the lab's loader);
+//! - write → frozen, watchpoint path against poll path, on one guest (with the gdbstub)
+//!   whose `error` scheduler exits again and again, the two paths taking turns (see
+//!   [`watchpoint_vs_poll`] for exactly what is measured).
 //!
-//! Run: `cargo bench -p freeze --bench qemu_latency`. Without `--bench` (as under
-//! `cargo test --all-targets`) it only says how to run it.
+//! Run: `cargo bench -p freeze --bench qemu_latency` (all sections), or name sections:
+//! `cargo bench -p freeze --bench qemu_latency -- triggers freeze watchpoint`. Without
+//! `--bench` (as under `cargo test --all-targets`) it only says how to run it.
 
 #[path = "../tests/qemu_common/mod.rs"]
 mod qemu_common;
+#[path = "qemu_latency/watchpoint.rs"]
+mod watchpoint;
 
 use std::time::{Duration, Instant};
 
@@ -26,20 +32,41 @@ const TRIGGERS: u32 = 20;
 const CYCLES: usize = 50;
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
         println!("qemu_latency: run with `cargo bench -p freeze --bench qemu_latency`");
         return;
     }
-    triggers();
-    freeze_thaw();
+    let sections = ["triggers", "freeze", "watchpoint"];
+    let chosen: Vec<&str> = sections
+        .into_iter()
+        .filter(|s| args.iter().any(|a| a == s))
+        .collect();
+    let run = |s: &str| chosen.is_empty() || chosen.contains(&s);
+    if run("triggers") {
+        triggers();
+    }
+    if run("freeze") {
+        freeze_thaw();
+    }
+    if run("watchpoint") {
+        watchpoint::watchpoint_vs_poll();
+    }
 }
 
 /// The guest loads `error` (fails 500 ms after attaching) `TRIGGERS` times, each once
 /// the previous one is fully disabled.
 fn trigger_workload() -> String {
+    attach_loop(TRIGGERS)
+}
+
+/// The guest loads `error` (fails 500 ms after attaching) `n` times, each once the
+/// previous one is fully disabled, then prints `BENCH-DONE`. The loader pins the
+/// scheduler's other links at `PIN_<program>`: they go too, or the next pin fails.
+fn attach_loop(n: u32) -> String {
     format!(
-        "i=1; while [ $i -le {TRIGGERS} ]; do \
-           rm -f /sys/fs/bpf/ktstr_bench; \
+        "i=1; while [ $i -le {n} ]; do \
+           rm -f /sys/fs/bpf/ktstr_bench /sys/fs/bpf/ktstr_bench_*; \
            ktstr-loader /sched/error.bpf.o --pin /sys/fs/bpf/ktstr_bench --set after_ms=500 \
              >/tmp/bench.log 2>&1 || {{ echo BENCH-LOAD-FAILED $i; cat /tmp/bench.log; }}; \
            while [ \"$(cat /sys/kernel/sched_ext/state)\" != disabled ]; do usleep 20000; done; \
@@ -57,7 +84,7 @@ fn triggers() {
             params: TestSchedulerParams::default(),
         })
         .workload(format!(
-            "sleep 3; rm -f /sys/fs/bpf/ktstr_sched; \
+            "sleep 3; rm -f /sys/fs/bpf/ktstr_sched /sys/fs/bpf/ktstr_sched_*; \
              while [ \"$(cat /sys/kernel/sched_ext/state)\" != disabled ]; do usleep 20000; done; {}",
             trigger_workload()
         ));

@@ -57,7 +57,8 @@ pub struct WatchHit {
     pub vcpu: Option<usize>,
     /// Every vCPU's registers at the stop (the writer's RIP is just past the writing
     /// instruction), the elapsed time from the write to the last vCPU stopped (zero when
-    /// every vCPU stopped at the same instant), and the perf counters.
+    /// every vCPU stopped at the same instant, or when the engine cannot time it: QEMU
+    /// reports the hit only once every vCPU is paused), and the perf counters.
     pub freeze: FreezeOutcome,
 }
 
@@ -72,7 +73,9 @@ pub trait WatchEngine: Engine {
 
     /// Waits at most `timeout` for a write to the armed address. `Ok(Some(hit))`: the guest
     /// is frozen at the write. `Ok(None)`: nothing was written in time; the guest is still
-    /// running. An error when no watchpoint is armed or the guest is frozen.
+    /// running. An error when no watchpoint is armed or the guest is frozen — except when
+    /// a [`Engine::freeze`] found the guest already stopped at a watched write (the write
+    /// raced the freeze): then, until the thaw, that hit is returned.
     fn wait_write(&mut self, timeout: Duration) -> Result<Option<WatchHit>, EngineError>;
 }
 

@@ -5,14 +5,19 @@
 //! shared by `guest_mem::ramfile` as [`GuestRam`]: writing through it faults) and the
 //! QMP socket. Freeze is QMP `stop`, whose answer comes after QEMU paused every vCPU;
 //! registers are read while stopped with `info registers -a`. The serial console is
-//! captured from QEMU's stdout ([`Console`]).
+//! captured from QEMU's stdout ([`Console`]). With [`QemuConfig::gdbstub`] the engine
+//! also speaks to QEMU's gdbstub ([`gdb`]) and implements
+//! [`WatchEngine`](crate::watchpoint::WatchEngine): write watchpoints that stop the
+//! guest at the writing instruction ([`watchpoint`] has how, and what changes for
+//! freeze and thaw).
 //!
 //! Teardown on every path: `Drop` kills and reaps QEMU and removes the directory; QEMU
 //! dies with the host process even on `SIGKILL` ([`teardown`] has the details).
 //!
 //! Other pieces, usable alone: [`AttachedQemu`] (an engine over a QEMU someone else
-//! started, from its QMP socket and RAM file), [`QmpClient`], [`accel::decide`] (the
-//! KVM-or-TCG probe), [`regs::parse_info_registers`], [`Console`].
+//! started, from its QMP socket and RAM file; no watchpoints), [`QmpClient`],
+//! [`gdb::GdbClient`], [`accel::decide`] (the KVM-or-TCG probe),
+//! [`regs::parse_info_registers`], [`Console`].
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -34,10 +39,12 @@ pub mod accel;
 pub mod attach;
 pub mod command;
 pub mod console;
+pub mod gdb;
 pub mod qmp;
 pub mod quick_boot;
 pub mod regs;
 pub mod teardown;
+pub mod watchpoint;
 
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream;
@@ -81,6 +88,10 @@ pub struct QemuConfig {
     pub start_timeout: Duration,
     /// Appended to QEMU's command line as is.
     pub extra_args: Vec<OsString>,
+    /// Start QEMU's gdbstub on a socket in the private directory and attach to it, for
+    /// write watchpoints ([`crate::watchpoint::WatchEngine`]). Freeze and thaw then go
+    /// through the stub too (see [`watchpoint`]). Default: off.
+    pub gdbstub: bool,
 }
 
 impl QemuConfig {
@@ -98,6 +109,7 @@ impl QemuConfig {
             temp_parent: None,
             start_timeout: Duration::from_secs(30),
             extra_args: Vec::new(),
+            gdbstub: false,
         }
     }
 }
@@ -124,6 +136,9 @@ pub struct QemuEngine {
     exit_status: Option<ExitStatus>,
     /// Host perf counters on the vCPU threads, from launch to each freeze.
     perf: VcpuCounters,
+    /// The gdbstub session, when launched with [`QemuConfig::gdbstub`] (boxed: most
+    /// engines have none, and the engine is moved around by value).
+    gdb: Option<Box<watchpoint::GdbSession>>,
 }
 
 fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
@@ -177,11 +192,16 @@ impl QemuEngine {
         teardown::write_owner(dir.path()).map_err(io("record the directory's owner"))?;
         let ram_path = dir.path().join("ram");
         let qmp_path = dir.path().join("qmp.sock");
+        let gdb_path = dir.path().join("gdb.sock");
 
-        let cmd = QemuCommand::new(&cfg.qemu, accel.accel)
+        let mut cmd = QemuCommand::new(&cfg.qemu, accel.accel)
             .size(cfg.vcpus, cfg.memory_mib)
             .shared_ram(cfg.memory_mib, &ram_path)
-            .qmp_socket(&qmp_path)
+            .qmp_socket(&qmp_path);
+        if cfg.gdbstub {
+            cmd = cmd.gdb_socket(&gdb_path);
+        }
+        let cmd = cmd
             .serial_stdout()
             .args(["-device", "vmcoreinfo"])
             .boot(&cfg.kernel, cfg.initrd.as_deref(), &cfg.cmdline)
@@ -210,6 +230,16 @@ impl QemuEngine {
             })?;
         let mut qmp = qmp;
         let perf = open_vcpu_counters(&mut qmp);
+        // Attaching stops the guest for a moment (QEMU pauses it for a new debugger)
+        // and continues it through the stub.
+        let gdb = if cfg.gdbstub {
+            Some(Box::new(watchpoint::GdbSession::attach(
+                &gdb_path,
+                cfg.start_timeout,
+            )?))
+        } else {
+            None
+        };
         let child = partial.child.take().expect("still owned");
         Ok(QemuEngine {
             child,
@@ -225,6 +255,7 @@ impl QemuEngine {
             frozen: false,
             exit_status: None,
             perf,
+            gdb,
         })
     }
 
@@ -371,21 +402,36 @@ impl Engine for QemuEngine {
 
     /// QMP `stop` (answered once every vCPU is paused), then `info registers -a`.
     /// `elapsed` covers the `stop` round trip. If the registers cannot be read or
-    /// parsed the guest stays frozen and the error is returned.
+    /// parsed the guest stays frozen and the error is returned. With the gdbstub
+    /// attached, the stop reply QEMU sends it for the QMP `stop` is consumed as well.
     fn freeze(&mut self, timeout: Duration) -> Result<FreezeOutcome, EngineError> {
         self.check_alive("freeze")?;
-        stop_and_capture(
-            &mut self.qmp,
-            timeout,
-            self.vcpus,
-            &self.perf,
-            &mut self.frozen,
-        )
+        match self.gdb.as_mut() {
+            None => stop_and_capture(
+                &mut self.qmp,
+                timeout,
+                self.vcpus,
+                &self.perf,
+                &mut self.frozen,
+            ),
+            Some(gdb) => gdb.freeze(
+                &mut self.qmp,
+                timeout,
+                self.vcpus,
+                &self.perf,
+                &mut self.frozen,
+            ),
+        }
     }
 
+    /// QMP `cont`; with the gdbstub attached, `c` through the stub (a guest resumed
+    /// by QMP would stop at the next watchpoint hit without telling the stub's client).
     fn thaw(&mut self) -> Result<(), EngineError> {
         self.check_alive("thaw")?;
-        resume(&mut self.qmp, &mut self.frozen)
+        match self.gdb.as_mut() {
+            None => resume(&mut self.qmp, &mut self.frozen),
+            Some(gdb) => gdb.thaw(&mut self.qmp, &mut self.frozen),
+        }
     }
 
     fn is_frozen(&self) -> bool {
@@ -407,11 +453,32 @@ pub(crate) fn stop_and_capture(
     perf: &VcpuCounters,
     frozen: &mut bool,
 ) -> Result<FreezeOutcome, EngineError> {
+    let elapsed = qmp_stop(qmp, timeout, frozen)?;
+    capture_vcpus(qmp, vcpus, perf, elapsed)
+}
+
+/// QMP `stop` (answered once every vCPU is paused); returns its round trip and sets
+/// `frozen`.
+pub(crate) fn qmp_stop(
+    qmp: &mut QmpClient,
+    timeout: Duration,
+    frozen: &mut bool,
+) -> Result<Duration, EngineError> {
     let start = Instant::now();
     qmp.execute_timeout("stop", None, timeout)
         .map_err(qmp_err("stop"))?;
-    let elapsed = start.elapsed();
     *frozen = true;
+    Ok(start.elapsed())
+}
+
+/// The vCPU threads' perf counters, then every vCPU's registers (`info registers -a`),
+/// of a stopped guest.
+pub(crate) fn capture_vcpus(
+    qmp: &mut QmpClient,
+    vcpus: usize,
+    perf: &VcpuCounters,
+    elapsed: Duration,
+) -> Result<FreezeOutcome, EngineError> {
     let vcpu_perf = perf.read();
     let text = qmp
         .execute_timeout(

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
@@ -49,6 +49,9 @@ pub enum QmpError {
 pub struct QmpEvent {
     pub name: String,
     pub data: Value,
+    /// When QEMU emitted it (its `timestamp`, host wall clock at microsecond
+    /// resolution); `None` when absent or malformed.
+    pub timestamp: Option<SystemTime>,
 }
 
 /// A connected, capability-negotiated QMP session.
@@ -291,7 +294,19 @@ impl QmpClient {
 fn parse_event(msg: &Value) -> Option<QmpEvent> {
     let name = msg.get("event")?.as_str()?.to_string();
     let data = msg.get("data").cloned().unwrap_or(Value::Null);
-    Some(QmpEvent { name, data })
+    let timestamp = msg.get("timestamp").and_then(|t| {
+        let secs = t.get("seconds")?.as_u64()?;
+        let micros = t
+            .get("microseconds")?
+            .as_u64()
+            .filter(|us| *us < 1_000_000)?;
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs) + Duration::from_micros(micros))
+    });
+    Some(QmpEvent {
+        name,
+        data,
+        timestamp,
+    })
 }
 
 fn truncate(s: &str) -> String {
@@ -363,6 +378,10 @@ mod tests {
         assert_eq!(c.hmp("info registers").unwrap(), "RAX=1\r\n");
         let ev = c.wait_event("STOP", Duration::from_secs(1)).unwrap();
         assert_eq!(ev.name, "STOP");
+        assert_eq!(
+            ev.timestamp,
+            Some(UNIX_EPOCH + Duration::from_secs(1) + Duration::from_micros(2))
+        );
         h.join().unwrap();
     }
 

@@ -39,6 +39,16 @@ pub fn lab() -> (Lab, KernelAssets) {
 
 /// Boots `spec` with `vcpus` vCPUs and `memory_mib` of RAM.
 pub fn boot(spec: &RunSpec, vcpus: u32, memory_mib: u64) -> Booted {
+    boot_with(spec, vcpus, memory_mib, |_| {})
+}
+
+/// [`boot`] with the configuration adjusted by `tweak` before launch.
+pub fn boot_with(
+    spec: &RunSpec,
+    vcpus: u32,
+    memory_mib: u64,
+    tweak: impl FnOnce(&mut QemuConfig),
+) -> Booted {
     let (lab, kernel) = lab();
     let initramfs = lab.initramfs(spec).expect("building the initramfs");
     let mut cfg = QemuConfig::new(
@@ -49,6 +59,7 @@ pub fn boot(spec: &RunSpec, vcpus: u32, memory_mib: u64) -> Booted {
     cfg.vcpus = vcpus;
     cfg.memory_mib = memory_mib;
     cfg.console_tail_bytes = 1 << 20;
+    tweak(&mut cfg);
     let launched_at = Instant::now();
     let engine = QemuEngine::launch(&cfg).expect("launching QEMU");
     eprintln!(
