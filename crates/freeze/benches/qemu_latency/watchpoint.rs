@@ -3,7 +3,7 @@
 //! One guest, started with the gdbstub, attaches the `error` test scheduler again and
 //! again; each attach fails 500 ms later, writing `scx_sched.exit_kind` `NONE → 1025`
 //! (`scx_claim_exit`). The exits take turns:
-//! - **poll**: the product's poll path, [`freeze::watch::watch_exit_kind`] (a real-time
+//! - **poll**: the product's poll path, [`freeze::watch::watch_u32`] with scx-walk's rule (a real-time
 //!   thread reading `exit_kind` in guest RAM every 100 µs, then QMP `stop`);
 //! - **watchpoint**: the engine arms a 4-byte write watchpoint on `exit_kind`;
 //!   `wait_write` returns when QEMU reports the hit (the guest already frozen).
@@ -30,12 +30,11 @@ use std::time::{Duration, Instant, SystemTime};
 use freeze::Engine;
 use freeze::GuestRam;
 use freeze::qemu::LineMark;
-use freeze::watch::{
-    ExitKindTrigger, SCX_EXIT_ERROR_BPF, WatchOptions, WatchOutcome, watch_exit_kind,
-};
+use freeze::watch::{WatchOptions, WatchOutcome, watch_u32};
 use freeze::watchpoint::{WatchEngine, WatchLen, WriteWatch};
 use guest_lab::{RunSpec, SchedulerChoice, TestScheduler, TestSchedulerParams};
 use guest_mem::{Kernel, Kva, KvaReadExt};
+use scx_walk::exit_kind::SCX_EXIT_ERROR_BPF;
 use vm_memory::{Bytes, GuestAddress};
 
 use super::qemu_common::{
@@ -234,24 +233,21 @@ fn by_poll(g: &mut Booted, kernel: &Kernel, root: Kva, sched: Kva, off: &SchedOf
         &stop,
         Instant::now() + STEP_TIMEOUT,
     );
-    let trigger = ExitKindTrigger::error_exit(
-        root,
-        off.exit_kind,
-        Some((off.exit_info, off.exit_info_kind)),
-    );
+    let (mut polled, rule) = crate::qemu_common::error_exit_watch(kernel, off);
+    polled.pointer = root;
     let opts = WatchOptions {
         timeout: Some(STEP_TIMEOUT),
         stop: Some(g.engine.exited_flag()),
         ..Default::default()
     };
-    let out = watch_exit_kind(&mut g.engine, trigger, |k| kernel.translate(k), &opts);
+    let out = watch_u32(&mut g.engine, polled, |k| kernel.translate(k), rule, &opts);
     stop.store(true, Ordering::Relaxed);
     let b = bracket.join().expect("bracket thread");
     let t = match out.expect("watch") {
         WatchOutcome::Triggered(t) => t,
         other => panic!("no trigger: {other:?}\n{}", g.console_text_tail()),
     };
-    assert_eq!(t.sched, sched, "the watch fired on another scheduler");
+    assert_eq!(t.object, sched, "the watch fired on another scheduler");
     assert!(t.freeze.all_parked(), "{:?}", t.freeze);
     let frozen = last_stop_event(g);
     let info_kind = exit_info_kind(kernel, sched, off);
@@ -260,12 +256,12 @@ fn by_poll(g: &mut Booted, kernel: &Kernel, root: Kva, sched: Kva, off: &SchedOf
         gap: b.gap,
         own: t.flip_to_frozen,
         at_write: info_kind == 0,
-        late: t.late,
+        late: t.fire.late,
     };
     eprintln!(
         "poll: exit_kind {} (late {}), exit_info->kind {info_kind}: write→frozen ≤ {:?} \
          (bracket gap {:?}); flip→frozen {:?}",
-        t.exit_kind, t.late, e.bound, e.gap, e.own
+        t.fire.value, t.fire.late, e.bound, e.gap, e.own
     );
     e
 }
