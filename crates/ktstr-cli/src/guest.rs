@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use freeze::kvm::{ExitWatch, GuestExit, KernelFormat, KvmEngine, LinuxBoot, VmBuilder, VmConfig};
 use freeze::qemu::{AccelChoice, QemuConfig, QemuEngine, console::Console};
+use freeze::watchpoint::{WatchEngine, WatchHit, WriteWatch};
 use freeze::{Engine, EngineError, FreezeOutcome, GuestRam};
 use guest_lab::ConsoleLog;
 
@@ -58,6 +59,8 @@ impl RunGuest {
         cfg.vcpus = spec.cpus;
         cfg.memory_mib = spec.memory_mib;
         cfg.accel = AccelChoice::Auto;
+        // The exact-instant trigger: a write watchpoint on the scheduler's exit kind.
+        cfg.gdbstub = true;
         QemuEngine::launch(&cfg).map(RunGuest::Qemu)
     }
 
@@ -232,6 +235,45 @@ impl Engine for RunGuest {
         match self {
             RunGuest::Qemu(e) => e.console_tail(),
             RunGuest::Kvm(e) => e.console_tail(),
+        }
+    }
+}
+
+impl RunGuest {
+    /// Whether this guest can stop at a write (QEMU with its gdbstub; the native engine
+    /// once it implements the debug registers), else the session polls.
+    pub fn can_watch(&self) -> bool {
+        match self {
+            RunGuest::Qemu(q) => q.has_gdbstub(),
+            RunGuest::Kvm(_) => false,
+        }
+    }
+}
+
+fn no_watch() -> EngineError {
+    EngineError::Failed {
+        step: "write watchpoint",
+        detail: "this engine has no write watchpoints".into(),
+    }
+}
+
+impl WatchEngine for RunGuest {
+    fn arm_write_watch(&mut self, watch: WriteWatch) -> Result<(), EngineError> {
+        match self {
+            RunGuest::Qemu(e) => e.arm_write_watch(watch),
+            RunGuest::Kvm(_) => Err(no_watch()),
+        }
+    }
+    fn disarm_write_watch(&mut self) -> Result<(), EngineError> {
+        match self {
+            RunGuest::Qemu(e) => e.disarm_write_watch(),
+            RunGuest::Kvm(_) => Err(no_watch()),
+        }
+    }
+    fn wait_write(&mut self, timeout: Duration) -> Result<Option<WatchHit>, EngineError> {
+        match self {
+            RunGuest::Qemu(e) => e.wait_write(timeout),
+            RunGuest::Kvm(_) => Err(no_watch()),
         }
     }
 }

@@ -38,7 +38,7 @@ fn guest_cmdline() -> String {
     format!("{DEFAULT_APPEND} no_timer_check")
 }
 use crate::guest::{BootSpec, NATIVE_PROBE_BUDGET, RunGuest, probe_native};
-use crate::session::{Watched, capture_late, watch};
+use crate::session::{How, Watched, capture_late, second_stop, watch};
 use crate::{Error, write_atomic};
 
 /// The scheduler to attach in the guest.
@@ -222,6 +222,10 @@ pub enum RunOutcome {
     ErrorExit { exit_kind: u32 },
     /// `--timeout` passed without an error exit.
     TimedOut,
+    /// The scheduler exited without an error: unregistered by its user-space part (which
+    /// exited or detached it), by itself or by the kernel (`SCX_EXIT_UNREG*`), before
+    /// the run ended. A failure: the scheduler was meant to run until the run's end.
+    SchedulerExited { exit_kind: u32 },
     /// The workload finished without an error exit.
     WorkloadDone,
     /// Interrupted (Ctrl-C): captured on demand.
@@ -239,6 +243,13 @@ impl std::fmt::Display for RunOutcome {
         match self {
             RunOutcome::ErrorExit { exit_kind } => {
                 write!(f, "scheduler error exit {exit_kind}")?;
+                match scx_walk::exit_kind::name(*exit_kind) {
+                    Some(name) => write!(f, " ({name})"),
+                    None => Ok(()),
+                }
+            }
+            RunOutcome::SchedulerExited { exit_kind } => {
+                write!(f, "the scheduler exited without an error: {exit_kind}")?;
                 match scx_walk::exit_kind::name(*exit_kind) {
                     Some(name) => write!(f, " ({name})"),
                     None => Ok(()),
@@ -273,7 +284,9 @@ impl RunResult {
         !self.infrastructure_failure()
             && (matches!(
                 self.outcome,
-                RunOutcome::ErrorExit { .. } | RunOutcome::GuestSetupFailed { .. }
+                RunOutcome::ErrorExit { .. }
+                    | RunOutcome::SchedulerExited { .. }
+                    | RunOutcome::GuestSetupFailed { .. }
             ) || crate::report_has_error_exit(&self.report))
     }
 
@@ -333,6 +346,79 @@ fn setup_failure_report(engine: &mut RunGuest, what: &str) -> FailureDumpReport 
 
 /// Provisions, boots, watches and captures; writes `<out_dir>/<name>.failure-dump.json`.
 pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
+    check_options(opts)?;
+    let mut log = Vec::new();
+    let progress = &opts.progress;
+    let (spec, initrd, vmlinuz) = prepare(opts)?;
+    let boot = BootSpec {
+        kernel: &vmlinuz,
+        initramfs: initrd.path(),
+        cmdline: &guest_cmdline(),
+        cpus: opts.cpus,
+        memory_mib: opts.memory_mib,
+    };
+    let started = Instant::now();
+    let mut engine = boot_engine(opts, &boot, &mut log)?;
+    log.push(format!("engine: {}", engine.describe()));
+    progress.step(&format!(
+        "guest running ({}), waiting for the scheduler to attach",
+        engine.short_name()
+    ));
+    let stem = format!("{}-{}", opts.scheduler.name(), crate::time::utc_stamp());
+    let json_path = opts.out_dir.join(format!("{stem}.failure-dump.json"));
+    let attach_budget = Duration::from_secs(u64::from(spec.attach_timeout_s) + 180);
+    let watched = watch_with_fallback(&mut engine, opts, &boot, attach_budget, &mut log)?;
+    let frozen = match watched {
+        Watched::Frozen {
+            freeze,
+            outcome,
+            caught,
+            timeline,
+            elapsed_ms,
+            early,
+        } => Frozen {
+            freeze,
+            outcome,
+            caught,
+            timeline: (timeline, elapsed_ms),
+            early,
+        },
+        Watched::SetupFailed { what, engine_fault } => {
+            let report = FailureDumpReportAny::Single(setup_failure_report(&mut engine, &what));
+            write_report(&json_path, &report, opts.json_style)?;
+            let outcome = if engine_fault {
+                RunOutcome::EngineFailed { what }
+            } else {
+                RunOutcome::GuestSetupFailed { what }
+            };
+            return Ok(RunResult {
+                report,
+                json_path,
+                outcome,
+                vmcore: None,
+                log,
+            });
+        }
+    };
+    log.push(format!(
+        "run: {:.1} s from launch to freeze",
+        started.elapsed().as_secs_f64()
+    ));
+    progress.step(&format!("frozen: {}; capturing", frozen.outcome));
+    let (outcome, report, vmcore) = capture(engine, frozen, opts, &mut log);
+    let report = report?;
+    write_report(&json_path, &report, opts.json_style)?;
+    Ok(RunResult {
+        report,
+        json_path,
+        outcome,
+        vmcore: vmcore?,
+        log,
+    })
+}
+
+/// Usage errors found before anything is provisioned or booted.
+fn check_options(opts: &RunOptions) -> Result<(), Error> {
     if let SchedulerArg::Path(p) = &opts.scheduler
         && !p.is_file()
     {
@@ -358,7 +444,15 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
         path: opts.out_dir.clone(),
         source,
     })?;
-    let mut log = Vec::new();
+    std::fs::create_dir_all(&opts.out_dir).map_err(|source| Error::Write {
+        path: opts.out_dir.clone(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Provisions what the run boots: the run spec, its initramfs and the kernel image.
+fn prepare(opts: &RunOptions) -> Result<(RunSpec, guest_lab::Initramfs, PathBuf), Error> {
     let progress = &opts.progress;
     let lab = Lab::open()?.with_progress(progress.clone());
     lab.ensure_host_packages()?;
@@ -406,25 +500,28 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
         .kernel
         .clone()
         .unwrap_or_else(|| kernel.vmlinuz.clone());
-    let boot = BootSpec {
-        kernel: &vmlinuz,
-        initramfs: initrd.path(),
-        cmdline: &guest_cmdline(),
-        cpus: opts.cpus,
-        memory_mib: opts.memory_mib,
-    };
-    let started = Instant::now();
-    let mut engine = boot_engine(opts, &boot, &mut log)?;
-    log.push(format!("engine: {}", engine.describe()));
-    progress.step(&format!(
-        "guest running ({}), waiting for the scheduler to attach",
-        engine.short_name()
-    ));
+    Ok((spec, initrd, vmlinuz))
+}
 
-    let stem = format!("{}-{}", opts.scheduler.name(), crate::time::utc_stamp());
-    let json_path = opts.out_dir.join(format!("{stem}.failure-dump.json"));
-    let attach_budget = Duration::from_secs(u64::from(spec.attach_timeout_s) + 180);
-    let mut watched = watch(&mut engine, opts, attach_budget, &mut log)?;
+/// The guest frozen for the late capture.
+struct Frozen {
+    freeze: freeze::FreezeOutcome,
+    outcome: RunOutcome,
+    caught: Option<(How, guest_mem::Kva)>,
+    timeline: (Vec<dump_schema::EventCounterSample>, u64),
+    early: Box<crate::dual::EarlySnapshot>,
+}
+
+/// Watches the guest; when `--engine auto` chose the native engine and it could not run
+/// the kernel to a capture after all, starts over once under QEMU (which always can).
+fn watch_with_fallback(
+    engine: &mut RunGuest,
+    opts: &RunOptions,
+    boot: &BootSpec<'_>,
+    attach_budget: Duration,
+    log: &mut Vec<String>,
+) -> Result<Watched, Error> {
+    let watched = watch(engine, opts, attach_budget, log)?;
     if let Watched::SetupFailed {
         what,
         engine_fault: true,
@@ -432,63 +529,53 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
         && opts.engine == EngineChoice::Auto
         && matches!(engine, RunGuest::Kvm(_))
     {
-        // `auto` chose the native engine because it printed the banner, but it could
-        // not run the kernel to a capture after all: QEMU always can.
         let msg =
             format!("engine auto: the native KVM engine failed ({what}); falling back to QEMU");
-        progress.step(&msg);
+        opts.progress.step(&msg);
         log.push(msg);
-        drop(engine);
-        engine = RunGuest::boot_qemu(&boot).map_err(Error::engine("starting QEMU"))?;
+        *engine = RunGuest::boot_qemu(boot).map_err(Error::engine("starting QEMU"))?;
         log.push(format!("engine: {}", engine.describe()));
-        watched = watch(&mut engine, opts, attach_budget, &mut log)?;
+        return watch(engine, opts, attach_budget, log);
     }
-    let (freeze, outcome, timeline, early) = match watched {
-        Watched::Frozen {
-            freeze,
-            outcome,
-            timeline,
-            elapsed_ms,
-            early,
-        } => (freeze, outcome, (timeline, elapsed_ms), early),
-        Watched::SetupFailed { what, engine_fault } => {
-            let report = FailureDumpReportAny::Single(setup_failure_report(&mut engine, &what));
-            write_report(&json_path, &report, opts.json_style)?;
-            let outcome = if engine_fault {
-                RunOutcome::EngineFailed { what }
-            } else {
-                RunOutcome::GuestSetupFailed { what }
-            };
-            return Ok(RunResult {
-                report,
-                json_path,
-                outcome,
-                vmcore: None,
-                log,
-            });
-        }
+    Ok(watched)
+}
+
+/// The late capture, then (for an exit caught at the write) the second stop for
+/// `exit_info`; the guest is torn down after.
+fn capture(
+    mut engine: RunGuest,
+    f: Frozen,
+    opts: &RunOptions,
+    log: &mut Vec<String>,
+) -> (
+    RunOutcome,
+    Result<FailureDumpReportAny, Error>,
+    Result<Option<PathBuf>, Error>,
+) {
+    let exit = match f.caught {
+        Some((how, _)) => crate::ExitSource {
+            source: how.source(),
+            trigger_cpu: match how {
+                How::Watchpoint { vcpu } => vcpu.map(|v| v as u32),
+                How::Poll { .. } => None,
+            },
+        },
+        None => crate::ExitSource::POLL,
     };
-    log.push(format!(
-        "run: {:.1} s from launch to freeze",
-        started.elapsed().as_secs_f64()
-    ));
-    progress.step(&format!("frozen: {outcome}; capturing"));
-    let (report, vmcore) = capture_late(&engine, &freeze, timeline, *early, opts, &mut log);
+    let (mut report, vmcore) =
+        capture_late(&engine, &f.freeze, f.timeline, *f.early, exit, opts, log);
+    if let (Some((how, exit_kind_at)), Ok(r)) = (f.caught, report.as_mut()) {
+        second_stop(&mut engine, how, exit_kind_at, r, log);
+    }
     // Thaw before teardown: the guest is not needed any more, but a thaw that fails says
     // the engine broke during the capture, which belongs in the log.
-    if let Err(e) = engine.thaw() {
+    if engine.is_frozen()
+        && let Err(e) = engine.thaw()
+    {
         log.push(format!("thaw: {e}"));
     }
     drop(engine);
-    let report = report?;
-    write_report(&json_path, &report, opts.json_style)?;
-    Ok(RunResult {
-        report,
-        json_path,
-        outcome,
-        vmcore: vmcore?,
-        log,
-    })
+    (f.outcome, report, vmcore)
 }
 
 /// Starts the guest on the engine `--engine` asks for (see `guest.rs` for the rule).

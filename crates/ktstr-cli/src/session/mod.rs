@@ -8,21 +8,25 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use dump_schema::{EventCounterSample, FailureDumpReport, FailureDumpReportAny};
-use freeze::watch::{Fire, Polled, Tick, WatchOptions, WatchOutcome, watch_u32_with};
+use freeze::watch::Tick;
 use freeze::{Engine, FreezeOutcome};
 use guest_mem::{CpuRegs, KernelOptions, Kva, PhysMem};
-use scx_walk::exit_kind::{ExitVerdict, SCX_EXIT_NONE};
 use scx_walk::{CaptureOptions, KernelView, TriggerLocation};
 
 use crate::Error;
-use crate::dual::{EarlySnapshot, SCAN_EVERY};
+use crate::dual::EarlySnapshot;
 use crate::frozen::{capture_freeze, export_vmcore, guest_btf, guest_kernel};
 use crate::guest::RunGuest;
 use crate::run::{RunOptions, RunOutcome};
 
 mod monitor;
+mod second_stop;
+mod trigger;
 
 use monitor::{Monitor, Shared, StopReason};
+pub(crate) use second_stop::second_stop;
+pub(crate) use trigger::How;
+use trigger::{ExitRule, TriggerEnd};
 
 /// How long a freeze may take before it counts as a rendezvous timeout (degraded).
 pub(crate) const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +37,10 @@ pub(crate) enum Watched {
     Frozen {
         freeze: FreezeOutcome,
         outcome: RunOutcome,
+        /// How the exit was caught and the address of the `exit_kind` it was read from,
+        /// when an exit triggered the freeze (else a timeout, interrupt or end of the
+        /// workload froze the guest).
+        caught: Option<(How, Kva)>,
         timeline: Vec<EventCounterSample>,
         elapsed_ms: u64,
         early: Box<EarlySnapshot>,
@@ -92,6 +100,13 @@ pub(crate) fn watch(
         attach_budget,
     };
     let mut early_log: Vec<String> = Vec::new();
+    let console = engine.console();
+    let rule = ExitRule {
+        trig: &trig,
+        live: &live,
+        console: &console,
+    };
+    let mut trigger_log: Vec<String> = Vec::new();
     let (result, sampler_err) = std::thread::scope(|s| {
         let watcher = s.spawn(move || monitor.run());
         let on_tick = |eng: &mut RunGuest| {
@@ -110,18 +125,25 @@ pub(crate) fn watch(
             }
             Tick::Continue
         };
-        let r = poll_exit(engine, &trig, &live, on_tick);
+        let r = trigger::watch_exit(engine, &rule, on_tick, &mut trigger_log);
         // Ends the watcher thread when the watch ended by itself.
         shared.stop.store(true, Ordering::Relaxed);
         (r, watcher.join().unwrap_or_default())
     });
     log.append(&mut early_log);
+    log.append(&mut trigger_log);
     log.push(early.summary());
     if let Some(e) = sampler_err {
         log.push(format!("event sampler unavailable: {e}"));
     }
     let ended = Ended::collect(shared, engine, log);
-    finish(engine, result, ended, Box::new(early), log)
+    finish(
+        engine,
+        result,
+        ended,
+        Box::new(early),
+        trig.exit_kind_offset,
+    )
 }
 
 /// Waits until the guest's /init prints its first phase (the kernel is fully up, so its
@@ -172,38 +194,6 @@ fn live_kernel(engine: &RunGuest) -> Result<guest_mem::Kernel, Error> {
     Ok(live)
 }
 
-/// The poll watch on `scx_root->exit_kind` with scx-walk's capture rule (error exits;
-/// a reading of `SCX_EXIT_DONE` defers to `exit_info->kind`).
-fn poll_exit(
-    engine: &mut RunGuest,
-    trig: &TriggerLocation,
-    live: &guest_mem::Kernel,
-    on_tick: impl FnMut(&mut RunGuest) -> Tick,
-) -> Result<WatchOutcome, freeze::watch::WatchError> {
-    let polled = Polled {
-        pointer: trig.scx_root,
-        offset: trig.exit_kind_offset,
-    };
-    let rule = |sched: Kva, exit_kind: u32| match trig.judge(sched, exit_kind, live, false) {
-        ExitVerdict::Capture { kind, late } => Some(Fire { value: kind, late }),
-        ExitVerdict::Ignore => None,
-    };
-    let wopts = WatchOptions {
-        freeze_timeout: FREEZE_TIMEOUT,
-        tick_every: SCAN_EVERY,
-        fresh_value: Some(SCX_EXIT_NONE),
-        ..Default::default()
-    };
-    watch_u32_with(
-        engine,
-        polled,
-        |kva| live.translate(kva),
-        rule,
-        &wopts,
-        on_tick,
-    )
-}
-
 /// What the watcher thread left when the watch ended.
 struct Ended {
     reason: Option<StopReason>,
@@ -250,48 +240,36 @@ impl Ended {
     }
 }
 
-/// Turns how the watch ended into the run's next step: frozen (triggered, or frozen here
-/// for a timeout/interrupt/workload end) or a setup failure.
+/// Turns how the watch ended into the run's next step: frozen (an exit caught, or frozen
+/// here for a timeout/interrupt/workload end) or a setup failure.
 fn finish(
     engine: &mut RunGuest,
-    result: Result<WatchOutcome, freeze::watch::WatchError>,
+    result: Result<TriggerEnd, String>,
     ended: Ended,
     early: Box<EarlySnapshot>,
-    log: &mut Vec<String>,
+    exit_kind_offset: u64,
 ) -> Result<Watched, Error> {
     let reason = match result {
-        Ok(WatchOutcome::Triggered(t)) => {
-            log.push(format!(
-                "trigger: exit_kind {} (late={}, root_cleared={}), flip to frozen {:?}, {} polls at {:.0} Hz, longest gap {:?}, {} ticks ({:?} in all, longest {:?}), realtime={}",
-                t.fire.value,
-                t.fire.late,
-                t.root_cleared,
-                t.flip_to_frozen,
-                t.stats.polls,
-                t.stats.rate_hz(),
-                t.stats.max_gap,
-                t.stats.ticks,
-                t.stats.tick_time,
-                t.stats.max_tick,
-                t.realtime
-            ));
+        Ok(TriggerEnd::Caught(c)) => {
+            let outcome = if scx_walk::exit_kind::is_error(c.kind) {
+                RunOutcome::ErrorExit { exit_kind: c.kind }
+            } else {
+                RunOutcome::SchedulerExited { exit_kind: c.kind }
+            };
             return Ok(Watched::Frozen {
-                freeze: t.freeze,
-                outcome: RunOutcome::ErrorExit {
-                    exit_kind: t.fire.value,
-                },
+                freeze: c.freeze,
+                outcome,
+                caught: c
+                    .sched
+                    .checked_offset(exit_kind_offset)
+                    .ok()
+                    .map(|at| (c.how, at)),
                 timeline: ended.timeline,
                 elapsed_ms: ended.elapsed_ms,
                 early,
             });
         }
-        Ok(WatchOutcome::Stopped(st) | WatchOutcome::TimedOut(st)) => {
-            log.push(format!(
-                "watch stopped: {} polls, {} read errors, longest gap {:?}, {} ticks ({:?} in all)",
-                st.polls, st.read_errors, st.max_gap, st.ticks, st.tick_time
-            ));
-            ended.reason
-        }
+        Ok(TriggerEnd::Stopped) => ended.reason,
         Err(e) => match engine.exit_info() {
             Some(x) => Some(StopReason::SetupFailed {
                 what: format!("the guest exited before a capture: {} ({e})", x.what),
@@ -308,6 +286,7 @@ fn finish(
             Ok(Watched::Frozen {
                 freeze,
                 outcome,
+                caught: None,
                 timeline: ended.timeline,
                 elapsed_ms: ended.elapsed_ms,
                 early,
@@ -333,7 +312,7 @@ fn take_early(
     let t0 = Instant::now();
     let freeze = engine.freeze(FREEZE_TIMEOUT).map_err(|e| e.to_string())?;
     let report = if freeze.all_parked() {
-        capture_single(engine, &freeze, timeline, log)
+        capture_single(engine, &freeze, timeline, crate::ExitSource::POLL, log)
             .map(|(r, _)| r)
             .map_err(|e| e.to_string())
     } else {
@@ -344,7 +323,10 @@ fn take_early(
 }
 
 /// A kernel view of the frozen guest, with the vCPUs' registers.
-fn frozen_kernel(engine: &RunGuest, vcpus: &[Option<CpuRegs>]) -> Result<guest_mem::Kernel, Error> {
+pub(crate) fn frozen_kernel(
+    engine: &RunGuest,
+    vcpus: &[Option<CpuRegs>],
+) -> Result<guest_mem::Kernel, Error> {
     let phys = PhysMem::from_guest_memory(&engine.guest_ram()).map_err(|e| Error::Kernel {
         what: "mapping guest RAM".into(),
         detail: e.to_string(),
@@ -364,6 +346,7 @@ fn capture_single(
     engine: &RunGuest,
     freeze: &FreezeOutcome,
     (timeline, elapsed_ms): (Vec<EventCounterSample>, u64),
+    exit: crate::ExitSource,
     log: &mut Vec<String>,
 ) -> Result<(FailureDumpReport, guest_mem::Kernel), Error> {
     let k = frozen_kernel(engine, &freeze.vcpus)?;
@@ -374,7 +357,7 @@ fn capture_single(
         elapsed_ms,
         ..Default::default()
     };
-    let out = capture_freeze(&k, &btf, freeze, &copts, crate::ExitSource::POLL);
+    let out = capture_freeze(&k, &btf, freeze, &copts, exit);
     for p in &out.phases {
         log.push(format!(
             "capture phase {:<16} {:>8.2} ms",
@@ -399,6 +382,7 @@ pub(crate) fn capture_late(
     freeze: &FreezeOutcome,
     timeline: (Vec<EventCounterSample>, u64),
     early: EarlySnapshot,
+    exit: crate::ExitSource,
     opts: &RunOptions,
     log: &mut Vec<String>,
 ) -> Captured {
@@ -411,7 +395,7 @@ pub(crate) fn capture_late(
         let d = crate::degraded_report(freeze);
         return (Ok(FailureDumpReportAny::Degraded(d)), Ok(None));
     }
-    let (late, k) = match capture_single(engine, freeze, timeline, log) {
+    let (late, k) = match capture_single(engine, freeze, timeline, exit, log) {
         Ok(x) => x,
         Err(e) => return (Err(e), Ok(None)),
     };
