@@ -450,7 +450,7 @@ mod tests {
         let s = sw.read();
         let s = s.samples().expect("software counters sampled");
         assert_eq!(s.len(), 2);
-        let (a, b) = (s[0].clone().unwrap(), s[1].clone().unwrap());
+        let (a, b) = (s[0].unwrap(), s[1].unwrap());
         assert!(a.task_clock_ns.unwrap() > b.task_clock_ns.unwrap());
         assert!(a.task_clock_ns.unwrap() >= 38_000_000);
         assert_eq!((a.cycles, a.instructions), (0, 0));
