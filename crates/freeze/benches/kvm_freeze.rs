@@ -171,7 +171,20 @@ fn bench_watch(vcpus: usize, iters: usize, kind: WatchKind) -> WatchStats {
     let mut host = Vec::with_capacity(iters);
     let mut freezes = Vec::with_capacity(iters);
     for i in 0..iters + 20 {
-        // Every vCPU back in the guest before the write.
+        // The previous write done (an instruction breakpoint stops before it: the writer
+        // stores after the thaw), and every vCPU back in the guest.
+        let deadline = Instant::now() + FREEZE_TIMEOUT;
+        while ram
+            .load::<u64>(flag, std::sync::atomic::Ordering::SeqCst)
+            .expect("read the flag")
+            != 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the writer did not clear its flag"
+            );
+            std::thread::sleep(Duration::from_micros(100));
+        }
         std::thread::sleep(Duration::from_millis(1));
         let t0 = Instant::now();
         ram.store(1u64, flag, std::sync::atomic::Ordering::SeqCst)

@@ -59,7 +59,9 @@ const HIT_PARK_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum HwBreakpoint {
     /// Stop just past any instruction that writes the watched bytes.
     Write(WriteWatch),
-    /// Stop at the instruction at this linear address, before it runs.
+    /// Stop at the instruction at this linear address, before it runs. (On thaw the vCPU
+    /// single-steps over it; a guest taking an interrupt on that step runs the
+    /// instruction after the handler, and stops at it once more.)
     Execute(u64),
 }
 

@@ -430,20 +430,18 @@ impl Control {
         self.wake_waiter();
     }
 
-    /// vCPU side: `vcpu` took a debug exit for `breakpoint`, loaded at `generation`. When
-    /// that is still the current state and no freeze is on, records the hit and freezes
-    /// every other vCPU. The caller parks afterwards if a freeze is on (this one, another
-    /// vCPU's hit, or the coordinator's): a write that lands while a freeze is already
-    /// requested is part of that freeze, not a new hit.
-    pub fn breakpoint_hit(
-        &self,
-        vcpu: usize,
-        generation: u64,
-        breakpoint: HwBreakpoint,
-        at: Instant,
-    ) {
+    /// vCPU side: `vcpu` took a debug exit for `breakpoint`. When that is still the armed
+    /// breakpoint (not disarmed or replaced meanwhile; re-arming the same one keeps it) and
+    /// no freeze is on, records the hit and freezes every other vCPU. The caller parks
+    /// afterwards if a freeze is on (this one, another vCPU's hit, or the coordinator's): a
+    /// write that lands while a freeze is already requested is part of that freeze, not a
+    /// new hit.
+    pub fn breakpoint_hit(&self, vcpu: usize, breakpoint: HwBreakpoint, at: Instant) {
         let mut hit = lock(&self.hit);
-        if hit.is_some() || self.pause_requested() || generation != self.debug_generation() {
+        if hit.is_some()
+            || self.pause_requested()
+            || lock(&self.debug).breakpoint != Some(breakpoint)
+        {
             return;
         }
         let epoch = self.epoch.fetch_add(1, SEQ) + 1;

@@ -249,7 +249,7 @@ impl Vcpu {
             self.debug.stepping = true;
         }
         let regs = capture_regs(&self.fd).map_err(|e| e.to_string());
-        self.ctl.breakpoint_hit(self.id, self.debug.acked, bp, at);
+        self.ctl.breakpoint_hit(self.id, bp, at);
         if self.ctl.pause_requested() {
             self.park(regs);
         }
