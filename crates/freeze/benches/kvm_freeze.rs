@@ -5,6 +5,12 @@
 //! Both engines run the same guest: a PVH ELF whose boot processor starts the others with
 //! INIT/SIPI; every vCPU then spins. `cargo bench -p freeze --bench kvm_freeze`
 //! (`KVM_BENCH_ITERS` overrides the iteration count, default 500).
+//!
+//! The watch path of the KVM engine beside it: a tiny guest whose vCPU 0 clears a flag the
+//! host sets (the watched write) while the others spin; the time from the writer's debug
+//! exit to every vCPU parked, against the request-freeze path on the same guest. Where the
+//! host's KVM does not deliver data breakpoints (`kvm_pvm`), an instruction breakpoint on
+//! the clearing store stands in (the same debug-exit → park path), and the bench says so.
 
 #[path = "../tests/kvm_common/mod.rs"]
 mod kvm_common;
@@ -13,8 +19,11 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use freeze::Engine;
-use freeze::kvm::{KvmEngine, LinuxBoot, VmBuilder, VmConfig};
+use freeze::kvm::{
+    CpuMode, HwBreakpoint, KvmEngine, LinuxBoot, PageTables, VcpuStart, VmBuilder, VmConfig,
+};
 use freeze::qemu::{AccelChoice, QemuConfig, QemuEngine};
+use freeze::watchpoint::{WatchEngine, WatchLen, WriteWatch};
 use vm_memory::{Bytes, GuestAddress};
 
 const VCPU_COUNTS: [usize; 4] = [1, 2, 4, 8];
@@ -43,7 +52,7 @@ fn us(d: Duration) -> f64 {
 
 fn row(engine: &str, vcpus: usize, op: &str, s: Stats) {
     println!(
-        "{engine:<5} {vcpus:>5}  {op:<38} {:>6} {:>12.1} {:>12.1}",
+        "{engine:<5} {vcpus:>5}  {op:<44} {:>6} {:>12.1} {:>12.1}",
         s.n,
         us(s.median),
         us(s.p99)
@@ -93,6 +102,130 @@ fn bench_kvm(kernel: &std::path::Path, vcpus: usize, iters: usize) -> (Stats, St
         std::thread::sleep(Duration::from_millis(1));
     }
     (stats(freezes), stats(thaws))
+}
+
+// The watch guest (long mode): every vCPU runs
+//   l: inc qword [rbx] ; cmp qword [rsi], 0 ; je l ; mov qword [rsi], 0 ; jmp l
+// with RSI its own flag; the host sets vCPU 0's flag, vCPU 0 clears it: the watched write.
+const WATCH_CODE: u64 = 0x10_0000;
+const WATCH_STORE: u64 = WATCH_CODE + 9;
+const WATCH_FLAGS: u64 = 0x20_0000;
+const WATCH_COUNTERS: u64 = 0x20_1000;
+const WATCH_GUEST: [u8; 18] = [
+    0x48, 0xff, 0x03, // l: inc qword [rbx]
+    0x48, 0x83, 0x3e, 0x00, // cmp qword [rsi], 0
+    0x74, 0xf7, // je l
+    0x48, 0xc7, 0x06, 0x00, 0x00, 0x00, 0x00, // mov qword [rsi], 0
+    0xeb, 0xee, // jmp l
+];
+
+/// Which breakpoint the watch bench uses.
+#[derive(Clone, Copy)]
+enum WatchKind {
+    /// A write watch on vCPU 0's flag (`WatchEngine`).
+    Write,
+    /// An instruction breakpoint on the clearing store (hosts without data breakpoints).
+    Instruction,
+}
+
+struct WatchStats {
+    /// The hit's own figure: the writer's debug exit → every vCPU parked.
+    hit: Stats,
+    /// The host's view: flag set → `wait_*` returned with the guest frozen.
+    host: Stats,
+    /// The request-freeze path on the same guest.
+    freeze: Stats,
+}
+
+fn bench_watch(vcpus: usize, iters: usize, kind: WatchKind) -> WatchStats {
+    let builder = kvm_common::builder(vcpus);
+    builder
+        .guest_ram()
+        .write_slice(&WATCH_GUEST, GuestAddress(WATCH_CODE))
+        .expect("write the watch guest");
+    let starts: Vec<_> = (0..vcpus)
+        .map(|i| VcpuStart {
+            mode: CpuMode::Long(PageTables::Identity4G),
+            regs: freeze::CpuRegs {
+                rip: WATCH_CODE,
+                rbx: WATCH_COUNTERS + 64 * i as u64,
+                rsi: WATCH_FLAGS + 64 * i as u64,
+                rsp: 0x8000,
+                rflags: 2,
+                ..Default::default()
+            },
+        })
+        .collect();
+    let mut engine = builder.start(&starts).expect("start the watch guest");
+    let ram = engine.guest_ram();
+    let flag = GuestAddress(WATCH_FLAGS);
+    match kind {
+        WatchKind::Write => engine
+            .arm_write_watch(WriteWatch::new(WATCH_FLAGS, WatchLen::B8).expect("aligned"))
+            .expect("arm the write watch"),
+        WatchKind::Instruction => engine
+            .arm_breakpoint(HwBreakpoint::Execute(WATCH_STORE))
+            .expect("arm the instruction breakpoint"),
+    }
+    let mut hits = Vec::with_capacity(iters);
+    let mut host = Vec::with_capacity(iters);
+    let mut freezes = Vec::with_capacity(iters);
+    for i in 0..iters + 20 {
+        // The previous write done (an instruction breakpoint stops before it: the writer
+        // stores after the thaw), and every vCPU back in the guest.
+        let deadline = Instant::now() + FREEZE_TIMEOUT;
+        while ram
+            .load::<u64>(flag, std::sync::atomic::Ordering::SeqCst)
+            .expect("read the flag")
+            != 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the writer did not clear its flag"
+            );
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        let t0 = Instant::now();
+        ram.store(1u64, flag, std::sync::atomic::Ordering::SeqCst)
+            .expect("set the flag");
+        let (vcpu, outcome) = match kind {
+            WatchKind::Write => {
+                let hit = engine.wait_write(FREEZE_TIMEOUT).expect("wait_write");
+                let hit = hit.expect("no write within the timeout");
+                (hit.vcpu, hit.freeze)
+            }
+            WatchKind::Instruction => {
+                let hit = engine.wait_breakpoint(FREEZE_TIMEOUT).expect("wait");
+                let hit = hit.expect("no hit within the timeout");
+                (Some(hit.vcpu), hit.freeze)
+            }
+        };
+        let t1 = Instant::now();
+        assert_eq!(vcpu, Some(0), "the writer");
+        assert!(outcome.all_parked(), "{}/{vcpus} parked", outcome.parked());
+        engine.thaw().expect("thaw");
+        if i >= 20 {
+            hits.push(outcome.elapsed);
+            host.push(t1 - t0);
+        }
+    }
+    for i in 0..iters + 20 {
+        std::thread::sleep(Duration::from_millis(1));
+        let t0 = Instant::now();
+        let outcome = engine.freeze(FREEZE_TIMEOUT).expect("freeze");
+        let t1 = Instant::now();
+        assert!(outcome.all_parked(), "{}/{vcpus} parked", outcome.parked());
+        engine.thaw().expect("thaw");
+        if i >= 20 {
+            freezes.push(t1 - t0);
+        }
+    }
+    WatchStats {
+        hit: stats(hits),
+        host: stats(host),
+        freeze: stats(freezes),
+    }
 }
 
 struct QemuStats {
@@ -215,15 +348,51 @@ fn main() {
         .write_all(&kvm_common::smp_pvh_guest())
         .expect("write the bench guest");
     let qemu_iters = (iters / 2).max(10);
+    let watch_kind = match freeze::kvm::probe_write_watch() {
+        Ok(()) => Some(WatchKind::Write),
+        Err(e) => {
+            println!("watch (write) not measured: {e}");
+            match freeze::kvm::probe_instruction_breakpoint() {
+                Ok(()) => {
+                    println!(
+                        "watch rows use an instruction breakpoint on the writing store instead \
+                         (the same debug exit → park path)"
+                    );
+                    Some(WatchKind::Instruction)
+                }
+                Err(e) => {
+                    println!("watch not measured at all: {e}");
+                    None
+                }
+            }
+        }
+    };
+    let watch_label = match watch_kind {
+        Some(WatchKind::Write) | None => "watch: write → all parked (debug exit)",
+        Some(WatchKind::Instruction) => "watch: instr. bp → all parked (no data bp)",
+    };
     println!(
-        "{:<5} {:>5}  {:<38} {:>6} {:>12} {:>12}",
+        "{:<5} {:>5}  {:<44} {:>6} {:>12} {:>12}",
         "eng", "vcpus", "operation", "n", "median µs", "p99 µs"
     );
     let mut summary = Vec::new();
+    let mut watch_summary = Vec::new();
     for vcpus in VCPU_COUNTS {
         let (freeze, thaw) = bench_kvm(kernel.path(), vcpus, iters);
         row("kvm", vcpus, "freeze (kick → all parked + regs)", freeze);
         row("kvm", vcpus, "thaw (clock restore → all resumed)", thaw);
+        if let Some(kind) = watch_kind {
+            let w = bench_watch(vcpus, iters, kind);
+            row("kvm", vcpus, watch_label, w.hit);
+            row(
+                "kvm",
+                vcpus,
+                "watch: flag set → wait returned frozen",
+                w.host,
+            );
+            row("kvm", vcpus, "freeze on the watch guest", w.freeze);
+            watch_summary.push((vcpus, freeze, w));
+        }
         match bench_qemu(kernel.path(), vcpus, qemu_iters) {
             Ok(q) => {
                 row("qemu", vcpus, "QMP stop round trip", q.stop);
@@ -246,6 +415,15 @@ fn main() {
             us(q.stop.median) / us(kvm.median),
             us(q.engine_freeze.median) / us(kvm.median),
             q.accel
+        );
+    }
+    for (vcpus, pvh_freeze, w) in &watch_summary {
+        println!(
+            "{vcpus} vCPUs: {watch_label} median / request-freeze median on the same guest = {:.2}x ({:.1} / {:.1} µs; / the PVH guest's freeze {:.2}x)",
+            us(w.hit.median) / us(w.freeze.median),
+            us(w.hit.median),
+            us(w.freeze.median),
+            us(w.hit.median) / us(pvh_freeze.median),
         );
     }
 }

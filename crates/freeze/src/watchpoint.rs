@@ -5,6 +5,8 @@
 //! watchpoint on the address (QEMU: its gdbstub's `Z2`, which uses TCG watchpoints or, under
 //! KVM, the debug registers; the native KVM engine: `KVM_SET_GUEST_DEBUG` with DR0–DR3/DR7)
 //! and every vCPU stops when any of them writes it, before the next instruction runs.
+//! Not every KVM delivers data breakpoints (`kvm_pvm` takes them and never stops):
+//! [`crate::kvm::probe_write_watch`] says whether this host's does.
 //!
 //! Engines know nothing of what the address means: the caller (the capture session) says
 //! which address to watch and decides, from what it reads in the frozen guest, whether a

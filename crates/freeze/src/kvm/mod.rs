@@ -40,12 +40,20 @@
 //! # Ok::<(), freeze::EngineError>(())
 //! ```
 //!
+//! # Breakpoints
+//! [`KvmEngine`] implements [`crate::watchpoint::WatchEngine`] with the debug registers
+//! (`KVM_SET_GUEST_DEBUG`), and also arms instruction breakpoints
+//! ([`KvmEngine::arm_breakpoint`]): the vCPU that hits freezes the others. Whether the
+//! host's KVM delivers data breakpoints is probed with [`probe_write_watch`]. See
+//! `breakpoint.rs`.
+//!
 //! # Guest-physical layout
 //! See [`layout`]: the VMM owns `0x500..0x1000` (GDT, IDT), `0x6000..0xf000` (PVH info,
 //! zero page, identity page tables when asked for), `0x20000..0x30000` (command line) and
 //! `0x9fc00..0xa0000` (MP table). Tiny guests should put code and data elsewhere.
 
 mod acpi;
+mod breakpoint;
 mod console;
 mod coordinator;
 mod devices;
@@ -65,6 +73,9 @@ use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 
+pub use breakpoint::{
+    BreakpointHit, HwBreakpoint, probe_instruction_breakpoint, probe_write_watch,
+};
 pub use console::ConsoleTail;
 pub use coordinator::GuestExit;
 pub use devices::PioHandler;
@@ -344,6 +355,7 @@ impl VmBuilder {
         let serial = SerialDevice::new(self.serial_irq, console.clone());
         let bus = Arc::new(PioBus::new(serial, self.pio));
         let clock_supported = self.vm.check_extension(Cap::AdjustClock);
+        let guest_debug_supported = self.kvm.check_extension(Cap::SetGuestDebug);
         let mut engine = KvmEngine {
             vm: self.vm,
             _kvm: self.kvm,
@@ -353,6 +365,8 @@ impl VmBuilder {
             console,
             frozen: None,
             clock_supported,
+            guest_debug_supported,
+            armed: None,
             perf: crate::perf::VcpuCounters::Unavailable("vCPU threads not started".into()),
         };
         // Each vCPU thread reports its thread id (for the perf counters) as it starts.
@@ -363,6 +377,7 @@ impl VmBuilder {
                 fd,
                 ctl: ctl.clone(),
                 bus: bus.clone(),
+                debug: Default::default(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("kvm-vcpu-{id}"))
@@ -466,8 +481,13 @@ pub struct KvmEngine {
     ctl: Arc<Control>,
     threads: Vec<JoinHandle<()>>,
     console: ConsoleTail,
+    /// Frozen by [`Engine::freeze`] or by a collected breakpoint hit. (A hit not yet
+    /// collected keeps the guest frozen too: see [`Control::pending_hit`].)
     frozen: Option<Frozen>,
     clock_supported: bool,
+    guest_debug_supported: bool,
+    /// The breakpoint every vCPU has loaded.
+    armed: Option<HwBreakpoint>,
     /// Host perf counters on the vCPU threads, from their start to each freeze.
     perf: crate::perf::VcpuCounters,
 }
@@ -539,19 +559,15 @@ impl Engine for KvmEngine {
             return Err(EngineError::GuestExited(exit.to_string()));
         }
         let start = Instant::now();
-        let clock = if self.clock_supported {
-            Some(
-                self.vm
-                    .get_clock()
-                    .map_err(|e| error::io("KVM_GET_CLOCK (save kvmclock before freeze)", e))?,
-            )
-        } else {
-            None
-        };
+        // A breakpoint hit nobody collected already froze the guest: this freeze takes it
+        // over (and the guest's clock stopped at the hit).
+        let pending = self.ctl.pending_hit();
+        let clock = self.saved_clock(pending.map(|h| h.at))?;
         let epoch = self.ctl.request_pause();
         let acks = self.ctl.wait_parked(epoch, start + timeout);
         let elapsed = start.elapsed();
         self.frozen = Some(Frozen { clock });
+        self.ctl.take_hit();
         let acks = match acks {
             Ok(acks) => acks,
             Err(exit) => {
@@ -559,6 +575,61 @@ impl Engine for KvmEngine {
                 return Err(EngineError::GuestExited(exit.to_string()));
             }
         };
+        self.freeze_outcome(acks, elapsed)
+    }
+
+    fn thaw(&mut self) -> Result<(), EngineError> {
+        let clock = match self.frozen.take() {
+            Some(frozen) => Ok(frozen.clock),
+            // Frozen by a breakpoint hit nobody collected.
+            None => match self.ctl.pending_hit() {
+                Some(hit) => self.saved_clock(Some(hit.at)),
+                None => return Ok(()),
+            },
+        };
+        // Restore the clock before any vCPU runs again; resume even if that fails.
+        let clock_result = match clock {
+            Ok(Some(saved)) => self
+                .vm
+                .set_clock(&kvm_clock_data {
+                    clock: saved.clock,
+                    ..Default::default()
+                })
+                .map_err(|e| error::io("KVM_SET_CLOCK (restore kvmclock on thaw)", e)),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        let still = self.ctl.resume(THAW_ACK_TIMEOUT);
+        clock_result?;
+        if !still.is_empty() {
+            return Err(error::failed(
+                "thaw",
+                format!(
+                    "vCPUs {still:?} did not resume within {} s",
+                    THAW_ACK_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.frozen.is_some() || self.ctl.pending_hit().is_some()
+    }
+
+    fn console_tail(&self) -> String {
+        self.console.text()
+    }
+}
+
+impl KvmEngine {
+    /// The outcome of a freeze from its acknowledgements; a vCPU that could not read its
+    /// registers fails the freeze (and the guest is thawed).
+    fn freeze_outcome(
+        &mut self,
+        acks: Vec<coordinator::Ack>,
+        elapsed: Duration,
+    ) -> Result<FreezeOutcome, EngineError> {
         let mut vcpus = Vec::with_capacity(acks.len());
         for (i, ack) in acks.into_iter().enumerate() {
             match ack {
@@ -578,40 +649,6 @@ impl Engine for KvmEngine {
             elapsed,
             vcpu_perf: self.perf.read(),
         })
-    }
-
-    fn thaw(&mut self) -> Result<(), EngineError> {
-        let Some(frozen) = self.frozen.take() else {
-            return Ok(());
-        };
-        // Restore the clock before any vCPU runs again; resume even if that fails.
-        let clock_result = match frozen.clock {
-            Some(saved) => self.vm.set_clock(&kvm_clock_data {
-                clock: saved.clock,
-                ..Default::default()
-            }),
-            None => Ok(()),
-        };
-        let still = self.ctl.resume(THAW_ACK_TIMEOUT);
-        clock_result.map_err(|e| error::io("KVM_SET_CLOCK (restore kvmclock on thaw)", e))?;
-        if !still.is_empty() {
-            return Err(error::failed(
-                "thaw",
-                format!(
-                    "vCPUs {still:?} did not resume within {} s",
-                    THAW_ACK_TIMEOUT.as_secs()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn is_frozen(&self) -> bool {
-        self.frozen.is_some()
-    }
-
-    fn console_tail(&self) -> String {
-        self.console.text()
     }
 }
 

@@ -3,13 +3,15 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
 
 use kvm_bindings::{
-    KVM_INTERNAL_ERROR_EMULATION, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET,
-    KVM_SYSTEM_EVENT_SHUTDOWN, kvm_run,
+    KVM_GUESTDBG_INJECT_DB, KVM_INTERNAL_ERROR_EMULATION, KVM_SYSTEM_EVENT_CRASH,
+    KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, kvm_debug_exit_arch, kvm_run,
 };
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
+use super::breakpoint::{DR6_B0, DR6_BS, DebugRegs, HwBreakpoint};
 use super::coordinator::{Control, GuestExit};
 use super::devices::{PioAction, PioBus};
 use super::error;
@@ -93,11 +95,58 @@ pub(crate) struct Vcpu {
     pub fd: VcpuFd,
     pub ctl: Arc<Control>,
     pub bus: Arc<PioBus>,
+    pub debug: VcpuDebug,
+}
+
+/// A vCPU's own view of its debug registers (only its thread issues `KVM_SET_GUEST_DEBUG`:
+/// KVM wants vCPU ioctls from the thread that runs the vCPU, and never during `KVM_RUN`).
+#[derive(Default)]
+pub(crate) struct VcpuDebug {
+    /// The generation of the coordinator's debug state last acknowledged.
+    acked: u64,
+    /// The breakpoint loaded as of `acked`.
+    armed: Option<HwBreakpoint>,
+    /// Stepping over the instruction breakpoint it stopped at: one single-step with the
+    /// breakpoint off (an instruction breakpoint is a fault, so resuming at it would stop
+    /// again; the emulator some hosts run guests in ignores RFLAGS.RF).
+    stepping: bool,
+    /// What KVM holds now (KVM starts with guest debugging off).
+    loaded: DebugRegs,
+}
+
+impl VcpuDebug {
+    /// Loads the coordinator's latest debug state (acknowledging it) or the step-over
+    /// state, when it differs from what KVM holds. `Err`: a load the coordinator did not
+    /// ask for failed (a step-over), and the vCPU cannot go on as asked.
+    fn sync(&mut self, id: usize, fd: &VcpuFd, ctl: &Control) -> Result<(), String> {
+        let request = (ctl.debug_generation() != self.acked).then(|| ctl.debug_request());
+        let armed = request.map_or(self.armed, |(_, bp)| bp);
+        let want = DebugRegs::new(armed, self.stepping);
+        let result = if want == self.loaded {
+            Ok(())
+        } else {
+            fd.set_guest_debug(&want.to_kvm(0))
+                .map(|()| self.loaded = want)
+                .map_err(|e| format!("KVM_SET_GUEST_DEBUG: {e}"))
+        };
+        match request {
+            Some((generation, bp)) => {
+                if result.is_ok() {
+                    self.armed = bp;
+                }
+                self.acked = generation;
+                ctl.debug_applied(id, generation, result.err());
+                Ok(())
+            }
+            None => result,
+        }
+    }
 }
 
 enum Next {
     Run,
     Halted,
+    Debug(kvm_debug_exit_arch),
     Exit(GuestExit),
 }
 
@@ -108,23 +157,42 @@ impl Vcpu {
             if self.ctl.stop_requested() {
                 break;
             }
-            let next = match self.fd.run() {
-                Ok(exit) => handle_exit(self.id, &self.bus, exit),
-                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
-                    self.on_kick();
-                    Next::Run
-                }
-                Err(e) => Next::Exit(GuestExit::Error {
+            let next = match self.debug.sync(self.id, &self.fd, &self.ctl) {
+                Err(detail) => Next::Exit(GuestExit::Error {
                     vcpu: self.id,
-                    detail: format!("KVM_RUN failed: {e}"),
+                    detail,
                 }),
+                Ok(()) => match self.fd.run() {
+                    Ok(exit) => handle_exit(self.id, &self.bus, exit),
+                    Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                        self.on_kick();
+                        Next::Run
+                    }
+                    Err(e) => Next::Exit(GuestExit::Error {
+                        vcpu: self.id,
+                        detail: format!("KVM_RUN failed: {e}"),
+                    }),
+                },
+            };
+            let next = match next {
+                Next::Debug(arch) => self.on_debug(arch),
+                other => other,
             };
             match next {
-                Next::Run => {}
+                Next::Run | Next::Debug(_) => {}
                 Next::Halted => {
-                    let fd = &self.fd;
-                    self.ctl
-                        .halt(self.id, || capture_regs(fd).map_err(|e| e.to_string()));
+                    let Vcpu {
+                        id, fd, ctl, debug, ..
+                    } = &mut self;
+                    ctl.halt(
+                        *id,
+                        || capture_regs(fd).map_err(|e| e.to_string()),
+                        &mut || {
+                            // Only coordinator requests change while halted; their
+                            // failures go back to the coordinator.
+                            let _ = debug.sync(*id, fd, ctl);
+                        },
+                    );
                 }
                 Next::Exit(exit) => {
                     let exit = self.describe(exit);
@@ -141,7 +209,7 @@ impl Vcpu {
     fn on_kick(&mut self) {
         if self.ctl.pause_requested() {
             let regs = capture_regs(&self.fd).map_err(|e| e.to_string());
-            self.ctl.park(self.id, regs);
+            self.park(regs);
         }
         let map = self.ctl.run_map(self.id);
         map.set_immediate_exit(false);
@@ -149,6 +217,61 @@ impl Vcpu {
         // `immediate_exit` before we cleared it: look again, after the clear.
         if self.ctl.pause_requested() || self.ctl.stop_requested() {
             map.set_immediate_exit(true);
+        }
+    }
+
+    /// Parks for the current freeze; loads new debug states asked for while parked.
+    fn park(&mut self, regs: Result<crate::CpuRegs, String>) {
+        let Vcpu {
+            id, fd, ctl, debug, ..
+        } = self;
+        ctl.park(*id, regs, &mut || {
+            // Only coordinator requests change while parked; their failures go back to
+            // the coordinator.
+            let _ = debug.sync(*id, fd, ctl);
+        });
+    }
+
+    /// Left `KVM_RUN` with a debug exit (`KVM_EXIT_DEBUG`). DR6 says why: B0, the armed
+    /// breakpoint (slot 0, the only one used), or BS, the end of a step-over. Anything
+    /// else is the guest's own #DB (with guest debugging on, KVM hands every #DB to the
+    /// VMM), which goes back to the guest.
+    fn on_debug(&mut self, arch: kvm_debug_exit_arch) -> Next {
+        let at = Instant::now();
+        if self.debug.stepping && arch.dr6 & DR6_BS != 0 {
+            self.debug.stepping = false;
+            return Next::Run;
+        }
+        let Some(bp) = self.debug.armed.filter(|_| arch.dr6 & DR6_B0 != 0) else {
+            return self.reinject_debug();
+        };
+        if matches!(bp, HwBreakpoint::Execute(_)) {
+            self.debug.stepping = true;
+        }
+        let regs = capture_regs(&self.fd).map_err(|e| e.to_string());
+        self.ctl.breakpoint_hit(self.id, bp, at);
+        if self.ctl.pause_requested() {
+            self.park(regs);
+        }
+        Next::Run
+    }
+
+    /// Passes a #DB that is not the engine's back to the guest (`KVM_GUESTDBG_INJECT_DB`).
+    /// The guest's DR6 does not get the debug exit's bits: a guest relying on them (its own
+    /// single-stepping or hardware breakpoints while the engine's breakpoint is armed) may
+    /// misread the event.
+    fn reinject_debug(&mut self) -> Next {
+        match self
+            .fd
+            .set_guest_debug(&self.debug.loaded.to_kvm(KVM_GUESTDBG_INJECT_DB))
+        {
+            Ok(()) => Next::Run,
+            Err(e) => Next::Exit(GuestExit::Error {
+                vcpu: self.id,
+                detail: format!(
+                    "could not pass the guest's own #DB back to it (KVM_SET_GUEST_DEBUG with KVM_GUESTDBG_INJECT_DB): {e}"
+                ),
+            }),
         }
     }
 
@@ -201,6 +324,7 @@ fn handle_exit(id: usize, bus: &PioBus, exit: VcpuExit<'_>) -> Next {
         }
         VcpuExit::MmioWrite(..) => Next::Run,
         VcpuExit::Hlt => Next::Halted,
+        VcpuExit::Debug(arch) => Next::Debug(arch),
         VcpuExit::Intr | VcpuExit::IrqWindowOpen => Next::Run,
         VcpuExit::Shutdown => Next::Exit(GuestExit::Reset {
             vcpu: id,
