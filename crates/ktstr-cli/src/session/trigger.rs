@@ -103,12 +103,17 @@ pub(crate) fn watch_exit(
     on_tick: impl FnMut(&mut RunGuest) -> Tick,
     log: &mut Vec<String>,
 ) -> Result<TriggerEnd, String> {
-    if engine.can_watch() {
-        log.push("trigger: write watchpoint on scx_sched.exit_kind".into());
-        at_write(engine, rule, on_tick, log)
-    } else {
-        log.push("trigger: polling scx_sched.exit_kind (this engine has no watchpoints)".into());
-        by_poll(engine, rule, on_tick, log)
+    match engine.can_watch() {
+        Ok(()) => {
+            log.push("trigger: write watchpoint on scx_sched.exit_kind".into());
+            at_write(engine, rule, on_tick, log)
+        }
+        Err(why) => {
+            log.push(format!(
+                "trigger: polling scx_sched.exit_kind (no write watchpoint: {why})"
+            ));
+            by_poll(engine, rule, on_tick, log)
+        }
     }
 }
 
