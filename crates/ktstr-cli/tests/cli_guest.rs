@@ -74,6 +74,7 @@ fn run_stall_exits_1_and_names_the_starved_task() {
     let st = r.scx_sched_state.as_ref().expect("scx_sched_state");
     assert_eq!(st.exit_kind, 1026, "SCX_EXIT_ERROR_STALL");
     let victim_pid = assert_names_victim(r);
+    assert_exit_info_of_the_stall(r, &stderr, victim_pid);
     let early_kvas = assert_early_snapshot(dual(&report), &stderr, victim_pid);
     // The rendering on stdout is the file's Display, and names the task too.
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -121,6 +122,62 @@ fn run_stall_exits_1_and_names_the_starved_task() {
     );
 
     drgn_reads_tasks(&core, victim_pid);
+}
+
+/// The exact instant and the reason: frozen at the write of the exit kind (the raw value
+/// in guest memory 1026, not the disable worker's DONE), and `exit_info` read at the
+/// second stop: the kernel's message naming the victim, the backtrace, and the kernel's
+/// debug dump with the scheduler's own `ops.dump*` lines and the victim's task line.
+fn assert_exit_info_of_the_stall(r: &FailureDumpReport, stderr: &str, victim_pid: i32) {
+    assert!(
+        stderr.contains("trigger: write watchpoint on scx_sched.exit_kind"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("trigger (watchpoint): exit_kind 1026 (kind 1026)"),
+        "stage 1 must read 1026 in guest memory: {stderr}"
+    );
+    assert!(
+        stderr.contains("second stop at the disable worker's write"),
+        "{stderr}"
+    );
+    let ei = r.exit_info.as_ref().expect("exit_info");
+    assert_eq!(
+        (ei.kind, ei.kind_name.as_str()),
+        (1026, "SCX_EXIT_ERROR_STALL")
+    );
+    assert_eq!(ei.source, "watchpoint");
+    assert_eq!(ei.reason.as_deref(), Some("runnable task stall"));
+    let msg = ei.msg.as_deref().expect("exit_info.msg");
+    assert!(
+        msg.contains(&format!("ktstr-victim[{victim_pid}]")) && msg.contains("failed to run"),
+        "{msg}"
+    );
+    assert!(
+        ei.backtrace
+            .iter()
+            .any(|f| f.symbol.as_deref() == Some("scx_watchdog_workfn")),
+        "{:?}",
+        ei.backtrace
+    );
+    let t = ei.trigger.as_ref().expect("who triggered");
+    assert!(t.pid.is_some() && t.comm.is_some(), "{t:?}");
+    let dump = ei.kernel_dump.as_deref().expect("the kernel's debug dump");
+    assert!(dump.contains("triggered exit kind 1026"), "{dump}");
+    assert!(
+        dump.contains("ktstr-dump: mode=1"),
+        "the scheduler's ops.dump line: {dump}"
+    );
+    assert!(
+        dump.contains("ktstr-dump-cpu: cpu=0"),
+        "ops.dump_cpu: {dump}"
+    );
+    assert!(
+        dump.contains(&format!("R ktstr-victim[{victim_pid}]"))
+            && dump.contains(&format!("ktstr-dump-task: pid={victim_pid} ")),
+        "the victim's task lines: {dump}"
+    );
+    assert_eq!(ei.unavailable, None);
 }
 
 /// `--engine auto` (the default) used the native engine only if its probe booted the
@@ -305,6 +362,8 @@ fn run_ok_with_timeout_exits_0() {
         .as_ref()
         .expect("the ok scheduler is attached at the capture");
     assert!(st.exit_kind < 1024, "no error exit: {st:?}");
+    // No exit, no exit_info (and no second stop).
+    assert_eq!(r.exit_info, None);
     // Nothing starves under `ok`: a dual report without its early half, and why, in the
     // stable shape, with the late scheduler's threshold (half its watchdog timeout).
     let d = dual(&written);
@@ -385,4 +444,51 @@ fn run_interrupted_captures_on_demand() {
             .to_string()
             .trim_end()
     );
+}
+
+/// `error` calls `scx_bpf_error()`: frozen at the write of 1025, and `exit_info` has the
+/// scheduler's message verbatim and a backtrace whose BPF frame (the program that called
+/// it) is named as the kernel names it, `bpf_prog_<tag>_<name>`.
+#[test]
+fn run_error_has_the_bpf_message_and_frame() {
+    if !qemu_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let o = ktstr(
+        &["-v", "run", "--scheduler", "error", "--out", "out"],
+        d.path(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an error exit is a captured failure"
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("trigger (watchpoint): exit_kind 1025 (kind 1025)"),
+        "{stderr}"
+    );
+    let (_, json) = the_dump(&d.path().join("out"));
+    let report = FailureDumpReportAny::from_json(&json).unwrap();
+    let r = late(&report);
+    let ei = r.exit_info.as_ref().expect("exit_info");
+    assert_eq!((ei.kind, ei.source.as_str()), (1025, "watchpoint"));
+    // The error scheduler's format, filled with its after_ms (10 s for `ktstr run`).
+    assert_eq!(
+        ei.msg.as_deref(),
+        Some("ktstr error scheduler: scx_bpf_error() after 10000 ms as asked")
+    );
+    let bpf = ei
+        .backtrace
+        .iter()
+        .filter_map(|f| f.symbol.as_deref())
+        .find(|s| s.starts_with("bpf_prog_"));
+    let bpf = bpf.unwrap_or_else(|| panic!("no BPF frame in {:?}", ei.backtrace));
+    assert!(
+        bpf.starts_with("bpf_prog_") && bpf.contains("_ktstr_"),
+        "{bpf}"
+    );
+    let dump = ei.kernel_dump.as_deref().expect("the kernel's debug dump");
+    assert!(dump.contains("ktstr-dump: mode=2"), "{dump}");
 }

@@ -226,13 +226,18 @@ fn at_write(
                 .wait_write(SLICE)
                 .map_err(|e| format!("waiting for the write: {e}"))?;
             if let Some(hit) = hit {
-                if let Some(ExitVerdict::Capture { kind, .. }) =
-                    exit_kind_now(rule, s).map(|v| rule.judge(s, v))
-                {
+                let raw = exit_kind_now(rule, s);
+                if let Some(ExitVerdict::Capture { kind, .. }) = raw.map(|v| rule.judge(s, v)) {
+                    // The raw value in guest memory at the stop: the claim's kind, never
+                    // the disable worker's DONE at a first stop.
+                    let raw = raw.unwrap_or_default();
                     end(
                         &st,
                         log,
-                        &format!("exit_kind {kind} written by vCPU {:?}", hit.vcpu),
+                        &format!(
+                            "exit_kind {raw} (kind {kind}) written by vCPU {:?}",
+                            hit.vcpu
+                        ),
                     );
                     return Ok(caught(
                         hit.freeze,
