@@ -4,6 +4,7 @@ mod bench;
 mod bench_dump;
 mod provision;
 mod schema;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
         "bench" if rest.first().is_some_and(|a| a == "dump") => bench_dump::run(&rest[1..]),
         "bench" => bench::run(rest),
         "test" => test(rest),
+        "soak" => soak::run(rest),
         _ => return usage(),
     };
     match result {
@@ -38,6 +40,7 @@ fn usage() -> ExitCode {
          \n  bench              run the project's benchmarks and print their ratios\
          \n  bench dump [VMCORE] [--runs N] [--make]\
          \n                     whole-process dump of a vmcore vs drgn and eager symbols\
+         \n  soak trigger [--runs N] [--scheduler stall|error]\n                     repeated real runs: how often the capture is exact\
          \n  test [ARGS..]      provision, then run every test (cargo nextest run --workspace ARGS..)"
     );
     ExitCode::from(2)

@@ -271,7 +271,11 @@ fn at_write(
                 Some(hit) if armed == Some(s) => How::Watchpoint { vcpu: hit.vcpu },
                 _ => How::Poll { late },
             };
-            end(&st, log, &format!("exit_kind {kind} read ({how:?})"));
+            end(
+                &st,
+                log,
+                &format!("exit_kind {v} (kind {kind}) read ({how:?})"),
+            );
             return Ok(caught(freeze, kind, s, how));
         }
         if last_tick.elapsed() >= SCAN_EVERY {
