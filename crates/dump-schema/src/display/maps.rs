@@ -1,201 +1,219 @@
 //! Human rendering of one [`FailureDumpMap`] block.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
-use super::value::{inline_string, is_scalar, is_zero, push_indent, visible_members, write_block};
+use super::text::spaces;
+use super::value::{Cx, inline_string, is_scalar, is_zero, visible_members, write_block};
 use crate::{FailureDumpEntry, FailureDumpMap, RenderedValue, map_type};
 
 /// Writes the block of one map: its header line, then its content indented 2.
-pub(crate) fn write_map(m: &FailureDumpMap, out: &mut String) {
-    write!(out, "map {} (type=", m.name).unwrap();
-    match map_type::name(m.map_type) {
-        Some(n) => out.push_str(n),
-        None => write!(out, "{}", m.map_type).unwrap(),
-    }
-    write!(
-        out,
-        ", value_size={}, max_entries={})",
-        m.value_size, m.max_entries
-    )
-    .unwrap();
-    if let Some(e) = &m.error {
-        write!(out, " [error: {e}]").unwrap();
-    }
-    out.push('\n');
-
+pub(crate) fn write_map(cx: &mut Cx, m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    write_header(m, out)?;
     if let Some(v) = &m.value {
-        write_block(v, 0, 2, "", out);
+        write_block(cx, v, 0, 2, "", out)?;
     }
-    write_entries(&m.entries, out);
-    write_array_entries(m, out);
+    write_entries(cx, &m.entries, out)?;
+    write_array_entries(cx, m, out)?;
     for e in &m.percpu_entries {
-        write_per_cpu(&format!("key {}", e.key), &e.per_cpu, out);
+        write_per_cpu(cx, &format!("key {}", e.key), &e.per_cpu, out)?;
     }
     for e in &m.percpu_hash_entries {
         let key = match &e.key {
             Some(k) => inline_string(k),
             None => e.key_hex.clone(),
         };
-        write_per_cpu(&format!("key={key}"), &e.per_cpu, out);
+        write_per_cpu(cx, &format!("key={key}"), &e.per_cpu, out)?;
     }
-    if let Some(a) = &m.arena {
-        let bytes: usize = a.pages.iter().map(|p| p.bytes.len()).sum();
-        write!(
-            out,
-            "  arena: {} pages captured ({} KiB)",
-            a.pages.len(),
-            bytes.div_ceil(1024)
-        )
-        .unwrap();
-        if a.truncated {
-            out.push_str(", truncated");
-        }
-        if a.span_capped {
-            out.push_str(", span capped");
-        }
-        writeln!(
-            out,
-            "\n    declared_pages={} kern_vm_start={:#x} user_vm_start={:#x}",
-            a.declared_pages, a.kern_vm_start, a.user_vm_start
-        )
-        .unwrap();
+    write_arena(m, out)?;
+    write_ringbuf(m, out)?;
+    write_stack_trace(m, out)?;
+    write_fd_array(m, out)
+}
+
+/// `map <name> (type=<name>, value_size=N, max_entries=N)[ [error: …]]`.
+fn write_header(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    write!(out, "map {} (type=", m.name)?;
+    match map_type::name(m.map_type) {
+        Some(n) => out.write_str(n)?,
+        None => write!(out, "{}", m.map_type)?,
     }
-    if let Some(r) = &m.ringbuf {
-        write!(
-            out,
-            "  ringbuf: capacity={}B, pending={}B",
-            r.capacity, r.pending_bytes
-        )
-        .unwrap();
-        if r.capacity > 0 {
-            let pct = r.pending_bytes as f64 * 100.0 / r.capacity as f64;
-            write!(out, " ({pct:.1}%)").unwrap();
-        }
-        writeln!(
-            out,
-            ", consumer_pos={}, producer_pos={}, pending_pos={}",
-            r.consumer_pos, r.producer_pos, r.pending_pos
-        )
-        .unwrap();
+    write!(
+        out,
+        ", value_size={}, max_entries={})",
+        m.value_size, m.max_entries
+    )?;
+    if let Some(e) = &m.error {
+        write!(out, " [error: {e}]")?;
     }
-    if let Some(s) = &m.stack_trace {
-        write!(
-            out,
-            "  stack_trace: {} stacks in {} buckets",
-            s.entries.len(),
-            s.n_buckets
-        )
-        .unwrap();
-        if s.buckets_unreadable > 0 {
-            write!(out, ", {} buckets unreadable", s.buckets_unreadable).unwrap();
-        }
-        if s.truncated {
-            out.push_str(", truncated");
-        }
-        out.push('\n');
+    out.write_char('\n')
+}
+
+fn write_arena(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    let Some(a) = &m.arena else { return Ok(()) };
+    let bytes: usize = a.pages.iter().map(|p| p.bytes.len()).sum();
+    write!(
+        out,
+        "  arena: {} pages captured ({} KiB)",
+        a.pages.len(),
+        bytes.div_ceil(1024)
+    )?;
+    if a.truncated {
+        out.write_str(", truncated")?;
     }
-    if let Some(f) = &m.fd_array {
-        write!(
-            out,
-            "  fd_array: {} of {} slots populated",
-            f.populated, f.scanned
-        )
-        .unwrap();
-        if !f.indices.is_empty() {
-            write!(
-                out,
-                " [{}]",
-                range_list(f.indices.iter().map(|&i| i as usize))
-            )
-            .unwrap();
-        }
-        if f.indices_truncated {
-            out.push_str(", indices truncated");
-        }
-        if f.unreadable > 0 {
-            write!(out, ", {} unreadable", f.unreadable).unwrap();
-        }
-        if f.truncated {
-            out.push_str(", truncated");
-        }
-        out.push('\n');
+    if a.span_capped {
+        out.write_str(", span capped")?;
     }
+    writeln!(
+        out,
+        "\n    declared_pages={} kern_vm_start={:#x} user_vm_start={:#x}",
+        a.declared_pages, a.kern_vm_start, a.user_vm_start
+    )
+}
+
+fn write_ringbuf(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    let Some(r) = &m.ringbuf else { return Ok(()) };
+    write!(
+        out,
+        "  ringbuf: capacity={}B, pending={}B",
+        r.capacity, r.pending_bytes
+    )?;
+    if r.capacity > 0 {
+        let pct = r.pending_bytes as f64 * 100.0 / r.capacity as f64;
+        write!(out, " ({pct:.1}%)")?;
+    }
+    writeln!(
+        out,
+        ", consumer_pos={}, producer_pos={}, pending_pos={}",
+        r.consumer_pos, r.producer_pos, r.pending_pos
+    )
+}
+
+fn write_stack_trace(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    let Some(s) = &m.stack_trace else {
+        return Ok(());
+    };
+    write!(
+        out,
+        "  stack_trace: {} stacks in {} buckets",
+        s.entries.len(),
+        s.n_buckets
+    )?;
+    if s.buckets_unreadable > 0 {
+        write!(out, ", {} buckets unreadable", s.buckets_unreadable)?;
+    }
+    if s.truncated {
+        out.write_str(", truncated")?;
+    }
+    out.write_char('\n')
+}
+
+fn write_fd_array(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    let Some(f) = &m.fd_array else { return Ok(()) };
+    write!(
+        out,
+        "  fd_array: {} of {} slots populated",
+        f.populated, f.scanned
+    )?;
+    if !f.indices.is_empty() {
+        let indices: Vec<usize> = f.indices.iter().map(|&i| i as usize).collect();
+        write!(out, " [{}]", RangeList(&indices))?;
+    }
+    if f.indices_truncated {
+        out.write_str(", indices truncated")?;
+    }
+    if f.unreadable > 0 {
+        write!(out, ", {} unreadable", f.unreadable)?;
+    }
+    if f.truncated {
+        out.write_str(", truncated")?;
+    }
+    out.write_char('\n')
 }
 
 /// `0-3,5,7-8` from ascending numbers.
-pub(crate) fn range_list(mut it: impl Iterator<Item = usize>) -> String {
-    let mut s = String::new();
-    let Some(mut lo) = it.next() else {
-        return s;
-    };
-    let mut hi = lo;
-    let flush = |s: &mut String, lo: usize, hi: usize| {
-        if !s.is_empty() {
-            s.push(',');
+pub(crate) struct RangeList<'a>(pub(crate) &'a [usize]);
+
+impl fmt::Display for RangeList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut i = 0;
+        while let Some(&lo) = self.0.get(i) {
+            // The run of consecutive numbers from `lo`.
+            let run = self.0[i..]
+                .iter()
+                .enumerate()
+                .take_while(|&(k, &n)| n.checked_sub(lo) == Some(k))
+                .count();
+            let hi = self.0[i + run - 1];
+            if i > 0 {
+                f.write_char(',')?;
+            }
+            if lo == hi {
+                write!(f, "{lo}")?;
+            } else {
+                write!(f, "{lo}-{hi}")?;
+            }
+            i += run;
         }
-        if lo == hi {
-            write!(s, "{lo}").unwrap();
-        } else {
-            write!(s, "{lo}-{hi}").unwrap();
-        }
-    };
-    for n in it {
-        if n == hi + 1 {
-            hi = n;
-        } else {
-            flush(&mut s, lo, hi);
-            lo = n;
-            hi = n;
-        }
+        Ok(())
     }
-    flush(&mut s, lo, hi);
-    s
 }
 
-fn write_entries(entries: &[FailureDumpEntry], out: &mut String) {
-    if entries.len() >= 2 && entries.iter().all(|e| e.payload.is_none()) {
-        let keys: Option<Vec<&RenderedValue>> = entries.iter().map(|e| e.key.as_ref()).collect();
-        let values: Option<Vec<&RenderedValue>> =
-            entries.iter().map(|e| e.value.as_ref()).collect();
-        if let (Some(keys), Some(values)) = (keys, values)
-            && flat_struct_type(&values).is_some()
-        {
-            let (mut headers, mut cols) = if flat_struct_type(&keys).is_some() {
-                struct_columns(&keys)
-            } else if keys.iter().all(|k| is_scalar(k)) {
-                (
-                    vec!["key".to_string()],
-                    vec![keys.iter().map(|k| inline_string(k)).collect()],
-                )
-            } else {
-                (Vec::new(), Vec::new())
-            };
-            if !headers.is_empty() {
-                let split = headers.len();
-                let (vh, vc) = struct_columns(&values);
-                headers.extend(vh);
-                cols.extend(vc);
-                write_table(2, &headers, &cols, split, out);
-                return;
-            }
-        }
+fn write_entries(cx: &mut Cx, entries: &[FailureDumpEntry], out: &mut dyn Write) -> fmt::Result {
+    if let Some((headers, cols, split)) = entries_table(entries) {
+        return write_table(2, &headers, &cols, split, out);
     }
     for e in entries {
         match &e.key {
-            Some(k) => write_block(k, 0, 2, "entry: key=", out),
-            None => writeln!(out, "  entry: key={}", e.key_hex).unwrap(),
+            Some(k) => write_block(cx, k, 0, 2, "entry: key=", out)?,
+            None => writeln!(out, "  entry: key={}", e.key_hex)?,
         }
         match &e.value {
-            Some(v) => write_block(v, 0, 4, "value: ", out),
-            None => writeln!(out, "    value: {}", e.value_hex).unwrap(),
+            Some(v) => write_block(cx, v, 0, 4, "value: ", out)?,
+            None => writeln!(out, "    value: {}", e.value_hex)?,
         }
         if let Some(p) = &e.payload {
-            write_block(p, 0, 4, ".data ", out);
+            write_block(cx, p, 0, 4, ".data ", out)?;
         }
     }
+    Ok(())
 }
 
-fn write_array_entries(m: &FailureDumpMap, out: &mut String) {
+/// Headers, cells and key-column count of the table two or more entries print as, when their
+/// values are flat structs of one type and their keys are scalars or flat structs.
+fn entries_table(entries: &[FailureDumpEntry]) -> Option<(Vec<String>, Vec<Vec<String>>, usize)> {
+    if entries.len() < 2 || entries.iter().any(|e| e.payload.is_some()) {
+        return None;
+    }
+    let keys: Vec<&RenderedValue> = entries
+        .iter()
+        .map(|e| e.key.as_ref())
+        .collect::<Option<_>>()?;
+    let values: Vec<&RenderedValue> = entries
+        .iter()
+        .map(|e| e.value.as_ref())
+        .collect::<Option<_>>()?;
+    flat_struct_type(&values)?;
+    let (mut headers, mut cols) = if flat_struct_type(&keys).is_some() {
+        struct_columns(&keys)
+    } else if keys.iter().all(|k| is_scalar(k)) {
+        (
+            vec!["key".to_string()],
+            vec![keys.iter().map(|k| inline_string(k)).collect()],
+        )
+    } else {
+        return None;
+    };
+    if headers.is_empty() {
+        return None;
+    }
+    let split = headers.len();
+    let (vh, vc) = struct_columns(&values);
+    headers.extend(vh);
+    cols.extend(vc);
+    Some((headers, cols, split))
+}
+
+fn write_array_entries(cx: &mut Cx, m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
     let entries = &m.array_entries;
     let mut i = 0;
     while i < entries.len() {
@@ -210,17 +228,18 @@ fn write_array_entries(m: &FailureDumpMap, out: &mut String) {
             .count();
         if run >= 2 {
             let last = entries[i + run - 1].key;
-            writeln!(out, "  keys {}-{last}: zero", entries[i].key).unwrap();
+            writeln!(out, "  keys {}-{last}: zero", entries[i].key)?;
             i += run;
             continue;
         }
         let e = &entries[i];
         match &e.value {
-            Some(v) => write_block(v, 0, 2, &format!("key {}: ", e.key), out),
-            None => writeln!(out, "  key {}: <unreadable>", e.key).unwrap(),
+            Some(v) => write_block(cx, v, 0, 2, &format!("key {}: ", e.key), out)?,
+            None => writeln!(out, "  key {}: <unreadable>", e.key)?,
         }
         i += 1;
     }
+    Ok(())
 }
 
 /// The shared type name when every value is a struct of the same type whose members are all
@@ -291,8 +310,8 @@ pub(crate) fn write_table(
     headers: &[String],
     cols: &[Vec<String>],
     split: usize,
-    out: &mut String,
-) {
+    out: &mut dyn Write,
+) -> fmt::Result {
     let widths: Vec<usize> = headers
         .iter()
         .zip(cols)
@@ -305,27 +324,32 @@ pub(crate) fn write_table(
         })
         .collect();
     let rows = cols.first().map_or(0, Vec::len);
-    let line = |cells: &mut dyn Iterator<Item = &str>, out: &mut String| {
-        push_indent(out, indent);
+    let line = |cells: &mut dyn Iterator<Item = &str>, out: &mut dyn Write| -> fmt::Result {
+        spaces(out, indent)?;
         for (i, (cell, w)) in cells.zip(&widths).enumerate() {
             if i > 0 {
-                out.push_str(if i == split { " | " } else { "  " });
+                out.write_str(if i == split { " | " } else { "  " })?;
             }
-            let pad = w.saturating_sub(cell.chars().count());
-            push_indent(out, pad);
-            out.push_str(cell);
+            spaces(out, w.saturating_sub(cell.chars().count()))?;
+            out.write_str(cell)?;
         }
-        out.push('\n');
+        out.write_char('\n')
     };
-    line(&mut headers.iter().map(String::as_str), out);
+    line(&mut headers.iter().map(String::as_str), out)?;
     for r in 0..rows {
-        line(&mut cols.iter().map(|c| c[r].as_str()), out);
+        line(&mut cols.iter().map(|c| c[r].as_str()), out)?;
     }
+    Ok(())
 }
 
 /// One per-CPU key: identical CPUs grouped; flat structs that differ as a `common:` block plus
 /// a `per-cpu:` table.
-fn write_per_cpu(label: &str, per_cpu: &[Option<RenderedValue>], out: &mut String) {
+fn write_per_cpu(
+    cx: &mut Cx,
+    label: &str,
+    per_cpu: &[Option<RenderedValue>],
+    out: &mut dyn Write,
+) -> fmt::Result {
     // (cpus, value) groups of equal values, in order of their first CPU.
     let mut groups: Vec<(Vec<usize>, Option<&RenderedValue>)> = Vec::new();
     for (cpu, v) in per_cpu.iter().enumerate() {
@@ -335,63 +359,67 @@ fn write_per_cpu(label: &str, per_cpu: &[Option<RenderedValue>], out: &mut Strin
         }
     }
     match groups.as_slice() {
-        [] => {
-            writeln!(out, "  {label}: no CPUs").unwrap();
-            return;
-        }
+        [] => return writeln!(out, "  {label}: no CPUs"),
         [(_, v)] => {
             let head = format!("{label}: all CPUs: ");
-            match v {
-                Some(v) => write_block(v, 0, 2, &head, out),
-                None => writeln!(out, "  {head}<unreadable>").unwrap(),
-            }
-            return;
+            return match v {
+                Some(v) => write_block(cx, v, 0, 2, &head, out),
+                None => writeln!(out, "  {head}<unreadable>"),
+            };
         }
         _ => {}
     }
-    writeln!(out, "  {label}:").unwrap();
-    let cpus_label = |cpus: &[usize]| {
-        if cpus.len() == 1 {
-            format!("cpu {}", cpus[0])
-        } else {
-            format!("cpus {}", range_list(cpus.iter().copied()))
-        }
-    };
+    writeln!(out, "  {label}:")?;
     let values: Option<Vec<&RenderedValue>> = groups.iter().map(|(_, v)| *v).collect();
     if let Some(values) = values
         && let Some(type_name) = flat_struct_type(&values)
     {
-        let (headers, cols) = struct_columns(&values);
-        // Columns equal in every group are common to all CPUs.
-        let (common, varying): (Vec<usize>, Vec<usize>) =
-            (0..headers.len()).partition(|&c| cols[c].iter().all(|s| *s == cols[c][0]));
-        if !common.is_empty() {
-            let fields: Vec<String> = common
-                .iter()
-                .map(|&c| format!("{}={}", headers[c], cols[c][0]))
-                .collect();
-            writeln!(out, "    common: {type_name}{{{}}}", fields.join(", ")).unwrap();
-        }
-        let mut h = vec!["cpus".to_string()];
-        let mut c = vec![
-            groups
-                .iter()
-                .map(|(cpus, _)| range_list(cpus.iter().copied()))
-                .collect(),
-        ];
-        for &i in &varying {
-            h.push(headers[i].clone());
-            c.push(cols[i].clone());
-        }
-        out.push_str("    per-cpu:\n");
-        write_table(6, &h, &c, 1, out);
-        return;
+        return per_cpu_table(type_name, &groups, &values, out);
     }
     for (cpus, v) in &groups {
-        let head = format!("{}: ", cpus_label(cpus));
+        let head = if cpus.len() == 1 {
+            format!("cpu {}: ", cpus[0])
+        } else {
+            format!("cpus {}: ", RangeList(cpus))
+        };
         match v {
-            Some(v) => write_block(v, 0, 4, &head, out),
-            None => writeln!(out, "    {head}<unreadable>").unwrap(),
+            Some(v) => write_block(cx, v, 0, 4, &head, out)?,
+            None => writeln!(out, "    {head}<unreadable>")?,
         }
     }
+    Ok(())
+}
+
+/// Groups of CPUs holding flat structs of `type_name`: the fields equal in every group as
+/// `common:`, the others as a `per-cpu:` table, one row per group.
+fn per_cpu_table(
+    type_name: &str,
+    groups: &[(Vec<usize>, Option<&RenderedValue>)],
+    values: &[&RenderedValue],
+    out: &mut dyn Write,
+) -> fmt::Result {
+    let (headers, cols) = struct_columns(values);
+    // Columns equal in every group are common to all CPUs.
+    let (common, varying): (Vec<usize>, Vec<usize>) =
+        (0..headers.len()).partition(|&c| cols[c].iter().all(|s| *s == cols[c][0]));
+    if !common.is_empty() {
+        let fields: Vec<String> = common
+            .iter()
+            .map(|&c| format!("{}={}", headers[c], cols[c][0]))
+            .collect();
+        writeln!(out, "    common: {type_name}{{{}}}", fields.join(", "))?;
+    }
+    let mut h = vec!["cpus".to_string()];
+    let mut c = vec![
+        groups
+            .iter()
+            .map(|(cpus, _)| RangeList(cpus).to_string())
+            .collect(),
+    ];
+    for &i in &varying {
+        h.push(headers[i].clone());
+        c.push(cols[i].clone());
+    }
+    out.write_str("    per-cpu:\n")?;
+    write_table(6, &h, &c, 1, out)
 }

@@ -5,8 +5,9 @@
 //! stops at [`MAX_DISPLAY_DEPTH`] levels with `…`, so any value prints without exhausting the
 //! stack.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
+use super::text::{Bounded, Out, spaces};
 use crate::rendered::MAX_DISPLAY_DEPTH;
 use crate::{RenderedMember, RenderedValue};
 
@@ -100,125 +101,135 @@ pub(crate) fn visible_members(
     out
 }
 
-/// Appends the inline form of `v` to `out`. Returns `false` as soon as `out` grows past
-/// `limit` bytes (the caller then falls back to the block form); `out` is then garbage.
-pub(crate) fn inline(v: &RenderedValue, depth: usize, out: &mut String, limit: usize) -> bool {
+/// Writes the inline form of `v`. Into a [`Bounded`] buffer, an error means the line got too
+/// long (the caller then falls back to the block form).
+pub(crate) fn inline(v: &RenderedValue, depth: usize, out: &mut dyn Write) -> fmt::Result {
     use RenderedValue as V;
     if depth >= MAX_DISPLAY_DEPTH {
-        out.push_str(ELIDED);
-        return out.len() <= limit;
+        return out.write_str(ELIDED);
     }
     match v {
-        V::Int { value, .. } => write!(out, "{value}").unwrap(),
-        V::Uint { value, .. } => write!(out, "{value}").unwrap(),
-        V::Bool { value } => write!(out, "{value}").unwrap(),
-        V::Char { value } => push_char(out, *value),
+        V::Int { value, .. } => write!(out, "{value}"),
+        V::Uint { value, .. } => write!(out, "{value}"),
+        V::Bool { value } => write!(out, "{value}"),
+        V::Char { value } => write_char_value(out, *value),
         // Shortest form that reads back as the same value of the rendered width.
         V::Float { bits: 32, value } if f64::from(*value as f32) == *value => {
-            write!(out, "{:?}", *value as f32).unwrap()
+            write!(out, "{:?}", *value as f32)
         }
-        V::Float { value, .. } => write!(out, "{value:?}").unwrap(),
+        V::Float { value, .. } => write!(out, "{value:?}"),
         V::Enum { value, variant, .. } => match variant {
-            Some(name) => write!(out, "{name} ({value})").unwrap(),
-            None => write!(out, "{value}").unwrap(),
+            Some(name) => write!(out, "{name} ({value})"),
+            None => write!(out, "{value}"),
         },
         V::Struct { type_name, members } => {
-            out.push_str(type_name.as_deref().unwrap_or(""));
-            out.push('{');
-            for (i, (name, mv)) in visible_members(members, false).into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(name);
-                out.push('=');
-                if out.len() > limit || !inline(mv, depth + 1, out, limit) {
-                    return false;
-                }
-            }
-            out.push('}');
+            inline_struct(type_name.as_deref(), members, depth, out)
         }
-        V::Array { len, elements } => {
-            if let Some(s) = char_string(elements) {
-                push_quoted(out, &s);
-            } else if elements.iter().all(is_zero) {
-                write!(out, "[all {} zero]", elements.len()).unwrap();
-            } else {
-                let shown = shown_elements(elements);
-                out.push('[');
-                for (i, e) in elements[..shown].iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    if out.len() > limit || !inline(e, depth + 1, out, limit) {
-                        return false;
-                    }
-                }
-                if shown < elements.len() {
-                    write!(out, ", …+{} zero", elements.len() - shown).unwrap();
-                }
-                if *len > elements.len() {
-                    write!(out, ", …+{} not rendered", len - elements.len()).unwrap();
-                }
-                out.push(']');
-            }
-        }
-        V::CpuList { cpus } => write!(out, "cpus={{{cpus}}}").unwrap(),
+        V::Array { len, elements } => inline_array(*len, elements, depth, out),
+        V::CpuList { cpus } => write!(out, "cpus={{{cpus}}}"),
         V::Ptr {
             value,
             deref,
             deref_skipped_reason,
             cast_annotation,
         } => {
-            ptr_head(out, *value, cast_annotation.as_deref());
+            ptr_head(out, *value, cast_annotation.as_deref())?;
             if let Some(d) = deref {
-                out.push_str(" → ");
-                return inline(d, depth + 1, out, limit);
+                out.write_str(" → ")?;
+                return inline(d, depth + 1, out);
             }
-            if let Some(r) = deref_skipped_reason {
-                push_skip(out, r);
+            match deref_skipped_reason {
+                Some(r) => write_skip(out, r),
+                None => Ok(()),
             }
         }
-        V::Bytes { hex } => out.push_str(hex),
+        V::Bytes { hex } => out.write_str(hex),
         V::Truncated {
             needed,
             had,
             partial,
         } => {
-            if !inline(partial, depth + 1, out, limit) {
-                return false;
-            }
-            write!(out, " [truncated: had {had} of {needed} bytes]").unwrap();
+            inline(partial, depth + 1, out)?;
+            write!(out, " [truncated: had {had} of {needed} bytes]")
         }
-        V::Unsupported { reason } => write!(out, "<unsupported: {reason}>").unwrap(),
+        V::Unsupported { reason } => write!(out, "<unsupported: {reason}>"),
     }
-    out.len() <= limit
 }
 
-fn ptr_head(out: &mut String, value: u64, cast: Option<&str>) {
-    write!(out, "{value:#x}").unwrap();
+fn inline_struct(
+    type_name: Option<&str>,
+    members: &[RenderedMember],
+    depth: usize,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    out.write_str(type_name.unwrap_or(""))?;
+    out.write_char('{')?;
+    for (i, (name, mv)) in visible_members(members, false).into_iter().enumerate() {
+        if i > 0 {
+            out.write_str(", ")?;
+        }
+        out.write_str(name)?;
+        out.write_char('=')?;
+        inline(mv, depth + 1, out)?;
+    }
+    out.write_char('}')
+}
+
+fn inline_array(
+    len: usize,
+    elements: &[RenderedValue],
+    depth: usize,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    if let Some(s) = char_string(elements) {
+        return write_quoted(out, &s);
+    }
+    if elements.iter().all(is_zero) {
+        return write!(out, "[all {} zero]", elements.len());
+    }
+    let shown = shown_elements(elements);
+    out.write_char('[')?;
+    for (i, e) in elements[..shown].iter().enumerate() {
+        if i > 0 {
+            out.write_str(", ")?;
+        }
+        inline(e, depth + 1, out)?;
+    }
+    if shown < elements.len() {
+        write!(out, ", …+{} zero", elements.len() - shown)?;
+    }
+    if len > elements.len() {
+        write!(out, ", …+{} not rendered", len - elements.len())?;
+    }
+    out.write_char(']')
+}
+
+fn ptr_head(out: &mut dyn Write, value: u64, cast: Option<&str>) -> fmt::Result {
+    write!(out, "{value:#x}")?;
     if let Some(c) = cast {
-        write!(out, " (cast→{c})").unwrap();
+        write!(out, " (cast→{c})")?;
     }
+    Ok(())
 }
 
-fn push_skip(out: &mut String, reason: &str) {
+fn write_skip(out: &mut dyn Write, reason: &str) -> fmt::Result {
     if reason.starts_with(crate::reasons::DEREF_CYCLE) {
-        out.push_str(" [cycle]");
+        out.write_str(" [cycle]")
     } else {
-        write!(out, " [chase: {reason}]").unwrap();
+        write!(out, " [chase: {reason}]")
     }
 }
 
-fn push_char(out: &mut String, c: u8) {
+fn write_char_value(out: &mut dyn Write, c: u8) -> fmt::Result {
     if c.is_ascii_graphic() || c == b' ' {
-        out.push('\'');
+        out.write_char('\'')?;
         if c == b'\'' || c == b'\\' {
-            out.push('\\');
+            out.write_char('\\')?;
         }
-        out.push(c as char);
-        out.push('\'');
+        out.write_char(c as char)?;
+        out.write_char('\'')
     } else {
-        write!(out, "{c}").unwrap();
+        write!(out, "{c}")
     }
 }
 
@@ -240,17 +251,17 @@ fn char_string(elements: &[RenderedValue]) -> Option<Vec<u8>> {
     Some(s)
 }
 
-fn push_quoted(out: &mut String, s: &[u8]) {
-    out.push('"');
+fn write_quoted(out: &mut dyn Write, s: &[u8]) -> fmt::Result {
+    out.write_char('"')?;
     for &b in s {
         match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(b as char),
-            _ => write!(out, "\\x{b:02x}").unwrap(),
+            b'"' => out.write_str("\\\"")?,
+            b'\\' => out.write_str("\\\\")?,
+            0x20..=0x7e => out.write_char(b as char)?,
+            _ => write!(out, "\\x{b:02x}")?,
         }
     }
-    out.push('"');
+    out.write_char('"')
 }
 
 /// How many leading elements to print: a trailing run of [`ZERO_RUN`] or more zero elements
@@ -264,117 +275,154 @@ fn shown_elements(elements: &[RenderedValue]) -> usize {
     }
 }
 
+/// What a rendering carries along: a buffer reused by every attempt at the inline form.
+#[derive(Default)]
+pub(crate) struct Cx {
+    scratch: String,
+}
+
 /// Writes `v` as lines: `indent` spaces, then `head` (e.g. `name=`), then the value — inline
 /// when it fits in [`WIDTH`] columns, else in block form with children 2 columns further in.
 pub(crate) fn write_block(
+    cx: &mut Cx,
     v: &RenderedValue,
     depth: usize,
     indent: usize,
     head: &str,
-    out: &mut String,
-) {
+    out: &mut dyn Write,
+) -> fmt::Result {
     use RenderedValue as V;
-    let start = out.len();
-    push_indent(out, indent);
-    out.push_str(head);
     if depth >= MAX_DISPLAY_DEPTH {
-        out.push_str(ELIDED);
-        out.push('\n');
-        return;
+        spaces(out, indent)?;
+        return writeln!(out, "{head}{ELIDED}");
     }
-    let line_start = out.len();
-    let limit = line_start + WIDTH.saturating_sub(indent + head.chars().count());
-    if inline(v, depth, out, limit) {
-        out.push('\n');
-        return;
+    let limit = WIDTH.saturating_sub(indent + head.chars().count());
+    let mut line = std::mem::take(&mut cx.scratch);
+    let fits = inline(v, depth, &mut Bounded::new(&mut line, limit)).is_ok();
+    if fits {
+        spaces(out, indent)?;
+        writeln!(out, "{head}{line}")?;
     }
-    out.truncate(line_start);
+    cx.scratch = line;
+    if fits {
+        return Ok(());
+    }
+    if let V::Ptr {
+        value,
+        deref: Some(d),
+        cast_annotation,
+        ..
+    } = v
+    {
+        // The pointer joins the head of its pointee's block.
+        let mut h = String::from(head);
+        ptr_head(&mut h, *value, cast_annotation.as_deref())?;
+        h.push_str(" → ");
+        return write_block(cx, d, depth + 1, indent, &h, out);
+    }
+    spaces(out, indent)?;
+    out.write_str(head)?;
     match v {
         V::Struct { type_name, members } => {
-            out.push_str(type_name.as_deref().unwrap_or("<anon>"));
-            out.push_str(":\n");
+            writeln!(out, "{}:", type_name.as_deref().unwrap_or("<anon>"))?;
             for (name, mv) in visible_members(members, false) {
-                write_block(mv, depth + 1, indent + 2, &format!("{name}="), out);
+                write_block(cx, mv, depth + 1, indent + 2, &format!("{name}="), out)?;
             }
+            Ok(())
         }
-        V::Array { len, elements } => {
-            writeln!(out, "[{len}]:").unwrap();
-            let mut i = 0;
-            while i < elements.len() {
-                let run = elements[i..].iter().take_while(|e| is_zero(e)).count();
-                if run >= 2 {
-                    push_indent(out, indent + 2);
-                    writeln!(out, "[{}..={}] zero", i, i + run - 1).unwrap();
-                    i += run;
-                    continue;
-                }
-                write_block(&elements[i], depth + 1, indent + 2, &format!("[{i}]="), out);
-                i += 1;
-            }
-            if *len > elements.len() {
-                push_indent(out, indent + 2);
-                writeln!(out, "…+{} not rendered", len - elements.len()).unwrap();
-            }
-        }
-        V::Ptr {
-            value,
-            deref: Some(d),
-            cast_annotation,
-            ..
-        } => {
-            let mut h = String::new();
-            h.push_str(head);
-            ptr_head(&mut h, *value, cast_annotation.as_deref());
-            h.push_str(" → ");
-            out.truncate(start);
-            write_block(d, depth + 1, indent, &h, out);
-        }
+        V::Array { len, elements } => block_array(cx, *len, elements, depth, indent, out),
         V::Truncated {
             needed,
             had,
             partial,
         } => {
-            writeln!(out, "[truncated: had {had} of {needed} bytes]").unwrap();
-            write_block(partial, depth + 1, indent + 2, "", out);
+            writeln!(out, "[truncated: had {had} of {needed} bytes]")?;
+            write_block(cx, partial, depth + 1, indent + 2, "", out)
         }
         // Scalars are as short as they get: print them inline even past the width.
         _ => {
-            inline(v, depth, out, usize::MAX);
-            out.push('\n');
+            inline(v, depth, out)?;
+            out.write_char('\n')
         }
     }
 }
 
-pub(crate) fn push_indent(out: &mut String, n: usize) {
-    out.extend(std::iter::repeat_n(' ', n));
+/// The lines of an array in block form, after its head.
+fn block_array(
+    cx: &mut Cx,
+    len: usize,
+    elements: &[RenderedValue],
+    depth: usize,
+    indent: usize,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    writeln!(out, "[{len}]:")?;
+    let mut i = 0;
+    while i < elements.len() {
+        let run = elements[i..].iter().take_while(|e| is_zero(e)).count();
+        if run >= 2 {
+            spaces(out, indent + 2)?;
+            writeln!(out, "[{}..={}] zero", i, i + run - 1)?;
+            i += run;
+            continue;
+        }
+        write_block(
+            cx,
+            &elements[i],
+            depth + 1,
+            indent + 2,
+            &format!("[{i}]="),
+            out,
+        )?;
+        i += 1;
+    }
+    if len > elements.len() {
+        spaces(out, indent + 2)?;
+        writeln!(out, "…+{} not rendered", len - elements.len())?;
+    }
+    Ok(())
 }
 
-/// The inline form of `v` with no width limit (for table cells and one-line summaries).
-pub(crate) fn inline_string(v: &RenderedValue) -> String {
-    let mut s = String::new();
-    inline(v, 0, &mut s, usize::MAX);
-    s
-}
+/// The inline form of `v`, with no width limit (for table cells and one-line summaries).
+pub(crate) struct Inline<'a>(pub(crate) &'a RenderedValue);
 
-impl std::fmt::Display for RenderedValue {
-    /// Inline when it fits in 120 columns, else the block form (multi-line, no trailing
-    /// newline).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut s = String::new();
-        write_block(self, 0, 0, "", &mut s);
-        f.write_str(s.trim_end_matches('\n'))
+impl fmt::Display for Inline<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        inline(self.0, 0, f)
     }
 }
 
-impl std::fmt::Display for RenderedMember {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut s = String::new();
+/// The inline form of `v` as a `String` (table cells are measured before they are written).
+pub(crate) fn inline_string(v: &RenderedValue) -> String {
+    Inline(v).to_string()
+}
+
+impl fmt::Display for RenderedValue {
+    /// Inline when it fits in 120 columns, else the block form (multi-line, no trailing
+    /// newline).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Out::new(f);
+        write_block(&mut Cx::default(), self, 0, 0, "", &mut out)?;
+        out.finish()
+    }
+}
+
+impl fmt::Display for RenderedMember {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = if self.name.is_empty() {
             "<anon>"
         } else {
             &self.name
         };
-        write_block(&self.value, 0, 0, &format!("{name}="), &mut s);
-        f.write_str(s.trim_end_matches('\n'))
+        let mut out = Out::new(f);
+        write_block(
+            &mut Cx::default(),
+            &self.value,
+            0,
+            0,
+            &format!("{name}="),
+            &mut out,
+        )?;
+        out.finish()
     }
 }
