@@ -177,11 +177,12 @@ fn narrow_value() -> impl Strategy<Value = RenderedValue> {
                         .map(|(n, v)| RenderedMember::new(n, v))
                         .collect(),
                 }),
-            (0usize..64, proptest::collection::vec(inner, 0..24))
-                .prop_map(|(extra, elements)| RenderedValue::Array {
+            (0usize..64, proptest::collection::vec(inner, 0..24)).prop_map(|(extra, elements)| {
+                RenderedValue::Array {
                     len: elements.len() + extra,
                     elements,
-                }),
+                }
+            }),
         ]
     })
 }
