@@ -113,7 +113,7 @@ fn rendered_value() -> impl Strategy<Value = RenderedValue> {
 }
 
 /// The width `Display` keeps lines within where the content allows.
-const WIDTH: usize = 120;
+const WIDTH: usize = DisplayOptions::DEFAULT_WIDTH;
 
 /// A short identifier.
 fn short_name() -> impl Strategy<Value = String> {
@@ -442,8 +442,11 @@ proptest! {
     /// Values whose every name and scalar is short print within the width whatever their
     /// shape: the inline form is used only when it fits, and the block form breaks every
     /// struct and array onto lines of their own.
-    fn narrow_values_fit_the_width(v in narrow_value()) {
-        let text = v.to_string();
+    fn narrow_values_fit_the_width(v in narrow_value(), full in any::<bool>()) {
+        let text = v.display_with(&DisplayOptions { full, width: WIDTH }).to_string();
+        if !full {
+            prop_assert_eq!(&text, &v.to_string());
+        }
         for line in text.lines() {
             prop_assert!(line.chars().count() <= WIDTH, "{} columns:\n{}", line.chars().count(), text);
         }

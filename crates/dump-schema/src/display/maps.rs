@@ -2,7 +2,10 @@
 
 use std::fmt::{self, Write};
 
-use super::text::spaces;
+use super::DisplayOptions;
+use super::layout::{RangeList, write_table};
+use super::percpu::write_per_cpu;
+use super::text::esc;
 use super::value::{Cx, inline_string, is_scalar, is_zero, visible_members, write_block};
 use crate::{FailureDumpEntry, FailureDumpMap, RenderedValue, map_type};
 
@@ -19,8 +22,8 @@ pub(crate) fn write_map(cx: &mut Cx, m: &FailureDumpMap, out: &mut dyn Write) ->
     }
     for e in &m.percpu_hash_entries {
         let key = match &e.key {
-            Some(k) => inline_string(k),
-            None => e.key_hex.clone(),
+            Some(k) => inline_string(k, &cx.opts),
+            None => esc(&e.key_hex).to_string(),
         };
         write_per_cpu(cx, &format!("key={key}"), &e.per_cpu, out)?;
     }
@@ -32,7 +35,7 @@ pub(crate) fn write_map(cx: &mut Cx, m: &FailureDumpMap, out: &mut dyn Write) ->
 
 /// `map <name> (type=<name>, value_size=N, max_entries=N)[ [error: …]]`.
 fn write_header(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
-    write!(out, "map {} (type=", m.name)?;
+    write!(out, "map {} (type=", esc(&m.name))?;
     match map_type::name(m.map_type) {
         Some(n) => out.write_str(n)?,
         None => write!(out, "{}", m.map_type)?,
@@ -43,7 +46,7 @@ fn write_header(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
         m.value_size, m.max_entries
     )?;
     if let Some(e) = &m.error {
-        write!(out, " [error: {e}]")?;
+        write!(out, " [error: {}]", esc(e))?;
     }
     out.write_char('\n')
 }
@@ -130,46 +133,18 @@ fn write_fd_array(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
     out.write_char('\n')
 }
 
-/// `0-3,5,7-8` from ascending numbers.
-pub(crate) struct RangeList<'a>(pub(crate) &'a [usize]);
-
-impl fmt::Display for RangeList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut i = 0;
-        while let Some(&lo) = self.0.get(i) {
-            // The run of consecutive numbers from `lo`.
-            let run = self.0[i..]
-                .iter()
-                .enumerate()
-                .take_while(|&(k, &n)| n.checked_sub(lo) == Some(k))
-                .count();
-            let hi = self.0[i + run - 1];
-            if i > 0 {
-                f.write_char(',')?;
-            }
-            if lo == hi {
-                write!(f, "{lo}")?;
-            } else {
-                write!(f, "{lo}-{hi}")?;
-            }
-            i += run;
-        }
-        Ok(())
-    }
-}
-
 fn write_entries(cx: &mut Cx, entries: &[FailureDumpEntry], out: &mut dyn Write) -> fmt::Result {
-    if let Some((headers, cols, split)) = entries_table(entries) {
+    if let Some((headers, cols, split)) = entries_table(entries, &cx.opts) {
         return write_table(2, &headers, &cols, split, out);
     }
     for e in entries {
         match &e.key {
             Some(k) => write_block(cx, k, 0, 2, "entry: key=", out)?,
-            None => writeln!(out, "  entry: key={}", e.key_hex)?,
+            None => writeln!(out, "  entry: key={}", esc(&e.key_hex))?,
         }
         match &e.value {
             Some(v) => write_block(cx, v, 0, 4, "value: ", out)?,
-            None => writeln!(out, "    value: {}", e.value_hex)?,
+            None => writeln!(out, "    value: {}", esc(&e.value_hex))?,
         }
         if let Some(p) = &e.payload {
             write_block(cx, p, 0, 4, ".data ", out)?;
@@ -180,7 +155,10 @@ fn write_entries(cx: &mut Cx, entries: &[FailureDumpEntry], out: &mut dyn Write)
 
 /// Headers, cells and key-column count of the table two or more entries print as, when their
 /// values are flat structs of one type and their keys are scalars or flat structs.
-fn entries_table(entries: &[FailureDumpEntry]) -> Option<(Vec<String>, Vec<Vec<String>>, usize)> {
+fn entries_table(
+    entries: &[FailureDumpEntry],
+    o: &DisplayOptions,
+) -> Option<(Vec<String>, Vec<Vec<String>>, usize)> {
     if entries.len() < 2 || entries.iter().any(|e| e.payload.is_some()) {
         return None;
     }
@@ -194,11 +172,11 @@ fn entries_table(entries: &[FailureDumpEntry]) -> Option<(Vec<String>, Vec<Vec<S
         .collect::<Option<_>>()?;
     flat_struct_type(&values)?;
     let (mut headers, mut cols) = if flat_struct_type(&keys).is_some() {
-        struct_columns(&keys)
+        struct_columns(&keys, o)
     } else if keys.iter().all(|k| is_scalar(k)) {
         (
             vec!["key".to_string()],
-            vec![keys.iter().map(|k| inline_string(k)).collect()],
+            vec![keys.iter().map(|k| inline_string(k, o)).collect()],
         )
     } else {
         return None;
@@ -207,44 +185,47 @@ fn entries_table(entries: &[FailureDumpEntry]) -> Option<(Vec<String>, Vec<Vec<S
         return None;
     }
     let split = headers.len();
-    let (vh, vc) = struct_columns(&values);
+    let (vh, vc) = struct_columns(&values, o);
     headers.extend(vh);
     cols.extend(vc);
     Some((headers, cols, split))
 }
 
+/// `key N: <value>` per entry; a run of consecutive keys with equal values as one line
+/// (`keys a-b: zero` when they are zero, `keys a-b: <value>` otherwise), unless `full`.
 fn write_array_entries(cx: &mut Cx, m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
     let entries = &m.array_entries;
     let mut i = 0;
-    while i < entries.len() {
-        // Runs of consecutive zero elements collapse into one line.
-        let run = entries[i..]
-            .iter()
-            .enumerate()
-            .take_while(|(j, e)| {
-                e.key as usize == entries[i].key as usize + j
-                    && e.value.as_ref().is_some_and(is_zero)
-            })
-            .count();
-        if run >= 2 {
-            let last = entries[i + run - 1].key;
-            writeln!(out, "  keys {}-{last}: zero", entries[i].key)?;
-            i += run;
-            continue;
-        }
-        let e = &entries[i];
+    while let Some(e) = entries.get(i) {
+        let run = if cx.opts.full {
+            1
+        } else {
+            1 + entries[i + 1..]
+                .iter()
+                .zip(1..)
+                .take_while(|(x, j)| {
+                    x.key.checked_sub(e.key) == Some(*j) && x.value.is_some() && x.value == e.value
+                })
+                .count()
+        };
+        let head = if run >= 2 {
+            format!("keys {}-{}: ", e.key, entries[i + run - 1].key)
+        } else {
+            format!("key {}: ", e.key)
+        };
         match &e.value {
-            Some(v) => write_block(cx, v, 0, 2, &format!("key {}: ", e.key), out)?,
-            None => writeln!(out, "  key {}: <unreadable>", e.key)?,
+            Some(v) if run >= 2 && is_zero(v) => writeln!(out, "  {head}zero")?,
+            Some(v) => write_block(cx, v, 0, 2, &head, out)?,
+            None => writeln!(out, "  {head}<unreadable>")?,
         }
-        i += 1;
+        i += run;
     }
     Ok(())
 }
 
 /// The shared type name when every value is a struct of the same type whose members are all
 /// scalars (after flattening anonymous members).
-fn flat_struct_type<'a>(values: &[&'a RenderedValue]) -> Option<&'a str> {
+pub(crate) fn flat_struct_type<'a>(values: &[&'a RenderedValue]) -> Option<&'a str> {
     let mut name: Option<&str> = None;
     for v in values {
         let RenderedValue::Struct { type_name, members } = v else {
@@ -267,7 +248,10 @@ fn flat_struct_type<'a>(values: &[&'a RenderedValue]) -> Option<&'a str> {
 
 /// Column headers and cells (column-major) of flat structs; columns zero in every row are left
 /// out.
-fn struct_columns(values: &[&RenderedValue]) -> (Vec<String>, Vec<Vec<String>>) {
+pub(crate) fn struct_columns(
+    values: &[&RenderedValue],
+    o: &DisplayOptions,
+) -> (Vec<String>, Vec<Vec<String>>) {
     let rows: Vec<Vec<(&str, &RenderedValue)>> = values
         .iter()
         .map(|v| match v {
@@ -290,136 +274,16 @@ fn struct_columns(values: &[&RenderedValue]) -> (Vec<String>, Vec<Vec<String>>) 
             .iter()
             .map(|r| r.iter().find(|(m, _)| *m == n).map(|(_, v)| *v))
             .collect();
-        if cells.iter().all(|c| c.is_none_or(is_zero)) {
+        if !o.full && cells.iter().all(|c| c.is_none_or(is_zero)) {
             continue;
         }
-        headers.push(n.to_string());
+        headers.push(esc(n).to_string());
         cols.push(
             cells
                 .into_iter()
-                .map(|c| c.map(inline_string).unwrap_or_default())
+                .map(|c| c.map(|v| inline_string(v, o)).unwrap_or_default())
                 .collect(),
         );
     }
     (headers, cols)
-}
-
-/// A right-aligned table; `split` key columns, then `|`, then the value columns.
-pub(crate) fn write_table(
-    indent: usize,
-    headers: &[String],
-    cols: &[Vec<String>],
-    split: usize,
-    out: &mut dyn Write,
-) -> fmt::Result {
-    let widths: Vec<usize> = headers
-        .iter()
-        .zip(cols)
-        .map(|(h, c)| {
-            c.iter()
-                .map(|s| s.chars().count())
-                .chain([h.chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let rows = cols.first().map_or(0, Vec::len);
-    let line = |cells: &mut dyn Iterator<Item = &str>, out: &mut dyn Write| -> fmt::Result {
-        spaces(out, indent)?;
-        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
-            if i > 0 {
-                out.write_str(if i == split { " | " } else { "  " })?;
-            }
-            spaces(out, w.saturating_sub(cell.chars().count()))?;
-            out.write_str(cell)?;
-        }
-        out.write_char('\n')
-    };
-    line(&mut headers.iter().map(String::as_str), out)?;
-    for r in 0..rows {
-        line(&mut cols.iter().map(|c| c[r].as_str()), out)?;
-    }
-    Ok(())
-}
-
-/// One per-CPU key: identical CPUs grouped; flat structs that differ as a `common:` block plus
-/// a `per-cpu:` table.
-fn write_per_cpu(
-    cx: &mut Cx,
-    label: &str,
-    per_cpu: &[Option<RenderedValue>],
-    out: &mut dyn Write,
-) -> fmt::Result {
-    // (cpus, value) groups of equal values, in order of their first CPU.
-    let mut groups: Vec<(Vec<usize>, Option<&RenderedValue>)> = Vec::new();
-    for (cpu, v) in per_cpu.iter().enumerate() {
-        match groups.iter_mut().find(|(_, g)| *g == v.as_ref()) {
-            Some((cpus, _)) => cpus.push(cpu),
-            None => groups.push((vec![cpu], v.as_ref())),
-        }
-    }
-    match groups.as_slice() {
-        [] => return writeln!(out, "  {label}: no CPUs"),
-        [(_, v)] => {
-            let head = format!("{label}: all CPUs: ");
-            return match v {
-                Some(v) => write_block(cx, v, 0, 2, &head, out),
-                None => writeln!(out, "  {head}<unreadable>"),
-            };
-        }
-        _ => {}
-    }
-    writeln!(out, "  {label}:")?;
-    let values: Option<Vec<&RenderedValue>> = groups.iter().map(|(_, v)| *v).collect();
-    if let Some(values) = values
-        && let Some(type_name) = flat_struct_type(&values)
-    {
-        return per_cpu_table(type_name, &groups, &values, out);
-    }
-    for (cpus, v) in &groups {
-        let head = if cpus.len() == 1 {
-            format!("cpu {}: ", cpus[0])
-        } else {
-            format!("cpus {}: ", RangeList(cpus))
-        };
-        match v {
-            Some(v) => write_block(cx, v, 0, 4, &head, out)?,
-            None => writeln!(out, "    {head}<unreadable>")?,
-        }
-    }
-    Ok(())
-}
-
-/// Groups of CPUs holding flat structs of `type_name`: the fields equal in every group as
-/// `common:`, the others as a `per-cpu:` table, one row per group.
-fn per_cpu_table(
-    type_name: &str,
-    groups: &[(Vec<usize>, Option<&RenderedValue>)],
-    values: &[&RenderedValue],
-    out: &mut dyn Write,
-) -> fmt::Result {
-    let (headers, cols) = struct_columns(values);
-    // Columns equal in every group are common to all CPUs.
-    let (common, varying): (Vec<usize>, Vec<usize>) =
-        (0..headers.len()).partition(|&c| cols[c].iter().all(|s| *s == cols[c][0]));
-    if !common.is_empty() {
-        let fields: Vec<String> = common
-            .iter()
-            .map(|&c| format!("{}={}", headers[c], cols[c][0]))
-            .collect();
-        writeln!(out, "    common: {type_name}{{{}}}", fields.join(", "))?;
-    }
-    let mut h = vec!["cpus".to_string()];
-    let mut c = vec![
-        groups
-            .iter()
-            .map(|(cpus, _)| RangeList(cpus).to_string())
-            .collect(),
-    ];
-    for &i in &varying {
-        h.push(headers[i].clone());
-        c.push(cols[i].clone());
-    }
-    out.write_str("    per-cpu:\n")?;
-    write_table(6, &h, &c, 1, out)
 }

@@ -1,13 +1,20 @@
 //! `Display` of the reports: what a person reads in a failing test's output or a terminal.
 //!
-//! The layout follows `shared/spec/display-format.md`; the crate docs list where it goes
-//! further. Output has no trailing newline.
+//! The layout follows `shared/spec/display-format.md`; the crate docs ("Display") list where
+//! it goes further. Output has no trailing newline. [`DisplayOptions`] choose the width and
+//! whether anything is folded; `Display` uses the defaults.
 //!
 //! Everything is written straight to the [`fmt::Formatter`] through the writers of `text`
-//! (blank lines between non-empty sections, indentation of nested reports, no trailing
-//! newline); write errors propagate.
+//! (buffering, blank lines between non-empty sections, indentation of nested reports, no
+//! trailing newline, the one escaping of guest text); write errors propagate.
+//!
+//! Files: `report` (the sections of a report), `maps` (one map block), `percpu` (per-CPU
+//! values), `value` ([`RenderedValue`]), `layout` (tables, aligned columns), `text` (writers
+//! and escaping).
 
+mod layout;
 mod maps;
+mod percpu;
 mod report;
 mod text;
 mod value;
@@ -16,27 +23,94 @@ use std::fmt::{self, Write};
 
 use crate::{
     DegradedFailureDumpReport, DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny,
+    RenderedValue,
 };
-use text::{Indent, Out};
+use text::{Indent, Out, esc};
 
-impl fmt::Display for FailureDumpReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Out::new(f);
-        report::write_report(self, &mut out)?;
-        out.finish()
+/// How the human rendering is laid out. `Display` uses [`DisplayOptions::default`].
+///
+/// ```
+/// use dump_schema::{DisplayOptions, FailureDumpReport};
+///
+/// let report = FailureDumpReport::default();
+/// let opts = DisplayOptions { full: true, width: 80 };
+/// assert_eq!(report.display_with(&opts).to_string(), "(empty failure dump)");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisplayOptions {
+    /// Nothing folded or hidden: every array element, struct member (zeros too), array-map
+    /// key, CPU, task, run queue and DSQ on its own (`ktstr render --full`).
+    pub full: bool,
+    /// Columns the lines are kept within where the content allows: values print inline when
+    /// they fit, data-section scalars fill lines up to it, per-CPU tables wrap at it.
+    pub width: usize,
+}
+
+impl DisplayOptions {
+    /// The width when none is given.
+    pub const DEFAULT_WIDTH: usize = 120;
+}
+
+impl Default for DisplayOptions {
+    fn default() -> Self {
+        Self {
+            full: false,
+            width: Self::DEFAULT_WIDTH,
+        }
     }
 }
 
-impl fmt::Display for DualFailureDumpReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Out::new(f);
-        write_dual(self, &mut out)?;
-        out.finish()
+/// A report or value rendered with chosen [`DisplayOptions`]; see `display_with`.
+pub struct DisplayWith<'a, T: ?Sized> {
+    value: &'a T,
+    opts: DisplayOptions,
+}
+
+macro_rules! display_with {
+    ($($t:ty => $write:expr;)*) => {$(
+        impl $t {
+            /// The human rendering with `opts` (what `Display` prints with the defaults).
+            pub fn display_with(&self, opts: &DisplayOptions) -> DisplayWith<'_, Self> {
+                DisplayWith { value: self, opts: *opts }
+            }
+        }
+
+        impl fmt::Display for DisplayWith<'_, $t> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut out = Out::new(f);
+                ($write)(self.value, &self.opts, &mut out as &mut dyn Write)?;
+                out.finish()
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.display_with(&DisplayOptions::default()).fmt(f)
+            }
+        }
+    )*};
+}
+
+display_with! {
+    FailureDumpReport => report::write_report;
+    DualFailureDumpReport => write_dual;
+    DegradedFailureDumpReport => write_degraded;
+    FailureDumpReportAny => write_any;
+    RenderedValue => |v: &RenderedValue, o: &DisplayOptions, out: &mut dyn Write| {
+        value::write_block(&mut value::Cx::new(o), v, 0, 0, "", out)
+    };
+}
+
+fn write_any(r: &FailureDumpReportAny, o: &DisplayOptions, out: &mut dyn Write) -> fmt::Result {
+    match r {
+        FailureDumpReportAny::Single(r) => report::write_report(r, o, out),
+        FailureDumpReportAny::Dual(r) => write_dual(r, o, out),
+        FailureDumpReportAny::Degraded(r) => write_degraded(r, o, out),
     }
 }
 
 /// The header line, then the early snapshot (when taken) and the late one, indented.
-fn write_dual(r: &DualFailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+fn write_dual(r: &DualFailureDumpReport, o: &DisplayOptions, out: &mut dyn Write) -> fmt::Result {
     out.write_str("DualFailureDumpReport: early=")?;
     match &r.early {
         Some(_) => write!(
@@ -47,9 +121,10 @@ fn write_dual(r: &DualFailureDumpReport, out: &mut dyn Write) -> fmt::Result {
         None => write!(
             out,
             "absent ({})",
-            r.early_skipped_reason
+            esc(r
+                .early_skipped_reason
                 .as_deref()
-                .unwrap_or("no reason recorded")
+                .unwrap_or("no reason recorded"))
         )?,
     }
     writeln!(
@@ -60,51 +135,43 @@ fn write_dual(r: &DualFailureDumpReport, out: &mut dyn Write) -> fmt::Result {
     )?;
     if let Some(early) = &r.early {
         out.write_str("\nearly snapshot (half-way):\n")?;
-        indented(out, early)?;
+        indented(out, early, o)?;
     }
     out.write_str("\nlate snapshot (error-exit):\n")?;
-    indented(out, &r.late)
+    indented(out, &r.late, o)
 }
 
 /// `report`'s lines indented 2, each ending in `\n`.
-fn indented(out: &mut dyn Write, report: &FailureDumpReport) -> fmt::Result {
+fn indented(out: &mut dyn Write, report: &FailureDumpReport, o: &DisplayOptions) -> fmt::Result {
     let mut w = Indent::new(out, 2);
-    write!(w, "{report}")?;
+    write!(w, "{}", report.display_with(o))?;
     w.finish()
 }
 
-impl fmt::Display for DegradedFailureDumpReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("degraded failure dump:\n")?;
-        writeln!(f, "  reason: {}", self.reason)?;
-        let parked = self.vcpu_regs.iter().filter(|r| r.is_some()).count();
-        writeln!(f, "  vcpus_parked: {parked}/{}", self.vcpu_regs.len())?;
-        for (i, r) in self.vcpu_regs.iter().enumerate() {
-            match r {
-                Some(r) => writeln!(
-                    f,
-                    "    vcpu {i}: parked, ip={:#018x} sp={:#018x}",
-                    r.instruction_pointer, r.stack_pointer
-                )?,
-                None => writeln!(f, "    vcpu {i}: not_parked")?,
-            }
-        }
-        writeln!(f, "  watchpoint_hit: {}", self.watchpoint_hit)?;
-        writeln!(f, "  bss_latch_state: {}", self.bss_latch_state)?;
-        match self.exit_kind {
-            Some(k) => writeln!(f, "  exit_kind: {k}")?,
-            None => writeln!(f, "  exit_kind: none")?,
-        }
-        write!(f, "  elapsed_ms: {}", self.elapsed_ms)
-    }
-}
-
-impl fmt::Display for FailureDumpReportAny {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Single(r) => r.fmt(f),
-            Self::Dual(r) => r.fmt(f),
-            Self::Degraded(r) => r.fmt(f),
+fn write_degraded(
+    r: &DegradedFailureDumpReport,
+    _: &DisplayOptions,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    out.write_str("degraded failure dump:\n")?;
+    writeln!(out, "  reason: {}", esc(&r.reason))?;
+    let parked = r.vcpu_regs.iter().filter(|r| r.is_some()).count();
+    writeln!(out, "  vcpus_parked: {parked}/{}", r.vcpu_regs.len())?;
+    for (i, v) in r.vcpu_regs.iter().enumerate() {
+        match v {
+            Some(v) => writeln!(
+                out,
+                "    vcpu {i}: parked, ip={:#018x} sp={:#018x}",
+                v.instruction_pointer, v.stack_pointer
+            )?,
+            None => writeln!(out, "    vcpu {i}: not_parked")?,
         }
     }
+    writeln!(out, "  watchpoint_hit: {}", r.watchpoint_hit)?;
+    writeln!(out, "  bss_latch_state: {}", esc(&r.bss_latch_state))?;
+    match r.exit_kind {
+        Some(k) => writeln!(out, "  exit_kind: {k}")?,
+        None => writeln!(out, "  exit_kind: none")?,
+    }
+    write!(out, "  elapsed_ms: {}", r.elapsed_ms)
 }

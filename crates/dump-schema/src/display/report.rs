@@ -2,25 +2,31 @@
 
 use std::fmt::{self, Write};
 
-use super::maps::{self, write_table};
-use super::text::{Sections, indented_lines};
+use super::DisplayOptions;
+use super::layout::write_table;
+use super::maps;
+use super::text::{Sections, esc, guest_lines};
 use super::value::{Cx, write_block};
 use crate::{FailureDumpReport, VcpuRegSnapshot};
 
-/// Tasks listed under the `task_enrichments` count line.
+/// Tasks listed under the `task_enrichments` count line (unless `full`).
 const MAX_TASK_ROWS: usize = 32;
 /// Widest event-counter sparkline; longer timelines are bucketed (max per bucket).
 const MAX_SPARK: usize = 64;
 
 /// The whole report: its sections separated by blank lines, or `(empty failure dump)`.
-pub(super) fn write_report(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+pub(super) fn write_report(
+    r: &FailureDumpReport,
+    o: &DisplayOptions,
+    out: &mut dyn Write,
+) -> fmt::Result {
     let mut s = Sections::new(out);
-    let mut cx = Cx::default();
+    let mut cx = Cx::new(o);
     guest_setup_failure(r, s.next())?;
     // On a placeholder, the reason is said once here and not repeated per section.
     let shown = placeholder_reason(r);
     if let Some(reason) = shown {
-        writeln!(s.next(), "capture unavailable: {reason}")?;
+        writeln!(s.next(), "capture unavailable: {}", esc(reason))?;
     }
     for m in &r.maps {
         maps::write_map(&mut cx, m, s.next())?;
@@ -30,8 +36,8 @@ pub(super) fn write_report(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::R
     unavailable(s.next(), "sdt_alloc", &r.sdt_alloc_unavailable, shown)?;
     scx_static(r, s.next())?;
     prog_runtime_stats(r, shown, s.next())?;
-    counts(r, shown, s.next())?;
-    scx_walker(r, shown, s.next())?;
+    counts(r, o, shown, s.next())?;
+    scx_walker(r, o, shown, s.next())?;
     timeline(r, s.next())?;
     vcpu_perf(r, s.next())?;
     probe_counters(r, s.next())?;
@@ -66,7 +72,9 @@ fn unavailable(
     shown: Option<&str>,
 ) -> fmt::Result {
     match reason {
-        Some(r) if Some(r.as_str()) != shown => writeln!(out, "{section}: <unavailable: {r}>"),
+        Some(r) if Some(r.as_str()) != shown => {
+            writeln!(out, "{section}: <unavailable: {}>", esc(r))
+        }
         _ => Ok(()),
     }
 }
@@ -82,7 +90,7 @@ fn guest_setup_failure(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Resul
         ("attach outcome", &g.scheduler_attach_outcome),
     ] {
         if !v.is_empty() {
-            writeln!(out, "  {label}: {v}")?;
+            writeln!(out, "  {label}: {}", esc(v))?;
         }
     }
     if g.guest_exit_code != 0 {
@@ -95,7 +103,7 @@ fn guest_setup_failure(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Resul
     ] {
         if !v.is_empty() {
             writeln!(out, "  {label}:")?;
-            indented_lines(out, v.trim_end_matches('\n'), 4)?;
+            guest_lines(out, v.trim_end_matches('\n'), 4)?;
         }
     }
     Ok(())
@@ -137,7 +145,7 @@ fn sdt_allocations(cx: &mut Cx, r: &FailureDumpReport, s: &mut Sections<'_>) -> 
         write!(
             out,
             "sdt_alloc {} (elem_size={}, target_type_id={}, {} entries",
-            a.allocator_name,
+            esc(&a.allocator_name),
             a.elem_size,
             a.target_type_id,
             a.entries.len()
@@ -150,7 +158,7 @@ fn sdt_allocations(cx: &mut Cx, r: &FailureDumpReport, s: &mut Sections<'_>) -> 
         }
         out.write_str(")\n")?;
         if !a.payload_type_reason.is_empty() {
-            writeln!(out, "  payload type: {}", a.payload_type_reason)?;
+            writeln!(out, "  payload type: {}", esc(&a.payload_type_reason))?;
         }
         for e in &a.entries {
             let head = format!("idx={} genn={} addr={:#010x}: ", e.idx, e.genn, e.user_addr);
@@ -174,7 +182,10 @@ fn scx_static(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
         writeln!(
             out,
             "  {}: start_low32={:#010x} size={} capacity={}",
-            x.instance_name, x.start_low32, x.size, x.capacity
+            esc(&x.instance_name),
+            x.start_low32,
+            x.size,
+            x.capacity
         )?;
     }
     Ok(())
@@ -192,7 +203,10 @@ fn prog_runtime_stats(
         write!(
             out,
             "  {}: cnt={} nsecs={} misses={}",
-            p.name, p.cnt, p.nsecs, p.misses
+            esc(&p.name),
+            p.cnt,
+            p.nsecs,
+            p.misses
         )?;
         if p.cnt > 0 {
             write!(
@@ -213,11 +227,17 @@ fn prog_runtime_stats(
 }
 
 /// The scheduler line and the count lines, with the task table.
-fn counts(r: &FailureDumpReport, shown: Option<&str>, out: &mut dyn Write) -> fmt::Result {
+fn counts(
+    r: &FailureDumpReport,
+    o: &DisplayOptions,
+    shown: Option<&str>,
+    out: &mut dyn Write,
+) -> fmt::Result {
     if let Some(name) = &r.active_obj_name {
         writeln!(
             out,
-            "scheduler: {name} ({} active maps)",
+            "scheduler: {} ({} active maps)",
+            esc(name),
             r.active_map_kvas.len()
         )?;
     } else if !r.active_map_kvas.is_empty() {
@@ -237,7 +257,7 @@ fn counts(r: &FailureDumpReport, shown: Option<&str>, out: &mut dyn Write) -> fm
         )?;
     }
     unavailable(out, "per_node_numa", &r.per_node_numa_unavailable, shown)?;
-    tasks(r, out)?;
+    tasks(r, o, out)?;
     unavailable(
         out,
         "task_enrichments",
@@ -246,8 +266,9 @@ fn counts(r: &FailureDumpReport, shown: Option<&str>, out: &mut dyn Write) -> fm
     )
 }
 
-/// `task_enrichments: N tasks captured` and a table of the first [`MAX_TASK_ROWS`].
-fn tasks(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+/// `task_enrichments: N tasks captured` and a table of the first [`MAX_TASK_ROWS`] (all of
+/// them when `full`).
+fn tasks(r: &FailureDumpReport, o: &DisplayOptions, out: &mut dyn Write) -> fmt::Result {
     if r.task_enrichments.is_empty() {
         return Ok(());
     }
@@ -256,7 +277,12 @@ fn tasks(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
         "task_enrichments: {} tasks captured",
         r.task_enrichments.len()
     )?;
-    let rows = &r.task_enrichments[..r.task_enrichments.len().min(MAX_TASK_ROWS)];
+    let shown = if o.full {
+        r.task_enrichments.len()
+    } else {
+        r.task_enrichments.len().min(MAX_TASK_ROWS)
+    };
+    let rows = &r.task_enrichments[..shown];
     let headers: Vec<String> = [
         "pid", "tgid", "comm", "class", "prio", "nvcsw", "nivcsw", "utime", "stime",
     ]
@@ -265,8 +291,10 @@ fn tasks(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
     let cols: Vec<Vec<String>> = vec![
         rows.iter().map(|t| t.pid.to_string()).collect(),
         rows.iter().map(|t| t.tgid.to_string()).collect(),
-        rows.iter().map(|t| t.comm.clone()).collect(),
-        rows.iter().map(|t| t.sched_class.clone()).collect(),
+        rows.iter().map(|t| esc(&t.comm).to_string()).collect(),
+        rows.iter()
+            .map(|t| esc(&t.sched_class).to_string())
+            .collect(),
         rows.iter().map(|t| t.prio.to_string()).collect(),
         rows.iter().map(|t| t.nvcsw.to_string()).collect(),
         rows.iter().map(|t| t.nivcsw.to_string()).collect(),
@@ -280,7 +308,12 @@ fn tasks(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
     Ok(())
 }
 
-fn scx_walker(r: &FailureDumpReport, shown: Option<&str>, out: &mut dyn Write) -> fmt::Result {
+fn scx_walker(
+    r: &FailureDumpReport,
+    o: &DisplayOptions,
+    shown: Option<&str>,
+    out: &mut dyn Write,
+) -> fmt::Result {
     let captured =
         !r.rq_scx_states.is_empty() || !r.dsq_states.is_empty() || r.scx_sched_state.is_some();
     if captured {
@@ -296,7 +329,7 @@ fn scx_walker(r: &FailureDumpReport, shown: Option<&str>, out: &mut dyn Write) -
             }
         )?;
         sched_line(r, out)?;
-        run_queues(r, out)?;
+        run_queues(r, o, out)?;
     }
     unavailable(out, "scx_walker", &r.scx_walker_unavailable, shown)
 }
@@ -314,17 +347,18 @@ fn sched_line(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
         write!(out, " watchdog_timeout={}", x.watchdog_timeout)?;
     }
     if !x.source.is_empty() {
-        write!(out, " source={}", x.source)?;
+        write!(out, " source={}", esc(&x.source))?;
     }
     out.write_char('\n')
 }
 
-/// Run queues and DSQs that hold something: the rest is in the JSON.
-fn run_queues(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+/// Run queues and DSQs that hold something (all of them when `full`): the rest is in the
+/// JSON.
+fn run_queues(r: &FailureDumpReport, o: &DisplayOptions, out: &mut dyn Write) -> fmt::Result {
     for q in r
         .rq_scx_states
         .iter()
-        .filter(|q| q.nr_running > 0 || q.curr_pid != 0)
+        .filter(|q| o.full || q.nr_running > 0 || q.curr_pid != 0)
     {
         write!(
             out,
@@ -332,7 +366,7 @@ fn run_queues(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
             q.cpu, q.nr_running, q.flags
         )?;
         if q.curr_pid != 0 {
-            write!(out, " curr={} ({})", q.curr_pid, q.curr_comm)?;
+            write!(out, " curr={} ({})", q.curr_pid, esc(&q.curr_comm))?;
         }
         if !q.runnable_task_kvas.is_empty() {
             write!(out, " runnable={}", q.runnable_task_kvas.len())?;
@@ -342,11 +376,14 @@ fn run_queues(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
         }
         out.write_char('\n')?;
     }
-    for d in r.dsq_states.iter().filter(|d| d.nr > 0) {
+    for d in r.dsq_states.iter().filter(|d| o.full || d.nr > 0) {
         write!(
             out,
             "  dsq {:#x} ({}): nr={} seq={}",
-            d.id, d.origin, d.nr, d.seq
+            d.id,
+            esc(&d.origin),
+            d.nr,
+            d.seq
         )?;
         if d.truncated {
             out.write_str(" (tasks truncated)")?;

@@ -138,11 +138,17 @@ impl Write for Indent<'_> {
     }
 }
 
-/// `text`'s lines, each non-empty one indented by `n`, each ending in `\n`.
-pub(crate) fn indented_lines(out: &mut dyn Write, text: &str, n: usize) -> fmt::Result {
-    let mut w = Indent::new(out, n);
-    w.write_str(text)?;
-    w.finish()
+/// Multi-line guest text (a console or log tail): each line escaped (a line ending in `\r\n`
+/// counts as ending in `\n`), each non-empty one indented by `n`, each ending in `\n`.
+pub(crate) fn guest_lines(out: &mut dyn Write, text: &str, n: usize) -> fmt::Result {
+    for line in text.lines() {
+        if !line.is_empty() {
+            spaces(out, n)?;
+            write!(out, "{}", esc(line))?;
+        }
+        out.write_char('\n')?;
+    }
+    Ok(())
 }
 
 /// `n` spaces.
@@ -181,6 +187,111 @@ impl Write for Bounded<'_> {
         self.buf.push_str(s);
         Ok(())
     }
+}
+
+/// Guest text made safe for a terminal and unambiguous: the one escaping of the rendering,
+/// used for every string that comes from the guest or from the document (names, comms,
+/// reasons, `char[]` contents).
+///
+/// `\n`, `\t`, `\r` and `\\` are written as such, every other ASCII control character (and
+/// DEL) as `\xNN` (always two hex digits), bytes that are not UTF-8 as `\xNN`, and the Unicode
+/// controls and invisible format characters (C1, bidirectional overrides, zero-width
+/// characters) as `\u{N}`. Printable text, Unicode included, is written as is. Quoted, the
+/// text is wrapped in `"` and a `"` inside is written `\"`.
+pub(crate) struct Escaped<'a> {
+    bytes: &'a [u8],
+    quoted: bool,
+}
+
+/// `s`, escaped.
+pub(crate) fn esc(s: &str) -> Escaped<'_> {
+    Escaped {
+        bytes: s.as_bytes(),
+        quoted: false,
+    }
+}
+
+/// `bytes` escaped between double quotes.
+pub(crate) fn quoted(bytes: &[u8]) -> Escaped<'_> {
+    Escaped {
+        bytes,
+        quoted: true,
+    }
+}
+
+impl Escaped<'_> {
+    /// The text itself when nothing in it needs escaping (printable ASCII only, the common
+    /// case).
+    fn plain(&self) -> Option<&str> {
+        let plain = self
+            .bytes
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) && b != b'\\' && !(self.quoted && b == b'"'));
+        plain
+            .then(|| std::str::from_utf8(self.bytes).ok())
+            .flatten()
+    }
+
+    /// Writes the escaped text (without going through `fmt::Arguments` when it is plain).
+    pub(crate) fn write_to(&self, out: &mut dyn Write) -> fmt::Result {
+        match self.plain() {
+            Some(s) if !self.quoted => out.write_str(s),
+            _ => write!(out, "{self}"),
+        }
+    }
+}
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.quoted {
+            f.write_char('"')?;
+        }
+        if let Some(s) = self.plain() {
+            f.write_str(s)?;
+        } else {
+            for chunk in self.bytes.utf8_chunks() {
+                for c in chunk.valid().chars() {
+                    escape_char(f, c, self.quoted)?;
+                }
+                for b in chunk.invalid() {
+                    write!(f, "\\x{b:02x}")?;
+                }
+            }
+        }
+        if self.quoted {
+            f.write_char('"')?;
+        }
+        Ok(())
+    }
+}
+
+fn escape_char(f: &mut fmt::Formatter<'_>, c: char, quoted: bool) -> fmt::Result {
+    match c {
+        '\n' => f.write_str("\\n"),
+        '\t' => f.write_str("\\t"),
+        '\r' => f.write_str("\\r"),
+        '\\' => f.write_str("\\\\"),
+        '"' if quoted => f.write_str("\\\""),
+        c if c.is_ascii_control() => write!(f, "\\x{:02x}", c as u32),
+        c if c.is_control() || is_invisible_format(c) => write!(f, "\\u{{{:x}}}", c as u32),
+        c => f.write_char(c),
+    }
+}
+
+/// Format characters that change how the text around them shows (direction overrides,
+/// zero-width characters), so that a guest string cannot disguise itself.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 #[cfg(test)]
@@ -237,6 +348,34 @@ mod tests {
             }
             assert_eq!(got, want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn escaping_keeps_text_and_escapes_controls() {
+        let cases: [(&str, &str); 8] = [
+            ("kworker/0:1", "kworker/0:1"),
+            ("victim\n", "victim\\n"),
+            ("a\tb\rc", "a\\tb\\rc"),
+            ("\x1b[31mred\x07", "\\x1b[31mred\\x07"),
+            ("back\\slash \"q\"", "back\\\\slash \"q\""),
+            ("nul\0del\x7f", "nul\\x00del\\x7f"),
+            ("caf\u{e9} \u{202e}evil", "caf\u{e9} \\u{202e}evil"),
+            ("c1\u{85}", "c1\\u{85}"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(esc(raw).to_string(), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn quoting_escapes_quotes_and_bytes_that_are_not_utf8() {
+        assert_eq!(quoted(b"say \"hi\"\n").to_string(), "\"say \\\"hi\\\"\\n\"");
+        assert_eq!(quoted(b"\xff\xc3(ok").to_string(), "\"\\xff\\xc3(ok\"");
+        assert_eq!(quoted(b"").to_string(), "\"\"");
+        // Every byte value: no control character survives.
+        let all: Vec<u8> = (0..=255).collect();
+        let text = quoted(&all).to_string();
+        assert!(!text.chars().any(|c| c.is_control()), "{text}");
     }
 
     #[test]

@@ -1,24 +1,23 @@
 //! Human rendering of [`RenderedValue`].
 //!
-//! Two forms: *inline* (`Type{f=v, g=w}`), used whenever the whole line fits in [`WIDTH`]
-//! columns, and *block* (`Type:` then one `f=v` per line, 2 more spaces per level). Recursion
-//! stops at [`MAX_DISPLAY_DEPTH`] levels with `…`, so any value prints without exhausting the
-//! stack.
+//! Two forms: *inline* (`Type{f=v, g=w}`), used whenever the whole line fits in the width
+//! ([`DisplayOptions::width`]), and *block* (`Type:` then one `f=v` per line, 2 more spaces per
+//! level; a data section's scalars in aligned columns). Recursion stops at
+//! [`MAX_DISPLAY_DEPTH`] levels with `…`, so any value prints without exhausting the stack.
+//!
+//! Unless [`DisplayOptions::full`], zero-valued struct members are hidden and runs of equal
+//! array elements are folded (`0 ×4093` inline, `[3..4095]=0` in block form).
 
 use std::fmt::{self, Write};
 
-use super::text::{Bounded, Out, spaces};
+use super::DisplayOptions;
+use super::layout::{Cell, write_grid};
+use super::text::{Bounded, Out, esc, quoted, spaces};
 use crate::rendered::MAX_DISPLAY_DEPTH;
 use crate::{RenderedMember, RenderedValue};
 
-/// Lines are kept within this many columns where the content allows.
-pub(crate) const WIDTH: usize = 120;
-
 /// Printed where a value nests deeper than [`MAX_DISPLAY_DEPTH`].
 const ELIDED: &str = "…";
-
-/// Trailing runs of at least this many zero elements are summarized.
-const ZERO_RUN: usize = 4;
 
 /// Whether `v` would be hidden as a struct member: every scalar in it is zero/false/empty.
 /// Iterative, bounded by the value's size.
@@ -103,7 +102,12 @@ pub(crate) fn visible_members(
 
 /// Writes the inline form of `v`. Into a [`Bounded`] buffer, an error means the line got too
 /// long (the caller then falls back to the block form).
-pub(crate) fn inline(v: &RenderedValue, depth: usize, out: &mut dyn Write) -> fmt::Result {
+pub(crate) fn inline(
+    v: &RenderedValue,
+    depth: usize,
+    o: &DisplayOptions,
+    out: &mut dyn Write,
+) -> fmt::Result {
     use RenderedValue as V;
     if depth >= MAX_DISPLAY_DEPTH {
         return out.write_str(ELIDED);
@@ -119,14 +123,14 @@ pub(crate) fn inline(v: &RenderedValue, depth: usize, out: &mut dyn Write) -> fm
         }
         V::Float { value, .. } => write!(out, "{value:?}"),
         V::Enum { value, variant, .. } => match variant {
-            Some(name) => write!(out, "{name} ({value})"),
+            Some(name) => write!(out, "{} ({value})", esc(name)),
             None => write!(out, "{value}"),
         },
         V::Struct { type_name, members } => {
-            inline_struct(type_name.as_deref(), members, depth, out)
+            inline_struct(type_name.as_deref(), members, depth, o, out)
         }
-        V::Array { len, elements } => inline_array(*len, elements, depth, out),
-        V::CpuList { cpus } => write!(out, "cpus={{{cpus}}}"),
+        V::Array { len, elements } => inline_array(*len, elements, depth, o, out),
+        V::CpuList { cpus } => write!(out, "cpus={{{}}}", esc(cpus)),
         V::Ptr {
             value,
             deref,
@@ -136,23 +140,23 @@ pub(crate) fn inline(v: &RenderedValue, depth: usize, out: &mut dyn Write) -> fm
             ptr_head(out, *value, cast_annotation.as_deref())?;
             if let Some(d) = deref {
                 out.write_str(" → ")?;
-                return inline(d, depth + 1, out);
+                return inline(d, depth + 1, o, out);
             }
             match deref_skipped_reason {
                 Some(r) => write_skip(out, r),
                 None => Ok(()),
             }
         }
-        V::Bytes { hex } => out.write_str(hex),
+        V::Bytes { hex } => write!(out, "{}", esc(hex)),
         V::Truncated {
             needed,
             had,
             partial,
         } => {
-            inline(partial, depth + 1, out)?;
+            inline(partial, depth + 1, o, out)?;
             write!(out, " [truncated: had {had} of {needed} bytes]")
         }
-        V::Unsupported { reason } => write!(out, "<unsupported: {reason}>"),
+        V::Unsupported { reason } => write!(out, "<unsupported: {}>", esc(reason)),
     }
 }
 
@@ -160,17 +164,18 @@ fn inline_struct(
     type_name: Option<&str>,
     members: &[RenderedMember],
     depth: usize,
+    o: &DisplayOptions,
     out: &mut dyn Write,
 ) -> fmt::Result {
-    out.write_str(type_name.unwrap_or(""))?;
+    esc(type_name.unwrap_or("")).write_to(out)?;
     out.write_char('{')?;
-    for (i, (name, mv)) in visible_members(members, false).into_iter().enumerate() {
+    for (i, (name, mv)) in visible_members(members, o.full).into_iter().enumerate() {
         if i > 0 {
             out.write_str(", ")?;
         }
-        out.write_str(name)?;
+        esc(name).write_to(out)?;
         out.write_char('=')?;
-        inline(mv, depth + 1, out)?;
+        inline(mv, depth + 1, o, out)?;
     }
     out.write_char('}')
 }
@@ -179,35 +184,55 @@ fn inline_array(
     len: usize,
     elements: &[RenderedValue],
     depth: usize,
+    o: &DisplayOptions,
     out: &mut dyn Write,
 ) -> fmt::Result {
     if let Some(s) = char_string(elements) {
-        return write_quoted(out, &s);
+        write!(out, "{}", quoted(&s))?;
+        return not_rendered(out, len, elements.len(), " ");
     }
-    if elements.iter().all(is_zero) {
-        return write!(out, "[all {} zero]", elements.len());
+    if !o.full && elements.iter().all(is_zero) {
+        write!(out, "[all {} zero]", elements.len())?;
+        return not_rendered(out, len, elements.len(), " ");
     }
-    let shown = shown_elements(elements);
     out.write_char('[')?;
-    for (i, e) in elements[..shown].iter().enumerate() {
+    let mut i = 0;
+    while let Some(e) = elements.get(i) {
         if i > 0 {
             out.write_str(", ")?;
         }
-        inline(e, depth + 1, out)?;
+        inline(e, depth + 1, o, out)?;
+        let run = run_len(elements, i, o);
+        if run >= 2 {
+            write!(out, " ×{run}")?;
+        }
+        i += run;
     }
-    if shown < elements.len() {
-        write!(out, ", …+{} zero", elements.len() - shown)?;
-    }
-    if len > elements.len() {
-        write!(out, ", …+{} not rendered", len - elements.len())?;
-    }
+    not_rendered(out, len, elements.len(), if i > 0 { ", " } else { "" })?;
     out.write_char(']')
+}
+
+/// `…+N not rendered` after `sep`, when the array declared more elements than it holds.
+fn not_rendered(out: &mut dyn Write, len: usize, held: usize, sep: &str) -> fmt::Result {
+    if len > held {
+        write!(out, "{sep}…+{} not rendered", len - held)?;
+    }
+    Ok(())
+}
+
+/// How many elements from `i` on equal `elements[i]` (1 when nothing is folded).
+fn run_len(elements: &[RenderedValue], i: usize, o: &DisplayOptions) -> usize {
+    if o.full {
+        return 1;
+    }
+    let first = &elements[i];
+    1 + elements[i + 1..].iter().take_while(|e| *e == first).count()
 }
 
 fn ptr_head(out: &mut dyn Write, value: u64, cast: Option<&str>) -> fmt::Result {
     write!(out, "{value:#x}")?;
     if let Some(c) = cast {
-        write!(out, " (cast→{c})")?;
+        write!(out, " (cast→{})", esc(c))?;
     }
     Ok(())
 }
@@ -216,7 +241,7 @@ fn write_skip(out: &mut dyn Write, reason: &str) -> fmt::Result {
     if reason.starts_with(crate::reasons::DEREF_CYCLE) {
         out.write_str(" [cycle]")
     } else {
-        write!(out, " [chase: {reason}]")
+        write!(out, " [chase: {}]", esc(reason))
     }
 }
 
@@ -233,9 +258,10 @@ fn write_char_value(out: &mut dyn Write, c: u8) -> fmt::Result {
     }
 }
 
-/// A `char[]` as the C string it holds (up to the first NUL); `None` unless every element is
-/// a `char`.
-fn char_string(elements: &[RenderedValue]) -> Option<Vec<u8>> {
+/// The text a `char[]` holds: its bytes up to the last non-NUL one (a NUL before that stays,
+/// escaped, so that nothing the buffer holds is hidden). `None` unless every element is a
+/// `char` (the BTF's `char`: btf-walk renders `signed char`/`unsigned char`/`u8` as numbers).
+pub(crate) fn char_string(elements: &[RenderedValue]) -> Option<Vec<u8>> {
     if elements.is_empty() {
         return None;
     }
@@ -246,43 +272,56 @@ fn char_string(elements: &[RenderedValue]) -> Option<Vec<u8>> {
             _ => return None,
         }
     }
-    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     s.truncate(end);
     Some(s)
 }
 
-fn write_quoted(out: &mut dyn Write, s: &[u8]) -> fmt::Result {
-    out.write_char('"')?;
-    for &b in s {
-        match b {
-            b'"' => out.write_str("\\\"")?,
-            b'\\' => out.write_str("\\\\")?,
-            0x20..=0x7e => out.write_char(b as char)?,
-            _ => write!(out, "\\x{b:02x}")?,
-        }
-    }
-    out.write_char('"')
+/// Whether `v` is a `char[]`, printed as one string whatever its length.
+fn is_text(v: &RenderedValue) -> bool {
+    matches!(v, RenderedValue::Array { elements, .. } if char_string(elements).is_some())
 }
 
-/// How many leading elements to print: a trailing run of [`ZERO_RUN`] or more zero elements
-/// is summarized instead.
-fn shown_elements(elements: &[RenderedValue]) -> usize {
-    let zeros = elements.iter().rev().take_while(|e| is_zero(e)).count();
-    if zeros >= ZERO_RUN {
-        elements.len() - zeros
-    } else {
-        elements.len()
-    }
-}
-
-/// What a rendering carries along: a buffer reused by every attempt at the inline form.
-#[derive(Default)]
+/// What a rendering carries along: the options, and a buffer reused by every attempt at the
+/// inline form.
 pub(crate) struct Cx {
+    pub(crate) opts: DisplayOptions,
     scratch: String,
 }
 
+impl Cx {
+    pub(crate) fn new(opts: &DisplayOptions) -> Self {
+        Self {
+            opts: *opts,
+            scratch: String::new(),
+        }
+    }
+
+    /// The inline form of `v` when `head` and it fit in the width at `indent`.
+    fn try_inline(
+        &mut self,
+        v: &RenderedValue,
+        depth: usize,
+        indent: usize,
+        head: &str,
+    ) -> Option<&str> {
+        let limit = self
+            .opts
+            .width
+            .saturating_sub(indent + head.chars().count());
+        let fits = inline(
+            v,
+            depth,
+            &self.opts,
+            &mut Bounded::new(&mut self.scratch, limit),
+        )
+        .is_ok();
+        fits.then_some(self.scratch.as_str())
+    }
+}
+
 /// Writes `v` as lines: `indent` spaces, then `head` (e.g. `name=`), then the value — inline
-/// when it fits in [`WIDTH`] columns, else in block form with children 2 columns further in.
+/// when it fits in the width, else in block form with children 2 columns further in.
 pub(crate) fn write_block(
     cx: &mut Cx,
     v: &RenderedValue,
@@ -296,16 +335,9 @@ pub(crate) fn write_block(
         spaces(out, indent)?;
         return writeln!(out, "{head}{ELIDED}");
     }
-    let limit = WIDTH.saturating_sub(indent + head.chars().count());
-    let mut line = std::mem::take(&mut cx.scratch);
-    let fits = inline(v, depth, &mut Bounded::new(&mut line, limit)).is_ok();
-    if fits {
+    if let Some(line) = cx.try_inline(v, depth, indent, head) {
         spaces(out, indent)?;
-        writeln!(out, "{head}{line}")?;
-    }
-    cx.scratch = line;
-    if fits {
-        return Ok(());
+        return writeln!(out, "{head}{line}");
     }
     if let V::Ptr {
         value,
@@ -324,13 +356,11 @@ pub(crate) fn write_block(
     out.write_str(head)?;
     match v {
         V::Struct { type_name, members } => {
-            writeln!(out, "{}:", type_name.as_deref().unwrap_or("<anon>"))?;
-            for (name, mv) in visible_members(members, false) {
-                write_block(cx, mv, depth + 1, indent + 2, &format!("{name}="), out)?;
-            }
-            Ok(())
+            block_struct(cx, type_name.as_deref(), members, depth, indent, out)
         }
-        V::Array { len, elements } => block_array(cx, *len, elements, depth, indent, out),
+        V::Array { len, elements } if !is_text(v) => {
+            block_array(cx, *len, elements, depth, indent, out)
+        }
         V::Truncated {
             needed,
             had,
@@ -339,15 +369,55 @@ pub(crate) fn write_block(
             writeln!(out, "[truncated: had {had} of {needed} bytes]")?;
             write_block(cx, partial, depth + 1, indent + 2, "", out)
         }
-        // Scalars are as short as they get: print them inline even past the width.
+        // Scalars and strings are as short as they get: print them inline even past the width.
         _ => {
-            inline(v, depth, out)?;
+            inline(v, depth, &cx.opts, out)?;
             out.write_char('\n')
         }
     }
 }
 
-/// The lines of an array in block form, after its head.
+/// A struct in block form, after its head: `Type:` then its members. A data section (`.bss`,
+/// `.data`, `.rodata`, …: BTF names them with a leading dot) lays its scalars out in aligned
+/// columns first.
+fn block_struct(
+    cx: &mut Cx,
+    type_name: Option<&str>,
+    members: &[RenderedMember],
+    depth: usize,
+    indent: usize,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    let type_name = type_name.unwrap_or("<anon>");
+    writeln!(out, "{}:", esc(type_name))?;
+    let visible = visible_members(members, cx.opts.full);
+    let (grid, rest): (Vec<_>, Vec<_>) = if type_name.starts_with('.') {
+        visible.into_iter().partition(|(_, v)| is_scalar(v))
+    } else {
+        (Vec::new(), visible)
+    };
+    if !grid.is_empty() {
+        let cells: Vec<Cell> = grid
+            .iter()
+            .map(|(name, v)| Cell::new(esc(name).to_string(), inline_string(v, &cx.opts)))
+            .collect();
+        write_grid(&cells, indent + 2, cx.opts.width, out)?;
+    }
+    for (name, mv) in rest {
+        write_block(
+            cx,
+            mv,
+            depth + 1,
+            indent + 2,
+            &format!("{}=", esc(name)),
+            out,
+        )?;
+    }
+    Ok(())
+}
+
+/// The lines of an array in block form, after its head: `[len]:` then one line per element,
+/// a run of equal elements as one `[a..b]=` line (bounds inclusive).
 fn block_array(
     cx: &mut Cx,
     len: usize,
@@ -358,23 +428,15 @@ fn block_array(
 ) -> fmt::Result {
     writeln!(out, "[{len}]:")?;
     let mut i = 0;
-    while i < elements.len() {
-        let run = elements[i..].iter().take_while(|e| is_zero(e)).count();
-        if run >= 2 {
-            spaces(out, indent + 2)?;
-            writeln!(out, "[{}..={}] zero", i, i + run - 1)?;
-            i += run;
-            continue;
-        }
-        write_block(
-            cx,
-            &elements[i],
-            depth + 1,
-            indent + 2,
-            &format!("[{i}]="),
-            out,
-        )?;
-        i += 1;
+    while let Some(e) = elements.get(i) {
+        let run = run_len(elements, i, &cx.opts);
+        let head = if run >= 2 {
+            format!("[{i}..{}]=", i + run - 1)
+        } else {
+            format!("[{i}]=")
+        };
+        write_block(cx, e, depth + 1, indent + 2, &head, out)?;
+        i += run;
     }
     if len > elements.len() {
         spaces(out, indent + 2)?;
@@ -383,46 +445,32 @@ fn block_array(
     Ok(())
 }
 
-/// The inline form of `v`, with no width limit (for table cells and one-line summaries).
-pub(crate) struct Inline<'a>(pub(crate) &'a RenderedValue);
+/// The inline form of a value, with no width limit.
+struct Inline<'a>(&'a RenderedValue, &'a DisplayOptions);
 
 impl fmt::Display for Inline<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        inline(self.0, 0, f)
+        inline(self.0, 0, self.1, f)
     }
 }
 
 /// The inline form of `v` as a `String` (table cells are measured before they are written).
-pub(crate) fn inline_string(v: &RenderedValue) -> String {
-    Inline(v).to_string()
-}
-
-impl fmt::Display for RenderedValue {
-    /// Inline when it fits in 120 columns, else the block form (multi-line, no trailing
-    /// newline).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Out::new(f);
-        write_block(&mut Cx::default(), self, 0, 0, "", &mut out)?;
-        out.finish()
-    }
+pub(crate) fn inline_string(v: &RenderedValue, o: &DisplayOptions) -> String {
+    Inline(v, o).to_string()
 }
 
 impl fmt::Display for RenderedMember {
+    /// `name=` and the value as [`RenderedValue`]'s `Display` prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = if self.name.is_empty() {
             "<anon>"
         } else {
             &self.name
         };
+        let head = format!("{}=", esc(name));
+        let opts = DisplayOptions::default();
         let mut out = Out::new(f);
-        write_block(
-            &mut Cx::default(),
-            &self.value,
-            0,
-            0,
-            &format!("{name}="),
-            &mut out,
-        )?;
+        write_block(&mut Cx::new(&opts), &self.value, 0, 0, &head, &mut out)?;
         out.finish()
     }
 }
