@@ -58,23 +58,56 @@
 //!
 //! # Display
 //! `Display` of the three reports and of [`RenderedValue`] follows
-//! `shared/spec/display-format.md` (the layout ktstr 0.50 prints). Where this crate goes
-//! further, to help a reader:
-//! - `char[]` arrays print as the C string they hold (`comm="kworker/0:1"`); other arrays drop a
-//!   trailing run of 4 or more zero elements as `…+N zero` and say `…+N not rendered` when the
-//!   map held more elements than were rendered. In block form, runs of zero elements collapse to
-//!   `[i..=j] zero`.
+//! `shared/spec/display-format.md`; [`DisplayOptions`] (through `display_with`, e.g.
+//! [`FailureDumpReport::display_with`]) choose the width (default 120 columns, as the spec
+//! says) and `full` (nothing folded or hidden, for `ktstr render --full`); `Display` is
+//! `display_with` with the defaults.
+//!
+//! "Values that fit", as this crate does them (the spec leaves the details open):
+//! - A `char[]` prints as one string, quoted and escaped, whatever its length (it is never
+//!   split into one element per line): its bytes up to the last non-NUL one, a NUL before that
+//!   shown as `\x00` (`"sh\x00ker/0:1"`), so that nothing the buffer holds is hidden. Only
+//!   elements of kind `char` make a string: btf-walk gives that kind to the BTF's `char` (and
+//!   CHAR-encoded integers); `signed char`, `unsigned char` and `u8` arrays stay numbers.
+//!   An array holding fewer elements than it declares says `…+N not rendered`, strings too.
+//! - Runs of two or more equal elements fold (zeros included): inline as `value ×N`
+//!   (`[812, 77, 3, 0 ×4093]`, `[5 ×8, 0 ×24]`), in block form as one `[a..b]=value` line
+//!   (bounds inclusive: `[3..4095]=0`). An array of zeros only is `[all N zero]`. Array maps
+//!   fold runs of consecutive keys with equal values into `keys a-b: <value>` (`keys a-b:
+//!   zero` for zeros).
+//! - A data section (a struct whose BTF name starts with `.`: `.bss`, `.data`, `.rodata`,
+//!   `.kconfig`, …) in block form lays its scalar members out in aligned columns, row by row in
+//!   declaration order, as many per line as fit in the width, each column as wide as its widest
+//!   `name=value`; a cell wider than half the line gets a line of its own. Its other members
+//!   (structs, arrays, strings) follow, one block each.
+//! - Per-CPU values: CPUs with equal values are grouped (`all CPUs: …` when all agree). Structs
+//!   that differ print `common:` once — every leaf equal on all CPUs, nested structs flattened
+//!   to dotted paths (`layer.weight=100`), arrays and pointers compared whole; inline when it
+//!   fits, else in aligned columns — then a `per-cpu:` table of the leaves that differ, one
+//!   row per group of identical CPUs, split into several tables (each repeating the `cpus`
+//!   column) when wider than the line; unreadable CPUs follow as `cpu N: <unreadable>`.
+//!   Structs of more than 1,024 leaves print whole per group.
+//! - Every string from the guest or the document is escaped by one function wherever it is
+//!   printed (map names and errors, type, member and enumerator names, comms, program and
+//!   allocator names, reasons, log tails line by line): `\n`, `\t`, `\r`, `\\`, other ASCII
+//!   controls and bytes that are not UTF-8 as `\xNN` (always two hex digits), Unicode controls
+//!   and invisible format characters (bidirectional overrides, zero-width) as `\u{N}`; printable
+//!   Unicode as is; `"` as `\"` inside quoted strings. A comm ending in `\n` cannot break a
+//!   table row and no ESC, BEL or CR reaches the terminal.
+//! - `full` shows every array element and struct member (zeros too), every array-map key and
+//!   every CPU on its own, every task of `task_enrichments` (otherwise the first 32) and every
+//!   run queue and DSQ (otherwise those holding something).
+//!
+//! Also beyond the spec (kept from the layout ktstr 0.50 prints):
 //! - A named enumerator stays visible at value 0 (`state=SCX_TASK_NONE (0)`): only unnamed
 //!   zeros are hidden. A struct whose members are all zero prints as `Type{}`; an anonymous
 //!   struct's block header is `<anon>:`.
 //! - A pointer whose `deref_skipped_reason` starts with [`reasons::DEREF_CYCLE`] prints
 //!   ` [cycle]`; any other reason ` [chase: reason]`.
-//! - Array maps collapse runs of consecutive all-zero entries to `keys a-b: zero`.
 //! - The arena line is followed by `declared_pages`, `kern_vm_start` and `user_vm_start`.
-//! - Per-CPU tables label rows by CPU ranges (`0-1`), each row a group of identical CPUs.
 //! - After the counts: `scheduler: <active_obj_name> (N active maps)`, `cgroup_psi: N cgroups
-//!   captured`, and under `task_enrichments` a table of the first 32 tasks (pid, tgid, comm,
-//!   class, prio, context switches, times).
+//!   captured`, and under `task_enrichments` a table of the tasks (pid, tgid, comm, class,
+//!   prio, context switches, times).
 //! - Under `scx_walker:` the `scx_sched` state, every run queue with something running
 //!   (`nr_running`, `curr=pid (comm)`, runnable count, `+` when truncated), and every non-empty
 //!   DSQ (`id`, origin, `nr`, `seq`).
@@ -84,6 +117,9 @@
 //! - Sparklines are at most 64 columns wide (longer timelines are bucketed by maximum); a
 //!   constant counter draws a flat `▄` line.
 //! - Values nested deeper than [`MAX_DISPLAY_DEPTH`] print `…`.
+//!
+//! Not done here yet (display-format.md's "Summary", "Runqueue states", tasks by name,
+//! storage-map keys as their owner): they need the report to carry more (issue 14).
 
 mod any;
 mod display;
@@ -99,6 +135,7 @@ pub mod validate;
 mod wire;
 
 pub use any::{Error, FailureDumpReportAny};
+pub use display::{DisplayOptions, DisplayWith};
 pub use json_schema::SchemaKind;
 pub use maps::{
     ArenaPage, ArenaSnapshot, FailureDumpArrayEntry, FailureDumpEntry, FailureDumpFdArray,

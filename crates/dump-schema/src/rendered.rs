@@ -394,133 +394,165 @@ impl PartialEq for RenderedValue {
     fn eq(&self, other: &Self) -> bool {
         let mut stack = vec![(self, other)];
         while let Some((a, b)) = stack.pop() {
-            use RenderedValue as V;
-            let same = match (a, b) {
-                (
-                    V::Int {
-                        bits: b1,
-                        value: v1,
-                    },
-                    V::Int {
-                        bits: b2,
-                        value: v2,
-                    },
-                ) => b1 == b2 && v1 == v2,
-                (
-                    V::Uint {
-                        bits: b1,
-                        value: v1,
-                    },
-                    V::Uint {
-                        bits: b2,
-                        value: v2,
-                    },
-                ) => b1 == b2 && v1 == v2,
-                (V::Bool { value: v1 }, V::Bool { value: v2 }) => v1 == v2,
-                (V::Char { value: v1 }, V::Char { value: v2 }) => v1 == v2,
-                (
-                    V::Float {
-                        bits: b1,
-                        value: v1,
-                    },
-                    V::Float {
-                        bits: b2,
-                        value: v2,
-                    },
-                ) => b1 == b2 && v1 == v2,
-                (
-                    V::Enum {
-                        bits: b1,
-                        value: v1,
-                        variant: n1,
-                        is_signed: s1,
-                    },
-                    V::Enum {
-                        bits: b2,
-                        value: v2,
-                        variant: n2,
-                        is_signed: s2,
-                    },
-                ) => b1 == b2 && v1 == v2 && n1 == n2 && s1 == s2,
-                (
-                    V::Struct {
-                        type_name: t1,
-                        members: m1,
-                    },
-                    V::Struct {
-                        type_name: t2,
-                        members: m2,
-                    },
-                ) => {
-                    let same = t1 == t2
-                        && m1.len() == m2.len()
-                        && m1.iter().zip(m2).all(|(x, y)| x.name == y.name);
-                    if same {
-                        stack.extend(m1.iter().zip(m2).map(|(x, y)| (&x.value, &y.value)));
-                    }
-                    same
-                }
-                (
-                    V::Array {
-                        len: l1,
-                        elements: e1,
-                    },
-                    V::Array {
-                        len: l2,
-                        elements: e2,
-                    },
-                ) => {
-                    let same = l1 == l2 && e1.len() == e2.len();
-                    if same {
-                        stack.extend(e1.iter().zip(e2));
-                    }
-                    same
-                }
-                (V::CpuList { cpus: c1 }, V::CpuList { cpus: c2 }) => c1 == c2,
-                (
-                    V::Ptr {
-                        value: v1,
-                        deref: d1,
-                        deref_skipped_reason: r1,
-                        cast_annotation: c1,
-                    },
-                    V::Ptr {
-                        value: v2,
-                        deref: d2,
-                        deref_skipped_reason: r2,
-                        cast_annotation: c2,
-                    },
-                ) => {
-                    let same = v1 == v2 && r1 == r2 && c1 == c2 && d1.is_some() == d2.is_some();
-                    if let (Some(x), Some(y)) = (d1, d2) {
-                        stack.push((x, y));
-                    }
-                    same
-                }
-                (V::Bytes { hex: h1 }, V::Bytes { hex: h2 }) => h1 == h2,
-                (
-                    V::Truncated {
-                        needed: n1,
-                        had: h1,
-                        partial: p1,
-                    },
-                    V::Truncated {
-                        needed: n2,
-                        had: h2,
-                        partial: p2,
-                    },
-                ) => {
-                    stack.push((p1, p2));
-                    n1 == n2 && h1 == h2
-                }
-                (V::Unsupported { reason: r1 }, V::Unsupported { reason: r2 }) => r1 == r2,
-                _ => false,
+            let same = if a.is_container_kind() {
+                same_container(a, b, &mut stack)
+            } else {
+                same_leaf(a, b)
             };
             if !same {
                 return false;
             }
         }
         true
+    }
+}
+
+impl RenderedValue {
+    /// Whether this kind of value can hold other values.
+    fn is_container_kind(&self) -> bool {
+        matches!(
+            self,
+            Self::Struct { .. } | Self::Array { .. } | Self::Ptr { .. } | Self::Truncated { .. }
+        )
+    }
+}
+
+/// Equality of two values of kinds that hold no other value.
+fn same_leaf(a: &RenderedValue, b: &RenderedValue) -> bool {
+    use RenderedValue as V;
+    match (a, b) {
+        (
+            V::Int {
+                bits: b1,
+                value: v1,
+            },
+            V::Int {
+                bits: b2,
+                value: v2,
+            },
+        ) => b1 == b2 && v1 == v2,
+        (
+            V::Uint {
+                bits: b1,
+                value: v1,
+            },
+            V::Uint {
+                bits: b2,
+                value: v2,
+            },
+        ) => b1 == b2 && v1 == v2,
+        (V::Bool { value: v1 }, V::Bool { value: v2 }) => v1 == v2,
+        (V::Char { value: v1 }, V::Char { value: v2 }) => v1 == v2,
+        (
+            V::Float {
+                bits: b1,
+                value: v1,
+            },
+            V::Float {
+                bits: b2,
+                value: v2,
+            },
+        ) => b1 == b2 && v1 == v2,
+        (
+            V::Enum {
+                bits: b1,
+                value: v1,
+                variant: n1,
+                is_signed: s1,
+            },
+            V::Enum {
+                bits: b2,
+                value: v2,
+                variant: n2,
+                is_signed: s2,
+            },
+        ) => b1 == b2 && v1 == v2 && n1 == n2 && s1 == s2,
+        (V::Unsupported { reason: r1 }, V::Unsupported { reason: r2 }) => r1 == r2,
+        (V::Bytes { hex: h1 }, V::Bytes { hex: h2 }) => h1 == h2,
+        (V::CpuList { cpus: c1 }, V::CpuList { cpus: c2 }) => c1 == c2,
+        _ => false,
+    }
+}
+
+/// Equality of two containers apart from their children, which are pushed on `stack` to be
+/// compared next.
+fn same_container<'a>(
+    a: &'a RenderedValue,
+    b: &'a RenderedValue,
+    stack: &mut Vec<(&'a RenderedValue, &'a RenderedValue)>,
+) -> bool {
+    use RenderedValue as V;
+    match (a, b) {
+        (
+            V::Struct {
+                type_name: t1,
+                members: m1,
+            },
+            V::Struct {
+                type_name: t2,
+                members: m2,
+            },
+        ) => {
+            let same = t1 == t2
+                && m1.len() == m2.len()
+                && m1.iter().zip(m2).all(|(x, y)| x.name == y.name);
+            if same {
+                stack.extend(m1.iter().zip(m2).map(|(x, y)| (&x.value, &y.value)));
+            }
+            same
+        }
+        (
+            V::Array {
+                len: l1,
+                elements: e1,
+            },
+            V::Array {
+                len: l2,
+                elements: e2,
+            },
+        ) => {
+            let same = l1 == l2 && e1.len() == e2.len();
+            if same {
+                stack.extend(e1.iter().zip(e2));
+            }
+            same
+        }
+        (
+            V::Ptr {
+                value: v1,
+                deref: d1,
+                deref_skipped_reason: r1,
+                cast_annotation: c1,
+            },
+            V::Ptr {
+                value: v2,
+                deref: d2,
+                deref_skipped_reason: r2,
+                cast_annotation: c2,
+            },
+        ) => {
+            let same = v1 == v2 && r1 == r2 && c1 == c2 && d1.is_some() == d2.is_some();
+            if let (Some(x), Some(y)) = (d1, d2) {
+                stack.push((x, y));
+            }
+            same
+        }
+        (
+            V::Truncated {
+                needed: n1,
+                had: h1,
+                partial: p1,
+            },
+            V::Truncated {
+                needed: n2,
+                had: h2,
+                partial: p2,
+            },
+        ) => {
+            stack.push((p1, p2));
+            n1 == n2 && h1 == h2
+        }
+        _ => false,
     }
 }
 

@@ -112,6 +112,81 @@ fn rendered_value() -> impl Strategy<Value = RenderedValue> {
     })
 }
 
+/// The width `Display` keeps lines within where the content allows.
+const WIDTH: usize = DisplayOptions::DEFAULT_WIDTH;
+
+/// A short identifier.
+fn short_name() -> impl Strategy<Value = String> {
+    "[a-z_][a-z0-9_]{0,12}"
+}
+
+/// Scalars whose inline form is at most about 64 columns.
+fn narrow_leaf() -> impl Strategy<Value = RenderedValue> {
+    prop_oneof![
+        any::<i64>().prop_map(|value| RenderedValue::Int { bits: 64, value }),
+        any::<u64>().prop_map(|value| RenderedValue::Uint { bits: 64, value }),
+        any::<bool>().prop_map(|value| RenderedValue::Bool { value }),
+        any::<u8>().prop_map(|value| RenderedValue::Char { value }),
+        finite_f64().prop_map(|value| RenderedValue::Float { bits: 64, value }),
+        (any::<i64>(), proptest::option::of(short_name())).prop_map(|(value, variant)| {
+            RenderedValue::Enum {
+                bits: 32,
+                value,
+                variant,
+                is_signed: true,
+            }
+        }),
+        "[0-9,-]{0,12}".prop_map(|cpus| RenderedValue::CpuList { cpus }),
+        (
+            any::<u64>(),
+            proptest::option::of(short_name()),
+            proptest::option::of(short_name())
+        )
+            .prop_map(|(value, r, c)| RenderedValue::Ptr {
+                value,
+                deref: None,
+                deref_skipped_reason: r,
+                cast_annotation: c,
+            }),
+        proptest::collection::vec(any::<u8>(), 0..8)
+            .prop_map(|b| RenderedValue::Bytes { hex: hex(&b) }),
+        short_name().prop_map(|reason| RenderedValue::Unsupported { reason }),
+    ]
+}
+
+/// Structs (some of them data sections, named `.bss`/`.data`) and arrays of narrow leaves,
+/// nested at most 4 deep, with short names: every piece fits a line even at the deepest
+/// indentation.
+fn narrow_value() -> impl Strategy<Value = RenderedValue> {
+    let type_name = prop_oneof![
+        Just(None),
+        short_name().prop_map(Some),
+        Just(Some(".bss".to_string())),
+        Just(Some(".data".to_string())),
+    ];
+    narrow_leaf().prop_recursive(4, 256, 24, move |inner| {
+        prop_oneof![
+            (
+                type_name.clone(),
+                proptest::collection::vec((short_name(), inner.clone()), 0..24)
+            )
+                .prop_map(|(type_name, ms)| RenderedValue::Struct {
+                    type_name,
+                    members: ms
+                        .into_iter()
+                        .map(|(n, v)| RenderedMember::new(n, v))
+                        .collect(),
+                }),
+            (0usize..64, proptest::collection::vec(inner, 0..24)).prop_map(|(extra, elements)| {
+                RenderedValue::Array {
+                    len: elements.len() + extra,
+                    elements,
+                }
+            }),
+        ]
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Seeded generator for the report types
 
@@ -363,8 +438,23 @@ proptest! {
         prop_assert_eq!(&back, &v);
         let back: RenderedValue = serde_json::from_str(&sorted_keys(&json)).unwrap();
         prop_assert_eq!(&back, &v);
-        // Display never panics and stays within the width where values are scalar-only.
+        // Display never panics, whatever the value (the width is checked on narrow values by
+        // `narrow_values_fit_the_width`: a long name or scalar cannot be split).
         let _ = v.to_string();
+    }
+
+    #[test]
+    /// Values whose every name and scalar is short print within the width whatever their
+    /// shape: the inline form is used only when it fits, and the block form breaks every
+    /// struct and array onto lines of their own.
+    fn narrow_values_fit_the_width(v in narrow_value(), full in any::<bool>()) {
+        let text = v.display_with(&DisplayOptions { full, width: WIDTH }).to_string();
+        if !full {
+            prop_assert_eq!(&text, &v.to_string());
+        }
+        for line in text.lines() {
+            prop_assert!(line.chars().count() <= WIDTH, "{} columns:\n{}", line.chars().count(), text);
+        }
     }
 
     #[test]

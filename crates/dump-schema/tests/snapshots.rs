@@ -30,6 +30,17 @@ fn reports_display_and_json() {
     }
 }
 
+/// The scheduler-shaped report: its rendering is snapshotted; its JSON (large arrays, nearly
+/// 1 MB pretty-printed) is validated and read back but not kept as a snapshot.
+#[test]
+fn scheduler_report_display() {
+    let report = FailureDumpReportAny::from(common::scheduler_report());
+    let json = report.to_json().unwrap();
+    check_json("scheduler", &json);
+    assert_eq!(FailureDumpReportAny::from_json(&json).unwrap(), report);
+    insta::assert_snapshot!("scheduler_display", report.to_string());
+}
+
 #[test]
 fn every_rendered_value_kind() {
     for (name, v) in common::every_kind() {

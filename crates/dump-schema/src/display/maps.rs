@@ -1,231 +1,231 @@
 //! Human rendering of one [`FailureDumpMap`] block.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
-use super::value::{inline_string, is_scalar, is_zero, push_indent, visible_members, write_block};
+use super::DisplayOptions;
+use super::layout::{RangeList, write_table};
+use super::percpu::write_per_cpu;
+use super::text::esc;
+use super::value::{Cx, inline_string, is_scalar, is_zero, visible_members, write_block};
 use crate::{FailureDumpEntry, FailureDumpMap, RenderedValue, map_type};
 
 /// Writes the block of one map: its header line, then its content indented 2.
-pub(crate) fn write_map(m: &FailureDumpMap, out: &mut String) {
-    write!(out, "map {} (type=", m.name).unwrap();
+pub(crate) fn write_map(cx: &mut Cx, m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    write_header(m, out)?;
+    if let Some(v) = &m.value {
+        write_block(cx, v, 0, 2, "", out)?;
+    }
+    write_entries(cx, &m.entries, out)?;
+    write_array_entries(cx, m, out)?;
+    for e in &m.percpu_entries {
+        write_per_cpu(cx, &format!("key {}", e.key), &e.per_cpu, out)?;
+    }
+    for e in &m.percpu_hash_entries {
+        let key = match &e.key {
+            Some(k) => inline_string(k, &cx.opts),
+            None => esc(&e.key_hex).to_string(),
+        };
+        write_per_cpu(cx, &format!("key={key}"), &e.per_cpu, out)?;
+    }
+    write_arena(m, out)?;
+    write_ringbuf(m, out)?;
+    write_stack_trace(m, out)?;
+    write_fd_array(m, out)
+}
+
+/// `map <name> (type=<name>, value_size=N, max_entries=N)[ [error: …]]`.
+fn write_header(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    write!(out, "map {} (type=", esc(&m.name))?;
     match map_type::name(m.map_type) {
-        Some(n) => out.push_str(n),
-        None => write!(out, "{}", m.map_type).unwrap(),
+        Some(n) => out.write_str(n)?,
+        None => write!(out, "{}", m.map_type)?,
     }
     write!(
         out,
         ", value_size={}, max_entries={})",
         m.value_size, m.max_entries
-    )
-    .unwrap();
+    )?;
     if let Some(e) = &m.error {
-        write!(out, " [error: {e}]").unwrap();
+        write!(out, " [error: {}]", esc(e))?;
     }
-    out.push('\n');
-
-    if let Some(v) = &m.value {
-        write_block(v, 0, 2, "", out);
-    }
-    write_entries(&m.entries, out);
-    write_array_entries(m, out);
-    for e in &m.percpu_entries {
-        write_per_cpu(&format!("key {}", e.key), &e.per_cpu, out);
-    }
-    for e in &m.percpu_hash_entries {
-        let key = match &e.key {
-            Some(k) => inline_string(k),
-            None => e.key_hex.clone(),
-        };
-        write_per_cpu(&format!("key={key}"), &e.per_cpu, out);
-    }
-    if let Some(a) = &m.arena {
-        let bytes: usize = a.pages.iter().map(|p| p.bytes.len()).sum();
-        write!(
-            out,
-            "  arena: {} pages captured ({} KiB)",
-            a.pages.len(),
-            bytes.div_ceil(1024)
-        )
-        .unwrap();
-        if a.truncated {
-            out.push_str(", truncated");
-        }
-        if a.span_capped {
-            out.push_str(", span capped");
-        }
-        writeln!(
-            out,
-            "\n    declared_pages={} kern_vm_start={:#x} user_vm_start={:#x}",
-            a.declared_pages, a.kern_vm_start, a.user_vm_start
-        )
-        .unwrap();
-    }
-    if let Some(r) = &m.ringbuf {
-        write!(
-            out,
-            "  ringbuf: capacity={}B, pending={}B",
-            r.capacity, r.pending_bytes
-        )
-        .unwrap();
-        if r.capacity > 0 {
-            let pct = r.pending_bytes as f64 * 100.0 / r.capacity as f64;
-            write!(out, " ({pct:.1}%)").unwrap();
-        }
-        writeln!(
-            out,
-            ", consumer_pos={}, producer_pos={}, pending_pos={}",
-            r.consumer_pos, r.producer_pos, r.pending_pos
-        )
-        .unwrap();
-    }
-    if let Some(s) = &m.stack_trace {
-        write!(
-            out,
-            "  stack_trace: {} stacks in {} buckets",
-            s.entries.len(),
-            s.n_buckets
-        )
-        .unwrap();
-        if s.buckets_unreadable > 0 {
-            write!(out, ", {} buckets unreadable", s.buckets_unreadable).unwrap();
-        }
-        if s.truncated {
-            out.push_str(", truncated");
-        }
-        out.push('\n');
-    }
-    if let Some(f) = &m.fd_array {
-        write!(
-            out,
-            "  fd_array: {} of {} slots populated",
-            f.populated, f.scanned
-        )
-        .unwrap();
-        if !f.indices.is_empty() {
-            write!(
-                out,
-                " [{}]",
-                range_list(f.indices.iter().map(|&i| i as usize))
-            )
-            .unwrap();
-        }
-        if f.indices_truncated {
-            out.push_str(", indices truncated");
-        }
-        if f.unreadable > 0 {
-            write!(out, ", {} unreadable", f.unreadable).unwrap();
-        }
-        if f.truncated {
-            out.push_str(", truncated");
-        }
-        out.push('\n');
-    }
+    out.write_char('\n')
 }
 
-/// `0-3,5,7-8` from ascending numbers.
-pub(crate) fn range_list(mut it: impl Iterator<Item = usize>) -> String {
-    let mut s = String::new();
-    let Some(mut lo) = it.next() else {
-        return s;
-    };
-    let mut hi = lo;
-    let flush = |s: &mut String, lo: usize, hi: usize| {
-        if !s.is_empty() {
-            s.push(',');
-        }
-        if lo == hi {
-            write!(s, "{lo}").unwrap();
-        } else {
-            write!(s, "{lo}-{hi}").unwrap();
-        }
-    };
-    for n in it {
-        if n == hi + 1 {
-            hi = n;
-        } else {
-            flush(&mut s, lo, hi);
-            lo = n;
-            hi = n;
-        }
+fn write_arena(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    let Some(a) = &m.arena else { return Ok(()) };
+    let bytes: usize = a.pages.iter().map(|p| p.bytes.len()).sum();
+    write!(
+        out,
+        "  arena: {} pages captured ({} KiB)",
+        a.pages.len(),
+        bytes.div_ceil(1024)
+    )?;
+    if a.truncated {
+        out.write_str(", truncated")?;
     }
-    flush(&mut s, lo, hi);
-    s
+    if a.span_capped {
+        out.write_str(", span capped")?;
+    }
+    writeln!(
+        out,
+        "\n    declared_pages={} kern_vm_start={:#x} user_vm_start={:#x}",
+        a.declared_pages, a.kern_vm_start, a.user_vm_start
+    )
 }
 
-fn write_entries(entries: &[FailureDumpEntry], out: &mut String) {
-    if entries.len() >= 2 && entries.iter().all(|e| e.payload.is_none()) {
-        let keys: Option<Vec<&RenderedValue>> = entries.iter().map(|e| e.key.as_ref()).collect();
-        let values: Option<Vec<&RenderedValue>> =
-            entries.iter().map(|e| e.value.as_ref()).collect();
-        if let (Some(keys), Some(values)) = (keys, values)
-            && flat_struct_type(&values).is_some()
-        {
-            let (mut headers, mut cols) = if flat_struct_type(&keys).is_some() {
-                struct_columns(&keys)
-            } else if keys.iter().all(|k| is_scalar(k)) {
-                (
-                    vec!["key".to_string()],
-                    vec![keys.iter().map(|k| inline_string(k)).collect()],
-                )
-            } else {
-                (Vec::new(), Vec::new())
-            };
-            if !headers.is_empty() {
-                let split = headers.len();
-                let (vh, vc) = struct_columns(&values);
-                headers.extend(vh);
-                cols.extend(vc);
-                write_table(2, &headers, &cols, split, out);
-                return;
-            }
-        }
+fn write_ringbuf(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    let Some(r) = &m.ringbuf else { return Ok(()) };
+    write!(
+        out,
+        "  ringbuf: capacity={}B, pending={}B",
+        r.capacity, r.pending_bytes
+    )?;
+    if r.capacity > 0 {
+        let pct = r.pending_bytes as f64 * 100.0 / r.capacity as f64;
+        write!(out, " ({pct:.1}%)")?;
+    }
+    writeln!(
+        out,
+        ", consumer_pos={}, producer_pos={}, pending_pos={}",
+        r.consumer_pos, r.producer_pos, r.pending_pos
+    )
+}
+
+fn write_stack_trace(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    let Some(s) = &m.stack_trace else {
+        return Ok(());
+    };
+    write!(
+        out,
+        "  stack_trace: {} stacks in {} buckets",
+        s.entries.len(),
+        s.n_buckets
+    )?;
+    if s.buckets_unreadable > 0 {
+        write!(out, ", {} buckets unreadable", s.buckets_unreadable)?;
+    }
+    if s.truncated {
+        out.write_str(", truncated")?;
+    }
+    out.write_char('\n')
+}
+
+fn write_fd_array(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+    let Some(f) = &m.fd_array else { return Ok(()) };
+    write!(
+        out,
+        "  fd_array: {} of {} slots populated",
+        f.populated, f.scanned
+    )?;
+    if !f.indices.is_empty() {
+        let indices: Vec<usize> = f.indices.iter().map(|&i| i as usize).collect();
+        write!(out, " [{}]", RangeList(&indices))?;
+    }
+    if f.indices_truncated {
+        out.write_str(", indices truncated")?;
+    }
+    if f.unreadable > 0 {
+        write!(out, ", {} unreadable", f.unreadable)?;
+    }
+    if f.truncated {
+        out.write_str(", truncated")?;
+    }
+    out.write_char('\n')
+}
+
+fn write_entries(cx: &mut Cx, entries: &[FailureDumpEntry], out: &mut dyn Write) -> fmt::Result {
+    if let Some((headers, cols, split)) = entries_table(entries, &cx.opts) {
+        return write_table(2, &headers, &cols, split, out);
     }
     for e in entries {
         match &e.key {
-            Some(k) => write_block(k, 0, 2, "entry: key=", out),
-            None => writeln!(out, "  entry: key={}", e.key_hex).unwrap(),
+            Some(k) => write_block(cx, k, 0, 2, "entry: key=", out)?,
+            None => writeln!(out, "  entry: key={}", esc(&e.key_hex))?,
         }
         match &e.value {
-            Some(v) => write_block(v, 0, 4, "value: ", out),
-            None => writeln!(out, "    value: {}", e.value_hex).unwrap(),
+            Some(v) => write_block(cx, v, 0, 4, "value: ", out)?,
+            None => writeln!(out, "    value: {}", esc(&e.value_hex))?,
         }
         if let Some(p) = &e.payload {
-            write_block(p, 0, 4, ".data ", out);
+            write_block(cx, p, 0, 4, ".data ", out)?;
         }
     }
+    Ok(())
 }
 
-fn write_array_entries(m: &FailureDumpMap, out: &mut String) {
+/// Headers, cells and key-column count of the table two or more entries print as, when their
+/// values are flat structs of one type and their keys are scalars or flat structs.
+fn entries_table(
+    entries: &[FailureDumpEntry],
+    o: &DisplayOptions,
+) -> Option<(Vec<String>, Vec<Vec<String>>, usize)> {
+    if entries.len() < 2 || entries.iter().any(|e| e.payload.is_some()) {
+        return None;
+    }
+    let keys: Vec<&RenderedValue> = entries
+        .iter()
+        .map(|e| e.key.as_ref())
+        .collect::<Option<_>>()?;
+    let values: Vec<&RenderedValue> = entries
+        .iter()
+        .map(|e| e.value.as_ref())
+        .collect::<Option<_>>()?;
+    flat_struct_type(&values)?;
+    let (mut headers, mut cols) = if flat_struct_type(&keys).is_some() {
+        struct_columns(&keys, o)
+    } else if keys.iter().all(|k| is_scalar(k)) {
+        (
+            vec!["key".to_string()],
+            vec![keys.iter().map(|k| inline_string(k, o)).collect()],
+        )
+    } else {
+        return None;
+    };
+    if headers.is_empty() {
+        return None;
+    }
+    let split = headers.len();
+    let (vh, vc) = struct_columns(&values, o);
+    headers.extend(vh);
+    cols.extend(vc);
+    Some((headers, cols, split))
+}
+
+/// `key N: <value>` per entry; a run of consecutive keys with equal values as one line
+/// (`keys a-b: zero` when they are zero, `keys a-b: <value>` otherwise), unless `full`.
+fn write_array_entries(cx: &mut Cx, m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
     let entries = &m.array_entries;
     let mut i = 0;
-    while i < entries.len() {
-        // Runs of consecutive zero elements collapse into one line.
-        let run = entries[i..]
-            .iter()
-            .enumerate()
-            .take_while(|(j, e)| {
-                e.key as usize == entries[i].key as usize + j
-                    && e.value.as_ref().is_some_and(is_zero)
-            })
-            .count();
-        if run >= 2 {
-            let last = entries[i + run - 1].key;
-            writeln!(out, "  keys {}-{last}: zero", entries[i].key).unwrap();
-            i += run;
-            continue;
-        }
-        let e = &entries[i];
+    while let Some(e) = entries.get(i) {
+        let run = if cx.opts.full {
+            1
+        } else {
+            1 + entries[i + 1..]
+                .iter()
+                .zip(1..)
+                .take_while(|(x, j)| {
+                    x.key.checked_sub(e.key) == Some(*j) && x.value.is_some() && x.value == e.value
+                })
+                .count()
+        };
+        let head = if run >= 2 {
+            format!("keys {}-{}: ", e.key, entries[i + run - 1].key)
+        } else {
+            format!("key {}: ", e.key)
+        };
         match &e.value {
-            Some(v) => write_block(v, 0, 2, &format!("key {}: ", e.key), out),
-            None => writeln!(out, "  key {}: <unreadable>", e.key).unwrap(),
+            Some(v) if run >= 2 && is_zero(v) => writeln!(out, "  {head}zero")?,
+            Some(v) => write_block(cx, v, 0, 2, &head, out)?,
+            None => writeln!(out, "  {head}<unreadable>")?,
         }
-        i += 1;
+        i += run;
     }
+    Ok(())
 }
 
 /// The shared type name when every value is a struct of the same type whose members are all
 /// scalars (after flattening anonymous members).
-fn flat_struct_type<'a>(values: &[&'a RenderedValue]) -> Option<&'a str> {
+pub(crate) fn flat_struct_type<'a>(values: &[&'a RenderedValue]) -> Option<&'a str> {
     let mut name: Option<&str> = None;
     for v in values {
         let RenderedValue::Struct { type_name, members } = v else {
@@ -248,7 +248,10 @@ fn flat_struct_type<'a>(values: &[&'a RenderedValue]) -> Option<&'a str> {
 
 /// Column headers and cells (column-major) of flat structs; columns zero in every row are left
 /// out.
-fn struct_columns(values: &[&RenderedValue]) -> (Vec<String>, Vec<Vec<String>>) {
+pub(crate) fn struct_columns(
+    values: &[&RenderedValue],
+    o: &DisplayOptions,
+) -> (Vec<String>, Vec<Vec<String>>) {
     let rows: Vec<Vec<(&str, &RenderedValue)>> = values
         .iter()
         .map(|v| match v {
@@ -271,127 +274,16 @@ fn struct_columns(values: &[&RenderedValue]) -> (Vec<String>, Vec<Vec<String>>) 
             .iter()
             .map(|r| r.iter().find(|(m, _)| *m == n).map(|(_, v)| *v))
             .collect();
-        if cells.iter().all(|c| c.is_none_or(is_zero)) {
+        if !o.full && cells.iter().all(|c| c.is_none_or(is_zero)) {
             continue;
         }
-        headers.push(n.to_string());
+        headers.push(esc(n).to_string());
         cols.push(
             cells
                 .into_iter()
-                .map(|c| c.map(inline_string).unwrap_or_default())
+                .map(|c| c.map(|v| inline_string(v, o)).unwrap_or_default())
                 .collect(),
         );
     }
     (headers, cols)
-}
-
-/// A right-aligned table; `split` key columns, then `|`, then the value columns.
-pub(crate) fn write_table(
-    indent: usize,
-    headers: &[String],
-    cols: &[Vec<String>],
-    split: usize,
-    out: &mut String,
-) {
-    let widths: Vec<usize> = headers
-        .iter()
-        .zip(cols)
-        .map(|(h, c)| {
-            c.iter()
-                .map(|s| s.chars().count())
-                .chain([h.chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let rows = cols.first().map_or(0, Vec::len);
-    let line = |cells: &mut dyn Iterator<Item = &str>, out: &mut String| {
-        push_indent(out, indent);
-        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
-            if i > 0 {
-                out.push_str(if i == split { " | " } else { "  " });
-            }
-            let pad = w.saturating_sub(cell.chars().count());
-            push_indent(out, pad);
-            out.push_str(cell);
-        }
-        out.push('\n');
-    };
-    line(&mut headers.iter().map(String::as_str), out);
-    for r in 0..rows {
-        line(&mut cols.iter().map(|c| c[r].as_str()), out);
-    }
-}
-
-/// One per-CPU key: identical CPUs grouped; flat structs that differ as a `common:` block plus
-/// a `per-cpu:` table.
-fn write_per_cpu(label: &str, per_cpu: &[Option<RenderedValue>], out: &mut String) {
-    // (cpus, value) groups of equal values, in order of their first CPU.
-    let mut groups: Vec<(Vec<usize>, Option<&RenderedValue>)> = Vec::new();
-    for (cpu, v) in per_cpu.iter().enumerate() {
-        match groups.iter_mut().find(|(_, g)| *g == v.as_ref()) {
-            Some((cpus, _)) => cpus.push(cpu),
-            None => groups.push((vec![cpu], v.as_ref())),
-        }
-    }
-    match groups.as_slice() {
-        [] => {
-            writeln!(out, "  {label}: no CPUs").unwrap();
-            return;
-        }
-        [(_, v)] => {
-            let head = format!("{label}: all CPUs: ");
-            match v {
-                Some(v) => write_block(v, 0, 2, &head, out),
-                None => writeln!(out, "  {head}<unreadable>").unwrap(),
-            }
-            return;
-        }
-        _ => {}
-    }
-    writeln!(out, "  {label}:").unwrap();
-    let cpus_label = |cpus: &[usize]| {
-        if cpus.len() == 1 {
-            format!("cpu {}", cpus[0])
-        } else {
-            format!("cpus {}", range_list(cpus.iter().copied()))
-        }
-    };
-    let values: Option<Vec<&RenderedValue>> = groups.iter().map(|(_, v)| *v).collect();
-    if let Some(values) = values
-        && let Some(type_name) = flat_struct_type(&values)
-    {
-        let (headers, cols) = struct_columns(&values);
-        // Columns equal in every group are common to all CPUs.
-        let (common, varying): (Vec<usize>, Vec<usize>) =
-            (0..headers.len()).partition(|&c| cols[c].iter().all(|s| *s == cols[c][0]));
-        if !common.is_empty() {
-            let fields: Vec<String> = common
-                .iter()
-                .map(|&c| format!("{}={}", headers[c], cols[c][0]))
-                .collect();
-            writeln!(out, "    common: {type_name}{{{}}}", fields.join(", ")).unwrap();
-        }
-        let mut h = vec!["cpus".to_string()];
-        let mut c = vec![
-            groups
-                .iter()
-                .map(|(cpus, _)| range_list(cpus.iter().copied()))
-                .collect(),
-        ];
-        for &i in &varying {
-            h.push(headers[i].clone());
-            c.push(cols[i].clone());
-        }
-        out.push_str("    per-cpu:\n");
-        write_table(6, &h, &c, 1, out);
-        return;
-    }
-    for (cpus, v) in &groups {
-        let head = format!("{}: ", cpus_label(cpus));
-        match v {
-            Some(v) => write_block(v, 0, 4, &head, out),
-            None => writeln!(out, "    {head}<unreadable>").unwrap(),
-        }
-    }
 }

@@ -1,23 +1,23 @@
 //! Human rendering of [`RenderedValue`].
 //!
-//! Two forms: *inline* (`Type{f=v, g=w}`), used whenever the whole line fits in [`WIDTH`]
-//! columns, and *block* (`Type:` then one `f=v` per line, 2 more spaces per level). Recursion
-//! stops at [`MAX_DISPLAY_DEPTH`] levels with `…`, so any value prints without exhausting the
-//! stack.
+//! Two forms: *inline* (`Type{f=v, g=w}`), used whenever the whole line fits in the width
+//! ([`DisplayOptions::width`]), and *block* (`Type:` then one `f=v` per line, 2 more spaces per
+//! level; a data section's scalars in aligned columns). Recursion stops at
+//! [`MAX_DISPLAY_DEPTH`] levels with `…`, so any value prints without exhausting the stack.
+//!
+//! Unless [`DisplayOptions::full`], zero-valued struct members are hidden and runs of equal
+//! array elements are folded (`0 ×4093` inline, `[3..4095]=0` in block form).
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
+use super::DisplayOptions;
+use super::layout::{Cell, write_grid};
+use super::text::{Bounded, Out, esc, quoted, spaces};
 use crate::rendered::MAX_DISPLAY_DEPTH;
 use crate::{RenderedMember, RenderedValue};
 
-/// Lines are kept within this many columns where the content allows.
-pub(crate) const WIDTH: usize = 120;
-
 /// Printed where a value nests deeper than [`MAX_DISPLAY_DEPTH`].
 const ELIDED: &str = "…";
-
-/// Trailing runs of at least this many zero elements are summarized.
-const ZERO_RUN: usize = 4;
 
 /// Whether `v` would be hidden as a struct member: every scalar in it is zero/false/empty.
 /// Iterative, bounded by the value's size.
@@ -100,131 +100,168 @@ pub(crate) fn visible_members(
     out
 }
 
-/// Appends the inline form of `v` to `out`. Returns `false` as soon as `out` grows past
-/// `limit` bytes (the caller then falls back to the block form); `out` is then garbage.
-pub(crate) fn inline(v: &RenderedValue, depth: usize, out: &mut String, limit: usize) -> bool {
+/// Writes the inline form of `v`. Into a [`Bounded`] buffer, an error means the line got too
+/// long (the caller then falls back to the block form).
+pub(crate) fn inline(
+    v: &RenderedValue,
+    depth: usize,
+    o: &DisplayOptions,
+    out: &mut dyn Write,
+) -> fmt::Result {
     use RenderedValue as V;
     if depth >= MAX_DISPLAY_DEPTH {
-        out.push_str(ELIDED);
-        return out.len() <= limit;
+        return out.write_str(ELIDED);
     }
     match v {
-        V::Int { value, .. } => write!(out, "{value}").unwrap(),
-        V::Uint { value, .. } => write!(out, "{value}").unwrap(),
-        V::Bool { value } => write!(out, "{value}").unwrap(),
-        V::Char { value } => push_char(out, *value),
+        V::Int { value, .. } => write!(out, "{value}"),
+        V::Uint { value, .. } => write!(out, "{value}"),
+        V::Bool { value } => write!(out, "{value}"),
+        V::Char { value } => write_char_value(out, *value),
         // Shortest form that reads back as the same value of the rendered width.
         V::Float { bits: 32, value } if f64::from(*value as f32) == *value => {
-            write!(out, "{:?}", *value as f32).unwrap()
+            write!(out, "{:?}", *value as f32)
         }
-        V::Float { value, .. } => write!(out, "{value:?}").unwrap(),
+        V::Float { value, .. } => write!(out, "{value:?}"),
         V::Enum { value, variant, .. } => match variant {
-            Some(name) => write!(out, "{name} ({value})").unwrap(),
-            None => write!(out, "{value}").unwrap(),
+            Some(name) => write!(out, "{} ({value})", esc(name)),
+            None => write!(out, "{value}"),
         },
         V::Struct { type_name, members } => {
-            out.push_str(type_name.as_deref().unwrap_or(""));
-            out.push('{');
-            for (i, (name, mv)) in visible_members(members, false).into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(name);
-                out.push('=');
-                if out.len() > limit || !inline(mv, depth + 1, out, limit) {
-                    return false;
-                }
-            }
-            out.push('}');
+            inline_struct(type_name.as_deref(), members, depth, o, out)
         }
-        V::Array { len, elements } => {
-            if let Some(s) = char_string(elements) {
-                push_quoted(out, &s);
-            } else if elements.iter().all(is_zero) {
-                write!(out, "[all {} zero]", elements.len()).unwrap();
-            } else {
-                let shown = shown_elements(elements);
-                out.push('[');
-                for (i, e) in elements[..shown].iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    if out.len() > limit || !inline(e, depth + 1, out, limit) {
-                        return false;
-                    }
-                }
-                if shown < elements.len() {
-                    write!(out, ", …+{} zero", elements.len() - shown).unwrap();
-                }
-                if *len > elements.len() {
-                    write!(out, ", …+{} not rendered", len - elements.len()).unwrap();
-                }
-                out.push(']');
-            }
-        }
-        V::CpuList { cpus } => write!(out, "cpus={{{cpus}}}").unwrap(),
+        V::Array { len, elements } => inline_array(*len, elements, depth, o, out),
+        V::CpuList { cpus } => write!(out, "cpus={{{}}}", esc(cpus)),
         V::Ptr {
             value,
             deref,
             deref_skipped_reason,
             cast_annotation,
         } => {
-            ptr_head(out, *value, cast_annotation.as_deref());
+            ptr_head(out, *value, cast_annotation.as_deref())?;
             if let Some(d) = deref {
-                out.push_str(" → ");
-                return inline(d, depth + 1, out, limit);
+                out.write_str(" → ")?;
+                return inline(d, depth + 1, o, out);
             }
-            if let Some(r) = deref_skipped_reason {
-                push_skip(out, r);
+            match deref_skipped_reason {
+                Some(r) => write_skip(out, r),
+                None => Ok(()),
             }
         }
-        V::Bytes { hex } => out.push_str(hex),
+        V::Bytes { hex } => write!(out, "{}", esc(hex)),
         V::Truncated {
             needed,
             had,
             partial,
         } => {
-            if !inline(partial, depth + 1, out, limit) {
-                return false;
-            }
-            write!(out, " [truncated: had {had} of {needed} bytes]").unwrap();
+            inline(partial, depth + 1, o, out)?;
+            write!(out, " [truncated: had {had} of {needed} bytes]")
         }
-        V::Unsupported { reason } => write!(out, "<unsupported: {reason}>").unwrap(),
+        V::Unsupported { reason } => write!(out, "<unsupported: {}>", esc(reason)),
     }
-    out.len() <= limit
 }
 
-fn ptr_head(out: &mut String, value: u64, cast: Option<&str>) {
-    write!(out, "{value:#x}").unwrap();
+fn inline_struct(
+    type_name: Option<&str>,
+    members: &[RenderedMember],
+    depth: usize,
+    o: &DisplayOptions,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    esc(type_name.unwrap_or("")).write_to(out)?;
+    out.write_char('{')?;
+    for (i, (name, mv)) in visible_members(members, o.full).into_iter().enumerate() {
+        if i > 0 {
+            out.write_str(", ")?;
+        }
+        esc(name).write_to(out)?;
+        out.write_char('=')?;
+        inline(mv, depth + 1, o, out)?;
+    }
+    out.write_char('}')
+}
+
+fn inline_array(
+    len: usize,
+    elements: &[RenderedValue],
+    depth: usize,
+    o: &DisplayOptions,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    if let Some(s) = char_string(elements) {
+        write!(out, "{}", quoted(&s))?;
+        return not_rendered(out, len, elements.len(), " ");
+    }
+    if !o.full && elements.iter().all(is_zero) {
+        write!(out, "[all {} zero]", elements.len())?;
+        return not_rendered(out, len, elements.len(), " ");
+    }
+    out.write_char('[')?;
+    let mut i = 0;
+    while let Some(e) = elements.get(i) {
+        if i > 0 {
+            out.write_str(", ")?;
+        }
+        inline(e, depth + 1, o, out)?;
+        let run = run_len(elements, i, o);
+        if run >= 2 {
+            write!(out, " ×{run}")?;
+        }
+        i += run;
+    }
+    not_rendered(out, len, elements.len(), if i > 0 { ", " } else { "" })?;
+    out.write_char(']')
+}
+
+/// `…+N not rendered` after `sep`, when the array declared more elements than it holds.
+fn not_rendered(out: &mut dyn Write, len: usize, held: usize, sep: &str) -> fmt::Result {
+    if len > held {
+        write!(out, "{sep}…+{} not rendered", len - held)?;
+    }
+    Ok(())
+}
+
+/// How many elements from `i` on equal `elements[i]` (1 when nothing is folded).
+fn run_len(elements: &[RenderedValue], i: usize, o: &DisplayOptions) -> usize {
+    if o.full {
+        return 1;
+    }
+    let first = &elements[i];
+    1 + elements[i + 1..].iter().take_while(|e| *e == first).count()
+}
+
+fn ptr_head(out: &mut dyn Write, value: u64, cast: Option<&str>) -> fmt::Result {
+    write!(out, "{value:#x}")?;
     if let Some(c) = cast {
-        write!(out, " (cast→{c})").unwrap();
+        write!(out, " (cast→{})", esc(c))?;
     }
+    Ok(())
 }
 
-fn push_skip(out: &mut String, reason: &str) {
+fn write_skip(out: &mut dyn Write, reason: &str) -> fmt::Result {
     if reason.starts_with(crate::reasons::DEREF_CYCLE) {
-        out.push_str(" [cycle]");
+        out.write_str(" [cycle]")
     } else {
-        write!(out, " [chase: {reason}]").unwrap();
+        write!(out, " [chase: {}]", esc(reason))
     }
 }
 
-fn push_char(out: &mut String, c: u8) {
+fn write_char_value(out: &mut dyn Write, c: u8) -> fmt::Result {
     if c.is_ascii_graphic() || c == b' ' {
-        out.push('\'');
+        out.write_char('\'')?;
         if c == b'\'' || c == b'\\' {
-            out.push('\\');
+            out.write_char('\\')?;
         }
-        out.push(c as char);
-        out.push('\'');
+        out.write_char(c as char)?;
+        out.write_char('\'')
     } else {
-        write!(out, "{c}").unwrap();
+        write!(out, "{c}")
     }
 }
 
-/// A `char[]` as the C string it holds (up to the first NUL); `None` unless every element is
-/// a `char`.
-fn char_string(elements: &[RenderedValue]) -> Option<Vec<u8>> {
+/// The text a `char[]` holds: its bytes up to the last non-NUL one (a NUL before that stays,
+/// escaped, so that nothing the buffer holds is hidden). `None` unless every element is a
+/// `char` (the BTF's `char`: btf-walk renders `signed char`/`unsigned char`/`u8` as numbers).
+pub(crate) fn char_string(elements: &[RenderedValue]) -> Option<Vec<u8>> {
     if elements.is_empty() {
         return None;
     }
@@ -235,146 +272,205 @@ fn char_string(elements: &[RenderedValue]) -> Option<Vec<u8>> {
             _ => return None,
         }
     }
-    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     s.truncate(end);
     Some(s)
 }
 
-fn push_quoted(out: &mut String, s: &[u8]) {
-    out.push('"');
-    for &b in s {
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(b as char),
-            _ => write!(out, "\\x{b:02x}").unwrap(),
-        }
-    }
-    out.push('"');
+/// Whether `v` is a `char[]`, printed as one string whatever its length.
+fn is_text(v: &RenderedValue) -> bool {
+    matches!(v, RenderedValue::Array { elements, .. } if char_string(elements).is_some())
 }
 
-/// How many leading elements to print: a trailing run of [`ZERO_RUN`] or more zero elements
-/// is summarized instead.
-fn shown_elements(elements: &[RenderedValue]) -> usize {
-    let zeros = elements.iter().rev().take_while(|e| is_zero(e)).count();
-    if zeros >= ZERO_RUN {
-        elements.len() - zeros
-    } else {
-        elements.len()
+/// What a rendering carries along: the options, and a buffer reused by every attempt at the
+/// inline form.
+pub(crate) struct Cx {
+    pub(crate) opts: DisplayOptions,
+    scratch: String,
+}
+
+impl Cx {
+    pub(crate) fn new(opts: &DisplayOptions) -> Self {
+        Self {
+            opts: *opts,
+            scratch: String::new(),
+        }
+    }
+
+    /// The inline form of `v` when `head` and it fit in the width at `indent`.
+    fn try_inline(
+        &mut self,
+        v: &RenderedValue,
+        depth: usize,
+        indent: usize,
+        head: &str,
+    ) -> Option<&str> {
+        let limit = self
+            .opts
+            .width
+            .saturating_sub(indent + head.chars().count());
+        let fits = inline(
+            v,
+            depth,
+            &self.opts,
+            &mut Bounded::new(&mut self.scratch, limit),
+        )
+        .is_ok();
+        fits.then_some(self.scratch.as_str())
     }
 }
 
 /// Writes `v` as lines: `indent` spaces, then `head` (e.g. `name=`), then the value — inline
-/// when it fits in [`WIDTH`] columns, else in block form with children 2 columns further in.
+/// when it fits in the width, else in block form with children 2 columns further in.
 pub(crate) fn write_block(
+    cx: &mut Cx,
     v: &RenderedValue,
     depth: usize,
     indent: usize,
     head: &str,
-    out: &mut String,
-) {
+    out: &mut dyn Write,
+) -> fmt::Result {
     use RenderedValue as V;
-    let start = out.len();
-    push_indent(out, indent);
-    out.push_str(head);
     if depth >= MAX_DISPLAY_DEPTH {
-        out.push_str(ELIDED);
-        out.push('\n');
-        return;
+        spaces(out, indent)?;
+        return writeln!(out, "{head}{ELIDED}");
     }
-    let line_start = out.len();
-    let limit = line_start + WIDTH.saturating_sub(indent + head.chars().count());
-    if inline(v, depth, out, limit) {
-        out.push('\n');
-        return;
+    if let Some(line) = cx.try_inline(v, depth, indent, head) {
+        spaces(out, indent)?;
+        return writeln!(out, "{head}{line}");
     }
-    out.truncate(line_start);
+    if let V::Ptr {
+        value,
+        deref: Some(d),
+        cast_annotation,
+        ..
+    } = v
+    {
+        // The pointer joins the head of its pointee's block.
+        let mut h = String::from(head);
+        ptr_head(&mut h, *value, cast_annotation.as_deref())?;
+        h.push_str(" → ");
+        return write_block(cx, d, depth + 1, indent, &h, out);
+    }
+    spaces(out, indent)?;
+    out.write_str(head)?;
     match v {
         V::Struct { type_name, members } => {
-            out.push_str(type_name.as_deref().unwrap_or("<anon>"));
-            out.push_str(":\n");
-            for (name, mv) in visible_members(members, false) {
-                write_block(mv, depth + 1, indent + 2, &format!("{name}="), out);
-            }
+            block_struct(cx, type_name.as_deref(), members, depth, indent, out)
         }
-        V::Array { len, elements } => {
-            writeln!(out, "[{len}]:").unwrap();
-            let mut i = 0;
-            while i < elements.len() {
-                let run = elements[i..].iter().take_while(|e| is_zero(e)).count();
-                if run >= 2 {
-                    push_indent(out, indent + 2);
-                    writeln!(out, "[{}..={}] zero", i, i + run - 1).unwrap();
-                    i += run;
-                    continue;
-                }
-                write_block(&elements[i], depth + 1, indent + 2, &format!("[{i}]="), out);
-                i += 1;
-            }
-            if *len > elements.len() {
-                push_indent(out, indent + 2);
-                writeln!(out, "…+{} not rendered", len - elements.len()).unwrap();
-            }
-        }
-        V::Ptr {
-            value,
-            deref: Some(d),
-            cast_annotation,
-            ..
-        } => {
-            let mut h = String::new();
-            h.push_str(head);
-            ptr_head(&mut h, *value, cast_annotation.as_deref());
-            h.push_str(" → ");
-            out.truncate(start);
-            write_block(d, depth + 1, indent, &h, out);
+        V::Array { len, elements } if !is_text(v) => {
+            block_array(cx, *len, elements, depth, indent, out)
         }
         V::Truncated {
             needed,
             had,
             partial,
         } => {
-            writeln!(out, "[truncated: had {had} of {needed} bytes]").unwrap();
-            write_block(partial, depth + 1, indent + 2, "", out);
+            writeln!(out, "[truncated: had {had} of {needed} bytes]")?;
+            write_block(cx, partial, depth + 1, indent + 2, "", out)
         }
-        // Scalars are as short as they get: print them inline even past the width.
+        // Scalars and strings are as short as they get: print them inline even past the width.
         _ => {
-            inline(v, depth, out, usize::MAX);
-            out.push('\n');
+            inline(v, depth, &cx.opts, out)?;
+            out.write_char('\n')
         }
     }
 }
 
-pub(crate) fn push_indent(out: &mut String, n: usize) {
-    out.extend(std::iter::repeat_n(' ', n));
+/// A struct in block form, after its head: `Type:` then its members. A data section (`.bss`,
+/// `.data`, `.rodata`, …: BTF names them with a leading dot) lays its scalars out in aligned
+/// columns first.
+fn block_struct(
+    cx: &mut Cx,
+    type_name: Option<&str>,
+    members: &[RenderedMember],
+    depth: usize,
+    indent: usize,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    let type_name = type_name.unwrap_or("<anon>");
+    writeln!(out, "{}:", esc(type_name))?;
+    let visible = visible_members(members, cx.opts.full);
+    let (grid, rest): (Vec<_>, Vec<_>) = if type_name.starts_with('.') {
+        visible.into_iter().partition(|(_, v)| is_scalar(v))
+    } else {
+        (Vec::new(), visible)
+    };
+    if !grid.is_empty() {
+        let cells: Vec<Cell> = grid
+            .iter()
+            .map(|(name, v)| Cell::new(esc(name).to_string(), inline_string(v, &cx.opts)))
+            .collect();
+        write_grid(&cells, indent + 2, cx.opts.width, out)?;
+    }
+    for (name, mv) in rest {
+        write_block(
+            cx,
+            mv,
+            depth + 1,
+            indent + 2,
+            &format!("{}=", esc(name)),
+            out,
+        )?;
+    }
+    Ok(())
 }
 
-/// The inline form of `v` with no width limit (for table cells and one-line summaries).
-pub(crate) fn inline_string(v: &RenderedValue) -> String {
-    let mut s = String::new();
-    inline(v, 0, &mut s, usize::MAX);
-    s
+/// The lines of an array in block form, after its head: `[len]:` then one line per element,
+/// a run of equal elements as one `[a..b]=` line (bounds inclusive).
+fn block_array(
+    cx: &mut Cx,
+    len: usize,
+    elements: &[RenderedValue],
+    depth: usize,
+    indent: usize,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    writeln!(out, "[{len}]:")?;
+    let mut i = 0;
+    while let Some(e) = elements.get(i) {
+        let run = run_len(elements, i, &cx.opts);
+        let head = if run >= 2 {
+            format!("[{i}..{}]=", i + run - 1)
+        } else {
+            format!("[{i}]=")
+        };
+        write_block(cx, e, depth + 1, indent + 2, &head, out)?;
+        i += run;
+    }
+    if len > elements.len() {
+        spaces(out, indent + 2)?;
+        writeln!(out, "…+{} not rendered", len - elements.len())?;
+    }
+    Ok(())
 }
 
-impl std::fmt::Display for RenderedValue {
-    /// Inline when it fits in 120 columns, else the block form (multi-line, no trailing
-    /// newline).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut s = String::new();
-        write_block(self, 0, 0, "", &mut s);
-        f.write_str(s.trim_end_matches('\n'))
+/// The inline form of a value, with no width limit.
+struct Inline<'a>(&'a RenderedValue, &'a DisplayOptions);
+
+impl fmt::Display for Inline<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        inline(self.0, 0, self.1, f)
     }
 }
 
-impl std::fmt::Display for RenderedMember {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut s = String::new();
+/// The inline form of `v` as a `String` (table cells are measured before they are written).
+pub(crate) fn inline_string(v: &RenderedValue, o: &DisplayOptions) -> String {
+    Inline(v, o).to_string()
+}
+
+impl fmt::Display for RenderedMember {
+    /// `name=` and the value as [`RenderedValue`]'s `Display` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = if self.name.is_empty() {
             "<anon>"
         } else {
             &self.name
         };
-        write_block(&self.value, 0, 0, &format!("{name}="), &mut s);
-        f.write_str(s.trim_end_matches('\n'))
+        let head = format!("{}=", esc(name));
+        let opts = DisplayOptions::default();
+        let mut out = Out::new(f);
+        write_block(&mut Cx::new(&opts), &self.value, 0, 0, &head, &mut out)?;
+        out.finish()
     }
 }

@@ -3,6 +3,11 @@
 
 use dump_schema::*;
 
+mod scheduler;
+// Not every test binary that includes `common` renders it.
+#[allow(unused_imports)]
+pub use scheduler::scheduler_report;
+
 pub fn int(bits: u32, value: i64) -> RenderedValue {
     RenderedValue::Int { bits, value }
 }
