@@ -206,6 +206,7 @@ pub fn scheduler_report() -> FailureDumpReport {
             cnt: 10,
             nsecs: 5000,
             misses: 0,
+            prog_type: String::new(),
         }],
         task_enrichments: vec![
             task(1, "init"),
