@@ -16,6 +16,7 @@ mod layout;
 mod maps;
 mod percpu;
 mod report;
+mod summary;
 mod text;
 mod value;
 
@@ -111,6 +112,10 @@ fn write_any(r: &FailureDumpReportAny, o: &DisplayOptions, out: &mut dyn Write) 
 
 /// The header line, then the early snapshot (when taken) and the late one, indented.
 fn write_dual(r: &DualFailureDumpReport, o: &DisplayOptions, out: &mut dyn Write) -> fmt::Result {
+    if summary::has_scheduler_facts(&r.late) {
+        summary::write_dual_summary(r, out)?;
+        out.write_char('\n')?;
+    }
     out.write_str("DualFailureDumpReport: early=")?;
     match &r.early {
         Some(_) => write!(
@@ -142,9 +147,11 @@ fn write_dual(r: &DualFailureDumpReport, o: &DisplayOptions, out: &mut dyn Write
 }
 
 /// `report`'s lines indented 2, each ending in `\n`.
+/// A snapshot of a dual report, indented, without its own summary (the dual's comes
+/// first for both).
 fn indented(out: &mut dyn Write, report: &FailureDumpReport, o: &DisplayOptions) -> fmt::Result {
     let mut w = Indent::new(out, 2);
-    write!(w, "{}", report.display_with(o))?;
+    report::write_body(report, o, &mut w)?;
     w.finish()
 }
 

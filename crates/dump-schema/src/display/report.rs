@@ -14,8 +14,22 @@ const MAX_TASK_ROWS: usize = 32;
 /// Widest event-counter sparkline; longer timelines are bucketed (max per bucket).
 const MAX_SPARK: usize = 64;
 
-/// The whole report: its sections separated by blank lines, or `(empty failure dump)`.
+/// The whole report: the summary (what failed and why, who waits; see `summary.rs`),
+/// then its sections separated by blank lines; or `(empty failure dump)`.
 pub(super) fn write_report(
+    r: &FailureDumpReport,
+    o: &DisplayOptions,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    if super::summary::has_scheduler_facts(r) {
+        super::summary::write_summary(r, out)?;
+        out.write_char('\n')?;
+    }
+    write_body(r, o, out)
+}
+
+/// The sections without the summary.
+pub(super) fn write_body(
     r: &FailureDumpReport,
     o: &DisplayOptions,
     out: &mut dyn Write,
