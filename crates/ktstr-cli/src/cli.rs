@@ -81,7 +81,8 @@ pub enum Command {
     #[command(after_help = concat!(
         "Examples:\n",
         "  ktstr render dump.failure-dump.json | less\n",
-        "  ktstr render --json dump.json    # normalized JSON (--pretty: indented)\n\n",
+        "  ktstr render --json dump.json    # normalized JSON (--pretty: indented)\n",
+        "  ktstr render --full --width 200 dump.json   # nothing folded\n\n",
         "Exit codes: 0 rendered, 2 the file is missing or not a failure dump."
     ))]
     Render {
@@ -93,6 +94,12 @@ pub enum Command {
         /// Indent the JSON for people.
         #[arg(long, requires = "json")]
         pretty: bool,
+        /// Fold and hide nothing: every array element, zero member, key, CPU and task.
+        #[arg(long, conflicts_with = "json")]
+        full: bool,
+        /// Keep lines within this many columns where the content allows (default 120).
+        #[arg(long, conflicts_with = "json")]
+        width: Option<usize>,
     },
     /// Check that a file is a valid failure dump; says where it is not
     #[command(after_help = concat!(

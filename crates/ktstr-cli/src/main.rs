@@ -92,13 +92,23 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         ktstr_cli::install_signal_cleanup(None)?;
     }
     match cli.command {
-        Command::Render { file, json, pretty } => {
+        Command::Render {
+            file,
+            json,
+            pretty,
+            full,
+            width,
+        } => {
             let report = read_report(&file)?;
             if json {
                 let out = ktstr_cli::OutTarget::Stdout;
                 ktstr_cli::write_report(&out, &report, cli::style(pretty))?;
             } else {
-                print_out(&report.to_string())?;
+                let opts = dump_schema::DisplayOptions {
+                    full,
+                    width: width.unwrap_or(dump_schema::DisplayOptions::DEFAULT_WIDTH),
+                };
+                print_out(&report.display_with(&opts).to_string())?;
             }
             Ok(EXIT_OK)
         }
