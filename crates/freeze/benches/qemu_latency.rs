@@ -88,7 +88,9 @@ fn triggers() {
              while [ \"$(cat /sys/kernel/sched_ext/state)\" != disabled ]; do usleep 20000; done; {}",
             trigger_workload()
         ));
-    let mut g = boot(&spec, 2, 1024);
+    let Some(mut g) = boot(&spec, 2, 1024) else {
+        return;
+    };
     let off = sched_offsets(&g.btf());
     let (_, m) = g.phase(LineMark::START, "scheduler-start", BOOT_TIMEOUT);
     // Hold the guest while the host decodes kallsyms, so no exit happens unwatched.
@@ -171,7 +173,9 @@ fn triggers() {
 
 fn freeze_thaw() {
     let spec = RunSpec::new().workload("ktstr_spin 2 60");
-    let mut g = boot(&spec, 2, 512);
+    let Some(mut g) = boot(&spec, 2, 512) else {
+        return;
+    };
     g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
     let mut noop = Vec::new();
     let mut stop = Vec::new();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use freeze::Engine;
 use freeze::qemu::{QemuConfig, QemuEngine, teardown};
-use guest_lab::{RunEnd, RunSpec};
+use guest_lab::{RunEnd, RunSpec, testing};
 use qemu_common::{BOOT_TIMEOUT, CMDLINE, boot, lab};
 
 /// Whether `pid` is a live (not reaped) process other than a zombie of ours.
@@ -44,7 +44,9 @@ fn holding_spec() -> RunSpec {
 
 #[test]
 fn drop_kills_qemu_and_removes_its_files() {
-    let g = boot(&holding_spec(), 1, 256);
+    let Some(g) = boot(&holding_spec(), 1, 256) else {
+        return;
+    };
     let (pid, dir) = (g.engine.pid(), g.engine.private_dir().to_path_buf());
     assert!(alive(pid));
     assert!(dir.join("ram").exists());
@@ -57,7 +59,9 @@ fn drop_kills_qemu_and_removes_its_files() {
 
 #[test]
 fn panic_in_capture_code_tears_down() {
-    let (lab, kernel) = lab();
+    let Some((lab, kernel)) = lab() else {
+        return;
+    };
     let initramfs = lab.initramfs(&holding_spec()).unwrap();
     let cfg = QemuConfig::new(
         &kernel.vmlinuz,
@@ -80,7 +84,9 @@ fn panic_in_capture_code_tears_down() {
 #[test]
 fn failed_launch_leaves_nothing() {
     let parent = tempfile::tempdir().unwrap();
-    let (lab, kernel) = lab();
+    let Some((lab, kernel)) = lab() else {
+        return;
+    };
     let initramfs = lab.initramfs(&holding_spec()).unwrap();
     // QEMU starts, then rejects the option: its error must come back, nothing stays.
     let mut cfg = QemuConfig::new(
@@ -108,8 +114,12 @@ fn failed_launch_leaves_nothing() {
 }
 
 /// Runs this test binary's `child_process` in a child process that launches a guest,
-/// prints `READY <qemu pid> <dir>` and waits; returns it with the pid and dir.
-fn spawn_child(mode: &str) -> (std::process::Child, u32, PathBuf) {
+/// prints `READY <qemu pid> <dir>` and waits; returns it with the pid and dir (`None`:
+/// the test skips, no QEMU).
+fn spawn_child(mode: &str) -> Option<(std::process::Child, u32, PathBuf)> {
+    if !testing::need_qemu() {
+        return None;
+    }
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args([
@@ -138,7 +148,7 @@ fn spawn_child(mode: &str) -> (std::process::Child, u32, PathBuf) {
         .recv_timeout(BOOT_TIMEOUT)
         .expect("the child process never launched its guest");
     let (pid, dir) = ready.split_once(' ').unwrap();
-    (child, pid.parse().unwrap(), PathBuf::from(dir))
+    Some((child, pid.parse().unwrap(), PathBuf::from(dir)))
 }
 
 fn wait_child(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
@@ -157,7 +167,9 @@ fn wait_child(child: &mut std::process::Child, timeout: Duration) -> std::proces
 
 #[test]
 fn ctrl_c_with_the_helper_handler_tears_down() {
-    let (mut child, pid, dir) = spawn_child("sigint");
+    let Some((mut child, pid, dir)) = spawn_child("sigint") else {
+        return;
+    };
     assert!(alive(pid));
     // SAFETY: a signal to a child process we started.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
@@ -172,7 +184,9 @@ fn ctrl_c_with_the_helper_handler_tears_down() {
 
 #[test]
 fn host_process_killed_takes_qemu_down() {
-    let (mut child, pid, dir) = spawn_child("sigkill");
+    let Some((mut child, pid, dir)) = spawn_child("sigkill") else {
+        return;
+    };
     assert!(alive(pid));
     child.kill().unwrap(); // SIGKILL: no handler, no Drop runs.
     wait_child(&mut child, Duration::from_secs(30));
@@ -198,7 +212,9 @@ fn child_process() {
     if mode == "sigint" {
         teardown::install_interrupt_handler().unwrap();
     }
-    let g = boot(&holding_spec(), 1, 256);
+    let Some(g) = boot(&holding_spec(), 1, 256) else {
+        return;
+    };
     println!(
         "READY {} {}",
         g.engine.pid(),
