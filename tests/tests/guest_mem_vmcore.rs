@@ -113,13 +113,13 @@ fn check_kernel(
 
 /// `-cpu max` offers LA57: the kernel runs 5-level page tables.
 #[test]
-fn real_kernel_5_level_live_ram_and_vmcore() {
+fn guest_kernel_5_level_live_ram_and_vmcore() {
     real_kernel_live_ram_and_vmcore("max", PagingMode::Level5);
 }
 
 /// Without LA57 the same kernel runs 4-level page tables.
 #[test]
-fn real_kernel_4_level_live_ram_and_vmcore() {
+fn guest_kernel_4_level_live_ram_and_vmcore() {
     real_kernel_live_ram_and_vmcore("max,-la57", PagingMode::Level4);
 }
 

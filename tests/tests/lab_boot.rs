@@ -34,7 +34,7 @@ fn boot(lab: &Lab, spec: &RunSpec, timeout: Duration) -> freeze::qemu::BootOutco
 }
 
 #[test]
-fn boots_to_init_and_powers_off() {
+fn guest_boots_to_init_and_powers_off() {
     let Some(lab) = lab() else { return };
     let spec = RunSpec::new()
         .command(HookPoint::AfterAttach, GuestCommand::sched_ext_sysfs())
@@ -108,7 +108,7 @@ fn run_scheduler(
 }
 
 #[test]
-fn ok_scheduler_attaches_and_runs_the_workload() {
+fn guest_ok_scheduler_attaches_and_runs_the_workload() {
     let Some(lab) = lab() else { return };
     let (out, log) = run_scheduler(
         &lab,
@@ -147,7 +147,7 @@ fn recorded_exit_kind(log: &guest_lab::ConsoleLog) -> Option<u32> {
 }
 
 #[test]
-fn stall_scheduler_exits_with_a_stall() {
+fn guest_stall_scheduler_exits_with_a_stall() {
     let Some(lab) = lab() else { return };
     let params = TestSchedulerParams {
         after_ms: Some(1000),
@@ -191,7 +191,7 @@ fn stall_scheduler_exits_with_a_stall() {
 }
 
 #[test]
-fn error_scheduler_exits_with_a_bpf_error() {
+fn guest_error_scheduler_exits_with_a_bpf_error() {
     let Some(lab) = lab() else { return };
     let params = TestSchedulerParams {
         after_ms: Some(1000),
@@ -222,7 +222,7 @@ fn error_scheduler_exits_with_a_bpf_error() {
 }
 
 #[test]
-fn a_callers_object_attaches_and_set_reaches_ops_and_rodata() {
+fn guest_a_callers_object_attaches_and_set_reaches_ops_and_rodata() {
     let Some(lab) = lab() else { return };
     // The `ok` object, handed over as if it were the caller's own scheduler.
     let object = lab

@@ -6,7 +6,7 @@ use guest_lab::{ConsoleLog, GuestCommand, HookPoint, RunSpec, SchedulerChoice, t
 use std::time::Duration;
 
 #[test]
-fn bpfland_attaches_in_the_guest() {
+fn guest_bpfland_attaches_in_the_guest() {
     if !testing::need_qemu() {
         return;
     }

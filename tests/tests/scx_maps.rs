@@ -377,7 +377,7 @@ fn check_prog_array(r: &FailureDumpReport, log: &ConsoleLog) {
 }
 
 #[test]
-fn scx_maps_agree_with_guest_and_scheduler() {
+fn guest_scx_maps_agree_with_guest_and_scheduler() {
     let Some(mut guest) = booted() else { return };
     check_vcpu_thread_counters(&mut guest);
     let f = guest.freeze_now();
@@ -422,7 +422,7 @@ fn tasks_named(f: &LoadedKernel, comm: &str) -> Vec<Kva> {
 /// under `schedule`; writers contending on one pipe's mutex are found in a lock slow path
 /// (`lock_slowpath_match`) in at least one of several freezes.
 #[test]
-fn scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
+fn guest_scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
     let Some(mut guest) = booted() else { return };
     let f = guest.freeze_now();
     let frozen = guest.frozen_kernel(&f);

@@ -6,7 +6,7 @@ use guest_lab::testing;
 use scx_walk::KernelTypes;
 
 #[test]
-fn scx_every_offset_group_resolves_on_the_lab_kernel() {
+fn guest_scx_every_offset_group_resolves_on_the_lab_kernel() {
     let lab = testing::open_lab();
     let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
     let btf = Btf::from_file(&kernel.btf).expect("loading the kernel BTF");

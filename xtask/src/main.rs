@@ -2,7 +2,9 @@
 
 mod bench;
 mod bench_dump;
+mod guest_tests;
 mod provision;
+mod rust_scan;
 mod schema;
 mod soak;
 
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "test" => test(rest),
         "soak" => soak::run(rest),
+        "guest-tests" => guest_tests::run(rest),
         _ => return usage(),
     };
     match result {
@@ -41,7 +44,9 @@ fn usage() -> ExitCode {
          \n  bench dump [VMCORE] [--runs N] [--make]\
          \n                     whole-process dump of a vmcore vs drgn and eager symbols\
          \n  soak trigger [--runs N] [--scheduler stall|error]\n                     repeated real runs: how often the capture is exact\
-         \n  test [ARGS..]      provision, then run every test (cargo nextest run --workspace ARGS..)"
+         \n  test [ARGS..]      provision, then run every test (cargo nextest run --workspace ARGS..)\
+         \n  guest-tests        list the guest tests (they reach QEMU or the lab) and check that\
+         \n                     exactly those are named guest_* (a test checks it too)"
     );
     ExitCode::from(2)
 }

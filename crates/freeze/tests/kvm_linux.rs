@@ -31,7 +31,7 @@ fn banner_budget() -> Duration {
 const ATTACH_BUDGET: Duration = Duration::from_secs(240);
 
 #[test]
-fn lab_kernel_boots_attaches_and_freezes_or_skips() {
+fn guest_lab_kernel_boots_attaches_and_freezes_or_skips() {
     if !kvm_or_skip() {
         return;
     }

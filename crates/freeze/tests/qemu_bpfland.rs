@@ -12,7 +12,7 @@ use guest_mem::KvaReadExt;
 use qemu_common::{BOOT_TIMEOUT, boot, lab, ops_name, sched_offsets};
 
 #[test]
-fn bpfland_freeze_on_demand_reads_scx_root() {
+fn guest_bpfland_freeze_on_demand_reads_scx_root() {
     let Some((lab, _)) = lab() else {
         return;
     };

@@ -29,7 +29,7 @@ fn seq_numbers(lines: &[String]) -> Vec<u32> {
 }
 
 #[test]
-fn freeze_stops_everything_and_thaw_resumes() {
+fn guest_freeze_stops_everything_and_thaw_resumes() {
     let spec = RunSpec::new().workload(seq_workload(150, 50));
     let Some(mut g) = boot(&spec, 2, 512) else {
         return;
@@ -93,7 +93,7 @@ fn freeze_stops_everything_and_thaw_resumes() {
 }
 
 #[test]
-fn fifty_freeze_thaw_cycles_keep_the_workload_intact() {
+fn guest_fifty_freeze_thaw_cycles_keep_the_workload_intact() {
     const N: u32 = 400;
     let spec = RunSpec::new().workload(seq_workload(N, 25));
     let Some(mut g) = boot(&spec, 2, 512) else {
@@ -142,7 +142,7 @@ fn fifty_freeze_thaw_cycles_keep_the_workload_intact() {
 }
 
 #[test]
-fn vmcore_of_the_frozen_guest_opens_with_guest_mem() {
+fn guest_vmcore_of_the_frozen_guest_opens_with_guest_mem() {
     let spec = RunSpec::new().workload("sleep 30");
     let Some(mut g) = boot(&spec, 2, 512) else {
         return;
@@ -196,7 +196,7 @@ fn vmcore_of_the_frozen_guest_opens_with_guest_mem() {
 }
 
 #[test]
-fn attach_to_a_running_qemu_freezes_reads_and_leaves_it_running() {
+fn guest_attach_to_a_running_qemu_freezes_reads_and_leaves_it_running() {
     // A second QMP socket, as a user's own QEMU would offer (one client per socket).
     let sock_dir = tempfile::tempdir().unwrap();
     let sock = sock_dir.path().join("user-qmp.sock");
@@ -241,7 +241,7 @@ fn attach_to_a_running_qemu_freezes_reads_and_leaves_it_running() {
 }
 
 #[test]
-fn the_accelerator_probe_matches_reality() {
+fn guest_the_accelerator_probe_matches_reality() {
     let Some((lab, kernel)) = qemu_common::lab() else {
         return;
     };
@@ -285,7 +285,7 @@ fn the_accelerator_probe_matches_reality() {
 }
 
 #[test]
-fn ram_above_4g_is_mapped_where_the_guest_has_it() {
+fn guest_ram_above_4g_is_mapped_where_the_guest_has_it() {
     // 5 GiB: QEMU's pc machine puts 3 GiB below 4 GiB and 2 GiB at 4 GiB; memblock
     // allocates top-down, so per-CPU areas land in the high part.
     let spec = RunSpec::new().workload("sleep 5");

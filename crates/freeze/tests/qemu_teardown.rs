@@ -43,7 +43,7 @@ fn holding_spec() -> RunSpec {
 }
 
 #[test]
-fn drop_kills_qemu_and_removes_its_files() {
+fn guest_drop_kills_qemu_and_removes_its_files() {
     let Some(g) = boot(&holding_spec(), 1, 256) else {
         return;
     };
@@ -58,7 +58,7 @@ fn drop_kills_qemu_and_removes_its_files() {
 }
 
 #[test]
-fn panic_in_capture_code_tears_down() {
+fn guest_panic_in_capture_code_tears_down() {
     let Some((lab, kernel)) = lab() else {
         return;
     };
@@ -82,7 +82,7 @@ fn panic_in_capture_code_tears_down() {
 }
 
 #[test]
-fn failed_launch_leaves_nothing() {
+fn guest_failed_launch_leaves_nothing() {
     let parent = tempfile::tempdir().unwrap();
     let Some((lab, kernel)) = lab() else {
         return;
@@ -113,7 +113,7 @@ fn failed_launch_leaves_nothing() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// Runs this test binary's `child_process` in a child process that launches a guest,
+/// Runs this test binary's `guest_child_process` in a child process that launches a guest,
 /// prints `READY <qemu pid> <dir>` and waits; returns it with the pid and dir (`None`:
 /// the test skips, no QEMU).
 fn spawn_child(mode: &str) -> Option<(std::process::Child, u32, PathBuf)> {
@@ -124,7 +124,7 @@ fn spawn_child(mode: &str) -> Option<(std::process::Child, u32, PathBuf)> {
     let mut child = Command::new(exe)
         .args([
             "--exact",
-            "child_process",
+            "guest_child_process",
             "--ignored",
             "--nocapture",
             "--test-threads=1",
@@ -138,7 +138,7 @@ fn spawn_child(mode: &str) -> Option<(std::process::Child, u32, PathBuf)> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            // libtest may have written `test child_process ... ` on the same line.
+            // libtest may have written `test guest_child_process ... ` on the same line.
             if let Some((_, rest)) = line.split_once("READY ") {
                 let _ = tx.send(rest.to_string());
             }
@@ -166,7 +166,7 @@ fn wait_child(child: &mut std::process::Child, timeout: Duration) -> std::proces
 }
 
 #[test]
-fn ctrl_c_with_the_helper_handler_tears_down() {
+fn guest_ctrl_c_with_the_helper_handler_tears_down() {
     let Some((mut child, pid, dir)) = spawn_child("sigint") else {
         return;
     };
@@ -183,7 +183,7 @@ fn ctrl_c_with_the_helper_handler_tears_down() {
 }
 
 #[test]
-fn host_process_killed_takes_qemu_down() {
+fn guest_host_process_killed_takes_qemu_down() {
     let Some((mut child, pid, dir)) = spawn_child("sigkill") else {
         return;
     };
@@ -205,7 +205,7 @@ fn host_process_killed_takes_qemu_down() {
 /// The child side of the two tests above (ignored: it only runs when spawned by them).
 #[test]
 #[ignore = "helper process for the Ctrl-C and SIGKILL tests"]
-fn child_process() {
+fn guest_child_process() {
     let Ok(mode) = std::env::var("KTSTR_TEARDOWN_CHILD") else {
         return;
     };

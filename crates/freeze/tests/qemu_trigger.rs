@@ -148,11 +148,11 @@ fn trigger_test(which: TestScheduler, workload: &str) {
 }
 
 #[test]
-fn stall_triggers_and_freezes_with_exit_kind_1026() {
+fn guest_stall_triggers_and_freezes_with_exit_kind_1026() {
     trigger_test(TestScheduler::Stall, "ktstr_victim 20");
 }
 
 #[test]
-fn error_triggers_and_freezes_with_exit_kind_1025() {
+fn guest_error_triggers_and_freezes_with_exit_kind_1025() {
     trigger_test(TestScheduler::Error, "ktstr_spin 2 15");
 }

@@ -18,7 +18,7 @@ use guest_lab::testing;
 use support::{ktstr, the_dump};
 
 #[test]
-fn run_engine_kvm_placeholder_or_real_dump() {
+fn guest_run_engine_kvm_placeholder_or_real_dump() {
     if let Err(e) = freeze::kvm::probe() {
         return testing::skip(format!("no usable KVM on this host: {e}"));
     }

@@ -49,7 +49,7 @@ fn assert_names_victim(r: &FailureDumpReport) -> i32 {
 }
 
 #[test]
-fn run_stall_exits_1_and_names_the_starved_task() {
+fn guest_run_stall_exits_1_and_names_the_starved_task() {
     if !need_qemu() {
         return;
     }
@@ -345,7 +345,7 @@ while node != head and n < 100000:
 }
 
 #[test]
-fn run_ok_with_timeout_exits_0() {
+fn guest_run_ok_with_timeout_exits_0() {
     if !need_qemu() {
         return;
     }
@@ -388,7 +388,7 @@ fn run_ok_with_timeout_exits_0() {
 /// Ctrl-C (SIGINT) while the guest runs means "capture now": the dump is written and the
 /// exit code says whether it shows a failure (`ok`: 0).
 #[test]
-fn run_interrupted_captures_on_demand() {
+fn guest_run_interrupted_captures_on_demand() {
     use std::io::{BufRead, BufReader};
     if !need_qemu() {
         return;

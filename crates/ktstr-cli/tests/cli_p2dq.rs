@@ -19,7 +19,7 @@ fn payload_pid(v: &RenderedValue) -> Option<i64> {
 }
 
 #[test]
-fn run_p2dq_dumps_its_sdt_allocations() {
+fn guest_run_p2dq_dumps_its_sdt_allocations() {
     if !need_qemu() {
         return;
     }
