@@ -70,7 +70,7 @@ fn rip_relative_to(kernel: &Kernel, rip: u64, target: u64) -> bool {
 }
 
 #[test]
-fn a_write_watch_on_jiffies_64_freezes_at_the_store() {
+fn guest_write_watch_on_jiffies_64_freezes_at_the_store() {
     let spec = RunSpec::new().workload("ktstr_spin 1 600");
     let Some(mut g) = boot_with(&spec, 2, 512, |cfg| cfg.gdbstub = true) else {
         return;

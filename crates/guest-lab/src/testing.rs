@@ -8,7 +8,9 @@
 //! - One exception, [`skip_kvm_cannot_run_linux`]: this project's hosts have a nested KVM
 //!   that runs tiny guests but whose instruction emulator fails on a Linux kernel
 //!   (`shared/guest-lab.md`). A native-KVM Linux boot that ends in exactly that failure
-//!   skips, also under CI; any other boot error fails.
+//!   skips, also under CI; any other boot error fails. The same emulator checks
+//!   instruction breakpoints only, so the native engine's write-watch tests skip on
+//!   exactly that probe result ([`skip_kvm_without_data_breakpoints`]), also under CI.
 //! - Guest tests (those that boot a guest or provision the lab) are named `guest_*`: the
 //!   prefix puts them in nextest's `guest` group (one at a time, one retry;
 //!   `.config/nextest.toml`) and keeps them out of `cargo xtask test --fast`. They come in
@@ -36,6 +38,14 @@ pub const GUEST_GROUP: &str = "guest";
 /// How the native KVM engine (`freeze::kvm`) words the failure of this project's nested
 /// KVM: `KVM_EXIT_INTERNAL_ERROR` with suberror `KVM_INTERNAL_ERROR_EMULATION` (1).
 pub const KVM_EMULATION_FAILURE: &str = "KVM internal error, suberror 1 (emulation failure)";
+
+/// How the native KVM engine's write-watch probe (`freeze::kvm::probe_write_watch`) says
+/// that this host's KVM ignores data breakpoints while honouring instruction breakpoints:
+/// it runs the guest's instructions in its emulator (kvm_pvm).
+pub const KVM_NO_DATA_BREAKPOINTS: [&str; 2] = [
+    "without a debug exit",
+    "an instruction breakpoint in the same guest does stop it",
+];
 
 /// Whether the tests run under CI (`CI=true` or `CI=1`), where nothing may be skipped.
 pub fn in_ci() -> bool {
@@ -114,6 +124,28 @@ pub fn skip_kvm_cannot_run_linux(detail: &str) {
     );
 }
 
+/// Whether `detail` (the write-watch probe's error) is this host's known limit: data
+/// breakpoints never fire, instruction breakpoints do.
+pub fn is_kvm_without_data_breakpoints(detail: &str) -> bool {
+    KVM_NO_DATA_BREAKPOINTS.iter().all(|p| detail.contains(p))
+}
+
+/// The write-watch tests of the native KVM engine skip, also under CI, when the probe
+/// finds this host's known limit ([`KVM_NO_DATA_BREAKPOINTS`]); any other reason is a
+/// failure.
+#[track_caller]
+pub fn skip_kvm_without_data_breakpoints(detail: &str) {
+    assert!(
+        is_kvm_without_data_breakpoints(detail),
+        "the native KVM engine cannot watch writes, and not because of this host's known \
+         limit (data breakpoints ignored, instruction breakpoints honoured): {detail}"
+    );
+    eprintln!(
+        "SKIP: this host's KVM ignores data breakpoints (its emulator checks instruction \
+         breakpoints only): {detail}"
+    );
+}
+
 /// Under nextest (which names a test's group in `NEXTEST_TEST_GROUP`), a test that needs
 /// QEMU or the lab must be in the guest group; one outside it escaped the naming rule.
 #[track_caller]
@@ -166,6 +198,26 @@ mod tests {
         ] {
             assert!(!is_kvm_emulation_failure(other), "{other}");
             assert!(std::panic::catch_unwind(|| skip_kvm_cannot_run_linux(other)).is_err());
+        }
+    }
+
+    #[test]
+    fn only_the_probes_own_verdict_is_the_data_breakpoint_exception() {
+        let seen = "probe write watchpoints: KVM_SET_GUEST_DEBUG took a DR7 write watchpoint \
+                    (DR0 0x11000, DR7 0x90401), but the guest wrote the address 317802 times \
+                    in 2000 ms without a debug exit; an instruction breakpoint in the same \
+                    guest does stop it, so this KVM runs the guest's instructions in its \
+                    emulator, which checks instruction breakpoints only (as kvm_pvm does)";
+        assert!(is_kvm_without_data_breakpoints(seen));
+        skip_kvm_without_data_breakpoints(seen);
+        for other in [
+            "probe write watchpoints: KVM_SET_GUEST_DEBUG: Invalid argument (os error 22)",
+            "the guest wrote the address 5 times in 2000 ms without a debug exit; the \
+             instruction-breakpoint probe failed: no hit",
+        ] {
+            assert!(!is_kvm_without_data_breakpoints(other), "{other}");
+            let caught = std::panic::catch_unwind(|| skip_kvm_without_data_breakpoints(other));
+            assert!(caught.is_err());
         }
     }
 

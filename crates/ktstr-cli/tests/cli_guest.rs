@@ -451,7 +451,7 @@ fn guest_run_interrupted_captures_on_demand() {
 /// scheduler's message verbatim and a backtrace whose BPF frame (the program that called
 /// it) is named as the kernel names it, `bpf_prog_<tag>_<name>`.
 #[test]
-fn run_error_has_the_bpf_message_and_frame() {
+fn guest_run_error_has_the_bpf_message_and_frame() {
     if !need_qemu() {
         return;
     }
