@@ -179,7 +179,7 @@ fn compare(
 }
 
 #[test]
-fn real_guest_btf_scx_root_and_map_values() {
+fn guest_btf_scx_root_and_map_values() {
     let Some(lab) = GuestLab::open() else { return };
     lab.lab.ensure_host_packages().expect("host packages");
     let kernel = &lab.kernel;

@@ -4,14 +4,19 @@
 use freeze::qemu::QuickBoot;
 use guest_lab::{
     ConsoleLog, GuestCommand, HookPoint, Lab, RunSpec, SchedulerChoice, TestScheduler,
-    TestSchedulerParams,
+    TestSchedulerParams, testing,
 };
 use std::time::Duration;
 
-fn lab() -> Lab {
-    let lab = Lab::open().expect("open the lab cache");
+/// The lab with its host packages; `None` (the test skips) without QEMU.
+#[track_caller]
+fn lab() -> Option<Lab> {
+    if !testing::need_qemu() {
+        return None;
+    }
+    let lab = testing::open_lab();
     lab.ensure_host_packages().expect("host packages");
-    lab
+    Some(lab)
 }
 
 fn boot(lab: &Lab, spec: &RunSpec, timeout: Duration) -> freeze::qemu::BootOutcome {
@@ -29,8 +34,8 @@ fn boot(lab: &Lab, spec: &RunSpec, timeout: Duration) -> freeze::qemu::BootOutco
 }
 
 #[test]
-fn boots_to_init_and_powers_off() {
-    let lab = lab();
+fn guest_boots_to_init_and_powers_off() {
+    let Some(lab) = lab() else { return };
     let spec = RunSpec::new()
         .command(HookPoint::AfterAttach, GuestCommand::sched_ext_sysfs())
         .command(
@@ -103,8 +108,8 @@ fn run_scheduler(
 }
 
 #[test]
-fn ok_scheduler_attaches_and_runs_the_workload() {
-    let lab = lab();
+fn guest_ok_scheduler_attaches_and_runs_the_workload() {
+    let Some(lab) = lab() else { return };
     let (out, log) = run_scheduler(
         &lab,
         TestScheduler::Ok,
@@ -142,8 +147,8 @@ fn recorded_exit_kind(log: &guest_lab::ConsoleLog) -> Option<u32> {
 }
 
 #[test]
-fn stall_scheduler_exits_with_a_stall() {
-    let lab = lab();
+fn guest_stall_scheduler_exits_with_a_stall() {
+    let Some(lab) = lab() else { return };
     let params = TestSchedulerParams {
         after_ms: Some(1000),
         ..Default::default()
@@ -186,8 +191,8 @@ fn stall_scheduler_exits_with_a_stall() {
 }
 
 #[test]
-fn error_scheduler_exits_with_a_bpf_error() {
-    let lab = lab();
+fn guest_error_scheduler_exits_with_a_bpf_error() {
+    let Some(lab) = lab() else { return };
     let params = TestSchedulerParams {
         after_ms: Some(1000),
         ..Default::default()
@@ -217,8 +222,8 @@ fn error_scheduler_exits_with_a_bpf_error() {
 }
 
 #[test]
-fn a_callers_object_attaches_and_set_reaches_ops_and_rodata() {
-    let lab = lab();
+fn guest_a_callers_object_attaches_and_set_reaches_ops_and_rodata() {
+    let Some(lab) = lab() else { return };
     // The `ok` object, handed over as if it were the caller's own scheduler.
     let object = lab
         .scheduler(TestScheduler::Ok)

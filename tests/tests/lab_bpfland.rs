@@ -2,12 +2,15 @@
 //! attached for real in a QEMU (TCG) guest.
 
 use freeze::qemu::QuickBoot;
-use guest_lab::{ConsoleLog, GuestCommand, HookPoint, Lab, RunSpec, SchedulerChoice};
+use guest_lab::{ConsoleLog, GuestCommand, HookPoint, RunSpec, SchedulerChoice, testing};
 use std::time::Duration;
 
 #[test]
-fn bpfland_attaches_in_the_guest() {
-    let lab = Lab::open().expect("open the lab cache");
+fn guest_bpfland_attaches_in_the_guest() {
+    if !testing::need_qemu() {
+        return;
+    }
+    let lab = testing::open_lab();
     lab.ensure_host_packages().expect("host packages");
     let bpfland = lab.bpfland().expect("scx_bpfland");
     assert!(bpfland.binary.is_file());

@@ -7,13 +7,16 @@
 
 use freeze::qemu::QuickBoot;
 use guest_lab::{
-    ConsoleLog, GuestCommand, HookPoint, Lab, MixedWorkload, RunSpec, SchedulerChoice, ScxCrate,
+    ConsoleLog, GuestCommand, HookPoint, MixedWorkload, RunSpec, SchedulerChoice, ScxCrate, testing,
 };
 use std::time::Duration;
 
 #[test]
-fn a_users_build_attaches_under_the_mixed_workload_and_reports_its_exit() {
-    let lab = Lab::open().expect("open the lab cache");
+fn guest_a_users_build_attaches_under_the_mixed_workload_and_reports_its_exit() {
+    if !testing::need_qemu() {
+        return;
+    }
+    let lab = testing::open_lab();
     lab.ensure_host_packages().expect("host packages");
     let kernel = lab.kernel().expect("kernel");
     let flash = lab

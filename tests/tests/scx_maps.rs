@@ -377,7 +377,7 @@ fn check_prog_array(r: &FailureDumpReport, log: &ConsoleLog) {
 }
 
 #[test]
-fn scx_maps_agree_with_guest_and_scheduler() {
+fn guest_scx_maps_agree_with_guest_and_scheduler() {
     let Some(mut guest) = booted() else { return };
     check_vcpu_thread_counters(&mut guest);
     let f = guest.freeze_now();
@@ -419,10 +419,11 @@ fn tasks_named(f: &LoadedKernel, comm: &str) -> Vec<Kva> {
 }
 
 /// The stack scan on real stacks: a task sleeping in `nanosleep` shows the nanosleep path
-/// under `schedule`; writers contending on one pipe's mutex are found in a lock slow path
-/// (`lock_slowpath_match`) in at least one of several freezes.
+/// under `schedule`; writers contending on one pipe's mutex are found in a mutex slow path
+/// (`lock_slowpath_match`) in at least one of several freezes, and that writer's frames
+/// show the slow path called from the pipe's write.
 #[test]
-fn scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
+fn guest_scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
     let Some(mut guest) = booted() else { return };
     let f = guest.freeze_now();
     let frozen = guest.frozen_kernel(&f);
@@ -456,7 +457,6 @@ fn scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
         std::thread::sleep(Duration::from_millis(100));
         let f = guest.freeze_now();
         let r = capture(&frozen, &f);
-        guest.thaw_now();
         let yes: Vec<(i32, &str)> = r
             .task_enrichments
             .iter()
@@ -477,15 +477,61 @@ fn scx_stack_scan_finds_nanosleep_and_lock_slowpath() {
         // The writers contend on pipe->mutex; a writer may also be caught in a spinlock
         // slow path on the way (wakeups, wait queues): a genuine match too, but the one
         // this test waits for is the mutex.
-        if let Some((pid, m)) = yes.iter().find(|(_, m)| m.contains("mutex")) {
-            found = Some((attempt, *pid, m.to_string()));
+        if let Some(w) = r
+            .task_enrichments
+            .iter()
+            .find(|t| t.comm == "yes" && t.lock_slowpath_match.contains("mutex"))
+        {
+            assert_mutex_is_the_pipes(&frozen, &f, &r, w);
+            found = Some((attempt, w.pid));
+        }
+        guest.thaw_now();
+        if found.is_some() {
             break;
         }
     }
-    let (attempt, pid, m) =
-        found.expect("no pipe writer found in a mutex slow path in 100 freezes");
-    eprintln!("freeze {attempt}: yes {pid} in {m}");
-    assert!(m.contains("mutex"), "pipe writers wait on pipe->mutex: {m}");
+    let (attempt, pid) = found.expect("no pipe writer found in a mutex slow path in 100 freezes");
+    eprintln!("freeze {attempt}: yes {pid} waits for the pipe's mutex");
+}
+
+/// With the guest still frozen: the writer `w` the dump found in a mutex slow path waits
+/// for the pipe's mutex. Its own frames (read with its vCPU's registers when it is on a
+/// CPU, as the capture does) show the slow path called from the pipe's write path
+/// (`pipe_write`; `anon_pipe_write` since 6.15).
+fn assert_mutex_is_the_pipes(
+    frozen: &LoadedKernel,
+    f: &FreezeOutcome,
+    r: &FailureDumpReport,
+    w: &dump_schema::TaskEnrichment,
+) {
+    assert_ne!(w.task_kva, 0, "the dump records the writer's task_struct");
+    let task = Kva(w.task_kva);
+    let k = frozen.view();
+    let mut sc = StackScanner::new(&k).expect("stack scanner");
+    for rq in r.rq_scx_states.iter().filter(|rq| rq.curr_pid == w.pid) {
+        let regs = f.vcpus.get(rq.cpu as usize).copied().flatten();
+        sc.set_running(task, rq.cpu, regs);
+    }
+    let st = sc.scan(task).expect("scan").expect("the writer's stack");
+    let syms = st.symbols();
+    eprintln!(
+        "yes {} in {}: frames {syms:?}",
+        w.pid, w.lock_slowpath_match
+    );
+    let slow = syms
+        .iter()
+        .position(|s| scx_walk::stackscan::slowpath_name(s).is_some_and(|n| n.contains("mutex")));
+    let write = syms.iter().position(|s| s.contains("pipe_write"));
+    match (slow, write) {
+        (Some(slow), Some(write)) => assert!(
+            slow < write,
+            "the mutex slow path is not under the pipe write: {syms:?}"
+        ),
+        _ => panic!(
+            "yes {} in {}: no mutex slow path under a pipe write in its frames: {syms:?}",
+            w.pid, w.lock_slowpath_match
+        ),
+    }
 }
 
 /// The counter machinery on the real vCPU threads: QMP's thread ids are threads of the

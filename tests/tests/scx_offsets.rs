@@ -2,12 +2,12 @@
 //! guest lab's copy), with the 7.3 layout facts the walkers rely on.
 
 use btf_walk::Btf;
-use guest_lab::Lab;
+use guest_lab::testing;
 use scx_walk::KernelTypes;
 
 #[test]
-fn scx_every_offset_group_resolves_on_the_lab_kernel() {
-    let lab = Lab::open().expect("opening the guest lab");
+fn guest_scx_every_offset_group_resolves_on_the_lab_kernel() {
+    let lab = testing::open_lab();
     let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
     let btf = Btf::from_file(&kernel.btf).expect("loading the kernel BTF");
     let t: &dyn KernelTypes = &btf;

@@ -134,7 +134,7 @@ fn guest_spinners(log: &ConsoleLog) -> Vec<i32> {
 }
 
 #[test]
-fn scx_p2dq_sdt_allocations_agree_with_guest() {
+fn guest_scx_p2dq_sdt_allocations_agree_with_guest() {
     let Some(lab) = GuestLab::open() else { return };
     lab.lab.p2dq().expect("provisioning scx_p2dq");
     let spec = RunSpec::new()

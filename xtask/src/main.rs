@@ -2,7 +2,9 @@
 
 mod bench;
 mod bench_dump;
+mod guest_tests;
 mod provision;
+mod rust_scan;
 mod schema;
 mod soak;
 
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "test" => test(rest),
         "soak" => soak::run(rest),
+        "guest-tests" => guest_tests::run(rest),
         _ => return usage(),
     };
     match result {
@@ -41,21 +44,48 @@ fn usage() -> ExitCode {
          \n  bench dump [VMCORE] [--runs N] [--make]\
          \n                     whole-process dump of a vmcore vs drgn and eager symbols\
          \n  soak trigger [--runs N] [--scheduler stall|error]\n                     repeated real runs: how often the capture is exact\
-         \n  test [ARGS..]      provision, then run every test (cargo nextest run --workspace ARGS..)"
+         \n  test [ARGS..]      provision, then run every test (cargo nextest run --workspace ARGS..)\
+         \n  test --fast [ARGS..]\
+         \n                     every test but the guest tests (named guest_*: they boot a guest or\
+         \n                     provision), without provisioning: the quick check while iterating\
+         \n  guest-tests        list the guest tests (they reach QEMU or the lab) and check that\
+         \n                     exactly those are named guest_* (a test run by --fast checks it too)"
     );
     ExitCode::from(2)
 }
 
 /// The README's test command: provision what the tests need (idempotent, cached), then run
-/// the whole workspace's tests with nextest (extra arguments are passed on).
+/// the whole workspace's tests with nextest (extra arguments are passed on). With `--fast`:
+/// no provisioning, and every test except nextest's guest group (its filter is read from
+/// `.config/nextest.toml`, the one place that defines the group).
 fn test(args: &[String]) -> Result<(), String> {
-    provision::run(&[])?;
+    let started = std::time::Instant::now();
+    let fast = args.first().is_some_and(|a| a == "--fast");
+    let mut nextest: Vec<String> = ["nextest", "run", "--workspace", "--no-fail-fast"]
+        .map(String::from)
+        .to_vec();
+    if fast {
+        let config = guest_tests::workspace_root().join(".config/nextest.toml");
+        let text =
+            std::fs::read_to_string(&config).map_err(|e| format!("{}: {e}", config.display()))?;
+        let guest = guest_tests::nextest_guest_filter(&text)
+            .map_err(|e| format!("{}: {e}", config.display()))?;
+        nextest.extend(["-E".to_string(), format!("not ({guest})")]);
+        nextest.extend(args[1..].iter().cloned());
+    } else {
+        provision::run(&[])?;
+        nextest.extend(args.iter().cloned());
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let status = std::process::Command::new(cargo)
-        .args(["nextest", "run", "--workspace", "--no-fail-fast"])
-        .args(args)
+        .args(&nextest)
         .status()
         .map_err(|e| format!("cannot start cargo nextest: {e}"))?;
+    eprintln!(
+        "xtask test{}: {:.0?} in all (build and run)",
+        if fast { " --fast" } else { "" },
+        started.elapsed()
+    );
     if status.success() {
         Ok(())
     } else {

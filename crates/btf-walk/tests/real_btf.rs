@@ -7,10 +7,11 @@ mod common;
 use btf_walk::synth::RegionMem;
 use btf_walk::{Btf, Kind, OffsetGroup, RenderOptions, Renderer, TypeId};
 use dump_schema::RenderedValue as V;
+use guest_lab::testing;
 
 fn guest() -> Option<(std::path::PathBuf, Btf)> {
     let Some(vmlinuz) = common::guest_kernel() else {
-        common::skip_or_fail("sched_ext guest kernel not provisioned (guest lab)");
+        testing::skip("sched_ext guest kernel not provisioned (guest lab)");
         return None;
     };
     let btf = Btf::from_file(&vmlinuz).expect("BTF from the bzImage");
@@ -207,7 +208,7 @@ fn guest_types_render_over_garbage() {
 #[test]
 fn host_types_render_over_garbage() {
     let Some(path) = common::host_btf() else {
-        return common::skip_or_fail("no /sys/kernel/btf/vmlinux on this host");
+        return testing::skip("no /sys/kernel/btf/vmlinux on this host");
     };
     let btf = Btf::from_file(path).unwrap();
     render_many("host", &btf, 11);

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use btf_walk::{Btf, Kind, Qualifier, TypeId};
+use guest_lab::testing;
 
 /// `key=value` of a bpftool line.
 fn kv<'a>(line: &'a str, key: &str) -> Option<&'a str> {
@@ -261,10 +262,10 @@ fn check(label: &str, btf: &Btf, raw_file: &Path) {
 #[test]
 fn host_btf_every_type_matches_bpftool() {
     if common::tool("bpftool").is_none() {
-        return common::skip_or_fail("bpftool not installed (bookworm-backports package bpftool)");
+        return testing::skip("bpftool not installed (bookworm-backports package bpftool)");
     }
     let Some(path) = common::host_btf() else {
-        return common::skip_or_fail("no /sys/kernel/btf/vmlinux on this host");
+        return testing::skip("no /sys/kernel/btf/vmlinux on this host");
     };
     check("host", &Btf::from_file(&path).unwrap(), &path);
 }
@@ -272,10 +273,10 @@ fn host_btf_every_type_matches_bpftool() {
 #[test]
 fn guest_btf_every_type_matches_bpftool() {
     if common::tool("bpftool").is_none() {
-        return common::skip_or_fail("bpftool not installed (bookworm-backports package bpftool)");
+        return testing::skip("bpftool not installed (bookworm-backports package bpftool)");
     }
     let Some(vmlinuz) = common::guest_kernel() else {
-        return common::skip_or_fail("sched_ext guest kernel not provisioned (guest lab)");
+        return testing::skip("sched_ext guest kernel not provisioned (guest lab)");
     };
     let image = std::fs::read(&vmlinuz).unwrap();
     let elf = btf_walk::decompress(btf_walk::bzimage_payload(&image).unwrap()).unwrap();

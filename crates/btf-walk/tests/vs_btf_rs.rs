@@ -10,6 +10,7 @@ use std::path::Path;
 
 use btf_rs::{BtfType, Type as T};
 use btf_walk::{Btf, Kind, Qualifier, TypeId};
+use guest_lab::testing;
 
 /// The first disagreement of type `id`, if any.
 fn compare(ours: &Btf, theirs: &btf_rs::Btf, id: u32) -> Result<(), String> {
@@ -204,17 +205,17 @@ fn check(label: &str, raw: &Path) {
 #[test]
 fn host_btf_every_type_matches_btf_rs() {
     let Some(path) = common::host_btf() else {
-        return common::skip_or_fail("no /sys/kernel/btf/vmlinux on this host");
+        return testing::skip("no /sys/kernel/btf/vmlinux on this host");
     };
     check("host", &path);
 }
 
 #[test]
 fn guest_btf_every_type_matches_btf_rs() {
-    let kernel = match guest_lab::Lab::open().and_then(|lab| lab.kernel()) {
+    let kernel = match testing::open_lab().kernel() {
         Ok(k) => k,
         Err(e) => {
-            return common::skip_or_fail(&format!("sched_ext guest kernel not provisioned: {e}"));
+            return testing::skip(format!("sched_ext guest kernel not provisioned: {e}"));
         }
     };
     check("guest 7.3", &kernel.btf);

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use btf_walk::{Btf, TypeId};
+use guest_lab::testing;
 
 /// Structs the walkers read, plus a few large general ones with bitfields and nested
 /// anonymous unions. Missing ones (no sched_ext on the host) are skipped individually.
@@ -357,10 +358,10 @@ fn check(label: &str, btf: &Btf, pahole_input: &Path) {
 #[test]
 fn host_vmlinux_btf_matches_pahole() {
     if common::tool("pahole").is_none() {
-        return common::skip_or_fail("pahole not installed (Debian package dwarves)");
+        return testing::skip("pahole not installed (Debian package dwarves)");
     }
     let Some(path) = common::host_btf() else {
-        return common::skip_or_fail("no /sys/kernel/btf/vmlinux on this host");
+        return testing::skip("no /sys/kernel/btf/vmlinux on this host");
     };
     let btf = Btf::from_file(&path).unwrap();
     check("host", &btf, &path);
@@ -369,10 +370,10 @@ fn host_vmlinux_btf_matches_pahole() {
 #[test]
 fn guest_73_kernel_btf_matches_pahole() {
     if common::tool("pahole").is_none() {
-        return common::skip_or_fail("pahole not installed (Debian package dwarves)");
+        return testing::skip("pahole not installed (Debian package dwarves)");
     }
     let Some(vmlinuz) = common::guest_kernel() else {
-        return common::skip_or_fail("sched_ext guest kernel not provisioned (guest lab)");
+        return testing::skip("sched_ext guest kernel not provisioned (guest lab)");
     };
     // We load from the compressed image; pahole reads the ELF's .BTF itself.
     let btf = Btf::from_file(&vmlinuz).unwrap();

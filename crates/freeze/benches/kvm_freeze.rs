@@ -11,6 +11,8 @@
 //! exit to every vCPU parked, against the request-freeze path on the same guest. Where the
 //! host's KVM does not deliver data breakpoints (`kvm_pvm`), an instruction breakpoint on
 //! the clearing store stands in (the same debug-exit → park path), and the bench says so.
+//!
+//! Also kvmclock across freezes: how much of the frozen time it counts (none, by design).
 
 #[path = "../tests/kvm_common/mod.rs"]
 mod kvm_common;
@@ -331,6 +333,61 @@ fn bench_qemu(kernel: &std::path::Path, vcpus: usize, iters: usize) -> Result<Qe
     })
 }
 
+/// kvmclock across `rounds` freezes of `pause` on the 2-vCPU bench guest, as figures (the
+/// test `kvmclock_does_not_count_the_freeze` checks the rule): how far it advanced across
+/// each freeze against the host time the guest ran around it, and the share of the frozen
+/// time it counted (0% when the freeze is not counted at all).
+fn kvmclock_across_freezes(kernel: &std::path::Path, rounds: usize, pause: Duration) {
+    let mut engine: KvmEngine = VmBuilder::new(VmConfig {
+        vcpus: 2,
+        mem_bytes: 64 << 20,
+        ..VmConfig::default()
+    })
+    .and_then(|b| {
+        b.boot_linux(&LinuxBoot {
+            kernel: kernel.to_owned(),
+            ..Default::default()
+        })
+    })
+    .expect("boot the bench guest");
+    assert!(engine.console().wait_for("ready", Duration::from_secs(60)));
+    wait_running(&engine.guest_ram(), "kvm");
+    let (mut advance, mut outside, mut counted) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let before = Instant::now();
+        let Ok(c0) = engine.kvmclock_ns() else {
+            println!("kvmclock: not measured (KVM_GET_CLOCK failed)");
+            return;
+        };
+        engine.freeze(FREEZE_TIMEOUT).expect("freeze");
+        let from = Instant::now();
+        std::thread::sleep(pause);
+        let until = Instant::now();
+        engine.thaw().expect("thaw");
+        let c1 = engine.kvmclock_ns().expect("KVM_GET_CLOCK");
+        let after = Instant::now();
+        let ran = (from - before) + (after - until);
+        let adv = Duration::from_nanos(c1.saturating_sub(c0));
+        counted.push((adv.as_secs_f64() - ran.as_secs_f64()) / (until - from).as_secs_f64());
+        advance.push(adv);
+        outside.push(ran);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    counted.sort_by(f64::total_cmp);
+    let (a, o) = (stats(advance), stats(outside));
+    println!(
+        "kvmclock across {rounds} freezes of {pause:?}: advanced median {:.1} µs (p99 {:.1}) while \
+         the guest ran median {:.1} µs (p99 {:.1}) around the freeze; share of the frozen time \
+         counted: median {:.2}%, max {:.2}% (≤ 0: none; the host time around it is an upper bound)",
+        us(a.median),
+        us(a.p99),
+        us(o.median),
+        us(o.p99),
+        100.0 * counted[counted.len() / 2],
+        100.0 * counted[counted.len() - 1]
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a plain `cargo test --benches` run passes nothing and
     // should stay quick.
@@ -408,6 +465,12 @@ fn main() {
             Err(e) => println!("qemu  {vcpus:>5}  not measured: {e}"),
         }
     }
+    println!();
+    kvmclock_across_freezes(
+        kernel.path(),
+        (iters / 10).max(10),
+        Duration::from_millis(100),
+    );
     println!();
     for (vcpus, kvm, q) in &summary {
         println!(

@@ -1,8 +1,12 @@
 //! QEMU engine latencies on the real guest lab, printed (never asserted):
 //!
-//! - trigger → frozen over 20 real error exits: one guest attaches the `error` test
-//!   scheduler 20 times in a row; the host watch freezes on each flip, thaws, waits for
-//!   the next;
+//! - trigger → frozen over real error exits: one guest attaches the `error` test
+//!   scheduler 20 times in a row (`scx_bpf_error`, 1025), another the `stall` one 5 times
+//!   (the watchdog, 1026); the host watch freezes on each flip, thaws, waits for the next.
+//!   Besides the latency it prints the two goals the trigger tests used to assert: the
+//!   poll rate against 1 kHz, and how often the freeze beat the kernel's disable worker
+//!   (`exit_kind` still the error, not `SCX_EXIT_DONE`, when read while frozen) — a race
+//!   the write watchpoint removes;
 //! - freeze (QMP `stop`) and thaw (`cont`) over 50 cycles on a running guest, against
 //!   the baseline of a no-op QMP round trip (`query-status`) in the same run;
 //! - boot → scheduler attached (the C test scheduler via the lab's loader);
@@ -26,10 +30,11 @@ use freeze::qemu::LineMark;
 use freeze::watch::{WatchOptions, WatchOutcome, watch_u32};
 use guest_lab::{RunSpec, SchedulerChoice, TestScheduler, TestSchedulerParams};
 use qemu_common::{BOOT_TIMEOUT, boot, error_exit_watch, median_max, sched_offsets};
-use scx_walk::exit_kind::{SCX_EXIT_ERROR_BPF, SCX_EXIT_NONE};
+use scx_walk::exit_kind::SCX_EXIT_NONE;
 
-const TRIGGERS: u32 = 20;
 const CYCLES: usize = 50;
+/// The poll rate the watch is built for (one poll per millisecond at least).
+const POLL_GOAL_HZ: f64 = 1000.0;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -44,7 +49,15 @@ fn main() {
         .collect();
     let run = |s: &str| chosen.is_empty() || chosen.contains(&s);
     if run("triggers") {
-        triggers();
+        triggers(TestScheduler::Error, 20, "--set after_ms=500", "");
+        // The stall scheduler stops dispatching `ktstr-victim`, which runs all along; the
+        // watchdog fires after timeout_ms.
+        triggers(
+            TestScheduler::Stall,
+            5,
+            "--set after_ms=500 --set timeout_ms=1000",
+            "ktstr_victim 3600 & sleep 1; ",
+        );
     }
     if run("freeze") {
         freeze_thaw();
@@ -54,28 +67,49 @@ fn main() {
     }
 }
 
-/// The guest loads `error` (fails 500 ms after attaching) `TRIGGERS` times, each once
-/// the previous one is fully disabled.
-fn trigger_workload() -> String {
-    attach_loop(TRIGGERS)
+/// The guest loads `error` (fails 500 ms after attaching) `n` times, each once the
+/// previous one is fully disabled, then prints `BENCH-DONE`.
+fn attach_loop(n: u32) -> String {
+    trigger_workload(TestScheduler::Error, n, "--set after_ms=500", "")
 }
 
-/// The guest loads `error` (fails 500 ms after attaching) `n` times, each once the
-/// previous one is fully disabled, then prints `BENCH-DONE`. The loader pins the
-/// scheduler's other links at `PIN_<program>`: they go too, or the next pin fails.
-fn attach_loop(n: u32) -> String {
+/// The guest loads `which` with the loader arguments `set` `n` times, each once the
+/// previous one is fully disabled, then prints `BENCH-DONE`; `before` runs first (in the
+/// background if it should). The loader pins the scheduler's other links at
+/// `PIN_<program>`: they go too, or the next pin fails.
+fn trigger_workload(which: TestScheduler, n: u32, set: &str, before: &str) -> String {
     format!(
-        "i=1; while [ $i -le {n} ]; do \
+        "{before}i=1; while [ $i -le {n} ]; do \
            rm -f /sys/fs/bpf/ktstr_bench /sys/fs/bpf/ktstr_bench_*; \
-           ktstr-loader /sched/error.bpf.o --pin /sys/fs/bpf/ktstr_bench --set after_ms=500 \
+           ktstr-loader /sched/{name}.bpf.o --pin /sys/fs/bpf/ktstr_bench {set} \
              >/tmp/bench.log 2>&1 || {{ echo BENCH-LOAD-FAILED $i; cat /tmp/bench.log; }}; \
            while [ \"$(cat /sys/kernel/sched_ext/state)\" != disabled ]; do usleep 20000; done; \
            i=$((i+1)); \
-         done; echo BENCH-DONE"
+         done; echo BENCH-DONE",
+        name = which.name()
     )
 }
 
-fn triggers() {
+/// What one series of triggers measured.
+#[derive(Default)]
+struct Series {
+    /// Trigger → frozen and its QMP `stop` part, for the triggers caught in the window.
+    lat: Vec<Duration>,
+    stops: Vec<Duration>,
+    /// Fired on `SCX_EXIT_DONE` (the kind read from `exit_info`): the poll was late.
+    late: u32,
+    /// `exit_kind` still read the error while frozen: the freeze beat the disable worker
+    /// (otherwise it reads `SCX_EXIT_DONE`, or `scx_root` is already cleared).
+    in_window: u32,
+    realtime: bool,
+    min_rate: f64,
+    max_gap: Duration,
+}
+
+fn triggers(which: TestScheduler, n: u32, set: &str, before: &str) {
+    let expected = which
+        .expected_exit_kind()
+        .expect("a failing test scheduler");
     // The first attach goes through the lab's normal path (timed as boot → attached),
     // the rest through the workload.
     let spec = RunSpec::new()
@@ -86,9 +120,11 @@ fn triggers() {
         .workload(format!(
             "sleep 3; rm -f /sys/fs/bpf/ktstr_sched /sys/fs/bpf/ktstr_sched_*; \
              while [ \"$(cat /sys/kernel/sched_ext/state)\" != disabled ]; do usleep 20000; done; {}",
-            trigger_workload()
+            trigger_workload(which, n, set, before)
         ));
-    let mut g = boot(&spec, 2, 1024);
+    let Some(mut g) = boot(&spec, 2, 1024) else {
+        return;
+    };
     let off = sched_offsets(&g.btf());
     let (_, m) = g.phase(LineMark::START, "scheduler-start", BOOT_TIMEOUT);
     // Hold the guest while the host decodes kallsyms, so no exit happens unwatched.
@@ -100,14 +136,13 @@ fn triggers() {
     let (_, m) = g.phase(m, "scheduler-attached", BOOT_TIMEOUT);
     let boot_to_attached = g.launched_at.elapsed();
     let (polled, mut rule) = error_exit_watch(&kernel, &off);
-    let mut lat = Vec::new();
-    let mut stops = Vec::new();
-    let mut late = 0;
-    let mut realtime = true;
-    let mut min_rate = f64::MAX;
-    let mut max_gap = Duration::ZERO;
+    let mut s = Series {
+        realtime: true,
+        min_rate: f64::MAX,
+        ..Default::default()
+    };
     let mut ignore = None;
-    for i in 0..TRIGGERS {
+    for i in 0..n {
         let opts = WatchOptions {
             timeout: Some(Duration::from_secs(120)),
             stop: Some(g.engine.exited_flag()),
@@ -126,8 +161,10 @@ fn triggers() {
         let WatchOutcome::Triggered(t) = out else {
             panic!("trigger {i}: {out:?}\n{}", g.console_text_tail());
         };
+        let at_freeze = t.at_freeze.and_then(|a| a.value);
         eprintln!(
-            "trigger {i}: sched {} after {:?} ({} polls, max gap {:?}): flip→frozen {:?}, late {}, root cleared {}",
+            "{} trigger {i}: sched {} after {:?} ({} polls, max gap {:?}): flip→frozen {:?}, late {}, exit_kind at freeze {at_freeze:?}, root cleared {}",
+            which.name(),
             t.object,
             t.stats.watched,
             t.stats.polls,
@@ -136,16 +173,19 @@ fn triggers() {
             t.fire.late,
             t.root_cleared
         );
-        assert_eq!(t.fire.value, SCX_EXIT_ERROR_BPF, "trigger {i}");
+        assert_eq!(t.fire.value, expected, "{} trigger {i}", which.name());
         if t.fire.late {
-            late += 1;
+            s.late += 1;
         } else {
-            lat.push(t.flip_to_frozen);
-            stops.push(t.freeze.elapsed);
+            s.lat.push(t.flip_to_frozen);
+            s.stops.push(t.freeze.elapsed);
         }
-        realtime &= t.realtime;
-        min_rate = min_rate.min(t.stats.rate_hz());
-        max_gap = max_gap.max(t.stats.max_gap);
+        if at_freeze == Some(expected) {
+            s.in_window += 1;
+        }
+        s.realtime &= t.realtime;
+        s.min_rate = s.min_rate.min(t.stats.rate_hz());
+        s.max_gap = s.max_gap.max(t.stats.max_gap);
         ignore = Some(t.object);
         g.engine.thaw().expect("thaw");
     }
@@ -153,25 +193,52 @@ fn triggers() {
         .console()
         .wait_contains(m, BOOT_TIMEOUT, "BENCH-DONE")
         .expect("the guest finished its attach loop");
-    let (lm, lx) = median_max(&mut lat);
-    let (sm, sx) = median_max(&mut stops);
     println!(
         "accel: {} ({})",
         g.engine.accel().accel,
         g.engine.accel().reason
     );
     println!("boot → scheduler attached (ktstr_ok via the lab loader): {boot_to_attached:.2?}");
+    report(which, n, &mut s);
+}
+
+fn report(which: TestScheduler, n: u32, s: &mut Series) {
+    let name = which.name();
+    if s.lat.is_empty() {
+        println!(
+            "{name}: no trigger caught in the window ({} late of {n})",
+            s.late
+        );
+    } else {
+        let (lm, lx) = median_max(&mut s.lat);
+        let (sm, sx) = median_max(&mut s.stops);
+        println!(
+            "{name}: trigger → frozen over {} exits caught in the window: median {lm:?}, max {lx:?} \
+             (QMP stop part: median {sm:?}, max {sx:?})",
+            s.lat.len()
+        );
+    }
+    let beat = s.in_window;
     println!(
-        "trigger → frozen over {} error exits caught in the window: median {lm:?}, max {lx:?} \
-         (QMP stop part: median {sm:?}, max {sx:?}); late: {late}/{TRIGGERS}; \
-         poll ≥ {min_rate:.0} Hz, max gap {max_gap:?}, real-time poll: {realtime}",
-        lat.len()
+        "{name}: the freeze beat the disable worker {beat}/{n} ({:.0}%; exit_kind still the error \
+         when read while frozen, not SCX_EXIT_DONE); fired late (already DONE at the poll): {}/{n}",
+        100.0 * f64::from(beat) / f64::from(n.max(1)),
+        s.late
+    );
+    println!(
+        "{name}: poll ≥ {:.0} Hz ({:.2}x the {POLL_GOAL_HZ:.0} Hz goal), max gap {:?}, real-time poll: {}",
+        s.min_rate,
+        s.min_rate / POLL_GOAL_HZ,
+        s.max_gap,
+        s.realtime
     );
 }
 
 fn freeze_thaw() {
     let spec = RunSpec::new().workload("ktstr_spin 2 60");
-    let mut g = boot(&spec, 2, 512);
+    let Some(mut g) = boot(&spec, 2, 512) else {
+        return;
+    };
     g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
     let mut noop = Vec::new();
     let mut stop = Vec::new();

@@ -304,7 +304,7 @@ fn write_watch_or_skip() -> bool {
     match freeze::kvm::probe_write_watch() {
         Ok(()) => true,
         Err(e) => {
-            eprintln!("SKIP: this host's KVM does not stop a guest at a watched write: {e}");
+            guest_lab::testing::skip_kvm_without_data_breakpoints(&e.to_string());
             false
         }
     }
@@ -317,7 +317,9 @@ fn instruction_breakpoint_or_skip() -> bool {
     match freeze::kvm::probe_instruction_breakpoint() {
         Ok(()) => true,
         Err(e) => {
-            eprintln!("SKIP: this host's KVM does not stop a guest at a breakpoint: {e}");
+            guest_lab::testing::skip(format!(
+                "this host's KVM does not stop a guest at a breakpoint: {e}"
+            ));
             false
         }
     }

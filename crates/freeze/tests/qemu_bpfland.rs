@@ -12,13 +12,17 @@ use guest_mem::KvaReadExt;
 use qemu_common::{BOOT_TIMEOUT, boot, lab, ops_name, sched_offsets};
 
 #[test]
-fn bpfland_freeze_on_demand_reads_scx_root() {
-    let (lab, _) = lab();
+fn guest_bpfland_freeze_on_demand_reads_scx_root() {
+    let Some((lab, _)) = lab() else {
+        return;
+    };
     lab.bpfland().expect("provisioning scx_bpfland");
     let spec = RunSpec::new()
         .scheduler(SchedulerChoice::bpfland())
         .workload("ktstr_spin 2 15 && echo SPIN-OK");
-    let mut g = boot(&spec, 2, 1024);
+    let Some(mut g) = boot(&spec, 2, 1024) else {
+        return;
+    };
     let (attached, m) = g.phase(LineMark::START, "scheduler-attached", BOOT_TIMEOUT);
     let boot_to_attached = g.launched_at.elapsed();
     eprintln!("bpfland attached {boot_to_attached:.1?} after launch ({attached})");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use freeze::Engine;
 use freeze::qemu::{QemuConfig, QemuEngine, teardown};
-use guest_lab::{RunEnd, RunSpec};
+use guest_lab::{RunEnd, RunSpec, testing};
 use qemu_common::{BOOT_TIMEOUT, CMDLINE, boot, lab};
 
 /// Whether `pid` is a live (not reaped) process other than a zombie of ours.
@@ -43,8 +43,10 @@ fn holding_spec() -> RunSpec {
 }
 
 #[test]
-fn drop_kills_qemu_and_removes_its_files() {
-    let g = boot(&holding_spec(), 1, 256);
+fn guest_drop_kills_qemu_and_removes_its_files() {
+    let Some(g) = boot(&holding_spec(), 1, 256) else {
+        return;
+    };
     let (pid, dir) = (g.engine.pid(), g.engine.private_dir().to_path_buf());
     assert!(alive(pid));
     assert!(dir.join("ram").exists());
@@ -56,8 +58,10 @@ fn drop_kills_qemu_and_removes_its_files() {
 }
 
 #[test]
-fn panic_in_capture_code_tears_down() {
-    let (lab, kernel) = lab();
+fn guest_panic_in_capture_code_tears_down() {
+    let Some((lab, kernel)) = lab() else {
+        return;
+    };
     let initramfs = lab.initramfs(&holding_spec()).unwrap();
     let cfg = QemuConfig::new(
         &kernel.vmlinuz,
@@ -78,9 +82,11 @@ fn panic_in_capture_code_tears_down() {
 }
 
 #[test]
-fn failed_launch_leaves_nothing() {
+fn guest_failed_launch_leaves_nothing() {
     let parent = tempfile::tempdir().unwrap();
-    let (lab, kernel) = lab();
+    let Some((lab, kernel)) = lab() else {
+        return;
+    };
     let initramfs = lab.initramfs(&holding_spec()).unwrap();
     // QEMU starts, then rejects the option: its error must come back, nothing stays.
     let mut cfg = QemuConfig::new(
@@ -107,14 +113,18 @@ fn failed_launch_leaves_nothing() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// Runs this test binary's `child_process` in a child process that launches a guest,
-/// prints `READY <qemu pid> <dir>` and waits; returns it with the pid and dir.
-fn spawn_child(mode: &str) -> (std::process::Child, u32, PathBuf) {
+/// Runs this test binary's `guest_child_process` in a child process that launches a guest,
+/// prints `READY <qemu pid> <dir>` and waits; returns it with the pid and dir (`None`:
+/// the test skips, no QEMU).
+fn spawn_child(mode: &str) -> Option<(std::process::Child, u32, PathBuf)> {
+    if !testing::need_qemu() {
+        return None;
+    }
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args([
             "--exact",
-            "child_process",
+            "guest_child_process",
             "--ignored",
             "--nocapture",
             "--test-threads=1",
@@ -128,7 +138,7 @@ fn spawn_child(mode: &str) -> (std::process::Child, u32, PathBuf) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            // libtest may have written `test child_process ... ` on the same line.
+            // libtest may have written `test guest_child_process ... ` on the same line.
             if let Some((_, rest)) = line.split_once("READY ") {
                 let _ = tx.send(rest.to_string());
             }
@@ -138,7 +148,7 @@ fn spawn_child(mode: &str) -> (std::process::Child, u32, PathBuf) {
         .recv_timeout(BOOT_TIMEOUT)
         .expect("the child process never launched its guest");
     let (pid, dir) = ready.split_once(' ').unwrap();
-    (child, pid.parse().unwrap(), PathBuf::from(dir))
+    Some((child, pid.parse().unwrap(), PathBuf::from(dir)))
 }
 
 fn wait_child(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
@@ -156,8 +166,10 @@ fn wait_child(child: &mut std::process::Child, timeout: Duration) -> std::proces
 }
 
 #[test]
-fn ctrl_c_with_the_helper_handler_tears_down() {
-    let (mut child, pid, dir) = spawn_child("sigint");
+fn guest_ctrl_c_with_the_helper_handler_tears_down() {
+    let Some((mut child, pid, dir)) = spawn_child("sigint") else {
+        return;
+    };
     assert!(alive(pid));
     // SAFETY: a signal to a child process we started.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
@@ -171,8 +183,10 @@ fn ctrl_c_with_the_helper_handler_tears_down() {
 }
 
 #[test]
-fn host_process_killed_takes_qemu_down() {
-    let (mut child, pid, dir) = spawn_child("sigkill");
+fn guest_host_process_killed_takes_qemu_down() {
+    let Some((mut child, pid, dir)) = spawn_child("sigkill") else {
+        return;
+    };
     assert!(alive(pid));
     child.kill().unwrap(); // SIGKILL: no handler, no Drop runs.
     wait_child(&mut child, Duration::from_secs(30));
@@ -191,14 +205,16 @@ fn host_process_killed_takes_qemu_down() {
 /// The child side of the two tests above (ignored: it only runs when spawned by them).
 #[test]
 #[ignore = "helper process for the Ctrl-C and SIGKILL tests"]
-fn child_process() {
+fn guest_child_process() {
     let Ok(mode) = std::env::var("KTSTR_TEARDOWN_CHILD") else {
         return;
     };
     if mode == "sigint" {
         teardown::install_interrupt_handler().unwrap();
     }
-    let g = boot(&holding_spec(), 1, 256);
+    let Some(g) = boot(&holding_spec(), 1, 256) else {
+        return;
+    };
     println!(
         "READY {} {}",
         g.engine.pid(),

@@ -55,6 +55,8 @@ mod prune;
 mod runspec;
 mod sched;
 mod scx_crate;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod tool;
 mod workload;
 

@@ -2,7 +2,8 @@
 //! reused without any work, a failed build says what failed and leaves no entry, and
 //! the assets are what they claim to be.
 
-use guest_lab::{Lab, Progress, RunSpec, SchedulerChoice, TestScheduler};
+use guest_lab::testing::{lab_at, open_lab};
+use guest_lab::{Progress, RunSpec, SchedulerChoice, TestScheduler};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -101,14 +102,11 @@ fn cpio_list(file: &Path, offset: u64) -> Vec<String> {
 }
 
 #[test]
-fn cold_cache_is_built_once_by_concurrent_callers_then_reused() {
-    Lab::open()
-        .unwrap()
-        .ensure_host_packages()
-        .expect("host packages");
+fn guest_cold_cache_is_built_once_by_concurrent_callers_then_reused() {
+    open_lab().ensure_host_packages().expect("host packages");
     let cache = TempCache::new("cold");
     let rec = Arc::new(Recorder::default());
-    let lab = Lab::at(&cache.0).unwrap().with_progress(rec.clone());
+    let lab = lab_at(&cache.0).with_progress(rec.clone());
     // Four callers race for the same assets on an empty cache.
     let handles: Vec<_> = TestScheduler::ALL
         .into_iter()
@@ -244,9 +242,9 @@ fn cold_cache_is_built_once_by_concurrent_callers_then_reused() {
 }
 
 #[test]
-fn host_packages_are_present_and_a_second_ensure_is_a_no_op() {
+fn guest_host_packages_are_present_and_a_second_ensure_is_a_no_op() {
     let rec = Arc::new(Recorder::default());
-    let lab = Lab::open().unwrap().with_progress(rec.clone());
+    let lab = open_lab().with_progress(rec.clone());
     lab.ensure_host_packages().expect("host packages");
     assert!(lab.missing_host_packages().is_empty());
     rec.clear();
@@ -275,8 +273,8 @@ fn host_packages_are_present_and_a_second_ensure_is_a_no_op() {
 }
 
 #[test]
-fn the_private_host_apt_setup_resolves_backports() {
-    let lab = Lab::open().unwrap();
+fn guest_the_private_host_apt_setup_resolves_backports() {
+    let lab = open_lab();
     // QEMU 10 comes from backports: the plan for a package that is not installed yet
     // shows the private sources work, with the backports suite as the target release.
     let plan = lab
@@ -298,9 +296,9 @@ fn the_private_host_apt_setup_resolves_backports() {
 }
 
 #[test]
-fn a_failed_kernel_build_says_why_and_leaves_no_entry() {
+fn guest_a_failed_kernel_build_says_why_and_leaves_no_entry() {
     let cache = TempCache::new("fail");
-    let lab = Lab::at(&cache.0).unwrap();
+    let lab = lab_at(&cache.0);
     // A version the archive does not have: fails before downloading anything.
     let err = lab
         .clone()

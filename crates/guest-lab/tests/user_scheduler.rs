@@ -4,7 +4,7 @@
 //! library path, and the arguments quoted in the run script. Uses the lab's cache
 //! (`$KTSTR_CACHE`): the kernel and the base archive must be provisioned.
 
-use guest_lab::{Lab, RunSpec, SchedulerChoice, TestScheduler};
+use guest_lab::{RunSpec, SchedulerChoice, TestScheduler, testing};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -111,8 +111,8 @@ fn build_demo() -> (Scratch, PathBuf) {
 }
 
 #[test]
-fn the_users_executable_goes_in_with_what_it_needs() {
-    let lab = Lab::open().expect("the lab cache");
+fn guest_the_users_executable_goes_in_with_what_it_needs() {
+    let lab = testing::open_lab();
     let (scratch, exe) = build_demo();
     let choice = SchedulerChoice::from_path(
         &exe,
@@ -169,8 +169,8 @@ fn the_users_executable_goes_in_with_what_it_needs() {
 }
 
 #[test]
-fn a_path_is_an_executable_or_an_object_and_nothing_else() {
-    let lab = Lab::open().expect("the lab cache");
+fn guest_a_path_is_an_executable_or_an_object_and_nothing_else() {
+    let lab = testing::open_lab();
     let object = lab
         .scheduler(TestScheduler::Ok)
         .expect("test scheduler")

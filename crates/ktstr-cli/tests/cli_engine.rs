@@ -5,22 +5,28 @@
 //! `kvm_pvm` whose instruction emulator fails in the kernel's decompressor, see
 //! `shared/guest-lab.md`), the run must end with exit code 3, a one-line error on stderr,
 //! and a placeholder report with `guest_setup_failure` filled (the engine's reason, the
-//! stage, the console tail); the test then prints why the real-dump half is skipped. Where
-//! KVM boots Linux, the same run must produce the stall's real dual dump (exit 1).
+//! stage, the console tail); the real-dump half is then skipped, which is accepted (also
+//! under CI) only for that emulation failure (`guest_lab::testing::skip_kvm_cannot_run_linux`).
+//! Where KVM boots Linux, the same run must produce the stall's real dual dump (exit 1).
 //!
-//! Needs a usable `/dev/kvm` (else it prints why it skips) and the guest lab.
+//! Needs a usable `/dev/kvm` (else it skips: `guest_lab::testing::skip`) and the guest lab.
 
 mod support;
 
 use dump_schema::FailureDumpReportAny;
+use guest_lab::testing;
 use support::{ktstr, the_dump};
 
 #[test]
-fn run_engine_kvm_placeholder_or_real_dump() {
+fn guest_run_engine_kvm_placeholder_or_real_dump() {
     if let Err(e) = freeze::kvm::probe() {
-        eprintln!("SKIP: no usable KVM on this host: {e}");
-        return;
+        return testing::skip(format!("no usable KVM on this host: {e}"));
     }
+    // The run boots the lab's kernel: provisioned here first, so that a provisioning
+    // failure is not taken for the engine's.
+    testing::open_lab()
+        .kernel()
+        .expect("provisioning the guest-lab kernel");
     let d = tempfile::tempdir().unwrap();
     let o = ktstr(&["run", "--engine", "kvm", "--out", "out"], d.path());
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -59,9 +65,9 @@ fn run_engine_kvm_placeholder_or_real_dump() {
             let stdout = String::from_utf8_lossy(&o.stdout);
             assert!(stdout.contains("guest setup failure:"), "{stdout}");
             assert!(stdout.contains("capture unavailable:"), "{stdout}");
-            eprintln!(
-                "SKIP (real-dump half): this host's KVM cannot run the guest kernel: {reason}"
-            );
+            // Right only when the engine failed as this host's KVM does; the real-dump
+            // half cannot run then.
+            testing::skip_kvm_cannot_run_linux(&format!("the real-dump half: {reason}"));
         }
         Some(1) => {
             // KVM boots Linux here: the stall's real dual dump.

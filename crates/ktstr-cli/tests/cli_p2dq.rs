@@ -10,7 +10,8 @@
 mod support;
 
 use dump_schema::{FailureDumpReportAny, RenderedValue};
-use support::{dual, ktstr, late, qemu_available, run_with_timeout, the_dump};
+use guest_lab::testing::need_qemu;
+use support::{dual, ktstr, late, run_with_timeout, the_dump};
 
 /// The `pid` member of a rendered `struct task_p2dq` payload.
 fn payload_pid(v: &RenderedValue) -> Option<i64> {
@@ -18,8 +19,8 @@ fn payload_pid(v: &RenderedValue) -> Option<i64> {
 }
 
 #[test]
-fn run_p2dq_dumps_its_sdt_allocations() {
-    if !qemu_available() {
+fn guest_run_p2dq_dumps_its_sdt_allocations() {
+    if !need_qemu() {
         return;
     }
     let d = tempfile::tempdir().unwrap();

@@ -28,7 +28,7 @@ impl Drop for Qemu {
 }
 
 #[test]
-fn capture_qmp_and_export_vmcore_on_a_live_guest() {
+fn guest_capture_qmp_and_export_vmcore_on_a_live_guest() {
     // QEMU is started here as a user would (the engine's own QMP connection would keep
     // `ktstr capture --qmp` out); only the lab comes from the shared support.
     let Some(GuestLab { lab, kernel }) = GuestLab::open() else {

@@ -6,7 +6,9 @@
 //! capture a dump with the real adapters, thaw, and compare the dump with what the guest
 //! printed. This module does each of those once:
 //!
-//! - [`GuestLab::open`]: QEMU + lab cache + kernel, or `None` after printing `SKIP: why`.
+//! - [`GuestLab::open`]: QEMU + lab cache + kernel, or `None` when the test skips
+//!   ([`guest_lab::testing`]: the one skip policy; a guest test's name starts with
+//!   `guest_`).
 //! - [`GuestLab::boot`] / [`boot_with`](GuestLab::boot_with): a [`Guest`] (a
 //!   [`QemuEngine`] with waits that panic with the console tail). One guest at a time per
 //!   test process, also under plain `cargo test`.
@@ -59,7 +61,7 @@ use std::time::{Duration, Instant};
 use freeze::qemu::{LineMark, QemuConfig, QemuEngine};
 use freeze::watch::{Fire, Polled, Triggered, WatchOptions, WatchOutcome, watch_u32};
 use freeze::{Engine, FreezeOutcome};
-use guest_lab::{ConsoleLog, DEFAULT_APPEND, KernelAssets, Lab, PHASE_PREFIX, RunSpec};
+use guest_lab::{ConsoleLog, DEFAULT_APPEND, KernelAssets, Lab, PHASE_PREFIX, RunSpec, testing};
 use scx_walk::TriggerLocation;
 use scx_walk::exit_kind::{ExitVerdict, SCX_EXIT_NONE};
 use scx_walk::{CaptureOptions, CaptureOutput};
@@ -74,19 +76,6 @@ pub const DEFAULT_VCPUS: u32 = 2;
 /// Bound on a freeze (QMP `stop` plus reading the registers).
 pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Whether `qemu-system-x86_64` runs here.
-pub fn qemu_available() -> bool {
-    std::process::Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Prints why a test skips, in the one form the suites use (`SKIP: <why>`).
-pub fn skip(why: &str) {
-    eprintln!("SKIP: {why}");
-}
-
 /// The guest lab with its sched_ext kernel provisioned.
 pub struct GuestLab {
     pub lab: Lab,
@@ -94,15 +83,15 @@ pub struct GuestLab {
 }
 
 impl GuestLab {
-    /// QEMU, the lab cache and the kernel; `None` (after printing why) when QEMU is not
-    /// installed. A lab that exists but cannot provision the kernel is a failure, not a
-    /// skip: CI provisions it.
+    /// QEMU, the lab cache and the kernel; `None` (the test skips, see
+    /// [`guest_lab::testing::skip`]) when QEMU is not installed. A lab that exists but
+    /// cannot provision the kernel is a failure, not a skip: CI provisions it.
+    #[track_caller]
     pub fn open() -> Option<GuestLab> {
-        if !qemu_available() {
-            skip("qemu-system-x86_64 not installed (cargo xtask provision installs it)");
+        if !testing::need_qemu() {
             return None;
         }
-        let lab = Lab::open().expect("opening the guest lab cache");
+        let lab = testing::open_lab();
         let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
         Some(GuestLab { lab, kernel })
     }

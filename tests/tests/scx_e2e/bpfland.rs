@@ -9,7 +9,7 @@ use guest_lab::{RunSpec, SchedulerChoice};
 /// The real third-party scheduler `scx_bpfland` (crates.io) under a CPU workload: no
 /// error exit, so the host freezes on demand right after the guest printed its view.
 #[test]
-fn scx_bpfland_dump_agrees_with_guest() {
+fn guest_scx_bpfland_dump_agrees_with_guest() {
     let Some(lab) = GuestLab::open() else { return };
     lab.lab.bpfland().expect("provisioning scx_bpfland");
     let spec = view::with_guest_view(

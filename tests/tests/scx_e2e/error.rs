@@ -5,7 +5,7 @@ use guest_lab::TestScheduler;
 use crate::run::error_run;
 
 #[test]
-fn scx_error_dump_agrees_with_guest_and_kernel() {
+fn guest_scx_error_dump_agrees_with_guest_and_kernel() {
     let Some(run) = error_run(TestScheduler::Error, "ktstr_spin 2 240", 90_000) else {
         return;
     };

@@ -7,7 +7,7 @@ use e2e_tests::guest::{GuestLab, view};
 use guest_lab::{RunSpec, SchedulerChoice, TestScheduler};
 
 #[test]
-fn scx_ok_dump_agrees_with_guest() {
+fn guest_scx_ok_dump_agrees_with_guest() {
     let Some(lab) = GuestLab::open() else { return }; // prints why it skips
     let spec = view::with_guest_view(
         RunSpec::new()

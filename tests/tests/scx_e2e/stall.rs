@@ -6,7 +6,7 @@ use guest_lab::TestScheduler;
 use crate::run::{VIEW_DONE, error_run};
 
 #[test]
-fn scx_stall_dump_agrees_with_guest_and_kernel() {
+fn guest_scx_stall_dump_agrees_with_guest_and_kernel() {
     // The victim starts once the guest has printed its view, so the stall (and the
     // freeze) always come after it, however slow the emulated guest is.
     let workload = format!(

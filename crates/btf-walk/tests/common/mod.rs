@@ -1,22 +1,9 @@
 //! Inputs shared by the real-BTF tests: the host's BTF and the sched_ext guest kernel.
+//! A missing input makes the test skip (`guest_lab::testing::skip`: under CI, a failure).
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-
-/// True under CI (`CI=true`), where every input must be present: a missing one fails the
-/// test instead of skipping it.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Skips (prints why) locally; fails in CI.
-pub fn skip_or_fail(why: &str) {
-    if in_ci() {
-        panic!("required in CI: {why}");
-    }
-    eprintln!("SKIP: {why}");
-}
 
 /// The running host kernel's BTF.
 pub fn host_btf() -> Option<PathBuf> {
@@ -31,7 +18,7 @@ pub fn guest_kernel() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("KTSTR_GUEST_KERNEL") {
         return Some(PathBuf::from(p));
     }
-    match guest_lab::Lab::open().and_then(|lab| lab.kernel()) {
+    match guest_lab::testing::open_lab().kernel() {
         Ok(k) => Some(k.vmlinuz),
         Err(e) => {
             eprintln!("guest lab could not provide the kernel: {e}");

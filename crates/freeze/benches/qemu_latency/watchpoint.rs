@@ -277,7 +277,9 @@ pub fn watchpoint_vs_poll() {
              while [ \"$(cat /sys/kernel/sched_ext/state)\" != disabled ]; do usleep 20000; done; {}",
             super::attach_loop(2 * PER_PATH as u32 + 6)
         ));
-    let mut g = boot_with(&spec, 2, 1024, |cfg| cfg.gdbstub = true);
+    let Some(mut g) = boot_with(&spec, 2, 1024, |cfg| cfg.gdbstub = true) else {
+        return;
+    };
     let off = sched_offsets(&g.btf());
     g.phase(LineMark::START, "scheduler-start", BOOT_TIMEOUT);
     g.engine

@@ -142,12 +142,14 @@ pub fn wait_counters_above(
     }
 }
 
-/// Skips (with the reason printed) when this host has no usable KVM. CI hosts have one.
+/// Whether this host has a usable KVM; without one the test skips (see
+/// `guest_lab::testing::skip`: under CI that fails, CI hosts have one).
+#[track_caller]
 pub fn kvm_or_skip() -> bool {
     match freeze::kvm::probe() {
         Ok(()) => true,
         Err(e) => {
-            eprintln!("SKIP: no usable KVM on this host: {e}");
+            guest_lab::testing::skip(format!("no usable KVM on this host: {e}"));
             false
         }
     }

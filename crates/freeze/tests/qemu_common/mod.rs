@@ -2,14 +2,15 @@
 //! spec, wait for the guest's phases, find the kernel in guest memory.
 //!
 //! Real everything: the lab's 7.3 sched_ext kernel, its initramfs and schedulers, QEMU.
-//! Provisioning failures fail the test (CI provides everything); nothing is skipped.
+//! Without QEMU a test skips (`guest_lab::testing`: under CI that fails); provisioning
+//! failures fail the test (CI provides everything).
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
 use freeze::Engine;
 use freeze::qemu::{LineMark, QemuConfig, QemuEngine};
-use guest_lab::{Initramfs, KernelAssets, Lab, PHASE_PREFIX, RunSpec};
+use guest_lab::{Initramfs, KernelAssets, Lab, PHASE_PREFIX, RunSpec, testing};
 use guest_mem::{Kernel, KernelOptions, Kva, PhysMem};
 
 /// TCG boots in seconds, but a Rust scheduler takes tens of seconds to attach and the
@@ -28,28 +29,36 @@ pub struct Booted {
     pub launched_at: Instant,
 }
 
-/// The lab, with the host packages and kernel present.
-pub fn lab() -> (Lab, KernelAssets) {
-    let lab = Lab::open().expect("opening the guest lab");
+/// The lab, with the host packages and kernel present; `None` (the test skips) without
+/// QEMU.
+#[track_caller]
+pub fn lab() -> Option<(Lab, KernelAssets)> {
+    if !testing::need_qemu() {
+        return None;
+    }
+    let lab = testing::open_lab();
     lab.ensure_host_packages()
         .expect("installing the host packages");
     let kernel = lab.kernel().expect("provisioning the kernel");
-    (lab, kernel)
+    Some((lab, kernel))
 }
 
-/// Boots `spec` with `vcpus` vCPUs and `memory_mib` of RAM.
-pub fn boot(spec: &RunSpec, vcpus: u32, memory_mib: u64) -> Booted {
+/// Boots `spec` with `vcpus` vCPUs and `memory_mib` of RAM; `None` (the test skips)
+/// without QEMU.
+#[track_caller]
+pub fn boot(spec: &RunSpec, vcpus: u32, memory_mib: u64) -> Option<Booted> {
     boot_with(spec, vcpus, memory_mib, |_| {})
 }
 
 /// [`boot`] with the configuration adjusted by `tweak` before launch.
+#[track_caller]
 pub fn boot_with(
     spec: &RunSpec,
     vcpus: u32,
     memory_mib: u64,
     tweak: impl FnOnce(&mut QemuConfig),
-) -> Booted {
-    let (lab, kernel) = lab();
+) -> Option<Booted> {
+    let (lab, kernel) = lab()?;
     let initramfs = lab.initramfs(spec).expect("building the initramfs");
     let mut cfg = QemuConfig::new(
         &kernel.vmlinuz,
@@ -68,12 +77,12 @@ pub fn boot_with(
         engine.accel().accel,
         engine.accel().reason
     );
-    Booted {
+    Some(Booted {
         engine,
         kernel,
         initramfs,
         launched_at,
-    }
+    })
 }
 
 impl Booted {

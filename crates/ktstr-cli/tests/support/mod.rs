@@ -7,18 +7,6 @@ use std::process::{Command, Output};
 
 use dump_schema::{DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny};
 
-/// Whether QEMU is installed; prints why the test skips when it is not.
-pub fn qemu_available() -> bool {
-    let ok = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: qemu-system-x86_64 not installed (cargo xtask provision installs it)");
-    }
-    ok
-}
-
 /// `ktstr run` writes a dual report whenever it captured.
 pub fn dual(r: &FailureDumpReportAny) -> &DualFailureDumpReport {
     match r {
