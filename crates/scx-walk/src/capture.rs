@@ -16,7 +16,9 @@ use crate::lists::CoreOffsets;
 use crate::maps::{MapCaps, MapCtx, MapOffsets, map_kvas};
 use crate::numa::{NumaOffsets, per_node_numa};
 use crate::offsets::MissingGroups;
-use crate::progs::{ProgOffsets, is_struct_ops, prog_kvas, runtime_stats, used_maps};
+use crate::progs::{
+    ProgOffsets, is_struct_ops, prog_kvas, prog_type, prog_type_name, runtime_stats, used_maps,
+};
 use crate::psi::{PsiOffsets, cgroup_psi};
 use crate::rq::{RqOffsets, rq_state, runqueues};
 use crate::sched::{EventOffsets, SchedOffsets, SchedRef, sample_events, sched_state, scx_root};
@@ -469,7 +471,11 @@ impl<'t, 'a> Run<'t, 'a> {
         }
     }
 
-    /// Runtime statistics of the struct_ops programs (the scheduler's callbacks).
+    /// Runtime statistics of the struct_ops programs (the scheduler's callbacks), and of
+    /// the scheduler's other programs (`aux_prog_runtime_stats`: tracing, syscall, …
+    /// programs that share a map with a struct_ops program, as a scheduler's programs
+    /// share its `.bss`/`.rodata`; a tool's own programs, such as bpftool's iterator,
+    /// share none).
     fn progs(&mut self, core: &CoreOffsets, pc: &PerCpu, po: &Result<ProgOffsets>) {
         let po = match po {
             Ok(po) => po,
@@ -487,17 +493,40 @@ impl<'t, 'a> Run<'t, 'a> {
                 return;
             }
         };
+        let mut scheduler_maps = BTreeSet::new();
+        let mut others = Vec::new();
         for p in progs {
             if !is_struct_ops(&self.k, po, p).unwrap_or(false) {
+                others.push(p);
                 continue;
             }
             match runtime_stats(&self.k, po, pc, p) {
                 Ok(s) => self.r.prog_runtime_stats.push(s),
                 Err(e) => self.log.push(format!("prog stats: {e}")),
             }
+            match used_maps(&self.k, po, p) {
+                Ok(maps) => scheduler_maps.extend(maps),
+                Err(e) => self.log.push(format!("prog maps: {e}")),
+            }
         }
         if self.r.prog_runtime_stats.is_empty() {
             self.r.prog_runtime_stats_unavailable = Some(why::NO_STRUCT_OPS_PROGRAMS.into());
+        }
+        for p in others {
+            let shares = used_maps(&self.k, po, p)
+                .is_ok_and(|maps| maps.iter().any(|m| scheduler_maps.contains(m)));
+            if !shares {
+                continue;
+            }
+            let stats = prog_type(&self.k, po, p).and_then(|ty| {
+                let mut s = runtime_stats(&self.k, po, pc, p)?;
+                s.prog_type = prog_type_name(po, ty);
+                Ok(s)
+            });
+            match stats {
+                Ok(s) => self.r.aux_prog_runtime_stats.push(s),
+                Err(e) => self.log.push(format!("prog stats: {e}")),
+            }
         }
     }
 
