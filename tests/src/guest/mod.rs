@@ -54,6 +54,7 @@
 //! step and shows the console tail.
 
 pub mod corpus;
+mod host_line;
 mod kernel;
 pub mod view;
 
@@ -69,6 +70,7 @@ use scx_walk::TriggerLocation;
 use scx_walk::exit_kind::{ExitVerdict, SCX_EXIT_NONE};
 use scx_walk::{CaptureOptions, CaptureOutput};
 
+pub use host_line::HostLine;
 pub use kernel::LoadedKernel;
 
 /// Guest RAM the tests boot with unless they say otherwise (the size the benchmark
