@@ -1,28 +1,33 @@
-//! `cargo xtask provision [--no-bpfland] [--prune]`: install the host packages and build
-//! every cached guest asset the tests need (kernel, test schedulers, loader, base
-//! initramfs, `scx_bpfland` and `scx_p2dq` with their layers), with progress on stderr.
-//! Idempotent; a warm cache makes it a no-op. `--prune` then removes entries of older sources.
+//! `cargo xtask provision [--no-corpus | --no-bpfland] [--prune]`: install the host
+//! packages and build every cached guest asset the tests need (kernel, test schedulers,
+//! loader, base initramfs, and the published schedulers of the corpus,
+//! `guest_lab::CORPUS`, with their initramfs layers), with progress on stderr. The
+//! published schedulers are built once each with cargo in one shared target directory
+//! (cold, the corpus costs minutes: see the README); each build's time is printed.
+//! `--no-corpus` builds only `scx_bpfland` and `scx_p2dq` (what `ktstr run`'s short
+//! names and the non-corpus tests use), `--no-bpfland` no published scheduler at all.
+//! Idempotent; a warm cache makes it a no-op. `--prune` then removes entries of older
+//! sources.
 
-use guest_lab::{Lab, TestScheduler};
+use guest_lab::{CORPUS, Lab, ScxCrate, TestScheduler};
+
+const USAGE: &str = "usage: provision [--no-corpus | --no-bpfland] [--prune]";
 
 pub fn run(args: &[String]) -> Result<(), String> {
-    let mut with_bpfland = true;
+    let mut published: &[&str] = &CORPUS;
     let mut prune = false;
     for a in args {
         match a.as_str() {
-            "--no-bpfland" => with_bpfland = false,
+            "--no-corpus" => published = &["scx_bpfland", "scx_p2dq"],
+            "--no-bpfland" => published = &[],
             "--prune" => prune = true,
-            other => {
-                return Err(format!(
-                    "unknown argument {other} (usage: provision [--no-bpfland] [--prune])"
-                ));
-            }
+            other => return Err(format!("unknown argument {other} ({USAGE})")),
         }
     }
     let started = std::time::Instant::now();
     let lab = Lab::open().map_err(|e| e.to_string())?;
     eprintln!("ktstr-lab: cache {}", lab.root().display());
-    lab.provision_all(with_bpfland).map_err(|e| e.to_string())?;
+    lab.provision_all(published).map_err(|e| e.to_string())?;
     if prune {
         let removed = lab.prune().map_err(|e| e.to_string())?;
         eprintln!("ktstr-lab: pruned {} stale entries", removed.len());
@@ -40,11 +45,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let s = lab.scheduler(which).map_err(|e| e.to_string())?;
         println!("sched {:<5} {}", which.name(), s.object.display());
     }
-    if with_bpfland {
-        let b = lab.bpfland().map_err(|e| e.to_string())?;
-        println!("bpfland     {} ({})", b.binary.display(), b.version);
-        let p = lab.p2dq().map_err(|e| e.to_string())?;
-        println!("p2dq        {} ({})", p.binary.display(), p.version);
+    for name in published {
+        let krate: ScxCrate = name.parse()?;
+        let b = lab.scx_crate(&krate).map_err(|e| e.to_string())?;
+        println!("{:<15} {} ({})", b.name, b.binary.display(), b.version);
     }
     eprintln!(
         "ktstr-lab: provisioned in {:.1}s",

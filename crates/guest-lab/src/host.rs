@@ -73,6 +73,11 @@ pub const REQUIRED_PACKAGES: &[HostPackage] = &[
         why: "links libbpf when building scx_bpfland",
     },
     HostPackage {
+        name: "libseccomp-dev",
+        min_version: None,
+        why: "links scx_rustland (its user-space part confines itself with seccomp)",
+    },
+    HostPackage {
         name: "libzstd-dev",
         min_version: None,
         why: "links libelf/libbpf when building scx_bpfland",

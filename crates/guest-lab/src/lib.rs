@@ -69,7 +69,9 @@ pub use runspec::{
     RunEnd, RunSpec, SchedulerChoice, SchedulerProcessExit, TestScheduler, TestSchedulerParams,
 };
 pub use sched::SchedulerAssets;
-pub use scx_crate::{BPFLAND_VERSION, P2DQ_VERSION, PINNED_VERSIONS, ScxCrate, ScxCrateAssets};
+pub use scx_crate::{
+    BPFLAND_VERSION, CORPUS, P2DQ_VERSION, PINNED_VERSIONS, ScxCrate, ScxCrateAssets,
+};
 pub use workload::MixedWorkload;
 
 /// The lab guest's kernel command line: serial console (the console protocol runs on
@@ -225,8 +227,10 @@ impl Lab {
     }
 
     /// Everything a full test run needs: host packages, kernel, the three test schedulers,
-    /// `scx_bpfland` and `scx_p2dq` (when `with_bpfland`) and a base initramfs.
-    pub fn provision_all(&self, with_bpfland: bool) -> Result<(), LabError> {
+    /// a base initramfs, and the published schedulers named in `published`
+    /// (`scx_NAME[@VERSION]`, e.g. [`CORPUS`]), each built once in the shared cargo target
+    /// directory, with its initramfs layer.
+    pub fn provision_all(&self, published: &[&str]) -> Result<(), LabError> {
         self.ensure_host_packages()?;
         let kernel = self.kernel()?;
         self.progress()
@@ -234,14 +238,14 @@ impl Lab {
         for which in TestScheduler::ALL {
             self.scheduler(which)?;
         }
-        let mut spec = RunSpec::new();
-        if with_bpfland {
-            // Also builds the bpfland initramfs layer.
-            spec = spec.scheduler(SchedulerChoice::bpfland());
-            // scx_p2dq, the sdt allocator's real user, and its layer.
-            let p2dq = self.p2dq()?;
-            self.scx_layer(&p2dq)?;
+        for name in published {
+            let krate: ScxCrate = name
+                .parse()
+                .map_err(|e| LabError::invalid("provisioning published schedulers", e))?;
+            let built = self.scx_crate(&krate)?;
+            self.scx_layer(&built)?;
         }
+        let spec = RunSpec::new();
         self.initramfs(&spec)?;
         Ok(())
     }

@@ -33,10 +33,35 @@ pub const BPFLAND_VERSION: &str = "1.1.4";
 /// The version of `scx_p2dq` the lab builds unless told otherwise.
 pub const P2DQ_VERSION: &str = "1.1.4";
 
-/// Known-good versions: built here with clang-19 and attached on the lab's 7.3 kernel.
-/// A crate not listed gets the newest version crates.io offers.
-pub const PINNED_VERSIONS: &[(&str, &str)] =
-    &[("scx_bpfland", BPFLAND_VERSION), ("scx_p2dq", P2DQ_VERSION)];
+/// Known-good versions: built here with clang-19 and attached on the lab's 7.3 kernel
+/// (the corpus tests, `tests/tests/scx_corpus.rs`, run each under TCG). A crate not
+/// listed gets the newest version crates.io offers.
+pub const PINNED_VERSIONS: &[(&str, &str)] = &[
+    ("scx_bpfland", BPFLAND_VERSION),
+    ("scx_p2dq", P2DQ_VERSION),
+    ("scx_cosmos", "1.1.7"),
+    ("scx_flash", "1.1.4"),
+    ("scx_rusty", "1.1.4"),
+    ("scx_beerland", "1.1.4"),
+    ("scx_tickless", "1.1.4"),
+    ("scx_rustland", "1.1.4"),
+    ("scx_layered", "1.1.4"),
+];
+
+/// The corpus: the published schedulers the end-to-end tests run (one test each), in the
+/// order `cargo xtask provision` builds them (`scx_bpfland` first: it builds most of the
+/// shared dependency tree). Each is pinned in [`PINNED_VERSIONS`].
+pub const CORPUS: [&str; 9] = [
+    "scx_bpfland",
+    "scx_p2dq",
+    "scx_cosmos",
+    "scx_flash",
+    "scx_rusty",
+    "scx_beerland",
+    "scx_tickless",
+    "scx_rustland",
+    "scx_layered",
+];
 
 /// Short names accepted for published schedulers.
 const ALIASES: &[(&str, &str)] = &[("bpfland", "scx_bpfland"), ("p2dq", "scx_p2dq")];
@@ -381,8 +406,8 @@ impl Lab {
     }
 
     /// The published scheduler `krate`, built with `cargo install --locked` on first use
-    /// (minutes: `scx_bpfland` cold about 3–5 min on 2 cores, a second crate about 1 min
-    /// with the shared target directory), from the cache after.
+    /// (minutes: the first one builds the shared dependency tree, each further one reuses
+    /// it; the README has the measured figures), from the cache after.
     pub fn scx_crate(&self, krate: &ScxCrate) -> Result<ScxCrateAssets, LabError> {
         let name = krate.name();
         let version = self.scx_version(krate)?;
@@ -536,9 +561,21 @@ mod tests {
             Some("1.0.0-rc.1")
         );
         assert_eq!(
-            "scx_cosmos".parse::<ScxCrate>().unwrap().pinned_version(),
+            "scx_lavd".parse::<ScxCrate>().unwrap().pinned_version(),
             None
         );
+    }
+
+    #[test]
+    fn the_corpus_is_pinned() {
+        for name in CORPUS {
+            let c: ScxCrate = name.parse().unwrap();
+            let v = c
+                .pinned_version()
+                .unwrap_or_else(|| panic!("{name} not pinned"));
+            assert!(check_version(v).is_ok(), "{name} {v}");
+        }
+        assert_eq!(CORPUS[0], "scx_bpfland");
     }
 
     #[test]

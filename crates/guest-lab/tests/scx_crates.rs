@@ -112,8 +112,8 @@ fn versions_follow_explicit_then_pinned_then_newest() {
         .scx_version(&"scx_bpfland@1.0.0".parse().unwrap())
         .unwrap();
     assert_eq!(explicit, "1.0.0");
-    // scx_cosmos is not pinned: the newest version on crates.io, an exact version.
-    let newest = lab.scx_version(&"scx_cosmos".parse().unwrap()).unwrap();
+    // scx_lavd is not pinned: the newest version on crates.io, an exact version.
+    let newest = lab.scx_version(&"scx_lavd".parse().unwrap()).unwrap();
     let parts: Vec<&str> = newest.split('.').collect();
     assert_eq!(parts.len(), 3, "{newest}");
     assert!(parts[0].parse::<u32>().unwrap() >= 1, "{newest}");
