@@ -44,8 +44,8 @@ const LAST_VIEW: &str = "cgroup-ids";
 
 /// The workload: a child cgroup (for cgroup storage), a long `sleep` (in nanosleep),
 /// one spinner, and four writers contending on one pipe's mutex.
-const WORKLOAD: &str = "mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && \
-     mkdir -p /sys/fs/cgroup/ktstr && echo $$ > /sys/fs/cgroup/ktstr/cgroup.procs; \
+/// (The guest's /init mounts cgroup2 at /sys/fs/cgroup.)
+const WORKLOAD: &str = "mkdir -p /sys/fs/cgroup/ktstr && echo $$ > /sys/fs/cgroup/ktstr/cgroup.procs; \
      sleep 900 & ktstr_spin 1 900 & \
      (yes ktstr-pipe & yes ktstr-pipe & yes ktstr-pipe & yes ktstr-pipe & wait) | cat > /dev/null";
 

@@ -302,14 +302,16 @@ impl GuestCommand {
         GuestCommand::new("kallsyms", format!("awk '{cond}' /proc/kallsyms"))
     }
 
-    /// `bpftool -j map show` (one JSON line).
+    /// `bpftool -p map show` (pretty JSON: short lines, see `bpf_prog_show`).
     pub fn bpftool_map_show() -> Self {
-        GuestCommand::new("bpftool-map-show", "bpftool -j map show")
+        GuestCommand::new("bpftool-map-show", "bpftool -p map show")
     }
 
-    /// `bpftool -j prog show` (one JSON line; run counts need `RunSpec::bpf_stats`).
+    /// `bpftool -p prog show` (pretty JSON, short lines: one JSON line of a scheduler with
+    /// many programs would pass the console's 4 KiB line cap; run counts need
+    /// `RunSpec::bpf_stats`).
     pub fn bpftool_prog_show() -> Self {
-        GuestCommand::new("bpftool-prog-show", "bpftool -j prog show")
+        GuestCommand::new("bpftool-prog-show", "bpftool -p prog show")
     }
 
     /// For every map whose name ends in `.bss`: `{"id":<id>,"name":"<name>","dump":<bpftool -j map dump>}`,
