@@ -302,7 +302,7 @@ impl GuestCommand {
         GuestCommand::new("kallsyms", format!("awk '{cond}' /proc/kallsyms"))
     }
 
-    /// `bpftool -p map show` (pretty JSON: short lines, see `bpf_prog_show`).
+    /// `bpftool -p map show` (pretty JSON: short lines, see `bpftool_prog_show`).
     pub fn bpftool_map_show() -> Self {
         GuestCommand::new("bpftool-map-show", "bpftool -p map show")
     }
