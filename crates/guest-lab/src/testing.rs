@@ -169,6 +169,21 @@ fn guest_group_ok(group: &str, name: &str) -> Result<(), String> {
     ))
 }
 
+/// Runs `cmd` (a tool the test relies on, called `what` in messages) and returns its
+/// stdout; panics with its stderr when it cannot start or does not succeed.
+pub fn stdout_of(cmd: &mut std::process::Command, what: &str) -> Vec<u8> {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: could not start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A fresh directory `<base>/ktstr-<name>-<pid>-<nanos>` for one test, removed with
 /// everything in it on drop.
 pub struct ScratchDir(PathBuf);
@@ -211,15 +226,11 @@ impl ScratchDir {
 
     /// `gcc ARGS` in the directory; panics with gcc's output on failure.
     pub fn gcc(&self, args: &[&str]) {
-        let out = std::process::Command::new("gcc")
-            .args(args)
-            .current_dir(&self.0)
-            .output()
-            .expect("gcc (a host package the lab installs)");
-        assert!(
-            out.status.success(),
-            "gcc {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        stdout_of(
+            std::process::Command::new("gcc")
+                .args(args)
+                .current_dir(&self.0),
+            &format!("gcc {args:?}"),
         );
     }
 }

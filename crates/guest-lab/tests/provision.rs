@@ -22,20 +22,13 @@ impl Progress for Recorder {
 
 impl Recorder {
     fn count(&self, needle: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|m| m.contains(needle))
-            .count()
+        self.count_where(|m| m.contains(needle))
     }
     fn count_prefix(&self, prefix: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|m| m.starts_with(prefix))
-            .count()
+        self.count_where(|m| m.starts_with(prefix))
+    }
+    fn count_where(&self, keep: impl Fn(&str) -> bool) -> usize {
+        self.0.lock().unwrap().iter().filter(|m| keep(m)).count()
     }
     fn clear(&self) {
         self.0.lock().unwrap().clear();
