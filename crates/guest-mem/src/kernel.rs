@@ -18,7 +18,7 @@ use crate::read::KvaReadExt;
 use crate::symbols::{NearestSymbol, Symbol, SymbolTable};
 use crate::vmcoreinfo::{VmcoreInfo, VmcoreInfoScan};
 use crate::x86::layout::{KERNEL_IMAGE_SIZE, START_KERNEL_MAP, default_page_offset, max_physmem};
-use crate::x86::paging::{PTE_ADDR_MASK, PagingMode, walk};
+use crate::x86::paging::{PTE_ADDR_MASK, PagingMode, PresentPages, present_pages, walk};
 use crate::{CpuRegs, Gpa, Kva, KvaRead, MemError, PhysRead};
 
 /// Most VMCOREINFO candidates from a RAM scan that are tried.
@@ -590,6 +590,19 @@ impl KvaRead for Kernel {
             return Ok(());
         }
         self.read_kva_slow(kva, buf)
+    }
+
+    /// Walks the page tables from the root (the direct map and the kernel image are
+    /// linear and never asked for: this is for vmalloc-space ranges such as an arena).
+    fn present_pages(
+        &self,
+        start: Kva,
+        len: u64,
+        cap: usize,
+    ) -> Option<Result<PresentPages, MemError>> {
+        let root = self.root?;
+        let end = Kva(start.0.checked_add(len)?);
+        Some(present_pages(&self.mem, root, self.mode, start, end, cap))
     }
 }
 

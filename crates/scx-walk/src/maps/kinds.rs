@@ -2,9 +2,9 @@
 
 use dump_schema::map_type as mt;
 use dump_schema::{
-    ArenaPage, ArenaSnapshot, FailureDumpArrayEntry, FailureDumpEntry, FailureDumpFdArray,
-    FailureDumpMap, FailureDumpPercpuEntry, FailureDumpPercpuHashEntry, FailureDumpRingbuf,
-    FailureDumpStackTrace, FailureDumpStackTraceEntry, RenderedValue,
+    FailureDumpArrayEntry, FailureDumpEntry, FailureDumpFdArray, FailureDumpMap,
+    FailureDumpPercpuEntry, FailureDumpPercpuHashEntry, FailureDumpRingbuf, FailureDumpStackTrace,
+    FailureDumpStackTraceEntry, RenderedValue,
 };
 use guest_mem::Kva;
 
@@ -18,7 +18,6 @@ const BPF_F_STACK_BUILD_ID: u32 = 1 << 5;
 /// Arena guard: the kernel maps the arena at `kern_vm->addr + GUARD_SZ / 2`, with
 /// `GUARD_SZ` = 64 KiB (the reach of a 16-bit instruction offset, page rounded).
 const ARENA_GUARD_HALF: u64 = 1 << 15;
-const PAGE: u64 = 4096;
 
 fn round_up8(v: u64) -> u64 {
     v.div_ceil(8) * 8
@@ -40,7 +39,7 @@ pub fn fill(
         mt::TASK_STORAGE | mt::CGRP_STORAGE | mt::INODE_STORAGE | mt::SK_STORAGE => {
             storage(cx, info, out, notes)
         }
-        mt::ARENA => arena(cx, info, out),
+        mt::ARENA => super::arena::arena(cx, info, out, notes),
         mt::RINGBUF | mt::USER_RINGBUF => ringbuf(cx, info, out),
         mt::STACK_TRACE => stack_trace(cx, info, out),
         mt::PROG_ARRAY | mt::PERF_EVENT_ARRAY | mt::CGROUP_ARRAY | mt::ARRAY_OF_MAPS => {
@@ -341,40 +340,6 @@ pub fn arena_bounds(cx: &MapCtx<'_>, map: Kva) -> Result<(u64, u64)> {
     }
     let addr = cx.k.u64(vm.checked_offset(a.vm_addr)?, "vm_struct.addr")?;
     Ok((addr.wrapping_add(ARENA_GUARD_HALF), user))
-}
-
-fn arena(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result<()> {
-    let (kern_vm_start, user_vm_start) = arena_bounds(cx, info.kva)?;
-    let declared = u64::from(info.max_entries);
-    let span = declared.min(cx.caps.arena_span_pages);
-    let mut snap = ArenaSnapshot {
-        declared_pages: declared,
-        span_capped: span < declared,
-        kern_vm_start,
-        user_vm_start,
-        ..Default::default()
-    };
-    let mut buf = vec![0u8; PAGE as usize];
-    for pg in 0..span {
-        // The kernel maps the page of user address `u` at `kern_vm_start + (u32)u`
-        // (BPF programs address the arena with 32-bit offsets). Unpopulated pages are
-        // simply not mapped there.
-        let user = user_vm_start.wrapping_add(pg * PAGE);
-        let kva = Kva(kern_vm_start.wrapping_add(user & 0xffff_ffff));
-        if cx.k.mem.read_kva(kva, &mut buf).is_err() {
-            continue;
-        }
-        if snap.pages.len() >= cx.caps.arena_pages {
-            snap.truncated = true;
-            break;
-        }
-        snap.pages.push(ArenaPage {
-            user_addr: user,
-            bytes: buf.clone(),
-        });
-    }
-    out.arena = Some(snap);
-    Ok(())
 }
 
 fn ringbuf(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result<()> {
