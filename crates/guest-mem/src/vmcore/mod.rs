@@ -231,6 +231,7 @@ impl VmcoreLayout {
         for (off, len) in note_segs {
             out.parse_notes(file, off, len);
         }
+        out.note_unrecognized();
         out.parse_cpus(file);
         Ok(out)
     }
@@ -246,6 +247,31 @@ impl VmcoreLayout {
                 self.notes.len() - before
             ));
         }
+    }
+
+    /// One caveat for the notes whose names this reader does not know (a damaged name
+    /// hides a CPU's registers): how many, and the first few names.
+    fn note_unrecognized(&mut self) {
+        let odd: Vec<&NoteInfo> = self
+            .notes
+            .iter()
+            .filter(|n| !matches!(n.name.as_str(), "CORE" | "QEMU" | "VMCOREINFO" | "LINUX"))
+            .collect();
+        if odd.is_empty() {
+            return;
+        }
+        let names: Vec<String> = odd
+            .iter()
+            .take(4)
+            .map(|n| format!("{:?}", n.name.chars().take(32).collect::<String>()))
+            .collect();
+        self.caveats.push(format!(
+            "notes: {} of {} notes not recognized ({}{})",
+            odd.len(),
+            self.notes.len(),
+            names.join(", "),
+            if odd.len() > 4 { ", …" } else { "" }
+        ));
     }
 
     fn parse_note_segment(&mut self, file: &[u8], off: u64, len: u64) -> Result<(), VmcoreError> {
@@ -278,11 +304,6 @@ impl VmcoreLayout {
                         "VMCOREINFO note: unreadable ({e}); VMCOREINFO looked for in guest RAM"
                     )),
                 }
-            } else if !matches!(name.as_str(), "CORE" | "QEMU" | "VMCOREINFO" | "LINUX") {
-                self.caveats.push(format!(
-                    "notes: note {:?} (type {ntype}) at file offset {p:#x} not recognized",
-                    name.chars().take(32).collect::<String>()
-                ));
             }
             self.notes.push(NoteInfo {
                 name,
