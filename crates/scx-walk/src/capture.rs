@@ -482,10 +482,26 @@ impl<'t, 'a> Run<'t, 'a> {
             }
         }
         self.check_task_count(got.tasks.iter().filter(|t| t.pid > 0).count());
+        self.check_detached(&got.tasks);
         if got.tasks.is_empty() {
             self.r.task_enrichments_unavailable = Some(why::TASK_WALKER_ZERO_TASKS.into());
         }
         self.r.task_enrichments = got.tasks;
+    }
+
+    /// `scx_root` NULL says no scheduler is attached; tasks in the ext scheduling class
+    /// say one is (they go back to fair when it detaches): then the NULL is doubtful.
+    fn check_detached(&mut self, tasks: &[dump_schema::TaskEnrichment]) {
+        if self.r.scx_walker_unavailable.as_deref() != Some(why::SCX_ROOT_NULL) {
+            return;
+        }
+        let ext = tasks.iter().filter(|t| t.sched_class == "ext").count();
+        if ext > 0 {
+            self.lost(format!(
+                "scx_root: NULL (no scheduler attached), yet {ext} of {} tasks are in the ext scheduling class; scx_root doubtful, the scheduler's state, DSQs and event counters absent",
+                tasks.len()
+            ));
+        }
     }
 
     /// Compares the tasks enriched with the kernel's own count (`nr_threads`: every

@@ -216,9 +216,15 @@ pub fn xarray_entries(
         return Ok((out, false));
     }
     if !is_xa_node(head) {
-        if !is_xa_internal(head) && head & 1 == 0 {
-            out.push((0, Kva(head)));
+        // The IDRs walked here hold pointers: a head that is a value or an internal
+        // entry other than a node is damage, not an empty table.
+        if is_xa_internal(head) || head & 1 != 0 || !KernelView::plausible_ptr(Kva(head)) {
+            return Err(WalkError::Implausible {
+                what: "xarray head",
+                value: head,
+            });
         }
+        out.push((0, Kva(head)));
         return Ok((out, false));
     }
     let mut seen = Visited::new(4096);
@@ -485,6 +491,16 @@ mod tests {
         m.w64(root + 40, root | 2);
         let k = kernel(&m, &s, &t);
         assert!(xarray_entries(&k, &core(), Kva(xa), 100).is_err());
+        // A head that is no pointer and no node (0xff bytes) is damage, not "empty".
+        m.w64(xa + 8, u64::MAX);
+        let k = kernel(&m, &s, &t);
+        assert!(matches!(
+            xarray_entries(&k, &core(), Kva(xa), 100),
+            Err(WalkError::Implausible {
+                what: "xarray head",
+                ..
+            })
+        ));
     }
 
     #[test]

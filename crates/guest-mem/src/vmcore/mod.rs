@@ -243,7 +243,7 @@ impl VmcoreLayout {
         let before = self.notes.len();
         if let Err(e) = self.parse_note_segment(file, off, len) {
             self.caveats.push(format!(
-                "notes: the segment at file offset {off:#x} is damaged after {} notes ({e}); the rest of it ignored",
+                "notes: the segment at file offset {off:#x} is damaged after {} notes ({e}); the rest of it ignored (vcpu_regs or VMCOREINFO there lost)",
                 self.notes.len() - before
             ));
         }
