@@ -35,7 +35,7 @@ pub use dual::{EARLY_SNAPSHOT_FAILED_PREFIX, EarlyTaken, SCAN_EVERY};
 pub use error::{Error, ErrorClass};
 pub use frozen::{
     CaptureSources, ExitSource, apply_vcpu_perf, capture_freeze, capture_frozen, capture_vmcore,
-    export_vmcore, report_has_error_exit,
+    export_vmcore, report_core_unread, report_has_error_exit,
 };
 pub use guest::{NATIVE_PROBE_BUDGET, probe_native};
 pub use qmp_attach::{QmpAttachOptions, capture_qmp};
