@@ -1,7 +1,7 @@
 //! Phases `maps` and `progs`: BPF maps, the active scheduler's object, and program
 //! statistics, with what was lost noted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use dump_schema::reasons as why;
 use dump_schema::{FailureDumpReport, map_type};
@@ -13,7 +13,10 @@ use crate::kernel::PerCpu;
 use crate::lists::CoreOffsets;
 use crate::maps::{MapCtx, MapOffsets, map_kvas};
 use crate::notes::Tally;
-use crate::progs::{ProgOffsets, is_struct_ops, prog_kvas, runtime_stats, used_maps};
+use crate::progs::{
+    ProgOffsets, full_name, prog_btf, prog_kvas, prog_type, prog_type_name, runtime_stats,
+    used_maps,
+};
 
 /// Programs enumerated from `prog_idr`.
 const PROG_CAP: usize = 4096;
@@ -133,7 +136,10 @@ impl Run<'_, '_> {
         ));
     }
 
-    /// Runtime statistics of the struct_ops programs (the scheduler's callbacks).
+    /// Runtime statistics of the struct_ops programs (the scheduler's callbacks), then of
+    /// the scheduler's other programs (`aux_prog_runtime_stats`: those sharing a
+    /// struct_ops program's BTF object, or using one of the scheduler's maps), each with
+    /// its full name from its BTF `func_info` where there is one.
     fn progs(&mut self, core: &CoreOffsets, pc: &PerCpu, po: &Result<ProgOffsets>) {
         let po = match po {
             Ok(po) => po,
@@ -155,22 +161,33 @@ impl Run<'_, '_> {
         // "no struct_ops programs loaded" is said only when it is known.
         let mut types = Tally::new("programs");
         let mut stats = Tally::new("struct_ops program statistics");
+        let mut names = Names::default();
+        let mut sched_btfs = BTreeSet::new();
+        let mut others = Vec::new();
         for p in progs {
-            match is_struct_ops(&self.k, po, p) {
-                Ok(false) => types.ok(),
-                Ok(true) => {
+            match prog_type(&self.k, po, p) {
+                Ok(ty) if ty == po.struct_ops_type => {
                     types.ok();
                     match runtime_stats(&self.k, po, pc, p) {
-                        Ok(s) => {
+                        Ok(mut s) => {
                             stats.ok();
+                            if let Some(b) = prog_btf(&self.k, po, p) {
+                                sched_btfs.insert(b.0);
+                            }
+                            names.full(self, po, p, &mut s.name);
                             self.r.prog_runtime_stats.push(s);
                         }
                         Err(e) => stats.failed(format_args!("program {p}: {e}")),
                     }
                 }
+                Ok(ty) => {
+                    types.ok();
+                    others.push((p, ty));
+                }
                 Err(e) => types.failed(format_args!("program {p}: {e}")),
             }
         }
+        self.aux_progs(po, pc, &others, &sched_btfs, &mut names);
         for t in [&types, &stats] {
             if let Some(n) = t.note() {
                 self.lost(n);
@@ -183,6 +200,85 @@ impl Run<'_, '_> {
                 } else {
                     why::NO_STRUCT_OPS_PROGRAMS.into()
                 });
+        }
+    }
+
+    /// `aux_prog_runtime_stats`: the programs in `others` that belong to the scheduler.
+    fn aux_progs(
+        &mut self,
+        po: &ProgOffsets,
+        pc: &PerCpu,
+        others: &[(Kva, u32)],
+        sched_btfs: &BTreeSet<u64>,
+        names: &mut Names,
+    ) {
+        // The scheduler's own maps, its struct_ops map aside (every struct_ops program
+        // uses that one).
+        let maps: BTreeSet<u64> = self
+            .r
+            .active_map_kvas
+            .iter()
+            .copied()
+            .filter(|kva| {
+                !self
+                    .r
+                    .maps
+                    .iter()
+                    .any(|m| m.map_kva == *kva && m.map_type == map_type::STRUCT_OPS)
+            })
+            .collect();
+        let mut t = Tally::new("the scheduler's other programs");
+        for &(p, ty) in others {
+            let same_btf = prog_btf(&self.k, po, p).is_some_and(|b| sched_btfs.contains(&b.0));
+            let uses_maps = !maps.is_empty()
+                && used_maps(&self.k, po, p).is_ok_and(|ms| ms.iter().any(|m| maps.contains(&m.0)));
+            if !same_btf && !uses_maps {
+                continue;
+            }
+            match runtime_stats(&self.k, po, pc, p) {
+                Ok(mut s) => {
+                    t.ok();
+                    names.full(self, po, p, &mut s.name);
+                    s.prog_type = prog_type_name(self.k.types, ty);
+                    self.r.aux_prog_runtime_stats.push(s);
+                }
+                Err(e) => t.failed(format_args!("program {p}: {e}")),
+            }
+        }
+        if let Some(n) = t.note() {
+            self.lost(n);
+        }
+    }
+}
+
+/// Program BTF objects loaded for names, by address (the scheduler's programs share one).
+#[derive(Default)]
+struct Names {
+    btfs: HashMap<u64, Option<btf_walk::Btf>>,
+}
+
+/// Distinct program BTF objects loaded for names in one capture.
+const NAME_BTFS: usize = 64;
+
+impl Names {
+    /// Replaces the kernel's 15-character `name` with the program's full name from its
+    /// BTF `func_info`, when it has one that extends it.
+    fn full(&mut self, run: &Run<'_, '_>, po: &ProgOffsets, p: Kva, name: &mut String) {
+        let (Some(renderer), Some(b)) = (run.target.renderer, prog_btf(&run.k, po, p)) else {
+            return;
+        };
+        if !self.btfs.contains_key(&b.0) && self.btfs.len() >= NAME_BTFS {
+            return;
+        }
+        let btf = self
+            .btfs
+            .entry(b.0)
+            .or_insert_with(|| renderer.program_btf(b, run.k.mem));
+        if let Some(btf) = btf
+            && let Some(full) = full_name(&run.k, po, p, btf)
+            && full.starts_with(name.as_str())
+        {
+            *name = full;
         }
     }
 }
