@@ -246,6 +246,17 @@ pub fn capture_vmcore(
             source,
         },
     })?;
+    capture_core(&core, path, sources, opts)
+}
+
+/// [`capture_vmcore`] of an opened vmcore (`path` names it in errors): the whole
+/// vmcore → report pipeline, also what the `capture` fuzz target drives.
+pub fn capture_core(
+    core: &Vmcore,
+    path: &Path,
+    sources: &CaptureSources,
+    opts: &CaptureOptions,
+) -> Result<CaptureOutput, Error> {
     let k = core
         .kernel(sources.kernel_options()?)
         .map_err(|e| Error::Kernel {

@@ -449,6 +449,47 @@ impl Vmcore {
         Self::from_backing(bytes, map)
     }
 
+    /// Maps `path` privately with `edits` (file offset, bytes) written into the mapping
+    /// (copy-on-write: the file is untouched), for fuzzing the whole pipeline on a
+    /// damaged copy of a real vmcore without copying it. Edits past the end are cut.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn open_with_edits(path: &Path, edits: &[(u64, &[u8])]) -> Result<Vmcore, VmcoreError> {
+        let io = |source| VmcoreError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len < 64 {
+            return Err(VmcoreError::NotElf);
+        }
+        let len = usize::try_from(len).map_err(|_| VmcoreError::Unsupported("file too large"))?;
+        let map = MmapRegion::<()>::build(
+            Some(FileOffset::new(file, 0)),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_NORESERVE,
+        )
+        .map_err(|e| VmcoreError::Map(e.to_string()))?;
+        for (off, bytes) in edits {
+            let Ok(off) = usize::try_from(*off) else {
+                continue;
+            };
+            if off >= len {
+                continue;
+            }
+            let n = bytes.len().min(len - off);
+            // SAFETY: `off + n <= len` bytes of a private writable mapping we own; no
+            // reference into it exists yet.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_ptr().add(off), n) };
+        }
+        let map = Arc::new(map);
+        // SAFETY: as in `open`: `len` bytes mapped for as long as `map` lives (the
+        // PhysMem keeps it); nothing writes the mapping after this point.
+        let bytes = unsafe { std::slice::from_raw_parts(map.as_ptr() as *const u8, len) };
+        Self::from_backing(bytes, map)
+    }
+
     /// Reads a vmcore held in memory (tests, fuzzing).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Vmcore, VmcoreError> {
         let owner = Arc::new(bytes);

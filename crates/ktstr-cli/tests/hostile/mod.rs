@@ -70,15 +70,17 @@ impl Map {
             .kernel(KernelOptions::default())
             .expect("the lab vmcore has a kernel");
         let layout = core.layout().clone();
-        let file = std::fs::read(path).ok();
         let vmcoreinfo = layout
             .notes
             .iter()
             .find(|n| n.name == "VMCOREINFO")
             .and_then(|n| {
-                let f = file.as_ref()?;
-                let b = f.get(n.desc_offset as usize..(n.desc_offset + n.desc_len) as usize)?;
-                Some((n.desc_offset, b.to_vec()))
+                use std::io::{Read, Seek, SeekFrom};
+                let mut f = std::fs::File::open(path).ok()?;
+                f.seek(SeekFrom::Start(n.desc_offset)).ok()?;
+                let mut b = vec![0u8; n.desc_len.min(1 << 20) as usize];
+                f.read_exact(&mut b).ok()?;
+                Some((n.desc_offset, b))
             });
         Map {
             len: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
@@ -200,6 +202,44 @@ impl Map {
                 add(format!("task on DSQ {}", d.origin), Kva(t));
             }
         }
+        v
+    }
+
+    /// Regions worth damaging, as (file offset, length): the headers and notes, the
+    /// VMCOREINFO note, the BTF header and first types, the kallsyms tables, the
+    /// page-table root, and the hot pages of `base`. The fuzz target picks among them.
+    pub fn regions(&self, base: &FailureDumpReport) -> Vec<(u64, u64)> {
+        let mut v = vec![(0u64, 0x2000u64.min(self.len))];
+        if let Some((off, t)) = &self.vmcoreinfo {
+            v.push((*off, t.len() as u64));
+        }
+        if let Some(b) = self.btf_off() {
+            v.push((b, 0x1_0000));
+        }
+        for name in [
+            "kallsyms_num_syms",
+            "kallsyms_names",
+            "kallsyms_token_table",
+            "kallsyms_offsets",
+        ] {
+            if let Some(off) = self
+                .kernel
+                .vmcoreinfo()
+                .symbol(name)
+                .and_then(|a| self.kva_off(Kva(a)))
+            {
+                v.push((off, 0x1000));
+            }
+        }
+        if let Some(off) = self.kernel.page_table_root().and_then(|r| self.gpa_off(r)) {
+            v.push((off, 0x1000));
+        }
+        v.extend(
+            self.hot_pages(base)
+                .into_iter()
+                .map(|(_, off)| (off, 0x1000)),
+        );
+        v.retain(|(off, len)| *len > 0 && off + len <= self.len);
         v
     }
 
