@@ -146,6 +146,14 @@ impl Btf {
         at_most(what, len, MAX_BTF_BYTES)?;
         let hdr = read_guest(mem, start, len.min(24), what)?;
         let s = check_header(&hdr, len)?;
+        // A kernel's BTF describes thousands of types; an empty type section is a
+        // damaged header, and every walker would then fail on "missing offsets".
+        if s.type_len == 0 {
+            return Err(BtfError::Format {
+                what: "kernel BTF header",
+                detail: "type section length 0: no types (damaged?)".into(),
+            });
+        }
         let read = |off: u64, n: u64| {
             let at = start
                 .checked_offset(s.hdr_len + off)

@@ -98,4 +98,16 @@ pub trait PhysRead {
 /// This is what btf-walk renders from and what scx-walk walks with.
 pub trait KvaRead {
     fn read_kva(&self, kva: Kva, buf: &mut [u8]) -> Result<(), MemError>;
+
+    /// The present 4 KiB pages of `[start, start + len)`, at most `cap` listed, when this
+    /// reader can enumerate them (it walks page tables: [`Kernel`]); `None` when it cannot
+    /// (the caller then probes page by page).
+    fn present_pages(
+        &self,
+        _start: Kva,
+        _len: u64,
+        _cap: usize,
+    ) -> Option<Result<x86::paging::PresentPages, MemError>> {
+        None
+    }
 }

@@ -22,6 +22,11 @@ pub struct ProgOffsets {
     pub nsecs: u64,
     pub misses: u64,
     pub struct_ops_type: u32,
+    /// `bpf_prog_aux.btf`, `.func_info` and `.func_info_cnt`: the program's own BTF and
+    /// its function records, for the full name (as bpftool shows it).
+    pub aux_btf: Option<u64>,
+    pub aux_func_info: Option<u64>,
+    pub aux_func_info_cnt: Option<u64>,
 }
 
 impl ProgOffsets {
@@ -41,6 +46,9 @@ impl ProgOffsets {
                 .enum_value("BPF_PROG_TYPE_STRUCT_OPS")
                 .map(|v| v as u32)
                 .unwrap_or(27),
+            aux_btf: r.opt("bpf_prog_aux", "btf"),
+            aux_func_info: r.opt("bpf_prog_aux", "func_info"),
+            aux_func_info_cnt: r.opt("bpf_prog_aux", "func_info_cnt"),
         };
         Ok(r.finish(o)?)
     }
@@ -55,7 +63,107 @@ pub fn prog_kvas(k: &KernelView<'_>, c: &CoreOffsets, cap: usize) -> Result<Vec<
 
 /// Whether `prog` is a struct_ops program.
 pub fn is_struct_ops(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Result<bool> {
-    Ok(k.u32(prog.checked_offset(o.ty)?, "bpf_prog.type")? == o.struct_ops_type)
+    Ok(prog_type(k, o, prog)? == o.struct_ops_type)
+}
+
+/// `bpf_prog.type`.
+pub fn prog_type(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Result<u32> {
+    k.u32(prog.checked_offset(o.ty)?, "bpf_prog.type")
+}
+
+/// Program types by their uapi name (`BPF_PROG_TYPE_` + upper case), as bpftool writes
+/// them; the value is looked up in the guest's BTF.
+const PROG_TYPES: [&str; 33] = [
+    "unspec",
+    "socket_filter",
+    "kprobe",
+    "sched_cls",
+    "sched_act",
+    "tracepoint",
+    "xdp",
+    "perf_event",
+    "cgroup_skb",
+    "cgroup_sock",
+    "lwt_in",
+    "lwt_out",
+    "lwt_xmit",
+    "sock_ops",
+    "sk_skb",
+    "cgroup_device",
+    "sk_msg",
+    "raw_tracepoint",
+    "cgroup_sock_addr",
+    "lwt_seg6local",
+    "lirc_mode2",
+    "sk_reuseport",
+    "flow_dissector",
+    "cgroup_sysctl",
+    "raw_tracepoint_writable",
+    "cgroup_sockopt",
+    "tracing",
+    "struct_ops",
+    "ext",
+    "lsm",
+    "sk_lookup",
+    "syscall",
+    "netfilter",
+];
+
+/// The name of program type `ty` (`tracing`, `syscall`, …), or its number.
+pub fn prog_type_name(t: &dyn KernelTypes, ty: u32) -> String {
+    PROG_TYPES
+        .iter()
+        .find(|n| {
+            t.enum_value(&format!("BPF_PROG_TYPE_{}", n.to_uppercase()))
+                .is_some_and(|v| v == i64::from(ty))
+        })
+        .map_or_else(|| ty.to_string(), |n| n.to_string())
+}
+
+/// `bpf_prog_aux.btf`: the program's own BTF object (NULL when loaded without BTF).
+pub fn prog_btf(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Option<Kva> {
+    let aux = k
+        .ptr(prog.checked_offset(o.aux).ok()?, "bpf_prog.aux")
+        .ok()?;
+    let b = k
+        .ptr(aux.checked_offset(o.aux_btf?).ok()?, "bpf_prog_aux.btf")
+        .ok()?;
+    (b.0 != 0).then_some(b)
+}
+
+/// The program's full name: the name of the BTF function its first `func_info` record
+/// names (what bpftool shows), `None` without BTF or func_info. `btf` is the program's
+/// BTF, loaded by the caller.
+pub fn full_name(
+    k: &KernelView<'_>,
+    o: &ProgOffsets,
+    prog: Kva,
+    btf: &btf_walk::Btf,
+) -> Option<String> {
+    let aux = k
+        .ptr(prog.checked_offset(o.aux).ok()?, "bpf_prog.aux")
+        .ok()?;
+    let cnt = k
+        .u32(
+            aux.checked_offset(o.aux_func_info_cnt?).ok()?,
+            "func_info_cnt",
+        )
+        .ok()?;
+    let fi = k
+        .ptr(
+            aux.checked_offset(o.aux_func_info?).ok()?,
+            "bpf_prog_aux.func_info",
+        )
+        .ok()?;
+    if cnt == 0 || fi.0 == 0 {
+        return None;
+    }
+    // struct bpf_func_info { u32 insn_off; u32 type_id; }: record 0 is the program.
+    let type_id = k
+        .u32(fi.checked_offset(4).ok()?, "bpf_func_info.type_id")
+        .ok()?;
+    let name = btf.name(btf_walk::TypeId(type_id)).ok()?;
+    (!name.is_empty() && name.len() <= crate::kernel::MAX_STR).then(|| name.to_string())
 }
 
 /// Name and per-CPU statistics of one program, summed over CPUs.
