@@ -292,16 +292,41 @@ impl GuestCommand {
         GuestCommand::new("kallsyms", format!("awk '{cond}' /proc/kallsyms"))
     }
 
-    /// `bpftool -p map show` (pretty JSON: short lines, see `bpftool_prog_show`).
+    /// `bpftool -j map show`: one JSON array, one map per line (bpftool prints it on one
+    /// line, and the host's console cuts lines at 4 KiB: a real scheduler's maps are more).
     pub fn bpftool_map_show() -> Self {
-        GuestCommand::new("bpftool-map-show", "bpftool -p map show")
+        GuestCommand::new(
+            "bpftool-map-show",
+            format!("bpftool -j map show | {SPLIT_JSON_OBJECTS}"),
+        )
     }
 
-    /// `bpftool -p prog show` (pretty JSON, short lines: one JSON line of a scheduler with
-    /// many programs would pass the console's 4 KiB line cap; run counts need
-    /// `RunSpec::bpf_stats`).
+    /// `bpftool -j prog show`, one program per line (see
+    /// [`bpftool_map_show`](Self::bpftool_map_show); run counts need `RunSpec::bpf_stats`).
     pub fn bpftool_prog_show() -> Self {
-        GuestCommand::new("bpftool-prog-show", "bpftool -p prog show")
+        GuestCommand::new(
+            "bpftool-prog-show",
+            format!("bpftool -j prog show | {SPLIT_JSON_OBJECTS}"),
+        )
+    }
+
+    /// The scalar variables of every global-data map (names ending in `.rodata` or `.data`,
+    /// or with a `.rodata.`/`.data.` section suffix), one per line:
+    /// `<map name> <variable> <value>`, in the order of the map's BTF section. Values are
+    /// what bpftool's BTF dump prints: decimal integers, `0x…` pointers, `true`/`false`;
+    /// strings, enums (printed by name), arrays and structs are left out. The filter runs in
+    /// the guest: a real scheduler's `.rodata` dumps to tens of thousands of lines.
+    pub fn bpftool_globals() -> Self {
+        GuestCommand::new(
+            "bpftool-globals",
+            format!(
+                "bpftool map show | awk '$3==\"name\"{{print $1, $4}}' | tr -d : | \
+                 while read id name; do case \"$name\" in \
+                 *.rodata|*.data|*.rodata.*|*.data.*) bpftool map dump id \"$id\" | \
+                 awk -v m=\"$name\" {};; esac; done",
+                sh_quote(GLOBALS_AWK)
+            ),
+        )
     }
 
     /// For every map whose name ends in `.bss`: `{"id":<id>,"name":"<name>","dump":<bpftool -j map dump>}`,
@@ -345,7 +370,33 @@ impl GuestCommand {
              echo \"$f=$(head -n1 \"$f\" 2>/dev/null)\"; done",
         )
     }
+
+    /// `<pid> <ext.enabled>` for every process: whether the kernel runs it on sched_ext
+    /// (`/proc/<pid>/sched`'s `ext.enabled`, `task_on_scx()`). `$KTSTR_PROC` stands in for
+    /// `/proc` in the host's tests.
+    pub fn proc_pid_ext() -> Self {
+        GuestCommand::new(
+            "proc-pid-ext",
+            "grep -H '^ext.enabled' ${KTSTR_PROC:-/proc}/[0-9]*/sched 2>/dev/null | \
+             awk -F: '{n = split($1, p, \"/\"); print p[n - 1], $NF + 0}'",
+        )
+    }
 }
+
+/// Puts each object of a one-line JSON array on its own line (`},{` → `},\n{`; JSON
+/// parsers read the joined lines alike).
+const SPLIT_JSON_OBJECTS: &str = "awk '{gsub(/\\},[ ]*\\{/, \"},\\n{\"); print}'";
+
+/// Keeps the section-level scalars of bpftool's plain BTF dump of a global-data map,
+/// which pretty-prints `[{ "value": { ".rodata": [{ "var": value },{ … }] } }]` with four
+/// spaces per level: the section's line sets the level of its variables (8 deeper).
+const GLOBALS_AWK: &str = r#"{ match($0, /^ */); ind = RLENGTH }
+/^ *"\.[^"]*": \[/ { lvl = ind + 8; next }
+lvl > 0 && ind == lvl && /^ *"[^"]*": [^ ]+$/ {
+    s = substr($0, ind + 2); k = substr(s, 1, index(s, "\"") - 1)
+    v = substr(s, index(s, "\": ") + 3)
+    if (v ~ /^(-?[0-9]+|0x[0-9a-fA-F]+|true|false)$/) print m, k, v
+}"#;
 
 /// How the run ends once the workload is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -4,10 +4,12 @@
 //!   `sched_ext` directory: what they print parses with `ConsoleLog` into the attach, the
 //!   kernel-side exit, the process' exit status and a bounded output tail;
 //! - the mixed workload (`lab/helpers.sh`), with a plain directory for the cgroup: every
-//!   part runs under its comm.
+//!   part runs under its comm;
+//! - the guest's view commands ([`GuestCommand`]), with a fake `bpftool` printing what
+//!   the real one printed in a guest running `scx_p2dq`, and a fake `/proc`.
 
 use guest_lab::testing::ScratchDir;
-use guest_lab::{ConsoleLog, HELPERS, MixedWorkload, SCHED_SH};
+use guest_lab::{ConsoleLog, GuestCommand, HELPERS, MixedWorkload, SCHED_SH};
 use std::path::Path;
 use std::process::Command;
 
@@ -180,4 +182,161 @@ fn the_mixed_workload_runs_every_part_under_its_comm() {
         .unwrap_or("");
     assert!(procs.trim().parse::<u32>().is_ok(), "{text}");
     assert!(text.contains("left 0\n"), "the FIFOs are removed: {text}");
+}
+
+/// Runs a view command's shell under busybox with `bin/` first on `PATH` (a fake
+/// `bpftool` there) and `KTSTR_PROC` set; returns its stdout.
+fn view_command(dir: &Path, cmd: &GuestCommand) -> String {
+    let out = Command::new("/bin/busybox")
+        .args(["sh", "-c", &cmd.shell])
+        .env_clear()
+        .env("PATH", dir.join("bin"))
+        .env("KTSTR_PROC", dir.join("proc"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "---- {} ----\n{text}---- stderr ----\n{}",
+        cmd.label,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{}: {:?}", cmd.label, out.status);
+    text
+}
+
+/// What bpftool printed for two of `scx_p2dq`'s global-data maps (shortened), with the
+/// shapes the filter must step over: strings, arrays, structs, repeated names.
+const P2DQ_RODATA_DUMP: &str = r#"[{
+        "value": {
+            ".rodata": [{
+                    "arena_init.____fmt": "NULL guard: reserving pages [0, %u) failed: {x}"
+                },{
+                    "__SCX_SLICE_DFL": 20000000
+                },{
+                    "__SCX_SLICE_INF": 18446744073709551615
+                },{
+                    "nr_llcs": 1
+                },{
+                    "min_slice_us": -5
+                },{
+                    "dsq_shift": [0,1,2
+                    ]
+                },{
+                    "topo": {
+                        "nr_cpus": 2
+                    }
+                },{
+                    "cpu_llc_ids": [
+                        7,
+                        8
+                    ]
+                },{
+                    "smt_enabled": false
+                },{
+                    "arena_base": 0x100000000
+                },{
+                    "nr_llcs": 3
+                }
+            ]
+        }
+    }
+]
+"#;
+const P2DQ_DATA_DUMP: &str = r#"[{
+        "value": {
+            ".data.LOCK": [{
+                    "lock": 0
+                }
+            ]
+        }
+    }
+]
+"#;
+
+fn fake_bpftool(dir: &Path) {
+    std::fs::write(dir.join("rodata.txt"), P2DQ_RODATA_DUMP).unwrap();
+    std::fs::write(dir.join("data.txt"), P2DQ_DATA_DUMP).unwrap();
+    let script = format!(
+        "#!/bin/sh\ncase \"$*\" in\n\
+         '-j map show') printf '%s\\n' '[{{\"id\":15,\"type\":\"array\",\"name\":\"bpf_bpf.bss\"}},{{\"id\":16,\"type\":\"array\",\"name\":\"bpf_bpf.rodata\",\"pids\":[{{\"pid\":1}},{{\"pid\":2}}]}}]';;\n\
+         '-j prog show') printf '%s\\n' '[{{\"id\":8,\"type\":\"tracing\"}}, {{\"id\":19,\"type\":\"struct_ops\"}}]';;\n\
+         'map show') printf '%s\\n' '15: array  name bpf_bpf.bss  flags 0x400' \
+         '	key 4B  value 59146B  max_entries 1  memlock 65536B' \
+         '16: array  name bpf_bpf.rodata  flags 0x480' \
+         '19: array  name .data.LOCK  flags 0x0' '24: struct_ops  name p2dq  flags 0x2000';;\n\
+         'map dump id 16') cat {d}/rodata.txt;;\n\
+         'map dump id 19') cat {d}/data.txt;;\n\
+         *) echo \"unexpected: $*\" >&2; exit 1;;\nesac\n",
+        d = dir.display()
+    );
+    let path = dir.join("bin/bpftool");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn bpftool_json_comes_one_object_per_line_and_parses_joined() {
+    let s = scratch("view-json");
+    fake_bpftool(s.path());
+    for (cmd, ids) in [
+        (GuestCommand::bpftool_map_show(), vec![15, 16]),
+        (GuestCommand::bpftool_prog_show(), vec![8, 19]),
+    ] {
+        let text = view_command(s.path(), &cmd);
+        // One line per object (nested `pids` objects split too), none longer than one
+        // object.
+        assert!(text.lines().count() >= ids.len(), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("the joined lines parse");
+        let got: Vec<u64> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(got, ids, "{}", cmd.label);
+    }
+}
+
+#[test]
+fn globals_keep_section_level_scalars_in_order() {
+    let s = scratch("view-globals");
+    fake_bpftool(s.path());
+    let text = view_command(s.path(), &GuestCommand::bpftool_globals());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "bpf_bpf.rodata __SCX_SLICE_DFL 20000000",
+            "bpf_bpf.rodata __SCX_SLICE_INF 18446744073709551615",
+            "bpf_bpf.rodata nr_llcs 1",
+            "bpf_bpf.rodata min_slice_us -5",
+            "bpf_bpf.rodata smt_enabled false",
+            "bpf_bpf.rodata arena_base 0x100000000",
+            "bpf_bpf.rodata nr_llcs 3",
+            ".data.LOCK lock 0",
+        ]
+    );
+}
+
+#[test]
+fn proc_pid_ext_reads_each_tasks_ext_flag() {
+    let s = scratch("view-ext");
+    for (pid, on) in [(1, 1), (42, 0), (1234, 1)] {
+        let d = s.path().join(format!("proc/{pid}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("sched"),
+            format!(
+                "sh ({pid}, #threads: 1)\n---\nse.exec_start    :   1.0\npolicy   :   0\n\
+                 ext.enabled                                  :                    {on}\n"
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir_all(s.path().join("proc/self")).unwrap();
+    let text = view_command(s.path(), &GuestCommand::proc_pid_ext());
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["1 1", "1234 1", "42 0"]);
 }

@@ -37,6 +37,7 @@ mod guest;
 pub mod input;
 mod qmp_attach;
 mod run;
+mod sched_output;
 mod session;
 mod time;
 

@@ -38,6 +38,7 @@ fn guest_cmdline() -> String {
     format!("{DEFAULT_APPEND} no_timer_check")
 }
 use crate::guest::{BootSpec, NATIVE_PROBE_BUDGET, RunGuest, probe_native};
+use crate::sched_output::{SchedulerOutput, await_process_exit};
 use crate::session::{How, Watched, capture_late, second_stop, watch};
 use crate::{Error, write_atomic};
 
@@ -305,9 +306,28 @@ fn tail(s: &str, max: usize) -> String {
     s[start..].to_string()
 }
 
-/// A placeholder report for a guest that failed before anything could be captured.
-fn setup_failure_report(engine: &mut RunGuest, what: &str) -> FailureDumpReport {
+/// How long a placeholder waits for a scheduler process that failed to attach to report
+/// its exit (it ends before the guest can say so).
+const FAILED_PROCESS_EXIT_WAIT: Duration = Duration::from_secs(5);
+/// How long, after a capture at the scheduler's exit, the run waits for its process to
+/// leave and report its status (a Rust scheduler notices the kernel's exit within a
+/// second or two, slower under TCG).
+const EXITED_PROCESS_EXIT_WAIT: Duration = Duration::from_secs(10);
+
+/// A placeholder report for a guest that failed before anything could be captured, and
+/// what the scheduler said (its status when it is a process of its own, `process`).
+fn setup_failure_report(
+    engine: &mut RunGuest,
+    what: &str,
+    process: bool,
+) -> (FailureDumpReport, SchedulerOutput) {
     let log = engine.console_log();
+    let log = if process && log.phase("scheduler-failed").is_some() {
+        await_process_exit(engine, FAILED_PROCESS_EXIT_WAIT)
+    } else {
+        log
+    };
+    let sched = SchedulerOutput::from_console(&log);
     let exit_code = engine.exit_info().map_or(0, |x| x.code);
     let phases: Vec<String> = log
         .phases
@@ -337,11 +357,11 @@ fn setup_failure_report(engine: &mut RunGuest, what: &str) -> FailureDumpReport 
         scheduler_attach_outcome: attach,
         console_tail: tail(&engine.console_tail(), 8 << 10),
         init_log_tail: tail(&phases.join("\n"), 4 << 10),
-        scheduler_log_tail: tail(&log.output("sched-log").unwrap_or_default(), 4 << 10),
+        scheduler_log_tail: tail(&sched.tail_text(), 4 << 10),
     };
     let mut r = FailureDumpReport::placeholder(format!("guest setup failed: {what}"));
     r.guest_setup_failure = Some(ctx);
-    r
+    (r, sched)
 }
 
 /// Provisions, boots, watches and captures; writes `<out_dir>/<name>.failure-dump.json`.
@@ -350,6 +370,11 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
     let mut log = Vec::new();
     let progress = &opts.progress;
     let (spec, initrd, vmlinuz) = prepare(opts)?;
+    // A scheduler that is its own process reports its exit status and last lines.
+    let process = matches!(
+        spec.scheduler,
+        SchedulerChoice::Published { .. } | SchedulerChoice::Executable { .. }
+    );
     let boot = BootSpec {
         kernel: &vmlinuz,
         initramfs: initrd.path(),
@@ -384,7 +409,9 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
             early,
         },
         Watched::SetupFailed { what, engine_fault } => {
-            let report = FailureDumpReportAny::Single(setup_failure_report(&mut engine, &what));
+            let (report, sched) = setup_failure_report(&mut engine, &what, process);
+            log.extend(sched.log_lines());
+            let report = FailureDumpReportAny::Single(report);
             write_report(&json_path, &report, opts.json_style)?;
             let outcome = if engine_fault {
                 RunOutcome::EngineFailed { what }
@@ -405,7 +432,7 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
         started.elapsed().as_secs_f64()
     ));
     progress.step(&format!("frozen: {}; capturing", frozen.outcome));
-    let (outcome, report, vmcore) = capture(engine, frozen, opts, &mut log);
+    let (outcome, report, vmcore) = capture(engine, frozen, opts, process, &mut log);
     let report = report?;
     write_report(&json_path, &report, opts.json_style)?;
     Ok(RunResult {
@@ -541,11 +568,13 @@ fn watch_with_fallback(
 }
 
 /// The late capture, then (for an exit caught at the write) the second stop for
-/// `exit_info`; the guest is torn down after.
+/// `exit_info`; then what the scheduler said (after an exit of the scheduler, a process
+/// scheduler gets a few seconds to report its status); the guest is torn down after.
 fn capture(
     mut engine: RunGuest,
     f: Frozen,
     opts: &RunOptions,
+    process: bool,
     log: &mut Vec<String>,
 ) -> (
     RunOutcome,
@@ -574,6 +603,16 @@ fn capture(
     {
         log.push(format!("thaw: {e}"));
     }
+    let exited = matches!(
+        f.outcome,
+        RunOutcome::ErrorExit { .. } | RunOutcome::SchedulerExited { .. }
+    );
+    let console = if process && exited && !engine.is_frozen() {
+        await_process_exit(&engine, EXITED_PROCESS_EXIT_WAIT)
+    } else {
+        engine.console_log()
+    };
+    log.extend(SchedulerOutput::from_console(&console).log_lines());
     drop(engine);
     (f.outcome, report, vmcore)
 }

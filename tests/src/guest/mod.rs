@@ -19,6 +19,8 @@
 //!   the scheduler's error exit.
 //! - [`view`]: the guest's own view (`bpftool`, `/proc`, sysfs, the kernel's
 //!   `scx_dump_state`) as [`RunSpec`] commands, and assertions that a dump agrees with it.
+//! - [`corpus`]: a real scheduler of the sched_ext project under the mixed workload,
+//!   captured at a timeout and compared with the guest's view (the corpus tests).
 //!
 //! A new guest test in about twenty lines (it runs as `tests/tests/scx_e2e/ok.rs`):
 //!
@@ -51,6 +53,8 @@
 //! Everything here panics with context (it is test support): a failed step names the
 //! step and shows the console tail.
 
+pub mod corpus;
+mod host_line;
 mod kernel;
 pub mod view;
 
@@ -66,6 +70,7 @@ use scx_walk::TriggerLocation;
 use scx_walk::exit_kind::{ExitVerdict, SCX_EXIT_NONE};
 use scx_walk::{CaptureOptions, CaptureOutput};
 
+pub use host_line::HostLine;
 pub use kernel::LoadedKernel;
 
 /// Guest RAM the tests boot with unless they say otherwise (the size the benchmark

@@ -8,6 +8,7 @@
 //! grown, but names, sizes, parents and sessions must be equal. Each returns how many
 //! facts it checked (for the test's summary line) and panics on the first disagreement.
 
+mod globals;
 mod proc;
 mod scx_dump;
 #[cfg(test)]
@@ -17,7 +18,11 @@ use dump_schema::{FailureDumpReport, RenderedValue};
 use guest_lab::{ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec};
 use serde_json::Value;
 
-pub use proc::{ProcStat, assert_cputime_agrees, assert_sysfs_agrees, assert_tasks_agree};
+pub use globals::{Global, assert_globals_agree, globals};
+pub use proc::{
+    ProcStat, assert_cputime_agrees, assert_sysfs_agrees, assert_task_classes_agree,
+    assert_tasks_agree,
+};
 pub use scx_dump::{assert_scx_dump_agrees, assert_timeline_monotone, bracket_pid};
 
 /// Label of the last command [`with_guest_view`] adds.
@@ -41,14 +46,36 @@ pub fn attached_ops(log: &ConsoleLog) -> String {
 
 /// The guest's view commands, run while the workload runs (before any freeze).
 pub fn with_guest_view(spec: RunSpec) -> RunSpec {
-    spec.bpf_stats(true)
+    with_view(spec, [GuestCommand::bpftool_bss_dump()])
+}
+
+/// The guest's view of a real scheduler: as [`with_guest_view`], but instead of the whole
+/// `.bss` as JSON (a real scheduler's is tens of KiB, printed as megabytes), the scalars
+/// of its `.rodata`/`.data` maps ([`GuestCommand::bpftool_globals`]), and each task's
+/// sched_ext flag ([`GuestCommand::proc_pid_ext`]).
+pub fn with_real_scheduler_view(spec: RunSpec) -> RunSpec {
+    with_view(
+        spec,
+        [
+            GuestCommand::bpftool_globals(),
+            GuestCommand::proc_pid_ext(),
+        ],
+    )
+}
+
+/// Maps, programs, `extra`, tasks, CPU times, then sysfs ([`VIEW_END`]).
+fn with_view<const N: usize>(spec: RunSpec, extra: [GuestCommand; N]) -> RunSpec {
+    let mut spec = spec
+        .bpf_stats(true)
         .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_map_show())
         .command(
             HookPoint::WorkloadRunning,
             GuestCommand::bpftool_prog_show(),
-        )
-        .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_bss_dump())
-        .command(HookPoint::WorkloadRunning, GuestCommand::proc_pid_stats())
+        );
+    for c in extra {
+        spec = spec.command(HookPoint::WorkloadRunning, c);
+    }
+    spec.command(HookPoint::WorkloadRunning, GuestCommand::proc_pid_stats())
         .command(HookPoint::WorkloadRunning, GuestCommand::proc_stat())
         .command(HookPoint::WorkloadRunning, GuestCommand::sched_ext_sysfs())
         .end(RunEnd::Hold)
@@ -98,22 +125,116 @@ pub fn assert_maps_agree(log: &ConsoleLog, r: &FailureDumpReport) -> usize {
     checked
 }
 
-/// Every struct_ops program the guest saw is in `prog_runtime_stats` with at least the
-/// run count and run time the guest saw.
+/// What the frozen kernel says of one map the dump names (the wire format has no key
+/// size and no map id: read at the dump's `map_kva`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapInMemory {
+    /// `bpf_map.id`, the id bpftool shows.
+    pub id: u32,
+    /// `bpf_map.key_size`.
+    pub key_size: u32,
+}
+
+/// Every map the guest saw is the map at the dump's `map_kva` of the same name (same id),
+/// whose key size is the guest's; the keys of a hash map's entries in the dump have that
+/// many bytes.
+/// `in_memory` maps `map_kva` to what the frozen kernel holds there.
+pub fn assert_maps_in_memory(
+    log: &ConsoleLog,
+    r: &FailureDumpReport,
+    in_memory: &std::collections::BTreeMap<u64, MapInMemory>,
+) -> usize {
+    let maps = json_output(log, "bpftool-map-show");
+    let mut checked = 0;
+    for m in maps.as_array().expect("bpftool map show: array") {
+        let (Some(name), Some(id)) = (m["name"].as_str(), m["id"].as_u64()) else {
+            continue;
+        };
+        let key = m["bytes_key"].as_u64().expect("bytes_key");
+        let found = r.maps.iter().find(|d| {
+            d.name == name && in_memory.get(&d.map_kva).map(|f| u64::from(f.id)) == Some(id)
+        });
+        let d = found.unwrap_or_else(|| {
+            panic!("guest map {name} (id {id}) is not a map of the dump at the address of that id")
+        });
+        assert_eq!(
+            u64::from(in_memory[&d.map_kva].key_size),
+            key,
+            "{name} key size"
+        );
+        // Local-storage maps (task, cgroup, …) are keyed by their owner's address in the
+        // dump, not by the key the syscall takes.
+        use dump_schema::map_type as t;
+        if ![t::HASH, t::LRU_HASH, t::PERCPU_HASH, t::LRU_PERCPU_HASH].contains(&d.map_type) {
+            checked += 1;
+            continue;
+        }
+        let key_lens = d
+            .entries
+            .iter()
+            .map(|e| &e.key_hex)
+            .chain(d.percpu_hash_entries.iter().map(|e| &e.key_hex))
+            .map(|h| h.split_whitespace().count() as u64);
+        for n in key_lens {
+            assert_eq!(n, key, "{name}: a key of {n} bytes");
+        }
+        checked += 1;
+    }
+    checked
+}
+
+/// Every program of the scheduler the guest saw is in the dump, with at least the run
+/// count and run time the guest saw: struct_ops programs in `prog_runtime_stats`, the
+/// others sharing a map with them (its tracing, syscall, … programs) in
+/// `aux_prog_runtime_stats` with the same type. Programs are paired in id order (both
+/// lists are), by name: the dump has the kernel's 15-byte `aux->name`, bpftool the full
+/// BTF name, and two long names can share those 15 bytes.
 pub fn assert_progs_agree(log: &ConsoleLog, r: &FailureDumpReport) -> usize {
     let progs = json_output(log, "bpftool-prog-show");
+    let progs = progs.as_array().expect("prog show: array");
+    let map_ids = |p: &Value| -> Vec<u64> {
+        p["map_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default()
+    };
+    let scheduler_maps: std::collections::BTreeSet<u64> = progs
+        .iter()
+        .filter(|p| p["type"].as_str() == Some("struct_ops"))
+        .flat_map(map_ids)
+        .collect();
+    let mut used = std::collections::BTreeSet::new();
     let mut checked = 0;
-    for p in progs.as_array().expect("prog show: array") {
-        if p["type"].as_str() != Some("struct_ops") {
+    for p in progs {
+        let ty = p["type"].as_str().unwrap_or_default();
+        let struct_ops = ty == "struct_ops";
+        if !struct_ops && !map_ids(p).iter().any(|m| scheduler_maps.contains(m)) {
             continue;
         }
         let name = p["name"].as_str().unwrap_or_default();
-        // aux->name holds at most 15 bytes; bpftool prints the full BTF function name.
-        let s = r
-            .prog_runtime_stats
+        let (list, what) = if struct_ops {
+            (&r.prog_runtime_stats, "prog_runtime_stats")
+        } else {
+            (&r.aux_prog_runtime_stats, "aux_prog_runtime_stats")
+        };
+        let (i, s) = list
             .iter()
-            .find(|s| !s.name.is_empty() && name.starts_with(&s.name))
-            .unwrap_or_else(|| panic!("struct_ops prog {name} not in prog_runtime_stats"));
+            .enumerate()
+            .find(|(i, s)| {
+                !used.contains(&(struct_ops, *i))
+                    && !s.name.is_empty()
+                    && name.starts_with(&s.name)
+                    && (struct_ops || s.prog_type == ty)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{ty} prog {name} not in {what}: {:?}",
+                    list.iter()
+                        .map(|s| (&s.name, &s.prog_type))
+                        .collect::<Vec<_>>()
+                )
+            });
+        used.insert((struct_ops, i));
         let cnt = p["run_cnt"].as_u64().unwrap_or(0);
         let ns = p["run_time_ns"].as_u64().unwrap_or(0);
         assert!(
@@ -145,7 +266,8 @@ pub fn rendered_number(v: &RenderedValue) -> Option<i128> {
     }
 }
 
-/// How a `.bss` member may change between the guest's print and the freeze.
+/// How a global variable (a `.bss`, `.data`, … member) may change between the guest's
+/// print and the freeze.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum BssRule {
     /// Must be equal.

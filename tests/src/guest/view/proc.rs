@@ -87,6 +87,42 @@ pub fn assert_tasks_agree(log: &ConsoleLog, r: &FailureDumpReport, must_have: &[
     checked
 }
 
+/// Each task's class: `ext` in the dump exactly where the guest's `/proc/<pid>/sched` says
+/// `ext.enabled 1` ([`GuestCommand::proc_pid_ext`]), for every pid in both. Tasks that
+/// exited in between are skipped (see [`assert_tasks_agree`] for which may). Returns how
+/// many were compared (at least 20) and how many of them run on sched_ext.
+///
+/// [`GuestCommand::proc_pid_ext`]: guest_lab::GuestCommand::proc_pid_ext
+pub fn assert_task_classes_agree(log: &ConsoleLog, r: &FailureDumpReport) -> (usize, usize) {
+    let text = log
+        .output("proc-pid-ext")
+        .expect("guest printed no proc-pid-ext");
+    let by_pid: BTreeMap<i32, &dump_schema::TaskEnrichment> =
+        r.task_enrichments.iter().map(|t| (t.pid, t)).collect();
+    let (mut checked, mut ext) = (0, 0);
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        let (Some(pid), Some(on)) = (
+            w.next().and_then(|p| p.parse::<i32>().ok()),
+            w.next().and_then(|e| e.parse::<u8>().ok()),
+        ) else {
+            panic!("proc-pid-ext line {line:?}");
+        };
+        let Some(t) = by_pid.get(&pid) else { continue };
+        assert_eq!(
+            t.sched_class == "ext",
+            on == 1,
+            "pid {pid} ({}): class {} in the dump, ext.enabled {on} in the guest",
+            t.comm,
+            t.sched_class
+        );
+        checked += 1;
+        ext += usize::from(on == 1);
+    }
+    assert!(checked >= 20, "only {checked} task classes compared");
+    (checked, ext)
+}
+
 /// Per-CPU times: the dump (later) shows at least what `/proc/stat` showed, and not more
 /// than the time that can have passed since (a unit error would be far off).
 pub fn assert_cputime_agrees(log: &ConsoleLog, r: &FailureDumpReport, since_view: Duration) {

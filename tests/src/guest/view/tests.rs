@@ -259,3 +259,221 @@ fn cputime_between_the_guest_view_and_what_can_have_passed() {
         Duration::from_secs(1)
     )));
 }
+
+#[test]
+fn progs_of_the_scheduler_pair_in_order_with_their_type() {
+    // Two syscall programs whose names share their first 15 bytes, a struct_ops program
+    // they share map 16 with, and bpftool's own iterator (its own map only).
+    let log = log_of(&[(
+        "bpftool-prog-show",
+        &[
+            r#"[{"id":15,"type":"syscall","name":"scx_userspace_arena_alloc_pages","run_cnt":1,"map_ids":[4,16]},"#,
+            r#"{"id":16,"type":"syscall","name":"scx_userspace_arena_free_pages","run_cnt":5,"map_ids":[4,16]},"#,
+            r#"{"id":19,"type":"struct_ops","name":"p2dq_stopping","run_cnt":3,"map_ids":[16,17]},"#,
+            r#"{"id":40,"type":"tracing","name":"iter","run_cnt":99,"map_ids":[41]}]"#,
+        ],
+    )]);
+    let stats = |name: &str, cnt, ty: &str| ProgRuntimeStats {
+        name: name.into(),
+        cnt,
+        nsecs: 0,
+        misses: 0,
+        prog_type: ty.into(),
+    };
+    let mut r = FailureDumpReport::default();
+    r.prog_runtime_stats.push(stats("p2dq_stopping", 4, ""));
+    r.aux_prog_runtime_stats = vec![
+        stats("scx_userspace_a", 1, "syscall"),
+        stats("scx_userspace_a", 5, "syscall"),
+    ];
+    assert_eq!(assert_progs_agree(&log, &r), 3);
+    // Paired in order: the second one's count is checked against the second guest prog.
+    r.aux_prog_runtime_stats[1].cnt = 4;
+    assert!(fails(|| {
+        assert_progs_agree(&log, &r);
+    }));
+    // Another type is not the same program.
+    r.aux_prog_runtime_stats[1] = stats("scx_userspace_a", 5, "tracing");
+    assert!(fails(|| {
+        assert_progs_agree(&log, &r);
+    }));
+    // A scheduler's program missing from the dump.
+    r.aux_prog_runtime_stats.truncate(1);
+    assert!(fails(|| {
+        assert_progs_agree(&log, &r);
+    }));
+}
+
+#[test]
+fn maps_in_memory_have_the_guests_id_and_key_size() {
+    use std::collections::BTreeMap;
+    let log = log_of(&[(
+        "bpftool-map-show",
+        &[
+            r#"[{"id":12,"name":"task_llc_pelt","type":"hash","bytes_key":4},"#,
+            r#"{"id":13,"name":"task_llc_pelt","type":"hash","bytes_key":8},"#,
+            r#"{"id":14,"name":"task_masks","type":"task_storage","bytes_key":4}]"#,
+        ],
+    )]);
+    let mut a = map("task_llc_pelt", 1, 16, 64);
+    a.map_kva = 0x1000;
+    a.entries.push(dump_schema::FailureDumpEntry {
+        key_hex: "01 00 00 00".into(),
+        ..Default::default()
+    });
+    let mut b = map("task_llc_pelt", 1, 16, 64);
+    b.map_kva = 0x2000;
+    // A task-storage map: the dump keys entries by their owner's address (8 bytes).
+    let mut storage = map("task_masks", dump_schema::map_type::TASK_STORAGE, 8, 0);
+    storage.map_kva = 0x3000;
+    storage.entries.push(dump_schema::FailureDumpEntry {
+        key_hex: "00 01 02 03 04 05 06 07".into(),
+        ..Default::default()
+    });
+    let mut r = FailureDumpReport {
+        maps: vec![a, b, storage],
+        ..Default::default()
+    };
+    let mut mem = BTreeMap::from([
+        (
+            0x1000,
+            MapInMemory {
+                id: 12,
+                key_size: 4,
+            },
+        ),
+        (
+            0x2000,
+            MapInMemory {
+                id: 13,
+                key_size: 8,
+            },
+        ),
+        (
+            0x3000,
+            MapInMemory {
+                id: 14,
+                key_size: 4,
+            },
+        ),
+    ]);
+    assert_eq!(assert_maps_in_memory(&log, &r, &mem), 3);
+    // A key of another size in the dump.
+    r.maps[0].entries[0].key_hex = "01 00".into();
+    assert!(fails(|| {
+        assert_maps_in_memory(&log, &r, &mem);
+    }));
+    r.maps[0].entries[0].key_hex = "01 00 00 00".into();
+    // The dump's address holds another map.
+    mem.insert(
+        0x2000,
+        MapInMemory {
+            id: 15,
+            key_size: 8,
+        },
+    );
+    assert!(fails(|| {
+        assert_maps_in_memory(&log, &r, &mem);
+    }));
+}
+
+#[test]
+fn globals_compare_by_name_and_occurrence() {
+    let log = log_of(&[(
+        "bpftool-globals",
+        &[
+            "bpf_bpf.rodata nr_llcs 1",
+            "bpf_bpf.rodata __SCX_SLICE_INF 18446744073709551615",
+            "bpf_bpf.rodata smt false",
+            "bpf_bpf.rodata base 0x10",
+            "bpf_bpf.rodata nr_llcs -3",
+        ],
+    )]);
+    let g = globals(&log);
+    assert_eq!(g.len(), 5);
+    assert_eq!(
+        (g[4].var.as_str(), g[4].nth, g[4].value),
+        ("nr_llcs", 1, -3)
+    );
+    assert_eq!(g[2].value, 0);
+    assert_eq!(g[3].value, 16);
+    let report = |second: i64| {
+        let mut m = map("bpf_bpf.rodata", 2, 64, 1);
+        m.value = Some(RenderedValue::Struct {
+            type_name: Some(".rodata".into()),
+            members: vec![
+                RenderedMember::new("nr_llcs", RenderedValue::Uint { bits: 32, value: 1 }),
+                RenderedMember::new(
+                    "__SCX_SLICE_INF",
+                    RenderedValue::Uint {
+                        bits: 64,
+                        value: u64::MAX,
+                    },
+                ),
+                RenderedMember::new("smt", RenderedValue::Bool { value: false }),
+                RenderedMember::new(
+                    "base",
+                    RenderedValue::Uint {
+                        bits: 64,
+                        value: 16,
+                    },
+                ),
+                RenderedMember::new(
+                    "nr_llcs",
+                    RenderedValue::Int {
+                        bits: 32,
+                        value: second,
+                    },
+                ),
+            ],
+        });
+        FailureDumpReport {
+            maps: vec![m],
+            ..Default::default()
+        }
+    };
+    assert_eq!(
+        assert_globals_agree(&log, &report(-3), &|_, _| BssRule::Equal),
+        5
+    );
+    // The second `nr_llcs` differs (the first is equal: occurrences are not mixed up).
+    assert!(fails(|| {
+        assert_globals_agree(&log, &report(1), &|_, _| BssRule::Equal);
+    }));
+    assert_eq!(
+        assert_globals_agree(&log, &report(1), &|_, _| BssRule::Any),
+        5
+    );
+    assert!(fails(|| {
+        assert_globals_agree(&log, &FailureDumpReport::default(), &|_, _| BssRule::Any);
+    }));
+}
+
+#[test]
+fn task_classes_follow_the_guests_ext_flag() {
+    use dump_schema::TaskEnrichment;
+    let lines: Vec<String> = (100..121)
+        .map(|pid| format!("{pid} {}", u8::from(pid != 100)))
+        .chain(["999 1".to_string()])
+        .collect();
+    let line_refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let log = log_of(&[("proc-pid-ext", &line_refs)]);
+    let task = |pid: i32, class: &str| TaskEnrichment {
+        pid,
+        comm: "t".into(),
+        sched_class: class.into(),
+        ..Default::default()
+    };
+    let mut r = FailureDumpReport {
+        task_enrichments: (100..121)
+            .map(|pid| task(pid, if pid == 100 { "rt" } else { "ext" }))
+            .collect(),
+        ..Default::default()
+    };
+    // pid 999 exited before the freeze: skipped.
+    assert_eq!(assert_task_classes_agree(&log, &r), (21, 20));
+    r.task_enrichments[0].sched_class = "ext".into();
+    assert!(fails(|| {
+        assert_task_classes_agree(&log, &r);
+    }));
+}

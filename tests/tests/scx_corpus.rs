@@ -1,0 +1,114 @@
+//! The corpus: published real schedulers of the sched_ext project, each under the mixed
+//! workload (CPU hogs, sleepers, a pipe pair, a CPU-limited cgroup), captured at a
+//! timeout while the workload runs, and the dump checked against the guest's own view
+//! taken just before (`e2e_tests::guest::corpus`): the dump validates; every map matches
+//! `bpftool map show` (name, type, key and value sizes, max_entries); `.rodata`/`.data`
+//! scalars equal `bpftool map dump`'s; programs match `bpftool prog show` (names, run
+//! counts at least the guest's); tasks match `/proc` (pid, comm, parent, group, session,
+//! class); per-CPU times are at least `/proc/stat`'s. One test per scheduler, so that a
+//! failure names it; each prints the figures of its capture (maps, largest `.bss` and
+//! `.rodata`, tasks, dump size, capture time).
+//!
+//! The schedulers are built once with cargo and cached (`cargo xtask provision` builds
+//! them all, `guest_lab::CORPUS`). With `SCX_E2E_VMCORE_DIR` set, each also leaves a vmcore
+//! of its frozen guest there (`<name>.vmcore`).
+//!
+//! Needs QEMU and the guest lab; without QEMU the tests print why they skip.
+
+use e2e_tests::guest::corpus::{self, RealRun};
+use e2e_tests::guest::view::BssRule;
+use e2e_tests::guest::{DEFAULT_MEMORY_MIB, GuestLab};
+use guest_lab::{RunSpec, SchedulerChoice, ScxCrate};
+
+/// Builds (or finds) `name`, runs it with `args` under the corpus spec (`adjust`ed) in a
+/// guest of `memory_mib`, checks the dump and prints its figures.
+fn corpus_run(
+    name: &str,
+    args: &[&str],
+    adjust: impl FnOnce(RunSpec) -> RunSpec,
+    memory_mib: u64,
+    data_rule: &dyn Fn(&str) -> BssRule,
+) -> Option<RealRun> {
+    let lab = GuestLab::open()?;
+    let krate: ScxCrate = name.parse().expect("a scheduler crate name");
+    let built = lab.lab.scx_crate(&krate).expect("building the scheduler");
+    let krate = ScxCrate::new(&built.name, Some(&built.version)).expect("its version");
+    let choice = SchedulerChoice::Published {
+        krate,
+        args: args.iter().map(|a| a.to_string()).collect(),
+    };
+    let spec = adjust(corpus::spec(choice));
+    let run = corpus::run(&lab, &spec, name, |cfg| cfg.memory_mib = memory_mib);
+    let ops_prefix = name.strip_prefix("scx_").unwrap_or(name);
+    let summary = run.assert_agrees(ops_prefix, data_rule);
+    eprintln!("{summary}");
+    eprintln!("CORPUS {name} {}: {}", built.version, run.metrics());
+    Some(run)
+}
+
+/// `.data` variables are equal too unless a test says otherwise.
+fn equal(_: &str) -> BssRule {
+    BssRule::Equal
+}
+
+#[test]
+fn guest_corpus_bpfland() {
+    corpus_run("scx_bpfland", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+}
+
+#[test]
+fn guest_corpus_p2dq() {
+    // `llc_lb_offset` (`.data`) rotates the LLC that load balancing starts from each time
+    // it runs (main.bpf.c): a gauge.
+    let rule = |var: &str| match var {
+        "llc_lb_offset" => BssRule::Any,
+        _ => BssRule::Equal,
+    };
+    corpus_run("scx_p2dq", &[], |s| s, DEFAULT_MEMORY_MIB, &rule);
+}
+
+#[test]
+fn guest_corpus_cosmos() {
+    corpus_run("scx_cosmos", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+}
+
+#[test]
+fn guest_corpus_flash() {
+    corpus_run("scx_flash", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+}
+
+#[test]
+fn guest_corpus_rusty() {
+    corpus_run("scx_rusty", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+}
+
+#[test]
+fn guest_corpus_beerland() {
+    corpus_run("scx_beerland", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+}
+
+#[test]
+fn guest_corpus_tickless() {
+    corpus_run("scx_tickless", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+}
+
+#[test]
+fn guest_corpus_rustland() {
+    corpus_run("scx_rustland", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+}
+
+/// Where the guest gets the layer configuration.
+const LAYERED_CONFIG: &str = "/tmp/ktstr-layered.json";
+
+#[test]
+fn guest_corpus_layered() {
+    corpus_run(
+        "scx_layered",
+        &["f:/tmp/ktstr-layered.json"],
+        |s| corpus::with_file(s, LAYERED_CONFIG, include_str!("../data/layered.json")),
+        // In 512 MiB the kernel's OOM killer ends scx_layered before it attaches (its
+        // maps are tens of MiB, beside the initramfs in RAM).
+        1024,
+        &equal,
+    );
+}
