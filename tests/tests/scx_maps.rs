@@ -43,11 +43,9 @@ const TAIL_SLOT: u32 = 1;
 const LAST_VIEW: &str = "cgroup-ids";
 
 /// The workload: a child cgroup (for cgroup storage), a long `sleep` (in nanosleep),
-/// one spinner, and four writers contending on one pipe's mutex. The guest's `/init`
-/// mounts cgroup2 already (a second mount fails with EBUSY).
-const WORKLOAD: &str = "mkdir -p /sys/fs/cgroup && \
-     { grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup; } && \
-     mkdir -p /sys/fs/cgroup/ktstr && echo $$ > /sys/fs/cgroup/ktstr/cgroup.procs; \
+/// one spinner, and four writers contending on one pipe's mutex.
+/// (The guest's /init mounts cgroup2 at /sys/fs/cgroup.)
+const WORKLOAD: &str = "mkdir -p /sys/fs/cgroup/ktstr && echo $$ > /sys/fs/cgroup/ktstr/cgroup.procs; \
      sleep 900 & ktstr_spin 1 900 & \
      (yes ktstr-pipe & yes ktstr-pipe & yes ktstr-pipe & yes ktstr-pipe & wait) | cat > /dev/null";
 

@@ -56,13 +56,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--runs" => {
-                runs = it
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .ok_or("--runs needs a positive number")?;
-            }
+            "--runs" => runs = crate::runs_arg(it.next())?,
             "--make" => make = true,
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s => vmcore = Some(PathBuf::from(s)),

@@ -92,3 +92,11 @@ fn test(args: &[String]) -> Result<(), String> {
         Err(format!("tests failed ({status})"))
     }
 }
+
+/// The value of `--runs` (in `bench-dump` and `soak`): a positive number.
+fn runs_arg(value: Option<&String>) -> Result<usize, String> {
+    value
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| "--runs needs a positive number".to_string())
+}

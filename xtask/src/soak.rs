@@ -32,13 +32,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut sched = "stall".to_string();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--runs" => {
-                runs = it
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .ok_or("--runs needs a positive number")?
-            }
+            "--runs" => runs = crate::runs_arg(it.next())?,
             "--scheduler" => sched = it.next().ok_or("--scheduler needs a name")?.clone(),
             other => return Err(format!("unknown option {other}")),
         }

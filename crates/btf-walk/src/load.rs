@@ -143,15 +143,17 @@ impl Btf {
         // The sections are read separately: the string section is kept as read (no copy
         // of 2.5 MB) and the type section is dropped after parsing.
         let what = "kernel BTF (__start_BTF)";
-        if len > MAX_BTF_BYTES {
-            return Err(BtfError::TooLarge {
-                what,
-                value: len,
-                limit: MAX_BTF_BYTES,
-            });
-        }
+        at_most(what, len, MAX_BTF_BYTES)?;
         let hdr = read_guest(mem, start, len.min(24), what)?;
         let s = check_header(&hdr, len)?;
+        // A kernel's BTF describes thousands of types; an empty type section is a
+        // damaged header, and every walker would then fail on "missing offsets".
+        if s.type_len == 0 {
+            return Err(BtfError::Format {
+                what: "kernel BTF header",
+                detail: "type section length 0: no types (damaged?)".into(),
+            });
+        }
         let read = |off: u64, n: u64| {
             let at = start
                 .checked_offset(s.hdr_len + off)
@@ -181,13 +183,7 @@ pub(crate) fn read_guest(
     len: u64,
     what: &'static str,
 ) -> Result<Vec<u8>> {
-    if len > MAX_BTF_BYTES {
-        return Err(BtfError::TooLarge {
-            what,
-            value: len,
-            limit: MAX_BTF_BYTES,
-        });
-    }
+    at_most(what, len, MAX_BTF_BYTES)?;
     let mut buf = vec![0u8; len as usize];
     const CHUNK: usize = 1 << 16;
     let mut off = 0usize;
@@ -221,13 +217,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     f.take(MAX_INPUT_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(BtfError::TooLarge {
-            what: "input file",
-            value: bytes.len() as u64,
-            limit: MAX_INPUT_BYTES,
-        });
-    }
+    at_most("input file", bytes.len() as u64, MAX_INPUT_BYTES)?;
     Ok(bytes)
 }
 
@@ -260,13 +250,7 @@ fn check_header(bytes: &[u8], total: u64) -> Result<Sections> {
         what: "BTF header",
         detail,
     };
-    if total > MAX_BTF_BYTES {
-        return Err(BtfError::TooLarge {
-            what: "BTF",
-            value: total,
-            limit: MAX_BTF_BYTES,
-        });
-    }
+    at_most("BTF", total, MAX_BTF_BYTES)?;
     if total < 24 || bytes.len() < 24 {
         return Err(bad(format!(
             "{total} bytes, shorter than the 24-byte header"
@@ -417,13 +401,11 @@ pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>> {
         }
     };
     res?;
-    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
-        return Err(BtfError::TooLarge {
-            what: "decompressed image",
-            value: out.len() as u64,
-            limit: MAX_DECOMPRESSED_BYTES,
-        });
-    }
+    at_most(
+        "decompressed image",
+        out.len() as u64,
+        MAX_DECOMPRESSED_BYTES,
+    )?;
     Ok(out)
 }
 
@@ -433,4 +415,12 @@ fn hex_prefix(bytes: &[u8]) -> String {
         s.push("nothing: empty input".into());
     }
     s.join(" ")
+}
+
+/// `value` (a size in bytes of `what`) within `limit`, else [`BtfError::TooLarge`].
+fn at_most(what: &'static str, value: u64, limit: u64) -> Result<()> {
+    if value > limit {
+        return Err(BtfError::TooLarge { what, value, limit });
+    }
+    Ok(())
 }

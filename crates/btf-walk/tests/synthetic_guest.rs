@@ -64,6 +64,14 @@ fn kernel_btf_from_guest_symbols() {
     assert!(e.to_string().contains("below"), "{e}");
     let e = Btf::from_guest(&mem, Kva(0), Kva(u64::MAX)).unwrap_err();
     assert!(e.to_string().contains("above the limit"), "{e}");
+
+    // A header whose type section is empty (type_len 0) is an error, not an empty BTF.
+    let mut empty = raw.clone();
+    empty[12..16].copy_from_slice(&0u32.to_le_bytes());
+    let mut mem = RegionMem::new();
+    mem.add(start, empty.clone());
+    let e = Btf::from_guest(&mem, Kva(start), Kva(start + empty.len() as u64)).unwrap_err();
+    assert!(e.to_string().contains("type section length 0"), "{e}");
 }
 
 #[test]

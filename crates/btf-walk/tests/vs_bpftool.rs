@@ -41,18 +41,14 @@ struct Tally {
 }
 
 fn compare(btf: &Btf, raw_file: &Path) -> Tally {
-    let out = Command::new(common::tool("bpftool").unwrap())
-        .args(["btf", "dump", "file"])
-        .arg(raw_file)
-        .args(["format", "raw"])
-        .output()
-        .expect("bpftool runs");
-    assert!(
-        out.status.success(),
-        "bpftool failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = testing::stdout_of(
+        Command::new(common::tool("bpftool").unwrap())
+            .args(["btf", "dump", "file"])
+            .arg(raw_file)
+            .args(["format", "raw"]),
+        "bpftool",
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = String::from_utf8(stdout).unwrap();
     let mut t = Tally {
         types: 0,
         members: 0,

@@ -112,27 +112,14 @@ fn triggers(which: TestScheduler, n: u32, set: &str, before: &str) {
         .expect("a failing test scheduler");
     // The first attach goes through the lab's normal path (timed as boot → attached),
     // the rest through the workload.
-    let spec = RunSpec::new()
-        .scheduler(SchedulerChoice::Test {
-            which: TestScheduler::Ok,
-            params: TestSchedulerParams::default(),
-        })
-        .workload(format!(
-            "sleep 3; rm -f /sys/fs/bpf/ktstr_sched /sys/fs/bpf/ktstr_sched_*; \
-             while [ \"$(cat /sys/kernel/sched_ext/state)\" != disabled ]; do usleep 20000; done; {}",
-            trigger_workload(which, n, set, before)
-        ));
+    let spec = reattach_spec(&trigger_workload(which, n, set, before));
     let Some(mut g) = boot(&spec, 2, 1024) else {
         return;
     };
     let off = sched_offsets(&g.btf());
     let (_, m) = g.phase(LineMark::START, "scheduler-start", BOOT_TIMEOUT);
     // Hold the guest while the host decodes kallsyms, so no exit happens unwatched.
-    g.engine
-        .freeze(Duration::from_secs(10))
-        .expect("freeze for setup");
-    let kernel = g.kernel_view();
-    g.engine.thaw().expect("thaw after setup");
+    let kernel = g.kernel_view_frozen(|_| {});
     let (_, m) = g.phase(m, "scheduler-attached", BOOT_TIMEOUT);
     let boot_to_attached = g.launched_at.elapsed();
     let (polled, mut rule) = error_exit_watch(&kernel, &off);
@@ -269,4 +256,19 @@ fn freeze_thaw() {
         "  thaw (QMP cont):                      median {tm:?}, max {tx:?}  ({:.1}x baseline)",
         ratio(tm)
     );
+}
+
+/// The lab attaches the `ok` test scheduler as usual (timed as boot → attached); the
+/// workload then detaches it, waits for sched_ext to be disabled, and runs `then`, which
+/// attaches schedulers of its own.
+fn reattach_spec(then: &str) -> RunSpec {
+    RunSpec::new()
+        .scheduler(SchedulerChoice::Test {
+            which: TestScheduler::Ok,
+            params: TestSchedulerParams::default(),
+        })
+        .workload(format!(
+            "sleep 3; rm -f /sys/fs/bpf/ktstr_sched /sys/fs/bpf/ktstr_sched_*; \
+             while [ \"$(cat /sys/kernel/sched_ext/state)\" != disabled ]; do usleep 20000; done; {then}"
+        ))
 }

@@ -38,11 +38,7 @@ fn trigger_test(which: TestScheduler, workload: &str) {
     let (_, m) = g.phase(LineMark::START, "scheduler-start", BOOT_TIMEOUT);
     // Hold the guest while the host decodes kallsyms (seconds in a debug build on a
     // loaded host): the scheduler must not fail before the watch runs.
-    g.engine
-        .freeze(Duration::from_secs(10))
-        .expect("freeze for setup");
-    let kernel = g.kernel_view();
-    g.engine.thaw().expect("thaw after setup");
+    let kernel = g.kernel_view_frozen(|_| {});
     let (polled, rule) = error_exit_watch(&kernel, &off);
     let opts = WatchOptions {
         timeout: Some(Duration::from_secs(180)),

@@ -79,12 +79,7 @@ fn guest_write_watch_on_jiffies_64_freezes_at_the_store() {
     let (_, _) = g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
 
     // Freeze/thaw through QMP with the stub attached (and the symbols meanwhile).
-    g.engine
-        .freeze(Duration::from_secs(10))
-        .expect("freeze for setup");
-    assert_eq!(g.engine.run_state().unwrap(), "paused");
-    let kernel = g.kernel_view();
-    g.engine.thaw().expect("thaw after setup");
+    let kernel = g.kernel_view_frozen(|g| assert_eq!(g.engine.run_state().unwrap(), "paused"));
     let addr = kernel.require_symbol("jiffies_64").unwrap().0;
     let text = Text {
         start: kernel.require_symbol("_stext").unwrap().0,

@@ -206,11 +206,20 @@ impl SchedulerChoice {
 
 /// A path's file name as one word (phase values are split at white space).
 fn file_word(path: &std::path::Path, fallback: &str) -> String {
-    let word: String = path
+    let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-        .chars()
+        .unwrap_or_default();
+    one_word(&name, fallback)
+}
+
+/// `text` as one word of `[A-Za-z0-9._-]` (anything else becomes `_`); `fallback` when
+/// `text` is empty.
+fn one_word(text: &str, fallback: &str) -> String {
+    if text.is_empty() {
+        return fallback.into();
+    }
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {
                 c
@@ -218,12 +227,7 @@ fn file_word(path: &std::path::Path, fallback: &str) -> String {
                 '_'
             }
         })
-        .collect();
-    if word.is_empty() {
-        fallback.into()
-    } else {
-        word
-    }
+        .collect()
 }
 
 /// When a hook's commands run.
@@ -263,22 +267,8 @@ pub struct GuestCommand {
 impl GuestCommand {
     /// A command; the label is cleaned to one word.
     pub fn new(label: &str, shell: impl Into<String>) -> Self {
-        let label: String = label
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
         GuestCommand {
-            label: if label.is_empty() {
-                "cmd".into()
-            } else {
-                label
-            },
+            label: one_word(label, "cmd"),
             shell: shell.into(),
         }
     }

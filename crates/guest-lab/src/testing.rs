@@ -169,6 +169,78 @@ fn guest_group_ok(group: &str, name: &str) -> Result<(), String> {
     ))
 }
 
+/// Runs `cmd` (a tool the test relies on, called `what` in messages) and returns its
+/// stdout; panics with its stderr when it cannot start or does not succeed.
+pub fn stdout_of(cmd: &mut std::process::Command, what: &str) -> Vec<u8> {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: could not start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A fresh directory `<base>/ktstr-<name>-<pid>-<nanos>` for one test, removed with
+/// everything in it on drop.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// A fresh directory under the system's temporary directory.
+    pub fn new(name: &str) -> ScratchDir {
+        ScratchDir::under(&std::env::temp_dir(), name)
+    }
+
+    /// A fresh directory under `base`.
+    pub fn under(base: &std::path::Path, name: &str) -> ScratchDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = base.join(format!("ktstr-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        ScratchDir(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// `rel` inside the directory.
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    /// Writes `text` to `rel` (creating its parent directories); returns the path.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.p(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
+        }
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+        p
+    }
+
+    /// `gcc ARGS` in the directory; panics with gcc's output on failure.
+    pub fn gcc(&self, args: &[&str]) {
+        stdout_of(
+            std::process::Command::new("gcc")
+                .args(args)
+                .current_dir(&self.0),
+            &format!("gcc {args:?}"),
+        );
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

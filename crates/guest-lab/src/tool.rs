@@ -51,12 +51,7 @@ pub(crate) fn run_logged(
         .stdout(out)
         .stderr(err)
         .spawn()
-        .map_err(|e| LabError::Tool {
-            step: step.to_string(),
-            command: command.clone(),
-            status: format!("could not start: {e}"),
-            output_tail: String::new(),
-        })?;
+        .map_err(|e| not_started(step, &command, e))?;
     let started = Instant::now();
     let mut next_beat = started + HEARTBEAT;
     let status = loop {
@@ -121,18 +116,23 @@ fn last_line(log: &Path) -> String {
         .collect()
 }
 
+/// The command could not be started at all.
+fn not_started(step: &str, command: &str, e: std::io::Error) -> LabError {
+    LabError::Tool {
+        step: step.to_string(),
+        command: command.to_string(),
+        status: format!("could not start: {e}"),
+        output_tail: String::new(),
+    }
+}
+
 /// Run `cmd` and return its stdout; a non-zero exit is an error carrying stderr's tail.
 pub(crate) fn output(step: &str, cmd: &mut Command) -> Result<Vec<u8>, LabError> {
     let command = describe(cmd);
     let out = cmd
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| LabError::Tool {
-            step: step.to_string(),
-            command: command.clone(),
-            status: format!("could not start: {e}"),
-            output_tail: String::new(),
-        })?;
+        .map_err(|e| not_started(step, &command, e))?;
     if out.status.success() {
         return Ok(out.stdout);
     }

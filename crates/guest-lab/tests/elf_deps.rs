@@ -4,55 +4,14 @@
 //! and broken files.
 
 use guest_lab::elf_deps::{ElfError, ElfKind, FoundVia, RuntimeDeps, elf_kind, runtime_deps};
+use guest_lab::testing::ScratchDir;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("ktstr-elf-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn p(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-
-    /// `gcc ARGS` in this directory; panics with gcc's output on failure.
-    fn gcc(&self, args: &[&str]) {
-        let out = Command::new("gcc")
-            .args(args)
-            .current_dir(&self.0)
-            .output()
-            .expect("gcc (a host package the lab installs)");
-        assert!(
-            out.status.success(),
-            "gcc {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.p(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A scratch directory for `name`, removed on drop.
+fn scratch(name: &str) -> ScratchDir {
+    ScratchDir::new(&format!("elf-{name}"))
 }
 
 /// What `ldd` prints: (interpreter, canonical library paths).
@@ -121,7 +80,7 @@ fn static_programs_need_nothing() {
     let deps = runtime_deps(Path::new("/bin/busybox")).unwrap();
     assert_eq!((deps.interpreter, deps.libraries.len()), (None, 0));
     // One of ours, static and static-pie.
-    let s = Scratch::new("static");
+    let s = scratch("static");
     s.write("hello.c", "int main(void) { return 0; }\n");
     s.gcc(&["-static", "-o", "hello-static", "hello.c"]);
     s.gcc(&["-static-pie", "-o", "hello-static-pie", "hello.c"]);
@@ -133,7 +92,7 @@ fn static_programs_need_nothing() {
 
 #[test]
 fn our_own_dynamic_program_resolves_like_ldd() {
-    let s = Scratch::new("dyn");
+    let s = scratch("dyn");
     // libz and libm from the system; libktstrdemo of our own, next to the executable's
     // directory, found through $ORIGIN; it needs libz too (loaded once).
     s.write(
@@ -191,7 +150,7 @@ fn our_own_dynamic_program_resolves_like_ldd() {
 
 #[test]
 fn a_cycle_of_our_own_libraries_is_followed_once() {
-    let s = Scratch::new("cycle");
+    let s = scratch("cycle");
     s.write(
         "a.c",
         "int kb(void); int ka(void) { return 1; } int ka2(void) { return kb(); }\n",
@@ -237,7 +196,7 @@ fn a_cycle_of_our_own_libraries_is_followed_once() {
 
 #[test]
 fn a_missing_library_is_named() {
-    let s = Scratch::new("missing");
+    let s = scratch("missing");
     s.write("gone.c", "int kg(void) { return 0; }\n");
     s.write("main.c", "int kg(void); int main(void) { return kg(); }\n");
     s.gcc(&["-shared", "-fPIC", "-o", "libktstrgone.so", "gone.c"]);
@@ -255,7 +214,7 @@ fn a_missing_library_is_named() {
 
 #[test]
 fn truncated_and_garbage_files_are_errors() {
-    let s = Scratch::new("garbage");
+    let s = scratch("garbage");
     let ls = std::fs::read("/bin/ls").unwrap();
     for cut in [0usize, 3, 20, 63, 64, 200, 4096, ls.len() / 2] {
         let p = s.p(&format!("ls-{cut}"));

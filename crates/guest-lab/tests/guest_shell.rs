@@ -8,25 +8,14 @@
 //! - the guest's view commands ([`GuestCommand`]), with a fake `bpftool` printing what
 //!   the real one printed in a guest running `scx_p2dq`, and a fake `/proc`.
 
+use guest_lab::testing::ScratchDir;
 use guest_lab::{ConsoleLog, GuestCommand, HELPERS, MixedWorkload, SCHED_SH};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir =
-        std::env::temp_dir().join(format!("ktstr-proto-{name}-{}-{nanos}", std::process::id()));
+fn scratch(name: &str) -> ScratchDir {
+    let scratch = ScratchDir::new(&format!("proto-{name}"));
+    let dir = scratch.path();
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     std::fs::create_dir_all(dir.join("run")).unwrap();
     std::fs::create_dir_all(dir.join("scx/root")).unwrap();
@@ -39,7 +28,7 @@ fn scratch(name: &str) -> Scratch {
     assert!(ok, "busybox --install");
     std::fs::write(dir.join("sched.sh"), SCHED_SH).unwrap();
     std::fs::write(dir.join("helpers.sh"), HELPERS).unwrap();
-    Scratch(dir)
+    scratch
 }
 
 /// Run `body` after sourcing sched.sh as /init does; returns the console text.
@@ -70,7 +59,7 @@ fn run(dir: &Path, body: &str) -> String {
 fn a_scheduler_that_exits_before_attaching_reports_its_status_and_output() {
     let s = scratch("early");
     let text = run(
-        &s.0,
+        s.path(),
         "ktstr_sched_daemon fake 20 sh -c 'echo loading; echo \"libbpf: failed to load\" >&2; exit 3'",
     );
     let log = ConsoleLog::parse(&text);
@@ -95,21 +84,21 @@ fn an_attached_scheduler_killed_by_a_signal_keeps_a_bounded_tail() {
     // Attaches (the fake sysfs says so), prints 1000 lines and one very long one, then
     // waits in `sleep` (exec: the pid the guest knows is the one that gets the signal).
     std::fs::write(
-        s.0.join("fake-sched"),
+        s.path().join("fake-sched"),
         "echo enabled > \"$S/state\"; echo fake_ops > \"$S/root/ops\"\n\
          i=0; while [ $i -lt 1000 ]; do echo \"line $i\"; i=$((i+1)); done\n\
          printf '%03000d\\n' 7\necho last\nexec sleep 60\n",
     )
     .unwrap();
     let text = run(
-        &s.0,
+        s.path(),
         &format!(
             "export S\nktstr_sched_daemon fake 20 sh {d}/fake-sched\n\
              while ! grep -q '^last$' {d}/run/sched.log 2>/dev/null; do usleep 20000; done\n\
              echo \"lines kept: $(cat {d}/run/sched.log.old {d}/run/sched.log | wc -l)\"\n\
              kill -TERM \"$KTSTR_SCHED_PID\"\n\
              echo disabled > {d}/scx/state",
-            d = s.0.display()
+            d = s.path().display()
         ),
     );
     let log = ConsoleLog::parse(&text);
@@ -147,7 +136,7 @@ fn the_mixed_workload_runs_every_part_under_its_comm() {
     // The workload's children (the programs `timeout` runs keep its pid, so their parent
     // is the workload's shell), listed while it runs.
     let text = run(
-        &s.0,
+        s.path(),
         &format!(
             "export KTSTR_CGROUP_ROOT={d}/cgroup TMPDIR={d}/run\n\
              . {d}/helpers.sh\n\
@@ -158,7 +147,7 @@ fn the_mixed_workload_runs_every_part_under_its_comm() {
              echo \"cpu.max $(cat {d}/cgroup/ktstr-limited/cpu.max)\"\n\
              echo \"procs $(cat {d}/cgroup/ktstr-limited/cgroup.procs)\"\n\
              echo \"left $(ls {d}/run | wc -l)\"",
-            d = s.0.display(),
+            d = s.path().display(),
             cmd = w.command()
         ),
     );
@@ -289,12 +278,12 @@ fn fake_bpftool(dir: &Path) {
 #[test]
 fn bpftool_json_comes_one_object_per_line_and_parses_joined() {
     let s = scratch("view-json");
-    fake_bpftool(&s.0);
+    fake_bpftool(s.path());
     for (cmd, ids) in [
         (GuestCommand::bpftool_map_show(), vec![15, 16]),
         (GuestCommand::bpftool_prog_show(), vec![8, 19]),
     ] {
-        let text = view_command(&s.0, &cmd);
+        let text = view_command(s.path(), &cmd);
         // One line per object (nested `pids` objects split too), none longer than one
         // object.
         assert!(text.lines().count() >= ids.len(), "{text}");
@@ -312,8 +301,8 @@ fn bpftool_json_comes_one_object_per_line_and_parses_joined() {
 #[test]
 fn globals_keep_section_level_scalars_in_order() {
     let s = scratch("view-globals");
-    fake_bpftool(&s.0);
-    let text = view_command(&s.0, &GuestCommand::bpftool_globals());
+    fake_bpftool(s.path());
+    let text = view_command(s.path(), &GuestCommand::bpftool_globals());
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines,
@@ -334,7 +323,7 @@ fn globals_keep_section_level_scalars_in_order() {
 fn proc_pid_ext_reads_each_tasks_ext_flag() {
     let s = scratch("view-ext");
     for (pid, on) in [(1, 1), (42, 0), (1234, 1)] {
-        let d = s.0.join(format!("proc/{pid}"));
+        let d = s.path().join(format!("proc/{pid}"));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(
             d.join("sched"),
@@ -345,8 +334,8 @@ fn proc_pid_ext_reads_each_tasks_ext_flag() {
         )
         .unwrap();
     }
-    std::fs::create_dir_all(s.0.join("proc/self")).unwrap();
-    let text = view_command(&s.0, &GuestCommand::proc_pid_ext());
+    std::fs::create_dir_all(s.path().join("proc/self")).unwrap();
+    let text = view_command(s.path(), &GuestCommand::proc_pid_ext());
     let mut lines: Vec<&str> = text.lines().collect();
     lines.sort();
     assert_eq!(lines, ["1 1", "1234 1", "42 0"]);

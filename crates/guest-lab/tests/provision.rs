@@ -2,10 +2,10 @@
 //! reused without any work, a failed build says what failed and leaves no entry, and
 //! the assets are what they claim to be.
 
-use guest_lab::testing::{lab_at, open_lab};
+use guest_lab::testing::{ScratchDir, lab_at, open_lab};
 use guest_lab::{Progress, RunSpec, SchedulerChoice, TestScheduler};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -22,43 +22,16 @@ impl Progress for Recorder {
 
 impl Recorder {
     fn count(&self, needle: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|m| m.contains(needle))
-            .count()
+        self.count_where(|m| m.contains(needle))
     }
     fn count_prefix(&self, prefix: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|m| m.starts_with(prefix))
-            .count()
+        self.count_where(|m| m.starts_with(prefix))
+    }
+    fn count_where(&self, keep: impl Fn(&str) -> bool) -> usize {
+        self.0.lock().unwrap().iter().filter(|m| keep(m)).count()
     }
     fn clear(&self) {
         self.0.lock().unwrap().clear();
-    }
-}
-
-/// A fresh cache directory, removed on drop.
-struct TempCache(PathBuf);
-
-impl TempCache {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!("ktstr-{name}-{}-{nanos}", std::process::id()));
-        TempCache(dir)
-    }
-}
-
-impl Drop for TempCache {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -104,9 +77,9 @@ fn cpio_list(file: &Path, offset: u64) -> Vec<String> {
 #[test]
 fn guest_cold_cache_is_built_once_by_concurrent_callers_then_reused() {
     open_lab().ensure_host_packages().expect("host packages");
-    let cache = TempCache::new("cold");
+    let cache = ScratchDir::new("cold");
     let rec = Arc::new(Recorder::default());
-    let lab = lab_at(&cache.0).with_progress(rec.clone());
+    let lab = lab_at(cache.path()).with_progress(rec.clone());
     // Four callers race for the same assets on an empty cache.
     let handles: Vec<_> = TestScheduler::ALL
         .into_iter()
@@ -156,7 +129,7 @@ fn guest_cold_cache_is_built_once_by_concurrent_callers_then_reused() {
     // An initramfs: base + run layer, each a valid archive with the expected files.
     let spec = RunSpec::new().scheduler(SchedulerChoice::test(TestScheduler::Ok));
     let initrd = lab.initramfs(&spec).unwrap();
-    let base_dir = cache.0.join("initramfs");
+    let base_dir = cache.path().join("initramfs");
     let base = entries(&base_dir)
         .into_iter()
         .find(|e| e.starts_with(&k.release))
@@ -193,7 +166,10 @@ fn guest_cold_cache_is_built_once_by_concurrent_callers_then_reused() {
     assert!(!path.exists(), "the run initramfs is removed on drop");
 
     // Nothing half-built is left; a second pass does no work at all.
-    assert!(entries(&cache.0.join("tmp")).is_empty(), "tmp is empty");
+    assert!(
+        entries(&cache.path().join("tmp")).is_empty(),
+        "tmp is empty"
+    );
     rec.clear();
     for which in TestScheduler::ALL {
         lab.scheduler(which).unwrap();
@@ -217,12 +193,12 @@ fn guest_cold_cache_is_built_once_by_concurrent_callers_then_reused() {
 
     // Entries of older sources are pruned; the current ones and the kernel stay.
     let stale = [
-        cache.0.join("loader/0000000000000000"),
+        cache.path().join("loader/0000000000000000"),
         cache
-            .0
+            .path()
             .join(format!("initramfs/{}-0000000000000000", k.release)),
         cache
-            .0
+            .path()
             .join(format!("sched/{}/0000000000000000", k.release)),
     ];
     for d in &stale {
@@ -297,8 +273,8 @@ fn guest_the_private_host_apt_setup_resolves_backports() {
 
 #[test]
 fn guest_a_failed_kernel_build_says_why_and_leaves_no_entry() {
-    let cache = TempCache::new("fail");
-    let lab = lab_at(&cache.0);
+    let cache = ScratchDir::new("fail");
+    let lab = lab_at(cache.path());
     // A version the archive does not have: fails before downloading anything.
     let err = lab
         .clone()
@@ -322,11 +298,11 @@ fn guest_a_failed_kernel_build_says_why_and_leaves_no_entry() {
     assert!(msg.contains("checking the kernel config"), "{msg}");
     assert!(msg.contains("CONFIG_KTSTR_NO_SUCH_OPTION=y"), "{msg}");
     assert!(
-        entries(&cache.0.join("kernel")).is_empty(),
+        entries(&cache.path().join("kernel")).is_empty(),
         "no kernel entry"
     );
     assert!(
-        entries(&cache.0.join("tmp")).is_empty(),
+        entries(&cache.path().join("tmp")).is_empty(),
         "no build leftovers"
     );
 }

@@ -2,6 +2,7 @@
 //! and no cache entry is left. `cargo` is replaced by a script on `PATH` (this file holds
 //! one test so that changing the process environment races with nothing).
 
+use guest_lab::testing::ScratchDir;
 use guest_lab::{Lab, LabError, QuietProgress, ScxCrate};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -19,11 +20,8 @@ esac
 
 #[test]
 fn a_build_failure_reports_the_tail_of_cargo_output_and_leaves_no_entry() {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let root = std::env::temp_dir().join(format!("ktstr-scx-fail-{}-{nanos}", std::process::id()));
+    let scratch = ScratchDir::new("scx-fail");
+    let root = scratch.path();
     let bin = root.join("fakebin");
     std::fs::create_dir_all(&bin).unwrap();
     let cargo = bin.join("cargo");
@@ -50,5 +48,4 @@ fn a_build_failure_reports_the_tail_of_cargo_output_and_leaves_no_entry() {
     assert!(msg.contains("exit status: 101"), "{msg}");
     assert!(!cache.join("scx/scx_fake/1.0.0").exists());
     assert_eq!(std::fs::read_dir(cache.join("tmp")).unwrap().count(), 0);
-    let _ = std::fs::remove_dir_all(&root);
 }

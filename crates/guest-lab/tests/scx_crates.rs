@@ -3,34 +3,27 @@
 //! layout are moved into the new one, and the versions follow the documented order.
 //! (Asks crates.io through `cargo info`, a few seconds.)
 
+use guest_lab::testing::ScratchDir;
 use guest_lab::{Lab, LabError, QuietProgress, RunSpec, SchedulerChoice, ScxCrate};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A fresh cache directory, removed on drop.
-struct TempCache(PathBuf);
+struct TempCache(ScratchDir);
 
 impl TempCache {
     fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        TempCache(
-            std::env::temp_dir().join(format!("ktstr-scx-{name}-{}-{nanos}", std::process::id())),
-        )
+        TempCache(ScratchDir::new(&format!("scx-{name}")))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 
     fn lab(&self) -> Lab {
-        Lab::at(&self.0)
+        Lab::at(self.path())
             .unwrap()
             .with_progress(Arc::new(QuietProgress))
-    }
-}
-
-impl Drop for TempCache {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -74,7 +67,7 @@ fn a_crate_that_does_not_exist_is_named_in_the_error() {
         msg.contains("there is no crate scx_bpfland@0.0.1 on crates.io"),
         "{msg}"
     );
-    assert_no_entry(&cache.0);
+    assert_no_entry(cache.path());
 }
 
 #[test]
@@ -96,10 +89,10 @@ fn a_crate_of_the_project_that_is_not_a_scheduler_is_refused_before_building() {
         started.elapsed().as_secs_f64()
     );
     assert!(
-        !cache.0.join("scx-build-target").exists(),
+        !cache.path().join("scx-build-target").exists(),
         "cargo install never ran"
     );
-    assert_no_entry(&cache.0);
+    assert_no_entry(cache.path());
 }
 
 #[test]
@@ -124,12 +117,12 @@ fn old_layout_entries_move_into_scx_and_leave_a_link() {
     let cache = TempCache::new("migrate");
     let lab = cache.lab();
     let v = guest_lab::BPFLAND_VERSION;
-    let old = cache.0.join("bpfland").join(v);
+    let old = cache.path().join("bpfland").join(v);
     std::fs::create_dir_all(old.join("bin")).unwrap();
     std::fs::write(old.join("bin/scx_bpfland"), b"\x7fELF built earlier").unwrap();
     // No build: the moved entry is found.
     let built = lab.bpfland().expect("the old entry is reused");
-    let new = cache.0.join("scx/scx_bpfland").join(v);
+    let new = cache.path().join("scx/scx_bpfland").join(v);
     assert_eq!(built.binary, new.join("bin/scx_bpfland"));
     assert_eq!(
         std::fs::read(&built.binary).unwrap(),

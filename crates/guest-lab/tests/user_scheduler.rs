@@ -4,10 +4,10 @@
 //! library path, and the arguments quoted in the run script. Uses the lab's cache
 //! (`$KTSTR_CACHE`): the kernel and the base archive must be provisioned.
 
+use guest_lab::testing::ScratchDir;
 use guest_lab::{RunSpec, SchedulerChoice, TestScheduler, testing};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Every file of every concatenated newc archive in `bytes`: name → (mode, data); later
 /// archives replace earlier files, as the kernel unpacks them.
@@ -42,72 +42,39 @@ fn newc_files(bytes: &[u8]) -> BTreeMap<String, (u32, Vec<u8>)> {
     files
 }
 
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn gcc(dir: &Path, args: &[&str]) {
-    let out = Command::new("gcc")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A program in `/tmp/...` linked against libz and a library of its own found through
 /// `$ORIGIN/../lib`.
-fn build_demo() -> (Scratch, PathBuf) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = PathBuf::from("/tmp").join(format!("ktstr-user-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(dir.join("app/bin")).unwrap();
-    std::fs::create_dir_all(dir.join("app/lib")).unwrap();
-    std::fs::write(
-        dir.join("demo.c"),
+fn build_demo() -> (ScratchDir, PathBuf) {
+    let scratch = ScratchDir::under(Path::new("/tmp"), "user");
+    std::fs::create_dir_all(scratch.p("app/bin")).unwrap();
+    std::fs::create_dir_all(scratch.p("app/lib")).unwrap();
+    scratch.write(
+        "demo.c",
         "#include <zlib.h>\nconst char *ktstr_demo(void) { return zlibVersion(); }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("main.c"),
+    );
+    scratch.write(
+        "main.c",
         "#include <stdio.h>\nconst char *ktstr_demo(void);\n\
          int main(void) { printf(\"%s\\n\", ktstr_demo()); return 0; }\n",
-    )
-    .unwrap();
-    gcc(
-        &dir,
-        &[
-            "-shared",
-            "-fPIC",
-            "-o",
-            "app/lib/libktstrdemo.so",
-            "demo.c",
-            "-lz",
-        ],
     );
-    gcc(
-        &dir,
-        &[
-            "-o",
-            "app/bin/my sched",
-            "main.c",
-            "-Lapp/lib",
-            "-lktstrdemo",
-            "-Wl,-rpath,$ORIGIN/../lib",
-        ],
-    );
-    let exe = dir.join("app/bin/my sched");
-    (Scratch(dir), exe)
+    scratch.gcc(&[
+        "-shared",
+        "-fPIC",
+        "-o",
+        "app/lib/libktstrdemo.so",
+        "demo.c",
+        "-lz",
+    ]);
+    scratch.gcc(&[
+        "-o",
+        "app/bin/my sched",
+        "main.c",
+        "-Lapp/lib",
+        "-lktstrdemo",
+        "-Wl,-rpath,$ORIGIN/../lib",
+    ]);
+    let exe = scratch.p("app/bin/my sched");
+    (scratch, exe)
 }
 
 #[test]
@@ -130,7 +97,12 @@ fn guest_the_users_executable_goes_in_with_what_it_needs() {
     );
     let initrd = lab.initramfs(&spec).expect("initramfs");
     let files = newc_files(&std::fs::read(initrd.path()).unwrap());
-    let dir = scratch.0.strip_prefix("/").unwrap().display().to_string();
+    let dir = scratch
+        .path()
+        .strip_prefix("/")
+        .unwrap()
+        .display()
+        .to_string();
     let guest_exe = format!("ktstr/host/{dir}/app/bin/my sched");
     let guest_lib = format!("ktstr/host/{dir}/app/lib/libktstrdemo.so");
     for want in [

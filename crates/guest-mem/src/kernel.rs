@@ -18,7 +18,7 @@ use crate::read::KvaReadExt;
 use crate::symbols::{NearestSymbol, Symbol, SymbolTable};
 use crate::vmcoreinfo::{VmcoreInfo, VmcoreInfoScan};
 use crate::x86::layout::{KERNEL_IMAGE_SIZE, START_KERNEL_MAP, default_page_offset, max_physmem};
-use crate::x86::paging::{PTE_ADDR_MASK, PagingMode, walk};
+use crate::x86::paging::{PTE_ADDR_MASK, PagingMode, PresentPages, present_pages, walk};
 use crate::{CpuRegs, Gpa, Kva, KvaRead, MemError, PhysRead};
 
 /// Most VMCOREINFO candidates from a RAM scan that are tried.
@@ -156,6 +156,7 @@ pub struct Kernel {
     image_len: u64,
     tlb: Tlb,
     cache: Cell<bool>,
+    caveats: Arc<[String]>,
 }
 
 impl Clone for Kernel {
@@ -175,6 +176,7 @@ impl Clone for Kernel {
             image_len: self.image_len,
             tlb: Tlb::new(),
             cache: Cell::new(self.cache.get()),
+            caveats: self.caveats.clone(),
         }
     }
 }
@@ -260,6 +262,7 @@ impl Kernel {
             image_len: KERNEL_IMAGE_SIZE,
             tlb: Tlb::new(),
             cache: Cell::new(true),
+            caveats: Arc::new([]),
         };
         // The image mapping works now (phys_base); use it to find the page tables.
         k.root = match opts.cr3 {
@@ -316,22 +319,103 @@ impl Kernel {
         // rather than by the architectural maximum.
         let ram_end = k.mem.ranges().last().map_or(0, |r| r.end());
         k.direct_len = ram_end.min(max_physmem(mode));
-        k.per_cpu = Arc::from(k.read_per_cpu_offsets());
+        let mut caveats = Vec::new();
+        if opts.cr3.is_none() {
+            k.check_root(&mut caveats);
+        }
+        k.per_cpu = Arc::from(k.read_per_cpu_offsets(&mut caveats));
+        k.caveats = caveats.into();
         Ok(k)
     }
 
+    /// Checks that the page-table root maps the kernel image where the image mapping
+    /// says it is; when it does not (a damaged `SYMBOL(init_top_pgt)`, a user CR3), takes
+    /// the first root that does — kallsyms' `init_top_pgt`, then each vCPU's CR3 — and
+    /// says so in `caveats`. A root that maps nothing would make every vmalloc, per-CPU
+    /// and module read fail with a reason far from the cause.
+    fn check_root(&mut self, caveats: &mut Vec<String>) {
+        let Some(probe) = ["_text", "_stext", "init_task"]
+            .iter()
+            .find_map(|n| self.symbol(n))
+        else {
+            return;
+        };
+        let image = probe.0.wrapping_sub(START_KERNEL_MAP);
+        if image >= self.image_len {
+            return;
+        }
+        let expect = Gpa(image.wrapping_add(self.phys_base));
+        let maps_image =
+            |root: Gpa| walk(&self.mem, root, self.mode, probe).is_ok_and(|t| t.gpa == expect);
+        if self.root.is_some_and(maps_image) {
+            return;
+        }
+        let was = match self.root {
+            Some(r) => format!("root {:#x}", r.0),
+            None => "no root".to_string(),
+        };
+        let mut candidates: Vec<(String, Gpa)> = Vec::new();
+        for name in ["init_top_pgt", "swapper_pg_dir"] {
+            if let Some(sym) = self.symbol(name) {
+                let off = sym.0.wrapping_sub(START_KERNEL_MAP);
+                if off < self.image_len {
+                    candidates.push((
+                        format!("kallsyms' {name}"),
+                        Gpa(off.wrapping_add(self.phys_base) & PTE_ADDR_MASK),
+                    ));
+                }
+            }
+        }
+        for (i, c) in self.cpus.iter().enumerate() {
+            candidates.push((format!("CPU {i}'s CR3"), Gpa(c.cr3 & PTE_ADDR_MASK)));
+        }
+        match candidates.into_iter().find(|(_, r)| maps_image(*r)) {
+            Some((from, root)) => {
+                caveats.push(format!(
+                    "page tables: the VMCOREINFO {was} does not map the kernel image; walking from {from} ({:#x})",
+                    root.0
+                ));
+                self.root = Some(root);
+                self.tlb.flush();
+            }
+            None => caveats.push(format!(
+                "page tables: no root maps the kernel image ({was}, kallsyms' init_top_pgt and the vCPUs' CR3 tried); reads outside the direct map and the image fail"
+            )),
+        }
+    }
+
     /// `nr_cpu_ids` entries of `__per_cpu_offset` (empty when either symbol is
-    /// missing or unreadable: a uniprocessor kernel, or garbage).
-    fn read_per_cpu_offsets(&self) -> Vec<u64> {
+    /// missing or unreadable: a uniprocessor kernel, or garbage; said in `caveats`).
+    fn read_per_cpu_offsets(&self, caveats: &mut Vec<String>) -> Vec<u64> {
         let (Some(nr), Some(arr)) = (self.symbol("nr_cpu_ids"), self.symbol("__per_cpu_offset"))
         else {
             return Vec::new();
         };
-        let Ok(n) = self.read_u32(nr) else {
-            return Vec::new();
-        };
-        self.read_array::<u64>(arr, u64::from(n), MAX_CPUS)
-            .unwrap_or_default()
+        let read = self
+            .read_u32(nr)
+            .and_then(|n| self.read_array::<u64>(arr, u64::from(n), MAX_CPUS));
+        match read {
+            Ok(v) => v,
+            Err(e) => {
+                caveats.push(format!("per-CPU offsets: unreadable ({e})"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// What was doubtful or replaced while finding the kernel (a page-table root that
+    /// did not map the image, per-CPU offsets unreadable, VMCOREINFO taken from RAM
+    /// rather than the vmcore's note), in words, for the report's `capture_notes`.
+    pub fn caveats(&self) -> &[String] {
+        &self.caveats
+    }
+
+    /// This kernel with `line` added to its [`Kernel::caveats`].
+    pub fn with_caveat(mut self, line: String) -> Kernel {
+        let mut v = self.caveats.to_vec();
+        v.push(line);
+        self.caveats = v.into();
+        self
     }
 
     /// The guest-physical memory underneath.
@@ -590,6 +674,19 @@ impl KvaRead for Kernel {
             return Ok(());
         }
         self.read_kva_slow(kva, buf)
+    }
+
+    /// Walks the page tables from the root (the direct map and the kernel image are
+    /// linear and never asked for: this is for vmalloc-space ranges such as an arena).
+    fn present_pages(
+        &self,
+        start: Kva,
+        len: u64,
+        cap: usize,
+    ) -> Option<Result<PresentPages, MemError>> {
+        let root = self.root?;
+        let end = Kva(start.0.checked_add(len)?);
+        Some(present_pages(&self.mem, root, self.mode, start, end, cap))
     }
 }
 

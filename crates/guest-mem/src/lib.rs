@@ -20,7 +20,8 @@
 //! - [`vmcore`]: reading ELF vmcores (notes: VMCOREINFO, `NT_PRSTATUS`, QEMU's CPU
 //!   state with CR3) and writing one ([`vmcore::writer::write_vmcore`]).
 //! - `synth` (feature `test-util`): synthetic guests and kernels for tests in this and
-//!   other crates.
+//!   other crates; `fuzz` (feature `test-util`): the fuzz targets' steps, shared with the
+//!   replay of their findings.
 //! - [`Kva`], [`Gpa`]: address newtypes with checked arithmetic (an overflowing guest
 //!   pointer is an [`AddrOverflow`], never a wrap); [`MAX_CPUS`]: the CPU cap every crate
 //!   applies to guest data.
@@ -50,6 +51,8 @@
 mod addr;
 mod copy;
 mod error;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fuzz;
 pub mod kallsyms;
 pub mod kernel;
 pub mod phys;
@@ -95,4 +98,16 @@ pub trait PhysRead {
 /// This is what btf-walk renders from and what scx-walk walks with.
 pub trait KvaRead {
     fn read_kva(&self, kva: Kva, buf: &mut [u8]) -> Result<(), MemError>;
+
+    /// The present 4 KiB pages of `[start, start + len)`, at most `cap` listed, when this
+    /// reader can enumerate them (it walks page tables: [`Kernel`]); `None` when it cannot
+    /// (the caller then probes page by page).
+    fn present_pages(
+        &self,
+        _start: Kva,
+        _len: u64,
+        _cap: usize,
+    ) -> Option<Result<x86::paging::PresentPages, MemError>> {
+        None
+    }
 }

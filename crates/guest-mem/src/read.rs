@@ -17,30 +17,22 @@ pub trait KvaReadExt: KvaRead {
 
     /// Reads a little-endian `u64`.
     fn read_u64(&self, kva: Kva) -> Result<u64, MemError> {
-        let mut b = [0u8; 8];
-        self.read_kva(kva, &mut b)?;
-        Ok(u64::from_le_bytes(b))
+        self.read_obj(kva).map(u64::from_le_bytes)
     }
 
     /// Reads a little-endian `u32`.
     fn read_u32(&self, kva: Kva) -> Result<u32, MemError> {
-        let mut b = [0u8; 4];
-        self.read_kva(kva, &mut b)?;
-        Ok(u32::from_le_bytes(b))
+        self.read_obj(kva).map(u32::from_le_bytes)
     }
 
     /// Reads a little-endian `u16`.
     fn read_u16(&self, kva: Kva) -> Result<u16, MemError> {
-        let mut b = [0u8; 2];
-        self.read_kva(kva, &mut b)?;
-        Ok(u16::from_le_bytes(b))
+        self.read_obj(kva).map(u16::from_le_bytes)
     }
 
     /// Reads one byte.
     fn read_u8(&self, kva: Kva) -> Result<u8, MemError> {
-        let mut b = [0u8; 1];
-        self.read_kva(kva, &mut b)?;
-        Ok(b[0])
+        self.read_obj(kva)
     }
 
     /// Reads a pointer.

@@ -383,3 +383,76 @@ fn stale_vmcoreinfo_copies_in_ram_are_skipped() {
     assert_eq!(k.osrelease(), "7.3.0-synthetic");
     assert_eq!(k.symbol("init_task"), Some(sk.symbol("init_task")));
 }
+
+/// A VMCOREINFO whose `init_top_pgt` (and `swapper_pg_dir`) point at a page that is no
+/// page table: the root is checked against the kernel image, kallsyms' `init_top_pgt`
+/// is taken instead, per-CPU (vmalloc) reads work, and the caveat says so. With no
+/// usable root at all, the caveat says that too.
+#[test]
+fn a_wrong_page_table_root_is_replaced_and_said() {
+    for mode in [PagingMode::Level4, PagingMode::Level5] {
+        let sk = SynthKernel::build(spec(mode, KallsymsForm::PcRelative));
+        let good = Kernel::new(sk.guest.phys(&[]), KernelOptions::default()).unwrap();
+        assert!(good.caveats().is_empty(), "{:?}", good.caveats());
+        let rq1 = good.per_cpu_symbol("runqueues", 1).unwrap();
+        let want = good.read_u64(rq1).unwrap();
+
+        let bad_root = sk.text.0 + 0x20_0000; // the data page: not a table
+        let text: String = sk
+            .vmcoreinfo
+            .lines()
+            .map(|l| {
+                if l.starts_with("SYMBOL(init_top_pgt)=")
+                    || l.starts_with("SYMBOL(swapper_pg_dir)=")
+                {
+                    let (k, _) = l.split_once('=').unwrap();
+                    format!("{k}={bad_root:x}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        let info = VmcoreInfo::parse(text.as_bytes()).unwrap();
+        let k = Kernel::new(
+            sk.guest.phys(&[]),
+            KernelOptions {
+                vmcoreinfo: Some(info.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(k.page_table_root(), good.page_table_root());
+        assert_eq!(
+            k.read_u64(k.per_cpu_symbol("runqueues", 1).unwrap())
+                .unwrap(),
+            want
+        );
+        assert_eq!(k.caveats().len(), 1, "{:?}", k.caveats());
+        assert!(
+            k.caveats()[0]
+                .contains("does not map the kernel image; walking from kallsyms' init_top_pgt"),
+            "{:?}",
+            k.caveats()
+        );
+
+        // The real tables zeroed: nothing maps the image, and the caveat says so.
+        let mut g = sk.guest.clone();
+        let root = good.page_table_root().unwrap().0;
+        g.write(root, &[0u8; 4096]);
+        let k = Kernel::new(
+            g.phys(&[]),
+            KernelOptions {
+                vmcoreinfo: Some(info),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            k.caveats()
+                .iter()
+                .any(|c| c.contains("no root maps the kernel image")),
+            "{:?}",
+            k.caveats()
+        );
+    }
+}

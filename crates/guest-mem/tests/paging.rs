@@ -240,3 +240,52 @@ fn ps_bit_at_top_levels_is_not_a_huge_page() {
         Gpa(0x60_0000)
     );
 }
+
+/// A sparse 4 GiB window (an arena) is enumerated from its tables: 4 KiB and 2 MiB
+/// mappings inside it counted, pages outside it ignored, the list capped, a
+/// self-referencing table bounded, an unreadable table counted.
+#[test]
+fn present_pages_of_a_sparse_window() {
+    use guest_mem::x86::paging::present_pages;
+    for mode in [PagingMode::Level4, PagingMode::Level5] {
+        let mut g = guest(mode);
+        let win = high(mode) + 0x40_0000_0000;
+        let end = win + (1 << 32);
+        g.map(Kva(win), Gpa(0x40_0000), PageSize::Size4K);
+        g.map(Kva(win + 0x1000), Gpa(0x40_1000), PageSize::Size4K);
+        g.map(Kva(win + 0x8000_0000), Gpa(0x20_0000), PageSize::Size2M);
+        g.map(Kva(win - 0x1000), Gpa(0x40_2000), PageSize::Size4K); // before the window
+        g.map(Kva(end), Gpa(0x40_3000), PageSize::Size4K); // after it
+        let mem = g.phys(&[]);
+        let p = present_pages(&mem, Gpa(g.root), mode, Kva(win), Kva(end), 1000).unwrap();
+        assert_eq!(p.total, 2 + 512, "{mode:?}");
+        assert_eq!(p.pages.len(), 514);
+        assert_eq!(p.pages[..2], [Kva(win), Kva(win + 0x1000)]);
+        assert_eq!(p.pages[2], Kva(win + 0x8000_0000));
+        assert!(!p.truncated && p.unreadable_tables == 0);
+        let capped = present_pages(&mem, Gpa(g.root), mode, Kva(win), Kva(end), 3).unwrap();
+        assert_eq!((capped.total, capped.pages.len()), (514, 3));
+
+        // A PTE table pointing outside RAM is counted, not followed.
+        let pde = g.entry_gpa(Kva(win), 2).unwrap();
+        let v = g.read_u64(pde);
+        g.write_u64(pde, (v & 0xfff) | 0x7_0000_0000);
+        let mem = g.phys(&[]);
+        let p = present_pages(&mem, Gpa(g.root), mode, Kva(win), Kva(end), 1000).unwrap();
+        assert_eq!((p.total, p.unreadable_tables), (512, 1));
+
+        // Every PDE of the window's PD pointing back at the PD itself: bounded by the
+        // level count (a PD taken as a PT maps "pages"), never a loop.
+        let pdpte = g.entry_gpa(Kva(win), 3).unwrap();
+        let pd_gpa = g.read_u64(pdpte) & 0x000f_ffff_ffff_f000;
+        for i in 0..512 {
+            g.write_u64(pd_gpa + i * 8, pd_gpa | 3);
+        }
+        let mem = g.phys(&[]);
+        let p = present_pages(&mem, Gpa(g.root), mode, Kva(win), Kva(end), 10).unwrap();
+        assert!(p.total > 0 && p.pages.len() == 10);
+
+        // An unreadable root is an error.
+        assert!(present_pages(&mem, Gpa(1 << 40), mode, Kva(win), Kva(end), 10).is_err());
+    }
+}

@@ -210,10 +210,18 @@ fn corrupt_files_are_errors() {
     note.extend_from_slice(&0x1000u32.to_le_bytes());
     note.extend_from_slice(&1u32.to_le_bytes());
     note.extend_from_slice(b"CORE\0\0\0\0");
-    assert!(matches!(
-        VmcoreLayout::parse(&elf(&[(4, 0x1000, 0, note.len() as u64, 0)], &note, None)),
-        Err(VmcoreError::Corrupt { .. })
-    ));
+    // …is not fatal: the memory is still read, the notes before it kept, the loss said.
+    let l =
+        VmcoreLayout::parse(&elf(&[(4, 0x1000, 0, note.len() as u64, 0)], &note, None)).unwrap();
+    assert!(l.notes.is_empty() && l.cpus.is_empty());
+    assert!(
+        l.caveats.iter().any(|c| c.contains(
+            "is damaged after 0 notes (truncated or corrupt: note runs past its segment"
+        )),
+        "{:?}",
+        l.caveats
+    );
+    assert!(l.caveats.iter().any(|c| c.contains("no CPU notes")));
 
     // Every truncation and many single-byte corruptions of a real written vmcore:
     // errors or a smaller result, never a panic.
@@ -316,5 +324,36 @@ fn a_note_that_does_not_decode_falls_back_to_the_ram_copy() {
             ..Default::default()
         })
         .is_err()
+    );
+}
+
+/// CPU notes whose names are damaged: the registers are gone, and the caveats say why
+/// (unrecognized notes, no CPU notes), so the report can too.
+#[test]
+fn unreadable_cpu_notes_are_said() {
+    let sk = synth(PagingMode::Level4);
+    let mut bytes = write(&sk, true, &[regs(0, sk.guest.root), regs(1, sk.guest.root)]);
+    let head = 0x1000.min(bytes.len());
+    for name in [&b"CORE\0"[..], &b"QEMU\0"[..]] {
+        let mut i = 0;
+        while i + name.len() <= head {
+            if &bytes[i..i + name.len()] == name {
+                bytes[i] = b'X';
+            }
+            i += 1;
+        }
+    }
+    let core = Vmcore::from_bytes(bytes).unwrap();
+    assert!(core.cpus().is_empty());
+    let c = core.caveats();
+    assert!(
+        c.iter()
+            .any(|l| l == "vcpu_regs: the vmcore has no CPU notes (NT_PRSTATUS or QEMU)"),
+        "{c:?}"
+    );
+    assert!(
+        c.iter()
+            .any(|l| l.starts_with("notes: 4 of 5 notes not recognized (\"XORE\"")),
+        "{c:?}"
     );
 }

@@ -39,16 +39,46 @@ impl CaptureSources {
     }
 
     pub(crate) fn load_btf(&self, k: &GuestKernel) -> Result<Btf, Error> {
-        match &self.btf {
+        let btf = match &self.btf {
             Some(p) => {
                 crate::input::check_size(p, crate::input::MAX_BTF_FILE_BYTES)?;
                 Btf::from_file(p).map_err(|source| Error::BtfFile {
                     path: p.clone(),
                     source,
-                })
+                })?
             }
-            None => guest_btf(k),
-        }
+            None => guest_btf(k)?,
+        };
+        check_kernel_btf(&btf).map_err(|detail| Error::Kernel {
+            what: match &self.btf {
+                Some(p) => format!("checking the BTF of {}", p.display()),
+                None => "checking the kernel's BTF from guest memory".into(),
+            },
+            detail,
+        })?;
+        Ok(btf)
+    }
+}
+
+/// Types every kernel's BTF declares and every walker starts from: a BTF without them
+/// is damaged or not a kernel's, and a dump from it would only say "missing offset
+/// groups" for every section.
+const KERNEL_BTF_TYPES: [&str; 3] = ["list_head", "task_struct", "rq"];
+
+fn check_kernel_btf(btf: &Btf) -> Result<(), String> {
+    let missing: Vec<&str> = KERNEL_BTF_TYPES
+        .iter()
+        .copied()
+        .filter(|t| btf.struct_by_name(t).is_err())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} types, no struct {}: damaged or not a kernel's BTF",
+            btf.type_count(),
+            missing.join(", struct ")
+        ))
     }
 }
 
@@ -115,16 +145,34 @@ pub fn capture_frozen(
         vcpu_regs,
     };
     let mut out = scx_walk::capture(&target, opts);
+    // What finding the kernel replaced or doubted comes first: it explains the rest.
+    prepend_notes(&mut out, k.caveats());
     let t0 = std::time::Instant::now();
     match scx_walk::exit_info::capture(&target.kernel, exit.source, exit.trigger_cpu) {
         Ok(info) => out.report.exit_info = info,
-        Err(e) => out.log.push(format!("exit_info: {e}")),
+        Err(e) => {
+            let line = format!("exit_info: not read ({e})");
+            out.report.capture_notes.push(line.clone());
+            out.log.push(line);
+        }
     }
     out.phases.push(scx_walk::Phase {
         name: "exit_info",
         elapsed: t0.elapsed(),
     });
     out
+}
+
+/// Puts `lines` (caveats of the layers below the walkers) before the walkers' notes, in
+/// the report and in the log.
+fn prepend_notes(out: &mut CaptureOutput, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    let mut notes = lines.to_vec();
+    notes.append(&mut out.report.capture_notes);
+    out.report.capture_notes = notes;
+    out.log.extend(lines.iter().cloned());
 }
 
 /// [`capture_frozen`] of the guest frozen by `freeze`: its vCPU registers, and its host
@@ -157,7 +205,11 @@ pub fn apply_vcpu_perf(out: &mut CaptureOutput, perf: &VcpuPerf) {
                 s.len()
             ));
         }
-        VcpuPerf::Absent(why) => out.log.push(format!("vcpu_perf_at_freeze absent: {why}")),
+        VcpuPerf::Absent(why) => {
+            let line = format!("vcpu_perf_at_freeze absent: {why}");
+            out.report.capture_notes.push(line.clone());
+            out.log.push(line);
+        }
     }
 }
 
@@ -194,6 +246,17 @@ pub fn capture_vmcore(
             source,
         },
     })?;
+    capture_core(&core, path, sources, opts)
+}
+
+/// [`capture_vmcore`] of an opened vmcore (`path` names it in errors): the whole
+/// vmcore → report pipeline, also what the `capture` fuzz target drives.
+pub fn capture_core(
+    core: &Vmcore,
+    path: &Path,
+    sources: &CaptureSources,
+    opts: &CaptureOptions,
+) -> Result<CaptureOutput, Error> {
     let k = core
         .kernel(sources.kernel_options()?)
         .map_err(|e| Error::Kernel {
@@ -202,7 +265,9 @@ pub fn capture_vmcore(
         })?;
     let btf = sources.load_btf(&k)?;
     let regs = core.cpus().iter().map(|r| Some(*r)).collect();
-    Ok(capture_frozen(&k, &btf, regs, opts, ExitSource::VMCORE))
+    let mut out = capture_frozen(&k, &btf, regs, opts, ExitSource::VMCORE);
+    prepend_notes(&mut out, core.caveats());
+    Ok(out)
 }
 
 /// Writes the frozen guest as an ELF vmcore (PT_LOAD per RAM range, NT_PRSTATUS per vCPU,
@@ -222,21 +287,62 @@ pub fn export_vmcore(k: &GuestKernel, cpus: &[CpuRegs], out: &Path) -> Result<u6
     Ok(written)
 }
 
-/// True when the report shows a scheduler error exit (`exit_kind >= SCX_EXIT_ERROR`), in
-/// the late snapshot for a dual report. A degraded report (the freeze did not complete)
-/// counts as a failure too: something kept a vCPU from parking.
+/// True when the report shows a scheduler error exit (`exit_kind` one of the known error
+/// kinds, [`scx_walk::exit_kind::KNOWN`]), in the late snapshot for a dual report. An
+/// `exit_kind` that is no exit kind (a damaged `scx_sched`: 4294967295) is not an error
+/// exit: the dump's `capture_notes` say the state is doubtful, and
+/// [`report_core_unread`] makes that exit code 4. A degraded report (the freeze did not
+/// complete) counts as a failure too: something kept a vCPU from parking.
 pub fn report_has_error_exit(r: &FailureDumpReportAny) -> bool {
     let single = |r: &FailureDumpReport| {
-        r.scx_sched_state
-            .as_ref()
-            .is_some_and(|s| scx_walk::exit_kind::is_error(s.exit_kind))
-            || r.guest_setup_failure.is_some()
+        r.scx_sched_state.as_ref().is_some_and(|s| {
+            scx_walk::exit_kind::name(s.exit_kind).is_some()
+                && scx_walk::exit_kind::is_error(s.exit_kind)
+        }) || r.guest_setup_failure.is_some()
     };
     match r {
         FailureDumpReportAny::Single(r) => single(r),
         FailureDumpReportAny::Dual(d) => single(&d.late),
         FailureDumpReportAny::Degraded(_) => true,
     }
+}
+
+/// The core of a dump that could not be read at all, if any: the scheduler's state (a
+/// scheduler is attached — `scx_root` is not NULL, or tasks are in the ext class — but
+/// its `scx_sched` is unreadable, or reads as no known exit kind), every runqueue, or
+/// every task — one word each (`scx_sched`, `runqueues`,
+/// `tasks`). In the late snapshot for a dual report; `None` for a degraded report or a
+/// placeholder (they have their own verdict). The CLI exits 4 for such a dump
+/// ("capture incomplete"): it was written, with `capture_notes` saying what was lost.
+pub fn report_core_unread(r: &FailureDumpReportAny) -> Option<Vec<&'static str>> {
+    let r = match r {
+        FailureDumpReportAny::Single(r) => r,
+        FailureDumpReportAny::Dual(d) => &d.late,
+        FailureDumpReportAny::Degraded(_) => return None,
+    };
+    if r.is_placeholder || r.guest_setup_failure.is_some() {
+        return None;
+    }
+    let mut lost = Vec::new();
+    // scx_root NULL means no scheduler, unless tasks are still in the ext class (then
+    // the NULL itself is doubtful, and the dump's notes say so).
+    let no_scheduler = r.scx_walker_unavailable.as_deref()
+        == Some(dump_schema::reasons::SCX_ROOT_NULL)
+        && !r.task_enrichments.iter().any(|t| t.sched_class == "ext");
+    let sched_ok = r
+        .scx_sched_state
+        .as_ref()
+        .is_some_and(|s| scx_walk::exit_kind::name(s.exit_kind).is_some());
+    if !no_scheduler && !sched_ok {
+        lost.push("scx_sched");
+    }
+    if r.rq_scx_states.is_empty() {
+        lost.push("runqueues");
+    }
+    if r.task_enrichments.is_empty() {
+        lost.push("tasks");
+    }
+    (!lost.is_empty()).then_some(lost)
 }
 
 #[cfg(test)]
@@ -268,6 +374,10 @@ mod tests {
                 format!("vcpu_perf_at_freeze absent: {why}")
             ]
         );
+        assert_eq!(
+            out.report.capture_notes,
+            [format!("vcpu_perf_at_freeze absent: {why}")]
+        );
 
         let mut out = output();
         let s = freeze::perf::PerfSample {
@@ -294,5 +404,51 @@ mod tests {
             out.log[1],
             "vcpu_perf_at_freeze: 1 of 2 vCPU threads sampled"
         );
+    }
+
+    fn state(exit_kind: u32) -> dump_schema::ScxSchedState {
+        dump_schema::ScxSchedState {
+            exit_kind,
+            ..Default::default()
+        }
+    }
+
+    /// A full report: scheduler state, one runqueue, one task.
+    fn whole(exit_kind: u32) -> FailureDumpReport {
+        FailureDumpReport {
+            scx_sched_state: Some(state(exit_kind)),
+            rq_scx_states: vec![Default::default()],
+            task_enrichments: vec![Default::default()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_unknown_exit_kind_is_no_error_exit_and_an_unread_core() {
+        let any = |r| FailureDumpReportAny::Single(r);
+        assert!(report_has_error_exit(&any(whole(1026))));
+        assert_eq!(report_core_unread(&any(whole(1026))), None);
+        // A page of 0xff: exit_kind 4294967295 is not "scheduler error".
+        assert!(!report_has_error_exit(&any(whole(u32::MAX))));
+        assert!(!report_has_error_exit(&any(whole(2000))));
+        assert_eq!(
+            report_core_unread(&any(whole(u32::MAX))),
+            Some(vec!["scx_sched"])
+        );
+        // Nothing read at all.
+        let empty = FailureDumpReport::default();
+        assert_eq!(
+            report_core_unread(&any(empty)),
+            Some(vec!["scx_sched", "runqueues", "tasks"])
+        );
+        // No scheduler attached: no scheduler state is expected.
+        let mut detached = whole(0);
+        detached.scx_sched_state = None;
+        detached.scx_walker_unavailable = Some(dump_schema::reasons::SCX_ROOT_NULL.into());
+        assert_eq!(report_core_unread(&any(detached)), None);
+        // Tasks lost, the rest read.
+        let mut no_tasks = whole(0);
+        no_tasks.task_enrichments.clear();
+        assert_eq!(report_core_unread(&any(no_tasks)), Some(vec!["tasks"]));
     }
 }

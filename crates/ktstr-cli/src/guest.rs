@@ -200,42 +200,40 @@ impl GuestExitWatch {
     }
 }
 
+impl RunGuest {
+    fn engine(&self) -> &dyn Engine {
+        match self {
+            RunGuest::Qemu(e) => e,
+            RunGuest::Kvm(e) => e,
+        }
+    }
+
+    fn engine_mut(&mut self) -> &mut dyn Engine {
+        match self {
+            RunGuest::Qemu(e) => e,
+            RunGuest::Kvm(e) => e,
+        }
+    }
+}
+
 impl Engine for RunGuest {
     fn guest_ram(&self) -> GuestRam {
-        match self {
-            RunGuest::Qemu(e) => e.guest_ram(),
-            RunGuest::Kvm(e) => e.guest_ram(),
-        }
+        self.engine().guest_ram()
     }
     fn vcpu_count(&self) -> usize {
-        match self {
-            RunGuest::Qemu(e) => e.vcpu_count(),
-            RunGuest::Kvm(e) => e.vcpu_count(),
-        }
+        self.engine().vcpu_count()
     }
     fn freeze(&mut self, timeout: Duration) -> Result<FreezeOutcome, EngineError> {
-        match self {
-            RunGuest::Qemu(e) => e.freeze(timeout),
-            RunGuest::Kvm(e) => e.freeze(timeout),
-        }
+        self.engine_mut().freeze(timeout)
     }
     fn thaw(&mut self) -> Result<(), EngineError> {
-        match self {
-            RunGuest::Qemu(e) => e.thaw(),
-            RunGuest::Kvm(e) => e.thaw(),
-        }
+        self.engine_mut().thaw()
     }
     fn is_frozen(&self) -> bool {
-        match self {
-            RunGuest::Qemu(e) => e.is_frozen(),
-            RunGuest::Kvm(e) => e.is_frozen(),
-        }
+        self.engine().is_frozen()
     }
     fn console_tail(&self) -> String {
-        match self {
-            RunGuest::Qemu(e) => e.console_tail(),
-            RunGuest::Kvm(e) => e.console_tail(),
-        }
+        self.engine().console_tail()
     }
 }
 

@@ -4,7 +4,21 @@
 //! Everything here returns [`Error`]; the `ktstr` binary decides messages and exit codes
 //! ([`Error::class`] tells it whether the caller's input or the machine is at fault).
 //!
-//! - [`capture_vmcore`]: a report from a post-mortem vmcore (no VM needed).
+//! - [`capture_vmcore`]: a report from a post-mortem vmcore (no VM needed);
+//!   [`capture_core`] the same from an opened [`guest_mem::Vmcore`]. Whatever the capture
+//!   lost is in the report's `capture_notes` (the walkers' notes, after the caveats of
+//!   finding the kernel: [`guest_mem::Kernel::caveats`], [`guest_mem::Vmcore::caveats`]);
+//!   [`report_has_error_exit`] and [`report_core_unread`] are the verdicts behind exit
+//!   codes 1 and 4.
+//!
+//! # Hostile input
+//! `tests/cli_hostile.rs` damages a real lab vmcore in a few hundred named ways
+//! (`tests/hostile/mod.rs`) and checks each `ktstr capture --vmcore` outcome: no panic,
+//! bounded time and memory, a one-line error (exit 2) or a dump whose every loss is in
+//! `capture_notes` — `cargo test --release -p ktstr-cli --test cli_hostile`. The
+//! `capture` fuzz target (`fuzz/`, see its README) drives [`capture_core`] over the same
+//! vmcore with arbitrary damage: `cd crates/ktstr-cli/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz
+//! run capture corpus/capture -- -max_total_time=600 -max_len=2048 -rss_limit_mb=4096`.
 //! - [`capture_qmp`]: attach to a running QEMU (QMP socket + shared RAM file), freeze,
 //!   capture, thaw.
 //! - [`run()`]: provision, boot a sched_ext guest (QEMU, or the native KVM engine where it
@@ -35,8 +49,8 @@ pub use degraded::{DEGRADED_TIMEOUT_REASON, degraded_reason, degraded_report, re
 pub use dual::{EARLY_SNAPSHOT_FAILED_PREFIX, EarlyTaken, SCAN_EVERY};
 pub use error::{Error, ErrorClass};
 pub use frozen::{
-    CaptureSources, ExitSource, apply_vcpu_perf, capture_freeze, capture_frozen, capture_vmcore,
-    export_vmcore, report_has_error_exit,
+    CaptureSources, ExitSource, apply_vcpu_perf, capture_core, capture_freeze, capture_frozen,
+    capture_vmcore, export_vmcore, report_core_unread, report_has_error_exit,
 };
 pub use guest::{NATIVE_PROBE_BUDGET, probe_native};
 pub use qmp_attach::{QmpAttachOptions, capture_qmp};

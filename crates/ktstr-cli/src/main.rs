@@ -2,7 +2,9 @@
 //!
 //! A thin layer over `ktstr_cli` (the library half): it parses arguments, prints, and
 //! turns outcomes into exit codes: 0 no failure, 1 failure captured (or an invalid
-//! document for `validate`), 2 usage or unusable input, 3 infrastructure error.
+//! document for `validate`), 2 usage or unusable input, 3 infrastructure error, 4 capture
+//! incomplete (a dump was written, but its core — the scheduler's state, the runqueues
+//! or the tasks — could not be read at all: `ktstr_cli::report_core_unread`).
 
 mod cli;
 
@@ -21,6 +23,7 @@ const EXIT_OK: u8 = 0;
 const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_INFRA: u8 = 3;
+const EXIT_INCOMPLETE: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -262,12 +265,29 @@ fn capture(args: CaptureArgs, verbose: u8) -> Result<u8, Error> {
     Ok(exit_code_of(&report))
 }
 
-/// 1 when the dump shows a scheduler error exit, else 0.
+/// 1 when the dump shows a scheduler error exit, 4 when its core could not be read
+/// (said on stderr), else 0.
 fn exit_code_of(report: &FailureDumpReportAny) -> u8 {
     if ktstr_cli::report_has_error_exit(report) {
         EXIT_FAILURE
+    } else if incomplete(report) {
+        EXIT_INCOMPLETE
     } else {
         EXIT_OK
+    }
+}
+
+/// Whether the dump's core is unread; if so, one line on stderr naming what.
+fn incomplete(report: &FailureDumpReportAny) -> bool {
+    match ktstr_cli::report_core_unread(report) {
+        Some(lost) => {
+            eprintln!(
+                "ktstr: capture incomplete: {} could not be read (the dump's capture_notes say why)",
+                lost.join(", ")
+            );
+            true
+        }
+        None => false,
     }
 }
 
@@ -321,6 +341,8 @@ fn run(args: RunArgs, verbose: u8) -> Result<u8, Error> {
         EXIT_INFRA
     } else if result.failure() {
         EXIT_FAILURE
+    } else if incomplete(&result.report) {
+        EXIT_INCOMPLETE
     } else {
         EXIT_OK
     })

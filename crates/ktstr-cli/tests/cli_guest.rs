@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 
 use btf_walk::Btf;
 use dump_schema::{DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny};
-use guest_lab::testing::need_qemu;
+use guest_lab::testing::{self, need_qemu};
 use guest_mem::{KernelOptions, Kva, KvaReadExt, Vmcore};
 use support::{dual, ktstr, late, run_with_timeout, the_dump};
 
@@ -313,16 +313,8 @@ while node != head and n < 100000:
         tasks = off("tasks"),
         pid = off("pid"),
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "drgn: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let stdout = testing::stdout_of(Command::new("python3").args(["-c", &script]), "drgn");
+    let text = String::from_utf8_lossy(&stdout);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("swapper/0"), "init_task.comm");
     let tasks: Vec<(i32, String)> = lines

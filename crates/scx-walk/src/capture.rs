@@ -1,7 +1,9 @@
 //! The capture: every section of a [`FailureDumpReport`] from a frozen guest, under a
-//! soft deadline, each section filled or carrying its reason.
+//! soft deadline, each section filled or carrying its reason, and every part that was
+//! dropped, capped or doubtful in `capture_notes` ([`crate::notes`]).
 
-use std::collections::BTreeSet;
+mod bpf;
+
 use std::time::{Duration, Instant};
 
 use dump_schema::reasons as why;
@@ -13,17 +15,15 @@ use crate::dsq::{DsqOffsets, DsqSources, dsq_state, locate_dsqs};
 use crate::error::{Result, WalkError};
 use crate::kernel::{KernelView, PerCpu, ValueRenderer};
 use crate::lists::CoreOffsets;
-use crate::maps::{MapCaps, MapCtx, MapOffsets, map_kvas};
+use crate::maps::MapCaps;
+use crate::notes::{Notes, Tally};
 use crate::numa::{NumaOffsets, per_node_numa};
 use crate::offsets::MissingGroups;
-use crate::progs::{
-    ProgOffsets, is_struct_ops, prog_kvas, prog_type, prog_type_name, runtime_stats, used_maps,
-};
-use crate::psi::{PsiOffsets, cgroup_psi};
+use crate::psi::{CGROUP_CAP, PsiOffsets, cgroup_psi};
 use crate::rq::{RqOffsets, rq_state, runqueues};
 use crate::sched::{EventOffsets, SchedOffsets, SchedRef, sample_events, sched_state, scx_root};
 use crate::stackscan::StackScanner;
-use crate::tasks::{TASK_CAP, TaskOffsets, all_tasks, enrich_all_with};
+use crate::tasks::{TASK_CAP, TaskOffsets, all_tasks_partial, enrich_all_with};
 use crate::{reasons, sdt};
 
 /// The frozen guest to capture.
@@ -79,7 +79,8 @@ pub struct CaptureOutput {
     pub report: FailureDumpReport,
     /// Phases in execution order with their durations (for benchmarks and `-v`).
     pub phases: Vec<Phase>,
-    /// Non-fatal problems, one line each (reasons that did not fit in the report).
+    /// Non-fatal problems, one line each: every `capture_notes` line, plus what is not
+    /// a loss (e.g. why `vcpu_perf_at_freeze` is empty).
     pub log: Vec<String>,
 }
 
@@ -117,7 +118,7 @@ impl Clock {
 }
 
 /// Captures a frozen guest. Never fails: sections that cannot be read carry their
-/// reason, and `log` says more.
+/// reason, `capture_notes` says what was lost, and `log` says more.
 ///
 /// The phases run in the order below (sched_ext state first: it is what the dump is for);
 /// each one records its time in [`CaptureOutput::phases`].
@@ -145,6 +146,7 @@ struct Run<'t, 'a> {
     k: KernelView<'a>,
     clock: Clock,
     log: Vec<String>,
+    notes: Notes,
     missing: MissingGroups,
     r: FailureDumpReport,
     truncated_at: Option<u64>,
@@ -176,35 +178,57 @@ impl<'t, 'a> Run<'t, 'a> {
                 .collect(),
             ..Default::default()
         };
+        let mut notes = Notes::default();
+        let parked = target.vcpu_regs.iter().flatten().count();
+        if parked < target.vcpu_regs.len() {
+            notes.push(format!(
+                "vcpu_regs: {} of {} vCPUs without registers (not parked)",
+                target.vcpu_regs.len() - parked,
+                target.vcpu_regs.len()
+            ));
+        }
         Run {
             target,
             opts,
             k: target.kernel,
             clock: Clock::new(opts.deadline),
             log: vec![reasons::NO_VCPU_PERF.to_string()],
+            notes,
             missing: MissingGroups::default(),
             r,
             truncated_at: None,
         }
     }
 
+    /// A loss: in `capture_notes` and in the log.
+    fn lost(&mut self, line: String) {
+        self.notes.push(line.as_str());
+        self.log.push(line);
+    }
+
     /// Without the list/xarray/rhashtable offsets no walker can run: a report with the
-    /// registers and the reason naming the group.
+    /// registers, the reason naming the group, and a note saying that nothing was walked.
     fn without_core_offsets(mut self, e: WalkError) -> CaptureOutput {
         self.missing.note(&e);
+        self.lost(format!(
+            "kernel BTF: no walker ran ({e}); every section from guest memory is empty"
+        ));
         let mut out = FailureDumpReport::placeholder(self.missing.reason());
         out.is_placeholder = false;
         out.vcpu_regs = self.r.vcpu_regs;
+        out.capture_notes = self.notes.into_lines();
         CaptureOutput {
             report: out,
             phases: self.clock.phases,
-            log: vec![e.to_string()],
+            log: self.log,
         }
     }
 
     fn per_cpu(&mut self) -> PerCpu {
         PerCpu::load(&self.k).unwrap_or_else(|e| {
-            self.log.push(format!("per-CPU offsets: {e}"));
+            self.lost(format!(
+                "per-CPU offsets: unreadable ({e}); runqueues, per-CPU DSQs, CPU time and event counters empty"
+            ));
             PerCpu::default()
         })
     }
@@ -216,7 +240,9 @@ impl<'t, 'a> Run<'t, 'a> {
         let rqo = self.noted(RqOffsets::resolve(k.types));
         let dso = self.noted(DsqOffsets::resolve(k.types));
         let rqs = runqueues(&k, pc).unwrap_or_else(|e| {
-            self.log.push(format!("runqueues: {e}"));
+            self.lost(format!(
+                "runqueues: not located ({e}); rq_scx_states and local DSQs empty"
+            ));
             Vec::new()
         });
         let (sch_ref, root_null) = match &so {
@@ -255,33 +281,59 @@ impl<'t, 'a> Run<'t, 'a> {
     }
 
     /// The attached scheduler (if any) and its state; `true` when `scx_root` is NULL.
+    /// Values that decide the verdict are checked ([`crate::sched::doubts`]).
     fn scx_sched(&mut self, so: &SchedOffsets) -> (Option<SchedRef>, bool) {
         match scx_root(&self.k, so) {
             Ok(Some(s)) => {
                 match sched_state(&self.k, so, s.kva) {
-                    Ok(st) => self.r.scx_sched_state = Some(st),
-                    Err(e) => self.log.push(format!("scx_sched: {e}")),
+                    Ok(st) => {
+                        for d in crate::sched::doubts(&self.k, so, &s, &st) {
+                            self.lost(d);
+                        }
+                        self.r.scx_sched_state = Some(st);
+                    }
+                    Err(e) => self.lost(format!(
+                        "scx_sched: unreadable ({e}); scx_sched_state absent"
+                    )),
                 }
                 (Some(s), false)
             }
             Ok(None) => (None, true),
             Err(e) => {
-                self.log.push(format!("scx_root: {e}"));
+                self.lost(format!(
+                    "scx_root: unreadable ({e}); the scheduler's state, its DSQs and event counters absent"
+                ));
                 (None, false)
             }
         }
     }
 
     fn rq_states(&mut self, core: &CoreOffsets, rqo: &RqOffsets, rqs: &[Kva]) {
+        let mut tally = Tally::new("runqueues");
         for (cpu, rq) in rqs.iter().enumerate() {
             match rq_state(&self.k, core, rqo, cpu as u32, *rq) {
-                Ok(s) => self.r.rq_scx_states.push(s),
-                Err(e) => self.log.push(format!("rq {cpu}: {e}")),
+                Ok(s) => {
+                    tally.ok();
+                    if s.runnable_truncated {
+                        self.lost(format!(
+                            "rq {cpu}: runnable list truncated at {}",
+                            crate::lists::LIST_CAP
+                        ));
+                    }
+                    self.r.rq_scx_states.push(s);
+                }
+                Err(e) => tally.failed(format_args!("rq {cpu}: {e}")),
             }
+        }
+        if let Some(n) = tally.note() {
+            self.lost(n);
+        }
+        if rqo.ops_qseq.is_none() && !self.r.rq_scx_states.is_empty() {
+            self.lost(reasons::OPS_QSEQ_NOT_IN_KERNEL.to_string());
         }
     }
 
-    /// Every DSQ found; errors are logged only while a scheduler is attached (without
+    /// Every DSQ found; losses are noted only while a scheduler is attached (without
     /// one, missing DSQs are expected).
     fn dsq_states(
         &mut self,
@@ -294,13 +346,52 @@ impl<'t, 'a> Run<'t, 'a> {
         let attached = src.sch.is_some();
         let (locs, errs) = locate_dsqs(&self.k, core, dso, so, pc, src);
         if attached {
-            self.log.extend(errs);
+            for e in errs {
+                self.lost(e);
+            }
         }
+        // One tally per kind of DSQ (`local`, `bypass`, `global`, `user`).
+        let mut tallies: Vec<(String, Tally)> = Vec::new();
         for l in locs {
+            let kind = l.origin.split(' ').next().unwrap_or("").to_string();
+            let i = match tallies.iter().position(|(k, _)| *k == kind) {
+                Some(i) => i,
+                None => {
+                    tallies.push((kind.clone(), Tally::new(format!("{kind} DSQs"))));
+                    tallies.len() - 1
+                }
+            };
             match dsq_state(&self.k, core, dso, l.kva, l.origin.clone()) {
-                Ok(d) => self.r.dsq_states.push(d),
-                Err(e) if attached => self.log.push(format!("DSQ {}: {e}", l.origin)),
-                Err(_) => {}
+                Ok(d) => {
+                    tallies[i].1.ok();
+                    if d.truncated {
+                        self.lost(format!(
+                            "DSQ {} {:#x}: task list truncated at {}",
+                            d.origin,
+                            d.id,
+                            crate::lists::LIST_CAP
+                        ));
+                    } else if attached && d.nr as usize != d.task_kvas.len() {
+                        self.lost(format!(
+                            "DSQ {} {:#x}: nr says {} tasks, {} on its list",
+                            d.origin,
+                            d.id,
+                            d.nr,
+                            d.task_kvas.len()
+                        ));
+                    }
+                    self.r.dsq_states.push(d);
+                }
+                Err(e) => tallies[i]
+                    .1
+                    .failed(format_args!("{} {}: {e}", l.origin, l.kva)),
+            }
+        }
+        if attached {
+            for (_, t) in tallies {
+                if let Some(n) = t.note() {
+                    self.lost(n);
+                }
             }
         }
     }
@@ -325,7 +416,7 @@ impl<'t, 'a> Run<'t, 'a> {
                 .and_then(|eo| sample_events(&self.k, &eo, pc, s.kva, self.opts.elapsed_ms))
             {
                 Ok(sample) => self.r.event_counter_timeline.push(sample),
-                Err(e) => self.log.push(format!("event counters: {e}")),
+                Err(e) => self.lost(format!("event counters: no sample at the freeze ({e})")),
             }
         }
         self.clock.phase("events");
@@ -336,7 +427,7 @@ impl<'t, 'a> Run<'t, 'a> {
         match TaskOffsets::resolve(self.k.types) {
             Ok(to) => self.enrich_tasks(core, &to, found),
             Err(e) => {
-                self.log.push(e.to_string());
+                self.lost(format!("tasks: not walked ({e})"));
                 self.r.task_enrichments_unavailable = Some(why::NO_TASK_WALKER.into());
             }
         }
@@ -345,50 +436,94 @@ impl<'t, 'a> Run<'t, 'a> {
 
     fn enrich_tasks(&mut self, core: &CoreOffsets, to: &TaskOffsets, found: &SchedFound) {
         let k = self.k;
-        let mut stacks = StackScanner::new(&k)
-            .inspect_err(|e| {
-                self.log
-                    .push(format!("{}{e}", reasons::NO_STACK_SCAN_PREFIX))
-            })
-            .ok();
-        let first = self.referenced_tasks(found, stacks.as_mut());
-        let cap = self.opts.caps.tasks;
-        let rest = match all_tasks(&k, core, to, cap) {
-            Ok((v, trunc)) => {
-                if trunc {
-                    self.log.push(format!("task list truncated at {cap}"));
-                }
-                v
-            }
+        let mut stacks = match StackScanner::new(&k) {
+            Ok(s) => Some(s),
             Err(e) => {
-                self.log.push(format!("task list: {e}"));
-                Vec::new()
+                self.lost(format!("{}{e}", reasons::NO_STACK_SCAN_PREFIX));
+                None
             }
         };
+        let first = self.referenced_tasks(found, stacks.as_mut());
+        let cap = self.opts.caps.tasks;
+        let list = all_tasks_partial(&k, core, to, cap);
+        for n in list.notes {
+            self.lost(n);
+        }
+        if list.truncated {
+            self.lost(format!("tasks: task list truncated at {cap}"));
+        }
         let clock = &self.clock;
-        let (tasks, failed, stopped) = enrich_all_with(
+        let got = enrich_all_with(
             &k,
             to,
             first,
-            rest,
+            list.tasks,
             cap,
             &|| clock.passed(),
             stacks.as_ref(),
         );
-        if failed > 0 {
-            self.log.push(format!("{failed} tasks unreadable"));
+        if got.failed > 0 {
+            self.lost(format!(
+                "tasks: {} of {} unreadable ({})",
+                got.failed,
+                got.failed + got.tasks.len(),
+                got.first_error.as_deref().unwrap_or("no reason")
+            ));
         }
-        if stopped && self.clock.passed() {
-            self.truncated_at.get_or_insert(self.clock.elapsed_us());
+        if got.stopped {
+            if self.clock.passed() {
+                self.truncated_at.get_or_insert(self.clock.elapsed_us());
+                self.lost(format!(
+                    "tasks: the deadline passed after {} tasks; the rest not enriched",
+                    got.tasks.len()
+                ));
+            } else {
+                self.lost(format!("tasks: cap of {cap} enriched tasks reached"));
+            }
         }
-        if tasks.is_empty() {
+        self.check_task_count(got.tasks.iter().filter(|t| t.pid > 0).count());
+        self.check_detached(&got.tasks);
+        if got.tasks.is_empty() {
             self.r.task_enrichments_unavailable = Some(why::TASK_WALKER_ZERO_TASKS.into());
         }
-        self.r.task_enrichments = tasks;
+        self.r.task_enrichments = got.tasks;
+    }
+
+    /// `scx_root` NULL says no scheduler is attached; tasks in the ext scheduling class
+    /// say one is (they go back to fair when it detaches): then the NULL is doubtful.
+    fn check_detached(&mut self, tasks: &[dump_schema::TaskEnrichment]) {
+        if self.r.scx_walker_unavailable.as_deref() != Some(why::SCX_ROOT_NULL) {
+            return;
+        }
+        let ext = tasks.iter().filter(|t| t.sched_class == "ext").count();
+        if ext > 0 {
+            self.lost(format!(
+                "scx_root: NULL (no scheduler attached), yet {ext} of {} tasks are in the ext scheduling class; scx_root doubtful, the scheduler's state, DSQs and event counters absent",
+                tasks.len()
+            ));
+        }
+    }
+
+    /// Compares the tasks enriched with the kernel's own count (`nr_threads`: every
+    /// thread but the idle tasks): fewer means some were lost on the way.
+    fn check_task_count(&mut self, enriched: usize) {
+        let Some(sym) = self.k.syms.symbol("nr_threads") else {
+            return;
+        };
+        let Ok(n) = self.k.i32(sym, "nr_threads") else {
+            return;
+        };
+        let n = usize::try_from(n).unwrap_or(0);
+        if n > 0 && enriched < n.min(self.opts.caps.tasks) {
+            self.lost(format!(
+                "tasks: {enriched} of {n} threads enriched (nr_threads says {n})"
+            ));
+        }
     }
 
     /// Tasks the report already names: each CPU's current task (whose stack is scanned
-    /// from its vCPU's registers, CPU n = vCPU n), then runnable and queued tasks.
+    /// from its vCPU's registers, CPU n = vCPU n) and idle task (`init_task` for CPU 0 is
+    /// on no task list), then runnable and queued tasks.
     fn referenced_tasks(
         &self,
         found: &SchedFound,
@@ -404,7 +539,15 @@ impl<'t, 'a> Run<'t, 'a> {
                         sc.set_running(c, cpu as u32, regs);
                     }
                 }
+                if let Some(off) = rqo.idle
+                    && let Ok(idle) = self.k.ptr(Kva(rq.0.wrapping_add(off)), "rq.idle")
+                {
+                    first.push(idle);
+                }
             }
+        }
+        if let Some(init) = self.k.syms.symbol("init_task") {
+            first.push(init);
         }
         for s in &self.r.rq_scx_states {
             first.extend(s.runnable_task_kvas.iter().map(|&t| Kva(t)));
@@ -415,133 +558,19 @@ impl<'t, 'a> Run<'t, 'a> {
         first
     }
 
-    /// Phases `maps` (when the map offsets resolve) and `progs`.
-    fn maps_and_progs(&mut self, core: &CoreOffsets, pc: &PerCpu, found: &SchedFound) {
-        let mo = MapOffsets::resolve(self.k.types)
-            .inspect_err(|e| self.log.push(format!("maps: {e}")))
-            .ok();
-        let po = ProgOffsets::resolve(self.k.types);
-        if let Some(mo) = &mo {
-            let cx = MapCtx {
-                k: self.k,
-                c: core,
-                o: mo,
-                pc,
-                renderer: self.target.renderer,
-                caps: self.opts.caps.maps,
-            };
-            self.maps(&cx);
-            self.clock.phase("maps");
-            if let Some(s) = &found.sch_ref {
-                active_scheduler(
-                    &cx,
-                    po.as_ref().ok(),
-                    &s.ops_name,
-                    &mut self.r,
-                    &mut self.log,
-                );
-            }
-        }
-        self.progs(core, pc, &po);
-        self.clock.phase("progs");
-    }
-
-    /// Every map on `map_idr`, until the deadline (`maps_truncated` counts the rest).
-    fn maps(&mut self, cx: &MapCtx<'_>) {
-        let cap = self.opts.caps.maps.maps;
-        let maps = match map_kvas(&self.k, cx.c, cap) {
-            Ok((maps, trunc)) => {
-                if trunc {
-                    self.log.push(format!("map list truncated at {cap}"));
-                }
-                maps
-            }
-            Err(e) => {
-                self.log.push(format!("map_idr: {e}"));
-                return;
-            }
-        };
-        for (i, m) in maps.iter().enumerate() {
-            if self.clock.passed() {
-                self.r.maps_truncated = (maps.len() - i) as u32;
-                self.truncated_at.get_or_insert(self.clock.elapsed_us());
-                break;
-            }
-            self.r.maps.push(cx.capture(*m));
-        }
-    }
-
-    /// Runtime statistics of the struct_ops programs (the scheduler's callbacks), and of
-    /// the scheduler's other programs (`aux_prog_runtime_stats`: tracing, syscall, …
-    /// programs that share a map with a struct_ops program, as a scheduler's programs
-    /// share its `.bss`/`.rodata`; a tool's own programs, such as bpftool's iterator,
-    /// share none).
-    fn progs(&mut self, core: &CoreOffsets, pc: &PerCpu, po: &Result<ProgOffsets>) {
-        let po = match po {
-            Ok(po) => po,
-            Err(e) => {
-                self.log.push(e.to_string());
-                self.r.prog_runtime_stats_unavailable = Some(why::PROG_ACCESSOR_UNAVAILABLE.into());
-                return;
-            }
-        };
-        let progs = match prog_kvas(&self.k, core, 4096) {
-            Ok(progs) => progs,
-            Err(e) => {
-                self.log.push(format!("prog_idr: {e}"));
-                self.r.prog_runtime_stats_unavailable = Some(why::PROG_ACCESSOR_UNAVAILABLE.into());
-                return;
-            }
-        };
-        let mut scheduler_maps = BTreeSet::new();
-        let mut others = Vec::new();
-        for p in progs {
-            if !is_struct_ops(&self.k, po, p).unwrap_or(false) {
-                others.push(p);
-                continue;
-            }
-            match runtime_stats(&self.k, po, pc, p) {
-                Ok(s) => self.r.prog_runtime_stats.push(s),
-                Err(e) => self.log.push(format!("prog stats: {e}")),
-            }
-            match used_maps(&self.k, po, p) {
-                Ok(maps) => scheduler_maps.extend(maps),
-                Err(e) => self.log.push(format!("prog maps: {e}")),
-            }
-        }
-        if self.r.prog_runtime_stats.is_empty() {
-            self.r.prog_runtime_stats_unavailable = Some(why::NO_STRUCT_OPS_PROGRAMS.into());
-        }
-        for p in others {
-            let shares = used_maps(&self.k, po, p)
-                .is_ok_and(|maps| maps.iter().any(|m| scheduler_maps.contains(m)));
-            if !shares {
-                continue;
-            }
-            let stats = prog_type(&self.k, po, p).and_then(|ty| {
-                let mut s = runtime_stats(&self.k, po, pc, p)?;
-                s.prog_type = prog_type_name(po, ty);
-                Ok(s)
-            });
-            match stats {
-                Ok(s) => self.r.aux_prog_runtime_stats.push(s),
-                Err(e) => self.log.push(format!("prog stats: {e}")),
-            }
-        }
-    }
-
     /// Phases `cputime`, `numa` and `psi`: the system-wide sections.
     fn system(&mut self, core: &CoreOffsets, pc: &PerCpu) {
         let k = self.k;
         match CpuTimeOffsets::resolve(k.types).and_then(|o| per_cpu_time(&k, &o, pc)) {
             Ok(v) => self.r.per_cpu_time = v,
-            Err(e) => self.log.push(format!("per-CPU time: {e}")),
+            Err(e) => self.lost(format!("per-CPU time: not read ({e})")),
         }
         self.clock.phase("cputime");
         match NumaOffsets::resolve(k.types).and_then(|o| per_node_numa(&k, &o, pc)) {
             Ok(v) if !v.is_empty() => self.r.per_node_numa = v,
             Ok(_) => self.r.per_node_numa_unavailable = Some(reasons::NUMA_NO_NODES.into()),
             Err(e) => {
+                self.lost(format!("NUMA: not read ({e})"));
                 self.r.per_node_numa_unavailable =
                     Some(format!("{}{e}", reasons::NUMA_FAILED_PREFIX))
             }
@@ -550,11 +579,11 @@ impl<'t, 'a> Run<'t, 'a> {
         match PsiOffsets::resolve(k.types).and_then(|o| cgroup_psi(&k, core, &o)) {
             Ok((v, trunc)) => {
                 if trunc {
-                    self.log.push("cgroup walk truncated".into());
+                    self.lost(format!("cgroup PSI: cgroup walk truncated at {CGROUP_CAP}"));
                 }
                 self.r.cgroup_psi = v;
             }
-            Err(e) => self.log.push(format!("cgroup PSI: {e}")),
+            Err(e) => self.lost(format!("cgroup PSI: not read ({e})")),
         }
         self.clock.phase("psi");
     }
@@ -566,81 +595,29 @@ impl<'t, 'a> Run<'t, 'a> {
         self.r.sdt_allocations = sdt.allocations;
         self.r.scx_static_ranges = sdt.static_ranges;
         self.r.sdt_alloc_unavailable = sdt.unavailable;
-        self.log.extend(sdt.log);
+        for l in sdt.log {
+            self.lost(l);
+        }
         if sdt.deadline_hit {
             self.truncated_at.get_or_insert(self.clock.elapsed_us());
+            self.lost("sdt: the deadline stopped an allocator walk".into());
         }
         self.clock.phase("sdt");
     }
 
     fn finish(mut self) -> CaptureOutput {
         self.r.dump_truncated_at_us = self.truncated_at;
-        for d in self.missing.details() {
-            self.log.push(format!("missing offsets: {d}"));
+        let details: Vec<String> = self.missing.details().to_vec();
+        for d in details {
+            self.lost(format!("missing offsets: {d}"));
         }
+        self.r.capture_notes = self.notes.into_lines();
         CaptureOutput {
             report: self.r,
             phases: self.clock.phases,
             log: self.log,
         }
     }
-}
-
-/// `active_obj_name` / `active_map_kvas`: the struct_ops map whose `sched_ext_ops.name`
-/// is the attached scheduler's, and the maps its programs use.
-fn active_scheduler(
-    cx: &MapCtx<'_>,
-    po: Option<&ProgOffsets>,
-    ops_name: &str,
-    r: &mut FailureDumpReport,
-    log: &mut Vec<String>,
-) {
-    let Some(so) = cx.o.struct_ops else {
-        log.push("active scheduler: struct_ops offsets missing".into());
-        return;
-    };
-    let name_off =
-        cx.k.types
-            .offset_of("bpf_struct_ops_value", "data")
-            .zip(cx.k.types.offset_of("sched_ext_ops", "name"));
-    let Some((data, name)) = name_off else {
-        log.push("active scheduler: sched_ext_ops.name offset missing".into());
-        return;
-    };
-    // The newest struct_ops map carrying this ops name is the attached one.
-    let found = r.maps.iter().rev().find(|m| {
-        m.map_type == dump_schema::map_type::STRUCT_OPS
-            && cx
-                .k
-                .cstr(
-                    Kva(m.map_kva.wrapping_add(so.kvalue + data + name)),
-                    128,
-                    "ops.name",
-                )
-                .is_ok_and(|n| n == ops_name)
-    });
-    let Some(m) = found else {
-        log.push(format!(
-            "active scheduler: no struct_ops map named ops `{ops_name}`"
-        ));
-        return;
-    };
-    r.active_obj_name = Some(m.name.clone());
-    let mut kvas = BTreeSet::new();
-    kvas.insert(m.map_kva);
-    let progs = crate::maps::struct_ops_progs(cx, Kva(m.map_kva)).unwrap_or_else(|e| {
-        log.push(format!("active scheduler programs: {e}"));
-        Vec::new()
-    });
-    if let Some(po) = po {
-        for p in progs {
-            match used_maps(&cx.k, po, p) {
-                Ok(ms) => kvas.extend(ms.into_iter().map(|m| m.0)),
-                Err(e) => log.push(format!("used_maps: {e}")),
-            }
-        }
-    }
-    r.active_map_kvas = kvas.into_iter().collect();
 }
 
 #[cfg(test)]
@@ -723,5 +700,99 @@ mod tests {
         );
         let phases: Vec<_> = out.phases.iter().map(|p| p.name).collect();
         assert!(phases.contains(&"maps") || phases.contains(&"progs"));
+    }
+
+    /// A garbage `scx_sched` (0xff) and a user DSQ table with a broken chain: the state
+    /// is kept but noted as doubtful (no known exit kind), the DSQs that were reachable
+    /// are kept and the lost ones counted against `rhashtable.nelems`.
+    #[test]
+    fn garbage_and_broken_chains_are_noted_with_counts() {
+        let mut t = FakeTypes::core();
+        for (ty, m, o) in [
+            ("scx_sched", "ops.name", 0),
+            ("scx_sched", "aborting", 0x100),
+            ("scx_sched", "bypass_depth", 0x104),
+            ("scx_sched", "exit_kind", 0x108),
+            ("scx_sched", "watchdog_timeout", 0x110),
+            ("scx_sched", "dsq_hash", 0x200),
+            ("scx_dispatch_q", "list", 0x10),
+            ("scx_dispatch_q", "nr", 0x20),
+            ("scx_dispatch_q", "seq", 0x24),
+            ("scx_dispatch_q", "id", 0x28),
+            ("scx_dispatch_q", "hash_node", 0x30),
+            ("scx_dsq_list_node", "node", 0),
+            ("scx_dsq_list_node", "flags", 0x10),
+            ("task_struct", "scx.dsq_list.node", 0x100),
+        ] {
+            t = t.member(ty, m, o);
+        }
+        let sch = B + 0x10_000;
+        let s = FakeSyms::default()
+            .with("nr_cpu_ids", B)
+            .with("__per_cpu_offset", B + 0x100)
+            .with("scx_root", B + 0x200);
+        let mut m = FakeMem::default();
+        m.w32(B, 1);
+        m.w64(B + 0x100, 0);
+        m.w64(B + 0x200, sch);
+        m.write(sch, &[0xff; 0x200]);
+        m.write(sch, b"garbage\0");
+        // dsq_hash: tbl at +0x200 -> bucket table of 2 buckets, nelems 3.
+        let tbl = B + 0x20_000;
+        m.w64(sch + 0x200, tbl);
+        m.w32(sch + 0x208, 3);
+        m.w32(tbl, 2);
+        m.w32(tbl + 4, 0);
+        m.w64(tbl + 32, 0);
+        let dsq = B + 0x30_000;
+        m.w64(tbl + 64, dsq + 0x30); // bucket 0: one DSQ, chain ends (nulls marker)
+        m.w64(dsq + 0x30, 1);
+        m.w64(dsq + 0x10, dsq + 0x10); // empty task list
+        m.w64(dsq + 0x28, 0x42);
+        m.w64(tbl + 72, 0xdead_0000_0000); // bucket 1: unreadable
+        let target = Target {
+            kernel: KernelView {
+                mem: &m,
+                syms: &s,
+                types: &t,
+            },
+            renderer: None,
+            vcpu_regs: vec![],
+        };
+        let out = capture(&target, &CaptureOptions::default());
+        let r = &out.report;
+        let st = r.scx_sched_state.as_ref().expect("state kept");
+        assert_eq!(st.exit_kind, u32::MAX);
+        let notes = &r.capture_notes;
+        let has = |needle: &str| notes.iter().any(|n| n.contains(needle));
+        assert!(
+            has("scx_sched.exit_kind: 4294967295 is not a known exit kind"),
+            "{notes:#?}"
+        );
+        assert!(
+            has("scx_sched.aborting: byte 0xff is not a bool"),
+            "{notes:#?}"
+        );
+        assert!(
+            has("scx_sched.bypass_depth: -1 is implausible"),
+            "{notes:#?}"
+        );
+        assert!(
+            has("user DSQs: 2 of 3 unreadable (reading rhash_head.next"),
+            "{notes:#?}"
+        );
+        assert_eq!(
+            r.dsq_states.iter().filter(|d| d.origin == "user").count(),
+            1,
+            "the reachable DSQ is kept"
+        );
+        // Every note is in the log as well (a long one whole there).
+        for n in notes {
+            let head = n.trim_end_matches('…');
+            assert!(
+                out.log.iter().any(|l| l.starts_with(head)),
+                "{n} not logged"
+            );
+        }
     }
 }

@@ -8,7 +8,10 @@ use guest_mem::Kva;
 
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, PerCpu};
-use crate::lists::{CoreOffsets, LIST_CAP, RHASHTABLE_CAP, list_nodes, rhashtable_objects};
+use crate::lists::{
+    CoreOffsets, LIST_CAP, RHASHTABLE_CAP, list_nodes, rhashtable_nelems,
+    rhashtable_objects_partial,
+};
 use crate::sched::SchedOffsets;
 use btf_walk::OffsetGroup;
 
@@ -142,24 +145,34 @@ pub fn locate_dsqs(
         Ok(g) => out.extend(g),
         Err(e) => errors.push(format!("global DSQs: {e}")),
     }
-    match rhashtable_objects(
-        k,
-        c,
-        Kva(sch.0.wrapping_add(so.dsq_hash)),
-        o.hash_node,
-        RHASHTABLE_CAP,
-    ) {
-        Ok(w) => {
-            if w.truncated {
-                errors.push("user DSQs: rhashtable walk truncated".into());
-            }
-            out.extend(w.nodes.into_iter().map(|kva| DsqLocation {
-                kva,
-                origin: "user".into(),
-            }))
-        }
-        Err(e) => errors.push(format!("user DSQs: {e}")),
+    let ht = Kva(sch.0.wrapping_add(so.dsq_hash));
+    let w = rhashtable_objects_partial(k, c, ht, o.hash_node, RHASHTABLE_CAP);
+    let found = w.walked.nodes.len();
+    // What the table says it holds: the count a damaged chain is measured against.
+    let nelems = rhashtable_nelems(k, c, ht).ok().map(|n| n as usize);
+    if w.walked.truncated {
+        errors.push(format!(
+            "user DSQs: rhashtable walk truncated at {RHASHTABLE_CAP} (nelems {})",
+            nelems.map_or("unreadable".into(), |n| n.to_string())
+        ));
     }
+    match (&w.error, nelems) {
+        (Some(e), Some(n)) if n > found => {
+            errors.push(format!("user DSQs: {} of {n} unreadable ({e})", n - found))
+        }
+        (Some(e), _) => errors.push(format!(
+            "user DSQs: {} hash chains unreadable, {found} DSQs found ({e})",
+            w.broken.max(1)
+        )),
+        (None, Some(n)) if n != found && !w.walked.truncated => errors.push(format!(
+            "user DSQs: rhashtable nelems says {n}, {found} found"
+        )),
+        _ => {}
+    }
+    out.extend(w.walked.nodes.into_iter().map(|kva| DsqLocation {
+        kva,
+        origin: "user".into(),
+    }));
     (out, errors)
 }
 

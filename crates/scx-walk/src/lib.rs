@@ -29,7 +29,8 @@
 //!   [`live`] holds what runs while the guest runs (event sampler, dual-capture scanner,
 //!   trigger location).
 //! - [`error`] (what a walk step failed on) and [`reasons`] (reason strings this crate
-//!   adds to the wire format's).
+//!   adds to the wire format's); [`notes`]: `capture_notes`, every part of a capture that
+//!   was dropped, capped or doubtful, in words with counts.
 //!
 //! # Trust
 //! Nothing read from the guest is trusted: every list walk has a cap and a visited set,
@@ -103,6 +104,7 @@ pub mod kernel;
 pub mod lists;
 pub mod live;
 pub mod maps;
+pub mod notes;
 pub mod numa;
 pub mod offsets;
 pub mod progs;

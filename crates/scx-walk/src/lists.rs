@@ -125,6 +125,20 @@ fn follow(
     is_end: impl Fn(Kva) -> bool,
 ) -> Result<Walked> {
     let mut out = Walked::default();
+    follow_into(k, first, next_off, cap, what, is_end, &mut out)?;
+    Ok(out)
+}
+
+/// [`follow`] into `out`, which keeps the nodes reached before an error.
+fn follow_into(
+    k: &KernelView<'_>,
+    first: Kva,
+    next_off: u64,
+    cap: usize,
+    what: &'static str,
+    is_end: impl Fn(Kva) -> bool,
+    out: &mut Walked,
+) -> Result<()> {
     let mut seen = Visited::new(cap);
     let mut p = first;
     while !is_end(p) {
@@ -135,7 +149,55 @@ fn follow(
         out.nodes.push(p);
         p = k.ptr(p.checked_offset(next_off)?, what)?;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// A walk that keeps what it reached: the nodes, and the error that stopped it (or
+/// broke some of its chains), if any.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Partial {
+    pub walked: Walked,
+    pub error: Option<WalkError>,
+    /// Chains (rhashtable buckets, bucket pages) given up on; the walk went on past them.
+    pub broken: usize,
+}
+
+impl Partial {
+    /// The strict form: the nodes, or the first error.
+    pub fn strict(self) -> Result<Walked> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.walked),
+        }
+    }
+}
+
+/// [`list_nodes`] that keeps the nodes reached before an unreadable or looping node.
+pub fn list_nodes_partial(
+    k: &KernelView<'_>,
+    c: &CoreOffsets,
+    head: Kva,
+    cap: usize,
+    what: &'static str,
+) -> Partial {
+    let mut out = Partial::default();
+    let first = head
+        .checked_offset(c.list_next)
+        .map_err(WalkError::from)
+        .and_then(|a| k.ptr(a, what));
+    let res = first.and_then(|first| {
+        follow_into(
+            k,
+            first,
+            c.list_next,
+            cap,
+            what,
+            |p| p == head || p.0 == 0,
+            &mut out.walked,
+        )
+    });
+    out.error = res.err();
+    out
 }
 
 /// Entries of an xarray (`struct xarray` at `xa`): `(index, pointer)` in index order.
@@ -154,9 +216,15 @@ pub fn xarray_entries(
         return Ok((out, false));
     }
     if !is_xa_node(head) {
-        if !is_xa_internal(head) && head & 1 == 0 {
-            out.push((0, Kva(head)));
+        // The IDRs walked here hold pointers: a head that is a value or an internal
+        // entry other than a node is damage, not an empty table.
+        if is_xa_internal(head) || head & 1 != 0 || !KernelView::plausible_ptr(Kva(head)) {
+            return Err(WalkError::Implausible {
+                what: "xarray head",
+                value: head,
+            });
         }
+        out.push((0, Kva(head)));
         return Ok((out, false));
     }
     let mut seen = Visited::new(4096);
@@ -228,7 +296,35 @@ pub fn rhashtable_objects(
     head_off: u64,
     cap: usize,
 ) -> Result<Walked> {
-    let mut out = Walked::default();
+    rhashtable_objects_partial(k, c, ht, head_off, cap).strict()
+}
+
+/// [`rhashtable_objects`] that goes on past a broken bucket chain or an unreadable page
+/// of buckets (counted in `broken`, the first error kept), so that one damaged object
+/// loses only the objects behind it in its own chain.
+pub fn rhashtable_objects_partial(
+    k: &KernelView<'_>,
+    c: &CoreOffsets,
+    ht: Kva,
+    head_off: u64,
+    cap: usize,
+) -> Partial {
+    let mut p = Partial::default();
+    if let Err(e) = rht_walk(k, c, ht, head_off, cap, &mut p) {
+        p.error.get_or_insert(e);
+    }
+    p
+}
+
+fn rht_walk(
+    k: &KernelView<'_>,
+    c: &CoreOffsets,
+    ht: Kva,
+    head_off: u64,
+    cap: usize,
+    p: &mut Partial,
+) -> Result<()> {
+    let out = &mut p.walked;
     let mut seen = Visited::new(cap);
     let mut tables = Visited::new(8);
     let mut tbl = k.ptr(ht.checked_offset(c.rht_tbl)?, "rhashtable.tbl")?;
@@ -253,21 +349,52 @@ pub fn rhashtable_objects(
             let mut i = 0u64;
             while i < u64::from(size) {
                 let n = (u64::from(size) - i).min(512);
-                let raw = k.bytes(
+                let raw = match k.bytes(
                     base.checked_offset(i * 8)?,
                     (n * 8) as usize,
                     "rhashtable buckets",
-                )?;
+                ) {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        p.broken += 1;
+                        p.error.get_or_insert(e);
+                        i += n;
+                        continue;
+                    }
+                };
                 for s in raw.chunks_exact(8) {
                     // Bit 0 of a bucket pointer is its lock; an empty bucket is NULL.
-                    let mut p = u64::from_le_bytes(s.try_into().unwrap_or([0; 8])) & !1;
-                    while p != 0 && p & 1 == 0 {
-                        if !seen.visit(Kva(p), "rhashtable chain")? {
-                            out.truncated = true;
-                            return Ok(out);
+                    let mut e = u64::from_le_bytes(s.try_into().unwrap_or([0; 8])) & !1;
+                    while e != 0 && e & 1 == 0 {
+                        match seen.visit(Kva(e), "rhashtable chain") {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                out.truncated = true;
+                                return Ok(());
+                            }
+                            Err(err) => {
+                                p.broken += 1;
+                                p.error.get_or_insert(err);
+                                break;
+                            }
                         }
-                        out.nodes.push(Kva(p.wrapping_sub(head_off)));
-                        p = k.u64(Kva(p).checked_offset(c.rhash_next)?, "rhash_head.next")?;
+                        let next = Kva(e)
+                            .checked_offset(c.rhash_next)
+                            .map_err(WalkError::from)
+                            .and_then(|a| k.u64(a, "rhash_head.next"));
+                        match next {
+                            Ok(next) => {
+                                out.nodes.push(Kva(e.wrapping_sub(head_off)));
+                                e = next;
+                            }
+                            Err(err) => {
+                                // The object whose link is unreadable is itself
+                                // unreadable: it is not listed.
+                                p.broken += 1;
+                                p.error.get_or_insert(err);
+                                break;
+                            }
+                        }
                     }
                 }
                 i += n;
@@ -275,7 +402,12 @@ pub fn rhashtable_objects(
         }
         tbl = k.ptr(tbl.checked_offset(c.bt_future)?, "bucket_table.future_tbl")?;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// `rhashtable.nelems`: how many objects the table says it holds.
+pub fn rhashtable_nelems(k: &KernelView<'_>, c: &CoreOffsets, ht: Kva) -> Result<u32> {
+    k.u32(ht.checked_offset(c.rht_nelems)?, "rhashtable.nelems")
 }
 
 #[cfg(test)]
@@ -359,6 +491,16 @@ mod tests {
         m.w64(root + 40, root | 2);
         let k = kernel(&m, &s, &t);
         assert!(xarray_entries(&k, &core(), Kva(xa), 100).is_err());
+        // A head that is no pointer and no node (0xff bytes) is damage, not "empty".
+        m.w64(xa + 8, u64::MAX);
+        let k = kernel(&m, &s, &t);
+        assert!(matches!(
+            xarray_entries(&k, &core(), Kva(xa), 100),
+            Err(WalkError::Implausible {
+                what: "xarray head",
+                ..
+            })
+        ));
     }
 
     #[test]

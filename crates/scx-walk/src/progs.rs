@@ -1,6 +1,5 @@
 //! BPF programs from `prog_idr`: run-time statistics of the struct_ops programs
-//! (`bpf_prog->stats`, per CPU, summed), the maps a program uses, and the program type's
-//! name as bpftool prints it.
+//! (`bpf_prog->stats`, per CPU, summed) and the maps a program uses.
 
 use dump_schema::ProgRuntimeStats;
 use guest_mem::Kva;
@@ -14,9 +13,6 @@ use btf_walk::OffsetGroup;
 #[derive(Debug, Clone, Copy)]
 pub struct ProgOffsets {
     pub ty: u64,
-    /// `(value, name)` of every `enum bpf_prog_type` enumerator of [`PROG_TYPE_NAMES`]
-    /// this kernel's BTF has (values differ by kernel only in principle, but BTF says).
-    pub type_names: [Option<(u32, &'static str)>; PROG_TYPE_NAMES.len()],
     pub aux: u64,
     pub stats: u64,
     pub aux_name: u64,
@@ -26,21 +22,18 @@ pub struct ProgOffsets {
     pub nsecs: u64,
     pub misses: u64,
     pub struct_ops_type: u32,
+    /// `bpf_prog_aux.btf`, `.func_info` and `.func_info_cnt`: the program's own BTF and
+    /// its function records, for the full name (as bpftool shows it).
+    pub aux_btf: Option<u64>,
+    pub aux_func_info: Option<u64>,
+    pub aux_func_info_cnt: Option<u64>,
 }
 
 impl ProgOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<ProgOffsets> {
         let mut r = OffsetGroup::new(t, "bpf_prog");
-        let mut type_names = [None; PROG_TYPE_NAMES.len()];
-        for (slot, name) in type_names.iter_mut().zip(PROG_TYPE_NAMES) {
-            let variant = format!("BPF_PROG_TYPE_{}", name.to_ascii_uppercase());
-            if let Some(v) = t.enum_value(&variant).and_then(|v| u32::try_from(v).ok()) {
-                *slot = Some((v, name));
-            }
-        }
         let o = ProgOffsets {
             ty: r.off("bpf_prog", "type"),
-            type_names,
             aux: r.off("bpf_prog", "aux"),
             stats: r.off("bpf_prog", "stats"),
             aux_name: r.off("bpf_prog_aux", "name"),
@@ -53,14 +46,35 @@ impl ProgOffsets {
                 .enum_value("BPF_PROG_TYPE_STRUCT_OPS")
                 .map(|v| v as u32)
                 .unwrap_or(27),
+            aux_btf: r.opt("bpf_prog_aux", "btf"),
+            aux_func_info: r.opt("bpf_prog_aux", "func_info"),
+            aux_func_info_cnt: r.opt("bpf_prog_aux", "func_info_cnt"),
         };
         Ok(r.finish(o)?)
     }
 }
 
-/// Program types by their uapi name without `BPF_PROG_TYPE_`, lowercase: the names
-/// bpftool prints (`prog show`'s `type`).
-pub const PROG_TYPE_NAMES: [&str; 32] = [
+/// Programs in `prog_idr`, in id order.
+pub fn prog_kvas(k: &KernelView<'_>, c: &CoreOffsets, cap: usize) -> Result<Vec<Kva>> {
+    let idr = k.sym("prog_idr")?;
+    let (e, _) = xarray_entries(k, c, Kva(idr.0.wrapping_add(c.idr_rt)), cap)?;
+    Ok(e.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Whether `prog` is a struct_ops program.
+pub fn is_struct_ops(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Result<bool> {
+    Ok(prog_type(k, o, prog)? == o.struct_ops_type)
+}
+
+/// `bpf_prog.type`.
+pub fn prog_type(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Result<u32> {
+    k.u32(prog.checked_offset(o.ty)?, "bpf_prog.type")
+}
+
+/// Program types by their uapi name (`BPF_PROG_TYPE_` + upper case), as bpftool writes
+/// them; the value is looked up in the guest's BTF.
+const PROG_TYPES: [&str; 33] = [
+    "unspec",
     "socket_filter",
     "kprobe",
     "sched_cls",
@@ -95,31 +109,61 @@ pub const PROG_TYPE_NAMES: [&str; 32] = [
     "netfilter",
 ];
 
-/// The name of program type `ty` (see [`PROG_TYPE_NAMES`]), or `type <n>` for one this
-/// kernel's BTF does not name.
-pub fn prog_type_name(o: &ProgOffsets, ty: u32) -> String {
-    o.type_names
+/// The name of program type `ty` (`tracing`, `syscall`, …), or its number.
+pub fn prog_type_name(t: &dyn KernelTypes, ty: u32) -> String {
+    PROG_TYPES
         .iter()
-        .flatten()
-        .find(|(v, _)| *v == ty)
-        .map_or_else(|| format!("type {ty}"), |(_, n)| n.to_string())
+        .find(|n| {
+            t.enum_value(&format!("BPF_PROG_TYPE_{}", n.to_uppercase()))
+                .is_some_and(|v| v == i64::from(ty))
+        })
+        .map_or_else(|| ty.to_string(), |n| n.to_string())
 }
 
-/// The type of `prog` (`bpf_prog.type`).
-pub fn prog_type(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Result<u32> {
-    k.u32(prog.checked_offset(o.ty)?, "bpf_prog.type")
+/// `bpf_prog_aux.btf`: the program's own BTF object (NULL when loaded without BTF).
+pub fn prog_btf(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Option<Kva> {
+    let aux = k
+        .ptr(prog.checked_offset(o.aux).ok()?, "bpf_prog.aux")
+        .ok()?;
+    let b = k
+        .ptr(aux.checked_offset(o.aux_btf?).ok()?, "bpf_prog_aux.btf")
+        .ok()?;
+    (b.0 != 0).then_some(b)
 }
 
-/// Programs in `prog_idr`, in id order.
-pub fn prog_kvas(k: &KernelView<'_>, c: &CoreOffsets, cap: usize) -> Result<Vec<Kva>> {
-    let idr = k.sym("prog_idr")?;
-    let (e, _) = xarray_entries(k, c, Kva(idr.0.wrapping_add(c.idr_rt)), cap)?;
-    Ok(e.into_iter().map(|(_, p)| p).collect())
-}
-
-/// Whether `prog` is a struct_ops program.
-pub fn is_struct_ops(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Result<bool> {
-    Ok(prog_type(k, o, prog)? == o.struct_ops_type)
+/// The program's full name: the name of the BTF function its first `func_info` record
+/// names (what bpftool shows), `None` without BTF or func_info. `btf` is the program's
+/// BTF, loaded by the caller.
+pub fn full_name(
+    k: &KernelView<'_>,
+    o: &ProgOffsets,
+    prog: Kva,
+    btf: &btf_walk::Btf,
+) -> Option<String> {
+    let aux = k
+        .ptr(prog.checked_offset(o.aux).ok()?, "bpf_prog.aux")
+        .ok()?;
+    let cnt = k
+        .u32(
+            aux.checked_offset(o.aux_func_info_cnt?).ok()?,
+            "func_info_cnt",
+        )
+        .ok()?;
+    let fi = k
+        .ptr(
+            aux.checked_offset(o.aux_func_info?).ok()?,
+            "bpf_prog_aux.func_info",
+        )
+        .ok()?;
+    if cnt == 0 || fi.0 == 0 {
+        return None;
+    }
+    // struct bpf_func_info { u32 insn_off; u32 type_id; }: record 0 is the program.
+    let type_id = k
+        .u32(fi.checked_offset(4).ok()?, "bpf_func_info.type_id")
+        .ok()?;
+    let name = btf.name(btf_walk::TypeId(type_id)).ok()?;
+    (!name.is_empty() && name.len() <= crate::kernel::MAX_STR).then(|| name.to_string())
 }
 
 /// Name and per-CPU statistics of one program, summed over CPUs.
@@ -172,40 +216,4 @@ pub fn used_maps(k: &KernelView<'_>, o: &ProgOffsets, prog: Kva) -> Result<Vec<K
         .map(|c| Kva(u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))))
         .filter(|p| p.0 != 0)
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testutil::FakeTypes;
-
-    #[test]
-    fn type_names_come_from_the_kernels_enum() {
-        let mut t = FakeTypes::default();
-        for (ty, m) in [
-            ("bpf_prog", "type"),
-            ("bpf_prog", "aux"),
-            ("bpf_prog", "stats"),
-            ("bpf_prog_aux", "name"),
-            ("bpf_prog_aux", "used_maps"),
-            ("bpf_prog_aux", "used_map_cnt"),
-            ("bpf_prog_stats", "cnt"),
-            ("bpf_prog_stats", "nsecs"),
-            ("bpf_prog_stats", "misses"),
-        ] {
-            t = t.member(ty, m, 0);
-        }
-        // A kernel whose enum numbers differ from today's uapi: BTF decides.
-        t.enums.insert("BPF_PROG_TYPE_SYSCALL".into(), 3);
-        t.enums.insert("BPF_PROG_TYPE_STRUCT_OPS".into(), 40);
-        t.enums.insert("BPF_PROG_TYPE_TRACING".into(), 26);
-        let o = ProgOffsets::resolve(&t).unwrap();
-        assert_eq!(o.struct_ops_type, 40);
-        assert_eq!(prog_type_name(&o, 3), "syscall");
-        assert_eq!(prog_type_name(&o, 26), "tracing");
-        assert_eq!(prog_type_name(&o, 40), "struct_ops");
-        // Not named by this kernel's BTF (kprobe would be 2 in the uapi).
-        assert_eq!(prog_type_name(&o, 2), "type 2");
-        assert_eq!(prog_type_name(&o, u32::MAX), "type 4294967295");
-    }
 }

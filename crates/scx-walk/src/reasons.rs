@@ -5,7 +5,8 @@
 //! |---|---|
 //! | `per_node_numa_unavailable` | [`NUMA_NO_NODES`] · [`NUMA_FAILED_PREFIX`]`{error}` |
 //! | `sdt_alloc_unavailable` | [`SDT_BTF_UNAVAILABLE`] (plus the wire format's own) |
-//! | capture log | [`NO_VCPU_PERF`] · [`NO_STACK_SCAN_PREFIX`]`{error}` |
+//! | capture log | [`NO_VCPU_PERF`] |
+//! | `capture_notes` (and the log) | [`NO_STACK_SCAN_PREFIX`]`{error}` · [`OPS_QSEQ_NOT_IN_KERNEL`] |
 //!
 //! `probe_counters` is always absent: this project runs no in-guest probe program.
 //! `RqScxState.ops_qseq` is 0 on kernels without `scx_rq.ops_qseq` (7.x keep it per
@@ -28,3 +29,6 @@ pub const NO_VCPU_PERF: &str =
 /// Logged when kernel stacks cannot be scanned (`lock_slowpath_match` stays empty for
 /// every task); the error follows.
 pub const NO_STACK_SCAN_PREFIX: &str = "lock_slowpath_match empty: kernel stacks not scanned: ";
+/// Noted when the kernel's `scx_rq` has no `ops_qseq` (7.x keep it per task): every
+/// `RqScxState.ops_qseq` is then [`crate::rq::OPS_QSEQ_ABSENT`], not a reading.
+pub const OPS_QSEQ_NOT_IN_KERNEL: &str = "ops_qseq: not in this kernel's scx_rq; written as 0";

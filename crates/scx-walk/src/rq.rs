@@ -21,6 +21,9 @@ pub const OPS_QSEQ_ABSENT: u64 = 0;
 #[derive(Debug, Clone, Copy)]
 pub struct RqOffsets {
     pub curr: u64,
+    /// `rq.idle`: the CPU's idle task (`init_task` on CPU 0, which is on no task list
+    /// the walker follows).
+    pub idle: Option<u64>,
     pub nr_running: u64,
     pub flags: u64,
     pub cpu_released: u64,
@@ -44,6 +47,7 @@ impl RqOffsets {
             .or_else(|| r.opt("rq", "scx.pnt_seq"));
         let o = RqOffsets {
             curr: r.off("rq", "curr"),
+            idle: r.opt("rq", "idle"),
             nr_running: r.off("rq", "scx.nr_running"),
             flags: r.off("rq", "scx.flags"),
             cpu_released: r.off("rq", "scx.cpu_released"),

@@ -178,6 +178,64 @@ pub fn sched_state(k: &KernelView<'_>, o: &SchedOffsets, sch: Kva) -> Result<Scx
     })
 }
 
+/// Largest `bypass_depth` taken as real (nesting of bypass requests: a handful).
+const MAX_BYPASS_DEPTH: i32 = 1 << 16;
+/// Largest `watchdog_timeout` taken as real, in jiffies (a day at HZ=1000; the kernel
+/// caps it at 30 s).
+const MAX_WATCHDOG_JIFFIES: u64 = 86_400_000;
+
+/// What is implausible in the scheduler state just read, one note each: the values the
+/// verdict depends on are checked so that a damaged `scx_sched` page is not taken as a
+/// scheduler error (an `exit_kind` of 4294967295 is no exit kind).
+pub fn doubts(
+    k: &KernelView<'_>,
+    o: &SchedOffsets,
+    s: &SchedRef,
+    st: &ScxSchedState,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if crate::exit_kind::name(st.exit_kind).is_none() {
+        out.push(format!(
+            "scx_sched.exit_kind: {} is not a known exit kind; the scheduler state is doubtful (damaged scx_sched?)",
+            st.exit_kind
+        ));
+    }
+    if let Ok(a) = s
+        .kva
+        .checked_offset(o.aborting)
+        .map_err(WalkError::from)
+        .and_then(|a| k.u8(a, "scx_sched.aborting"))
+        && a > 1
+    {
+        out.push(format!(
+            "scx_sched.aborting: byte {a:#x} is not a bool; the scheduler state is doubtful"
+        ));
+    }
+    if !(0..=MAX_BYPASS_DEPTH).contains(&st.bypass_depth) {
+        out.push(format!(
+            "scx_sched.bypass_depth: {} is implausible; the scheduler state is doubtful",
+            st.bypass_depth
+        ));
+    }
+    if st.watchdog_timeout > MAX_WATCHDOG_JIFFIES {
+        out.push(format!(
+            "scx_sched.watchdog_timeout: {} jiffies is implausible; the scheduler state is doubtful",
+            st.watchdog_timeout
+        ));
+    }
+    if s.ops_name.is_empty()
+        || s.ops_name
+            .chars()
+            .any(|c| c.is_control() || c == '\u{fffd}')
+    {
+        out.push(format!(
+            "scx_sched.ops.name: {:?} is not a scheduler name; the scheduler state is doubtful",
+            s.ops_name
+        ));
+    }
+    out
+}
+
 /// `exit_info->kind`, when the kernel has it and it is readable.
 fn exit_info_kind(k: &KernelView<'_>, o: &SchedOffsets, sch: Kva) -> Option<u32> {
     let (info, kind) = o.exit_info?;

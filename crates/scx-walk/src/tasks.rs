@@ -9,7 +9,7 @@ use guest_mem::Kva;
 
 use crate::error::{Result, WalkError};
 use crate::kernel::{KernelTypes, KernelView};
-use crate::lists::{CoreOffsets, list_nodes};
+use crate::lists::{CoreOffsets, list_nodes, list_nodes_partial};
 use crate::stackscan::StackScanner;
 use btf_walk::OffsetGroup;
 
@@ -116,6 +116,77 @@ pub fn all_tasks(
     let mut v = vec![init];
     v.extend(w.nodes.iter().map(|n| Kva(n.0.wrapping_sub(o.tasks))));
     Ok((v, w.truncated))
+}
+
+/// The system's tasks as [`all_tasks_partial`] found them, and what the walk lost.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TaskList {
+    /// `task_struct` addresses, possibly with duplicates (when two lists were walked).
+    pub tasks: Vec<Kva>,
+    /// The cap stopped a walk.
+    pub truncated: bool,
+    /// What was lost, in words (for `capture_notes`).
+    pub notes: Vec<String>,
+}
+
+/// [`all_tasks`] that keeps what it reached, from both lists: `scx_tasks` (every task
+/// sched_ext knows, threads included) and `init_task.tasks` (every process, zombies
+/// included: a zombie leaves `scx_tasks` at its last switch but stays a process until
+/// its parent reaps it). A walk that stops at an unreadable or looping node keeps the
+/// tasks before it; the other list may hold those behind it; the loss is said in `notes`.
+pub fn all_tasks_partial(
+    k: &KernelView<'_>,
+    c: &CoreOffsets,
+    o: &TaskOffsets,
+    cap: usize,
+) -> TaskList {
+    let mut out = TaskList::default();
+    if let (Some(head), Some(node)) = (k.syms.symbol("scx_tasks"), o.scx_tasks_node) {
+        let w = list_nodes_partial(k, c, head, cap, "scx_tasks");
+        out.tasks
+            .extend(w.walked.nodes.iter().map(|n| Kva(n.0.wrapping_sub(node))));
+        out.truncated |= w.walked.truncated;
+        if let Some(e) = w.error {
+            out.notes.push(format!(
+                "tasks: the scx_tasks walk stopped after {} tasks ({e})",
+                w.walked.nodes.len()
+            ));
+        }
+    }
+    let init = match k.sym("init_task") {
+        Ok(i) => i,
+        Err(e) => {
+            out.notes
+                .push(format!("tasks: init_task.tasks not walked ({e})"));
+            return out;
+        }
+    };
+    let head = match init.checked_offset(o.tasks) {
+        Ok(h) => h,
+        Err(e) => {
+            out.notes.push(format!(
+                "tasks: init_task.tasks not walked ({})",
+                WalkError::from(e)
+            ));
+            return out;
+        }
+    };
+    let w = list_nodes_partial(k, c, head, cap, "init_task.tasks");
+    out.tasks.push(init);
+    out.tasks.extend(
+        w.walked
+            .nodes
+            .iter()
+            .map(|n| Kva(n.0.wrapping_sub(o.tasks))),
+    );
+    out.truncated |= w.walked.truncated;
+    if let Some(e) = w.error {
+        out.notes.push(format!(
+            "tasks: the init_task.tasks walk stopped after {} tasks ({e})",
+            w.walked.nodes.len()
+        ));
+    }
+    out
 }
 
 /// The scheduling classes, by the symbol of their `struct sched_class`.
@@ -231,6 +302,19 @@ pub fn enrich(k: &KernelView<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnri
     })
 }
 
+/// What [`enrich_all_with`] produced.
+#[derive(Debug, Default, Clone)]
+pub struct Enriched {
+    pub tasks: Vec<TaskEnrichment>,
+    /// Entries that failed to read or whose pid is negative (not tasks: iteration
+    /// cursors on `scx_tasks`, or garbage).
+    pub failed: usize,
+    /// Why the first of them failed.
+    pub first_error: Option<String>,
+    /// The cap or the deadline stopped the enrichment.
+    pub stopped: bool,
+}
+
 /// Enriches `first` (tasks the dump refers to) then `rest`, deduplicated, up to `cap`.
 /// Entries that fail to read, or whose pid is negative, are skipped and counted.
 /// `lock_slowpath_match` is filled from each task's kernel stack when a [`StackScanner`]
@@ -243,21 +327,19 @@ pub fn enrich_all_with(
     cap: usize,
     deadline_passed: &dyn Fn() -> bool,
     stacks: Option<&StackScanner<'_>>,
-) -> (Vec<TaskEnrichment>, usize, bool) {
+) -> Enriched {
     let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    let mut failed = 0;
-    let mut stopped = false;
+    let mut out = Enriched::default();
     for t in first.into_iter().chain(rest) {
-        if out.len() >= cap {
-            stopped = true;
+        if out.tasks.len() >= cap {
+            out.stopped = true;
             break;
         }
         if t.0 == 0 || !seen.insert(t.0) {
             continue;
         }
-        if out.len() % 64 == 0 && deadline_passed() {
-            stopped = true;
+        if out.tasks.len() % 64 == 0 && deadline_passed() {
+            out.stopped = true;
             break;
         }
         match enrich(k, o, t) {
@@ -265,10 +347,19 @@ pub fn enrich_all_with(
                 if let Some(sc) = stacks {
                     e.lock_slowpath_match = sc.lock_slowpath_match(t);
                 }
-                out.push(e)
+                out.tasks.push(e)
             }
-            _ => failed += 1,
+            Ok(e) => {
+                out.failed += 1;
+                out.first_error
+                    .get_or_insert_with(|| format!("task {t}: pid {} is negative", e.pid));
+            }
+            Err(e) => {
+                out.failed += 1;
+                out.first_error
+                    .get_or_insert_with(|| format!("task {t}: {e}"));
+            }
         }
     }
-    (out, failed, stopped)
+    out
 }

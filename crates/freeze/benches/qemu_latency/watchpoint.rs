@@ -32,7 +32,7 @@ use freeze::GuestRam;
 use freeze::qemu::LineMark;
 use freeze::watch::{WatchOptions, WatchOutcome, watch_u32};
 use freeze::watchpoint::{WatchEngine, WatchLen, WriteWatch};
-use guest_lab::{RunSpec, SchedulerChoice, TestScheduler, TestSchedulerParams};
+use guest_lab::TestScheduler;
 use guest_mem::{Kernel, Kva, KvaReadExt};
 use scx_walk::exit_kind::SCX_EXIT_ERROR_BPF;
 use vm_memory::{Bytes, GuestAddress};
@@ -267,26 +267,13 @@ fn by_poll(g: &mut Booted, kernel: &Kernel, root: Kva, sched: Kva, off: &SchedOf
 }
 
 pub fn watchpoint_vs_poll() {
-    let spec = RunSpec::new()
-        .scheduler(SchedulerChoice::Test {
-            which: TestScheduler::Ok,
-            params: TestSchedulerParams::default(),
-        })
-        .workload(format!(
-            "sleep 3; rm -f /sys/fs/bpf/ktstr_sched /sys/fs/bpf/ktstr_sched_*; \
-             while [ \"$(cat /sys/kernel/sched_ext/state)\" != disabled ]; do usleep 20000; done; {}",
-            super::attach_loop(2 * PER_PATH as u32 + 6)
-        ));
+    let spec = super::reattach_spec(&super::attach_loop(2 * PER_PATH as u32 + 6));
     let Some(mut g) = boot_with(&spec, 2, 1024, |cfg| cfg.gdbstub = true) else {
         return;
     };
     let off = sched_offsets(&g.btf());
     g.phase(LineMark::START, "scheduler-start", BOOT_TIMEOUT);
-    g.engine
-        .freeze(Duration::from_secs(10))
-        .expect("freeze for setup");
-    let kernel = g.kernel_view();
-    g.engine.thaw().expect("thaw after setup");
+    let kernel = g.kernel_view_frozen(|_| {});
     let root = kernel.require_symbol("scx_root").unwrap();
 
     let mut poll: Vec<Exit> = Vec::new();

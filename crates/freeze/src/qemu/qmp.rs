@@ -142,20 +142,7 @@ impl QmpClient {
             })?;
         let deadline = Instant::now() + timeout;
         loop {
-            let msg = match self.read_message("answer", deadline) {
-                Err(QmpError::Io { source, .. })
-                    if matches!(
-                        source.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(QmpError::Timeout {
-                        command: command.to_string(),
-                        timeout,
-                    });
-                }
-                other => other?,
-            };
+            let msg = self.read_before(deadline, "answer", || command.to_string(), timeout)?;
             if let Some(event) = parse_event(&msg) {
                 self.push_event(event);
                 continue;
@@ -228,20 +215,12 @@ impl QmpClient {
         }
         let deadline = Instant::now() + timeout;
         loop {
-            let msg = match self.read_message("event", deadline) {
-                Err(QmpError::Io { source, .. })
-                    if matches!(
-                        source.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(QmpError::Timeout {
-                        command: format!("wait for event {name}"),
-                        timeout,
-                    });
-                }
-                other => other?,
-            };
+            let msg = self.read_before(
+                deadline,
+                "event",
+                || format!("wait for event {name}"),
+                timeout,
+            )?;
             if let Some(event) = parse_event(&msg) {
                 if event.name == name {
                     return Ok(event);
@@ -259,6 +238,31 @@ impl QmpClient {
     }
 
     /// Reads one JSON line, waiting until `deadline`.
+    /// [`Self::read_message`], with running out of time (the socket's read timeout) told as
+    /// [`QmpError::Timeout`] for `command` (named only then) after `timeout`.
+    fn read_before(
+        &mut self,
+        deadline: Instant,
+        step: &'static str,
+        command: impl FnOnce() -> String,
+        timeout: Duration,
+    ) -> Result<Value, QmpError> {
+        match self.read_message(step, deadline) {
+            Err(QmpError::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err(QmpError::Timeout {
+                    command: command(),
+                    timeout,
+                })
+            }
+            other => other,
+        }
+    }
+
     fn read_message(&mut self, step: &'static str, deadline: Instant) -> Result<Value, QmpError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         // A zero read timeout means "block forever" to the socket API.

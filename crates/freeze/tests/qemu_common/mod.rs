@@ -148,6 +148,19 @@ impl Booted {
         Kernel::new(phys, KernelOptions::default()).expect("finding the kernel in guest RAM")
     }
 
+    /// [`Self::kernel_view`] with the guest frozen meanwhile: decoding kallsyms takes
+    /// seconds in a debug build on a loaded host, and the guest must not run on (a
+    /// scheduler exit unwatched) while it does. `check_frozen` runs while frozen.
+    pub fn kernel_view_frozen(&mut self, check_frozen: impl FnOnce(&mut Self)) -> Kernel {
+        self.engine
+            .freeze(Duration::from_secs(10))
+            .expect("freeze for setup");
+        check_frozen(self);
+        let kernel = self.kernel_view();
+        self.engine.thaw().expect("thaw after setup");
+        kernel
+    }
+
     /// The guest's BTF (the lab's copy of the kernel's `.BTF`).
     pub fn btf(&self) -> btf_walk::Btf {
         btf_walk::Btf::from_file(&self.kernel.btf).expect("loading the kernel BTF")

@@ -1,28 +1,6 @@
 //! Arbitrary bytes as an ELF vmcore: parse, map, find the kernel, read.
 #![no_main]
 
-use guest_mem::{Gpa, KernelOptions, Kva, KvaRead, PhysRead, Vmcore};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(core) = Vmcore::from_bytes(data.to_vec()) else {
-        return;
-    };
-    let mut b = [0u8; 64];
-    for r in core.phys().ranges() {
-        let _ = core.phys().read_phys(r.start, &mut b);
-        let _ = core
-            .phys()
-            .read_phys(Gpa(r.end().saturating_sub(3)), &mut b);
-    }
-    if let Ok(k) = core.kernel(KernelOptions::default()) {
-        for a in [
-            k.page_offset_base(),
-            0xffff_ffff_8100_0000,
-            0xffff_c900_0000_0000,
-        ] {
-            let _ = k.read_kva(Kva(a), &mut b);
-        }
-        let _ = k.nearest_symbol(Kva(0xffff_ffff_8100_0000));
-    }
-});
+fuzz_target!(|data: &[u8]| guest_mem::fuzz::vmcore(data));

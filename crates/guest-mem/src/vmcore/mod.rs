@@ -112,6 +112,8 @@ pub struct VmcoreLayout {
     pub cpus: Vec<CpuRegs>,
     /// `pr_pid` of each `NT_PRSTATUS` (kdump: the task running on that CPU).
     pub pids: Vec<u32>,
+    /// What was dropped or doubtful ([`Vmcore::caveats`]).
+    pub caveats: Vec<String>,
 }
 
 fn u16_at(b: &[u8], off: u64) -> Option<u16> {
@@ -216,14 +218,63 @@ impl VmcoreLayout {
                 _ => {}
             }
         }
-        for (off, len) in note_segs {
-            out.parse_notes(file, off, len)?;
+        let excluded: u64 = out
+            .segments
+            .iter()
+            .map(|s| s.memsz.saturating_sub(s.filesz))
+            .fold(0, u64::saturating_add);
+        if excluded > 0 {
+            out.caveats.push(format!(
+                "memory: {excluded} bytes that PT_LOAD segments declare are not in the file (excluded pages read as holes)"
+            ));
         }
+        for (off, len) in note_segs {
+            out.parse_notes(file, off, len);
+        }
+        out.note_unrecognized();
         out.parse_cpus(file);
         Ok(out)
     }
 
-    fn parse_notes(&mut self, file: &[u8], off: u64, len: u64) -> Result<(), VmcoreError> {
+    /// Parses one `PT_NOTE` segment. A note that does not fit its segment ends the
+    /// segment (the notes before it are kept) and is said in `caveats`: the memory of a
+    /// vmcore is still worth reading when a note is damaged.
+    fn parse_notes(&mut self, file: &[u8], off: u64, len: u64) {
+        let before = self.notes.len();
+        if let Err(e) = self.parse_note_segment(file, off, len) {
+            self.caveats.push(format!(
+                "notes: the segment at file offset {off:#x} is damaged after {} notes ({e}); the rest of it ignored (vcpu_regs or VMCOREINFO there lost)",
+                self.notes.len() - before
+            ));
+        }
+    }
+
+    /// One caveat for the notes whose names this reader does not know (a damaged name
+    /// hides a CPU's registers): how many, and the first few names.
+    fn note_unrecognized(&mut self) {
+        let odd: Vec<&NoteInfo> = self
+            .notes
+            .iter()
+            .filter(|n| !matches!(n.name.as_str(), "CORE" | "QEMU" | "VMCOREINFO" | "LINUX"))
+            .collect();
+        if odd.is_empty() {
+            return;
+        }
+        let names: Vec<String> = odd
+            .iter()
+            .take(4)
+            .map(|n| format!("{:?}", n.name.chars().take(32).collect::<String>()))
+            .collect();
+        self.caveats.push(format!(
+            "notes: {} of {} notes not recognized ({}{})",
+            odd.len(),
+            self.notes.len(),
+            names.join(", "),
+            if odd.len() > 4 { ", …" } else { "" }
+        ));
+    }
+
+    fn parse_note_segment(&mut self, file: &[u8], off: u64, len: u64) -> Result<(), VmcoreError> {
         let end = off + len;
         let mut p = off;
         while p + 12 <= end {
@@ -247,8 +298,12 @@ impl VmcoreLayout {
             let name =
                 String::from_utf8_lossy(raw.split(|&b| b == 0).next().unwrap_or(&[])).into_owned();
             if name == "VMCOREINFO" && self.vmcoreinfo.is_none() {
-                self.vmcoreinfo =
-                    VmcoreInfo::parse(&file[desc_off as usize..(desc_off + descsz) as usize]).ok();
+                match VmcoreInfo::parse(&file[desc_off as usize..(desc_off + descsz) as usize]) {
+                    Ok(v) => self.vmcoreinfo = Some(v),
+                    Err(e) => self.caveats.push(format!(
+                        "VMCOREINFO note: unreadable ({e}); VMCOREINFO looked for in guest RAM"
+                    )),
+                }
             }
             self.notes.push(NoteInfo {
                 name,
@@ -265,21 +320,48 @@ impl VmcoreLayout {
         let desc =
             |n: &NoteInfo| &file[n.desc_offset as usize..(n.desc_offset + n.desc_len) as usize];
         let mut qemu = Vec::new();
+        let (mut prstatus, mut bad_prstatus, mut qemu_notes, mut bad_qemu) = (0, 0, 0, 0);
         for n in &self.notes {
             if n.ntype == notes::NT_PRSTATUS && n.name == "CORE" {
+                prstatus += 1;
                 if let Some((r, pid)) = notes::parse_prstatus(desc(n)) {
                     self.cpus.push(r);
                     self.pids.push(pid);
+                } else {
+                    bad_prstatus += 1;
                 }
-            } else if n.name == "QEMU"
-                && let Some(r) = notes::parse_qemu_cpu_state(desc(n))
-            {
-                qemu.push(r);
+            } else if n.name == "QEMU" {
+                qemu_notes += 1;
+                match notes::parse_qemu_cpu_state(desc(n)) {
+                    Some(r) => qemu.push(r),
+                    None => bad_qemu += 1,
+                }
             }
+        }
+        if bad_prstatus > 0 {
+            self.caveats.push(format!(
+                "vcpu_regs: {bad_prstatus} of {prstatus} CPU notes (NT_PRSTATUS) unreadable"
+            ));
+        }
+        if bad_qemu > 0 {
+            self.caveats.push(format!(
+                "vcpu_regs: {bad_qemu} of {qemu_notes} QEMU CPU notes unreadable (CR3/CR4 of those CPUs unknown)"
+            ));
+        }
+        if prstatus == 0 && qemu_notes == 0 {
+            self.caveats
+                .push("vcpu_regs: the vmcore has no CPU notes (NT_PRSTATUS or QEMU)".into());
         }
         if self.cpus.is_empty() {
             self.cpus = qemu;
             return;
+        }
+        if !qemu.is_empty() && qemu.len() != self.cpus.len() {
+            self.caveats.push(format!(
+                "vcpu_regs: {} NT_PRSTATUS notes but {} QEMU CPU notes; registers paired in order",
+                self.cpus.len(),
+                qemu.len()
+            ));
         }
         for (c, q) in self.cpus.iter_mut().zip(qemu) {
             c.cr0 = q.cr0;
@@ -367,6 +449,47 @@ impl Vmcore {
         Self::from_backing(bytes, map)
     }
 
+    /// Maps `path` privately with `edits` (file offset, bytes) written into the mapping
+    /// (copy-on-write: the file is untouched), for fuzzing the whole pipeline on a
+    /// damaged copy of a real vmcore without copying it. Edits past the end are cut.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn open_with_edits(path: &Path, edits: &[(u64, &[u8])]) -> Result<Vmcore, VmcoreError> {
+        let io = |source| VmcoreError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len < 64 {
+            return Err(VmcoreError::NotElf);
+        }
+        let len = usize::try_from(len).map_err(|_| VmcoreError::Unsupported("file too large"))?;
+        let map = MmapRegion::<()>::build(
+            Some(FileOffset::new(file, 0)),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_NORESERVE,
+        )
+        .map_err(|e| VmcoreError::Map(e.to_string()))?;
+        for (off, bytes) in edits {
+            let Ok(off) = usize::try_from(*off) else {
+                continue;
+            };
+            if off >= len {
+                continue;
+            }
+            let n = bytes.len().min(len - off);
+            // SAFETY: `off + n <= len` bytes of a private writable mapping we own; no
+            // reference into it exists yet.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_ptr().add(off), n) };
+        }
+        let map = Arc::new(map);
+        // SAFETY: as in `open`: `len` bytes mapped for as long as `map` lives (the
+        // PhysMem keeps it); nothing writes the mapping after this point.
+        let bytes = unsafe { std::slice::from_raw_parts(map.as_ptr() as *const u8, len) };
+        Self::from_backing(bytes, map)
+    }
+
     /// Reads a vmcore held in memory (tests, fuzzing).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Vmcore, VmcoreError> {
         let owner = Arc::new(bytes);
@@ -423,7 +546,21 @@ impl Vmcore {
         };
         let scan_opts = opts.clone();
         opts.vmcoreinfo = Some(note);
-        Kernel::new(self.mem.clone(), opts)
-            .or_else(|e| Kernel::new(self.mem.clone(), scan_opts).map_err(|_| e))
+        Kernel::new(self.mem.clone(), opts).or_else(|e| {
+            Kernel::new(self.mem.clone(), scan_opts)
+                .map(|k| {
+                    k.with_caveat(format!(
+                        "VMCOREINFO: the vmcore's note does not lead to the kernel ({e}); the VMCOREINFO found in guest RAM used"
+                    ))
+                })
+                .map_err(|_| e)
+        })
+    }
+
+    /// What was dropped or doubtful in the vmcore's headers and notes (CPU notes that do
+    /// not parse, a VMCOREINFO note that does not, memory excluded from the file), in
+    /// words with counts, for the report's `capture_notes`.
+    pub fn caveats(&self) -> &[String] {
+        &self.layout.caveats
     }
 }

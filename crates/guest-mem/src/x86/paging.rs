@@ -95,3 +95,132 @@ pub fn walk<M: PhysRead + ?Sized>(
         level -= 1;
     }
 }
+
+/// Most page tables [`present_pages`] reads (a 4 GiB range needs at most 2,053).
+pub const MAX_TABLES: usize = 8192;
+
+/// The present 4 KiB pages of a virtual range, as [`present_pages`] found them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresentPages {
+    /// Page addresses in ascending order, at most the cap given.
+    pub pages: Vec<Kva>,
+    /// Present 4 KiB pages in the range, the listed ones included (a 2 MiB or 1 GiB
+    /// mapping counts as 512 or 262,144).
+    pub total: u64,
+    /// Tables that could not be read (outside guest RAM): their pages are not counted.
+    pub unreadable_tables: u64,
+    /// [`MAX_TABLES`] stopped the walk: `total` is a lower bound.
+    pub truncated: bool,
+}
+
+/// Lists the present 4 KiB pages of `[start, end)` by walking the tables rooted at
+/// `root`, skipping every entry that is not present: a sparse 4 GiB range (a BPF arena)
+/// costs a few tables, not a million probes. At most `cap` pages are listed and
+/// [`MAX_TABLES`] tables read; entries are never followed twice deeper than the level
+/// count, so a self-referencing table cannot loop.
+pub fn present_pages<M: PhysRead + ?Sized>(
+    mem: &M,
+    root: Gpa,
+    mode: PagingMode,
+    start: Kva,
+    end: Kva,
+    cap: usize,
+) -> Result<PresentPages, MemError> {
+    let mut out = PresentPages::default();
+    if end.0 <= start.0 {
+        return Ok(out);
+    }
+    for a in [start, Kva(end.0 - 1)] {
+        if !mode.is_canonical(a) {
+            return Err(MemError::Untranslatable {
+                kva: a,
+                why: "not canonical",
+            });
+        }
+    }
+    // The root itself must be readable: an unreadable root is an error, not a hole.
+    mem.read_phys_u64(Gpa(root.0 & PTE_ADDR_MASK))?;
+    let mut tables = 0usize;
+    let mut w = RangeWalk {
+        mem,
+        start: start.0,
+        end: end.0,
+        cap,
+        va_bits: mode.va_bits(),
+        tables: &mut tables,
+        out: &mut out,
+    };
+    w.table(root.0 & PTE_ADDR_MASK, mode.levels(), 0);
+    Ok(out)
+}
+
+struct RangeWalk<'m, M: ?Sized> {
+    mem: &'m M,
+    start: u64,
+    end: u64,
+    cap: usize,
+    va_bits: u32,
+    tables: &'m mut usize,
+    out: &'m mut PresentPages,
+}
+
+impl<M: PhysRead + ?Sized> RangeWalk<'_, M> {
+    /// Visits the entries of the table at `gpa` (level `level`) that overlap the range;
+    /// `base` is the virtual address the table starts at (before sign extension).
+    fn table(&mut self, gpa: u64, level: u8, base: u64) {
+        if *self.tables >= MAX_TABLES {
+            self.out.truncated = true;
+            return;
+        }
+        *self.tables += 1;
+        let mut entries = [0u8; 4096];
+        if self.mem.read_phys(Gpa(gpa), &mut entries).is_err() {
+            self.out.unreadable_tables += 1;
+            return;
+        }
+        let shift = 12 + 9 * (u32::from(level) - 1);
+        let span = 1u64 << shift;
+        for i in 0..512u64 {
+            let lo = self.canonical(base + (i << shift));
+            let hi = lo.wrapping_add(span);
+            if hi <= self.start && hi != 0 || lo >= self.end {
+                continue;
+            }
+            let o = (i * 8) as usize;
+            let entry = u64::from_le_bytes(entries[o..o + 8].try_into().unwrap_or([0; 8]));
+            if entry & PRESENT == 0 {
+                continue;
+            }
+            if level == 1 || (entry & PAGE_SIZE_BIT != 0 && (level == 2 || level == 3)) {
+                self.leaf(lo, span);
+            } else {
+                self.table(entry & PTE_ADDR_MASK, level - 1, base + (i << shift));
+                if self.out.truncated {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sign-extends an address built from table indices.
+    fn canonical(&self, va: u64) -> u64 {
+        let s = 64 - self.va_bits;
+        (((va << s) as i64) >> s) as u64
+    }
+
+    /// A present mapping of `span` bytes at `lo`: its 4 KiB pages inside the range.
+    fn leaf(&mut self, lo: u64, span: u64) {
+        let from = lo.max(self.start);
+        let to = lo.wrapping_add(span).wrapping_sub(1).min(self.end - 1);
+        if to < from {
+            return;
+        }
+        let first = from & !0xfff;
+        let n = ((to & !0xfff) - first) / 4096 + 1;
+        self.out.total += n;
+        let room = self.cap.saturating_sub(self.out.pages.len()) as u64;
+        for p in 0..n.min(room) {
+            self.out.pages.push(Kva(first + p * 4096));
+        }
+    }
+}

@@ -2,9 +2,9 @@
 
 use dump_schema::map_type as mt;
 use dump_schema::{
-    ArenaPage, ArenaSnapshot, FailureDumpArrayEntry, FailureDumpEntry, FailureDumpFdArray,
-    FailureDumpMap, FailureDumpPercpuEntry, FailureDumpPercpuHashEntry, FailureDumpRingbuf,
-    FailureDumpStackTrace, FailureDumpStackTraceEntry, RenderedValue,
+    FailureDumpArrayEntry, FailureDumpEntry, FailureDumpFdArray, FailureDumpMap,
+    FailureDumpPercpuEntry, FailureDumpPercpuHashEntry, FailureDumpRingbuf, FailureDumpStackTrace,
+    FailureDumpStackTraceEntry, RenderedValue,
 };
 use guest_mem::Kva;
 
@@ -18,7 +18,6 @@ const BPF_F_STACK_BUILD_ID: u32 = 1 << 5;
 /// Arena guard: the kernel maps the arena at `kern_vm->addr + GUARD_SZ / 2`, with
 /// `GUARD_SZ` = 64 KiB (the reach of a 16-bit instruction offset, page rounded).
 const ARENA_GUARD_HALF: u64 = 1 << 15;
-const PAGE: u64 = 4096;
 
 fn round_up8(v: u64) -> u64 {
     v.div_ceil(8) * 8
@@ -40,9 +39,9 @@ pub fn fill(
         mt::TASK_STORAGE | mt::CGRP_STORAGE | mt::INODE_STORAGE | mt::SK_STORAGE => {
             storage(cx, info, out, notes)
         }
-        mt::ARENA => arena(cx, info, out),
+        mt::ARENA => super::arena::arena(cx, info, out, notes),
         mt::RINGBUF | mt::USER_RINGBUF => ringbuf(cx, info, out),
-        mt::STACK_TRACE => stack_trace(cx, info, out),
+        mt::STACK_TRACE => stack_trace(cx, info, out, notes),
         mt::PROG_ARRAY | mt::PERF_EVENT_ARRAY | mt::CGROUP_ARRAY | mt::ARRAY_OF_MAPS => {
             fd_array(cx, info, out)
         }
@@ -102,6 +101,7 @@ fn array(
         if n < info.max_entries as usize {
             notes.push(format!("array truncated at {n} entries"));
         }
+        let mut unread = Unread::default();
         for i in 0..n {
             let at = base.checked_offset(elem * i as u64)?;
             let value = match cx.k.bytes(at, vlen, "array element") {
@@ -110,16 +110,43 @@ fn array(
                     fallback = fallback.or(why);
                     Some(v)
                 }
-                Err(_) => None,
+                Err(e) => {
+                    unread.add(e);
+                    None
+                }
             };
             out.array_entries.push(FailureDumpArrayEntry {
                 key: i as u32,
                 value,
             });
         }
+        unread.note(notes, "array elements", n);
     }
     note_hex_fallback(notes, fallback);
     Ok(())
+}
+
+/// Values of a map that could not be read, with the first reason.
+#[derive(Default)]
+struct Unread {
+    n: usize,
+    first: Option<String>,
+}
+
+impl Unread {
+    fn add(&mut self, e: impl std::fmt::Display) {
+        self.n += 1;
+        if self.first.is_none() {
+            self.first = Some(e.to_string());
+        }
+    }
+
+    /// `{n} of {total} {what} unreadable ({first})` in the map's notes, when any.
+    fn note(&self, notes: &mut Vec<String>, what: &str, total: usize) {
+        if let Some(first) = &self.first {
+            notes.push(format!("{} of {total} {what} unreadable ({first})", self.n));
+        }
+    }
 }
 
 /// Says in the map's notes why values were rendered as hex (the first reason met).
@@ -137,11 +164,15 @@ fn per_cpu_values(
     type_id: u32,
     btf: Option<Kva>,
     fallback: &mut Option<String>,
+    unread: &mut Unread,
 ) -> Vec<Option<RenderedValue>> {
     (0..cx.pc.nr_cpus())
         .map(|cpu| {
             let at = cx.pc.addr(pptr, cpu)?;
-            let bytes = cx.k.bytes(at, vlen, "per-CPU value").ok()?;
+            let bytes =
+                cx.k.bytes(at, vlen, "per-CPU value")
+                    .inspect_err(|e| unread.add(e))
+                    .ok()?;
             let (v, why) = cx.render(btf, type_id, &bytes);
             if fallback.is_none() {
                 *fallback = why;
@@ -166,15 +197,25 @@ fn percpu_array(
     }
     let pptrs = info.kva.checked_offset(a.ptrs)?;
     let mut fallback = None;
+    let mut unread = Unread::default();
     for i in 0..n {
         let pptr =
             cx.k.ptr(pptrs.checked_offset(i as u64 * 8)?, "bpf_array.pptrs[]")?;
-        let per_cpu = per_cpu_values(cx, pptr, vlen, info.value_type_id, btf, &mut fallback);
+        let per_cpu = per_cpu_values(
+            cx,
+            pptr,
+            vlen,
+            info.value_type_id,
+            btf,
+            &mut fallback,
+            &mut unread,
+        );
         out.percpu_entries.push(FailureDumpPercpuEntry {
             key: i as u32,
             per_cpu,
         });
     }
+    unread.note(notes, "per-CPU values", n * cx.pc.nr_cpus());
     note_hex_fallback(notes, fallback);
     Ok(())
 }
@@ -208,6 +249,7 @@ fn hash(
     let mut count = 0usize;
     let mut unreadable = 0u32;
     let mut fallback = None;
+    let mut unread = Unread::default();
     'buckets: for b in 0..u64::from(n_buckets) {
         let head = buckets.checked_offset(b * h.bucket_size + h.bucket_head)?;
         let nodes = match hlist_nulls_nodes(k, cx.c, head, cap + 1, "htab bucket") {
@@ -235,15 +277,25 @@ fn hash(
             let vaddr = elem.checked_offset(value_off)?;
             if percpu {
                 let pptr = k.ptr(vaddr, "htab per-CPU pointer")?;
-                let per_cpu =
-                    per_cpu_values(cx, pptr, vlen, info.value_type_id, btf, &mut fallback);
+                let per_cpu = per_cpu_values(
+                    cx,
+                    pptr,
+                    vlen,
+                    info.value_type_id,
+                    btf,
+                    &mut fallback,
+                    &mut unread,
+                );
                 out.percpu_hash_entries.push(FailureDumpPercpuHashEntry {
                     key: Some(key),
                     key_hex,
                     per_cpu,
                 });
             } else {
-                let value_bytes = k.bytes(vaddr, vlen, "htab value").unwrap_or_default();
+                let value_bytes = k
+                    .bytes(vaddr, vlen, "htab value")
+                    .inspect_err(|e| unread.add(e))
+                    .unwrap_or_default();
                 let (value, why) = cx.render(btf, info.value_type_id, &value_bytes);
                 fallback = fallback.or(why);
                 out.entries.push(FailureDumpEntry {
@@ -259,6 +311,7 @@ fn hash(
     if unreadable > 0 {
         notes.push(format!("{unreadable} buckets or entries unreadable"));
     }
+    unread.note(notes, "values", count);
     note_hex_fallback(notes, fallback);
     Ok(())
 }
@@ -283,10 +336,16 @@ fn storage(
     let btf = Some(info.btf);
     let mut fallback = None;
     let mut count = 0;
+    let mut buckets_unread = Unread::default();
+    let mut values_unread = Unread::default();
     'b: for b in 0..(1u64 << log) {
         let head = buckets.checked_offset(b * s.bucket_size + s.bucket_list)?;
-        let Ok(w) = hlist_nodes(k, cx.c, head, cx.caps.keys + 1, "storage bucket") else {
-            continue;
+        let w = match hlist_nodes(k, cx.c, head, cx.caps.keys + 1, "storage bucket") {
+            Ok(w) => w,
+            Err(e) => {
+                buckets_unread.add(e);
+                continue;
+            }
         };
         for node in w.nodes {
             if count >= cx.caps.keys {
@@ -307,6 +366,7 @@ fn storage(
             };
             let value_bytes = k
                 .bytes(elem.checked_offset(s.elem_data)?, vlen, "storage value")
+                .inspect_err(|e| values_unread.add(e))
                 .unwrap_or_default();
             let (value, why) = cx.render(btf, info.value_type_id, &value_bytes);
             fallback = fallback.or(why);
@@ -319,6 +379,8 @@ fn storage(
             });
         }
     }
+    buckets_unread.note(notes, "buckets", 1usize << log);
+    values_unread.note(notes, "values", count);
     note_hex_fallback(notes, fallback);
     Ok(())
 }
@@ -343,40 +405,6 @@ pub fn arena_bounds(cx: &MapCtx<'_>, map: Kva) -> Result<(u64, u64)> {
     Ok((addr.wrapping_add(ARENA_GUARD_HALF), user))
 }
 
-fn arena(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result<()> {
-    let (kern_vm_start, user_vm_start) = arena_bounds(cx, info.kva)?;
-    let declared = u64::from(info.max_entries);
-    let span = declared.min(cx.caps.arena_span_pages);
-    let mut snap = ArenaSnapshot {
-        declared_pages: declared,
-        span_capped: span < declared,
-        kern_vm_start,
-        user_vm_start,
-        ..Default::default()
-    };
-    let mut buf = vec![0u8; PAGE as usize];
-    for pg in 0..span {
-        // The kernel maps the page of user address `u` at `kern_vm_start + (u32)u`
-        // (BPF programs address the arena with 32-bit offsets). Unpopulated pages are
-        // simply not mapped there.
-        let user = user_vm_start.wrapping_add(pg * PAGE);
-        let kva = Kva(kern_vm_start.wrapping_add(user & 0xffff_ffff));
-        if cx.k.mem.read_kva(kva, &mut buf).is_err() {
-            continue;
-        }
-        if snap.pages.len() >= cx.caps.arena_pages {
-            snap.truncated = true;
-            break;
-        }
-        snap.pages.push(ArenaPage {
-            user_addr: user,
-            bytes: buf.clone(),
-        });
-    }
-    out.arena = Some(snap);
-    Ok(())
-}
-
 fn ringbuf(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result<()> {
     let r = need(cx.o.ringbuf, "bpf_ringbuf")?;
     let k = &cx.k;
@@ -396,7 +424,12 @@ fn ringbuf(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result<
     Ok(())
 }
 
-fn stack_trace(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result<()> {
+fn stack_trace(
+    cx: &MapCtx<'_>,
+    info: &MapInfo,
+    out: &mut FailureDumpMap,
+    notes: &mut Vec<String>,
+) -> Result<()> {
     let s = need(cx.o.stack, "bpf_stack_map")?;
     let k = &cx.k;
     let n = k.u32(
@@ -451,6 +484,12 @@ fn stack_trace(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Res
             pcs,
             data_hex: hex(&data),
         });
+    }
+    if st.buckets_unreadable > 0 {
+        notes.push(format!(
+            "{} of {n} stack buckets unreadable",
+            st.buckets_unreadable
+        ));
     }
     out.stack_trace = Some(st);
     Ok(())

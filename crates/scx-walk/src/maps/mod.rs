@@ -14,8 +14,12 @@
 //! - Other types: metadata only, `error` says the contents are not walked.
 //!
 //! Caps (wire format): hash/array keys 4096, per-CPU keys 256, array elements rendered
-//! 4096; each cap hit is named in `error`.
+//! 4096; each cap hit is named in `error`. Arena pages: every mapped page of the arena's
+//! 4 GiB kernel window is found by walking its page tables, and the first
+//! [`MapCaps::arena_pages`] are captured; `error` counts the rest (`arena: 39 of 295
+//! pages not captured (cap 256 pages, 1 MiB)`).
 
+mod arena;
 mod kinds;
 pub use kinds::{arena_bounds, struct_ops_progs};
 pub mod offsets;
@@ -39,9 +43,10 @@ pub struct MapCaps {
     pub keys: usize,
     /// Keys of per-CPU maps.
     pub percpu_keys: usize,
-    /// Arena pages captured.
+    /// Arena pages captured (the others are counted in the map's `error`).
     pub arena_pages: usize,
-    /// Arena page slots probed (the span; a larger arena sets `span_capped`).
+    /// Arena page slots probed when the reader cannot walk page tables (the span; a
+    /// larger arena then sets `span_capped`).
     pub arena_span_pages: u64,
     /// Bytes of one map value read (larger values are truncated).
     pub value_bytes: usize,
