@@ -2,23 +2,19 @@
 //! arena's kernel window, the first [`super::MapCaps::arena_pages`] captured and the
 //! rest counted.
 
-use dump_schema::{ArenaPage, ArenaSnapshot, FailureDumpMap};
+use dump_schema::{ArenaPage, ArenaSnapshot};
 use guest_mem::Kva;
 
-use super::kinds::arena_bounds;
-use super::{MapCtx, MapInfo};
+use super::MapCtx;
+use super::kinds::{Fill, arena_bounds};
 use crate::error::Result;
 
 const PAGE: u64 = 4096;
 /// The arena's kernel window: BPF programs address it with 32-bit offsets.
 const WINDOW: u64 = 1 << 32;
 
-pub(super) fn arena(
-    cx: &MapCtx<'_>,
-    info: &MapInfo,
-    out: &mut FailureDumpMap,
-    notes: &mut Vec<String>,
-) -> Result<()> {
+pub(super) fn arena(f: &mut Fill<'_>) -> Result<()> {
+    let (cx, info, notes) = (f.cx, f.info, &mut *f.notes);
     let (kern_vm_start, user_vm_start) = arena_bounds(cx, info.kva)?;
     let declared = u64::from(info.max_entries);
     let mut snap = ArenaSnapshot {
@@ -85,7 +81,7 @@ pub(super) fn arena(
             probe(cx, &mut snap, declared, notes);
         }
     }
-    out.arena = Some(snap);
+    f.out.arena = Some(snap);
     Ok(())
 }
 

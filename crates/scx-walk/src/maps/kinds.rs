@@ -23,6 +23,16 @@ fn round_up8(v: u64) -> u64 {
     v.div_ceil(8) * 8
 }
 
+/// One map being filled: the walk context, the map, the dump entry it fills, the
+/// partial-capture notes, and the first reason a value was rendered as hex.
+pub(super) struct Fill<'f> {
+    pub(super) cx: &'f MapCtx<'f>,
+    pub(super) info: &'f MapInfo,
+    pub(super) out: &'f mut FailureDumpMap,
+    pub(super) notes: &'f mut Vec<String>,
+    fallback: Option<String>,
+}
+
 /// Fills `out` with the contents of the map; `notes` collects partial-capture reasons.
 pub fn fill(
     cx: &MapCtx<'_>,
@@ -30,30 +40,40 @@ pub fn fill(
     out: &mut FailureDumpMap,
     notes: &mut Vec<String>,
 ) -> Result<()> {
+    let mut f = Fill {
+        cx,
+        info,
+        out,
+        notes,
+        fallback: None,
+    };
     let btf = Some(info.btf);
-    match info.map_type {
-        mt::ARRAY => array(cx, info, out, notes, btf),
-        mt::PERCPU_ARRAY => percpu_array(cx, info, out, notes, btf),
-        mt::HASH | mt::LRU_HASH => hash(cx, info, out, notes, false),
-        mt::PERCPU_HASH | mt::LRU_PERCPU_HASH => hash(cx, info, out, notes, true),
-        mt::TASK_STORAGE | mt::CGRP_STORAGE | mt::INODE_STORAGE | mt::SK_STORAGE => {
-            storage(cx, info, out, notes)
-        }
-        mt::ARENA => super::arena::arena(cx, info, out, notes),
-        mt::RINGBUF | mt::USER_RINGBUF => ringbuf(cx, info, out),
-        mt::STACK_TRACE => stack_trace(cx, info, out, notes),
+    let filled = match info.map_type {
+        mt::ARRAY => f.array(btf),
+        mt::PERCPU_ARRAY => f.percpu_array(btf),
+        mt::HASH | mt::LRU_HASH => f.hash(false),
+        mt::PERCPU_HASH | mt::LRU_PERCPU_HASH => f.hash(true),
+        mt::TASK_STORAGE | mt::CGRP_STORAGE | mt::INODE_STORAGE | mt::SK_STORAGE => f.storage(),
+        mt::ARENA => super::arena::arena(&mut f),
+        mt::RINGBUF | mt::USER_RINGBUF => ringbuf(cx, info, f.out),
+        mt::STACK_TRACE => stack_trace(cx, info, f.out, f.notes),
         mt::PROG_ARRAY | mt::PERF_EVENT_ARRAY | mt::CGROUP_ARRAY | mt::ARRAY_OF_MAPS => {
-            fd_array(cx, info, out)
+            fd_array(cx, info, f.out)
         }
-        mt::STRUCT_OPS => struct_ops(cx, info, out, notes),
+        mt::STRUCT_OPS => f.struct_ops(),
         t => {
-            notes.push(format!(
+            f.notes.push(format!(
                 "contents of {} maps are not walked",
                 mt::name(t).unwrap_or("unknown")
             ));
             Ok(())
         }
+    };
+    // Says in the map's notes why values were rendered as hex (the first reason met).
+    if let (Ok(()), Some(why)) = (&filled, f.fallback) {
+        f.notes.push(format!("rendered as hex: {why}"));
     }
+    filled
 }
 
 fn need<T: Copy>(o: Option<T>, group: &'static str) -> Result<T> {
@@ -61,69 +81,6 @@ fn need<T: Copy>(o: Option<T>, group: &'static str) -> Result<T> {
         group,
         members: vec![format!("{group} (see logs)")],
     })
-}
-
-fn value_len(cx: &MapCtx<'_>, info: &MapInfo, notes: &mut Vec<String>) -> usize {
-    let v = info.value_size as usize;
-    if v > cx.caps.value_bytes {
-        notes.push(format!("values truncated to {} bytes", cx.caps.value_bytes));
-        cx.caps.value_bytes
-    } else {
-        v
-    }
-}
-
-fn array(
-    cx: &MapCtx<'_>,
-    info: &MapInfo,
-    out: &mut FailureDumpMap,
-    notes: &mut Vec<String>,
-    btf: Option<Kva>,
-) -> Result<()> {
-    let a = need(cx.o.array, "bpf_array")?;
-    let elem = u64::from(cx.k.u32(info.kva.checked_offset(a.elem_size)?, "bpf_array.elem_size")?);
-    let vlen = value_len(cx, info, notes);
-    if elem < info.value_size as u64 {
-        return Err(WalkError::Implausible {
-            what: "bpf_array.elem_size",
-            value: elem,
-        });
-    }
-    let base = info.kva.checked_offset(a.value)?;
-    let mut fallback = None;
-    if info.max_entries == 1 {
-        let bytes = cx.k.bytes(base, vlen, "array value")?;
-        let (v, why) = cx.render(btf, info.value_type_id, &bytes);
-        out.value = Some(v);
-        fallback = why;
-    } else {
-        let n = (info.max_entries as usize).min(cx.caps.keys);
-        if n < info.max_entries as usize {
-            notes.push(format!("array truncated at {n} entries"));
-        }
-        let mut unread = Unread::default();
-        for i in 0..n {
-            let at = base.checked_offset(elem * i as u64)?;
-            let value = match cx.k.bytes(at, vlen, "array element") {
-                Ok(bytes) => {
-                    let (v, why) = cx.render(btf, info.value_type_id, &bytes);
-                    fallback = fallback.or(why);
-                    Some(v)
-                }
-                Err(e) => {
-                    unread.add(e);
-                    None
-                }
-            };
-            out.array_entries.push(FailureDumpArrayEntry {
-                key: i as u32,
-                value,
-            });
-        }
-        unread.note(notes, "array elements", n);
-    }
-    note_hex_fallback(notes, fallback);
-    Ok(())
 }
 
 /// Values of a map that could not be read, with the first reason.
@@ -149,240 +106,270 @@ impl Unread {
     }
 }
 
-/// Says in the map's notes why values were rendered as hex (the first reason met).
-fn note_hex_fallback(notes: &mut Vec<String>, fallback: Option<String>) {
-    if let Some(why) = fallback {
-        notes.push(format!("rendered as hex: {why}"));
+impl Fill<'_> {
+    /// Renders `bytes` as `type_id` ([`MapCtx::render`]), keeping the first reason for
+    /// a hex fallback.
+    fn render(&mut self, btf: Option<Kva>, type_id: u32, bytes: &[u8]) -> RenderedValue {
+        let (v, why) = self.cx.render(btf, type_id, bytes);
+        if self.fallback.is_none() {
+            self.fallback = why;
+        }
+        v
     }
-}
 
-/// Per-CPU copies of the value at the per-CPU pointer `pptr`.
-fn per_cpu_values(
-    cx: &MapCtx<'_>,
-    pptr: Kva,
-    vlen: usize,
-    type_id: u32,
-    btf: Option<Kva>,
-    fallback: &mut Option<String>,
-    unread: &mut Unread,
-) -> Vec<Option<RenderedValue>> {
-    (0..cx.pc.nr_cpus())
-        .map(|cpu| {
-            let at = cx.pc.addr(pptr, cpu)?;
-            let bytes =
-                cx.k.bytes(at, vlen, "per-CPU value")
-                    .inspect_err(|e| unread.add(e))
-                    .ok()?;
-            let (v, why) = cx.render(btf, type_id, &bytes);
-            if fallback.is_none() {
-                *fallback = why;
-            }
-            Some(v)
-        })
-        .collect()
-}
-
-fn percpu_array(
-    cx: &MapCtx<'_>,
-    info: &MapInfo,
-    out: &mut FailureDumpMap,
-    notes: &mut Vec<String>,
-    btf: Option<Kva>,
-) -> Result<()> {
-    let a = need(cx.o.array, "bpf_array")?;
-    let vlen = value_len(cx, info, notes);
-    let n = (info.max_entries as usize).min(cx.caps.percpu_keys);
-    if n < info.max_entries as usize {
-        notes.push(format!("per-CPU array truncated at {n} keys"));
-    }
-    let pptrs = info.kva.checked_offset(a.ptrs)?;
-    let mut fallback = None;
-    let mut unread = Unread::default();
-    for i in 0..n {
-        let pptr =
-            cx.k.ptr(pptrs.checked_offset(i as u64 * 8)?, "bpf_array.pptrs[]")?;
-        let per_cpu = per_cpu_values(
-            cx,
-            pptr,
-            vlen,
-            info.value_type_id,
-            btf,
-            &mut fallback,
-            &mut unread,
-        );
-        out.percpu_entries.push(FailureDumpPercpuEntry {
-            key: i as u32,
-            per_cpu,
-        });
-    }
-    unread.note(notes, "per-CPU values", n * cx.pc.nr_cpus());
-    note_hex_fallback(notes, fallback);
-    Ok(())
-}
-
-fn hash(
-    cx: &MapCtx<'_>,
-    info: &MapInfo,
-    out: &mut FailureDumpMap,
-    notes: &mut Vec<String>,
-    percpu: bool,
-) -> Result<()> {
-    let h = need(cx.o.htab, "bpf_htab")?;
-    let k = &cx.k;
-    let btf = Some(info.btf);
-    let n_buckets = k.u32(info.kva.checked_offset(h.n_buckets)?, "bpf_htab.n_buckets")?;
-    if n_buckets == 0 || n_buckets > (1 << 26) {
-        return Err(WalkError::Implausible {
-            what: "bpf_htab.n_buckets",
-            value: u64::from(n_buckets),
-        });
-    }
-    let buckets = k.ptr(info.kva.checked_offset(h.buckets)?, "bpf_htab.buckets")?;
-    let key_len = info.key_size as usize;
-    let vlen = value_len(cx, info, notes);
-    let value_off = h.elem_key + round_up8(u64::from(info.key_size));
-    let cap = if percpu {
-        cx.caps.percpu_keys
-    } else {
-        cx.caps.keys
-    };
-    let mut count = 0usize;
-    let mut unreadable = 0u32;
-    let mut fallback = None;
-    let mut unread = Unread::default();
-    'buckets: for b in 0..u64::from(n_buckets) {
-        let head = buckets.checked_offset(b * h.bucket_size + h.bucket_head)?;
-        let nodes = match hlist_nulls_nodes(k, cx.c, head, cap + 1, "htab bucket") {
-            Ok(w) => w.nodes,
-            Err(_) => {
-                unreadable += 1;
-                continue;
-            }
-        };
-        // htab_elem starts with its hash_node.
-        for elem in nodes {
-            if count >= cap {
-                notes.push(dump_schema::reasons::hash_map_truncated(cap));
-                break 'buckets;
-            }
-            count += 1;
-            let Ok(key_bytes) = k.bytes(elem.checked_offset(h.elem_key)?, key_len, "htab key")
-            else {
-                unreadable += 1;
-                continue;
-            };
-            let (key, why) = cx.render(btf, info.key_type_id, &key_bytes);
-            fallback = fallback.or(why);
-            let key_hex = hex(&key_bytes);
-            let vaddr = elem.checked_offset(value_off)?;
-            if percpu {
-                let pptr = k.ptr(vaddr, "htab per-CPU pointer")?;
-                let per_cpu = per_cpu_values(
-                    cx,
-                    pptr,
-                    vlen,
-                    info.value_type_id,
-                    btf,
-                    &mut fallback,
-                    &mut unread,
-                );
-                out.percpu_hash_entries.push(FailureDumpPercpuHashEntry {
-                    key: Some(key),
-                    key_hex,
-                    per_cpu,
-                });
-            } else {
-                let value_bytes = k
-                    .bytes(vaddr, vlen, "htab value")
-                    .inspect_err(|e| unread.add(e))
-                    .unwrap_or_default();
-                let (value, why) = cx.render(btf, info.value_type_id, &value_bytes);
-                fallback = fallback.or(why);
-                out.entries.push(FailureDumpEntry {
-                    key: Some(key),
-                    key_hex,
-                    value: Some(value),
-                    value_hex: hex(&value_bytes),
-                    payload: None,
-                });
-            }
+    /// Bytes of each value to read: the value size, capped.
+    fn value_len(&mut self) -> usize {
+        let (v, cap) = (self.info.value_size as usize, self.cx.caps.value_bytes);
+        if v > cap {
+            self.notes.push(format!("values truncated to {cap} bytes"));
+            cap
+        } else {
+            v
         }
     }
-    if unreadable > 0 {
-        notes.push(format!("{unreadable} buckets or entries unreadable"));
-    }
-    unread.note(notes, "values", count);
-    note_hex_fallback(notes, fallback);
-    Ok(())
-}
 
-fn storage(
-    cx: &MapCtx<'_>,
-    info: &MapInfo,
-    out: &mut FailureDumpMap,
-    notes: &mut Vec<String>,
-) -> Result<()> {
-    let s = need(cx.o.storage, "bpf_local_storage")?;
-    let k = &cx.k;
-    let log = k.u32(info.kva.checked_offset(s.bucket_log)?, "bucket_log")?;
-    if log > 20 {
-        return Err(WalkError::Implausible {
-            what: "bpf_local_storage_map.bucket_log",
-            value: u64::from(log),
-        });
-    }
-    let buckets = k.ptr(info.kva.checked_offset(s.buckets)?, "storage buckets")?;
-    let vlen = value_len(cx, info, notes);
-    let btf = Some(info.btf);
-    let mut fallback = None;
-    let mut count = 0;
-    let mut buckets_unread = Unread::default();
-    let mut values_unread = Unread::default();
-    'b: for b in 0..(1u64 << log) {
-        let head = buckets.checked_offset(b * s.bucket_size + s.bucket_list)?;
-        let w = match hlist_nodes(k, cx.c, head, cx.caps.keys + 1, "storage bucket") {
-            Ok(w) => w,
-            Err(e) => {
-                buckets_unread.add(e);
-                continue;
-            }
-        };
-        for node in w.nodes {
-            if count >= cx.caps.keys {
-                notes.push(dump_schema::reasons::hash_map_truncated(cx.caps.keys));
-                break 'b;
-            }
-            count += 1;
-            let elem = Kva(node.0.wrapping_sub(s.elem_map_node));
-            let ls = k.ptr(
-                elem.checked_offset(s.elem_local_storage)?,
-                "selem.local_storage",
-            )?;
-            let owner = if ls.0 != 0 {
-                k.u64(ls.checked_offset(s.owner)?, "local_storage.owner")
-                    .unwrap_or(0)
-            } else {
-                0
-            };
-            let value_bytes = k
-                .bytes(elem.checked_offset(s.elem_data)?, vlen, "storage value")
-                .inspect_err(|e| values_unread.add(e))
-                .unwrap_or_default();
-            let (value, why) = cx.render(btf, info.value_type_id, &value_bytes);
-            fallback = fallback.or(why);
-            out.entries.push(FailureDumpEntry {
-                key: None,
-                key_hex: hex(&owner.to_le_bytes()),
-                value: Some(value),
-                value_hex: hex(&value_bytes),
-                payload: None,
+    fn array(&mut self, btf: Option<Kva>) -> Result<()> {
+        let (cx, info) = (self.cx, self.info);
+        let a = need(cx.o.array, "bpf_array")?;
+        let elem =
+            u64::from(cx.k.u32(info.kva.checked_offset(a.elem_size)?, "bpf_array.elem_size")?);
+        let vlen = self.value_len();
+        if elem < info.value_size as u64 {
+            return Err(WalkError::Implausible {
+                what: "bpf_array.elem_size",
+                value: elem,
             });
         }
+        let base = info.kva.checked_offset(a.value)?;
+        if info.max_entries == 1 {
+            let bytes = cx.k.bytes(base, vlen, "array value")?;
+            self.out.value = Some(self.render(btf, info.value_type_id, &bytes));
+            return Ok(());
+        }
+        let n = (info.max_entries as usize).min(cx.caps.keys);
+        if n < info.max_entries as usize {
+            self.notes.push(format!("array truncated at {n} entries"));
+        }
+        let mut unread = Unread::default();
+        for i in 0..n {
+            let at = base.checked_offset(elem * i as u64)?;
+            let value = match cx.k.bytes(at, vlen, "array element") {
+                Ok(bytes) => Some(self.render(btf, info.value_type_id, &bytes)),
+                Err(e) => {
+                    unread.add(e);
+                    None
+                }
+            };
+            self.out.array_entries.push(FailureDumpArrayEntry {
+                key: i as u32,
+                value,
+            });
+        }
+        unread.note(self.notes, "array elements", n);
+        Ok(())
     }
-    buckets_unread.note(notes, "buckets", 1usize << log);
-    values_unread.note(notes, "values", count);
-    note_hex_fallback(notes, fallback);
-    Ok(())
+
+    /// Per-CPU copies of the value at the per-CPU pointer `pptr`.
+    fn per_cpu_values(
+        &mut self,
+        pptr: Kva,
+        vlen: usize,
+        btf: Option<Kva>,
+        unread: &mut Unread,
+    ) -> Vec<Option<RenderedValue>> {
+        let (cx, type_id) = (self.cx, self.info.value_type_id);
+        (0..cx.pc.nr_cpus())
+            .map(|cpu| {
+                let at = cx.pc.addr(pptr, cpu)?;
+                let bytes =
+                    cx.k.bytes(at, vlen, "per-CPU value")
+                        .inspect_err(|e| unread.add(e))
+                        .ok()?;
+                Some(self.render(btf, type_id, &bytes))
+            })
+            .collect()
+    }
+
+    fn percpu_array(&mut self, btf: Option<Kva>) -> Result<()> {
+        let (cx, info) = (self.cx, self.info);
+        let a = need(cx.o.array, "bpf_array")?;
+        let vlen = self.value_len();
+        let n = (info.max_entries as usize).min(cx.caps.percpu_keys);
+        if n < info.max_entries as usize {
+            self.notes
+                .push(format!("per-CPU array truncated at {n} keys"));
+        }
+        let pptrs = info.kva.checked_offset(a.ptrs)?;
+        let mut unread = Unread::default();
+        for i in 0..n {
+            let pptr =
+                cx.k.ptr(pptrs.checked_offset(i as u64 * 8)?, "bpf_array.pptrs[]")?;
+            let per_cpu = self.per_cpu_values(pptr, vlen, btf, &mut unread);
+            self.out.percpu_entries.push(FailureDumpPercpuEntry {
+                key: i as u32,
+                per_cpu,
+            });
+        }
+        unread.note(self.notes, "per-CPU values", n * cx.pc.nr_cpus());
+        Ok(())
+    }
+
+    fn hash(&mut self, percpu: bool) -> Result<()> {
+        let (cx, info) = (self.cx, self.info);
+        let h = need(cx.o.htab, "bpf_htab")?;
+        let k = &cx.k;
+        let btf = Some(info.btf);
+        let n_buckets = k.u32(info.kva.checked_offset(h.n_buckets)?, "bpf_htab.n_buckets")?;
+        if n_buckets == 0 || n_buckets > (1 << 26) {
+            return Err(WalkError::Implausible {
+                what: "bpf_htab.n_buckets",
+                value: u64::from(n_buckets),
+            });
+        }
+        let buckets = k.ptr(info.kva.checked_offset(h.buckets)?, "bpf_htab.buckets")?;
+        let key_len = info.key_size as usize;
+        let vlen = self.value_len();
+        let value_off = h.elem_key + round_up8(u64::from(info.key_size));
+        let cap = if percpu {
+            cx.caps.percpu_keys
+        } else {
+            cx.caps.keys
+        };
+        let mut count = 0usize;
+        let mut unreadable = 0u32;
+        let mut unread = Unread::default();
+        'buckets: for b in 0..u64::from(n_buckets) {
+            let head = buckets.checked_offset(b * h.bucket_size + h.bucket_head)?;
+            let nodes = match hlist_nulls_nodes(k, cx.c, head, cap + 1, "htab bucket") {
+                Ok(w) => w.nodes,
+                Err(_) => {
+                    unreadable += 1;
+                    continue;
+                }
+            };
+            // htab_elem starts with its hash_node.
+            for elem in nodes {
+                if count >= cap {
+                    self.notes
+                        .push(dump_schema::reasons::hash_map_truncated(cap));
+                    break 'buckets;
+                }
+                count += 1;
+                let Ok(key_bytes) = k.bytes(elem.checked_offset(h.elem_key)?, key_len, "htab key")
+                else {
+                    unreadable += 1;
+                    continue;
+                };
+                let key = Some(self.render(btf, info.key_type_id, &key_bytes));
+                let key_hex = hex(&key_bytes);
+                let vaddr = elem.checked_offset(value_off)?;
+                if percpu {
+                    let pptr = k.ptr(vaddr, "htab per-CPU pointer")?;
+                    let per_cpu = self.per_cpu_values(pptr, vlen, btf, &mut unread);
+                    self.out
+                        .percpu_hash_entries
+                        .push(FailureDumpPercpuHashEntry {
+                            key,
+                            key_hex,
+                            per_cpu,
+                        });
+                } else {
+                    let value_bytes = k
+                        .bytes(vaddr, vlen, "htab value")
+                        .inspect_err(|e| unread.add(e))
+                        .unwrap_or_default();
+                    self.push_entry(key, key_hex, &value_bytes);
+                }
+            }
+        }
+        if unreadable > 0 {
+            self.notes
+                .push(format!("{unreadable} buckets or entries unreadable"));
+        }
+        unread.note(self.notes, "values", count);
+        Ok(())
+    }
+
+    /// An entry of a hash or storage map, its value rendered from `value_bytes`.
+    fn push_entry(&mut self, key: Option<RenderedValue>, key_hex: String, value_bytes: &[u8]) {
+        let value = self.render(Some(self.info.btf), self.info.value_type_id, value_bytes);
+        self.out.entries.push(FailureDumpEntry {
+            key,
+            key_hex,
+            value: Some(value),
+            value_hex: hex(value_bytes),
+            payload: None,
+        });
+    }
+
+    fn storage(&mut self) -> Result<()> {
+        let (cx, info) = (self.cx, self.info);
+        let s = need(cx.o.storage, "bpf_local_storage")?;
+        let k = &cx.k;
+        let log = k.u32(info.kva.checked_offset(s.bucket_log)?, "bucket_log")?;
+        if log > 20 {
+            return Err(WalkError::Implausible {
+                what: "bpf_local_storage_map.bucket_log",
+                value: u64::from(log),
+            });
+        }
+        let buckets = k.ptr(info.kva.checked_offset(s.buckets)?, "storage buckets")?;
+        let vlen = self.value_len();
+        let mut count = 0;
+        let mut buckets_unread = Unread::default();
+        let mut values_unread = Unread::default();
+        'b: for b in 0..(1u64 << log) {
+            let head = buckets.checked_offset(b * s.bucket_size + s.bucket_list)?;
+            let w = match hlist_nodes(k, cx.c, head, cx.caps.keys + 1, "storage bucket") {
+                Ok(w) => w,
+                Err(e) => {
+                    buckets_unread.add(e);
+                    continue;
+                }
+            };
+            for node in w.nodes {
+                if count >= cx.caps.keys {
+                    self.notes
+                        .push(dump_schema::reasons::hash_map_truncated(cx.caps.keys));
+                    break 'b;
+                }
+                count += 1;
+                let elem = Kva(node.0.wrapping_sub(s.elem_map_node));
+                let ls = k.ptr(
+                    elem.checked_offset(s.elem_local_storage)?,
+                    "selem.local_storage",
+                )?;
+                let owner = if ls.0 != 0 {
+                    k.u64(ls.checked_offset(s.owner)?, "local_storage.owner")
+                        .unwrap_or(0)
+                } else {
+                    0
+                };
+                let value_bytes = k
+                    .bytes(elem.checked_offset(s.elem_data)?, vlen, "storage value")
+                    .inspect_err(|e| values_unread.add(e))
+                    .unwrap_or_default();
+                self.push_entry(None, hex(&owner.to_le_bytes()), &value_bytes);
+            }
+        }
+        buckets_unread.note(self.notes, "buckets", 1usize << log);
+        values_unread.note(self.notes, "values", count);
+        Ok(())
+    }
+
+    fn struct_ops(&mut self) -> Result<()> {
+        let (cx, info) = (self.cx, self.info);
+        let s = need(cx.o.struct_ops, "bpf_struct_ops_map")?;
+        let vlen = self.value_len();
+        let bytes = cx.k.bytes(
+            info.kva.checked_offset(s.kvalue)?,
+            vlen,
+            "struct_ops kvalue",
+        )?;
+        // The value type (`bpf_struct_ops_<ops>`) is a kernel type.
+        self.out.value = Some(self.render(None, info.vmlinux_value_type_id, &bytes));
+        Ok(())
+    }
 }
 
 /// The arena's kernel mapping start, `user_vm_start` and page size, for the arena walk
@@ -531,26 +518,6 @@ fn fd_array(cx: &MapCtx<'_>, info: &MapInfo, out: &mut FailureDumpMap) -> Result
         i += n;
     }
     out.fd_array = Some(fa);
-    Ok(())
-}
-
-fn struct_ops(
-    cx: &MapCtx<'_>,
-    info: &MapInfo,
-    out: &mut FailureDumpMap,
-    notes: &mut Vec<String>,
-) -> Result<()> {
-    let s = need(cx.o.struct_ops, "bpf_struct_ops_map")?;
-    let vlen = value_len(cx, info, notes);
-    let bytes = cx.k.bytes(
-        info.kva.checked_offset(s.kvalue)?,
-        vlen,
-        "struct_ops kvalue",
-    )?;
-    // The value type (`bpf_struct_ops_<ops>`) is a kernel type.
-    let (v, why) = cx.render(None, info.vmlinux_value_type_id, &bytes);
-    out.value = Some(v);
-    note_hex_fallback(notes, why);
     Ok(())
 }
 
