@@ -9,8 +9,7 @@ use guest_mem::Kva;
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{
-    CoreOffsets, LIST_CAP, RHASHTABLE_CAP, list_nodes, rhashtable_nelems,
-    rhashtable_objects_partial,
+    CoreOffsets, LIST_CAP, Links, RHASHTABLE_CAP, rhashtable_nelems, rhashtable_objects_partial,
 };
 use crate::sched::SchedOffsets;
 use btf_walk::OffsetGroup;
@@ -64,7 +63,9 @@ pub fn dsq_state(
     let id = k.u64(dsq.checked_offset(o.id)?, "dsq.id")?;
     let nr = k.u32(dsq.checked_offset(o.nr)?, "dsq.nr")?;
     let seq = k.u32(dsq.checked_offset(o.seq)?, "dsq.seq")?;
-    let nodes = list_nodes(k, c, dsq.checked_offset(o.list)?, LIST_CAP, "dsq.list")?;
+    let nodes = Links::List
+        .walk(k, c, dsq.checked_offset(o.list)?, LIST_CAP, "dsq.list")
+        .strict()?;
     let mut task_kvas = Vec::with_capacity(nodes.nodes.len());
     for n in &nodes.nodes {
         let flags = k.u32(n.checked_offset(o.lnode_flags)?, "dsq list node flags")?;

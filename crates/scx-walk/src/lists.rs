@@ -62,94 +62,65 @@ pub struct Walked {
     pub truncated: bool,
 }
 
-/// Walks a circular `list_head` starting at `head` (which is not itself a node).
-/// Returns the addresses of the embedded `list_head`s; subtract the member offset to
-/// get the containing object.
-pub fn list_nodes(
-    k: &KernelView<'_>,
-    c: &CoreOffsets,
-    head: Kva,
-    cap: usize,
-    what: &'static str,
-) -> Result<Walked> {
-    let first = k.ptr(head.checked_offset(c.list_next)?, what)?;
-    // NULL: a half-initialised or poisoned list: stop, keep what we have.
-    follow(k, first, c.list_next, cap, what, |p| p == head || p.0 == 0)
+/// The linked lists the kernel embeds in objects; [`Links::walk`] follows one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// A circular `list_head`; the head is not itself a node.
+    List,
+    /// An `hlist_head`, NULL-terminated.
+    Hlist,
+    /// An `hlist_nulls_head`: the chain ends at a pointer with bit 0 set.
+    /// (`hlist_nulls_head.first` and `hlist_nulls_node.next` are at the same offsets as
+    /// in `hlist`; both are single-pointer heads.)
+    HlistNulls,
 }
 
-/// Walks an `hlist_head` (NULL-terminated).
-pub fn hlist_nodes(
-    k: &KernelView<'_>,
-    c: &CoreOffsets,
-    head: Kva,
-    cap: usize,
-    what: &'static str,
-) -> Result<Walked> {
-    hlist_chain(k, c, head, cap, what, |p| p.0 == 0)
-}
-
-/// Walks an `hlist_nulls_head`: the chain ends at a pointer with bit 0 set.
-/// (`hlist_nulls_head.first` and `hlist_nulls_node.next` are at the same offsets as
-/// in `hlist`; both are single-pointer heads.)
-pub fn hlist_nulls_nodes(
-    k: &KernelView<'_>,
-    c: &CoreOffsets,
-    head: Kva,
-    cap: usize,
-    what: &'static str,
-) -> Result<Walked> {
-    hlist_chain(k, c, head, cap, what, |p| p.0 == 0 || p.0 & 1 != 0)
-}
-
-/// Follows a single-pointer chain from `head` until `is_end`, a revisit, or `cap` nodes.
-fn hlist_chain(
-    k: &KernelView<'_>,
-    c: &CoreOffsets,
-    head: Kva,
-    cap: usize,
-    what: &'static str,
-    is_end: impl Fn(Kva) -> bool,
-) -> Result<Walked> {
-    let first = k.ptr(head.checked_offset(c.hlist_first)?, what)?;
-    follow(k, first, c.hlist_node_next, cap, what, is_end)
-}
-
-/// Follows the pointers at `next_off` of each node from `first` until `is_end`, a
-/// revisit (a cycle: an error), or `cap` nodes (`truncated`).
-fn follow(
-    k: &KernelView<'_>,
-    first: Kva,
-    next_off: u64,
-    cap: usize,
-    what: &'static str,
-    is_end: impl Fn(Kva) -> bool,
-) -> Result<Walked> {
-    let mut out = Walked::default();
-    follow_into(k, first, next_off, cap, what, is_end, &mut out)?;
-    Ok(out)
-}
-
-/// [`follow`] into `out`, which keeps the nodes reached before an error.
-fn follow_into(
-    k: &KernelView<'_>,
-    first: Kva,
-    next_off: u64,
-    cap: usize,
-    what: &'static str,
-    is_end: impl Fn(Kva) -> bool,
-    out: &mut Walked,
-) -> Result<()> {
-    let mut seen = Visited::new(cap);
-    let mut p = first;
-    while !is_end(p) {
-        if !seen.visit(p, what)? {
-            out.truncated = true;
-            break;
-        }
-        out.nodes.push(p);
-        p = k.ptr(p.checked_offset(next_off)?, what)?;
+impl Links {
+    /// Walks the list whose head is at `head`, until its end, a revisit (a cycle: an
+    /// error) or `cap` nodes (`truncated`). Returns the addresses of the embedded links
+    /// (subtract the member offset to get the containing object), including those
+    /// reached before an unreadable or looping node; [`Partial::strict`] for the nodes
+    /// or the error.
+    pub fn walk(
+        self,
+        k: &KernelView<'_>,
+        c: &CoreOffsets,
+        head: Kva,
+        cap: usize,
+        what: &'static str,
+    ) -> Partial {
+        let (first_off, next_off) = match self {
+            Links::List => (c.list_next, c.list_next),
+            Links::Hlist | Links::HlistNulls => (c.hlist_first, c.hlist_node_next),
+        };
+        let is_end = |p: Kva| match self {
+            // NULL in a `list_head`: a half-initialised or poisoned list: stop, keep what
+            // we have.
+            Links::List => p == head || p.0 == 0,
+            Links::Hlist => p.0 == 0,
+            Links::HlistNulls => p.0 == 0 || p.0 & 1 != 0,
+        };
+        let mut out = Partial::default();
+        let first = head
+            .checked_offset(first_off)
+            .map_err(WalkError::from)
+            .and_then(|a| k.ptr(a, what));
+        let res = first.and_then(|first| {
+            let mut seen = Visited::new(cap);
+            let mut p = first;
+            while !is_end(p) {
+                if !seen.visit(p, what)? {
+                    out.walked.truncated = true;
+                    break;
+                }
+                out.walked.nodes.push(p);
+                p = k.ptr(p.checked_offset(next_off)?, what)?;
+            }
+            Ok(())
+        });
+        out.error = res.err();
+        out
     }
-    Ok(())
 }
 
 /// A walk that keeps what it reached: the nodes, and the error that stopped it (or
@@ -170,34 +141,6 @@ impl Partial {
             None => Ok(self.walked),
         }
     }
-}
-
-/// [`list_nodes`] that keeps the nodes reached before an unreadable or looping node.
-pub fn list_nodes_partial(
-    k: &KernelView<'_>,
-    c: &CoreOffsets,
-    head: Kva,
-    cap: usize,
-    what: &'static str,
-) -> Partial {
-    let mut out = Partial::default();
-    let first = head
-        .checked_offset(c.list_next)
-        .map_err(WalkError::from)
-        .and_then(|a| k.ptr(a, what));
-    let res = first.and_then(|first| {
-        follow_into(
-            k,
-            first,
-            c.list_next,
-            cap,
-            what,
-            |p| p == head || p.0 == 0,
-            &mut out.walked,
-        )
-    });
-    out.error = res.err();
-    out
 }
 
 /// Entries of an xarray (`struct xarray` at `xa`): `(index, pointer)` in index order.
@@ -453,16 +396,22 @@ mod tests {
         m.w64(B + 0x200, B);
         let (s, t) = (FakeSyms::default(), FakeTypes::default());
         let k = kernel(&m, &s, &t);
-        let w = list_nodes(&k, &core(), Kva(B), 10, "t").unwrap();
+        let w = Links::List
+            .walk(&k, &core(), Kva(B), 10, "t")
+            .strict()
+            .unwrap();
         assert_eq!(w.nodes, vec![Kva(B + 0x100), Kva(B + 0x200)]);
         // b -> a: a loop that never returns to the head.
         m.w64(B + 0x200, B + 0x100);
         let k = kernel(&m, &s, &t);
         assert!(matches!(
-            list_nodes(&k, &core(), Kva(B), 10, "t"),
+            Links::List.walk(&k, &core(), Kva(B), 10, "t").strict(),
             Err(WalkError::Cycle { .. })
         ));
-        let w = list_nodes(&k, &core(), Kva(B), 1, "t").unwrap();
+        let w = Links::List
+            .walk(&k, &core(), Kva(B), 1, "t")
+            .strict()
+            .unwrap();
         assert!(w.truncated);
     }
 

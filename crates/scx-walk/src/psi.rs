@@ -11,7 +11,7 @@ use guest_mem::Kva;
 
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, Visited};
-use crate::lists::{CoreOffsets, list_nodes};
+use crate::lists::{CoreOffsets, Links};
 use btf_walk::OffsetGroup;
 
 /// Cap on cgroups walked.
@@ -89,13 +89,10 @@ pub fn cgroup_psi(
                 serial_nr,
             });
         }
-        let kids = list_nodes(
-            k,
-            c,
-            css.checked_offset(o.css_children)?,
-            CGROUP_CAP,
-            "css.children",
-        )?;
+        let children = css.checked_offset(o.css_children)?;
+        let kids = Links::List
+            .walk(k, c, children, CGROUP_CAP, "css.children")
+            .strict()?;
         truncated |= kids.truncated;
         // Children are linked through css.sibling; the cgroup is `self` minus its offset.
         for n in kids.nodes.iter().rev() {

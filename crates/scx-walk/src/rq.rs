@@ -10,7 +10,7 @@ use guest_mem::Kva;
 
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, PerCpu};
-use crate::lists::{CoreOffsets, LIST_CAP, list_nodes};
+use crate::lists::{CoreOffsets, LIST_CAP, Links};
 use btf_walk::OffsetGroup;
 
 /// Value written to `RqScxState.ops_qseq` when the kernel has no `scx_rq.ops_qseq`.
@@ -109,7 +109,9 @@ pub fn rq_state(
     } else {
         (0, String::new())
     };
-    let runnable = list_nodes(k, c, at(o.runnable_list)?, LIST_CAP, "rq.scx.runnable_list")?;
+    let runnable = Links::List
+        .walk(k, c, at(o.runnable_list)?, LIST_CAP, "rq.scx.runnable_list")
+        .strict()?;
     let runnable_task_kvas = runnable
         .nodes
         .iter()
@@ -152,7 +154,9 @@ pub fn oldest_runnable(
     let mut best: Option<RunnableAge> = None;
     for (cpu, rq) in rqs.iter().enumerate() {
         let head = rq.checked_offset(o.runnable_list)?;
-        let nodes = list_nodes(k, c, head, LIST_CAP, "rq.scx.runnable_list")?;
+        let nodes = Links::List
+            .walk(k, c, head, LIST_CAP, "rq.scx.runnable_list")
+            .strict()?;
         for n in nodes.nodes {
             let task = Kva(n.0.wrapping_sub(o.task_runnable_node));
             let at = k.u64(task.checked_offset(o.task_runnable_at)?, "scx.runnable_at")?;

@@ -9,7 +9,7 @@ use guest_mem::Kva;
 
 use crate::error::{Result, WalkError};
 use crate::kernel::{KernelTypes, KernelView};
-use crate::lists::{CoreOffsets, list_nodes, list_nodes_partial};
+use crate::lists::{CoreOffsets, Links};
 use crate::stackscan::StackScanner;
 use btf_walk::OffsetGroup;
 
@@ -99,7 +99,7 @@ pub fn all_tasks(
     cap: usize,
 ) -> Result<(Vec<Kva>, bool)> {
     if let (Some(head), Some(node)) = (k.syms.symbol("scx_tasks"), o.scx_tasks_node) {
-        let w = list_nodes(k, c, head, cap, "scx_tasks")?;
+        let w = Links::List.walk(k, c, head, cap, "scx_tasks").strict()?;
         // The list also holds iteration cursors (`sched_ext_entity`s that are not
         // inside a task); they are filtered later when their pid/comm fail to read
         // or look wrong.
@@ -112,7 +112,9 @@ pub fn all_tasks(
         ));
     }
     let init = k.sym("init_task")?;
-    let w = list_nodes(k, c, init.checked_offset(o.tasks)?, cap, "init_task.tasks")?;
+    let w = Links::List
+        .walk(k, c, init.checked_offset(o.tasks)?, cap, "init_task.tasks")
+        .strict()?;
     let mut v = vec![init];
     v.extend(w.nodes.iter().map(|n| Kva(n.0.wrapping_sub(o.tasks))));
     Ok((v, w.truncated))
@@ -142,7 +144,7 @@ pub fn all_tasks_partial(
 ) -> TaskList {
     let mut out = TaskList::default();
     if let (Some(head), Some(node)) = (k.syms.symbol("scx_tasks"), o.scx_tasks_node) {
-        let w = list_nodes_partial(k, c, head, cap, "scx_tasks");
+        let w = Links::List.walk(k, c, head, cap, "scx_tasks");
         out.tasks
             .extend(w.walked.nodes.iter().map(|n| Kva(n.0.wrapping_sub(node))));
         out.truncated |= w.walked.truncated;
@@ -171,7 +173,7 @@ pub fn all_tasks_partial(
             return out;
         }
     };
-    let w = list_nodes_partial(k, c, head, cap, "init_task.tasks");
+    let w = Links::List.walk(k, c, head, cap, "init_task.tasks");
     out.tasks.push(init);
     out.tasks.extend(
         w.walked

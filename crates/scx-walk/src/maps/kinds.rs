@@ -11,7 +11,7 @@ use guest_mem::Kva;
 use super::{MapCtx, MapInfo};
 use crate::error::{Result, WalkError};
 use crate::kernel::{Visited, hex};
-use crate::lists::{hlist_nodes, hlist_nulls_nodes};
+use crate::lists::Links;
 
 /// `BPF_F_STACK_BUILD_ID`: stack entries are build ids, not PCs.
 const BPF_F_STACK_BUILD_ID: u32 = 1 << 5;
@@ -240,7 +240,10 @@ impl Fill<'_> {
         let mut unread = Unread::default();
         'buckets: for b in 0..u64::from(n_buckets) {
             let head = buckets.checked_offset(b * h.bucket_size + h.bucket_head)?;
-            let nodes = match hlist_nulls_nodes(k, cx.c, head, cap + 1, "htab bucket") {
+            let nodes = match Links::HlistNulls
+                .walk(k, cx.c, head, cap + 1, "htab bucket")
+                .strict()
+            {
                 Ok(w) => w.nodes,
                 Err(_) => {
                     unreadable += 1;
@@ -320,7 +323,10 @@ impl Fill<'_> {
         let mut values_unread = Unread::default();
         'b: for b in 0..(1u64 << log) {
             let head = buckets.checked_offset(b * s.bucket_size + s.bucket_list)?;
-            let w = match hlist_nodes(k, cx.c, head, cx.caps.keys + 1, "storage bucket") {
+            let w = match Links::Hlist
+                .walk(k, cx.c, head, cx.caps.keys + 1, "storage bucket")
+                .strict()
+            {
                 Ok(w) => w,
                 Err(e) => {
                     buckets_unread.add(e);
