@@ -627,50 +627,66 @@ mod tests {
 
     const B: u64 = 0xffff_ffff_8100_0000;
 
+    /// The core types and the `scx_sched` members every capture reads.
+    fn sched_types() -> FakeTypes {
+        FakeTypes::core().members(
+            "scx_sched",
+            &[
+                ("ops.name", 0),
+                ("aborting", 0x100),
+                ("bypass_depth", 0x104),
+                ("exit_kind", 0x108),
+                ("watchdog_timeout", 0x110),
+                ("dsq_hash", 0x200),
+            ],
+        )
+    }
+
+    /// One CPU (per-CPU offset 0) and `scx_root` pointing at `sch`.
+    fn one_cpu(sch: u64) -> (FakeSyms, FakeMem) {
+        let s = FakeSyms::default()
+            .with("nr_cpu_ids", B)
+            .with("__per_cpu_offset", B + 0x100)
+            .with("scx_root", B + 0x200);
+        let mut m = FakeMem::default();
+        m.w32(B, 1);
+        m.w64(B + 0x100, 0);
+        m.w64(B + 0x200, sch);
+        (s, m)
+    }
+
+    fn target<'a>(
+        m: &'a FakeMem,
+        s: &'a FakeSyms,
+        t: &'a FakeTypes,
+        vcpu_regs: Vec<Option<CpuRegs>>,
+    ) -> Target<'a> {
+        Target {
+            kernel: KernelView {
+                mem: m,
+                syms: s,
+                types: t,
+            },
+            renderer: None,
+            vcpu_regs,
+        }
+    }
+
     /// A kernel whose BTF lacks one rq member and every map/task type: the rq group is
     /// named in the stable reason, the other sections say why they are empty, and the
     /// capture still returns the vCPU registers.
     #[test]
     fn missing_groups_degrade_their_sections_only() {
-        let mut t = FakeTypes::core();
-        for (ty, m, o) in [
-            ("scx_sched", "ops.name", 0),
-            ("scx_sched", "aborting", 0x100),
-            ("scx_sched", "bypass_depth", 0x104),
-            ("scx_sched", "exit_kind", 0x108),
-            ("scx_sched", "watchdog_timeout", 0x110),
-            ("scx_sched", "dsq_hash", 0x200),
-            ("rq", "curr", 0x10),
-            ("rq", "scx.nr_running", 0x20),
-        ] {
-            t = t.member(ty, m, o);
-        }
-        let s = FakeSyms::default()
-            .with("nr_cpu_ids", B)
-            .with("__per_cpu_offset", B + 0x100)
-            .with("scx_root", B + 0x200)
-            .with("runqueues", B + 0x1000);
-        let mut m = FakeMem::default();
-        m.w32(B, 1);
-        m.w64(B + 0x100, 0);
-        m.w64(B + 0x200, 0); // no scheduler attached
-        let target = Target {
-            kernel: KernelView {
-                mem: &m,
-                syms: &s,
-                types: &t,
-            },
-            renderer: None,
-            vcpu_regs: vec![
-                Some(CpuRegs {
-                    rip: 0xffff_ffff_8100_1234,
-                    rsp: 0xffff_c900_0000_0ff0,
-                    cr3: 0x1000,
-                    ..Default::default()
-                }),
-                None,
-            ],
+        let t = sched_types().members("rq", &[("curr", 0x10), ("scx.nr_running", 0x20)]);
+        let (s, m) = one_cpu(0); // no scheduler attached
+        let s = s.with("runqueues", B + 0x1000);
+        let regs = CpuRegs {
+            rip: 0xffff_ffff_8100_1234,
+            rsp: 0xffff_c900_0000_0ff0,
+            cr3: 0x1000,
+            ..Default::default()
         };
+        let target = target(&m, &s, &t, vec![Some(regs), None]);
         let out = capture(&target, &CaptureOptions::default());
         let r = &out.report;
         assert_eq!(
@@ -707,34 +723,9 @@ mod tests {
     /// are kept and the lost ones counted against `rhashtable.nelems`.
     #[test]
     fn garbage_and_broken_chains_are_noted_with_counts() {
-        let mut t = FakeTypes::core();
-        for (ty, m, o) in [
-            ("scx_sched", "ops.name", 0),
-            ("scx_sched", "aborting", 0x100),
-            ("scx_sched", "bypass_depth", 0x104),
-            ("scx_sched", "exit_kind", 0x108),
-            ("scx_sched", "watchdog_timeout", 0x110),
-            ("scx_sched", "dsq_hash", 0x200),
-            ("scx_dispatch_q", "list", 0x10),
-            ("scx_dispatch_q", "nr", 0x20),
-            ("scx_dispatch_q", "seq", 0x24),
-            ("scx_dispatch_q", "id", 0x28),
-            ("scx_dispatch_q", "hash_node", 0x30),
-            ("scx_dsq_list_node", "node", 0),
-            ("scx_dsq_list_node", "flags", 0x10),
-            ("task_struct", "scx.dsq_list.node", 0x100),
-        ] {
-            t = t.member(ty, m, o);
-        }
+        let t = sched_types().with_dsq();
         let sch = B + 0x10_000;
-        let s = FakeSyms::default()
-            .with("nr_cpu_ids", B)
-            .with("__per_cpu_offset", B + 0x100)
-            .with("scx_root", B + 0x200);
-        let mut m = FakeMem::default();
-        m.w32(B, 1);
-        m.w64(B + 0x100, 0);
-        m.w64(B + 0x200, sch);
+        let (s, mut m) = one_cpu(sch);
         m.write(sch, &[0xff; 0x200]);
         m.write(sch, b"garbage\0");
         // dsq_hash: tbl at +0x200 -> bucket table of 2 buckets, nelems 3.
@@ -750,15 +741,7 @@ mod tests {
         m.w64(dsq + 0x10, dsq + 0x10); // empty task list
         m.w64(dsq + 0x28, 0x42);
         m.w64(tbl + 72, 0xdead_0000_0000); // bucket 1: unreadable
-        let target = Target {
-            kernel: KernelView {
-                mem: &m,
-                syms: &s,
-                types: &t,
-            },
-            renderer: None,
-            vcpu_regs: vec![],
-        };
+        let target = target(&m, &s, &t, vec![]);
         let out = capture(&target, &CaptureOptions::default());
         let r = &out.report;
         let st = r.scx_sched_state.as_ref().expect("state kept");

@@ -217,16 +217,7 @@ mod tests {
     const B: u64 = 0xffff_8880_0000_0000;
 
     fn types() -> FakeTypes {
-        FakeTypes::core()
-            .member("scx_dispatch_q", "list", 0x10)
-            .member("scx_dispatch_q", "nr", 0x20)
-            .member("scx_dispatch_q", "seq", 0x24)
-            .member("scx_dispatch_q", "id", 0x28)
-            .member("scx_dispatch_q", "hash_node", 0x30)
-            .member("scx_dsq_list_node", "node", 0)
-            .member("scx_dsq_list_node", "flags", 0x10)
-            .member("task_struct", "scx.dsq_list.node", 0x100)
-            .size("scx_dispatch_q", 0x40)
+        FakeTypes::core().with_dsq().size("scx_dispatch_q", 0x40)
     }
 
     #[test]

@@ -94,20 +94,45 @@ impl FakeTypes {
             .member("hlist_head", "first", 0)
             .member("hlist_node", "next", 0)
             .member("xarray", "xa_head", 8)
-            .member("xa_node", "shift", 0)
-            .member("xa_node", "slots", 40)
+            .members("xa_node", &[("shift", 0), ("slots", 40)])
             .member("idr", "idr_rt", 0)
-            .member("rhashtable", "tbl", 0)
-            .member("rhashtable", "nelems", 8)
-            .member("bucket_table", "size", 0)
-            .member("bucket_table", "nest", 4)
-            .member("bucket_table", "buckets", 64)
-            .member("bucket_table", "future_tbl", 32)
+            .members("rhashtable", &[("tbl", 0), ("nelems", 8)])
+            .members(
+                "bucket_table",
+                &[
+                    ("size", 0),
+                    ("nest", 4),
+                    ("buckets", 64),
+                    ("future_tbl", 32),
+                ],
+            )
             .member("rhash_head", "next", 0)
     }
     pub fn member(mut self, ty: &str, path: &str, off: u64) -> Self {
         self.members.insert((ty.into(), path.into()), off);
         self
+    }
+    /// The DSQ members (group `dsq`), at the layout the DSQ tests build their memory for.
+    pub fn with_dsq(self) -> Self {
+        self.members(
+            "scx_dispatch_q",
+            &[
+                ("list", 0x10),
+                ("nr", 0x20),
+                ("seq", 0x24),
+                ("id", 0x28),
+                ("hash_node", 0x30),
+            ],
+        )
+        .members("scx_dsq_list_node", &[("node", 0), ("flags", 0x10)])
+        .member("task_struct", "scx.dsq_list.node", 0x100)
+    }
+
+    /// Members of `ty`: `(path, offset)` each.
+    pub fn members(self, ty: &str, members: &[(&str, u64)]) -> Self {
+        members
+            .iter()
+            .fold(self, |t, &(path, off)| t.member(ty, path, off))
     }
     pub fn size(mut self, ty: &str, size: u64) -> Self {
         self.sizes.insert(ty.into(), size);
