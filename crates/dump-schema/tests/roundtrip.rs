@@ -33,57 +33,93 @@ fn finite_f64() -> impl Strategy<Value = f64> {
     ]
 }
 
+/// The leaves whose inline form depends only on the names drawn from `names()`: bool,
+/// char, CPU list, pointer without a deref, bytes, unsupported.
+fn named_leaves<N>(names: fn() -> N) -> Vec<BoxedStrategy<RenderedValue>>
+where
+    N: Strategy<Value = String> + 'static,
+{
+    let ptr = (
+        any::<u64>(),
+        proptest::option::of(names()),
+        proptest::option::of(names()),
+    )
+        .prop_map(|(value, r, c)| RenderedValue::Ptr {
+            value,
+            deref: None,
+            deref_skipped_reason: r,
+            cast_annotation: c,
+        });
+    vec![
+        any::<bool>()
+            .prop_map(|value| RenderedValue::Bool { value })
+            .boxed(),
+        any::<u8>()
+            .prop_map(|value| RenderedValue::Char { value })
+            .boxed(),
+        "[0-9,-]{0,12}"
+            .prop_map(|cpus| RenderedValue::CpuList { cpus })
+            .boxed(),
+        ptr.boxed(),
+        proptest::collection::vec(any::<u8>(), 0..8)
+            .prop_map(|b| RenderedValue::Bytes { hex: hex(&b) })
+            .boxed(),
+        names()
+            .prop_map(|reason| RenderedValue::Unsupported { reason })
+            .boxed(),
+    ]
+}
+
+/// A struct of the members drawn from `members`, its type name from `type_name`.
+fn struct_of(
+    type_name: impl Strategy<Value = Option<String>>,
+    members: impl Strategy<Value = Vec<(String, RenderedValue)>>,
+) -> impl Strategy<Value = RenderedValue> {
+    (type_name, members).prop_map(|(type_name, ms)| RenderedValue::Struct {
+        type_name,
+        members: ms
+            .into_iter()
+            .map(|(n, v)| RenderedMember::new(n, v))
+            .collect(),
+    })
+}
+
 fn leaf() -> impl Strategy<Value = RenderedValue> {
-    prop_oneof![
-        (any::<u32>(), any::<i64>()).prop_map(|(bits, value)| RenderedValue::Int { bits, value }),
-        (any::<u32>(), any::<u64>()).prop_map(|(bits, value)| RenderedValue::Uint { bits, value }),
-        any::<bool>().prop_map(|value| RenderedValue::Bool { value }),
-        any::<u8>().prop_map(|value| RenderedValue::Char { value }),
-        (any::<u32>(), finite_f64()).prop_map(|(bits, value)| RenderedValue::Float { bits, value }),
+    let mut leaves = named_leaves(name);
+    leaves.extend([
+        (any::<u32>(), any::<i64>())
+            .prop_map(|(bits, value)| RenderedValue::Int { bits, value })
+            .boxed(),
+        (any::<u32>(), any::<u64>())
+            .prop_map(|(bits, value)| RenderedValue::Uint { bits, value })
+            .boxed(),
+        (any::<u32>(), finite_f64())
+            .prop_map(|(bits, value)| RenderedValue::Float { bits, value })
+            .boxed(),
         (
             any::<u32>(),
             any::<i64>(),
             proptest::option::of(name()),
-            any::<bool>()
+            any::<bool>(),
         )
             .prop_map(|(bits, value, variant, is_signed)| RenderedValue::Enum {
                 bits,
                 value,
                 variant,
-                is_signed
-            }),
-        "[0-9,-]{0,12}".prop_map(|cpus| RenderedValue::CpuList { cpus }),
-        (
-            any::<u64>(),
-            proptest::option::of(name()),
-            proptest::option::of(name())
-        )
-            .prop_map(|(value, r, c)| RenderedValue::Ptr {
-                value,
-                deref: None,
-                deref_skipped_reason: r,
-                cast_annotation: c,
-            }),
-        proptest::collection::vec(any::<u8>(), 0..8)
-            .prop_map(|b| RenderedValue::Bytes { hex: hex(&b) }),
-        name().prop_map(|reason| RenderedValue::Unsupported { reason }),
-    ]
+                is_signed,
+            })
+            .boxed(),
+    ]);
+    proptest::strategy::Union::new(leaves)
 }
 
 fn rendered_value() -> impl Strategy<Value = RenderedValue> {
     leaf().prop_recursive(6, 64, 6, |inner| {
         prop_oneof![
-            (
+            struct_of(
                 proptest::option::of(name()),
                 proptest::collection::vec((name(), inner.clone()), 0..6)
-            )
-                .prop_map(|(type_name, ms)| RenderedValue::Struct {
-                    type_name,
-                    members: ms
-                        .into_iter()
-                        .map(|(n, v)| RenderedMember::new(n, v))
-                        .collect(),
-                }),
+            ),
             (
                 any::<usize>(),
                 proptest::collection::vec(inner.clone(), 0..6)
@@ -122,36 +158,27 @@ fn short_name() -> impl Strategy<Value = String> {
 
 /// Scalars whose inline form is at most about 64 columns.
 fn narrow_leaf() -> impl Strategy<Value = RenderedValue> {
-    prop_oneof![
-        any::<i64>().prop_map(|value| RenderedValue::Int { bits: 64, value }),
-        any::<u64>().prop_map(|value| RenderedValue::Uint { bits: 64, value }),
-        any::<bool>().prop_map(|value| RenderedValue::Bool { value }),
-        any::<u8>().prop_map(|value| RenderedValue::Char { value }),
-        finite_f64().prop_map(|value| RenderedValue::Float { bits: 64, value }),
-        (any::<i64>(), proptest::option::of(short_name())).prop_map(|(value, variant)| {
-            RenderedValue::Enum {
+    let mut leaves = named_leaves(short_name);
+    leaves.extend([
+        any::<i64>()
+            .prop_map(|value| RenderedValue::Int { bits: 64, value })
+            .boxed(),
+        any::<u64>()
+            .prop_map(|value| RenderedValue::Uint { bits: 64, value })
+            .boxed(),
+        finite_f64()
+            .prop_map(|value| RenderedValue::Float { bits: 64, value })
+            .boxed(),
+        (any::<i64>(), proptest::option::of(short_name()))
+            .prop_map(|(value, variant)| RenderedValue::Enum {
                 bits: 32,
                 value,
                 variant,
                 is_signed: true,
-            }
-        }),
-        "[0-9,-]{0,12}".prop_map(|cpus| RenderedValue::CpuList { cpus }),
-        (
-            any::<u64>(),
-            proptest::option::of(short_name()),
-            proptest::option::of(short_name())
-        )
-            .prop_map(|(value, r, c)| RenderedValue::Ptr {
-                value,
-                deref: None,
-                deref_skipped_reason: r,
-                cast_annotation: c,
-            }),
-        proptest::collection::vec(any::<u8>(), 0..8)
-            .prop_map(|b| RenderedValue::Bytes { hex: hex(&b) }),
-        short_name().prop_map(|reason| RenderedValue::Unsupported { reason }),
-    ]
+            })
+            .boxed(),
+    ]);
+    proptest::strategy::Union::new(leaves)
 }
 
 /// Structs (some of them data sections, named `.bss`/`.data`) and arrays of narrow leaves,
@@ -166,17 +193,10 @@ fn narrow_value() -> impl Strategy<Value = RenderedValue> {
     ];
     narrow_leaf().prop_recursive(4, 256, 24, move |inner| {
         prop_oneof![
-            (
+            struct_of(
                 type_name.clone(),
                 proptest::collection::vec((short_name(), inner.clone()), 0..24)
-            )
-                .prop_map(|(type_name, ms)| RenderedValue::Struct {
-                    type_name,
-                    members: ms
-                        .into_iter()
-                        .map(|(n, v)| RenderedMember::new(n, v))
-                        .collect(),
-                }),
+            ),
             (0usize..64, proptest::collection::vec(inner, 0..24)).prop_map(|(extra, elements)| {
                 RenderedValue::Array {
                     len: elements.len() + extra,
