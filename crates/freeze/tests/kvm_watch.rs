@@ -27,6 +27,11 @@ use vm_memory::{Bytes, GuestAddress};
 const HIT_TIMEOUT: Duration = Duration::from_secs(20);
 const LONG_LENS: [WatchLen; 4] = [WatchLen::B1, WatchLen::B2, WatchLen::B4, WatchLen::B8];
 const REAL_LENS: [WatchLen; 3] = [WatchLen::B1, WatchLen::B2, WatchLen::B4];
+/// The guest most scenarios run: long mode, 8-byte stores.
+const LONG_B8: Guest = Guest {
+    mode: Mode::Long,
+    len: WatchLen::B8,
+};
 
 /// The guest's layout and code for one mode and store width.
 #[derive(Clone, Copy)]
@@ -297,32 +302,49 @@ fn wait_hit(
     }
 }
 
-fn write_watch_or_skip() -> bool {
-    if !kvm_or_skip() {
-        return false;
-    }
-    match freeze::kvm::probe_write_watch() {
-        Ok(()) => true,
-        Err(e) => {
-            guest_lab::testing::skip_kvm_without_data_breakpoints(&e.to_string());
-            false
+impl Kind {
+    /// Whether this host's KVM stops a guest for this kind; when not, a SKIP line.
+    fn supported_or_skip(self) -> bool {
+        match self {
+            Kind::Write => match freeze::kvm::probe_write_watch() {
+                Ok(()) => true,
+                Err(e) => {
+                    guest_lab::testing::skip_kvm_without_data_breakpoints(&e.to_string());
+                    false
+                }
+            },
+            Kind::AtStore { .. } | Kind::AfterStore { .. } => {
+                match freeze::kvm::probe_instruction_breakpoint() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        guest_lab::testing::skip(format!(
+                            "this host's KVM does not stop a guest at a breakpoint: {e}"
+                        ));
+                        false
+                    }
+                }
+            }
         }
     }
 }
 
-fn instruction_breakpoint_or_skip() -> bool {
+/// Runs `scenario` once for each of `kinds` this host's KVM supports (the others left
+/// out with a SKIP line).
+fn with_kinds(kinds: &[Kind], scenario: impl Fn(Kind)) {
     if !kvm_or_skip() {
-        return false;
+        return;
     }
-    match freeze::kvm::probe_instruction_breakpoint() {
-        Ok(()) => true,
-        Err(e) => {
-            guest_lab::testing::skip(format!(
-                "this host's KVM does not stop a guest at a breakpoint: {e}"
-            ));
-            false
+    for &kind in kinds {
+        if kind.supported_or_skip() {
+            scenario(kind);
         }
     }
+}
+
+/// A write watch, and an instruction breakpoint on the store of vCPU `writer` (the
+/// scenario's writer): the same debug-exit → park → hit → thaw path.
+fn write_and_store(writer: usize) -> [Kind; 2] {
+    [Kind::Write, Kind::AtStore { writer }]
 }
 
 /// Checks a hit: the guest is frozen at the writer's store (RIP just past it for a write,
@@ -583,16 +605,11 @@ fn freeze_thaw_while_armed(guest: Guest, kind: Kind) {
     arm(&mut engine, &guest, kind);
     guest.set_target(&engine, writer, guest.watched());
     engine.thaw().unwrap();
+    let check = |engine: &KvmEngine, hit: &(usize, FreezeOutcome), what: &str| {
+        check_hit(engine, &guest, kind, writer, PERIOD, hit, what)
+    };
     let hit = wait_hit(&mut engine, &guest, kind, HIT_TIMEOUT).expect("hit after arming frozen");
-    check_hit(
-        &engine,
-        &guest,
-        kind,
-        writer,
-        PERIOD,
-        &hit,
-        "armed while frozen",
-    );
+    check(&engine, &hit, "armed while frozen");
     assert!(
         engine.freeze(Duration::from_secs(1)).is_err(),
         "freeze while frozen at a hit"
@@ -619,16 +636,7 @@ fn freeze_thaw_while_armed(guest: Guest, kind: Kind) {
     let outcome = engine
         .freeze(Duration::from_secs(5))
         .expect("freeze at a hit");
-    let hit = (writer, outcome);
-    check_hit(
-        &engine,
-        &guest,
-        kind,
-        writer,
-        PERIOD,
-        &hit,
-        "freeze at a hit",
-    );
+    check(&engine, &(writer, outcome), "freeze at a hit");
     engine.thaw().unwrap();
     // And a pending hit is collected by a later wait even though it came first.
     while !engine.is_frozen() {
@@ -636,127 +644,73 @@ fn freeze_thaw_while_armed(guest: Guest, kind: Kind) {
         std::thread::sleep(Duration::from_millis(1));
     }
     let hit = wait_hit(&mut engine, &guest, kind, Duration::ZERO).expect("the pending hit");
-    check_hit(&engine, &guest, kind, writer, PERIOD, &hit, "pending hit");
+    check(&engine, &hit, "pending hit");
     engine.thaw().unwrap();
     assert_eq!(engine.exit_status(), None);
 }
 
-// ---- Write watchpoints (WatchEngine) ----
+// ---- Each scenario with a write watch (WatchEngine) and an instruction breakpoint ----
 
 #[test]
-fn write_watch_freezes_at_the_writer_long_mode() {
-    if write_watch_or_skip() {
-        freezes_at_the_writer(Guest::new(Mode::Long, WatchLen::B8), Kind::Write, 3, 5);
-    }
+fn freezes_at_the_writer_long_mode() {
+    with_kinds(&write_and_store(2), |kind| {
+        freezes_at_the_writer(LONG_B8, kind, 3, 5)
+    });
 }
 
 #[test]
-fn write_watch_freezes_at_the_writer_real_mode() {
-    if write_watch_or_skip() {
-        freezes_at_the_writer(Guest::new(Mode::Real, WatchLen::B4), Kind::Write, 2, 5);
-    }
+fn freezes_at_the_writer_real_mode() {
+    with_kinds(&write_and_store(1), |kind| {
+        freezes_at_the_writer(Guest::new(Mode::Real, WatchLen::B4), kind, 2, 5)
+    });
 }
 
+/// Every store width; the instruction breakpoint just past the store, the state a write
+/// watch stops in (the write tests' guest and expectations on hosts without data
+/// breakpoints).
 #[test]
-fn write_watch_lengths() {
-    if !write_watch_or_skip() {
-        return;
-    }
-    for len in LONG_LENS {
-        freezes_at_the_writer(Guest::new(Mode::Long, len), Kind::Write, 2, 3);
-    }
-    for len in REAL_LENS {
-        freezes_at_the_writer(Guest::new(Mode::Real, len), Kind::Write, 2, 3);
-    }
+fn freezes_at_the_writer_of_each_store_width() {
+    with_kinds(&[Kind::Write, Kind::AfterStore { writer: 1 }], |kind| {
+        for len in LONG_LENS {
+            freezes_at_the_writer(Guest::new(Mode::Long, len), kind, 2, 3);
+        }
+        for len in REAL_LENS {
+            freezes_at_the_writer(Guest::new(Mode::Real, len), kind, 2, 3);
+        }
+    });
 }
 
 #[test]
 fn writes_next_to_the_watch_do_not_fire() {
-    if !write_watch_or_skip() {
-        return;
-    }
-    for len in LONG_LENS {
-        neighbours_do_not_fire(Guest::new(Mode::Long, len));
-    }
+    with_kinds(&[Kind::Write], |_| {
+        for len in LONG_LENS {
+            neighbours_do_not_fire(Guest::new(Mode::Long, len));
+        }
+    });
 }
 
 #[test]
-fn thousand_write_watch_cycles() {
-    if write_watch_or_skip() {
-        thousand_cycles(Guest::new(Mode::Long, WatchLen::B8), Kind::Write);
-    }
+fn thousand_cycles_of_each_kind() {
+    with_kinds(&write_and_store(2), |kind| thousand_cycles(LONG_B8, kind));
 }
 
 #[test]
-fn disarmed_write_watch_does_not_fire() {
-    if write_watch_or_skip() {
-        disarm_stops_hits(Guest::new(Mode::Long, WatchLen::B4), Kind::Write);
-    }
+fn disarmed_breakpoints_do_not_fire() {
+    with_kinds(&write_and_store(1), |kind| {
+        // Two store widths between the two kinds.
+        let len = match kind {
+            Kind::Write => WatchLen::B4,
+            _ => WatchLen::B8,
+        };
+        disarm_stops_hits(Guest::new(Mode::Long, len), kind)
+    });
 }
 
 #[test]
-fn freeze_and_thaw_while_a_write_watch_is_armed() {
-    if write_watch_or_skip() {
-        freeze_thaw_while_armed(Guest::new(Mode::Long, WatchLen::B8), Kind::Write);
-    }
-}
-
-// ---- Instruction breakpoints: the same debug-exit path ----
-
-#[test]
-fn instruction_breakpoint_freezes_at_the_vcpu_long_mode() {
-    if instruction_breakpoint_or_skip() {
-        let kind = Kind::AtStore { writer: 2 };
-        freezes_at_the_writer(Guest::new(Mode::Long, WatchLen::B8), kind, 3, 5);
-    }
-}
-
-#[test]
-fn instruction_breakpoint_freezes_at_the_vcpu_real_mode() {
-    if instruction_breakpoint_or_skip() {
-        let kind = Kind::AtStore { writer: 1 };
-        freezes_at_the_writer(Guest::new(Mode::Real, WatchLen::B4), kind, 2, 5);
-    }
-}
-
-/// The write tests' guest and expectations, for every store width, with the instruction
-/// just past the store as the breakpoint.
-#[test]
-fn instruction_breakpoint_past_each_store_width() {
-    if !instruction_breakpoint_or_skip() {
-        return;
-    }
-    let kind = Kind::AfterStore { writer: 1 };
-    for len in LONG_LENS {
-        freezes_at_the_writer(Guest::new(Mode::Long, len), kind, 2, 3);
-    }
-    for len in REAL_LENS {
-        freezes_at_the_writer(Guest::new(Mode::Real, len), kind, 2, 3);
-    }
-}
-
-#[test]
-fn thousand_instruction_breakpoint_cycles() {
-    if instruction_breakpoint_or_skip() {
-        let kind = Kind::AtStore { writer: 2 };
-        thousand_cycles(Guest::new(Mode::Long, WatchLen::B8), kind);
-    }
-}
-
-#[test]
-fn disarmed_instruction_breakpoint_does_not_fire() {
-    if instruction_breakpoint_or_skip() {
-        let kind = Kind::AtStore { writer: 1 };
-        disarm_stops_hits(Guest::new(Mode::Long, WatchLen::B8), kind);
-    }
-}
-
-#[test]
-fn freeze_and_thaw_while_an_instruction_breakpoint_is_armed() {
-    if instruction_breakpoint_or_skip() {
-        let kind = Kind::AtStore { writer: 1 };
-        freeze_thaw_while_armed(Guest::new(Mode::Long, WatchLen::B8), kind);
-    }
+fn freeze_and_thaw_while_armed() {
+    with_kinds(&write_and_store(1), |kind| {
+        freeze_thaw_while_armed(LONG_B8, kind)
+    });
 }
 
 /// Misuse is an error, not a hang: waiting with nothing armed, and waiting for a write
@@ -766,7 +720,7 @@ fn waiting_without_a_matching_breakpoint_is_an_error() {
     if !kvm_or_skip() {
         return;
     }
-    let guest = Guest::new(Mode::Long, WatchLen::B8);
+    let guest = LONG_B8;
     let mut engine = guest.start(&plan(&guest, 1, 10));
     let e = engine.wait_write(Duration::from_millis(10)).unwrap_err();
     assert!(e.to_string().contains("no breakpoint is armed"), "{e}");
