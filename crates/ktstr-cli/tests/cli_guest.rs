@@ -17,7 +17,7 @@ use btf_walk::Btf;
 use dump_schema::{DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny};
 use guest_lab::testing::{self, need_qemu};
 use guest_mem::{KernelOptions, Kva, KvaReadExt, Vmcore};
-use support::{dual, ktstr, late, run_with_timeout, the_dump};
+use support::{GuestRun, dual, ktstr, late, the_dump};
 
 /// `DSQ 0x101`'s waiting tasks in `r`.
 fn stall_dsq_tasks(r: &FailureDumpReport) -> Vec<u64> {
@@ -338,15 +338,13 @@ while node != head and n < 100000:
 
 #[test]
 fn guest_run_ok_with_timeout_exits_0() {
-    if !need_qemu() {
+    let Some(run) = GuestRun::with_timeout("ok", "20s") else {
         return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let o = run_with_timeout("ok", "20s", d.path());
-    assert_eq!(o.status.code(), Some(0), "no failure under `ok`");
-    let (_, json) = the_dump(&d.path().join("out"));
+    };
+    let (_, json) = run.dump();
     // --json prints the same document that was written.
-    let printed = FailureDumpReportAny::from_slice(&o.stdout).expect("stdout is the JSON dump");
+    let printed =
+        FailureDumpReportAny::from_slice(&run.output.stdout).expect("stdout is the JSON dump");
     let written = FailureDumpReportAny::from_json(&json).unwrap();
     assert_eq!(printed, written);
     let r = late(&written);
@@ -444,25 +442,16 @@ fn guest_run_interrupted_captures_on_demand() {
 /// it) is named as the kernel names it, `bpf_prog_<tag>_<name>`.
 #[test]
 fn guest_run_error_has_the_bpf_message_and_frame() {
-    if !need_qemu() {
+    let Some(run) = GuestRun::new(&["-v", "run", "--scheduler", "error", "--out", "out"]) else {
         return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let o = ktstr(
-        &["-v", "run", "--scheduler", "error", "--out", "out"],
-        d.path(),
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "an error exit is a captured failure"
-    );
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    };
+    assert_eq!(run.code(), Some(1), "an error exit is a captured failure");
+    let stderr = run.stderr();
     assert!(
         stderr.contains("trigger (watchpoint): exit_kind 1025 (kind 1025)"),
         "{stderr}"
     );
-    let (_, json) = the_dump(&d.path().join("out"));
+    let (_, json) = run.dump();
     let report = FailureDumpReportAny::from_json(&json).unwrap();
     let r = late(&report);
     let ei = r.exit_info.as_ref().expect("exit_info");

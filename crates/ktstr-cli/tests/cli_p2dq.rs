@@ -10,8 +10,7 @@
 mod support;
 
 use dump_schema::{FailureDumpReportAny, RenderedValue};
-use guest_lab::testing::need_qemu;
-use support::{dual, ktstr, late, run_with_timeout, the_dump};
+use support::{GuestRun, dual, ktstr, late};
 
 /// The `pid` member of a rendered `struct task_p2dq` payload.
 fn payload_pid(v: &RenderedValue) -> Option<i64> {
@@ -20,13 +19,10 @@ fn payload_pid(v: &RenderedValue) -> Option<i64> {
 
 #[test]
 fn guest_run_p2dq_dumps_its_sdt_allocations() {
-    if !need_qemu() {
+    let Some(run) = GuestRun::with_timeout("p2dq", "25s") else {
         return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let o = run_with_timeout("p2dq", "25s", d.path());
-    assert_eq!(o.status.code(), Some(0), "p2dq runs without a failure");
-    let (path, json) = the_dump(&d.path().join("out"));
+    };
+    let (path, json) = run.dump();
     assert!(
         path.file_name()
             .unwrap()
@@ -84,7 +80,7 @@ fn guest_run_p2dq_dumps_its_sdt_allocations() {
         r.scx_static_ranges
     );
     // The human rendering names the allocator.
-    let shown = ktstr(&["render", path.to_str().unwrap()], d.path());
+    let shown = ktstr(&["render", path.to_str().unwrap()], run.path());
     assert_eq!(shown.status.code(), Some(0));
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains("scx_task_allocator"), "{text}");

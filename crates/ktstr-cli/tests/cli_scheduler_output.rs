@@ -13,35 +13,30 @@
 mod support;
 
 use dump_schema::FailureDumpReportAny;
-use guest_lab::testing::need_qemu;
-use support::{ktstr, late, the_dump};
+use support::{GuestRun, late};
+
+/// `ktstr -v run --engine qemu --scheduler SCHED --out out EXTRA…` as a guest test.
+fn verbose_qemu_run(scheduler: &str, extra: &[&str]) -> Option<GuestRun> {
+    let args = ["-v", "run", "--engine", "qemu", "--scheduler", scheduler];
+    GuestRun::new(&[&args[..], &["--out", "out"], extra].concat())
+}
 
 #[test]
 fn guest_run_a_scheduler_that_exits_leaves_its_status_and_output() {
-    if !need_qemu() {
-        return;
-    }
-    let d = tempfile::tempdir().unwrap();
     // The guest's own static busybox as the user's executable.
-    let o = ktstr(
+    let Some(run) = verbose_qemu_run(
+        "/bin/busybox",
         &[
-            "-v",
-            "run",
-            "--engine",
-            "qemu",
-            "--scheduler",
-            "/bin/busybox",
-            "--out",
-            "out",
             "--",
             "sh",
             "-c",
             "echo loading my scheduler; echo 'config: bad value' >&2; exit 3",
         ],
-        d.path(),
-    );
-    assert_eq!(o.status.code(), Some(1), "a guest setup failure is exit 1");
-    let (_, json) = the_dump(&d.path().join("out"));
+    ) else {
+        return;
+    };
+    assert_eq!(run.code(), Some(1), "a guest setup failure is exit 1");
+    let (_, json) = run.dump();
     let FailureDumpReportAny::Single(r) = FailureDumpReportAny::from_json(&json).unwrap() else {
         panic!("a placeholder is a single report");
     };
@@ -56,36 +51,18 @@ fn guest_run_a_scheduler_that_exits_leaves_its_status_and_output() {
     for line in ["loading my scheduler", "config: bad value"] {
         assert!(tail.lines().any(|l| l == line), "{line} in {tail}");
     }
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stderr = run.stderr();
     assert!(stderr.contains("scheduler: exit status 3"), "{stderr}");
     assert!(stderr.contains("scheduler| config: bad value"), "{stderr}");
 }
 
 #[test]
 fn guest_run_a_real_scheduler_on_four_cpus_logs_its_output() {
-    if !need_qemu() {
+    let Some(run) = verbose_qemu_run("bpfland", &["--cpus", "4", "--timeout", "30s"]) else {
         return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let o = ktstr(
-        &[
-            "-v",
-            "run",
-            "--engine",
-            "qemu",
-            "--scheduler",
-            "bpfland",
-            "--cpus",
-            "4",
-            "--timeout",
-            "30s",
-            "--out",
-            "out",
-        ],
-        d.path(),
-    );
-    assert_eq!(o.status.code(), Some(0), "no failure at a timeout");
-    let (_, json) = the_dump(&d.path().join("out"));
+    };
+    assert_eq!(run.code(), Some(0), "no failure at a timeout");
+    let (_, json) = run.dump();
     let written = FailureDumpReportAny::from_json(&json).unwrap();
     let r = late(&written);
     assert_eq!(r.per_cpu_time.len(), 4, "four CPUs in the guest");
@@ -94,7 +71,7 @@ fn guest_run_a_real_scheduler_on_four_cpus_logs_its_output() {
         r.task_enrichments.iter().any(|t| t.sched_class == "ext"),
         "tasks run on sched_ext"
     );
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stderr = run.stderr();
     assert!(
         stderr.contains("scheduler: no exit reported (still running"),
         "{stderr}"

@@ -39,21 +39,50 @@ pub fn ktstr(args: &[&str], cwd: &Path) -> Output {
     o
 }
 
-/// `ktstr run --scheduler SCHED --timeout TIMEOUT --out out --json` in `cwd`.
-pub fn run_with_timeout(sched: &str, timeout: &str, cwd: &Path) -> Output {
-    ktstr(
-        &[
-            "run",
-            "--scheduler",
-            sched,
-            "--timeout",
-            timeout,
-            "--out",
-            "out",
-            "--json",
-        ],
-        cwd,
-    )
+/// A guest test's `ktstr` run in a fresh directory, its dumps under `out/`.
+pub struct GuestRun {
+    pub dir: tempfile::TempDir,
+    pub output: Output,
+}
+
+impl GuestRun {
+    /// `ktstr ARGS` in a fresh directory; `None` (after the skip) where QEMU is missing.
+    pub fn new(args: &[&str]) -> Option<GuestRun> {
+        if !guest_lab::testing::need_qemu() {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let output = ktstr(args, dir.path());
+        Some(GuestRun { dir, output })
+    }
+
+    /// `ktstr run --scheduler SCHED --timeout TIMEOUT --out out --json`, which must end at
+    /// the timeout: exit 0, no failure.
+    pub fn with_timeout(sched: &str, timeout: &str) -> Option<GuestRun> {
+        let args = ["run", "--scheduler", sched, "--timeout", timeout];
+        let run = GuestRun::new(&[&args[..], &["--out", "out", "--json"]].concat())?;
+        assert_eq!(run.code(), Some(0), "no failure under {sched}");
+        Some(run)
+    }
+
+    /// `ktstr`'s exit code.
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    /// The run's directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The one dump in `out/` ([`the_dump`]).
+    pub fn dump(&self) -> (PathBuf, String) {
+        the_dump(&self.path().join("out"))
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
 }
 
 /// The one dump in `dir`, validated against `schema/any.json`; fails if a temporary or
