@@ -55,8 +55,11 @@ pub trait Engine {
     fn thaw(&mut self) -> Result<(), EngineError>;
     /// Whether the guest is currently frozen.
     fn is_frozen(&self) -> bool;
-    /// The last bytes the guest wrote to its serial console (bounded tail).
-    fn console_tail(&self) -> String;
+    /// The last bytes the guest wrote to its serial console (bounded tail); empty for an
+    /// engine that does not see the console.
+    fn console_tail(&self) -> String {
+        String::new()
+    }
 }
 
 /// Why an engine operation failed; says which step.

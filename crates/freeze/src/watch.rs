@@ -540,9 +540,6 @@ mod tests {
         fn is_frozen(&self) -> bool {
             self.frozen
         }
-        fn console_tail(&self) -> String {
-            String::new()
-        }
     }
 
     fn setup(root: u64, kind: u32) -> Synthetic {

@@ -15,7 +15,6 @@ use freeze::qemu::QmpClient;
 use guest_mem::ramfile::{QemuMachine, map_ram_file};
 use guest_mem::{CpuRegs, PhysMem};
 use scx_walk::{CaptureOptions, CaptureOutput};
-use serde_json::json;
 
 use crate::Error;
 use crate::frozen::{CaptureSources, apply_vcpu_perf, capture_frozen, export_vmcore, guest_kernel};
@@ -78,19 +77,10 @@ pub fn capture_qmp(
         qmp: &mut qmp,
         armed: was_running,
     };
-    let text = guard
-        .qmp
-        .execute_timeout(
-            "human-monitor-command",
-            Some(json!({ "command-line": "info registers -a" })),
-            QMP_TIMEOUT,
-        )
-        .map_err(qmp_err("info registers"))?;
-    let vcpus = freeze::qemu::regs::parse_info_registers(text.as_str().unwrap_or_default())
-        .map_err(|e| Error::Qmp {
-            step: "info registers",
-            detail: e.to_string(),
-        })?;
+    let vcpus = freeze::qemu::read_registers(guard.qmp).map_err(|e| Error::Qmp {
+        step: "info registers",
+        detail: e.to_string(),
+    })?;
     let cpus: Vec<CpuRegs> = vcpus.iter().flatten().copied().collect();
     let mut kopts = opts.sources.kernel_options()?;
     kopts.cpus = cpus.clone();

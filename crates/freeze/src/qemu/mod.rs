@@ -15,7 +15,8 @@
 //! dies with the host process even on `SIGKILL` ([`teardown`] has the details).
 //!
 //! Other pieces, usable alone: [`AttachedQemu`] (an engine over a QEMU someone else
-//! started, from its QMP socket and RAM file; no watchpoints), [`QmpClient`],
+//! started, from its QMP socket and RAM file; no watchpoints; the engine's own QMP side
+//! too), [`QmpClient`],
 //! [`gdb::GdbClient`], [`accel::decide`] (the KVM-or-TCG probe),
 //! [`regs::parse_info_registers`], [`Console`].
 //!
@@ -53,7 +54,7 @@ use std::process::{Child, ExitStatus};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use guest_mem::ramfile::{self, QemuMachine};
+use guest_mem::ramfile::QemuMachine;
 use serde_json::json;
 
 pub use accel::{Accel, AccelChoice, AccelDecision};
@@ -64,7 +65,7 @@ pub use qmp::{QmpClient, QmpError, QmpEvent};
 pub use quick_boot::{BootOutcome, QuickBoot};
 
 use crate::perf::VcpuCounters;
-use crate::{Engine, EngineError, FreezeOutcome, GuestRam};
+use crate::{CpuRegs, Engine, EngineError, FreezeOutcome, GuestRam};
 
 /// How to start a guest.
 #[derive(Debug, Clone)]
@@ -123,19 +124,15 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct QemuEngine {
     child: Child,
-    qmp: QmpClient,
-    ram: GuestRam,
+    /// The QMP session, guest RAM, freeze state and vCPU perf counters.
+    session: AttachedQemu,
     console: Console,
     stderr: Console,
     readers: Vec<JoinHandle<()>>,
     dir: Option<tempfile::TempDir>,
     _registration: teardown::Registration,
     accel: AccelDecision,
-    vcpus: usize,
-    frozen: bool,
     exit_status: Option<ExitStatus>,
-    /// Host perf counters on the vCPU threads, from launch to each freeze.
-    perf: VcpuCounters,
     /// The gdbstub session, when launched with [`QemuConfig::gdbstub`] (boxed: most
     /// engines have none, and the engine is moved around by value).
     gdb: Option<Box<watchpoint::GdbSession>>,
@@ -145,13 +142,33 @@ fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> EngineError {
     move |source| EngineError::Io { step, source }
 }
 
-fn qmp_err(step: &'static str) -> impl FnOnce(QmpError) -> EngineError {
-    move |e| match e {
-        QmpError::Closed => EngineError::GuestExited(format!("{step}: QMP connection closed")),
-        e => EngineError::Failed {
-            step,
-            detail: e.to_string(),
-        },
+/// An error of a connection to QEMU (QMP, the gdbstub).
+pub(crate) trait ConnectionError: std::fmt::Display {
+    /// The connection's name in messages.
+    const NAME: &'static str;
+    /// QEMU closed the connection.
+    fn is_closed(&self) -> bool;
+}
+
+impl ConnectionError for QmpError {
+    const NAME: &'static str = "QMP";
+    fn is_closed(&self) -> bool {
+        matches!(self, QmpError::Closed)
+    }
+}
+
+/// The engine's error for a connection error at `step`: a closed connection means the
+/// guest (QEMU) is gone.
+fn conn_err<E: ConnectionError>(step: &'static str) -> impl FnOnce(E) -> EngineError {
+    move |e| {
+        if e.is_closed() {
+            EngineError::GuestExited(format!("{step}: {} connection closed", E::NAME))
+        } else {
+            EngineError::Failed {
+                step,
+                detail: e.to_string(),
+            }
+        }
     }
 }
 
@@ -220,16 +237,8 @@ impl QemuEngine {
         // rest so that a failure kills and reaps QEMU and removes the directory.
         let mut partial = Partial { child: Some(child) };
         let qmp = connect_qmp(&qmp_path, partial.child(), &stderr, cfg.start_timeout)?;
-        // guest-mem maps it read-only: the host never writes guest RAM.
-        let ram =
-            ramfile::map_ram_file(&ram_path, &QemuMachine::Pc.layout(ram_size)).map_err(|e| {
-                EngineError::Failed {
-                    step: "map guest RAM",
-                    detail: e.to_string(),
-                }
-            })?;
-        let mut qmp = qmp;
-        let perf = open_vcpu_counters(&mut qmp);
+        let vcpus = cfg.vcpus as usize;
+        let session = AttachedQemu::over(qmp, &ram_path, QemuMachine::Pc, ram_size, vcpus, false)?;
         // Attaching stops the guest for a moment (QEMU pauses it for a new debugger)
         // and continues it through the stub.
         let gdb = if cfg.gdbstub {
@@ -243,18 +252,14 @@ impl QemuEngine {
         let child = partial.child.take().expect("still owned");
         Ok(QemuEngine {
             child,
-            qmp,
-            ram,
+            session,
             console,
             stderr,
             readers,
             dir: Some(dir),
             _registration: registration,
             accel,
-            vcpus: cfg.vcpus as usize,
-            frozen: false,
             exit_status: None,
-            perf,
             gdb,
         })
     }
@@ -282,7 +287,7 @@ impl QemuEngine {
 
     /// The QMP session, for commands this type has no method for.
     pub fn qmp(&mut self) -> &mut QmpClient {
-        &mut self.qmp
+        self.session.qmp()
     }
 
     /// QEMU's process id.
@@ -302,7 +307,10 @@ impl QemuEngine {
 
     /// `query-status`: `running`, `paused`, `shutdown`, `internal-error`, ...
     pub fn run_state(&mut self) -> Result<String, EngineError> {
-        self.qmp.run_state().map_err(qmp_err("query-status"))
+        self.session
+            .qmp
+            .run_state()
+            .map_err(conn_err("query-status"))
     }
 
     /// Writes an ELF vmcore of the guest to `path` with QMP `dump-guest-memory` (with
@@ -313,13 +321,14 @@ impl QemuEngine {
             step: "dump-guest-memory",
             detail: format!("path {} is not UTF-8", path.display()),
         })?;
-        self.qmp
+        self.session
+            .qmp
             .execute_timeout(
                 "dump-guest-memory",
                 Some(json!({ "paging": false, "protocol": format!("file:{path}") })),
                 Duration::from_secs(300),
             )
-            .map_err(qmp_err("dump-guest-memory"))?;
+            .map_err(conn_err("dump-guest-memory"))?;
         Ok(())
     }
 
@@ -351,9 +360,10 @@ impl QemuEngine {
     pub fn shutdown(mut self) -> Result<Option<ExitStatus>, EngineError> {
         if self.try_exit_status()?.is_none() {
             let _ = self
+                .session
                 .qmp
                 .execute_timeout("quit", None, QUIT_TIMEOUT)
-                .map_err(qmp_err("quit"));
+                .map_err(conn_err("quit"));
             self.wait_exit(QUIT_TIMEOUT)?;
         }
         let status = self.exit_status;
@@ -393,11 +403,11 @@ impl Drop for QemuEngine {
 
 impl Engine for QemuEngine {
     fn guest_ram(&self) -> GuestRam {
-        self.ram.clone()
+        self.session.ram.clone()
     }
 
     fn vcpu_count(&self) -> usize {
-        self.vcpus
+        self.session.vcpus
     }
 
     /// QMP `stop` (answered once every vCPU is paused), then `info registers -a`.
@@ -407,20 +417,8 @@ impl Engine for QemuEngine {
     fn freeze(&mut self, timeout: Duration) -> Result<FreezeOutcome, EngineError> {
         self.check_alive("freeze")?;
         match self.gdb.as_mut() {
-            None => stop_and_capture(
-                &mut self.qmp,
-                timeout,
-                self.vcpus,
-                &self.perf,
-                &mut self.frozen,
-            ),
-            Some(gdb) => gdb.freeze(
-                &mut self.qmp,
-                timeout,
-                self.vcpus,
-                &self.perf,
-                &mut self.frozen,
-            ),
+            None => self.session.freeze(timeout),
+            Some(gdb) => gdb.freeze(&mut self.session, timeout),
         }
     }
 
@@ -429,13 +427,13 @@ impl Engine for QemuEngine {
     fn thaw(&mut self) -> Result<(), EngineError> {
         self.check_alive("thaw")?;
         match self.gdb.as_mut() {
-            None => resume(&mut self.qmp, &mut self.frozen),
-            Some(gdb) => gdb.thaw(&mut self.qmp, &mut self.frozen),
+            None => self.session.thaw(),
+            Some(gdb) => gdb.thaw(&mut self.session),
         }
     }
 
     fn is_frozen(&self) -> bool {
-        self.frozen
+        self.session.frozen
     }
 
     fn console_tail(&self) -> String {
@@ -443,69 +441,20 @@ impl Engine for QemuEngine {
     }
 }
 
-/// QMP `stop`, then the vCPU threads' perf counters and the registers of every vCPU;
-/// `frozen` is set as soon as `stop` succeeded (the guest stays frozen when reading the
-/// registers fails).
-pub(crate) fn stop_and_capture(
-    qmp: &mut QmpClient,
-    timeout: Duration,
-    vcpus: usize,
-    perf: &VcpuCounters,
-    frozen: &mut bool,
-) -> Result<FreezeOutcome, EngineError> {
-    let elapsed = qmp_stop(qmp, timeout, frozen)?;
-    capture_vcpus(qmp, vcpus, perf, elapsed)
-}
-
-/// QMP `stop` (answered once every vCPU is paused); returns its round trip and sets
-/// `frozen`.
-pub(crate) fn qmp_stop(
-    qmp: &mut QmpClient,
-    timeout: Duration,
-    frozen: &mut bool,
-) -> Result<Duration, EngineError> {
-    let start = Instant::now();
-    qmp.execute_timeout("stop", None, timeout)
-        .map_err(qmp_err("stop"))?;
-    *frozen = true;
-    Ok(start.elapsed())
-}
-
-/// The vCPU threads' perf counters, then every vCPU's registers (`info registers -a`),
-/// of a stopped guest.
-pub(crate) fn capture_vcpus(
-    qmp: &mut QmpClient,
-    vcpus: usize,
-    perf: &VcpuCounters,
-    elapsed: Duration,
-) -> Result<FreezeOutcome, EngineError> {
-    let vcpu_perf = perf.read();
+/// The registers of every vCPU of a stopped guest (`info registers -a`), index = vCPU
+/// (as many as QEMU shows).
+pub fn read_registers(qmp: &mut QmpClient) -> Result<Vec<Option<CpuRegs>>, EngineError> {
     let text = qmp
         .execute_timeout(
             "human-monitor-command",
             Some(json!({ "command-line": "info registers -a" })),
             QMP_TIMEOUT,
         )
-        .map_err(qmp_err("info registers"))?;
-    let text = text.as_str().unwrap_or_default();
-    let mut regs = regs::parse_info_registers(text).map_err(|e| EngineError::Failed {
+        .map_err(conn_err("info registers"))?;
+    regs::parse_info_registers(text.as_str().unwrap_or_default()).map_err(|e| EngineError::Failed {
         step: "parse info registers",
         detail: e.to_string(),
-    })?;
-    regs.resize(vcpus, None);
-    Ok(FreezeOutcome {
-        vcpus: regs,
-        elapsed,
-        vcpu_perf,
     })
-}
-
-/// QMP `cont`; `frozen` is cleared once the guest runs again.
-pub(crate) fn resume(qmp: &mut QmpClient, frozen: &mut bool) -> Result<(), EngineError> {
-    qmp.execute_timeout("cont", None, QMP_TIMEOUT)
-        .map_err(qmp_err("cont"))?;
-    *frozen = false;
-    Ok(())
 }
 
 /// Host thread ids of QEMU's vCPUs (`query-cpus-fast` `thread-id`), index = vCPU.
@@ -594,7 +543,7 @@ fn connect_qmp(
                             }
                             std::thread::sleep(Duration::from_millis(10));
                         }
-                        qmp_err("QMP handshake")(e)
+                        conn_err("QMP handshake")(e)
                     },
                 );
             }

@@ -41,10 +41,8 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::gdb::{GdbClient, GdbError, SIGQUIT, StopReply};
-use super::{QemuEngine, QmpClient, capture_vcpus, qmp_stop};
-#[cfg(doc)]
+use super::{AttachedQemu, ConnectionError, QemuEngine, conn_err};
 use crate::Engine;
-use crate::perf::VcpuCounters;
 use crate::watchpoint::{WatchEngine, WatchHit, WriteWatch};
 use crate::{EngineError, FreezeOutcome};
 
@@ -78,13 +76,10 @@ pub(super) struct GdbSession {
     spurious: u64,
 }
 
-fn gdb_err(step: &'static str) -> impl FnOnce(GdbError) -> EngineError {
-    move |e| match e {
-        GdbError::Closed => EngineError::GuestExited(format!("{step}: gdb connection closed")),
-        e => EngineError::Failed {
-            step,
-            detail: e.to_string(),
-        },
+impl ConnectionError for GdbError {
+    const NAME: &'static str = "gdb";
+    fn is_closed(&self) -> bool {
+        matches!(self, GdbError::Closed)
     }
 }
 
@@ -96,16 +91,16 @@ impl GdbSession {
     /// Connects to the stub, checks it reports the guest stopped (QEMU pauses the guest
     /// for a new debugger), and continues it.
     pub(super) fn attach(path: &Path, timeout: Duration) -> Result<Self, EngineError> {
-        let mut client = GdbClient::connect(path, timeout).map_err(gdb_err("attach gdb"))?;
+        let mut client = GdbClient::connect(path, timeout).map_err(conn_err("attach gdb"))?;
         client.timeout = GDB_TIMEOUT;
-        let halt = client.halt_reason().map_err(gdb_err("gdb halt reason"))?;
+        let halt = client.halt_reason().map_err(conn_err("gdb halt reason"))?;
         if !matches!(halt, StopReply::Signal { .. }) {
             return Err(EngineError::Failed {
                 step: "gdb halt reason",
                 detail: format!("the stub reports {halt:?}"),
             });
         }
-        client.cont().map_err(gdb_err("gdb continue"))?;
+        client.cont().map_err(conn_err("gdb continue"))?;
         Ok(GdbSession {
             client,
             running: true,
@@ -121,7 +116,7 @@ impl GdbSession {
         let stop = self
             .client
             .wait_stop(STOP_REPLY_TIMEOUT)
-            .map_err(gdb_err(step))?
+            .map_err(conn_err(step))?
             .ok_or_else(|| EngineError::Failed {
                 step,
                 detail: format!("no stop reply from the gdbstub within {STOP_REPLY_TIMEOUT:?}"),
@@ -137,19 +132,16 @@ impl GdbSession {
     /// (or the hit that came first), the registers.
     pub(super) fn freeze(
         &mut self,
-        qmp: &mut QmpClient,
+        vm: &mut AttachedQemu,
         timeout: Duration,
-        vcpus: usize,
-        perf: &VcpuCounters,
-        frozen: &mut bool,
     ) -> Result<FreezeOutcome, EngineError> {
-        let elapsed = qmp_stop(qmp, timeout, frozen)?;
+        let elapsed = vm.stop(timeout)?;
         let raced = if self.running {
             self.owed_stop("freeze: gdb stop reply")?.write_watch_hit()
         } else {
             None
         };
-        let out = capture_vcpus(qmp, vcpus, perf, elapsed)?;
+        let out = vm.capture(elapsed)?;
         if let Some((vcpu, addr)) = raced
             && let Some(watch) = self.armed.filter(|w| covers(w, addr))
         {
@@ -165,23 +157,19 @@ impl GdbSession {
     /// [`Engine::thaw`] with the stub attached: `c` through the stub. QEMU acknowledges
     /// the packet before it resumes the guest, in the same main-loop step, so QMP
     /// commands sent after this returns see the guest running.
-    pub(super) fn thaw(
-        &mut self,
-        qmp: &mut QmpClient,
-        frozen: &mut bool,
-    ) -> Result<(), EngineError> {
+    pub(super) fn thaw(&mut self, vm: &mut AttachedQemu) -> Result<(), EngineError> {
         if self.running {
-            if *frozen {
+            if vm.frozen {
                 // The stub never reported the stop (a freeze that failed reading its
                 // reply): QMP is the only way left to resume.
-                super::resume(qmp, frozen)?;
+                vm.thaw()?;
             }
             return Ok(());
         }
         self.raced = None;
-        self.client.cont().map_err(gdb_err("thaw: gdb continue"))?;
+        self.client.cont().map_err(conn_err("thaw: gdb continue"))?;
         self.running = true;
-        *frozen = false;
+        vm.frozen = false;
         Ok(())
     }
 
@@ -196,7 +184,7 @@ impl GdbSession {
     ) -> Result<(), EngineError> {
         let was_running = self.running;
         if was_running {
-            self.client.interrupt().map_err(gdb_err(step))?;
+            self.client.interrupt().map_err(conn_err(step))?;
             *frozen = true;
             // A hit of the watchpoint being replaced, if one crossed the interrupt, is
             // dropped here (module docs).
@@ -204,7 +192,7 @@ impl GdbSession {
         }
         let res = edit(self);
         if was_running {
-            self.client.cont().map_err(gdb_err(step))?;
+            self.client.cont().map_err(conn_err(step))?;
             self.running = true;
             *frozen = false;
         }
@@ -243,17 +231,17 @@ impl WatchEngine for QemuEngine {
     fn arm_write_watch(&mut self, watch: WriteWatch) -> Result<(), EngineError> {
         let step = "arm a write watchpoint";
         self.check_alive(step)?;
-        let frozen = &mut self.frozen;
+        let frozen = &mut self.session.frozen;
         let gdb = self.gdb.as_mut().ok_or_else(|| no_gdbstub(step))?;
         gdb.edit(step, frozen, |g| {
             if let Some(old) = g.armed.take() {
                 g.client
                     .remove_write_watch(old.addr, old.len.bytes())
-                    .map_err(gdb_err("z2 (the previous watchpoint)"))?;
+                    .map_err(conn_err("z2 (the previous watchpoint)"))?;
             }
             g.client
                 .insert_write_watch(watch.addr, watch.len.bytes())
-                .map_err(gdb_err("Z2"))?;
+                .map_err(conn_err("Z2"))?;
             g.armed = Some(watch);
             Ok(())
         })
@@ -263,7 +251,7 @@ impl WatchEngine for QemuEngine {
     fn disarm_write_watch(&mut self) -> Result<(), EngineError> {
         let step = "disarm the write watchpoint";
         self.check_alive(step)?;
-        let frozen = &mut self.frozen;
+        let frozen = &mut self.session.frozen;
         let gdb = self.gdb.as_mut().ok_or_else(|| no_gdbstub(step))?;
         if gdb.armed.is_none() {
             return Ok(());
@@ -272,7 +260,7 @@ impl WatchEngine for QemuEngine {
             if let Some(old) = g.armed.take() {
                 g.client
                     .remove_write_watch(old.addr, old.len.bytes())
-                    .map_err(gdb_err("z2"))?;
+                    .map_err(conn_err("z2"))?;
             }
             Ok(())
         })
@@ -284,7 +272,7 @@ impl WatchEngine for QemuEngine {
     fn wait_write(&mut self, timeout: Duration) -> Result<Option<WatchHit>, EngineError> {
         let step = "wait for a write";
         self.check_alive(step)?;
-        let frozen = self.frozen;
+        let frozen = self.session.frozen;
         let gdb = self.gdb.as_mut().ok_or_else(|| no_gdbstub(step))?;
         if frozen {
             return match gdb.raced.take() {
@@ -304,22 +292,22 @@ impl WatchEngine for QemuEngine {
         let deadline = Instant::now() + timeout;
         let (stop_reply, at, vcpu) = loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let Some(stop) = gdb.client.wait_stop(remaining).map_err(gdb_err(step))? else {
+            let Some(stop) = gdb.client.wait_stop(remaining).map_err(conn_err(step))? else {
                 return Ok(None);
             };
             let stop_reply = SystemTime::now();
             let at = Instant::now();
             gdb.running = false;
-            self.frozen = true;
+            self.session.frozen = true;
             match stop.write_watch_hit() {
                 Some((vcpu, addr)) if covers(&watch, addr) => break (stop_reply, at, vcpu),
                 Some(_) => {
                     // A watchpoint report for an address never armed: QEMU's stale
                     // pointer (module docs). Not a write to the watch: continue.
                     gdb.spurious += 1;
-                    gdb.client.cont().map_err(gdb_err(step))?;
+                    gdb.client.cont().map_err(conn_err(step))?;
                     gdb.running = true;
-                    self.frozen = false;
+                    self.session.frozen = false;
                 }
                 None => {
                     return Err(match stop {
@@ -339,7 +327,7 @@ impl WatchEngine for QemuEngine {
                 }
             }
         };
-        let freeze = capture_vcpus(&mut self.qmp, self.vcpus, &self.perf, Duration::ZERO)?;
+        let freeze = self.session.capture(Duration::ZERO)?;
         if let Some(g) = self.gdb.as_mut() {
             g.last_hit = Some(HitTiming {
                 stop_reply,
