@@ -412,41 +412,43 @@ pub struct Vmcore {
     mem: PhysMem,
 }
 
+/// Maps the regular file at `path` privately with protection `prot`; returns the
+/// mapping and its length (at least an ELF header's).
+fn map_file(path: &Path, prot: i32) -> Result<(MmapRegion<()>, usize), VmcoreError> {
+    let io = |source| VmcoreError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    // Checked before opening: opening a FIFO would wait for a writer.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(VmcoreError::NotRegular {
+            path: path.display().to_string(),
+            kind: file_kind(&meta),
+        });
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len < 64 {
+        return Err(VmcoreError::NotElf);
+    }
+    let len = usize::try_from(len).map_err(|_| VmcoreError::Unsupported("file too large"))?;
+    let map = MmapRegion::<()>::build(
+        Some(FileOffset::new(file, 0)),
+        len,
+        prot,
+        libc::MAP_PRIVATE | libc::MAP_NORESERVE,
+    )
+    .map_err(|e| VmcoreError::Map(e.to_string()))?;
+    Ok((map, len))
+}
+
 impl Vmcore {
     /// Maps `path` read-only. The file must not be truncated while the `Vmcore` or
     /// memory taken from it lives (reads would fault).
     pub fn open(path: &Path) -> Result<Vmcore, VmcoreError> {
-        let io = |source| VmcoreError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        // Checked before opening: opening a FIFO would wait for a writer.
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if !meta.is_file() {
-            return Err(VmcoreError::NotRegular {
-                path: path.display().to_string(),
-                kind: file_kind(&meta),
-            });
-        }
-        let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        if len < 64 {
-            return Err(VmcoreError::NotElf);
-        }
-        let len = usize::try_from(len).map_err(|_| VmcoreError::Unsupported("file too large"))?;
-        let map = MmapRegion::<()>::build(
-            Some(FileOffset::new(file, 0)),
-            len,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE | libc::MAP_NORESERVE,
-        )
-        .map_err(|e| VmcoreError::Map(e.to_string()))?;
-        let map = Arc::new(map);
-        // SAFETY: the mapping is `len` readable bytes, lives as long as `map` (kept
-        // by the PhysMem as its owner), and is private and read-only: nothing in
-        // this process writes it (the file must not be truncated, see above).
-        let bytes = unsafe { std::slice::from_raw_parts(map.as_ptr() as *const u8, len) };
-        Self::from_backing(bytes, map)
+        let (map, len) = map_file(path, libc::PROT_READ)?;
+        Self::from_map(map, len)
     }
 
     /// Maps `path` privately with `edits` (file offset, bytes) written into the mapping
@@ -454,23 +456,7 @@ impl Vmcore {
     /// damaged copy of a real vmcore without copying it. Edits past the end are cut.
     #[cfg(any(test, feature = "test-util"))]
     pub fn open_with_edits(path: &Path, edits: &[(u64, &[u8])]) -> Result<Vmcore, VmcoreError> {
-        let io = |source| VmcoreError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        if len < 64 {
-            return Err(VmcoreError::NotElf);
-        }
-        let len = usize::try_from(len).map_err(|_| VmcoreError::Unsupported("file too large"))?;
-        let map = MmapRegion::<()>::build(
-            Some(FileOffset::new(file, 0)),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_NORESERVE,
-        )
-        .map_err(|e| VmcoreError::Map(e.to_string()))?;
+        let (map, len) = map_file(path, libc::PROT_READ | libc::PROT_WRITE)?;
         for (off, bytes) in edits {
             let Ok(off) = usize::try_from(*off) else {
                 continue;
@@ -483,9 +469,15 @@ impl Vmcore {
             // reference into it exists yet.
             unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_ptr().add(off), n) };
         }
+        Self::from_map(map, len)
+    }
+
+    /// The vmcore in `len` bytes of `map`, which nothing writes from now on.
+    fn from_map(map: MmapRegion<()>, len: usize) -> Result<Vmcore, VmcoreError> {
         let map = Arc::new(map);
-        // SAFETY: as in `open`: `len` bytes mapped for as long as `map` lives (the
-        // PhysMem keeps it); nothing writes the mapping after this point.
+        // SAFETY: the mapping is `len` readable bytes, lives as long as `map` (kept
+        // by the PhysMem as its owner), and is private: nothing in this process writes
+        // it after this point (the file must not be truncated, see `open`).
         let bytes = unsafe { std::slice::from_raw_parts(map.as_ptr() as *const u8, len) };
         Self::from_backing(bytes, map)
     }
