@@ -122,6 +122,17 @@ impl SynthGuest {
         }
     }
 
+    /// Rewrites the entry at `level` on the way to `kva` as `f(old)` (the tables above
+    /// it must exist); returns the old entry.
+    pub fn edit_entry(&mut self, kva: Kva, level: u8, f: impl FnOnce(u64) -> u64) -> u64 {
+        let e = self
+            .entry_gpa(kva, level)
+            .unwrap_or_else(|| panic!("no level-{level} entry on the way to {kva:?}"));
+        let old = self.read_u64(e);
+        self.write_u64(e, f(old));
+        old
+    }
+
     /// Maps `kva` → `gpa` with one page of `size` (both aligned to it), creating
     /// intermediate tables.
     pub fn map(&mut self, kva: Kva, gpa: Gpa, size: PageSize) {

@@ -11,6 +11,13 @@ fn guest(mode: PagingMode) -> SynthGuest {
     SynthGuest::new(mode, 8 * MB as usize, 0x10_0000, 0x10_0000)
 }
 
+/// A 4-level guest with `kva` mapped to `gpa` by one page of `size`.
+fn level4_with(kva: Kva, gpa: u64, size: PageSize) -> SynthGuest {
+    let mut g = guest(PagingMode::Level4);
+    g.map(kva, Gpa(gpa), size);
+    g
+}
+
 fn high(mode: PagingMode) -> u64 {
     match mode {
         PagingMode::Level4 => 0xffff_8000_0000_0000,
@@ -70,9 +77,7 @@ fn not_present_at_every_level_names_the_level() {
         g.map(kva, Gpa(0x50_0000), PageSize::Size4K);
         for level in 1..=top {
             let mut g2 = g.clone();
-            let e = g2.entry_gpa(kva, level).unwrap();
-            let old = g2.read_u64(e);
-            g2.write_u64(e, old & !1);
+            let old = g2.edit_entry(kva, level, |old| old & !1);
             let mem = g2.phys(&[]);
             match walk(&mem, Gpa(g2.root), mode, kva) {
                 Err(MemError::NotPresent {
@@ -166,9 +171,8 @@ fn sign_extend(a: u64, mode: PagingMode) -> u64 {
 #[test]
 fn entries_pointing_outside_ram_and_into_holes_fail_with_the_address() {
     let mode = PagingMode::Level4;
-    let mut g = guest(mode);
     let kva = Kva(0xffff_c900_0000_0000);
-    g.map(kva, Gpa(0x60_0000), PageSize::Size4K);
+    let g = level4_with(kva, 0x60_0000, PageSize::Size4K);
     // A PDE pointing far outside guest RAM.
     let pde = g.entry_gpa(kva, 2).unwrap();
     let mut bad = g.clone();
@@ -195,18 +199,13 @@ fn entries_pointing_outside_ram_and_into_holes_fail_with_the_address() {
 #[test]
 fn flag_and_reserved_bits_do_not_leak_into_addresses() {
     let mode = PagingMode::Level4;
-    let mut g = guest(mode);
     let k2m = Kva(0xffff_8880_0040_0000);
-    g.map(k2m, Gpa(0x40_0000), PageSize::Size2M);
-    let pde = g.entry_gpa(k2m, 2).unwrap();
+    let mut g = level4_with(k2m, 0x40_0000, PageSize::Size2M);
     // NX (63), protection key bits (59..62), PAT on a large page (bit 12), A/D.
-    let v = g.read_u64(pde);
-    g.write_u64(pde, v | (1 << 63) | (0xf << 59) | (1 << 12) | 0x60);
+    g.edit_entry(k2m, 2, |v| v | (1 << 63) | (0xf << 59) | (1 << 12) | 0x60);
     let k4 = Kva(0xffff_8880_4000_0000);
     g.map(k4, Gpa(0x70_0000), PageSize::Size4K);
-    let pte = g.entry_gpa(k4, 1).unwrap();
-    let v = g.read_u64(pte);
-    g.write_u64(pte, v | (1 << 63) | (0x7f << 52) | 0x1e0);
+    g.edit_entry(k4, 1, |v| v | (1 << 63) | (0x7f << 52) | 0x1e0);
     let mem = g.phys(&[]);
     assert_eq!(
         walk(&mem, Gpa(g.root), mode, Kva(k2m.0 + 0x1f_fff8))
@@ -228,12 +227,9 @@ fn ps_bit_at_top_levels_is_not_a_huge_page() {
     // PS is reserved in PML4/PML5 entries; a garbage table with it set must still
     // be walked as a table (or fail), never read as a 512 GiB page.
     let mode = PagingMode::Level4;
-    let mut g = guest(mode);
     let kva = Kva(0xffff_c900_0000_0000);
-    g.map(kva, Gpa(0x60_0000), PageSize::Size4K);
-    let e = g.entry_gpa(kva, 4).unwrap();
-    let v = g.read_u64(e);
-    g.write_u64(e, v | 0x80);
+    let mut g = level4_with(kva, 0x60_0000, PageSize::Size4K);
+    g.edit_entry(kva, 4, |v| v | 0x80);
     let mem = g.phys(&[]);
     assert_eq!(
         walk(&mem, Gpa(g.root), mode, kva).unwrap().gpa,
@@ -267,9 +263,7 @@ fn present_pages_of_a_sparse_window() {
         assert_eq!((capped.total, capped.pages.len()), (514, 3));
 
         // A PTE table pointing outside RAM is counted, not followed.
-        let pde = g.entry_gpa(Kva(win), 2).unwrap();
-        let v = g.read_u64(pde);
-        g.write_u64(pde, (v & 0xfff) | 0x7_0000_0000);
+        g.edit_entry(Kva(win), 2, |v| (v & 0xfff) | 0x7_0000_0000);
         let mem = g.phys(&[]);
         let p = present_pages(&mem, Gpa(g.root), mode, Kva(win), Kva(end), 1000).unwrap();
         assert_eq!((p.total, p.unreadable_tables), (512, 1));
