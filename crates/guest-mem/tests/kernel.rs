@@ -5,8 +5,17 @@
 use guest_mem::synth::{KallsymsForm, PageSize, SynthKernel, SynthKernelSpec, image};
 use guest_mem::{
     Gpa, Kernel, KernelError, KernelOptions, Kva, KvaRead, KvaReadExt, MemError, PagingMode,
-    SymbolTable, VmcoreInfo,
+    PhysMem, SymbolTable, VmcoreInfo,
 };
+
+/// The kernel in `mem` with `info` as its VMCOREINFO (given, not scanned for).
+fn kernel_given(mem: PhysMem, info: VmcoreInfo) -> Result<Kernel, KernelError> {
+    let opts = KernelOptions {
+        vmcoreinfo: Some(info),
+        ..Default::default()
+    };
+    Kernel::new(mem, opts)
+}
 
 fn spec(mode: PagingMode, form: KallsymsForm) -> SynthKernelSpec {
     SynthKernelSpec {
@@ -195,14 +204,7 @@ fn holes_are_errors_not_zeros() {
 fn vmcoreinfo_given_equals_scanned_and_missing_is_an_error() {
     let sk = SynthKernel::build(spec(PagingMode::Level5, KallsymsForm::RelativeBase));
     let given = VmcoreInfo::parse(sk.vmcoreinfo.as_bytes()).unwrap();
-    let a = Kernel::new(
-        sk.guest.phys(&[]),
-        KernelOptions {
-            vmcoreinfo: Some(given.clone()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let a = kernel_given(sk.guest.phys(&[]), given.clone()).unwrap();
     let b = Kernel::new(sk.guest.phys(&[]), KernelOptions::default()).unwrap();
     assert_eq!(a.vmcoreinfo(), b.vmcoreinfo());
     assert_eq!(a.symbols().len(), b.symbols().len());
@@ -234,13 +236,7 @@ fn system_map_replaces_kallsyms_and_is_shifted_by_kaslr() {
         .map(|l| format!("{l}\n"))
         .collect();
     let info = VmcoreInfo::parse(text.as_bytes()).unwrap();
-    let without = Kernel::new(
-        sk.guest.phys(&[]),
-        KernelOptions {
-            vmcoreinfo: Some(info.clone()),
-            ..Default::default()
-        },
-    );
+    let without = kernel_given(sk.guest.phys(&[]), info.clone());
     assert_eq!(without.unwrap_err(), KernelError::NoKallsyms);
     let k = Kernel::new(
         sk.guest.phys(&[]),
@@ -413,14 +409,7 @@ fn a_wrong_page_table_root_is_replaced_and_said() {
             })
             .collect();
         let info = VmcoreInfo::parse(text.as_bytes()).unwrap();
-        let k = Kernel::new(
-            sk.guest.phys(&[]),
-            KernelOptions {
-                vmcoreinfo: Some(info.clone()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let k = kernel_given(sk.guest.phys(&[]), info.clone()).unwrap();
         assert_eq!(k.page_table_root(), good.page_table_root());
         assert_eq!(
             k.read_u64(k.per_cpu_symbol("runqueues", 1).unwrap())
@@ -439,14 +428,7 @@ fn a_wrong_page_table_root_is_replaced_and_said() {
         let mut g = sk.guest.clone();
         let root = good.page_table_root().unwrap().0;
         g.write(root, &[0u8; 4096]);
-        let k = Kernel::new(
-            g.phys(&[]),
-            KernelOptions {
-                vmcoreinfo: Some(info),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let k = kernel_given(g.phys(&[]), info).unwrap();
         assert!(
             k.caveats()
                 .iter()
