@@ -152,28 +152,40 @@ fn read_u32<R: KvaRead + ?Sized>(r: &R, at: Kva) -> Result<u32, MemError> {
     Ok(u32::from_le_bytes(b))
 }
 
+/// The error of a failed read of the table `what`.
+fn unreadable(what: &'static str) -> impl Fn(MemError) -> KallsymsError + Copy {
+    move |source| KallsymsError::Read { what, source }
+}
+
+/// `kallsyms_num_syms` (checked against [`MAX_SYMBOLS`]) and the token tables: what
+/// both the eager decode and the index read first.
+fn read_head<R: KvaRead + ?Sized>(
+    r: &R,
+    layout: &KallsymsLayout,
+) -> Result<(usize, index::Tokens), KallsymsError> {
+    let n = read_u32(r, layout.num_syms).map_err(unreadable("kallsyms_num_syms"))? as usize;
+    if n == 0 || n > MAX_SYMBOLS {
+        return Err(KallsymsError::BadCount(n as u64));
+    }
+    Ok((n, index::Tokens::read(r, layout)?))
+}
+
 /// Decodes every symbol. Bounded: at most [`MAX_SYMBOLS`] symbols of at most
 /// [`MAX_NAME_LEN`] bytes; every table read is checked.
 pub fn decode<R: KvaRead + ?Sized>(
     r: &R,
     layout: &KallsymsLayout,
 ) -> Result<SymbolTable, KallsymsError> {
-    let rd = |what| move |source| KallsymsError::Read { what, source };
-    let n = read_u32(r, layout.num_syms).map_err(rd("kallsyms_num_syms"))? as usize;
-    if n == 0 || n > MAX_SYMBOLS {
-        return Err(KallsymsError::BadCount(n as u64));
-    }
-
-    let tokens = index::Tokens::read(r, layout)?;
+    let (n, tokens) = read_head(r, layout)?;
     let addrs = decode_addresses(r, &layout.addrs, n)?;
 
     let mut out = SymbolTableBuilder::new();
     let mut names = Stream::new(r, layout.names);
     let mut name = Vec::with_capacity(64);
     for (i, &addr) in addrs.iter().enumerate() {
-        let b0 = names.byte().map_err(rd("kallsyms_names"))?;
+        let b0 = names.byte().map_err(unreadable("kallsyms_names"))?;
         let len = if b0 & 0x80 != 0 {
-            let b1 = names.byte().map_err(rd("kallsyms_names"))?;
+            let b1 = names.byte().map_err(unreadable("kallsyms_names"))?;
             usize::from(b0 & 0x7f) | (usize::from(b1) << 7)
         } else {
             usize::from(b0)
@@ -186,7 +198,7 @@ pub fn decode<R: KvaRead + ?Sized>(
         }
         name.clear();
         for _ in 0..len {
-            let t = names.byte().map_err(rd("kallsyms_names"))?;
+            let t = names.byte().map_err(unreadable("kallsyms_names"))?;
             name.extend_from_slice(tokens.expansion(t));
             if name.len() > MAX_NAME_LEN + 1 {
                 return Err(KallsymsError::BadName {
@@ -247,7 +259,6 @@ impl AddrTable {
         addrs: &KallsymsAddrs,
         n: usize,
     ) -> Result<AddrTable, KallsymsError> {
-        let rd = |what| move |source| KallsymsError::Read { what, source };
         let (at, width, what) = match *addrs {
             KallsymsAddrs::Absolute { addresses } => (addresses, 8, "kallsyms_addresses"),
             KallsymsAddrs::RelativeBase { offsets, .. } | KallsymsAddrs::PcRelative { offsets } => {
@@ -255,13 +266,13 @@ impl AddrTable {
             }
         };
         let mut raw = vec![0u8; n * width];
-        r.read_kva(at, &mut raw).map_err(rd(what))?;
+        r.read_kva(at, &mut raw).map_err(unreadable(what))?;
         let form = match *addrs {
             KallsymsAddrs::Absolute { .. } => AddrForm::Absolute,
             KallsymsAddrs::RelativeBase { relative_base, .. } => {
                 let mut b = [0u8; 8];
                 r.read_kva(relative_base, &mut b)
-                    .map_err(rd("kallsyms_relative_base"))?;
+                    .map_err(unreadable("kallsyms_relative_base"))?;
                 AddrForm::RelativeBase {
                     base: u64::from_le_bytes(b),
                     absolute_percpu: raw.chunks_exact(4).any(|c| c[3] & 0x80 != 0),
@@ -319,6 +330,7 @@ mod tests {
     use crate::synth::{KallsymsForm, encode_kallsyms};
 
     /// Flat kernel memory: `bytes` at `base`.
+    #[derive(Clone)]
     struct Flat {
         base: u64,
         bytes: Vec<u8>,
@@ -396,6 +408,14 @@ mod tests {
         }
     }
 
+    /// The table a decode could not read, when it failed that way.
+    fn unread_table<T>(r: Result<T, KallsymsError>) -> Option<&'static str> {
+        match r {
+            Err(KallsymsError::Read { what, .. }) => Some(what),
+            _ => None,
+        }
+    }
+
     #[test]
     fn implausible_counts_are_errors() {
         let (mut m, l) = setup(&["a", "b"], KallsymsForm::PcRelative);
@@ -408,49 +428,28 @@ mod tests {
         );
         // A plausible count larger than the tables: the offsets read runs out.
         poke(&mut m, l.num_syms, &100_000u32.to_le_bytes());
-        assert!(matches!(
-            decode(&m, &l),
-            Err(KallsymsError::Read {
-                what: "kallsyms_offsets",
-                ..
-            })
-        ));
+        assert_eq!(unread_table(decode(&m, &l)), Some("kallsyms_offsets"));
     }
 
     #[test]
     fn corrupt_names_and_tokens_are_errors() {
         let (m0, l) = setup(&["abc", "def"], KallsymsForm::PcRelative);
         // A zero-length entry.
-        let mut m = Flat {
-            base: m0.base,
-            bytes: m0.bytes.clone(),
-        };
+        let mut m = m0.clone();
         poke(&mut m, l.names, &[0]);
         assert!(matches!(
             decode(&m, &l),
             Err(KallsymsError::BadName { index: 0, .. })
         ));
         // A length running past the end of memory.
-        let mut m = Flat {
-            base: m0.base,
-            bytes: m0.bytes.clone(),
-        };
+        let mut m = m0.clone();
         let end = m.base + m.bytes.len() as u64;
         let mut l2 = l;
         l2.names = Kva(end - 2);
         poke(&mut m, l2.names, &[0x7f, 0x41]);
-        assert!(matches!(
-            decode(&m, &l2),
-            Err(KallsymsError::Read {
-                what: "kallsyms_names",
-                ..
-            })
-        ));
+        assert_eq!(unread_table(decode(&m, &l2)), Some("kallsyms_names"));
         // Token index pointing past the table with no NUL.
-        let mut m = Flat {
-            base: m0.base,
-            bytes: m0.bytes.clone(),
-        };
+        let mut m = m0.clone();
         poke(&mut m, l.token_index, &0xfff0u16.to_le_bytes());
         assert!(matches!(
             decode(&m, &l),
@@ -466,13 +465,7 @@ mod tests {
         // Unreadable tables.
         let (m, mut l) = setup(&["a"], KallsymsForm::PcRelative);
         l.token_table = Kva(1);
-        assert!(matches!(
-            decode(&m, &l),
-            Err(KallsymsError::Read {
-                what: "kallsyms_token_table",
-                ..
-            })
-        ));
+        assert_eq!(unread_table(decode(&m, &l)), Some("kallsyms_token_table"));
     }
 
     /// Every answer of the lazy index equals the eager table's: by name (duplicates
@@ -545,19 +538,13 @@ mod tests {
     #[test]
     fn index_rejects_what_decode_rejects() {
         let (m0, l) = setup(&["abc", "def"], KallsymsForm::PcRelative);
-        let mut m = Flat {
-            base: m0.base,
-            bytes: m0.bytes.clone(),
-        };
+        let mut m = m0.clone();
         poke(&mut m, l.names, &[0]);
         assert_eq!(
             KallsymsIndex::build(&m, &l).unwrap_err(),
             decode(&m, &l).unwrap_err()
         );
-        let mut m = Flat {
-            base: m0.base,
-            bytes: m0.bytes.clone(),
-        };
+        let mut m = m0.clone();
         poke(&mut m, l.num_syms, &0u32.to_le_bytes());
         assert_eq!(
             KallsymsIndex::build(&m, &l).unwrap_err(),
@@ -571,25 +558,19 @@ mod tests {
         );
         let (m, mut l) = setup(&["a"], KallsymsForm::PcRelative);
         l.token_table = Kva(1);
-        assert!(matches!(
-            KallsymsIndex::build(&m, &l),
-            Err(KallsymsError::Read {
-                what: "kallsyms_token_table",
-                ..
-            })
-        ));
+        assert_eq!(
+            unread_table(KallsymsIndex::build(&m, &l)),
+            Some("kallsyms_token_table")
+        );
         // Names running past the end of memory.
         let (mut m, mut l) = setup(&["a"], KallsymsForm::PcRelative);
         let end = m.base + m.bytes.len() as u64;
         l.names = Kva(end - 2);
         poke(&mut m, l.names, &[0x7f, 0x41]);
-        assert!(matches!(
-            KallsymsIndex::build(&m, &l),
-            Err(KallsymsError::Read {
-                what: "kallsyms_names",
-                ..
-            })
-        ));
+        assert_eq!(
+            unread_table(KallsymsIndex::build(&m, &l)),
+            Some("kallsyms_names")
+        );
     }
 
     #[test]
@@ -598,10 +579,7 @@ mod tests {
         let index = KallsymsIndex::build(&m0, &l).unwrap();
         // Live memory changed after the index was built: entry lengths now point
         // past the block.
-        let mut m = Flat {
-            base: m0.base,
-            bytes: m0.bytes.clone(),
-        };
+        let mut m = m0.clone();
         poke(&mut m, l.names, &[0x7f]);
         assert_eq!(index.get(&m, "schedule"), None);
         assert!(index.to_table(&m).is_err());

@@ -19,9 +19,9 @@
 
 use std::sync::OnceLock;
 
-use super::{AddrTable, KallsymsError, KallsymsLayout, read_u32, read_upto};
+use super::{AddrTable, KallsymsError, KallsymsLayout, read_head, read_upto, unreadable};
 use crate::symbols::SymbolTableBuilder;
-use crate::symbols::{MAX_NAME_LEN, MAX_SYMBOLS, NearestSymbol, Symbol, SymbolTable};
+use crate::symbols::{MAX_NAME_LEN, NearestSymbol, Symbol, SymbolTable};
 use crate::{Kva, KvaRead, MemError};
 
 /// Multiplier of the polynomial name hash (odd, so powers never vanish mod 2^64).
@@ -57,17 +57,16 @@ impl Tokens {
         r: &R,
         layout: &KallsymsLayout,
     ) -> Result<Tokens, KallsymsError> {
-        let rd = |what| move |source| KallsymsError::Read { what, source };
         let mut idx_bytes = [0u8; 512];
         r.read_kva(layout.token_index, &mut idx_bytes)
-            .map_err(rd("kallsyms_token_index"))?;
+            .map_err(unreadable("kallsyms_token_index"))?;
         let index: Vec<usize> = idx_bytes
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
             .collect();
         let max_idx = index.iter().copied().max().unwrap_or(0);
-        let table =
-            read_upto(r, layout.token_table, max_idx + 256).map_err(rd("kallsyms_token_table"))?;
+        let table = read_upto(r, layout.token_table, max_idx + 256)
+            .map_err(unreadable("kallsyms_token_table"))?;
         let mut t = Tokens {
             bytes: Vec::with_capacity(table.len()),
             spans: [(0, 0); 256],
@@ -234,18 +233,13 @@ impl std::fmt::Debug for KallsymsIndex {
 
 impl KallsymsIndex {
     /// Reads and checks the tables (the same checks and errors as [`super::decode`]),
-    /// expanding no name. Bounded: at most [`MAX_SYMBOLS`] entries of at most
+    /// expanding no name. Bounded: at most [`MAX_SYMBOLS`](crate::symbols::MAX_SYMBOLS) entries of at most
     /// [`MAX_NAME_LEN`] bytes.
     pub fn build<R: KvaRead + ?Sized>(
         r: &R,
         layout: &KallsymsLayout,
     ) -> Result<KallsymsIndex, KallsymsError> {
-        let rd = |what| move |source| KallsymsError::Read { what, source };
-        let n = read_u32(r, layout.num_syms).map_err(rd("kallsyms_num_syms"))? as usize;
-        if n == 0 || n > MAX_SYMBOLS {
-            return Err(KallsymsError::BadCount(n as u64));
-        }
-        let tokens = Tokens::read(r, layout)?;
+        let (n, tokens) = read_head(r, layout)?;
         let addrs = AddrTable::read(r, &layout.addrs, n)?;
 
         let mut markers = Vec::with_capacity(n.div_ceil(BLOCK));
@@ -257,7 +251,7 @@ impl KallsymsIndex {
             if i % BLOCK == 0 {
                 markers.push(off);
             }
-            let rd_names = rd("kallsyms_names");
+            let rd_names = unreadable("kallsyms_names");
             let b0 = names.get(off, 1).map_err(rd_names)?[0];
             let (hl, len) = if b0 & 0x80 != 0 {
                 let b1 = names.get(off, 2).map_err(rd_names)?[1];
@@ -487,10 +481,7 @@ impl KallsymsIndex {
                 _ => {
                     owned = self
                         .decode_block(r, b)
-                        .map_err(|source| KallsymsError::Read {
-                            what: "kallsyms_names",
-                            source,
-                        })?;
+                        .map_err(unreadable("kallsyms_names"))?;
                     &owned
                 }
             };
