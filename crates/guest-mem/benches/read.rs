@@ -44,6 +44,29 @@ fn thread_cpu() -> Duration {
 
 /// Runs `f` over the inputs repeatedly for about `dur` of CPU time; returns
 /// operations per CPU-second.
+/// `ours` on the KVA of each `(kva, host offset)` sample against the baseline, a copy of
+/// `len` bytes at the sample's offset in the host mapping at `host`; both in operations
+/// per second ([`rate`]).
+///
+/// # Safety
+/// `offset + len` of every sample is inside the mapping at `host`.
+unsafe fn against_memcpy(
+    samples: &[(u64, usize)],
+    dur: Duration,
+    host: *const u8,
+    len: usize,
+    mut ours: impl FnMut(u64),
+) -> (f64, f64) {
+    let ours = rate(samples, dur, |&(kva, _)| ours(kva));
+    let mut buf = vec![0u8; len];
+    let base = rate(samples, dur, |&(_, off)| {
+        // SAFETY: the caller's promise.
+        unsafe { std::ptr::copy_nonoverlapping(host.add(off), buf.as_mut_ptr(), len) };
+        black_box(&buf);
+    });
+    (ours, base)
+}
+
 fn rate<T>(inputs: &[T], dur: Duration, mut f: impl FnMut(&T)) -> f64 {
     // Warm up (caches, translation cache, page faults of the mapping).
     for x in inputs {
@@ -158,15 +181,11 @@ fn main() {
                 (po + off, off as usize)
             })
             .collect();
-        let ours = rate(&small, dur, |&(kva, _)| {
+        let read_u64 = |kva| {
             black_box(k.read_u64(Kva(kva)).unwrap());
-        });
-        let base = rate(&small, dur, |&(_, off)| {
-            let mut b = [0u8; 8];
-            // SAFETY: off + 8 <= RAM, inside the mapping.
-            unsafe { std::ptr::copy_nonoverlapping(host.add(off), b.as_mut_ptr(), 8) };
-            black_box(b);
-        });
+        };
+        // SAFETY: off + 8 <= RAM, inside the mapping.
+        let (ours, base) = unsafe { against_memcpy(&small, dur, host, 8, read_u64) };
         println!(
             "{mode} 8-byte reads, direct map:        {:7.1} M/s   memcpy {:7.1} M/s   ratio {:.2}",
             ours / 1e6,
@@ -185,19 +204,10 @@ fn main() {
                 (kva, pa as usize)
             })
             .collect();
-        let ours = rate(&walked, dur, |&(kva, _)| {
-            black_box(k.read_u64(Kva(kva)).unwrap());
-        });
-        let base = rate(&walked, dur, |&(_, off)| {
-            let mut b = [0u8; 8];
-            // SAFETY: translated GPAs lie inside the mapping.
-            unsafe { std::ptr::copy_nonoverlapping(host.add(off), b.as_mut_ptr(), 8) };
-            black_box(b);
-        });
+        // SAFETY: translated GPAs lie inside the mapping.
+        let (ours, base) = unsafe { against_memcpy(&walked, dur, host, 8, read_u64) };
         k.set_translation_cache(false);
-        let cold = rate(&walked, dur, |&(kva, _)| {
-            black_box(k.read_u64(Kva(kva)).unwrap());
-        });
+        let cold = rate(&walked, dur, |&(kva, _)| read_u64(kva));
         k.set_translation_cache(true);
         println!(
             "{mode} 8-byte reads, page-walked, warm: {:7.1} M/s   memcpy {:7.1} M/s   ratio {:.2}   (cache off: {:.1} M/s)",
@@ -215,16 +225,12 @@ fn main() {
             })
             .collect();
         let mut buf = vec![0u8; 4096];
-        let ours = rate(&pages, dur, |&(kva, _)| {
+        let read_page = |kva| {
             k.read_kva(Kva(kva), &mut buf).unwrap();
             black_box(&buf);
-        });
-        let mut buf2 = vec![0u8; 4096];
-        let base = rate(&pages, dur, |&(_, off)| {
-            // SAFETY: off + 4096 <= RAM.
-            unsafe { std::ptr::copy_nonoverlapping(host.add(off), buf2.as_mut_ptr(), 4096) };
-            black_box(&buf2);
-        });
+        };
+        // SAFETY: off + 4096 <= RAM.
+        let (ours, base) = unsafe { against_memcpy(&pages, dur, host, 4096, read_page) };
         println!(
             "{mode} 4 KiB page reads:                {:7.2} GB/s  memcpy {:7.2} GB/s  ratio {:.2}",
             ours * 4096.0 / 1e9,
