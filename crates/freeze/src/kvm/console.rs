@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vm_superio::{Serial, Trigger, serial::NoEvents};
 use vmm_sys_util::eventfd::EventFd;
@@ -81,24 +81,16 @@ impl ConsoleTail {
 
     /// Waits until the kept text contains `needle`, at most `timeout`. Returns whether it did.
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.lock();
-        loop {
-            let text = String::from_utf8_lossy(st.bytes.make_contiguous()).into_owned();
-            if text.contains(needle) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            st = self
-                .inner
-                .1
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        let absent = |st: &mut TailState| {
+            !String::from_utf8_lossy(st.bytes.make_contiguous()).contains(needle)
+        };
+        let (st, waited) = self
+            .inner
+            .1
+            .wait_timeout_while(self.lock(), timeout, absent)
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(st);
+        !waited.timed_out()
     }
 }
 

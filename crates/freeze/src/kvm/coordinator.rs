@@ -541,21 +541,10 @@ impl Control {
 
     /// Waits for the guest to exit, at most `timeout`.
     pub fn wait_exit(&self, timeout: Duration) -> Option<GuestExit> {
-        let deadline = Instant::now() + timeout;
-        let mut e = lock(&self.exit);
-        loop {
-            if e.is_some() {
-                return e.clone();
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            e = self
-                .exit_cv
-                .wait_timeout(e, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        let (exit, _) = self
+            .exit_cv
+            .wait_timeout_while(lock(&self.exit), timeout, |e| e.is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        exit.clone()
     }
 }

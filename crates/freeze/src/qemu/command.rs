@@ -57,20 +57,21 @@ impl QemuCommand {
     }
 
     /// A QMP server on a unix socket that does not wait for a client.
-    pub fn qmp_socket(mut self, socket: &Path) -> Self {
-        let mut arg = OsString::from("unix:");
-        arg.push(socket);
-        arg.push(",server=on,wait=off");
-        self.cmd.arg("-qmp").arg(arg);
-        self
+    pub fn qmp_socket(self, socket: &Path) -> Self {
+        self.unix_server("-qmp", socket)
     }
 
     /// A gdbstub on a unix socket that does not wait for a client.
-    pub fn gdb_socket(mut self, socket: &Path) -> Self {
+    pub fn gdb_socket(self, socket: &Path) -> Self {
+        self.unix_server("-gdb", socket)
+    }
+
+    /// `OPTION unix:SOCKET,server=on,wait=off`.
+    fn unix_server(mut self, option: &str, socket: &Path) -> Self {
         let mut arg = OsString::from("unix:");
         arg.push(socket);
         arg.push(",server=on,wait=off");
-        self.cmd.arg("-gdb").arg(arg);
+        self.cmd.arg(option).arg(arg);
         self
     }
 
