@@ -490,6 +490,20 @@ pub fn open_vcpu_counters(qmp: &mut QmpClient) -> VcpuCounters {
     }
 }
 
+/// Connects to the unix socket at `path`, retrying for `timeout` while it is missing or
+/// refuses (QEMU creates its sockets a little after it starts).
+fn connect_unix(path: &Path, timeout: Duration) -> std::io::Result<UnixStream> {
+    let start = Instant::now();
+    loop {
+        match UnixStream::connect(path) {
+            Ok(s) => return Ok(s),
+            // NotFound / ConnectionRefused until QEMU listens.
+            Err(_) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Owns QEMU while `launch` is still fallible.
 struct Partial {
     child: Option<Child>,

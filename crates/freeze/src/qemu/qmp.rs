@@ -69,22 +69,10 @@ impl QmpClient {
     /// Connects to `path`, retrying until `connect_timeout` (QEMU creates the socket a
     /// little after it starts), reads the greeting and negotiates capabilities.
     pub fn connect(path: &Path, connect_timeout: Duration) -> Result<Self, QmpError> {
-        let start = Instant::now();
-        let stream = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                // NotFound / ConnectionRefused until QEMU listens.
-                Err(_) if start.elapsed() < connect_timeout => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(source) => {
-                    return Err(QmpError::Io {
-                        step: "connect",
-                        source,
-                    });
-                }
-            }
-        };
+        let stream = super::connect_unix(path, connect_timeout).map_err(|source| QmpError::Io {
+            step: "connect",
+            source,
+        })?;
         Self::from_stream(stream, connect_timeout)
     }
 

@@ -117,21 +117,10 @@ impl GdbClient {
     /// Connects to the stub's unix socket, retrying until `timeout` (QEMU creates it a
     /// little after it starts), and handshakes.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Self, GdbError> {
-        let start = Instant::now();
-        let stream = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(_) if start.elapsed() < timeout => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(source) => {
-                    return Err(GdbError::Io {
-                        step: "connect",
-                        source,
-                    });
-                }
-            }
-        };
+        let stream = super::connect_unix(path, timeout).map_err(|source| GdbError::Io {
+            step: "connect",
+            source,
+        })?;
         Self::from_stream(stream, timeout)
     }
 
@@ -435,6 +424,7 @@ mod tests {
     use std::thread::JoinHandle;
 
     /// One step of a scripted stub.
+    #[derive(Clone)]
     enum Step {
         /// Read exactly these bytes from the client.
         Expect(Vec<u8>),
@@ -456,16 +446,32 @@ mod tests {
         b"+".to_vec()
     }
 
+    /// The client sends packet `payload`; the stub acknowledges it.
+    fn to_stub(payload: &str) -> Vec<Step> {
+        vec![Expect(pkt(payload)), Send(plus())]
+    }
+
+    /// The stub sends packet `payload`; the client acknowledges it.
+    fn from_stub(payload: &str) -> Vec<Step> {
+        vec![Send(pkt(payload)), Expect(plus())]
+    }
+
+    /// The interrupt byte from the client.
+    fn interrupt() -> Vec<Step> {
+        vec![Expect(vec![0x03])]
+    }
+
     /// A QEMU-like handshake (acknowledged mode, no `QStartNoAckMode`).
     fn handshake() -> Vec<Step> {
-        vec![
-            Expect(pkt("qSupported")),
-            Send(plus()),
-            Send(pkt(
-                "PacketSize=1000;qXfer:features:read+;vContSupported+;multiprocess+",
-            )),
-            Expect(plus()),
-        ]
+        let supported = "PacketSize=1000;qXfer:features:read+;vContSupported+;multiprocess+";
+        [to_stub("qSupported"), from_stub(supported)].concat()
+    }
+
+    /// The handshake, then `exchanges` in order.
+    fn session<const N: usize>(exchanges: [Vec<Step>; N]) -> Vec<Step> {
+        let mut steps = handshake();
+        steps.extend(exchanges.into_iter().flatten());
+        steps
     }
 
     /// Runs `steps` as the stub on the other end of a socket pair; the handle's join
@@ -499,33 +505,20 @@ mod tests {
 
     #[test]
     fn a_qemu_like_session_with_acknowledgements() {
-        let mut steps = handshake();
-        steps.extend([
-            Expect(pkt("?")),
-            Send(plus()),
-            Send(pkt("T05thread:01;")),
-            Expect(plus()),
-            Expect(pkt("Z2,ffffffff82807a00,8")),
-            Send(plus()),
-            Send(pkt("OK")),
-            Expect(plus()),
-            Expect(pkt("c")),
-            Send(plus()),
-            Send(pkt("T05thread:02;watch:ffffffff82807a00;")),
-            Expect(plus()),
-            Expect(pkt("vCont;c")),
-            Send(plus()),
-            Expect(vec![0x03]),
-            Send(pkt("T02thread:01;")),
-            Expect(plus()),
-            Expect(pkt("z2,ffffffff82807a00,8")),
-            Send(plus()),
-            Send(pkt("E22")),
-            Expect(plus()),
-            Expect(pkt("Z2,1000,4")),
-            Send(plus()),
-            Send(pkt("")),
-            Expect(plus()),
+        let steps = session([
+            to_stub("?"),
+            from_stub("T05thread:01;"),
+            to_stub("Z2,ffffffff82807a00,8"),
+            from_stub("OK"),
+            to_stub("c"),
+            from_stub("T05thread:02;watch:ffffffff82807a00;"),
+            to_stub("vCont;c"),
+            interrupt(),
+            from_stub("T02thread:01;"),
+            to_stub("z2,ffffffff82807a00,8"),
+            from_stub("E22"),
+            to_stub("Z2,1000,4"),
+            from_stub(""),
         ]);
         let (mut c, h) = connect(steps);
         assert!(c.acknowledged());
@@ -563,23 +556,16 @@ mod tests {
 
     #[test]
     fn no_acknowledgements_once_the_stub_offers_to_stop_them() {
-        let steps = vec![
-            Expect(pkt("qSupported")),
-            Send(plus()),
-            Send(pkt("PacketSize=4000;QStartNoAckMode+")),
-            Expect(plus()),
-            Expect(pkt("QStartNoAckMode")),
-            Send(plus()),
-            Send(pkt("OK")),
-            Expect(plus()),
-            // From here on nothing is acknowledged: the next bytes are the next packet.
-            Expect(pkt("Z2,1000,4")),
-            Send(pkt("OK")),
-            Expect(pkt("c")),
-            Send(pkt("S05")),
-            Expect(pkt("z2,1000,4")),
-            Send(pkt("OK")),
+        let acked = [
+            to_stub("qSupported"),
+            from_stub("PacketSize=4000;QStartNoAckMode+"),
+            to_stub("QStartNoAckMode"),
+            from_stub("OK"),
         ];
+        // From here on nothing is acknowledged: the next bytes are the next packet.
+        let unacked = [("Z2,1000,4", "OK"), ("c", "S05"), ("z2,1000,4", "OK")]
+            .map(|(command, answer)| vec![Expect(pkt(command)), Send(pkt(answer))]);
+        let steps = acked.into_iter().chain(unacked).flatten().collect();
         let (mut c, h) = connect(steps);
         assert!(!c.acknowledged());
         c.insert_write_watch(0x1000, 4).unwrap();
@@ -598,25 +584,18 @@ mod tests {
 
     #[test]
     fn refused_packets_are_sent_again_and_damaged_ones_refused() {
-        let mut steps = handshake();
-        steps.extend([
-            Expect(pkt("Z2,1000,8")),
-            Send(b"-".to_vec()),
-            Expect(pkt("Z2,1000,8")),
-            Send(plus()),
-            Send(b"$OK#00".to_vec()),
-            Expect(b"-".to_vec()),
-            Send(pkt("OK")),
-            Expect(plus()),
+        let refused = |payload: &str| vec![Expect(pkt(payload)), Send(b"-".to_vec())];
+        let steps = session([
+            refused("Z2,1000,8"),
+            to_stub("Z2,1000,8"),
+            // A damaged answer (bad checksum) is refused, then sent again.
+            vec![Send(b"$OK#00".to_vec()), Expect(b"-".to_vec())],
+            from_stub("OK"),
             // Refused every time: an error after a few tries, not a loop.
-            Expect(pkt("c")),
-            Send(b"-".to_vec()),
-            Expect(pkt("c")),
-            Send(b"-".to_vec()),
-            Expect(pkt("c")),
-            Send(b"-".to_vec()),
-            Expect(pkt("c")),
-            Send(b"-".to_vec()),
+            refused("c"),
+            refused("c"),
+            refused("c"),
+            refused("c"),
         ]);
         let (mut c, h) = connect(steps);
         c.insert_write_watch(0x1000, 8).unwrap();
@@ -626,13 +605,13 @@ mod tests {
 
     #[test]
     fn run_length_encoded_and_escaped_replies_are_decoded() {
-        let mut steps = handshake();
-        steps.extend([
-            Expect(pkt("c")),
-            Send(plus()),
+        let steps = session([
+            to_stub("c"),
             // ffff + 4 more f (`!` is 33 - 29) = ffffffff82807a00.
-            Send(raw("T05thread:p01.02;watch:ffff*!82807a00;")),
-            Expect(plus()),
+            vec![
+                Send(raw("T05thread:p01.02;watch:ffff*!82807a00;")),
+                Expect(plus()),
+            ],
         ]);
         let (mut c, h) = connect(steps);
         c.cont().unwrap();
@@ -657,21 +636,16 @@ mod tests {
 
     #[test]
     fn stop_replies_that_cross_a_command_are_kept_for_wait_stop() {
-        let mut steps = handshake();
-        steps.extend([
+        let steps = session([
             // Before the acknowledgement...
-            Expect(pkt("Z2,2000,8")),
-            Send(pkt("T02thread:01;")),
-            Expect(plus()),
-            Send(plus()),
+            vec![Expect(pkt("Z2,2000,8"))],
+            from_stub("T02thread:01;"),
+            vec![Send(plus())],
             // ... and between it and the answer.
-            Send(pkt("T05thread:02;watch:2000;")),
-            Expect(plus()),
+            from_stub("T05thread:02;watch:2000;"),
             // Console output while running is skipped.
-            Send(pkt("O6869")),
-            Expect(plus()),
-            Send(pkt("OK")),
-            Expect(plus()),
+            from_stub("O6869"),
+            from_stub("OK"),
         ]);
         let (mut c, h) = connect(steps);
         c.insert_write_watch(0x2000, 8).unwrap();
@@ -689,16 +663,16 @@ mod tests {
     #[test]
     fn silence_is_a_timeout_and_a_partial_packet_is_kept() {
         // The interrupt byte serves as the client's "go on" to the stub: no sleeps.
-        let mut steps = handshake();
-        steps.extend([
-            Send(b"$T05thr".to_vec()),
-            Expect(vec![0x03]),
-            Send(b"ead:01;".to_vec()),
-            Send(format!("#{:02x}", packet::checksum(b"T05thread:01;")).into_bytes()),
-            Expect(plus()),
-            Expect(pkt("z2,1000,8")),
-            Send(plus()),
-            Expect(vec![0x03]),
+        let steps = session([
+            vec![Send(b"$T05thr".to_vec())],
+            interrupt(),
+            vec![
+                Send(b"ead:01;".to_vec()),
+                Send(format!("#{:02x}", packet::checksum(b"T05thread:01;")).into_bytes()),
+                Expect(plus()),
+            ],
+            to_stub("z2,1000,8"),
+            interrupt(),
         ]);
         let (mut c, h) = connect(steps);
         let t = Instant::now();
