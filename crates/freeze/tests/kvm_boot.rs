@@ -385,7 +385,7 @@ fn halted_vcpu_parks_without_irqchip() {
     let mut second = layout.start(1, IDLE_PORT);
     second.regs.rip = halt_code;
     let mut engine = b.start(&[layout.start(0, IDLE_PORT), second]).unwrap();
-    wait_counters_above(&engine, &layout, &[0, 1], &[0, 0], Duration::from_secs(20));
+    wait_counters_above(&engine, &layout, &[0, 1], &[0, 0]);
     for _ in 0..3 {
         let outcome = engine.freeze(Duration::from_secs(5)).unwrap();
         assert!(outcome.all_parked());

@@ -39,11 +39,9 @@ fn thousand_cycles_no_lost_vcpu_no_leak() {
     const VCPUS: usize = 4;
     const CYCLES: usize = 1000;
     let (threads0, fds0) = (threads(), fds());
-    let layout = Layout::new(Mode::Long);
+    let (mut engine, layout) = counting(Mode::Long, VCPUS);
     let (_, loop_range) = layout.code_bytes();
-    let mut engine = start_counting(builder(VCPUS), layout, VCPUS, |_| IDLE_PORT);
     let all: Vec<usize> = (0..VCPUS).collect();
-    wait_counters_above(&engine, &layout, &all, &[0; VCPUS], Duration::from_secs(20));
     let (threads1, fds1) = (threads(), fds());
     assert_eq!(vcpu_threads(), VCPUS, "one thread per vCPU");
 
@@ -66,7 +64,7 @@ fn thousand_cycles_no_lost_vcpu_no_leak() {
         let frozen = counters(&engine, &layout, VCPUS);
         engine.thaw().expect("thaw");
         // Every vCPU really runs again before the next freeze.
-        wait_counters_above(&engine, &layout, &all, &frozen, Duration::from_secs(20));
+        wait_counters_above(&engine, &layout, &all, &frozen);
         if cycle % 100 == 0 {
             assert_eq!((threads(), fds()), (threads1, fds1), "cycle {cycle}: leak");
         }

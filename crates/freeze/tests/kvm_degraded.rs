@@ -67,13 +67,7 @@ fn held_vcpu_times_out(vcpus: usize, held: usize) {
     });
     let others: Vec<usize> = (0..vcpus).filter(|&i| i != held).collect();
     hold.wait_entered(Duration::from_secs(20));
-    wait_counters_above(
-        &engine,
-        &layout,
-        &others,
-        &vec![0; vcpus],
-        Duration::from_secs(20),
-    );
+    wait_counters_above(&engine, &layout, &others, &vec![0; vcpus]);
 
     let timeout = Duration::from_millis(200);
     let outcome = engine
@@ -104,7 +98,7 @@ fn held_vcpu_times_out(vcpus: usize, held: usize) {
     hold.release();
     engine.thaw().expect("thaw");
     let all: Vec<usize> = (0..vcpus).collect();
-    wait_counters_above(&engine, &layout, &all, &frozen, Duration::from_secs(20));
+    wait_counters_above(&engine, &layout, &all, &frozen);
     let outcome = engine.freeze(Duration::from_secs(5)).expect("freeze");
     assert!(
         outcome.all_parked(),
@@ -144,5 +138,5 @@ fn late_parker_is_resumed_by_thaw() {
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(counter(&engine, &layout, 1), 0);
     engine.thaw().expect("thaw resumes the late parker too");
-    wait_counters_above(&engine, &layout, &[0, 1], &[0, 0], Duration::from_secs(20));
+    wait_counters_above(&engine, &layout, &[0, 1], &[0, 0]);
 }

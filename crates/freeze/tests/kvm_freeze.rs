@@ -9,28 +9,17 @@ use freeze::Engine;
 use kvm_common::*;
 
 fn freeze_thaw_roundtrip(mode: Mode, vcpus: usize) {
-    if !kvm_or_skip() {
-        return;
-    }
-    let layout = Layout::new(mode);
+    let (mut engine, layout) = counting(mode, vcpus);
     let (_, loop_range) = layout.code_bytes();
-    let mut engine = start_counting(builder(vcpus), layout, vcpus, |_| IDLE_PORT);
     assert_eq!(engine.vcpu_count(), vcpus);
     let all: Vec<usize> = (0..vcpus).collect();
-    wait_counters_above(
-        &engine,
-        &layout,
-        &all,
-        &vec![0; vcpus],
-        Duration::from_secs(20),
-    );
 
     for round in 0..3 {
         let outcome = engine.freeze(Duration::from_secs(5)).expect("freeze");
         assert!(engine.is_frozen());
         assert!(
             outcome.all_parked(),
-            "round {round}: only {}/{vcpus} parked",
+            "{mode:?} round {round}: only {}/{vcpus} parked",
             outcome.parked()
         );
         for (i, regs) in outcome.vcpus.iter().enumerate() {
@@ -52,43 +41,28 @@ fn freeze_thaw_roundtrip(mode: Mode, vcpus: usize) {
         let frozen = counters(&engine, &layout, vcpus);
         std::thread::sleep(Duration::from_millis(50));
         let later = counters(&engine, &layout, vcpus);
-        assert_eq!(frozen, later, "round {round}: counters moved while frozen");
+        assert_eq!(
+            frozen, later,
+            "{mode:?} on {vcpus} vCPUs, round {round}: counters moved while frozen"
+        );
 
         engine.thaw().expect("thaw");
         assert!(!engine.is_frozen());
-        wait_counters_above(&engine, &layout, &all, &frozen, Duration::from_secs(20));
+        wait_counters_above(&engine, &layout, &all, &frozen);
     }
     assert_eq!(engine.exit_status(), None);
 }
 
 #[test]
-fn long_mode_1_vcpu() {
-    freeze_thaw_roundtrip(Mode::Long, 1);
-}
-
-#[test]
-fn long_mode_2_vcpus() {
-    freeze_thaw_roundtrip(Mode::Long, 2);
-}
-
-#[test]
-fn long_mode_4_vcpus() {
-    freeze_thaw_roundtrip(Mode::Long, 4);
-}
-
-#[test]
-fn real_mode_1_vcpu() {
-    freeze_thaw_roundtrip(Mode::Real, 1);
-}
-
-#[test]
-fn real_mode_2_vcpus() {
-    freeze_thaw_roundtrip(Mode::Real, 2);
-}
-
-#[test]
-fn real_mode_4_vcpus() {
-    freeze_thaw_roundtrip(Mode::Real, 4);
+fn long_and_real_mode_on_1_2_and_4_vcpus() {
+    if !kvm_or_skip() {
+        return;
+    }
+    for mode in [Mode::Long, Mode::Real] {
+        for vcpus in [1, 2, 4] {
+            freeze_thaw_roundtrip(mode, vcpus);
+        }
+    }
 }
 
 /// kvmclock runs with host time while the guest runs, but not across a freeze: it is saved
@@ -102,9 +76,7 @@ fn kvmclock_does_not_count_the_freeze() {
     if !kvm_or_skip() {
         return;
     }
-    let layout = Layout::new(Mode::Long);
-    let mut engine = start_counting(builder(2), layout, 2, |_| IDLE_PORT);
-    wait_counters_above(&engine, &layout, &[0, 1], &[0, 0], Duration::from_secs(20));
+    let (mut engine, _) = counting(Mode::Long, 2);
     let pause = Duration::from_millis(400);
     let ns = |d: Duration| d.as_nanos() as u64;
 

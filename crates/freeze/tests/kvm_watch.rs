@@ -433,7 +433,7 @@ fn freezes_at_the_writer(guest: Guest, kind: Kind, vcpus: usize, rounds: usize) 
         code: guest.base(),
         counters: guest.data(),
     };
-    wait_counters_above(&engine, &layout, &all, &vec![0; vcpus], HIT_TIMEOUT);
+    wait_counters_above(&engine, &layout, &all, &vec![0; vcpus]);
     arm(&mut engine, &guest, kind);
     for round in 0..rounds {
         let what = format!("{:?} {kind:?} {:?} round {round}", guest.mode, guest.len);
@@ -449,7 +449,7 @@ fn freezes_at_the_writer(guest: Guest, kind: Kind, vcpus: usize, rounds: usize) 
     engine.disarm_breakpoint().expect("disarm");
     engine.thaw().expect("thaw");
     let frozen = guest.counters(&engine);
-    wait_counters_above(&engine, &layout, &all, &frozen, HIT_TIMEOUT);
+    wait_counters_above(&engine, &layout, &all, &frozen);
     assert!(!engine.is_frozen());
     assert_eq!(engine.exit_status(), None);
 }
@@ -586,7 +586,7 @@ fn freeze_thaw_while_armed(guest: Guest, kind: Kind) {
         plan[writer].1 = guest.scratch(writer);
     }
     let mut engine = guest.start(&plan);
-    wait_counters_above(&engine, &layout, &all, &[0; 2], HIT_TIMEOUT);
+    wait_counters_above(&engine, &layout, &all, &[0; 2]);
     if kind == Kind::Write {
         arm(&mut engine, &guest, kind);
     }
@@ -597,7 +597,7 @@ fn freeze_thaw_while_armed(guest: Guest, kind: Kind) {
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(guest.counters(&engine), frozen, "round {round}: moved");
         engine.thaw().expect("thaw");
-        wait_counters_above(&engine, &layout, &all, &frozen, HIT_TIMEOUT);
+        wait_counters_above(&engine, &layout, &all, &frozen);
     }
     // Armed while frozen; loaded by the parked vCPUs.
     let outcome = engine.freeze(Duration::from_secs(5)).expect("freeze");

@@ -92,6 +92,16 @@ pub fn start_counting(
     builder.start(&starts).expect("start vCPUs")
 }
 
+/// The counting guest in `mode` on `vcpus` vCPUs (every `OUT` to the idle port), once
+/// every counter moved.
+pub fn counting(mode: Mode, vcpus: usize) -> (KvmEngine, Layout) {
+    let layout = Layout::new(mode);
+    let engine = start_counting(builder(vcpus), layout, vcpus, |_| IDLE_PORT);
+    let all: Vec<usize> = (0..vcpus).collect();
+    wait_counters_above(&engine, &layout, &all, &vec![0; vcpus]);
+    (engine, layout)
+}
+
 pub fn builder(vcpus: usize) -> VmBuilder {
     VmBuilder::new(VmConfig {
         vcpus,
@@ -118,14 +128,13 @@ pub fn counters(engine: &KvmEngine, layout: &Layout, vcpus: usize) -> Vec<u64> {
     (0..vcpus).map(|i| counter(engine, layout, i)).collect()
 }
 
-/// Waits until every listed vCPU's counter is above `floor[i]`; panics after `timeout`.
-pub fn wait_counters_above(
-    engine: &KvmEngine,
-    layout: &Layout,
-    which: &[usize],
-    floor: &[u64],
-    timeout: Duration,
-) {
+/// How long a running guest's counters may take to move.
+pub const COUNT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Waits until every listed vCPU's counter is above `floor[i]`; panics after
+/// [`COUNT_TIMEOUT`].
+pub fn wait_counters_above(engine: &KvmEngine, layout: &Layout, which: &[usize], floor: &[u64]) {
+    let timeout = COUNT_TIMEOUT;
     let deadline = Instant::now() + timeout;
     loop {
         let now: Vec<u64> = which.iter().map(|&i| counter(engine, layout, i)).collect();
