@@ -382,7 +382,7 @@ fn guest_scx_maps_agree_with_guest_and_scheduler() {
     check_vcpu_thread_counters(&mut guest);
     let f = guest.freeze_now();
     assert!(f.all_parked());
-    check_vcpu_perf_at_freeze(&f);
+    freeze::testing::check_vcpu_perf(&f.vcpu_perf, 2);
     let frozen = guest.frozen_kernel(&f);
     let r = capture(&frozen, &f);
     let log = guest.console_log();
@@ -558,29 +558,4 @@ fn check_vcpu_thread_counters(engine: &mut QemuEngine) {
     eprintln!("vCPU threads {tids:?}: task clock over 500 ms {clocks:?} ns");
     // The workload keeps both vCPUs busy.
     assert!(clocks.iter().all(|c| *c > 1_000_000), "{clocks:?}");
-}
-
-/// The engine's own counters at the freeze: sampled on a host with a PMU, otherwise
-/// absent with the failing event and errno named.
-fn check_vcpu_perf_at_freeze(f: &FreezeOutcome) {
-    match &f.vcpu_perf {
-        VcpuPerf::Sampled(s) => {
-            eprintln!("vcpu_perf_at_freeze: {s:?}");
-            assert_eq!(s.len(), 2);
-            for x in s {
-                let x = x.as_ref().expect("every vCPU group read");
-                assert!(x.time_enabled_ns >= x.time_running_ns && x.time_enabled_ns > 0);
-                assert!(x.cycles > 0 && x.instructions > 0);
-                assert!(x.task_clock_ns.unwrap() > 0);
-            }
-        }
-        VcpuPerf::Absent(why) => {
-            eprintln!("vcpu_perf_at_freeze absent: {why}");
-            assert!(
-                why.starts_with("vCPU thread counters: perf_event_open(cycles) on thread "),
-                "{why}"
-            );
-            assert!(why.contains("(os error "), "{why}");
-        }
-    }
 }

@@ -82,5 +82,7 @@ pub mod kvm;
 
 pub mod perf;
 pub mod qemu;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod watch;
 pub mod watchpoint;
