@@ -9,7 +9,7 @@ use freeze::Engine;
 use freeze::qemu::LineMark;
 use guest_lab::{ConsoleLog, RunSpec};
 use guest_mem::{KernelOptions, Vmcore};
-use qemu_common::{BOOT_TIMEOUT, boot, median_max, ram_fingerprint};
+use qemu_common::{BOOT_TIMEOUT, boot_workload, median_max, ram_fingerprint};
 
 /// A workload that prints `SEQ 0` .. `SEQ n-1`, one line every `ms` milliseconds.
 fn seq_workload(n: u32, ms: u32) -> String {
@@ -30,11 +30,9 @@ fn seq_numbers(lines: &[String]) -> Vec<u32> {
 
 #[test]
 fn guest_freeze_stops_everything_and_thaw_resumes() {
-    let spec = RunSpec::new().workload(seq_workload(150, 50));
-    let Some(mut g) = boot(&spec, 2, 512) else {
+    let Some((mut g, m)) = boot_workload(seq_workload(150, 50), 2, 512) else {
         return;
     };
-    let (_, m) = g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
     g.engine
         .console()
         .wait_contains(m, BOOT_TIMEOUT, "SEQ 5")
@@ -95,11 +93,9 @@ fn guest_freeze_stops_everything_and_thaw_resumes() {
 #[test]
 fn guest_fifty_freeze_thaw_cycles_keep_the_workload_intact() {
     const N: u32 = 400;
-    let spec = RunSpec::new().workload(seq_workload(N, 25));
-    let Some(mut g) = boot(&spec, 2, 512) else {
+    let Some((mut g, mut m)) = boot_workload(seq_workload(N, 25), 2, 512) else {
         return;
     };
-    let (_, mut m) = g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
     let mut freeze_lat = Vec::new();
     let mut thaw_lat = Vec::new();
     for cycle in 0..50 {
@@ -143,11 +139,9 @@ fn guest_fifty_freeze_thaw_cycles_keep_the_workload_intact() {
 
 #[test]
 fn guest_vmcore_of_the_frozen_guest_opens_with_guest_mem() {
-    let spec = RunSpec::new().workload("sleep 30");
-    let Some(mut g) = boot(&spec, 2, 512) else {
+    let Some((mut g, m)) = boot_workload("sleep 30", 2, 512) else {
         return;
     };
-    let (_, m) = g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
     let log = ConsoleLog::parse(&g.engine.console_tail());
     assert_eq!(
         log.phase("modules")
@@ -288,11 +282,9 @@ fn guest_the_accelerator_probe_matches_reality() {
 fn guest_ram_above_4g_is_mapped_where_the_guest_has_it() {
     // 5 GiB: QEMU's pc machine puts 3 GiB below 4 GiB and 2 GiB at 4 GiB; memblock
     // allocates top-down, so per-CPU areas land in the high part.
-    let spec = RunSpec::new().workload("sleep 5");
-    let Some(mut g) = boot(&spec, 2, 5120) else {
+    let Some((mut g, m)) = boot_workload("sleep 5", 2, 5120) else {
         return;
     };
-    let (_, m) = g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
     g.engine.freeze(Duration::from_secs(10)).unwrap();
     {
         use vm_memory::GuestMemoryBackend;

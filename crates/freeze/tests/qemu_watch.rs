@@ -60,6 +60,24 @@ fn check_hit(
         .expect("jiffies_64 readable while frozen")
 }
 
+/// Waits for the next hit on `watch` (`what` names it in messages) and checks it
+/// ([`check_hit`]); returns the hit and `jiffies_64` read while frozen.
+fn next_hit(
+    g: &mut Booted,
+    kernel: &Kernel,
+    text: &Text,
+    watch: WriteWatch,
+    what: &str,
+) -> (WatchHit, u64) {
+    let hit = g
+        .engine
+        .wait_write(HIT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{what}: wait: {e}"))
+        .unwrap_or_else(|| panic!("{what}: no hit within {HIT_TIMEOUT:?}"));
+    let jiffies = check_hit(g, kernel, text, watch, &hit);
+    (hit, jiffies)
+}
+
 /// Whether the instruction ending at `rip` addresses `target` RIP-relatively (its last
 /// four bytes are the displacement: `mov %reg, sym(%rip)`, `add %reg, sym(%rip)`).
 fn rip_relative_to(kernel: &Kernel, rip: u64, target: u64) -> bool {
@@ -102,12 +120,7 @@ fn guest_write_watch_on_jiffies_64_freezes_at_the_store() {
         t.elapsed()
     );
     assert!(!g.engine.is_frozen());
-    let hit = g
-        .engine
-        .wait_write(HIT_TIMEOUT)
-        .expect("wait")
-        .expect("a tick writes jiffies_64");
-    let first = check_hit(&mut g, &kernel, &text, watch, &hit);
+    let (hit, first) = next_hit(&mut g, &kernel, &text, watch, "a tick writes jiffies_64");
     assert_eq!(g.engine.run_state().unwrap(), "debug");
     let timing = g.engine.last_hit_timing().expect("hit timing");
     eprintln!(
@@ -134,12 +147,7 @@ fn guest_write_watch_on_jiffies_64_freezes_at_the_store() {
             .thaw()
             .unwrap_or_else(|e| panic!("cycle {cycle}: thaw: {e}"));
         assert!(!g.engine.is_frozen());
-        let hit = g
-            .engine
-            .wait_write(HIT_TIMEOUT)
-            .unwrap_or_else(|e| panic!("cycle {cycle}: wait: {e}"))
-            .unwrap_or_else(|| panic!("cycle {cycle}: no hit within {HIT_TIMEOUT:?}"));
-        let now = check_hit(&mut g, &kernel, &text, watch, &hit);
+        let (hit, now) = next_hit(&mut g, &kernel, &text, watch, &format!("cycle {cycle}"));
         assert!(
             now >= last,
             "cycle {cycle}: jiffies_64 went back {last} -> {now}"
@@ -183,12 +191,7 @@ fn guest_write_watch_on_jiffies_64_freezes_at_the_store() {
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(kernel.read_u64(Kva(addr)).unwrap(), frozen_at);
     g.engine.thaw().expect("thaw after the QMP freeze");
-    let hit = g
-        .engine
-        .wait_write(HIT_TIMEOUT)
-        .expect("wait after the QMP freeze")
-        .expect("the watch still fires after a QMP freeze/thaw");
-    check_hit(&mut g, &kernel, &text, watch, &hit);
+    next_hit(&mut g, &kernel, &text, watch, "after a QMP freeze/thaw");
 
     // A vmcore dump of the running, armed guest (QEMU pauses it for the dump and
     // resumes it): no stray stop on the stub, the watch still fires.
@@ -202,12 +205,7 @@ fn guest_write_watch_on_jiffies_64_freezes_at_the_store() {
         .expect("vmcore while armed");
     eprintln!("dumped a vmcore of the armed guest (run state before: {before_dump})");
     assert!(!g.engine.is_frozen());
-    let hit = g
-        .engine
-        .wait_write(HIT_TIMEOUT)
-        .expect("wait after the dump")
-        .expect("the watch still fires after a dump");
-    check_hit(&mut g, &kernel, &text, watch, &hit);
+    next_hit(&mut g, &kernel, &text, watch, "after a dump");
     drop(core);
 
     // Re-arming the same watch on a frozen guest, then disarming a running one.

@@ -50,6 +50,20 @@ pub fn boot(spec: &RunSpec, vcpus: u32, memory_mib: u64) -> Option<Booted> {
     boot_with(spec, vcpus, memory_mib, |_| {})
 }
 
+/// Boots a guest running `workload` with `vcpus` vCPUs and `memory_mib` of RAM and waits
+/// for the workload to start; returns the guest and the console mark past that line.
+/// `None` (the test skips) without QEMU.
+#[track_caller]
+pub fn boot_workload(
+    workload: impl Into<String>,
+    vcpus: u32,
+    memory_mib: u64,
+) -> Option<(Booted, LineMark)> {
+    let g = boot(&RunSpec::new().workload(workload), vcpus, memory_mib)?;
+    let (_, m) = g.phase(LineMark::START, "workload-start", BOOT_TIMEOUT);
+    Some((g, m))
+}
+
 /// [`boot`] with the configuration adjusted by `tweak` before launch.
 #[track_caller]
 pub fn boot_with(
