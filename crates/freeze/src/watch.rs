@@ -608,6 +608,45 @@ mod tests {
         watch_u32(e, polled(), translate, rule, opts)
     }
 
+    /// Stores the scheduler's exit kind as the kernel does (while the watch runs).
+    fn store_kind(ram: &GuestRam, kind: u32) {
+        ram.store(kind, GuestAddress(SCHED + OFF), Ordering::Release)
+            .unwrap();
+    }
+
+    /// A scheduler that failed (`ERROR_BPF`) and was captured, and options with `timeout`
+    /// that ignore it from now on.
+    fn captured(timeout: Duration) -> (Synthetic, WatchOptions) {
+        let opts = WatchOptions {
+            timeout: Some(timeout),
+            ignore_object: Some(Kva(DIRECT + SCHED)),
+            ..opts()
+        };
+        (setup(DIRECT + SCHED, ERROR_BPF), opts)
+    }
+
+    /// What fired, when the watch fired.
+    fn triggered(out: WatchOutcome) -> Box<Triggered> {
+        match out {
+            WatchOutcome::Triggered(t) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Watches with `opts` while `guest` changes the guest's memory (in a thread of its
+    /// own); what fired.
+    fn triggered_while(
+        e: &mut Synthetic,
+        opts: &WatchOptions,
+        guest: impl FnOnce(GuestRam) + Send + 'static,
+    ) -> Box<Triggered> {
+        let ram = e.ram.clone();
+        let t = std::thread::spawn(move || guest(ram));
+        let out = run(e, opts).unwrap();
+        t.join().unwrap();
+        triggered(out)
+    }
+
     /// The rule without the late path.
     fn threshold_only(_: Kva, value: u32) -> Option<Fire> {
         (value >= ERROR).then_some(Fire { value, late: false })
@@ -627,17 +666,10 @@ mod tests {
     #[test]
     fn fires_on_flip_and_freezes() {
         let mut e = setup(DIRECT + SCHED, 0);
-        let ram = e.ram.clone();
-        let t = std::thread::spawn(move || {
+        let t = triggered_while(&mut e, &opts(), |ram| {
             std::thread::sleep(Duration::from_millis(30));
-            ram.store(ERROR_STALL, GuestAddress(SCHED + OFF), Ordering::Release)
-                .unwrap();
+            store_kind(&ram, ERROR_STALL);
         });
-        let out = run(&mut e, &opts()).unwrap();
-        t.join().unwrap();
-        let WatchOutcome::Triggered(t) = out else {
-            panic!("{out:?}")
-        };
         assert_eq!(t.fire.value, ERROR_STALL);
         assert_eq!(t.object, Kva(DIRECT + SCHED));
         assert!(!t.root_cleared);
@@ -660,9 +692,7 @@ mod tests {
         let mut e = setup(DIRECT + SCHED, DONE);
         e.ram.write_obj(ERROR_STALL, GuestAddress(INFO)).unwrap();
         let out = run(&mut e, &opts()).unwrap();
-        let WatchOutcome::Triggered(t) = out else {
-            panic!("{out:?}")
-        };
+        let t = triggered(out);
         assert!(t.fire.late);
         assert_eq!(t.fire.value, ERROR_STALL);
         // A clean exit (DONE after UNREG = 64) never triggers, nor does DONE without
@@ -683,12 +713,7 @@ mod tests {
 
     #[test]
     fn ignores_the_captured_sched_and_times_out() {
-        let mut e = setup(DIRECT + SCHED, ERROR_BPF);
-        let opts = WatchOptions {
-            timeout: Some(Duration::from_millis(20)),
-            ignore_object: Some(Kva(DIRECT + SCHED)),
-            ..opts()
-        };
+        let (mut e, opts) = captured(Duration::from_millis(20));
         let out = run(&mut e, &opts).unwrap();
         assert!(
             matches!(out, WatchOutcome::TimedOut(s) if s.polls > 1),
@@ -700,28 +725,15 @@ mod tests {
     #[test]
     fn the_ignored_address_counts_again_for_a_new_scheduler() {
         // The captured scheduler, still published with its error, is ignored ...
-        let mut e = setup(DIRECT + SCHED, ERROR_BPF);
-        let ram = e.ram.clone();
-        let t = std::thread::spawn(move || {
+        let (mut e, opts) = captured(Duration::from_secs(10));
+        let t = triggered_while(&mut e, &opts, |ram| {
             std::thread::sleep(Duration::from_millis(20));
             // ... then a new one allocated at the same address attaches (scx_root is
             // never NULL in between) and fails.
-            ram.store(NONE, GuestAddress(SCHED + OFF), Ordering::Release)
-                .unwrap();
+            store_kind(&ram, NONE);
             std::thread::sleep(Duration::from_millis(20));
-            ram.store(ERROR_STALL, GuestAddress(SCHED + OFF), Ordering::Release)
-                .unwrap();
+            store_kind(&ram, ERROR_STALL);
         });
-        let opts = WatchOptions {
-            timeout: Some(Duration::from_secs(10)),
-            ignore_object: Some(Kva(DIRECT + SCHED)),
-            ..opts()
-        };
-        let out = run(&mut e, &opts).unwrap();
-        t.join().unwrap();
-        let WatchOutcome::Triggered(t) = out else {
-            panic!("{out:?}")
-        };
         assert_eq!(t.fire.value, ERROR_STALL);
     }
 
@@ -783,15 +795,12 @@ mod tests {
                 eng.thaw().unwrap();
             }
             if calls == 6 {
-                ram.store(ERROR_BPF, GuestAddress(SCHED + OFF), Ordering::Release)
-                    .unwrap();
+                store_kind(&ram, ERROR_BPF);
             }
             Tick::Continue
         })
         .unwrap();
-        let WatchOutcome::Triggered(t) = out else {
-            panic!("{out:?}")
-        };
+        let t = triggered(out);
         assert_eq!(t.fire.value, ERROR_BPF);
         assert_eq!(snapshots, 1);
         // The flip written by the sixth tick is seen by the poll right after it.
@@ -897,24 +906,17 @@ mod tests {
     fn a_cleared_pointer_judges_the_object_it_pointed_at() {
         // The kernel unpublishes the object (pointer NULL) after it failed, between polls.
         let mut e = setup(DIRECT + SCHED, NONE);
-        let ram = e.ram.clone();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            ram.store(ERROR_BPF, GuestAddress(SCHED + OFF), Ordering::Release)
-                .unwrap();
-            ram.store(0u64, GuestAddress(ROOT), Ordering::Release)
-                .unwrap();
-        });
         let opts = WatchOptions {
             timeout: Some(Duration::from_secs(10)),
             realtime: false,
             ..opts()
         };
-        let out = run(&mut e, &opts).unwrap();
-        t.join().unwrap();
-        let WatchOutcome::Triggered(t) = out else {
-            panic!("{out:?}")
-        };
+        let t = triggered_while(&mut e, &opts, |ram| {
+            std::thread::sleep(Duration::from_millis(20));
+            store_kind(&ram, ERROR_BPF);
+            ram.store(0u64, GuestAddress(ROOT), Ordering::Release)
+                .unwrap();
+        });
         assert_eq!(t.fire.value, ERROR_BPF);
         assert_eq!(t.object, Kva(DIRECT + SCHED));
     }
