@@ -562,14 +562,13 @@ mod tests {
         }
     }
 
-    // Values of the test rule (shaped like the capture session's, which scx-walk owns):
-    // fire at ERROR and above; a value that moved on to DONE fires late when the
-    // object's `info` pointer leads to an error.
-    const NONE: u32 = 0;
-    const DONE: u32 = 1;
-    const ERROR: u32 = 1024;
-    const ERROR_BPF: u32 = 1025;
-    const ERROR_STALL: u32 = 1026;
+    // Values of the test rule, shaped like the capture session's (scx-walk owns the exit
+    // kinds and the rule): fire at ERROR and above; a value that moved on to DONE fires
+    // late when the object's `info` pointer leads to an error.
+    use scx_walk::exit_kind::{
+        SCX_EXIT_DONE as DONE, SCX_EXIT_ERROR as ERROR, SCX_EXIT_ERROR_BPF as ERROR_BPF,
+        SCX_EXIT_ERROR_STALL as ERROR_STALL, SCX_EXIT_NONE as NONE,
+    };
 
     fn polled() -> Polled {
         Polled {
