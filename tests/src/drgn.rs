@@ -4,6 +4,8 @@
 
 use std::process::{Command, Stdio};
 
+use guest_lab::testing::stdout_of;
+
 /// `Ok` when `python3 -c 'import drgn'` works, else why not (for the skip message).
 pub fn available() -> Result<(), String> {
     let ok = Command::new("python3")
@@ -22,16 +24,9 @@ pub fn available() -> Result<(), String> {
 /// Runs a Python `script` (which imports drgn itself) and returns its stdout; panics
 /// with its stderr when it fails.
 pub fn run(script: &str) -> String {
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .output()
-        .expect("running python3");
-    assert!(
-        out.status.success(),
-        "drgn script failed: {}\n--- script ---\n{script}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let what = format!("drgn script\n--- script ---\n{script}\n---");
+    let out = stdout_of(Command::new("python3").args(["-c", script]), &what);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A script prologue: `p`, a drgn Program over the core dump at `core`.

@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use e2e_tests::guest::GuestLab;
+use guest_lab::testing::ScratchDir;
 use guest_lab::{RunEnd, RunSpec, SchedulerChoice};
 
 /// The line prefix of each loaded object the program prints.
@@ -49,65 +50,34 @@ int main(int argc, char **argv)
 
 const PROBE_C: &str = "const char *ktstr_probe(void) { return \"own-library\"; }\n";
 
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn gcc(dir: &Path, args: &[&str]) {
-    let out = Command::new("gcc")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("gcc");
-    assert!(
-        out.status.success(),
-        "gcc {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `/tmp/ktstr-dyn-*/app/bin/ktstr-libs` and its `../lib/libktstrprobe.so`.
-fn build() -> (Scratch, PathBuf) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = PathBuf::from("/tmp").join(format!("ktstr-dyn-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(dir.join("app/bin")).unwrap();
-    std::fs::create_dir_all(dir.join("app/lib")).unwrap();
-    std::fs::write(dir.join("main.c"), MAIN_C).unwrap();
-    std::fs::write(dir.join("probe.c"), PROBE_C).unwrap();
-    let scratch = Scratch(dir.clone());
-    gcc(
-        &dir,
-        &[
-            "-shared",
-            "-fPIC",
-            "-o",
-            "app/lib/libktstrprobe.so",
-            "probe.c",
-        ],
-    );
-    gcc(
-        &dir,
-        &[
-            "-O1",
-            "-o",
-            "app/bin/ktstr-libs",
-            "main.c",
-            "-Lapp/lib",
-            "-lktstrprobe",
-            "-lz",
-            "-lm",
-            "-Wl,--no-as-needed",
-            "-Wl,-rpath,$ORIGIN/../lib",
-        ],
-    );
-    (scratch, dir.join("app/bin/ktstr-libs"))
+fn build() -> (ScratchDir, PathBuf) {
+    let dir = ScratchDir::under(Path::new("/tmp"), "dyn");
+    std::fs::create_dir_all(dir.p("app/bin")).unwrap();
+    std::fs::create_dir_all(dir.p("app/lib")).unwrap();
+    dir.write("main.c", MAIN_C);
+    dir.write("probe.c", PROBE_C);
+    dir.gcc(&[
+        "-shared",
+        "-fPIC",
+        "-o",
+        "app/lib/libktstrprobe.so",
+        "probe.c",
+    ]);
+    dir.gcc(&[
+        "-O1",
+        "-o",
+        "app/bin/ktstr-libs",
+        "main.c",
+        "-Lapp/lib",
+        "-lktstrprobe",
+        "-lz",
+        "-lm",
+        "-Wl,--no-as-needed",
+        "-Wl,-rpath,$ORIGIN/../lib",
+    ]);
+    let exe = dir.p("app/bin/ktstr-libs");
+    (dir, exe)
 }
 
 fn file_name(p: &str) -> String {

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
+use guest_lab::testing::stdout_of;
+
 const LIBS: [&str; 7] = [
     "dump-schema",
     "guest-mem",
@@ -20,17 +22,13 @@ const LIBS: [&str; 7] = [
 /// `(crate, [(dependency, kind)])` for the workspace's crates, dependencies among them only.
 fn workspace_deps() -> BTreeMap<String, Vec<(String, String)>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(&root)
-        .output()
-        .expect("cargo metadata");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = stdout_of(
+        Command::new(env!("CARGO"))
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .current_dir(&root),
+        "cargo metadata",
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let members: BTreeSet<String> = v["packages"]
         .as_array()
         .unwrap()
