@@ -51,9 +51,15 @@ fn equal(_: &str) -> BssRule {
     BssRule::Equal
 }
 
+/// [`corpus_run`] of `name` as its users start it: no arguments, the corpus spec as is,
+/// the default memory, `.data` equal.
+fn corpus_run_plain(name: &str) -> Option<RealRun> {
+    corpus_run(name, &[], |s| s, DEFAULT_MEMORY_MIB, &equal)
+}
+
 #[test]
 fn guest_corpus_bpfland() {
-    corpus_run("scx_bpfland", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+    corpus_run_plain("scx_bpfland");
 }
 
 #[test]
@@ -69,32 +75,32 @@ fn guest_corpus_p2dq() {
 
 #[test]
 fn guest_corpus_cosmos() {
-    corpus_run("scx_cosmos", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+    corpus_run_plain("scx_cosmos");
 }
 
 #[test]
 fn guest_corpus_flash() {
-    corpus_run("scx_flash", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+    corpus_run_plain("scx_flash");
 }
 
 #[test]
 fn guest_corpus_rusty() {
-    corpus_run("scx_rusty", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+    corpus_run_plain("scx_rusty");
 }
 
 #[test]
 fn guest_corpus_beerland() {
-    corpus_run("scx_beerland", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+    corpus_run_plain("scx_beerland");
 }
 
 #[test]
 fn guest_corpus_tickless() {
-    corpus_run("scx_tickless", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+    corpus_run_plain("scx_tickless");
 }
 
 #[test]
 fn guest_corpus_rustland() {
-    corpus_run("scx_rustland", &[], |s| s, DEFAULT_MEMORY_MIB, &equal);
+    corpus_run_plain("scx_rustland");
 }
 
 /// Where the guest gets the layer configuration.
