@@ -98,13 +98,21 @@ fn capture(view: &LoadedKernel, f: &FreezeOutcome) -> FailureDumpReport {
     r
 }
 
-fn map<'r>(r: &'r FailureDumpReport, name: &str) -> &'r FailureDumpMap {
-    r.maps.iter().find(|m| m.name == name).unwrap_or_else(|| {
+/// The map's `part`, which must be there (`what` names it).
+fn present<'m, T>(m: &'m FailureDumpMap, part: &'m Option<T>, what: &str) -> &'m T {
+    part.as_ref()
+        .unwrap_or_else(|| panic!("{what} of {} missing: {:?}", m.name, m.error))
+}
+
+fn map<'r>(r: &'r FailureDumpReport, name: &str, map_type: u32) -> &'r FailureDumpMap {
+    let m = r.maps.iter().find(|m| m.name == name).unwrap_or_else(|| {
         panic!(
             "map {name} not in the dump: {:?}",
             r.maps.iter().map(|m| &m.name).collect::<Vec<_>>()
         )
-    })
+    });
+    assert_eq!(m.map_type, map_type, "type of {name}");
+    m
 }
 
 /// A struct member of a rendered value, as a number.
@@ -176,12 +184,8 @@ fn guest_pids(log: &ConsoleLog) -> BTreeMap<i32, String> {
 }
 
 fn check_ringbuf(r: &FailureDumpReport, log: &ConsoleLog) {
-    let m = map(r, "ktstr_events");
-    assert_eq!(m.map_type, dump_schema::map_type::RINGBUF);
-    let rb = m
-        .ringbuf
-        .as_ref()
-        .unwrap_or_else(|| panic!("ringbuf positions missing: {:?}", m.error));
+    let m = map(r, "ktstr_events", dump_schema::map_type::RINGBUF);
+    let rb = present(m, &m.ringbuf, "ringbuf positions");
     let (records, full) = (bss(r, "nr_rb_records"), bss(r, "nr_rb_full"));
     eprintln!("ringbuf: {rb:?}; .bss records {records}, refused {full}");
     assert_eq!(rb.capacity, 16384, "ring size");
@@ -208,12 +212,8 @@ fn check_ringbuf(r: &FailureDumpReport, log: &ConsoleLog) {
 }
 
 fn check_stacks(r: &FailureDumpReport, log: &ConsoleLog, f: &LoadedKernel) {
-    let m = map(r, "ktstr_stacks");
-    assert_eq!(m.map_type, dump_schema::map_type::STACK_TRACE);
-    let st = m
-        .stack_trace
-        .as_ref()
-        .unwrap_or_else(|| panic!("stack traces missing: {:?}", m.error));
+    let m = map(r, "ktstr_stacks", dump_schema::map_type::STACK_TRACE);
+    let st = present(m, &m.stack_trace, "stack traces");
     assert_eq!(st.n_buckets, 256);
     assert_eq!(st.buckets_unreadable, 0);
     assert!(!st.truncated);
@@ -274,8 +274,7 @@ fn owner(e: &dump_schema::FailureDumpEntry) -> u64 {
 }
 
 fn check_task_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &LoadedKernel) {
-    let m = map(r, "ktstr_task_ctx");
-    assert_eq!(m.map_type, dump_schema::map_type::TASK_STORAGE);
+    let m = map(r, "ktstr_task_ctx", dump_schema::map_type::TASK_STORAGE);
     assert!(!m.entries.is_empty(), "no task storage: {:?}", m.error);
     let mut by_pid = BTreeMap::new();
     for e in &m.entries {
@@ -302,7 +301,7 @@ fn check_task_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &LoadedKernel)
     }
     // runs counts ops.running like task_stats' runs: equal, but for tasks a vCPU was
     // running the scheduler for at the freeze.
-    let stats = map(r, "task_stats");
+    let stats = map(r, "task_stats", dump_schema::map_type::HASH);
     let (mut same, mut differ) = (0, Vec::new());
     for e in &stats.entries {
         let Some(RenderedValue::Uint { value: pid, .. }) = e.key else {
@@ -331,8 +330,7 @@ fn check_task_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &LoadedKernel)
 }
 
 fn check_cgroup_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &LoadedKernel) {
-    let m = map(r, "ktstr_cgrp_ctx");
-    assert_eq!(m.map_type, dump_schema::map_type::CGRP_STORAGE);
+    let m = map(r, "ktstr_cgrp_ctx", dump_schema::map_type::CGRP_STORAGE);
     let mut ids = BTreeSet::new();
     for e in &m.entries {
         let cgrp = owner(e);
@@ -356,12 +354,8 @@ fn check_cgroup_storage(r: &FailureDumpReport, log: &ConsoleLog, f: &LoadedKerne
 }
 
 fn check_prog_array(r: &FailureDumpReport, log: &ConsoleLog) {
-    let m = map(r, "ktstr_tail");
-    assert_eq!(m.map_type, dump_schema::map_type::PROG_ARRAY);
-    let fa = m
-        .fd_array
-        .as_ref()
-        .unwrap_or_else(|| panic!("fd array missing: {:?}", m.error));
+    let m = map(r, "ktstr_tail", dump_schema::map_type::PROG_ARRAY);
+    let fa = present(m, &m.fd_array, "fd array");
     assert_eq!(fa.scanned, 4);
     assert_eq!(fa.populated, 1);
     assert_eq!(fa.indices, vec![TAIL_SLOT]);
