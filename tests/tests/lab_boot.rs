@@ -52,10 +52,7 @@ fn guest_boots_to_init_and_powers_off() {
     assert!(out.exited, "QEMU did not exit on its own");
     let init = log.phase("init").expect("init phase");
     assert_eq!(init.field("release"), Some(kernel.release.as_str()));
-    assert_eq!(
-        log.phase("modules").and_then(|p| p.field("fw_cfg")),
-        Some("ok")
-    );
+    assert_eq!(log.phase_field("modules", "fw_cfg"), Some("ok"));
     assert_eq!(
         log.output("uname").as_deref(),
         Some(kernel.release.as_str())
@@ -119,10 +116,7 @@ fn guest_ok_scheduler_attaches_and_runs_the_workload() {
     assert!(out.exited);
     let attached = log.phase("scheduler-attached").expect("attached");
     assert_eq!(attached.field("ops"), Some("ktstr_ok"));
-    assert_eq!(
-        log.phase("workload-done").and_then(|p| p.field("rc")),
-        Some("0")
-    );
+    assert_eq!(log.phase_field("workload-done", "rc"), Some("0"));
     let sysfs = log.output("sched-ext-sysfs").unwrap_or_default();
     assert!(
         sysfs.contains("/sys/kernel/sched_ext/state=enabled"),
@@ -161,7 +155,7 @@ fn guest_stall_scheduler_exits_with_a_stall() {
     );
     assert!(out.exited);
     assert_eq!(
-        log.phase("scheduler-attached").and_then(|p| p.field("ops")),
+        log.phase_field("scheduler-attached", "ops"),
         Some("ktstr_stall")
     );
     assert!(log.phase("scheduler-exited").is_some());
@@ -184,10 +178,7 @@ fn guest_stall_scheduler_exits_with_a_stall() {
         dump.contains("ktstr-victim"),
         "the kernel's dump names the victim:\n{dump}"
     );
-    assert_eq!(
-        log.phase("workload-done").and_then(|p| p.field("rc")),
-        Some("0")
-    );
+    assert_eq!(log.phase_field("workload-done", "rc"), Some("0"));
 }
 
 #[test]
@@ -200,7 +191,7 @@ fn guest_error_scheduler_exits_with_a_bpf_error() {
     let (out, log) = run_scheduler(&lab, TestScheduler::Error, params, "ktstr_spin 2 5");
     assert!(out.exited);
     assert_eq!(
-        log.phase("scheduler-attached").and_then(|p| p.field("ops")),
+        log.phase_field("scheduler-attached", "ops"),
         Some("ktstr_error")
     );
     assert!(log.phase("scheduler-exited").is_some());
@@ -215,10 +206,7 @@ fn guest_error_scheduler_exits_with_a_bpf_error() {
     );
     assert_eq!(recorded_exit_kind(&log), Some(1025));
     assert!(!log.output("scx-dump").unwrap_or_default().is_empty());
-    assert_eq!(
-        log.phase("workload-done").and_then(|p| p.field("rc")),
-        Some("0")
-    );
+    assert_eq!(log.phase_field("workload-done", "rc"), Some("0"));
 }
 
 #[test]
@@ -235,18 +223,12 @@ fn guest_a_callers_object_attaches_and_set_reaches_ops_and_rodata() {
         .command(HookPoint::AfterAttach, GuestCommand::scheduler_log());
     let out = boot(&lab, &spec, Duration::from_secs(240));
     let log = ConsoleLog::parse(&out.console);
+    assert_eq!(log.phase_field("scheduler-start", "name"), Some("ok.bpf.o"));
     assert_eq!(
-        log.phase("scheduler-start").and_then(|p| p.field("name")),
-        Some("ok.bpf.o")
-    );
-    assert_eq!(
-        log.phase("scheduler-attached").and_then(|p| p.field("ops")),
+        log.phase_field("scheduler-attached", "ops"),
         Some("ktstr_ok")
     );
-    assert_eq!(
-        log.phase("workload-done").and_then(|p| p.field("rc")),
-        Some("0")
-    );
+    assert_eq!(log.phase_field("workload-done", "rc"), Some("0"));
 
     // --set on an ops member (timeout_ms) and on .rodata (victim_comm).
     let params = TestSchedulerParams {

@@ -37,10 +37,7 @@ fn guest_bpfland_attaches_in_the_guest() {
         sysfs.contains("/sys/kernel/sched_ext/state=enabled"),
         "{sysfs}"
     );
-    assert_eq!(
-        log.phase("workload-done").and_then(|p| p.field("rc")),
-        Some("0")
-    );
+    assert_eq!(log.phase_field("workload-done", "rc"), Some("0"));
     assert!(out.exited);
     if let (Some(start), Some(done)) = (
         out.time_of("KTSTR-PHASE: scheduler-start"),

@@ -122,8 +122,7 @@ fn guest_a_dynamically_linked_program_loads_what_the_host_resolved() {
     let log = guest.console_log();
     // Not a scheduler: it ended before anything attached, cleanly.
     assert_eq!(
-        log.phase("scheduler-failed")
-            .and_then(|p| p.field("reason")),
+        log.phase_field("scheduler-failed", "reason"),
         Some("exited")
     );
     let exit = log

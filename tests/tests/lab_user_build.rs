@@ -87,7 +87,7 @@ fn guest_a_users_build_is_captured_then_interrupted() {
         log.output("boot")
     );
     assert_eq!(
-        log.phase("scheduler-start").and_then(|p| p.field("name")),
+        log.phase_field("scheduler-start", "name"),
         Some("scx_flash")
     );
 

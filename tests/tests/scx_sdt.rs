@@ -161,8 +161,7 @@ fn guest_scx_p2dq_sdt_allocations_agree_with_guest() {
     let log = guest.console_log();
     let r = &out.report;
     let ops = log
-        .phase("scheduler-attached")
-        .and_then(|p| p.field("ops"))
+        .phase_field("scheduler-attached", "ops")
         .expect("p2dq attached")
         .to_string();
     assert!(ops.starts_with("p2dq"), "{ops}");

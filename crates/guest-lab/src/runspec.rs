@@ -679,6 +679,11 @@ impl ConsoleLog {
         self.phases.iter().find(|p| p.name == name)
     }
 
+    /// Field `key` of the first phase named `name`.
+    pub fn phase_field(&self, name: &str, key: &str) -> Option<&str> {
+        self.phase(name).and_then(|p| p.field(key))
+    }
+
     /// The output of command `label` as one string (lines joined with `\n`).
     pub fn output(&self, label: &str) -> Option<String> {
         self.outputs.get(label).map(|l| l.join("\n"))

@@ -63,13 +63,9 @@ fn a_scheduler_that_exits_before_attaching_reports_its_status_and_output() {
         "ktstr_sched_daemon fake 20 sh -c 'echo loading; echo \"libbpf: failed to load\" >&2; exit 3'",
     );
     let log = ConsoleLog::parse(&text);
+    assert_eq!(log.phase_field("scheduler-start", "name"), Some("fake"));
     assert_eq!(
-        log.phase("scheduler-start").and_then(|p| p.field("name")),
-        Some("fake")
-    );
-    assert_eq!(
-        log.phase("scheduler-failed")
-            .and_then(|p| p.field("reason")),
+        log.phase_field("scheduler-failed", "reason"),
         Some("exited")
     );
     let exit = log.scheduler_process_exit().expect("the process exit");
@@ -103,11 +99,11 @@ fn an_attached_scheduler_killed_by_a_signal_keeps_a_bounded_tail() {
     );
     let log = ConsoleLog::parse(&text);
     assert_eq!(
-        log.phase("scheduler-attached").and_then(|p| p.field("ops")),
+        log.phase_field("scheduler-attached", "ops"),
         Some("fake_ops")
     );
     assert_eq!(
-        log.phase("scheduler-exited").and_then(|p| p.field("state")),
+        log.phase_field("scheduler-exited", "state"),
         Some("disabled")
     );
     let kept: usize = text

@@ -33,8 +33,7 @@ pub const VIEW_END: &str = "KTSTR-END sched-ext-sysfs";
 /// The `ops` name the guest reported when its scheduler attached (the
 /// `scheduler-attached` phase); panics when it never attached.
 pub fn attached_ops(log: &ConsoleLog) -> String {
-    log.phase("scheduler-attached")
-        .and_then(|p| p.field("ops"))
+    log.phase_field("scheduler-attached", "ops")
         .unwrap_or_else(|| {
             panic!(
                 "no scheduler attached; phases: {:?}",
