@@ -140,31 +140,38 @@ fn recorded_exit_kind(log: &guest_lab::ConsoleLog) -> Option<u32> {
     digits.parse().ok()
 }
 
-#[test]
-fn guest_stall_scheduler_exits_with_a_stall() {
-    let Some(lab) = lab() else { return };
+/// Runs the test scheduler `which`, which fails by itself after a second, under
+/// `workload`; checks that it attached as `ops`, that the kernel disabled it for `why`
+/// and that it recorded exit kind `kind`.
+fn fails_after_a_second(
+    lab: &Lab,
+    which: TestScheduler,
+    workload: &str,
+    (ops, why, kind): (&str, &str, u32),
+) -> (freeze::qemu::BootOutcome, guest_lab::ConsoleLog) {
     let params = TestSchedulerParams {
         after_ms: Some(1000),
         ..Default::default()
     };
-    let (out, log) = run_scheduler(
-        &lab,
-        TestScheduler::Stall,
-        params,
-        "ktstr_spin 2 8 & ktstr_victim 8; wait",
-    );
+    let (out, log) = run_scheduler(lab, which, params, workload);
     assert!(out.exited);
-    assert_eq!(
-        log.phase_field("scheduler-attached", "ops"),
-        Some("ktstr_stall")
-    );
+    assert_eq!(log.phase_field("scheduler-attached", "ops"), Some(ops));
     assert!(log.phase("scheduler-exited").is_some());
+    let disabled = format!("sched_ext: BPF scheduler \"{ops}\" disabled ({why})");
     assert!(
-        out.console
-            .contains("sched_ext: BPF scheduler \"ktstr_stall\" disabled (runnable task stall)"),
-        "kernel exit message missing"
+        out.console.contains(&disabled),
+        "kernel exit message missing: {disabled}"
     );
-    assert_eq!(recorded_exit_kind(&log), Some(1026));
+    assert_eq!(recorded_exit_kind(&log), Some(kind));
+    (out, log)
+}
+
+#[test]
+fn guest_stall_scheduler_exits_with_a_stall() {
+    let Some(lab) = lab() else { return };
+    let workload = "ktstr_spin 2 8 & ktstr_victim 8; wait";
+    let stall = ("ktstr_stall", "runnable task stall", 1026);
+    let (_, log) = fails_after_a_second(&lab, TestScheduler::Stall, workload, stall);
     assert_eq!(TestScheduler::Stall.expected_exit_kind(), Some(1026));
     let dump = log.output("scx-dump").unwrap_or_default();
     // The victim waits on the stall scheduler's own user DSQ (0x101).
@@ -184,27 +191,13 @@ fn guest_stall_scheduler_exits_with_a_stall() {
 #[test]
 fn guest_error_scheduler_exits_with_a_bpf_error() {
     let Some(lab) = lab() else { return };
-    let params = TestSchedulerParams {
-        after_ms: Some(1000),
-        ..Default::default()
-    };
-    let (out, log) = run_scheduler(&lab, TestScheduler::Error, params, "ktstr_spin 2 5");
-    assert!(out.exited);
-    assert_eq!(
-        log.phase_field("scheduler-attached", "ops"),
-        Some("ktstr_error")
-    );
-    assert!(log.phase("scheduler-exited").is_some());
-    assert!(
-        out.console
-            .contains("sched_ext: BPF scheduler \"ktstr_error\" disabled (scx_bpf_error)")
-    );
+    let error = ("ktstr_error", "scx_bpf_error", 1025);
+    let (out, log) = fails_after_a_second(&lab, TestScheduler::Error, "ktstr_spin 2 5", error);
     assert!(
         out.console
             .contains("scx_bpf_error() after 1000 ms as asked"),
         "the --set value reached .rodata"
     );
-    assert_eq!(recorded_exit_kind(&log), Some(1025));
     assert!(!log.output("scx-dump").unwrap_or_default().is_empty());
     assert_eq!(log.phase_field("workload-done", "rc"), Some("0"));
 }
