@@ -80,8 +80,13 @@ fn run_scheduler(
         .workload(workload)
         .settle_ms(300)
         .command(HookPoint::AfterAttach, GuestCommand::sched_ext_sysfs())
-        .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_map_show())
-        .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_bss_dump())
+        .commands(
+            HookPoint::WorkloadRunning,
+            [
+                GuestCommand::bpftool_map_show(),
+                GuestCommand::bpftool_bss_dump(),
+            ],
+        )
         .command(
             HookPoint::AfterWorkload,
             GuestCommand::bpftool_bss_dump().labeled("bss-after"),

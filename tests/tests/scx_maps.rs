@@ -23,8 +23,8 @@ use freeze::FreezeOutcome;
 use freeze::perf::{Counter, VcpuCounters, VcpuPerf};
 use freeze::qemu::QemuEngine;
 use guest_lab::{
-    ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec, SchedulerChoice, TestScheduler,
-    TestSchedulerParams,
+    ConsoleLog, GuestCommand, HookPoint, RunEnd, RunSpec, SPLIT_JSON_OBJECTS, SchedulerChoice,
+    TestScheduler, TestSchedulerParams,
 };
 use guest_mem::Kva;
 use scx_walk::lists::CoreOffsets;
@@ -52,7 +52,9 @@ const WORKLOAD: &str = "mkdir -p /sys/fs/cgroup/ktstr && echo $$ > /sys/fs/cgrou
 fn spec() -> RunSpec {
     // `bpftool -j` prints one line; the console cuts lines at 4 KiB, so entries go one
     // per line.
-    let split = "awk '{gsub(/\\},[ ]*\\{/, \"},\\n{\"); print}'";
+    let stacks = format!("bpftool -j map dump name ktstr_stacks | {SPLIT_JSON_OBJECTS}");
+    let cgroups =
+        "for d in /sys/fs/cgroup /sys/fs/cgroup/ktstr; do echo \"$d $(stat -c %i $d)\"; done";
     RunSpec::new()
         .scheduler(SchedulerChoice::Test {
             which: TestScheduler::Ok,
@@ -60,26 +62,16 @@ fn spec() -> RunSpec {
         })
         .workload(WORKLOAD)
         .settle_ms(2000)
-        .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_map_show())
-        .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_bss_dump())
-        .command(HookPoint::WorkloadRunning, GuestCommand::proc_pid_stats())
-        .command(
+        .commands(
             HookPoint::WorkloadRunning,
-            GuestCommand::new(
-                "stacks",
-                format!("bpftool -j map dump name ktstr_stacks | {split}"),
-            ),
-        )
-        .command(
-            HookPoint::WorkloadRunning,
-            GuestCommand::new("prog-array", "bpftool -j map dump name ktstr_tail"),
-        )
-        .command(
-            HookPoint::WorkloadRunning,
-            GuestCommand::new(
-                LAST_VIEW,
-                "for d in /sys/fs/cgroup /sys/fs/cgroup/ktstr; do echo \"$d $(stat -c %i $d)\"; done",
-            ),
+            [
+                GuestCommand::bpftool_map_show(),
+                GuestCommand::bpftool_bss_dump(),
+                GuestCommand::proc_pid_stats(),
+                GuestCommand::new("stacks", stacks),
+                GuestCommand::new("prog-array", "bpftool -j map dump name ktstr_tail"),
+                GuestCommand::new(LAST_VIEW, cgroups),
+            ],
         )
         .end(RunEnd::Hold)
 }

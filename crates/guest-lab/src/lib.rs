@@ -66,7 +66,8 @@ pub use kernel::{DEFAULT_KERNEL_VERSION, KernelAssets};
 pub use progress::{Progress, QuietProgress, StderrProgress};
 pub use runspec::{
     ConsoleLog, ENVIRONMENT_FIELDS, GuestCommand, HookPoint, OUT_PREFIX, PHASE_PREFIX, Phase,
-    RunEnd, RunSpec, SchedulerChoice, SchedulerProcessExit, TestScheduler, TestSchedulerParams,
+    RunEnd, RunSpec, SPLIT_JSON_OBJECTS, SchedulerChoice, SchedulerProcessExit, TestScheduler,
+    TestSchedulerParams,
 };
 pub use sched::SchedulerAssets;
 pub use scx_crate::{

@@ -385,7 +385,7 @@ impl GuestCommand {
 
 /// Puts each object of a one-line JSON array on its own line (`},{` → `},\n{`; JSON
 /// parsers read the joined lines alike).
-const SPLIT_JSON_OBJECTS: &str = "awk '{gsub(/\\},[ ]*\\{/, \"},\\n{\"); print}'";
+pub const SPLIT_JSON_OBJECTS: &str = "awk '{gsub(/\\},[ ]*\\{/, \"},\\n{\"); print}'";
 
 /// Keeps the section-level scalars of bpftool's plain BTF dump of a global-data map,
 /// which pretty-prints `[{ "value": { ".rodata": [{ "var": value },{ … }] } }]` with four
@@ -479,6 +479,16 @@ impl RunSpec {
     /// Run `cmd` at `point` (commands at one point run in the order added).
     pub fn command(mut self, point: HookPoint, cmd: GuestCommand) -> Self {
         self.commands.push((point, cmd));
+        self
+    }
+
+    /// Each of `cmds`, in order, at `point`.
+    pub fn commands(
+        mut self,
+        point: HookPoint,
+        cmds: impl IntoIterator<Item = GuestCommand>,
+    ) -> Self {
+        self.commands.extend(cmds.into_iter().map(|c| (point, c)));
         self
     }
 

@@ -64,19 +64,18 @@ pub fn with_real_scheduler_view(spec: RunSpec) -> RunSpec {
 
 /// Maps, programs, `extra`, tasks, CPU times, then sysfs ([`VIEW_END`]).
 fn with_view<const N: usize>(spec: RunSpec, extra: [GuestCommand; N]) -> RunSpec {
-    let mut spec = spec
-        .bpf_stats(true)
-        .command(HookPoint::WorkloadRunning, GuestCommand::bpftool_map_show())
-        .command(
-            HookPoint::WorkloadRunning,
-            GuestCommand::bpftool_prog_show(),
-        );
-    for c in extra {
-        spec = spec.command(HookPoint::WorkloadRunning, c);
-    }
-    spec.command(HookPoint::WorkloadRunning, GuestCommand::proc_pid_stats())
-        .command(HookPoint::WorkloadRunning, GuestCommand::proc_stat())
-        .command(HookPoint::WorkloadRunning, GuestCommand::sched_ext_sysfs())
+    let maps_progs = [
+        GuestCommand::bpftool_map_show(),
+        GuestCommand::bpftool_prog_show(),
+    ];
+    let tasks_cpus_sysfs = [
+        GuestCommand::proc_pid_stats(),
+        GuestCommand::proc_stat(),
+        GuestCommand::sched_ext_sysfs(),
+    ];
+    let running = maps_progs.into_iter().chain(extra).chain(tasks_cpus_sysfs);
+    spec.bpf_stats(true)
+        .commands(HookPoint::WorkloadRunning, running)
         .end(RunEnd::Hold)
 }
 
