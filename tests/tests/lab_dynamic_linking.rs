@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use e2e_tests::guest::GuestLab;
-use guest_lab::testing::ScratchDir;
+use guest_lab::testing::{CCode, ScratchDir};
 use guest_lab::{RunEnd, RunSpec, SchedulerChoice};
 
 /// The line prefix of each loaded object the program prints.
@@ -53,30 +53,15 @@ const PROBE_C: &str = "const char *ktstr_probe(void) { return \"own-library\"; }
 /// `/tmp/ktstr-dyn-*/app/bin/ktstr-libs` and its `../lib/libktstrprobe.so`.
 fn build() -> (ScratchDir, PathBuf) {
     let dir = ScratchDir::under(Path::new("/tmp"), "dyn");
-    std::fs::create_dir_all(dir.p("app/bin")).unwrap();
-    std::fs::create_dir_all(dir.p("app/lib")).unwrap();
-    dir.write("main.c", MAIN_C);
-    dir.write("probe.c", PROBE_C);
-    dir.gcc(&[
-        "-shared",
-        "-fPIC",
-        "-o",
-        "app/lib/libktstrprobe.so",
-        "probe.c",
-    ]);
-    dir.gcc(&[
-        "-O1",
-        "-o",
-        "app/bin/ktstr-libs",
-        "main.c",
-        "-Lapp/lib",
-        "-lktstrprobe",
-        "-lz",
-        "-lm",
-        "-Wl,--no-as-needed",
-        "-Wl,-rpath,$ORIGIN/../lib",
-    ]);
-    let exe = dir.p("app/bin/ktstr-libs");
+    let main = CCode {
+        source: MAIN_C,
+        flags: &["-O1", "-lz", "-lm", "-Wl,--no-as-needed"],
+    };
+    let lib = CCode {
+        source: PROBE_C,
+        flags: &[],
+    };
+    let exe = dir.app_with_own_library("ktstr-libs", main, "ktstrprobe", lib);
     (dir, exe)
 }
 

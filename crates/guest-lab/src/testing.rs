@@ -235,6 +235,39 @@ impl ScratchDir {
     }
 }
 
+/// C code to build with gcc: the source, and the flags that follow it (`-lz`, ...).
+pub struct CCode<'a> {
+    pub source: &'a str,
+    pub flags: &'a [&'a str],
+}
+
+impl ScratchDir {
+    /// A program of our own for the library-copying tests: `app/bin/<exe>` built from
+    /// `main`, linked against a library of its own, `app/lib/lib<lib>.so` built from
+    /// `lib_code`, which it finds through `$ORIGIN/../lib`. Returns the program's path.
+    pub fn app_with_own_library(
+        &self,
+        exe: &str,
+        main: CCode<'_>,
+        lib: &str,
+        lib_code: CCode<'_>,
+    ) -> PathBuf {
+        for dir in ["app/bin", "app/lib"] {
+            let dir = self.p(dir);
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        }
+        self.write("lib.c", lib_code.source);
+        self.write("main.c", main.source);
+        let so = format!("app/lib/lib{lib}.so");
+        self.gcc(&[&["-shared", "-fPIC", "-o", &so, "lib.c"], lib_code.flags].concat());
+        let (bin, link) = (format!("app/bin/{exe}"), format!("-l{lib}"));
+        let head = ["-o", &bin, "main.c", "-Lapp/lib", &link];
+        self.gcc(&[&head[..], main.flags, &["-Wl,-rpath,$ORIGIN/../lib"]].concat());
+        self.p(&bin)
+    }
+}
+
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);

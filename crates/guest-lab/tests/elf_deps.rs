@@ -4,12 +4,18 @@
 //! and broken files.
 
 use guest_lab::elf_deps::{ElfError, ElfKind, FoundVia, RuntimeDeps, elf_kind, runtime_deps};
-use guest_lab::testing::ScratchDir;
+use guest_lab::testing::{CCode, ScratchDir};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A scratch directory for `name`, removed on drop.
+/// A library of our own that needs libz.
+const DEMO_LIB: CCode = CCode {
+    source: "#include <zlib.h>\nconst char *ktstr_demo(void) { return zlibVersion(); }\n",
+    flags: &["-lz"],
+};
+
 fn scratch(name: &str) -> ScratchDir {
     ScratchDir::new(&format!("elf-{name}"))
 }
@@ -95,39 +101,15 @@ fn our_own_dynamic_program_resolves_like_ldd() {
     let s = scratch("dyn");
     // libz and libm from the system; libktstrdemo of our own, next to the executable's
     // directory, found through $ORIGIN; it needs libz too (loaded once).
-    s.write(
-        "demo.c",
-        "#include <zlib.h>\nconst char *ktstr_demo(void) { return zlibVersion(); }\n",
-    );
-    s.write(
-        "main.c",
-        "#include <math.h>\n#include <stdio.h>\n#include <zlib.h>\n\
+    let main = CCode {
+        source: "#include <math.h>\n#include <stdio.h>\n#include <zlib.h>\n\
          const char *ktstr_demo(void);\n\
          int main(int argc, char **argv) {\n\
            printf(\"zlib %s demo %s sqrt %.1f\\n\", zlibVersion(), ktstr_demo(), sqrt((double)argc + 3));\n\
            return 0;\n}\n",
-    );
-    std::fs::create_dir_all(s.p("app/lib")).unwrap();
-    std::fs::create_dir_all(s.p("app/bin")).unwrap();
-    s.gcc(&[
-        "-shared",
-        "-fPIC",
-        "-o",
-        "app/lib/libktstrdemo.so",
-        "demo.c",
-        "-lz",
-    ]);
-    s.gcc(&[
-        "-o",
-        "app/bin/demo",
-        "main.c",
-        "-Lapp/lib",
-        "-lktstrdemo",
-        "-lz",
-        "-lm",
-        "-Wl,-rpath,$ORIGIN/../lib",
-    ]);
-    let exe = s.p("app/bin/demo");
+        flags: &["-lz", "-lm"],
+    };
+    let exe = s.app_with_own_library("demo", main, "ktstrdemo", DEMO_LIB);
     let deps = assert_same_as_ldd(&exe);
     let by_name = |n: &str| {
         deps.libraries

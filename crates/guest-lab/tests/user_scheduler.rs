@@ -4,7 +4,7 @@
 //! library path, and the arguments quoted in the run script. Uses the lab's cache
 //! (`$KTSTR_CACHE`): the kernel and the base archive must be provisioned.
 
-use guest_lab::testing::ScratchDir;
+use guest_lab::testing::{CCode, ScratchDir};
 use guest_lab::{RunSpec, SchedulerChoice, TestScheduler, testing};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,34 +46,16 @@ fn newc_files(bytes: &[u8]) -> BTreeMap<String, (u32, Vec<u8>)> {
 /// `$ORIGIN/../lib`.
 fn build_demo() -> (ScratchDir, PathBuf) {
     let scratch = ScratchDir::under(Path::new("/tmp"), "user");
-    std::fs::create_dir_all(scratch.p("app/bin")).unwrap();
-    std::fs::create_dir_all(scratch.p("app/lib")).unwrap();
-    scratch.write(
-        "demo.c",
-        "#include <zlib.h>\nconst char *ktstr_demo(void) { return zlibVersion(); }\n",
-    );
-    scratch.write(
-        "main.c",
-        "#include <stdio.h>\nconst char *ktstr_demo(void);\n\
+    let main = CCode {
+        source: "#include <stdio.h>\nconst char *ktstr_demo(void);\n\
          int main(void) { printf(\"%s\\n\", ktstr_demo()); return 0; }\n",
-    );
-    scratch.gcc(&[
-        "-shared",
-        "-fPIC",
-        "-o",
-        "app/lib/libktstrdemo.so",
-        "demo.c",
-        "-lz",
-    ]);
-    scratch.gcc(&[
-        "-o",
-        "app/bin/my sched",
-        "main.c",
-        "-Lapp/lib",
-        "-lktstrdemo",
-        "-Wl,-rpath,$ORIGIN/../lib",
-    ]);
-    let exe = scratch.p("app/bin/my sched");
+        flags: &[],
+    };
+    let lib = CCode {
+        source: "#include <zlib.h>\nconst char *ktstr_demo(void) { return zlibVersion(); }\n",
+        flags: &["-lz"],
+    };
+    let exe = scratch.app_with_own_library("my sched", main, "ktstrdemo", lib);
     (scratch, exe)
 }
 
