@@ -10,6 +10,30 @@ const DT_FLAGS_1: i64 = 0x6fff_fffb;
 
 struct Tree(PathBuf);
 
+/// The dynamic section of a synthetic object (and whether it is an executable).
+#[derive(Default)]
+struct Dynamic<'a> {
+    needed: &'a [&'a str],
+    rpath: Option<&'a str>,
+    runpath: Option<&'a str>,
+    soname: Option<&'a str>,
+    flags_1: u64,
+    exe: bool,
+}
+
+impl<'a> Dynamic<'a> {
+    fn needs(needed: &'a [&'a str]) -> Self {
+        Dynamic {
+            needed,
+            ..Default::default()
+        }
+    }
+
+    fn exe(self) -> Self {
+        Dynamic { exe: true, ..self }
+    }
+}
+
 impl Tree {
     fn new(name: &str) -> Tree {
         let dir = std::env::temp_dir().join(format!(
@@ -36,29 +60,26 @@ impl Tree {
         p
     }
 
-    /// An object needing `needed`, with optional rpath/runpath/soname and flags.
-    fn obj(
-        &self,
-        rel: &str,
-        needed: &[&str],
-        rpath: Option<&str>,
-        runpath: Option<&str>,
-        exe: bool,
-    ) -> PathBuf {
-        self.obj_full(rel, needed, rpath, runpath, None, 0, exe)
+    /// A shared library needing `needed`.
+    fn lib(&self, rel: &str, needed: &[&str]) -> PathBuf {
+        self.obj(rel, Dynamic::needs(needed))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn obj_full(
-        &self,
-        rel: &str,
-        needed: &[&str],
-        rpath: Option<&str>,
-        runpath: Option<&str>,
-        soname: Option<&str>,
-        flags_1: u64,
-        exe: bool,
-    ) -> PathBuf {
+    /// An executable (with the tree's interpreter) needing `needed`.
+    fn exe(&self, rel: &str, needed: &[&str]) -> PathBuf {
+        self.obj(rel, Dynamic::needs(needed).exe())
+    }
+
+    /// An object with dynamic section `d`.
+    fn obj(&self, rel: &str, d: Dynamic<'_>) -> PathBuf {
+        let Dynamic {
+            needed,
+            rpath,
+            runpath,
+            soname,
+            flags_1,
+            exe,
+        } = d;
         let mut strings = vec![0u8];
         let mut add = |s: &str| {
             let off = strings.len() as u64;
@@ -113,18 +134,19 @@ fn order_rpath_chain_runpath_conf_system() {
     let t = Tree::new("order");
     // The same names in several places: the first in the loader's order wins.
     for dir in ["rp", "run", "conf", "sys"] {
-        t.obj(&format!("{dir}/liba.so"), &["libb.so"], None, None, false);
-        t.obj(&format!("{dir}/libb.so"), &[], None, None, false);
-        t.obj(&format!("{dir}/libc.so"), &[], None, None, false);
+        t.lib(&format!("{dir}/liba.so"), &["libb.so"]);
+        t.lib(&format!("{dir}/libb.so"), &[]);
+        t.lib(&format!("{dir}/libc.so"), &[]);
     }
     // The executable's DT_RPATH (no RUNPATH) applies to its own needs and, up the
     // loader chain, to liba's need of libb.
+    let rp = t.p("rp").to_string_lossy().into_owned();
     let exe = t.obj(
         "bin/exe",
-        &["liba.so"],
-        Some(&t.p("rp").to_string_lossy()),
-        None,
-        true,
+        Dynamic {
+            rpath: Some(&rp),
+            ..Dynamic::needs(&["liba.so"]).exe()
+        },
     );
     let dirs = t.dirs(&["conf"], &["sys"]);
     let deps = runtime_deps_with(&exe, &dirs).unwrap();
@@ -141,12 +163,14 @@ fn order_rpath_chain_runpath_conf_system() {
 
     // With a RUNPATH the executable's RPATH is ignored; RUNPATH does not apply to
     // liba's needs, which go to the configured directories.
+    let run = t.p("run").to_string_lossy().into_owned();
     let exe = t.obj(
         "bin/exe2",
-        &["liba.so"],
-        Some(&t.p("rp").to_string_lossy()),
-        Some(&t.p("run").to_string_lossy()),
-        true,
+        Dynamic {
+            rpath: Some(&rp),
+            runpath: Some(&run),
+            ..Dynamic::needs(&["liba.so"]).exe()
+        },
     );
     let deps = runtime_deps_with(&exe, &dirs).unwrap();
     assert_eq!(
@@ -158,7 +182,7 @@ fn order_rpath_chain_runpath_conf_system() {
     );
 
     // Neither: configured directories before system ones.
-    let exe = t.obj("bin/exe3", &["libc.so"], None, None, true);
+    let exe = t.exe("bin/exe3", &["libc.so"]);
     let deps = runtime_deps_with(&exe, &t.dirs(&["conf"], &["sys"])).unwrap();
     assert_eq!(deps.libraries[0].path, t.p("conf/libc.so"));
     let deps = runtime_deps_with(&exe, &t.dirs(&[], &["sys"])).unwrap();
@@ -170,18 +194,18 @@ fn origin_is_the_objects_own_directory() {
     let t = Tree::new("origin");
     t.obj(
         "app/lib/libx.so",
-        &["liby.so"],
-        None,
-        Some("${ORIGIN}/deps"),
-        false,
+        Dynamic {
+            runpath: Some("${ORIGIN}/deps"),
+            ..Dynamic::needs(&["liby.so"])
+        },
     );
-    t.obj("app/lib/deps/liby.so", &[], None, None, false);
+    t.lib("app/lib/deps/liby.so", &[]);
     let exe = t.obj(
         "app/bin/exe",
-        &["libx.so"],
-        None,
-        Some("$ORIGIN/../lib:$LIB/skip::rel"),
-        true,
+        Dynamic {
+            runpath: Some("$ORIGIN/../lib:$LIB/skip::rel"),
+            ..Dynamic::needs(&["libx.so"]).exe()
+        },
     );
     // The executable reached through a symbolic link: $ORIGIN is its real directory.
     std::os::unix::fs::symlink(&exe, t.p("exe-link")).unwrap();
@@ -199,28 +223,20 @@ fn origin_is_the_objects_own_directory() {
 #[test]
 fn cycles_duplicates_and_sonames_load_once() {
     let t = Tree::new("cycle");
-    t.obj("l/liba.so", &["libb.so", "liba.so"], None, None, false);
-    t.obj("l/libb.so", &["liba.so", "libc.so.1"], None, None, false);
+    t.lib("l/liba.so", &["libb.so", "liba.so"]);
+    t.lib("l/libb.so", &["liba.so", "libc.so.1"]);
     // libc.so.1 is a link to libc.so.1.2, whose soname is libc.so.1; libz-alias.so is
     // the same file under another name.
-    t.obj_full(
+    t.obj(
         "l/libc.so.1.2",
-        &[],
-        None,
-        None,
-        Some("libc.so.1"),
-        0,
-        false,
+        Dynamic {
+            soname: Some("libc.so.1"),
+            ..Default::default()
+        },
     );
     std::os::unix::fs::symlink("libc.so.1.2", t.p("l/libc.so.1")).unwrap();
     std::os::unix::fs::symlink("libc.so.1.2", t.p("l/libc-alias.so")).unwrap();
-    let exe = t.obj(
-        "exe",
-        &["liba.so", "libb.so", "libc-alias.so", "liba.so"],
-        None,
-        None,
-        true,
-    );
+    let exe = t.exe("exe", &["liba.so", "libb.so", "libc-alias.so", "liba.so"]);
     let deps = runtime_deps_with(&exe, &t.dirs(&["l"], &[])).unwrap();
     let names: Vec<&str> = deps.libraries.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["liba.so", "libb.so", "libc-alias.so"]);
@@ -229,8 +245,8 @@ fn cycles_duplicates_and_sonames_load_once() {
 #[test]
 fn missing_library_is_named_with_its_needer_and_the_search() {
     let t = Tree::new("missing");
-    t.obj("l/liba.so", &["libgone.so.7"], None, None, false);
-    let exe = t.obj("exe", &["liba.so"], None, None, true);
+    t.lib("l/liba.so", &["libgone.so.7"]);
+    let exe = t.exe("exe", &["liba.so"]);
     let err = runtime_deps_with(&exe, &t.dirs(&["l"], &["sys"])).unwrap_err();
     let msg = err.to_string();
     assert!(
@@ -251,8 +267,8 @@ fn incompatible_candidates_are_skipped_and_non_elf_ones_are_errors() {
     let mut elf32 = dynamic_elf(b"\0", &[], None);
     elf32[4] = abi::ELFCLASS32;
     t.put("first/libq.so", &elf32);
-    t.obj("second/libq.so", &[], None, None, false);
-    let exe = t.obj("exe", &["libq.so"], None, None, true);
+    t.lib("second/libq.so", &[]);
+    let exe = t.exe("exe", &["libq.so"]);
     let deps = runtime_deps_with(&exe, &t.dirs(&["first", "second"], &[])).unwrap();
     assert_eq!(deps.libraries[0].path, t.p("second/libq.so"));
     // A linker script where the library should be: the loader fails there, so do we.
@@ -264,8 +280,13 @@ fn incompatible_candidates_are_skipped_and_non_elf_ones_are_errors() {
 #[test]
 fn nodeflib_skips_the_configured_and_system_directories() {
     let t = Tree::new("nodeflib");
-    t.obj("sys/libd.so", &[], None, None, false);
-    let exe = t.obj_full("exe", &["libd.so"], None, None, None, 0x800, true);
+    t.lib("sys/libd.so", &[]);
+    // DF_1_NODEFLIB.
+    let nodeflib = Dynamic {
+        flags_1: 0x800,
+        ..Dynamic::needs(&["libd.so"]).exe()
+    };
+    let exe = t.obj("exe", nodeflib);
     let err = runtime_deps_with(&exe, &t.dirs(&[], &["sys"])).unwrap_err();
     assert!(matches!(err, ElfError::LibraryNotFound { .. }), "{err}");
 }
@@ -281,7 +302,7 @@ fn static_executables_need_nothing_and_libraries_are_not_executables() {
     assert_eq!(deps.interpreter, None);
     assert!(deps.libraries.is_empty());
     // A shared library (needs things, no interpreter) is not something to start.
-    let lib = t.obj("libneeds.so", &["libz.so.1"], None, None, false);
+    let lib = t.lib("libneeds.so", &["libz.so.1"]);
     let err = runtime_deps_with(&lib, &t.dirs(&[], &[])).unwrap_err();
     assert!(err.to_string().contains("no program interpreter"), "{err}");
     // Garbage.
@@ -313,7 +334,14 @@ fn static_executables_need_nothing_and_libraries_are_not_executables() {
 fn too_many_search_path_entries_are_refused() {
     let t = Tree::new("limits");
     let long: Vec<String> = (0..=MAX_PATH_ENTRIES).map(|i| format!("/d{i}")).collect();
-    let exe = t.obj("exe", &["liba.so"], None, Some(&long.join(":")), true);
+    let runpath = long.join(":");
+    let exe = t.obj(
+        "exe",
+        Dynamic {
+            runpath: Some(&runpath),
+            ..Dynamic::needs(&["liba.so"]).exe()
+        },
+    );
     let err = runtime_deps_with(&exe, &t.dirs(&[], &[])).unwrap_err();
     assert!(matches!(err, ElfError::Limit { .. }), "{err}");
 }
