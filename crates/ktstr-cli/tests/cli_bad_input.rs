@@ -26,24 +26,68 @@ fn assert_one_line_error(o: &Output, code: i32, needle: &str) {
     assert!(lines[0].contains(needle), "{needle:?} not in {err:?}");
 }
 
-/// Every entry of `dir` (sorted), to check that nothing was left behind.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+/// A fresh directory to run `ktstr` in.
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Dir {
+        Dir(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn ktstr(&self, args: &[&str]) -> Output {
+        ktstr(args, self.path())
+    }
+
+    /// `ktstr ARGS` here is a usage error (exit 2) saying `needle` in one line.
+    fn refused(&self, args: &[&str], needle: &str) -> Output {
+        let o = self.ktstr(args);
+        assert_one_line_error(&o, 2, needle);
+        o
+    }
+
+    fn write(&self, name: &str, bytes: impl AsRef<[u8]>) {
+        std::fs::write(self.path().join(name), bytes).unwrap();
+    }
+
+    /// Every entry (sorted), to check that nothing was left behind.
+    fn entries(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+const ET_CORE: u16 = 4;
+
+/// A 64-bit little-endian ELF header of type `e_type` for `e_machine`, in `len` bytes.
+fn elf64(e_type: u16, e_machine: u16, len: usize) -> Vec<u8> {
+    let mut elf = vec![0u8; len];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2; // ELFCLASS64
+    elf[5] = 1; // little endian
+    elf[6] = 1; // EV_CURRENT
+    elf[16..18].copy_from_slice(&e_type.to_le_bytes());
+    elf[18..20].copy_from_slice(&e_machine.to_le_bytes());
+    elf
 }
 
 #[test]
 fn missing_file_is_usage_error() {
-    let d = tempfile::tempdir().unwrap();
+    let d = Dir::new();
     for cmd in ["render", "validate"] {
-        let o = ktstr(&[cmd, "no-such.json"], d.path());
-        assert_one_line_error(&o, 2, "no-such.json: No such file or directory");
+        d.refused(
+            &[cmd, "no-such.json"],
+            "no-such.json: No such file or directory",
+        );
     }
-    let o = ktstr(
+    d.refused(
         &[
             "capture",
             "--vmcore",
@@ -51,61 +95,54 @@ fn missing_file_is_usage_error() {
             "--out",
             "dump.json",
         ],
-        d.path(),
+        "no-such.vmcore",
     );
-    assert_one_line_error(&o, 2, "no-such.vmcore");
-    assert!(entries(d.path()).is_empty(), "{:?}", entries(d.path()));
+    assert!(d.entries().is_empty(), "{:?}", d.entries());
 }
 
 #[test]
 fn non_json_to_render_names_line_and_column() {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("x.txt"), "not json at all\n").unwrap();
-    let o = ktstr(&["render", "x.txt"], d.path());
-    assert_one_line_error(&o, 2, "x.txt: invalid JSON at line 1");
+    let d = Dir::new();
+    d.write("x.txt", "not json at all\n");
+    let o = d.refused(&["render", "x.txt"], "x.txt: invalid JSON at line 1");
     assert!(o.stdout.is_empty());
 }
 
 #[test]
 fn corrupt_vmcore_leaves_no_output() {
-    let d = tempfile::tempdir().unwrap();
+    let d = Dir::new();
     // An ELF header that claims program headers far past the end of the file.
-    let mut bytes = vec![0u8; 4096];
-    bytes[..4].copy_from_slice(b"\x7fELF");
-    bytes[4] = 2; // ELFCLASS64
-    bytes[5] = 1; // little endian
-    bytes[6] = 1;
-    bytes[16] = 4; // ET_CORE
-    bytes[18] = 62; // EM_X86_64
+    let mut bytes = elf64(ET_CORE, 62, 4096); // EM_X86_64
     bytes[32..40].copy_from_slice(&0xffff_ffffu64.to_le_bytes()); // e_phoff
     bytes[54] = 56; // e_phentsize
     bytes[56] = 200; // e_phnum
-    std::fs::write(d.path().join("bad.vmcore"), &bytes).unwrap();
-    std::fs::write(d.path().join("noise.vmcore"), vec![0x5au8; 8192]).unwrap();
+    d.write("bad.vmcore", &bytes);
+    d.write("noise.vmcore", vec![0x5au8; 8192]);
     for f in ["bad.vmcore", "noise.vmcore"] {
-        let o = ktstr(&["capture", "--vmcore", f, "--out", "dump.json"], d.path());
-        assert_one_line_error(&o, 2, &format!("{f}: not a usable vmcore"));
+        d.refused(
+            &["capture", "--vmcore", f, "--out", "dump.json"],
+            &format!("{f}: not a usable vmcore"),
+        );
     }
-    assert_eq!(entries(d.path()), ["bad.vmcore", "noise.vmcore"]);
+    assert_eq!(d.entries(), ["bad.vmcore", "noise.vmcore"]);
 }
 
 #[test]
 fn unknown_scheduler_is_usage_error_before_anything_runs() {
-    let d = tempfile::tempdir().unwrap();
-    let o = ktstr(&["run", "--scheduler", "nope", "--out", "out"], d.path());
-    assert_one_line_error(&o, 2, "unknown scheduler \"nope\"");
-    // A .bpf.o that does not exist is refused before provisioning or booting.
-    let o = ktstr(
-        &["run", "--scheduler", "missing.bpf.o", "--out", "out"],
-        d.path(),
-    );
-    assert_one_line_error(&o, 2, "missing.bpf.o: no such file");
-    assert!(entries(d.path()).is_empty(), "{:?}", entries(d.path()));
+    let d = Dir::new();
+    for (scheduler, needle) in [
+        ("nope", "unknown scheduler \"nope\""),
+        // A .bpf.o that does not exist is refused before provisioning or booting.
+        ("missing.bpf.o", "missing.bpf.o: no such file"),
+    ] {
+        d.refused(&["run", "--scheduler", scheduler, "--out", "out"], needle);
+    }
+    assert!(d.entries().is_empty(), "{:?}", d.entries());
 }
 
 #[test]
 fn bad_option_values_are_usage_errors() {
-    let d = tempfile::tempdir().unwrap();
+    let d = Dir::new();
     for (args, needle) in [
         (&["run", "--timeout", "soon"][..], "invalid duration"),
         (&["run", "--memory", "12Q"][..], "invalid size"),
@@ -113,28 +150,27 @@ fn bad_option_values_are_usage_errors() {
         (&["schema", "triple"][..], "unknown schema \"triple\""),
         (&["capture"][..], "capture needs either --vmcore"),
     ] {
-        let o = ktstr(args, d.path());
-        assert_one_line_error(&o, 2, needle);
+        d.refused(args, needle);
     }
 }
 
 #[test]
 fn validate_reports_the_json_path() {
-    let d = tempfile::tempdir().unwrap();
+    let d = Dir::new();
     let bad = r#"{"schema":"single","maps":[{"name":"a","map_type":1,"key_size":4,"value_size":4,"max_entries":1},{"name":7}]}"#;
-    std::fs::write(d.path().join("bad.json"), bad).unwrap();
-    let o = ktstr(&["validate", "bad.json"], d.path());
+    d.write("bad.json", bad);
+    let o = d.ktstr(&["validate", "bad.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("at `maps[1].name`"), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1);
-    let o = ktstr(&["validate", "--json", "bad.json"], d.path());
+    let o = d.ktstr(&["validate", "--json", "bad.json"]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["valid"], false);
     assert_eq!(v["path"], "maps[1].name");
 
-    std::fs::write(d.path().join("ok.json"), r#"{"schema":"single","maps":[]}"#).unwrap();
-    let o = ktstr(&["validate", "--json", "ok.json"], d.path());
+    d.write("ok.json", r#"{"schema":"single","maps":[]}"#);
+    let o = d.ktstr(&["validate", "--json", "ok.json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v, serde_json::json!({"valid": true, "schema": "single"}));
@@ -142,7 +178,7 @@ fn validate_reports_the_json_path() {
 
 #[test]
 fn render_shows_every_kind() {
-    let d = tempfile::tempdir().unwrap();
+    let d = Dir::new();
     let placeholder = dump_schema::FailureDumpReport::placeholder("guest setup failed: test");
     let dual = dump_schema::DualFailureDumpReport::new(dump_schema::FailureDumpReport::default());
     let docs = [
@@ -154,18 +190,18 @@ fn render_shows_every_kind() {
         ),
     ];
     for (name, json) in docs {
-        std::fs::write(d.path().join(name), &json).unwrap();
+        d.write(name, &json);
         let expected = dump_schema::FailureDumpReportAny::from_json(&json)
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .to_string();
-        let o = ktstr(&["render", name], d.path());
+        let o = d.ktstr(&["render", name]);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
         assert_eq!(
             String::from_utf8_lossy(&o.stdout).trim_end(),
             expected.trim_end(),
             "{name}"
         );
-        let o = ktstr(&["render", "--json", name], d.path());
+        let o = d.ktstr(&["render", "--json", name]);
         let back = dump_schema::FailureDumpReportAny::from_slice(&o.stdout).unwrap();
         assert_eq!(
             back,
@@ -176,22 +212,22 @@ fn render_shows_every_kind() {
 
 #[test]
 fn schema_prints_the_committed_schemas() {
-    let d = tempfile::tempdir().unwrap();
+    let d = Dir::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema");
     for kind in ["single", "dual", "degraded", "any"] {
-        let o = ktstr(&["schema", kind], d.path());
+        let o = d.ktstr(&["schema", kind]);
         assert_eq!(o.status.code(), Some(0));
         let committed = std::fs::read_to_string(root.join(format!("{kind}.json"))).unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout), committed, "{kind}");
     }
-    let o = ktstr(&["schema"], d.path());
+    let o = d.ktstr(&["schema"]);
     let any = std::fs::read_to_string(root.join("any.json")).unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), any);
 }
 
 #[test]
 fn every_subcommand_has_help_with_examples() {
-    let d = tempfile::tempdir().unwrap();
+    let d = Dir::new();
     for sub in [
         "run",
         "capture",
@@ -200,7 +236,7 @@ fn every_subcommand_has_help_with_examples() {
         "schema",
         "export-vmcore",
     ] {
-        let o = ktstr(&[sub, "--help"], d.path());
+        let o = d.ktstr(&[sub, "--help"]);
         assert_eq!(o.status.code(), Some(0), "{sub}");
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(
@@ -214,7 +250,7 @@ fn every_subcommand_has_help_with_examples() {
 /// never blocks, a device is never read), exit 2.
 #[test]
 fn special_files_are_refused_without_reading() {
-    let d = tempfile::tempdir().unwrap();
+    let d = Dir::new();
     let fifo = d.path().join("f");
     assert!(
         Command::new("mkfifo")
@@ -229,74 +265,65 @@ fn special_files_are_refused_without_reading() {
         vec!["validate", f],
         vec!["capture", "--vmcore", f],
     ] {
-        let o = ktstr(&args, d.path());
-        assert_one_line_error(&o, 2, "not a regular file (a FIFO)");
+        d.refused(&args, "not a regular file (a FIFO)");
     }
     for args in [
         vec!["validate", "/dev/zero"],
         vec!["render", "/dev/zero"],
         vec!["capture", "--vmcore", "/dev/zero"],
     ] {
-        let o = ktstr(&args, d.path());
-        assert_one_line_error(&o, 2, "a character device");
+        d.refused(&args, "a character device");
     }
-    let o = ktstr(&["capture", "--vmcore", "."], d.path());
-    assert_one_line_error(&o, 2, "not a regular file (a directory)");
+    d.refused(
+        &["capture", "--vmcore", "."],
+        "not a regular file (a directory)",
+    );
     // The fallbacks too: a System.map or BTF that never ends.
-    std::fs::write(d.path().join("core"), b"\x7fELF").unwrap();
+    d.write("core", b"\x7fELF");
     for flag in ["--system-map", "--btf"] {
-        let o = ktstr(
-            &["capture", "--vmcore", "core", flag, "/dev/zero"],
-            d.path(),
-        );
+        let o = d.ktstr(&["capture", "--vmcore", "core", flag, "/dev/zero"]);
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     }
-    assert_eq!(entries(d.path()), ["core", "f"]);
+    assert_eq!(d.entries(), ["core", "f"]);
 }
 
 #[test]
 fn a_bom_and_missing_arguments_are_named() {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::write(
-        d.path().join("bom.json"),
+    let d = Dir::new();
+    d.write(
+        "bom.json",
         b"\xef\xbb\xbf{\"schema\":\"single\",\"maps\":[]}",
-    )
-    .unwrap();
+    );
     for cmd in ["render", "validate"] {
-        let o = ktstr(&[cmd, "bom.json"], d.path());
-        assert_one_line_error(&o, 2, "byte-order mark");
+        d.refused(&[cmd, "bom.json"], "byte-order mark");
     }
     for cmd in ["render", "validate"] {
-        let o = ktstr(&[cmd], d.path());
-        assert_one_line_error(&o, 2, "<FILE>");
+        d.refused(&[cmd], "<FILE>");
     }
 }
 
 #[test]
 fn out_targets_are_checked_before_the_work() {
-    let d = tempfile::tempdir().unwrap();
+    let d = Dir::new();
     // Not a vmcore: if --out were checked after the capture, the error would be this one.
-    std::fs::write(d.path().join("core"), b"\x7fELF").unwrap();
-    let o = ktstr(&["capture", "--vmcore", "core", "--out", "."], d.path());
-    assert_one_line_error(&o, 2, "is a directory");
-    let o = ktstr(
-        &["capture", "--vmcore", "core", "--out", "no/such/dir/x.json"],
-        d.path(),
-    );
-    assert_one_line_error(&o, 2, "does not exist");
-    assert_eq!(entries(d.path()), ["core"]);
+    d.write("core", b"\x7fELF");
+    for (out, needle) in [
+        (".", "is a directory"),
+        ("no/such/dir/x.json", "does not exist"),
+    ] {
+        d.refused(&["capture", "--vmcore", "core", "--out", out], needle);
+    }
+    assert_eq!(d.entries(), ["core"]);
 }
 
 /// An ARM64 vmcore (e_machine 183) is refused by name, not read as x86_64.
 #[test]
 fn another_architectures_vmcore_is_refused() {
-    let d = tempfile::tempdir().unwrap();
-    let mut elf = vec![0u8; 64];
-    elf[..4].copy_from_slice(b"\x7fELF");
-    elf[4] = 2; // ELF64
-    elf[5] = 1; // little-endian
-    elf[0x12..0x14].copy_from_slice(&183u16.to_le_bytes());
-    std::fs::write(d.path().join("arm.vmcore"), &elf).unwrap();
-    let o = ktstr(&["capture", "--vmcore", "arm.vmcore"], d.path());
-    assert_one_line_error(&o, 2, "e_machine 183 is not x86_64");
+    let d = Dir::new();
+    let elf = elf64(ET_CORE, 183, 64); // EM_AARCH64
+    d.write("arm.vmcore", &elf);
+    d.refused(
+        &["capture", "--vmcore", "arm.vmcore"],
+        "e_machine 183 is not x86_64",
+    );
 }
