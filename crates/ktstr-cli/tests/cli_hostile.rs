@@ -136,90 +136,70 @@ fn lost_sections(
     r: &FailureDumpReport,
     page_tables: bool,
 ) -> Vec<(String, &'static [&'static str])> {
-    let mut out: Vec<(String, &'static [&'static str])> = Vec::new();
-    let mut less = |name: &str, b: usize, d: usize, words| {
-        if d < b {
-            out.push((name.to_string(), words));
-        }
-    };
-    let count = |v: &[Option<dump_schema::VcpuRegSnapshot>]| v.iter().flatten().count();
-    less(
-        "vcpu_regs",
-        count(&base.vcpu_regs),
-        count(&r.vcpu_regs),
-        &["vcpu_regs"][..],
-    );
-    less(
-        "scx_sched_state",
-        usize::from(base.scx_sched_state.is_some()),
-        usize::from(r.scx_sched_state.is_some()),
-        &["scx_sched", "scx_root", "missing offsets"][..],
-    );
-    less(
-        "rq_scx_states",
-        base.rq_scx_states.len(),
-        r.rq_scx_states.len(),
-        &["runqueue", "rq ", "per-CPU"][..],
-    );
+    type Count = fn(&FailureDumpReport) -> usize;
     const DSQ: &[&str] = &["DSQ", "per-CPU", "runqueues", "scx_root", "scx_sched"];
-    less("dsq_states", base.dsq_states.len(), r.dsq_states.len(), DSQ);
-    let queued = |r: &FailureDumpReport| r.dsq_states.iter().map(|d| d.task_kvas.len()).sum();
-    less("queued tasks", queued(base), queued(r), DSQ);
-    less(
-        "task_enrichments",
-        base.task_enrichments.len(),
-        r.task_enrichments.len(),
-        &["tasks"][..],
-    );
-    less("maps", base.maps.len(), r.maps.len(), &["maps"][..]);
-    less(
-        "prog_runtime_stats",
-        base.prog_runtime_stats.len(),
-        r.prog_runtime_stats.len(),
-        &["program"][..],
-    );
-    less(
-        "aux_prog_runtime_stats",
-        base.aux_prog_runtime_stats.len(),
-        r.aux_prog_runtime_stats.len(),
-        &["program"][..],
-    );
-    less(
-        "per_cpu_time",
-        base.per_cpu_time.len(),
-        r.per_cpu_time.len(),
-        &["per-CPU"][..],
-    );
-    less(
-        "cgroup_psi",
-        base.cgroup_psi.len(),
-        r.cgroup_psi.len(),
-        &["cgroup PSI"][..],
-    );
-    less(
-        "per_node_numa",
-        base.per_node_numa.len(),
-        r.per_node_numa.len(),
-        &["NUMA", "per-CPU"][..],
-    );
-    less(
-        "event_counter_timeline",
-        base.event_counter_timeline.len(),
-        r.event_counter_timeline.len(),
-        &["event counters", "scx_root", "scx_sched", "per-CPU"][..],
-    );
-    less(
-        "exit_info",
-        usize::from(base.exit_info.is_some()),
-        usize::from(r.exit_info.is_some()),
-        &["exit_info", "scx_sched", "scx_root"][..],
-    );
-    less(
-        "active_obj_name",
-        usize::from(base.active_obj_name.is_some()),
-        usize::from(r.active_obj_name.is_some()),
-        &["active scheduler", "maps", "scx_root", "scx_sched"][..],
-    );
+    let sections: [(&str, Count, &'static [&'static str]); 15] = [
+        (
+            "vcpu_regs",
+            |r| r.vcpu_regs.iter().flatten().count(),
+            &["vcpu_regs"],
+        ),
+        (
+            "scx_sched_state",
+            |r| usize::from(r.scx_sched_state.is_some()),
+            &["scx_sched", "scx_root", "missing offsets"],
+        ),
+        (
+            "rq_scx_states",
+            |r| r.rq_scx_states.len(),
+            &["runqueue", "rq ", "per-CPU"],
+        ),
+        ("dsq_states", |r| r.dsq_states.len(), DSQ),
+        (
+            "queued tasks",
+            |r| r.dsq_states.iter().map(|d| d.task_kvas.len()).sum(),
+            DSQ,
+        ),
+        ("task_enrichments", |r| r.task_enrichments.len(), &["tasks"]),
+        ("maps", |r| r.maps.len(), &["maps"]),
+        (
+            "prog_runtime_stats",
+            |r| r.prog_runtime_stats.len(),
+            &["program"],
+        ),
+        (
+            "aux_prog_runtime_stats",
+            |r| r.aux_prog_runtime_stats.len(),
+            &["program"],
+        ),
+        ("per_cpu_time", |r| r.per_cpu_time.len(), &["per-CPU"]),
+        ("cgroup_psi", |r| r.cgroup_psi.len(), &["cgroup PSI"]),
+        (
+            "per_node_numa",
+            |r| r.per_node_numa.len(),
+            &["NUMA", "per-CPU"],
+        ),
+        (
+            "event_counter_timeline",
+            |r| r.event_counter_timeline.len(),
+            &["event counters", "scx_root", "scx_sched", "per-CPU"],
+        ),
+        (
+            "exit_info",
+            |r| usize::from(r.exit_info.is_some()),
+            &["exit_info", "scx_sched", "scx_root"],
+        ),
+        (
+            "active_obj_name",
+            |r| usize::from(r.active_obj_name.is_some()),
+            &["active scheduler", "maps", "scx_root", "scx_sched"],
+        ),
+    ];
+    let mut out: Vec<(String, &'static [&'static str])> = sections
+        .into_iter()
+        .filter(|(_, count, _)| count(r) < count(base))
+        .map(|(name, _, words)| (name.to_string(), words))
+        .collect();
     // Map contents, matched by address: fewer entries need the map's own `error` too.
     for m in &base.maps {
         let Some(d) = r.maps.iter().find(|x| x.map_kva == m.map_kva) else {
