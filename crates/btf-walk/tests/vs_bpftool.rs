@@ -255,32 +255,29 @@ fn check(label: &str, btf: &Btf, raw_file: &Path) {
     assert!(t.types > 50_000 && t.members > 50_000 && t.enumerators > 10_000);
 }
 
+fn need_bpftool() -> bool {
+    common::need_tool("bpftool", "bookworm-backports package bpftool").is_some()
+}
+
 #[test]
 fn host_btf_every_type_matches_bpftool() {
-    if common::tool("bpftool").is_none() {
-        return testing::skip("bpftool not installed (bookworm-backports package bpftool)");
+    if !need_bpftool() {
+        return;
     }
-    let Some(path) = common::host_btf() else {
-        return testing::skip("no /sys/kernel/btf/vmlinux on this host");
+    let Some(path) = common::need_host_btf() else {
+        return;
     };
     check("host", &Btf::from_file(&path).unwrap(), &path);
 }
 
 #[test]
 fn guest_btf_every_type_matches_bpftool() {
-    if common::tool("bpftool").is_none() {
-        return testing::skip("bpftool not installed (bookworm-backports package bpftool)");
+    if !need_bpftool() {
+        return;
     }
-    let Some(vmlinuz) = common::guest_kernel() else {
-        return testing::skip("sched_ext guest kernel not provisioned (guest lab)");
+    let Some(g) = common::guest_vmlinux() else {
+        return;
     };
-    let image = std::fs::read(&vmlinuz).unwrap();
-    let elf = btf_walk::decompress(btf_walk::bzimage_payload(&image).unwrap()).unwrap();
-    let dir = std::env::temp_dir().join(format!("btf-walk-bpftool-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let elf_path = dir.join("vmlinux");
-    std::fs::write(&elf_path, &elf).unwrap();
     // bpftool reads the ELF's .BTF itself; we load from the bzImage.
-    check("guest 7.3", &Btf::from_file(&vmlinuz).unwrap(), &elf_path);
-    std::fs::remove_dir_all(&dir).ok();
+    check("guest 7.3", &Btf::from_file(&g.vmlinuz).unwrap(), &g.elf);
 }

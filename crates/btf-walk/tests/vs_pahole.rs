@@ -13,7 +13,6 @@ use std::path::Path;
 use std::process::Command;
 
 use btf_walk::{Btf, TypeId};
-use guest_lab::testing;
 
 /// Structs the walkers read, plus a few large general ones with bitfields and nested
 /// anonymous unions. Missing ones (no sched_ext on the host) are skipped individually.
@@ -355,38 +354,34 @@ fn check(label: &str, btf: &Btf, pahole_input: &Path) {
     );
 }
 
+fn need_pahole() -> bool {
+    common::need_tool("pahole", "Debian package dwarves").is_some()
+}
+
 #[test]
 fn host_vmlinux_btf_matches_pahole() {
-    if common::tool("pahole").is_none() {
-        return testing::skip("pahole not installed (Debian package dwarves)");
+    if !need_pahole() {
+        return;
     }
-    let Some(path) = common::host_btf() else {
-        return testing::skip("no /sys/kernel/btf/vmlinux on this host");
+    let Some(path) = common::need_host_btf() else {
+        return;
     };
-    let btf = Btf::from_file(&path).unwrap();
-    check("host", &btf, &path);
+    check("host", &Btf::from_file(&path).unwrap(), &path);
 }
 
 #[test]
 fn guest_73_kernel_btf_matches_pahole() {
-    if common::tool("pahole").is_none() {
-        return testing::skip("pahole not installed (Debian package dwarves)");
+    if !need_pahole() {
+        return;
     }
-    let Some(vmlinuz) = common::guest_kernel() else {
-        return testing::skip("sched_ext guest kernel not provisioned (guest lab)");
+    let Some(g) = common::guest_vmlinux() else {
+        return;
     };
     // We load from the compressed image; pahole reads the ELF's .BTF itself.
-    let btf = Btf::from_file(&vmlinuz).unwrap();
-    let image = std::fs::read(&vmlinuz).unwrap();
-    let elf = btf_walk::decompress(btf_walk::bzimage_payload(&image).unwrap()).unwrap();
-    let dir = std::env::temp_dir().join(format!("btf-walk-pahole-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let elf_path = dir.join("vmlinux");
-    std::fs::write(&elf_path, &elf).unwrap();
+    let btf = Btf::from_file(&g.vmlinuz).unwrap();
     assert!(
         btf.struct_by_name("scx_sched").is_ok(),
         "guest kernel BTF has sched_ext"
     );
-    check("guest 7.3", &btf, &elf_path);
-    std::fs::remove_dir_all(&dir).ok();
+    check("guest 7.3", &btf, &g.elf);
 }
