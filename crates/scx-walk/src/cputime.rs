@@ -4,8 +4,8 @@
 use dump_schema::PerCpuTimeStats;
 
 use crate::error::Result;
-use crate::kernel::{KernelTypes, KernelView, PerCpu};
-use btf_walk::OffsetGroup;
+use crate::kernel::{KernelTypes, KernelView, PerCpu, enum_values_or_order};
+use crate::offsets::resolve_group;
 
 /// Offsets (group `cputime`).
 #[derive(Debug, Clone, Copy)]
@@ -31,20 +31,17 @@ const CPUTIME: [&str; 8] = [
 
 impl CpuTimeOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<CpuTimeOffsets> {
-        let mut r = OffsetGroup::new(t, "cputime");
-        let mut idx = [0u64; 8];
-        for (i, name) in CPUTIME.iter().enumerate() {
-            // The enum has been stable since 2.6; fall back to its order when BTF lacks it.
-            idx[i] = t.enum_value(name).map(|v| v as u64).unwrap_or(i as u64);
-        }
-        let o = CpuTimeOffsets {
-            cpustat: r.off("kernel_cpustat", "cpustat"),
-            irqs_sum: r.off("kernel_stat", "irqs_sum"),
-            softirqs: r.off("kernel_stat", "softirqs"),
-            idx,
-            iowait_sleeptime: r.opt("tick_sched", "iowait_sleeptime"),
-        };
-        Ok(r.finish(o)?)
+        resolve_group(t, "cputime", |r| {
+            // The enum has been stable since 2.6.
+            let idx = enum_values_or_order(t, &CPUTIME);
+            CpuTimeOffsets {
+                cpustat: r.off("kernel_cpustat", "cpustat"),
+                irqs_sum: r.off("kernel_stat", "irqs_sum"),
+                softirqs: r.off("kernel_stat", "softirqs"),
+                idx,
+                iowait_sleeptime: r.opt("tick_sched", "iowait_sleeptime"),
+            }
+        })
     }
 }
 

@@ -11,8 +11,8 @@ use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{
     CoreOffsets, LIST_CAP, Links, RHASHTABLE_CAP, rhashtable_nelems, rhashtable_objects_partial,
 };
+use crate::offsets::resolve_group;
 use crate::sched::SchedOffsets;
-use btf_walk::OffsetGroup;
 
 /// Offsets of `struct scx_dispatch_q` and the task's DSQ list node (group `dsq`).
 #[derive(Debug, Clone, Copy)]
@@ -32,23 +32,23 @@ pub struct DsqOffsets {
 
 impl DsqOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<DsqOffsets> {
-        let mut r = OffsetGroup::new(t, "dsq");
-        let node_in_lnode = r.off("scx_dsq_list_node", "node");
-        let flags_in_lnode = r.off("scx_dsq_list_node", "flags");
-        let o = DsqOffsets {
-            list: r.off("scx_dispatch_q", "list"),
-            nr: r.off("scx_dispatch_q", "nr"),
-            seq: r.off("scx_dispatch_q", "seq"),
-            id: r.off("scx_dispatch_q", "id"),
-            hash_node: r.off("scx_dispatch_q", "hash_node"),
-            task_node: r.off("task_struct", "scx.dsq_list.node"),
-            lnode_flags: flags_in_lnode.wrapping_sub(node_in_lnode),
-            iter_cursor: t
-                .enum_value("SCX_DSQ_LNODE_ITER_CURSOR")
-                .map(|v| v as u32)
-                .unwrap_or(1),
-        };
-        Ok(r.finish(o)?)
+        resolve_group(t, "dsq", |r| {
+            let node_in_lnode = r.off("scx_dsq_list_node", "node");
+            let flags_in_lnode = r.off("scx_dsq_list_node", "flags");
+            DsqOffsets {
+                list: r.off("scx_dispatch_q", "list"),
+                nr: r.off("scx_dispatch_q", "nr"),
+                seq: r.off("scx_dispatch_q", "seq"),
+                id: r.off("scx_dispatch_q", "id"),
+                hash_node: r.off("scx_dispatch_q", "hash_node"),
+                task_node: r.off("task_struct", "scx.dsq_list.node"),
+                lnode_flags: flags_in_lnode.wrapping_sub(node_in_lnode),
+                iter_cursor: t
+                    .enum_value("SCX_DSQ_LNODE_ITER_CURSOR")
+                    .map(|v| v as u32)
+                    .unwrap_or(1),
+            }
+        })
     }
 }
 

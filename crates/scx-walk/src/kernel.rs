@@ -28,6 +28,12 @@ pub trait KernelTypes: MemberOffsets {
     fn enum_value(&self, variant: &str) -> Option<i64>;
 }
 
+/// The values of the enumerators `variants`, each its position in `variants` where the
+/// BTF lacks it (for enums whose order has not changed in a long time).
+pub fn enum_values_or_order<const N: usize>(t: &dyn KernelTypes, variants: &[&str; N]) -> [u64; N] {
+    std::array::from_fn(|i| t.enum_value(variants[i]).map_or(i as u64, |v| v as u64))
+}
+
 /// Renders BPF map values and keys with BTF: the map's own (split) BTF, or the kernel's.
 pub trait ValueRenderer {
     /// Renders `bytes` as type `type_id` of the BTF object at `btf` (a `struct btf *` in
@@ -75,22 +81,23 @@ impl<'a> KernelView<'a> {
         Ok(v)
     }
 
-    pub fn u8(&self, kva: Kva, what: &'static str) -> Result<u8> {
-        let mut b = [0u8; 1];
+    /// The `N` bytes at `kva`.
+    fn array<const N: usize>(&self, kva: Kva, what: &'static str) -> Result<[u8; N]> {
+        let mut b = [0u8; N];
         self.read(kva, &mut b, what)?;
-        Ok(b[0])
+        Ok(b)
+    }
+
+    pub fn u8(&self, kva: Kva, what: &'static str) -> Result<u8> {
+        Ok(self.array::<1>(kva, what)?[0])
     }
 
     pub fn u16(&self, kva: Kva, what: &'static str) -> Result<u16> {
-        let mut b = [0u8; 2];
-        self.read(kva, &mut b, what)?;
-        Ok(u16::from_le_bytes(b))
+        Ok(u16::from_le_bytes(self.array(kva, what)?))
     }
 
     pub fn u32(&self, kva: Kva, what: &'static str) -> Result<u32> {
-        let mut b = [0u8; 4];
-        self.read(kva, &mut b, what)?;
-        Ok(u32::from_le_bytes(b))
+        Ok(u32::from_le_bytes(self.array(kva, what)?))
     }
 
     pub fn i32(&self, kva: Kva, what: &'static str) -> Result<i32> {
@@ -98,9 +105,7 @@ impl<'a> KernelView<'a> {
     }
 
     pub fn u64(&self, kva: Kva, what: &'static str) -> Result<u64> {
-        let mut b = [0u8; 8];
-        self.read(kva, &mut b, what)?;
-        Ok(u64::from_le_bytes(b))
+        Ok(u64::from_le_bytes(self.array(kva, what)?))
     }
 
     pub fn i64(&self, kva: Kva, what: &'static str) -> Result<i64> {

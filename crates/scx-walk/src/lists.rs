@@ -6,7 +6,7 @@ use guest_mem::Kva;
 
 use crate::error::{Result, WalkError};
 use crate::kernel::{KernelTypes, KernelView, Visited};
-use btf_walk::OffsetGroup;
+use crate::offsets::resolve_group;
 
 /// Default cap on list nodes (wire format's Caps table).
 pub const LIST_CAP: usize = 4096;
@@ -34,8 +34,7 @@ pub struct CoreOffsets {
 
 impl CoreOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<CoreOffsets> {
-        let mut r = OffsetGroup::new(t, "containers");
-        let o = CoreOffsets {
+        resolve_group(t, "containers", |r| CoreOffsets {
             list_next: r.off("list_head", "next"),
             hlist_first: r.off("hlist_head", "first"),
             hlist_node_next: r.off("hlist_node", "next"),
@@ -50,8 +49,7 @@ impl CoreOffsets {
             bt_buckets: r.off("bucket_table", "buckets"),
             bt_future: r.off("bucket_table", "future_tbl"),
             rhash_next: r.off("rhash_head", "next"),
-        };
-        Ok(r.finish(o)?)
+        })
     }
 }
 

@@ -6,8 +6,8 @@
 use dump_schema::PerNodeNumaStats;
 
 use crate::error::Result;
-use crate::kernel::{KernelTypes, KernelView, PerCpu};
-use btf_walk::OffsetGroup;
+use crate::kernel::{KernelTypes, KernelView, PerCpu, enum_values_or_order};
+use crate::offsets::resolve_group;
 
 /// Offsets (group `numa`).
 #[derive(Debug, Clone, Copy)]
@@ -33,21 +33,18 @@ const ITEMS: [&str; 6] = [
 
 impl NumaOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<NumaOffsets> {
-        let mut r = OffsetGroup::new(t, "numa");
-        let mut idx = [0u64; 6];
-        for (i, n) in ITEMS.iter().enumerate() {
-            idx[i] = t.enum_value(n).map(|v| v as u64).unwrap_or(i as u64);
-        }
-        let o = NumaOffsets {
-            node_zones: r.off("pglist_data", "node_zones"),
-            zone_size: r.size("zone"),
-            nr_zones: t.enum_value("__MAX_NR_ZONES").unwrap_or(5).clamp(1, 8) as u64,
-            zone_numa: r.off("zone", "vm_numa_event"),
-            zone_pcp: r.off("zone", "per_cpu_zonestats"),
-            pcp_numa: r.off("per_cpu_zonestat", "vm_numa_event"),
-            idx,
-        };
-        Ok(r.finish(o)?)
+        resolve_group(t, "numa", |r| {
+            let idx = enum_values_or_order(t, &ITEMS);
+            NumaOffsets {
+                node_zones: r.off("pglist_data", "node_zones"),
+                zone_size: r.size("zone"),
+                nr_zones: t.enum_value("__MAX_NR_ZONES").unwrap_or(5).clamp(1, 8) as u64,
+                zone_numa: r.off("zone", "vm_numa_event"),
+                zone_pcp: r.off("zone", "per_cpu_zonestats"),
+                pcp_numa: r.off("per_cpu_zonestat", "vm_numa_event"),
+                idx,
+            }
+        })
     }
 }
 

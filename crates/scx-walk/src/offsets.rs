@@ -7,7 +7,22 @@
 //! [..]`, the others still run. Members a walker can do without (newer or older kernels)
 //! are resolved with [`btf_walk::OffsetGroup::opt`].
 
-use crate::error::WalkError;
+use btf_walk::OffsetGroup;
+
+use crate::error::{Result, WalkError};
+use crate::kernel::KernelTypes;
+
+/// Resolves the offsets of group `group`: `build` fills the walker's struct through the
+/// group, which fails as a whole when any required member is missing.
+pub fn resolve_group<T>(
+    t: &dyn KernelTypes,
+    group: &'static str,
+    build: impl FnOnce(&mut OffsetGroup<'_, dyn KernelTypes>) -> T,
+) -> Result<T> {
+    let mut r = OffsetGroup::new(t, group);
+    let offsets = build(&mut r);
+    Ok(r.finish(offsets)?)
+}
 
 /// Names of the offset groups that failed in one capture, for the stable reason
 /// `scx walker partial: missing offset groups [a, b]`.
@@ -52,8 +67,6 @@ impl MissingGroups {
 
 #[cfg(test)]
 mod tests {
-    use btf_walk::OffsetGroup;
-
     use super::*;
     use crate::testutil::FakeTypes;
 

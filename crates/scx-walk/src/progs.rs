@@ -7,7 +7,7 @@ use guest_mem::Kva;
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{CoreOffsets, xarray_entries};
-use btf_walk::OffsetGroup;
+use crate::offsets::resolve_group;
 
 /// Offsets (group `bpf_prog`).
 #[derive(Debug, Clone, Copy)]
@@ -31,8 +31,7 @@ pub struct ProgOffsets {
 
 impl ProgOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<ProgOffsets> {
-        let mut r = OffsetGroup::new(t, "bpf_prog");
-        let o = ProgOffsets {
+        resolve_group(t, "bpf_prog", |r| ProgOffsets {
             ty: r.off("bpf_prog", "type"),
             aux: r.off("bpf_prog", "aux"),
             stats: r.off("bpf_prog", "stats"),
@@ -49,8 +48,7 @@ impl ProgOffsets {
             aux_btf: r.opt("bpf_prog_aux", "btf"),
             aux_func_info: r.opt("bpf_prog_aux", "func_info"),
             aux_func_info_cnt: r.opt("bpf_prog_aux", "func_info_cnt"),
-        };
-        Ok(r.finish(o)?)
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use guest_mem::Kva;
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, Visited};
 use crate::lists::{CoreOffsets, Links};
-use btf_walk::OffsetGroup;
+use crate::offsets::resolve_group;
 
 /// Cap on cgroups walked.
 pub const CGROUP_CAP: usize = 4096;
@@ -33,8 +33,7 @@ pub struct PsiOffsets {
 
 impl PsiOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<PsiOffsets> {
-        let mut r = OffsetGroup::new(t, "psi");
-        let o = PsiOffsets {
+        resolve_group(t, "psi", |r| PsiOffsets {
             root_cgrp: r.off("cgroup_root", "cgrp"),
             cgrp_self: r.off("cgroup", "self"),
             css_children: r.off("cgroup_subsys_state", "children"),
@@ -44,8 +43,7 @@ impl PsiOffsets {
             psi_total: r.off("psi_group", "total"),
             psi_avg: r.off("psi_group", "avg"),
             cpu_some: t.enum_value("PSI_CPU_SOME").unwrap_or(4).clamp(0, 16) as u64,
-        };
-        Ok(r.finish(o)?)
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use guest_mem::Kva;
 use crate::error::Result;
 use crate::kernel::{KernelTypes, KernelView, PerCpu};
 use crate::lists::{CoreOffsets, LIST_CAP, Links};
-use btf_walk::OffsetGroup;
+use crate::offsets::resolve_group;
 
 /// Value written to `RqScxState.ops_qseq` when the kernel has no `scx_rq.ops_qseq`.
 pub const OPS_QSEQ_ABSENT: u64 = 0;
@@ -41,28 +41,28 @@ pub struct RqOffsets {
 
 impl RqOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<RqOffsets> {
-        let mut r = OffsetGroup::new(t, "rq");
-        let kick_sync = r
-            .opt("rq", "scx.kick_sync")
-            .or_else(|| r.opt("rq", "scx.pnt_seq"));
-        let o = RqOffsets {
-            curr: r.off("rq", "curr"),
-            idle: r.opt("rq", "idle"),
-            nr_running: r.off("rq", "scx.nr_running"),
-            flags: r.off("rq", "scx.flags"),
-            cpu_released: r.off("rq", "scx.cpu_released"),
-            runnable_list: r.off("rq", "scx.runnable_list"),
-            local_dsq: r.off("rq", "scx.local_dsq"),
-            ops_qseq: r.opt("rq", "scx.ops_qseq"),
-            kick_sync,
-            nr_immed: r.opt("rq", "scx.nr_immed"),
-            clock: r.opt("rq", "scx.clock"),
-            task_pid: r.off("task_struct", "pid"),
-            task_comm: r.off("task_struct", "comm"),
-            task_runnable_node: r.off("task_struct", "scx.runnable_node"),
-            task_runnable_at: r.off("task_struct", "scx.runnable_at"),
-        };
-        Ok(r.finish(o)?)
+        resolve_group(t, "rq", |r| {
+            let kick_sync = r
+                .opt("rq", "scx.kick_sync")
+                .or_else(|| r.opt("rq", "scx.pnt_seq"));
+            RqOffsets {
+                curr: r.off("rq", "curr"),
+                idle: r.opt("rq", "idle"),
+                nr_running: r.off("rq", "scx.nr_running"),
+                flags: r.off("rq", "scx.flags"),
+                cpu_released: r.off("rq", "scx.cpu_released"),
+                runnable_list: r.off("rq", "scx.runnable_list"),
+                local_dsq: r.off("rq", "scx.local_dsq"),
+                ops_qseq: r.opt("rq", "scx.ops_qseq"),
+                kick_sync,
+                nr_immed: r.opt("rq", "scx.nr_immed"),
+                clock: r.opt("rq", "scx.clock"),
+                task_pid: r.off("task_struct", "pid"),
+                task_comm: r.off("task_struct", "comm"),
+                task_runnable_node: r.off("task_struct", "scx.runnable_node"),
+                task_runnable_at: r.off("task_struct", "scx.runnable_at"),
+            }
+        })
     }
 }
 

@@ -38,7 +38,7 @@ use guest_mem::{CpuRegs, Kva};
 
 use crate::error::{Result, WalkError};
 use crate::kernel::KernelView;
-use btf_walk::OffsetGroup;
+use crate::offsets::resolve_group;
 
 /// Lock slow-path functions, by their source names: a task with one of them on its
 /// stack is waiting for (or spinning on) a contended lock.
@@ -95,12 +95,10 @@ pub struct StackOffsets {
 
 impl StackOffsets {
     pub fn resolve(t: &dyn crate::kernel::KernelTypes) -> Result<StackOffsets> {
-        let mut r = OffsetGroup::new(t, "task_stack");
-        let o = StackOffsets {
+        resolve_group(t, "task_stack", |r| StackOffsets {
             stack: r.off("task_struct", "stack"),
             thread_sp: r.off("task_struct", "thread.sp"),
-        };
-        Ok(r.finish(o)?)
+        })
     }
 }
 

@@ -10,8 +10,8 @@ use guest_mem::Kva;
 use crate::error::{Result, WalkError};
 use crate::kernel::{KernelTypes, KernelView};
 use crate::lists::{CoreOffsets, Links};
+use crate::offsets::resolve_group;
 use crate::stackscan::StackScanner;
-use btf_walk::OffsetGroup;
 
 /// Default cap on enriched tasks.
 pub const TASK_CAP: usize = 4096;
@@ -55,8 +55,7 @@ pub struct TaskOffsets {
 
 impl TaskOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<TaskOffsets> {
-        let mut r = OffsetGroup::new(t, "task_struct");
-        let o = TaskOffsets {
+        resolve_group(t, "task_struct", |r| TaskOffsets {
             pid: r.off("task_struct", "pid"),
             tgid: r.off("task_struct", "tgid"),
             comm: r.off("task_struct", "comm"),
@@ -86,8 +85,7 @@ impl TaskOffsets {
             pid_numbers_nr: r.off("pid", "numbers") + r.off("upid", "nr"),
             pidtype_pgid: t.enum_value("PIDTYPE_PGID").unwrap_or(2) as u64,
             pidtype_sid: t.enum_value("PIDTYPE_SID").unwrap_or(3) as u64,
-        };
-        Ok(r.finish(o)?)
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::error::Result;
 use crate::kernel::KernelTypes;
+use crate::offsets::resolve_group;
 use btf_walk::OffsetGroup;
 
 /// `struct bpf_map` members every map needs.
@@ -93,73 +94,71 @@ fn sub<T>(
     name: &'static str,
     f: impl FnOnce(&mut OffsetGroup<'_, dyn KernelTypes>) -> T,
 ) -> Option<T> {
-    let mut r = OffsetGroup::new(t, name);
-    let v = f(&mut r);
-    r.finish(v).ok()
+    resolve_group(t, name, f).ok()
 }
 
 impl MapOffsets {
     pub fn resolve(t: &dyn KernelTypes) -> Result<MapOffsets> {
-        let mut r = OffsetGroup::new(t, "bpf_map");
-        let m = |r: &mut OffsetGroup<'_, dyn KernelTypes>, p| r.off("bpf_map", p);
-        let o = MapOffsets {
-            map_type: m(&mut r, "map_type"),
-            key_size: m(&mut r, "key_size"),
-            value_size: m(&mut r, "value_size"),
-            max_entries: m(&mut r, "max_entries"),
-            map_flags: m(&mut r, "map_flags"),
-            name: m(&mut r, "name"),
-            btf: m(&mut r, "btf"),
-            btf_key_type_id: m(&mut r, "btf_key_type_id"),
-            btf_value_type_id: m(&mut r, "btf_value_type_id"),
-            btf_vmlinux_value_type_id: m(&mut r, "btf_vmlinux_value_type_id"),
-            array: sub(t, "bpf_array", |r| ArrayOffsets {
-                elem_size: r.off("bpf_array", "elem_size"),
-                value: r.off("bpf_array", "value"),
-                ptrs: r.off("bpf_array", "ptrs"),
-            }),
-            htab: sub(t, "bpf_htab", |r| HtabOffsets {
-                buckets: r.off("bpf_htab", "buckets"),
-                n_buckets: r.off("bpf_htab", "n_buckets"),
-                bucket_size: r.size("bucket"),
-                bucket_head: r.off("bucket", "head"),
-                elem_key: r.off("htab_elem", "key"),
-            }),
-            arena: sub(t, "bpf_arena", |r| ArenaOffsets {
-                user_vm_start: r.off("bpf_arena", "user_vm_start"),
-                kern_vm: r.off("bpf_arena", "kern_vm"),
-                vm_addr: r.off("vm_struct", "addr"),
-            }),
-            ringbuf: sub(t, "bpf_ringbuf", |r| RingbufOffsets {
-                rb: r.off("bpf_ringbuf_map", "rb"),
-                mask: r.off("bpf_ringbuf", "mask"),
-                consumer_pos: r.off("bpf_ringbuf", "consumer_pos"),
-                producer_pos: r.off("bpf_ringbuf", "producer_pos"),
-                pending_pos: r.off("bpf_ringbuf", "pending_pos"),
-            }),
-            stack: sub(t, "bpf_stack_map", |r| StackOffsets {
-                n_buckets: r.off("bpf_stack_map", "n_buckets"),
-                buckets: r.off("bpf_stack_map", "buckets"),
-                nr: r.off("stack_map_bucket", "nr"),
-                data: r.off("stack_map_bucket", "data"),
-            }),
-            struct_ops: sub(t, "bpf_struct_ops_map", |r| StructOpsOffsets {
-                kvalue: r.off("bpf_struct_ops_map", "kvalue"),
-                links: r.off("bpf_struct_ops_map", "links"),
-                funcs_cnt: r.off("bpf_struct_ops_map", "funcs_cnt"),
-                link_prog: r.off("bpf_link", "prog"),
-            }),
-            storage: sub(t, "bpf_local_storage", |r| StorageOffsets {
-                buckets: r.off("bpf_local_storage_map", "buckets"),
-                bucket_log: r.off("bpf_local_storage_map", "bucket_log"),
-                bucket_size: r.size("bpf_local_storage_map_bucket"),
-                bucket_list: r.off("bpf_local_storage_map_bucket", "list"),
-                elem_map_node: r.off("bpf_local_storage_elem", "map_node"),
-                elem_local_storage: r.off("bpf_local_storage_elem", "local_storage"),
-                elem_data: r.off("bpf_local_storage_elem", "sdata.data"),
-                owner: r.off("bpf_local_storage", "owner"),
-            }),
-        };
-        Ok(r.finish(o)?)
+        resolve_group(t, "bpf_map", |r| {
+            let m = |r: &mut OffsetGroup<'_, dyn KernelTypes>, p| r.off("bpf_map", p);
+            MapOffsets {
+                map_type: m(r, "map_type"),
+                key_size: m(r, "key_size"),
+                value_size: m(r, "value_size"),
+                max_entries: m(r, "max_entries"),
+                map_flags: m(r, "map_flags"),
+                name: m(r, "name"),
+                btf: m(r, "btf"),
+                btf_key_type_id: m(r, "btf_key_type_id"),
+                btf_value_type_id: m(r, "btf_value_type_id"),
+                btf_vmlinux_value_type_id: m(r, "btf_vmlinux_value_type_id"),
+                array: sub(t, "bpf_array", |r| ArrayOffsets {
+                    elem_size: r.off("bpf_array", "elem_size"),
+                    value: r.off("bpf_array", "value"),
+                    ptrs: r.off("bpf_array", "ptrs"),
+                }),
+                htab: sub(t, "bpf_htab", |r| HtabOffsets {
+                    buckets: r.off("bpf_htab", "buckets"),
+                    n_buckets: r.off("bpf_htab", "n_buckets"),
+                    bucket_size: r.size("bucket"),
+                    bucket_head: r.off("bucket", "head"),
+                    elem_key: r.off("htab_elem", "key"),
+                }),
+                arena: sub(t, "bpf_arena", |r| ArenaOffsets {
+                    user_vm_start: r.off("bpf_arena", "user_vm_start"),
+                    kern_vm: r.off("bpf_arena", "kern_vm"),
+                    vm_addr: r.off("vm_struct", "addr"),
+                }),
+                ringbuf: sub(t, "bpf_ringbuf", |r| RingbufOffsets {
+                    rb: r.off("bpf_ringbuf_map", "rb"),
+                    mask: r.off("bpf_ringbuf", "mask"),
+                    consumer_pos: r.off("bpf_ringbuf", "consumer_pos"),
+                    producer_pos: r.off("bpf_ringbuf", "producer_pos"),
+                    pending_pos: r.off("bpf_ringbuf", "pending_pos"),
+                }),
+                stack: sub(t, "bpf_stack_map", |r| StackOffsets {
+                    n_buckets: r.off("bpf_stack_map", "n_buckets"),
+                    buckets: r.off("bpf_stack_map", "buckets"),
+                    nr: r.off("stack_map_bucket", "nr"),
+                    data: r.off("stack_map_bucket", "data"),
+                }),
+                struct_ops: sub(t, "bpf_struct_ops_map", |r| StructOpsOffsets {
+                    kvalue: r.off("bpf_struct_ops_map", "kvalue"),
+                    links: r.off("bpf_struct_ops_map", "links"),
+                    funcs_cnt: r.off("bpf_struct_ops_map", "funcs_cnt"),
+                    link_prog: r.off("bpf_link", "prog"),
+                }),
+                storage: sub(t, "bpf_local_storage", |r| StorageOffsets {
+                    buckets: r.off("bpf_local_storage_map", "buckets"),
+                    bucket_log: r.off("bpf_local_storage_map", "bucket_log"),
+                    bucket_size: r.size("bpf_local_storage_map_bucket"),
+                    bucket_list: r.off("bpf_local_storage_map_bucket", "list"),
+                    elem_map_node: r.off("bpf_local_storage_elem", "map_node"),
+                    elem_local_storage: r.off("bpf_local_storage_elem", "local_storage"),
+                    elem_data: r.off("bpf_local_storage_elem", "sdata.data"),
+                    owner: r.off("bpf_local_storage", "owner"),
+                }),
+            }
+        })
     }
 }
