@@ -249,19 +249,30 @@ fn capture(args: CaptureArgs, verbose: u8) -> Result<u8, Error> {
         }
     }
     let report = FailureDumpReportAny::Single(out.report);
+    let timed = |name: &str, t: std::time::Instant| {
+        if verbose > 0 {
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            eprintln!("ktstr: capture phase {name:<16} {ms:>8.2} ms");
+        }
+    };
+    let t = std::time::Instant::now();
     match &out_target {
-        Some(t @ ktstr_cli::OutTarget::File(p)) => {
-            ktstr_cli::write_report(t, &report, style)?;
+        Some(t_out @ ktstr_cli::OutTarget::File(p)) => {
+            ktstr_cli::write_report(t_out, &report, style)?;
+            timed("write", t);
             eprintln!("ktstr: wrote {}", p.display());
         }
-        Some(t @ ktstr_cli::OutTarget::Stdout) => {
+        Some(t_out @ ktstr_cli::OutTarget::Stdout) => {
             // The dump is standard output: nothing else is printed there.
-            ktstr_cli::write_report(t, &report, style)?;
+            ktstr_cli::write_report(t_out, &report, style)?;
+            timed("write", t);
             return Ok(exit_code_of(&report));
         }
         None => {}
     }
+    let t = std::time::Instant::now();
     emit_report(&report, args.json, style)?;
+    timed(if args.json { "json" } else { "render" }, t);
     Ok(exit_code_of(&report))
 }
 
