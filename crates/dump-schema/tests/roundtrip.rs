@@ -347,7 +347,7 @@ arb_struct! {
     TaskEnrichment { pid, tgid, comm, weight, prio, static_prio, normal_prio, rt_priority,
         pi_boosted_out_of_scx, nvcsw, nivcsw, utime, stime, group_leader_pid, real_parent_pid,
         pgid, sid, nr_threads, real_parent_comm, sched_class, lock_slowpath_match, core_cookie,
-        signal_nvcsw, signal_nivcsw, signal_utime, signal_stime, task_kva }
+        signal_nvcsw, signal_nivcsw, signal_utime, signal_stime, task_kva, runnable_age_jiffies }
     ExitInfo { kind, kind_name, source, exit_code, reason, msg, trigger, backtrace,
         kernel_dump, kernel_dump_truncated, unavailable }
     ExitTrigger { cpu, pid, comm }
