@@ -472,6 +472,31 @@ proptest! {
     }
 
     #[test]
+    /// A diff of any two reports: no panic; a report compared with itself has no
+    /// differences; the JSON validates against `schema/diff.json` and reads back; the text
+    /// holds no control character but newlines.
+    fn diffs_of_any_reports(s1 in any::<u64>(), s2 in any::<u64>()) {
+        let (a, b) = (report(s1), report(s2));
+        let same = ReportDiff::between(&a, "a", &a, "a");
+        prop_assert!(same.is_empty(), "{:#?}", same);
+        let mut diffs = vec![ReportDiff::between(&a, "a", &b, "b")];
+        if let FailureDumpReportAny::Dual(d) = &a {
+            diffs.extend(ReportDiff::early_late(d));
+        }
+        for d in diffs {
+            let json = d.to_json().unwrap();
+            if let Err(e) = dump_schema::validate::validate_json_against("diff", &json) {
+                return Err(TestCaseError::fail(format!("{e}\n{json}")));
+            }
+            prop_assert_eq!(&ReportDiff::from_json(&json).unwrap(), &d);
+            for full in [false, true] {
+                let text = d.display_with(&DisplayOptions { full, width: WIDTH }).to_string();
+                prop_assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{}", text);
+            }
+        }
+    }
+
+    #[test]
     /// Each type alone. (Inside whole reports they are also validated against the schema by
     /// `reports_round_trip`, which reaches every key: see `generator_covers_every_key`.)
     fn section_types_round_trip(seed in any::<u64>()) {
