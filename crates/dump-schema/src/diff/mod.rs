@@ -22,10 +22,11 @@
 //!   `[a..b]` change; `char` arrays as strings;
 //! - event counters at the last sample of each timeline.
 //!
-//! Every value in a change is written as the rendering writes it inline (`a`, `b`: guest
-//! text escaped, `char` arrays as quoted strings, enums as `NAME (N)`), plus `delta = b - a`
-//! when both are integers. Comms, DSQ origins, map and program names are as the reports
-//! hold them (escaped only when displayed).
+//! Texts: a [`ValueChange`] (inside a map) holds its `key`, `path`, `a` and `b` as the
+//! rendering writes them inline (guest text already escaped, `char` arrays as quoted
+//! strings, enums as `NAME (N)`); a [`FieldChange`], comms, DSQ origins, map and program
+//! names hold the report's own text (escaped only when displayed). Both carry
+//! `delta = b - a` when the two values are integers.
 
 mod maps;
 mod sched;
@@ -104,7 +105,8 @@ pub enum Change {
     Changed,
 }
 
-/// One field that differs. `a`/`b` absent: the field is absent on that side.
+/// One field that differs, as the report's own text (not escaped). `a`/`b` absent: the
+/// field is absent on that side.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FieldChange {
     pub name: String,
@@ -242,7 +244,7 @@ pub struct MapDiff {
 /// Changes listed per map; the rest are counted in [`MapDiff::values_omitted`].
 pub const MAX_MAP_CHANGES: usize = 4096;
 
-/// One value in a map that differs.
+/// One value in a map that differs; every text as the rendering writes it (escaped).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ValueChange {
     /// The key: an array index, a hash key as rendered (or its bytes in hex), a task
