@@ -79,8 +79,13 @@ impl Cx {
 
     /// A value's text, cut to a third of the width unless `full`.
     fn clip(&self, s: &str) -> String {
+        self.clip_to(s, self.o.width / 3)
+    }
+
+    /// A value's text, cut to `max` columns (at least 16) unless `full`.
+    fn clip_to(&self, s: &str, max: usize) -> String {
         let s = safe(s);
-        let max = (self.o.width / 3).max(16);
+        let max = max.max(16);
         if self.o.full || s.chars().count() <= max {
             return s.into_owned();
         }
@@ -115,9 +120,12 @@ impl Cx {
             .collect();
         order.extend(fields.iter().filter(|f| f.name.starts_with("vcpu ")));
         let n = self.cap(order.len(), MAX_FIELDS);
+        // One a line: the texts may take the width (the kernel's message is one).
+        let max = self.o.width.saturating_sub(24) / 2;
         for f in &order[..n] {
-            out.write_str("  ")?;
-            self.field(&f.name, f, true, out)?;
+            let t = |s: &str| self.clip_to(&esc(s).to_string(), max);
+            write!(out, "  {}", esc(&f.name))?;
+            change_text(f.a.as_deref().map(t), f.b.as_deref().map(t), f.delta, out)?;
             out.write_char('\n')?;
         }
         more(order.len() - n, "report fields", out)
@@ -356,8 +364,10 @@ impl Cx {
                 .iter()
                 .find(|c| c.name == "nsecs")
                 .and_then(|c| c.delta);
+            // Counters only grow within one run: a decrease means two runs.
             if let (Some(ns), r) = (ns, runs(p))
                 && r > 0
+                && ns > 0
             {
                 write!(out, "; {} ns/run in between", ns / r)?;
             }
