@@ -1,4 +1,4 @@
-//! `ktstr`: run a sched_ext guest and capture, render and validate failure dumps.
+//! `ktstr`: run a sched_ext guest and capture, render, compare and validate failure dumps.
 //!
 //! A thin layer over `ktstr_cli` (the library half): it parses arguments, prints, and
 //! turns outcomes into exit codes: 0 no failure, 1 failure captured (or an invalid
@@ -127,6 +127,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         }
         Command::Capture(args) => capture(args, v),
         Command::ExportVmcore(args) => export(args),
+        Command::Diff(args) => diff(args),
         Command::Run(args) => run(*args, v),
     }
 }
@@ -144,11 +145,7 @@ fn print_out(text: &str) -> Result<(), Error> {
 }
 
 fn read_report(path: &std::path::Path) -> Result<FailureDumpReportAny, Error> {
-    let bytes = ktstr_cli::input::read_json(path)?;
-    FailureDumpReportAny::from_slice(&bytes).map_err(|source| Error::NotADump {
-        path: path.to_path_buf(),
-        source,
-    })
+    ktstr_cli::input::read_report(path)
 }
 
 fn validate(path: &std::path::Path, json: bool) -> Result<u8, Error> {
@@ -357,4 +354,27 @@ fn run(args: RunArgs, verbose: u8) -> Result<u8, Error> {
     } else {
         EXIT_OK
     })
+}
+
+/// `ktstr diff`: 0 when nothing changed, 1 when something did.
+fn diff(args: cli::DiffArgs) -> Result<u8, Error> {
+    let d = ktstr_cli::diff_files(&args.a, args.b.as_deref())?;
+    let text = if args.json {
+        let json = if args.pretty {
+            d.to_json_pretty()
+        } else {
+            d.to_json()
+        };
+        json?
+    } else {
+        let opts = dump_schema::DisplayOptions {
+            full: args.full,
+            width: args
+                .width
+                .unwrap_or(dump_schema::DisplayOptions::DEFAULT_WIDTH),
+        };
+        d.display_with(&opts).to_string()
+    };
+    print_out(&text)?;
+    Ok(if d.is_empty() { EXIT_OK } else { EXIT_FAILURE })
 }
