@@ -119,7 +119,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Schema { kind } => {
             let kind = SchemaKind::from_name(&kind).ok_or_else(|| {
                 Error::Usage(format!(
-                    "unknown schema {kind:?}: expected single, dual, degraded or any"
+                    "unknown schema {kind:?}: expected single, dual, degraded, any or diff"
                 ))
             })?;
             print_out(kind.schema_text().trim_end())?;
