@@ -4,9 +4,6 @@
 //! The list is plain on purpose: a crate with benchmarks adds its package name to [`BENCHED`].
 //! Packages without a `benches/` directory (yet) are skipped with a note.
 
-use std::path::Path;
-use std::process::Command;
-
 /// Packages whose `cargo bench` is part of `cargo xtask bench`, and their directories.
 const BENCHED: &[(&str, &str)] = &[
     ("dump-schema", "crates/dump-schema"),
@@ -26,10 +23,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ));
         }
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask is inside the workspace");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let root = crate::workspace::root();
     let mut failed = Vec::new();
     for (pkg, dir) in BENCHED {
         if !args.is_empty() && !args.iter().any(|a| a == pkg) {
@@ -40,11 +34,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             continue;
         }
         println!("== cargo bench -p {pkg}");
-        let status = Command::new(&cargo)
-            .args(["bench", "-p", pkg])
-            .current_dir(root)
-            .status()
-            .map_err(|e| format!("running {cargo}: {e}"))?;
+        let status = crate::workspace::run_cargo(["bench", "-p", pkg])?;
         if !status.success() {
             failed.push(*pkg);
         }

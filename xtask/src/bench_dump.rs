@@ -27,6 +27,7 @@
 //! one per scheduler in `$SCX_E2E_VMCORE_DIR` (`<name>.vmcore`).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -104,30 +105,31 @@ pub fn run(args: &[String]) -> Result<(), String> {
             s => vmcore = Some(PathBuf::from(s)),
         }
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask is inside the workspace")
-        .to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let vmcore = match vmcore {
         Some(v) => v,
-        None => find_vmcore(&root, &cargo, make)?,
+        None => find_vmcore(make)?,
     };
     println!("== dump benchmark on {}", vmcore.display());
-    let status = Command::new(&cargo)
-        .args(["build", "--release", "-p", "ktstr-cli", "--bin", "ktstr"])
-        .args(["-p", "scx-walk", "--example", "vmcore_dump"])
-        .args(["-p", "dump-schema", "--example", "parse_value"])
-        .current_dir(&root)
-        .status()
-        .map_err(|e| format!("running {cargo}: {e}"))?;
+    let status = crate::workspace::run_cargo([
+        "build",
+        "--release",
+        "-p",
+        "ktstr-cli",
+        "--bin",
+        "ktstr",
+        "-p",
+        "scx-walk",
+        "--example",
+        "vmcore_dump",
+        "-p",
+        "dump-schema",
+        "--example",
+        "parse_value",
+    ])?;
     if !status.success() {
         return Err("building ktstr and the benchmark's examples failed".into());
     }
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) => root.join(d),
-        None => root.join("target"),
-    };
+    let target = crate::workspace::target_dir();
     let rel = target.join("release");
     let work = target.join("bench-dump");
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
@@ -185,7 +187,7 @@ fn file_sizes(ktstr: &Path, vm: &str, dump: &Path, work: &Path) -> Result<(u64, 
 }
 
 /// The default vmcore, made first with `--make`.
-fn find_vmcore(root: &Path, cargo: &str, make: bool) -> Result<PathBuf, String> {
+fn find_vmcore(make: bool) -> Result<PathBuf, String> {
     let cache = std::env::var_os("KTSTR_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/ktstr")))
@@ -219,15 +221,27 @@ fn find_vmcore(root: &Path, cargo: &str, make: bool) -> Result<PathBuf, String> 
     }
     std::fs::create_dir_all(cache.join("bench")).map_err(|e| format!("{e}"))?;
     println!("== making the benchmark vmcore: {command}");
-    let status = Command::new(cargo)
-        .args(["run", "--release", "-p", "ktstr-cli", "--", "run"])
-        .args(["--scheduler", "stall", "--memory", "512M", "--out"])
-        .arg(cache.join("bench/out"))
-        .arg("--vmcore-out")
-        .arg(&cached)
-        .current_dir(root)
-        .status()
-        .map_err(|e| format!("running {cargo}: {e}"))?;
+    let mut args: Vec<OsString> = [
+        "run",
+        "--release",
+        "-p",
+        "ktstr-cli",
+        "--",
+        "run",
+        "--scheduler",
+        "stall",
+        "--memory",
+        "512M",
+        "--out",
+    ]
+    .map(OsString::from)
+    .to_vec();
+    args.extend([
+        cache.join("bench/out").into(),
+        "--vmcore-out".into(),
+        cached.clone().into(),
+    ]);
+    let status = crate::workspace::run_cargo(&args)?;
     // Exit 1 is "failure captured", what the stall scheduler is for.
     if !cached.is_file() {
         return Err(format!(

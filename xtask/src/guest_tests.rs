@@ -277,7 +277,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !args.is_empty() {
         return Err(format!("unexpected arguments {args:?}; usage: guest-tests"));
     }
-    let root = workspace_root();
+    let root = crate::workspace::root();
     let (guest, mut bad) = check(&root)?;
     for g in &guest {
         println!("{g}");
@@ -337,21 +337,13 @@ pub fn nextest_guest_filter(config: &str) -> Result<String, String> {
     Ok(filter.to_string())
 }
 
-/// The workspace root (xtask's parent).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask is inside the workspace")
-        .to_path_buf()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_guest_test_is_named_guest_and_only_those() {
-        let root = workspace_root();
+        let root = crate::workspace::root();
         let (guest, bad) = check(&root).unwrap();
         assert!(bad.is_empty(), "{}", bad.join("\n"));
         // A rule that found no guest test would be checking nothing.
@@ -360,7 +352,7 @@ mod tests {
 
     #[test]
     fn the_nextest_guest_group_is_the_naming_rule() {
-        let config = read(&workspace_root().join(".config/nextest.toml")).unwrap();
+        let config = read(&crate::workspace::root().join(".config/nextest.toml")).unwrap();
         assert_eq!(nextest_guest_filter(&config).unwrap(), GUEST_FILTER);
         assert!(GUEST_FILTER.contains(GUEST_PREFIX));
     }

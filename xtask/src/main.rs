@@ -7,6 +7,7 @@ mod provision;
 mod rust_scan;
 mod schema;
 mod soak;
+mod workspace;
 
 use std::process::ExitCode;
 
@@ -65,7 +66,7 @@ fn test(args: &[String]) -> Result<(), String> {
         .map(String::from)
         .to_vec();
     if fast {
-        let config = guest_tests::workspace_root().join(".config/nextest.toml");
+        let config = workspace::root().join(".config/nextest.toml");
         let text =
             std::fs::read_to_string(&config).map_err(|e| format!("{}: {e}", config.display()))?;
         let guest = guest_tests::nextest_guest_filter(&text)
@@ -76,11 +77,7 @@ fn test(args: &[String]) -> Result<(), String> {
         provision::run(&[])?;
         nextest.extend(args.iter().cloned());
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = std::process::Command::new(cargo)
-        .args(&nextest)
-        .status()
-        .map_err(|e| format!("cannot start cargo nextest: {e}"))?;
+    let status = workspace::run_cargo(&nextest)?;
     eprintln!(
         "xtask test{}: {:.0?} in all (build and run)",
         if fast { " --fast" } else { "" },

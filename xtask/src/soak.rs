@@ -40,20 +40,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if sched != "stall" && sched != "error" {
         return Err("--scheduler: stall or error".into());
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("xtask is inside the workspace")?
-        .to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let st = Command::new(&cargo)
-        .args(["build", "--release", "-p", "ktstr-cli"])
-        .current_dir(&root)
-        .status()
-        .map_err(|e| format!("running {cargo}: {e}"))?;
+    let st = crate::workspace::run_cargo(["build", "--release", "-p", "ktstr-cli"])?;
     if !st.success() {
         return Err("building ktstr failed".into());
     }
-    let ktstr = root.join("target/release/ktstr");
+    let ktstr = crate::workspace::target_dir().join("release/ktstr");
     let out = std::env::temp_dir().join(format!("ktstr-soak-{}", std::process::id()));
     let mut verdicts = Vec::new();
     for i in 0..runs {
