@@ -18,17 +18,11 @@ const KWORKER: u64 = 0xffff_8880_0038_0000;
 
 fn task(pid: i32, comm: &str, kva: u64, utime: u64, age: Option<u64>) -> TaskEnrichment {
     TaskEnrichment {
-        pid,
-        tgid: pid,
-        comm: comm.into(),
-        weight: 100,
-        prio: 120,
-        sched_class: "ext".into(),
         utime,
         nvcsw: utime / 1000,
         task_kva: kva,
         runnable_age_jiffies: age,
-        ..Default::default()
+        ..common::task(pid, comm)
     }
 }
 
@@ -264,16 +258,14 @@ fn moved_appeared_and_gone_tasks() {
     // Tasks that did not change are not listed.
     assert!(d.tasks.iter().all(|t| t.pid != 0));
     let text = d.to_string();
-    for want in [
-        "  sh[151]: waited 3j (no longer runnable), dsq 0x100 (user) on cpu 0 → running on cpu 1\n",
-        "  appeared (1): kworker/u8:2[38]\n",
-        "  gone (1): sh[150]\n",
-    ] {
-        assert!(
-            text.lines().any(|l| l == want.trim_end()),
-            "{want:?} in\n{text}"
-        );
-    }
+    common::assert_has_lines(
+        &text,
+        &[
+            "  sh[151]: waited 3j (no longer runnable), dsq 0x100 (user) on cpu 0 → running on cpu 1\n",
+            "  appeared (1): kworker/u8:2[38]\n",
+            "  gone (1): sh[150]\n",
+        ],
+    );
 }
 
 #[test]
@@ -297,16 +289,14 @@ fn dsqs_by_task_name_and_cpus_by_current_task() {
         Some("kworker/u8:2")
     );
     let text = d.to_string();
-    for want in [
-        "  dsq 0x100 (user): nr 1 → 2 (+1); queued kdamond.0[51], sh[148]; left sh[151]\n",
-        "  cpu 0: curr sh[148] → kworker/u8:2[38], nr_running 2 → 3 (+1), runnable 1 → 2 (+1)\n",
-        "  cpu 1: curr swapper/1[0] → sh[151]\n",
-    ] {
-        assert!(
-            text.lines().any(|l| l == want.trim_end()),
-            "{want:?} in\n{text}"
-        );
-    }
+    common::assert_has_lines(
+        &text,
+        &[
+            "  dsq 0x100 (user): nr 1 → 2 (+1); queued kdamond.0[51], sh[148]; left sh[151]\n",
+            "  cpu 0: curr sh[148] → kworker/u8:2[38], nr_running 2 → 3 (+1), runnable 1 → 2 (+1)\n",
+            "  cpu 1: curr swapper/1[0] → sh[151]\n",
+        ],
+    );
 }
 
 #[test]
@@ -411,17 +401,15 @@ fn program_counters_and_events() {
     let report: Vec<&str> = d.report.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(report, ["exit_kind", "aborting", "elapsed_ms"]);
     let text = d.to_string();
-    for want in [
-        "  ktstr_probe (syscall) appeared, cnt=4, nsecs=400, misses=0\n",
-        "  ktstr_dispatch: cnt 1925 → 2101 (+176), nsecs 227000000 → 247000000 (+20000000); 113636 ns/run in between\n",
-        "event counters: dispatch_keep_last 23 → 56 (+33)\n",
-        "  exit_kind 0 → 1026 (+1026)\n",
-    ] {
-        assert!(
-            text.lines().any(|l| l == want.trim_end()),
-            "{want:?} in\n{text}"
-        );
-    }
+    common::assert_has_lines(
+        &text,
+        &[
+            "  ktstr_probe (syscall) appeared, cnt=4, nsecs=400, misses=0\n",
+            "  ktstr_dispatch: cnt 1925 → 2101 (+176), nsecs 227000000 → 247000000 (+20000000); 113636 ns/run in between\n",
+            "event counters: dispatch_keep_last 23 → 56 (+33)\n",
+            "  exit_kind 0 → 1026 (+1026)\n",
+        ],
+    );
 }
 
 #[test]

@@ -6,7 +6,15 @@ use dump_schema::*;
 mod scheduler;
 // Not every test binary that includes `common` renders it.
 #[allow(unused_imports)]
-pub use scheduler::scheduler_report;
+pub use scheduler::{scheduler_report, task};
+
+/// Every line of `want` (a trailing newline aside) is a line of `text`.
+#[track_caller]
+pub fn assert_has_lines(text: &str, want: &[&str]) {
+    for w in want {
+        assert!(text.lines().any(|l| l == w.trim_end()), "{w:?} in\n{text}");
+    }
+}
 
 pub fn int(bits: u32, value: i64) -> RenderedValue {
     RenderedValue::Int { bits, value }

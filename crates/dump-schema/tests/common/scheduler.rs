@@ -151,7 +151,8 @@ fn cpu_ctx(cpu: u64) -> RenderedValue {
     )
 }
 
-fn task(pid: i32, comm: &str) -> TaskEnrichment {
+/// A runnable sched_ext task `comm[pid]` with plausible fields.
+pub fn task(pid: i32, comm: &str) -> TaskEnrichment {
     TaskEnrichment {
         pid,
         tgid: pid,
