@@ -11,8 +11,8 @@ use dump_schema::{
     DegradedFailureDumpReport, DsqState, DualFailureDumpReport, FailureDumpReport,
     FailureDumpReportAny, ReportDiff, RqScxState, TaskEnrichment,
 };
-use guest_lab::testing::need_qemu;
-use support::{ktstr, the_dump};
+
+use support::{GuestRun, ktstr};
 
 const VICTIM: u64 = 0xffff_8880_0149_0000;
 
@@ -147,13 +147,11 @@ fn diff_of_two_dumps_and_of_a_dual_dump() {
 /// victim first, waiting longer, on the same DSQ, not having run in between.
 #[test]
 fn guest_diff_of_the_stall_names_the_victims_growing_wait() {
-    if !need_qemu() {
+    let Some(run) = GuestRun::new(&["run", "--out", "out"]) else {
         return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let o = ktstr(&["run", "--out", "out"], d.path());
-    assert_eq!(o.status.code(), Some(1), "a stall is a captured failure");
-    let (path, json) = the_dump(&d.path().join("out"));
+    };
+    assert_eq!(run.code(), Some(1), "a stall is a captured failure");
+    let (path, json) = run.dump();
     let report = FailureDumpReportAny::from_json(&json).unwrap();
     let FailureDumpReportAny::Dual(dual) = &report else {
         panic!("expected a dual report, got {}", report.schema());
@@ -161,7 +159,7 @@ fn guest_diff_of_the_stall_names_the_victims_growing_wait() {
     assert!(dual.early.is_some(), "{:?}", dual.early_skipped_reason);
     let path = path.to_str().unwrap();
 
-    let o = ktstr(&["diff", path, "--json"], d.path());
+    let o = ktstr(&["diff", path, "--json"], run.path());
     assert_eq!(o.status.code(), Some(1), "early and late differ");
     let json = stdout(&o);
     dump_schema::validate::validate_json_against("diff", &json).unwrap();
@@ -195,7 +193,7 @@ fn guest_diff_of_the_stall_names_the_victims_growing_wait() {
     assert_wait_is_the_kernels(dual, w.b.as_deref().unwrap().parse().unwrap());
 
     // The text names it as the first task.
-    let o = ktstr(&["diff", path], d.path());
+    let o = ktstr(&["diff", path], run.path());
     assert_eq!(o.status.code(), Some(1));
     let text = stdout(&o);
     eprintln!("{text}");

@@ -50,20 +50,15 @@ fn assert_names_victim(r: &FailureDumpReport) -> i32 {
 
 #[test]
 fn guest_run_stall_exits_1_and_names_the_starved_task() {
-    if !need_qemu() {
+    let args = ["-v", "run", "--out", "out", "--vmcore-out", "stall.vmcore"];
+    let Some(run) = GuestRun::new(&args) else {
         return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("out");
-    let core = d.path().join("stall.vmcore");
-    let o = ktstr(
-        &["-v", "run", "--out", "out", "--vmcore-out", "stall.vmcore"],
-        d.path(),
-    );
-    assert_eq!(o.status.code(), Some(1), "a stall is a captured failure");
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    };
+    let core = run.path().join("stall.vmcore");
+    assert_eq!(run.code(), Some(1), "a stall is a captured failure");
+    let stderr = run.stderr();
     assert_engine_rule(&stderr);
-    let (path, json) = the_dump(&out);
+    let (path, json) = run.dump();
     assert!(
         path.file_name()
             .unwrap()
@@ -78,7 +73,7 @@ fn guest_run_stall_exits_1_and_names_the_starved_task() {
     assert_exit_info_of_the_stall(r, &stderr, victim_pid);
     let early_kvas = assert_early_snapshot(dual(&report), &stderr, victim_pid);
     // The rendering on stdout is the file's Display, and names the task too.
-    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stdout = String::from_utf8_lossy(&run.output.stdout);
     assert_eq!(stdout.trim_end(), report.to_string().trim_end());
     assert!(
         stdout.contains("ktstr-victim"),
@@ -95,10 +90,10 @@ fn guest_run_stall_exits_1_and_names_the_starved_task() {
             "--out",
             "from-vmcore.json",
         ],
-        d.path(),
+        run.path(),
     );
     assert_eq!(o.status.code(), Some(1), "the vmcore shows the error exit");
-    let from_core = std::fs::read_to_string(d.path().join("from-vmcore.json")).unwrap();
+    let from_core = std::fs::read_to_string(run.path().join("from-vmcore.json")).unwrap();
     dump_schema::validate::validate_report_json(&from_core).unwrap();
     assert_eq!(
         from_core.trim_end(),
