@@ -312,32 +312,19 @@ pub fn every_map() -> Vec<(&'static str, FailureDumpMap)> {
         ..map("task_storage", map_type::TASK_STORAGE)
     };
     let array = FailureDumpMap {
-        array_entries: vec![
-            FailureDumpArrayEntry {
-                key: 0,
-                value: Some(uint(64, 17)),
-            },
-            FailureDumpArrayEntry {
-                key: 1,
-                value: Some(uint(64, 0)),
-            },
-            FailureDumpArrayEntry {
-                key: 2,
-                value: Some(uint(64, 0)),
-            },
-            FailureDumpArrayEntry {
-                key: 3,
-                value: Some(uint(64, 0)),
-            },
-            FailureDumpArrayEntry {
-                key: 4,
-                value: None,
-            },
-            FailureDumpArrayEntry {
-                key: 5,
-                value: Some(wide_struct()),
-            },
-        ],
+        // Keys 0..: element 4 unreadable.
+        array_entries: [
+            Some(uint(64, 17)),
+            Some(uint(64, 0)),
+            Some(uint(64, 0)),
+            Some(uint(64, 0)),
+            None,
+            Some(wide_struct()),
+        ]
+        .into_iter()
+        .zip(0..)
+        .map(|(value, key)| FailureDumpArrayEntry { key, value })
+        .collect(),
         ..map("counters", map_type::ARRAY)
     };
     let stat = |a: u64, b: u64| {
