@@ -127,14 +127,22 @@ impl FromStr for EngineChoice {
     }
 }
 
-/// `90s`, `2m`, `1h`, `500ms`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+/// The number at the start of `s` (trimmed) and the unit after it; `example` says what
+/// a valid `what` looks like.
+fn number_and_unit<'a>(s: &'a str, what: &str, example: &str) -> Result<(u64, &'a str), String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n
+    let n = n
         .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 90s, 2m, 500ms"))?;
+        .map_err(|_| format!("invalid {what} {s:?}: expected e.g. {example}"))?;
+    Ok((n, unit))
+}
+
+/// `90s`, `2m`, `1h`, `500ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = number_and_unit(s, "duration", "90s, 2m, 500ms")?;
+    let s = s.trim();
     let ms = match unit {
         "ms" => n,
         "" | "s" => n.saturating_mul(1000),
@@ -151,12 +159,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// `512M`, `1G`, `1024` (MiB) to MiB.
 pub fn parse_size_mib(s: &str) -> Result<u64, String> {
+    let (n, unit) = number_and_unit(s, "size", "512M or 2G")?;
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("invalid size {s:?}: expected e.g. 512M or 2G"))?;
     let mib = match unit
         .to_ascii_uppercase()
         .trim_end_matches("IB")
