@@ -10,8 +10,9 @@
 
 use guest_lab::testing::ScratchDir;
 use guest_lab::{ConsoleLog, GuestCommand, HELPERS, MixedWorkload, SCHED_SH};
-use std::path::Path;
-use std::process::Command;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
 
 fn scratch(name: &str) -> ScratchDir {
     let scratch = ScratchDir::new(&format!("proto-{name}"));
@@ -40,19 +41,33 @@ fn run(dir: &Path, body: &str) -> String {
         d = dir.display()
     );
     std::fs::write(dir.join("driver.sh"), script).unwrap();
+    let driver = dir.join("driver.sh");
+    busybox_sh(dir, &[driver.as_os_str()], &[], "console").1
+}
+
+/// `busybox sh ARGS` with nothing in its environment but `PATH` (the test's `bin/`) and
+/// `env`; returns its status and stdout, both outputs echoed for the test log under
+/// `label`.
+fn busybox_sh(
+    dir: &Path,
+    args: &[&OsStr],
+    env: &[(&str, PathBuf)],
+    label: &str,
+) -> (ExitStatus, String) {
     let out = Command::new("/bin/busybox")
         .arg("sh")
-        .arg(dir.join("driver.sh"))
+        .args(args)
         .env_clear()
         .env("PATH", dir.join("bin"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!(
-        "---- console ----\n{text}---- stderr ----\n{}",
+        "---- {label} ----\n{text}---- stderr ----\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    text
+    (out.status, text)
 }
 
 #[test]
@@ -183,20 +198,10 @@ fn the_mixed_workload_runs_every_part_under_its_comm() {
 /// Runs a view command's shell under busybox with `bin/` first on `PATH` (a fake
 /// `bpftool` there) and `KTSTR_PROC` set; returns its stdout.
 fn view_command(dir: &Path, cmd: &GuestCommand) -> String {
-    let out = Command::new("/bin/busybox")
-        .args(["sh", "-c", &cmd.shell])
-        .env_clear()
-        .env("PATH", dir.join("bin"))
-        .env("KTSTR_PROC", dir.join("proc"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!(
-        "---- {} ----\n{text}---- stderr ----\n{}",
-        cmd.label,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{}: {:?}", cmd.label, out.status);
+    let args = ["-c".as_ref(), cmd.shell.as_ref()];
+    let env = [("KTSTR_PROC", dir.join("proc"))];
+    let (status, text) = busybox_sh(dir, &args, &env, &cmd.label);
+    assert!(status.success(), "{}: {status:?}", cmd.label);
     text
 }
 
