@@ -12,26 +12,27 @@ use crate::testutil::{FakeMem, FakeSyms, FakeTypes};
 const B: u64 = 0xffff_8880_0000_0000;
 
 fn types() -> FakeTypes {
-    let mut t = FakeTypes::core();
-    for (p, o) in [
-        ("map_type", 0x18),
-        ("key_size", 0x1c),
-        ("value_size", 0x20),
-        ("max_entries", 0x24),
-        ("map_flags", 0x30),
-        ("name", 0x60),
-        ("btf", 0x58),
-        ("btf_key_type_id", 0x48),
-        ("btf_value_type_id", 0x4c),
-        ("btf_vmlinux_value_type_id", 0x50),
-    ] {
-        t = t.member("bpf_map", p, o);
-    }
-    t.member("bpf_array", "elem_size", 0x100)
-        .member("bpf_array", "value", 0x140)
-        .member("bpf_array", "ptrs", 0x140)
-        .member("bpf_htab", "buckets", 0x108)
-        .member("bpf_htab", "n_buckets", 0x110)
+    FakeTypes::core()
+        .members(
+            "bpf_map",
+            &[
+                ("map_type", 0x18),
+                ("key_size", 0x1c),
+                ("value_size", 0x20),
+                ("max_entries", 0x24),
+                ("map_flags", 0x30),
+                ("name", 0x60),
+                ("btf", 0x58),
+                ("btf_key_type_id", 0x48),
+                ("btf_value_type_id", 0x4c),
+                ("btf_vmlinux_value_type_id", 0x50),
+            ],
+        )
+        .members(
+            "bpf_array",
+            &[("elem_size", 0x100), ("value", 0x140), ("ptrs", 0x140)],
+        )
+        .members("bpf_htab", &[("buckets", 0x108), ("n_buckets", 0x110)])
         .member("bucket", "head", 0)
         .member("htab_elem", "key", 0x30)
         .size("bucket", 16)
@@ -43,6 +44,13 @@ fn write_map(m: &mut FakeMem, at: u64, ty: u32, key: u32, value: u32, max: u32, 
     m.w32(at + 0x20, value);
     m.w32(at + 0x24, max);
     m.write(at + 0x60, name.as_bytes());
+}
+
+/// The test types and memory holding one map at `B` ([`write_map`]).
+fn map_at_b(ty: u32, key: u32, value: u32, max: u32, name: &str) -> (FakeTypes, FakeMem) {
+    let mut m = FakeMem::default();
+    write_map(&mut m, B, ty, key, value, max, name);
+    (types(), m)
 }
 
 fn capture(m: &FakeMem, t: &FakeTypes, map: u64, caps: MapCaps) -> dump_schema::FailureDumpMap {
@@ -68,10 +76,8 @@ fn capture(m: &FakeMem, t: &FakeTypes, map: u64, caps: MapCaps) -> dump_schema::
 
 #[test]
 fn hash_entries_follow_nulls_lists_and_cap() {
-    let t = types();
-    let mut m = FakeMem::default();
+    let (t, mut m) = map_at_b(map_type::HASH, 4, 8, 16, "counts");
     let map = B;
-    write_map(&mut m, map, map_type::HASH, 4, 8, 16, "counts");
     let buckets = B + 0x1000;
     m.w64(map + 0x108, buckets);
     m.w32(map + 0x110, 2);
@@ -117,10 +123,8 @@ fn hash_entries_follow_nulls_lists_and_cap() {
 
 #[test]
 fn single_entry_array_is_a_value_and_larger_ones_are_entries() {
-    let t = types();
-    let mut m = FakeMem::default();
+    let (t, mut m) = map_at_b(map_type::ARRAY, 4, 12, 1, "sched.bss");
     let bss = B;
-    write_map(&mut m, bss, map_type::ARRAY, 4, 12, 1, "sched.bss");
     m.w32(bss + 0x100, 16);
     m.write(bss + 0x140, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     let d = capture(&m, &t, bss, MapCaps::default());
@@ -150,10 +154,8 @@ fn single_entry_array_is_a_value_and_larger_ones_are_entries() {
 
 #[test]
 fn percpu_array_reads_every_cpu_copy() {
-    let t = types();
-    let mut m = FakeMem::default();
+    let (t, mut m) = map_at_b(map_type::PERCPU_ARRAY, 4, 8, 1, "pcpu");
     let map = B;
-    write_map(&mut m, map, map_type::PERCPU_ARRAY, 4, 8, 1, "pcpu");
     m.w32(map + 0x100, 8);
     let pptr = B + 0x5000;
     m.w64(map + 0x140, pptr);
