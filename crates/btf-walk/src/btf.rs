@@ -127,10 +127,15 @@ impl Btf {
         let id = self.strip(id)?;
         match self.kind(id)? {
             Kind::Struct { members, .. } => Ok(self.table_of(id)?.members(members)),
-            k => Err(BtfError::BadPath {
-                path: self.display_name(id),
-                why: format!("is a {}, not a struct or union", k.describe()),
-            }),
+            k => Err(self.not_a(id, k, "a struct or union")),
+        }
+    }
+
+    /// `id` (of kind `k`) is not the `wanted` kind.
+    fn not_a(&self, id: TypeId, k: Kind, wanted: &str) -> BtfError {
+        BtfError::BadPath {
+            path: self.display_name(id),
+            why: format!("is a {}, not {wanted}", k.describe()),
         }
     }
 
@@ -139,10 +144,7 @@ impl Btf {
         let id = self.strip(id)?;
         match self.kind(id)? {
             Kind::Enum { values, .. } => Ok(self.table_of(id)?.enum_values(values)),
-            k => Err(BtfError::BadPath {
-                path: self.display_name(id),
-                why: format!("is a {}, not an enum", k.describe()),
-            }),
+            k => Err(self.not_a(id, k, "an enum")),
         }
     }
 
@@ -150,10 +152,7 @@ impl Btf {
     pub fn datasec_vars(&self, id: TypeId) -> Result<&[SecVar]> {
         match self.kind(id)? {
             Kind::Datasec { vars, .. } => Ok(self.table_of(id)?.vars(vars)),
-            k => Err(BtfError::BadPath {
-                path: self.display_name(id),
-                why: format!("is a {}, not a data section", k.describe()),
-            }),
+            k => Err(self.not_a(id, k, "a data section")),
         }
     }
 
@@ -263,34 +262,30 @@ impl Btf {
     /// The struct or union named `name` (C `struct name` / `union name`), or, failing
     /// that, a typedef of that name that resolves to one (`cpumask_t`).
     pub fn struct_by_name(&self, name: &str) -> Result<TypeId> {
-        if let Some(id) = self.find_type(name, |k| matches!(k, Kind::Struct { .. })) {
-            return Ok(id);
-        }
-        if let Some(td) = self.find_type(name, |k| matches!(k, Kind::Typedef { .. })) {
-            let id = self.strip(td)?;
-            if matches!(self.kind(id)?, Kind::Struct { .. }) {
-                return Ok(id);
-            }
-        }
-        Err(BtfError::NoSuchType {
-            kind: "struct or union",
-            name: name.to_string(),
+        self.named(name, "struct or union", |k| {
+            matches!(k, Kind::Struct { .. })
         })
     }
 
     /// The enum (or enum64) named `name`.
     pub fn enum_by_name(&self, name: &str) -> Result<TypeId> {
-        if let Some(id) = self.find_type(name, |k| matches!(k, Kind::Enum { .. })) {
+        self.named(name, "enum", |k| matches!(k, Kind::Enum { .. }))
+    }
+
+    /// The type named `name` whose kind `is` (called `what` in the error), or, failing
+    /// that, a typedef of that name that resolves to one.
+    fn named(&self, name: &str, what: &'static str, is: fn(&Kind) -> bool) -> Result<TypeId> {
+        if let Some(id) = self.find_type(name, is) {
             return Ok(id);
         }
         if let Some(td) = self.find_type(name, |k| matches!(k, Kind::Typedef { .. })) {
             let id = self.strip(td)?;
-            if matches!(self.kind(id)?, Kind::Enum { .. }) {
+            if is(&self.kind(id)?) {
                 return Ok(id);
             }
         }
         Err(BtfError::NoSuchType {
-            kind: "enum",
+            kind: what,
             name: name.to_string(),
         })
     }
