@@ -140,22 +140,31 @@ impl BtfBuilder {
     }
 
     pub fn enum_(&mut self, name: &str, size: u32, signed: bool, values: &[(&str, i64)]) -> u32 {
-        let id = self.head(name, KIND_ENUM, values.len() as u32, signed, size);
-        for &(vname, v) in values {
-            let n = self.s(vname);
-            self.u32(n);
-            self.u32(v as u32);
-        }
-        id
+        let values: Vec<(&str, u64)> = values.iter().map(|&(n, v)| (n, v as u64)).collect();
+        self.enumeration(KIND_ENUM, name, size, signed, &values)
     }
 
     pub fn enum64(&mut self, name: &str, size: u32, signed: bool, values: &[(&str, u64)]) -> u32 {
-        let id = self.head(name, KIND_ENUM64, values.len() as u32, signed, size);
+        self.enumeration(KIND_ENUM64, name, size, signed, values)
+    }
+
+    /// An enum (32-bit values) or enum64 (`kind`) and its enumerators.
+    fn enumeration(
+        &mut self,
+        kind: u32,
+        name: &str,
+        size: u32,
+        signed: bool,
+        values: &[(&str, u64)],
+    ) -> u32 {
+        let id = self.head(name, kind, values.len() as u32, signed, size);
         for &(vname, v) in values {
             let n = self.s(vname);
             self.u32(n);
             self.u32(v as u32);
-            self.u32((v >> 32) as u32);
+            if kind == KIND_ENUM64 {
+                self.u32((v >> 32) as u32);
+            }
         }
         id
     }
