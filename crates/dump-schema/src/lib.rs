@@ -123,6 +123,7 @@
 
 mod any;
 mod display;
+pub mod html;
 pub mod json_schema;
 mod maps;
 pub mod reasons;

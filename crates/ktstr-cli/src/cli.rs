@@ -82,7 +82,8 @@ pub enum Command {
         "Examples:\n",
         "  ktstr render dump.failure-dump.json | less\n",
         "  ktstr render --json dump.json    # normalized JSON (--pretty: indented)\n",
-        "  ktstr render --full --width 200 dump.json   # nothing folded\n\n",
+        "  ktstr render --full --width 200 dump.json   # nothing folded\n",
+        "  ktstr render --html dump.html dump.json      # one self-contained page for a browser\n\n",
         "Exit codes: 0 rendered, 2 the file is missing or not a failure dump."
     ))]
     Render {
@@ -100,6 +101,11 @@ pub enum Command {
         /// Keep lines within this many columns where the content allows (default 120).
         #[arg(long, conflicts_with = "json")]
         width: Option<usize>,
+        /// Write one self-contained HTML page instead (`-`: standard output): the summary,
+        /// who runs and who waits, the event-counter chart, sortable tables, the maps
+        /// collapsible and searchable; nothing fetched.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["json", "full", "width"])]
+        html: Option<PathBuf>,
     },
     /// Check that a file is a valid failure dump; says where it is not
     #[command(after_help = concat!(

@@ -101,9 +101,12 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
             pretty,
             full,
             width,
+            html,
         } => {
             let report = read_report(&file)?;
-            if json {
+            if let Some(path) = html {
+                ktstr_cli::write_html(&path, &report)?;
+            } else if json {
                 let out = ktstr_cli::OutTarget::Stdout;
                 ktstr_cli::write_report(&out, &report, cli::style(pretty))?;
             } else {

@@ -182,3 +182,53 @@ fn write_degraded(
     }
     write!(out, "  elapsed_ms: {}", r.elapsed_ms)
 }
+
+/// The pieces of the text rendering the HTML page ([`crate::html`]) shows as they are, so
+/// that the two never say different things: the summary, one map block, the sections
+/// other than maps, and the one escaping of guest text.
+pub(crate) mod for_html {
+    use std::fmt::{self, Write};
+
+    use super::{DisplayOptions, report, summary};
+    use crate::{DegradedFailureDumpReport, FailureDumpMap, FailureDumpReportAny};
+
+    pub(crate) use super::layout::RangeList;
+    pub(crate) use super::text::esc;
+
+    /// The summary of the text rendering (each line ending in `\n`), or nothing when the
+    /// report says nothing about a scheduler; a degraded report's whole rendering.
+    pub(crate) fn summary(r: &FailureDumpReportAny, out: &mut dyn Write) -> fmt::Result {
+        match r {
+            FailureDumpReportAny::Single(r) if summary::has_scheduler_facts(r) => {
+                summary::write_summary(r, out)
+            }
+            FailureDumpReportAny::Single(_) => Ok(()),
+            FailureDumpReportAny::Dual(d) => summary::write_dual_summary(d, out),
+            FailureDumpReportAny::Degraded(d) => degraded(d, out),
+        }
+    }
+
+    fn degraded(d: &DegradedFailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+        super::write_degraded(d, &DisplayOptions::default(), out)?;
+        out.write_char('\n')
+    }
+
+    /// One map block as the default rendering prints it.
+    pub(crate) fn map(m: &FailureDumpMap, out: &mut dyn Write) -> fmt::Result {
+        let opts = DisplayOptions::default();
+        super::maps::write_map(&mut super::value::Cx::new(&opts), m, out)
+    }
+
+    /// Every section of `r` but its maps (and without a summary), as the default rendering
+    /// prints them.
+    pub(crate) fn body_without_maps(
+        r: &crate::FailureDumpReport,
+        out: &mut dyn Write,
+    ) -> fmt::Result {
+        let rest = crate::FailureDumpReport {
+            maps: Vec::new(),
+            ..r.clone()
+        };
+        report::write_body(&rest, &DisplayOptions::default(), out)
+    }
+}
