@@ -118,6 +118,18 @@
 //!   constant counter draws a flat `▄` line.
 //! - Values nested deeper than [`MAX_DISPLAY_DEPTH`] print `…`.
 //!
+//! # HTML page
+//! [`html::page`] makes one self-contained HTML document of any report (`ktstr render
+//! --html FILE`), beyond what `shared/spec/display-format.md` asks: the text rendering's
+//! summary; a picture of who runs and who waits (a card per busy CPU with its current task
+//! and runnable list, each DSQ holding tasks with its queue in order, tasks as `comm[pid]`,
+//! the waits the kernel's debug dump gives); the event-counter timeline as an inline SVG
+//! chart (one point per sample, early and late snapshots marked); sortable task and program
+//! tables; every map collapsible and searchable, with the text rendering's folding. Nothing
+//! is fetched (the page's own Content-Security-Policy forbids it), no framework: the
+//! styles and a small script are embedded. Guest strings are escaped as in the text, then
+//! HTML-escaped. Caps keep the page small whatever the dump holds (see [`html`]).
+//!
 //! Not done here yet (display-format.md's "Summary", "Runqueue states", tasks by name,
 //! storage-map keys as their owner): they need the report to carry more (issue 14).
 

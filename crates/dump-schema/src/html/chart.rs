@@ -273,7 +273,10 @@ mod tests {
         let mut p = Page::default();
         write(&mut p, "x", &t, &[]);
         assert_eq!(points_per_line(&p.buf), [MAX_SAMPLES, MAX_SAMPLES]);
-        assert!(p.buf.contains("5000 samples (<span class=\"folded\">2048 drawn"));
+        assert!(
+            p.buf
+                .contains("5000 samples (<span class=\"folded\">2048 drawn")
+        );
         // First and last samples are among those drawn.
         assert!(p.buf.contains("\"ms\":[17,") && p.buf.contains(",4999017]"));
     }

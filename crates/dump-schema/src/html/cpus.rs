@@ -2,8 +2,8 @@
 //! in order), then every DSQ that holds tasks, its queue in order; tasks as `comm[pid]`.
 
 use super::model::Snapshot;
-use crate::display::for_html::RangeList;
 use super::write::Page;
+use crate::display::for_html::RangeList;
 use crate::{DsqState, RqScxState};
 
 /// Tasks drawn per queue before `+N more`.

@@ -114,7 +114,11 @@ mod tests {
         // A block longer than the cap is cut and says so.
         let mut p = Page::default();
         one(&mut p, &big_map("big", 20_000), &mut budget);
-        assert!(p.buf.contains("cut after 64 KiB, the most"), "{}", &p.buf[p.buf.len() - 300..]);
+        assert!(
+            p.buf.contains("cut after 64 KiB, the most"),
+            "{}",
+            &p.buf[p.buf.len() - 300..]
+        );
         assert!(p.buf.len() < MAP_TEXT_CAP + 1024);
 
         // Once the budget is spent, a map shows little more than its header.

@@ -53,14 +53,26 @@ impl<'r> Snapshot<'r> {
             }
             for (pos, kva) in q.runnable_task_kvas.iter().enumerate() {
                 if let Some(&i) = by_kva.get(kva) {
-                    add(i, Place::Runnable { cpu: q.cpu, pos: pos + 1 });
+                    add(
+                        i,
+                        Place::Runnable {
+                            cpu: q.cpu,
+                            pos: pos + 1,
+                        },
+                    );
                 }
             }
         }
         for d in &r.dsq_states {
             for (pos, kva) in d.task_kvas.iter().enumerate() {
                 if let Some(&i) = by_kva.get(kva) {
-                    add(i, Place::Queued { dsq: d.id, pos: pos + 1 });
+                    add(
+                        i,
+                        Place::Queued {
+                            dsq: d.id,
+                            pos: pos + 1,
+                        },
+                    );
                 }
             }
         }

@@ -57,7 +57,9 @@ pub(crate) fn tasks(p: &mut Page, s: &Snapshot<'_>) {
     let all = &r.task_enrichments;
     if all.is_empty() {
         if let Some(why) = &r.task_enrichments_unavailable {
-            p.raw("<p class=\"missing\">tasks: ").guest(why).raw("</p>\n");
+            p.raw("<p class=\"missing\">tasks: ")
+                .guest(why)
+                .raw("</p>\n");
         }
         return;
     }
@@ -140,7 +142,9 @@ fn task_row(p: &mut Page, s: &Snapshot<'_>, t: &TaskEnrichment, places: &[Place]
     if t.real_parent_pid != 0 || !t.real_parent_comm.is_empty() {
         p.task(&t.real_parent_comm, t.real_parent_pid);
     }
-    p.raw("</td><td>").guest(&t.lock_slowpath_match).raw("</td></tr>\n");
+    p.raw("</td><td>")
+        .guest(&t.lock_slowpath_match)
+        .raw("</td></tr>\n");
 }
 
 pub(crate) fn programs(p: &mut Page, s: &Snapshot<'_>) {
@@ -152,7 +156,9 @@ pub(crate) fn programs(p: &mut Page, s: &Snapshot<'_>) {
         .collect();
     if progs.is_empty() {
         if let Some(why) = &r.prog_runtime_stats_unavailable {
-            p.raw("<p class=\"missing\">programs: ").guest(why).raw("</p>\n");
+            p.raw("<p class=\"missing\">programs: ")
+                .guest(why)
+                .raw("</p>\n");
         }
         return;
     }
