@@ -18,7 +18,10 @@
 //! The dumps (`tests/data/*.json.gz`) are real ones from the lab: `stall.dual.json.gz` from
 //! `ktstr run --scheduler stall` (a dual report: early snapshot, 13-sample timeline, the
 //! kernel's debug dump), `error.single.json.gz` from `ktstr capture --vmcore` of the vmcore
-//! `ktstr run --scheduler error --vmcore-out` wrote.
+//! `ktstr run --scheduler error --vmcore-out` wrote, and `scx_layered.single.json.gz`, the
+//! corpus' largest real-scheduler dump (7 MB of JSON: 30 maps, 100 tasks), from `ktstr
+//! capture --vmcore` of the vmcore `guest_corpus_layered` leaves with
+//! `SCX_E2E_VMCORE_DIR` set.
 //!
 //! Without Chromium the test prints why it skips (under `CI=true` it fails:
 //! `guest_lab::testing`).
@@ -358,6 +361,22 @@ fn pages_of_real_dumps_load_in_chromium() {
         "dump",
         support::late(&single).event_counter_timeline.len(),
     );
+
+    // The corpus' largest real scheduler: everything fits, nothing is cut.
+    let layered = FailureDumpReportAny::from_json(&read_gz("scx_layered.single.json.gz")).unwrap();
+    let dom = render_and_load(&browser, &scratch, "scx_layered", &layered);
+    let r = support::late(&layered);
+    assert!(summary_lines(&layered)[0].starts_with("scheduler layered:"));
+    assert_eq!(
+        dom.matches("<details class=\"map").count(),
+        r.maps.len(),
+        "one block per map"
+    );
+    assert!(!dom.contains("class=\"folded\""), "something was cut");
+    check_chart(&dom, "dump", r.event_counter_timeline.len());
+    for t in &r.task_enrichments {
+        assert!(dom.contains(&format!("<td data-v=\"{}\">{}</td>", t.pid, t.pid)));
+    }
 }
 
 #[test]

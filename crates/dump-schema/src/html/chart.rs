@@ -117,6 +117,7 @@ fn series_row(
     let max = values.iter().copied().max().unwrap_or(0);
     let span = max as f64 - min as f64;
     let mut points = String::with_capacity(values.len() * 12);
+    let mut dot = String::new();
     for (s, &v) in shown.iter().zip(values) {
         let y = if span > 0.0 {
             top + LINE_H - (v as f64 - min as f64) / span * LINE_H
@@ -126,12 +127,17 @@ fn series_row(
         if !points.is_empty() {
             points.push(' ');
         }
-        let _ = write!(points, "{:.1},{:.1}", x.x(s.elapsed_ms), y);
+        let at = x.x(s.elapsed_ms);
+        let _ = write!(points, "{at:.1},{y:.1}");
+        if values.len() == 1 {
+            // A line of one point draws nothing: a dot instead.
+            dot = format!("<circle class=\"dot\" cx=\"{at:.1}\" cy=\"{y:.1}\" r=\"3\"/>");
+        }
     }
     p.fmt(format_args!(
         "<g class=\"series\" data-counter=\"{name}\"><text class=\"name\" x=\"{}\" y=\"{}\">{name}</text>\
          <rect class=\"band\" x=\"{LABEL_W}\" y=\"{top}\" width=\"{PLOT_W}\" height=\"{LINE_H}\"/>\
-         <polyline class=\"line\" points=\"{points}\"/>\
+         <polyline class=\"line\" points=\"{points}\"/>{dot}\
          <text class=\"last\" x=\"{}\" y=\"{}\">{}</text></g>\n",
         LABEL_W - 8.0,
         top + LINE_H * 0.7,
@@ -177,7 +183,10 @@ fn mark(p: &mut Page, m: &Mark, x: &Scale, height: f64) {
 }
 
 fn caption(p: &mut Page, total: usize, shown: usize, zero: &[(&str, Vec<i64>)], none: bool) {
-    p.fmt(format_args!("<figcaption>{total} samples"));
+    p.fmt(format_args!(
+        "<figcaption>{total} sample{}",
+        if total == 1 { "" } else { "s" }
+    ));
     if shown < total {
         p.fmt(format_args!(
             " (<span class=\"folded\">{shown} drawn, evenly spread</span>)"
@@ -286,7 +295,17 @@ mod tests {
         let t = vec![EventCounterSample::default()];
         let mut p = Page::default();
         write(&mut p, "x", &t, &[]);
+        assert!(p.buf.contains("1 sample;"));
         assert!(p.buf.contains("every counter is zero throughout"));
         assert!(points_per_line(&p.buf).is_empty());
+        // One sample of a non-zero counter: a line of one point, drawn as a dot.
+        let t = vec![EventCounterSample {
+            bypass_activate: 1,
+            ..Default::default()
+        }];
+        let mut p = Page::default();
+        write(&mut p, "x", &t, &[]);
+        assert_eq!(points_per_line(&p.buf), [1]);
+        assert_eq!(p.buf.matches("<circle class=\"dot\"").count(), 1);
     }
 }

@@ -9,7 +9,7 @@ use crate::FailureDumpMap;
 use crate::display::for_html;
 
 /// Text of one map's block at most (bytes, before HTML escaping).
-pub const MAP_TEXT_CAP: usize = 64 << 10;
+pub const MAP_TEXT_CAP: usize = 256 << 10;
 /// Text of all the maps of the page at most: past it a map shows its header only.
 pub const MAPS_BUDGET: usize = 1 << 20;
 /// Enough for any header line (a longer map name is cut).
@@ -115,7 +115,7 @@ mod tests {
         let mut p = Page::default();
         one(&mut p, &big_map("big", 20_000), &mut budget);
         assert!(
-            p.buf.contains("cut after 64 KiB, the most"),
+            p.buf.contains("cut after 256 KiB, the most"),
             "{}",
             &p.buf[p.buf.len() - 300..]
         );

@@ -51,6 +51,8 @@ pub use chart::MAX_SAMPLES;
 pub use maps::{MAP_TEXT_CAP, MAPS_BUDGET};
 pub use tables::{MAX_PROG_ROWS, MAX_TASK_ROWS};
 
+use std::fmt::Write as _;
+
 use crate::display::for_html;
 use crate::{DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny};
 use chart::Mark;
@@ -356,20 +358,11 @@ fn exit(p: &mut Page, s: &Snapshot<'_>) {
         if e.kernel_dump_truncated {
             p.raw(" (truncated by the kernel)");
         }
-        p.raw("</summary>\n<pre>");
-        let cut = {
-            let mut w = p.sink(TEXT_CAP);
-            dump.lines().any(|l| {
-                std::fmt::Write::write_fmt(&mut w, format_args!("{}\n", for_html::esc(l))).is_err()
-            })
-        };
-        p.raw("</pre>\n");
-        if cut {
-            p.fmt(format_args!(
-                "<p class=\"folded\">cut after {} KiB</p>\n",
-                TEXT_CAP >> 10
-            ));
-        }
+        p.raw("</summary>\n");
+        capped_pre(p, |w| {
+            dump.lines()
+                .try_for_each(|l| writeln!(w, "{}", for_html::esc(l)))
+        });
         p.raw("</details>\n");
     }
     p.raw("</section>\n");
@@ -422,11 +415,19 @@ fn rest(p: &mut Page, s: &Snapshot<'_>) {
         .raw(if s.r.is_placeholder { " open" } else { "" })
         .raw(
             "><summary>Everything else, as <code>ktstr render</code> prints it \
-              (vCPUs, allocations, CPU times, perf counters, …)</summary>\n<pre>",
+              (vCPUs, allocations, CPU times, perf counters, …)</summary>\n",
         );
+    capped_pre(p, |w| for_html::body_without_maps(s.r, w));
+    p.raw("</details>\n");
+}
+
+/// A `<pre>` of the text `fill` writes, at most [`TEXT_CAP`] bytes of it, and a line
+/// saying so when it was cut.
+fn capped_pre(p: &mut Page, fill: impl FnOnce(&mut write::Escaping<'_>) -> std::fmt::Result) {
+    p.raw("<pre>");
     let cut = {
         let mut w = p.sink(TEXT_CAP);
-        for_html::body_without_maps(s.r, &mut w).is_err() && w.cut()
+        fill(&mut w).is_err() && w.cut()
     };
     p.raw("</pre>\n");
     if cut {
@@ -435,5 +436,4 @@ fn rest(p: &mut Page, s: &Snapshot<'_>) {
             TEXT_CAP >> 10
         ));
     }
-    p.raw("</details>\n");
 }
