@@ -333,7 +333,18 @@ fn pages_of_real_dumps_load_in_chromium() {
     }
     let d = support::dual(&stall);
     check_chart(&dom, "late", d.late.event_counter_timeline.len());
-    assert!(dom.contains("early (") && dom.contains("late ("), "marks");
+    let early = d.early.as_ref().expect("an early snapshot");
+    check_chart(&dom, "early", early.event_counter_timeline.len());
+    // The late chart marks both snapshots at their freezes.
+    let late_chart = &dom[dom.find("id=\"late-chart\"").unwrap()..];
+    let late_chart = &late_chart[..late_chart.find("</svg>").unwrap()];
+    for (label, r) in [("early", early), ("late", &d.late)] {
+        let ms = r.event_counter_timeline.last().unwrap().elapsed_ms;
+        assert!(
+            late_chart.contains(&format!(">{label} ({ms} ms)<")),
+            "{label} mark"
+        );
+    }
     // The victim waits on DSQ 0x101, by name, with the kernel's wait, and is marked as
     // the task the exit message names.
     let victim = d

@@ -8,6 +8,8 @@ use crate::{DsqState, RqScxState};
 
 /// Tasks drawn per queue before `+N more`.
 const MAX_CHIPS: usize = 64;
+/// Tasks drawn in all the queues of a snapshot (the rest are counted per queue).
+const MAX_CHIPS_TOTAL: usize = 1024;
 /// CPU cards drawn (busy CPUs only; the idle ones are listed by number).
 const MAX_CPUS: usize = 256;
 /// DSQ rows drawn (those holding tasks).
@@ -37,8 +39,9 @@ pub(crate) fn write(p: &mut Page, s: &Snapshot<'_>) {
          times here: the kernel writes them in its debug dump at an error exit, and the \
          report records positions only.</p>\n"
     });
-    cpu_cards(p, s);
-    dsq_table(p, s);
+    let mut left = MAX_CHIPS_TOTAL;
+    cpu_cards(p, s, &mut left);
+    dsq_table(p, s, &mut left);
     p.raw("</section>\n");
 }
 
@@ -46,7 +49,7 @@ fn busy(q: &RqScxState) -> bool {
     q.curr_pid != 0 || q.nr_running > 0 || !q.runnable_task_kvas.is_empty()
 }
 
-fn cpu_cards(p: &mut Page, s: &Snapshot<'_>) {
+fn cpu_cards(p: &mut Page, s: &Snapshot<'_>, left: &mut usize) {
     let rqs = &s.r.rq_scx_states;
     if rqs.is_empty() {
         return;
@@ -54,7 +57,7 @@ fn cpu_cards(p: &mut Page, s: &Snapshot<'_>) {
     let busy_rqs: Vec<&RqScxState> = rqs.iter().filter(|q| busy(q)).collect();
     p.raw("<div class=\"cpu-grid\">\n");
     for q in busy_rqs.iter().take(MAX_CPUS) {
-        cpu_card(p, s, q);
+        cpu_card(p, s, q, left);
     }
     p.raw("</div>\n");
     if busy_rqs.len() > MAX_CPUS {
@@ -71,7 +74,7 @@ fn cpu_cards(p: &mut Page, s: &Snapshot<'_>) {
     }
 }
 
-fn cpu_card(p: &mut Page, s: &Snapshot<'_>, q: &RqScxState) {
+fn cpu_card(p: &mut Page, s: &Snapshot<'_>, q: &RqScxState, left: &mut usize) {
     p.fmt(format_args!(
         "<div class=\"cpu\" data-cpu=\"{}\"><div class=\"cpu-h\"><b>CPU {}</b> nr_running={} flags={:#x}",
         q.cpu, q.cpu, q.nr_running, q.flags
@@ -96,12 +99,19 @@ fn cpu_card(p: &mut Page, s: &Snapshot<'_>, q: &RqScxState) {
     if !q.runnable_task_kvas.is_empty() {
         p.raw("<div class=\"qh\">runnable, in order:</div>");
         let curr = q.curr_pid;
-        chips(p, s, &q.runnable_task_kvas, q.runnable_truncated, curr);
+        chips(
+            p,
+            s,
+            &q.runnable_task_kvas,
+            q.runnable_truncated,
+            curr,
+            left,
+        );
     }
     p.raw("</div>\n");
 }
 
-fn dsq_table(p: &mut Page, s: &Snapshot<'_>) {
+fn dsq_table(p: &mut Page, s: &Snapshot<'_>, left: &mut usize) {
     let all = &s.r.dsq_states;
     if all.is_empty() {
         return;
@@ -120,7 +130,7 @@ fn dsq_table(p: &mut Page, s: &Snapshot<'_>) {
             p.fmt(format_args!("<tr><td>{:#x}</td><td>", d.id))
                 .guest(&d.origin)
                 .fmt(format_args!("</td><td>{}</td><td>{}</td><td>", d.nr, d.seq));
-            chips(p, s, &d.task_kvas, d.truncated, 0);
+            chips(p, s, &d.task_kvas, d.truncated, 0, left);
             p.raw("</td></tr>\n");
         }
         p.raw("</tbody></table>\n");
@@ -138,10 +148,21 @@ fn dsq_table(p: &mut Page, s: &Snapshot<'_>) {
 }
 
 /// The tasks at `kvas` as a list of `comm[pid]` chips (an address when the dump has no
-/// such task); `curr` (a pid) is marked `*` as the kernel's debug dump does.
-fn chips(p: &mut Page, s: &Snapshot<'_>, kvas: &[u64], truncated: bool, curr: i32) {
+/// such task); `curr` (a pid) is marked `*` as the kernel's debug dump does. At most
+/// [`MAX_CHIPS`], and no more than `left` (what remains of the snapshot's
+/// [`MAX_CHIPS_TOTAL`]).
+fn chips(
+    p: &mut Page,
+    s: &Snapshot<'_>,
+    kvas: &[u64],
+    truncated: bool,
+    curr: i32,
+    left: &mut usize,
+) {
+    let drawn = kvas.len().min(MAX_CHIPS).min(*left);
+    *left -= drawn;
     p.raw("<ol class=\"q\">");
-    for kva in kvas.iter().take(MAX_CHIPS) {
+    for kva in &kvas[..drawn] {
         match s.task(*kva) {
             Some(t) => {
                 let mut class = String::from("chip");
@@ -181,10 +202,10 @@ fn chips(p: &mut Page, s: &Snapshot<'_>, kvas: &[u64], truncated: bool, curr: i3
             }
         }
     }
-    if kvas.len() > MAX_CHIPS {
+    if kvas.len() > drawn {
         p.fmt(format_args!(
             "<li class=\"more\">+{} more</li>",
-            kvas.len() - MAX_CHIPS
+            kvas.len() - drawn
         ));
     }
     if truncated {

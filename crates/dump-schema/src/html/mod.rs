@@ -15,7 +15,8 @@
 //!   dump records positions, not per-task waiting times;
 //! - the event-counter timeline as a chart: one line per counter that is non-zero somewhere,
 //!   one point per sample, scaled to its own range, with a tick per sample under it; marks
-//!   at the early and late snapshots of a dual report (at the capture of a single one);
+//!   at the early and late snapshots of a dual report (the early snapshot's own timeline,
+//!   which ends at its freeze, gets a chart of its own), at the capture of a single one;
 //!   hovering shows every counter's value at the nearest sample;
 //! - a sortable table of every task (where it runs or waits, class, priorities, context
 //!   switches, times, parent) with a filter box, and one of the programs;
@@ -97,7 +98,7 @@ pub fn page(report: &FailureDumpReportAny) -> String {
             summary(&mut p, report);
             let marks = end_mark(r, "capture");
             let mut budget = MAPS_BUDGET;
-            snapshot(&mut p, &s, "The dump", Some(&marks), &mut budget);
+            snapshot(&mut p, &s, "The dump", &marks, &mut budget);
         }
         FailureDumpReportAny::Dual(d) => dual(&mut p, report, d),
         FailureDumpReportAny::Degraded(_) => {
@@ -118,32 +119,32 @@ fn dual(p: &mut Page, report: &FailureDumpReportAny, d: &DualFailureDumpReport) 
     all.extend(early.as_ref());
     nav(p, &all);
     summary(p, report);
-    // The late timeline holds the early one's samples: one chart, both marked.
+    // Each snapshot charts its own timeline (the early one ends with a sample taken at its
+    // freeze, which the late one does not have); the late chart marks both snapshots.
     let mut marks = d
         .early
         .as_ref()
         .map_or(Vec::new(), |e| end_mark(e, "early"));
     marks.extend(end_mark(&d.late, "late"));
+    let exited = d.late.exit_info.is_some()
+        || d.late
+            .scx_sched_state
+            .as_ref()
+            .is_some_and(|x| x.exit_kind != 0);
+    let title = if exited {
+        "Late snapshot (at the scheduler's exit)"
+    } else {
+        "Late snapshot (at the capture)"
+    };
     let mut budget = MAPS_BUDGET;
-    snapshot(
-        p,
-        &late,
-        "Late snapshot (at the error exit)",
-        Some(&marks),
-        &mut budget,
-    );
+    snapshot(p, &late, title, &marks, &mut budget);
     match &early {
         Some(e) => {
-            let own = d
-                .late
-                .event_counter_timeline
-                .is_empty()
-                .then(|| end_mark(e.r, "early"));
             let title = format!(
                 "Early snapshot (the oldest runnable task had waited {}j, threshold {}j)",
                 d.early_max_age_jiffies, d.early_threshold_jiffies
             );
-            snapshot(p, e, &title, own.as_deref(), &mut budget);
+            snapshot(p, e, &title, &end_mark(e.r, "early"), &mut budget);
         }
         None => {
             p.raw("<section class=\"snapshot\" id=\"early\"><h2>Early snapshot</h2><p>absent: ")
@@ -254,13 +255,7 @@ fn summary(p: &mut Page, report: &FailureDumpReportAny) {
 }
 
 /// One snapshot: its exit, losses, CPUs and DSQs, chart, tables, maps and the rest.
-fn snapshot(
-    p: &mut Page,
-    s: &Snapshot<'_>,
-    title: &str,
-    marks: Option<&[Mark]>,
-    budget: &mut usize,
-) {
+fn snapshot(p: &mut Page, s: &Snapshot<'_>, title: &str, marks: &[Mark], budget: &mut usize) {
     p.raw("<section class=\"snapshot\" id=\"")
         .raw(s.id)
         .raw("\"><h2>")
@@ -277,23 +272,14 @@ fn snapshot(
     p.raw("</section>\n");
 }
 
-fn events(p: &mut Page, s: &Snapshot<'_>, marks: Option<&[Mark]>) {
+fn events(p: &mut Page, s: &Snapshot<'_>, marks: &[Mark]) {
     if s.r.event_counter_timeline.is_empty() {
         return;
     }
     p.raw("<section class=\"events\" id=\"")
         .raw(s.id)
         .raw("-events\"><h3>Event counters</h3>\n");
-    match marks {
-        Some(marks) => chart::write(p, s.id, &s.r.event_counter_timeline, marks),
-        None => {
-            p.fmt(format_args!(
-                "<p class=\"note\">{} samples, all of them in the late snapshot's \
-                 <a href=\"#late-events\">chart</a>, where this snapshot is marked.</p>\n",
-                s.r.event_counter_timeline.len()
-            ));
-        }
-    }
+    chart::write(p, s.id, &s.r.event_counter_timeline, marks);
     p.raw("</section>\n");
 }
 
@@ -435,5 +421,142 @@ fn capped_pre(p: &mut Page, fill: impl FnOnce(&mut write::Escaping<'_>) -> std::
             "<p class=\"folded\">cut after {} KiB</p>\n",
             TEXT_CAP >> 10
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        DegradedFailureDumpReport, DsqState, EventCounterSample, FailureDumpArrayEntry,
+        FailureDumpMap, ProgRuntimeStats, RenderedValue, RqScxState, TaskEnrichment, map_type,
+    };
+
+    fn whole(page: &str) {
+        assert!(page.starts_with("<!DOCTYPE html>\n"));
+        assert!(page.ends_with("</body>\n</html>\n"));
+        assert!(page.contains("<section id=\"summary\">"));
+        assert_eq!(
+            page.matches("<script>").count(),
+            2,
+            "the catcher and the page's script"
+        );
+    }
+
+    #[test]
+    fn every_kind_makes_a_page() {
+        // A placeholder: its reason in the summary, the rest open.
+        let p = page(&FailureDumpReport::placeholder("the guest died").into());
+        whole(&p);
+        assert!(p.contains("no scheduler state (the guest died)"));
+        assert!(p.contains("<details class=\"rest\" id=\"dump-rest\" open>"));
+        // A dual report without an early snapshot says why.
+        let mut d = DualFailureDumpReport::new(FailureDumpReport::default());
+        d.early_skipped_reason = Some("max_age never crossed threshold <x>".into());
+        let p = page(&d.into());
+        whole(&p);
+        assert!(p.contains("absent: max_age never crossed threshold &lt;x&gt;"));
+        // Degraded: its text rendering.
+        let p = page(
+            &DegradedFailureDumpReport {
+                reason: "vCPU rendezvous timed out".into(),
+                ..Default::default()
+            }
+            .into(),
+        );
+        whole(&p);
+        assert!(p.contains("degraded failure dump:\n  reason: vCPU rendezvous timed out"));
+        // Maps only: nothing to summarize, the map is there.
+        let p = page(
+            &FailureDumpReport {
+                maps: vec![FailureDumpMap {
+                    name: "m".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+            .into(),
+        );
+        whole(&p);
+        assert!(p.contains("maps only"));
+        assert!(p.contains("<summary>map m (type=unspec"));
+    }
+
+    /// More of everything than any real dump holds.
+    fn huge() -> FailureDumpReport {
+        let kvas: Vec<u64> = (0..2000).map(|i| 0x1000 + i * 8).collect();
+        FailureDumpReport {
+            task_enrichments: (0..20_000)
+                .map(|i| TaskEnrichment {
+                    pid: i,
+                    comm: "<t>\"'&\x1b".into(),
+                    task_kva: 0x1000 + i as u64 * 8,
+                    ..Default::default()
+                })
+                .collect(),
+            rq_scx_states: (0..1024)
+                .map(|cpu| RqScxState {
+                    cpu,
+                    nr_running: 5,
+                    curr_pid: 1,
+                    runnable_task_kvas: kvas.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            dsq_states: (0..2000)
+                .map(|id| DsqState {
+                    id,
+                    nr: 2000,
+                    task_kvas: kvas.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            event_counter_timeline: (0..100_000)
+                .map(|i| EventCounterSample {
+                    elapsed_ms: i,
+                    dispatch_keep_last: i as i64 % 7,
+                    ..Default::default()
+                })
+                .collect(),
+            prog_runtime_stats: vec![ProgRuntimeStats::default(); 10_000],
+            capture_notes: vec!["note".into(); 10_000],
+            maps: (0..40)
+                .map(|m| FailureDumpMap {
+                    name: format!("map{m}"),
+                    map_type: map_type::ARRAY,
+                    array_entries: (0..5_000)
+                        .map(|k| FailureDumpArrayEntry {
+                            key: k,
+                            value: Some(RenderedValue::Uint {
+                                bits: 64,
+                                value: u64::from(k),
+                            }),
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_huge_report_makes_a_bounded_page() {
+        let r = huge();
+        let p = page(&r.clone().into());
+        whole(&p);
+        assert!(p.len() < 6 << 20, "{} bytes", p.len());
+        assert!(p.contains("17000 more tasks not listed"));
+        assert!(p.contains("8000 more programs not listed"));
+        assert!(p.contains("9500 more notes not listed"));
+        assert!(p.contains("768 more busy CPUs not drawn"));
+        assert!(p.contains("1744 more DSQs holding tasks not drawn"));
+        assert!(p.contains("100000 samples (<span class=\"folded\">2048 drawn"));
+        assert!(p.contains("budget for map text (1024 KiB) was spent"));
+        // The chips stop at the snapshot's total; the queues say how many more.
+        assert_eq!(p.matches("<li class=\"chip").count(), 1024);
+        // Hostile comms are text.
+        assert!(!p.contains("<t>"));
+        assert!(p.contains("&lt;t&gt;&quot;&#39;&amp;\\x1b"));
     }
 }

@@ -21,8 +21,10 @@ pub(crate) struct Snapshot<'r> {
     pub(crate) id: &'static str,
     /// Index in `r.task_enrichments` by `task_kva`.
     by_kva: HashMap<u64, usize>,
-    /// Where each task is, by index in `r.task_enrichments` (several places possible).
-    places: HashMap<usize, Vec<Place>>,
+    /// Where each task is, by index in `r.task_enrichments`: the first [`MAX_PLACES`]
+    /// places, and how many more (a task is on one runnable list and one DSQ at a time,
+    /// but a damaged dump may list it anywhere).
+    places: HashMap<usize, (Vec<Place>, usize)>,
     /// Milliseconds each runnable task had been runnable, by pid, from the kernel's debug
     /// dump (empty without one).
     waits: HashMap<i32, u64>,
@@ -43,8 +45,15 @@ impl<'r> Snapshot<'r> {
             .enumerate()
             .map(|(i, t)| (t.pid, i))
             .collect();
-        let mut places: HashMap<usize, Vec<Place>> = HashMap::new();
-        let mut add = |i: usize, p: Place| places.entry(i).or_default().push(p);
+        let mut places: HashMap<usize, (Vec<Place>, usize)> = HashMap::new();
+        let mut add = |i: usize, p: Place| {
+            let (kept, more) = places.entry(i).or_default();
+            if kept.len() < MAX_PLACES {
+                kept.push(p);
+            } else {
+                *more += 1;
+            }
+        };
         for q in &r.rq_scx_states {
             if q.curr_pid != 0
                 && let Some(&i) = by_pid.get(&q.curr_pid)
@@ -106,12 +115,17 @@ impl<'r> Snapshot<'r> {
         self.by_kva.get(&kva).map(|&i| &self.r.task_enrichments[i])
     }
 
-    /// Where task `i` (an index in `task_enrichments`) is; empty when nowhere in particular
-    /// (sleeping, or not under sched_ext).
-    pub(crate) fn places(&self, i: usize) -> &[Place] {
-        self.places.get(&i).map_or(&[], Vec::as_slice)
+    /// Where task `i` (an index in `task_enrichments`) is (empty when nowhere in
+    /// particular: sleeping, or not under sched_ext), and in how many more places.
+    pub(crate) fn places(&self, i: usize) -> (&[Place], usize) {
+        self.places
+            .get(&i)
+            .map_or((&[], 0), |(kept, more)| (kept.as_slice(), *more))
     }
 }
+
+/// Places kept per task.
+const MAX_PLACES: usize = 4;
 
 /// Lines of the kernel's debug dump read at most.
 const MAX_DUMP_LINES: usize = 100_000;
@@ -187,17 +201,23 @@ mod tests {
         let s = Snapshot::new(&r, "dump");
         assert_eq!(
             s.places(0),
-            [
-                Place::Running { cpu: 1 },
-                Place::Runnable { cpu: 1, pos: 1 }
-            ]
+            (
+                &[
+                    Place::Running { cpu: 1 },
+                    Place::Runnable { cpu: 1, pos: 1 }
+                ][..],
+                0
+            )
         );
         assert_eq!(
             s.places(1),
-            [
-                Place::Runnable { cpu: 1, pos: 2 },
-                Place::Queued { dsq: 0x101, pos: 1 }
-            ]
+            (
+                &[
+                    Place::Runnable { cpu: 1, pos: 2 },
+                    Place::Queued { dsq: 0x101, pos: 1 }
+                ][..],
+                0
+            )
         );
         assert_eq!(s.task(0x2000).map(|t| t.pid), Some(9));
         assert!(s.task(0x3000).is_none());

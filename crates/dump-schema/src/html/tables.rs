@@ -65,7 +65,7 @@ pub(crate) fn tasks(p: &mut Page, s: &Snapshot<'_>) {
     }
     // Those that run or wait first, then the others, each in the report's order.
     let mut order: Vec<usize> = (0..all.len()).collect();
-    order.sort_by_key(|&i| s.places(i).is_empty());
+    order.sort_by_key(|&i| s.places(i).0.is_empty());
     let shown = all.len().min(MAX_TASK_ROWS);
     p.raw("<section class=\"tasks\" id=\"")
         .raw(s.id)
@@ -104,7 +104,7 @@ pub(crate) fn tasks(p: &mut Page, s: &Snapshot<'_>) {
     p.raw("</section>\n");
 }
 
-fn task_row(p: &mut Page, s: &Snapshot<'_>, t: &TaskEnrichment, places: &[Place]) {
+fn task_row(p: &mut Page, s: &Snapshot<'_>, t: &TaskEnrichment, (places, more): (&[Place], usize)) {
     p.raw("<tr>");
     num(p, t.pid);
     num(p, t.tgid);
@@ -122,6 +122,9 @@ fn task_row(p: &mut Page, s: &Snapshot<'_>, t: &TaskEnrichment, places: &[Place]
             Place::Runnable { cpu, pos } => p.fmt(format_args!("runnable on CPU {cpu} (#{pos})")),
             Place::Queued { dsq, pos } => p.fmt(format_args!("dsq {dsq:#x} (#{pos})")),
         };
+    }
+    if more > 0 {
+        p.fmt(format_args!("; +{more} more"));
     }
     p.raw("</td>");
     // A running task is not waiting, whatever its `runnable_at`.

@@ -155,7 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn guest_text_is_escaped_twice() {
+    fn strings_from_the_guest_are_escaped_twice() {
         let mut p = Page::default();
         p.guest("<b>\n\x1b\u{202e}\"");
         // The terminal escaping first (\n, \x1b and the bidi override made visible), then
