@@ -53,6 +53,18 @@
 //! [`Error::TooDeep`]. Values built in code may be deeper: see [`rendered`](RenderedValue) for
 //! what is safe at any depth.
 //!
+//! # Comparing reports
+//! [`ReportDiff`] (module [`diff`], `schema: "diff"`, JSON Schema [`SchemaKind::Diff`]) says
+//! what changed between two reports or between a dual report's snapshots: tasks (by pid:
+//! appeared, gone, moved, waiting longer, whether they ran), DSQs (their tasks by name),
+//! CPUs, programs' counters, map values (by map name and key, data sections by variable
+//! name, arrays element by element with runs folded) and event counters. Its `Display`
+//! (beyond `display-format.md`, which has no diff) puts the most significant first and
+//! counts the rest so that it fits a screen; `full` lists everything.
+//!
+//! `TaskEnrichment::runnable_age_jiffies` is an extension of this project: how long a task
+//! on a runnable list had waited at the capture (`jiffies - scx.runnable_at`).
+//!
 //! # Stable reason strings
 //! In [`reasons`], one constant each.
 //!
@@ -134,6 +146,7 @@
 //! storage-map keys as their owner): they need the report to carry more (issue 14).
 
 mod any;
+pub mod diff;
 mod display;
 pub mod html;
 pub mod json_schema;
@@ -148,6 +161,7 @@ pub mod validate;
 mod wire;
 
 pub use any::{Error, FailureDumpReportAny};
+pub use diff::{ReportDiff, SCHEMA_DIFF};
 pub use display::{DisplayOptions, DisplayWith};
 pub use json_schema::SchemaKind;
 pub use maps::{

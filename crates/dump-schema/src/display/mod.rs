@@ -12,19 +12,20 @@
 //! values), `value` ([`RenderedValue`]), `layout` (tables, aligned columns), `text` (writers
 //! and escaping).
 
+mod diff;
 mod layout;
 mod maps;
 mod percpu;
 mod report;
 mod summary;
-mod text;
-mod value;
+pub(crate) mod text;
+pub(crate) mod value;
 
 use std::fmt::{self, Write};
 
 use crate::{
     DegradedFailureDumpReport, DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny,
-    RenderedValue,
+    RenderedValue, ReportDiff,
 };
 use text::{Indent, Out, esc};
 
@@ -97,6 +98,7 @@ display_with! {
     DualFailureDumpReport => write_dual;
     DegradedFailureDumpReport => write_degraded;
     FailureDumpReportAny => write_any;
+    ReportDiff => diff::write_diff;
     RenderedValue => |v: &RenderedValue, o: &DisplayOptions, out: &mut dyn Write| {
         value::write_block(&mut value::Cx::new(o), v, 0, 0, "", out)
     };
