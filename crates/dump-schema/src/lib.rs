@@ -135,7 +135,7 @@
 //! --html FILE`), beyond what `shared/spec/display-format.md` asks: the text rendering's
 //! summary; a picture of who runs and who waits (a card per busy CPU with its current task
 //! and runnable list, each DSQ holding tasks with its queue in order, tasks as `comm[pid]`,
-//! the waits the kernel's debug dump gives); the event-counter timeline as an inline SVG
+//! each with its `runnable_age_jiffies`); the event-counter timeline as an inline SVG
 //! chart (one point per sample, early and late snapshots marked); sortable task and program
 //! tables; every map collapsible and searchable, with the text rendering's folding. Nothing
 //! is fetched (the page's own Content-Security-Policy forbids it), no framework: the

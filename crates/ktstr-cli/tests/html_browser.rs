@@ -17,7 +17,7 @@
 //!
 //! The dumps (`tests/data/*.json.gz`) are real ones from the lab: `stall.dual.json.gz` from
 //! `ktstr run --scheduler stall` (a dual report: early snapshot, 13-sample timeline, the
-//! kernel's debug dump), `error.single.json.gz` from `ktstr capture --vmcore` of the vmcore
+//! kernel's debug dump, each runnable task's wait), `error.single.json.gz` from `ktstr capture --vmcore` of the vmcore
 //! `ktstr run --scheduler error --vmcore-out` wrote, and `scx_layered.single.json.gz`, the
 //! corpus' largest real-scheduler dump (7 MB of JSON: 30 maps, 100 tasks), from `ktstr
 //! capture --vmcore` of the vmcore `guest_corpus_layered` leaves with
@@ -345,19 +345,26 @@ fn pages_of_real_dumps_load_in_chromium() {
             "{label} mark"
         );
     }
-    // The victim waits on DSQ 0x101, by name, with the kernel's wait, and is marked as
-    // the task the exit message names.
+    // The victim waits on DSQ 0x101, by name, with its wait (past half the watchdog
+    // timeout: it stands out), and is marked as the task the exit message names.
     let victim = d
         .late
         .task_enrichments
         .iter()
         .find(|t| t.comm == "ktstr-victim")
         .expect("the victim");
-    assert!(dom.contains("<li class=\"chip named\""), "no marked chip");
-    assert!(dom.contains(&format!(
-        "ktstr-victim[{}] <span class=\"age long\">+",
-        victim.pid
-    )));
+    let wait = victim.runnable_age_jiffies.expect("the victim's wait");
+    let dsq = dom.split("<td>0x101</td>").nth(1).expect("DSQ 0x101 drawn");
+    let dsq = &dsq[..dsq.find("</tr>").unwrap()];
+    assert!(
+        dsq.contains(&format!(
+            "ktstr-victim[{}] <span class=\"age long\">+{wait}j</span>",
+            victim.pid
+        )),
+        "{dsq}"
+    );
+    assert!(dsq.contains("<li class=\"chip named\""), "{dsq}");
+    assert!(dom.contains(&format!("<td data-v=\"{wait}\">{wait}</td>")));
 
     // A single report from a vmcore (one timeline sample, no early snapshot).
     let single = FailureDumpReportAny::from_json(&read_gz("error.single.json.gz")).unwrap();

@@ -4,7 +4,7 @@
 use super::model::Snapshot;
 use super::write::Page;
 use crate::display::for_html::RangeList;
-use crate::{DsqState, RqScxState};
+use crate::{DsqState, RqScxState, TaskEnrichment};
 
 /// Tasks drawn per queue before `+N more`.
 const MAX_CHIPS: usize = 64;
@@ -14,8 +14,15 @@ const MAX_CHIPS_TOTAL: usize = 1024;
 const MAX_CPUS: usize = 256;
 /// DSQ rows drawn (those holding tasks).
 const MAX_DSQS: usize = 256;
-/// Waits from this long on stand out.
-const LONG_WAIT_MS: u64 = 1000;
+
+/// What drawing the picture carries along.
+struct Cx<'s, 'r> {
+    s: &'s Snapshot<'r>,
+    /// Chips left of [`MAX_CHIPS_TOTAL`].
+    left: usize,
+    /// Waits from this many jiffies on stand out.
+    long: Option<u64>,
+}
 
 pub(crate) fn write(p: &mut Page, s: &Snapshot<'_>) {
     let r = s.r;
@@ -30,18 +37,32 @@ pub(crate) fn write(p: &mut Page, s: &Snapshot<'_>) {
             .guest(msg)
             .raw("</q> (tasks it names are <span class=\"chip named\">marked</span>)</p>\n");
     }
-    p.raw(if s.has_waits() {
-        "<p class=\"note\">Queues in the order captured (first = next to run). Waits are \
-         the kernel's: how long each task had been runnable when it dumped its state at \
-         the exit (its debug dump).</p>\n"
+    let long = long_wait(s);
+    if s.has_waits() {
+        p.raw(
+            "<p class=\"note\">Queues in the order captured (first = next to run); after each \
+             waiting task, how long it had been runnable without running at the capture, in \
+             jiffies",
+        );
+        if let Some(j) = long {
+            p.fmt(format_args!(
+                " (<span class=\"age long\">marked</span> from {j}j: half the watchdog timeout)"
+            ));
+        }
+        p.raw(".</p>\n");
     } else {
-        "<p class=\"note\">Queues in the order captured (first = next to run). No waiting \
-         times here: the kernel writes them in its debug dump at an error exit, and the \
-         report records positions only.</p>\n"
-    });
-    let mut left = MAX_CHIPS_TOTAL;
-    cpu_cards(p, s, &mut left);
-    dsq_table(p, s, &mut left);
+        p.raw(
+            "<p class=\"note\">Queues in the order captured (first = next to run). This dump \
+             records no waiting times (runnable_age_jiffies).</p>\n",
+        );
+    }
+    let mut cx = Cx {
+        s,
+        left: MAX_CHIPS_TOTAL,
+        long,
+    };
+    cpu_cards(p, &mut cx);
+    dsq_table(p, &mut cx);
     p.raw("</section>\n");
 }
 
@@ -49,15 +70,15 @@ fn busy(q: &RqScxState) -> bool {
     q.curr_pid != 0 || q.nr_running > 0 || !q.runnable_task_kvas.is_empty()
 }
 
-fn cpu_cards(p: &mut Page, s: &Snapshot<'_>, left: &mut usize) {
-    let rqs = &s.r.rq_scx_states;
+fn cpu_cards(p: &mut Page, cx: &mut Cx<'_, '_>) {
+    let rqs = &cx.s.r.rq_scx_states;
     if rqs.is_empty() {
         return;
     }
     let busy_rqs: Vec<&RqScxState> = rqs.iter().filter(|q| busy(q)).collect();
     p.raw("<div class=\"cpu-grid\">\n");
     for q in busy_rqs.iter().take(MAX_CPUS) {
-        cpu_card(p, s, q, left);
+        cpu_card(p, cx, q);
     }
     p.raw("</div>\n");
     if busy_rqs.len() > MAX_CPUS {
@@ -74,7 +95,7 @@ fn cpu_cards(p: &mut Page, s: &Snapshot<'_>, left: &mut usize) {
     }
 }
 
-fn cpu_card(p: &mut Page, s: &Snapshot<'_>, q: &RqScxState, left: &mut usize) {
+fn cpu_card(p: &mut Page, cx: &mut Cx<'_, '_>, q: &RqScxState) {
     p.fmt(format_args!(
         "<div class=\"cpu\" data-cpu=\"{}\"><div class=\"cpu-h\"><b>CPU {}</b> nr_running={} flags={:#x}",
         q.cpu, q.cpu, q.nr_running, q.flags
@@ -86,7 +107,7 @@ fn cpu_card(p: &mut Page, s: &Snapshot<'_>, q: &RqScxState, left: &mut usize) {
     if q.curr_pid == 0 {
         p.raw("<span class=\"none\">nothing</span>");
     } else {
-        let named = named_in_exit(s, &q.curr_comm, q.curr_pid);
+        let named = named_in_exit(cx.s, &q.curr_comm, q.curr_pid);
         p.raw(if named {
             "<span class=\"chip run named\">"
         } else {
@@ -99,20 +120,13 @@ fn cpu_card(p: &mut Page, s: &Snapshot<'_>, q: &RqScxState, left: &mut usize) {
     if !q.runnable_task_kvas.is_empty() {
         p.raw("<div class=\"qh\">runnable, in order:</div>");
         let curr = q.curr_pid;
-        chips(
-            p,
-            s,
-            &q.runnable_task_kvas,
-            q.runnable_truncated,
-            curr,
-            left,
-        );
+        chips(p, cx, &q.runnable_task_kvas, q.runnable_truncated, curr);
     }
     p.raw("</div>\n");
 }
 
-fn dsq_table(p: &mut Page, s: &Snapshot<'_>, left: &mut usize) {
-    let all = &s.r.dsq_states;
+fn dsq_table(p: &mut Page, cx: &mut Cx<'_, '_>) {
+    let all = &cx.s.r.dsq_states;
     if all.is_empty() {
         return;
     }
@@ -130,7 +144,7 @@ fn dsq_table(p: &mut Page, s: &Snapshot<'_>, left: &mut usize) {
             p.fmt(format_args!("<tr><td>{:#x}</td><td>", d.id))
                 .guest(&d.origin)
                 .fmt(format_args!("</td><td>{}</td><td>{}</td><td>", d.nr, d.seq));
-            chips(p, s, &d.task_kvas, d.truncated, 0, left);
+            chips(p, cx, &d.task_kvas, d.truncated, 0);
             p.raw("</td></tr>\n");
         }
         p.raw("</tbody></table>\n");
@@ -148,53 +162,16 @@ fn dsq_table(p: &mut Page, s: &Snapshot<'_>, left: &mut usize) {
 }
 
 /// The tasks at `kvas` as a list of `comm[pid]` chips (an address when the dump has no
-/// such task); `curr` (a pid) is marked `*` as the kernel's debug dump does. At most
-/// [`MAX_CHIPS`], and no more than `left` (what remains of the snapshot's
-/// [`MAX_CHIPS_TOTAL`]).
-fn chips(
-    p: &mut Page,
-    s: &Snapshot<'_>,
-    kvas: &[u64],
-    truncated: bool,
-    curr: i32,
-    left: &mut usize,
-) {
-    let drawn = kvas.len().min(MAX_CHIPS).min(*left);
-    *left -= drawn;
+/// such task), each waiting one followed by its wait; `curr` (a pid) is marked `*` as the
+/// kernel's debug dump does. At most [`MAX_CHIPS`], and no more than what remains of the
+/// snapshot's [`MAX_CHIPS_TOTAL`].
+fn chips(p: &mut Page, cx: &mut Cx<'_, '_>, kvas: &[u64], truncated: bool, curr: i32) {
+    let drawn = kvas.len().min(MAX_CHIPS).min(cx.left);
+    cx.left -= drawn;
     p.raw("<ol class=\"q\">");
     for kva in &kvas[..drawn] {
-        match s.task(*kva) {
-            Some(t) => {
-                let mut class = String::from("chip");
-                if t.pid == curr {
-                    class.push_str(" run");
-                }
-                if named_in_exit(s, &t.comm, t.pid) {
-                    class.push_str(" named");
-                }
-                p.raw("<li class=\"").raw(&class).raw("\" title=\"");
-                p.guest(&t.sched_class).fmt(format_args!(
-                    " prio={} weight={} nvcsw={} nivcsw={} utime={}ns stime={}ns\">",
-                    t.prio, t.weight, t.nvcsw, t.nivcsw, t.utime, t.stime
-                ));
-                if t.pid == curr {
-                    p.raw("*");
-                }
-                p.task(&t.comm, t.pid);
-                match s.wait_ms(t.pid) {
-                    Some(ms) if t.pid != curr => {
-                        p.raw(if ms >= LONG_WAIT_MS {
-                            " <span class=\"age long\">"
-                        } else {
-                            " <span class=\"age\">"
-                        })
-                        .text(&wait_text(ms))
-                        .raw("</span>");
-                    }
-                    _ => {}
-                }
-                p.raw("</li>");
-            }
+        match cx.s.task(*kva) {
+            Some(t) => chip(p, cx, t, t.pid == curr),
             None => {
                 p.fmt(format_args!(
                     "<li class=\"chip addr\" title=\"no captured task at this address\">{kva:#x}</li>"
@@ -214,13 +191,40 @@ fn chips(
     p.raw("</ol>\n");
 }
 
-/// `+2.288s` or `+12ms`: how long a task had been runnable.
-pub(crate) fn wait_text(ms: u64) -> String {
-    if ms >= 1000 {
-        format!("+{}.{:03}s", ms / 1000, ms % 1000)
-    } else {
-        format!("+{ms}ms")
+fn chip(p: &mut Page, cx: &Cx<'_, '_>, t: &TaskEnrichment, current: bool) {
+    let mut class = String::from("chip");
+    if current {
+        class.push_str(" run");
     }
+    if named_in_exit(cx.s, &t.comm, t.pid) {
+        class.push_str(" named");
+    }
+    p.raw("<li class=\"").raw(&class).raw("\" title=\"");
+    p.guest(&t.sched_class).fmt(format_args!(
+        " prio={} weight={} nvcsw={} nivcsw={} utime={}ns stime={}ns\">",
+        t.prio, t.weight, t.nvcsw, t.nivcsw, t.utime, t.stime
+    ));
+    if current {
+        p.raw("*");
+    }
+    p.task(&t.comm, t.pid);
+    if let Some(j) = t.runnable_age_jiffies.filter(|_| !current) {
+        let long = cx.long.is_some_and(|l| j >= l);
+        p.raw(if long {
+            " <span class=\"age long\">"
+        } else {
+            " <span class=\"age\">"
+        })
+        .fmt(format_args!("+{j}j</span>"));
+    }
+    p.raw("</li>");
+}
+
+/// Half the scheduler's watchdog timeout, in jiffies (the early snapshot's threshold):
+/// waits from there on stand out.
+fn long_wait(s: &Snapshot<'_>) -> Option<u64> {
+    let w = s.r.scx_sched_state.as_ref()?.watchdog_timeout;
+    (w > 0).then_some(w / 2)
 }
 
 /// Whether the scheduler's exit message names the task `comm[pid]` (the kernel's stall
@@ -249,7 +253,53 @@ mod tests {
         assert_eq!(ranges(&[5, 0, 1, 2, 3, 7, 8, 9]), "0-3,5,7-9");
         assert_eq!(ranges(&[4]), "4");
         assert_eq!(ranges(&[]), "");
-        assert_eq!(wait_text(2288), "+2.288s");
-        assert_eq!(wait_text(12), "+12ms");
+    }
+
+    #[test]
+    fn waits_and_the_long_ones() {
+        let task = |pid, kva, age| TaskEnrichment {
+            pid,
+            comm: format!("t{pid}"),
+            task_kva: kva,
+            runnable_age_jiffies: age,
+            ..Default::default()
+        };
+        let r = crate::FailureDumpReport {
+            scx_sched_state: Some(crate::ScxSchedState {
+                watchdog_timeout: 500,
+                ..Default::default()
+            }),
+            task_enrichments: vec![
+                task(1, 0x10, None),
+                task(2, 0x20, Some(10)),
+                task(3, 0x30, Some(250)),
+            ],
+            rq_scx_states: vec![RqScxState {
+                cpu: 0,
+                nr_running: 3,
+                curr_pid: 1,
+                runnable_task_kvas: vec![0x10, 0x20, 0x30, 0x40],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let s = Snapshot::new(&r, "dump");
+        let mut p = Page::default();
+        write(&mut p, &s);
+        let html = &p.buf;
+        assert!(
+            html.contains("from 250j: half the watchdog timeout"),
+            "{html}"
+        );
+        assert!(html.contains(">*t1[1]</li>"), "{html}");
+        assert!(
+            html.contains(">t2[2] <span class=\"age\">+10j</span></li>"),
+            "{html}"
+        );
+        assert!(
+            html.contains(">t3[3] <span class=\"age long\">+250j</span></li>"),
+            "{html}"
+        );
+        assert!(html.contains(">0x40</li>"), "{html}");
     }
 }

@@ -11,8 +11,9 @@
 //! - every missing or capped part (`*_unavailable`, `capture_notes`), all of them;
 //! - who runs and who waits: one card per busy CPU (its current task, then its runnable
 //!   list in order), then every DSQ holding tasks with its queue in order, tasks as
-//!   `comm[pid]` (the task at a `task_kva`), the tasks the exit message names marked; the
-//!   dump records positions, not per-task waiting times;
+//!   `comm[pid]` (the task at a `task_kva`), each waiting task with its wait
+//!   (`runnable_age_jiffies`; from half the watchdog timeout on it stands out), the tasks
+//!   the exit message names marked;
 //! - the event-counter timeline as a chart: one line per counter that is non-zero somewhere,
 //!   one point per sample, scaled to its own range, with a tick per sample under it; marks
 //!   at the early and late snapshots of a dual report (the early snapshot's own timeline,

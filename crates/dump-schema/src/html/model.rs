@@ -1,5 +1,5 @@
 //! What the page needs to know about one snapshot beyond its fields: which task an address
-//! is, where each task runs or waits, and how long it has waited where the kernel said so.
+//! is, and where each task runs or waits.
 
 use std::collections::HashMap;
 
@@ -25,9 +25,6 @@ pub(crate) struct Snapshot<'r> {
     /// places, and how many more (a task is on one runnable list and one DSQ at a time,
     /// but a damaged dump may list it anywhere).
     places: HashMap<usize, (Vec<Place>, usize)>,
-    /// Milliseconds each runnable task had been runnable, by pid, from the kernel's debug
-    /// dump (empty without one).
-    waits: HashMap<i32, u64>,
 }
 
 impl<'r> Snapshot<'r> {
@@ -85,29 +82,20 @@ impl<'r> Snapshot<'r> {
                 }
             }
         }
-        let waits = r
-            .exit_info
-            .as_ref()
-            .and_then(|e| e.kernel_dump.as_deref())
-            .map(kernel_dump_waits)
-            .unwrap_or_default();
         Snapshot {
             r,
             id,
             by_kva,
             places,
-            waits,
         }
     }
 
-    /// How long task `pid` had been runnable when the kernel dumped its state, in ms.
-    pub(crate) fn wait_ms(&self, pid: i32) -> Option<u64> {
-        self.waits.get(&pid).copied()
-    }
-
-    /// Whether the snapshot has waiting times at all.
+    /// Whether any task has its wait recorded (`runnable_age_jiffies`).
     pub(crate) fn has_waits(&self) -> bool {
-        !self.waits.is_empty()
+        self.r
+            .task_enrichments
+            .iter()
+            .any(|t| t.runnable_age_jiffies.is_some())
     }
 
     /// The task at `kva`, when the report captured it.
@@ -126,42 +114,6 @@ impl<'r> Snapshot<'r> {
 
 /// Places kept per task.
 const MAX_PLACES: usize = 4;
-
-/// Lines of the kernel's debug dump read at most.
-const MAX_DUMP_LINES: usize = 100_000;
-
-/// From the kernel's debug dump (`scx_dump_state`), how long each task on a CPU's runnable
-/// list had been runnable, by pid: its task lines read ` *R comm[pid] *root -2288ms` (`*`
-/// for the current task, the state letter, the task, the scheduler on newer kernels, then
-/// `runnable_at` relative to the dump). A positive offset (the task turned runnable while
-/// the kernel was dumping) counts as 0. Lines that do not have that shape are ignored.
-pub(crate) fn kernel_dump_waits(dump: &str) -> HashMap<i32, u64> {
-    dump.lines()
-        .take(MAX_DUMP_LINES)
-        .filter_map(task_line)
-        .collect()
-}
-
-/// `(pid, ms runnable)` of one task line of the kernel's debug dump.
-fn task_line(line: &str) -> Option<(i32, u64)> {
-    let rest = line.strip_prefix(' ')?;
-    let rest = rest.strip_prefix(['*', ' '])?;
-    let mut chars = rest.chars();
-    if !chars.next()?.is_ascii_uppercase() || chars.next()? != ' ' {
-        return None;
-    }
-    let rest = &rest[2..];
-    let (task, age) = rest.trim_end().rsplit_once(' ')?;
-    let delta: i64 = age.strip_suffix("ms")?.parse().ok()?;
-    if !age.starts_with(['+', '-']) {
-        return None;
-    }
-    // The pid is in the last `[digits]` of what precedes (a comm may hold brackets).
-    let close = task.rfind(']')?;
-    let open = task[..close].rfind('[')?;
-    let pid: i32 = task[open + 1..close].parse().ok()?;
-    Some((pid, u64::try_from(-delta).unwrap_or(0)))
-}
 
 #[cfg(test)]
 mod tests {
@@ -222,31 +174,5 @@ mod tests {
         assert_eq!(s.task(0x2000).map(|t| t.pid), Some(9));
         assert!(s.task(0x3000).is_none());
         assert!(!s.has_waits());
-    }
-
-    #[test]
-    fn waits_from_the_kernels_dump() {
-        // As the 7.3 kernel writes it (scx_dump_state), with a hostile comm.
-        let dump = "ktstr_stall: root\n\
-            kworker/u8:0[12] triggered exit kind 1026 on CPU 1:\n\
-            \x20 runnable task stall (ktstr-victim[150] failed to run for 2.280s)\n\
-            CPU 1   : nr_run=4 flags=0x1 cpu_rel=0 ksync=2008\n\
-            \x20         curr=sh[156] class=ext_sched_class\n\
-            \x20*R sh[156] *root -12ms\n\
-            \x20     scx_state/flags=4/0x5 dsq_flags=0x0 ops_state/qseq=0/0\n\
-            \x20 R ktstr-victim[150] *root -2288ms\n\
-            \x20 R rcu_preempt[15] *root +16ms\n\
-            \x20 R a]b[c[d] [77] -5ms\n\
-            \x20 R old[31] -40ms\n\
-            \x20 R bad[x] -1ms\n\
-            \x20 R huge[32] -99999999999999999999ms\n\
-            \x20 R [33] 12ms\n";
-        let w = kernel_dump_waits(dump);
-        assert_eq!(w.get(&156), Some(&12));
-        assert_eq!(w.get(&150), Some(&2288));
-        assert_eq!(w.get(&15), Some(&0));
-        assert_eq!(w.get(&77), Some(&5));
-        assert_eq!(w.get(&31), Some(&40));
-        assert_eq!(w.len(), 5, "{w:?}");
     }
 }

@@ -79,7 +79,7 @@ pub(crate) fn tasks(p: &mut Page, s: &Snapshot<'_>) {
         Col("comm", false),
         Col("class", false),
         Col("where", false),
-        Col("waited ms", true),
+        Col("waited j", true),
         Col("prio", true),
         Col("weight", true),
         Col("nvcsw", true),
@@ -91,7 +91,7 @@ pub(crate) fn tasks(p: &mut Page, s: &Snapshot<'_>) {
     ];
     head(p, &cols);
     for &i in &order[..shown] {
-        task_row(p, s, &all[i], s.places(i));
+        task_row(p, &all[i], s.places(i));
     }
     p.raw("</tbody></table></div>\n");
     if shown < all.len() {
@@ -104,7 +104,7 @@ pub(crate) fn tasks(p: &mut Page, s: &Snapshot<'_>) {
     p.raw("</section>\n");
 }
 
-fn task_row(p: &mut Page, s: &Snapshot<'_>, t: &TaskEnrichment, (places, more): (&[Place], usize)) {
+fn task_row(p: &mut Page, t: &TaskEnrichment, (places, more): (&[Place], usize)) {
     p.raw("<tr>");
     num(p, t.pid);
     num(p, t.tgid);
@@ -127,10 +127,8 @@ fn task_row(p: &mut Page, s: &Snapshot<'_>, t: &TaskEnrichment, (places, more): 
         p.fmt(format_args!("; +{more} more"));
     }
     p.raw("</td>");
-    // A running task is not waiting, whatever its `runnable_at`.
-    let running = places.iter().any(|x| matches!(x, Place::Running { .. }));
-    match s.wait_ms(t.pid).filter(|_| !running) {
-        Some(ms) => num(p, ms),
+    match t.runnable_age_jiffies {
+        Some(j) => num(p, j),
         None => {
             p.raw("<td data-v=\"\"></td>");
         }
