@@ -408,7 +408,7 @@ fn a_comm_with_control_characters_cannot_break_the_table_or_reach_the_terminal()
     assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
     let rows: Vec<&str> = out
         .lines()
-        .skip_while(|l| !l.starts_with("task_enrichments"))
+        .skip_while(|l| !l.starts_with("tasks:"))
         .skip(1)
         .take_while(|l| !l.is_empty())
         .collect();
@@ -416,7 +416,7 @@ fn a_comm_with_control_characters_cannot_break_the_table_or_reach_the_terminal()
     assert!(rows.iter().all(|l| l.len() == rows[0].len()), "{out}");
     assert!(rows[2].contains(r"ktstr-victim\n"), "{out}");
     assert!(rows[3].contains(r"bell\x07\x1b[1mbold\r"), "{out}");
-    assert!(out.contains(r"curr=131 (ktstr-victim\n)"), "{out}");
+    assert!(out.contains(r"curr=ktstr-victim\n[131]"), "{out}");
 }
 
 #[test]
@@ -536,10 +536,19 @@ fn full_lists_every_task_run_queue_and_dsq() {
     };
     let short = r.to_string();
     let all = r.display_with(&full()).to_string();
-    assert!(short.contains("… 8 more") && !all.contains("more"), "{all}");
+    assert!(short.contains("… 8 more (--section tasks)"), "{short}");
+    assert!(!all.contains("more") && !all.contains("--section"), "{all}");
+    // The default view folds the idle CPUs into one line and the empty DSQs into another.
+    assert!(short.contains("CPUs 0,0: nr_run=0, no task"), "{short}");
+    assert!(short.contains("3 empty DSQs: 0x0, 0x0, 0x0"), "{short}");
+    // And ends with a blank line and one saying that it cut parts short.
+    assert!(
+        short.ends_with("--full shows everything unfolded)"),
+        "{short}"
+    );
     assert_eq!(
         all.lines().count(),
-        short.lines().count() - 1 + 8 + 2 + 3,
+        short.lines().count() - 2 - 1 + 8 + (2 - 1) + (3 - 1),
         "{all}"
     );
 }
