@@ -553,95 +553,81 @@ fn scheduler(r: &FailureDumpReport, v: &View<'_>, whole: bool, out: &mut dyn Wri
     Ok(())
 }
 
+/// A column: its header and how a row's cell is written.
+type Column<'a, T> = (&'a str, &'a dyn Fn(&T) -> String);
+
+/// The per-CPU time table (ns), the softirq counts as `si.NAME` columns.
 fn cpu_time(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
-    let mut headers: Vec<String> = [
-        "cpu",
-        "user",
-        "nice",
-        "system",
-        "softirq",
-        "irq",
-        "idle",
-        "iowait",
-        "steal",
-        "irqs",
-        "iowait_sleep",
-    ]
-    .map(String::from)
-    .to_vec();
-    headers.extend(SOFTIRQ_NAMES.iter().map(|n| format!("si.{n}")));
-    let rows = &r.per_cpu_time;
-    let mut cols: Vec<Vec<String>> = vec![
-        rows.iter().map(|c| c.cpu.to_string()).collect(),
-        rows.iter().map(|c| c.cpustat_user_ns.to_string()).collect(),
-        rows.iter().map(|c| c.cpustat_nice_ns.to_string()).collect(),
-        rows.iter()
-            .map(|c| c.cpustat_system_ns.to_string())
-            .collect(),
-        rows.iter()
-            .map(|c| c.cpustat_softirq_ns.to_string())
-            .collect(),
-        rows.iter().map(|c| c.cpustat_irq_ns.to_string()).collect(),
-        rows.iter().map(|c| c.cpustat_idle_ns.to_string()).collect(),
-        rows.iter()
-            .map(|c| c.cpustat_iowait_ns.to_string())
-            .collect(),
-        rows.iter()
-            .map(|c| c.cpustat_steal_ns.to_string())
-            .collect(),
-        rows.iter().map(|c| c.irqs_sum.to_string()).collect(),
-        rows.iter()
-            .map(|c| c.iowait_sleeptime_ns.map_or("-".into(), |n| n.to_string()))
-            .collect(),
-    ];
-    for i in 0..SOFTIRQ_NAMES.len() {
-        cols.push(rows.iter().map(|c| c.softirqs[i].to_string()).collect());
+    use crate::PerCpuTimeStats as C;
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
+    let (mut headers, mut cols) = columns(
+        &r.per_cpu_time,
+        &[
+            ("cpu", &|c: &C| c.cpu.to_string()),
+            ("user", &|c: &C| c.cpustat_user_ns.to_string()),
+            ("nice", &|c: &C| c.cpustat_nice_ns.to_string()),
+            ("system", &|c: &C| c.cpustat_system_ns.to_string()),
+            ("softirq", &|c: &C| c.cpustat_softirq_ns.to_string()),
+            ("irq", &|c: &C| c.cpustat_irq_ns.to_string()),
+            ("idle", &|c: &C| c.cpustat_idle_ns.to_string()),
+            ("iowait", &|c: &C| c.cpustat_iowait_ns.to_string()),
+            ("steal", &|c: &C| c.cpustat_steal_ns.to_string()),
+            ("irqs", &|c: &C| c.irqs_sum.to_string()),
+            ("iowait_sleep", &|c: &C| opt(c.iowait_sleeptime_ns)),
+        ],
+    );
+    for (i, name) in SOFTIRQ_NAMES.iter().enumerate() {
+        headers.push(format!("si.{name}"));
+        cols.push(
+            r.per_cpu_time
+                .iter()
+                .map(|c| c.softirqs[i].to_string())
+                .collect(),
+        );
     }
     out.write_str("  (times in ns)\n")?;
     write_table(2, &headers, &cols, 1, out)
 }
 
 fn cgroups(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
-    let rows = &r.cgroup_psi;
-    let headers = ["cgroup", "serial_nr", "total_ns", "avg10_raw"]
-        .map(String::from)
-        .to_vec();
-    let cols = vec![
-        rows.iter()
-            .map(|c| format!("{:#x}", c.cgroup_kva))
-            .collect(),
-        rows.iter().map(|c| c.serial_nr.to_string()).collect(),
-        rows.iter().map(|c| c.total_ns.to_string()).collect(),
-        rows.iter().map(|c| c.avg10_raw.to_string()).collect(),
-    ];
+    use crate::CgroupPsiStat as C;
+    let (headers, cols) = columns(
+        &r.cgroup_psi,
+        &[
+            ("cgroup", &|c: &C| format!("{:#x}", c.cgroup_kva)),
+            ("serial_nr", &|c: &C| c.serial_nr.to_string()),
+            ("total_ns", &|c: &C| c.total_ns.to_string()),
+            ("avg10_raw", &|c: &C| c.avg10_raw.to_string()),
+        ],
+    );
     write_table(2, &headers, &cols, 1, out)
 }
 
 fn numa(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
-    let rows = &r.per_node_numa;
-    let headers = [
-        "node",
-        "numa_hit",
-        "numa_miss",
-        "numa_foreign",
-        "interleave_hit",
-        "local",
-        "other",
-    ]
-    .map(String::from)
-    .to_vec();
-    let cols = vec![
-        rows.iter().map(|n| n.node.to_string()).collect(),
-        rows.iter().map(|n| n.numa_hit.to_string()).collect(),
-        rows.iter().map(|n| n.numa_miss.to_string()).collect(),
-        rows.iter().map(|n| n.numa_foreign.to_string()).collect(),
-        rows.iter()
-            .map(|n| n.numa_interleave_hit.to_string())
-            .collect(),
-        rows.iter().map(|n| n.numa_local.to_string()).collect(),
-        rows.iter().map(|n| n.numa_other.to_string()).collect(),
-    ];
+    use crate::PerNodeNumaStats as N;
+    let (headers, cols) = columns(
+        &r.per_node_numa,
+        &[
+            ("node", &|n: &N| n.node.to_string()),
+            ("numa_hit", &|n: &N| n.numa_hit.to_string()),
+            ("numa_miss", &|n: &N| n.numa_miss.to_string()),
+            ("numa_foreign", &|n: &N| n.numa_foreign.to_string()),
+            ("interleave_hit", &|n: &N| n.numa_interleave_hit.to_string()),
+            ("local", &|n: &N| n.numa_local.to_string()),
+            ("other", &|n: &N| n.numa_other.to_string()),
+        ],
+    );
     write_table(2, &headers, &cols, 1, out)
+}
+
+/// Headers and cells (column-major) of `rows` in `spec`'s columns.
+pub(super) fn columns<T>(rows: &[T], spec: &[Column<'_, T>]) -> (Vec<String>, Vec<Vec<String>>) {
+    let headers = spec.iter().map(|(h, _)| h.to_string()).collect();
+    let cols = spec
+        .iter()
+        .map(|(_, f)| rows.iter().map(*f).collect())
+        .collect();
+    (headers, cols)
 }
 
 /// Sparklines of the counters that are non-zero somewhere; when selected (or `full`), every

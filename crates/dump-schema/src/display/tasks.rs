@@ -6,6 +6,7 @@ use std::fmt::{self, Write};
 use super::filter::{View, task_matches};
 use super::layout::{Cell, write_grid, write_table};
 use super::names::name;
+use super::report::columns;
 use super::text::esc;
 use super::value::{Cx, write_block};
 use crate::rendered::MAX_DISPLAY_DEPTH;
@@ -46,25 +47,22 @@ pub(crate) fn table(r: &FailureDumpReport, v: &View<'_>, out: &mut dyn Write) ->
 }
 
 fn main_columns(rows: &[TaskEnrichment]) -> (Vec<String>, Vec<Vec<String>>) {
-    let headers = [
-        "pid", "tgid", "comm", "class", "prio", "weight", "nvcsw", "nivcsw", "utime", "stime",
-    ]
-    .map(String::from)
-    .to_vec();
-    let col = |f: &dyn Fn(&TaskEnrichment) -> String| rows.iter().map(f).collect::<Vec<_>>();
-    let cols = vec![
-        col(&|t| t.pid.to_string()),
-        col(&|t| t.tgid.to_string()),
-        col(&|t| esc(&t.comm).to_string()),
-        col(&|t| esc(&t.sched_class).to_string()),
-        col(&|t| t.prio.to_string()),
-        col(&|t| t.weight.to_string()),
-        col(&|t| t.nvcsw.to_string()),
-        col(&|t| t.nivcsw.to_string()),
-        col(&|t| t.utime.to_string()),
-        col(&|t| t.stime.to_string()),
-    ];
-    (headers, cols)
+    type T = TaskEnrichment;
+    columns(
+        rows,
+        &[
+            ("pid", &|t: &T| t.pid.to_string()),
+            ("tgid", &|t: &T| t.tgid.to_string()),
+            ("comm", &|t: &T| esc(&t.comm).to_string()),
+            ("class", &|t: &T| esc(&t.sched_class).to_string()),
+            ("prio", &|t: &T| t.prio.to_string()),
+            ("weight", &|t: &T| t.weight.to_string()),
+            ("nvcsw", &|t: &T| t.nvcsw.to_string()),
+            ("nivcsw", &|t: &T| t.nivcsw.to_string()),
+            ("utime", &|t: &T| t.utime.to_string()),
+            ("stime", &|t: &T| t.stime.to_string()),
+        ],
+    )
 }
 
 /// Every field the wire format has for a task (`pid`, `tgid`, `comm` first, then the others
@@ -86,22 +84,31 @@ fn fields(t: &TaskEnrichment) -> Vec<(String, String)> {
             (k.clone(), text)
         })
         .collect();
-    let rank = |k: &str| match k {
-        "pid" => 0,
-        "tgid" => 1,
-        "comm" => 2,
-        _ => 3,
-    };
     out.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then(a.0.cmp(&b.0)));
     out
 }
 
+/// `pid`, `tgid`, `comm` first; the other fields by name.
+fn rank(field: &str) -> u8 {
+    match field {
+        "pid" => 0,
+        "tgid" => 1,
+        "comm" => 2,
+        _ => 3,
+    }
+}
+
 fn all_columns(rows: &[TaskEnrichment]) -> (Vec<String>, Vec<Vec<String>>) {
     let per_row: Vec<Vec<(String, String)>> = rows.iter().map(fields).collect();
-    let headers: Vec<String> = per_row
-        .first()
-        .map(|f| f.iter().map(|(k, _)| k.clone()).collect())
-        .unwrap_or_default();
+    // Fields at their default are not on the wire: the union of every row's, in `fields`'
+    // order.
+    let mut headers: Vec<String> = Vec::new();
+    for (k, _) in per_row.iter().flatten() {
+        if !headers.contains(k) {
+            headers.push(k.clone());
+        }
+    }
+    headers.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
     let cols = headers
         .iter()
         .map(|h| {

@@ -155,7 +155,7 @@ pub(crate) fn inline(
                 None => Ok(()),
             }
         }
-        V::Bytes { hex } => write!(out, "{}", esc(hex)),
+        V::Bytes { hex } => write_bytes(out, hex, o.full),
         V::Truncated {
             needed,
             had,
@@ -218,6 +218,21 @@ fn inline_array(
     }
     not_rendered(out, len, elements.len(), if i > 0 { ", " } else { "" })?;
     out.write_char(']')
+}
+
+/// Bytes as their hex string; unless `full`, a run of four or more zero bytes at the end as
+/// `00 ×N` (a 4 KiB buffer holding a short string stays one short line).
+fn write_bytes(out: &mut dyn Write, hex: &str, full: bool) -> fmt::Result {
+    // Each byte is "xx" and bytes are separated by one space.
+    let zeros = hex.rsplit(' ').take_while(|b| *b == "00").count();
+    if full || zeros < 4 || hex.len() % 3 != 2 {
+        return write!(out, "{}", esc(hex));
+    }
+    let keep = hex.len().saturating_sub(zeros * 3);
+    if keep > 0 {
+        write!(out, "{} ", esc(&hex[..keep]))?;
+    }
+    write!(out, "00 ×{zeros}")
 }
 
 /// `…+N not rendered` after `sep`, when the array declared more elements than it holds.
