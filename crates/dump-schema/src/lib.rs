@@ -53,6 +53,18 @@
 //! [`Error::TooDeep`]. Values built in code may be deeper: see [`rendered`](RenderedValue) for
 //! what is safe at any depth.
 //!
+//! # Comparing reports
+//! [`ReportDiff`] (module [`diff`], `schema: "diff"`, JSON Schema [`SchemaKind::Diff`]) says
+//! what changed between two reports or between a dual report's snapshots: tasks (by pid:
+//! appeared, gone, moved, waiting longer, whether they ran), DSQs (their tasks by name),
+//! CPUs, programs' counters, map values (by map name and key, data sections by variable
+//! name, arrays element by element with runs folded) and event counters. Its `Display`
+//! (beyond `display-format.md`, which has no diff) puts the most significant first and
+//! counts the rest so that it fits a screen; `full` lists everything.
+//!
+//! `TaskEnrichment::runnable_age_jiffies` is an extension of this project: how long a task
+//! on a runnable list had waited at the capture (`jiffies - scx.runnable_at`).
+//!
 //! # Stable reason strings
 //! In [`reasons`], one constant each.
 //!
@@ -111,10 +123,12 @@
 //!   `CPU 0: nr_run=… flags=… cpu_rel=… ops_qseq=… kick_sync=…[ nr_immed=…][ rq_clock=…]
 //!   curr=comm[pid]` and one line per task: the current one (`*`) first, then the run queue's
 //!   runnable list, as `*R comm[pid] +age dsq=… slice=… weight=…[ prio=…][ class=…][ lock=…]`.
-//!   The report has no field for a task's runnable age or slice: when it holds the kernel's
-//!   own debug dump (`exit_info.kernel_dump`, error exits), the state letter, age and slice
-//!   are read from that dump's task lines (` R ktstr-victim[149] *root -2320ms`, `slice=…`), and
-//!   the header says so; otherwise they are left out. `dsq=` is the DSQ whose list holds the
+//!   The age is the task's `runnable_age_jiffies` (`+580j`) when the report has it. The report
+//!   has no field for a task's slice: when it holds the kernel's own debug dump
+//!   (`exit_info.kernel_dump`, error exits), the state letter, the slice and (for a task
+//!   without `runnable_age_jiffies`) the age are read from that dump's task lines
+//!   (` R ktstr-victim[149] *root -2320ms`, `slice=…`), and the header says so; otherwise
+//!   they are left out. The summary's DSQ lines give each named task's age in jiffies too. `dsq=` is the DSQ whose list holds the
 //!   task (`0x101` for a user DSQ, `local`, `bypass` or `global` for the kernel's), else the
 //!   kernel dump's `dsq_id`. Then each DSQ holding tasks: `DSQ 0x101 (user): nr=1 seq=1:
 //!   ktstr-victim[149]` in queue order. The default view folds CPUs with nothing running or
@@ -170,6 +184,7 @@
 //! - Values nested deeper than [`MAX_DISPLAY_DEPTH`] print `…`.
 
 mod any;
+pub mod diff;
 mod display;
 pub mod json_schema;
 mod maps;
@@ -183,6 +198,7 @@ pub mod validate;
 mod wire;
 
 pub use any::{Error, FailureDumpReportAny};
+pub use diff::{ReportDiff, SCHEMA_DIFF};
 pub use display::{DisplayOptions, DisplayWith, Filter};
 pub use json_schema::SchemaKind;
 pub use maps::{

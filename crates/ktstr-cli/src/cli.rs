@@ -139,10 +139,27 @@ pub enum Command {
         "Exit codes: 0, or 2 for an unknown kind."
     ))]
     Schema {
-        /// single, dual, degraded or any.
+        /// single, dual, degraded, any, or diff (what `ktstr diff --json` writes).
         #[arg(default_value = "any")]
         kind: String,
     },
+    /// What changed between two dumps, or from a dual dump's early snapshot to its late one
+    #[command(after_help = concat!(
+        "Compares tasks (by pid: appeared, gone, moved between DSQs or CPUs, waiting\n",
+        "longer), DSQs (their tasks by name), CPUs (current task), programs' counters,\n",
+        "map values (by map name and key; data sections by variable name) and the event\n",
+        "counters. A dual dump is compared by its late snapshot; one file alone must be a\n",
+        "dual dump, compared early -> late. The text shows the most significant changes\n",
+        "first and counts the rest (--full: everything); --json writes the diff\n",
+        "(`ktstr schema diff`).\n\n",
+        "Examples:\n",
+        "  ktstr diff ktstr-out/stall-*.failure-dump.json   # early -> late of one run\n",
+        "  ktstr diff before.json after.json --full\n",
+        "  ktstr diff a.json b.json --json | jq '.tasks[] | select(.moved)'\n\n",
+        "Exit codes: 0 no differences, 1 differences, 2 a file is missing or not a failure\n",
+        "dump, or one file that is not a dual dump with an early snapshot."
+    ))]
+    Diff(DiffArgs),
     /// Freeze a running QEMU guest and write it as an ELF vmcore (drgn and crash read it)
     #[command(after_help = concat!(
         "Examples:\n",
@@ -306,6 +323,26 @@ pub struct ExportArgs {
     /// The vmcore to write (atomically).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The dump compared from; alone, a dual dump compared early -> late.
+    pub a: PathBuf,
+    /// The dump compared to.
+    pub b: Option<PathBuf>,
+    /// Print the diff as JSON (schema `diff`).
+    #[arg(long)]
+    pub json: bool,
+    /// Indent the JSON for people.
+    #[arg(long, requires = "json")]
+    pub pretty: bool,
+    /// Every change, none counted only.
+    #[arg(long, conflicts_with = "json")]
+    pub full: bool,
+    /// Keep lines within this many columns where the content allows (default 120).
+    #[arg(long, conflicts_with = "json")]
+    pub width: Option<usize>,
 }
 
 #[cfg(test)]

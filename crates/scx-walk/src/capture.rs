@@ -4,6 +4,7 @@
 
 mod bpf;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use dump_schema::reasons as why;
@@ -20,7 +21,7 @@ use crate::notes::{Notes, Tally};
 use crate::numa::{NumaOffsets, per_node_numa};
 use crate::offsets::MissingGroups;
 use crate::psi::{CGROUP_CAP, PsiOffsets, cgroup_psi};
-use crate::rq::{RqOffsets, rq_state, runqueues};
+use crate::rq::{RqOffsets, jiffies_symbol, rq_state, runnable_age, runqueues};
 use crate::sched::{EventOffsets, SchedOffsets, SchedRef, sample_events, sched_state, scx_root};
 use crate::stackscan::StackScanner;
 use crate::tasks::{TASK_CAP, TaskOffsets, all_tasks_partial, enrich_all_with};
@@ -133,6 +134,7 @@ pub fn capture(target: &Target<'_>, opts: &CaptureOptions) -> CaptureOutput {
     let found = run.sched_ext(&core, &pc);
     run.events(&found, &pc);
     run.tasks(&core, &found);
+    run.runnable_ages(&found);
     run.maps_and_progs(&core, &pc, &found);
     run.system(&core, &pc);
     run.sdt();
@@ -487,6 +489,45 @@ impl<'t, 'a> Run<'t, 'a> {
             self.r.task_enrichments_unavailable = Some(why::TASK_WALKER_ZERO_TASKS.into());
         }
         self.r.task_enrichments = got.tasks;
+    }
+
+    /// Each runnable task's wait (`runnable_age_jiffies`): `jiffies` minus its
+    /// `scx.runnable_at`, for the tasks on a CPU's runnable list.
+    fn runnable_ages(&mut self, found: &SchedFound) {
+        let Ok(rqo) = &found.rqo else { return };
+        let runnable: Vec<u64> = (self.r.rq_scx_states.iter())
+            .flat_map(|q| q.runnable_task_kvas.iter().copied())
+            .collect();
+        if runnable.is_empty() {
+            return;
+        }
+        let now = match jiffies_symbol(&self.k).and_then(|s| self.k.u64(s, "jiffies")) {
+            Ok(n) => n,
+            Err(e) => {
+                return self.lost(format!(
+                    "runnable ages: jiffies unreadable ({e}); no task's wait recorded"
+                ));
+            }
+        };
+        let mut tally = Tally::new("runnable ages");
+        let mut ages = HashMap::new();
+        for kva in runnable {
+            match runnable_age(&self.k, rqo, Kva(kva), now) {
+                Ok(age) => {
+                    tally.ok();
+                    ages.insert(kva, age);
+                }
+                Err(e) => tally.failed(format_args!("task {kva:#x}: {e}")),
+            }
+        }
+        if let Some(n) = tally.note() {
+            self.lost(n);
+        }
+        for t in &mut self.r.task_enrichments {
+            if let Some(&age) = ages.get(&t.task_kva) {
+                t.runnable_age_jiffies = Some(age);
+            }
+        }
     }
 
     /// `scx_root` NULL says no scheduler is attached; tasks in the ext scheduling class

@@ -6,7 +6,7 @@ use super::layout::{RangeList, write_table};
 use super::percpu::write_per_cpu;
 use super::text::esc;
 use super::value::Style;
-use super::value::{Cx, inline_string, is_scalar, is_text, is_zero, visible_members, write_block};
+use super::value::{Cx, is_scalar, is_text, is_zero, styled_string, visible_members, write_block};
 use crate::{FailureDumpEntry, FailureDumpMap, RenderedValue, map_type};
 
 /// Writes the block of one map: its header line, then its content indented 2. With `detail`
@@ -29,7 +29,7 @@ pub(crate) fn write_map(
     }
     for e in &m.percpu_hash_entries {
         let key = match &e.key {
-            Some(k) => inline_string(k, &cx.opts),
+            Some(k) => styled_string(k, &cx.opts),
             None => esc(&e.key_hex).to_string(),
         };
         write_per_cpu(cx, &format!("key={key}"), &e.per_cpu, out)?;
@@ -273,7 +273,7 @@ fn entries_table(
         (None, Some(keys)) if flat_struct_type(&keys).is_some() => struct_columns(&keys, o),
         (None, Some(keys)) if keys.iter().all(|k| is_scalar(k)) => (
             vec!["key".to_string()],
-            vec![keys.iter().map(|k| inline_string(k, o)).collect()],
+            vec![keys.iter().map(|k| styled_string(k, o)).collect()],
         ),
         _ => return None,
     };
@@ -377,7 +377,7 @@ pub(crate) fn struct_columns(
         cols.push(
             cells
                 .into_iter()
-                .map(|c| c.map(|v| inline_string(v, o)).unwrap_or_default())
+                .map(|c| c.map(|v| styled_string(v, o)).unwrap_or_default())
                 .collect(),
         );
     }

@@ -12,6 +12,7 @@
 //! values), `value` ([`RenderedValue`]), `layout` (tables, aligned columns), `text` (writers
 //! and escaping).
 
+mod diff;
 mod filter;
 mod kdump;
 mod layout;
@@ -22,14 +23,14 @@ mod report;
 mod runqueues;
 mod summary;
 mod tasks;
-mod text;
-mod value;
+pub(crate) mod text;
+pub(crate) mod value;
 
 use std::fmt::{self, Write};
 
 use crate::{
     DegradedFailureDumpReport, DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny,
-    RenderedValue,
+    RenderedValue, ReportDiff,
 };
 pub use filter::Filter;
 use filter::{NO_FILTER, Section, View};
@@ -118,6 +119,9 @@ display_with! {
     DualFailureDumpReport => write_dual;
     DegradedFailureDumpReport => write_degraded;
     FailureDumpReportAny => write_any;
+    ReportDiff => |d: &ReportDiff, o: &View<'_>, out: &mut dyn Write| {
+        diff::write_diff(d, &o.opts, out)
+    };
     RenderedValue => |v: &RenderedValue, o: &View<'_>, out: &mut dyn Write| {
         let mut cx = value::Cx::new(&o.opts, &names::NO_NAMES);
         value::write_block(&mut cx, v, 0, 0, "", out)

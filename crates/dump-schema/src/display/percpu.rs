@@ -7,7 +7,7 @@ use std::fmt::{self, Write};
 use super::layout::{Cell, RangeList, table_widths, write_grid, write_table};
 use super::text::esc;
 use super::value::Style;
-use super::value::{Cx, inline_string, is_zero, visible_members, write_block};
+use super::value::{Cx, is_zero, styled_string, visible_members, write_block};
 use crate::RenderedValue;
 use crate::rendered::MAX_DISPLAY_DEPTH;
 
@@ -150,7 +150,7 @@ impl Split {
             }
             let texts: Vec<String> = cells
                 .iter()
-                .map(|c| c.map(|v| inline_string(v, o)).unwrap_or_default())
+                .map(|c| c.map(|v| styled_string(v, o)).unwrap_or_default())
                 .collect();
             if cells.iter().all(Option::is_some) && texts.iter().all(|t| *t == texts[0]) {
                 split

@@ -1,7 +1,8 @@
 //! Runqueue states (display-format.md "Runqueue states"), in the shape of the kernel's
 //! `scx_dump_state`: one line per CPU, then its current and runnable tasks by name, then each
-//! DSQ with its tasks in queue order. Ages and slices come from the kernel's own dump when
-//! the report has one (`kdump`); the report has no field for them.
+//! DSQ with its tasks in queue order. A task's age is the report's `runnable_age_jiffies`
+//! (`+580j`), else the kernel dump's (`kdump`, `-2320ms`); its slice comes from the kernel's
+//! dump only (the report has no field for it).
 
 use std::collections::HashMap;
 use std::fmt::{self, Write};
@@ -70,7 +71,7 @@ pub(crate) fn write<'r>(
         r.dsq_states.len()
     )?;
     if !cx.kernel.is_empty() {
-        out.write_str(" (ages and slices from the kernel's dump)")?;
+        out.write_str(" (slices, and ages the report lacks, from the kernel's dump)")?;
     }
     out.write_char('\n')?;
     sched_line(r, out)?;
@@ -200,8 +201,11 @@ fn task_line(
         Some(t) => write_name(t, out)?,
         None => cx.names.write_task(kva, out)?,
     }
-    if let Some(k) = k {
-        write!(out, " {}", esc(&k.age))?;
+    // The report's own age (jiffies at the capture) when it has one, else the kernel dump's.
+    match (t.and_then(|t| t.runnable_age_jiffies), k) {
+        (Some(j), _) => write!(out, " +{j}j")?,
+        (None, Some(k)) => write!(out, " {}", esc(&k.age))?,
+        (None, None) => {}
     }
     let dsq = cx.queued.get(&kva).cloned().or_else(|| {
         k.and_then(|k| k.dsq_id.clone())

@@ -164,6 +164,9 @@ fn waiting(r: &FailureDumpReport, names: &Names<'_>, out: &mut dyn Write) -> fmt
         for (i, kva) in q.task_kvas.iter().take(MAX_NAMES).enumerate() {
             out.write_str(if i == 0 { ": " } else { ", " })?;
             names.write_task(*kva, out)?;
+            if let Some(j) = names.task(*kva).and_then(|t| t.runnable_age_jiffies) {
+                write!(out, " +{j}j")?;
+            }
         }
         if q.task_kvas.len() > MAX_NAMES {
             write!(out, ", +{} more", q.task_kvas.len() - MAX_NAMES)?;

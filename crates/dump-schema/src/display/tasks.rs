@@ -171,7 +171,11 @@ fn whereabouts(r: &FailureDumpReport, t: &TaskEnrichment, out: &mut dyn Write) -
         for q in &r.rq_scx_states {
             if let Some(i) = q.runnable_task_kvas.iter().position(|&k| k == t.task_kva) {
                 let n = q.runnable_task_kvas.len();
-                writeln!(out, "  runnable on CPU {} ({} of {n})", q.cpu, i + 1)?;
+                write!(out, "  runnable on CPU {} ({} of {n})", q.cpu, i + 1)?;
+                if let Some(j) = t.runnable_age_jiffies {
+                    write!(out, " for {j} jiffies")?;
+                }
+                out.write_char('\n')?;
                 any = true;
             }
         }

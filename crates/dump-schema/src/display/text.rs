@@ -324,6 +324,17 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// Text that is already escaped (a value as the rendering writes it), made safe for a
+/// terminal all the same: as is when it holds no control or invisible format character,
+/// else escaped (a document read from elsewhere may hold anything).
+pub(crate) fn safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+        esc(s).to_string().into()
+    } else {
+        s.into()
+    }
+}
+
 fn escape_char(f: &mut fmt::Formatter<'_>, c: char, quoted: bool) -> fmt::Result {
     match c {
         '\n' => f.write_str("\\n"),

@@ -435,7 +435,7 @@ fn block_struct(
     if !grid.is_empty() {
         let cells: Vec<Cell> = grid
             .iter()
-            .map(|(name, v)| Cell::new(esc(name).to_string(), inline_string(v, &cx.opts)))
+            .map(|(name, v)| Cell::new(esc(name).to_string(), styled_string(v, &cx.opts)))
             .collect();
         write_grid(&cells, indent + 2, cx.opts.width, out)?;
     }
@@ -490,9 +490,20 @@ impl fmt::Display for Inline<'_> {
     }
 }
 
-/// The inline form of `v` as a `String` (table cells are measured before they are written).
-pub(crate) fn inline_string(v: &RenderedValue, o: &Style<'_>) -> String {
+/// The inline form of `v` as a `String` in style `o` (table cells are measured before they
+/// are written).
+pub(crate) fn styled_string(v: &RenderedValue, o: &Style<'_>) -> String {
     Inline(v, o).to_string()
+}
+
+/// The inline form of `v` as a `String`, no address named.
+pub(crate) fn inline_string(v: &RenderedValue, o: &DisplayOptions) -> String {
+    let style = Style {
+        full: o.full,
+        width: o.width,
+        names: &NO_NAMES,
+    };
+    styled_string(v, &style)
 }
 
 impl fmt::Display for RenderedMember {
