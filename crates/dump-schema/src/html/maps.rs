@@ -5,8 +5,8 @@
 use super::model::Snapshot;
 use super::tables::filter_box;
 use super::write::Page;
-use crate::FailureDumpMap;
 use crate::display::for_html;
+use crate::{FailureDumpMap, FailureDumpReport};
 
 /// Text of one map's block at most (bytes, before HTML escaping).
 pub const MAP_TEXT_CAP: usize = 256 << 10;
@@ -33,17 +33,17 @@ pub(crate) fn write(p: &mut Page, s: &Snapshot<'_>, budget: &mut usize) {
         .text(&blocks)
         .raw("\">close all</button></p>\n");
     for m in maps {
-        one(p, m, budget);
+        one(p, s.r, m, budget);
     }
     p.raw("</section>\n");
 }
 
-fn one(p: &mut Page, m: &FailureDumpMap, budget: &mut usize) {
+fn one(p: &mut Page, r: &FailureDumpReport, m: &FailureDumpMap, budget: &mut usize) {
     let cap = MAP_TEXT_CAP.min(*budget).max(HEADER_CAP);
     let mut text = Page::default();
     let cut = {
         let mut w = text.sink(cap);
-        for_html::map(m, &mut w).is_err() && w.cut()
+        for_html::map(r, m, &mut w).is_err() && w.cut()
     };
     *budget = budget.saturating_sub(text.len());
     let body = text.buf.trim_end_matches('\n');
@@ -101,7 +101,12 @@ mod tests {
     fn header_as_title_body_escaped_and_capped() {
         let mut p = Page::default();
         let mut budget = MAPS_BUDGET;
-        one(&mut p, &big_map("<evil>", 3), &mut budget);
+        one(
+            &mut p,
+            &FailureDumpReport::default(),
+            &big_map("<evil>", 3),
+            &mut budget,
+        );
         assert!(
             p.buf.starts_with(
                 "<details class=\"map\"><summary>map &lt;evil&gt; (type=array, value_size=8, max_entries=3)</summary>\n<pre>  key 0: 0\n  key 1: 7919\n  key 2: 15838</pre>"
@@ -113,7 +118,12 @@ mod tests {
 
         // A block longer than the cap is cut and says so.
         let mut p = Page::default();
-        one(&mut p, &big_map("big", 20_000), &mut budget);
+        one(
+            &mut p,
+            &FailureDumpReport::default(),
+            &big_map("big", 20_000),
+            &mut budget,
+        );
         assert!(
             p.buf.contains("cut after 256 KiB, the most"),
             "{}",
@@ -124,7 +134,12 @@ mod tests {
         // Once the budget is spent, a map shows little more than its header.
         let mut budget = 0;
         let mut p = Page::default();
-        one(&mut p, &big_map("late", 20_000), &mut budget);
+        one(
+            &mut p,
+            &FailureDumpReport::default(),
+            &big_map("late", 20_000),
+            &mut budget,
+        );
         assert!(p.buf.contains("budget for map text (1024 KiB) was spent"));
         assert!(p.buf.len() < 2 * HEADER_CAP, "{}", p.buf);
     }
