@@ -101,6 +101,9 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
             pretty,
             full,
             width,
+            sections,
+            maps,
+            tasks,
         } => {
             let report = read_report(&file)?;
             if json {
@@ -111,7 +114,13 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
                     full,
                     width: width.unwrap_or(dump_schema::DisplayOptions::DEFAULT_WIDTH),
                 };
-                print_out(&report.display_with(&opts).to_string())?;
+                let filter = dump_schema::Filter {
+                    sections,
+                    maps,
+                    tasks,
+                };
+                filter.check(&report).map_err(Error::Usage)?;
+                print_out(&report.display_filtered(&opts, &filter).to_string())?;
             }
             Ok(EXIT_OK)
         }
