@@ -173,7 +173,7 @@ fn scx_layered() {
     let (r, _) = real("scx_layered");
     let tasks_and_bss = render(&r, &filter(&["tasks"], &["bss"], &[]), false);
     assert!(
-        tasks_and_bss.contains("tasks: 97 captured"),
+        tasks_and_bss.contains("tasks: 99 captured"),
         "{tasks_and_bss}"
     );
     insta::assert_snapshot!("scx_layered_tasks_and_bss", tasks_and_bss);

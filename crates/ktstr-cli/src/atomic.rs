@@ -154,12 +154,16 @@ pub fn write_report_json(
     report: &FailureDumpReportAny,
     style: JsonStyle,
 ) -> std::io::Result<()> {
+    // The serializer writes many small pieces: a concrete buffered writer in front of
+    // `w` keeps those writes inlined, and `w` sees large chunks.
+    let mut buf = std::io::BufWriter::with_capacity(1 << 16, w);
     let r = match style {
-        JsonStyle::Compact => serde_json::to_writer(&mut *w, report),
-        JsonStyle::Pretty => serde_json::to_writer_pretty(&mut *w, report),
+        JsonStyle::Compact => serde_json::to_writer(&mut buf, report),
+        JsonStyle::Pretty => serde_json::to_writer_pretty(&mut buf, report),
     };
     r.map_err(std::io::Error::other)?;
-    w.write_all(b"\n")
+    buf.write_all(b"\n")?;
+    buf.flush()
 }
 
 /// Writes `report` to `target` (atomically for a file).

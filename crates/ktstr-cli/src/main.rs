@@ -282,7 +282,11 @@ fn capture(args: CaptureArgs, verbose: u8) -> Result<u8, Error> {
     let t = std::time::Instant::now();
     emit_report(&report, args.json, style)?;
     timed(if args.json { "json" } else { "render" }, t);
-    Ok(exit_code_of(&report))
+    let code = exit_code_of(&report);
+    // The process ends next: freeing a real scheduler's report value by value (hundreds
+    // of thousands of them) would only cost time.
+    std::mem::forget(report);
+    Ok(code)
 }
 
 /// 1 when the dump shows a scheduler error exit, 4 when its core could not be read
