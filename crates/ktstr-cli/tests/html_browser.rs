@@ -15,13 +15,11 @@
 //!
 //! Screenshots are kept under `target/tmp/html-browser/` (`CARGO_TARGET_TMPDIR`).
 //!
-//! The dumps (`tests/data/*.json.gz`) are real ones from the lab: `stall.dual.json.gz` from
-//! `ktstr run --scheduler stall` (a dual report: early snapshot, 13-sample timeline, the
-//! kernel's debug dump, each runnable task's wait), `error.single.json.gz` from `ktstr capture --vmcore` of the vmcore
-//! `ktstr run --scheduler error --vmcore-out` wrote, and `scx_layered.single.json.gz`, the
-//! corpus' largest real-scheduler dump (7 MB of JSON: 30 maps, 100 tasks), from `ktstr
-//! capture --vmcore` of the vmcore `guest_corpus_layered` leaves with
-//! `SCX_E2E_VMCORE_DIR` set.
+//! The dumps are the real ones of the lab the text rendering is snapshot-tested on
+//! (`crates/dump-schema/tests/data`, its README says how each was made): the stall run (a
+//! dual report: early snapshot, 13-sample timeline, the kernel's debug dump, each runnable
+//! task's wait), the error run, and `scx_layered`, the corpus' largest real scheduler (7 MB
+//! of JSON: 30 maps); the error run's late snapshot also as a single report.
 //!
 //! Without Chromium the test prints why it skips (under `CI=true` it fails:
 //! `guest_lab::testing`).
@@ -104,13 +102,15 @@ const CHECK_SCRIPT: &str = r#"<script>
 })();
 </script>"#;
 
-fn read_gz(name: &str) -> String {
+/// The JSON of `crates/dump-schema/tests/data/{name}.json.zst`.
+fn real_dump(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name);
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        .join("../dump-schema/tests/data")
+        .join(format!("{name}.json.zst"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut json = String::new();
-    flate2::read::GzDecoder::new(file)
+    ruzstd::decoding::StreamingDecoder::new(bytes.as_slice())
+        .expect("a zstd frame")
         .read_to_string(&mut json)
         .unwrap();
     json
@@ -324,7 +324,7 @@ fn pages_of_real_dumps_load_in_chromium() {
     let scratch = ScratchDir::new("html-browser");
 
     // The stall run: a dual report, with the early and late snapshots marked on the chart.
-    let stall = FailureDumpReportAny::from_json(&read_gz("stall.dual.json.gz")).unwrap();
+    let stall = FailureDumpReportAny::from_json(&real_dump("stall")).unwrap();
     let dom = render_and_load(&browser, &scratch, "stall-dual", &stall);
     let lines = summary_lines(&stall);
     assert!(lines[0].starts_with("scheduler ktstr_ops: SCX_EXIT_ERROR_STALL (1026)"));
@@ -366,8 +366,17 @@ fn pages_of_real_dumps_load_in_chromium() {
     assert!(dsq.contains("<li class=\"chip named\""), "{dsq}");
     assert!(dom.contains(&format!("<td data-v=\"{wait}\">{wait}</td>")));
 
-    // A single report from a vmcore (one timeline sample, no early snapshot).
-    let single = FailureDumpReportAny::from_json(&read_gz("error.single.json.gz")).unwrap();
+    // The error run (a dual report without an early snapshot), and its late snapshot as a
+    // single report.
+    let error = FailureDumpReportAny::from_json(&real_dump("error")).unwrap();
+    let dom = render_and_load(&browser, &scratch, "error-dual", &error);
+    assert!(dom.contains("<h2>Early snapshot</h2><p>absent: "));
+    check_chart(
+        &dom,
+        "late",
+        support::late(&error).event_counter_timeline.len(),
+    );
+    let single = FailureDumpReportAny::Single(support::late(&error).clone());
     let dom = render_and_load(&browser, &scratch, "error-single", &single);
     let lines = summary_lines(&single);
     assert!(lines[0].contains("SCX_EXIT_ERROR_BPF"), "{}", lines[0]);
@@ -381,7 +390,7 @@ fn pages_of_real_dumps_load_in_chromium() {
     );
 
     // The corpus' largest real scheduler: everything fits, nothing is cut.
-    let layered = FailureDumpReportAny::from_json(&read_gz("scx_layered.single.json.gz")).unwrap();
+    let layered = FailureDumpReportAny::from_json(&real_dump("scx_layered")).unwrap();
     let dom = render_and_load(&browser, &scratch, "scx_layered", &layered);
     let r = support::late(&layered);
     assert!(summary_lines(&layered)[0].starts_with("scheduler layered:"));
@@ -391,7 +400,7 @@ fn pages_of_real_dumps_load_in_chromium() {
         "one block per map"
     );
     assert!(!dom.contains("class=\"folded\""), "something was cut");
-    check_chart(&dom, "dump", r.event_counter_timeline.len());
+    check_chart(&dom, "late", r.event_counter_timeline.len());
     for t in &r.task_enrichments {
         assert!(dom.contains(&format!("<td data-v=\"{}\">{}</td>", t.pid, t.pid)));
     }
@@ -404,7 +413,7 @@ fn hostile_strings_stay_text_in_chromium() {
         Err(why) => return skip(why),
     };
     let scratch = ScratchDir::new("html-hostile");
-    let mut stall = FailureDumpReportAny::from_json(&read_gz("stall.dual.json.gz")).unwrap();
+    let mut stall = FailureDumpReportAny::from_json(&real_dump("stall")).unwrap();
     let FailureDumpReportAny::Dual(d) = &mut stall else {
         panic!("dual expected")
     };
@@ -458,7 +467,7 @@ fn hostile(r: &mut FailureDumpReport, evil: &[&str]) {
 #[test]
 fn render_html_to_stdout_and_refused_paths() {
     let scratch = ScratchDir::new("html-cli");
-    let json = read_gz("error.single.json.gz");
+    let json = real_dump("error");
     let report = FailureDumpReportAny::from_json(&json).unwrap();
     scratch.write("d.json", &json);
     // `-`: the page on standard output, the same as the library makes.
