@@ -92,6 +92,11 @@ pub const REQUIRED_PACKAGES: &[HostPackage] = &[
         min_version: None,
         why: "builds the scheduler loader",
     },
+    HostPackage {
+        name: "chromium",
+        min_version: None,
+        why: "the HTML report's browser test loads pages in headless Chromium (console errors, chart, screenshot)",
+    },
 ];
 
 /// A required package that is absent or too old.

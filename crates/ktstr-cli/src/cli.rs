@@ -82,7 +82,12 @@ pub enum Command {
         "Examples:\n",
         "  ktstr render dump.failure-dump.json | less\n",
         "  ktstr render --json dump.json    # normalized JSON (--pretty: indented)\n",
-        "  ktstr render --full --width 200 dump.json   # nothing folded\n\n",
+        "  ktstr render --full --width 200 dump.json   # nothing folded\n",
+        "  ktstr render --section runqueues --task ktstr-victim dump.json\n",
+        "  ktstr render --map bss dump.json             # every .bss map, uncapped\n",
+        "  ktstr render --html dump.html dump.json      # one self-contained page for a browser\n\n",
+        "Without a filter every section prints, long parts cut short, each saying which\n",
+        "filter (--section, --map, --task) or --full shows the rest.\n\n",
         "Exit codes: 0 rendered, 2 the file is missing or not a failure dump."
     ))]
     Render {
@@ -100,6 +105,22 @@ pub enum Command {
         /// Keep lines within this many columns where the content allows (default 120).
         #[arg(long, conflicts_with = "json")]
         width: Option<usize>,
+        /// Print only this section (repeatable): summary, setup, runqueues, exit, tasks,
+        /// maps, vcpu_regs, sdt, programs, scheduler, cpu_time, cgroups, numa, timeline,
+        /// vcpu_perf, probe_counters, notes.
+        #[arg(long = "section", value_name = "NAME", conflicts_with = "json")]
+        sections: Vec<String>,
+        /// Print only the maps whose name contains NAME (repeatable).
+        #[arg(long = "map", value_name = "NAME", conflicts_with = "json")]
+        maps: Vec<String>,
+        /// Print everything about one task: a pid, or an exact comm (repeatable).
+        #[arg(long = "task", value_name = "PID|COMM", conflicts_with = "json")]
+        tasks: Vec<String>,
+        /// Write one self-contained HTML page instead (`-`: standard output): the summary,
+        /// who runs and who waits, the event-counter chart, sortable tables, the maps
+        /// collapsible and searchable; nothing fetched.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["json", "full", "width", "sections", "maps", "tasks"])]
+        html: Option<PathBuf>,
     },
     /// Check that a file is a valid failure dump; says where it is not
     #[command(after_help = concat!(

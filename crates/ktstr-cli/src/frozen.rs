@@ -270,6 +270,8 @@ pub fn capture_core(
     };
     let t = std::time::Instant::now();
     let btf = sources.load_btf(&k)?;
+    // The BTF is parsed into our own tables: the pages it was read from need not stay.
+    core.phys().release_resident();
     let btf_phase = scx_walk::Phase {
         name: "btf",
         elapsed: t.elapsed(),

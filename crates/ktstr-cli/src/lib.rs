@@ -46,7 +46,7 @@ mod time;
 
 pub use atomic::{
     JsonStyle, OutTarget, install_signal_cleanup, remove_pending_temp_files, write_atomic,
-    write_report, write_report_json,
+    write_html, write_report, write_report_json,
 };
 pub use degraded::{DEGRADED_TIMEOUT_REASON, degraded_reason, degraded_report, reg_snapshot};
 pub use diff::diff_files;

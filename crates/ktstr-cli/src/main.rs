@@ -101,9 +101,15 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
             pretty,
             full,
             width,
+            sections,
+            maps,
+            tasks,
+            html,
         } => {
             let report = read_report(&file)?;
-            if json {
+            if let Some(path) = html {
+                ktstr_cli::write_html(&path, &report)?;
+            } else if json {
                 let out = ktstr_cli::OutTarget::Stdout;
                 ktstr_cli::write_report(&out, &report, cli::style(pretty))?;
             } else {
@@ -111,7 +117,13 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
                     full,
                     width: width.unwrap_or(dump_schema::DisplayOptions::DEFAULT_WIDTH),
                 };
-                print_out(&report.display_with(&opts).to_string())?;
+                let filter = dump_schema::Filter {
+                    sections,
+                    maps,
+                    tasks,
+                };
+                filter.check(&report).map_err(Error::Usage)?;
+                print_out(&report.display_filtered(&opts, &filter).to_string())?;
             }
             Ok(EXIT_OK)
         }
@@ -270,7 +282,11 @@ fn capture(args: CaptureArgs, verbose: u8) -> Result<u8, Error> {
     let t = std::time::Instant::now();
     emit_report(&report, args.json, style)?;
     timed(if args.json { "json" } else { "render" }, t);
-    Ok(exit_code_of(&report))
+    let code = exit_code_of(&report);
+    // The process ends next: freeing a real scheduler's report value by value (hundreds
+    // of thousands of them) would only cost time.
+    std::mem::forget(report);
+    Ok(code)
 }
 
 /// 1 when the dump shows a scheduler error exit, 4 when its core could not be read

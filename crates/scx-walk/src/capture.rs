@@ -130,7 +130,7 @@ pub fn capture(target: &Target<'_>, opts: &CaptureOptions) -> CaptureOutput {
         Err(e) => return run.without_core_offsets(e),
     };
     let pc = run.per_cpu();
-    run.clock.phase("offsets+percpu");
+    run.phase("offsets+percpu");
     let found = run.sched_ext(&core, &pc);
     run.events(&found, &pc);
     run.tasks(&core, &found);
@@ -203,6 +203,13 @@ impl<'t, 'a> Run<'t, 'a> {
     }
 
     /// A loss: in `capture_notes` and in the log.
+    /// Ends a phase: its time, and the memory it read released from the resident set
+    /// (a vmcore mapping; a no-op on live guest memory).
+    fn phase(&mut self, name: &'static str) {
+        self.clock.phase(name);
+        self.k.mem.release_resident();
+    }
+
     fn lost(&mut self, line: String) {
         self.notes.push(line.as_str());
         self.log.push(line);
@@ -251,11 +258,11 @@ impl<'t, 'a> Run<'t, 'a> {
             Ok(so) => self.scx_sched(so),
             Err(_) => (None, false),
         };
-        self.clock.phase("scx_sched");
+        self.phase("scx_sched");
         if let Ok(rqo) = &rqo {
             self.rq_states(core, rqo, &rqs);
         }
-        self.clock.phase("rq");
+        self.phase("rq");
         if let (Ok(dso), Ok(so)) = (&dso, &so) {
             let src = DsqSources {
                 rqs: &rqs,
@@ -264,7 +271,7 @@ impl<'t, 'a> Run<'t, 'a> {
             };
             self.dsq_states(core, pc, dso, so, &src);
         }
-        self.clock.phase("dsq");
+        self.phase("dsq");
         self.r.scx_walker_unavailable = self.walker_unavailable(root_null);
         SchedFound {
             so,
@@ -421,7 +428,7 @@ impl<'t, 'a> Run<'t, 'a> {
                 Err(e) => self.lost(format!("event counters: no sample at the freeze ({e})")),
             }
         }
-        self.clock.phase("events");
+        self.phase("events");
     }
 
     /// Phase `tasks`: the ones the dump refers to first, then everything on scx_tasks.
@@ -433,7 +440,7 @@ impl<'t, 'a> Run<'t, 'a> {
                 self.r.task_enrichments_unavailable = Some(why::NO_TASK_WALKER.into());
             }
         }
-        self.clock.phase("tasks");
+        self.phase("tasks");
     }
 
     fn enrich_tasks(&mut self, core: &CoreOffsets, to: &TaskOffsets, found: &SchedFound) {
@@ -606,7 +613,7 @@ impl<'t, 'a> Run<'t, 'a> {
             Ok(v) => self.r.per_cpu_time = v,
             Err(e) => self.lost(format!("per-CPU time: not read ({e})")),
         }
-        self.clock.phase("cputime");
+        self.phase("cputime");
         match NumaOffsets::resolve(k.types).and_then(|o| per_node_numa(&k, &o, pc)) {
             Ok(v) if !v.is_empty() => self.r.per_node_numa = v,
             Ok(_) => self.r.per_node_numa_unavailable = Some(reasons::NUMA_NO_NODES.into()),
@@ -616,7 +623,7 @@ impl<'t, 'a> Run<'t, 'a> {
                     Some(format!("{}{e}", reasons::NUMA_FAILED_PREFIX))
             }
         }
-        self.clock.phase("numa");
+        self.phase("numa");
         match PsiOffsets::resolve(k.types).and_then(|o| cgroup_psi(&k, core, &o)) {
             Ok((v, trunc)) => {
                 if trunc {
@@ -626,7 +633,7 @@ impl<'t, 'a> Run<'t, 'a> {
             }
             Err(e) => self.lost(format!("cgroup PSI: not read ({e})")),
         }
-        self.clock.phase("psi");
+        self.phase("psi");
     }
 
     /// Phase `sdt`: the scheduler's arena allocations.
@@ -643,7 +650,7 @@ impl<'t, 'a> Run<'t, 'a> {
             self.truncated_at.get_or_insert(self.clock.elapsed_us());
             self.lost("sdt: the deadline stopped an allocator walk".into());
         }
-        self.clock.phase("sdt");
+        self.phase("sdt");
     }
 
     fn finish(mut self) -> CaptureOutput {

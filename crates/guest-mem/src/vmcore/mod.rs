@@ -448,7 +448,14 @@ impl Vmcore {
     /// memory taken from it lives (reads would fault).
     pub fn open(path: &Path) -> Result<Vmcore, VmcoreError> {
         let (map, len) = map_file(path, libc::PROT_READ)?;
-        Self::from_map(map, len)
+        // A capture reads a few thousand scattered pages of a file of guest RAM: no
+        // readahead, so that only what is read is paged in (and counted in the RSS).
+        // SAFETY: advice on our own mapping of `len` bytes; it changes no contents.
+        unsafe { libc::madvise(map.as_ptr().cast(), len, libc::MADV_RANDOM) };
+        let start = map.as_ptr() as *const u8;
+        let mut core = Self::from_map(map, len)?;
+        core.mem = core.mem.with_releasable(start, len);
+        Ok(core)
     }
 
     /// Maps `path` privately with `edits` (file offset, bytes) written into the mapping
