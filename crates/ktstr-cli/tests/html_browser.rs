@@ -116,6 +116,11 @@ fn real_dump(name: &str) -> String {
     json
 }
 
+/// `chromium` on PATH; `None` after the skip (saying why) where it cannot run.
+fn chromium_or_skip() -> Option<PathBuf> {
+    chromium().map_err(skip).ok()
+}
+
 /// `chromium` on PATH, or the reason it cannot run.
 fn chromium() -> Result<PathBuf, String> {
     let o = Command::new("chromium")
@@ -317,9 +322,8 @@ fn summary_lines(report: &FailureDumpReportAny) -> Vec<String> {
 
 #[test]
 fn pages_of_real_dumps_load_in_chromium() {
-    let browser = match chromium() {
-        Ok(b) => b,
-        Err(why) => return skip(why),
+    let Some(browser) = chromium_or_skip() else {
+        return;
     };
     let scratch = ScratchDir::new("html-browser");
 
@@ -408,9 +412,8 @@ fn pages_of_real_dumps_load_in_chromium() {
 
 #[test]
 fn hostile_strings_stay_text_in_chromium() {
-    let browser = match chromium() {
-        Ok(b) => b,
-        Err(why) => return skip(why),
+    let Some(browser) = chromium_or_skip() else {
+        return;
     };
     let scratch = ScratchDir::new("html-hostile");
     let mut stall = FailureDumpReportAny::from_json(&real_dump("stall")).unwrap();
