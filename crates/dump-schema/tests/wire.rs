@@ -34,6 +34,16 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::from_str(&s).unwrap()
 }
 
+/// A rendered value read from `json`, which must be one.
+fn value(json: &str) -> RenderedValue {
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
+}
+
+/// Why `json` is not a rendered value.
+fn not_a_value(json: &str) -> serde_json::Error {
+    serde_json::from_str::<RenderedValue>(json).unwrap_err()
+}
+
 fn keys(v: &Value) -> Vec<&str> {
     v.as_object().unwrap().keys().map(String::as_str).collect()
 }
@@ -256,8 +266,7 @@ fn null_is_written_for_task_clock_and_enum_variant() {
     let s = RenderedValue::anon_struct(vec![]);
     assert_eq!(to_value(&s)["type_name"], Value::Null);
     // Absent on read: `None` / default.
-    let back: RenderedValue =
-        serde_json::from_str(r#"{"kind":"enum","bits":8,"value":1}"#).unwrap();
+    let back = value(r#"{"kind":"enum","bits":8,"value":1}"#);
     assert_eq!(
         back,
         RenderedValue::Enum {
@@ -335,10 +344,9 @@ fn explicit_null_only_for_options() {
             "dump_truncated_at_us":null,"probe_counters":null}"#,
     );
     assert_eq!(r, FailureDumpReport::default());
-    let v: RenderedValue = serde_json::from_str(
+    let v = value(
         r#"{"kind":"ptr","value":1,"deref":null,"deref_skipped_reason":null,"cast_annotation":null}"#,
-    )
-    .unwrap();
+    );
     assert_eq!(v, RenderedValue::ptr(1));
     for (field, value) in [
         ("maps", "null"),
@@ -361,12 +369,8 @@ fn explicit_null_only_for_options() {
             "{field}"
         );
     }
-    let e = serde_json::from_str::<RenderedValue>(r#"{"kind":"int","bits":null,"value":1}"#);
-    assert!(e.is_err());
-    let e = serde_json::from_str::<RenderedValue>(
-        r#"{"kind":"struct","type_name":null,"members":null}"#,
-    );
-    assert!(e.is_err());
+    not_a_value(r#"{"kind":"int","bits":null,"value":1}"#);
+    not_a_value(r#"{"kind":"struct","type_name":null,"members":null}"#);
 }
 
 #[test]
@@ -384,7 +388,7 @@ fn duplicate_keys_are_errors() {
         r#"{"bits":1,"bits":2,"kind":"int","value":0}"#,
         r#"{"bits":1,"kind":"int","bits":2,"value":0}"#,
     ] {
-        let e = serde_json::from_str::<RenderedValue>(v).unwrap_err();
+        let e = not_a_value(v);
         assert!(e.to_string().contains("duplicate field"), "{v}: {e}");
     }
     // `schema` given twice, and `schema` not first with a duplicate.
@@ -404,30 +408,28 @@ fn unknown_keys_are_ignored() {
 
 #[test]
 fn kind_need_not_be_first() {
-    let v: RenderedValue = serde_json::from_str(
+    let v = value(
         r#"{"type_name":"t","members":[{"value":{"value":-5,"bits":16,"kind":"int"},"name":"x"}],"kind":"struct"}"#,
-    )
-    .unwrap();
+    );
     assert_eq!(
         v,
         RenderedValue::named_struct("t", vec![m("x", int(16, -5))])
     );
-    let e = serde_json::from_str::<RenderedValue>(r#"{"bits":"x","kind":"int","value":1}"#)
-        .unwrap_err();
+    let e = not_a_value(r#"{"bits":"x","kind":"int","value":1}"#);
     assert!(e.to_string().contains("invalid type"), "{e}");
 }
 
 #[test]
 fn unknown_kind_names_the_known_ones() {
-    let e = serde_json::from_str::<RenderedValue>(r#"{"kind":"quux"}"#).unwrap_err();
+    let e = not_a_value(r#"{"kind":"quux"}"#);
     let s = e.to_string();
     assert!(
         s.contains("unknown variant `quux`") && s.contains("cpu_list"),
         "{s}"
     );
-    let e = serde_json::from_str::<RenderedValue>(r#"{"value":1}"#).unwrap_err();
+    let e = not_a_value(r#"{"value":1}"#);
     assert!(e.to_string().contains("missing field `kind`"), "{e}");
-    let e = serde_json::from_str::<RenderedValue>(r#"[1]"#).unwrap_err();
+    let e = not_a_value(r#"[1]"#);
     assert!(e.to_string().contains("expected a rendered value"), "{e}");
 }
 
@@ -479,12 +481,11 @@ fn floats_carry_a_fraction_or_exponent_and_round_trip() {
     }
     // NaN and infinities cannot be written as numbers: they become `unsupported`.
     for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        let back: RenderedValue = serde_json::from_str(&text(v)).unwrap();
+        let back = value(&text(v));
         assert_eq!(back, RenderedValue::unsupported(reasons::NON_FINITE_FLOAT));
     }
     // An integer where a float is expected still reads.
-    let back: RenderedValue =
-        serde_json::from_str(r#"{"kind":"float","bits":32,"value":2}"#).unwrap();
+    let back = value(r#"{"kind":"float","bits":32,"value":2}"#);
     assert_eq!(
         back,
         RenderedValue::Float {
