@@ -27,6 +27,19 @@ impl TempCache {
     }
 }
 
+/// A lab over a fresh cache named after `name`.
+fn lab_in(name: &str) -> (TempCache, Lab) {
+    let cache = TempCache::new(name);
+    let lab = cache.lab();
+    (cache, lab)
+}
+
+/// Why `lab` refuses the scheduler crate `spec` (`name` or `name@version`).
+fn refusal(lab: &Lab, spec: &str) -> LabError {
+    let krate: ScxCrate = spec.parse().unwrap();
+    lab.scx_crate(&krate).unwrap_err()
+}
+
 fn assert_no_entry(cache: &Path) {
     let scx = cache.join("scx");
     let entries: Vec<_> = walk(&scx);
@@ -51,18 +64,15 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_crate_that_does_not_exist_is_named_in_the_error() {
-    let cache = TempCache::new("missing");
-    let lab = cache.lab();
+    let (cache, lab) = lab_in("missing");
     // Unpinned: resolving the newest version fails.
-    let krate: ScxCrate = "scx_ktstr_no_such_scheduler".parse().unwrap();
-    let msg = lab.scx_crate(&krate).unwrap_err().to_string();
+    let msg = refusal(&lab, "scx_ktstr_no_such_scheduler").to_string();
     assert!(
         msg.contains("there is no crate scx_ktstr_no_such_scheduler on crates.io"),
         "{msg}"
     );
     // An exact version of a real scheduler that was never published.
-    let krate: ScxCrate = "scx_bpfland@0.0.1".parse().unwrap();
-    let msg = lab.scx_crate(&krate).unwrap_err().to_string();
+    let msg = refusal(&lab, "scx_bpfland@0.0.1").to_string();
     assert!(
         msg.contains("there is no crate scx_bpfland@0.0.1 on crates.io"),
         "{msg}"
@@ -72,11 +82,9 @@ fn a_crate_that_does_not_exist_is_named_in_the_error() {
 
 #[test]
 fn a_crate_of_the_project_that_is_not_a_scheduler_is_refused_before_building() {
-    let cache = TempCache::new("notsched");
-    let lab = cache.lab();
-    let krate: ScxCrate = "scx_utils@1.1.4".parse().unwrap();
+    let (cache, lab) = lab_in("notsched");
     let started = std::time::Instant::now();
-    let err = lab.scx_crate(&krate).unwrap_err();
+    let err = refusal(&lab, "scx_utils@1.1.4");
     assert!(matches!(err, LabError::Invalid { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
@@ -97,8 +105,7 @@ fn a_crate_of_the_project_that_is_not_a_scheduler_is_refused_before_building() {
 
 #[test]
 fn versions_follow_explicit_then_pinned_then_newest() {
-    let cache = TempCache::new("versions");
-    let lab = cache.lab();
+    let (_cache, lab) = lab_in("versions");
     let pinned = lab.scx_version(&ScxCrate::bpfland()).unwrap();
     assert_eq!(pinned, guest_lab::BPFLAND_VERSION);
     let explicit = lab
@@ -114,8 +121,7 @@ fn versions_follow_explicit_then_pinned_then_newest() {
 
 #[test]
 fn old_layout_entries_move_into_scx_and_leave_a_link() {
-    let cache = TempCache::new("migrate");
-    let lab = cache.lab();
+    let (cache, lab) = lab_in("migrate");
     let v = guest_lab::BPFLAND_VERSION;
     let old = cache.path().join("bpfland").join(v);
     std::fs::create_dir_all(old.join("bin")).unwrap();
