@@ -2,8 +2,6 @@
 //! (libbpf's parser): ids, kinds, names, sizes, struct/union members (type, bit offset,
 //! bitfield width), enumerators, array lengths and reference targets.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
@@ -42,7 +40,7 @@ struct Tally {
 
 fn compare(btf: &Btf, raw_file: &Path) -> Tally {
     let stdout = testing::stdout_of(
-        Command::new(common::tool("bpftool").unwrap())
+        Command::new(crate::common::tool("bpftool").unwrap())
             .args(["btf", "dump", "file"])
             .arg(raw_file)
             .args(["format", "raw"]),
@@ -241,7 +239,7 @@ fn compare(btf: &Btf, raw_file: &Path) -> Tally {
     t
 }
 
-fn check(label: &str, btf: &Btf, raw_file: &Path) {
+pub fn check(label: &str, btf: &Btf, raw_file: &Path) {
     let t = compare(btf, raw_file);
     println!(
         "{label}: {} types, {} struct/union members, {} enumerators compared with bpftool; {} mismatches",
@@ -253,31 +251,4 @@ fn check(label: &str, btf: &Btf, raw_file: &Path) {
     let shown: Vec<&String> = t.bad.iter().take(40).collect();
     assert!(t.bad.is_empty(), "{label}:\n{shown:#?}");
     assert!(t.types > 50_000 && t.members > 50_000 && t.enumerators > 10_000);
-}
-
-fn need_bpftool() -> bool {
-    common::need_tool("bpftool", "bookworm-backports package bpftool").is_some()
-}
-
-#[test]
-fn host_btf_every_type_matches_bpftool() {
-    if !need_bpftool() {
-        return;
-    }
-    let Some(path) = common::need_host_btf() else {
-        return;
-    };
-    check("host", &Btf::from_file(&path).unwrap(), &path);
-}
-
-#[test]
-fn guest_btf_every_type_matches_bpftool() {
-    if !need_bpftool() {
-        return;
-    }
-    let Some(g) = common::guest_vmlinux() else {
-        return;
-    };
-    // bpftool reads the ELF's .BTF itself; we load from the bzImage.
-    check("guest 7.3", &Btf::from_file(&g.vmlinuz).unwrap(), &g.elf);
 }

@@ -6,8 +6,6 @@
 //! structs and unions inline. We resolve each printed member by name (as C does through
 //! anonymous members) and compare absolute bit offsets, byte sizes and bitfield widths.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -255,7 +253,7 @@ fn compare(btf: &Btf, pahole_input: &Path) -> Report {
         .copied()
         .filter(|s| btf.struct_by_name(s).is_ok())
         .collect();
-    let out = Command::new(common::tool("pahole").unwrap())
+    let out = Command::new(crate::common::tool("pahole").unwrap())
         .args(["-F", "btf", "-C", &present.join(",")])
         .arg(pahole_input)
         .output()
@@ -326,7 +324,7 @@ fn compare(btf: &Btf, pahole_input: &Path) -> Report {
     r
 }
 
-fn check(label: &str, btf: &Btf, pahole_input: &Path) {
+pub fn check(label: &str, btf: &Btf, pahole_input: &Path) {
     let r = compare(btf, pahole_input);
     println!(
         "{label}: {} structs, {} members compared with pahole ({} bitfields, {} inside anonymous structs/unions), {} mismatches",
@@ -352,36 +350,4 @@ fn check(label: &str, btf: &Btf, pahole_input: &Path) {
         "{label}: only {} anonymous-member fields",
         r.in_anon
     );
-}
-
-fn need_pahole() -> bool {
-    common::need_tool("pahole", "Debian package dwarves").is_some()
-}
-
-#[test]
-fn host_vmlinux_btf_matches_pahole() {
-    if !need_pahole() {
-        return;
-    }
-    let Some(path) = common::need_host_btf() else {
-        return;
-    };
-    check("host", &Btf::from_file(&path).unwrap(), &path);
-}
-
-#[test]
-fn guest_73_kernel_btf_matches_pahole() {
-    if !need_pahole() {
-        return;
-    }
-    let Some(g) = common::guest_vmlinux() else {
-        return;
-    };
-    // We load from the compressed image; pahole reads the ELF's .BTF itself.
-    let btf = Btf::from_file(&g.vmlinuz).unwrap();
-    assert!(
-        btf.struct_by_name("scx_sched").is_ok(),
-        "guest kernel BTF has sched_ext"
-    );
-    check("guest 7.3", &btf, &g.elf);
 }
