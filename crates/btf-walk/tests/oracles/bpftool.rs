@@ -21,6 +21,25 @@ fn num(line: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in {line:?}"))
 }
 
+/// Our `what` (members, enumerators) beside bpftool's lines for them, in order; a
+/// difference in number is `bad`.
+fn paired<'a, T>(
+    ours: &'a [T],
+    theirs: &'a [&'a str],
+    what: &str,
+    bad: &mut impl FnMut(String),
+) -> std::iter::Zip<std::slice::Iter<'a, T>, std::slice::Iter<'a, &'a str>> {
+    if ours.len() != theirs.len() {
+        bad(format!("{} {what} vs {}", ours.len(), theirs.len()));
+    }
+    ours.iter().zip(theirs)
+}
+
+/// Whether a bpftool line says `size` bytes and the signedness `signed`.
+fn size_and_sign(line: &str, size: u32, signed: bool) -> bool {
+    u64::from(size) == num(line, "size") && signed == (kv(line, "encoding") == Some("SIGNED"))
+}
+
 /// The quoted name of a bpftool line; `(anon)` is our empty name.
 fn qname(line: &str) -> &str {
     let start = line.find('\'').unwrap() + 1;
@@ -108,10 +127,7 @@ fn compare(btf: &Btf, raw_file: &Path) -> Tally {
                     bad(format!("size {size} vs {line}"));
                 }
                 let ms = btf.members(id).unwrap();
-                if ms.len() != sub.len() {
-                    bad(format!("{} members vs {}", ms.len(), sub.len()));
-                }
-                for (m, l) in ms.iter().zip(&sub) {
+                for (m, l) in paired(ms, &sub, "members", &mut bad) {
                     t.members += 1;
                     let bits = kv(l, "bitfield_size").map_or(0, |v| v.parse().unwrap());
                     if &*m.name != qname(l)
@@ -124,16 +140,11 @@ fn compare(btf: &Btf, raw_file: &Path) -> Tally {
                 }
             }
             ("ENUM" | "ENUM64", Kind::Enum { size, signed, .. }) => {
-                if size as u64 != num(line, "size")
-                    || signed != (kv(line, "encoding") == Some("SIGNED"))
-                {
+                if !size_and_sign(line, size, signed) {
                     bad(format!("size/sign {size}/{signed} vs {line}"));
                 }
                 let vs = btf.enum_values(id).unwrap();
-                if vs.len() != sub.len() {
-                    bad(format!("{} enumerators vs {}", vs.len(), sub.len()));
-                }
-                for (v, l) in vs.iter().zip(&sub) {
+                for (v, l) in paired(vs, &sub, "enumerators", &mut bad) {
                     t.enumerators += 1;
                     let theirs = kv(l, "val")
                         .unwrap()
@@ -150,9 +161,7 @@ fn compare(btf: &Btf, raw_file: &Path) -> Tally {
                 }
             }
             ("INT", Kind::Int { size, signed, .. }) => {
-                if size as u64 != num(line, "size")
-                    || signed != (kv(line, "encoding") == Some("SIGNED"))
-                {
+                if !size_and_sign(line, size, signed) {
                     bad(format!("int {size}/{signed} vs {line}"));
                 }
             }
