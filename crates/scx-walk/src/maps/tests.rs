@@ -46,6 +46,11 @@ fn write_map(m: &mut FakeMem, at: u64, ty: u32, key: u32, value: u32, max: u32, 
     m.write(at + 0x60, name.as_bytes());
 }
 
+/// Writes `bpf_array.elem_size` of the array map at `array` (the offset [`types`] gives).
+fn set_elem_size(m: &mut FakeMem, array: u64, size: u32) {
+    m.w32(array + 0x100, size);
+}
+
 /// The test types and memory holding one map at `B` ([`write_map`]).
 fn map_at_b(ty: u32, key: u32, value: u32, max: u32, name: &str) -> (FakeTypes, FakeMem) {
     let mut m = FakeMem::default();
@@ -125,7 +130,7 @@ fn hash_entries_follow_nulls_lists_and_cap() {
 fn single_entry_array_is_a_value_and_larger_ones_are_entries() {
     let (t, mut m) = map_at_b(map_type::ARRAY, 4, 12, 1, "sched.bss");
     let bss = B;
-    m.w32(bss + 0x100, 16);
+    set_elem_size(&mut m, bss, 16);
     m.write(bss + 0x140, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     let d = capture(&m, &t, bss, MapCaps::default());
     assert_eq!(
@@ -138,7 +143,7 @@ fn single_entry_array_is_a_value_and_larger_ones_are_entries() {
 
     let arr = B + 0x10_000;
     write_map(&mut m, arr, map_type::ARRAY, 4, 8, 3, "by_cpu");
-    m.w32(arr + 0x100, 8);
+    set_elem_size(&mut m, arr, 8);
     for i in 0..3u64 {
         m.w64(arr + 0x140 + 8 * i, 100 + i);
     }
@@ -146,7 +151,7 @@ fn single_entry_array_is_a_value_and_larger_ones_are_entries() {
     assert_eq!(d.array_entries.len(), 3);
     assert_eq!(d.array_entries[2].key, 2);
     // An elem_size smaller than the value is garbage: an error, no entries.
-    m.w32(arr + 0x100, 4);
+    set_elem_size(&mut m, arr, 4);
     let d = capture(&m, &t, arr, MapCaps::default());
     assert!(d.array_entries.is_empty());
     assert!(d.error.as_deref().unwrap().contains("elem_size"));
@@ -156,7 +161,7 @@ fn single_entry_array_is_a_value_and_larger_ones_are_entries() {
 fn percpu_array_reads_every_cpu_copy() {
     let (t, mut m) = map_at_b(map_type::PERCPU_ARRAY, 4, 8, 1, "pcpu");
     let map = B;
-    m.w32(map + 0x100, 8);
+    set_elem_size(&mut m, map, 8);
     let pptr = B + 0x5000;
     m.w64(map + 0x140, pptr);
     m.w64(pptr, 11);
