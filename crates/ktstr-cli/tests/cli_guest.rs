@@ -159,20 +159,18 @@ fn assert_exit_info_of_the_stall(r: &FailureDumpReport, stderr: &str, victim_pid
     let t = ei.trigger.as_ref().expect("who triggered");
     assert!(t.pid.is_some() && t.comm.is_some(), "{t:?}");
     let dump = ei.kernel_dump.as_deref().expect("the kernel's debug dump");
-    assert!(dump.contains("triggered exit kind 1026"), "{dump}");
-    assert!(
-        dump.contains("ktstr-dump: mode=1"),
-        "the scheduler's ops.dump line: {dump}"
-    );
-    assert!(
-        dump.contains("ktstr-dump-cpu: cpu=0"),
-        "ops.dump_cpu: {dump}"
-    );
-    assert!(
-        dump.contains(&format!("R ktstr-victim[{victim_pid}]"))
-            && dump.contains(&format!("ktstr-dump-task: pid={victim_pid} ")),
-        "the victim's task lines: {dump}"
-    );
+    for (line, what) in [
+        ("triggered exit kind 1026".to_string(), "the exit"),
+        ("ktstr-dump: mode=1".into(), "the scheduler's ops.dump line"),
+        ("ktstr-dump-cpu: cpu=0".into(), "ops.dump_cpu"),
+        (format!("R ktstr-victim[{victim_pid}]"), "the victim's task"),
+        (
+            format!("ktstr-dump-task: pid={victim_pid} "),
+            "the scheduler's ops.dump_task line for the victim",
+        ),
+    ] {
+        assert!(dump.contains(&line), "{what} ({line:?}): {dump}");
+    }
     assert_eq!(ei.unavailable, None);
 }
 
