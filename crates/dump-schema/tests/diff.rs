@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{chars, int, m, map, uint};
+use common::{chars, int, m, map, rq, uint};
 use dump_schema::diff::{Change, MapDiff, TaskDiff};
 use dump_schema::*;
 
@@ -23,17 +23,6 @@ fn task(pid: i32, comm: &str, kva: u64, utime: u64, age: Option<u64>) -> TaskEnr
         task_kva: kva,
         runnable_age_jiffies: age,
         ..common::task(pid, comm)
-    }
-}
-
-fn rq(cpu: u32, curr: (i32, &str), runnable: Vec<u64>) -> RqScxState {
-    RqScxState {
-        cpu,
-        nr_running: runnable.len() as u32 + 1,
-        curr_pid: curr.0,
-        curr_comm: curr.1.into(),
-        runnable_task_kvas: runnable,
-        ..Default::default()
     }
 }
 

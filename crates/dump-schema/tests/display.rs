@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{chars, int, m, map, uint};
+use common::{chars, int, m, map, rq, uint};
 use dump_schema::*;
 
 fn full() -> DisplayOptions {
@@ -395,13 +395,7 @@ fn a_comm_with_control_characters_cannot_break_the_table_or_reach_the_terminal()
             task(131, "ktstr-victim\n"),
             task(140, "bell\x07\x1b[1mbold\r"),
         ],
-        rq_scx_states: vec![RqScxState {
-            cpu: 1,
-            nr_running: 1,
-            curr_pid: 131,
-            curr_comm: "ktstr-victim\n".into(),
-            ..RqScxState::default()
-        }],
+        rq_scx_states: vec![rq(1, (131, "ktstr-victim\n"), vec![])],
         ..FailureDumpReport::default()
     };
     let out = r.to_string();
@@ -598,14 +592,7 @@ fn named_report() -> FailureDumpReport {
     FailureDumpReport {
         maps: vec![storage, bss],
         task_enrichments: vec![task(1, "init"), victim],
-        rq_scx_states: vec![RqScxState {
-            cpu: 1,
-            nr_running: 2,
-            curr_pid: 1,
-            curr_comm: "init".into(),
-            runnable_task_kvas: vec![VICTIM],
-            ..RqScxState::default()
-        }],
+        rq_scx_states: vec![rq(1, (1, "init"), vec![VICTIM])],
         dsq_states: vec![DsqState {
             id: 0x101,
             origin: "user".into(),

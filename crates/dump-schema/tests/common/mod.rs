@@ -8,6 +8,18 @@ mod scheduler;
 #[allow(unused_imports)]
 pub use scheduler::{scheduler_report, task};
 
+/// CPU `cpu`'s runqueue running `curr` (pid, comm), `runnable` waiting.
+pub fn rq(cpu: u32, curr: (i32, &str), runnable: Vec<u64>) -> RqScxState {
+    RqScxState {
+        cpu,
+        nr_running: runnable.len() as u32 + 1,
+        curr_pid: curr.0,
+        curr_comm: curr.1.into(),
+        runnable_task_kvas: runnable,
+        ..Default::default()
+    }
+}
+
 /// Every line of `want` (a trailing newline aside) is a line of `text`.
 #[track_caller]
 pub fn assert_has_lines(text: &str, want: &[&str]) {

@@ -215,13 +215,7 @@ pub fn scheduler_report() -> FailureDumpReport {
             task(131, "ktstr-victim\n"),
             task(140, "bell\x07\x1b[1mbold\r"),
         ],
-        rq_scx_states: vec![RqScxState {
-            cpu: 1,
-            nr_running: 1,
-            curr_pid: 140,
-            curr_comm: "bell\x07\x1b[1mbold\r".into(),
-            ..RqScxState::default()
-        }],
+        rq_scx_states: vec![super::rq(1, (140, "bell\x07\x1b[1mbold\r"), vec![])],
         ..FailureDumpReport::default()
     }
 }
