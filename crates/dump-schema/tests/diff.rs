@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{chars, int, m, map, rq, uint};
+use common::{chars, dsq, int, m, map, rq, uint};
 use dump_schema::diff::{Change, MapDiff, TaskDiff};
 use dump_schema::*;
 
@@ -23,16 +23,6 @@ fn task(pid: i32, comm: &str, kva: u64, utime: u64, age: Option<u64>) -> TaskEnr
         task_kva: kva,
         runnable_age_jiffies: age,
         ..common::task(pid, comm)
-    }
-}
-
-fn dsq(id: u64, tasks: Vec<u64>) -> DsqState {
-    DsqState {
-        id,
-        origin: "user".into(),
-        nr: tasks.len() as u32,
-        task_kvas: tasks,
-        ..Default::default()
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{chars, int, m, map, rq, uint};
+use common::{chars, dsq, int, m, map, rq, uint};
 use dump_schema::*;
 
 fn full() -> DisplayOptions {
@@ -593,13 +593,7 @@ fn named_report() -> FailureDumpReport {
         maps: vec![storage, bss],
         task_enrichments: vec![task(1, "init"), victim],
         rq_scx_states: vec![rq(1, (1, "init"), vec![VICTIM])],
-        dsq_states: vec![DsqState {
-            id: 0x101,
-            origin: "user".into(),
-            nr: 1,
-            task_kvas: vec![VICTIM],
-            ..DsqState::default()
-        }],
+        dsq_states: vec![dsq(0x101, vec![VICTIM])],
         ..FailureDumpReport::default()
     }
 }

@@ -8,6 +8,17 @@ mod scheduler;
 #[allow(unused_imports)]
 pub use scheduler::{scheduler_report, task};
 
+/// The user DSQ `id` holding `tasks`.
+pub fn dsq(id: u64, tasks: Vec<u64>) -> DsqState {
+    DsqState {
+        id,
+        origin: "user".into(),
+        nr: tasks.len() as u32,
+        task_kvas: tasks,
+        ..Default::default()
+    }
+}
+
 /// CPU `cpu`'s runqueue running `curr` (pid, comm), `runnable` waiting.
 pub fn rq(cpu: u32, curr: (i32, &str), runnable: Vec<u64>) -> RqScxState {
     RqScxState {
