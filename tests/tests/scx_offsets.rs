@@ -3,7 +3,30 @@
 
 use btf_walk::Btf;
 use guest_lab::testing;
-use scx_walk::KernelTypes;
+use guest_mem::{Kva, KvaRead, MemError};
+use scx_walk::{KernelTypes, KernelView, SymbolLookup};
+
+/// No guest: the offsets come from the BTF file alone.
+struct Nothing;
+
+impl KvaRead for Nothing {
+    fn read_kva(&self, kva: Kva, _buf: &mut [u8]) -> Result<(), MemError> {
+        Err(MemError::NotPresent {
+            kva,
+            level: 4,
+            entry: 0,
+        })
+    }
+}
+
+impl SymbolLookup for Nothing {
+    fn symbol(&self, _name: &str) -> Option<Kva> {
+        None
+    }
+    fn nearest(&self, _kva: Kva) -> Option<(String, u64)> {
+        None
+    }
+}
 
 #[test]
 fn guest_scx_every_offset_group_resolves_on_the_lab_kernel() {
@@ -11,8 +34,13 @@ fn guest_scx_every_offset_group_resolves_on_the_lab_kernel() {
     let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
     let btf = Btf::from_file(&kernel.btf).expect("loading the kernel BTF");
     let t: &dyn KernelTypes = &btf;
+    let k = KernelView {
+        mem: &Nothing,
+        syms: &Nothing,
+        types: t,
+    };
     scx_walk::lists::CoreOffsets::resolve(t).unwrap();
-    let so = scx_walk::sched::SchedOffsets::resolve(t).unwrap();
+    let so = scx_walk::sched::SchedOffsets::resolve(&k).unwrap();
     assert!(
         so.pnode.is_some() && so.pnode_global_dsq.is_some(),
         "7.3 has per-node global DSQs"
@@ -37,10 +65,11 @@ fn guest_scx_every_offset_group_resolves_on_the_lab_kernel() {
     scx_walk::cputime::CpuTimeOffsets::resolve(t).unwrap();
     scx_walk::numa::NumaOffsets::resolve(t).unwrap();
     scx_walk::psi::PsiOffsets::resolve(t).unwrap();
-    let trig = scx_walk::sched::SchedOffsets::resolve(t).unwrap();
     // The offsets agree with the kernel's own BTF through btf-walk's path resolution.
     assert_eq!(
-        Some(trig.exit_kind),
-        btf.offset_of("scx_sched.exit_kind").ok()
+        Some(so.exit_kind),
+        btf.offset_of("scx_sched.exit_kind")
+            .ok()
+            .map(scx_walk::root::Loc::Member)
     );
 }

@@ -14,6 +14,7 @@
 //! | module | report sections |
 //! |---|---|
 //! | [`sched`] | `scx_sched_state`, `event_counter_timeline`; exit kinds and the trigger location |
+//! | [`root`] | where the scheduler is: `scx_root → struct scx_sched` (7.x) or the globals of 6.12 (`scx_ops`, `scx_exit_kind`, …), chosen from BTF and symbols |
 //! | [`rq`] | `rq_scx_states` |
 //! | [`dsq`] | `dsq_states` |
 //! | [`tasks`] (+ [`stackscan`]) | `task_enrichments` (+ `lock_slowpath_match`) |
@@ -111,6 +112,7 @@ pub mod progs;
 pub mod psi;
 pub mod reasons;
 pub mod render;
+pub mod root;
 pub mod rq;
 pub mod sched;
 pub mod sdt;

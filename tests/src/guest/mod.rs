@@ -291,9 +291,11 @@ impl Guest {
             fresh_value: Some(SCX_EXIT_NONE),
             ..Default::default()
         };
+        let (pointer, offset, direct) = trigger.poll_target();
         let polled = Polled {
-            pointer: trigger.scx_root,
-            offset: trigger.exit_kind_offset,
+            pointer,
+            offset,
+            direct,
         };
         let rule = |sched: guest_mem::Kva, exit_kind: u32| match trigger
             .judge(sched, exit_kind, &live.k, false)

@@ -124,9 +124,11 @@ fn by_poll(
     on_tick: impl FnMut(&mut RunGuest) -> Tick,
     log: &mut Vec<String>,
 ) -> Result<TriggerEnd, String> {
+    let (pointer, offset, direct) = rule.trig.poll_target();
     let polled = Polled {
-        pointer: rule.trig.scx_root,
-        offset: rule.trig.exit_kind_offset,
+        pointer,
+        offset,
+        direct,
     };
     let fires = |sched: Kva, exit_kind: u32| match rule.judge(sched, exit_kind) {
         ExitVerdict::Capture { kind, late } => Some(Fire { value: kind, late }),
@@ -305,23 +307,24 @@ fn caught(freeze: FreezeOutcome, kind: u32, sched: Kva, how: How) -> TriggerEnd 
 /// How long one wait for a write lasts before the session's other work.
 const SLICE: Duration = Duration::from_millis(5);
 
-/// The `scx_sched` `scx_root` points at now, if any.
+/// The scheduler attached now, if any: the `scx_sched` `scx_root` points at, or the
+/// `scx_ops` of a kernel that keeps its scheduler in globals (`scx_walk::root`).
 fn current_sched(rule: &ExitRule<'_>) -> Option<Kva> {
-    let p = rule.live.read_u64(rule.trig.scx_root).ok()?;
-    (p != 0).then_some(Kva(p))
+    rule.trig.current(rule.live)
 }
 
-/// `exit_kind` of the `scx_sched` at `sched`, read now.
+/// `exit_kind` of the scheduler at `sched`, read now.
 fn exit_kind_now(rule: &ExitRule<'_>, sched: Kva) -> Option<u32> {
-    let at = sched.checked_offset(rule.trig.exit_kind_offset).ok()?;
+    let at = rule.trig.exit_kind_at(sched).ok()?;
     rule.live.read_u32(at).ok()
 }
 
 /// Arms the write watch on `sched`'s `exit_kind` (an `atomic_t`: 4 aligned bytes).
 fn arm(engine: &mut RunGuest, rule: &ExitRule<'_>, sched: Kva) -> Result<(), String> {
-    let at = sched
-        .checked_offset(rule.trig.exit_kind_offset)
-        .map_err(|e| format!("scx_sched.exit_kind: {e}"))?;
+    let at = rule
+        .trig
+        .exit_kind_at(sched)
+        .map_err(|e| format!("exit_kind: {e}"))?;
     let watch = WriteWatch::new(at.0, WatchLen::B4)
         .ok_or_else(|| format!("scx_sched.exit_kind at {at} is not 4-byte aligned"))?;
     engine
