@@ -58,6 +58,15 @@ impl KernelAssets {
         })
     }
 
+    /// The name of its cache entry (`7.3.4+deb13-cloud-amd64`, `6.12.117-ktstr-<hash>`):
+    /// unlike the release, it tells apart builds of one release with other configs.
+    pub fn entry_name(&self) -> String {
+        self.dir.file_name().map_or_else(
+            || self.release.clone(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+
     /// The value of `CONFIG_<name>` in the kernel config (`y`, `m`, a number, a quoted
     /// string), `None` when unset.
     pub fn config_value(&self, name: &str) -> Result<Option<String>, LabError> {

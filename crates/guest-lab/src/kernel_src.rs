@@ -54,7 +54,13 @@ pub fn source_line(version: &str) -> Option<SourceLine> {
 ///   guest memory), `FW_CFG_SYSFS` built in (QEMU's `-device vmcoreinfo`), NUMA and PSI
 ///   (their report sections);
 /// - what schedulers and the guest's view use: tracing, kprobes, BPF events, perf events,
-///   debugfs (the `sched_ext_dump` trace event), THP, SMT/MC scheduling domains.
+///   debugfs (the `sched_ext_dump` trace event), THP, SMT/MC scheduling domains;
+/// - `NET` (+ `UNIX`): libbpf probes what the kernel supports (global data, among others)
+///   by loading `BPF_PROG_TYPE_SOCKET_FILTER` programs, which exist only with
+///   `CONFIG_NET`. Without it the probe fails, libbpf skips creating `.bss`/`.data`/
+///   `.rodata`, and every scheduler fails to load (`fd N is not pointing to valid
+///   bpf_map` in its first program's log: seen here, with the lab's own schedulers and
+///   with published ones).
 pub const GUEST_OPTIONS: &[&str] = &[
     "64BIT",
     "SMP",
@@ -126,6 +132,8 @@ pub const GUEST_OPTIONS: &[&str] = &[
     "PROC_KCORE",
     "KEXEC",
     "CRASH_DUMP",
+    "NET",
+    "UNIX",
 ];
 
 /// `uname -r` suffix of the lab's own builds.
@@ -164,6 +172,21 @@ fn cached_entries(kernel_dir: &Path, line: &str, hash: &str) -> Vec<String> {
 }
 
 impl Lab {
+    /// The kernels of [`SOURCE_LINES`] already built with the current configuration (the
+    /// newest of each line); never starts a build.
+    pub(crate) fn cached_source_kernels(&self) -> Vec<KernelAssets> {
+        let kdir = self.root().join("kernel");
+        SOURCE_LINES
+            .iter()
+            .filter_map(|l| {
+                cached_entries(&kdir, l.line, &config_hash())
+                    .into_iter()
+                    .next()
+            })
+            .filter_map(|name| KernelAssets::from_dir(&kdir.join(name)).ok())
+            .collect()
+    }
+
     /// The kernel of `line` built from source: the cached build of the newest source
     /// version when there is one, else the archive's `linux-source-<line>` built now.
     pub(crate) fn source_kernel(&self, line: SourceLine) -> Result<KernelAssets, LabError> {

@@ -51,11 +51,7 @@ impl Lab {
         let key = fnv64(&parts);
         // The kernel's cache entry names its build (release, and the config hash of a
         // source build), so a rebuilt kernel gets schedulers built from its own vmlinux.h.
-        let kname = kernel.dir.file_name().map_or_else(
-            || kernel.release.clone(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let rel = format!("sched/{kname}/{key}");
+        let rel = format!("sched/{}/{key}", kernel.entry_name());
         self.entry(&rel, "test schedulers", |tmp| {
             build_schedulers(self, kernel, tmp)
         })

@@ -181,6 +181,15 @@ impl TriggerLocation {
         }
     }
 
+    /// What the exit kind is called on this kernel (`scx_sched.exit_kind`, or the global
+    /// `scx_exit_kind`), for logs.
+    pub fn exit_kind_name(&self) -> &'static str {
+        match self.exit_kind {
+            Loc::Member(_) => "scx_sched.exit_kind",
+            Loc::Global(_) => "scx_exit_kind",
+        }
+    }
+
     /// The root of the scheduler attached now, read through `mem`; `None` when none is
     /// or the read fails.
     pub fn current(&self, mem: &dyn KvaRead) -> Option<Kva> {

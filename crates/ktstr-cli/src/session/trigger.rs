@@ -105,12 +105,16 @@ pub(crate) fn watch_exit(
 ) -> Result<TriggerEnd, String> {
     match engine.can_watch() {
         Ok(()) => {
-            log.push("trigger: write watchpoint on scx_sched.exit_kind".into());
+            log.push(format!(
+                "trigger: write watchpoint on {}",
+                rule.trig.exit_kind_name()
+            ));
             at_write(engine, rule, on_tick, log)
         }
         Err(why) => {
             log.push(format!(
-                "trigger: polling scx_sched.exit_kind (no write watchpoint: {why})"
+                "trigger: polling {} (no write watchpoint: {why})",
+                rule.trig.exit_kind_name()
             ));
             by_poll(engine, rule, on_tick, log)
         }
