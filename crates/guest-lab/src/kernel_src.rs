@@ -249,7 +249,7 @@ fn build_from_source(
         lab.progress(),
         "building the kernel",
         Command::new("nice")
-            .args(["-n", "10", "make", "-s"])
+            .args(["-n", "10", "make"])
             .arg(format!("-j{jobs}"))
             .arg("bzImage")
             .current_dir(&tree),
