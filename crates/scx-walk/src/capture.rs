@@ -336,6 +336,11 @@ impl<'t, 'a> Run<'t, 'a> {
         if rqo.ops_qseq.is_none() && !self.r.rq_scx_states.is_empty() {
             self.lost(reasons::OPS_QSEQ_NOT_IN_KERNEL.to_string());
         }
+        if let Some(n) = crate::rq::absent_fields_note(rqo)
+            && !self.r.rq_scx_states.is_empty()
+        {
+            self.lost(n);
+        }
     }
 
     /// Every DSQ found; losses are noted only while a scheduler is attached (without
