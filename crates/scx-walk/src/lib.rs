@@ -59,7 +59,8 @@
 //! # Ok(()) }
 //! ```
 //! While the guest runs, the capture session uses [`TriggerLocation`] (what the engines'
-//! trigger watch reads: `scx_root` and `scx_sched.exit_kind`, plus `exit_info->kind`),
+//! trigger watch reads: `scx_root` and `scx_sched.exit_kind`, or on 6.12 the global
+//! `scx_exit_kind` ([`root`]), plus `exit_info->kind`),
 //! [`EventSampler`] (one [`dump_schema::EventCounterSample`] per call, fed back through
 //! [`CaptureOptions::timeline`]) and, for a dual capture, [`RunnableScanner`] +
 //! [`DualTracker`] (early snapshot once the oldest runnable task waited half the

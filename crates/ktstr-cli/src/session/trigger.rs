@@ -6,9 +6,11 @@
 //! part exited or detached it) too, unless the guest's run already ended (the guest
 //! detaches the scheduler at its end).
 //!
-//! The watchpoint path arms on the `scx_sched` that `scx_root` points at (re-arming when a
-//! new scheduler attaches), waits for writes in slices between the session's ticks, and on
-//! a hit reads the value in the frozen guest: a write that is not an exit to capture (a
+//! The watchpoint path arms on the exit kind of the scheduler attached now — the
+//! `scx_sched` that `scx_root` points at (re-arming when a new scheduler attaches), or,
+//! on kernels without it (6.12), the global `scx_exit_kind` (`scx_walk::root`) — waits
+//! for writes in slices between the session's ticks, and on a hit reads the value in the
+//! frozen guest: a write that is not an exit to capture (a
 //! fresh `scx_sched`, an unrelated write to the same bytes) is let pass. Each slice also
 //! reads the value once: a write lost to a concurrent freeze (QEMU drops the writer's stop
 //! when a QMP stop lands first), or an exit before the watch was armed, is still caught —
