@@ -1,7 +1,8 @@
 //! Parse and render a generated 10 MB report.
 //!
 //! Criterion measures typed parsing (`FailureDumpReportAny::from_json`), untyped parsing of the
-//! same bytes (`serde_json::from_str::<serde_json::Value>`), serialization and `Display`.
+//! same bytes (`serde_json::from_str::<serde_json::Value>`), serialization, `Display` and the
+//! HTML page (`html::page`, whose size is printed too).
 //! Then, in the same run, typed and untyped parses are timed in alternating blocks (medians of
 //! 15 each; see [`ratio`]) and the ratio of their throughputs is printed: `typed/untyped throughput ratio: R` (goal
 //! ≥ 1.0: the typed parse is not slower than an untyped one). The ratio uses the thread's
@@ -33,6 +34,9 @@ fn bench(c: &mut Criterion, json: &str, report: &FailureDumpReportAny) {
         b.iter(|| black_box(report).to_json().unwrap())
     });
     g.bench_function("display", |b| b.iter(|| black_box(report).to_string()));
+    g.bench_function("html_page", |b| {
+        b.iter(|| dump_schema::html::page(black_box(report)))
+    });
     g.finish();
 }
 
@@ -107,6 +111,11 @@ fn main() {
     let ((typed, untyped), cpu) = ratio(&json, if benching { 5 } else { 1 });
     let mbps = |d: Duration| json.len() as f64 / d.as_secs_f64() / 1e6;
     println!("document: {:.1} MB", json.len() as f64 / 1e6);
+    let (page_time, _) = time(|| dump_schema::html::page(&report));
+    println!(
+        "html page: {:.2} MB in {page_time:.2?} (goal <= 2 MB for a real scheduler's dump)",
+        dump_schema::html::page(&report).len() as f64 / 1e6
+    );
     if !benching {
         println!("(test mode: one block, possibly unoptimized; `cargo bench` gives the figures)");
     }

@@ -3,13 +3,15 @@
 //! `cargo xtask schema` writes them to `schema/<name>.json`; a test fails when the committed
 //! files differ. The schemas describe what a reader accepts: a key is `required` exactly when
 //! reading fails without it, unknown keys are allowed, `schema` is a constant per report, and
-//! the `any` schema is a `oneOf` of the three reports told apart by that constant.
+//! the `any` schema is a `oneOf` of the three reports told apart by that constant. `diff` is
+//! the schema of [`ReportDiff`] (`ktstr diff --json`), not a report.
 
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 
 use crate::{
     DegradedFailureDumpReport, DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny,
+    ReportDiff,
 };
 
 /// Which schema.
@@ -23,19 +25,28 @@ pub enum SchemaKind {
     Degraded,
     /// [`FailureDumpReportAny`]: any of the three.
     Any,
+    /// [`ReportDiff`]: what changed between two reports.
+    Diff,
 }
 
 impl SchemaKind {
-    /// All four, in file order.
-    pub const ALL: [SchemaKind; 4] = [Self::Single, Self::Dual, Self::Degraded, Self::Any];
+    /// All five, in file order.
+    pub const ALL: [SchemaKind; 5] = [
+        Self::Single,
+        Self::Dual,
+        Self::Degraded,
+        Self::Any,
+        Self::Diff,
+    ];
 
-    /// `single`, `dual`, `degraded` or `any`.
+    /// `single`, `dual`, `degraded`, `any` or `diff`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Single => "single",
             Self::Dual => "dual",
             Self::Degraded => "degraded",
             Self::Any => "any",
+            Self::Diff => "diff",
         }
     }
 
@@ -59,6 +70,7 @@ impl SchemaKind {
             Self::Dual => g.into_root_schema_for::<DualFailureDumpReport>(),
             Self::Degraded => g.into_root_schema_for::<DegradedFailureDumpReport>(),
             Self::Any => g.into_root_schema_for::<FailureDumpReportAny>(),
+            Self::Diff => g.into_root_schema_for::<ReportDiff>(),
         };
         s.to_value()
     }

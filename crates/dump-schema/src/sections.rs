@@ -176,6 +176,11 @@ pub struct TaskEnrichment {
     /// pointers resolve to tasks (0: not recorded).
     #[serde(default, skip_serializing_if = "is_default")]
     pub task_kva: u64,
+    /// Extension: how long the task had been runnable without running, in jiffies
+    /// (`jiffies - scx.runnable_at` at the capture), for a task on a CPU's runnable list
+    /// (absent otherwise: running, sleeping, or not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runnable_age_jiffies: Option<u64>,
 }
 
 /// Extension: why and how the scheduler exited, from the kernel's `scx_exit_info`.

@@ -11,11 +11,12 @@ use std::sync::OnceLock;
 use jsonschema::Validator;
 
 /// The committed schemas, embedded at build time.
-const SCHEMAS: [(&str, &str); 4] = [
+const SCHEMAS: [(&str, &str); 5] = [
     ("single", include_str!("../../../schema/single.json")),
     ("dual", include_str!("../../../schema/dual.json")),
     ("degraded", include_str!("../../../schema/degraded.json")),
     ("any", include_str!("../../../schema/any.json")),
+    ("diff", include_str!("../../../schema/diff.json")),
 ];
 
 /// At most this many schema violations are listed in an error.
@@ -74,7 +75,8 @@ pub fn validate_report_json(json: &str) -> Result<(), String> {
     ))
 }
 
-/// Validates `json` against `schema/<name>.json` (`single`, `dual`, `degraded`, `any`).
+/// Validates `json` against `schema/<name>.json` (`single`, `dual`, `degraded`, `any`,
+/// `diff`).
 pub fn validate_json_against(name: &str, json: &str) -> Result<(), String> {
     let doc: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("not valid JSON: {e}"))?;

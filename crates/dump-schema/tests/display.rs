@@ -408,7 +408,7 @@ fn a_comm_with_control_characters_cannot_break_the_table_or_reach_the_terminal()
     assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
     let rows: Vec<&str> = out
         .lines()
-        .skip_while(|l| !l.starts_with("task_enrichments"))
+        .skip_while(|l| !l.starts_with("tasks:"))
         .skip(1)
         .take_while(|l| !l.is_empty())
         .collect();
@@ -416,7 +416,7 @@ fn a_comm_with_control_characters_cannot_break_the_table_or_reach_the_terminal()
     assert!(rows.iter().all(|l| l.len() == rows[0].len()), "{out}");
     assert!(rows[2].contains(r"ktstr-victim\n"), "{out}");
     assert!(rows[3].contains(r"bell\x07\x1b[1mbold\r"), "{out}");
-    assert!(out.contains(r"curr=131 (ktstr-victim\n)"), "{out}");
+    assert!(out.contains(r"curr=ktstr-victim\n[131]"), "{out}");
 }
 
 #[test]
@@ -536,10 +536,216 @@ fn full_lists_every_task_run_queue_and_dsq() {
     };
     let short = r.to_string();
     let all = r.display_with(&full()).to_string();
-    assert!(short.contains("… 8 more") && !all.contains("more"), "{all}");
+    assert!(short.contains("… 8 more (--section tasks)"), "{short}");
+    assert!(!all.contains("more") && !all.contains("--section"), "{all}");
+    // The default view folds the idle CPUs into one line and the empty DSQs into another.
+    assert!(short.contains("CPUs 0,0: nr_run=0, no task"), "{short}");
+    assert!(short.contains("3 empty DSQs: 0x0, 0x0, 0x0"), "{short}");
+    // And ends with a blank line and one saying that it cut parts short.
+    assert!(
+        short.ends_with("--full shows everything unfolded)"),
+        "{short}"
+    );
     assert_eq!(
         all.lines().count(),
-        short.lines().count() - 1 + 8 + 2 + 3,
+        short.lines().count() - 2 - 1 + 8 + (2 - 1) + (3 - 1),
         "{all}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// tasks by name, filters
+
+const VICTIM: u64 = 0xffff_8880_0000_1000;
+
+fn named_report() -> FailureDumpReport {
+    let ptr = |value| RenderedValue::Ptr {
+        value,
+        deref: None,
+        deref_skipped_reason: None,
+        cast_annotation: None,
+    };
+    let mut storage = map("task_ctx_stor", map_type::TASK_STORAGE);
+    storage.entries = [(VICTIM, 5), (0xffff_8880_0000_9000, 6)]
+        .into_iter()
+        .map(|(owner, runs)| FailureDumpEntry {
+            key_hex: hex(&u64::to_le_bytes(owner)),
+            value: Some(RenderedValue::named_struct(
+                "task_ctx",
+                vec![m("runs", uint(64, runs)), m("comm", chars("x", 4))],
+            )),
+            ..FailureDumpEntry::default()
+        })
+        .collect();
+    let mut bss = map("sched.bss", map_type::ARRAY);
+    bss.value = Some(RenderedValue::named_struct(
+        ".bss",
+        vec![
+            m("last_task", ptr(VICTIM)),
+            m("last_task_u64", uint(64, VICTIM)),
+            m("last_task_s64", int(64, VICTIM as i64)),
+            m("not_a_task", ptr(0xffff_8880_0000_2000)),
+            m(
+                "buf",
+                RenderedValue::Bytes {
+                    hex: hex(b"ab\0\0\0\0\0\0"),
+                },
+            ),
+        ],
+    ));
+    let mut victim = task(131, "ktstr-victim");
+    victim.task_kva = VICTIM;
+    FailureDumpReport {
+        maps: vec![storage, bss],
+        task_enrichments: vec![task(1, "init"), victim],
+        rq_scx_states: vec![RqScxState {
+            cpu: 1,
+            nr_running: 2,
+            curr_pid: 1,
+            curr_comm: "init".into(),
+            runnable_task_kvas: vec![VICTIM],
+            ..RqScxState::default()
+        }],
+        dsq_states: vec![DsqState {
+            id: 0x101,
+            origin: "user".into(),
+            nr: 1,
+            task_kvas: vec![VICTIM],
+            ..DsqState::default()
+        }],
+        ..FailureDumpReport::default()
+    }
+}
+
+#[test]
+fn addresses_of_captured_tasks_print_as_their_names() {
+    let out = named_report().to_string();
+    // Pointers, u64 and s64 values holding the task's address; an address that is not a task
+    // stays an address.
+    assert!(out.contains("last_task=ktstr-victim[131]"), "{out}");
+    assert!(out.contains("last_task_u64=ktstr-victim[131]"), "{out}");
+    assert!(out.contains("last_task_s64=ktstr-victim[131]"), "{out}");
+    assert!(out.contains("not_a_task=0xffff888000002000"), "{out}");
+    // Storage keys as their owners, in a table with the char[] member.
+    assert!(out.contains("              owner | runs  comm"), "{out}");
+    assert!(out.contains("   ktstr-victim[131] |    5   \"x\""), "{out}");
+    assert!(
+        out.contains("task 0xffff888000009000 |    6   \"x\""),
+        "{out}"
+    );
+    // Runqueue states name the task on its CPU and on its DSQ.
+    assert!(out.contains("  CPU 1: nr_run=2 flags=0x0 cpu_rel=0 ops_qseq=0 kick_sync=0 curr=init[1]\n   *R init[1] weight=0 prio=0\n    R ktstr-victim[131] dsq=0x101 weight=0 prio=0\n"), "{out}");
+    assert!(
+        out.contains("  DSQ 0x101 (user): nr=1 seq=0: ktstr-victim[131]\n"),
+        "{out}"
+    );
+    // The task's address is nowhere else.
+    assert!(!out.contains("0xffff888000001000"), "{out}");
+    // Trailing zero bytes fold (not with `full`).
+    assert!(out.contains("buf=61 62 00 ×6"), "{out}");
+    let full = named_report().display_with(&full()).to_string();
+    assert!(full.contains("buf=61 62 00 00 00 00 00 00"), "{full}");
+    // `full` lists every field of the tasks, their addresses too.
+    assert!(full.contains("  0xffff888000001000  "), "{full}");
+}
+
+fn filtered(r: &FailureDumpReport, f: &Filter) -> String {
+    f.check(&r.clone().into()).unwrap();
+    r.display_filtered(&DisplayOptions::default(), f)
+        .to_string()
+}
+
+#[test]
+fn filters_print_only_what_they_select() {
+    let r = named_report();
+    let sections = Filter {
+        sections: vec!["runqueues".into()],
+        ..Filter::default()
+    };
+    let out = filtered(&r, &sections);
+    assert!(
+        out.starts_with("runqueue states: 1 CPUs, 1 DSQs\n"),
+        "{out}"
+    );
+    assert!(!out.contains("map ") && !out.contains("tasks:"), "{out}");
+    // A map name matches by substring, and a selected map shows its address.
+    let maps = Filter {
+        maps: vec!["bss".into()],
+        ..Filter::default()
+    };
+    let out = filtered(&r, &maps);
+    assert!(
+        out.starts_with(
+            "map sched.bss (type=array, value_size=16, max_entries=64) kva=0xffffc90000010000\n"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("task_ctx_stor"), "{out}");
+    // A task: every field, where it waits, its storage entry, the values holding its address.
+    let task = Filter {
+        tasks: vec!["ktstr-victim".into()],
+        ..Filter::default()
+    };
+    let out = filtered(&r, &task);
+    assert!(out.starts_with("task ktstr-victim[131]:\n"), "{out}");
+    assert!(out.contains("task_kva=0xffff888000001000"), "{out}");
+    for want in [
+        "runnable on CPU 1 (1 of 1)",
+        "queued on DSQ 0x101 (user): 1 of 1",
+        "map task_ctx_stor entry: task_ctx{runs=5, comm=\"x\"}",
+        "its address is in map sched.bss value.last_task",
+        "its address is in map sched.bss value.last_task_u64",
+        "its address is in map sched.bss value.last_task_s64",
+    ] {
+        assert!(out.lines().any(|l| l.trim() == want), "{want}: {out}");
+    }
+    assert!(!out.contains("init[1]:"), "{out}");
+    // By pid too; the union of two filters.
+    let both = Filter {
+        sections: vec!["tasks".into()],
+        tasks: vec!["1".into()],
+        ..Filter::default()
+    };
+    let out = filtered(&r, &both);
+    assert!(
+        out.contains("tasks: 2 captured") && out.contains("task init[1]:"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_filter_with_unknown_names_is_refused() {
+    let r: FailureDumpReportAny = named_report().into();
+    let check = |f: Filter| f.check(&r).unwrap_err();
+    let e = check(Filter {
+        sections: vec!["mapz".into()],
+        ..Filter::default()
+    });
+    assert!(
+        e.contains("unknown section \"mapz\"") && e.contains("runqueues"),
+        "{e}"
+    );
+    let e = check(Filter {
+        maps: vec!["nope".into()],
+        ..Filter::default()
+    });
+    assert!(e.contains("sched.bss, task_ctx_stor"), "{e}");
+    let e = check(Filter {
+        tasks: vec!["999".into()],
+        ..Filter::default()
+    });
+    assert!(e.contains("no task with pid or comm \"999\""), "{e}");
+    // Every section name is known, and selecting one with nothing in it says so.
+    for (name, _) in Filter::SECTIONS {
+        let f = Filter {
+            sections: vec![name.into()],
+            ..Filter::default()
+        };
+        assert!(f.check(&r).is_ok(), "{name}");
+    }
+    let f = Filter {
+        sections: vec!["vcpu_perf".into()],
+        ..Filter::default()
+    };
+    assert_eq!(filtered(&named_report(), &f), "(nothing selected)");
 }

@@ -347,7 +347,7 @@ arb_struct! {
     TaskEnrichment { pid, tgid, comm, weight, prio, static_prio, normal_prio, rt_priority,
         pi_boosted_out_of_scx, nvcsw, nivcsw, utime, stime, group_leader_pid, real_parent_pid,
         pgid, sid, nr_threads, real_parent_comm, sched_class, lock_slowpath_match, core_cookie,
-        signal_nvcsw, signal_nivcsw, signal_utime, signal_stime, task_kva }
+        signal_nvcsw, signal_nivcsw, signal_utime, signal_stime, task_kva, runnable_age_jiffies }
     ExitInfo { kind, kind_name, source, exit_code, reason, msg, trigger, backtrace,
         kernel_dump, kernel_dump_truncated, unavailable }
     ExitTrigger { cpu, pid, comm }
@@ -469,6 +469,31 @@ proptest! {
         let pretty = r.to_json_pretty().unwrap();
         prop_assert_eq!(&FailureDumpReportAny::from_json(&pretty).unwrap(), &r);
         let _ = r.to_string();
+    }
+
+    #[test]
+    /// A diff of any two reports: no panic; a report compared with itself has no
+    /// differences; the JSON validates against `schema/diff.json` and reads back; the text
+    /// holds no control character but newlines.
+    fn diffs_of_any_reports(s1 in any::<u64>(), s2 in any::<u64>()) {
+        let (a, b) = (report(s1), report(s2));
+        let same = ReportDiff::between(&a, "a", &a, "a");
+        prop_assert!(same.is_empty(), "{:#?}", same);
+        let mut diffs = vec![ReportDiff::between(&a, "a", &b, "b")];
+        if let FailureDumpReportAny::Dual(d) = &a {
+            diffs.extend(ReportDiff::early_late(d));
+        }
+        for d in diffs {
+            let json = d.to_json().unwrap();
+            if let Err(e) = dump_schema::validate::validate_json_against("diff", &json) {
+                return Err(TestCaseError::fail(format!("{e}\n{json}")));
+            }
+            prop_assert_eq!(&ReportDiff::from_json(&json).unwrap(), &d);
+            for full in [false, true] {
+                let text = d.display_with(&DisplayOptions { full, width: WIDTH }).to_string();
+                prop_assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{}", text);
+            }
+        }
     }
 
     #[test]

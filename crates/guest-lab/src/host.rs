@@ -112,6 +112,11 @@ pub const REQUIRED_PACKAGES: &[HostPackage] = &[
         min_version: None,
         why: "the kernel build computes its timeconst header with bc (6.12 kernel)",
     },
+    HostPackage {
+        name: "chromium",
+        min_version: None,
+        why: "the HTML report's browser test loads pages in headless Chromium (console errors, chart, screenshot)",
+    },
 ];
 
 /// A required package that is absent or too old.

@@ -244,6 +244,7 @@ fn guest_host_packages_are_present_and_a_second_ensure_is_a_no_op() {
         "busybox",
         "cpio",
         "zstd",
+        "chromium",
     ] {
         let ok = Command::new("sh")
             .arg("-c")

@@ -688,6 +688,10 @@ impl KvaRead for Kernel {
         let end = Kva(start.0.checked_add(len)?);
         Some(present_pages(&self.mem, root, self.mode, start, end, cap))
     }
+
+    fn release_resident(&self) {
+        self.mem.release_resident();
+    }
 }
 
 impl Kernel {

@@ -110,4 +110,8 @@ pub trait KvaRead {
     ) -> Option<Result<x86::paging::PresentPages, MemError>> {
         None
     }
+
+    /// A hint between the steps of a long walk: what was read so far need not stay
+    /// resident in this process (see [`PhysMem::release_resident`]). No-op by default.
+    fn release_resident(&self) {}
 }

@@ -67,6 +67,9 @@ pub struct PhysMem {
     ranges: Arc<[Mapped]>,
     volatility: Volatility,
     _owner: Arc<dyn Any + Send + Sync>,
+    /// A read-only private file mapping (address, length) whose resident pages may be
+    /// dropped at any time: they are paged in again from the file when read.
+    releasable: Option<(usize, usize)>,
 }
 
 // SAFETY: the raw host pointers point into mappings owned by `_owner` (kept alive as
@@ -171,7 +174,30 @@ impl PhysMem {
             ranges: ranges.into(),
             volatility,
             _owner: owner,
+            releasable: None,
         })
+    }
+
+    /// Marks `[ptr, ptr + len)`, a read-only private mapping of a file that `_owner`
+    /// keeps, as one whose pages [`PhysMem::release_resident`] may drop.
+    pub(crate) fn with_releasable(mut self, ptr: *const u8, len: usize) -> PhysMem {
+        self.releasable = Some((ptr as usize, len));
+        self
+    }
+
+    /// Drops the pages of a vmcore file mapping from this process's resident set
+    /// (`MADV_DONTNEED`): what was read so far need not stay mapped, and a later read
+    /// pages it in again from the file (the page cache, usually). The kernel maps up
+    /// to 64 KiB around each page a read faults in, so a walk over scattered pages
+    /// keeps many times what it reads resident unless it is released now and then.
+    /// A no-op for every other backing (live guest RAM, buffers, an edited mapping).
+    pub fn release_resident(&self) {
+        if let Some((ptr, len)) = self.releasable {
+            // SAFETY: `ptr..ptr + len` is a private read-only file mapping this value's
+            // owner keeps mapped; MADV_DONTNEED on it only unmaps pages, which fault
+            // back in with the file's unchanged contents (nothing here wrote them).
+            unsafe { libc::madvise(ptr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        }
     }
 
     /// The backed ranges, sorted by address.

@@ -86,6 +86,11 @@ impl OutTarget {
     /// symbolic link is followed (its target is written, the link stays); a directory,
     /// or a file in a directory that does not exist, is a usage error.
     pub fn parse(path: &Path) -> Result<OutTarget, Error> {
+        Self::parse_flag("--out", path)
+    }
+
+    /// [`OutTarget::parse`] for the option `flag` (named in its errors).
+    pub fn parse_flag(flag: &str, path: &Path) -> Result<OutTarget, Error> {
         if path.as_os_str() == "-" {
             return Ok(OutTarget::Stdout);
         }
@@ -105,7 +110,7 @@ impl OutTarget {
                 }
                 Ok(m) if m.is_dir() => {
                     return Err(Error::Usage(format!(
-                        "--out {}: is a directory (give a file name)",
+                        "{flag} {}: is a directory (give a file name)",
                         path.display()
                     )));
                 }
@@ -114,7 +119,7 @@ impl OutTarget {
         }
         if std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(Error::Usage(format!(
-                "--out {}: too many levels of symbolic links",
+                "{flag} {}: too many levels of symbolic links",
                 path.display()
             )));
         }
@@ -124,7 +129,7 @@ impl OutTarget {
         };
         if !dir.is_dir() {
             return Err(Error::Usage(format!(
-                "--out {}: directory {} does not exist",
+                "{flag} {}: directory {} does not exist",
                 path.display(),
                 dir.display()
             )));
@@ -149,12 +154,16 @@ pub fn write_report_json(
     report: &FailureDumpReportAny,
     style: JsonStyle,
 ) -> std::io::Result<()> {
+    // The serializer writes many small pieces: a concrete buffered writer in front of
+    // `w` keeps those writes inlined, and `w` sees large chunks.
+    let mut buf = std::io::BufWriter::with_capacity(1 << 16, w);
     let r = match style {
-        JsonStyle::Compact => serde_json::to_writer(&mut *w, report),
-        JsonStyle::Pretty => serde_json::to_writer_pretty(&mut *w, report),
+        JsonStyle::Compact => serde_json::to_writer(&mut buf, report),
+        JsonStyle::Pretty => serde_json::to_writer_pretty(&mut buf, report),
     };
     r.map_err(std::io::Error::other)?;
-    w.write_all(b"\n")
+    buf.write_all(b"\n")?;
+    buf.flush()
 }
 
 /// Writes `report` to `target` (atomically for a file).
@@ -163,11 +172,28 @@ pub fn write_report(
     report: &FailureDumpReportAny,
     style: JsonStyle,
 ) -> Result<(), Error> {
+    write_to(target, |w| write_report_json(w, report, style))
+}
+
+/// Writes the HTML page of `report` ([`dump_schema::html::page`]) to `path` (`-`: standard
+/// output), atomically for a file; `path` is checked as `--html`'s.
+pub fn write_html(path: &Path, report: &FailureDumpReportAny) -> Result<(), Error> {
+    let target = OutTarget::parse_flag("--html", path)?;
+    let page = dump_schema::html::page(report);
+    write_to(&target, |w| w.write_all(page.as_bytes()))
+}
+
+/// The bytes of `fill` to `target`: standard output (a closed pipe is not an error), or a
+/// file through [`write_atomic`].
+fn write_to(
+    target: &OutTarget,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Error> {
     match target {
         OutTarget::Stdout => {
             let mut out = std::io::stdout().lock();
             let mut w = std::io::BufWriter::new(&mut out);
-            match write_report_json(&mut w, report, style).and_then(|_| w.flush()) {
+            match fill(&mut w).and_then(|_| w.flush()) {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Write {
                     path: "<stdout>".into(),
                     source: e,
@@ -175,7 +201,7 @@ pub fn write_report(
                 _ => Ok(()),
             }
         }
-        OutTarget::File(p) => write_atomic(p, |w| write_report_json(w, report, style)),
+        OutTarget::File(p) => write_atomic(p, fill),
     }
 }
 

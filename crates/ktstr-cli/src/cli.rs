@@ -82,7 +82,12 @@ pub enum Command {
         "Examples:\n",
         "  ktstr render dump.failure-dump.json | less\n",
         "  ktstr render --json dump.json    # normalized JSON (--pretty: indented)\n",
-        "  ktstr render --full --width 200 dump.json   # nothing folded\n\n",
+        "  ktstr render --full --width 200 dump.json   # nothing folded\n",
+        "  ktstr render --section runqueues --task ktstr-victim dump.json\n",
+        "  ktstr render --map bss dump.json             # every .bss map, uncapped\n",
+        "  ktstr render --html dump.html dump.json      # one self-contained page for a browser\n\n",
+        "Without a filter every section prints, long parts cut short, each saying which\n",
+        "filter (--section, --map, --task) or --full shows the rest.\n\n",
         "Exit codes: 0 rendered, 2 the file is missing or not a failure dump."
     ))]
     Render {
@@ -100,6 +105,22 @@ pub enum Command {
         /// Keep lines within this many columns where the content allows (default 120).
         #[arg(long, conflicts_with = "json")]
         width: Option<usize>,
+        /// Print only this section (repeatable): summary, setup, runqueues, exit, tasks,
+        /// maps, vcpu_regs, sdt, programs, scheduler, cpu_time, cgroups, numa, timeline,
+        /// vcpu_perf, probe_counters, notes.
+        #[arg(long = "section", value_name = "NAME", conflicts_with = "json")]
+        sections: Vec<String>,
+        /// Print only the maps whose name contains NAME (repeatable).
+        #[arg(long = "map", value_name = "NAME", conflicts_with = "json")]
+        maps: Vec<String>,
+        /// Print everything about one task: a pid, or an exact comm (repeatable).
+        #[arg(long = "task", value_name = "PID|COMM", conflicts_with = "json")]
+        tasks: Vec<String>,
+        /// Write one self-contained HTML page instead (`-`: standard output): the summary,
+        /// who runs and who waits, the event-counter chart, sortable tables, the maps
+        /// collapsible and searchable; nothing fetched.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["json", "full", "width", "sections", "maps", "tasks"])]
+        html: Option<PathBuf>,
     },
     /// Check that a file is a valid failure dump; says where it is not
     #[command(after_help = concat!(
@@ -124,10 +145,27 @@ pub enum Command {
         "Exit codes: 0, or 2 for an unknown kind."
     ))]
     Schema {
-        /// single, dual, degraded or any.
+        /// single, dual, degraded, any, or diff (what `ktstr diff --json` writes).
         #[arg(default_value = "any")]
         kind: String,
     },
+    /// What changed between two dumps, or from a dual dump's early snapshot to its late one
+    #[command(after_help = concat!(
+        "Compares tasks (by pid: appeared, gone, moved between DSQs or CPUs, waiting\n",
+        "longer), DSQs (their tasks by name), CPUs (current task), programs' counters,\n",
+        "map values (by map name and key; data sections by variable name) and the event\n",
+        "counters. A dual dump is compared by its late snapshot; one file alone must be a\n",
+        "dual dump, compared early -> late. The text shows the most significant changes\n",
+        "first and counts the rest (--full: everything); --json writes the diff\n",
+        "(`ktstr schema diff`).\n\n",
+        "Examples:\n",
+        "  ktstr diff ktstr-out/stall-*.failure-dump.json   # early -> late of one run\n",
+        "  ktstr diff before.json after.json --full\n",
+        "  ktstr diff a.json b.json --json | jq '.tasks[] | select(.moved)'\n\n",
+        "Exit codes: 0 no differences, 1 differences, 2 a file is missing or not a failure\n",
+        "dump, or one file that is not a dual dump with an early snapshot."
+    ))]
+    Diff(DiffArgs),
     /// Freeze a running QEMU guest and write it as an ELF vmcore (drgn and crash read it)
     #[command(after_help = concat!(
         "Examples:\n",
@@ -297,6 +335,26 @@ pub struct ExportArgs {
     /// The vmcore to write (atomically).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The dump compared from; alone, a dual dump compared early -> late.
+    pub a: PathBuf,
+    /// The dump compared to.
+    pub b: Option<PathBuf>,
+    /// Print the diff as JSON (schema `diff`).
+    #[arg(long)]
+    pub json: bool,
+    /// Indent the JSON for people.
+    #[arg(long, requires = "json")]
+    pub pretty: bool,
+    /// Every change, none counted only.
+    #[arg(long, conflicts_with = "json")]
+    pub full: bool,
+    /// Keep lines within this many columns where the content allows (default 120).
+    #[arg(long, conflicts_with = "json")]
+    pub width: Option<usize>,
 }
 
 #[cfg(test)]

@@ -257,15 +257,29 @@ pub fn capture_core(
     sources: &CaptureSources,
     opts: &CaptureOptions,
 ) -> Result<CaptureOutput, Error> {
+    let t = std::time::Instant::now();
     let k = core
         .kernel(sources.kernel_options()?)
         .map_err(|e| Error::Kernel {
             what: format!("{}: finding the kernel", path.display()),
             detail: e.to_string(),
         })?;
+    let kernel = scx_walk::Phase {
+        name: "kernel",
+        elapsed: t.elapsed(),
+    };
+    let t = std::time::Instant::now();
     let btf = sources.load_btf(&k)?;
+    // The BTF is parsed into our own tables: the pages it was read from need not stay.
+    core.phys().release_resident();
+    let btf_phase = scx_walk::Phase {
+        name: "btf",
+        elapsed: t.elapsed(),
+    };
     let regs = core.cpus().iter().map(|r| Some(*r)).collect();
     let mut out = capture_frozen(&k, &btf, regs, opts, ExitSource::VMCORE);
+    // The whole pipeline's phases, in order: finding the kernel, its BTF, then the walk.
+    out.phases.splice(0..0, [kernel, btf_phase]);
     prepend_notes(&mut out, core.caveats());
     Ok(out)
 }

@@ -79,6 +79,15 @@ pub fn read_json(path: &Path) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
+/// Reads a failure dump of any kind ([`read_json`], then parsed).
+pub fn read_report(path: &Path) -> Result<dump_schema::FailureDumpReportAny, Error> {
+    let bytes = read_json(path)?;
+    dump_schema::FailureDumpReportAny::from_slice(&bytes).map_err(|source| Error::NotADump {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,11 +25,14 @@
 //!   boots Linux), attach a scheduler, run a workload, watch for its error exit and capture
 //!   (or on timeout / interrupt); with the early snapshot taken while the guest runs, the
 //!   result is a dual report.
+//! - [`diff_files`]: what changed between two dumps, or from a dual dump's early snapshot
+//!   to its late one (`ktstr diff`; [`dump_schema::ReportDiff`]).
 //! - [`write_atomic`]: the only way files are written: a temporary file in the target's
 //!   directory, renamed into place, so no partial output ever exists under the final name.
 
 mod atomic;
 mod degraded;
+mod diff;
 mod dual;
 mod error;
 mod frozen;
@@ -43,9 +46,10 @@ mod time;
 
 pub use atomic::{
     JsonStyle, OutTarget, install_signal_cleanup, remove_pending_temp_files, write_atomic,
-    write_report, write_report_json,
+    write_html, write_report, write_report_json,
 };
 pub use degraded::{DEGRADED_TIMEOUT_REASON, degraded_reason, degraded_report, reg_snapshot};
+pub use diff::diff_files;
 pub use dual::{EARLY_SNAPSHOT_FAILED_PREFIX, EarlyTaken, SCAN_EVERY};
 pub use error::{Error, ErrorClass};
 pub use frozen::{

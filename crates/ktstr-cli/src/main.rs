@@ -1,4 +1,4 @@
-//! `ktstr`: run a sched_ext guest and capture, render and validate failure dumps.
+//! `ktstr`: run a sched_ext guest and capture, render, compare and validate failure dumps.
 //!
 //! A thin layer over `ktstr_cli` (the library half): it parses arguments, prints, and
 //! turns outcomes into exit codes: 0 no failure, 1 failure captured (or an invalid
@@ -101,9 +101,15 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
             pretty,
             full,
             width,
+            sections,
+            maps,
+            tasks,
+            html,
         } => {
             let report = read_report(&file)?;
-            if json {
+            if let Some(path) = html {
+                ktstr_cli::write_html(&path, &report)?;
+            } else if json {
                 let out = ktstr_cli::OutTarget::Stdout;
                 ktstr_cli::write_report(&out, &report, cli::style(pretty))?;
             } else {
@@ -111,7 +117,13 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
                     full,
                     width: width.unwrap_or(dump_schema::DisplayOptions::DEFAULT_WIDTH),
                 };
-                print_out(&report.display_with(&opts).to_string())?;
+                let filter = dump_schema::Filter {
+                    sections,
+                    maps,
+                    tasks,
+                };
+                filter.check(&report).map_err(Error::Usage)?;
+                print_out(&report.display_filtered(&opts, &filter).to_string())?;
             }
             Ok(EXIT_OK)
         }
@@ -119,7 +131,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Schema { kind } => {
             let kind = SchemaKind::from_name(&kind).ok_or_else(|| {
                 Error::Usage(format!(
-                    "unknown schema {kind:?}: expected single, dual, degraded or any"
+                    "unknown schema {kind:?}: expected single, dual, degraded, any or diff"
                 ))
             })?;
             print_out(kind.schema_text().trim_end())?;
@@ -127,6 +139,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         }
         Command::Capture(args) => capture(args, v),
         Command::ExportVmcore(args) => export(args),
+        Command::Diff(args) => diff(args),
         Command::Run(args) => run(*args, v),
     }
 }
@@ -144,11 +157,7 @@ fn print_out(text: &str) -> Result<(), Error> {
 }
 
 fn read_report(path: &std::path::Path) -> Result<FailureDumpReportAny, Error> {
-    let bytes = ktstr_cli::input::read_json(path)?;
-    FailureDumpReportAny::from_slice(&bytes).map_err(|source| Error::NotADump {
-        path: path.to_path_buf(),
-        source,
-    })
+    ktstr_cli::input::read_report(path)
 }
 
 fn validate(path: &std::path::Path, json: bool) -> Result<u8, Error> {
@@ -249,20 +258,35 @@ fn capture(args: CaptureArgs, verbose: u8) -> Result<u8, Error> {
         }
     }
     let report = FailureDumpReportAny::Single(out.report);
+    let timed = |name: &str, t: std::time::Instant| {
+        if verbose > 0 {
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            eprintln!("ktstr: capture phase {name:<16} {ms:>8.2} ms");
+        }
+    };
+    let t = std::time::Instant::now();
     match &out_target {
-        Some(t @ ktstr_cli::OutTarget::File(p)) => {
-            ktstr_cli::write_report(t, &report, style)?;
+        Some(t_out @ ktstr_cli::OutTarget::File(p)) => {
+            ktstr_cli::write_report(t_out, &report, style)?;
+            timed("write", t);
             eprintln!("ktstr: wrote {}", p.display());
         }
-        Some(t @ ktstr_cli::OutTarget::Stdout) => {
+        Some(t_out @ ktstr_cli::OutTarget::Stdout) => {
             // The dump is standard output: nothing else is printed there.
-            ktstr_cli::write_report(t, &report, style)?;
+            ktstr_cli::write_report(t_out, &report, style)?;
+            timed("write", t);
             return Ok(exit_code_of(&report));
         }
         None => {}
     }
+    let t = std::time::Instant::now();
     emit_report(&report, args.json, style)?;
-    Ok(exit_code_of(&report))
+    timed(if args.json { "json" } else { "render" }, t);
+    let code = exit_code_of(&report);
+    // The process ends next: freeing a real scheduler's report value by value (hundreds
+    // of thousands of them) would only cost time.
+    std::mem::forget(report);
+    Ok(code)
 }
 
 /// 1 when the dump shows a scheduler error exit, 4 when its core could not be read
@@ -346,4 +370,27 @@ fn run(args: RunArgs, verbose: u8) -> Result<u8, Error> {
     } else {
         EXIT_OK
     })
+}
+
+/// `ktstr diff`: 0 when nothing changed, 1 when something did.
+fn diff(args: cli::DiffArgs) -> Result<u8, Error> {
+    let d = ktstr_cli::diff_files(&args.a, args.b.as_deref())?;
+    let text = if args.json {
+        let json = if args.pretty {
+            d.to_json_pretty()
+        } else {
+            d.to_json()
+        };
+        json?
+    } else {
+        let opts = dump_schema::DisplayOptions {
+            full: args.full,
+            width: args
+                .width
+                .unwrap_or(dump_schema::DisplayOptions::DEFAULT_WIDTH),
+        };
+        d.display_with(&opts).to_string()
+    };
+    print_out(&text)?;
+    Ok(if d.is_empty() { EXIT_OK } else { EXIT_FAILURE })
 }

@@ -300,3 +300,71 @@ fn another_architectures_vmcore_is_refused() {
     let o = ktstr(&["capture", "--vmcore", "arm.vmcore"], d.path());
     assert_one_line_error(&o, 2, "e_machine 183 is not x86_64");
 }
+
+#[test]
+fn render_filters_select_parts_and_refuse_unknown_names() {
+    use dump_schema::{DisplayOptions, FailureDumpReport, FailureDumpReportAny, Filter};
+    let d = tempfile::tempdir().unwrap();
+    let report = FailureDumpReport {
+        maps: vec![dump_schema::FailureDumpMap {
+            name: "sched.bss".into(),
+            map_type: dump_schema::map_type::ARRAY,
+            ..Default::default()
+        }],
+        task_enrichments: vec![dump_schema::TaskEnrichment {
+            pid: 7,
+            comm: "worker".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    std::fs::write(d.path().join("d.json"), report.to_json().unwrap()).unwrap();
+    let any: FailureDumpReportAny = report.into();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    for (args, filter) in [
+        (
+            &["--section", "tasks", "--section", "notes"][..],
+            Filter {
+                sections: s(&["tasks", "notes"]),
+                ..Filter::default()
+            },
+        ),
+        (
+            &["--map", "bss", "--task", "worker", "--full"][..],
+            Filter {
+                maps: s(&["bss"]),
+                tasks: s(&["worker"]),
+                ..Filter::default()
+            },
+        ),
+    ] {
+        let mut argv = vec!["render"];
+        argv.extend_from_slice(args);
+        argv.push("d.json");
+        let o = ktstr(&argv, d.path());
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        let opts = DisplayOptions {
+            full: args.contains(&"--full"),
+            ..DisplayOptions::default()
+        };
+        let want = any.display_filtered(&opts, &filter).to_string();
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim_end(),
+            want,
+            "{args:?}"
+        );
+    }
+    for (arg, value, needle) in [
+        ("--section", "mapz", "unknown section \"mapz\""),
+        (
+            "--map",
+            "nope",
+            "no map named like \"nope\": the maps are sched.bss",
+        ),
+        ("--task", "8", "no task with pid or comm \"8\""),
+    ] {
+        let o = ktstr(&["render", arg, value, "d.json"], d.path());
+        assert_one_line_error(&o, 2, needle);
+        assert!(o.stdout.is_empty());
+    }
+}

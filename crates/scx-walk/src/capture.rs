@@ -4,6 +4,7 @@
 
 mod bpf;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use dump_schema::reasons as why;
@@ -20,7 +21,7 @@ use crate::notes::{Notes, Tally};
 use crate::numa::{NumaOffsets, per_node_numa};
 use crate::offsets::MissingGroups;
 use crate::psi::{CGROUP_CAP, PsiOffsets, cgroup_psi};
-use crate::rq::{RqOffsets, rq_state, runqueues};
+use crate::rq::{RqOffsets, jiffies_symbol, rq_state, runnable_age, runqueues};
 use crate::sched::{EventOffsets, SchedOffsets, SchedRef, sample_events, sched_state, scx_root};
 use crate::stackscan::StackScanner;
 use crate::tasks::{TASK_CAP, TaskOffsets, all_tasks_partial, enrich_all_with};
@@ -129,10 +130,11 @@ pub fn capture(target: &Target<'_>, opts: &CaptureOptions) -> CaptureOutput {
         Err(e) => return run.without_core_offsets(e),
     };
     let pc = run.per_cpu();
-    run.clock.phase("offsets+percpu");
+    run.phase("offsets+percpu");
     let found = run.sched_ext(&core, &pc);
     run.events(&found, &pc);
     run.tasks(&core, &found);
+    run.runnable_ages(&found);
     run.maps_and_progs(&core, &pc, &found);
     run.system(&core, &pc);
     run.sdt();
@@ -201,6 +203,13 @@ impl<'t, 'a> Run<'t, 'a> {
     }
 
     /// A loss: in `capture_notes` and in the log.
+    /// Ends a phase: its time, and the memory it read released from the resident set
+    /// (a vmcore mapping; a no-op on live guest memory).
+    fn phase(&mut self, name: &'static str) {
+        self.clock.phase(name);
+        self.k.mem.release_resident();
+    }
+
     fn lost(&mut self, line: String) {
         self.notes.push(line.as_str());
         self.log.push(line);
@@ -249,11 +258,11 @@ impl<'t, 'a> Run<'t, 'a> {
             Ok(so) => self.scx_sched(so),
             Err(_) => (None, None),
         };
-        self.clock.phase("scx_sched");
+        self.phase("scx_sched");
         if let Ok(rqo) = &rqo {
             self.rq_states(core, rqo, &rqs);
         }
-        self.clock.phase("rq");
+        self.phase("rq");
         if let (Ok(dso), Ok(so)) = (&dso, &so) {
             let src = DsqSources {
                 rqs: &rqs,
@@ -262,7 +271,7 @@ impl<'t, 'a> Run<'t, 'a> {
             };
             self.dsq_states(core, pc, dso, so, &src);
         }
-        self.clock.phase("dsq");
+        self.phase("dsq");
         self.r.scx_walker_unavailable = self.walker_unavailable(root_null);
         SchedFound {
             so,
@@ -436,7 +445,7 @@ impl<'t, 'a> Run<'t, 'a> {
                 Err(e) => self.lost(format!("event counters: no sample at the freeze ({e})")),
             }
         }
-        self.clock.phase("events");
+        self.phase("events");
     }
 
     /// Phase `tasks`: the ones the dump refers to first, then everything on scx_tasks.
@@ -448,7 +457,7 @@ impl<'t, 'a> Run<'t, 'a> {
                 self.r.task_enrichments_unavailable = Some(why::NO_TASK_WALKER.into());
             }
         }
-        self.clock.phase("tasks");
+        self.phase("tasks");
     }
 
     fn enrich_tasks(&mut self, core: &CoreOffsets, to: &TaskOffsets, found: &SchedFound) {
@@ -504,6 +513,45 @@ impl<'t, 'a> Run<'t, 'a> {
             self.r.task_enrichments_unavailable = Some(why::TASK_WALKER_ZERO_TASKS.into());
         }
         self.r.task_enrichments = got.tasks;
+    }
+
+    /// Each runnable task's wait (`runnable_age_jiffies`): `jiffies` minus its
+    /// `scx.runnable_at`, for the tasks on a CPU's runnable list.
+    fn runnable_ages(&mut self, found: &SchedFound) {
+        let Ok(rqo) = &found.rqo else { return };
+        let runnable: Vec<u64> = (self.r.rq_scx_states.iter())
+            .flat_map(|q| q.runnable_task_kvas.iter().copied())
+            .collect();
+        if runnable.is_empty() {
+            return;
+        }
+        let now = match jiffies_symbol(&self.k).and_then(|s| self.k.u64(s, "jiffies")) {
+            Ok(n) => n,
+            Err(e) => {
+                return self.lost(format!(
+                    "runnable ages: jiffies unreadable ({e}); no task's wait recorded"
+                ));
+            }
+        };
+        let mut tally = Tally::new("runnable ages");
+        let mut ages = HashMap::new();
+        for kva in runnable {
+            match runnable_age(&self.k, rqo, Kva(kva), now) {
+                Ok(age) => {
+                    tally.ok();
+                    ages.insert(kva, age);
+                }
+                Err(e) => tally.failed(format_args!("task {kva:#x}: {e}")),
+            }
+        }
+        if let Some(n) = tally.note() {
+            self.lost(n);
+        }
+        for t in &mut self.r.task_enrichments {
+            if let Some(&age) = ages.get(&t.task_kva) {
+                t.runnable_age_jiffies = Some(age);
+            }
+        }
     }
 
     /// `scx_root` NULL says no scheduler is attached; tasks in the ext scheduling class
@@ -583,7 +631,7 @@ impl<'t, 'a> Run<'t, 'a> {
             Ok(v) => self.r.per_cpu_time = v,
             Err(e) => self.lost(format!("per-CPU time: not read ({e})")),
         }
-        self.clock.phase("cputime");
+        self.phase("cputime");
         match NumaOffsets::resolve(k.types).and_then(|o| per_node_numa(&k, &o, pc)) {
             Ok(v) if !v.is_empty() => self.r.per_node_numa = v,
             Ok(_) => self.r.per_node_numa_unavailable = Some(reasons::NUMA_NO_NODES.into()),
@@ -593,7 +641,7 @@ impl<'t, 'a> Run<'t, 'a> {
                     Some(format!("{}{e}", reasons::NUMA_FAILED_PREFIX))
             }
         }
-        self.clock.phase("numa");
+        self.phase("numa");
         match PsiOffsets::resolve(k.types).and_then(|o| cgroup_psi(&k, core, &o)) {
             Ok((v, trunc)) => {
                 if trunc {
@@ -603,7 +651,7 @@ impl<'t, 'a> Run<'t, 'a> {
             }
             Err(e) => self.lost(format!("cgroup PSI: not read ({e})")),
         }
-        self.clock.phase("psi");
+        self.phase("psi");
     }
 
     /// Phase `sdt`: the scheduler's arena allocations.
@@ -620,7 +668,7 @@ impl<'t, 'a> Run<'t, 'a> {
             self.truncated_at.get_or_insert(self.clock.elapsed_us());
             self.lost("sdt: the deadline stopped an allocator walk".into());
         }
-        self.clock.phase("sdt");
+        self.phase("sdt");
     }
 
     fn finish(mut self) -> CaptureOutput {

@@ -79,11 +79,7 @@ impl RunnableScanner {
     /// `scan prerequisites unavailable: …` reason.
     pub fn new(k: &KernelView<'_>) -> Result<RunnableScanner> {
         let pc = PerCpu::load(k)?;
-        let jiffies = k
-            .syms
-            .symbol("jiffies_64")
-            .or_else(|| k.syms.symbol("jiffies"))
-            .ok_or(crate::error::WalkError::NoSymbol("jiffies_64"))?;
+        let jiffies = crate::rq::jiffies_symbol(k)?;
         Ok(RunnableScanner {
             core: CoreOffsets::resolve(k.types)?,
             rqo: RqOffsets::resolve(k.types)?,

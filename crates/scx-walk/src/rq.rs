@@ -162,6 +162,22 @@ pub struct RunnableAge {
     pub age_jiffies: u64,
 }
 
+/// The kernel's `jiffies_64` (or `jiffies`).
+pub fn jiffies_symbol(k: &KernelView<'_>) -> Result<Kva> {
+    k.syms
+        .symbol("jiffies_64")
+        .or_else(|| k.syms.symbol("jiffies"))
+        .ok_or(crate::error::WalkError::NoSymbol("jiffies_64"))
+}
+
+/// How long the task at `task` has been runnable at `now_jiffies`:
+/// `now_jiffies - task->scx.runnable_at` (saturating; meaningful for a task on a runnable
+/// list).
+pub fn runnable_age(k: &KernelView<'_>, o: &RqOffsets, task: Kva, now_jiffies: u64) -> Result<u64> {
+    let at = k.u64(task.checked_offset(o.task_runnable_at)?, "scx.runnable_at")?;
+    Ok(now_jiffies.saturating_sub(at))
+}
+
 /// The oldest runnable task over all CPUs (by `scx.runnable_at`), at `now_jiffies`.
 pub fn oldest_runnable(
     k: &KernelView<'_>,
@@ -176,8 +192,7 @@ pub fn oldest_runnable(
         let nodes = list_nodes(k, c, head, LIST_CAP, "rq.scx.runnable_list")?;
         for n in nodes.nodes {
             let task = Kva(n.0.wrapping_sub(o.task_runnable_node));
-            let at = k.u64(task.checked_offset(o.task_runnable_at)?, "scx.runnable_at")?;
-            let age = now_jiffies.saturating_sub(at);
+            let age = runnable_age(k, o, task, now_jiffies)?;
             if best.is_none_or(|b| age > b.age_jiffies) {
                 let pid = k.i32(task.checked_offset(o.task_pid)?, "task pid")?;
                 best = Some(RunnableAge {
@@ -195,7 +210,57 @@ pub fn oldest_runnable(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::FakeTypes;
+    use crate::testutil::{FakeMem, FakeSyms, FakeTypes};
+
+    fn offsets() -> RqOffsets {
+        RqOffsets {
+            curr: 0,
+            idle: None,
+            nr_running: 0,
+            flags: 0,
+            cpu_released: 0,
+            runnable_list: 0,
+            local_dsq: 0,
+            ops_qseq: None,
+            kick_sync: None,
+            nr_immed: None,
+            clock: None,
+            task_pid: 0,
+            task_comm: 0,
+            task_runnable_node: 0,
+            task_runnable_at: 0x40,
+        }
+    }
+
+    /// A task's wait is `jiffies - scx.runnable_at`, 0 when `runnable_at` is later (never
+    /// negative); `jiffies_64` is preferred, `jiffies` the fallback; an unreadable task is
+    /// an error.
+    #[test]
+    fn runnable_age_is_jiffies_since_runnable_at() {
+        const T: u64 = 0xffff_8880_0000_1000;
+        let mut m = FakeMem::default();
+        m.w64(T + 0x40, 4_294_667_296);
+        m.w64(0xffff_ffff_8200_0000, 4_294_667_548);
+        let types = FakeTypes::core();
+        let syms = FakeSyms::default().with("jiffies", 0xffff_ffff_8200_0000);
+        let k = KernelView {
+            mem: &m,
+            syms: &syms,
+            types: &types,
+        };
+        let j = jiffies_symbol(&k).unwrap();
+        let now = k.u64(j, "jiffies").unwrap();
+        assert_eq!(runnable_age(&k, &offsets(), Kva(T), now).unwrap(), 252);
+        assert_eq!(runnable_age(&k, &offsets(), Kva(T), 5).unwrap(), 0);
+        assert!(runnable_age(&k, &offsets(), Kva(T + 0x1000), now).is_err());
+        let both = FakeSyms::default()
+            .with("jiffies", 0xffff_ffff_8200_0000)
+            .with("jiffies_64", 0x1234);
+        let k = KernelView { syms: &both, ..k };
+        assert_eq!(jiffies_symbol(&k).unwrap(), Kva(0x1234));
+        let none = FakeSyms::default();
+        assert!(jiffies_symbol(&KernelView { syms: &none, ..k }).is_err());
+    }
 
     fn types() -> FakeTypes {
         let mut t = FakeTypes::default();

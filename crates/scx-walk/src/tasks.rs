@@ -299,6 +299,8 @@ pub fn enrich(k: &KernelView<'_>, o: &TaskOffsets, task: Kva) -> Result<TaskEnri
         signal_utime: sig_u64(o.sig_utime, "signal.utime"),
         signal_stime: sig_u64(o.sig_stime, "signal.stime"),
         task_kva: task.0,
+        // Filled by the capture for the tasks on a runnable list (`rq::runnable_age`).
+        runnable_age_jiffies: None,
     })
 }
 

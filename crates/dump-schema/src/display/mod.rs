@@ -12,20 +12,28 @@
 //! values), `value` ([`RenderedValue`]), `layout` (tables, aligned columns), `text` (writers
 //! and escaping).
 
+mod diff;
+mod filter;
+mod kdump;
 mod layout;
 mod maps;
+mod names;
 mod percpu;
 mod report;
+mod runqueues;
 mod summary;
-mod text;
-mod value;
+mod tasks;
+pub(crate) mod text;
+pub(crate) mod value;
 
 use std::fmt::{self, Write};
 
 use crate::{
     DegradedFailureDumpReport, DualFailureDumpReport, FailureDumpReport, FailureDumpReportAny,
-    RenderedValue,
+    RenderedValue, ReportDiff,
 };
+pub use filter::Filter;
+use filter::{NO_FILTER, Section, View};
 use text::{Indent, Out, esc};
 
 /// How the human rendering is laid out. `Display` uses [`DisplayOptions::default`].
@@ -61,10 +69,12 @@ impl Default for DisplayOptions {
     }
 }
 
-/// A report or value rendered with chosen [`DisplayOptions`]; see `display_with`.
+/// A report or value rendered with chosen [`DisplayOptions`] (and [`Filter`]); see
+/// `display_with` and `display_filtered`.
 pub struct DisplayWith<'a, T: ?Sized> {
     value: &'a T,
     opts: DisplayOptions,
+    filter: &'a Filter,
 }
 
 macro_rules! display_with {
@@ -72,14 +82,26 @@ macro_rules! display_with {
         impl $t {
             /// The human rendering with `opts` (what `Display` prints with the defaults).
             pub fn display_with(&self, opts: &DisplayOptions) -> DisplayWith<'_, Self> {
-                DisplayWith { value: self, opts: *opts }
+                DisplayWith { value: self, opts: *opts, filter: &NO_FILTER }
+            }
+
+            /// The parts of the rendering `filter` selects (the whole default view when it
+            /// is empty); check its names first with [`Filter::check`].
+            pub fn display_filtered<'a>(
+                &'a self,
+                opts: &DisplayOptions,
+                filter: &'a Filter,
+            ) -> DisplayWith<'a, Self> {
+                DisplayWith { value: self, opts: *opts, filter }
             }
         }
 
         impl fmt::Display for DisplayWith<'_, $t> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let mut out = Out::new(f);
-                ($write)(self.value, &self.opts, &mut out as &mut dyn Write)?;
+                let cut = std::cell::Cell::new(false);
+                let view = View { opts: self.opts, filter: self.filter, cut: &cut };
+                ($write)(self.value, &view, &mut out as &mut dyn Write)?;
                 out.finish()
             }
         }
@@ -97,12 +119,16 @@ display_with! {
     DualFailureDumpReport => write_dual;
     DegradedFailureDumpReport => write_degraded;
     FailureDumpReportAny => write_any;
-    RenderedValue => |v: &RenderedValue, o: &DisplayOptions, out: &mut dyn Write| {
-        value::write_block(&mut value::Cx::new(o), v, 0, 0, "", out)
+    ReportDiff => |d: &ReportDiff, o: &View<'_>, out: &mut dyn Write| {
+        diff::write_diff(d, &o.opts, out)
+    };
+    RenderedValue => |v: &RenderedValue, o: &View<'_>, out: &mut dyn Write| {
+        let mut cx = value::Cx::new(&o.opts, &names::NO_NAMES);
+        value::write_block(&mut cx, v, 0, 0, "", out)
     };
 }
 
-fn write_any(r: &FailureDumpReportAny, o: &DisplayOptions, out: &mut dyn Write) -> fmt::Result {
+fn write_any(r: &FailureDumpReportAny, o: &View<'_>, out: &mut dyn Write) -> fmt::Result {
     match r {
         FailureDumpReportAny::Single(r) => report::write_report(r, o, out),
         FailureDumpReportAny::Dual(r) => write_dual(r, o, out),
@@ -110,12 +136,56 @@ fn write_any(r: &FailureDumpReportAny, o: &DisplayOptions, out: &mut dyn Write) 
     }
 }
 
-/// The header line, then the early snapshot (when taken) and the late one, indented.
-fn write_dual(r: &DualFailureDumpReport, o: &DisplayOptions, out: &mut dyn Write) -> fmt::Result {
-    if summary::has_scheduler_facts(&r.late) {
-        summary::write_dual_summary(r, out)?;
+/// The summary and the header line, then the early snapshot (when taken) and the late one,
+/// indented. In the default view the early snapshot shows only its run queues (unless
+/// `full`): a filter shows its other parts, for both snapshots.
+fn write_dual(r: &DualFailureDumpReport, o: &View<'_>, out: &mut dyn Write) -> fmt::Result {
+    let mut wrote = false;
+    if o.shows(Section::Summary) {
+        if summary::has_scheduler_facts(&r.late) {
+            summary::write_dual_summary(r, out)?;
+            out.write_char('\n')?;
+        }
+        dual_header(r, out)?;
+        wrote = true;
+    }
+    if let Some(early) = &r.early {
+        snapshot(out, "early snapshot (half-way):", wrote, |w| {
+            if o.caps() {
+                report::write_early(early, o, w).map(|()| true)
+            } else {
+                report::write_body(early, o, w)
+            }
+        })?;
+        wrote = true;
+    }
+    snapshot(out, "late snapshot (error-exit):", wrote, |w| {
+        report::write_body(&r.late, o, w)
+    })?;
+    report::legend(o, out)
+}
+
+/// `title`, after a blank line unless it comes first, then what `body` writes indented 2
+/// (`(nothing selected)` when it writes nothing).
+fn snapshot(
+    out: &mut dyn Write,
+    title: &str,
+    after: bool,
+    body: impl FnOnce(&mut dyn Write) -> Result<bool, fmt::Error>,
+) -> fmt::Result {
+    if after {
         out.write_char('\n')?;
     }
+    writeln!(out, "{title}")?;
+    let mut w = Indent::new(out, 2);
+    if !body(&mut w)? {
+        w.write_str("(nothing selected)\n")?;
+    }
+    w.finish()
+}
+
+/// `DualFailureDumpReport: early=…, late=(N maps, M vcpu_regs)`.
+fn dual_header(r: &DualFailureDumpReport, out: &mut dyn Write) -> fmt::Result {
     out.write_str("DualFailureDumpReport: early=")?;
     match &r.early {
         Some(_) => write!(
@@ -137,29 +207,10 @@ fn write_dual(r: &DualFailureDumpReport, o: &DisplayOptions, out: &mut dyn Write
         ", late=({} maps, {} vcpu_regs)",
         r.late.maps.len(),
         r.late.vcpu_regs.len()
-    )?;
-    if let Some(early) = &r.early {
-        out.write_str("\nearly snapshot (half-way):\n")?;
-        indented(out, early, o)?;
-    }
-    out.write_str("\nlate snapshot (error-exit):\n")?;
-    indented(out, &r.late, o)
+    )
 }
 
-/// `report`'s lines indented 2, each ending in `\n`.
-/// A snapshot of a dual report, indented, without its own summary (the dual's comes
-/// first for both).
-fn indented(out: &mut dyn Write, report: &FailureDumpReport, o: &DisplayOptions) -> fmt::Result {
-    let mut w = Indent::new(out, 2);
-    report::write_body(report, o, &mut w)?;
-    w.finish()
-}
-
-fn write_degraded(
-    r: &DegradedFailureDumpReport,
-    _: &DisplayOptions,
-    out: &mut dyn Write,
-) -> fmt::Result {
+fn write_degraded(r: &DegradedFailureDumpReport, _: &View<'_>, out: &mut dyn Write) -> fmt::Result {
     out.write_str("degraded failure dump:\n")?;
     writeln!(out, "  reason: {}", esc(&r.reason))?;
     let parked = r.vcpu_regs.iter().filter(|r| r.is_some()).count();
@@ -181,4 +232,79 @@ fn write_degraded(
         None => writeln!(out, "  exit_kind: none")?,
     }
     write!(out, "  elapsed_ms: {}", r.elapsed_ms)
+}
+
+/// The pieces of the text rendering the HTML page ([`crate::html`]) shows as they are, so
+/// that the two never say different things: the summary, one map block (tasks named), the
+/// sections other than maps, and the one escaping of guest text.
+pub(crate) mod for_html {
+    use std::cell::Cell;
+    use std::fmt::{self, Write};
+
+    use super::filter::{Filter, NO_FILTER, View};
+    use super::names::Names;
+    use super::{DisplayOptions, report, summary};
+    use crate::{
+        DegradedFailureDumpReport, FailureDumpMap, FailureDumpReport, FailureDumpReportAny,
+    };
+
+    pub(crate) use super::layout::RangeList;
+    pub(crate) use super::text::esc;
+
+    /// The summary of the text rendering (each line ending in `\n`), or nothing when the
+    /// report says nothing about a scheduler; a degraded report's whole rendering.
+    pub(crate) fn summary(r: &FailureDumpReportAny, out: &mut dyn Write) -> fmt::Result {
+        match r {
+            FailureDumpReportAny::Single(r) if summary::has_scheduler_facts(r) => {
+                summary::write_summary(r, out)
+            }
+            FailureDumpReportAny::Single(_) => Ok(()),
+            FailureDumpReportAny::Dual(d) => summary::write_dual_summary(d, out),
+            FailureDumpReportAny::Degraded(d) => degraded(d, out),
+        }
+    }
+
+    fn degraded(d: &DegradedFailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+        let cut = Cell::new(false);
+        let view = View {
+            opts: DisplayOptions::default(),
+            filter: &NO_FILTER,
+            cut: &cut,
+        };
+        super::write_degraded(d, &view, out)?;
+        out.write_char('\n')
+    }
+
+    /// One map of `r` as the default rendering prints it (addresses that are `r`'s tasks
+    /// named, storage keys as their owners).
+    pub(crate) fn map(
+        r: &FailureDumpReport,
+        m: &FailureDumpMap,
+        out: &mut dyn Write,
+    ) -> fmt::Result {
+        let opts = DisplayOptions::default();
+        let names = Names::of(r);
+        super::maps::write_map(&mut super::value::Cx::new(&opts, &names), m, false, out)
+    }
+
+    /// Every section of `r` but its summary and maps, as `ktstr render --section …` prints
+    /// them.
+    pub(crate) fn body_without_maps(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+        let filter = Filter {
+            sections: Filter::SECTIONS
+                .iter()
+                .map(|(name, _)| *name)
+                .filter(|n| *n != "maps" && *n != "summary")
+                .map(String::from)
+                .collect(),
+            ..Filter::default()
+        };
+        let cut = Cell::new(false);
+        let view = View {
+            opts: DisplayOptions::default(),
+            filter: &filter,
+            cut: &cut,
+        };
+        report::write_body(r, &view, out).map(|_| ())
+    }
 }

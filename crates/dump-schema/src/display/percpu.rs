@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::fmt::{self, Write};
 
-use super::DisplayOptions;
 use super::layout::{Cell, RangeList, table_widths, write_grid, write_table};
 use super::text::esc;
-use super::value::{Cx, inline_string, is_zero, visible_members, write_block};
+use super::value::Style;
+use super::value::{Cx, is_zero, styled_string, visible_members, write_block};
 use crate::RenderedValue;
 use crate::rendered::MAX_DISPLAY_DEPTH;
 
@@ -25,7 +25,7 @@ type Group<'a> = (Vec<usize>, Option<&'a RenderedValue>);
 /// structs that differ as a `common:` block plus a `per-cpu:` table of the members that
 /// differ, one row per group of identical CPUs.
 pub(crate) fn write_per_cpu(
-    cx: &mut Cx,
+    cx: &mut Cx<'_>,
     label: &str,
     per_cpu: &[Option<RenderedValue>],
     out: &mut dyn Write,
@@ -81,7 +81,7 @@ fn groups(per_cpu: &[Option<RenderedValue>]) -> Vec<Group<'_>> {
 
 /// `cpu N: <value>` or `cpus a-b: <value>`.
 fn cpu_line(
-    cx: &mut Cx,
+    cx: &mut Cx<'_>,
     cpus: &[usize],
     v: Option<&RenderedValue>,
     out: &mut dyn Write,
@@ -109,7 +109,7 @@ struct Split {
 impl Split {
     /// `None` unless every value is a struct of the same type, of at most [`MAX_LEAVES`]
     /// leaves.
-    fn of(groups: &[(&[usize], &RenderedValue)], o: &DisplayOptions) -> Option<Self> {
+    fn of(groups: &[(&[usize], &RenderedValue)], o: &Style<'_>) -> Option<Self> {
         let mut type_name: Option<&Option<String>> = None;
         let mut per_group: Vec<Vec<(String, &RenderedValue)>> = Vec::new();
         for (_, v) in groups {
@@ -150,7 +150,7 @@ impl Split {
             }
             let texts: Vec<String> = cells
                 .iter()
-                .map(|c| c.map(|v| inline_string(v, o)).unwrap_or_default())
+                .map(|c| c.map(|v| styled_string(v, o)).unwrap_or_default())
                 .collect();
             if cells.iter().all(Option::is_some) && texts.iter().all(|t| *t == texts[0]) {
                 split
@@ -167,7 +167,7 @@ impl Split {
     fn write(
         &self,
         groups: &[(&[usize], &RenderedValue)],
-        o: &DisplayOptions,
+        o: &Style<'_>,
         out: &mut dyn Write,
     ) -> fmt::Result {
         self.write_common(o, out)?;
@@ -207,7 +207,7 @@ impl Split {
     }
 
     /// `common: Type{a=1, b=2}` when it fits, else `common: Type:` and aligned columns.
-    fn write_common(&self, o: &DisplayOptions, out: &mut dyn Write) -> fmt::Result {
+    fn write_common(&self, o: &Style<'_>, out: &mut dyn Write) -> fmt::Result {
         if self.common.is_empty() {
             return Ok(());
         }

@@ -1,63 +1,179 @@
-//! The sections of a [`FailureDumpReport`], one function each, in display order.
+//! The sections of a [`FailureDumpReport`], one function each, in display order (see
+//! `filter::Section`). In the default view long parts are capped, each saying which filter
+//! shows the rest; a filter prints only what it selects, uncapped.
 
 use std::fmt::{self, Write};
 
-use super::DisplayOptions;
+use super::filter::{Section, View};
 use super::layout::write_table;
 use super::maps;
-use super::text::{Sections, esc, guest_lines};
+use super::names::Names;
+use super::text::{Capped, Sections, esc, guest_lines};
 use super::value::{Cx, write_block};
-use crate::{FailureDumpReport, VcpuRegSnapshot};
+use crate::{FailureDumpReport, SOFTIRQ_NAMES, VcpuRegSnapshot};
 
-/// Tasks listed under the `task_enrichments` count line (unless `full`).
-const MAX_TASK_ROWS: usize = 32;
 /// Widest event-counter sparkline; longer timelines are bucketed (max per bucket).
 const MAX_SPARK: usize = 64;
+/// Lines of one map block in the default view.
+const MAX_MAP_LINES: usize = 40;
+/// Lines of one sdt allocator in the default view.
+const MAX_SDT_LINES: usize = 24;
+/// Lines of the kernel's dump in the default view.
+const MAX_KERNEL_DUMP_LINES: usize = 40;
+/// Capture notes in the default view.
+const MAX_NOTES: usize = 20;
 
 /// The whole report: the summary (what failed and why, who waits; see `summary.rs`),
 /// then its sections separated by blank lines; or `(empty failure dump)`.
 pub(super) fn write_report(
     r: &FailureDumpReport,
-    o: &DisplayOptions,
+    v: &View<'_>,
     out: &mut dyn Write,
 ) -> fmt::Result {
-    if super::summary::has_scheduler_facts(r) {
+    let mut wrote = false;
+    if v.shows(Section::Summary) && super::summary::has_scheduler_facts(r) {
         super::summary::write_summary(r, out)?;
         out.write_char('\n')?;
+        wrote = true;
     }
-    write_body(r, o, out)
+    if write_body(r, v, out)? {
+        legend(v, out)
+    } else if wrote {
+        Ok(())
+    } else {
+        out.write_str(if v.is_default() {
+            "(empty failure dump)"
+        } else {
+            "(nothing selected)"
+        })
+    }
 }
 
-/// The sections without the summary.
+/// The last line of the default view: what it leaves out and what shows it.
+pub(super) fn legend(v: &View<'_>, out: &mut dyn Write) -> fmt::Result {
+    if !v.cut.get() {
+        return Ok(());
+    }
+    out.write_str(
+        "\n(default view: long parts cut short, each naming the filter that shows the rest; \
+         --full shows everything unfolded)\n",
+    )
+}
+
+/// The sections without the summary; whether anything was written.
 pub(super) fn write_body(
     r: &FailureDumpReport,
-    o: &DisplayOptions,
+    v: &View<'_>,
     out: &mut dyn Write,
-) -> fmt::Result {
+) -> Result<bool, fmt::Error> {
+    let names = Names::of(r);
+    let mut cx = Cx::new(&v.opts, &names);
     let mut s = Sections::new(out);
-    let mut cx = Cx::new(o);
-    guest_setup_failure(r, s.next())?;
     // On a placeholder, the reason is said once here and not repeated per section.
     let shown = placeholder_reason(r);
-    if let Some(reason) = shown {
-        writeln!(s.next(), "capture unavailable: {}", esc(reason))?;
+    if v.shows(Section::Setup) {
+        guest_setup_failure(r, s.next())?;
+        if let Some(reason) = shown {
+            writeln!(s.next(), "capture unavailable: {}", esc(reason))?;
+        }
     }
-    for m in &r.maps {
-        maps::write_map(&mut cx, m, s.next())?;
+    if v.shows(Section::Runqueues) {
+        let out = s.next();
+        super::runqueues::write(r, &names, v, out)?;
+        unavailable(out, "scx_walker", &r.scx_walker_unavailable, shown)?;
     }
-    vcpu_regs(r, s.next())?;
-    sdt_allocations(&mut cx, r, &mut s)?;
-    unavailable(s.next(), "sdt_alloc", &r.sdt_alloc_unavailable, shown)?;
-    scx_static(r, s.next())?;
-    prog_runtime_stats(r, shown, s.next())?;
-    counts(r, o, shown, s.next())?;
-    scx_walker(r, o, shown, s.next())?;
-    timeline(r, s.next())?;
-    vcpu_perf(r, s.next())?;
-    probe_counters(r, s.next())?;
-    truncation(r, s.next())?;
-    if !s.wrote() {
-        s.write_str("(empty failure dump)")?;
+    if v.shows(Section::Exit) {
+        exit(r, v, s.next())?;
+    }
+    if v.shows(Section::Tasks) {
+        let out = s.next();
+        super::tasks::table(r, v, out)?;
+        unavailable(
+            out,
+            "task_enrichments",
+            &r.task_enrichments_unavailable,
+            shown,
+        )?;
+    }
+    if !v.filter.tasks.is_empty() {
+        super::tasks::blocks(r, &mut cx, v, s.next())?;
+    }
+    for m in r.maps.iter().filter(|m| v.shows_map(&m.name)) {
+        map(&mut cx, v, m, s.next())?;
+    }
+    write_rest(r, v, &mut cx, shown, &mut s)?;
+    Ok(s.wrote())
+}
+
+/// The sections after the maps.
+fn write_rest(
+    r: &FailureDumpReport,
+    v: &View<'_>,
+    cx: &mut Cx<'_>,
+    shown: Option<&str>,
+    s: &mut Sections<'_>,
+) -> fmt::Result {
+    if v.shows(Section::VcpuRegs) {
+        vcpu_regs(r, s.next())?;
+    }
+    if v.shows(Section::Sdt) {
+        sdt_allocations(cx, v, r, s)?;
+        unavailable(s.next(), "sdt_alloc", &r.sdt_alloc_unavailable, shown)?;
+        scx_static(r, s.next())?;
+    }
+    if v.shows(Section::Programs) {
+        prog_runtime_stats(r, shown, s.next())?;
+    }
+    counts(r, v, shown, s)?;
+    if v.shows(Section::Timeline) {
+        timeline(r, v, s.next())?;
+    }
+    if v.shows(Section::VcpuPerf) {
+        vcpu_perf(r, v, s.next())?;
+    }
+    if v.shows(Section::ProbeCounters) {
+        probe_counters(r, s.next())?;
+    }
+    if v.shows(Section::Notes) {
+        notes(r, v, s.next())?;
+    }
+    Ok(())
+}
+
+/// The early snapshot of a dual report in the default view: its run queues, and what shows
+/// the rest.
+pub(super) fn write_early(r: &FailureDumpReport, v: &View<'_>, out: &mut dyn Write) -> fmt::Result {
+    let names = Names::of(r);
+    super::runqueues::write(r, &names, v, out)?;
+    v.note_cut();
+    writeln!(
+        out,
+        "({} maps, {} tasks and the other sections of this snapshot: --section NAME, --map NAME, \
+         --task PID|COMM or --full)",
+        r.maps.len(),
+        r.task_enrichments.len()
+    )
+}
+
+/// One map block; in the default view cut at [`MAX_MAP_LINES`] lines, saying how many are
+/// left and that `--map NAME` shows them.
+fn map(
+    cx: &mut Cx<'_>,
+    v: &View<'_>,
+    m: &crate::FailureDumpMap,
+    out: &mut dyn Write,
+) -> fmt::Result {
+    let limit = if v.caps() { MAX_MAP_LINES } else { usize::MAX };
+    let mut c = Capped::new(out, limit);
+    maps::write_map(cx, m, !v.caps(), &mut c)?;
+    let hidden = c.hidden();
+    if hidden > 0 {
+        v.note_cut();
+        writeln!(
+            c.inner(),
+            "  … {hidden} more lines (--map {})",
+            esc(&m.name)
+        )?;
     }
     Ok(())
 }
@@ -93,6 +209,77 @@ fn unavailable(
     }
 }
 
+/// The exit info in full: kind, code, reason, message, trigger, every backtrace frame, and
+/// the kernel's debug dump (its first [`MAX_KERNEL_DUMP_LINES`] lines in the default view).
+fn exit(r: &FailureDumpReport, v: &View<'_>, out: &mut dyn Write) -> fmt::Result {
+    let Some(e) = &r.exit_info else {
+        return Ok(());
+    };
+    write!(out, "exit: {} ({})", esc(&e.kind_name), e.kind)?;
+    if let Some(c) = e.exit_code {
+        write!(out, " exit_code={c}")?;
+    }
+    writeln!(out, " source={}", esc(&e.source))?;
+    for (label, text) in [
+        ("reason", &e.reason),
+        ("msg", &e.msg),
+        ("unavailable", &e.unavailable),
+    ] {
+        if let Some(t) = text {
+            writeln!(out, "  {label}: {}", esc(t))?;
+        }
+    }
+    if let Some(t) = &e.trigger {
+        write!(out, "  trigger: CPU {}", t.cpu)?;
+        match (&t.comm, t.pid) {
+            (Some(c), Some(p)) => write!(out, " {}[{p}]", esc(c))?,
+            (None, Some(p)) => write!(out, " pid {p}")?,
+            _ => {}
+        }
+        out.write_char('\n')?;
+    }
+    if !e.backtrace.is_empty() {
+        out.write_str("  backtrace:\n")?;
+    }
+    for f in &e.backtrace {
+        out.write_str("    ")?;
+        match &f.symbol {
+            Some(s) => write!(out, "{}", esc(s))?,
+            None => write!(out, "{:#x}", f.addr)?,
+        }
+        if let Some(o) = f.offset {
+            write!(out, "+{o:#x}")?;
+        }
+        if let Some(sz) = f.size {
+            write!(out, "/{sz:#x}")?;
+        }
+        if f.symbol.is_some() {
+            write!(out, " ({:#x})", f.addr)?;
+        }
+        out.write_char('\n')?;
+    }
+    let Some(dump) = &e.kernel_dump else {
+        return Ok(());
+    };
+    let lines = dump.lines().count();
+    write!(out, "  the kernel's dump ({lines} lines")?;
+    if e.kernel_dump_truncated {
+        out.write_str(", cut short by the kernel")?;
+    }
+    out.write_str("):\n")?;
+    let limit = if v.caps() {
+        MAX_KERNEL_DUMP_LINES
+    } else {
+        usize::MAX
+    };
+    guest_lines(out, dump.lines().take(limit), 4)?;
+    if lines > limit {
+        v.note_cut();
+        writeln!(out, "    … {} more lines (--section exit)", lines - limit)?;
+    }
+    Ok(())
+}
+
 fn guest_setup_failure(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
     let Some(g) = &r.guest_setup_failure else {
         return Ok(());
@@ -117,7 +304,7 @@ fn guest_setup_failure(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Resul
     ] {
         if !v.is_empty() {
             writeln!(out, "  {label}:")?;
-            guest_lines(out, v.trim_end_matches('\n'), 4)?;
+            guest_lines(out, v.trim_end_matches('\n').lines(), 4)?;
         }
     }
     Ok(())
@@ -152,10 +339,16 @@ fn vcpu_regs_line(out: &mut dyn Write, i: usize, r: &Option<VcpuRegSnapshot>) ->
     out.write_char('\n')
 }
 
-/// One section per allocator.
-fn sdt_allocations(cx: &mut Cx, r: &FailureDumpReport, s: &mut Sections<'_>) -> fmt::Result {
+/// One section per allocator; in the default view each cut at [`MAX_SDT_LINES`] lines.
+fn sdt_allocations(
+    cx: &mut Cx<'_>,
+    v: &View<'_>,
+    r: &FailureDumpReport,
+    s: &mut Sections<'_>,
+) -> fmt::Result {
+    let limit = if v.caps() { MAX_SDT_LINES } else { usize::MAX };
     for a in &r.sdt_allocations {
-        let out = s.next();
+        let mut out = Capped::new(s.next(), limit);
         write!(
             out,
             "sdt_alloc {} (elem_size={}, target_type_id={}, {} entries",
@@ -176,7 +369,12 @@ fn sdt_allocations(cx: &mut Cx, r: &FailureDumpReport, s: &mut Sections<'_>) -> 
         }
         for e in &a.entries {
             let head = format!("idx={} genn={} addr={:#010x}: ", e.idx, e.genn, e.user_addr);
-            write_block(cx, &e.payload, 0, 2, &head, out)?;
+            write_block(cx, &e.payload, 0, 2, &head, &mut out)?;
+        }
+        let hidden = out.hidden();
+        if hidden > 0 {
+            v.note_cut();
+            writeln!(out.inner(), "  … {hidden} more lines (--section sdt)")?;
         }
     }
     Ok(())
@@ -205,6 +403,30 @@ fn scx_static(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
     Ok(())
 }
 
+/// `  <name>: cnt=N nsecs=N misses=N[ ns/call=… miss_rate=…][ type=…]`.
+fn prog_line(out: &mut dyn Write, p: &crate::ProgRuntimeStats) -> fmt::Result {
+    write!(
+        out,
+        "  {}: cnt={} nsecs={} misses={}",
+        esc(&p.name),
+        p.cnt,
+        p.nsecs,
+        p.misses
+    )?;
+    if p.cnt > 0 {
+        write!(
+            out,
+            " ns/call={:.3} miss_rate={:.4}",
+            p.nsecs as f64 / p.cnt as f64,
+            p.misses as f64 / p.cnt as f64
+        )?;
+    }
+    if !p.prog_type.is_empty() {
+        write!(out, " type={}", esc(&p.prog_type))?;
+    }
+    out.write_char('\n')
+}
+
 fn prog_runtime_stats(
     r: &FailureDumpReport,
     shown: Option<&str>,
@@ -214,23 +436,13 @@ fn prog_runtime_stats(
         out.write_str("prog_runtime_stats:\n")?;
     }
     for p in &r.prog_runtime_stats {
-        write!(
-            out,
-            "  {}: cnt={} nsecs={} misses={}",
-            esc(&p.name),
-            p.cnt,
-            p.nsecs,
-            p.misses
-        )?;
-        if p.cnt > 0 {
-            write!(
-                out,
-                " ns/call={:.3} miss_rate={:.4}",
-                p.nsecs as f64 / p.cnt as f64,
-                p.misses as f64 / p.cnt as f64
-            )?;
-        }
-        out.write_char('\n')?;
+        prog_line(out, p)?;
+    }
+    if !r.aux_prog_runtime_stats.is_empty() {
+        out.write_str("other programs of the scheduler:\n")?;
+    }
+    for p in &r.aux_prog_runtime_stats {
+        prog_line(out, p)?;
     }
     unavailable(
         out,
@@ -240,174 +452,187 @@ fn prog_runtime_stats(
     )
 }
 
-/// The scheduler line and the count lines, with the task table.
+/// The scheduler object and the sections the default view only counts, one line each
+/// saying which filter shows them; in full when selected (or `full`).
 fn counts(
     r: &FailureDumpReport,
-    o: &DisplayOptions,
+    v: &View<'_>,
     shown: Option<&str>,
-    out: &mut dyn Write,
+    s: &mut Sections<'_>,
 ) -> fmt::Result {
-    if let Some(name) = &r.active_obj_name {
+    let whole = |sec| v.selected(sec) || (v.is_default() && v.opts.full);
+    // The default view prints these as one block of count lines.
+    let grouped = v.caps();
+    if grouped {
+        s.next();
+    }
+    if v.shows(Section::Scheduler) {
+        scheduler(r, v, whole(Section::Scheduler), block(s, grouped))?;
+    }
+    let cpus = &r.per_cpu_time;
+    if v.shows(Section::CpuTime) && !cpus.is_empty() {
+        let out = block(s, grouped);
         writeln!(
             out,
-            "scheduler: {} ({} active maps)",
-            esc(name),
-            r.active_map_kvas.len()
+            "per_cpu_time: {} CPUs captured{}",
+            cpus.len(),
+            more(v, "cpu_time")
         )?;
-    } else if !r.active_map_kvas.is_empty() {
-        writeln!(out, "scheduler: {} active maps", r.active_map_kvas.len())?;
+        if whole(Section::CpuTime) {
+            cpu_time(r, out)?;
+        }
     }
-    if !r.per_cpu_time.is_empty() {
-        writeln!(out, "per_cpu_time: {} CPUs captured", r.per_cpu_time.len())?;
-    }
-    if !r.cgroup_psi.is_empty() {
-        writeln!(out, "cgroup_psi: {} cgroups captured", r.cgroup_psi.len())?;
-    }
-    if !r.per_node_numa.is_empty() {
+    if v.shows(Section::Cgroups) && !r.cgroup_psi.is_empty() {
+        let out = block(s, grouped);
         writeln!(
             out,
-            "per_node_numa: {} nodes captured",
-            r.per_node_numa.len()
+            "cgroup_psi: {} cgroups captured{}",
+            r.cgroup_psi.len(),
+            more(v, "cgroups")
         )?;
+        if whole(Section::Cgroups) {
+            cgroups(r, out)?;
+        }
     }
-    unavailable(out, "per_node_numa", &r.per_node_numa_unavailable, shown)?;
-    tasks(r, o, out)?;
-    unavailable(
-        out,
-        "task_enrichments",
-        &r.task_enrichments_unavailable,
-        shown,
-    )
+    if v.shows(Section::Numa) {
+        let out = block(s, grouped);
+        if !r.per_node_numa.is_empty() {
+            writeln!(
+                out,
+                "per_node_numa: {} nodes captured{}",
+                r.per_node_numa.len(),
+                more(v, "numa")
+            )?;
+            if whole(Section::Numa) {
+                numa(r, out)?;
+            }
+        }
+        unavailable(out, "per_node_numa", &r.per_node_numa_unavailable, shown)?;
+    }
+    Ok(())
 }
 
-/// `task_enrichments: N tasks captured` and a table of the first [`MAX_TASK_ROWS`] (all of
-/// them when `full`).
-fn tasks(r: &FailureDumpReport, o: &DisplayOptions, out: &mut dyn Write) -> fmt::Result {
-    if r.task_enrichments.is_empty() {
-        return Ok(());
+/// The sections writer, starting a new section unless `grouped`.
+fn block<'a, 'w>(s: &'a mut Sections<'w>, grouped: bool) -> &'a mut Sections<'w> {
+    if grouped { s } else { s.next() }
+}
+
+/// ` (--section NAME)` after a count line of the default view.
+fn more(v: &View<'_>, section: &str) -> String {
+    if v.caps() {
+        v.note_cut();
+        format!(" (--section {section})")
+    } else {
+        String::new()
+    }
+}
+
+/// `scheduler: NAME (N active maps)`; `whole`: each active map by address and name.
+fn scheduler(r: &FailureDumpReport, v: &View<'_>, whole: bool, out: &mut dyn Write) -> fmt::Result {
+    match &r.active_obj_name {
+        Some(name) => write!(out, "scheduler: {}", esc(name))?,
+        None if r.active_map_kvas.is_empty() => return Ok(()),
+        None => out.write_str("scheduler:")?,
     }
     writeln!(
         out,
-        "task_enrichments: {} tasks captured",
-        r.task_enrichments.len()
+        " ({} active maps){}",
+        r.active_map_kvas.len(),
+        more(v, "scheduler")
     )?;
-    let shown = if o.full {
-        r.task_enrichments.len()
-    } else {
-        r.task_enrichments.len().min(MAX_TASK_ROWS)
-    };
-    let rows = &r.task_enrichments[..shown];
-    let headers: Vec<String> = [
-        "pid", "tgid", "comm", "class", "prio", "nvcsw", "nivcsw", "utime", "stime",
-    ]
-    .map(String::from)
-    .to_vec();
-    let cols: Vec<Vec<String>> = vec![
-        rows.iter().map(|t| t.pid.to_string()).collect(),
-        rows.iter().map(|t| t.tgid.to_string()).collect(),
-        rows.iter().map(|t| esc(&t.comm).to_string()).collect(),
-        rows.iter()
-            .map(|t| esc(&t.sched_class).to_string())
-            .collect(),
-        rows.iter().map(|t| t.prio.to_string()).collect(),
-        rows.iter().map(|t| t.nvcsw.to_string()).collect(),
-        rows.iter().map(|t| t.nivcsw.to_string()).collect(),
-        rows.iter().map(|t| t.utime.to_string()).collect(),
-        rows.iter().map(|t| t.stime.to_string()).collect(),
-    ];
-    write_table(2, &headers, &cols, usize::MAX, out)?;
-    if r.task_enrichments.len() > rows.len() {
-        writeln!(out, "  … {} more", r.task_enrichments.len() - rows.len())?;
-    }
-    Ok(())
-}
-
-fn scx_walker(
-    r: &FailureDumpReport,
-    o: &DisplayOptions,
-    shown: Option<&str>,
-    out: &mut dyn Write,
-) -> fmt::Result {
-    let captured =
-        !r.rq_scx_states.is_empty() || !r.dsq_states.is_empty() || r.scx_sched_state.is_some();
-    if captured {
-        writeln!(
-            out,
-            "scx_walker: rq_scx={} dsq={} sched={}",
-            r.rq_scx_states.len(),
-            r.dsq_states.len(),
-            if r.scx_sched_state.is_some() {
-                "captured"
-            } else {
-                "absent"
-            }
-        )?;
-        sched_line(r, out)?;
-        run_queues(r, o, out)?;
-    }
-    unavailable(out, "scx_walker", &r.scx_walker_unavailable, shown)
-}
-
-fn sched_line(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
-    let Some(x) = &r.scx_sched_state else {
+    if !whole {
         return Ok(());
-    };
-    write!(
-        out,
-        "  sched: aborting={} bypass_depth={} exit_kind={}",
-        x.aborting, x.bypass_depth, x.exit_kind
-    )?;
-    if x.watchdog_timeout != 0 {
-        write!(out, " watchdog_timeout={}", x.watchdog_timeout)?;
     }
-    if !x.source.is_empty() {
-        write!(out, " source={}", esc(&x.source))?;
-    }
-    out.write_char('\n')
-}
-
-/// Run queues and DSQs that hold something (all of them when `full`): the rest is in the
-/// JSON.
-fn run_queues(r: &FailureDumpReport, o: &DisplayOptions, out: &mut dyn Write) -> fmt::Result {
-    for q in r
-        .rq_scx_states
-        .iter()
-        .filter(|q| o.full || q.nr_running > 0 || q.curr_pid != 0)
-    {
-        write!(
-            out,
-            "  rq cpu {}: nr_running={} flags={:#x}",
-            q.cpu, q.nr_running, q.flags
-        )?;
-        if q.curr_pid != 0 {
-            write!(out, " curr={} ({})", q.curr_pid, esc(&q.curr_comm))?;
-        }
-        if !q.runnable_task_kvas.is_empty() {
-            write!(out, " runnable={}", q.runnable_task_kvas.len())?;
-            if q.runnable_truncated {
-                out.write_char('+')?;
-            }
-        }
-        out.write_char('\n')?;
-    }
-    for d in r.dsq_states.iter().filter(|d| o.full || d.nr > 0) {
-        write!(
-            out,
-            "  dsq {:#x} ({}): nr={} seq={}",
-            d.id,
-            esc(&d.origin),
-            d.nr,
-            d.seq
-        )?;
-        if d.truncated {
-            out.write_str(" (tasks truncated)")?;
+    for kva in &r.active_map_kvas {
+        write!(out, "  active map {kva:#x}")?;
+        if let Some(m) = r.maps.iter().find(|m| m.map_kva == *kva) {
+            write!(out, ": {}", esc(&m.name))?;
         }
         out.write_char('\n')?;
     }
     Ok(())
 }
 
-fn timeline(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+/// A column: its header and how a row's cell is written.
+type Column<'a, T> = (&'a str, &'a dyn Fn(&T) -> String);
+
+/// The per-CPU time table (ns), the softirq counts as `si.NAME` columns.
+fn cpu_time(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+    use crate::PerCpuTimeStats as C;
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
+    let (mut headers, mut cols) = columns(
+        &r.per_cpu_time,
+        &[
+            ("cpu", &|c: &C| c.cpu.to_string()),
+            ("user", &|c: &C| c.cpustat_user_ns.to_string()),
+            ("nice", &|c: &C| c.cpustat_nice_ns.to_string()),
+            ("system", &|c: &C| c.cpustat_system_ns.to_string()),
+            ("softirq", &|c: &C| c.cpustat_softirq_ns.to_string()),
+            ("irq", &|c: &C| c.cpustat_irq_ns.to_string()),
+            ("idle", &|c: &C| c.cpustat_idle_ns.to_string()),
+            ("iowait", &|c: &C| c.cpustat_iowait_ns.to_string()),
+            ("steal", &|c: &C| c.cpustat_steal_ns.to_string()),
+            ("irqs", &|c: &C| c.irqs_sum.to_string()),
+            ("iowait_sleep", &|c: &C| opt(c.iowait_sleeptime_ns)),
+        ],
+    );
+    for (i, name) in SOFTIRQ_NAMES.iter().enumerate() {
+        headers.push(format!("si.{name}"));
+        cols.push(
+            r.per_cpu_time
+                .iter()
+                .map(|c| c.softirqs[i].to_string())
+                .collect(),
+        );
+    }
+    out.write_str("  (times in ns)\n")?;
+    write_table(2, &headers, &cols, 1, out)
+}
+
+fn cgroups(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+    use crate::CgroupPsiStat as C;
+    let (headers, cols) = columns(
+        &r.cgroup_psi,
+        &[
+            ("cgroup", &|c: &C| format!("{:#x}", c.cgroup_kva)),
+            ("serial_nr", &|c: &C| c.serial_nr.to_string()),
+            ("total_ns", &|c: &C| c.total_ns.to_string()),
+            ("avg10_raw", &|c: &C| c.avg10_raw.to_string()),
+        ],
+    );
+    write_table(2, &headers, &cols, 1, out)
+}
+
+fn numa(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+    use crate::PerNodeNumaStats as N;
+    let (headers, cols) = columns(
+        &r.per_node_numa,
+        &[
+            ("node", &|n: &N| n.node.to_string()),
+            ("numa_hit", &|n: &N| n.numa_hit.to_string()),
+            ("numa_miss", &|n: &N| n.numa_miss.to_string()),
+            ("numa_foreign", &|n: &N| n.numa_foreign.to_string()),
+            ("interleave_hit", &|n: &N| n.numa_interleave_hit.to_string()),
+            ("local", &|n: &N| n.numa_local.to_string()),
+            ("other", &|n: &N| n.numa_other.to_string()),
+        ],
+    );
+    write_table(2, &headers, &cols, 1, out)
+}
+
+/// Headers and cells (column-major) of `rows` in `spec`'s columns.
+pub(super) fn columns<T>(rows: &[T], spec: &[Column<'_, T>]) -> (Vec<String>, Vec<Vec<String>>) {
+    let headers = spec.iter().map(|(h, _)| h.to_string()).collect();
+    let cols = spec
+        .iter()
+        .map(|(_, f)| rows.iter().map(*f).collect())
+        .collect();
+    (headers, cols)
+}
+
+/// Sparklines of the counters that are non-zero somewhere; when selected (or `full`), every
+/// sample as a table too.
+fn timeline(r: &FailureDumpReport, v: &View<'_>, out: &mut dyn Write) -> fmt::Result {
     let t = &r.event_counter_timeline;
     let (Some(first), Some(last)) = (t.first(), t.last()) else {
         return Ok(());
@@ -432,7 +657,37 @@ fn timeline(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
             series[series.len() - 1]
         )?;
     }
-    Ok(())
+    if v.caps() {
+        if t.len() > 1 {
+            v.note_cut();
+            out.write_str("  (--section timeline: every sample)\n")?;
+        }
+        return Ok(());
+    }
+    timeline_table(r, v.opts.full, out)
+}
+
+/// One row per sample: `elapsed_ms` and the counters (those non-zero somewhere, all when
+/// `full`).
+fn timeline_table(r: &FailureDumpReport, full: bool, out: &mut dyn Write) -> fmt::Result {
+    let t = &r.event_counter_timeline;
+    let Some(first) = t.first() else {
+        return Ok(());
+    };
+    let mut headers = vec!["elapsed_ms".to_string()];
+    let mut cols = vec![
+        t.iter()
+            .map(|x| x.elapsed_ms.to_string())
+            .collect::<Vec<_>>(),
+    ];
+    for (c, (name, _)) in first.counters().iter().enumerate() {
+        let col: Vec<i64> = t.iter().map(|x| x.counters()[c].1).collect();
+        if full || col.iter().any(|&v| v != 0) {
+            headers.push(name.to_string());
+            cols.push(col.iter().map(i64::to_string).collect());
+        }
+    }
+    write_table(2, &headers, &cols, 1, out)
 }
 
 /// `▁▂▃▄▅▆▇█` scaled from the series' minimum to its maximum (`▄` throughout when constant),
@@ -461,7 +716,9 @@ fn sparkline(series: &[i64]) -> String {
         .collect()
 }
 
-fn vcpu_perf(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
+/// Per-vCPU counters; outside the default view also how long each counter was enabled and
+/// running.
+fn vcpu_perf(r: &FailureDumpReport, v: &View<'_>, out: &mut dyn Write) -> fmt::Result {
     if r.vcpu_perf_at_freeze.is_empty() {
         return Ok(());
     }
@@ -486,6 +743,13 @@ fn vcpu_perf(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
         )?;
         if let Some(t) = p.task_clock_ns {
             write!(out, " task_clock={t}ns")?;
+        }
+        if !v.caps() {
+            write!(
+                out,
+                " enabled={}ns running={}ns",
+                p.time_enabled_ns, p.time_running_ns
+            )?;
         }
         out.write_char('\n')?;
     }
@@ -523,6 +787,24 @@ fn probe_counters(r: &FailureDumpReport, out: &mut dyn Write) -> fmt::Result {
         out.write_str(" all zero")?;
     }
     out.write_char('\n')
+}
+
+/// Every capture note (the first [`MAX_NOTES`] in the default view), then the truncation
+/// footer.
+fn notes(r: &FailureDumpReport, v: &View<'_>, out: &mut dyn Write) -> fmt::Result {
+    let n = r.capture_notes.len();
+    let shown = if v.caps() { n.min(MAX_NOTES) } else { n };
+    if n > 0 {
+        out.write_str("capture notes:\n")?;
+    }
+    for note in &r.capture_notes[..shown] {
+        writeln!(out, "  {}", esc(note))?;
+    }
+    if shown < n {
+        v.note_cut();
+        writeln!(out, "  … {} more (--section notes)", n - shown)?;
+    }
+    truncation(r, out)
 }
 
 /// `dump truncated: [deadline crossed at Nus ](K map(s) skipped)`.

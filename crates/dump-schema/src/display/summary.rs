@@ -3,9 +3,9 @@
 //! the counts, and every missing or capped part — at most [`MAX_LINES`] lines, before any
 //! map. Tasks are named `comm[pid]` wherever the report has them (`task_kva`).
 
-use std::collections::HashMap;
 use std::fmt::{self, Write};
 
+use super::names::Names;
 use super::text::esc;
 use crate::{DualFailureDumpReport, ExitInfo, FailureDumpReport};
 
@@ -23,28 +23,6 @@ const MAX_CPUS: usize = 8;
 const MAX_MISSING: usize = 6;
 /// Backtrace frames on the `backtrace:` line.
 const MAX_FRAMES: usize = 4;
-
-/// `comm[pid]` by `task_struct` address, from the report's tasks.
-struct Names<'r>(HashMap<u64, (&'r str, i32)>);
-
-impl<'r> Names<'r> {
-    fn of(r: &'r FailureDumpReport) -> Names<'r> {
-        Names(
-            r.task_enrichments
-                .iter()
-                .filter(|t| t.task_kva != 0)
-                .map(|t| (t.task_kva, (t.comm.as_str(), t.pid)))
-                .collect(),
-        )
-    }
-
-    fn write(&self, kva: u64, out: &mut dyn Write) -> fmt::Result {
-        match self.0.get(&kva) {
-            Some((comm, pid)) => write!(out, "{}[{pid}]", esc(comm)),
-            None => write!(out, "{kva:#x}"),
-        }
-    }
-}
 
 /// Whether the report says anything about a scheduler (a report of maps alone, as the
 /// map walkers' own tests build, has nothing to summarize).
@@ -88,7 +66,7 @@ pub(super) fn write_dual_summary(d: &DualFailureDumpReport, out: &mut dyn Write)
             let names = Names::of(e);
             if let Some(q) = e.dsq_states.iter().find(|q| !q.task_kvas.is_empty()) {
                 write!(out, "; dsq {:#x} held ", q.id)?;
-                names.write(q.task_kvas[0], out)?;
+                names.write_task(q.task_kvas[0], out)?;
             }
             out.write_char('\n')?;
             grew(e, &d.late, out)
@@ -185,7 +163,10 @@ fn waiting(r: &FailureDumpReport, names: &Names<'_>, out: &mut dyn Write) -> fmt
         )?;
         for (i, kva) in q.task_kvas.iter().take(MAX_NAMES).enumerate() {
             out.write_str(if i == 0 { ": " } else { ", " })?;
-            names.write(*kva, out)?;
+            names.write_task(*kva, out)?;
+            if let Some(j) = names.task(*kva).and_then(|t| t.runnable_age_jiffies) {
+                write!(out, " +{j}j")?;
+            }
         }
         if q.task_kvas.len() > MAX_NAMES {
             write!(out, ", +{} more", q.task_kvas.len() - MAX_NAMES)?;

@@ -138,10 +138,69 @@ impl Write for Indent<'_> {
     }
 }
 
-/// Multi-line guest text (a console or log tail): each line escaped (a line ending in `\r\n`
-/// counts as ending in `\n`), each non-empty one indented by `n`, each ending in `\n`.
-pub(crate) fn guest_lines(out: &mut dyn Write, text: &str, n: usize) -> fmt::Result {
-    for line in text.lines() {
+/// Passes the first `lines` lines through and counts the rest (a last line without `\n`
+/// counts too): the default view's cap on a long part, which then says how much it left out
+/// and which filter shows it.
+pub(crate) struct Capped<'w> {
+    out: &'w mut dyn Write,
+    left: usize,
+    hidden: usize,
+    open: bool,
+}
+
+impl<'w> Capped<'w> {
+    /// `usize::MAX` lines: nothing is held back.
+    pub(crate) fn new(out: &'w mut dyn Write, lines: usize) -> Self {
+        Self {
+            out,
+            left: lines,
+            hidden: 0,
+            open: false,
+        }
+    }
+
+    /// Lines held back.
+    pub(crate) fn hidden(&self) -> usize {
+        self.hidden + usize::from(self.left == 0 && self.open)
+    }
+
+    /// The writer under the cap, for the line that says what was held back.
+    pub(crate) fn inner(&mut self) -> &mut dyn Write {
+        self.out
+    }
+}
+
+impl Write for Capped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while !rest.is_empty() {
+            if self.left == 0 {
+                let newlines = rest.bytes().filter(|&b| b == b'\n').count();
+                self.hidden += newlines;
+                self.open = !rest.ends_with('\n') || (self.open && newlines == 0);
+                return Ok(());
+            }
+            let end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+            self.out.write_str(&rest[..end])?;
+            self.open = !rest[..end].ends_with('\n');
+            if !self.open {
+                self.left -= 1;
+            }
+            rest = &rest[end..];
+        }
+        Ok(())
+    }
+}
+
+/// Lines of guest text (a console or log tail, `str::lines` of it: a line ending in `\r\n`
+/// counts as ending in `\n`): each escaped, each non-empty one indented by `n`, each ending in
+/// `\n`.
+pub(crate) fn guest_lines<'a>(
+    out: &mut dyn Write,
+    lines: impl IntoIterator<Item = &'a str>,
+    n: usize,
+) -> fmt::Result {
+    for line in lines {
         if !line.is_empty() {
             spaces(out, n)?;
             write!(out, "{}", esc(line))?;
@@ -265,6 +324,17 @@ impl fmt::Display for Escaped<'_> {
     }
 }
 
+/// Text that is already escaped (a value as the rendering writes it), made safe for a
+/// terminal all the same: as is when it holds no control or invisible format character,
+/// else escaped (a document read from elsewhere may hold anything).
+pub(crate) fn safe(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+        esc(s).to_string().into()
+    } else {
+        s.into()
+    }
+}
+
 fn escape_char(f: &mut fmt::Formatter<'_>, c: char, quoted: bool) -> fmt::Result {
     match c {
         '\n' => f.write_str("\\n"),
@@ -376,6 +446,26 @@ mod tests {
         let all: Vec<u8> = (0..=255).collect();
         let text = quoted(&all).to_string();
         assert!(!text.chars().any(|c| c.is_control()), "{text}");
+    }
+
+    #[test]
+    fn capped_passes_the_first_lines_and_counts_the_rest() {
+        for (parts, cap, shown, hidden) in [
+            (vec!["a\nb\nc\n"], 2, "a\nb\n", 1),
+            (vec!["a", "b\nc", "d\n", "e"], 1, "ab\n", 2),
+            (vec!["a\n", "b\n"], 5, "a\nb\n", 0),
+            (vec!["a\n", "b", "c", "\n"], 1, "a\n", 1),
+            (vec!["x"], 0, "", 1),
+            (vec![""], 0, "", 0),
+        ] {
+            let mut s = String::new();
+            let mut w = Capped::new(&mut s, cap);
+            for p in &parts {
+                w.write_str(p).unwrap();
+            }
+            let got = w.hidden();
+            assert_eq!((s.as_str(), got), (shown, hidden), "{parts:?} cap {cap}");
+        }
     }
 
     #[test]

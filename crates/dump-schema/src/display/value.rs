@@ -12,6 +12,7 @@ use std::fmt::{self, Write};
 
 use super::DisplayOptions;
 use super::layout::{Cell, write_grid};
+use super::names::{NO_NAMES, Names};
 use super::text::{Bounded, Out, esc, quoted, spaces};
 use crate::rendered::MAX_DISPLAY_DEPTH;
 use crate::{RenderedMember, RenderedValue};
@@ -105,7 +106,7 @@ pub(crate) fn visible_members(
 pub(crate) fn inline(
     v: &RenderedValue,
     depth: usize,
-    o: &DisplayOptions,
+    o: &Style<'_>,
     out: &mut dyn Write,
 ) -> fmt::Result {
     use RenderedValue as V;
@@ -113,6 +114,13 @@ pub(crate) fn inline(
         return out.write_str(ELIDED);
     }
     match v {
+        // A 64-bit integer holding a captured task's address is that task.
+        V::Int { bits: 64, value } if o.names.task(*value as u64).is_some() => {
+            o.names.write_task(*value as u64, out)
+        }
+        V::Uint { bits: 64, value } if o.names.task(*value).is_some() => {
+            o.names.write_task(*value, out)
+        }
         V::Int { value, .. } => write!(out, "{value}"),
         V::Uint { value, .. } => write!(out, "{value}"),
         V::Bool { value } => write!(out, "{value}"),
@@ -137,7 +145,7 @@ pub(crate) fn inline(
             deref_skipped_reason,
             cast_annotation,
         } => {
-            ptr_head(out, *value, cast_annotation.as_deref())?;
+            ptr_head(out, *value, cast_annotation.as_deref(), o.names)?;
             if let Some(d) = deref {
                 out.write_str(" → ")?;
                 return inline(d, depth + 1, o, out);
@@ -147,7 +155,7 @@ pub(crate) fn inline(
                 None => Ok(()),
             }
         }
-        V::Bytes { hex } => write!(out, "{}", esc(hex)),
+        V::Bytes { hex } => write_bytes(out, hex, o.full),
         V::Truncated {
             needed,
             had,
@@ -164,7 +172,7 @@ fn inline_struct(
     type_name: Option<&str>,
     members: &[RenderedMember],
     depth: usize,
-    o: &DisplayOptions,
+    o: &Style<'_>,
     out: &mut dyn Write,
 ) -> fmt::Result {
     esc(type_name.unwrap_or("")).write_to(out)?;
@@ -184,7 +192,7 @@ fn inline_array(
     len: usize,
     elements: &[RenderedValue],
     depth: usize,
-    o: &DisplayOptions,
+    o: &Style<'_>,
     out: &mut dyn Write,
 ) -> fmt::Result {
     if let Some(s) = char_string(elements) {
@@ -212,6 +220,21 @@ fn inline_array(
     out.write_char(']')
 }
 
+/// Bytes as their hex string; unless `full`, a run of four or more zero bytes at the end as
+/// `00 ×N` (a 4 KiB buffer holding a short string stays one short line).
+fn write_bytes(out: &mut dyn Write, hex: &str, full: bool) -> fmt::Result {
+    // Each byte is "xx" and bytes are separated by one space.
+    let zeros = hex.rsplit(' ').take_while(|b| *b == "00").count();
+    if full || zeros < 4 || hex.len() % 3 != 2 {
+        return write!(out, "{}", esc(hex));
+    }
+    let keep = hex.len().saturating_sub(zeros * 3);
+    if keep > 0 {
+        write!(out, "{} ", esc(&hex[..keep]))?;
+    }
+    write!(out, "00 ×{zeros}")
+}
+
 /// `…+N not rendered` after `sep`, when the array declared more elements than it holds.
 fn not_rendered(out: &mut dyn Write, len: usize, held: usize, sep: &str) -> fmt::Result {
     if len > held {
@@ -221,7 +244,7 @@ fn not_rendered(out: &mut dyn Write, len: usize, held: usize, sep: &str) -> fmt:
 }
 
 /// How many elements from `i` on equal `elements[i]` (1 when nothing is folded).
-fn run_len(elements: &[RenderedValue], i: usize, o: &DisplayOptions) -> usize {
+fn run_len(elements: &[RenderedValue], i: usize, o: &Style<'_>) -> usize {
     if o.full {
         return 1;
     }
@@ -229,8 +252,9 @@ fn run_len(elements: &[RenderedValue], i: usize, o: &DisplayOptions) -> usize {
     1 + elements[i + 1..].iter().take_while(|e| *e == first).count()
 }
 
-fn ptr_head(out: &mut dyn Write, value: u64, cast: Option<&str>) -> fmt::Result {
-    write!(out, "{value:#x}")?;
+/// The address, or `comm[pid]` when it is a captured task.
+fn ptr_head(out: &mut dyn Write, value: u64, cast: Option<&str>, names: &Names) -> fmt::Result {
+    names.write_task(value, out)?;
     if let Some(c) = cast {
         write!(out, " (cast→{})", esc(c))?;
     }
@@ -278,21 +302,33 @@ pub(crate) fn char_string(elements: &[RenderedValue]) -> Option<Vec<u8>> {
 }
 
 /// Whether `v` is a `char[]`, printed as one string whatever its length.
-fn is_text(v: &RenderedValue) -> bool {
+pub(crate) fn is_text(v: &RenderedValue) -> bool {
     matches!(v, RenderedValue::Array { elements, .. } if char_string(elements).is_some())
 }
 
-/// What a rendering carries along: the options, and a buffer reused by every attempt at the
+/// How values are written: [`DisplayOptions`]' fields, and the names addresses resolve to.
+#[derive(Clone, Copy)]
+pub(crate) struct Style<'n> {
+    pub(crate) full: bool,
+    pub(crate) width: usize,
+    pub(crate) names: &'n Names<'n>,
+}
+
+/// What a rendering carries along: the style, and a buffer reused by every attempt at the
 /// inline form.
-pub(crate) struct Cx {
-    pub(crate) opts: DisplayOptions,
+pub(crate) struct Cx<'n> {
+    pub(crate) opts: Style<'n>,
     scratch: String,
 }
 
-impl Cx {
-    pub(crate) fn new(opts: &DisplayOptions) -> Self {
+impl<'n> Cx<'n> {
+    pub(crate) fn new(opts: &DisplayOptions, names: &'n Names<'n>) -> Self {
         Self {
-            opts: *opts,
+            opts: Style {
+                full: opts.full,
+                width: opts.width,
+                names,
+            },
             scratch: String::new(),
         }
     }
@@ -323,7 +359,7 @@ impl Cx {
 /// Writes `v` as lines: `indent` spaces, then `head` (e.g. `name=`), then the value — inline
 /// when it fits in the width, else in block form with children 2 columns further in.
 pub(crate) fn write_block(
-    cx: &mut Cx,
+    cx: &mut Cx<'_>,
     v: &RenderedValue,
     depth: usize,
     indent: usize,
@@ -348,7 +384,7 @@ pub(crate) fn write_block(
     {
         // The pointer joins the head of its pointee's block.
         let mut h = String::from(head);
-        ptr_head(&mut h, *value, cast_annotation.as_deref())?;
+        ptr_head(&mut h, *value, cast_annotation.as_deref(), cx.opts.names)?;
         h.push_str(" → ");
         return write_block(cx, d, depth + 1, indent, &h, out);
     }
@@ -381,7 +417,7 @@ pub(crate) fn write_block(
 /// `.data`, `.rodata`, …: BTF names them with a leading dot) lays its scalars out in aligned
 /// columns first.
 fn block_struct(
-    cx: &mut Cx,
+    cx: &mut Cx<'_>,
     type_name: Option<&str>,
     members: &[RenderedMember],
     depth: usize,
@@ -399,7 +435,7 @@ fn block_struct(
     if !grid.is_empty() {
         let cells: Vec<Cell> = grid
             .iter()
-            .map(|(name, v)| Cell::new(esc(name).to_string(), inline_string(v, &cx.opts)))
+            .map(|(name, v)| Cell::new(esc(name).to_string(), styled_string(v, &cx.opts)))
             .collect();
         write_grid(&cells, indent + 2, cx.opts.width, out)?;
     }
@@ -419,7 +455,7 @@ fn block_struct(
 /// The lines of an array in block form, after its head: `[len]:` then one line per element,
 /// a run of equal elements as one `[a..b]=` line (bounds inclusive).
 fn block_array(
-    cx: &mut Cx,
+    cx: &mut Cx<'_>,
     len: usize,
     elements: &[RenderedValue],
     depth: usize,
@@ -446,7 +482,7 @@ fn block_array(
 }
 
 /// The inline form of a value, with no width limit.
-struct Inline<'a>(&'a RenderedValue, &'a DisplayOptions);
+struct Inline<'a>(&'a RenderedValue, &'a Style<'a>);
 
 impl fmt::Display for Inline<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -454,9 +490,20 @@ impl fmt::Display for Inline<'_> {
     }
 }
 
-/// The inline form of `v` as a `String` (table cells are measured before they are written).
-pub(crate) fn inline_string(v: &RenderedValue, o: &DisplayOptions) -> String {
+/// The inline form of `v` as a `String` in style `o` (table cells are measured before they
+/// are written).
+pub(crate) fn styled_string(v: &RenderedValue, o: &Style<'_>) -> String {
     Inline(v, o).to_string()
+}
+
+/// The inline form of `v` as a `String`, no address named.
+pub(crate) fn inline_string(v: &RenderedValue, o: &DisplayOptions) -> String {
+    let style = Style {
+        full: o.full,
+        width: o.width,
+        names: &NO_NAMES,
+    };
+    styled_string(v, &style)
 }
 
 impl fmt::Display for RenderedMember {
@@ -470,7 +517,14 @@ impl fmt::Display for RenderedMember {
         let head = format!("{}=", esc(name));
         let opts = DisplayOptions::default();
         let mut out = Out::new(f);
-        write_block(&mut Cx::new(&opts), &self.value, 0, 0, &head, &mut out)?;
+        write_block(
+            &mut Cx::new(&opts, &NO_NAMES),
+            &self.value,
+            0,
+            0,
+            &head,
+            &mut out,
+        )?;
         out.finish()
     }
 }

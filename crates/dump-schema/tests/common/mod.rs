@@ -587,6 +587,7 @@ pub fn full_report() -> FailureDumpReport {
             signal_utime: 8,
             signal_stime: 9,
             task_kva: 0xffff_8880_0123_4000,
+            runnable_age_jiffies: Some(250),
         }],
         task_enrichments_unavailable: Some(reasons::TASK_WALKER_ZERO_TASKS.into()),
         event_counter_timeline: vec![sample(0, 0), sample(500, 3), sample(1000, 9)],

@@ -441,12 +441,18 @@ impl Vmcore {
             libc::MAP_PRIVATE | libc::MAP_NORESERVE,
         )
         .map_err(|e| VmcoreError::Map(e.to_string()))?;
+        // A capture reads a few thousand scattered pages of a file of guest RAM: no
+        // readahead, so that only what is read is paged in (and counted in the RSS).
+        // SAFETY: advice on our own mapping of `len` bytes; it changes no contents.
+        unsafe { libc::madvise(map.as_ptr().cast(), len, libc::MADV_RANDOM) };
         let map = Arc::new(map);
         // SAFETY: the mapping is `len` readable bytes, lives as long as `map` (kept
         // by the PhysMem as its owner), and is private and read-only: nothing in
         // this process writes it (the file must not be truncated, see above).
         let bytes = unsafe { std::slice::from_raw_parts(map.as_ptr() as *const u8, len) };
-        Self::from_backing(bytes, map)
+        let mut core = Self::from_backing(bytes, map)?;
+        core.mem = core.mem.with_releasable(bytes.as_ptr(), len);
+        Ok(core)
     }
 
     /// Maps `path` privately with `edits` (file offset, bytes) written into the mapping

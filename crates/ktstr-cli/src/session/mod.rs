@@ -84,6 +84,11 @@ pub(crate) fn watch(
         detail: e.to_string(),
     })?;
     let mut early = EarlySnapshot::new(&lk);
+    // What the early snapshot reuses instead of finding it again while the guest is frozen.
+    let loaded = Loaded {
+        vmcoreinfo: live.vmcoreinfo().clone(),
+        btf: &btf,
+    };
     log.push(format!(
         "watch armed {:.1} s after launch",
         started.elapsed().as_secs_f64()
@@ -114,7 +119,7 @@ pub(crate) fn watch(
                 return Tick::Stop;
             }
             let taken = early.tick(&lk, |scan| {
-                let r = take_early(eng, shared.timeline_now(), &mut early_log);
+                let r = take_early(eng, &loaded, shared.timeline_now(), &mut early_log);
                 if let Err(e) = &r {
                     early_log.push(format!("early snapshot at {scan:?} failed: {e}"));
                 }
@@ -291,24 +296,43 @@ fn finish(
     }
 }
 
+/// What a run found once, before any freeze, and a snapshot taken while it runs reuses
+/// (the kernel's BTF and VMCOREINFO do not change while it runs), so that the guest stays
+/// frozen only for the walk.
+pub(crate) struct Loaded<'a> {
+    pub vmcoreinfo: guest_mem::VmcoreInfo,
+    pub btf: &'a btf_walk::Btf,
+}
+
 /// The early snapshot: freeze, capture (the late snapshot's path), thaw. Returns the
 /// report and how long the guest stayed frozen; the guest runs again either way (a thaw
 /// that fails is an error the watch then reports).
 fn take_early(
     engine: &mut RunGuest,
+    loaded: &Loaded<'_>,
     timeline: (Vec<EventCounterSample>, u64),
     log: &mut Vec<String>,
 ) -> Result<(FailureDumpReport, Duration), String> {
     let t0 = Instant::now();
     let freeze = engine.freeze(FREEZE_TIMEOUT).map_err(|e| e.to_string())?;
+    let frozen = t0.elapsed();
     let report = if freeze.all_parked() {
-        capture_single(engine, &freeze, timeline, crate::ExitSource::POLL, log)
+        let exit = crate::ExitSource::POLL;
+        capture_single(engine, &freeze, Some(loaded), timeline, exit, log)
             .map(|(r, _)| r)
             .map_err(|e| e.to_string())
     } else {
         Err(crate::degraded_reason(&freeze))
     };
+    let walked = t0.elapsed();
     engine.thaw().map_err(|e| format!("thaw: {e}"))?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    log.push(format!(
+        "early snapshot: freeze {:.1} ms, walk {:.1} ms, thaw {:.1} ms",
+        ms(frozen),
+        ms(walked - frozen),
+        ms(t0.elapsed() - walked)
+    ));
     report.map(|r| (r, t0.elapsed()))
 }
 
@@ -316,6 +340,7 @@ fn take_early(
 pub(crate) fn frozen_kernel(
     engine: &RunGuest,
     vcpus: &[Option<CpuRegs>],
+    vmcoreinfo: Option<guest_mem::VmcoreInfo>,
 ) -> Result<guest_mem::Kernel, Error> {
     let phys = PhysMem::from_guest_memory(&engine.guest_ram()).map_err(|e| Error::Kernel {
         what: "mapping guest RAM".into(),
@@ -325,29 +350,44 @@ pub(crate) fn frozen_kernel(
         phys,
         KernelOptions {
             cpus: vcpus.iter().flatten().copied().collect(),
+            vmcoreinfo,
             ..Default::default()
         },
     )
 }
 
 /// Walks a frozen guest whose every vCPU parked: the report and the kernel view (for a
-/// vmcore export).
+/// vmcore export). VMCOREINFO and BTF come from `loaded`, else from guest memory.
 fn capture_single(
     engine: &RunGuest,
     freeze: &FreezeOutcome,
+    loaded: Option<&Loaded<'_>>,
     (timeline, elapsed_ms): (Vec<EventCounterSample>, u64),
     exit: crate::ExitSource,
     log: &mut Vec<String>,
 ) -> Result<(FailureDumpReport, guest_mem::Kernel), Error> {
-    let k = frozen_kernel(engine, &freeze.vcpus)?;
-    let btf = guest_btf(&k)?;
+    let t = Instant::now();
+    let k = frozen_kernel(engine, &freeze.vcpus, loaded.map(|l| l.vmcoreinfo.clone()))?;
+    log.push(format!(
+        "capture phase {:<16} {:>8.2} ms",
+        "kernel",
+        t.elapsed().as_secs_f64() * 1e3
+    ));
+    let found;
+    let btf = match loaded {
+        Some(l) => l.btf,
+        None => {
+            found = guest_btf(&k)?;
+            &found
+        }
+    };
     let copts = CaptureOptions {
         deadline: Some(CAPTURE_DEADLINE),
         timeline,
         elapsed_ms,
         ..Default::default()
     };
-    let out = capture_freeze(&k, &btf, freeze, &copts, exit);
+    let out = capture_freeze(&k, btf, freeze, &copts, exit);
     for p in &out.phases {
         log.push(format!(
             "capture phase {:<16} {:>8.2} ms",
@@ -385,7 +425,7 @@ pub(crate) fn capture_late(
         let d = crate::degraded_report(freeze);
         return (Ok(FailureDumpReportAny::Degraded(d)), Ok(None));
     }
-    let (late, k) = match capture_single(engine, freeze, timeline, exit, log) {
+    let (late, k) = match capture_single(engine, freeze, None, timeline, exit, log) {
         Ok(x) => x,
         Err(e) => return (Err(e), Ok(None)),
     };

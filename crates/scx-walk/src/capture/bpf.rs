@@ -44,7 +44,7 @@ impl Run<'_, '_> {
                 caps: self.opts.caps.maps,
             };
             self.maps(&cx);
-            self.clock.phase("maps");
+            self.phase("maps");
             if let Some(s) = &found.sch_ref {
                 let mut problems = Vec::new();
                 active_scheduler(
@@ -60,7 +60,7 @@ impl Run<'_, '_> {
             }
         }
         self.progs(core, pc, &po);
-        self.clock.phase("progs");
+        self.phase("progs");
     }
 
     /// Every map on `map_idr`, until the deadline (`maps_truncated` counts the rest).
@@ -90,6 +90,7 @@ impl Run<'_, '_> {
                 break;
             }
             self.r.maps.push(cx.capture(*m));
+            self.k.mem.release_resident();
         }
         self.note_incomplete_maps();
     }
