@@ -75,6 +75,7 @@ fn scenario(engine: &mut KvmEngine, flips: usize, tick: Option<(Duration, Durati
     let polled = Polled {
         pointer: Kva(IMAGE + ROOT),
         offset: EXIT_KIND_OFF,
+        direct: false,
     };
     let rule = |_: Kva, value: u32| is_error(value).then_some(Fire { value, late: false });
     let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);

@@ -42,13 +42,17 @@ use guest_mem::{Gpa, Kva, MemError, PhysMem};
 use crate::{Engine, EngineError, FreezeOutcome};
 
 /// What to poll: the `u32` at `offset` inside the object the pointer variable at
-/// `pointer` points at.
+/// `pointer` points at — or, when `direct`, the `u32` at `pointer + offset` itself (a
+/// value that is a kernel global, such as 6.12's `scx_exit_kind`; the object the rule
+/// is asked about is then `pointer`, always).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Polled {
-    /// Address of the pointer variable (a kernel global).
+    /// Address of the pointer variable (a kernel global), or of the object when `direct`.
     pub pointer: Kva,
-    /// Offset of the `u32` in the object it points at.
+    /// Offset of the `u32` in the object.
     pub offset: u64,
+    /// `pointer` is the object itself, not a pointer to it.
+    pub direct: bool,
 }
 
 /// A reading that fires.
@@ -158,6 +162,13 @@ impl<T: FnMut(Kva) -> Result<Gpa, MemError>> PolledReader<T> {
     /// Reads both once. A garbage or unmapped object gives `value: None`, not an error;
     /// only an unreadable pointer variable is an error.
     pub fn sample(&mut self) -> Result<Sample, MemError> {
+        if self.polled.direct {
+            let object = self.polled.pointer;
+            return Ok(Sample {
+                object: Some(object),
+                value: self.value_of(object),
+            });
+        }
         let ptr = self.ram.read_u64(self.pointer_gpa)?;
         if ptr == 0 {
             return Ok(Sample {
@@ -574,6 +585,7 @@ mod tests {
         Polled {
             pointer: Kva(0xffff_ffff_8000_0000 + ROOT),
             offset: OFF,
+            direct: false,
         }
     }
 
@@ -683,6 +695,32 @@ mod tests {
         );
         assert!(t.stats.polls > 1);
         assert!(t.stats.rate_hz() > 0.0);
+    }
+
+    /// A value that is itself a global (6.12's `scx_exit_kind`): polled in place, the
+    /// rule asked about the global's own address.
+    #[test]
+    fn a_direct_global_fires_in_place() {
+        let mut e = setup(DIRECT + SCHED, 0);
+        let ram = e.ram.clone();
+        let global = Polled {
+            pointer: Kva(DIRECT + SCHED),
+            offset: OFF,
+            direct: true,
+        };
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            ram.store(ERROR_BPF, GuestAddress(SCHED + OFF), Ordering::Release)
+                .unwrap();
+        });
+        let out = watch_u32(&mut e, global, translate, threshold_only, &opts()).unwrap();
+        t.join().unwrap();
+        let WatchOutcome::Triggered(t) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(t.fire.value, ERROR_BPF);
+        assert_eq!(t.object, Kva(DIRECT + SCHED));
+        assert!(e.is_frozen());
     }
 
     #[test]

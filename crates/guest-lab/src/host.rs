@@ -60,12 +60,12 @@ pub const REQUIRED_PACKAGES: &[HostPackage] = &[
     HostPackage {
         name: "dwarves",
         min_version: None,
-        why: "pahole, used by the btf-walk tests to cross-check BTF layouts",
+        why: "pahole: generates the BTF of the 6.12 kernels the lab builds, and cross-checks BTF layouts in the btf-walk tests",
     },
     HostPackage {
         name: "libelf-dev",
         min_version: None,
-        why: "links libbpf when building scx_bpfland",
+        why: "links libbpf when building scx_bpfland; objtool and resolve_btfids when building the 6.12 kernel",
     },
     HostPackage {
         name: "zlib1g-dev",
@@ -90,7 +90,27 @@ pub const REQUIRED_PACKAGES: &[HostPackage] = &[
     HostPackage {
         name: "gcc",
         min_version: None,
-        why: "builds the scheduler loader",
+        why: "builds the scheduler loader and the 6.12 kernel",
+    },
+    HostPackage {
+        name: "make",
+        min_version: None,
+        why: "builds the 6.12 kernel from Debian's linux-source-6.12",
+    },
+    HostPackage {
+        name: "flex",
+        min_version: None,
+        why: "the kernel's Kconfig and dtc lexers, when building the 6.12 kernel",
+    },
+    HostPackage {
+        name: "bison",
+        min_version: None,
+        why: "the kernel's Kconfig parser, when building the 6.12 kernel",
+    },
+    HostPackage {
+        name: "bc",
+        min_version: None,
+        why: "the kernel build computes its timeconst header with bc (6.12 kernel)",
     },
     HostPackage {
         name: "chromium",

@@ -249,12 +249,14 @@ impl Lab {
                 &out,
             )?;
             add_executable(&mut w, &loader, Some("bin/ktstr-loader"), &mut added, &out)?;
-            w.file(
-                "lib/modules/qemu_fw_cfg.ko",
-                0o644,
-                &read(&kernel.fw_cfg_module, "reading qemu_fw_cfg.ko")?,
-            )
-            .map_err(&e)?;
+            if let Some(module) = &kernel.fw_cfg_module {
+                w.file(
+                    "lib/modules/qemu_fw_cfg.ko",
+                    0o644,
+                    &read(module, "reading qemu_fw_cfg.ko")?,
+                )
+                .map_err(&e)?;
+            }
             w.file(
                 &format!("boot/config-{}", kernel.release),
                 0o644,

@@ -30,14 +30,15 @@ pub struct KernelAssets {
     pub config: PathBuf,
     /// `bpftool btf dump ... format c` of the BTF.
     pub vmlinux_h: PathBuf,
-    /// `qemu_fw_cfg.ko`, decompressed (needed for QEMU's `-device vmcoreinfo`).
-    pub fw_cfg_module: PathBuf,
+    /// `qemu_fw_cfg.ko`, decompressed (needed for QEMU's `-device vmcoreinfo`); `None`
+    /// for a kernel with `CONFIG_FW_CFG_SYSFS=y` built in (the lab's source builds).
+    pub fw_cfg_module: Option<PathBuf>,
     /// The cache entry.
     pub dir: PathBuf,
 }
 
 impl KernelAssets {
-    fn from_dir(dir: &Path) -> Result<KernelAssets, LabError> {
+    pub(crate) fn from_dir(dir: &Path) -> Result<KernelAssets, LabError> {
         let read = |name: &str| {
             let p = dir.join(name);
             std::fs::read_to_string(&p)
@@ -52,9 +53,18 @@ impl KernelAssets {
             btf: dir.join("vmlinux.btf"),
             config: dir.join("config"),
             vmlinux_h: dir.join("vmlinux.h"),
-            fw_cfg_module: dir.join("qemu_fw_cfg.ko"),
+            fw_cfg_module: Some(dir.join("qemu_fw_cfg.ko")).filter(|p| p.is_file()),
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// The name of its cache entry (`7.3.4+deb13-cloud-amd64`, `6.12.117-ktstr-<hash>`):
+    /// unlike the release, it tells apart builds of one release with other configs.
+    pub fn entry_name(&self) -> String {
+        self.dir.file_name().map_or_else(
+            || self.release.clone(),
+            |n| n.to_string_lossy().into_owned(),
+        )
     }
 
     /// The value of `CONFIG_<name>` in the kernel config (`y`, `m`, a number, a quoted
@@ -66,7 +76,7 @@ impl KernelAssets {
     }
 }
 
-fn config_lookup(text: &str, name: &str) -> Option<String> {
+pub(crate) fn config_lookup(text: &str, name: &str) -> Option<String> {
     let key = format!("CONFIG_{name}=");
     text.lines()
         .find_map(|l| l.strip_prefix(&key))
@@ -74,7 +84,7 @@ fn config_lookup(text: &str, name: &str) -> Option<String> {
 }
 
 /// `7.3.4+deb13` → (7, 3, 4); anything unparsable sorts first.
-fn version_key(abi: &str) -> (u32, u32, u32) {
+pub(crate) fn version_key(abi: &str) -> (u32, u32, u32) {
     let nums: Vec<u32> = abi
         .split(['+', '-'])
         .next()
@@ -141,6 +151,17 @@ impl Lab {
 
     /// The sched_ext kernel, downloaded and unpacked on first use, from the cache after.
     pub fn kernel(&self) -> Result<KernelAssets, LabError> {
+        if let Some(line) = self
+            .kernel_version
+            .as_deref()
+            .and_then(super::kernel_src::source_line)
+        {
+            let k = self.source_kernel(line)?;
+            let text = std::fs::read_to_string(&k.config)
+                .map_err(|e| LabError::io("reading the kernel config", &k.config, e))?;
+            check_config(&text, &k.release, &self.required_config)?;
+            return Ok(k);
+        }
         let exact = self.kernel_version.clone();
         let wanted = exact
             .clone()
@@ -280,10 +301,20 @@ fn build_kernel(
         Command::new("zstd").arg("-dcq").arg(&zst),
     )?;
     let _ = std::fs::remove_file(&zst);
-    let btf = elf_section(&vmlinux, ".BTF")
+    write(&out.join("vmlinux"), &vmlinux)?;
+    write_btf_and_header(&vmlinux, out)?;
+    write_assets_meta(out, release, &package_version.unwrap_or_default())?;
+    for d in [&debs, &unpacked] {
+        std::fs::remove_dir_all(d).map_err(|e| LabError::io("kernel: cleaning up", d, e))?;
+    }
+    Ok(())
+}
+
+/// `vmlinux.btf` (the `.BTF` section of `vmlinux`) and `vmlinux.h` generated from it.
+pub(crate) fn write_btf_and_header(vmlinux: &[u8], out: &Path) -> Result<(), LabError> {
+    let btf = elf_section(vmlinux, ".BTF")
         .map_err(|detail| LabError::invalid("finding .BTF in vmlinux", detail))?;
     write(&out.join("vmlinux.btf"), btf)?;
-    write(&out.join("vmlinux"), &vmlinux)?;
     let header = tool::output(
         "generating vmlinux.h",
         Command::new("bpftool")
@@ -291,16 +322,20 @@ fn build_kernel(
             .arg(out.join("vmlinux.btf"))
             .args(["format", "c"]),
     )?;
-    write(&out.join("vmlinux.h"), &header)?;
+    write(&out.join("vmlinux.h"), &header)
+}
+
+/// The entry's `release` (`uname -r` of the guest) and `package-version` files.
+pub(crate) fn write_assets_meta(
+    out: &Path,
+    release: &str,
+    package_version: &str,
+) -> Result<(), LabError> {
     write(&out.join("release"), format!("{release}\n").as_bytes())?;
     write(
         &out.join("package-version"),
-        format!("{}\n", package_version.unwrap_or_default()).as_bytes(),
-    )?;
-    for d in [&debs, &unpacked] {
-        std::fs::remove_dir_all(d).map_err(|e| LabError::io("kernel: cleaning up", d, e))?;
-    }
-    Ok(())
+        format!("{package_version}\n").as_bytes(),
+    )
 }
 
 /// The options sched_ext guests need, plus the caller's.

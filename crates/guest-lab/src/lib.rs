@@ -24,7 +24,8 @@
 //! - a failed download or build returns a [`LabError`] naming the step, with the tail of
 //!   the tool's output, and leaves no entry behind.
 //!
-//! Entries: `kernel/<release>/` ([`KernelAssets`]), `sched/<release>/<hash>/` (the test
+//! Entries: `kernel/<release>/` ([`KernelAssets`]; a kernel built from source:
+//! `kernel/<source version>-ktstr-<config hash>/`), `sched/<kernel entry>/<hash>/` (the test
 //! schedulers, [`SchedulerAssets`]), `loader/<hash>/ktstr-loader`,
 //! `scx/<crate>/<version>/bin/<crate>` (published schedulers, [`ScxCrateAssets`]; built in
 //! the shared cargo target directory `scx-build-target/`),
@@ -50,6 +51,7 @@ pub mod elf_deps;
 mod host;
 mod initramfs;
 mod kernel;
+mod kernel_src;
 mod progress;
 mod prune;
 mod runspec;
@@ -63,6 +65,7 @@ mod workload;
 pub use host::{HostPackage, MissingPackage, REQUIRED_PACKAGES};
 pub use initramfs::{HELPERS, Initramfs, SCHED_SH};
 pub use kernel::{DEFAULT_KERNEL_VERSION, KernelAssets};
+pub use kernel_src::{GUEST_OPTIONS, SOURCE_LINES, SourceLine, source_line};
 pub use progress::{Progress, QuietProgress, StderrProgress};
 pub use runspec::{
     ConsoleLog, ENVIRONMENT_FIELDS, GuestCommand, HookPoint, OUT_PREFIX, PHASE_PREFIX, Phase,
@@ -202,6 +205,8 @@ impl Lab {
 
     /// Use exactly this Debian kernel ABI version (e.g. `7.3.4+deb13`, cloud flavour);
     /// [`Lab::kernel`] fails if the archive does not have it or it lacks sched_ext.
+    /// A line of [`SOURCE_LINES`] (`6.12`) is built from Debian's source package
+    /// instead (`kernel_src`: tinyconfig + [`GUEST_OPTIONS`]).
     /// Without it the lab takes [`DEFAULT_KERNEL_VERSION`], or the newest 7.x cloud
     /// kernel once that one has left the archive.
     pub fn with_kernel_version(mut self, abi: &str) -> Lab {

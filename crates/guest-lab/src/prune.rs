@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 impl Lab {
     /// Build (if needed) the current entries for the lab's kernel, then remove the other
-    /// entries of the kinds that are keyed by source hashes: `sched/<release>/*`,
+    /// entries of the kinds that are keyed by source hashes: `sched/<kernel entry>/*`,
     /// `loader/*` and `initramfs/*` (the layers of the published schedulers that are
     /// built stay), and the scx crates' shared build directory. Kernels and published
-    /// schedulers (keyed by version only, expensive to remake) are kept. Returns what was
+    /// schedulers (keyed by version only, expensive to remake) are kept, and so are the
+    /// entries of the kernels built from source that are cached. Returns what was
     /// removed.
     ///
     /// A process of an older checkout still using a removed entry would fail; prune
@@ -20,17 +21,22 @@ impl Lab {
         let loader = self.loader()?;
         let base = self.base_cpio(&kernel)?;
         let mut keep: Vec<PathBuf> = vec![sched, parent(&loader), parent(&base)];
+        // The kernels built from source that are there (pruning never starts a build).
+        let others = self.cached_source_kernels();
+        for k in &others {
+            keep.push(self.scheduler_dir(k)?);
+            keep.push(parent(&self.base_cpio(k)?));
+        }
         let layers = self.root().join("initramfs");
         // The layers of the schedulers that are built (pruning never starts a build).
         for built in self.cached_scx_crates() {
             keep.push(parent(&self.scx_layer(&built)?));
         }
         let mut removed = Vec::new();
-        let kinds = [
-            self.root().join("sched").join(&kernel.release),
-            self.root().join("loader"),
-            layers,
-        ];
+        let mut kinds = vec![self.root().join("loader"), layers];
+        for k in std::iter::once(&kernel).chain(&others) {
+            kinds.push(self.root().join("sched").join(k.entry_name()));
+        }
         for dir in kinds {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;

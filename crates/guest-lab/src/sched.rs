@@ -49,7 +49,9 @@ impl Lab {
             parts.push(src.as_bytes());
         }
         let key = fnv64(&parts);
-        let rel = format!("sched/{}/{key}", kernel.release);
+        // The kernel's cache entry names its build (release, and the config hash of a
+        // source build), so a rebuilt kernel gets schedulers built from its own vmlinux.h.
+        let rel = format!("sched/{}/{key}", kernel.entry_name());
         self.entry(&rel, "test schedulers", |tmp| {
             build_schedulers(self, kernel, tmp)
         })

@@ -114,7 +114,15 @@ fn guest_cold_cache_is_built_once_by_concurrent_callers_then_reused() {
         b
     };
     assert_eq!(&head(&k.vmlinux_elf, 4), b"\x7fELF");
-    assert_eq!(&head(&k.fw_cfg_module, 4), b"\x7fELF");
+    assert_eq!(
+        &head(
+            k.fw_cfg_module
+                .as_ref()
+                .expect("a packaged kernel has the module"),
+            4
+        ),
+        b"\x7fELF"
+    );
     assert_eq!(head(&k.btf, 2), [0x9f, 0xeb], "BTF magic 0xeB9F");
     assert_eq!(&head(&k.vmlinuz, 0x206)[0x202..0x206], b"HdrS");
     assert_eq!(

@@ -201,6 +201,11 @@ pub struct RunArgs {
     /// Boot this kernel image instead of the provisioned 7.3 sched_ext kernel.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
+    /// The lab's kernel to boot: `6.12` (the 6.12 LTS, built from Debian's
+    /// linux-source-6.12 on first use, about 4 minutes on 2 cores) or an exact Debian
+    /// ABI version of a packaged 7.x kernel (`7.3.4+deb13`, the default).
+    #[arg(long, value_name = "VERSION")]
+    pub kernel_version: Option<String>,
     /// Guest shell command (busybox sh; helpers `ktstr_spin N SECS`, `ktstr_victim SECS`).
     #[arg(long)]
     pub workload: Option<String>,
@@ -229,6 +234,7 @@ impl RunArgs {
         o.memory_mib = self.memory;
         o.engine = self.engine;
         o.kernel = self.kernel;
+        o.kernel_version = self.kernel_version;
         o.workload = self.workload;
         o.timeout = self.timeout;
         o.out_dir = self.out;

@@ -340,8 +340,12 @@ pub fn report_core_unread(r: &FailureDumpReportAny) -> Option<Vec<&'static str>>
     let mut lost = Vec::new();
     // scx_root NULL means no scheduler, unless tasks are still in the ext class (then
     // the NULL itself is doubtful, and the dump's notes say so).
-    let no_scheduler = r.scx_walker_unavailable.as_deref()
-        == Some(dump_schema::reasons::SCX_ROOT_NULL)
+    // (On kernels without scx_root: scx_ops_enable_state_var says disabled.)
+    let detached = [
+        dump_schema::reasons::SCX_ROOT_NULL,
+        scx_walk::reasons::OPS_DISABLED,
+    ];
+    let no_scheduler = detached.contains(&r.scx_walker_unavailable.as_deref().unwrap_or(""))
         && !r.task_enrichments.iter().any(|t| t.sched_class == "ext");
     let sched_ok = r
         .scx_sched_state

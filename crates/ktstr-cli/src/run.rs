@@ -188,6 +188,9 @@ pub struct RunOptions {
     /// A kernel image to boot instead of the lab's (it must match the lab's modules'
     /// release for `qemu_fw_cfg`; the dump itself does not need them).
     pub kernel: Option<PathBuf>,
+    /// The lab kernel to provision and boot (`6.12`, `7.3.4+deb13`; the lab's default,
+    /// or `KTSTR_KERNEL_VERSION`, when `None`).
+    pub kernel_version: Option<String>,
     pub workload: Option<String>,
     /// Capture after this long even without an error exit.
     pub timeout: Option<Duration>,
@@ -209,6 +212,7 @@ impl RunOptions {
             memory_mib: 512,
             engine: EngineChoice::Auto,
             kernel: None,
+            kernel_version: None,
             workload: None,
             timeout: None,
             out_dir: PathBuf::from("ktstr-out"),
@@ -485,7 +489,10 @@ fn check_options(opts: &RunOptions) -> Result<(), Error> {
 /// Provisions what the run boots: the run spec, its initramfs and the kernel image.
 fn prepare(opts: &RunOptions) -> Result<(RunSpec, guest_lab::Initramfs, PathBuf), Error> {
     let progress = &opts.progress;
-    let lab = Lab::open()?.with_progress(progress.clone());
+    let mut lab = Lab::open()?.with_progress(progress.clone());
+    if let Some(v) = &opts.kernel_version {
+        lab = lab.with_kernel_version(v);
+    }
     lab.ensure_host_packages()?;
     let kernel = lab.kernel()?;
     let choice = match &opts.scheduler {

@@ -245,7 +245,7 @@ impl<'t, 'a> Run<'t, 'a> {
     /// Phases `scx_sched`, `rq` and `dsq`, then `scx_walker_unavailable`.
     fn sched_ext(&mut self, core: &CoreOffsets, pc: &PerCpu) -> SchedFound {
         let k = self.k;
-        let so = self.noted(SchedOffsets::resolve(k.types));
+        let so = self.noted(SchedOffsets::resolve(&k));
         let rqo = self.noted(RqOffsets::resolve(k.types));
         let dso = self.noted(DsqOffsets::resolve(k.types));
         let rqs = runqueues(&k, pc).unwrap_or_else(|e| {
@@ -256,7 +256,7 @@ impl<'t, 'a> Run<'t, 'a> {
         });
         let (sch_ref, root_null) = match &so {
             Ok(so) => self.scx_sched(so),
-            Err(_) => (None, false),
+            Err(_) => (None, None),
         };
         self.phase("scx_sched");
         if let Ok(rqo) = &rqo {
@@ -289,9 +289,10 @@ impl<'t, 'a> Run<'t, 'a> {
         res
     }
 
-    /// The attached scheduler (if any) and its state; `true` when `scx_root` is NULL.
+    /// The attached scheduler (if any) and its state; with none attached, the reason
+    /// (`scx_root` NULL, or the 6.12 globals' enable state disabled: [`crate::root`]).
     /// Values that decide the verdict are checked ([`crate::sched::doubts`]).
-    fn scx_sched(&mut self, so: &SchedOffsets) -> (Option<SchedRef>, bool) {
+    fn scx_sched(&mut self, so: &SchedOffsets) -> (Option<SchedRef>, Option<&'static str>) {
         match scx_root(&self.k, so) {
             Ok(Some(s)) => {
                 match sched_state(&self.k, so, s.kva) {
@@ -299,20 +300,24 @@ impl<'t, 'a> Run<'t, 'a> {
                         for d in crate::sched::doubts(&self.k, so, &s, &st) {
                             self.lost(d);
                         }
+                        if so.aborting.is_none() {
+                            self.lost(reasons::ABORTING_NOT_IN_KERNEL.to_string());
+                        }
                         self.r.scx_sched_state = Some(st);
                     }
                     Err(e) => self.lost(format!(
                         "scx_sched: unreadable ({e}); scx_sched_state absent"
                     )),
                 }
-                (Some(s), false)
+                (Some(s), None)
             }
-            Ok(None) => (None, true),
+            Ok(None) => (None, Some(so.anchor.detached_reason())),
             Err(e) => {
                 self.lost(format!(
-                    "scx_root: unreadable ({e}); the scheduler's state, its DSQs and event counters absent"
+                    "{}: unreadable ({e}); the scheduler's state, its DSQs and event counters absent",
+                    so.anchor.what()
                 ));
-                (None, false)
+                (None, None)
             }
         }
     }
@@ -339,6 +344,11 @@ impl<'t, 'a> Run<'t, 'a> {
         }
         if rqo.ops_qseq.is_none() && !self.r.rq_scx_states.is_empty() {
             self.lost(reasons::OPS_QSEQ_NOT_IN_KERNEL.to_string());
+        }
+        if let Some(n) = crate::rq::absent_fields_note(rqo)
+            && !self.r.rq_scx_states.is_empty()
+        {
+            self.lost(n);
         }
     }
 
@@ -405,11 +415,11 @@ impl<'t, 'a> Run<'t, 'a> {
         }
     }
 
-    fn walker_unavailable(&self, root_null: bool) -> Option<String> {
+    fn walker_unavailable(&self, detached: Option<&'static str>) -> Option<String> {
         if !self.missing.is_empty() {
             Some(self.missing.reason())
-        } else if root_null {
-            Some(why::SCX_ROOT_NULL.to_string())
+        } else if let Some(reason) = detached {
+            Some(reason.to_string())
         } else if self.r.scx_sched_state.is_none() && self.r.rq_scx_states.is_empty() {
             Some(why::SCX_WALKER_NO_STATE.to_string())
         } else {
@@ -420,7 +430,14 @@ impl<'t, 'a> Run<'t, 'a> {
     /// Phase `events`: the timeline taken while the guest ran, plus one sample now.
     fn events(&mut self, found: &SchedFound, pc: &PerCpu) {
         self.r.event_counter_timeline = self.opts.timeline.clone();
-        if let (Ok(so), Some(s)) = (&found.so, &found.sch_ref) {
+        let no_counters = self
+            .k
+            .types
+            .offset_of("scx_event_stats", "SCX_EV_SELECT_CPU_FALLBACK")
+            .is_none();
+        if no_counters && found.sch_ref.is_some() {
+            self.lost(reasons::EVENTS_NOT_IN_KERNEL.to_string());
+        } else if let (Ok(so), Some(s)) = (&found.so, &found.sch_ref) {
             match EventOffsets::resolve(self.k.types, so)
                 .and_then(|eo| sample_events(&self.k, &eo, pc, s.kva, self.opts.elapsed_ms))
             {
@@ -540,7 +557,8 @@ impl<'t, 'a> Run<'t, 'a> {
     /// `scx_root` NULL says no scheduler is attached; tasks in the ext scheduling class
     /// say one is (they go back to fair when it detaches): then the NULL is doubtful.
     fn check_detached(&mut self, tasks: &[dump_schema::TaskEnrichment]) {
-        if self.r.scx_walker_unavailable.as_deref() != Some(why::SCX_ROOT_NULL) {
+        let detached = [why::SCX_ROOT_NULL, reasons::OPS_DISABLED];
+        if !detached.contains(&self.r.scx_walker_unavailable.as_deref().unwrap_or("")) {
             return;
         }
         let ext = tasks.iter().filter(|t| t.sched_class == "ext").count();
@@ -677,17 +695,19 @@ mod tests {
 
     /// The core types and the `scx_sched` members every capture reads.
     fn sched_types() -> FakeTypes {
-        FakeTypes::core().members(
-            "scx_sched",
-            &[
-                ("ops.name", 0),
-                ("aborting", 0x100),
-                ("bypass_depth", 0x104),
-                ("exit_kind", 0x108),
-                ("watchdog_timeout", 0x110),
-                ("dsq_hash", 0x200),
-            ],
-        )
+        FakeTypes::core()
+            .members(
+                "scx_sched",
+                &[
+                    ("ops", 0),
+                    ("aborting", 0x100),
+                    ("bypass_depth", 0x104),
+                    ("exit_kind", 0x108),
+                    ("watchdog_timeout", 0x110),
+                    ("dsq_hash", 0x200),
+                ],
+            )
+            .member("sched_ext_ops", "name", 0)
     }
 
     /// One CPU (per-CPU offset 0) and `scx_root` pointing at `sch`.

@@ -146,7 +146,13 @@ pub fn locate_dsqs(
         Ok(g) => out.extend(g),
         Err(e) => errors.push(format!("global DSQs: {e}")),
     }
-    let ht = Kva(sch.0.wrapping_add(so.dsq_hash));
+    let ht = match so.dsq_hash.at(sch) {
+        Ok(a) => a,
+        Err(e) => {
+            errors.push(format!("user DSQs: {e}"));
+            return (out, errors);
+        }
+    };
     let w = rhashtable_objects_partial(k, c, ht, o.hash_node, RHASHTABLE_CAP);
     let found = w.walked.nodes.len();
     // What the table says it holds: the count a damaged chain is measured against.
@@ -186,13 +192,14 @@ fn global_dsqs(k: &KernelView<'_>, so: &SchedOffsets, sch: Kva) -> Result<Vec<Ds
         None => 1,
     };
     let mut out = Vec::new();
-    // 7.x: scx_sched.pnode[node]->global_dsq; 6.13–6.19: scx_sched.global_dsqs[node].
-    let (arr_off, inner) = match (so.pnode, so.pnode_global_dsq, so.global_dsqs) {
-        (Some(p), Some(g), _) => (p, g),
+    // 7.x: scx_sched.pnode[node]->global_dsq; 6.13–6.19: scx_sched.global_dsqs[node];
+    // 6.12: the global global_dsqs[node].
+    let (arr_loc, inner) = match (so.pnode, so.pnode_global_dsq, so.global_dsqs) {
+        (Some(p), Some(g), _) => (crate::root::Loc::Member(p), g),
         (_, _, Some(g)) => (g, 0),
         _ => return Ok(out),
     };
-    let arr = k.ptr(sch.checked_offset(arr_off)?, "scx_sched.pnode")?;
+    let arr = k.ptr(arr_loc.at(sch)?, "global DSQ array")?;
     if arr.0 == 0 {
         return Ok(out);
     }

@@ -1,4 +1,5 @@
-//! `scx_sched->exit_info`: why the scheduler exited, as the kernel recorded it — kind,
+//! `scx_sched->exit_info` (the global `scx_exit_info` on kernels without `scx_sched`):
+//! why the scheduler exited, as the kernel recorded it — kind,
 //! exit code, reason, message, backtrace and the kernel's debug dump (`scx_dump_state`,
 //! with the BPF scheduler's own `ops.dump*` lines) — turned into the report's
 //! [`ExitInfo`] extension.
@@ -21,6 +22,7 @@ use guest_mem::Kva;
 use crate::error::{Result, WalkError};
 use crate::exit_kind;
 use crate::kernel::{KernelTypes, KernelView};
+use crate::root::{GlobalSyms, Layout, Loc};
 use btf_walk::OffsetGroup;
 
 /// `SCX_EXIT_MSG_LEN` when the kernel's BTF does not say.
@@ -38,11 +40,15 @@ const MAX_BT_LEN: u64 = 1024;
 /// `reason` is a string constant of the kernel; bounded anyway.
 const MAX_REASON_LEN: usize = 256;
 
-/// Offsets of `struct scx_exit_info` and the members of `scx_sched` that lead to it
-/// (group `scx_exit_info`).
+/// Offsets of `struct scx_exit_info` and where the scheduler keeps the pointer to it
+/// (group `scx_exit_info`): `scx_sched.exit_info`, or the global `scx_exit_info` of
+/// kernels without `struct scx_sched` ([`crate::root`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ExitInfoOffsets {
-    pub sched_exit_info: u64,
+    /// The `struct scx_exit_info *`.
+    pub sched_exit_info: Loc,
+    /// What that pointer is called, for messages (`scx_sched.exit_info`, `scx_exit_info`).
+    pub pointer_name: &'static str,
     pub kind: u64,
     pub exit_code: u64,
     pub reason: u64,
@@ -50,14 +56,15 @@ pub struct ExitInfoOffsets {
     pub bt_len: u64,
     pub msg: u64,
     pub dump: u64,
-    /// `scx_sched.ops.exit_dump_len`, when this kernel has it.
-    pub exit_dump_len: Option<u64>,
+    /// `sched_ext_ops.exit_dump_len` of the scheduler, when this kernel has it.
+    pub exit_dump_len: Option<Loc>,
     pub msg_len: u64,
     pub bt_cap: u64,
 }
 
 impl ExitInfoOffsets {
-    pub fn resolve(t: &dyn KernelTypes) -> Result<ExitInfoOffsets> {
+    pub fn resolve(k: &KernelView<'_>) -> Result<ExitInfoOffsets> {
+        let t = k.types;
         let mut r = OffsetGroup::new(t, "scx_exit_info");
         let enum_len = |name: &str, default: u64| {
             t.enum_value(name)
@@ -65,8 +72,25 @@ impl ExitInfoOffsets {
                 .filter(|v| *v > 0)
                 .unwrap_or(default)
         };
+        let dump_len_in_ops = r.opt("sched_ext_ops", "exit_dump_len");
+        let globals = crate::root::layout(k) == Some(Layout::Globals);
+        let mut g = GlobalSyms::new(k);
+        let (sched_exit_info, pointer_name, ops) = if globals {
+            (
+                Loc::Global(g.req("scx_exit_info")),
+                "scx_exit_info",
+                Some(Loc::Global(g.req("scx_ops"))),
+            )
+        } else {
+            (
+                Loc::Member(r.off("scx_sched", "exit_info")),
+                "scx_sched.exit_info",
+                r.opt("scx_sched", "ops").map(Loc::Member),
+            )
+        };
         let o = ExitInfoOffsets {
-            sched_exit_info: r.off("scx_sched", "exit_info"),
+            sched_exit_info,
+            pointer_name,
             kind: r.off("scx_exit_info", "kind"),
             exit_code: r.off("scx_exit_info", "exit_code"),
             reason: r.off("scx_exit_info", "reason"),
@@ -74,11 +98,12 @@ impl ExitInfoOffsets {
             bt_len: r.off("scx_exit_info", "bt_len"),
             msg: r.off("scx_exit_info", "msg"),
             dump: r.off("scx_exit_info", "dump"),
-            exit_dump_len: r.opt("scx_sched", "ops.exit_dump_len"),
+            exit_dump_len: ops.zip(dump_len_in_ops).map(|(l, off)| l.plus(off)),
             msg_len: enum_len("SCX_EXIT_MSG_LEN", DEFAULT_MSG_LEN),
             bt_cap: enum_len("SCX_EXIT_BT_LEN", DEFAULT_BT_LEN),
         };
-        Ok(r.finish(o)?)
+        let o = r.finish(o)?;
+        g.finish("scx_exit_info", o)
     }
 }
 
@@ -192,18 +217,18 @@ pub fn read(k: &KernelView<'_>, o: &ExitInfoOffsets, sch: Kva, opts: &ReadOption
         }),
         ..Default::default()
     };
-    let ei = match sch
-        .checked_offset(o.sched_exit_info)
-        .map_err(WalkError::from)
-        .and_then(|a| k.ptr(a, "scx_sched.exit_info"))
+    let ei = match o
+        .sched_exit_info
+        .at(sch)
+        .and_then(|a| k.ptr(a, "exit_info pointer"))
     {
         Ok(p) if p.0 != 0 => p,
         Ok(_) => {
-            out.unavailable = Some("scx_sched.exit_info is NULL".into());
+            out.unavailable = Some(format!("{} is NULL", o.pointer_name));
             return finish_kind(out);
         }
         Err(e) => {
-            out.unavailable = Some(format!("scx_sched.exit_info: {e}"));
+            out.unavailable = Some(format!("{}: {e}", o.pointer_name));
             return finish_kind(out);
         }
     };
@@ -234,7 +259,7 @@ pub fn read(k: &KernelView<'_>, o: &ExitInfoOffsets, sch: Kva, opts: &ReadOption
     .map(|(s, _)| s);
     let dump_cap = o
         .exit_dump_len
-        .and_then(|off| sch.checked_offset(off).ok())
+        .and_then(|l| l.at(sch).ok())
         .and_then(|a| k.u32(a, "ops.exit_dump_len").ok())
         .map(|v| {
             if v == 0 {
@@ -419,7 +444,7 @@ fn backtrace(
 /// Most programs looked at to name BPF frames.
 const MAX_PROGS: usize = 4096;
 
-/// The exit info of the scheduler `scx_root` points at, when it has exited (or is
+/// The exit info of the attached scheduler ([`crate::root`]), when it has exited (or is
 /// exiting): `Ok(None)` with no scheduler or one still running (`exit_kind` and
 /// `exit_info->kind` both `SCX_EXIT_NONE`). BPF program frames are named from the loaded
 /// programs' JIT images when `prog_idr` can be walked, else from kallsyms alone.
@@ -428,11 +453,15 @@ pub fn capture(
     source: &str,
     trigger_cpu: Option<u32>,
 ) -> Result<Option<ExitInfo>> {
-    let sch = k.ptr(k.sym("scx_root")?, "scx_root")?;
-    if sch.0 == 0 {
+    let so = crate::sched::TriggerLocation::resolve(k)?;
+    let Some(sch) = so
+        .anchor
+        .locate(k.mem)
+        .map_err(WalkError::mem(so.anchor.what()))?
+    else {
         return Ok(None);
-    }
-    let o = ExitInfoOffsets::resolve(k.types)?;
+    };
+    let o = ExitInfoOffsets::resolve(k)?;
     let progs = bpf_images(k).unwrap_or_default();
     let symbols = WithBpfProgs { kernel: k, progs };
     let mut info = read(
@@ -450,10 +479,11 @@ pub fn capture(
     }
     // `exit_info->kind` is written after the claim: at the claim itself only
     // `scx_sched.exit_kind` has the kind.
-    let claimed = crate::sched::SchedOffsets::resolve(k.types)
+    let claimed = so
+        .exit_kind
+        .at(sch)
         .ok()
-        .and_then(|so| sch.checked_offset(so.exit_kind).ok())
-        .and_then(|a| k.u32(a, "scx_sched.exit_kind").ok())
+        .and_then(|a| k.u32(a, "exit_kind").ok())
         .filter(|v| *v != exit_kind::SCX_EXIT_NONE);
     let Some(kind) = claimed else {
         return Ok(None);
@@ -508,7 +538,8 @@ mod tests {
     fn types() -> FakeTypes {
         FakeTypes::default()
             .member("scx_sched", "exit_info", 0x10)
-            .member("scx_sched", "ops.exit_dump_len", 0x20)
+            .member("scx_sched", "ops", 0x20)
+            .member("sched_ext_ops", "exit_dump_len", 0)
             .member("scx_exit_info", "kind", 0)
             .member("scx_exit_info", "exit_code", 8)
             .member("scx_exit_info", "reason", 16)
@@ -545,7 +576,7 @@ mod tests {
             syms,
             types: &t,
         };
-        let o = ExitInfoOffsets::resolve(&t).unwrap();
+        let o = ExitInfoOffsets::resolve(&k).unwrap();
         read(
             &k,
             &o,

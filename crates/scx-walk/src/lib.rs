@@ -14,6 +14,7 @@
 //! | module | report sections |
 //! |---|---|
 //! | [`sched`] | `scx_sched_state`, `event_counter_timeline`; exit kinds and the trigger location |
+//! | [`root`] | where the scheduler is: `scx_root → struct scx_sched` (7.x) or the globals of 6.12 (`scx_ops`, `scx_exit_kind`, …), chosen from BTF and symbols |
 //! | [`rq`] | `rq_scx_states` |
 //! | [`dsq`] | `dsq_states` |
 //! | [`tasks`] (+ [`stackscan`]) | `task_enrichments` (+ `lock_slowpath_match`) |
@@ -58,7 +59,8 @@
 //! # Ok(()) }
 //! ```
 //! While the guest runs, the capture session uses [`TriggerLocation`] (what the engines'
-//! trigger watch reads: `scx_root` and `scx_sched.exit_kind`, plus `exit_info->kind`),
+//! trigger watch reads: `scx_root` and `scx_sched.exit_kind`, or on 6.12 the global
+//! `scx_exit_kind` ([`root`]), plus `exit_info->kind`),
 //! [`EventSampler`] (one [`dump_schema::EventCounterSample`] per call, fed back through
 //! [`CaptureOptions::timeline`]) and, for a dual capture, [`RunnableScanner`] +
 //! [`DualTracker`] (early snapshot once the oldest runnable task waited half the
@@ -111,6 +113,7 @@ pub mod progs;
 pub mod psi;
 pub mod reasons;
 pub mod render;
+pub mod root;
 pub mod rq;
 pub mod sched;
 pub mod sdt;

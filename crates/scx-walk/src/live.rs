@@ -19,16 +19,16 @@ pub use crate::sched::TriggerLocation;
 pub struct EventSampler {
     eo: EventOffsets,
     pc: PerCpu,
-    scx_root: Kva,
+    so: SchedOffsets,
 }
 
 impl EventSampler {
     pub fn new(k: &KernelView<'_>) -> Result<EventSampler> {
-        let so = SchedOffsets::resolve(k.types)?;
+        let so = SchedOffsets::resolve(k)?;
         Ok(EventSampler {
             eo: EventOffsets::resolve(k.types, &so)?,
             pc: PerCpu::load(k)?,
-            scx_root: k.sym("scx_root")?,
+            so,
         })
     }
 
@@ -38,10 +38,9 @@ impl EventSampler {
         k: &KernelView<'_>,
         elapsed_ms: u64,
     ) -> Result<Option<EventCounterSample>> {
-        let sch = k.ptr(self.scx_root, "scx_root")?;
-        if sch.0 == 0 {
+        let Some(sch) = self.so.locate(k)? else {
             return Ok(None);
-        }
+        };
         sample_events(k, &self.eo, &self.pc, sch, elapsed_ms).map(Some)
     }
 }
@@ -73,7 +72,6 @@ pub struct RunnableScanner {
     so: SchedOffsets,
     rqs: Vec<Kva>,
     jiffies: Kva,
-    scx_root: Kva,
 }
 
 impl RunnableScanner {
@@ -85,24 +83,18 @@ impl RunnableScanner {
         Ok(RunnableScanner {
             core: CoreOffsets::resolve(k.types)?,
             rqo: RqOffsets::resolve(k.types)?,
-            so: SchedOffsets::resolve(k.types)?,
+            so: SchedOffsets::resolve(k)?,
             rqs: runqueues(k, &pc)?,
             jiffies,
-            scx_root: k.sym("scx_root")?,
         })
     }
 
     /// One scan. The threshold is 0 (never crossed) when no scheduler is attached.
     pub fn scan(&self, k: &KernelView<'_>) -> Result<AgeScan> {
         let now = k.u64(self.jiffies, "jiffies")?;
-        let sch = k.ptr(self.scx_root, "scx_root")?;
-        let threshold_jiffies = if sch.0 == 0 {
-            0
-        } else {
-            k.u64(
-                sch.checked_offset(self.so.watchdog_timeout)?,
-                "watchdog_timeout",
-            )? / 2
+        let threshold_jiffies = match self.so.locate(k)? {
+            None => 0,
+            Some(sch) => k.u64(self.so.watchdog_timeout.at(sch)?, "watchdog_timeout")? / 2,
         };
         let oldest = oldest_runnable(k, &self.core, &self.rqo, &self.rqs, now)?;
         Ok(AgeScan {

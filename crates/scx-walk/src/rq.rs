@@ -66,6 +66,27 @@ impl RqOffsets {
     }
 }
 
+/// The note for the `scx_rq` members this kernel lacks besides `ops_qseq` (which has its
+/// own, [`crate::reasons::OPS_QSEQ_NOT_IN_KERNEL`]): e.g. 6.12 has no `nr_immed`, no
+/// `clock` and `kick_sync` only as `pnt_seq`. `None` when it has them all.
+pub fn absent_fields_note(o: &RqOffsets) -> Option<String> {
+    let absent: Vec<&str> = [
+        ("kick_sync", o.kick_sync.is_none()),
+        ("nr_immed", o.nr_immed.is_none()),
+        ("rq_clock", o.clock.is_none()),
+    ]
+    .iter()
+    .filter(|(_, gone)| *gone)
+    .map(|(n, _)| *n)
+    .collect();
+    (!absent.is_empty()).then(|| {
+        format!(
+            "rq_scx_states: {}: not in this kernel's scx_rq; written as 0",
+            absent.join(", ")
+        )
+    })
+}
+
 /// The `runqueues` address of every CPU.
 pub fn runqueues(k: &KernelView<'_>, pc: &PerCpu) -> Result<Vec<Kva>> {
     let base = k.sym("runqueues")?;
@@ -243,5 +264,47 @@ mod tests {
         assert_eq!(jiffies_symbol(&k).unwrap(), Kva(0x1234));
         let none = FakeSyms::default();
         assert!(jiffies_symbol(&KernelView { syms: &none, ..k }).is_err());
+    }
+
+    fn types() -> FakeTypes {
+        let mut t = FakeTypes::default();
+        for (i, m) in [
+            "curr",
+            "scx.nr_running",
+            "scx.flags",
+            "scx.cpu_released",
+            "scx.runnable_list",
+            "scx.local_dsq",
+        ]
+        .iter()
+        .enumerate()
+        {
+            t = t.member("rq", m, i as u64 * 8);
+        }
+        for (i, m) in ["pid", "comm", "scx.runnable_node", "scx.runnable_at"]
+            .iter()
+            .enumerate()
+        {
+            t = t.member("task_struct", m, i as u64 * 8);
+        }
+        t
+    }
+
+    /// 6.12's scx_rq: `pnt_seq` stands in for `kick_sync`, `nr_immed` and `clock` are
+    /// absent and said so; 7.x's has them all.
+    #[test]
+    fn absent_scx_rq_members_are_named() {
+        let t612 = types().member("rq", "scx.pnt_seq", 0x100);
+        let o = RqOffsets::resolve(&t612).unwrap();
+        assert_eq!(o.kick_sync, Some(0x100));
+        assert_eq!(
+            absent_fields_note(&o).as_deref(),
+            Some("rq_scx_states: nr_immed, rq_clock: not in this kernel's scx_rq; written as 0")
+        );
+        let t7 = types()
+            .member("rq", "scx.kick_sync", 0x100)
+            .member("rq", "scx.nr_immed", 0x108)
+            .member("rq", "scx.clock", 0x110);
+        assert_eq!(absent_fields_note(&RqOffsets::resolve(&t7).unwrap()), None);
     }
 }

@@ -93,10 +93,20 @@ impl GuestLab {
     /// cannot provision the kernel is a failure, not a skip: CI provisions it.
     #[track_caller]
     pub fn open() -> Option<GuestLab> {
+        Self::open_kernel(None)
+    }
+
+    /// [`open`](Self::open) with the lab kernel `version` (`6.12`: the 6.12 LTS the lab
+    /// builds from source; `None`: the lab's default or `KTSTR_KERNEL_VERSION`).
+    #[track_caller]
+    pub fn open_kernel(version: Option<&str>) -> Option<GuestLab> {
         if !testing::need_qemu() {
             return None;
         }
-        let lab = testing::open_lab();
+        let mut lab = testing::open_lab();
+        if let Some(v) = version {
+            lab = lab.with_kernel_version(v);
+        }
         let kernel = lab.kernel().expect("provisioning the sched_ext kernel");
         Some(GuestLab { lab, kernel })
     }
@@ -291,9 +301,11 @@ impl Guest {
             fresh_value: Some(SCX_EXIT_NONE),
             ..Default::default()
         };
+        let (pointer, offset, direct) = trigger.poll_target();
         let polled = Polled {
-            pointer: trigger.scx_root,
-            offset: trigger.exit_kind_offset,
+            pointer,
+            offset,
+            direct,
         };
         let rule = |sched: guest_mem::Kva, exit_kind: u32| match trigger
             .judge(sched, exit_kind, &live.k, false)

@@ -2,13 +2,18 @@
 
 use guest_lab::TestScheduler;
 
-use crate::run::error_run;
+use crate::run::{ErrorRun, error_run};
 
 #[test]
 fn guest_scx_error_dump_agrees_with_guest_and_kernel() {
     let Some(run) = error_run(TestScheduler::Error, "ktstr_spin 2 240", 90_000) else {
         return;
     };
+    eprintln!("error: {}", assert_error_run(&run));
+}
+
+/// What an error run asserts on every kernel line.
+pub fn assert_error_run(run: &ErrorRun) -> String {
     // SCX_EXIT_ERROR_BPF
     let checked = run.assert_agrees_with_guest_and_kernel("ktstr_error", 1025);
     // No task starves under the error scheduler: the dual report says why it has no
@@ -20,5 +25,5 @@ fn guest_scx_error_dump_agrees_with_guest_and_kernel() {
             "{why}"
         );
     }
-    eprintln!("error: {checked}");
+    checked
 }

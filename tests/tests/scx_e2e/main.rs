@@ -7,7 +7,8 @@
 //!
 //! One module per subject: [`stall`] and [`error`] (the lab's failing test schedulers,
 //! with the dual capture of [`run`]), [`bpfland`] (the real third-party scheduler frozen
-//! on demand), [`ok`] (the `ok` scheduler frozen on demand: the support module's example).
+//! on demand), [`ok`] (the `ok` scheduler frozen on demand: the support module's example),
+//! [`lts`] (the stall and error runs on the 6.12 LTS kernel, whose scheduler is globals).
 //! The set-up and the comparisons are `e2e_tests::guest`.
 //!
 //! Needs QEMU and the guest lab (`cargo xtask provision`); without QEMU the tests print
@@ -15,6 +16,7 @@
 
 mod bpfland;
 mod error;
+mod lts;
 mod ok;
 mod run;
 mod stall;

@@ -59,7 +59,17 @@ pub const VIEW_DONE: &str = "/tmp/ktstr-view-done";
 /// capture when the oldest passes half the watchdog timeout. After the late capture the
 /// guest is thawed so the kernel prints its own dump.
 pub fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<ErrorRun> {
-    let lab = GuestLab::open()?;
+    error_run_on(None, which, workload, after_ms)
+}
+
+/// [`error_run`] on the lab kernel `kernel` (`Some("6.12")`: the 6.12 LTS).
+pub fn error_run_on(
+    kernel: Option<&str>,
+    which: TestScheduler,
+    workload: &str,
+    after_ms: u32,
+) -> Option<ErrorRun> {
+    let lab = GuestLab::open_kernel(kernel)?;
     let params = TestSchedulerParams {
         after_ms: Some(after_ms),
         ..Default::default()
@@ -86,8 +96,13 @@ pub fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<
     let scanner = RunnableScanner::new(&lk)
         .inspect_err(|e| tracker.prerequisites_unavailable(e))
         .ok();
-    // Event counters sampled while the guest runs (about once a second).
-    let sampler = scx_walk::EventSampler::new(&lk).expect("event sampler");
+    // Event counters sampled while the guest runs (about once a second), on kernels
+    // that have them (not 6.12).
+    let has_counters = lk
+        .types
+        .offset_of("scx_event_stats", "SCX_EV_SELECT_CPU_FALLBACK")
+        .is_some();
+    let sampler = has_counters.then(|| scx_walk::EventSampler::new(&lk).expect("event sampler"));
     let run_start = Instant::now();
     let mut timeline = Vec::new();
     let mut last_sample: Option<Instant> = None;
@@ -113,7 +128,10 @@ pub fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<
         if last_sample.is_none_or(|l| l.elapsed() >= Duration::from_secs(1)) {
             last_sample = Some(Instant::now());
             // A torn read of a running guest is retried at the next second.
-            if let Ok(Some(s)) = sampler.sample(&lk, run_start.elapsed().as_millis() as u64) {
+            if let Some(Ok(Some(s))) = sampler
+                .as_ref()
+                .map(|sm| sm.sample(&lk, run_start.elapsed().as_millis() as u64))
+            {
                 timeline.push(s);
             }
         }

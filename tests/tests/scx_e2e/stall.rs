@@ -3,18 +3,28 @@
 
 use guest_lab::TestScheduler;
 
-use crate::run::{VIEW_DONE, error_run};
+use crate::run::{ErrorRun, VIEW_DONE, error_run};
 
 #[test]
 fn guest_scx_stall_dump_agrees_with_guest_and_kernel() {
-    // The victim starts once the guest has printed its view, so the stall (and the
-    // freeze) always come after it, however slow the emulated guest is.
-    let workload = format!(
-        "ktstr_spin 2 240 & (until [ -e {VIEW_DONE} ]; do sleep 1; done; ktstr_victim 120) & wait"
-    );
-    let Some(run) = error_run(TestScheduler::Stall, &workload, 1000) else {
+    let Some(run) = error_run(TestScheduler::Stall, &stall_workload(), 1000) else {
         return;
     };
+    eprintln!("stall: {}", assert_stall_run(&run));
+}
+
+/// The victim starts once the guest has printed its view, so the stall (and the
+/// freeze) always come after it, however slow the emulated guest is.
+pub fn stall_workload() -> String {
+    format!(
+        "ktstr_spin 2 240 & (until [ -e {VIEW_DONE} ]; do sleep 1; done; ktstr_victim 120) & wait"
+    )
+}
+
+/// What a stall run asserts on every kernel line: exit kind 1026, agreement with the
+/// guest and the kernel, the victim on DSQ 0x101 at the late and the early snapshot, and
+/// a capture past its deadline that keeps the scheduler state.
+pub fn assert_stall_run(run: &ErrorRun) -> String {
     let r = &run.late.report;
     // SCX_EXIT_ERROR_STALL
     let checked = run.assert_agrees_with_guest_and_kernel("ktstr_stall", 1026);
@@ -72,5 +82,5 @@ fn guest_scx_stall_dump_agrees_with_guest_and_kernel() {
         Some(dump_schema::reasons::SDT_ALLOC_DEADLINE)
     );
     dump_schema::validate::validate_report_json(&t.to_json().unwrap()).unwrap();
-    eprintln!("stall: {checked}");
+    checked
 }

@@ -219,6 +219,7 @@ pub fn error_exit_watch<'k>(
     let polled = freeze::watch::Polled {
         pointer: kernel.require_symbol("scx_root").expect("scx_root"),
         offset: off.exit_kind,
+        direct: false,
     };
     let (info, info_kind) = (off.exit_info, off.exit_info_kind);
     let rule = move |sched: Kva, exit_kind: u32| {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The project's test schedulers, written from scratch against the guest kernel's own
- * vmlinux.h (Linux 7.3 names: scx_bpf_dsq_insert, scx_bpf_dsq_move_to_local).
+ * vmlinux.h, for every kernel line the lab runs (6.12 LTS to 7.3): the kfuncs renamed
+ * in between go through the ktstr_* wrappers below.
  *
  * One source, three behaviours chosen by KTSTR_MODE before this header is included:
  *   KTSTR_OK     a correct global vtime scheduler (weighted fair, FIFO among equals);
@@ -30,17 +31,54 @@
 
 char _license[] SEC("license") = "GPL";
 
-/* sched_ext kfuncs of Linux 7.3 (prototypes as in the kernel's BTF). */
-void scx_bpf_dsq_insert(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym;
+/*
+ * sched_ext kfuncs. Every kernel with sched_ext has the ones declared plainly. The insert
+ * and move kfuncs were renamed in 6.13 (scx_bpf_dispatch -> scx_bpf_dsq_insert,
+ * scx_bpf_dispatch_vtime -> scx_bpf_dsq_insert_vtime, scx_bpf_consume ->
+ * scx_bpf_dsq_move_to_local) and the old names later removed, so both generations are
+ * declared weak and the ktstr_* wrappers below call whichever this kernel has:
+ * bpf_ksym_exists() is a load-time constant, the verifier drops the other branch, and a
+ * weak kfunc the kernel lacks resolves to nothing instead of failing the load.
+ */
+void scx_bpf_dsq_insert(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym __weak;
 void scx_bpf_dsq_insert_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime,
-			      u64 enq_flags) __ksym;
-bool scx_bpf_dsq_move_to_local(u64 dsq_id) __ksym;
+			      u64 enq_flags) __ksym __weak;
+bool scx_bpf_dsq_move_to_local(u64 dsq_id) __ksym __weak;
+void scx_bpf_dispatch(struct task_struct *p, u64 dsq_id, u64 slice, u64 enq_flags) __ksym __weak;
+void scx_bpf_dispatch_vtime(struct task_struct *p, u64 dsq_id, u64 slice, u64 vtime,
+			    u64 enq_flags) __ksym __weak;
+bool scx_bpf_consume(u64 dsq_id) __ksym __weak;
 s32 scx_bpf_create_dsq(u64 dsq_id, s32 node) __ksym;
 s32 scx_bpf_dsq_nr_queued(u64 dsq_id) __ksym;
 s32 scx_bpf_select_cpu_dfl(struct task_struct *p, s32 prev_cpu, u64 wake_flags,
 			   bool *is_idle) __ksym;
 void scx_bpf_error_bstr(char *fmt, u64 *data, u32 data__sz) __ksym;
 void scx_bpf_dump_bstr(char *fmt, u64 *data, u32 data__sz) __ksym;
+
+static __always_inline void ktstr_dsq_insert(struct task_struct *p, u64 dsq_id, u64 slice,
+					     u64 enq_flags)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_insert))
+		scx_bpf_dsq_insert(p, dsq_id, slice, enq_flags);
+	else
+		scx_bpf_dispatch(p, dsq_id, slice, enq_flags);
+}
+
+static __always_inline void ktstr_dsq_insert_vtime(struct task_struct *p, u64 dsq_id,
+						   u64 slice, u64 vtime, u64 enq_flags)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_insert_vtime))
+		scx_bpf_dsq_insert_vtime(p, dsq_id, slice, vtime, enq_flags);
+	else
+		scx_bpf_dispatch_vtime(p, dsq_id, slice, vtime, enq_flags);
+}
+
+static __always_inline bool ktstr_dsq_move_to_local(u64 dsq_id)
+{
+	if (bpf_ksym_exists(scx_bpf_dsq_move_to_local))
+		return scx_bpf_dsq_move_to_local(dsq_id);
+	return scx_bpf_consume(dsq_id);
+}
 
 #define SHARED_DSQ 0x100
 #define STALL_DSQ 0x101
@@ -323,7 +361,7 @@ s32 BPF_PROG(ktstr_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_fla
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
 		__sync_fetch_and_add(&nr_direct, 1);
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, SCX_SLICE_DFL, 0);
+		ktstr_dsq_insert(p, SCX_DSQ_LOCAL, SCX_SLICE_DFL, 0);
 	}
 	return cpu;
 }
@@ -344,13 +382,13 @@ void BPF_PROG(ktstr_enqueue, struct task_struct *p, u64 enq_flags)
 	if (is_victim(p) && failure_due()) {
 		victim_pid = p->pid;
 		__sync_fetch_and_add(&nr_stall_parked, 1);
-		scx_bpf_dsq_insert(p, STALL_DSQ, SCX_SLICE_DFL, enq_flags);
+		ktstr_dsq_insert(p, STALL_DSQ, SCX_SLICE_DFL, enq_flags);
 		return;
 	}
 	/* A task that slept long does not bank more than one slice of credit. */
 	if ((s64)(vtime - (vtime_now - SCX_SLICE_DFL)) < 0)
 		vtime = vtime_now - SCX_SLICE_DFL;
-	scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, SCX_SLICE_DFL, vtime, enq_flags);
+	ktstr_dsq_insert_vtime(p, SHARED_DSQ, SCX_SLICE_DFL, vtime, enq_flags);
 }
 
 SEC("struct_ops/ktstr_dispatch")
@@ -361,7 +399,7 @@ void BPF_PROG(ktstr_dispatch, s32 cpu, struct task_struct *prev)
 	u64 *slot;
 
 	maybe_error();
-	if (!scx_bpf_dsq_move_to_local(SHARED_DSQ))
+	if (!ktstr_dsq_move_to_local(SHARED_DSQ))
 		return;
 	__sync_fetch_and_add(&nr_dispatched, 1);
 	ps = bpf_map_lookup_elem(&pcpu_stats, &key);

@@ -80,7 +80,7 @@ pub(crate) fn watch(
         types: &btf,
     };
     let trig = TriggerLocation::resolve(&lk).map_err(|e| Error::Kernel {
-        what: "locating scx_root.exit_kind".into(),
+        what: "locating the scheduler's exit_kind".into(),
         detail: e.to_string(),
     })?;
     let mut early = EarlySnapshot::new(&lk);
@@ -142,13 +142,7 @@ pub(crate) fn watch(
         log.push(format!("event sampler unavailable: {e}"));
     }
     let ended = Ended::collect(shared, engine, log);
-    finish(
-        engine,
-        result,
-        ended,
-        Box::new(early),
-        trig.exit_kind_offset,
-    )
+    finish(engine, result, ended, Box::new(early), &trig)
 }
 
 /// Waits until the guest's /init prints its first phase (the kernel is fully up, so its
@@ -252,7 +246,7 @@ fn finish(
     result: Result<TriggerEnd, String>,
     ended: Ended,
     early: Box<EarlySnapshot>,
-    exit_kind_offset: u64,
+    trig: &TriggerLocation,
 ) -> Result<Watched, Error> {
     let reason = match result {
         Ok(TriggerEnd::Caught(c)) => {
@@ -264,11 +258,7 @@ fn finish(
             return Ok(Watched::Frozen {
                 freeze: c.freeze,
                 outcome,
-                caught: c
-                    .sched
-                    .checked_offset(exit_kind_offset)
-                    .ok()
-                    .map(|at| (c.how, at)),
+                caught: trig.exit_kind_at(c.sched).ok().map(|at| (c.how, at)),
                 timeline: ended.timeline,
                 elapsed_ms: ended.elapsed_ms,
                 early,

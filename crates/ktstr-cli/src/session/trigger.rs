@@ -6,9 +6,11 @@
 //! part exited or detached it) too, unless the guest's run already ended (the guest
 //! detaches the scheduler at its end).
 //!
-//! The watchpoint path arms on the `scx_sched` that `scx_root` points at (re-arming when a
-//! new scheduler attaches), waits for writes in slices between the session's ticks, and on
-//! a hit reads the value in the frozen guest: a write that is not an exit to capture (a
+//! The watchpoint path arms on the exit kind of the scheduler attached now — the
+//! `scx_sched` that `scx_root` points at (re-arming when a new scheduler attaches), or,
+//! on kernels without it (6.12), the global `scx_exit_kind` (`scx_walk::root`) — waits
+//! for writes in slices between the session's ticks, and on a hit reads the value in the
+//! frozen guest: a write that is not an exit to capture (a
 //! fresh `scx_sched`, an unrelated write to the same bytes) is let pass. Each slice also
 //! reads the value once: a write lost to a concurrent freeze (QEMU drops the writer's stop
 //! when a QMP stop lands first), or an exit before the watch was armed, is still caught —
@@ -105,12 +107,16 @@ pub(crate) fn watch_exit(
 ) -> Result<TriggerEnd, String> {
     match engine.can_watch() {
         Ok(()) => {
-            log.push("trigger: write watchpoint on scx_sched.exit_kind".into());
+            log.push(format!(
+                "trigger: write watchpoint on {}",
+                rule.trig.exit_kind_name()
+            ));
             at_write(engine, rule, on_tick, log)
         }
         Err(why) => {
             log.push(format!(
-                "trigger: polling scx_sched.exit_kind (no write watchpoint: {why})"
+                "trigger: polling {} (no write watchpoint: {why})",
+                rule.trig.exit_kind_name()
             ));
             by_poll(engine, rule, on_tick, log)
         }
@@ -124,9 +130,11 @@ fn by_poll(
     on_tick: impl FnMut(&mut RunGuest) -> Tick,
     log: &mut Vec<String>,
 ) -> Result<TriggerEnd, String> {
+    let (pointer, offset, direct) = rule.trig.poll_target();
     let polled = Polled {
-        pointer: rule.trig.scx_root,
-        offset: rule.trig.exit_kind_offset,
+        pointer,
+        offset,
+        direct,
     };
     let fires = |sched: Kva, exit_kind: u32| match rule.judge(sched, exit_kind) {
         ExitVerdict::Capture { kind, late } => Some(Fire { value: kind, late }),
@@ -305,23 +313,24 @@ fn caught(freeze: FreezeOutcome, kind: u32, sched: Kva, how: How) -> TriggerEnd 
 /// How long one wait for a write lasts before the session's other work.
 const SLICE: Duration = Duration::from_millis(5);
 
-/// The `scx_sched` `scx_root` points at now, if any.
+/// The scheduler attached now, if any: the `scx_sched` `scx_root` points at, or the
+/// `scx_ops` of a kernel that keeps its scheduler in globals (`scx_walk::root`).
 fn current_sched(rule: &ExitRule<'_>) -> Option<Kva> {
-    let p = rule.live.read_u64(rule.trig.scx_root).ok()?;
-    (p != 0).then_some(Kva(p))
+    rule.trig.current(rule.live)
 }
 
-/// `exit_kind` of the `scx_sched` at `sched`, read now.
+/// `exit_kind` of the scheduler at `sched`, read now.
 fn exit_kind_now(rule: &ExitRule<'_>, sched: Kva) -> Option<u32> {
-    let at = sched.checked_offset(rule.trig.exit_kind_offset).ok()?;
+    let at = rule.trig.exit_kind_at(sched).ok()?;
     rule.live.read_u32(at).ok()
 }
 
 /// Arms the write watch on `sched`'s `exit_kind` (an `atomic_t`: 4 aligned bytes).
 fn arm(engine: &mut RunGuest, rule: &ExitRule<'_>, sched: Kva) -> Result<(), String> {
-    let at = sched
-        .checked_offset(rule.trig.exit_kind_offset)
-        .map_err(|e| format!("scx_sched.exit_kind: {e}"))?;
+    let at = rule
+        .trig
+        .exit_kind_at(sched)
+        .map_err(|e| format!("exit_kind: {e}"))?;
     let watch = WriteWatch::new(at.0, WatchLen::B4)
         .ok_or_else(|| format!("scx_sched.exit_kind at {at} is not 4-byte aligned"))?;
     engine
