@@ -368,11 +368,11 @@ fn capture_single(
 ) -> Result<(FailureDumpReport, guest_mem::Kernel), Error> {
     let t = Instant::now();
     let k = frozen_kernel(engine, &freeze.vcpus, loaded.map(|l| l.vmcoreinfo.clone()))?;
-    log.push(format!(
-        "capture phase {:<16} {:>8.2} ms",
-        "kernel",
-        t.elapsed().as_secs_f64() * 1e3
-    ));
+    let kernel = scx_walk::Phase {
+        name: "kernel",
+        elapsed: t.elapsed(),
+    };
+    let t = Instant::now();
     let found;
     let btf = match loaded {
         Some(l) => l.btf,
@@ -381,6 +381,10 @@ fn capture_single(
             &found
         }
     };
+    let btf_phase = scx_walk::Phase {
+        name: "btf",
+        elapsed: t.elapsed(),
+    };
     let copts = CaptureOptions {
         deadline: Some(CAPTURE_DEADLINE),
         timeline,
@@ -388,7 +392,7 @@ fn capture_single(
         ..Default::default()
     };
     let out = capture_freeze(&k, btf, freeze, &copts, exit);
-    for p in &out.phases {
+    for p in [&kernel, &btf_phase].into_iter().chain(&out.phases) {
         log.push(format!(
             "capture phase {:<16} {:>8.2} ms",
             p.name,
