@@ -44,7 +44,7 @@ const GOAL_EARLY_MS: f64 = 50.0;
 
 /// Capture phases that `ktstr run` does before its early freeze (the kernel view and
 /// the BTF are loaded once per run), left out of the early-freeze estimate.
-const BEFORE_FREEZE: &[&str] = &["kernel", "btf", "write", "render", "json"];
+const BEFORE_FREEZE: &[&str] = &["kernel", "btf", "write", "render", "print", "json"];
 
 /// One measured child run.
 #[derive(Default, Clone)]

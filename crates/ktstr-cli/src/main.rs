@@ -266,6 +266,42 @@ fn capture(args: CaptureArgs, verbose: u8) -> Result<u8, Error> {
     };
     let t = std::time::Instant::now();
     match &out_target {
+        Some(t_out @ ktstr_cli::OutTarget::File(p)) if !args.json => {
+            // The rendering is made on a second core while the file is written; it is
+            // printed after the file is safely written, as before.
+            let text = std::thread::scope(|s| {
+                let render = s.spawn(|| {
+                    let t = std::time::Instant::now();
+                    (report.to_string(), t.elapsed())
+                });
+                let written = ktstr_cli::write_report(t_out, &report, style);
+                timed("write", t);
+                let rendered = render.join();
+                written.map(|()| rendered)
+            })?;
+            eprintln!("ktstr: wrote {}", p.display());
+            let t = std::time::Instant::now();
+            let text = match text {
+                Ok((text, made)) => {
+                    if verbose > 0 {
+                        let ms = made.as_secs_f64() * 1e3;
+                        eprintln!(
+                            "ktstr: capture phase {:<16} {ms:>8.2} ms (beside write)",
+                            "render"
+                        );
+                    }
+                    text
+                }
+                // A panic of the rendering thread (a bug; the dump is written): rendering
+                // again here ends the process as any panic does.
+                Err(_) => report.to_string(),
+            };
+            print_out(text.trim_end())?;
+            timed("print", t);
+            let code = exit_code_of(&report);
+            std::mem::forget(report);
+            return Ok(code);
+        }
         Some(t_out @ ktstr_cli::OutTarget::File(p)) => {
             ktstr_cli::write_report(t_out, &report, style)?;
             timed("write", t);

@@ -121,6 +121,119 @@ impl Links {
     }
 }
 
+/// Bytes of bucket heads read in one piece by [`BucketHeads`].
+const HEADS_CHUNK: u64 = 16 << 10;
+
+/// The buckets of a hash table's bucket array that may hold nodes, for tables of
+/// hundreds of thousands of mostly empty buckets (a BPF hash map's `n_buckets` is its
+/// `max_entries` rounded up to a power of two).
+///
+/// Heads are read [`HEADS_CHUNK`] bytes at a time into one reused buffer; a bucket whose
+/// first pointer is an end marker (`NULL`, or for `hlist_nulls` any value with bit 0 set)
+/// is skipped. The list head of every other bucket is yielded, to be walked with
+/// [`Links::walk`]; so is every bucket's of a chunk that could not be read in one piece
+/// (its walk then reports that bucket's own error), and every bucket's when a bucket is
+/// larger than a chunk. A head whose address overflows is an error.
+pub struct BucketHeads<'k> {
+    k: &'k KernelView<'k>,
+    /// Address of bucket 0's list head.
+    first_head: Kva,
+    stride: u64,
+    /// Offset of the head's first pointer within the head.
+    first_off: u64,
+    nulls: bool,
+    n: u64,
+    next: u64,
+    /// Buckets `chunk_start..chunk_end` are in `buf` (when `chunk_ok`).
+    chunk_start: u64,
+    chunk_end: u64,
+    chunk_ok: bool,
+    buf: Vec<u8>,
+}
+
+impl<'k> BucketHeads<'k> {
+    /// `n` buckets, `stride` bytes apart, the list head of bucket 0 at `first_head`.
+    pub fn new(
+        k: &'k KernelView<'k>,
+        c: &CoreOffsets,
+        links: Links,
+        first_head: Kva,
+        stride: u64,
+        n: u64,
+    ) -> BucketHeads<'k> {
+        BucketHeads {
+            k,
+            first_head,
+            stride,
+            first_off: c.hlist_first,
+            nulls: links == Links::HlistNulls,
+            n,
+            next: 0,
+            chunk_start: 0,
+            chunk_end: 0,
+            chunk_ok: false,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The address of bucket `b`'s list head.
+    fn head(&self, b: u64) -> Result<Kva> {
+        let off = b.checked_mul(self.stride).ok_or(WalkError::Implausible {
+            what: "bucket offset",
+            value: b,
+        })?;
+        Ok(self.first_head.checked_offset(off)?)
+    }
+
+    /// Reads the chunk of heads that starts at bucket `self.next`.
+    fn load(&mut self) {
+        let fit = HEADS_CHUNK / self.stride.max(1);
+        let per_chunk = fit.max(1);
+        self.chunk_start = self.next;
+        self.chunk_end = self.next.saturating_add(per_chunk).min(self.n);
+        self.chunk_ok = false;
+        if fit == 0 || self.first_off.saturating_add(8) > self.stride {
+            return;
+        }
+        let len = ((self.chunk_end - self.chunk_start) * self.stride) as usize;
+        self.buf.resize(len, 0);
+        if let Ok(at) = self.head(self.chunk_start) {
+            self.chunk_ok = self.k.read(at, &mut self.buf, "bucket heads").is_ok();
+        }
+    }
+
+    /// Whether bucket `b` (in the loaded chunk) is certainly empty.
+    fn empty(&self, b: u64) -> bool {
+        if !self.chunk_ok {
+            return false;
+        }
+        let at = ((b - self.chunk_start) * self.stride + self.first_off) as usize;
+        let Some(w) = self.buf.get(at..at + 8) else {
+            return false;
+        };
+        let first = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        first == 0 || (self.nulls && first & 1 != 0)
+    }
+}
+
+impl Iterator for BucketHeads<'_> {
+    type Item = Result<Kva>;
+
+    fn next(&mut self) -> Option<Result<Kva>> {
+        while self.next < self.n {
+            if self.next >= self.chunk_end {
+                self.load();
+            }
+            let b = self.next;
+            self.next += 1;
+            if !self.empty(b) {
+                return Some(self.head(b));
+            }
+        }
+        None
+    }
+}
+
 /// A walk that keeps what it reached: the nodes, and the error that stopped it (or
 /// broke some of its chains), if any.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -384,6 +497,68 @@ mod tests {
     }
 
     const B: u64 = 0xffff_8880_0000_0000;
+
+    /// 3,000 buckets of 16 bytes (three chunks), heads at offset 8: empty ones hold the
+    /// nulls marker or NULL; one page of the array is a hole.
+    #[test]
+    fn bucket_heads_skip_empty_buckets_and_keep_unreadable_ones() {
+        let (stride, n) = (16u64, 3000u64);
+        let mut m = FakeMem::default();
+        for b in 0..n {
+            let first = match b {
+                7 | 1500 | 2999 => B + 0x10_0000 + b * 16,
+                _ if b % 2 == 0 => 0,
+                _ => (b << 1) | 1,
+            };
+            m.w64(B + b * stride + 8, first);
+        }
+        // Buckets 256..512 (bytes 4096..8192): not present.
+        let hole = B + 4096;
+        let mut holed = FakeMem::default();
+        for b in 0..n {
+            let at = B + b * stride;
+            if !(hole..hole + 4096).contains(&at) {
+                holed.w64(at + 8, m_first(&m, at + 8));
+            }
+        }
+        let (s, t) = (FakeSyms::default(), FakeTypes::default());
+        let heads = |mem: &FakeMem, links| -> Vec<u64> {
+            let k = kernel(mem, &s, &t);
+            BucketHeads::new(&k, &core(), links, Kva(B + 8), stride, n)
+                .map(|h| (h.unwrap().0 - B - 8) / stride)
+                .collect()
+        };
+        assert_eq!(heads(&m, Links::HlistNulls), vec![7, 1500, 2999]);
+        // In a plain hlist only NULL ends a chain: the odd markers are nodes.
+        let plain = heads(&m, Links::Hlist);
+        assert_eq!(plain.len(), 1500 + 1);
+        // The unreadable chunk's buckets are all yielded (their walks report the error).
+        let with_hole = heads(&holed, Links::HlistNulls);
+        assert!(with_hole.contains(&7) && with_hole.contains(&1500) && with_hole.contains(&2999));
+        assert!(with_hole.len() >= 256 + 3 && with_hole.len() <= 1024 + 3);
+        // A bucket wider than a chunk: every bucket is yielded.
+        let k = kernel(&m, &s, &t);
+        let wide = BucketHeads::new(&k, &core(), Links::HlistNulls, Kva(B), HEADS_CHUNK + 8, 4);
+        assert_eq!(wide.count(), 4);
+        // An address past the end of the address space is an error, not a wrap.
+        let k = kernel(&m, &s, &t);
+        let mut far = BucketHeads::new(
+            &k,
+            &core(),
+            Links::HlistNulls,
+            Kva(u64::MAX - 8),
+            1 << 40,
+            2,
+        );
+        assert!(far.next().unwrap().is_ok());
+        assert!(far.next().unwrap().is_err());
+    }
+
+    fn m_first(m: &FakeMem, at: u64) -> u64 {
+        let mut b = [0u8; 8];
+        guest_mem::KvaRead::read_kva(m, Kva(at), &mut b).unwrap();
+        u64::from_le_bytes(b)
+    }
 
     #[test]
     fn list_walk_follows_order_and_detects_cycles() {

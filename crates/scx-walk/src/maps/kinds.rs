@@ -11,7 +11,7 @@ use guest_mem::Kva;
 use super::{MapCtx, MapInfo};
 use crate::error::{Result, WalkError};
 use crate::kernel::{Visited, hex};
-use crate::lists::Links;
+use crate::lists::{BucketHeads, Links};
 
 /// `BPF_F_STACK_BUILD_ID`: stack entries are build ids, not PCs.
 const BPF_F_STACK_BUILD_ID: u32 = 1 << 5;
@@ -238,8 +238,16 @@ impl Fill<'_> {
         let mut count = 0usize;
         let mut unreadable = 0u32;
         let mut unread = Unread::default();
-        'buckets: for b in 0..u64::from(n_buckets) {
-            let head = buckets.checked_offset(b * h.bucket_size + h.bucket_head)?;
+        let heads = BucketHeads::new(
+            k,
+            cx.c,
+            Links::HlistNulls,
+            buckets.checked_offset(h.bucket_head)?,
+            h.bucket_size,
+            u64::from(n_buckets),
+        );
+        'buckets: for head in heads {
+            let head = head?;
             let nodes = match Links::HlistNulls
                 .walk(k, cx.c, head, cap + 1, "htab bucket")
                 .strict()
@@ -321,8 +329,16 @@ impl Fill<'_> {
         let mut count = 0;
         let mut buckets_unread = Unread::default();
         let mut values_unread = Unread::default();
-        'b: for b in 0..(1u64 << log) {
-            let head = buckets.checked_offset(b * s.bucket_size + s.bucket_list)?;
+        let heads = BucketHeads::new(
+            k,
+            cx.c,
+            Links::Hlist,
+            buckets.checked_offset(s.bucket_list)?,
+            s.bucket_size,
+            1u64 << log,
+        );
+        'b: for head in heads {
+            let head = head?;
             let w = match Links::Hlist
                 .walk(k, cx.c, head, cx.caps.keys + 1, "storage bucket")
                 .strict()
