@@ -84,6 +84,11 @@ fn capture(view: &LoadedKernel, f: &FreezeOutcome) -> FailureDumpReport {
         kernel: view.view(),
         renderer: Some(&renderer),
         vcpu_regs: f.vcpus.clone(),
+        second_thread: Some(scx_walk::SecondThread {
+            kernel: &view.k,
+            types: &view.btf,
+            renderer: Some(&renderer),
+        }),
     };
     let r = scx_walk::capture(&target, &CaptureOptions::default()).report;
     dump_schema::validate::validate_report_json(&r.to_json().unwrap()).expect("the dump validates");

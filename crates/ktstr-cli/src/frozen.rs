@@ -143,6 +143,11 @@ pub fn capture_frozen(
         },
         renderer: Some(&renderer),
         vcpu_regs,
+        second_thread: Some(scx_walk::SecondThread {
+            kernel: k,
+            types: btf,
+            renderer: Some(&renderer),
+        }),
     };
     let mut out = scx_walk::capture(&target, opts);
     // What finding the kernel replaced or doubted comes first: it explains the rest.

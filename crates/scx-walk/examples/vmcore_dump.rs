@@ -79,6 +79,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         },
         renderer: Some(&renderer),
         vcpu_regs: core.cpus().iter().map(|r| Some(*r)).collect(),
+        second_thread: Some(scx_walk::SecondThread {
+            kernel: &kernel,
+            types: &btf,
+            renderer: Some(&renderer),
+        }),
     };
     let out = capture(&target, &CaptureOptions::default());
     let t_cap = t0.elapsed();

@@ -34,6 +34,19 @@ pub struct Target<'a> {
     pub renderer: Option<&'a dyn ValueRenderer>,
     /// Registers per vCPU (index = vCPU id); `None` for a vCPU that did not park.
     pub vcpu_regs: Vec<Option<CpuRegs>>,
+    /// What a second thread reads through; with it, the maps phase (a real scheduler's
+    /// biggest) renders maps on two threads. `None`: one thread.
+    pub second_thread: Option<SecondThread<'a>>,
+}
+
+/// The guest as a second thread sees it: its own reader of the same memory (a clone of
+/// `kernel`, with its own translation cache) and the thread-safe type and value
+/// renderers the capture's [`KernelView`] and renderer stand for.
+#[derive(Clone, Copy)]
+pub struct SecondThread<'a> {
+    pub kernel: &'a guest_mem::Kernel,
+    pub types: &'a (dyn crate::kernel::KernelTypes + Sync),
+    pub renderer: Option<&'a (dyn ValueRenderer + Sync)>,
 }
 
 /// Caps of one capture (defaults: the wire format's Caps table).
@@ -109,6 +122,10 @@ impl Clock {
             elapsed: now - self.last,
         });
         self.last = now;
+    }
+    /// When the deadline passes, if there is one.
+    fn deadline_at(&self) -> Option<Instant> {
+        self.deadline.map(|d| self.start + d)
     }
     fn passed(&self) -> bool {
         self.deadline.is_some_and(|d| self.start.elapsed() >= d)
@@ -737,6 +754,7 @@ mod tests {
             },
             renderer: None,
             vcpu_regs,
+            second_thread: None,
         }
     }
 

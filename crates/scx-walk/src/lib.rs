@@ -43,7 +43,7 @@
 //! use btf_walk::Btf;
 //! use guest_mem::{KernelOptions, Vmcore};
 //! use scx_walk::render::BtfRenderer;
-//! use scx_walk::{CaptureOptions, KernelView, Target, capture};
+//! use scx_walk::{CaptureOptions, KernelView, SecondThread, Target, capture};
 //! # fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! let core = Vmcore::open("guest.vmcore".as_ref())?;
 //! let k = core.kernel(KernelOptions::default())?;
@@ -53,6 +53,8 @@
 //!     kernel: KernelView { mem: &k, syms: &k, types: &btf },
 //!     renderer: Some(&renderer),
 //!     vcpu_regs: core.cpus().iter().map(|r| Some(*r)).collect(),
+//!     // Maps are rendered on two threads, each with its own reader of the same memory.
+//!     second_thread: Some(SecondThread { kernel: &k, types: &btf, renderer: Some(&renderer) }),
 //! };
 //! let out = capture(&target, &CaptureOptions::default());
 //! println!("{}", out.report.to_json()?);
@@ -122,7 +124,7 @@ pub mod tasks;
 #[cfg(test)]
 mod testutil;
 
-pub use capture::{Caps, CaptureOptions, CaptureOutput, Phase, Target, capture};
+pub use capture::{Caps, CaptureOptions, CaptureOutput, Phase, SecondThread, Target, capture};
 pub use error::WalkError;
 pub use kernel::{KernelTypes, KernelView, PerCpu, SymbolLookup, ValueRenderer};
 pub use live::{AgeScan, DualTracker, EventSampler, RunnableScanner, TriggerLocation};

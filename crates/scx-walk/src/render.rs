@@ -5,7 +5,7 @@
 //! Values are rendered without following pointers (a map value's pointers are shown as
 //! addresses): what a map holds, not what it points at, and bounded work per value.
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use btf_walk::{Btf, GuestBtfCache, RenderOptions, Renderer, TypeId};
 use dump_schema::RenderedValue;
@@ -16,7 +16,7 @@ use crate::kernel::ValueRenderer;
 /// Renders with the kernel's BTF and BPF objects' BTF.
 pub struct BtfRenderer {
     vmlinux: Btf,
-    cache: Option<RefCell<GuestBtfCache>>,
+    cache: Option<Mutex<GuestBtfCache>>,
     opts: RenderOptions,
     why_no_cache: Option<String>,
 }
@@ -25,7 +25,7 @@ impl BtfRenderer {
     /// `vmlinux` is the guest kernel's BTF (cheap to clone).
     pub fn new(vmlinux: &Btf) -> BtfRenderer {
         let (cache, why_no_cache) = match GuestBtfCache::new(vmlinux.clone()) {
-            Ok(c) => (Some(RefCell::new(c)), None),
+            Ok(c) => (Some(Mutex::new(c)), None),
             Err(e) => (
                 None,
                 Some(format!("kernel BTF lacks struct btf members: {e}")),
@@ -49,8 +49,11 @@ impl BtfRenderer {
         let Some(cache) = &self.cache else {
             return Err(self.why_no_cache.clone().unwrap_or_default());
         };
+        // Held while one BTF object loads: the maps' threads share what is loaded. A
+        // thread that panicked while loading left nothing half-made (`get` inserts
+        // only what it fully loaded), so a poisoned cache is still good.
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
-            .borrow_mut()
             .get(mem, btf)
             .map_err(|e| format!("BTF at {btf}: {e}"))
     }

@@ -57,8 +57,26 @@ impl LoadedKernel {
             kernel: self.view(),
             renderer: Some(&renderer),
             vcpu_regs: self.vcpus.clone(),
+            second_thread: Some(scx_walk::SecondThread {
+                kernel: &self.k,
+                types: &self.btf,
+                renderer: Some(&renderer),
+            }),
         };
         let out = scx_walk::capture(&target, opts);
+        if opts.deadline.is_none() {
+            // The maps phase runs on two threads; one thread must read the same maps.
+            let one = Target {
+                second_thread: None,
+                vcpu_regs: self.vcpus.clone(),
+                ..target
+            };
+            let single = scx_walk::capture(&one, opts);
+            assert_eq!(
+                out.report.maps, single.report.maps,
+                "maps captured on two threads differ from one thread's"
+            );
+        }
         let phases: Vec<String> = out
             .phases
             .iter()

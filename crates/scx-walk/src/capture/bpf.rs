@@ -11,7 +11,7 @@ use super::{Run, SchedFound};
 use crate::error::Result;
 use crate::kernel::PerCpu;
 use crate::lists::CoreOffsets;
-use crate::maps::{MapCtx, MapOffsets, map_kvas};
+use crate::maps::{MapCtx, MapOffsets, capture_all, map_kvas};
 use crate::notes::Tally;
 use crate::progs::{
     ProgOffsets, full_name, prog_btf, prog_kvas, prog_type, prog_type_name, runtime_stats,
@@ -78,19 +78,21 @@ impl Run<'_, '_> {
                 return;
             }
         };
-        for (i, m) in maps.iter().enumerate() {
-            if self.clock.passed() {
-                self.r.maps_truncated = (maps.len() - i) as u32;
-                self.truncated_at.get_or_insert(self.clock.elapsed_us());
-                self.lost(format!(
-                    "maps: {} of {} not captured (the deadline passed)",
-                    maps.len() - i,
-                    maps.len()
-                ));
-                break;
-            }
-            self.r.maps.push(cx.capture(*m));
-            self.k.mem.release_resident();
+        let captured = capture_all(
+            cx,
+            self.target.second_thread,
+            &maps,
+            self.clock.deadline_at(),
+        );
+        let missed = maps.len() - captured.len();
+        self.r.maps.extend(captured);
+        if missed > 0 {
+            self.r.maps_truncated = missed as u32;
+            self.truncated_at.get_or_insert(self.clock.elapsed_us());
+            self.lost(format!(
+                "maps: {missed} of {} not captured (the deadline passed)",
+                maps.len()
+            ));
         }
         self.note_incomplete_maps();
     }

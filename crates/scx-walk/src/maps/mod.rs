@@ -26,9 +26,13 @@ pub mod offsets;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
 use dump_schema::{FailureDumpMap, RenderedValue};
 use guest_mem::Kva;
 
+use crate::capture::SecondThread;
 use crate::error::Result;
 use crate::kernel::{KernelView, PerCpu, ValueRenderer, hex};
 use crate::lists::{CoreOffsets, xarray_entries};
@@ -177,4 +181,73 @@ impl MapCtx<'_> {
         }
         out
     }
+}
+
+/// Captures `maps` in order on this thread and, with `second`, on a second thread too:
+/// each takes the next map not yet taken, so that one slow map does not hold the other
+/// maps back. No map is started once `deadline` has passed. Returns the maps captured, a
+/// prefix of `maps` in their order; a map whose thread failed (a bug) is in it with an
+/// `error` saying so.
+pub fn capture_all(
+    cx: &MapCtx<'_>,
+    second: Option<SecondThread<'_>>,
+    maps: &[Kva],
+    deadline: Option<Instant>,
+) -> Vec<FailureDumpMap> {
+    let next = AtomicUsize::new(0);
+    let take = || {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        (i < maps.len()).then_some(i)
+    };
+    let run = |cx: &MapCtx<'_>| {
+        let mut got = Vec::new();
+        while let Some(i) = take() {
+            got.push((i, cx.capture(maps[i])));
+            cx.k.mem.release_resident();
+        }
+        got
+    };
+    let (mine, theirs) = match second {
+        Some(t) if maps.len() > 1 => {
+            let (run, c, o, pc, caps) = (&run, cx.c, cx.o, cx.pc, cx.caps);
+            let kernel = t.kernel.clone();
+            std::thread::scope(|s| {
+                let worker = s.spawn(move || {
+                    let cx = MapCtx {
+                        k: KernelView {
+                            mem: &kernel,
+                            syms: &kernel,
+                            types: t.types,
+                        },
+                        c,
+                        o,
+                        pc,
+                        renderer: t.renderer.map(|r| r as &dyn ValueRenderer),
+                        caps,
+                    };
+                    run(&cx)
+                });
+                let mine = run(cx);
+                (mine, worker.join().unwrap_or_default())
+            })
+        }
+        _ => (run(cx), Vec::new()),
+    };
+    let taken = next.load(Ordering::Relaxed).min(maps.len());
+    let mut slots: Vec<Option<FailureDumpMap>> = (0..taken).map(|_| None).collect();
+    for (i, m) in mine.into_iter().chain(theirs) {
+        slots[i] = Some(m);
+    }
+    (slots.into_iter().zip(maps))
+        .map(|(m, &kva)| {
+            m.unwrap_or_else(|| FailureDumpMap {
+                map_kva: kva.0,
+                error: Some("not captured: its capture thread failed".into()),
+                ..Default::default()
+            })
+        })
+        .collect()
 }
