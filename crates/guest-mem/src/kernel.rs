@@ -46,6 +46,25 @@ pub struct KernelOptions {
     pub system_map: Option<SymbolTable>,
     /// Force the paging depth instead of taking it from VMCOREINFO/CR4.
     pub paging: Option<PagingMode>,
+    /// The symbols of another view of this same running kernel
+    /// ([`Kernel::symbol_source`]): its kallsyms index is reused instead of built again
+    /// (symbols do not move while a kernel runs). A view of another boot must not be
+    /// given: its addresses would be wrong (read as garbage, never a crash).
+    pub symbols: Option<SymbolSource>,
+}
+
+/// The symbols of a [`Kernel`] view, for another view of the same running kernel
+/// ([`KernelOptions::symbols`]). Cheap to clone.
+#[derive(Clone)]
+pub struct SymbolSource(Symbols);
+
+impl std::fmt::Debug for SymbolSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Symbols::Table(_) => "SymbolSource(System.map)",
+            Symbols::Kallsyms { .. } => "SymbolSource(kallsyms)",
+        })
+    }
 }
 
 /// Why a [`Kernel`] could not be set up, or a kernel-level lookup failed.
@@ -274,9 +293,10 @@ impl Kernel {
                 .and_then(|s| k.translate(Kva(s)).ok())
                 .or_else(|| k.cpus.first().map(|c| Gpa(c.cr3 & PTE_ADDR_MASK))),
         };
-        k.symbols = match opts.system_map {
-            Some(map) => Symbols::Table(Arc::new(map.shifted(kaslr))),
-            None => {
+        k.symbols = match (opts.symbols, opts.system_map) {
+            (Some(SymbolSource(s)), _) => s,
+            (None, Some(map)) => Symbols::Table(Arc::new(map.shifted(kaslr))),
+            (None, None) => {
                 let layout =
                     KallsymsLayout::from_vmcoreinfo(&k.info).ok_or(KernelError::NoKallsyms)?;
                 Symbols::Kallsyms {
@@ -431,6 +451,12 @@ impl Kernel {
     /// `OSRELEASE`.
     pub fn osrelease(&self) -> &str {
         self.info.osrelease().unwrap_or("")
+    }
+
+    /// Where this view's symbols come from, for another view of the same running kernel
+    /// ([`KernelOptions::symbols`]).
+    pub fn symbol_source(&self) -> SymbolSource {
+        SymbolSource(self.symbols.clone())
     }
 
     /// The whole symbol table.

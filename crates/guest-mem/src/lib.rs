@@ -68,7 +68,7 @@ pub mod x86;
 
 pub use addr::{AddrOverflow, Gpa, Kva};
 pub use error::MemError;
-pub use kernel::{Kernel, KernelError, KernelOptions, MAX_CPUS};
+pub use kernel::{Kernel, KernelError, KernelOptions, MAX_CPUS, SymbolSource};
 pub use phys::{PhysMem, PhysMemError, PhysRange, Volatility};
 pub use read::KvaReadExt;
 pub use regs::CpuRegs;

@@ -80,6 +80,29 @@ fn decodes_every_symbol_in_every_form_and_mode() {
     }
 }
 
+/// A second view of the same kernel given the first one's symbols (its kallsyms index,
+/// not built again) resolves every symbol alike.
+#[test]
+fn a_second_view_reuses_the_first_ones_symbols() {
+    let sk = SynthKernel::build(spec(PagingMode::Level4, KallsymsForm::PcRelative));
+    let first = Kernel::new(sk.guest.phys(&[]), KernelOptions::default()).unwrap();
+    let opts = KernelOptions {
+        vmcoreinfo: Some(first.vmcoreinfo().clone()),
+        symbols: Some(first.symbol_source()),
+        ..Default::default()
+    };
+    let second = Kernel::new(sk.guest.phys(&[]), opts).unwrap();
+    for (name, addr, _) in &sk.symbols {
+        assert_eq!(
+            second.symbol(name).map(|a| a.0),
+            first.symbol(name).map(|a| a.0)
+        );
+        assert!(first.symbol(name).is_some_and(|a| a.0 == *addr) || name == "dup");
+    }
+    assert_eq!(second.symbols().len(), first.symbols().len());
+    assert!(format!("{:?}", first.symbol_source()).contains("kallsyms"));
+}
+
 #[test]
 fn direct_map_image_and_walk_agree() {
     for mode in [PagingMode::Level4, PagingMode::Level5] {

@@ -212,6 +212,11 @@ pub struct RunArgs {
     /// Capture after this long without an error exit (e.g. 90s, 5m).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// Take the early snapshot this long after the watch is armed (the guest is up),
+    /// whether or not a task has waited half the watchdog timeout: a mid-run state of a
+    /// scheduler that does not stall, to diff with the end (`ktstr diff`).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub early_at: Option<Duration>,
     /// Directory for the dump.
     #[arg(long, default_value = "ktstr-out")]
     pub out: PathBuf,
@@ -237,6 +242,7 @@ impl RunArgs {
         o.kernel_version = self.kernel_version;
         o.workload = self.workload;
         o.timeout = self.timeout;
+        o.early_at = self.early_at;
         o.out_dir = self.out;
         o.vmcore_out = self.vmcore_out;
         o.json_style = style(self.pretty);

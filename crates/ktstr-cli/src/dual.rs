@@ -38,18 +38,24 @@ pub struct EarlyTaken {
     pub threshold_jiffies: u64,
     /// Freeze to thaw.
     pub frozen_for: Duration,
+    /// Taken at the time `--early-at` asked for, not because the threshold was crossed.
+    pub at_requested_time: bool,
 }
 
 impl std::fmt::Display for EarlyTaken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.frozen_for.as_secs_f64() * 1e3;
+        if self.at_requested_time {
+            return write!(
+                f,
+                "early snapshot at the requested time (--early-at): oldest runnable pid {} on CPU {} waited {}j (threshold {}j); guest frozen {ms:.0} ms for it",
+                self.pid, self.cpu, self.age_jiffies, self.threshold_jiffies
+            );
+        }
         write!(
             f,
-            "early snapshot: oldest runnable pid {} on CPU {} waited {}j >= threshold {}j; guest frozen {:.0} ms for it",
-            self.pid,
-            self.cpu,
-            self.age_jiffies,
-            self.threshold_jiffies,
-            self.frozen_for.as_secs_f64() * 1e3
+            "early snapshot: oldest runnable pid {} on CPU {} waited {}j >= threshold {}j; guest frozen {ms:.0} ms for it",
+            self.pid, self.cpu, self.age_jiffies, self.threshold_jiffies
         )
     }
 }
@@ -64,12 +70,14 @@ pub(crate) struct EarlySnapshot {
     scan_errors: u64,
     scan_time: Duration,
     last_scan_error: Option<String>,
+    /// When to take the snapshot whatever the waits (`--early-at`).
+    due: Option<Instant>,
 }
 
 impl EarlySnapshot {
     /// Resolves the scanner over the live kernel view; a failure becomes the
     /// `scan prerequisites unavailable: …` reason.
-    pub fn new(k: &KernelView<'_>) -> EarlySnapshot {
+    pub fn new(k: &KernelView<'_>, due: Option<Instant>) -> EarlySnapshot {
         let mut tracker = DualTracker::new();
         let scanner = RunnableScanner::new(k)
             .inspect_err(|e| tracker.prerequisites_unavailable(e))
@@ -83,6 +91,7 @@ impl EarlySnapshot {
             scan_errors: 0,
             scan_time: Duration::ZERO,
             last_scan_error: None,
+            due,
         }
     }
 
@@ -116,7 +125,9 @@ impl EarlySnapshot {
                 return None;
             }
         };
-        if !self.tracker.observe(&scan) {
+        let crossed = self.tracker.observe(&scan);
+        let at_requested_time = !crossed && self.due.is_some_and(|d| Instant::now() >= d);
+        if !crossed && !at_requested_time {
             return None;
         }
         match take(&scan) {
@@ -129,6 +140,7 @@ impl EarlySnapshot {
                     age_jiffies: scan.max_age_jiffies(),
                     threshold_jiffies: scan.threshold_jiffies,
                     frozen_for,
+                    at_requested_time,
                 });
                 self.taken.as_ref()
             }
@@ -193,6 +205,7 @@ mod tests {
             scan_errors: 0,
             scan_time: Duration::ZERO,
             last_scan_error: None,
+            due: None,
         }
     }
 
@@ -235,10 +248,20 @@ mod tests {
             age_jiffies: 253,
             threshold_jiffies: 250,
             frozen_for: Duration::from_millis(772),
+            at_requested_time: false,
         };
         assert_eq!(
             t.to_string(),
             "early snapshot: oldest runnable pid 131 on CPU 1 waited 253j >= threshold 250j; guest frozen 772 ms for it"
+        );
+        let asked = EarlyTaken {
+            age_jiffies: 12,
+            at_requested_time: true,
+            ..t
+        };
+        assert_eq!(
+            asked.to_string(),
+            "early snapshot at the requested time (--early-at): oldest runnable pid 131 on CPU 1 waited 12j (threshold 250j); guest frozen 772 ms for it"
         );
     }
 }

@@ -194,6 +194,8 @@ pub struct RunOptions {
     pub workload: Option<String>,
     /// Capture after this long even without an error exit.
     pub timeout: Option<Duration>,
+    /// Take the early snapshot this long after the watch is armed, whatever the waits.
+    pub early_at: Option<Duration>,
     pub out_dir: PathBuf,
     pub vmcore_out: Option<PathBuf>,
     /// How the dump file is written (compact unless asked).
@@ -215,6 +217,7 @@ impl RunOptions {
             kernel_version: None,
             workload: None,
             timeout: None,
+            early_at: None,
             out_dir: PathBuf::from("ktstr-out"),
             vmcore_out: None,
             json_style: crate::JsonStyle::Compact,

@@ -421,6 +421,68 @@ fn guest_run_ok_with_timeout_exits_0() {
     );
 }
 
+/// `--early-at`: a scheduler that does not stall still gets its mid-run snapshot, at the
+/// time asked, with the real (uncrossed) wait and threshold, and the guest runs on.
+#[test]
+fn guest_run_early_at_snapshots_a_healthy_scheduler_mid_run() {
+    let args = [
+        "-v",
+        "run",
+        "--scheduler",
+        "ok",
+        "--early-at",
+        "4s",
+        "--timeout",
+        "20s",
+        "--out",
+        "out",
+        "--json",
+    ];
+    let Some(run) = GuestRun::new(&args) else {
+        return;
+    };
+    assert_eq!(run.code(), Some(0), "no failure under ok");
+    let (_, json) = run.dump();
+    let written = FailureDumpReportAny::from_json(&json).unwrap();
+    let d = dual(&written);
+    let early = d
+        .early
+        .as_ref()
+        .expect("the early snapshot at the requested time");
+    assert!(d.early_skipped_reason.is_none());
+    assert!(
+        d.early_threshold_jiffies > 0 && d.early_max_age_jiffies < d.early_threshold_jiffies,
+        "taken before any wait crossed the threshold: {} / {}",
+        d.early_max_age_jiffies,
+        d.early_threshold_jiffies
+    );
+    assert!(
+        early
+            .task_enrichments
+            .iter()
+            .any(|t| t.sched_class == "ext")
+    );
+    let stderr = run.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("early snapshot at the requested time (--early-at)"))
+        .unwrap_or_else(|| panic!("no early-snapshot line in:\n{stderr}"));
+    assert!(line.contains("guest frozen"), "{line}");
+    // The guest ran on after it: the late snapshot's clock is later.
+    let late_r = late(&written);
+    let clock = |r: &dump_schema::FailureDumpReport| {
+        r.rq_scx_states
+            .iter()
+            .map(|q| q.rq_clock)
+            .max()
+            .unwrap_or(0)
+    };
+    assert!(
+        clock(late_r) > clock(early),
+        "the guest ran between the snapshots"
+    );
+}
+
 /// Ctrl-C (SIGINT) while the guest runs means "capture now": the dump is written and the
 /// exit code says whether it shows a failure (`ok`: 0).
 #[test]

@@ -83,10 +83,11 @@ pub(crate) fn watch(
         what: "locating the scheduler's exit_kind".into(),
         detail: e.to_string(),
     })?;
-    let mut early = EarlySnapshot::new(&lk);
+    let mut early = EarlySnapshot::new(&lk, opts.early_at.map(|d| Instant::now() + d));
     // What the early snapshot reuses instead of finding it again while the guest is frozen.
     let loaded = Loaded {
         vmcoreinfo: live.vmcoreinfo().clone(),
+        symbols: live.symbol_source(),
         btf: &btf,
     };
     log.push(format!(
@@ -301,6 +302,8 @@ fn finish(
 /// frozen only for the walk.
 pub(crate) struct Loaded<'a> {
     pub vmcoreinfo: guest_mem::VmcoreInfo,
+    /// The kallsyms index, built once per run (the early freeze does not build it again).
+    pub symbols: guest_mem::SymbolSource,
     pub btf: &'a btf_walk::Btf,
 }
 
@@ -341,6 +344,7 @@ pub(crate) fn frozen_kernel(
     engine: &RunGuest,
     vcpus: &[Option<CpuRegs>],
     vmcoreinfo: Option<guest_mem::VmcoreInfo>,
+    symbols: Option<guest_mem::SymbolSource>,
 ) -> Result<guest_mem::Kernel, Error> {
     let phys = PhysMem::from_guest_memory(&engine.guest_ram()).map_err(|e| Error::Kernel {
         what: "mapping guest RAM".into(),
@@ -351,6 +355,7 @@ pub(crate) fn frozen_kernel(
         KernelOptions {
             cpus: vcpus.iter().flatten().copied().collect(),
             vmcoreinfo,
+            symbols,
             ..Default::default()
         },
     )
@@ -367,7 +372,12 @@ fn capture_single(
     log: &mut Vec<String>,
 ) -> Result<(FailureDumpReport, guest_mem::Kernel), Error> {
     let t = Instant::now();
-    let k = frozen_kernel(engine, &freeze.vcpus, loaded.map(|l| l.vmcoreinfo.clone()))?;
+    let k = frozen_kernel(
+        engine,
+        &freeze.vcpus,
+        loaded.map(|l| l.vmcoreinfo.clone()),
+        loaded.map(|l| l.symbols.clone()),
+    )?;
     let kernel = scx_walk::Phase {
         name: "kernel",
         elapsed: t.elapsed(),

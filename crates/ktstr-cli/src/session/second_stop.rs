@@ -97,14 +97,14 @@ fn wait_for_done(engine: &mut RunGuest, at: Kva) -> Result<(), String> {
 }
 
 fn read_u32_frozen(engine: &RunGuest, at: Kva) -> Result<u32, String> {
-    let k = frozen_kernel(engine, &[], None).map_err(|e| e.to_string())?;
+    let k = frozen_kernel(engine, &[], None, None).map_err(|e| e.to_string())?;
     k.read_u32(at)
         .map_err(|e| format!("exit_kind at the second stop: {e}"))
 }
 
 /// `exit_info` of the frozen guest.
 fn read_exit_info(engine: &RunGuest, vcpu: Option<usize>) -> Result<Option<ExitInfo>, String> {
-    let k = frozen_kernel(engine, &[], None).map_err(|e| e.to_string())?;
+    let k = frozen_kernel(engine, &[], None, None).map_err(|e| e.to_string())?;
     let btf = guest_btf(&k).map_err(|e| e.to_string())?;
     let view = KernelView {
         mem: &k,
