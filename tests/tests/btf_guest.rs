@@ -1,9 +1,11 @@
-//! btf-walk on a real frozen guest: the 7.3 sched_ext kernel under QEMU with the lab's
-//! `ok` scheduler attached.
+//! btf-walk on a real frozen guest: the sched_ext kernel under QEMU with the lab's `ok`
+//! scheduler attached, on both kernel lines (7.3, and the 6.12 LTS: `guest_btf_612_*`).
 //!
 //! - The kernel's BTF read from guest memory (`__start_BTF..__stop_BTF` through the
 //!   guest's own kallsyms) equals the BTF of the kernel image on disk.
-//! - `*scx_root` rendered through BTF names the scheduler the guest's sysfs names.
+//! - The scheduler's `sched_ext_ops` rendered through BTF (7.3: `*scx_root`, a
+//!   `struct scx_sched`; 6.12: the global `scx_ops`) names the scheduler the guest's
+//!   sysfs names.
 //! - The scheduler's `.data`, `.rodata` and `.bss` maps, found through `map_idr`, rendered
 //!   with the BPF object's own BTF (`bpf_map.btf`, loaded from guest memory and cached per
 //!   address), agree with what the guest's `bpftool -j map dump` printed before the freeze.
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use btf_walk::{Btf, GuestBtfCache, RenderOptions, Renderer};
 use dump_schema::RenderedValue as V;
-use e2e_tests::guest::GuestLab;
+use e2e_tests::guest::{GuestLab, KernelLine};
 use freeze::Engine;
 use freeze::qemu::LineMark;
 use guest_lab::{
@@ -180,7 +182,77 @@ fn compare(
 
 #[test]
 fn guest_btf_scx_root_and_map_values() {
-    let Some(lab) = GuestLab::open() else { return };
+    btf_scheduler_and_map_values(KernelLine::Current);
+}
+
+#[test]
+fn guest_btf_612_scx_ops_and_map_values() {
+    btf_scheduler_and_map_values(KernelLine::Lts612);
+}
+
+/// Offsets by name that must agree between the BTF from guest memory and the image's:
+/// the walkers' common paths, and what only this line's layout has.
+fn offset_paths(line: KernelLine) -> Vec<&'static str> {
+    let mut paths = vec![
+        "rq.scx.runnable_list",
+        "task_struct.scx.dsq_list",
+        "bpf_map.name",
+        "bpf_array.value",
+        "sched_ext_ops.name",
+    ];
+    paths.extend_from_slice(match line {
+        KernelLine::Current => &["scx_sched.exit_kind", "scx_rq.clock"],
+        KernelLine::Lts612 => &["scx_rq.pnt_seq"],
+    });
+    paths
+}
+
+/// The attached scheduler's `sched_ext_ops`, rendered through BTF from where the line
+/// keeps it: 7.3 `*scx_root` (a `struct scx_sched`, whose `ops` sits in an anonymous
+/// union: found as C finds it); 6.12 the global `scx_ops` itself. Returns the ops'
+/// members and the size of the rendering's JSON (which must round-trip).
+fn rendered_ops(
+    line: KernelLine,
+    k: &Kernel,
+    btf: &Btf,
+) -> (Vec<dump_schema::RenderedMember>, usize) {
+    let opts = RenderOptions {
+        max_deref_depth: 1,
+        nr_cpus: Some(k.nr_cpu_ids() as u32),
+        ..RenderOptions::default()
+    };
+    let (ty, at) = match line {
+        KernelLine::Current => {
+            let root = k.read_u64(k.require_symbol("scx_root").unwrap()).unwrap();
+            assert_ne!(root, 0, "scx_root is NULL with the ok scheduler attached");
+            ("scx_sched", Kva(root))
+        }
+        KernelLine::Lts612 => ("sched_ext_ops", k.require_symbol("scx_ops").unwrap()),
+    };
+    let v = Renderer::new(btf, k, opts).render_at(btf.struct_by_name(ty).unwrap(), at);
+    let json = serde_json::to_string(&v).unwrap();
+    let back: V = serde_json::from_str(&json).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    let V::Struct { type_name, members } = &v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(type_name.as_deref(), Some(ty));
+    let ops = match line {
+        KernelLine::Current => match member(members, "ops").expect("scx_sched.ops") {
+            V::Struct { members, .. } => members.clone(),
+            ops => panic!("{ops:?}"),
+        },
+        KernelLine::Lts612 => members.clone(),
+    };
+    (ops, json.len())
+}
+
+/// The BTF from guest memory, the scheduler's ops rendered through it, and the
+/// scheduler's data maps rendered through their own BTF, on the kernel of `line`.
+fn btf_scheduler_and_map_values(line: KernelLine) {
+    let Some(lab) = GuestLab::open_line(line) else {
+        return;
+    };
     lab.lab.ensure_host_packages().expect("host packages");
     let kernel = &lab.kernel;
     let spec = RunSpec::new()
@@ -218,13 +290,7 @@ fn guest_btf_scx_root_and_map_values() {
     let from_file = Btf::from_file(&kernel.vmlinuz).unwrap();
     let btf = Btf::from_guest_symbols(&k, k.symbols()).expect("BTF from guest memory");
     assert_eq!(btf.type_count(), from_file.type_count());
-    for p in [
-        "scx_sched.exit_kind",
-        "rq.scx.runnable_list",
-        "task_struct.scx.dsq_list",
-        "bpf_map.name",
-        "bpf_array.value",
-    ] {
+    for p in offset_paths(line) {
         assert_eq!(
             btf.offset_of(p).unwrap(),
             from_file.offset_of(p).unwrap(),
@@ -232,29 +298,9 @@ fn guest_btf_scx_root_and_map_values() {
         );
     }
 
-    // 2. *scx_root rendered through BTF.
-    let root = k.read_u64(k.require_symbol("scx_root").unwrap()).unwrap();
-    assert_ne!(root, 0, "scx_root is NULL with the ok scheduler attached");
-    let sched = btf.struct_by_name("scx_sched").unwrap();
-    let opts = RenderOptions {
-        max_deref_depth: 1,
-        nr_cpus: Some(k.nr_cpu_ids() as u32),
-        ..RenderOptions::default()
-    };
-    let v = Renderer::new(&btf, &k, opts.clone()).render_at(sched, Kva(root));
-    let json = serde_json::to_string(&v).unwrap();
-    let back: V = serde_json::from_str(&json).unwrap();
-    assert_eq!(serde_json::to_string(&back).unwrap(), json);
-    let V::Struct { type_name, members } = &v else {
-        panic!("{v:?}")
-    };
-    assert_eq!(type_name.as_deref(), Some("scx_sched"));
-    // In 7.3 `ops` sits in an anonymous union: found as C finds it.
-    let ops = member(members, "ops").expect("scx_sched.ops");
-    let V::Struct { members: ops, .. } = ops else {
-        panic!("{ops:?}")
-    };
-    let Some(V::Array { elements, .. }) = member(ops, "name") else {
+    // 2. The scheduler's ops rendered through BTF name the scheduler sysfs names.
+    let (ops, json_len) = rendered_ops(line, &k, &btf);
+    let Some(V::Array { elements, .. }) = member(&ops, "name") else {
         panic!("no ops.name")
     };
     let sysfs_ops = attached
@@ -265,7 +311,7 @@ fn guest_btf_scx_root_and_map_values() {
         .to_string();
     assert_eq!(chars_to_string(elements), sysfs_ops);
     assert_eq!(sysfs_ops, TestScheduler::Ok.ops_name());
-    println!("scx_sched rendered: {} bytes of JSON", json.len());
+    println!("scheduler rendered: {json_len} bytes of JSON");
 
     // 3. Map values through the object's own BTF.
     let map_idr = k.require_symbol("map_idr").unwrap();

@@ -173,18 +173,18 @@ impl SymbolTable {
     }
 
     /// The symbol at or below `addr`, if `addr` is before the next higher symbol.
-    /// Among symbols at the same address the last pushed one is returned (for
-    /// kallsyms, the kernel's order). Addresses after the last symbol give `None`
-    /// unless they are within `tail` bytes of it.
+    /// Among symbols at the same address (aliases) the first pushed one is returned:
+    /// for kallsyms, the name the kernel's own lookup gives, since the kernel lists a
+    /// function before a linker-script marker at its address (`__schedule` before
+    /// `__sched_text_start`). Addresses after the last symbol give `None` unless they
+    /// are within 1 MiB of it.
     pub fn nearest(&self, addr: Kva) -> Option<NearestSymbol<'_>> {
         let i = self.by_addr.partition_point(|e| e.addr <= addr.0);
-        if i == 0 {
+        let last = self.by_addr.get(i.checked_sub(1)?)?;
+        if i == self.by_addr.len() && addr.0 - last.addr >= 1 << 20 {
             return None;
         }
-        let e = &self.by_addr[i - 1];
-        if i == self.by_addr.len() && addr.0 - e.addr >= 1 << 20 {
-            return None;
-        }
+        let e = &self.by_addr[self.by_addr.partition_point(|e| e.addr < last.addr)];
         Some(NearestSymbol {
             symbol: self.sym(e),
             offset: addr.0 - e.addr,
@@ -269,6 +269,16 @@ mod tests {
         assert_eq!(t.nearest(Kva(0xffffffff82000008)).unwrap().symbol.kind, 'D');
         assert_eq!(t.nearest(Kva(0xffffffff83000000)), None);
         assert_eq!(t.at(Kva(0xffffffff81000200)).unwrap().name, "foo");
+        // Aliases: the first listed wins, wherever `addr` falls after them.
+        let a = SymbolTable::from_system_map(
+            "ffffffff81000000 T _text\nffffffff81000100 t __schedule\n\
+             ffffffff81000100 T __sched_text_start\nffffffff81000200 T schedule\n",
+        )
+        .unwrap();
+        for (addr, offset) in [(0xffffffff81000100, 0), (0xffffffff810001ff, 0xff)] {
+            let n = a.nearest(Kva(addr)).unwrap();
+            assert_eq!((n.symbol.name, n.offset), ("__schedule", offset));
+        }
         let s = t.shifted(0x1000);
         assert_eq!(s.lookup("foo"), Some(Kva(0xffffffff81001200)));
     }

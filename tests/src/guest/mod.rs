@@ -1,4 +1,5 @@
-//! Shared set-up of the tests that boot a real 7.3 sched_ext guest under QEMU.
+//! Shared set-up of the tests that boot a real sched_ext guest under QEMU (the 7.3 kernel,
+//! or the 6.12 LTS: [`KernelLine`]).
 //!
 //! Every guest test does the same few things: find QEMU and the guest lab (or say why it
 //! skips), boot a [`RunSpec`] (scheduler, workload, guest commands printing the guest's own
@@ -8,7 +9,8 @@
 //!
 //! - [`GuestLab::open`]: QEMU + lab cache + kernel, or `None` when the test skips
 //!   ([`guest_lab::testing`]: the one skip policy; a guest test's name starts with
-//!   `guest_`).
+//!   `guest_`); [`GuestLab::open_line`] for a [`KernelLine`], whose
+//!   [`assert_layout`](KernelLine::assert_layout) checks what the dump says of the line.
 //! - [`GuestLab::boot`] / [`boot_with`](GuestLab::boot_with): a [`Guest`] (a
 //!   [`QemuEngine`] with waits that panic with the console tail). One guest at a time per
 //!   test process, also under plain `cargo test`.
@@ -56,6 +58,7 @@
 pub mod corpus;
 mod host_line;
 mod kernel;
+mod line;
 pub mod view;
 
 use std::ops::{Deref, DerefMut};
@@ -72,6 +75,7 @@ use scx_walk::{CaptureOptions, CaptureOutput};
 
 pub use host_line::HostLine;
 pub use kernel::LoadedKernel;
+pub use line::KernelLine;
 
 /// Guest RAM the tests boot with unless they say otherwise (the size the benchmark
 /// figures are quoted for).
@@ -93,18 +97,19 @@ impl GuestLab {
     /// cannot provision the kernel is a failure, not a skip: CI provisions it.
     #[track_caller]
     pub fn open() -> Option<GuestLab> {
-        Self::open_kernel(None)
+        Self::open_line(KernelLine::Current)
     }
 
-    /// [`open`](Self::open) with the lab kernel `version` (`6.12`: the 6.12 LTS the lab
-    /// builds from source; `None`: the lab's default or `KTSTR_KERNEL_VERSION`).
+    /// [`open`](Self::open) with the kernel of `line` (the 6.12 LTS is built by the lab
+    /// from source; [`KernelLine::Current`] is the lab's default or
+    /// `KTSTR_KERNEL_VERSION`).
     #[track_caller]
-    pub fn open_kernel(version: Option<&str>) -> Option<GuestLab> {
+    pub fn open_line(line: KernelLine) -> Option<GuestLab> {
         if !testing::need_qemu() {
             return None;
         }
         let mut lab = testing::open_lab();
-        if let Some(v) = version {
+        if let Some(v) = line.version() {
             lab = lab.with_kernel_version(v);
         }
         let kernel = lab.kernel().expect("provisioning the sched_ext kernel");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use dump_schema::FailureDumpReport;
-use e2e_tests::guest::{GuestLab, view};
+use e2e_tests::guest::{GuestLab, KernelLine, view};
 use freeze::Engine;
 use guest_lab::{
     ConsoleLog, GuestCommand, HookPoint, RunSpec, SchedulerChoice, TestScheduler,
@@ -59,17 +59,17 @@ pub const VIEW_DONE: &str = "/tmp/ktstr-view-done";
 /// capture when the oldest passes half the watchdog timeout. After the late capture the
 /// guest is thawed so the kernel prints its own dump.
 pub fn error_run(which: TestScheduler, workload: &str, after_ms: u32) -> Option<ErrorRun> {
-    error_run_on(None, which, workload, after_ms)
+    error_run_on(KernelLine::Current, which, workload, after_ms)
 }
 
-/// [`error_run`] on the lab kernel `kernel` (`Some("6.12")`: the 6.12 LTS).
+/// [`error_run`] on the kernel of `line`.
 pub fn error_run_on(
-    kernel: Option<&str>,
+    line: KernelLine,
     which: TestScheduler,
     workload: &str,
     after_ms: u32,
 ) -> Option<ErrorRun> {
-    let lab = GuestLab::open_kernel(kernel)?;
+    let lab = GuestLab::open_line(line)?;
     let params = TestSchedulerParams {
         after_ms: Some(after_ms),
         ..Default::default()

@@ -438,36 +438,47 @@ impl KallsymsIndex {
         best
     }
 
-    /// The symbol at or below `addr`, as [`SymbolTable::nearest`].
+    /// The symbol at or below `addr`, as [`SymbolTable::nearest`] (among aliases, the
+    /// first in kallsyms order).
     pub fn nearest<R: KvaRead + ?Sized>(&self, r: &R, addr: Kva) -> Option<NearestSymbol<'_>> {
-        let n = self.addrs.len();
-        let (pos, sym) = match &self.by_addr {
+        let pos = self.count_in_addr_order(|a| a <= addr.0);
+        let at = self.addrs.get(self.in_addr_order(pos.checked_sub(1)?)?);
+        if pos == self.addrs.len() && addr.0 - at >= TAIL {
+            return None;
+        }
+        let sym = self.in_addr_order(self.count_in_addr_order(|a| a < at))?;
+        Some(NearestSymbol {
+            symbol: self.symbol_at(r, sym)?,
+            offset: addr.0 - at,
+        })
+    }
+
+    /// How many symbols, in stable address order, have an address for which `below`
+    /// holds (`below` must hold for a prefix of that order).
+    fn count_in_addr_order(&self, below: impl Fn(u64) -> bool) -> usize {
+        match &self.by_addr {
             None => {
-                // The first index whose address is above `addr` (addresses sorted).
-                let (mut lo, mut hi) = (0, n);
+                let (mut lo, mut hi) = (0, self.addrs.len());
                 while lo < hi {
                     let mid = lo + (hi - lo) / 2;
-                    if self.addrs.get(mid) <= addr.0 {
+                    if below(self.addrs.get(mid)) {
                         lo = mid + 1;
                     } else {
                         hi = mid;
                     }
                 }
-                (lo, lo.checked_sub(1)?)
+                lo
             }
-            Some(v) => {
-                let p = v.partition_point(|&i| self.addrs.get(i as usize) <= addr.0);
-                (p, *v.get(p.checked_sub(1)?)? as usize)
-            }
-        };
-        let at = self.addrs.get(sym);
-        if pos == n && addr.0 - at >= TAIL {
-            return None;
+            Some(v) => v.partition_point(|&i| below(self.addrs.get(i as usize))),
         }
-        Some(NearestSymbol {
-            symbol: self.symbol_at(r, sym)?,
-            offset: addr.0 - at,
-        })
+    }
+
+    /// The symbol (kallsyms index) at position `p` of the stable address order.
+    fn in_addr_order(&self, p: usize) -> Option<usize> {
+        match &self.by_addr {
+            None => (p < self.addrs.len()).then_some(p),
+            Some(v) => v.get(p).map(|&i| i as usize),
+        }
     }
 
     /// Every symbol decoded into a [`SymbolTable`] (what [`super::decode`] returns),
