@@ -60,7 +60,10 @@ pub fn source_line(version: &str) -> Option<SourceLine> {
 ///   `CONFIG_NET`. Without it the probe fails, libbpf skips creating `.bss`/`.data`/
 ///   `.rodata`, and every scheduler fails to load (`fd N is not pointing to valid
 ///   bpf_map` in its first program's log: seen here, with the lab's own schedulers and
-///   with published ones).
+///   with published ones);
+/// - `MEMBARRIER`: schedulers call `membarrier(MEMBARRIER_CMD_GLOBAL)` (scx_p2dq 1.1.4
+///   exits with `membarrier(GLOBAL) failed: Function not implemented` without it;
+///   tinyconfig leaves it out, Debian's kernels have it).
 pub const GUEST_OPTIONS: &[&str] = &[
     "64BIT",
     "SMP",
@@ -134,6 +137,7 @@ pub const GUEST_OPTIONS: &[&str] = &[
     "CRASH_DUMP",
     "NET",
     "UNIX",
+    "MEMBARRIER",
 ];
 
 /// `uname -r` suffix of the lab's own builds.
