@@ -412,12 +412,14 @@ pub fn run(opts: &RunOptions) -> Result<RunResult, Error> {
             timeline,
             elapsed_ms,
             early,
+            loaded,
         } => Frozen {
             freeze,
             outcome,
             caught,
             timeline: (timeline, elapsed_ms),
             early,
+            loaded,
         },
         Watched::SetupFailed { what, engine_fault } => {
             let (report, sched) = setup_failure_report(&mut engine, &what, process);
@@ -551,6 +553,7 @@ struct Frozen {
     caught: Option<(How, guest_mem::Kva)>,
     timeline: (Vec<dump_schema::EventCounterSample>, u64),
     early: Box<crate::dual::EarlySnapshot>,
+    loaded: Box<crate::session::Loaded>,
 }
 
 /// Watches the guest; when `--engine auto` chose the native engine and it could not run
@@ -605,8 +608,15 @@ fn capture(
         },
         None => crate::ExitSource::POLL,
     };
-    let (mut report, vmcore) =
-        capture_late(&engine, &f.freeze, f.timeline, *f.early, exit, opts, log);
+    let (mut report, vmcore) = capture_late(
+        &engine,
+        &f.freeze,
+        f.timeline,
+        (*f.early, &f.loaded),
+        exit,
+        opts,
+        log,
+    );
     if let (Some((how, exit_kind_at)), Ok(r)) = (f.caught, report.as_mut()) {
         second_stop(&mut engine, how, exit_kind_at, r, log);
     }

@@ -44,6 +44,8 @@ pub(crate) enum Watched {
         timeline: Vec<EventCounterSample>,
         elapsed_ms: u64,
         early: Box<EarlySnapshot>,
+        /// What the late snapshot reuses.
+        loaded: Box<Loaded>,
     },
     SetupFailed {
         what: String,
@@ -88,7 +90,7 @@ pub(crate) fn watch(
     let loaded = Loaded {
         vmcoreinfo: live.vmcoreinfo().clone(),
         symbols: live.symbol_source(),
-        btf: &btf,
+        btf: btf.clone(),
     };
     log.push(format!(
         "watch armed {:.1} s after launch",
@@ -143,7 +145,14 @@ pub(crate) fn watch(
         log.push(format!("event sampler unavailable: {e}"));
     }
     let ended = Ended::collect(shared, engine, log);
-    finish(engine, result, ended, Box::new(early), &trig)
+    finish(
+        engine,
+        result,
+        ended,
+        Box::new(early),
+        Box::new(loaded),
+        &trig,
+    )
 }
 
 /// Waits until the guest's /init prints its first phase (the kernel is fully up, so its
@@ -247,6 +256,7 @@ fn finish(
     result: Result<TriggerEnd, String>,
     ended: Ended,
     early: Box<EarlySnapshot>,
+    loaded: Box<Loaded>,
     trig: &TriggerLocation,
 ) -> Result<Watched, Error> {
     let reason = match result {
@@ -263,6 +273,7 @@ fn finish(
                 timeline: ended.timeline,
                 elapsed_ms: ended.elapsed_ms,
                 early,
+                loaded,
             });
         }
         Ok(TriggerEnd::Stopped) => ended.reason,
@@ -286,6 +297,7 @@ fn finish(
                 timeline: ended.timeline,
                 elapsed_ms: ended.elapsed_ms,
                 early,
+                loaded,
             })
         }
         Some(StopReason::SetupFailed { what, engine_fault }) => {
@@ -297,14 +309,14 @@ fn finish(
     }
 }
 
-/// What a run found once, before any freeze, and a snapshot taken while it runs reuses
-/// (the kernel's BTF and VMCOREINFO do not change while it runs), so that the guest stays
-/// frozen only for the walk.
-pub(crate) struct Loaded<'a> {
+/// What a run found once, before any freeze, and its snapshots reuse (the kernel's BTF,
+/// symbols and VMCOREINFO do not change while it runs), so that the guest stays frozen
+/// only for the walk and the late snapshot does not find them again.
+pub(crate) struct Loaded {
     pub vmcoreinfo: guest_mem::VmcoreInfo,
-    /// The kallsyms index, built once per run (the early freeze does not build it again).
+    /// The kallsyms index, built once per run.
     pub symbols: guest_mem::SymbolSource,
-    pub btf: &'a btf_walk::Btf,
+    pub btf: btf_walk::Btf,
 }
 
 /// The early snapshot: freeze, capture (the late snapshot's path), thaw. Returns the
@@ -312,7 +324,7 @@ pub(crate) struct Loaded<'a> {
 /// that fails is an error the watch then reports).
 fn take_early(
     engine: &mut RunGuest,
-    loaded: &Loaded<'_>,
+    loaded: &Loaded,
     timeline: (Vec<EventCounterSample>, u64),
     log: &mut Vec<String>,
 ) -> Result<(FailureDumpReport, Duration), String> {
@@ -366,7 +378,7 @@ pub(crate) fn frozen_kernel(
 fn capture_single(
     engine: &RunGuest,
     freeze: &FreezeOutcome,
-    loaded: Option<&Loaded<'_>>,
+    loaded: Option<&Loaded>,
     (timeline, elapsed_ms): (Vec<EventCounterSample>, u64),
     exit: crate::ExitSource,
     log: &mut Vec<String>,
@@ -385,7 +397,7 @@ fn capture_single(
     let t = Instant::now();
     let found;
     let btf = match loaded {
-        Some(l) => l.btf,
+        Some(l) => &l.btf,
         None => {
             found = guest_btf(&k)?;
             &found
@@ -419,13 +431,13 @@ pub(crate) type Captured = (
 );
 
 /// The late snapshot: walks the frozen guest (or writes a degraded report when not every
-/// vCPU parked), wraps it with the early one into the dual report, and exports the
-/// vmcore when asked.
+/// vCPU parked) with the VMCOREINFO, symbols and BTF the watch `loaded`, wraps it with the
+/// early one into the dual report, and exports the vmcore when asked.
 pub(crate) fn capture_late(
     engine: &RunGuest,
     freeze: &FreezeOutcome,
     timeline: (Vec<EventCounterSample>, u64),
-    early: EarlySnapshot,
+    (early, loaded): (EarlySnapshot, &Loaded),
     exit: crate::ExitSource,
     opts: &RunOptions,
     log: &mut Vec<String>,
@@ -439,7 +451,7 @@ pub(crate) fn capture_late(
         let d = crate::degraded_report(freeze);
         return (Ok(FailureDumpReportAny::Degraded(d)), Ok(None));
     }
-    let (late, k) = match capture_single(engine, freeze, None, timeline, exit, log) {
+    let (late, k) = match capture_single(engine, freeze, Some(loaded), timeline, exit, log) {
         Ok(x) => x,
         Err(e) => return (Err(e), Ok(None)),
     };
