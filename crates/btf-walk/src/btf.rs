@@ -126,7 +126,15 @@ impl Btf {
     pub fn members(&self, id: TypeId) -> Result<&[Member]> {
         let id = self.strip(id)?;
         match self.kind(id)? {
-            Kind::Struct { members, .. } => Ok(self.table_of(id)?.members(members)),
+            Kind::Struct { members, .. } => {
+                let t = self.table_of(id)?;
+                // Only a split part's own members may name a base string.
+                let base = match &self.inner.base {
+                    Some(b) if std::ptr::eq(t, &self.inner.table) => Some(&b.inner.table),
+                    _ => None,
+                };
+                Ok(t.members(members, base))
+            }
             k => Err(self.not_a(id, k, "a struct or union")),
         }
     }

@@ -2,8 +2,10 @@
 //!
 //! Each type becomes a plain `Copy` kind with spans into flat vectors, so offset
 //! resolution and rendering do no allocation per type visited. Type names stay in the
-//! BTF string section (one allocation for all of them); members and enumerators own
-//! their names (they are public API).
+//! BTF string section (one allocation for all of them); enumerators own their names, and
+//! so do members (they are public API), made on first use of their struct: a capture
+//! looks at a few hundred of a kernel's tens of thousands of structs, and naming every
+//! member up front was a fifth of the BTF load.
 //!
 //! Why not `btf-rs`: in the whole-vmcore dump benchmark most of the BTF phase went to
 //! converting its parse (a `Type` with a cloned member vector and a `String` name per
@@ -191,13 +193,33 @@ pub(crate) struct Ty {
     pub(crate) kind: Kind,
 }
 
+/// A member record of the type section: name offset, type, offset (and bitfield size
+/// when the struct's kind flag is set). Its name offset was checked when parsed.
+#[derive(Debug, Clone, Copy)]
+struct RawMember {
+    name_off: u32,
+    ty: u32,
+    offset: u32,
+}
+
+/// A struct's members: where its records are, and the members once made.
+#[derive(Debug)]
+struct StructSlot {
+    first: u32,
+    kflag: bool,
+    made: std::sync::OnceLock<Box<[Member]>>,
+}
+
 /// The types of one BTF section (a base, or the split part on top of one).
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     /// Id of `types[0]`: 0 for a base section (whose first entry is `void`).
     pub(crate) first_id: u32,
     pub(crate) types: Vec<Ty>,
-    pub(crate) members: Vec<Member>,
+    /// Every struct's and union's member records as read (flat, in type order).
+    raw_members: Vec<RawMember>,
+    /// One per struct or union (`Kind::Struct`'s span starts at its index here).
+    structs: Vec<StructSlot>,
     pub(crate) enum_values: Vec<EnumValue>,
     pub(crate) vars: Vec<SecVar>,
     /// Named types worth finding by name (not functions): `(hash of the name, id)`,
@@ -225,8 +247,47 @@ impl Table {
         self.first_id + self.types.len() as u32
     }
 
-    pub(crate) fn members(&self, span: Span) -> &[Member] {
-        self.members.get(span.range()).unwrap_or(&[])
+    /// The members of the struct whose kind holds `span`, made on first use; `base` is
+    /// the table a split part's member names may come from.
+    pub(crate) fn members(&self, span: Span, base: Option<&Table>) -> &[Member] {
+        let Some(slot) = self.structs.get(span.start as usize) else {
+            return &[];
+        };
+        slot.made.get_or_init(|| {
+            let first = slot.first as usize;
+            let raw = self
+                .raw_members
+                .get(first..first + span.len as usize)
+                .unwrap_or(&[]);
+            raw.iter()
+                .map(|m| {
+                    let (bit_offset, bits) = if slot.kflag {
+                        (m.offset & 0xff_ffff, m.offset >> 24)
+                    } else {
+                        (m.offset, 0)
+                    };
+                    Member {
+                        name: self.member_name(m.name_off, base).into(),
+                        ty: TypeId(m.ty),
+                        bit_offset,
+                        bitfield_size: bits.min(255) as u8,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// A member's name (its offset was checked at parse time; "" if it reads otherwise).
+    fn member_name<'a>(&'a self, off: u32, base: Option<&'a Table>) -> &'a str {
+        if off == 0 {
+            return "";
+        }
+        let found = if off >= self.str_base {
+            self.string_at(off)
+        } else {
+            base.map_or(Err(String::new()), |b| b.string_at(off))
+        };
+        found.unwrap_or("")
     }
 
     pub(crate) fn enum_values(&self, span: Span) -> &[EnumValue] {
@@ -430,27 +491,29 @@ impl Table {
         names: &mut Names<'_>,
     ) -> Result<(usize, Kind)> {
         let extra = r.entries(sec, 12)?;
-        let start = self.members.len() as u32;
-        self.members.reserve(r.vlen);
+        let first =
+            u32::try_from(self.raw_members.len()).map_err(|_| r.bad("too many members".into()))?;
+        let slot =
+            u32::try_from(self.structs.len()).map_err(|_| r.bad("too many structs".into()))?;
+        self.raw_members.reserve(r.vlen);
         for at in (r.body..r.body + extra).step_by(12) {
-            let (m_name, m_type, off) =
-                (word_at(sec, at), word_at(sec, at + 4), word_at(sec, at + 8));
-            let (bit_offset, bits) = if r.kflag {
-                (off & 0xff_ffff, off >> 24)
-            } else {
-                (off, 0)
-            };
-            self.members.push(Member {
-                name: names.boxed(m_name).map_err(|e| r.bad(e))?,
-                ty: TypeId(m_type),
-                bit_offset,
-                bitfield_size: bits.min(255) as u8,
+            let name_off = word_at(sec, at);
+            names.check(name_off).map_err(|e| r.bad(e))?;
+            self.raw_members.push(RawMember {
+                name_off,
+                ty: word_at(sec, at + 4),
+                offset: word_at(sec, at + 8),
             });
         }
+        self.structs.push(StructSlot {
+            first,
+            kflag: r.kflag,
+            made: std::sync::OnceLock::new(),
+        });
         let kind = Kind::Struct {
             size: r.size_or_type,
             is_union: r.kind_id == 5,
-            members: r.span(start),
+            members: r.span(slot),
         };
         Ok((extra, kind))
     }
@@ -663,7 +726,27 @@ impl Names<'_> {
         }
     }
 
-    /// The string at `off`, owned (members and enumerators carry their own names).
+    /// Checks that a name at `off` can be read later: inside this part's strings, on a
+    /// character boundary (they end with NUL, so a name ends), or a base's name.
+    fn check(&self, off: u32) -> std::result::Result<(), String> {
+        let outside = || format!("name offset {off} outside the string section");
+        if off == 0 {
+            return Ok(());
+        }
+        if off >= self.str_base {
+            let o = (off - self.str_base) as usize;
+            return match o < self.own.len() && self.own.is_char_boundary(o) {
+                true => Ok(()),
+                false => Err(outside()),
+            };
+        }
+        match self.base {
+            Some(b) => b.string_at(off).map(|_| ()),
+            None => Err(outside()),
+        }
+    }
+
+    /// The string at `off`, owned (enumerators carry their own names).
     fn boxed(&mut self, off: u32) -> std::result::Result<Box<str>, String> {
         if off == 0 {
             return Ok(Box::default());
@@ -761,6 +844,28 @@ mod tests {
             err(&b)
         );
 
+        // A member's name offset is checked when parsed, though its name is made later.
+        let mut b = base();
+        b[STRUCT_AT + 12..STRUCT_AT + 16].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        assert!(
+            err(&b).contains("type id 2: name offset 4294967280 outside"),
+            "{}",
+            err(&b)
+        );
+        // ... and must start a character of the (UTF-8) string section.
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, 1);
+        b.struct_("s", 4, &[("é", int, 0, 0)]);
+        let mut b = b.build();
+        let rec = 24 + 16 + 12; // int (16 bytes), the struct's header: its member
+        let off = u32::from_le_bytes(b[rec..rec + 4].try_into().unwrap());
+        b[rec..rec + 4].copy_from_slice(&(off + 1).to_le_bytes());
+        assert!(
+            err(&b).contains("outside the string section"),
+            "{}",
+            err(&b)
+        );
+
         let mut b = base();
         let last = b.len() - 2;
         b[last] = 0xff; // inside "tgid"
@@ -783,6 +888,12 @@ mod tests {
         let mut sb = s.build();
         // The typedef's name is the base's "task_struct".
         sb[24..28].copy_from_slice(&base_name.to_le_bytes());
+        // So may a member's: `own`'s only member (after the typedef's 12 bytes and the
+        // struct's 12-byte header).
+        let mut member_named = sb.clone();
+        member_named[48..52].copy_from_slice(&base_name.to_le_bytes());
+        let named = vml.split_from_raw(&member_named).unwrap();
+        assert_eq!(&*named.members(TypeId(own)).unwrap()[0].name, "task_struct");
         let split = vml.split_from_raw(&sb).unwrap();
         assert_eq!(split.name(TypeId(td)).unwrap(), "task_struct");
         assert_eq!(split.name(TypeId(own)).unwrap(), "own");
