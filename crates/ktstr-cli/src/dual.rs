@@ -45,6 +45,13 @@ pub struct EarlyTaken {
 impl std::fmt::Display for EarlyTaken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = self.frozen_for.as_secs_f64() * 1e3;
+        if self.at_requested_time && self.pid == 0 && self.age_jiffies == 0 {
+            return write!(
+                f,
+                "early snapshot at the requested time (--early-at): no runnable task waiting (threshold {}j); guest frozen {ms:.0} ms for it",
+                self.threshold_jiffies
+            );
+        }
         if self.at_requested_time {
             return write!(
                 f,
@@ -262,6 +269,16 @@ mod tests {
         assert_eq!(
             asked.to_string(),
             "early snapshot at the requested time (--early-at): oldest runnable pid 131 on CPU 1 waited 12j (threshold 250j); guest frozen 772 ms for it"
+        );
+        let none = EarlyTaken {
+            pid: 0,
+            cpu: 0,
+            age_jiffies: 0,
+            ..asked
+        };
+        assert_eq!(
+            none.to_string(),
+            "early snapshot at the requested time (--early-at): no runnable task waiting (threshold 250j); guest frozen 772 ms for it"
         );
     }
 }
