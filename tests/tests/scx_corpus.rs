@@ -16,7 +16,8 @@
 //! The same run and checks on the 6.12 LTS (the lab's build of Debian's
 //! `linux-source-6.12`, `KernelLine::Lts612`), plus what the dump says of that line (no
 //! event counters, no `aborting` flag, each in `capture_notes`), for the corpus
-//! schedulers that attach there: `guest_corpus_612_bpfland`, `_cosmos`, `_flash`. Tried
+//! schedulers that attach there: `guest_corpus_612_bpfland`, `_cosmos`, `_p2dq` (scx_flash
+//! 1.1.4 attaches there too, by hand; three tests keep CI's time). Tried
 //! on that kernel and left out, with the reason each failed (6.12.117, published
 //! releases of `guest_lab::CORPUS`):
 //! - `scx_tickless` 1.1.4: the verifier refuses `tickless_init` (`EACCES`). Without the
@@ -24,10 +25,10 @@
 //!   to writing `p->scx.slice` itself, and in the timer callback `sched_timerfn` the task
 //!   pointer is untrusted: "only read is supported" (`compat.bpf.h:469`, called from
 //!   `main.bpf.c:438`).
-//! - `scx_p2dq` 1.1.4: exits before attaching, "setting up urcu grace periods:
-//!   membarrier(GLOBAL) failed: Function not implemented" — the lab's 6.12 build
-//!   (tinyconfig plus `guest_lab::GUEST_OPTIONS`) has no `CONFIG_MEMBARRIER`; the 7.3
-//!   cloud kernel has it.
+//!
+//! (`scx_p2dq` 1.1.4 exited before attaching on the first 6.12 build: "setting up urcu
+//! grace periods: membarrier(GLOBAL) failed: Function not implemented"; `MEMBARRIER` is
+//! now one of `guest_lab::GUEST_OPTIONS`.)
 //!
 //! Needs QEMU and the guest lab; without QEMU the tests print why they skip.
 
@@ -89,20 +90,17 @@ fn guest_corpus_bpfland() {
 
 #[test]
 fn guest_corpus_p2dq() {
-    // `llc_lb_offset` (`.data`) rotates the LLC that load balancing starts from each time
-    // it runs (main.bpf.c): a gauge.
+    corpus_p2dq(KernelLine::Current);
+}
+
+/// `scx_p2dq` on the kernel of `line`. `llc_lb_offset` (`.data`) rotates the LLC that
+/// load balancing starts from each time it runs (main.bpf.c): a gauge.
+fn corpus_p2dq(line: KernelLine) {
     let rule = |var: &str| match var {
         "llc_lb_offset" => BssRule::Any,
         _ => BssRule::Equal,
     };
-    corpus_run(
-        KernelLine::Current,
-        "scx_p2dq",
-        &[],
-        |s| s,
-        DEFAULT_MEMORY_MIB,
-        &rule,
-    );
+    corpus_run(line, "scx_p2dq", &[], |s| s, DEFAULT_MEMORY_MIB, &rule);
 }
 
 #[test]
@@ -163,7 +161,9 @@ fn guest_corpus_612_cosmos() {
     corpus_run_plain_on(KernelLine::Lts612, "scx_cosmos");
 }
 
+/// `scx_p2dq` needs `membarrier(MEMBARRIER_CMD_GLOBAL)`: this also checks that the lab's
+/// 6.12 build has `CONFIG_MEMBARRIER`.
 #[test]
-fn guest_corpus_612_flash() {
-    corpus_run_plain_on(KernelLine::Lts612, "scx_flash");
+fn guest_corpus_612_p2dq() {
+    corpus_p2dq(KernelLine::Lts612);
 }
