@@ -202,15 +202,10 @@ impl<'a> Renderer<'a> {
             Err(e) => return unsupported(&e.to_string()),
         };
         match kind {
-            Kind::Int {
-                size,
-                signed,
-                is_char,
-                is_bool,
-            } => {
-                let name = self.btf.name(sid).unwrap_or("");
-                int_value(bytes, size, signed, is_char || name == "char", is_bool)
-            }
+            Kind::Int { .. } => match IntLayout::of(self.btf, sid) {
+                Some(l) => l.render(bytes),
+                None => unsupported("not an integer"),
+            },
             Kind::Float { size } => match (size, bytes.len()) {
                 (4, 4..) => RenderedValue::Float {
                     bits: 32,
@@ -371,7 +366,7 @@ impl<'a> Renderer<'a> {
             .min(self.opts.array_cap as u64)
             .min(bytes.len() as u64 / esize);
         elements.reserve(shown as usize);
-        if let Some((size, signed, is_char, is_bool)) = self.int_elements(elem, jd + 2) {
+        if let Some(layout) = self.int_elements(elem, jd + 2) {
             // An array of integers (the bulk of real schedulers' maps): the element type
             // is looked up once, not per element; the same values as `value` gives.
             for i in 0..shown {
@@ -382,7 +377,7 @@ impl<'a> Renderer<'a> {
                 self.values += 1;
                 let off = (i * esize) as usize;
                 let b = &bytes[off..off + esize as usize];
-                elements.push(int_value(b, size, signed, is_char, is_bool));
+                elements.push(layout.render(b));
             }
             return RenderedValue::Array {
                 len: len as usize,
@@ -407,23 +402,11 @@ impl<'a> Renderer<'a> {
 
     /// The integer layout `value` renders elements of type `elem` with, at JSON depth
     /// `jd`, when that is an integer (not a cpumask, not too deep); `None` otherwise.
-    fn int_elements(&self, elem: TypeId, jd: usize) -> Option<(u32, bool, bool, bool)> {
+    fn int_elements(&self, elem: TypeId, jd: usize) -> Option<IntLayout> {
         if jd + 1 > MAX_JSON_DEPTH || (self.opts.cpumask_as_list && self.is_cpumask(elem)) {
             return None;
         }
-        let sid = self.btf.strip(elem).ok()?;
-        match self.btf.kind(sid).ok()? {
-            Kind::Int {
-                size,
-                signed,
-                is_char,
-                is_bool,
-            } => {
-                let name = self.btf.name(sid).unwrap_or("");
-                Some((size, signed, is_char || name == "char", is_bool))
-            }
-            _ => None,
-        }
+        IntLayout::of(self.btf, self.btf.strip(elem).ok()?)
     }
 
     fn aggregate(&mut self, sid: TypeId, bytes: &[u8], depth: u32, jd: usize) -> RenderedValue {
@@ -585,6 +568,40 @@ fn unsupported(reason: &str) -> RenderedValue {
 fn raw_bytes(bytes: &[u8], size: usize) -> RenderedValue {
     RenderedValue::Bytes {
         hex: dump_schema::hex(&bytes[..size.min(bytes.len())]),
+    }
+}
+
+/// How an integer type renders: its size and sign, and whether it is a char or a bool.
+#[derive(Clone, Copy)]
+struct IntLayout {
+    size: u32,
+    signed: bool,
+    is_char: bool,
+    is_bool: bool,
+}
+
+impl IntLayout {
+    /// The layout of `sid` (typedefs and qualifiers stripped) when it is an integer; a
+    /// plain `char` is a char whatever its encoding says.
+    fn of(btf: &Btf, sid: TypeId) -> Option<IntLayout> {
+        match btf.kind(sid).ok()? {
+            Kind::Int {
+                size,
+                signed,
+                is_char,
+                is_bool,
+            } => Some(IntLayout {
+                size,
+                signed,
+                is_char: is_char || btf.name(sid).is_ok_and(|n| n == "char"),
+                is_bool,
+            }),
+            _ => None,
+        }
+    }
+
+    fn render(self, bytes: &[u8]) -> RenderedValue {
+        int_value(bytes, self.size, self.signed, self.is_char, self.is_bool)
     }
 }
 
