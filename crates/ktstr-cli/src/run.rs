@@ -618,7 +618,7 @@ fn capture(
         log,
     );
     if let (Some((how, exit_kind_at)), Ok(r)) = (f.caught, report.as_mut()) {
-        second_stop(&mut engine, how, exit_kind_at, r, log);
+        second_stop(&mut engine, how, exit_kind_at, r, &f.loaded, log);
     }
     // Thaw before teardown: the guest is not needed any more, but a thaw that fails says
     // the engine broke during the capture, which belongs in the log.

@@ -18,8 +18,7 @@ use guest_mem::{Kva, KvaReadExt};
 use scx_walk::KernelView;
 use scx_walk::exit_kind::SCX_EXIT_DONE;
 
-use super::{How, frozen_kernel};
-use crate::frozen::guest_btf;
+use super::{How, Loaded, frozen_kernel};
 use crate::guest::RunGuest;
 
 /// How long the second stop may take, in wall time (the guest runs under TCG on a
@@ -37,6 +36,7 @@ pub(crate) fn second_stop(
     how: How,
     exit_kind_at: Kva,
     report: &mut FailureDumpReportAny,
+    loaded: &Loaded,
     log: &mut Vec<String>,
 ) {
     let How::Watchpoint { vcpu } = how else {
@@ -48,8 +48,8 @@ pub(crate) fn second_stop(
         FailureDumpReportAny::Degraded(_) => return,
     };
     let t0 = Instant::now();
-    match wait_for_done(engine, exit_kind_at) {
-        Ok(()) => match read_exit_info(engine, vcpu) {
+    match wait_for_done(engine, exit_kind_at, loaded) {
+        Ok(()) => match read_exit_info(engine, vcpu, loaded) {
             Ok(Some(mut info)) => {
                 fill_trigger(&mut info, late, vcpu);
                 log.push(format!(
@@ -71,7 +71,7 @@ pub(crate) fn second_stop(
 }
 
 /// Continues and waits for the write of `SCX_EXIT_DONE` over the exit kind.
-fn wait_for_done(engine: &mut RunGuest, at: Kva) -> Result<(), String> {
+fn wait_for_done(engine: &mut RunGuest, at: Kva, loaded: &Loaded) -> Result<(), String> {
     let deadline = Instant::now() + SECOND_STOP_BOUND;
     for _ in 0..MAX_WRITES {
         engine
@@ -86,7 +86,7 @@ fn wait_for_done(engine: &mut RunGuest, at: Kva) -> Result<(), String> {
                 "the disable worker's write did not come within {SECOND_STOP_BOUND:?}; exit_info as read at the exit's claim"
             ));
         }
-        let now = read_u32_frozen(engine, at)?;
+        let now = read_u32_frozen(engine, at, loaded)?;
         if now == SCX_EXIT_DONE {
             return Ok(());
         }
@@ -96,25 +96,40 @@ fn wait_for_done(engine: &mut RunGuest, at: Kva) -> Result<(), String> {
     ))
 }
 
-fn read_u32_frozen(engine: &RunGuest, at: Kva) -> Result<u32, String> {
-    let k = frozen_kernel(engine, &[], None, None).map_err(|e| e.to_string())?;
+fn read_u32_frozen(engine: &RunGuest, at: Kva, loaded: &Loaded) -> Result<u32, String> {
+    let k = kernel_of(engine, loaded)?;
     k.read_u32(at)
         .map_err(|e| format!("exit_kind at the second stop: {e}"))
 }
 
 /// `exit_info` of the frozen guest.
-fn read_exit_info(engine: &RunGuest, vcpu: Option<usize>) -> Result<Option<ExitInfo>, String> {
-    let k = frozen_kernel(engine, &[], None, None).map_err(|e| e.to_string())?;
-    let btf = guest_btf(&k).map_err(|e| e.to_string())?;
+fn read_exit_info(
+    engine: &RunGuest,
+    vcpu: Option<usize>,
+    loaded: &Loaded,
+) -> Result<Option<ExitInfo>, String> {
+    let k = kernel_of(engine, loaded)?;
     let view = KernelView {
         mem: &k,
         syms: &k,
-        types: &btf,
+        types: &loaded.btf,
     };
     scx_walk::exit_info::capture(
         &view,
         How::Watchpoint { vcpu }.source(),
         vcpu.map(|v| v as u32),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// A view of the frozen guest with what the watch loaded (VMCOREINFO, symbols): nothing
+/// is searched for again at each stop.
+fn kernel_of(engine: &RunGuest, loaded: &Loaded) -> Result<guest_mem::Kernel, String> {
+    frozen_kernel(
+        engine,
+        &[],
+        Some(loaded.vmcoreinfo.clone()),
+        Some(loaded.symbols.clone()),
     )
     .map_err(|e| e.to_string())
 }
