@@ -104,6 +104,9 @@ fn guest_a_dynamically_linked_program_loads_what_the_host_resolved() {
         .end(RunEnd::Hold);
     let guest = lab.boot(&spec);
     guest.wait_console("KTSTR-END sched-tail", Duration::from_secs(300));
+    // The process's tail is printed when it exits; the init notices the exit on its own
+    // poll (every 50 ms in the guest) and prints the phase after it.
+    guest.wait_console("KTSTR-PHASE: scheduler-failed", Duration::from_secs(60));
     let log = guest.console_log();
     // Not a scheduler: it ended before anything attached, cleanly.
     assert_eq!(

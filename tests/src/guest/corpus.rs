@@ -191,11 +191,13 @@ impl RealRun {
         view::assert_cputime_agrees(log, r, self.since_view);
         view::assert_sysfs_agrees(log, r, &ops);
         for comm in MixedWorkload::COMMS {
+            let seen: Vec<(i32, &str)> = (r.task_enrichments.iter())
+                .filter(|t| t.comm == comm)
+                .map(|t| (t.pid, t.sched_class.as_str()))
+                .collect();
             assert!(
-                r.task_enrichments
-                    .iter()
-                    .any(|t| t.comm == comm && t.sched_class == "ext"),
-                "no {comm} on sched_ext in the dump"
+                seen.iter().any(|(_, class)| *class == "ext"),
+                "no {comm} on sched_ext in the dump; its tasks (pid, class): {seen:?}"
             );
         }
         format!(
