@@ -99,6 +99,9 @@ impl Serialize for SerAt<'_> {
         }
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("kind", v.kind())?;
+        if crate::rendered_fast::write_rest_if_small(v, level) {
+            return m.end();
+        }
         match v {
             V::Int { bits, value } => {
                 m.serialize_entry("bits", bits)?;

@@ -287,6 +287,9 @@ fn deep_values_built_in_code_are_safe() {
         };
         let json = report.to_json().unwrap();
         assert!(json.contains(reasons::RENDERED_TOO_DEEP), "{name}");
+        let mut fast = Vec::new();
+        dump_schema::to_writer_compact(&mut fast, &report).unwrap();
+        assert!(fast == json.as_bytes(), "{name}: the fast writer differs");
         let back = FailureDumpReportAny::from_json(&json).unwrap();
         let FailureDumpReportAny::Single(back) = back else {
             panic!()
@@ -307,6 +310,7 @@ fn deep_values_in_a_small_stack() {
             let v = ptr_chain(50_000);
             let _ = v.to_string();
             let _ = serde_json::to_string(&v).unwrap();
+            dump_schema::to_writer_compact(&mut std::io::sink(), &v).unwrap();
             assert!(v == v);
             assert!(v.clone() == v);
             drop(v);

@@ -178,3 +178,17 @@ fn scx_layered() {
     );
     insta::assert_snapshot!("scx_layered_tasks_and_bss", tasks_and_bss);
 }
+
+/// The fast compact writer (what `ktstr` writes dumps with) writes each real dump byte for
+/// byte as serde_json does.
+#[test]
+fn fast_compact_writer_on_real_dumps() {
+    for name in ["stall", "error", "scx_layered"] {
+        let r = load(name);
+        let mut fast = Vec::new();
+        dump_schema::to_writer_compact(&mut fast, &r).unwrap();
+        let plain = r.to_json().unwrap();
+        assert!(fast == plain.as_bytes(), "{name}: the fast writer differs");
+        assert!(plain.len() > 10_000, "{name}");
+    }
+}

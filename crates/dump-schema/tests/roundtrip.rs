@@ -464,6 +464,17 @@ proptest! {
     }
 
     #[test]
+    /// The fast compact writer writes exactly what serde_json writes, alone and in a report.
+    fn fast_compact_writer_is_serde_json(v in rendered_value(), seed in any::<u64>()) {
+        prop_assert_eq!(fast_json(&v), serde_json::to_string(&v).unwrap());
+        let mut r = report(seed);
+        if let FailureDumpReportAny::Single(s) = &mut r {
+            s.maps.push(FailureDumpMap { name: "v".into(), value: Some(v), ..Default::default() });
+        }
+        prop_assert_eq!(fast_json(&r), r.to_json().unwrap());
+    }
+
+    #[test]
     /// Values whose every name and scalar is short print within the width whatever their
     /// shape: the inline form is used only when it fits, and the block form breaks every
     /// struct and array onto lines of their own.
@@ -556,6 +567,59 @@ proptest! {
         check::<ProbeBssCounters>(g)?;
         check::<GuestSetupFailureContext>(g)?;
     }
+}
+
+/// `dump_schema::to_writer_compact` of `v`, as a string.
+fn fast_json<T: serde::Serialize>(v: &T) -> String {
+    let mut out = Vec::new();
+    to_writer_compact(&mut out, v).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// Values bigger than what the fast writer writes in one piece, and escapes in every string
+/// it writes: still serde_json's bytes.
+#[test]
+fn fast_compact_writer_on_big_values() {
+    let elem = |i: u64| {
+        RenderedValue::named_struct(
+            "e\"\n\u{1}\u{7f}é",
+            vec![
+                RenderedMember::new("a\t", RenderedValue::Uint { bits: 64, value: i }),
+                RenderedMember::new(
+                    "",
+                    RenderedValue::Int {
+                        bits: 8,
+                        value: -(i as i64),
+                    },
+                ),
+                RenderedMember::new(
+                    "f",
+                    RenderedValue::Float {
+                        bits: 64,
+                        value: i as f64 / 3.0,
+                    },
+                ),
+                RenderedMember::new(
+                    "nan",
+                    RenderedValue::Float {
+                        bits: 32,
+                        value: f64::NAN,
+                    },
+                ),
+            ],
+        )
+    };
+    let big = RenderedValue::Array {
+        len: 5000,
+        elements: (0..4096).map(elem).collect(),
+    };
+    let nested = RenderedValue::anon_struct(vec![
+        RenderedMember::new("big", big.clone()),
+        RenderedMember::new("again", big),
+    ]);
+    let json = fast_json(&nested);
+    assert_eq!(json, serde_json::to_string(&nested).unwrap());
+    assert!(json.contains(reasons::NON_FINITE_FLOAT));
 }
 
 /// The generator reaches every key of every report (else the round trips above would prove

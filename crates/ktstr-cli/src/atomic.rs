@@ -154,14 +154,16 @@ pub fn write_report_json(
     report: &FailureDumpReportAny,
     style: JsonStyle,
 ) -> std::io::Result<()> {
+    if style == JsonStyle::Compact {
+        // Buffered inside: `w` sees chunks of about 64 KiB.
+        dump_schema::to_writer_compact(w, report)?;
+        w.write_all(b"\n")?;
+        return w.flush();
+    }
     // The serializer writes many small pieces: a concrete buffered writer in front of
     // `w` keeps those writes inlined, and `w` sees large chunks.
     let mut buf = std::io::BufWriter::with_capacity(1 << 16, w);
-    let r = match style {
-        JsonStyle::Compact => serde_json::to_writer(&mut buf, report),
-        JsonStyle::Pretty => serde_json::to_writer_pretty(&mut buf, report),
-    };
-    r.map_err(std::io::Error::other)?;
+    serde_json::to_writer_pretty(&mut buf, report).map_err(std::io::Error::other)?;
     buf.write_all(b"\n")?;
     buf.flush()
 }
@@ -250,14 +252,109 @@ pub fn write_atomic(
         .tempfile_in(dir)
         .map_err(err)?;
     let _registered = Registered::new(tmp.path());
-    {
-        let mut w = std::io::BufWriter::new(EarlyWriteback::new(tmp.as_file_mut()));
-        fill(&mut w).map_err(err)?;
-        w.flush().map_err(err)?;
-    }
+    write_beside(EarlyWriteback::new(tmp.as_file_mut()), fill).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
+}
+
+/// Runs `fill` on the calling thread while a second thread hands what it produced to
+/// `out`: a real scheduler's dump is megabytes, and the system calls that copy them into
+/// the page cache cost a good part of what serializing them does. `fill`'s bytes travel in
+/// [`Pipe::CHUNK`]-byte buffers, at most [`Pipe::IN_FLIGHT`] of them at a time, reused
+/// (no fresh pages after the first ones). `out`'s first error stops both sides and is
+/// the one returned; `fill`'s own error comes first otherwise.
+fn write_beside<W: Write + Send>(
+    mut out: W,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::sync::mpsc;
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(Pipe::IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || -> std::io::Result<()> {
+            for buf in full_rx {
+                out.write_all(&buf)?;
+                // The filler may be gone (it finished or failed): nothing to give back.
+                let _ = empty_tx.send(buf);
+            }
+            out.flush()
+        });
+        let mut pipe = Pipe {
+            full: Some(full_tx),
+            empty: empty_rx,
+            buf: Vec::with_capacity(Pipe::CHUNK),
+            made: 1,
+        };
+        let filled = fill(&mut pipe).and_then(|()| pipe.send());
+        // Closing the channel ends the writer's loop.
+        drop(pipe);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the writing thread panicked")));
+        match (filled, written) {
+            // The filler's error may only be the pipe closed by the writer's failure.
+            (_, Err(e)) => Err(e),
+            (r, Ok(())) => r,
+        }
+    })
+}
+
+/// The filling side of [`write_beside`].
+struct Pipe {
+    full: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    /// Buffers made so far (at most `IN_FLIGHT + 1`: the rest are reused).
+    made: usize,
+}
+
+impl Pipe {
+    const CHUNK: usize = 256 << 10;
+    const IN_FLIGHT: usize = 3;
+
+    /// Hands the current buffer to the writer and takes an empty one.
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let next = if self.made <= Self::IN_FLIGHT {
+            self.made += 1;
+            Vec::with_capacity(Self::CHUNK)
+        } else {
+            // Every buffer is in flight or being written: wait for one back.
+            match self.empty.recv() {
+                Ok(mut b) => {
+                    b.clear();
+                    b
+                }
+                Err(_) => return Err(writer_gone()),
+            }
+        };
+        let full = std::mem::replace(&mut self.buf, next);
+        let tx = self.full.as_ref().ok_or_else(writer_gone)?;
+        tx.send(full).map_err(|_| writer_gone())
+    }
+}
+
+fn writer_gone() -> std::io::Error {
+    std::io::Error::other("the writing thread stopped")
+}
+
+impl Write for Pipe {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > Self::CHUNK && !self.buf.is_empty() {
+            self.send()?;
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        // Flushed by `write_beside` once `fill` returns; an intermediate flush would only
+        // send small buffers.
+        Ok(())
+    }
 }
 
 /// A file writer that starts the kernel's writeback of every [`EarlyWriteback::EVERY`]
@@ -437,5 +534,85 @@ mod tests {
             e.to_string().contains("/nonexistent-ktstr-dir/out.json"),
             "{e}"
         );
+    }
+
+    /// Writes at most `cap` bytes, then fails.
+    struct Failing {
+        got: Vec<u8>,
+        cap: usize,
+    }
+
+    impl Write for Failing {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.got.len() + b.len() > self.cap {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.got.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Several megabytes in pieces of every size, the way a serializer writes them.
+    fn pieces(w: &mut dyn Write, total: usize) -> std::io::Result<Vec<u8>> {
+        let mut all = Vec::new();
+        let mut n = 0u32;
+        while all.len() < total {
+            n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let len = (n >> 8) as usize % 70_000 + 1;
+            let piece: Vec<u8> = (0..len).map(|i| (i as u32 ^ n) as u8).collect();
+            w.write_all(&piece)?;
+            all.extend_from_slice(&piece);
+        }
+        Ok(all)
+    }
+
+    #[test]
+    fn written_beside_the_filler_in_order() {
+        let mut out = Vec::new();
+        let mut sent = Vec::new();
+        write_beside(&mut out, |w| {
+            sent = pieces(w, 5 << 20)?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(sent.len() >= 5 << 20);
+        assert!(out == sent, "bytes differ or are reordered");
+        // Nothing written at all is fine too.
+        let mut out = Vec::new();
+        write_beside(&mut out, |_| Ok(())).unwrap();
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn the_writers_error_stops_the_filler_and_is_returned() {
+        let mut out = Failing {
+            got: Vec::new(),
+            cap: 3 << 20,
+        };
+        let mut filler_saw = None;
+        let e = write_beside(&mut out, |w| {
+            let r = pieces(w, 64 << 20).map(|_| ());
+            filler_saw = Some(r.is_err());
+            r
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "disk full");
+        // The filler was stopped long before its 64 MiB.
+        assert_eq!(filler_saw, Some(true));
+        assert!(out.got.len() <= 3 << 20);
+    }
+
+    #[test]
+    fn the_fillers_error_is_returned() {
+        let mut out = Vec::new();
+        let e = write_beside(&mut out, |w| {
+            pieces(w, 1 << 20)?;
+            Err(std::io::Error::other("boom"))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "boom");
     }
 }

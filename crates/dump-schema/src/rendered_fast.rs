@@ -1,0 +1,319 @@
+//! Compact JSON of whole reports, faster where they are big: rendered values.
+//!
+//! A real scheduler's dump is megabytes of [`RenderedValue`]s (one `.bss` array alone held
+//! 135,168 integers), and through serde every one of them is a map of three to five entries:
+//! each key and each `kind` escaped on its own, a dozen small writes per value. [`to_writer`]
+//! serializes a report with `serde_json` as usual, except that a rendered value whose subtree
+//! is small ([`RAW_NODES`] nodes at most) has its object finished here: serde writes its `{`,
+//! its `kind` and its `}`, and everything between is appended straight to the same buffer,
+//! keys as constants. The bytes are those of `serde_json::to_writer` — the tests compare
+//! them on real and generated reports — including its number and string forms (written by
+//! `serde_json` itself) and the `unsupported` stand-ins of [`crate::rendered_serde`].
+//!
+//! The buffer is this thread's, set while [`to_writer`] runs: `serde_json` writes every
+//! byte into its writer as it serializes (it buffers nothing), so bytes appended between
+//! two of its writes land exactly there. Anywhere else (`serde_json::to_string`, pretty
+//! output, other formats) rendered values serialize through serde as before.
+
+use std::cell::RefCell;
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::reasons;
+use crate::rendered::{MAX_JSON_DEPTH, RenderedMember, RenderedValue, child_json_step};
+
+/// Largest subtree (in values) written here in one piece: what the buffer can grow by
+/// between two drains (a few hundred KiB).
+const RAW_NODES: usize = 8192;
+/// The buffer is handed to the output when it holds this much.
+const DRAIN_AT: usize = 64 << 10;
+
+thread_local! {
+    /// The buffer of the [`to_writer`] running on this thread, if any.
+    static BUF: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+/// Writes `value` as compact JSON into `out`, byte for byte what `serde_json::to_writer`
+/// writes, faster for rendered values (see the module documentation). `out` receives
+/// chunks of about 64 KiB; it is not flushed.
+pub fn to_writer<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> std::io::Result<()> {
+    let Some(_active) = Active::enter() else {
+        // Called from inside another one's serialization: the plain way.
+        return serde_json::to_writer(out, value).map_err(std::io::Error::from);
+    };
+    let mut front = Front { out };
+    serde_json::to_writer(&mut front, value).map_err(std::io::Error::from)?;
+    front.drain(0)
+}
+
+/// This thread's buffer, present while it lives.
+struct Active;
+
+impl Active {
+    fn enter() -> Option<Active> {
+        BUF.with_borrow_mut(|b| {
+            if b.is_some() {
+                return None;
+            }
+            *b = Some(Vec::with_capacity(DRAIN_AT * 2));
+            Some(Active)
+        })
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        BUF.with_borrow_mut(|b| *b = None);
+    }
+}
+
+/// What `serde_json` writes into: this thread's buffer, drained into `out`.
+struct Front<'a> {
+    out: &'a mut dyn Write,
+}
+
+impl Front<'_> {
+    /// Hands the buffer to `out` when it holds at least `at` bytes.
+    fn drain(&mut self, at: usize) -> std::io::Result<()> {
+        BUF.with_borrow_mut(|b| match b {
+            Some(b) if b.len() >= at.max(1) => {
+                let r = self.out.write_all(b);
+                b.clear();
+                r
+            }
+            _ => Ok(()),
+        })
+    }
+}
+
+impl Write for Front<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let full = BUF.with_borrow_mut(|b| match b {
+            Some(b) => {
+                b.extend_from_slice(data);
+                Ok(b.len() >= DRAIN_AT)
+            }
+            None => Err(std::io::Error::other("rendered_fast: no buffer")),
+        })?;
+        if full {
+            self.drain(DRAIN_AT)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// For `SerAt`: when a [`to_writer`] runs on this thread and `v`'s subtree is small,
+/// appends the fields of `v`'s object that follow `kind` (a value at JSON level `level`,
+/// neither too deep nor a non-finite float) and returns `true`; the caller has written the
+/// object's `{` and `kind` and writes its `}`.
+pub(crate) fn write_rest_if_small(v: &RenderedValue, level: usize) -> bool {
+    BUF.with_borrow_mut(|b| match b {
+        Some(b) if count_upto(v, RAW_NODES, level) < RAW_NODES => {
+            rest(b, v, level);
+            true
+        }
+        _ => false,
+    })
+}
+
+/// Values in `v`'s subtree (at JSON level `level`); counting stops at `limit`, and a
+/// subtree deeper than JSON allows counts as `limit` (it is left to serde).
+fn count_upto(v: &RenderedValue, limit: usize, level: usize) -> usize {
+    use RenderedValue as V;
+    if level > MAX_JSON_DEPTH {
+        return limit;
+    }
+    let mut n = 1;
+    // Members' values sit one level below their member objects.
+    let below = level + child_json_step(v);
+    let add = |c: &RenderedValue, n: &mut usize| {
+        if *n < limit {
+            *n += count_upto(c, limit - *n, below);
+        }
+    };
+    match v {
+        V::Struct { members, .. } => {
+            for m in members {
+                add(&m.value, &mut n);
+            }
+        }
+        V::Array { elements, .. } => {
+            for e in elements {
+                add(e, &mut n);
+            }
+        }
+        V::Ptr { deref: Some(d), .. } => add(d, &mut n),
+        V::Truncated { partial, .. } => add(partial, &mut n),
+        _ => {}
+    }
+    n.min(limit)
+}
+
+/// A number, string, `null` or bool the way `serde_json` writes it.
+fn scalar<T: Serialize + ?Sized>(b: &mut Vec<u8>, x: &T) {
+    // Writing into a `Vec` cannot fail, nor can these types' serialization.
+    let _ = serde_json::to_writer(&mut *b, x);
+}
+
+/// `v` as a whole object at JSON level `level` (what `SerAt(v, level)` writes).
+fn value(b: &mut Vec<u8>, v: &RenderedValue, level: usize) {
+    let child_level = level + child_json_step(v);
+    let has_children = match v {
+        RenderedValue::Struct { members, .. } => !members.is_empty(),
+        RenderedValue::Array { elements, .. } => !elements.is_empty(),
+        RenderedValue::Ptr { deref, .. } => deref.is_some(),
+        RenderedValue::Truncated { .. } => true,
+        _ => false,
+    };
+    let unsupported = if has_children && child_level > MAX_JSON_DEPTH {
+        Some(reasons::RENDERED_TOO_DEEP)
+    } else if matches!(v, RenderedValue::Float { value, .. } if !value.is_finite()) {
+        Some(reasons::NON_FINITE_FLOAT)
+    } else {
+        None
+    };
+    if let Some(reason) = unsupported {
+        b.extend_from_slice(br#"{"kind":"unsupported","reason":"#);
+        scalar(b, reason);
+        b.push(b'}');
+        return;
+    }
+    b.extend_from_slice(br#"{"kind":""#);
+    b.extend_from_slice(v.kind().as_bytes());
+    b.push(b'"');
+    rest(b, v, level);
+    b.push(b'}');
+}
+
+/// The fields after `kind` of `v`'s object at JSON level `level`, each with its leading
+/// comma.
+fn rest(b: &mut Vec<u8>, v: &RenderedValue, level: usize) {
+    use RenderedValue as V;
+    let child_level = level + child_json_step(v);
+    match v {
+        V::Int { bits, value } => {
+            b.extend_from_slice(br#","bits":"#);
+            scalar(b, bits);
+            b.extend_from_slice(br#","value":"#);
+            scalar(b, value);
+        }
+        V::Uint { bits, value } => {
+            b.extend_from_slice(br#","bits":"#);
+            scalar(b, bits);
+            b.extend_from_slice(br#","value":"#);
+            scalar(b, value);
+        }
+        V::Bool { value } => {
+            b.extend_from_slice(br#","value":"#);
+            scalar(b, value);
+        }
+        V::Char { value } => {
+            b.extend_from_slice(br#","value":"#);
+            scalar(b, value);
+        }
+        V::Float { bits, value } => {
+            b.extend_from_slice(br#","bits":"#);
+            scalar(b, bits);
+            b.extend_from_slice(br#","value":"#);
+            scalar(b, value);
+        }
+        V::Enum {
+            bits,
+            value,
+            variant,
+            is_signed,
+        } => {
+            b.extend_from_slice(br#","bits":"#);
+            scalar(b, bits);
+            b.extend_from_slice(br#","value":"#);
+            scalar(b, value);
+            b.extend_from_slice(br#","variant":"#);
+            scalar(b, variant);
+            b.extend_from_slice(br#","is_signed":"#);
+            scalar(b, is_signed);
+        }
+        V::Struct { type_name, members } => {
+            b.extend_from_slice(br#","type_name":"#);
+            scalar(b, type_name);
+            b.extend_from_slice(br#","members":["#);
+            for (i, m) in members.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                member(b, m, level + 2);
+            }
+            b.push(b']');
+        }
+        V::Array { len, elements } => {
+            b.extend_from_slice(br#","len":"#);
+            scalar(b, len);
+            b.extend_from_slice(br#","elements":["#);
+            for (i, e) in elements.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                value(b, e, child_level);
+            }
+            b.push(b']');
+        }
+        V::CpuList { cpus } => {
+            b.extend_from_slice(br#","cpus":"#);
+            scalar(b, cpus);
+        }
+        V::Ptr {
+            value: p,
+            deref,
+            deref_skipped_reason,
+            cast_annotation,
+        } => {
+            b.extend_from_slice(br#","value":"#);
+            scalar(b, p);
+            if let Some(d) = deref {
+                b.extend_from_slice(br#","deref":"#);
+                value(b, d, child_level);
+            }
+            if let Some(r) = deref_skipped_reason {
+                b.extend_from_slice(br#","deref_skipped_reason":"#);
+                scalar(b, r);
+            }
+            if let Some(c) = cast_annotation {
+                b.extend_from_slice(br#","cast_annotation":"#);
+                scalar(b, c);
+            }
+        }
+        V::Bytes { hex } => {
+            b.extend_from_slice(br#","hex":"#);
+            scalar(b, hex);
+        }
+        V::Truncated {
+            needed,
+            had,
+            partial,
+        } => {
+            b.extend_from_slice(br#","needed":"#);
+            scalar(b, needed);
+            b.extend_from_slice(br#","had":"#);
+            scalar(b, had);
+            b.extend_from_slice(br#","partial":"#);
+            value(b, partial, child_level);
+        }
+        V::Unsupported { reason } => {
+            b.extend_from_slice(br#","reason":"#);
+            scalar(b, reason);
+        }
+    }
+}
+
+/// A member object at JSON level `level` (its value one level deeper).
+fn member(b: &mut Vec<u8>, m: &RenderedMember, level: usize) {
+    b.extend_from_slice(br#"{"name":"#);
+    scalar(b, &m.name);
+    b.extend_from_slice(br#","value":"#);
+    value(b, &m.value, level + 1);
+    b.push(b'}');
+}
