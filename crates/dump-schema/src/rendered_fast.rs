@@ -128,30 +128,52 @@ fn count_upto(v: &RenderedValue, limit: usize, level: usize) -> usize {
     if level > MAX_JSON_DEPTH {
         return limit;
     }
-    let mut n = 1;
-    // Members' values sit one level below their member objects.
     let below = level + child_json_step(v);
-    let add = |c: &RenderedValue, n: &mut usize| {
-        if *n < limit {
-            *n += count_upto(c, limit - *n, below);
-        }
+    let mut n = 1;
+    // Leaves are counted here: most values are leaves, a call each would cost as much as
+    // writing them.
+    let mut more = |c: &RenderedValue| {
+        n += if is_leaf(c) {
+            1
+        } else {
+            count_upto(c, limit - n, below)
+        };
+        n < limit
     };
     match v {
         V::Struct { members, .. } => {
             for m in members {
-                add(&m.value, &mut n);
+                if !more(&m.value) {
+                    break;
+                }
             }
         }
         V::Array { elements, .. } => {
             for e in elements {
-                add(e, &mut n);
+                if !more(e) {
+                    break;
+                }
             }
         }
-        V::Ptr { deref: Some(d), .. } => add(d, &mut n),
-        V::Truncated { partial, .. } => add(partial, &mut n),
+        V::Ptr { deref: Some(d), .. } => {
+            more(d);
+        }
+        V::Truncated { partial, .. } => {
+            more(partial);
+        }
         _ => {}
     }
     n.min(limit)
+}
+
+/// A value without sub-values.
+fn is_leaf(v: &RenderedValue) -> bool {
+    use RenderedValue as V;
+    match v {
+        V::Struct { .. } | V::Array { .. } | V::Truncated { .. } => false,
+        V::Ptr { deref, .. } => deref.is_none(),
+        _ => true,
+    }
 }
 
 /// A number, string, `null` or bool the way `serde_json` writes it.
@@ -162,6 +184,32 @@ fn scalar<T: Serialize + ?Sized>(b: &mut Vec<u8>, x: &T) {
 
 /// `v` as a whole object at JSON level `level` (what `SerAt(v, level)` writes).
 fn value(b: &mut Vec<u8>, v: &RenderedValue, level: usize) {
+    // The commonest leaves in one piece.
+    match v {
+        RenderedValue::Uint { bits, value } => {
+            b.extend_from_slice(br#"{"kind":"uint","bits":"#);
+            scalar(b, bits);
+            b.extend_from_slice(br#","value":"#);
+            scalar(b, value);
+            b.push(b'}');
+            return;
+        }
+        RenderedValue::Int { bits, value } => {
+            b.extend_from_slice(br#"{"kind":"int","bits":"#);
+            scalar(b, bits);
+            b.extend_from_slice(br#","value":"#);
+            scalar(b, value);
+            b.push(b'}');
+            return;
+        }
+        RenderedValue::Char { value } => {
+            b.extend_from_slice(br#"{"kind":"char","value":"#);
+            scalar(b, value);
+            b.push(b'}');
+            return;
+        }
+        _ => {}
+    }
     let child_level = level + child_json_step(v);
     let has_children = match v {
         RenderedValue::Struct { members, .. } => !members.is_empty(),
