@@ -53,6 +53,9 @@ struct Run {
     /// User + system time of the child (rusage).
     cpu_ms: f64,
     peak_kib: u64,
+    /// Page faults that needed no I/O (rusage `ru_minflt`): first touches of fresh or
+    /// mapped memory, a large part of a capture's time on a VM.
+    minor_faults: u64,
     /// `capture phase NAME X ms` lines of `ktstr -v` (wall).
     phases: Vec<(String, f64)>,
 }
@@ -80,6 +83,10 @@ impl Subject {
 
     fn cpu(&self) -> f64 {
         median(self.runs.iter().map(|r| r.cpu_ms).collect())
+    }
+
+    fn faults(&self) -> f64 {
+        median(self.runs.iter().map(|r| r.minor_faults as f64).collect())
     }
 
     fn mib(&self) -> f64 {
@@ -308,6 +315,7 @@ fn measure(program: &Path, args: &[String], work: &Path) -> Result<Run, String> 
         cpu_ms: tv_ms(usage.ru_utime) + tv_ms(usage.ru_stime),
         // Linux reports ru_maxrss in KiB.
         peak_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        minor_faults: u64::try_from(usage.ru_minflt).unwrap_or(0),
         phases: parse_phases(&err),
     })
 }
@@ -380,16 +388,17 @@ fn verdict(met: bool) -> &'static str {
 fn report(subjects: &[Subject], readers: &[Subject], (compact, pretty): (u64, u64), runs: usize) {
     println!("\nmedian of {runs} runs (whole process, after a warm-up round):");
     println!(
-        "{:<16}{:>12}{:>12}{:>14}",
-        "subject", "wall ms", "on-CPU ms", "peak MiB"
+        "{:<16}{:>12}{:>12}{:>14}{:>14}",
+        "subject", "wall ms", "on-CPU ms", "peak MiB", "page faults"
     );
     for s in subjects.iter().chain(readers) {
         println!(
-            "{:<16}{:>12.1}{:>12.1}{:>14.1}",
+            "{:<16}{:>12.1}{:>12.1}{:>14.1}{:>14.0}",
             s.name,
             s.wall(),
             s.cpu(),
-            s.mib()
+            s.mib(),
+            s.faults()
         );
     }
     let cap = &subjects[0];
@@ -497,6 +506,7 @@ mod tests {
             (r.cpu_ms, r.wall_ms)
         );
         assert!(r.peak_kib > 0);
+        assert!(r.minor_faults > 0);
         let bad = measure(Path::new("sh"), &["-c".into(), "exit 3".into()], &work);
         assert!(bad.is_err());
     }

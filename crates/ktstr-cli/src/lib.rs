@@ -37,6 +37,7 @@ mod dual;
 mod error;
 mod frozen;
 mod guest;
+pub mod heap;
 pub mod input;
 mod qmp_attach;
 mod run;

@@ -137,7 +137,10 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
             print_out(kind.schema_text().trim_end())?;
             Ok(EXIT_OK)
         }
-        Command::Capture(args) => capture(args, v),
+        Command::Capture(args) => {
+            ktstr_cli::heap::prefault_for_capture();
+            capture(args, v)
+        }
         Command::ExportVmcore(args) => export(args),
         Command::Diff(args) => diff(args),
         Command::Run(args) => run(*args, v),
