@@ -150,9 +150,7 @@ pub fn capture(target: &Target<'_>, opts: &CaptureOptions) -> CaptureOutput {
     run.phase("offsets+percpu");
     let found = run.sched_ext(&core, &pc);
     run.events(&found, &pc);
-    run.tasks(&core, &found);
-    run.runnable_ages(&found);
-    run.maps_and_progs(&core, &pc, &found);
+    run.tasks_maps_and_progs(&core, &pc, &found);
     run.system(&core, &pc);
     run.sdt();
     run.finish()

@@ -4,14 +4,14 @@
 use std::collections::{BTreeSet, HashMap};
 
 use dump_schema::reasons as why;
-use dump_schema::{FailureDumpReport, map_type};
+use dump_schema::{FailureDumpMap, FailureDumpReport, map_type};
 use guest_mem::Kva;
 
 use super::{Run, SchedFound};
 use crate::error::Result;
 use crate::kernel::PerCpu;
 use crate::lists::CoreOffsets;
-use crate::maps::{MapCtx, MapOffsets, capture_all, map_kvas};
+use crate::maps::{MapCtx, MapOffsets, capture_all_after, map_kvas};
 use crate::notes::Tally;
 use crate::progs::{
     ProgOffsets, full_name, prog_btf, prog_kvas, prog_type, prog_type_name, runtime_stats,
@@ -24,28 +24,61 @@ const PROG_CAP: usize = 4096;
 const NAMED_MAPS: usize = 4;
 
 impl Run<'_, '_> {
-    /// Phases `maps` (when the map offsets resolve) and `progs`.
-    pub(super) fn maps_and_progs(&mut self, core: &CoreOffsets, pc: &PerCpu, found: &SchedFound) {
-        let mo = match MapOffsets::resolve(self.k.types) {
+    /// Phases `tasks` (with each runnable task's wait), `maps` (when the map offsets
+    /// resolve) and `progs`. With a second thread, maps are captured there from the start
+    /// of the tasks phase (neither needs the other), and on this thread too once the
+    /// tasks are done; the notes come in the same order as with one thread.
+    pub(super) fn tasks_maps_and_progs(
+        &mut self,
+        core: &CoreOffsets,
+        pc: &PerCpu,
+        found: &SchedFound,
+    ) {
+        let mo = MapOffsets::resolve(self.k.types);
+        let po = ProgOffsets::resolve(self.k.types);
+        let cap = self.opts.caps.maps.maps;
+        let list = mo.as_ref().ok().map(|_| map_kvas(&self.k, core, cap));
+        let mut captured = Vec::new();
+        match (&mo, &list) {
+            (Ok(mo), Some(Ok((maps, _)))) => {
+                let cx = MapCtx {
+                    k: self.k,
+                    c: core,
+                    o: mo,
+                    pc,
+                    renderer: self.target.renderer,
+                    caps: self.opts.caps.maps,
+                };
+                let (second, deadline) = (self.target.second_thread, self.clock.deadline_at());
+                captured = capture_all_after(&cx, second, maps, deadline, || {
+                    self.tasks(core, found);
+                    self.runnable_ages(found);
+                });
+            }
+            _ => {
+                self.tasks(core, found);
+                self.runnable_ages(found);
+            }
+        }
+        let mo = match mo {
             Ok(mo) => Some(mo),
             Err(e) => {
                 self.lost(format!("maps: not walked ({e})"));
                 None
             }
         };
-        let po = ProgOffsets::resolve(self.k.types);
-        if let Some(mo) = &mo {
-            let cx = MapCtx {
-                k: self.k,
-                c: core,
-                o: mo,
-                pc,
-                renderer: self.target.renderer,
-                caps: self.opts.caps.maps,
-            };
-            self.maps(&cx);
+        if let (Some(mo), Some(list)) = (&mo, list) {
+            self.maps(list, captured);
             self.phase("maps");
             if let Some(s) = &found.sch_ref {
+                let cx = MapCtx {
+                    k: self.k,
+                    c: core,
+                    o: mo,
+                    pc,
+                    renderer: self.target.renderer,
+                    caps: self.opts.caps.maps,
+                };
                 let mut problems = Vec::new();
                 active_scheduler(
                     &cx,
@@ -63,10 +96,11 @@ impl Run<'_, '_> {
         self.phase("progs");
     }
 
-    /// Every map on `map_idr`, until the deadline (`maps_truncated` counts the rest).
-    fn maps(&mut self, cx: &MapCtx<'_>) {
+    /// Every map on `map_idr` (`list`), of which `captured` were captured before the
+    /// deadline (`maps_truncated` counts the rest).
+    fn maps(&mut self, list: Result<(Vec<Kva>, bool)>, captured: Vec<FailureDumpMap>) {
         let cap = self.opts.caps.maps.maps;
-        let maps = match map_kvas(&self.k, cx.c, cap) {
+        let maps = match list {
             Ok((maps, trunc)) => {
                 if trunc {
                     self.lost(format!("maps: map list truncated at {cap}"));
@@ -78,12 +112,6 @@ impl Run<'_, '_> {
                 return;
             }
         };
-        let captured = capture_all(
-            cx,
-            self.target.second_thread,
-            &maps,
-            self.clock.deadline_at(),
-        );
         let missed = maps.len() - captured.len();
         self.r.maps.extend(captured);
         if missed > 0 {

@@ -194,6 +194,18 @@ pub fn capture_all(
     maps: &[Kva],
     deadline: Option<Instant>,
 ) -> Vec<FailureDumpMap> {
+    capture_all_after(cx, second, maps, deadline, || ())
+}
+
+/// [`capture_all`], with `first` run on this thread before it takes maps: the second
+/// thread (if any) captures maps meanwhile.
+pub fn capture_all_after(
+    cx: &MapCtx<'_>,
+    second: Option<SecondThread<'_>>,
+    maps: &[Kva],
+    deadline: Option<Instant>,
+    first: impl FnOnce(),
+) -> Vec<FailureDumpMap> {
     let next = AtomicUsize::new(0);
     let take = || {
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -230,11 +242,15 @@ pub fn capture_all(
                     };
                     run(&cx)
                 });
+                first();
                 let mine = run(cx);
                 (mine, worker.join().unwrap_or_default())
             })
         }
-        _ => (run(cx), Vec::new()),
+        _ => {
+            first();
+            (run(cx), Vec::new())
+        }
     };
     let taken = next.load(Ordering::Relaxed).min(maps.len());
     let mut slots: Vec<Option<FailureDumpMap>> = (0..taken).map(|_| None).collect();
