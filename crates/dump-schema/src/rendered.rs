@@ -474,6 +474,22 @@ fn same_leaf(a: &RenderedValue, b: &RenderedValue) -> bool {
     }
 }
 
+/// Pairs of children: leaves compared here (most are, and the first difference ends the
+/// comparison), containers pushed on `stack`. Whether no leaf differed.
+fn children<'a>(
+    pairs: impl Iterator<Item = (&'a RenderedValue, &'a RenderedValue)>,
+    stack: &mut Vec<(&'a RenderedValue, &'a RenderedValue)>,
+) -> bool {
+    for (x, y) in pairs {
+        if x.is_container_kind() {
+            stack.push((x, y));
+        } else if !same_leaf(x, y) {
+            return false;
+        }
+    }
+    true
+}
+
 /// Equality of two containers apart from their children, which are pushed on `stack` to be
 /// compared next.
 fn same_container<'a>(
@@ -496,10 +512,7 @@ fn same_container<'a>(
             let same = t1 == t2
                 && m1.len() == m2.len()
                 && m1.iter().zip(m2).all(|(x, y)| x.name == y.name);
-            if same {
-                stack.extend(m1.iter().zip(m2).map(|(x, y)| (&x.value, &y.value)));
-            }
-            same
+            same && children(m1.iter().zip(m2).map(|(x, y)| (&x.value, &y.value)), stack)
         }
         (
             V::Array {
@@ -510,13 +523,7 @@ fn same_container<'a>(
                 len: l2,
                 elements: e2,
             },
-        ) => {
-            let same = l1 == l2 && e1.len() == e2.len();
-            if same {
-                stack.extend(e1.iter().zip(e2));
-            }
-            same
-        }
+        ) => l1 == l2 && e1.len() == e2.len() && children(e1.iter().zip(e2), stack),
         (
             V::Ptr {
                 value: v1,

@@ -667,3 +667,70 @@ fn generator_covers_every_key() {
     }
     assert!(seen.len() > 250, "{}", seen.len());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    /// Equality is structural: a value equals its clone, and changing any one leaf (or
+    /// swapping a leaf for a container) makes it differ, wherever the leaf is.
+    fn equality_sees_every_leaf(v in rendered_value(), pick in any::<usize>()) {
+        prop_assert!(v == v.clone());
+        let mut w = v.clone();
+        let n = leaf_count(&v);
+        let changed = change_leaf(&mut w, &mut (pick % n));
+        prop_assert!(changed);
+        prop_assert!(v != w, "{:?}\n{:?}", v, w);
+        prop_assert!(w != v);
+    }
+}
+
+fn leaf_count(v: &RenderedValue) -> usize {
+    match v {
+        RenderedValue::Struct { members, .. } => members
+            .iter()
+            .map(|m| leaf_count(&m.value))
+            .sum::<usize>()
+            .max(1),
+        RenderedValue::Array { elements, .. } => {
+            elements.iter().map(leaf_count).sum::<usize>().max(1)
+        }
+        RenderedValue::Ptr { deref: Some(d), .. } => leaf_count(d),
+        RenderedValue::Truncated { partial, .. } => leaf_count(partial),
+        _ => 1,
+    }
+}
+
+/// Replaces the `n`th leaf (or the `n`th empty container) with something it cannot equal.
+fn change_leaf(v: &mut RenderedValue, n: &mut usize) -> bool {
+    let kids: Vec<&mut RenderedValue> = match v {
+        RenderedValue::Struct { members, .. } => members.iter_mut().map(|m| &mut m.value).collect(),
+        RenderedValue::Array { elements, .. } => elements.iter_mut().collect(),
+        RenderedValue::Ptr { deref: Some(d), .. } => vec![&mut **d],
+        RenderedValue::Truncated { partial, .. } => vec![&mut **partial],
+        _ => Vec::new(),
+    };
+    if kids.is_empty() {
+        if *n == 0 {
+            *v = match v {
+                // A leaf becomes a container (and an empty container a leaf).
+                RenderedValue::Struct { .. } | RenderedValue::Array { .. } => {
+                    RenderedValue::Bool { value: true }
+                }
+                _ => RenderedValue::Array {
+                    len: 0,
+                    elements: Vec::new(),
+                },
+            };
+            return true;
+        }
+        *n -= 1;
+        return false;
+    }
+    for k in kids {
+        if change_leaf(k, n) {
+            return true;
+        }
+    }
+    false
+}
