@@ -29,7 +29,7 @@ mod tests;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use dump_schema::{FailureDumpMap, RenderedValue};
+use dump_schema::{FailureDumpMap, RenderedValue, map_type};
 use guest_mem::Kva;
 
 use crate::capture::SecondThread;
@@ -206,13 +206,14 @@ pub fn capture_all_after(
     deadline: Option<Instant>,
     first: impl FnOnce(),
 ) -> Vec<FailureDumpMap> {
+    let order = take_order(cx, maps, deadline.is_some() || second.is_none());
     let next = AtomicUsize::new(0);
     let take = || {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
         let i = next.fetch_add(1, Ordering::Relaxed);
-        (i < maps.len()).then_some(i)
+        order.get(i).copied()
     };
     let run = |cx: &MapCtx<'_>| {
         let mut got = Vec::new();
@@ -252,18 +253,46 @@ pub fn capture_all_after(
             (run(cx), Vec::new())
         }
     };
+    // Taken maps: a prefix of `order`, which is `map_idr` order whenever some may be
+    // left (a deadline).
     let taken = next.load(Ordering::Relaxed).min(maps.len());
-    let mut slots: Vec<Option<FailureDumpMap>> = (0..taken).map(|_| None).collect();
+    let mut slots: Vec<Option<Option<FailureDumpMap>>> = (0..maps.len()).map(|_| None).collect();
+    for &i in &order[..taken] {
+        slots[i] = Some(None);
+    }
     for (i, m) in mine.into_iter().chain(theirs) {
-        slots[i] = Some(m);
+        slots[i] = Some(Some(m));
     }
     (slots.into_iter().zip(maps))
-        .map(|(m, &kva)| {
-            m.unwrap_or_else(|| FailureDumpMap {
+        .filter_map(|(m, &kva)| {
+            Some(m?.unwrap_or_else(|| FailureDumpMap {
                 map_kva: kva.0,
                 error: Some("not captured: its capture thread failed".into()),
                 ..Default::default()
-            })
+            }))
         })
         .collect()
+}
+
+/// Indices of `maps` in the order they are taken. `map_idr` order when `in_order` (with a
+/// deadline, so that the maps captured before it stay a prefix of the list; or on one
+/// thread, where order changes nothing); otherwise the arrays first, biggest first — every
+/// entry of an array is rendered, so its size is its cost, and a real scheduler's largest
+/// map can take as long as all its others — then the other maps in `map_idr` order, so
+/// that one thread's long map overlaps the other's many short ones.
+fn take_order(cx: &MapCtx<'_>, maps: &[Kva], in_order: bool) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..maps.len()).collect();
+    if in_order {
+        return order;
+    }
+    let cost = |i: &usize| match cx.info(maps[*i]) {
+        Ok(m) if matches!(m.map_type, map_type::ARRAY | map_type::PERCPU_ARRAY) => {
+            u64::from(m.value_size) * u64::from(m.max_entries)
+        }
+        _ => 0,
+    };
+    let costs: Vec<u64> = order.iter().map(cost).collect();
+    // Stable: equal costs (all the non-arrays) keep their order.
+    order.sort_by_key(|&i| std::cmp::Reverse(costs[i]));
+    order
 }

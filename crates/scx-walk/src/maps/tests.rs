@@ -190,3 +190,44 @@ fn unreadable_header_is_an_error_entry_not_a_panic() {
     assert_eq!(d.map_kva, B);
     assert!(d.error.unwrap().contains("map header unreadable"));
 }
+
+#[test]
+fn arrays_are_taken_biggest_first_unless_order_must_hold() {
+    let mut m = FakeMem::default();
+    let at = |i: u64| B + i * 0x1000;
+    // idr order: a hash, a small array, a big per-CPU array, an unreadable header, a
+    // mid-size array, another hash.
+    write_map(&mut m, at(0), map_type::HASH, 8, 8, 100_000, "h1");
+    write_map(&mut m, at(1), map_type::ARRAY, 4, 8, 4, "small");
+    write_map(&mut m, at(2), map_type::PERCPU_ARRAY, 4, 64, 1_000, "big");
+    write_map(&mut m, at(4), map_type::ARRAY, 4, 4096, 1, "mid.bss");
+    write_map(&mut m, at(5), map_type::HASH, 8, 8, 10, "h2");
+    let maps: Vec<Kva> = [at(0), at(1), at(2), 0xdead_0000, at(4), at(5)]
+        .into_iter()
+        .map(Kva)
+        .collect();
+    let t = types();
+    let s = FakeSyms::default();
+    let k = KernelView {
+        mem: &m,
+        syms: &s,
+        types: &t,
+    };
+    let c = CoreOffsets::resolve(&t).unwrap();
+    let o = MapOffsets::resolve(&t).unwrap();
+    let pc = PerCpu::from_offsets(vec![0]);
+    let cx = MapCtx {
+        k,
+        c: &c,
+        o: &o,
+        pc: &pc,
+        renderer: None,
+        caps: MapCaps::default(),
+    };
+    assert_eq!(super::take_order(&cx, &maps, false), [2, 4, 1, 0, 3, 5]);
+    assert_eq!(super::take_order(&cx, &maps, true), [0, 1, 2, 3, 4, 5]);
+    // Whatever the order maps were taken in, the capture lists them in idr order.
+    let all = super::capture_all(&cx, None, &maps, None);
+    let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["h1", "small", "big", "", "mid.bss", "h2"]);
+}
