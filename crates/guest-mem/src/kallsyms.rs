@@ -471,14 +471,13 @@ mod tests {
     /// Every answer of the lazy index equals the eager table's: by name (duplicates
     /// included), by address (between, at and past symbols, ties at one address), in
     /// sorted and unsorted kallsyms order, across block boundaries.
-    #[test]
-    fn index_answers_as_the_eager_table() {
-        // 700 symbols: three blocks, names made of the synthetic tokens, duplicates
-        // (static functions), several symbols at one address.
+    /// 700 symbols: three blocks, names made of the synthetic tokens, duplicates
+    /// (static functions), several symbols at one address.
+    fn many_syms() -> Vec<(String, u64, char)> {
         let words = [
             "sched_", "init", "_task", "per_cpu", "x", "run", "queues", "do_", "q",
         ];
-        let mut syms: Vec<(String, u64, char)> = (0..700u64)
+        (0..700u64)
             .map(|i| {
                 let name = format!(
                     "{}{}{}",
@@ -489,7 +488,15 @@ mod tests {
                 let kind = ['t', 'T', 'D', 'b'][(i % 4) as usize];
                 (name, 0xffff_ffff_8100_0000 + 0x40 * (i / 3), kind)
             })
-            .collect();
+            .collect()
+    }
+
+    /// Names absent from [`many_syms`], around and between present ones.
+    const ABSENT: [&str; 6] = ["", "nope", "sched_", "x0", "qq249", "zzzz"];
+
+    #[test]
+    fn index_answers_as_the_eager_table() {
+        let mut syms = many_syms();
         for form in [
             KallsymsForm::Absolute,
             KallsymsForm::RelativeBase,
@@ -510,10 +517,11 @@ mod tests {
                 let table = decode(&m, &l).unwrap();
                 let index = KallsymsIndex::build(&m, &l).unwrap();
                 assert_eq!(index.len(), table.len());
+                assert!(index.has_seqs_of_names(), "{form:?}");
                 for (name, _, _) in &syms {
                     assert_eq!(index.get(&m, name), table.get(name), "{form:?} {name}");
                 }
-                for probe in ["", "nope", "sched_", "x0", "qq249", "zzzz"] {
+                for probe in ABSENT {
                     assert_eq!(index.get(&m, probe), table.get(probe), "{probe:?}");
                 }
                 let lo = 0xffff_ffff_8100_0000u64;
@@ -535,6 +543,59 @@ mod tests {
         }
     }
 
+    /// `kallsyms_seqs_of_names` absent, damaged or sorted otherwise: the index finds
+    /// it unusable or not, and answers by name as the eager table either way.
+    #[test]
+    fn index_answers_by_name_whatever_seqs_of_names_holds() {
+        let syms = many_syms();
+        let t = encode_kallsyms(&syms, KallsymsForm::PcRelative, BASE);
+        let l = layout(&t);
+        let at = Kva(t
+            .symbol_addrs
+            .iter()
+            .find(|s| s.0 == "kallsyms_seqs_of_names")
+            .unwrap()
+            .1);
+        let m0 = Flat {
+            base: BASE,
+            bytes: t.bytes,
+        };
+        let table = decode(&m0, &l).unwrap();
+        let o = (at.0 - BASE) as usize;
+        let seqs = m0.bytes[o..o + 3 * syms.len()].to_vec();
+        let entry = |p: usize| seqs[3 * p..3 * p + 3].to_vec();
+        let reversed: Vec<u8> = (0..syms.len()).rev().flat_map(entry).collect();
+        let mut swapped = seqs.clone();
+        for (a, b) in [(0, 699), (100, 101), (350, 20)] {
+            for k in 0..3 {
+                swapped.swap(3 * a + k, 3 * b + k);
+            }
+        }
+        let mut repeated = seqs.clone();
+        repeated.copy_within(15..18, 18);
+        let mut out_of_range = seqs.clone();
+        out_of_range[3 * 40..3 * 41].copy_from_slice(&[0, 2, 0xbc]);
+        for (what, bytes, usable) in [
+            ("intact", seqs.clone(), true),
+            ("zeroed", vec![0; seqs.len()], false),
+            ("an index twice", repeated, false),
+            ("an index out of range", out_of_range, false),
+            ("reversed", reversed, true),
+            ("three pairs swapped", swapped, true),
+        ] {
+            let mut m = m0.clone();
+            poke(&mut m, at, &bytes);
+            let index = KallsymsIndex::build(&m, &l).unwrap();
+            assert_eq!(index.has_seqs_of_names(), usable, "{what}");
+            for (name, _, _) in &syms {
+                assert_eq!(index.get(&m, name), table.get(name), "{what}: {name}");
+            }
+            for probe in ABSENT {
+                assert_eq!(index.get(&m, probe), None, "{what}: {probe:?}");
+            }
+        }
+    }
+
     #[test]
     fn index_rejects_what_decode_rejects() {
         let (m0, l) = setup(&["abc", "def"], KallsymsForm::PcRelative);
@@ -550,12 +611,23 @@ mod tests {
             KallsymsIndex::build(&m, &l).unwrap_err(),
             KallsymsError::BadCount(0)
         );
+        // What names expand to is checked when they are expanded, with decode's
+        // error: the index answers nothing from such a block.
         let long = "y".repeat(MAX_NAME_LEN + 10);
-        let (m, l) = setup(&[&long], KallsymsForm::PcRelative);
+        let (m, l) = setup(&["a", &long], KallsymsForm::PcRelative);
+        let index = KallsymsIndex::build(&m, &l).unwrap();
+        let err = decode(&m, &l).unwrap_err();
         assert_eq!(
-            KallsymsIndex::build(&m, &l).unwrap_err(),
-            decode(&m, &l).unwrap_err()
+            err,
+            KallsymsError::BadName {
+                index: 1,
+                why: "longer than KSYM_NAME_LEN"
+            }
         );
+        assert_eq!(index.to_table(&m).unwrap_err(), err);
+        assert_eq!(index.get(&m, &long), None);
+        assert_eq!(index.get(&m, "a"), None);
+        assert_eq!(index.nearest(&m, Kva(0xffff_ffff_8100_0000)), None);
         let (m, mut l) = setup(&["a"], KallsymsForm::PcRelative);
         l.token_table = Kva(1);
         assert_eq!(

@@ -17,9 +17,13 @@
 //! last symbol at or below it in (stable) address order, `None` more than 1 MiB past the
 //! last symbol.
 
-use std::sync::OnceLock;
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
-use super::{AddrTable, KallsymsError, KallsymsLayout, read_head, read_upto, unreadable};
+use super::{
+    AddrTable, KallsymsAddrs, KallsymsError, KallsymsLayout, read_head, read_upto, unreadable,
+};
 use crate::symbols::SymbolTableBuilder;
 use crate::symbols::{MAX_NAME_LEN, NearestSymbol, Symbol, SymbolTable};
 use crate::{Kva, KvaRead, MemError};
@@ -41,7 +45,6 @@ struct TokenHash {
     /// `H(expansion[1..])`: the token that starts a name carries the type letter.
     first_add: u64,
     len: u32,
-    ascii: bool,
 }
 
 /// The token table: 256 expansions in one buffer.
@@ -88,7 +91,6 @@ impl Tokens {
                 add: hash_bytes(0, exp),
                 first_add: hash_bytes(0, exp.get(1..).unwrap_or(&[])),
                 len: end as u32,
-                ascii: exp.is_ascii(),
             };
         }
         Ok(t)
@@ -211,6 +213,21 @@ pub struct KallsymsIndex {
     by_addr: Option<Vec<u32>>,
     /// Offset in `kallsyms_names` of entries `0, 256, 512, ...`.
     markers: Vec<u64>,
+    /// Offset of each entry from its block's marker.
+    starts: Vec<u32>,
+    /// `kallsyms_seqs_of_names` (3-byte big-endian symbol indices sorted by name),
+    /// when found where the kernel puts it and it is a permutation.
+    seqs: Option<Vec<u8>>,
+    /// Names found through `seqs`, with their symbol (repeated lookups are common).
+    found: Mutex<HashMap<Box<str>, u32>>,
+    /// The name hash over every entry, built on the first name `seqs` cannot answer.
+    by_name: OnceLock<Option<NameHash>>,
+    blocks: Box<[OnceLock<Option<Block>>]>,
+}
+
+/// Every name's hash tag, bucketed: the lookup by name that needs no kernel table
+/// beyond VMCOREINFO's.
+struct NameHash {
     /// Hash tag of each symbol's name ([`tag`]).
     tags: Vec<u32>,
     /// `order[buckets[b]..buckets[b + 1]]`: symbols whose hash falls in bucket `b`,
@@ -218,8 +235,10 @@ pub struct KallsymsIndex {
     buckets: Vec<u32>,
     order: Vec<u32>,
     bucket_shift: u32,
-    blocks: Box<[OnceLock<Option<Block>>]>,
 }
+
+/// At most this many names are remembered in [`KallsymsIndex::found`].
+const MAX_FOUND: usize = 4096;
 
 impl std::fmt::Debug for KallsymsIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -227,8 +246,19 @@ impl std::fmt::Debug for KallsymsIndex {
             .field("symbols", &self.addrs.len())
             .field("names", &self.names)
             .field("names_len", &self.names_len)
+            .field("seqs_of_names", &self.seqs.is_some())
             .finish()
     }
+}
+
+/// Entry `i`'s length header at the start of `b`: `(header bytes, token count)`.
+#[inline]
+fn entry_len(b0: u8, b1: impl FnOnce() -> Result<u8, MemError>) -> Result<(u64, usize), MemError> {
+    Ok(if b0 & 0x80 != 0 {
+        (2, usize::from(b0 & 0x7f) | (usize::from(b1()?) << 7))
+    } else {
+        (1, usize::from(b0))
+    })
 }
 
 impl KallsymsIndex {
@@ -241,37 +271,55 @@ impl KallsymsIndex {
     ) -> Result<KallsymsIndex, KallsymsError> {
         let (n, tokens) = read_head(r, layout)?;
         let addrs = AddrTable::read(r, &layout.addrs, n)?;
+        let (markers, starts, names_len) = scan_names(r, layout.names, n)?;
+        let by_addr = if (1..n).all(|i| addrs.get(i - 1) <= addrs.get(i)) {
+            None
+        } else {
+            let mut v: Vec<u32> = (0..n as u32).collect();
+            // Stable: symbols at one address keep kallsyms order, as in `SymbolTable`.
+            v.sort_by_key(|&i| addrs.get(i as usize));
+            Some(v)
+        };
+        let seqs = find_seqs(r, layout, n, layout.names.0.wrapping_add(names_len));
+        let blocks = (0..markers.len()).map(|_| OnceLock::new()).collect();
+        Ok(KallsymsIndex {
+            names: layout.names,
+            names_len,
+            tokens,
+            addrs,
+            by_addr,
+            markers,
+            starts,
+            seqs,
+            found: Mutex::new(HashMap::new()),
+            by_name: OnceLock::new(),
+            blocks,
+        })
+    }
 
-        let mut markers = Vec::with_capacity(n.div_ceil(BLOCK));
+    /// The name hash of every entry (read again: the checks were made by `build`).
+    /// `None` when guest memory no longer reads as it did.
+    fn name_hash<R: KvaRead + ?Sized>(&self, r: &R) -> Option<&NameHash> {
+        self.by_name
+            .get_or_init(|| self.build_name_hash(r).ok())
+            .as_ref()
+    }
+
+    fn build_name_hash<R: KvaRead + ?Sized>(&self, r: &R) -> Result<NameHash, MemError> {
+        let n = self.addrs.len();
         let mut tags = Vec::with_capacity(n);
-        let mut names = Window::new(r, layout.names);
+        let mut names = Window::new(r, self.names);
         let mut off = 0u64;
-        let th = &tokens.hash;
-        for i in 0..n {
-            if i % BLOCK == 0 {
-                markers.push(off);
-            }
-            let rd_names = unreadable("kallsyms_names");
-            let b0 = names.get(off, 1).map_err(rd_names)?[0];
-            let (hl, len) = if b0 & 0x80 != 0 {
-                let b1 = names.get(off, 2).map_err(rd_names)?[1];
-                (2, usize::from(b0 & 0x7f) | (usize::from(b1) << 7))
-            } else {
-                (1, usize::from(b0))
-            };
-            if len == 0 {
-                return Err(bad(i, "zero-length entry"));
-            }
-            let toks = names.get(off + hl, len).map_err(rd_names)?;
+        let th = &self.tokens.hash;
+        for _ in 0..n {
+            let b0 = names.get(off, 1)?[0];
+            let (hl, len) = entry_len(b0, || Ok(names.get(off, 2)?[1]))?;
+            let toks = names.get(off + hl, len)?;
             off += hl + len as u64;
-            let mut total = 0usize;
             let mut h = 0u64;
             let mut started = false;
-            let mut ascii = true;
             for &t in toks {
                 let p = &th[usize::from(t)];
-                total += p.len as usize;
-                ascii &= p.ascii;
                 if started {
                     h = h.wrapping_mul(p.mul).wrapping_add(p.add);
                 } else if p.len > 0 {
@@ -280,23 +328,8 @@ impl KallsymsIndex {
                     h = p.first_add;
                 }
             }
-            if total > MAX_NAME_LEN + 1 {
-                return Err(bad(i, "longer than KSYM_NAME_LEN"));
-            }
-            if total == 0 {
-                return Err(bad(i, "empty expansion"));
-            }
-            if !ascii {
-                let mut full = Vec::with_capacity(total);
-                for &t in toks {
-                    full.extend_from_slice(tokens.expansion(t));
-                }
-                std::str::from_utf8(&full[1..]).map_err(|_| bad(i, "not UTF-8"))?;
-            }
             tags.push(tag(h));
         }
-        drop(names);
-
         // Counting sort of the symbols into about two per bucket, by the tags' top bits.
         let bits = (usize::BITS - (n - 1).leading_zeros())
             .saturating_sub(1)
@@ -318,29 +351,18 @@ impl KallsymsIndex {
             *slot -= 1;
             order[*slot as usize] = i as u32;
         }
-
-        let by_addr = if (1..n).all(|i| addrs.get(i - 1) <= addrs.get(i)) {
-            None
-        } else {
-            let mut v: Vec<u32> = (0..n as u32).collect();
-            // Stable: symbols at one address keep kallsyms order, as in `SymbolTable`.
-            v.sort_by_key(|&i| addrs.get(i as usize));
-            Some(v)
-        };
-        let blocks = (0..markers.len()).map(|_| OnceLock::new()).collect();
-        Ok(KallsymsIndex {
-            names: layout.names,
-            names_len: off,
-            tokens,
-            addrs,
-            by_addr,
-            markers,
+        Ok(NameHash {
             tags,
             buckets,
             order,
             bucket_shift,
-            blocks,
         })
+    }
+
+    /// Whether lookups by name use the kernel's `kallsyms_seqs_of_names` (found and
+    /// valid), rather than a hash of every name.
+    pub fn has_seqs_of_names(&self) -> bool {
+        self.seqs.is_some()
     }
 
     /// Number of symbols.
@@ -362,16 +384,15 @@ impl KallsymsIndex {
             .as_ref()
     }
 
-    fn decode_block<R: KvaRead + ?Sized>(&self, r: &R, b: usize) -> Result<Block, MemError> {
+    /// Expands block `b`, checking each name as [`super::decode`] does (with its
+    /// errors): at most KSYM_NAME_LEN bytes, not empty, UTF-8 after the type letter.
+    fn decode_block<R: KvaRead + ?Sized>(&self, r: &R, b: usize) -> Result<Block, KallsymsError> {
         let start = self.markers[b];
         let end = self.markers.get(b + 1).copied().unwrap_or(self.names_len);
         let count = (self.addrs.len() - b * BLOCK).min(BLOCK);
         let mut raw = vec![0u8; (end - start) as usize];
-        r.read_kva(Kva(self.names.0.wrapping_add(start)), &mut raw)?;
-        let corrupt = MemError::Untranslatable {
-            kva: self.names,
-            why: "kallsyms_names changed since it was indexed",
-        };
+        r.read_kva(Kva(self.names.0.wrapping_add(start)), &mut raw)
+            .map_err(unreadable("kallsyms_names"))?;
         let mut blk = Block {
             text: String::with_capacity(raw.len() * 3),
             ends: Vec::with_capacity(count),
@@ -379,28 +400,27 @@ impl KallsymsIndex {
         };
         let mut pos = 0usize;
         let mut name = Vec::with_capacity(64);
-        for _ in 0..count {
-            let b0 = *raw.get(pos).ok_or(corrupt.clone())?;
-            let len = if b0 & 0x80 != 0 {
-                let b1 = *raw.get(pos + 1).ok_or(corrupt.clone())?;
-                pos += 2;
-                usize::from(b0 & 0x7f) | (usize::from(b1) << 7)
-            } else {
-                pos += 1;
-                usize::from(b0)
-            };
-            let toks = raw.get(pos..pos + len).ok_or(corrupt.clone())?;
+        for j in 0..count {
+            let i = b * BLOCK + j;
+            let changed = || bad(i, "changed since it was indexed");
+            let b0 = *raw.get(pos).ok_or_else(changed)?;
+            let (hl, len) = entry_len(b0, || Ok(raw.get(pos + 1).copied().unwrap_or(0)))
+                .map_err(|_: MemError| changed())?;
+            pos += hl as usize;
+            let toks = raw.get(pos..pos + len).ok_or_else(changed)?;
             pos += len;
             name.clear();
             for &t in toks {
                 name.extend_from_slice(self.tokens.expansion(t));
                 if name.len() > MAX_NAME_LEN + 1 {
-                    return Err(corrupt);
+                    return Err(bad(i, "longer than KSYM_NAME_LEN"));
                 }
             }
-            let (&kind, rest) = name.split_first().ok_or(corrupt.clone())?;
+            let (&kind, rest) = name
+                .split_first()
+                .ok_or_else(|| bad(i, "empty expansion"))?;
             blk.text
-                .push_str(std::str::from_utf8(rest).map_err(|_| corrupt.clone())?);
+                .push_str(std::str::from_utf8(rest).map_err(|_| bad(i, "not UTF-8"))?);
             blk.ends.push(blk.text.len() as u32);
             blk.kinds.push(kind);
         }
@@ -419,13 +439,131 @@ impl KallsymsIndex {
 
     /// The symbol `name`: the lowest address among duplicates (then the first in
     /// kallsyms order), as [`SymbolTable::get`].
+    ///
+    /// By binary search over `kallsyms_seqs_of_names` when there is one; a name it does
+    /// not find is looked up again in the hash of every name (built then), so that a
+    /// table sorted otherwise than this search assumes never hides a symbol. A found
+    /// name is always compared exactly.
     pub fn get<R: KvaRead + ?Sized>(&self, r: &R, name: &str) -> Option<Symbol<'_>> {
+        if let Some(seqs) = &self.seqs {
+            let known = self.found.lock().ok().and_then(|m| m.get(name).copied());
+            if let Some(i) = known.or_else(|| self.seek(r, seqs, name)) {
+                if known.is_none()
+                    && let Ok(mut m) = self.found.lock()
+                    && m.len() < MAX_FOUND
+                {
+                    m.insert(name.into(), i);
+                }
+                return self.symbol_at(r, i as usize);
+            }
+        }
+        self.get_by_hash(r, name)
+    }
+
+    /// The symbol `name` by binary search over `seqs` (sorted by name, duplicates by
+    /// address then kallsyms order): of the run of equal names, the lowest address,
+    /// then the first in kallsyms order. `None` when not found or unreadable.
+    fn seek<R: KvaRead + ?Sized>(&self, r: &R, seqs: &[u8], name: &str) -> Option<u32> {
+        let n = self.addrs.len();
+        let at = |p: usize| {
+            let c = &seqs[3 * p..3 * p + 3];
+            (usize::from(c[0]) << 16) | (usize::from(c[1]) << 8) | usize::from(c[2])
+        };
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.cmp_name(r, at(mid), name)? == Ordering::Less {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        // Where the table shows it is not sorted as assumed around the answer, it is
+        // not trusted (the caller asks the hash).
+        if lo > 0 && self.cmp_name(r, at(lo - 1), name)? != Ordering::Less {
+            return None;
+        }
+        let mut best: Option<usize> = None;
+        for p in lo..n {
+            let i = at(p);
+            match self.cmp_name(r, i, name)? {
+                Ordering::Equal => {}
+                Ordering::Greater => break,
+                Ordering::Less => return None,
+            }
+            let key = |i: usize| (self.addrs.get(i), i);
+            if best.is_none_or(|b| key(i) < key(b)) {
+                best = Some(i);
+            }
+        }
+        best.map(|i| i as u32)
+    }
+
+    /// Symbol `i`'s name (without its type letter) compared with `name`, expanding
+    /// only as far as they agree. `None` when the entry no longer reads.
+    fn cmp_name<R: KvaRead + ?Sized>(&self, r: &R, i: usize, name: &str) -> Option<Ordering> {
+        let start = self.markers.get(i / BLOCK)? + u64::from(*self.starts.get(i)?);
+        let end = match self.starts.get(i + 1) {
+            Some(&s) if (i + 1) % BLOCK != 0 => self.markers[i / BLOCK] + u64::from(s),
+            _ => self
+                .markers
+                .get(i / BLOCK + 1)
+                .copied()
+                .unwrap_or(self.names_len),
+        };
+        let mut small = [0u8; 128];
+        let mut big = Vec::new();
+        let raw = match usize::try_from(end.checked_sub(start)?).ok()? {
+            len if len <= small.len() => &mut small[..len],
+            len => {
+                big.resize(len, 0);
+                &mut big[..]
+            }
+        };
+        r.read_kva(Kva(self.names.0.wrapping_add(start)), raw)
+            .ok()?;
+        let (&b0, rest) = raw.split_first()?;
+        let (hl, len) = entry_len(b0, || {
+            rest.first().copied().ok_or(MemError::Untranslatable {
+                kva: self.names,
+                why: "kallsyms_names changed since it was indexed",
+            })
+        })
+        .ok()?;
+        let toks = raw.get(hl as usize..hl as usize + len)?;
+        let want = name.as_bytes();
+        let mut pos = 0;
+        let mut typed = false;
+        for &t in toks {
+            let mut e = self.tokens.expansion(t);
+            if !typed && !e.is_empty() {
+                // The first expanded byte is the type letter.
+                typed = true;
+                e = &e[1..];
+            }
+            let k = e.len().min(want.len() - pos);
+            match e[..k].cmp(&want[pos..pos + k]) {
+                Ordering::Equal if k < e.len() => return Some(Ordering::Greater),
+                Ordering::Equal => pos += k,
+                o => return Some(o),
+            }
+        }
+        Some(if pos < want.len() {
+            Ordering::Less
+        } else {
+            Ordering::Equal
+        })
+    }
+
+    /// [`KallsymsIndex::get`] through the hash of every name.
+    fn get_by_hash<R: KvaRead + ?Sized>(&self, r: &R, name: &str) -> Option<Symbol<'_>> {
+        let h = self.name_hash(r)?;
         let t = tag(hash_bytes(0, name.as_bytes()));
-        let b = (t >> self.bucket_shift) as usize;
-        let (lo, hi) = (*self.buckets.get(b)?, *self.buckets.get(b + 1)?);
+        let b = (t >> h.bucket_shift) as usize;
+        let (lo, hi) = (*h.buckets.get(b)?, *h.buckets.get(b + 1)?);
         let mut best: Option<Symbol<'_>> = None;
-        for &i in self.order.get(lo as usize..hi as usize)? {
-            if self.tags[i as usize] != t {
+        for &i in h.order.get(lo as usize..hi as usize)? {
+            if h.tags[i as usize] != t {
                 continue;
             }
             if let Some(s) = self.symbol_at(r, i as usize)
@@ -490,9 +628,7 @@ impl KallsymsIndex {
             let blk = match self.blocks[b].get() {
                 Some(Some(blk)) => blk,
                 _ => {
-                    owned = self
-                        .decode_block(r, b)
-                        .map_err(unreadable("kallsyms_names"))?;
+                    owned = self.decode_block(r, b)?;
                     &owned
                 }
             };
@@ -505,6 +641,100 @@ impl KallsymsIndex {
         }
         Ok(out.build())
     }
+}
+
+/// One pass over `kallsyms_names` reading entry lengths only: where every entry
+/// starts (markers every [`BLOCK`] entries, offsets within the block) and the table's
+/// length. Checks that every entry has tokens and reads whole, with the errors of
+/// [`super::decode`]; what the tokens expand to is checked when a block is expanded.
+fn scan_names<R: KvaRead + ?Sized>(
+    r: &R,
+    at: Kva,
+    n: usize,
+) -> Result<(Vec<u64>, Vec<u32>, u64), KallsymsError> {
+    let mut markers = Vec::with_capacity(n.div_ceil(BLOCK));
+    let mut starts = Vec::with_capacity(n);
+    let mut names = Window::new(r, at);
+    let rd = unreadable("kallsyms_names");
+    let (mut off, mut marker) = (0u64, 0u64);
+    for i in 0..n {
+        if i % BLOCK == 0 {
+            markers.push(off);
+            marker = off;
+        }
+        // Fits: a block is at most 256 entries of 2 + 0x7fff bytes.
+        starts.push((off - marker) as u32);
+        let b0 = names.get(off, 1).map_err(rd)?[0];
+        let (hl, len) = entry_len(b0, || Ok(names.get(off, 2)?[1])).map_err(rd)?;
+        if len == 0 {
+            return Err(bad(i, "zero-length entry"));
+        }
+        names.get(off + hl, len).map_err(rd)?;
+        off += hl + len as u64;
+    }
+    Ok((markers, starts, off))
+}
+
+/// `kallsyms_seqs_of_names` (Linux ≥ 6.2): not in VMCOREINFO, but `scripts/kallsyms.c`
+/// writes it right after the address tables (≥ 6.4: after `kallsyms_relative_base`
+/// when there is one, else after the offsets or addresses) or, in 6.2 and 6.3, after
+/// `kallsyms_markers` (which follows the names). Each place is tried as is and aligned
+/// to 4 and 8 bytes; the table is taken only where its `n` 3-byte entries are a
+/// permutation of the symbol indices. `None` on older kernels or damaged tables.
+fn find_seqs<R: KvaRead + ?Sized>(
+    r: &R,
+    layout: &KallsymsLayout,
+    n: usize,
+    names_end: u64,
+) -> Option<Vec<u8>> {
+    let n64 = n as u64;
+    let after_addrs = match layout.addrs {
+        KallsymsAddrs::Absolute { addresses } => addresses.0.wrapping_add(8 * n64),
+        KallsymsAddrs::RelativeBase { relative_base, .. } => relative_base.0.wrapping_add(8),
+        KallsymsAddrs::PcRelative { offsets } => offsets.0.wrapping_add(4 * n64),
+    };
+    let align = |a: u64, to: u64| a.wrapping_add(to - 1) & !(to - 1);
+    let mut ends = vec![after_addrs];
+    for width in [4, 8] {
+        for to in [1, 8] {
+            ends.push(align(names_end, to).wrapping_add(width * n64.div_ceil(BLOCK as u64)));
+        }
+    }
+    let mut tried = Vec::new();
+    for end in ends {
+        for to in [1, 4, 8] {
+            let at = align(end, to);
+            if tried.contains(&at) {
+                continue;
+            }
+            tried.push(at);
+            // A look at the first entries rules out most wrong places cheaply.
+            let mut head = vec![0u8; 3 * n.min(64)];
+            if r.read_kva(Kva(at), &mut head).is_err() || !is_permutation(&head, n) {
+                continue;
+            }
+            let mut seqs = vec![0u8; 3 * n];
+            if r.read_kva(Kva(at), &mut seqs).is_ok() && is_permutation(&seqs, n) {
+                return Some(seqs);
+            }
+        }
+    }
+    None
+}
+
+/// Whether the 3-byte big-endian numbers of `raw` are distinct and below `n`.
+fn is_permutation(raw: &[u8], n: usize) -> bool {
+    let mut seen = vec![0u64; n.div_ceil(64)];
+    raw.chunks_exact(3).all(|c| {
+        let i = (usize::from(c[0]) << 16) | (usize::from(c[1]) << 8) | usize::from(c[2]);
+        let Some(w) = seen.get_mut(i / 64).filter(|_| i < n) else {
+            return false;
+        };
+        let bit = 1u64 << (i % 64);
+        let fresh = *w & bit == 0;
+        *w |= bit;
+        fresh
+    })
 }
 
 fn bad(index: usize, why: &'static str) -> KallsymsError {
