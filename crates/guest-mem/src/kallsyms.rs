@@ -566,21 +566,31 @@ mod tests {
         let entry = |p: usize| seqs[3 * p..3 * p + 3].to_vec();
         let reversed: Vec<u8> = (0..syms.len()).rev().flat_map(entry).collect();
         let mut swapped = seqs.clone();
-        for (a, b) in [(0, 699), (100, 101), (350, 20)] {
+        for (a, b) in [(1, 698), (100, 101), (350, 20)] {
             for k in 0..3 {
                 swapped.swap(3 * a + k, 3 * b + k);
             }
         }
-        let mut repeated = seqs.clone();
-        repeated.copy_within(15..18, 18);
-        let mut out_of_range = seqs.clone();
-        out_of_range[3 * 40..3 * 41].copy_from_slice(&[0, 2, 0xbc]);
+        // Damage among the first 64 entries makes the table unusable; deeper damage
+        // is met (or not) by the lookups, which then ask the hash.
+        let damaged = |p: usize, v: &[u8]| {
+            let mut d = seqs.clone();
+            d[3 * p..3 * p + 3].copy_from_slice(v);
+            d
+        };
+        let out_of_range = [0, 2, 0xbc];
         for (what, bytes, usable) in [
             ("intact", seqs.clone(), true),
             ("zeroed", vec![0; seqs.len()], false),
-            ("an index twice", repeated, false),
-            ("an index out of range", out_of_range, false),
-            ("reversed", reversed, true),
+            ("an index twice", damaged(6, &entry(5)), false),
+            ("an index out of range", damaged(40, &out_of_range), false),
+            ("reversed", reversed, false),
+            ("an index twice, deep", damaged(501, &entry(500)), true),
+            (
+                "an index out of range, deep",
+                damaged(600, &out_of_range),
+                true,
+            ),
             ("three pairs swapped", swapped, true),
         ] {
             let mut m = m0.clone();

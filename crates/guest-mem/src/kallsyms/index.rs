@@ -216,8 +216,8 @@ pub struct KallsymsIndex {
     /// Offset of each entry from its block's marker.
     starts: Vec<u32>,
     /// `kallsyms_seqs_of_names` (3-byte big-endian symbol indices sorted by name),
-    /// when found where the kernel puts it and it is a permutation.
-    seqs: Option<Vec<u8>>,
+    /// when found where the kernel puts it ([`KallsymsIndex::find_seqs`]).
+    seqs: Option<Kva>,
     /// Names found through `seqs`, with their symbol (repeated lookups are common).
     found: Mutex<HashMap<Box<str>, u32>>,
     /// The name hash over every entry, built on the first name `seqs` cannot answer.
@@ -280,9 +280,8 @@ impl KallsymsIndex {
             v.sort_by_key(|&i| addrs.get(i as usize));
             Some(v)
         };
-        let seqs = find_seqs(r, layout, n, layout.names.0.wrapping_add(names_len));
         let blocks = (0..markers.len()).map(|_| OnceLock::new()).collect();
-        Ok(KallsymsIndex {
+        let mut index = KallsymsIndex {
             names: layout.names,
             names_len,
             tokens,
@@ -290,11 +289,13 @@ impl KallsymsIndex {
             by_addr,
             markers,
             starts,
-            seqs,
+            seqs: None,
             found: Mutex::new(HashMap::new()),
             by_name: OnceLock::new(),
             blocks,
-        })
+        };
+        index.seqs = index.find_seqs(r, layout);
+        Ok(index)
     }
 
     /// The name hash of every entry (read again: the checks were made by `build`).
@@ -445,7 +446,7 @@ impl KallsymsIndex {
     /// table sorted otherwise than this search assumes never hides a symbol. A found
     /// name is always compared exactly.
     pub fn get<R: KvaRead + ?Sized>(&self, r: &R, name: &str) -> Option<Symbol<'_>> {
-        if let Some(seqs) = &self.seqs {
+        if let Some(seqs) = self.seqs {
             let known = self.found.lock().ok().and_then(|m| m.get(name).copied());
             if let Some(i) = known.or_else(|| self.seek(r, seqs, name)) {
                 if known.is_none()
@@ -463,16 +464,18 @@ impl KallsymsIndex {
     /// The symbol `name` by binary search over `seqs` (sorted by name, duplicates by
     /// address then kallsyms order): of the run of equal names, the lowest address,
     /// then the first in kallsyms order. `None` when not found or unreadable.
-    fn seek<R: KvaRead + ?Sized>(&self, r: &R, seqs: &[u8], name: &str) -> Option<u32> {
+    fn seek<R: KvaRead + ?Sized>(&self, r: &R, seqs: Kva, name: &str) -> Option<u32> {
         let n = self.addrs.len();
-        let at = |p: usize| {
-            let c = &seqs[3 * p..3 * p + 3];
-            (usize::from(c[0]) << 16) | (usize::from(c[1]) << 8) | usize::from(c[2])
+        let want = name.as_bytes();
+        let mut buf = Vec::with_capacity(64);
+        let mut cmp = |p: usize| -> Option<Ordering> {
+            self.expand(r, self.seq_at(r, seqs, p)?, &mut buf)?;
+            Some(buf.as_slice().cmp(want))
         };
         let (mut lo, mut hi) = (0, n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.cmp_name(r, at(mid), name)? == Ordering::Less {
+            if cmp(mid)? == Ordering::Less {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -480,17 +483,17 @@ impl KallsymsIndex {
         }
         // Where the table shows it is not sorted as assumed around the answer, it is
         // not trusted (the caller asks the hash).
-        if lo > 0 && self.cmp_name(r, at(lo - 1), name)? != Ordering::Less {
+        if lo > 0 && cmp(lo - 1)? != Ordering::Less {
             return None;
         }
         let mut best: Option<usize> = None;
         for p in lo..n {
-            let i = at(p);
-            match self.cmp_name(r, i, name)? {
+            match cmp(p)? {
                 Ordering::Equal => {}
                 Ordering::Greater => break,
                 Ordering::Less => return None,
             }
+            let i = self.seq_at(r, seqs, p)?;
             let key = |i: usize| (self.addrs.get(i), i);
             if best.is_none_or(|b| key(i) < key(b)) {
                 best = Some(i);
@@ -499,9 +502,20 @@ impl KallsymsIndex {
         best.map(|i| i as u32)
     }
 
-    /// Symbol `i`'s name (without its type letter) compared with `name`, expanding
-    /// only as far as they agree. `None` when the entry no longer reads.
-    fn cmp_name<R: KvaRead + ?Sized>(&self, r: &R, i: usize, name: &str) -> Option<Ordering> {
+    /// Entry `p` of the `kallsyms_seqs_of_names` at `seqs`: a symbol index (`None`
+    /// when unreadable or out of range).
+    fn seq_at<R: KvaRead + ?Sized>(&self, r: &R, seqs: Kva, p: usize) -> Option<usize> {
+        let mut c = [0u8; 3];
+        r.read_kva(Kva(seqs.0.wrapping_add(3 * p as u64)), &mut c)
+            .ok()?;
+        let i = (usize::from(c[0]) << 16) | (usize::from(c[1]) << 8) | usize::from(c[2]);
+        (i < self.addrs.len()).then_some(i)
+    }
+
+    /// Symbol `i`'s name without its type letter, into `out` (at most KSYM_NAME_LEN
+    /// bytes, not checked for UTF-8). `None` when the entry no longer reads as it did
+    /// or expands to too much.
+    fn expand<R: KvaRead + ?Sized>(&self, r: &R, i: usize, out: &mut Vec<u8>) -> Option<()> {
         let start = self.markers.get(i / BLOCK)? + u64::from(*self.starts.get(i)?);
         let end = match self.starts.get(i + 1) {
             Some(&s) if (i + 1) % BLOCK != 0 => self.markers[i / BLOCK] + u64::from(s),
@@ -523,36 +537,79 @@ impl KallsymsIndex {
         r.read_kva(Kva(self.names.0.wrapping_add(start)), raw)
             .ok()?;
         let (&b0, rest) = raw.split_first()?;
-        let (hl, len) = entry_len(b0, || {
-            rest.first().copied().ok_or(MemError::Untranslatable {
-                kva: self.names,
-                why: "kallsyms_names changed since it was indexed",
-            })
-        })
-        .ok()?;
+        let (hl, len) = entry_len(b0, || Ok(rest.first().copied().unwrap_or(0))).ok()?;
         let toks = raw.get(hl as usize..hl as usize + len)?;
-        let want = name.as_bytes();
-        let mut pos = 0;
-        let mut typed = false;
+        out.clear();
         for &t in toks {
-            let mut e = self.tokens.expansion(t);
-            if !typed && !e.is_empty() {
-                // The first expanded byte is the type letter.
-                typed = true;
-                e = &e[1..];
-            }
-            let k = e.len().min(want.len() - pos);
-            match e[..k].cmp(&want[pos..pos + k]) {
-                Ordering::Equal if k < e.len() => return Some(Ordering::Greater),
-                Ordering::Equal => pos += k,
-                o => return Some(o),
+            out.extend_from_slice(self.tokens.expansion(t));
+            if out.len() > MAX_NAME_LEN + 1 {
+                return None;
             }
         }
-        Some(if pos < want.len() {
-            Ordering::Less
-        } else {
-            Ordering::Equal
+        // The first expanded byte is the type letter.
+        (!out.is_empty()).then(|| {
+            out.remove(0);
         })
+    }
+
+    /// `kallsyms_seqs_of_names` (Linux ≥ 6.2): not in VMCOREINFO, but
+    /// `scripts/kallsyms.c` writes it right after the address tables (≥ 6.4: after
+    /// `kallsyms_relative_base` when there is one, else after the offsets or addresses)
+    /// or, in 6.2 and 6.3, after `kallsyms_markers` (which follows the names). Each
+    /// place is tried as is and aligned to 4 and 8 bytes; the table is taken where its
+    /// first 64 entries are distinct symbol indices and 33 entries spread over it are
+    /// sorted by name. `None` on older kernels or damaged tables. (It is not read
+    /// whole: [`KallsymsIndex::get`] checks what it relies on.)
+    fn find_seqs<R: KvaRead + ?Sized>(&self, r: &R, layout: &KallsymsLayout) -> Option<Kva> {
+        let n = self.addrs.len();
+        let n64 = n as u64;
+        let after_addrs = match layout.addrs {
+            KallsymsAddrs::Absolute { addresses } => addresses.0.wrapping_add(8 * n64),
+            KallsymsAddrs::RelativeBase { relative_base, .. } => relative_base.0.wrapping_add(8),
+            KallsymsAddrs::PcRelative { offsets } => offsets.0.wrapping_add(4 * n64),
+        };
+        let names_end = self.names.0.wrapping_add(self.names_len);
+        let align = |a: u64, to: u64| a.wrapping_add(to - 1) & !(to - 1);
+        let mut ends = vec![after_addrs];
+        for width in [4, 8] {
+            for to in [1, 8] {
+                ends.push(align(names_end, to).wrapping_add(width * n64.div_ceil(BLOCK as u64)));
+            }
+        }
+        let mut tried = Vec::new();
+        for end in ends {
+            for to in [1, 4, 8] {
+                let at = Kva(align(end, to));
+                if !tried.contains(&at) {
+                    tried.push(at);
+                    if self.looks_like_seqs(r, at) {
+                        return Some(at);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// See [`KallsymsIndex::find_seqs`].
+    fn looks_like_seqs<R: KvaRead + ?Sized>(&self, r: &R, at: Kva) -> bool {
+        let n = self.addrs.len();
+        let mut head = vec![0u8; 3 * n.min(64)];
+        if r.read_kva(at, &mut head).is_err() || !is_permutation(&head, n) {
+            return false;
+        }
+        let (mut prev, mut name) = (Vec::new(), Vec::new());
+        for k in 0..=32 {
+            let p = (n - 1) * k / 32;
+            let Some(i) = self.seq_at(r, at, p) else {
+                return false;
+            };
+            if self.expand(r, i, &mut name).is_none() || (k > 0 && name < prev) {
+                return false;
+            }
+            std::mem::swap(&mut prev, &mut name);
+        }
+        true
     }
 
     /// [`KallsymsIndex::get`] through the hash of every name.
@@ -673,53 +730,6 @@ fn scan_names<R: KvaRead + ?Sized>(
         off += hl + len as u64;
     }
     Ok((markers, starts, off))
-}
-
-/// `kallsyms_seqs_of_names` (Linux ≥ 6.2): not in VMCOREINFO, but `scripts/kallsyms.c`
-/// writes it right after the address tables (≥ 6.4: after `kallsyms_relative_base`
-/// when there is one, else after the offsets or addresses) or, in 6.2 and 6.3, after
-/// `kallsyms_markers` (which follows the names). Each place is tried as is and aligned
-/// to 4 and 8 bytes; the table is taken only where its `n` 3-byte entries are a
-/// permutation of the symbol indices. `None` on older kernels or damaged tables.
-fn find_seqs<R: KvaRead + ?Sized>(
-    r: &R,
-    layout: &KallsymsLayout,
-    n: usize,
-    names_end: u64,
-) -> Option<Vec<u8>> {
-    let n64 = n as u64;
-    let after_addrs = match layout.addrs {
-        KallsymsAddrs::Absolute { addresses } => addresses.0.wrapping_add(8 * n64),
-        KallsymsAddrs::RelativeBase { relative_base, .. } => relative_base.0.wrapping_add(8),
-        KallsymsAddrs::PcRelative { offsets } => offsets.0.wrapping_add(4 * n64),
-    };
-    let align = |a: u64, to: u64| a.wrapping_add(to - 1) & !(to - 1);
-    let mut ends = vec![after_addrs];
-    for width in [4, 8] {
-        for to in [1, 8] {
-            ends.push(align(names_end, to).wrapping_add(width * n64.div_ceil(BLOCK as u64)));
-        }
-    }
-    let mut tried = Vec::new();
-    for end in ends {
-        for to in [1, 4, 8] {
-            let at = align(end, to);
-            if tried.contains(&at) {
-                continue;
-            }
-            tried.push(at);
-            // A look at the first entries rules out most wrong places cheaply.
-            let mut head = vec![0u8; 3 * n.min(64)];
-            if r.read_kva(Kva(at), &mut head).is_err() || !is_permutation(&head, n) {
-                continue;
-            }
-            let mut seqs = vec![0u8; 3 * n];
-            if r.read_kva(Kva(at), &mut seqs).is_ok() && is_permutation(&seqs, n) {
-                return Some(seqs);
-            }
-        }
-    }
-    None
 }
 
 /// Whether the 3-byte big-endian numbers of `raw` are distinct and below `n`.
