@@ -714,7 +714,38 @@ fn scan_names<R: KvaRead + ?Sized>(
     let mut names = Window::new(r, at);
     let rd = unreadable("kallsyms_names");
     let (mut off, mut marker) = (0u64, 0u64);
-    for i in 0..n {
+    let mut i = 0;
+    while i < n {
+        // Entries wholly in the window's buffer, without a call each; the first one
+        // that is not (or has no tokens) goes the checked way below.
+        if let Some(mut o) = off
+            .checked_sub(names.start)
+            .and_then(|o| usize::try_from(o).ok())
+        {
+            let buf = &names.buf;
+            while i < n && o + 2 <= buf.len() {
+                let b0 = buf[o];
+                let (hl, len) = if b0 & 0x80 != 0 {
+                    (2, usize::from(b0 & 0x7f) | (usize::from(buf[o + 1]) << 7))
+                } else {
+                    (1, usize::from(b0))
+                };
+                if len == 0 || o + hl + len > buf.len() {
+                    break;
+                }
+                if i % BLOCK == 0 {
+                    markers.push(off);
+                    marker = off;
+                }
+                starts.push((off - marker) as u32);
+                o += hl + len;
+                off += (hl + len) as u64;
+                i += 1;
+            }
+            if i == n {
+                break;
+            }
+        }
         if i % BLOCK == 0 {
             markers.push(off);
             marker = off;
@@ -728,6 +759,7 @@ fn scan_names<R: KvaRead + ?Sized>(
         }
         names.get(off + hl, len).map_err(rd)?;
         off += hl + len as u64;
+        i += 1;
     }
     Ok((markers, starts, off))
 }
