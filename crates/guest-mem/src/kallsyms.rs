@@ -606,6 +606,39 @@ mod tests {
         }
     }
 
+    /// A names table several times the index's read chunk, with one- and two-byte
+    /// entry headers landing across chunk ends: the length pass finds every entry.
+    #[test]
+    fn index_of_a_large_table_answers_as_the_eager_table() {
+        let syms: Vec<(String, u64, char)> = (0..6_000u64)
+            .map(|i| {
+                let name = if i % 61 == 0 {
+                    format!("{}{i}", "z".repeat(130 + (i % 7) as usize))
+                } else {
+                    format!("symbol_number_{i}_of_many")
+                };
+                (name, 0xffff_ffff_8100_0000 + 0x10 * i, 't')
+            })
+            .collect();
+        let t = encode_kallsyms(&syms, KallsymsForm::PcRelative, BASE);
+        let l = layout(&t);
+        let m = Flat {
+            base: BASE,
+            bytes: t.bytes,
+        };
+        let table = decode(&m, &l).unwrap();
+        let index = KallsymsIndex::build(&m, &l).unwrap();
+        assert!(index.has_seqs_of_names());
+        assert!(index.to_table(&m).unwrap().iter().eq(table.iter()));
+        for (name, addr, _) in syms.iter().step_by(13) {
+            assert_eq!(index.get(&m, name), table.get(name), "{name}");
+            assert_eq!(
+                index.nearest(&m, Kva(addr + 5)),
+                table.nearest(Kva(addr + 5))
+            );
+        }
+    }
+
     #[test]
     fn index_rejects_what_decode_rejects() {
         let (m0, l) = setup(&["abc", "def"], KallsymsForm::PcRelative);
