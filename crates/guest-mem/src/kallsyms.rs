@@ -374,7 +374,11 @@ mod tests {
     }
 
     fn setup(names: &[&str], form: KallsymsForm) -> (Flat, KallsymsLayout) {
-        let t = encode_kallsyms(&syms(names), form, BASE);
+        setup_syms(&syms(names), form)
+    }
+
+    fn setup_syms(syms: &[(String, u64, char)], form: KallsymsForm) -> (Flat, KallsymsLayout) {
+        let t = encode_kallsyms(syms, form, BASE);
         let l = layout(&t);
         (
             Flat {
@@ -508,12 +512,7 @@ mod tests {
                     syms.swap(10, 500);
                     syms.swap(3, 699);
                 }
-                let t = encode_kallsyms(&syms, form, BASE);
-                let l = layout(&t);
-                let m = Flat {
-                    base: BASE,
-                    bytes: t.bytes,
-                };
+                let (m, l) = setup_syms(&syms, form);
                 let table = decode(&m, &l).unwrap();
                 let index = KallsymsIndex::build(&m, &l).unwrap();
                 assert_eq!(index.len(), table.len());
@@ -620,12 +619,7 @@ mod tests {
                 (name, 0xffff_ffff_8100_0000 + 0x10 * i, 't')
             })
             .collect();
-        let t = encode_kallsyms(&syms, KallsymsForm::PcRelative, BASE);
-        let l = layout(&t);
-        let m = Flat {
-            base: BASE,
-            bytes: t.bytes,
-        };
+        let (m, l) = setup_syms(&syms, KallsymsForm::PcRelative);
         let table = decode(&m, &l).unwrap();
         let index = KallsymsIndex::build(&m, &l).unwrap();
         assert!(index.has_seqs_of_names());

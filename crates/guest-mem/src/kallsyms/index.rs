@@ -5,12 +5,19 @@
 //! whole-vmcore dump's time and memory (`cargo xtask bench dump` measures it against this
 //! index: its `--eager-symbols` baseline), while a dump asks for a few dozen names and a
 //! few hundred addresses. [`KallsymsIndex::build`] makes one pass over
-//! `kallsyms_names` that expands no token: it checks every entry as the eager decoder
-//! does, remembers where every 256th entry starts (the kernel's own `kallsyms_markers`
-//! idea, recomputed so that no table beyond VMCOREINFO's is trusted), and hashes each
-//! name from per-token hash parts (a polynomial hash composes over concatenation:
-//! `H(a ‖ b) = H(a)·B^|b| + H(b)`). Names are expanded only on demand, a block of 256
-//! at a time, cached for the index's lifetime so lookups can lend `&str`s.
+//! `kallsyms_names` that reads entry lengths only: it checks that every entry has
+//! tokens and reads whole, and remembers where each entry starts (every 256th as the
+//! kernel's own `kallsyms_markers`, recomputed so that the structure rests on
+//! VMCOREINFO's tables only). Names are expanded only on demand, a block of 256 at a
+//! time, cached for the index's lifetime so lookups can lend `&str`s; what a name
+//! expands to (at most KSYM_NAME_LEN bytes, UTF-8) is checked then.
+//!
+//! By name, lookups binary-search the kernel's `kallsyms_seqs_of_names` (Linux ≥ 6.2)
+//! when it is where `scripts/kallsyms.c` puts it and looks sorted, expanding only the
+//! probed names. A name it does not find — or where it shows it is not sorted as
+//! assumed — is looked up in a hash of every name, built on that first need from
+//! per-token hash parts (a polynomial hash composes over concatenation:
+//! `H(a ‖ b) = H(a)·B^|b| + H(b)`). Found names are always compared exactly.
 //!
 //! The answers equal those of [`SymbolTable`] built from the same tables: by name the
 //! lowest address (then the first in kallsyms order) among duplicates; by address the
