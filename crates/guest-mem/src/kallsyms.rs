@@ -291,6 +291,39 @@ impl AddrTable {
         }
     }
 
+    /// Whether the addresses are in non-decreasing order: one pass over the raw table,
+    /// with the form decided once.
+    pub(crate) fn is_sorted(&self) -> bool {
+        fn sorted(mut addrs: impl Iterator<Item = u64>) -> bool {
+            let Some(mut prev) = addrs.next() else {
+                return true;
+            };
+            addrs.all(|a| {
+                let ok = prev <= a;
+                prev = a;
+                ok
+            })
+        }
+        let offs = || {
+            self.raw
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        match self.form {
+            AddrForm::Absolute => sorted(
+                self.raw
+                    .chunks_exact(8)
+                    .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])),
+            ),
+            AddrForm::PcRelative { table } => sorted(offs().enumerate().map(|(i, o)| {
+                table
+                    .wrapping_add(4 * i as u64)
+                    .wrapping_add(o as i64 as u64)
+            })),
+            AddrForm::RelativeBase { .. } => sorted((0..self.len()).map(|i| self.get(i))),
+        }
+    }
+
     /// Address `i` (`i < len()`; 0 past the end).
     #[inline]
     pub(crate) fn get(&self, i: usize) -> u64 {
@@ -648,23 +681,34 @@ mod tests {
             KallsymsIndex::build(&m, &l).unwrap_err(),
             KallsymsError::BadCount(0)
         );
-        // What names expand to is checked when they are expanded, with decode's
-        // error: the index answers nothing from such a block.
         let long = "y".repeat(MAX_NAME_LEN + 10);
         let (m, l) = setup(&["a", &long], KallsymsForm::PcRelative);
+        assert_eq!(
+            KallsymsIndex::build(&m, &l).unwrap_err(),
+            decode(&m, &l).unwrap_err()
+        );
+        // Past the first and last blocks, what names expand to is checked when they
+        // are expanded, with decode's error: the index answers nothing from that block.
+        let mut names: Vec<String> = (0..600).map(|i| format!("s{i}")).collect();
+        names[300] = long;
+        let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+        let (m, l) = setup(&names, KallsymsForm::PcRelative);
         let index = KallsymsIndex::build(&m, &l).unwrap();
         let err = decode(&m, &l).unwrap_err();
         assert_eq!(
             err,
             KallsymsError::BadName {
-                index: 1,
+                index: 300,
                 why: "longer than KSYM_NAME_LEN"
             }
         );
         assert_eq!(index.to_table(&m).unwrap_err(), err);
-        assert_eq!(index.get(&m, &long), None);
-        assert_eq!(index.get(&m, "a"), None);
-        assert_eq!(index.nearest(&m, Kva(0xffff_ffff_8100_0000)), None);
+        for (name, addr, _) in syms(&names) {
+            let blk = (addr - 0xffff_ffff_8100_0000) / 0x40 / 256;
+            let sym = index.get(&m, &name);
+            assert_eq!(sym.is_none(), blk == 1, "{name:.10}");
+            assert_eq!(index.nearest(&m, Kva(addr)).is_none(), blk == 1);
+        }
         let (m, mut l) = setup(&["a"], KallsymsForm::PcRelative);
         l.token_table = Kva(1);
         assert_eq!(
@@ -684,13 +728,24 @@ mod tests {
 
     #[test]
     fn index_of_overwritten_names_answers_nothing_instead_of_garbage() {
-        let (m0, l) = setup(&["schedule", "init_task"], KallsymsForm::PcRelative);
+        let names: Vec<String> = (0..600).map(|i| format!("s{i}")).collect();
+        let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+        let (m0, l) = setup(&names, KallsymsForm::PcRelative);
         let index = KallsymsIndex::build(&m0, &l).unwrap();
-        // Live memory changed after the index was built: entry lengths now point
-        // past the block.
+        // Live memory changed after the index was built: entry lengths in the middle
+        // block (the first and last are expanded by the build) now point past it.
         let mut m = m0.clone();
-        poke(&mut m, l.names, &[0x7f]);
-        assert_eq!(index.get(&m, "schedule"), None);
+        // Entry `i` is a length byte and the tokens `t`, `s` and one per digit.
+        let at: u64 = (0..300).map(|i| 3 + format!("{i}").len() as u64).sum();
+        poke(&mut m, Kva(l.names.0 + at), &[0x7f]);
+        assert_eq!(index.get(&m, "s300"), None);
+        assert_eq!(
+            index.nearest(&m, Kva(0xffff_ffff_8100_0000 + 0x40 * 300)),
+            None
+        );
+        for name in ["s3", "s599"] {
+            assert!(index.get(&m, name).is_none_or(|s| s.name == name));
+        }
         assert!(index.to_table(&m).is_err());
     }
 

@@ -279,7 +279,7 @@ impl KallsymsIndex {
         let (n, tokens) = read_head(r, layout)?;
         let addrs = AddrTable::read(r, &layout.addrs, n)?;
         let (markers, starts, names_len) = scan_names(r, layout.names, n)?;
-        let by_addr = if (1..n).all(|i| addrs.get(i - 1) <= addrs.get(i)) {
+        let by_addr = if addrs.is_sorted() {
             None
         } else {
             let mut v: Vec<u32> = (0..n as u32).collect();
@@ -301,6 +301,14 @@ impl KallsymsIndex {
             by_name: OnceLock::new(),
             blocks,
         };
+        // The first and last blocks are expanded now: damaged token tables (which spoil
+        // every name) and names are reported here, with decode's errors, rather than
+        // as symbols that are not found.
+        let last = index.blocks.len() - 1;
+        for b in std::iter::once(0).chain((last > 0).then_some(last)) {
+            let blk = index.decode_block(r, b)?;
+            let _ = index.blocks[b].set(Some(blk));
+        }
         index.seqs = index.find_seqs(r, layout);
         Ok(index)
     }
