@@ -533,7 +533,7 @@ impl KallsymsIndex {
     fn expand<R: KvaRead + ?Sized>(&self, r: &R, i: usize, out: &mut Vec<u8>) -> Option<()> {
         let start = self.markers.get(i / BLOCK)? + u64::from(*self.starts.get(i)?);
         let end = match self.starts.get(i + 1) {
-            Some(&s) if (i + 1) % BLOCK != 0 => self.markers[i / BLOCK] + u64::from(s),
+            Some(&s) if !(i + 1).is_multiple_of(BLOCK) => self.markers[i / BLOCK] + u64::from(s),
             _ => self
                 .markers
                 .get(i / BLOCK + 1)
