@@ -687,6 +687,25 @@ mod tests {
             KallsymsIndex::build(&m, &l).unwrap_err(),
             decode(&m, &l).unwrap_err()
         );
+        // A token table not as kallsyms.c writes it (every token at one offset, here
+        // the 7-byte `per_cpu`): every name is checked by the build, as by decode.
+        let mut names: Vec<String> = (0..600).map(|i| format!("s{i}")).collect();
+        names[300] = "q".repeat(80);
+        let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+        let (mut m, l) = setup(&names, KallsymsForm::PcRelative);
+        let mut ti = [0u8; 2];
+        m.read_kva(Kva(l.token_index.0 + 2 * 0x83), &mut ti)
+            .unwrap();
+        poke(&mut m, l.token_index, &ti.repeat(256));
+        let err = decode(&m, &l).unwrap_err();
+        assert_eq!(
+            err,
+            KallsymsError::BadName {
+                index: 300,
+                why: "longer than KSYM_NAME_LEN"
+            }
+        );
+        assert_eq!(KallsymsIndex::build(&m, &l).unwrap_err(), err);
         // Past the first and last blocks, what names expand to is checked when they
         // are expanded, with decode's error: the index answers nothing from that block.
         let mut names: Vec<String> = (0..600).map(|i| format!("s{i}")).collect();

@@ -60,6 +60,10 @@ pub(super) struct Tokens {
     /// `(start, len)` of each token in `bytes`.
     spans: [(u32, u32); 256],
     hash: [TokenHash; 256],
+    /// Whether the table looks as `scripts/kallsyms.c` writes it: 256 distinct,
+    /// non-empty ASCII expansions at increasing offsets. Every name of such a table
+    /// expands to ASCII and is not empty.
+    plausible: bool,
 }
 
 impl Tokens {
@@ -81,6 +85,7 @@ impl Tokens {
             bytes: Vec::with_capacity(table.len()),
             spans: [(0, 0); 256],
             hash: [TokenHash::default(); 256],
+            plausible: index.windows(2).all(|w| w[0] < w[1]),
         };
         for (tok, &i) in index.iter().enumerate() {
             let rest = table
@@ -91,6 +96,7 @@ impl Tokens {
                 .position(|&b| b == 0)
                 .ok_or(KallsymsError::BadToken { token: tok })?;
             let exp = &rest[..end];
+            t.plausible &= !exp.is_empty() && exp.is_ascii();
             t.spans[tok] = (t.bytes.len() as u32, end as u32);
             t.bytes.extend_from_slice(exp);
             t.hash[tok] = TokenHash {
@@ -278,7 +284,10 @@ impl KallsymsIndex {
     ) -> Result<KallsymsIndex, KallsymsError> {
         let (n, tokens) = read_head(r, layout)?;
         let addrs = AddrTable::read(r, &layout.addrs, n)?;
-        let (markers, starts, names_len) = scan_names(r, layout.names, n)?;
+        // A damaged token table spoils every name: then each is checked now, as
+        // `decode` does, so that the error says so rather than symbols not being found.
+        let check = (!tokens.plausible).then_some(&tokens);
+        let (markers, starts, names_len) = scan_names(r, layout.names, n, check)?;
         let by_addr = if addrs.is_sorted() {
             None
         } else {
@@ -718,11 +727,13 @@ impl KallsymsIndex {
 /// One pass over `kallsyms_names` reading entry lengths only: where every entry
 /// starts (markers every [`BLOCK`] entries, offsets within the block) and the table's
 /// length. Checks that every entry has tokens and reads whole, with the errors of
-/// [`super::decode`]; what the tokens expand to is checked when a block is expanded.
+/// [`super::decode`]; what the tokens expand to is checked when a block is expanded,
+/// or here for every entry when `check` gives the (implausible) token table.
 fn scan_names<R: KvaRead + ?Sized>(
     r: &R,
     at: Kva,
     n: usize,
+    check: Option<&Tokens>,
 ) -> Result<(Vec<u64>, Vec<u32>, u64), KallsymsError> {
     let mut markers = Vec::with_capacity(n.div_ceil(BLOCK));
     let mut starts = Vec::with_capacity(n);
@@ -736,6 +747,7 @@ fn scan_names<R: KvaRead + ?Sized>(
         if let Some(mut o) = off
             .checked_sub(names.start)
             .and_then(|o| usize::try_from(o).ok())
+            .filter(|_| check.is_none())
         {
             let buf = &names.buf;
             while i < n && o + 2 <= buf.len() {
@@ -772,11 +784,32 @@ fn scan_names<R: KvaRead + ?Sized>(
         if len == 0 {
             return Err(bad(i, "zero-length entry"));
         }
-        names.get(off + hl, len).map_err(rd)?;
+        let toks = names.get(off + hl, len).map_err(rd)?;
+        if let Some(tokens) = check {
+            check_entry(i, toks, tokens)?;
+        }
         off += hl + len as u64;
         i += 1;
     }
     Ok((markers, starts, off))
+}
+
+/// Entry `i`'s expansion is 1..=KSYM_NAME_LEN bytes and UTF-8 after its type letter:
+/// [`super::decode`]'s checks and errors, for every entry of an implausible token table.
+fn check_entry(i: usize, toks: &[u8], tokens: &Tokens) -> Result<(), KallsymsError> {
+    let total: usize = toks.iter().map(|&t| tokens.expansion(t).len()).sum();
+    if total > MAX_NAME_LEN + 1 {
+        return Err(bad(i, "longer than KSYM_NAME_LEN"));
+    }
+    if total == 0 {
+        return Err(bad(i, "empty expansion"));
+    }
+    let mut full = Vec::with_capacity(total);
+    for &t in toks {
+        full.extend_from_slice(tokens.expansion(t));
+    }
+    std::str::from_utf8(&full[1..]).map_err(|_| bad(i, "not UTF-8"))?;
+    Ok(())
 }
 
 /// Whether the 3-byte big-endian numbers of `raw` are distinct and below `n`.
