@@ -6,8 +6,8 @@
 //! index: its `--eager-symbols` baseline), while a dump asks for a few dozen names and a
 //! few hundred addresses. [`KallsymsIndex::build`] makes one pass over
 //! `kallsyms_names` that reads entry lengths only: it checks that every entry has
-//! tokens and reads whole, and remembers where each entry starts (every 256th as the
-//! kernel's own `kallsyms_markers`, recomputed so that the structure rests on
+//! tokens and reads whole, and remembers where every 16th entry starts (every 256th
+//! as the kernel's own `kallsyms_markers`, recomputed so that the structure rests on
 //! VMCOREINFO's tables only). Names are expanded only on demand, a block of 256 at a
 //! time, cached for the index's lifetime so lookups can lend `&str`s; what a name
 //! expands to (at most KSYM_NAME_LEN bytes, UTF-8) is checked then.
@@ -39,6 +39,8 @@ use crate::{Kva, KvaRead, MemError};
 const HASH_BASE: u64 = 0x0000_0100_0000_01b3;
 /// Entries per name block (as the kernel's markers).
 const BLOCK: usize = 256;
+/// Entries per remembered start within a block.
+const STRIDE: usize = 16;
 /// Past the last symbol, addresses this far off still belong to it.
 const TAIL: u64 = 1 << 20;
 
@@ -226,7 +228,7 @@ pub struct KallsymsIndex {
     by_addr: Option<Vec<u32>>,
     /// Offset in `kallsyms_names` of entries `0, 256, 512, ...`.
     markers: Vec<u64>,
-    /// Offset of each entry from its block's marker.
+    /// Offset of every [`STRIDE`]th entry from its block's marker.
     starts: Vec<u32>,
     /// `kallsyms_seqs_of_names` (3-byte big-endian symbol indices sorted by name),
     /// when found where the kernel puts it ([`KallsymsIndex::find_seqs`]).
@@ -540,16 +542,13 @@ impl KallsymsIndex {
     /// bytes, not checked for UTF-8). `None` when the entry no longer reads as it did
     /// or expands to too much.
     fn expand<R: KvaRead + ?Sized>(&self, r: &R, i: usize, out: &mut Vec<u8>) -> Option<()> {
-        let start = self.markers.get(i / BLOCK)? + u64::from(*self.starts.get(i)?);
-        let end = match self.starts.get(i + 1) {
-            Some(&s) if !(i + 1).is_multiple_of(BLOCK) => self.markers[i / BLOCK] + u64::from(s),
-            _ => self
-                .markers
-                .get(i / BLOCK + 1)
-                .copied()
-                .unwrap_or(self.names_len),
+        let (b, k) = (i / BLOCK, i / STRIDE);
+        let start = self.markers.get(b)? + u64::from(*self.starts.get(k)?);
+        let end = match self.starts.get(k + 1) {
+            Some(&s) if !(k + 1).is_multiple_of(BLOCK / STRIDE) => self.markers[b] + u64::from(s),
+            _ => self.markers.get(b + 1).copied().unwrap_or(self.names_len),
         };
-        let mut small = [0u8; 128];
+        let mut small = [0u8; 512];
         let mut big = Vec::new();
         let raw = match usize::try_from(end.checked_sub(start)?).ok()? {
             len if len <= small.len() => &mut small[..len],
@@ -560,9 +559,19 @@ impl KallsymsIndex {
         };
         r.read_kva(Kva(self.names.0.wrapping_add(start)), raw)
             .ok()?;
-        let (&b0, rest) = raw.split_first()?;
-        let (hl, len) = entry_len(b0, || Ok(rest.first().copied().unwrap_or(0))).ok()?;
-        let toks = raw.get(hl as usize..hl as usize + len)?;
+        // Skip the entries before `i` in its stride.
+        let header = |pos: usize| {
+            let b0 = *raw.get(pos)?;
+            let (hl, len) = entry_len(b0, || Ok(raw.get(pos + 1).copied().unwrap_or(0))).ok()?;
+            Some((pos + hl as usize, len))
+        };
+        let mut pos = 0usize;
+        for _ in 0..i % STRIDE {
+            let (at, len) = header(pos)?;
+            pos = at + len;
+        }
+        let (at, len) = header(pos)?;
+        let toks = raw.get(at..at + len)?;
         out.clear();
         for &t in toks {
             out.extend_from_slice(self.tokens.expansion(t));
@@ -724,8 +733,8 @@ impl KallsymsIndex {
     }
 }
 
-/// One pass over `kallsyms_names` reading entry lengths only: where every entry
-/// starts (markers every [`BLOCK`] entries, offsets within the block) and the table's
+/// One pass over `kallsyms_names` reading entry lengths only: where entries start
+/// (markers every [`BLOCK`] entries, offsets within the block every [`STRIDE`]) and the table's
 /// length. Checks that every entry has tokens and reads whole, with the errors of
 /// [`super::decode`]; what the tokens expand to is checked when a block is expanded,
 /// or here for every entry when `check` gives the (implausible) token table.
@@ -736,7 +745,7 @@ fn scan_names<R: KvaRead + ?Sized>(
     check: Option<&Tokens>,
 ) -> Result<(Vec<u64>, Vec<u32>, u64), KallsymsError> {
     let mut markers = Vec::with_capacity(n.div_ceil(BLOCK));
-    let mut starts = Vec::with_capacity(n);
+    let mut starts = Vec::with_capacity(n.div_ceil(STRIDE));
     let mut names = Window::new(r, at);
     let rd = unreadable("kallsyms_names");
     let (mut off, mut marker) = (0u64, 0u64);
@@ -764,7 +773,9 @@ fn scan_names<R: KvaRead + ?Sized>(
                     markers.push(off);
                     marker = off;
                 }
-                starts.push((off - marker) as u32);
+                if i.is_multiple_of(STRIDE) {
+                    starts.push((off - marker) as u32);
+                }
                 o += hl + len;
                 off += (hl + len) as u64;
                 i += 1;
@@ -778,7 +789,9 @@ fn scan_names<R: KvaRead + ?Sized>(
             marker = off;
         }
         // Fits: a block is at most 256 entries of 2 + 0x7fff bytes.
-        starts.push((off - marker) as u32);
+        if i.is_multiple_of(STRIDE) {
+            starts.push((off - marker) as u32);
+        }
         let b0 = names.get(off, 1).map_err(rd)?[0];
         let (hl, len) = entry_len(b0, || Ok(names.get(off, 2)?[1])).map_err(rd)?;
         if len == 0 {
