@@ -697,15 +697,12 @@ mod tests {
         m.read_kva(Kva(l.token_index.0 + 2 * 0x83), &mut ti)
             .unwrap();
         poke(&mut m, l.token_index, &ti.repeat(256));
-        let err = decode(&m, &l).unwrap_err();
-        assert_eq!(
-            err,
-            KallsymsError::BadName {
-                index: 300,
-                why: "longer than KSYM_NAME_LEN"
-            }
-        );
-        assert_eq!(KallsymsIndex::build(&m, &l).unwrap_err(), err);
+        let too_long_300 = KallsymsError::BadName {
+            index: 300,
+            why: "longer than KSYM_NAME_LEN",
+        };
+        assert_eq!(decode(&m, &l).unwrap_err(), too_long_300);
+        assert_eq!(KallsymsIndex::build(&m, &l).unwrap_err(), too_long_300);
         // Past the first and last blocks, what names expand to is checked when they
         // are expanded, with decode's error: the index answers nothing from that block.
         let mut names: Vec<String> = (0..600).map(|i| format!("s{i}")).collect();
@@ -713,15 +710,8 @@ mod tests {
         let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
         let (m, l) = setup(&names, KallsymsForm::PcRelative);
         let index = KallsymsIndex::build(&m, &l).unwrap();
-        let err = decode(&m, &l).unwrap_err();
-        assert_eq!(
-            err,
-            KallsymsError::BadName {
-                index: 300,
-                why: "longer than KSYM_NAME_LEN"
-            }
-        );
-        assert_eq!(index.to_table(&m).unwrap_err(), err);
+        assert_eq!(decode(&m, &l).unwrap_err(), too_long_300);
+        assert_eq!(index.to_table(&m).unwrap_err(), too_long_300);
         for (name, addr, _) in syms(&names) {
             let blk = (addr - 0xffff_ffff_8100_0000) / 0x40 / 256;
             let sym = index.get(&m, &name);

@@ -744,11 +744,13 @@ fn scan_names<R: KvaRead + ?Sized>(
     n: usize,
     check: Option<&Tokens>,
 ) -> Result<(Vec<u64>, Vec<u32>, u64), KallsymsError> {
-    let mut markers = Vec::with_capacity(n.div_ceil(BLOCK));
-    let mut starts = Vec::with_capacity(n.div_ceil(STRIDE));
+    let mut found = Starts {
+        markers: Vec::with_capacity(n.div_ceil(BLOCK)),
+        starts: Vec::with_capacity(n.div_ceil(STRIDE)),
+    };
     let mut names = Window::new(r, at);
     let rd = unreadable("kallsyms_names");
-    let (mut off, mut marker) = (0u64, 0u64);
+    let mut off = 0u64;
     let mut i = 0;
     while i < n {
         // Entries wholly in the window's buffer, without a call each; the first one
@@ -769,13 +771,7 @@ fn scan_names<R: KvaRead + ?Sized>(
                 if len == 0 || o + hl + len > buf.len() {
                     break;
                 }
-                if i % BLOCK == 0 {
-                    markers.push(off);
-                    marker = off;
-                }
-                if i.is_multiple_of(STRIDE) {
-                    starts.push((off - marker) as u32);
-                }
+                found.note(i, off);
                 o += hl + len;
                 off += (hl + len) as u64;
                 i += 1;
@@ -784,14 +780,7 @@ fn scan_names<R: KvaRead + ?Sized>(
                 break;
             }
         }
-        if i % BLOCK == 0 {
-            markers.push(off);
-            marker = off;
-        }
-        // Fits: a block is at most 256 entries of 2 + 0x7fff bytes.
-        if i.is_multiple_of(STRIDE) {
-            starts.push((off - marker) as u32);
-        }
+        found.note(i, off);
         let b0 = names.get(off, 1).map_err(rd)?[0];
         let (hl, len) = entry_len(b0, || Ok(names.get(off, 2)?[1])).map_err(rd)?;
         if len == 0 {
@@ -804,7 +793,30 @@ fn scan_names<R: KvaRead + ?Sized>(
         off += hl + len as u64;
         i += 1;
     }
-    Ok((markers, starts, off))
+    Ok((found.markers, found.starts, off))
+}
+
+/// Where entries start, as the length pass finds them.
+struct Starts {
+    /// Offset of entries `0, BLOCK, 2 * BLOCK, ...`.
+    markers: Vec<u64>,
+    /// Offset of entries `0, STRIDE, 2 * STRIDE, ...` from their block's marker.
+    starts: Vec<u32>,
+}
+
+impl Starts {
+    /// Entry `i` starts at `off` (entries noted in order).
+    #[inline]
+    fn note(&mut self, i: usize, off: u64) {
+        if i.is_multiple_of(BLOCK) {
+            self.markers.push(off);
+        }
+        if i.is_multiple_of(STRIDE) {
+            let marker = self.markers.last().copied().unwrap_or(0);
+            // Fits: a block is at most 256 entries of 2 + 0x7fff bytes.
+            self.starts.push((off - marker) as u32);
+        }
+    }
 }
 
 /// Entry `i`'s expansion is 1..=KSYM_NAME_LEN bytes and UTF-8 after its type letter:
