@@ -291,6 +291,39 @@ impl AddrTable {
         }
     }
 
+    /// Whether the addresses are in non-decreasing order: one pass over the raw table,
+    /// with the form decided once.
+    pub(crate) fn is_sorted(&self) -> bool {
+        fn sorted(mut addrs: impl Iterator<Item = u64>) -> bool {
+            let Some(mut prev) = addrs.next() else {
+                return true;
+            };
+            addrs.all(|a| {
+                let ok = prev <= a;
+                prev = a;
+                ok
+            })
+        }
+        let offs = || {
+            self.raw
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        match self.form {
+            AddrForm::Absolute => sorted(
+                self.raw
+                    .chunks_exact(8)
+                    .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])),
+            ),
+            AddrForm::PcRelative { table } => sorted(offs().enumerate().map(|(i, o)| {
+                table
+                    .wrapping_add(4 * i as u64)
+                    .wrapping_add(o as i64 as u64)
+            })),
+            AddrForm::RelativeBase { .. } => sorted((0..self.len()).map(|i| self.get(i))),
+        }
+    }
+
     /// Address `i` (`i < len()`; 0 past the end).
     #[inline]
     pub(crate) fn get(&self, i: usize) -> u64 {
@@ -374,7 +407,11 @@ mod tests {
     }
 
     fn setup(names: &[&str], form: KallsymsForm) -> (Flat, KallsymsLayout) {
-        let t = encode_kallsyms(&syms(names), form, BASE);
+        setup_syms(&syms(names), form)
+    }
+
+    fn setup_syms(syms: &[(String, u64, char)], form: KallsymsForm) -> (Flat, KallsymsLayout) {
+        let t = encode_kallsyms(syms, form, BASE);
         let l = layout(&t);
         (
             Flat {
@@ -471,14 +508,13 @@ mod tests {
     /// Every answer of the lazy index equals the eager table's: by name (duplicates
     /// included), by address (between, at and past symbols, ties at one address), in
     /// sorted and unsorted kallsyms order, across block boundaries.
-    #[test]
-    fn index_answers_as_the_eager_table() {
-        // 700 symbols: three blocks, names made of the synthetic tokens, duplicates
-        // (static functions), several symbols at one address.
+    /// 700 symbols: three blocks, names made of the synthetic tokens, duplicates
+    /// (static functions), several symbols at one address.
+    fn many_syms() -> Vec<(String, u64, char)> {
         let words = [
             "sched_", "init", "_task", "per_cpu", "x", "run", "queues", "do_", "q",
         ];
-        let mut syms: Vec<(String, u64, char)> = (0..700u64)
+        (0..700u64)
             .map(|i| {
                 let name = format!(
                     "{}{}{}",
@@ -489,7 +525,15 @@ mod tests {
                 let kind = ['t', 'T', 'D', 'b'][(i % 4) as usize];
                 (name, 0xffff_ffff_8100_0000 + 0x40 * (i / 3), kind)
             })
-            .collect();
+            .collect()
+    }
+
+    /// Names absent from [`many_syms`], around and between present ones.
+    const ABSENT: [&str; 6] = ["", "nope", "sched_", "x0", "qq249", "zzzz"];
+
+    #[test]
+    fn index_answers_as_the_eager_table() {
+        let mut syms = many_syms();
         for form in [
             KallsymsForm::Absolute,
             KallsymsForm::RelativeBase,
@@ -501,19 +545,15 @@ mod tests {
                     syms.swap(10, 500);
                     syms.swap(3, 699);
                 }
-                let t = encode_kallsyms(&syms, form, BASE);
-                let l = layout(&t);
-                let m = Flat {
-                    base: BASE,
-                    bytes: t.bytes,
-                };
+                let (m, l) = setup_syms(&syms, form);
                 let table = decode(&m, &l).unwrap();
                 let index = KallsymsIndex::build(&m, &l).unwrap();
                 assert_eq!(index.len(), table.len());
+                assert!(index.has_seqs_of_names(), "{form:?}");
                 for (name, _, _) in &syms {
                     assert_eq!(index.get(&m, name), table.get(name), "{form:?} {name}");
                 }
-                for probe in ["", "nope", "sched_", "x0", "qq249", "zzzz"] {
+                for probe in ABSENT {
                     assert_eq!(index.get(&m, probe), table.get(probe), "{probe:?}");
                 }
                 let lo = 0xffff_ffff_8100_0000u64;
@@ -535,6 +575,97 @@ mod tests {
         }
     }
 
+    /// `kallsyms_seqs_of_names` absent, damaged or sorted otherwise: the index finds
+    /// it unusable or not, and answers by name as the eager table either way.
+    #[test]
+    fn index_answers_by_name_whatever_seqs_of_names_holds() {
+        let syms = many_syms();
+        let t = encode_kallsyms(&syms, KallsymsForm::PcRelative, BASE);
+        let l = layout(&t);
+        let at = Kva(t
+            .symbol_addrs
+            .iter()
+            .find(|s| s.0 == "kallsyms_seqs_of_names")
+            .unwrap()
+            .1);
+        let m0 = Flat {
+            base: BASE,
+            bytes: t.bytes,
+        };
+        let table = decode(&m0, &l).unwrap();
+        let o = (at.0 - BASE) as usize;
+        let seqs = m0.bytes[o..o + 3 * syms.len()].to_vec();
+        let entry = |p: usize| seqs[3 * p..3 * p + 3].to_vec();
+        let reversed: Vec<u8> = (0..syms.len()).rev().flat_map(entry).collect();
+        let mut swapped = seqs.clone();
+        for (a, b) in [(1, 698), (100, 101), (350, 20)] {
+            for k in 0..3 {
+                swapped.swap(3 * a + k, 3 * b + k);
+            }
+        }
+        // Damage among the first 64 entries makes the table unusable; deeper damage
+        // is met (or not) by the lookups, which then ask the hash.
+        let damaged = |p: usize, v: &[u8]| {
+            let mut d = seqs.clone();
+            d[3 * p..3 * p + 3].copy_from_slice(v);
+            d
+        };
+        let out_of_range = [0, 2, 0xbc];
+        for (what, bytes, usable) in [
+            ("intact", seqs.clone(), true),
+            ("zeroed", vec![0; seqs.len()], false),
+            ("an index twice", damaged(6, &entry(5)), false),
+            ("an index out of range", damaged(40, &out_of_range), false),
+            ("reversed", reversed, false),
+            ("an index twice, deep", damaged(501, &entry(500)), true),
+            (
+                "an index out of range, deep",
+                damaged(600, &out_of_range),
+                true,
+            ),
+            ("three pairs swapped", swapped, true),
+        ] {
+            let mut m = m0.clone();
+            poke(&mut m, at, &bytes);
+            let index = KallsymsIndex::build(&m, &l).unwrap();
+            assert_eq!(index.has_seqs_of_names(), usable, "{what}");
+            for (name, _, _) in &syms {
+                assert_eq!(index.get(&m, name), table.get(name), "{what}: {name}");
+            }
+            for probe in ABSENT {
+                assert_eq!(index.get(&m, probe), None, "{what}: {probe:?}");
+            }
+        }
+    }
+
+    /// A names table several times the index's read chunk, with one- and two-byte
+    /// entry headers landing across chunk ends: the length pass finds every entry.
+    #[test]
+    fn index_of_a_large_table_answers_as_the_eager_table() {
+        let syms: Vec<(String, u64, char)> = (0..6_000u64)
+            .map(|i| {
+                let name = if i % 61 == 0 {
+                    format!("{}{i}", "z".repeat(130 + (i % 7) as usize))
+                } else {
+                    format!("symbol_number_{i}_of_many")
+                };
+                (name, 0xffff_ffff_8100_0000 + 0x10 * i, 't')
+            })
+            .collect();
+        let (m, l) = setup_syms(&syms, KallsymsForm::PcRelative);
+        let table = decode(&m, &l).unwrap();
+        let index = KallsymsIndex::build(&m, &l).unwrap();
+        assert!(index.has_seqs_of_names());
+        assert!(index.to_table(&m).unwrap().iter().eq(table.iter()));
+        for (name, addr, _) in syms.iter().step_by(13) {
+            assert_eq!(index.get(&m, name), table.get(name), "{name}");
+            assert_eq!(
+                index.nearest(&m, Kva(addr + 5)),
+                table.nearest(Kva(addr + 5))
+            );
+        }
+    }
+
     #[test]
     fn index_rejects_what_decode_rejects() {
         let (m0, l) = setup(&["abc", "def"], KallsymsForm::PcRelative);
@@ -551,11 +682,42 @@ mod tests {
             KallsymsError::BadCount(0)
         );
         let long = "y".repeat(MAX_NAME_LEN + 10);
-        let (m, l) = setup(&[&long], KallsymsForm::PcRelative);
+        let (m, l) = setup(&["a", &long], KallsymsForm::PcRelative);
         assert_eq!(
             KallsymsIndex::build(&m, &l).unwrap_err(),
             decode(&m, &l).unwrap_err()
         );
+        // A token table not as kallsyms.c writes it (every token at one offset, here
+        // the 7-byte `per_cpu`): every name is checked by the build, as by decode.
+        let mut names: Vec<String> = (0..600).map(|i| format!("s{i}")).collect();
+        names[300] = "q".repeat(80);
+        let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+        let (mut m, l) = setup(&names, KallsymsForm::PcRelative);
+        let mut ti = [0u8; 2];
+        m.read_kva(Kva(l.token_index.0 + 2 * 0x83), &mut ti)
+            .unwrap();
+        poke(&mut m, l.token_index, &ti.repeat(256));
+        let too_long_300 = KallsymsError::BadName {
+            index: 300,
+            why: "longer than KSYM_NAME_LEN",
+        };
+        assert_eq!(decode(&m, &l).unwrap_err(), too_long_300);
+        assert_eq!(KallsymsIndex::build(&m, &l).unwrap_err(), too_long_300);
+        // Past the first and last blocks, what names expand to is checked when they
+        // are expanded, with decode's error: the index answers nothing from that block.
+        let mut names: Vec<String> = (0..600).map(|i| format!("s{i}")).collect();
+        names[300] = long;
+        let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+        let (m, l) = setup(&names, KallsymsForm::PcRelative);
+        let index = KallsymsIndex::build(&m, &l).unwrap();
+        assert_eq!(decode(&m, &l).unwrap_err(), too_long_300);
+        assert_eq!(index.to_table(&m).unwrap_err(), too_long_300);
+        for (name, addr, _) in syms(&names) {
+            let blk = (addr - 0xffff_ffff_8100_0000) / 0x40 / 256;
+            let sym = index.get(&m, &name);
+            assert_eq!(sym.is_none(), blk == 1, "{name:.10}");
+            assert_eq!(index.nearest(&m, Kva(addr)).is_none(), blk == 1);
+        }
         let (m, mut l) = setup(&["a"], KallsymsForm::PcRelative);
         l.token_table = Kva(1);
         assert_eq!(
@@ -575,13 +737,24 @@ mod tests {
 
     #[test]
     fn index_of_overwritten_names_answers_nothing_instead_of_garbage() {
-        let (m0, l) = setup(&["schedule", "init_task"], KallsymsForm::PcRelative);
+        let names: Vec<String> = (0..600).map(|i| format!("s{i}")).collect();
+        let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+        let (m0, l) = setup(&names, KallsymsForm::PcRelative);
         let index = KallsymsIndex::build(&m0, &l).unwrap();
-        // Live memory changed after the index was built: entry lengths now point
-        // past the block.
+        // Live memory changed after the index was built: entry lengths in the middle
+        // block (the first and last are expanded by the build) now point past it.
         let mut m = m0.clone();
-        poke(&mut m, l.names, &[0x7f]);
-        assert_eq!(index.get(&m, "schedule"), None);
+        // Entry `i` is a length byte and the tokens `t`, `s` and one per digit.
+        let at: u64 = (0..300).map(|i| 3 + format!("{i}").len() as u64).sum();
+        poke(&mut m, Kva(l.names.0 + at), &[0x7f]);
+        assert_eq!(index.get(&m, "s300"), None);
+        assert_eq!(
+            index.nearest(&m, Kva(0xffff_ffff_8100_0000 + 0x40 * 300)),
+            None
+        );
+        for name in ["s3", "s599"] {
+            assert!(index.get(&m, name).is_none_or(|s| s.name == name));
+        }
         assert!(index.to_table(&m).is_err());
     }
 

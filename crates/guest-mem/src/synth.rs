@@ -624,6 +624,19 @@ pub fn encode_kallsyms(
             KallsymsAddrs::PcRelative { offsets: Kva(o) }
         }
     };
+    // `kallsyms_seqs_of_names` (Linux ≥ 6.4 places it after the address tables): the
+    // symbol indices sorted by name, then address, then index; 3 bytes big-endian each.
+    let mut seqs: Vec<usize> = (0..n).collect();
+    seqs.sort_by(|&a, &b| {
+        let (sa, sb) = (&symbols[a], &symbols[b]);
+        (sa.0.as_bytes(), sa.1, a).cmp(&(sb.0.as_bytes(), sb.1, b))
+    });
+    let b: Vec<u8> = seqs
+        .iter()
+        .flat_map(|&i| [(i >> 16) as u8, (i >> 8) as u8, i as u8])
+        .collect();
+    let at = place(&mut out, &b);
+    symbol_addrs.push(("kallsyms_seqs_of_names", at));
     KallsymsTables {
         bytes: out,
         symbol_addrs,

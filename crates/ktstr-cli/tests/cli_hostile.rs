@@ -495,3 +495,63 @@ fn guest_damaged_vmcores_give_clean_errors_or_dumps_that_say_what_they_lost() {
         problems.join("\n")
     );
 }
+
+/// On the lab vmcore (and the benchmark's scx_layered one when cached): the lazy
+/// kallsyms index, which looks names up in the kernel's `kallsyms_seqs_of_names`,
+/// answers as the table of every decoded symbol — every 97th name, every 7th name that
+/// several symbols share, absent names, and addresses around sampled symbols.
+#[test]
+fn guest_kallsyms_lookups_on_lab_vmcores_answer_as_the_full_table() {
+    use guest_mem::kallsyms::{KallsymsIndex, KallsymsLayout, decode};
+    use guest_mem::{KernelOptions, Kva, Vmcore};
+    let Some(stall) = lab_vmcore() else {
+        return;
+    };
+    let layered = cache_dir().join("bench/scx_layered.vmcore");
+    for path in std::iter::once(stall).chain(layered.is_file().then_some(layered)) {
+        let core = Vmcore::open(&path).unwrap();
+        let k = core.kernel(KernelOptions::default()).unwrap();
+        let layout = KallsymsLayout::from_vmcoreinfo(k.vmcoreinfo()).unwrap();
+        let index = KallsymsIndex::build(&k, &layout).unwrap();
+        // Both lab kernels are ≥ 6.2: the table must be found, or the fast path is
+        // not what this test checks.
+        assert!(index.has_seqs_of_names(), "{}", path.display());
+        let table = decode(&k, &layout).unwrap();
+        assert_eq!(index.len(), table.len());
+        let mut names: Vec<&str> = table.iter().map(|s| s.name).collect();
+        let sampled: Vec<&str> = names.iter().copied().step_by(97).collect();
+        names.sort_unstable();
+        let mut shared: Vec<&str> = names
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
+        shared.dedup();
+        assert!(shared.len() > 10, "{}: few shared names", path.display());
+        let absent = [
+            "",
+            "no_such_symbol",
+            "schedule_",
+            "zzzz",
+            "\u{1}",
+            "init_task\0",
+        ];
+        for name in sampled
+            .iter()
+            .chain(shared.iter().step_by(7))
+            .chain(absent.iter())
+        {
+            assert_eq!(
+                index.get(&k, name),
+                table.get(name),
+                "{}: {name:?}",
+                path.display()
+            );
+        }
+        for s in table.iter().step_by(997) {
+            for a in [s.addr.0.wrapping_sub(1), s.addr.0, s.addr.0 + 3] {
+                assert_eq!(index.nearest(&k, Kva(a)), table.nearest(Kva(a)));
+            }
+        }
+    }
+}
