@@ -347,13 +347,16 @@ impl Write for Pipe {
             self.send()?;
         }
         self.buf.extend_from_slice(data);
+        if self.buf.len() >= Self::CHUNK {
+            self.send()?;
+        }
         Ok(data.len())
     }
 
+    /// Hands what is buffered to the writing thread (which writes it without being
+    /// waited for).
     fn flush(&mut self) -> std::io::Result<()> {
-        // Flushed by `write_beside` once `fill` returns; an intermediate flush would only
-        // send small buffers.
-        Ok(())
+        self.send()
     }
 }
 
