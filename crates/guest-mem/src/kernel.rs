@@ -509,6 +509,32 @@ impl Kernel {
         }
     }
 
+    /// Every symbol whose name starts with `prefix` (at most `max`, in name order), each
+    /// with where it ends (the next symbol's address). `None` when the list may not be
+    /// complete: kallsyms without its name-sorted table (before Linux 6.2) or showing it
+    /// unsorted, more than `max`, names that do not read.
+    pub fn symbols_with_prefix(
+        &self,
+        prefix: &str,
+        max: usize,
+    ) -> Option<Vec<(Symbol<'_>, Option<Kva>)>> {
+        match &self.symbols {
+            Symbols::Table(t) => Some(
+                t.with_prefix(prefix, max)?
+                    .into_iter()
+                    .map(|s| (s, t.next_address(s.addr)))
+                    .collect(),
+            ),
+            Symbols::Kallsyms { index, .. } => Some(
+                index
+                    .with_prefix(self, prefix, max)?
+                    .into_iter()
+                    .map(|s| (s, index.next_address(s.addr)))
+                    .collect(),
+            ),
+        }
+    }
+
     /// Registers of each vCPU, as given.
     pub fn cpus(&self) -> &[CpuRegs] {
         &self.cpus

@@ -172,6 +172,28 @@ impl SymbolTable {
             .map(|e| self.sym(e))
     }
 
+    /// Every symbol whose name starts with `prefix`, in name order; `None` when there are
+    /// more than `max`.
+    pub fn with_prefix(&self, prefix: &str, max: usize) -> Option<Vec<Symbol<'_>>> {
+        let i = self
+            .by_name
+            .partition_point(|&i| self.name_of(&self.by_addr[i as usize]) < prefix);
+        let v: Vec<Symbol<'_>> = self.by_name[i..]
+            .iter()
+            .map(|&i| &self.by_addr[i as usize])
+            .take_while(|e| self.name_of(e).starts_with(prefix))
+            .take(max.saturating_add(1))
+            .map(|e| self.sym(e))
+            .collect();
+        (v.len() <= max).then_some(v)
+    }
+
+    /// The lowest symbol address above `addr`.
+    pub fn next_address(&self, addr: Kva) -> Option<Kva> {
+        let i = self.by_addr.partition_point(|e| e.addr <= addr.0);
+        self.by_addr.get(i).map(|e| Kva(e.addr))
+    }
+
     /// The symbol at or below `addr`, if `addr` is before the next higher symbol.
     /// Among symbols at the same address (aliases) the first pushed one is returned:
     /// for kallsyms, the name the kernel's own lookup gives, since the kernel lists a

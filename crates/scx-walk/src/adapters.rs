@@ -23,4 +23,18 @@ impl SymbolLookup for guest_mem::Kernel {
         self.nearest_symbol(kva)
             .map(|n| (n.symbol.name.to_string(), n.offset))
     }
+
+    fn ranges_of(&self, bases: &[&str]) -> Option<Vec<(u64, u64)>> {
+        /// More symbols than this under one base name is not a function's variants.
+        const MAX_PER_BASE: usize = 64;
+        let mut out = Vec::new();
+        for base in bases {
+            for (s, end) in self.symbols_with_prefix(base, MAX_PER_BASE)? {
+                if s.name.split('.').next() == Some(base) {
+                    out.push((s.addr.0, end.map_or(u64::MAX, |e| e.0)));
+                }
+            }
+        }
+        Some(out)
+    }
 }

@@ -19,6 +19,14 @@ pub trait SymbolLookup {
     fn symbol(&self, name: &str) -> Option<Kva>;
     /// The symbol at or below `kva` and the offset into it.
     fn nearest(&self, kva: Kva) -> Option<(String, u64)>;
+    /// `[start, end)` of every symbol whose name, up to its first `.` (compiler suffixes
+    /// such as `.constprop.0`), is one of `bases`; `end` is where the next symbol starts.
+    /// `None` when the symbols cannot list them all (callers then ask [`Self::nearest`]
+    /// address by address).
+    fn ranges_of(&self, bases: &[&str]) -> Option<Vec<(u64, u64)>> {
+        let _ = bases;
+        None
+    }
 }
 
 /// The kernel's own type information (its BTF), by name: member offsets and struct sizes

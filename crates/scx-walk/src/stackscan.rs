@@ -159,6 +159,9 @@ pub struct StackScanner<'a> {
     running: HashMap<u64, (u32, CpuRegs)>,
     /// Tasks on a CPU whose registers are unknown: their saved stack is stale.
     running_unknown: Vec<u64>,
+    /// `[start, end)` of every [`LOCK_SLOWPATHS`] function (with suffixes), sorted, when
+    /// the symbols can list them: then only stack words inside one are looked up.
+    slow: Option<Vec<(u64, u64)>>,
 }
 
 impl<'a> StackScanner<'a> {
@@ -189,7 +192,22 @@ impl<'a> StackScanner<'a> {
             thread_size,
             running: HashMap::new(),
             running_unknown: Vec::new(),
+            slow: k.syms.ranges_of(LOCK_SLOWPATHS).map(|mut v| {
+                v.sort_unstable();
+                v
+            }),
         })
+    }
+
+    /// Whether `pc` may be inside a lock slow path: in one of their ranges, or anywhere
+    /// when the ranges are unknown.
+    fn maybe_slowpath(&self, pc: u64) -> bool {
+        let Some(r) = &self.slow else {
+            return true;
+        };
+        // Ranges are disjoint or equal (aliases): the last one starting at or below `pc`.
+        let i = r.partition_point(|&(start, _)| start <= pc);
+        i > 0 && pc < r[i - 1].1
     }
 
     /// The `THREAD_SIZE` in use.
@@ -331,6 +349,11 @@ impl<'a> StackScanner<'a> {
     pub fn lock_slowpath_match(&self, task: Kva) -> String {
         let mut found = None;
         let _ = self.text_words(task, |slot, pc| {
+            // Most words are in no slow path: known without a symbol lookup. A word that
+            // is in one's range is still looked up (an alias may be the kernel's name).
+            if !self.maybe_slowpath(pc) {
+                return ControlFlow::Continue(());
+            }
             let Some((name, _)) = self.k.syms.nearest(Kva(pc)) else {
                 return ControlFlow::Continue(());
             };
@@ -415,6 +438,43 @@ mod tests {
         let sc = scanner(&m, &s, &t);
         assert_eq!(sc.lock_slowpath_match(Kva(TASK)), "");
         assert_eq!(sc.scan(Kva(TASK)).unwrap().unwrap().lock_slowpath(), None);
+    }
+
+    #[test]
+    fn slow_path_ranges_give_what_lookups_give() {
+        // Every stack word at every place of the text, with and without the ranges.
+        let (mut m, s, t) = setup();
+        let s = s
+            .with("__mutex_lock", TEXT + 0x200) // an alias of the .constprop.0 copy
+            .with("__mutex_lock_slowpath_x", TEXT + 0x280) // another base: no match
+            .with("rwsem_down_write_slowpath", TEXT + 0x400);
+        let sp = STACK + 0x3f00;
+        m.w64(TASK + 0x100, sp);
+        let plain = FakeSyms {
+            no_ranges: true,
+            ..FakeSyms::default()
+        };
+        let plain = FakeSyms {
+            by_name: s.by_name.clone(),
+            ..plain
+        };
+        for ret in (0..0x500).step_by(0x10) {
+            let pc = TEXT + ret;
+            m.write(pc - 5, &[0xe8, 0, 0, 0, 0]);
+            m.w64(sp, pc);
+            let fast = scanner(&m, &s, &t);
+            assert!(fast.slow.is_some());
+            let slow = scanner(&m, &plain, &t);
+            assert!(slow.slow.is_none());
+            let got = fast.lock_slowpath_match(Kva(TASK));
+            assert_eq!(got, slow.lock_slowpath_match(Kva(TASK)), "pc {pc:#x}");
+            let want = match ret {
+                0x200..0x280 => "__mutex_lock",
+                0x400..0x1000 => "rwsem_down_write_slowpath",
+                _ => "",
+            };
+            assert_eq!(got, want, "pc {pc:#x}");
+        }
     }
 
     #[test]

@@ -56,6 +56,9 @@ impl KvaRead for FakeMem {
 #[derive(Default)]
 pub struct FakeSyms {
     pub by_name: HashMap<String, u64>,
+    /// [`SymbolLookup::ranges_of`] answers `None` (as kallsyms without its name-sorted
+    /// table does).
+    pub no_ranges: bool,
 }
 
 impl FakeSyms {
@@ -75,6 +78,20 @@ impl SymbolLookup for FakeSyms {
             .range(..=kva.0)
             .next_back()
             .map(|(a, n)| ((*n).clone(), kva.0 - a))
+    }
+    fn ranges_of(&self, bases: &[&str]) -> Option<Vec<(u64, u64)>> {
+        if self.no_ranges {
+            return None;
+        }
+        let addrs: std::collections::BTreeSet<u64> = self.by_name.values().copied().collect();
+        let mut out = Vec::new();
+        for (n, &a) in &self.by_name {
+            if bases.contains(&n.split('.').next().unwrap_or(n)) {
+                let end = addrs.range(a + 1..).next().copied().unwrap_or(u64::MAX);
+                out.push((a, end));
+            }
+        }
+        Some(out)
     }
 }
 

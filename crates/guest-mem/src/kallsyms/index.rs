@@ -528,6 +528,62 @@ impl KallsymsIndex {
         best.map(|i| i as u32)
     }
 
+    /// Every symbol whose name starts with `prefix`, in name order, by binary search
+    /// over `kallsyms_seqs_of_names`. `None` without that table, with more than `max`
+    /// of them, when a name does not read, or where the table shows it is not sorted
+    /// around them: the caller then has no complete list.
+    pub fn with_prefix<R: KvaRead + ?Sized>(
+        &self,
+        r: &R,
+        prefix: &str,
+        max: usize,
+    ) -> Option<Vec<Symbol<'_>>> {
+        let seqs = self.seqs?;
+        let n = self.addrs.len();
+        let want = prefix.as_bytes();
+        let mut buf = Vec::with_capacity(64);
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            self.expand(r, self.seq_at(r, seqs, mid)?, &mut buf)?;
+            if buf.as_slice() < want {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo > 0 {
+            self.expand(r, self.seq_at(r, seqs, lo - 1)?, &mut buf)?;
+            if buf.as_slice() >= want {
+                return None;
+            }
+        }
+        let mut out = Vec::new();
+        for p in lo..n {
+            let i = self.seq_at(r, seqs, p)?;
+            self.expand(r, i, &mut buf)?;
+            if !buf.starts_with(want) {
+                // Past the run; a smaller name here would mean the table is unsorted.
+                if buf.as_slice() < want {
+                    return None;
+                }
+                break;
+            }
+            if out.len() == max {
+                return None;
+            }
+            out.push(self.symbol_at(r, i)?);
+        }
+        Some(out)
+    }
+
+    /// The lowest symbol address above `addr` (where the symbol at `addr` ends, as far
+    /// as kallsyms knows).
+    pub fn next_address(&self, addr: Kva) -> Option<Kva> {
+        let pos = self.count_in_addr_order(|a| a <= addr.0);
+        Some(Kva(self.addrs.get(self.in_addr_order(pos)?)))
+    }
+
     /// Entry `p` of the `kallsyms_seqs_of_names` at `seqs`: a symbol index (`None`
     /// when unreadable or out of range).
     fn seq_at<R: KvaRead + ?Sized>(&self, r: &R, seqs: Kva, p: usize) -> Option<usize> {
