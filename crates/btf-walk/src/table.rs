@@ -180,11 +180,44 @@ pub struct SecVar {
     pub size: u32,
 }
 
-/// A name in a table's string space: `strings[off..off + len]`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A name in a table's string space: the NUL-terminated string at `off` (its end is
+/// found when the name is used: most names, functions', never are).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NameRef {
     off: u32,
-    len: u32,
+}
+
+impl NameRef {
+    /// The empty name (name offset 0, whatever the string section holds there).
+    const NONE: NameRef = NameRef { off: u32::MAX };
+}
+
+/// The bytes of a table's string space: read or copied into this process, or borrowed
+/// from a vmcore's mapping (the kernel's own BTF, which is most of it).
+#[derive(Debug)]
+pub(crate) enum Strings {
+    Owned(Box<[u8]>),
+    Guest(guest_mem::StableBytes),
+}
+
+impl Default for Strings {
+    fn default() -> Self {
+        Strings::Owned(Box::default())
+    }
+}
+
+impl Strings {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Strings::Owned(b) => b,
+            Strings::Guest(b) => b,
+        }
+    }
+}
+
+/// The bytes before the first NUL of `b` (all of `b` without one).
+fn until_nul(b: &[u8]) -> &[u8] {
+    &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())]
 }
 
 #[derive(Debug)]
@@ -228,9 +261,10 @@ pub(crate) struct Table {
     pub(crate) by_name: Vec<(u64, u32)>,
     /// Keyed per table, so guest-chosen names cannot be made to collide.
     pub(crate) hasher: foldhash::fast::RandomState,
-    /// The raw string section (NUL-separated; kept whole because split BTF on top of
-    /// this part refers to it by offset), then base names a split part uses.
-    pub(crate) strings: Box<str>,
+    /// The raw string section (NUL-separated, checked to be UTF-8; kept whole because
+    /// split BTF on top of this part refers to it by offset), then base names a split
+    /// part uses (each NUL-terminated).
+    pub(crate) strings: Strings,
     /// Length of the raw string section at the start of `strings`.
     pub(crate) str_len: u32,
     /// String offset where this part's section starts (the base's end; 0 for a base).
@@ -300,19 +334,36 @@ impl Table {
 
     /// Ids of the indexed types (every kind but functions) named `name`, in id order.
     pub(crate) fn ids_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = TypeId> + 'a {
-        let h = self.hasher.hash_one(name);
+        let h = self.hasher.hash_one(name.as_bytes());
         let lo = self.by_name.partition_point(|e| e.0 < h);
         self.by_name[lo..]
             .iter()
             .take_while(move |e| e.0 == h)
             .map(|e| TypeId(e.1))
-            .filter(move |&id| self.get(id).is_some_and(|ty| self.name_of(ty) == name))
+            .filter(move |&id| {
+                self.get(id)
+                    .is_some_and(|ty| self.name_bytes(ty.name) == name.as_bytes())
+            })
     }
 
     /// The name of a type of this table.
     pub(crate) fn name_of(&self, ty: &Ty) -> &str {
-        let (off, len) = (ty.name.off as usize, ty.name.len as usize);
-        self.strings.get(off..off + len).unwrap_or("")
+        // The section is UTF-8 (checked when parsed) and a name ends at a NUL, so this
+        // fails only for an offset inside a character, which parsing rejected.
+        std::str::from_utf8(self.name_bytes(ty.name)).unwrap_or("")
+    }
+
+    /// The bytes of name `r`: up to the NUL that ends it, inside this part's own
+    /// section for its own names, inside the appended base names for those.
+    fn name_bytes(&self, r: NameRef) -> &[u8] {
+        if r == NameRef::NONE {
+            return &[];
+        }
+        let b = self.strings.bytes();
+        let off = r.off as usize;
+        let own = self.str_len as usize;
+        let end = if off < own { own } else { b.len() };
+        until_nul(b.get(off..end).unwrap_or(&[]))
     }
 
     /// Parses the types of raw BTF whose header `load::check_raw` accepted.
@@ -337,19 +388,20 @@ impl Table {
         };
         let types = section("type section", type_off, type_len)?;
         let strings = section("string section", str_off, str_len)?;
-        Table::parse_sections(types, strings.to_vec(), base)
+        Table::parse_sections(types, Strings::Owned(strings.into()), base)
     }
 
-    /// [`Table::parse`] on the two sections, the string section given owned (it is
-    /// kept, so a caller that read it into its own buffer saves a copy).
+    /// [`Table::parse`] on the two sections, the string section given as kept (so a
+    /// caller that read it into its own buffer, or borrowed it, saves a copy).
     pub(crate) fn parse_sections(
         types: &[u8],
-        strings: Vec<u8>,
+        strings: Strings,
         base: Option<&Table>,
     ) -> Result<Table> {
-        let mut strings = String::from_utf8(strings).map_err(|e| BtfError::Format {
+        let own = strings.bytes();
+        std::str::from_utf8(own).map_err(|e| BtfError::Format {
             what: "string section",
-            detail: format!("not UTF-8 at byte {}", e.utf8_error().valid_up_to()),
+            detail: format!("not UTF-8 at byte {}", e.valid_up_to()),
         })?;
         let (first_id, str_base) = match base {
             None => (0, 0),
@@ -357,7 +409,7 @@ impl Table {
         };
         let mut t = Table {
             first_id,
-            str_len: strings.len() as u32,
+            str_len: own.len() as u32,
             str_base,
             ..Table::default()
         };
@@ -365,15 +417,15 @@ impl Table {
         t.types.reserve(types.len() / 40 + 1);
         if base.is_none() {
             t.types.push(Ty {
-                name: NameRef::default(),
+                name: NameRef::NONE,
                 kind: Kind::Void,
             });
         }
         let mut names = Names {
-            own: &strings,
+            own,
             base,
             str_base,
-            appended: String::new(),
+            appended: Vec::new(),
             appended_at: HashMap::default(),
         };
         let mut pos = 0usize;
@@ -390,9 +442,12 @@ impl Table {
         let appended = std::mem::take(&mut names.appended);
         drop(names);
         // Base names a split part uses go after its own strings (split BTF is small;
-        // a base appends nothing, so its buffer is kept as read, without a copy).
-        strings.push_str(&appended);
-        t.strings = strings.into_boxed_str();
+        // a base appends nothing, so its buffer is kept as read or borrowed, no copy).
+        t.strings = if appended.is_empty() {
+            strings
+        } else {
+            Strings::Owned([strings.bytes(), &appended].concat().into())
+        };
         Ok(t)
     }
 
@@ -417,7 +472,7 @@ impl Table {
         let name = if named {
             names.resolve(r.name_off).map_err(|e| r.bad(e))?
         } else {
-            NameRef::default()
+            NameRef::NONE
         };
         let (extra, kind) = self.parse_kind(sec, &r, names)?;
         let next = r
@@ -425,9 +480,11 @@ impl Table {
             .checked_add(extra)
             .filter(|&n| n <= sec.len())
             .ok_or_else(|| r.past_end())?;
-        if name.len > 0 && indexed(&kind) {
-            self.by_name
-                .push((self.hasher.hash_one(names.get(name)), id));
+        if name != NameRef::NONE && indexed(&kind) {
+            let bytes = names.get(name);
+            if !bytes.is_empty() {
+                self.by_name.push((self.hasher.hash_one(bytes), id));
+            }
         }
         self.types.push(Ty { name, kind });
         Ok(next)
@@ -574,9 +631,14 @@ impl Table {
     fn string_at(&self, off: u32) -> std::result::Result<&str, String> {
         let outside = || format!("name offset {off} outside the string section");
         let o = off.checked_sub(self.str_base).ok_or_else(outside)? as usize;
-        let own = self.strings.get(..self.str_len as usize).unwrap_or("");
+        let own = self
+            .strings
+            .bytes()
+            .get(..self.str_len as usize)
+            .unwrap_or(&[]);
         let rest = own.get(o..).ok_or_else(outside)?;
-        Ok(&rest[..rest.find('\0').unwrap_or(rest.len())])
+        // UTF-8 as a whole (checked when parsed): this fails only inside a character.
+        std::str::from_utf8(until_nul(rest)).map_err(|_| outside())
     }
 }
 
@@ -675,10 +737,12 @@ fn word_at(b: &[u8], at: usize) -> u32 {
 /// Resolves string offsets while a table is parsed: this part's own section or, for
 /// split BTF, the base's; base names a split part uses are appended to its strings.
 struct Names<'a> {
-    own: &'a str,
+    /// This part's own string section, checked to be UTF-8.
+    own: &'a [u8],
     base: Option<&'a Table>,
     str_base: u32,
-    appended: String,
+    /// Base names used, each NUL-terminated.
+    appended: Vec<u8>,
     appended_at: HashMap<u32, NameRef>,
 }
 
@@ -686,19 +750,16 @@ impl Names<'_> {
     /// The string at offset `off`, as a reference into the table's final strings.
     fn resolve(&mut self, off: u32) -> std::result::Result<NameRef, String> {
         if off == 0 {
-            return Ok(NameRef::default());
+            return Ok(NameRef::NONE);
         }
         if off >= self.str_base {
             let o = (off - self.str_base) as usize;
-            let rest = self
-                .own
-                .get(o..)
-                .ok_or_else(|| format!("name offset {off} outside the string section"))?;
-            let len = rest.find('\0').unwrap_or(rest.len());
-            return Ok(NameRef {
-                off: o as u32,
-                len: len as u32,
-            });
+            return match self.own.len().checked_sub(o) {
+                // The end of the section: an empty name.
+                Some(0) => Ok(NameRef::NONE),
+                Some(_) if is_char_start(self.own[o]) => Ok(NameRef { off: o as u32 }),
+                _ => Err(format!("name offset {off} outside the string section")),
+            };
         }
         if let Some(r) = self.appended_at.get(&off) {
             return Ok(*r);
@@ -707,23 +768,33 @@ impl Names<'_> {
             .base
             .ok_or_else(|| format!("name offset {off} outside the string section"))?;
         let s = base.string_at(off)?;
-        let r = NameRef {
-            off: u32::try_from(self.own.len() + self.appended.len())
-                .map_err(|_| "string space exceeds 4 GiB".to_string())?,
-            len: s.len() as u32,
+        let r = if s.is_empty() {
+            NameRef::NONE
+        } else {
+            NameRef {
+                off: u32::try_from(self.own.len() + self.appended.len())
+                    .ok()
+                    .filter(|&o| o != u32::MAX)
+                    .ok_or_else(|| "string space exceeds 4 GiB".to_string())?,
+            }
         };
-        self.appended.push_str(s);
+        self.appended.extend_from_slice(s.as_bytes());
+        self.appended.push(0);
         self.appended_at.insert(off, r);
         Ok(r)
     }
 
-    /// A string resolved before.
-    fn get(&self, r: NameRef) -> &str {
-        let (off, len) = (r.off as usize, r.len as usize);
-        match off.checked_sub(self.own.len()) {
-            None => self.own.get(off..off + len).unwrap_or(""),
-            Some(a) => self.appended.get(a..a + len).unwrap_or(""),
+    /// The bytes of a name resolved before (UTF-8: from checked sections, at the start
+    /// of a character).
+    fn get(&self, r: NameRef) -> &[u8] {
+        if r == NameRef::NONE {
+            return &[];
         }
+        let off = r.off as usize;
+        until_nul(match off.checked_sub(self.own.len()) {
+            None => self.own.get(off..).unwrap_or(&[]),
+            Some(a) => self.appended.get(a..).unwrap_or(&[]),
+        })
     }
 
     /// Checks that a name at `off` can be read later: inside this part's strings, on a
@@ -735,7 +806,7 @@ impl Names<'_> {
         }
         if off >= self.str_base {
             let o = (off - self.str_base) as usize;
-            return match o < self.own.len() && self.own.is_char_boundary(o) {
+            return match o < self.own.len() && is_char_start(self.own[o]) {
                 true => Ok(()),
                 false => Err(outside()),
             };
@@ -752,8 +823,13 @@ impl Names<'_> {
             return Ok(Box::default());
         }
         let r = self.resolve(off)?;
-        Ok(self.get(r).into())
+        Ok(std::str::from_utf8(self.get(r)).unwrap_or("").into())
     }
+}
+
+/// Whether byte `b` of UTF-8 text starts a character (is not a continuation byte).
+fn is_char_start(b: u8) -> bool {
+    (b as i8) >= -0x40
 }
 
 /// Kinds a user looks up by name; functions are left out (tens of thousands of them, and
