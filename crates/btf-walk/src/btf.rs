@@ -128,14 +128,18 @@ impl Btf {
         match self.kind(id)? {
             Kind::Struct { members, .. } => {
                 let t = self.table_of(id)?;
-                // Only a split part's own members may name a base string.
-                let base = match &self.inner.base {
-                    Some(b) if std::ptr::eq(t, &self.inner.table) => Some(&b.inner.table),
-                    _ => None,
-                };
-                Ok(t.members(members, base))
+                Ok(t.members(members, self.own_base(t)))
             }
             k => Err(self.not_a(id, k, "a struct or union")),
+        }
+    }
+
+    /// The table whose strings names in `t` may use besides `t`'s own: only a split
+    /// part's own records may name a base string.
+    fn own_base(&self, t: &Table) -> Option<&Table> {
+        match &self.inner.base {
+            Some(b) if std::ptr::eq(t, &self.inner.table) => Some(&b.inner.table),
+            _ => None,
         }
     }
 
@@ -151,7 +155,10 @@ impl Btf {
     pub fn enum_values(&self, id: TypeId) -> Result<&[EnumValue]> {
         let id = self.strip(id)?;
         match self.kind(id)? {
-            Kind::Enum { values, .. } => Ok(self.table_of(id)?.enum_values(values)),
+            Kind::Enum { values, .. } => {
+                let t = self.table_of(id)?;
+                Ok(t.enum_values(values, self.own_base(t)))
+            }
             k => Err(self.not_a(id, k, "an enum")),
         }
     }
@@ -314,11 +321,12 @@ impl Btf {
         let mut cur = Some(self);
         while let Some(b) = cur {
             let t = &b.inner.table;
+            let base = b.own_base(t);
             let index = b.inner.enumerators.get_or_init(|| {
                 // Enumerators are stored in type id order, so among equal names the
                 // lowest index is the first definition in id order, which wins.
-                let mut v: Vec<(u64, u32)> = (t.enum_values.iter().enumerate())
-                    .map(|(i, e)| (t.hasher.hash_one(&*e.name), i as u32))
+                let mut v: Vec<(u64, u32)> = (t.raw_enumerators.iter().enumerate())
+                    .map(|(i, e)| (t.hasher.hash_one(t.enumerator_name(e, base)), i as u32))
                     .collect();
                 v.sort_unstable();
                 v
@@ -328,8 +336,8 @@ impl Btf {
             let found = index[lo..]
                 .iter()
                 .take_while(|e| e.0 == h)
-                .filter_map(|e| t.enum_values.get(e.1 as usize))
-                .find(|e| &*e.name == variant);
+                .filter_map(|e| t.raw_enumerators.get(e.1 as usize))
+                .find(|e| t.enumerator_name(e, base) == variant);
             if let Some(e) = found {
                 return Ok(e.value as i64);
             }

@@ -243,6 +243,22 @@ struct StructSlot {
     made: std::sync::OnceLock<Box<[Member]>>,
 }
 
+/// An enumerator record of the type section: its name offset (checked when parsed) and
+/// its value, sign- or zero-extended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawEnumerator {
+    name_off: u32,
+    pub(crate) value: u64,
+}
+
+/// An enum's enumerators: where its records are, and the enumerators once made (with
+/// owned names: few of a kernel's 19,000 enumerators are ever listed).
+#[derive(Debug)]
+struct EnumSlot {
+    first: u32,
+    made: std::sync::OnceLock<Box<[EnumValue]>>,
+}
+
 /// The types of one BTF section (a base, or the split part on top of one).
 #[derive(Debug, Default)]
 pub(crate) struct Table {
@@ -253,7 +269,10 @@ pub(crate) struct Table {
     raw_members: Vec<RawMember>,
     /// One per struct or union (`Kind::Struct`'s span starts at its index here).
     structs: Vec<StructSlot>,
-    pub(crate) enum_values: Vec<EnumValue>,
+    /// Every enum's enumerator records (flat, in type order).
+    pub(crate) raw_enumerators: Vec<RawEnumerator>,
+    /// One per enum (`Kind::Enum`'s span starts at its index here).
+    enums: Vec<EnumSlot>,
     pub(crate) vars: Vec<SecVar>,
     /// Named types worth finding by name (not functions): `(hash of the name, id)`,
     /// sorted. A sorted vector rather than a map of names: no allocation per name, and
@@ -324,8 +343,33 @@ impl Table {
         found.unwrap_or("")
     }
 
-    pub(crate) fn enum_values(&self, span: Span) -> &[EnumValue] {
-        self.enum_values.get(span.range()).unwrap_or(&[])
+    /// The enumerators of the enum whose kind holds `span`, made on first use; `base`
+    /// as for [`Table::members`].
+    pub(crate) fn enum_values(&self, span: Span, base: Option<&Table>) -> &[EnumValue] {
+        let Some(slot) = self.enums.get(span.start as usize) else {
+            return &[];
+        };
+        slot.made.get_or_init(|| {
+            let first = slot.first as usize;
+            let raw = (self.raw_enumerators)
+                .get(first..first + span.len as usize)
+                .unwrap_or(&[]);
+            raw.iter()
+                .map(|e| EnumValue {
+                    name: self.member_name(e.name_off, base).into(),
+                    value: e.value,
+                })
+                .collect()
+        })
+    }
+
+    /// The name of enumerator record `e` (of this table); `base` as for [`Table::members`].
+    pub(crate) fn enumerator_name<'a>(
+        &'a self,
+        e: &RawEnumerator,
+        base: Option<&'a Table>,
+    ) -> &'a str {
+        self.member_name(e.name_off, base)
     }
 
     pub(crate) fn vars(&self, span: Span) -> &[SecVar] {
@@ -584,8 +628,10 @@ impl Table {
     ) -> Result<(usize, Kind)> {
         let step = if r.kind_id == 6 { 8 } else { 12 };
         let extra = r.entries(sec, step)?;
-        let start = self.enum_values.len() as u32;
-        self.enum_values.reserve(r.vlen);
+        let first = u32::try_from(self.raw_enumerators.len())
+            .map_err(|_| r.bad("too many enumerators".into()))?;
+        let slot = u32::try_from(self.enums.len()).map_err(|_| r.bad("too many enums".into()))?;
+        self.raw_enumerators.reserve(r.vlen);
         for at in (r.body..r.body + extra).step_by(step) {
             let lo = word_at(sec, at + 4);
             let value = if r.kind_id == 19 {
@@ -595,15 +641,18 @@ impl Table {
             } else {
                 u64::from(lo)
             };
-            self.enum_values.push(EnumValue {
-                name: names.boxed(word_at(sec, at)).map_err(|e| r.bad(e))?,
-                value,
-            });
+            let name_off = word_at(sec, at);
+            names.check_name(name_off).map_err(|e| r.bad(e))?;
+            self.raw_enumerators.push(RawEnumerator { name_off, value });
         }
+        self.enums.push(EnumSlot {
+            first,
+            made: std::sync::OnceLock::new(),
+        });
         let kind = Kind::Enum {
             size: r.size_or_type,
             signed: r.kflag,
-            values: r.span(start),
+            values: r.span(slot),
         };
         Ok((extra, kind))
     }
@@ -817,13 +866,14 @@ impl Names<'_> {
         }
     }
 
-    /// The string at `off`, owned (enumerators carry their own names).
-    fn boxed(&mut self, off: u32) -> std::result::Result<Box<str>, String> {
-        if off == 0 {
-            return Ok(Box::default());
+    /// Checks that [`Names::resolve`] would take `off` (an enumerator's name, made
+    /// later): like [`Names::check`], the end of this part's section included (an
+    /// empty name).
+    fn check_name(&self, off: u32) -> std::result::Result<(), String> {
+        if off >= self.str_base && (off - self.str_base) as usize == self.own.len() {
+            return Ok(());
         }
-        let r = self.resolve(off)?;
-        Ok(std::str::from_utf8(self.get(r)).unwrap_or("").into())
+        self.check(off)
     }
 }
 
@@ -946,6 +996,52 @@ mod tests {
         let last = b.len() - 2;
         b[last] = 0xff; // inside "tgid"
         assert!(err(&b).contains("not UTF-8"), "{}", err(&b));
+    }
+
+    #[test]
+    fn enumerator_names_are_checked_when_parsed_and_made_when_listed() {
+        let mut b = BtfBuilder::new();
+        b.enum_("color", 4, true, &[("RED", -1), ("GREEN", 2)]);
+        let raw = b.build();
+        let btf = Btf::from_raw(&raw).unwrap();
+        assert_eq!(btf.enumerator("GREEN").unwrap(), 2);
+        assert_eq!(btf.enumerator("RED").unwrap(), -1);
+        assert!(btf.enumerator("BLUE").is_err());
+        let id = btf.enum_by_name("color").unwrap();
+        let v = btf.enum_values(id).unwrap();
+        assert_eq!((&*v[0].name, v[0].value as i64), ("RED", -1));
+        assert_eq!(btf.enum_variant_name(id, 2), Some("GREEN"));
+        // The first enumerator's name offset (after the 12-byte enum header).
+        let rec = 24 + 12;
+        let str_len = u32::from_le_bytes(raw[20..24].try_into().unwrap());
+        let mut bad = raw.clone();
+        bad[rec..rec + 4].copy_from_slice(&(str_len + 1).to_le_bytes());
+        let e = err(&bad);
+        assert!(
+            e.contains(&format!("type id 1: name offset {} outside", str_len + 1)),
+            "{e}"
+        );
+        // The end of the section is an empty name, as for a type's name.
+        let mut end = raw.clone();
+        end[rec..rec + 4].copy_from_slice(&str_len.to_le_bytes());
+        let btf = Btf::from_raw(&end).unwrap();
+        assert_eq!(&*btf.enum_values(TypeId(1)).unwrap()[0].name, "");
+
+        // Split: an enumerator may be named by a base string.
+        let str_off = u32::from_le_bytes(raw[16..20].try_into().unwrap()) as usize;
+        let strings = &raw[24 + str_off..];
+        let green = strings.windows(6).position(|w| w == b"GREEN\0").unwrap() as u32;
+        let mut s = BtfBuilder::split(btf.type_count(), strings.len() as u32);
+        let own = s.enum_("mine", 4, false, &[("ONE", 1), ("TWO", 7)]);
+        let mut sb = s.build();
+        sb[24 + 12..24 + 16].copy_from_slice(&green.to_le_bytes());
+        let split = Btf::from_raw(&raw).unwrap().split_from_raw(&sb).unwrap();
+        let v = split.enum_values(TypeId(own)).unwrap();
+        assert_eq!((&*v[0].name, v[0].value), ("GREEN", 1));
+        // The split part's GREEN (1) wins over the base's (2); the base's others stay.
+        assert_eq!(split.enumerator("GREEN").unwrap(), 1);
+        assert_eq!(split.enumerator("TWO").unwrap(), 7);
+        assert_eq!(split.enumerator("RED").unwrap(), -1);
     }
 
     #[test]
