@@ -331,13 +331,13 @@ impl Btf {
                 v.sort_unstable();
                 v
             });
-            let h = t.hasher.hash_one(variant);
+            let h = t.hasher.hash_one(variant.as_bytes());
             let lo = index.partition_point(|e| e.0 < h);
             let found = index[lo..]
                 .iter()
                 .take_while(|e| e.0 == h)
                 .filter_map(|e| t.raw_enumerators.get(e.1 as usize))
-                .find(|e| t.enumerator_name(e, base) == variant);
+                .find(|e| t.enumerator_name(e, base) == variant.as_bytes());
             if let Some(e) = found {
                 return Ok(e.value as i64);
             }

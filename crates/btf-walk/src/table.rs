@@ -180,16 +180,19 @@ pub struct SecVar {
     pub size: u32,
 }
 
-/// A name in a table's string space: the NUL-terminated string at `off` (its end is
-/// found when the name is used: most names, functions', never are).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A type's name: `names[off..off + len]` of its table, or, when `len` is
+/// [`NameRef::RAW`], the NUL-terminated string at `off` of its own string section
+/// (functions' names: tens of thousands, of which a capture uses none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct NameRef {
     off: u32,
+    len: u32,
 }
 
 impl NameRef {
     /// The empty name (name offset 0, whatever the string section holds there).
-    const NONE: NameRef = NameRef { off: u32::MAX };
+    const NONE: NameRef = NameRef { off: 0, len: 0 };
+    const RAW: u32 = u32::MAX;
 }
 
 /// The bytes of a table's string space: read or copied into this process, or borrowed
@@ -281,9 +284,11 @@ pub(crate) struct Table {
     /// Keyed per table, so guest-chosen names cannot be made to collide.
     pub(crate) hasher: foldhash::fast::RandomState,
     /// The raw string section (NUL-separated, checked to be UTF-8; kept whole because
-    /// split BTF on top of this part refers to it by offset), then base names a split
-    /// part uses (each NUL-terminated).
+    /// split BTF on top of this part refers to it by offset).
     pub(crate) strings: Strings,
+    /// The names of the types found by name (and base names a split part uses), copied
+    /// out of the string sections: a name is then a slice, found without a scan.
+    names: Box<str>,
     /// Length of the raw string section at the start of `strings`.
     pub(crate) str_len: u32,
     /// String offset where this part's section starts (the base's end; 0 for a base).
@@ -363,13 +368,24 @@ impl Table {
         })
     }
 
-    /// The name of enumerator record `e` (of this table); `base` as for [`Table::members`].
+    /// The name of enumerator record `e` (of this table), as bytes (UTF-8: its offset
+    /// was checked when parsed); `base` as for [`Table::members`].
     pub(crate) fn enumerator_name<'a>(
         &'a self,
         e: &RawEnumerator,
         base: Option<&'a Table>,
-    ) -> &'a str {
-        self.member_name(e.name_off, base)
+    ) -> &'a [u8] {
+        let off = e.name_off;
+        let (t, o) = match off.checked_sub(self.str_base) {
+            _ if off == 0 => return &[],
+            Some(o) => (self, o),
+            None => match base {
+                Some(b) => (b, off.saturating_sub(b.str_base)),
+                None => return &[],
+            },
+        };
+        let own = t.strings.bytes().get(..t.str_len as usize).unwrap_or(&[]);
+        until_nul(own.get(o as usize..).unwrap_or(&[]))
     }
 
     pub(crate) fn vars(&self, span: Span) -> &[SecVar] {
@@ -384,30 +400,19 @@ impl Table {
             .iter()
             .take_while(move |e| e.0 == h)
             .map(|e| TypeId(e.1))
-            .filter(move |&id| {
-                self.get(id)
-                    .is_some_and(|ty| self.name_bytes(ty.name) == name.as_bytes())
-            })
+            .filter(move |&id| self.get(id).is_some_and(|ty| self.name_of(ty) == name))
     }
 
     /// The name of a type of this table.
     pub(crate) fn name_of(&self, ty: &Ty) -> &str {
+        let (off, len) = (ty.name.off as usize, ty.name.len);
+        if len != NameRef::RAW {
+            return self.names.get(off..off + len as usize).unwrap_or("");
+        }
         // The section is UTF-8 (checked when parsed) and a name ends at a NUL, so this
         // fails only for an offset inside a character, which parsing rejected.
-        std::str::from_utf8(self.name_bytes(ty.name)).unwrap_or("")
-    }
-
-    /// The bytes of name `r`: up to the NUL that ends it, inside this part's own
-    /// section for its own names, inside the appended base names for those.
-    fn name_bytes(&self, r: NameRef) -> &[u8] {
-        if r == NameRef::NONE {
-            return &[];
-        }
-        let b = self.strings.bytes();
-        let off = r.off as usize;
-        let own = self.str_len as usize;
-        let end = if off < own { own } else { b.len() };
-        until_nul(b.get(off..end).unwrap_or(&[]))
+        let raw = self.strings.bytes().get(off..).unwrap_or(&[]);
+        std::str::from_utf8(until_nul(raw)).unwrap_or("")
     }
 
     /// Parses the types of raw BTF whose header `load::check_raw` accepted.
@@ -469,8 +474,8 @@ impl Table {
             own,
             base,
             str_base,
-            appended: Vec::new(),
-            appended_at: HashMap::default(),
+            copied: Vec::new(),
+            base_names: HashMap::default(),
         };
         let mut pos = 0usize;
         while pos < types.len() {
@@ -483,15 +488,15 @@ impl Table {
             pos = t.parse_one(types, pos, id, &mut names)?;
         }
         t.by_name.sort_unstable();
-        let appended = std::mem::take(&mut names.appended);
+        // Pieces of UTF-8 text, each cut at a character's start and before a NUL.
+        t.names = String::from_utf8(std::mem::take(&mut names.copied))
+            .map_err(|e| BtfError::Format {
+                what: "string section",
+                detail: format!("names not UTF-8 at byte {}", e.utf8_error().valid_up_to()),
+            })?
+            .into_boxed_str();
         drop(names);
-        // Base names a split part uses go after its own strings (split BTF is small;
-        // a base appends nothing, so its buffer is kept as read or borrowed, no copy).
-        t.strings = if appended.is_empty() {
-            strings
-        } else {
-            Strings::Owned([strings.bytes(), &appended].concat().into())
-        };
+        t.strings = strings;
         Ok(t)
     }
 
@@ -513,8 +518,9 @@ impl Table {
         let r = Record::at(sec, pos, id)?;
         // Kinds that carry no name (their name offset is ignored, as the kernel does).
         let named = !matches!(r.kind_id, 2 | 3 | 9 | 10 | 11 | 13 | 17 | 18);
+        // Functions are not found by name: their names stay in place.
         let name = if named {
-            names.resolve(r.name_off).map_err(|e| r.bad(e))?
+            (names.resolve(r.name_off, r.kind_id != 12)).map_err(|e| r.bad(e))?
         } else {
             NameRef::NONE
         };
@@ -524,11 +530,8 @@ impl Table {
             .checked_add(extra)
             .filter(|&n| n <= sec.len())
             .ok_or_else(|| r.past_end())?;
-        if name != NameRef::NONE && indexed(&kind) {
-            let bytes = names.get(name);
-            if !bytes.is_empty() {
-                self.by_name.push((self.hasher.hash_one(bytes), id));
-            }
+        if name.len > 0 && name.len != NameRef::RAW && indexed(&kind) {
+            (self.by_name).push((self.hasher.hash_one(names.get(name)), id));
         }
         self.types.push(Ty { name, kind });
         Ok(next)
@@ -784,20 +787,22 @@ fn word_at(b: &[u8], at: usize) -> u32 {
 }
 
 /// Resolves string offsets while a table is parsed: this part's own section or, for
-/// split BTF, the base's; base names a split part uses are appended to its strings.
+/// split BTF, the base's; names copied into the table's `names` as they are resolved.
 struct Names<'a> {
     /// This part's own string section, checked to be UTF-8.
     own: &'a [u8],
     base: Option<&'a Table>,
     str_base: u32,
-    /// Base names used, each NUL-terminated.
-    appended: Vec<u8>,
-    appended_at: HashMap<u32, NameRef>,
+    /// The table's `names` so far.
+    copied: Vec<u8>,
+    /// Base names already copied, by offset.
+    base_names: HashMap<u32, NameRef>,
 }
 
 impl Names<'_> {
-    /// The string at offset `off`, as a reference into the table's final strings.
-    fn resolve(&mut self, off: u32) -> std::result::Result<NameRef, String> {
+    /// The string at offset `off`: copied into the names (always for a base's string),
+    /// or, unless `copy`, left in place ([`NameRef::RAW`]).
+    fn resolve(&mut self, off: u32, copy: bool) -> std::result::Result<NameRef, String> {
         if off == 0 {
             return Ok(NameRef::NONE);
         }
@@ -806,44 +811,45 @@ impl Names<'_> {
             return match self.own.len().checked_sub(o) {
                 // The end of the section: an empty name.
                 Some(0) => Ok(NameRef::NONE),
-                Some(_) if is_char_start(self.own[o]) => Ok(NameRef { off: o as u32 }),
-                _ => Err(format!("name offset {off} outside the string section")),
+                Some(_) if !is_char_start(self.own[o]) => {
+                    Err(format!("name offset {off} outside the string section"))
+                }
+                Some(_) if !copy => Ok(NameRef {
+                    off: o as u32,
+                    len: NameRef::RAW,
+                }),
+                Some(_) => self.copy(until_nul(&self.own[o..])),
+                None => Err(format!("name offset {off} outside the string section")),
             };
         }
-        if let Some(r) = self.appended_at.get(&off) {
+        if let Some(r) = self.base_names.get(&off) {
             return Ok(*r);
         }
         let base = self
             .base
             .ok_or_else(|| format!("name offset {off} outside the string section"))?;
-        let s = base.string_at(off)?;
-        let r = if s.is_empty() {
-            NameRef::NONE
-        } else {
-            NameRef {
-                off: u32::try_from(self.own.len() + self.appended.len())
-                    .ok()
-                    .filter(|&o| o != u32::MAX)
-                    .ok_or_else(|| "string space exceeds 4 GiB".to_string())?,
-            }
-        };
-        self.appended.extend_from_slice(s.as_bytes());
-        self.appended.push(0);
-        self.appended_at.insert(off, r);
+        let r = self.copy(base.string_at(off)?.as_bytes())?;
+        self.base_names.insert(off, r);
         Ok(r)
     }
 
-    /// The bytes of a name resolved before (UTF-8: from checked sections, at the start
-    /// of a character).
+    /// Appends `name` to the copied names.
+    fn copy(&mut self, name: &[u8]) -> std::result::Result<NameRef, String> {
+        let r = NameRef {
+            off: u32::try_from(self.copied.len())
+                .ok()
+                .filter(|o| o.checked_add(name.len() as u32).is_some())
+                .ok_or_else(|| "string space exceeds 4 GiB".to_string())?,
+            len: name.len() as u32,
+        };
+        self.copied.extend_from_slice(name);
+        Ok(r)
+    }
+
+    /// A copied name's bytes.
     fn get(&self, r: NameRef) -> &[u8] {
-        if r == NameRef::NONE {
-            return &[];
-        }
         let off = r.off as usize;
-        until_nul(match off.checked_sub(self.own.len()) {
-            None => self.own.get(off..).unwrap_or(&[]),
-            Some(a) => self.appended.get(a..).unwrap_or(&[]),
-        })
+        self.copied.get(off..off + r.len as usize).unwrap_or(&[])
     }
 
     /// Checks that a name at `off` can be read later: inside this part's strings, on a
