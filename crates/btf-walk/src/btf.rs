@@ -328,7 +328,7 @@ impl Btf {
                 let mut v: Vec<(u64, u32)> = (t.raw_enumerators.iter().enumerate())
                     .map(|(i, e)| (t.hasher.hash_one(t.enumerator_name(e, base)), i as u32))
                     .collect();
-                v.sort_unstable();
+                crate::table::sort_by_hash(&mut v);
                 v
             });
             let h = t.hasher.hash_one(variant.as_bytes());

@@ -487,7 +487,7 @@ impl Table {
             })?;
             pos = t.parse_one(types, pos, id, &mut names)?;
         }
-        t.by_name.sort_unstable();
+        sort_by_hash(&mut t.by_name);
         // Pieces of UTF-8 text, each cut at a character's start and before a NUL.
         t.names = String::from_utf8(std::mem::take(&mut names.copied))
             .map_err(|e| BtfError::Format {
@@ -888,6 +888,39 @@ fn is_char_start(b: u8) -> bool {
     (b as i8) >= -0x40
 }
 
+/// Sorts `(hash, index)` pairs into the order `sort_unstable` gives, in about linear
+/// time for a keyed hasher's evenly spread hashes: the pairs are spread into one bucket
+/// per top bits of the hash (order kept), then each small bucket is sorted.
+pub(crate) fn sort_by_hash(v: &mut Vec<(u64, u32)>) {
+    let n = v.len();
+    if n < 256 {
+        v.sort_unstable();
+        return;
+    }
+    // About one bucket per pair (n is below 2^32: indexes are u32).
+    let bits = (usize::BITS - n.leading_zeros()).min(24);
+    let shift = 64 - bits;
+    let bucket = |h: u64| (h >> shift) as usize;
+    let mut ends = vec![0usize; (1 << bits) + 1];
+    for e in v.iter() {
+        ends[bucket(e.0) + 1] += 1;
+    }
+    for i in 1..ends.len() {
+        ends[i] += ends[i - 1];
+    }
+    let mut at = ends.clone();
+    let mut out = vec![(0u64, 0u32); n];
+    for &e in v.iter() {
+        let b = bucket(e.0);
+        out[at[b]] = e;
+        at[b] += 1;
+    }
+    for w in ends.windows(2) {
+        out[w[0]..w[1]].sort_unstable();
+    }
+    *v = out;
+}
+
 /// Kinds a user looks up by name; functions are left out (tens of thousands of them, and
 /// nothing here needs them by name).
 fn indexed(kind: &Kind) -> bool {
@@ -1002,6 +1035,26 @@ mod tests {
         let last = b.len() - 2;
         b[last] = 0xff; // inside "tgid"
         assert!(err(&b).contains("not UTF-8"), "{}", err(&b));
+    }
+
+    #[test]
+    fn sort_by_hash_sorts_as_sort_unstable() {
+        use std::hash::BuildHasher as _;
+        let h = foldhash::fast::RandomState::default();
+        for n in [0usize, 5, 255, 256, 1000, 40_000] {
+            // Spread hashes, repeated ones (names defined twice) and a crowded bucket.
+            let mut v: Vec<(u64, u32)> = (0..n as u32)
+                .map(|i| match i % 7 {
+                    0 => (h.hash_one(i / 14), i),
+                    1 => (i as u64, i),
+                    _ => (h.hash_one(i), i),
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort_unstable();
+            super::sort_by_hash(&mut v);
+            assert_eq!(v, want, "{n} pairs");
+        }
     }
 
     #[test]
