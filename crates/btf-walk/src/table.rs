@@ -33,10 +33,12 @@ impl std::fmt::Display for TypeId {
 }
 
 /// A range into one of the table's flat vectors (members, enum values, section vars).
+/// Six bytes (its start in two halves, its length a record's 16-bit `vlen`), which keeps
+/// [`Kind`] at 12 bytes: a vmlinux has 120,000 types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
-    pub(crate) start: u32,
-    pub(crate) len: u32,
+    start: [u16; 2],
+    pub(crate) len: u16,
 }
 
 impl Span {
@@ -49,8 +51,20 @@ impl Span {
         self.len == 0
     }
 
+    fn new(start: u32, len: u16) -> Span {
+        Span {
+            start: [start as u16, (start >> 16) as u16],
+            len,
+        }
+    }
+
+    /// Index of the first item.
+    pub(crate) fn start(&self) -> usize {
+        self.start[0] as usize | (self.start[1] as usize) << 16
+    }
+
     fn range(&self) -> std::ops::Range<usize> {
-        self.start as usize..self.start as usize + self.len as usize
+        self.start()..self.start() + self.len as usize
     }
 }
 
@@ -308,7 +322,7 @@ impl Table {
     /// The members of the struct whose kind holds `span`, made on first use; `base` is
     /// the table a split part's member names may come from.
     pub(crate) fn members(&self, span: Span, base: Option<&Table>) -> &[Member] {
-        let Some(slot) = self.structs.get(span.start as usize) else {
+        let Some(slot) = self.structs.get(span.start()) else {
             return &[];
         };
         slot.made.get_or_init(|| {
@@ -351,7 +365,7 @@ impl Table {
     /// The enumerators of the enum whose kind holds `span`, made on first use; `base`
     /// as for [`Table::members`].
     pub(crate) fn enum_values(&self, span: Span, base: Option<&Table>) -> &[EnumValue] {
-        let Some(slot) = self.enums.get(span.start as usize) else {
+        let Some(slot) = self.enums.get(span.start()) else {
             return &[];
         };
         slot.made.get_or_init(|| {
@@ -765,10 +779,8 @@ impl Record {
     }
 
     fn span(&self, start: u32) -> Span {
-        Span {
-            start,
-            len: self.vlen as u32,
-        }
+        // `vlen` is the low 16 bits of the record's info word.
+        Span::new(start, self.vlen as u16)
     }
 }
 
@@ -1035,6 +1047,13 @@ mod tests {
         let last = b.len() - 2;
         b[last] = 0xff; // inside "tgid"
         assert!(err(&b).contains("not UTF-8"), "{}", err(&b));
+    }
+
+    #[test]
+    fn a_type_takes_20_bytes() {
+        // Its kind (12: a `Span` of three u16) and its name (8).
+        assert_eq!(std::mem::size_of::<Kind>(), 12);
+        assert_eq!(std::mem::size_of::<super::Ty>(), 20);
     }
 
     #[test]
