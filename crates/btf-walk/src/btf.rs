@@ -105,9 +105,12 @@ impl Btf {
     }
 
     pub(crate) fn ty(&self, id: TypeId) -> Result<&Ty> {
-        self.table_of(id)?
-            .get(id)
-            .ok_or(BtfError::NoSuchTypeId(id.0))
+        // No `ok_or(error)`: the error would be built, and dropped out of line, on every
+        // call (a renderer asks for kinds and names per value).
+        match self.table_of(id)?.get(id) {
+            Some(ty) => Ok(ty),
+            None => Err(BtfError::NoSuchTypeId(id.0)),
+        }
     }
 
     /// The kind and layout data of a type.
@@ -118,8 +121,10 @@ impl Btf {
     /// The name of a type; empty for anonymous types.
     pub fn name(&self, id: TypeId) -> Result<&str> {
         let t = self.table_of(id)?;
-        let ty = t.get(id).ok_or(BtfError::NoSuchTypeId(id.0))?;
-        Ok(t.name_of(ty))
+        match t.get(id) {
+            Some(ty) => Ok(t.name_of(ty)),
+            None => Err(BtfError::NoSuchTypeId(id.0)),
+        }
     }
 
     /// Members of a struct or union (`id` may be a typedef or qualified; it is stripped).
@@ -205,10 +210,10 @@ impl Btf {
                 | Kind::Datasec { size, .. } => size as u64,
                 Kind::Ptr { .. } => 8,
                 Kind::Array { elem, len } => {
-                    mult = mult.checked_mul(len as u64).ok_or(BtfError::Malformed {
-                        id: id.0,
-                        why: "array size overflows",
-                    })?;
+                    let Some(m) = mult.checked_mul(len as u64) else {
+                        return Err(size_overflow(id));
+                    };
+                    mult = m;
                     id = elem;
                     continue;
                 }
@@ -223,10 +228,11 @@ impl Btf {
                     });
                 }
             };
-            return unit.checked_mul(mult).ok_or(BtfError::Malformed {
-                id: id.0,
-                why: "array size overflows",
-            });
+            // Errors built only on failure (this runs per rendered value).
+            return match unit.checked_mul(mult) {
+                Some(n) => Ok(n),
+                None => Err(size_overflow(id)),
+            };
         }
         Err(BtfError::Malformed {
             id: id.0,
@@ -443,6 +449,14 @@ impl Btf {
             }
         }
         format!("<type chain too long>{suffix}")
+    }
+}
+
+/// A size that does not fit 64 bits (a corrupt array length).
+fn size_overflow(id: TypeId) -> BtfError {
+    BtfError::Malformed {
+        id: id.0,
+        why: "array size overflows",
     }
 }
 
