@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use crate::error::{BtfError, Result};
 use std::hash::BuildHasher as _;
 
-use crate::table::{EnumValue, Kind, Member, SecVar, Strings, Table, Ty, TypeId};
+use crate::table::{EnumValue, Kind, Member, SecVar, Strings, Table, Ty, TypeId, Types};
 
 /// Longest chain of typedefs/qualifiers (or nested arrays) followed before the type graph
 /// is declared malformed. Real kernels need fewer than 10; loops hit this bound.
@@ -59,7 +59,7 @@ impl Btf {
     }
 
     /// A base from its type section and its string section (header checked).
-    pub(crate) fn base_from_sections(types: &[u8], strings: Strings) -> Result<Btf> {
+    pub(crate) fn base_from_sections(types: Types<'_>, strings: Strings) -> Result<Btf> {
         Ok(Btf {
             inner: Arc::new(Inner {
                 table: Table::parse_sections(types, strings, None)?,

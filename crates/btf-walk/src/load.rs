@@ -8,7 +8,7 @@ use guest_mem::{Kva, KvaRead};
 
 use crate::btf::Btf;
 use crate::error::{BtfError, Result};
-use crate::table::Strings;
+use crate::table::{Strings, Types};
 
 /// Largest BTF accepted (vmlinux BTF is about 5–6 MB; a BPF object's far less).
 pub const MAX_BTF_BYTES: u64 = 256 << 20;
@@ -166,9 +166,13 @@ impl Btf {
         let (types_at, strings_at) = (at(s.type_off)?, at(s.str_off)?);
         // From a vmcore, both sections are borrowed from its mapping (no copy of 5 MB
         // into fresh pages); from a live guest, or when not contiguous, they are read.
+        let read_types;
         let types = match mem.stable_bytes(types_at, s.type_len) {
-            Some(b) => Section::Guest(b),
-            None => Section::Read(read_guest(mem, types_at, s.type_len, what)?),
+            Some(b) => Types::Guest(b),
+            None => {
+                read_types = read_guest(mem, types_at, s.type_len, what)?;
+                Types::Slice(&read_types)
+            }
         };
         let strings = match mem.stable_bytes(strings_at, s.str_len) {
             Some(b) => Strings::Guest(b),
@@ -180,22 +184,7 @@ impl Btf {
                 detail: "string section does not end with NUL".into(),
             });
         }
-        Btf::base_from_sections(types.bytes(), strings)
-    }
-}
-
-/// A section of guest BTF: borrowed from stable guest memory, or read from it.
-enum Section {
-    Guest(guest_mem::StableBytes),
-    Read(Vec<u8>),
-}
-
-impl Section {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Section::Guest(b) => b,
-            Section::Read(b) => b,
-        }
+        Btf::base_from_sections(types, strings)
     }
 }
 

@@ -232,6 +232,12 @@ impl Strings {
     }
 }
 
+/// A type section to parse: borrowed for the parse only, or from a vmcore (kept).
+pub(crate) enum Types<'a> {
+    Slice(&'a [u8]),
+    Guest(guest_mem::StableBytes),
+}
+
 /// The bytes before the first NUL of `b` (all of `b` without one).
 fn until_nul(b: &[u8]) -> &[u8] {
     &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())]
@@ -252,7 +258,8 @@ struct RawMember {
     offset: u32,
 }
 
-/// A struct's members: where its records are, and the members once made.
+/// A struct's members: where its records are (an index into `raw_members`, or the byte
+/// offset of the first in the kept type section), and the members once made.
 #[derive(Debug)]
 struct StructSlot {
     first: u32,
@@ -282,8 +289,14 @@ pub(crate) struct Table {
     /// Id of `types[0]`: 0 for a base section (whose first entry is `void`).
     pub(crate) first_id: u32,
     pub(crate) types: Vec<Ty>,
-    /// Every struct's and union's member records as read (flat, in type order).
+    /// Every struct's and union's member records as read (flat, in type order), unless
+    /// the type section is kept.
     raw_members: Vec<RawMember>,
+    /// The type section when it is borrowed (from a vmcore): member records are then
+    /// read from it when their struct's members are made, not copied at load.
+    kept_types: Option<guest_mem::StableBytes>,
+    /// While parsing: whether the type section will be kept.
+    keeping_types: bool,
     /// One per struct or union (`Kind::Struct`'s span starts at its index here).
     structs: Vec<StructSlot>,
     /// Every enum's enumerator records (flat, in type order).
@@ -327,11 +340,19 @@ impl Table {
         };
         slot.made.get_or_init(|| {
             let first = slot.first as usize;
-            let raw = self
-                .raw_members
-                .get(first..first + span.len as usize)
-                .unwrap_or(&[]);
-            raw.iter()
+            let raw = |i: usize| match &self.kept_types {
+                Some(sec) => {
+                    let at = first + 12 * i;
+                    Some(RawMember {
+                        name_off: read_u32(sec, at)?,
+                        ty: read_u32(sec, at + 4)?,
+                        offset: read_u32(sec, at + 8)?,
+                    })
+                }
+                None => self.raw_members.get(first + i).copied(),
+            };
+            (0..span.len as usize)
+                .map_while(raw)
                 .map(|m| {
                     let (bit_offset, bits) = if slot.kflag {
                         (m.offset & 0xff_ffff, m.offset >> 24)
@@ -451,16 +472,21 @@ impl Table {
         };
         let types = section("type section", type_off, type_len)?;
         let strings = section("string section", str_off, str_len)?;
-        Table::parse_sections(types, Strings::Owned(strings.into()), base)
+        Table::parse_sections(Types::Slice(types), Strings::Owned(strings.into()), base)
     }
 
     /// [`Table::parse`] on the two sections, the string section given as kept (so a
     /// caller that read it into its own buffer, or borrowed it, saves a copy).
     pub(crate) fn parse_sections(
-        types: &[u8],
+        types: Types<'_>,
         strings: Strings,
         base: Option<&Table>,
     ) -> Result<Table> {
+        let (types, kept) = match types {
+            Types::Slice(b) => (b, None),
+            Types::Guest(b) => (&[][..], Some(b)),
+        };
+        let types = kept.as_deref().unwrap_or(types);
         let own = strings.bytes();
         std::str::from_utf8(own).map_err(|e| BtfError::Format {
             what: "string section",
@@ -473,6 +499,7 @@ impl Table {
         let mut t = Table {
             first_id,
             str_len: own.len() as u32,
+            keeping_types: kept.is_some(),
             str_base,
             ..Table::default()
         };
@@ -511,6 +538,7 @@ impl Table {
             .into_boxed_str();
         drop(names);
         t.strings = strings;
+        t.kept_types = kept;
         Ok(t)
     }
 
@@ -609,19 +637,23 @@ impl Table {
         names: &mut Names<'_>,
     ) -> Result<(usize, Kind)> {
         let extra = r.entries(sec, 12)?;
-        let first =
-            u32::try_from(self.raw_members.len()).map_err(|_| r.bad("too many members".into()))?;
+        let first = match self.keeping_types {
+            true => r.body,
+            false => self.raw_members.len(),
+        };
+        let first = u32::try_from(first).map_err(|_| r.bad("too many members".into()))?;
         let slot =
             u32::try_from(self.structs.len()).map_err(|_| r.bad("too many structs".into()))?;
-        self.raw_members.reserve(r.vlen);
         for at in (r.body..r.body + extra).step_by(12) {
             let name_off = word_at(sec, at);
             names.check(name_off).map_err(|e| r.bad(e))?;
-            self.raw_members.push(RawMember {
-                name_off,
-                ty: word_at(sec, at + 4),
-                offset: word_at(sec, at + 8),
-            });
+            if !self.keeping_types {
+                self.raw_members.push(RawMember {
+                    name_off,
+                    ty: word_at(sec, at + 4),
+                    offset: word_at(sec, at + 8),
+                });
+            }
         }
         self.structs.push(StructSlot {
             first,
