@@ -1,11 +1,13 @@
 //! The crate's own compact type table, parsed once straight from raw BTF.
 //!
 //! Each type becomes a plain `Copy` kind with spans into flat vectors, so offset
-//! resolution and rendering do no allocation per type visited. Type names stay in the
-//! BTF string section (one allocation for all of them); enumerators own their names, and
-//! so do members (they are public API), made on first use of their struct: a capture
-//! looks at a few hundred of a kernel's tens of thousands of structs, and naming every
-//! member up front was a fifth of the BTF load.
+//! resolution and rendering do no allocation per type visited. The string section is
+//! kept whole (borrowed from a vmcore's mapping for the kernel's own BTF, with the type
+//! section: no copy of 5 MB); the names of types found by name are copied out of it into
+//! one string, functions' names are left in place. Enumerators own their names, and so
+//! do members (they are public API), made on first use of their enum or struct: a
+//! capture looks at a few hundred of a kernel's tens of thousands of structs, and naming
+//! every member up front was a fifth of the BTF load.
 //!
 //! Why not `btf-rs`: in the whole-vmcore dump benchmark most of the BTF phase went to
 //! converting its parse (a `Type` with a cloned member vector and a `String` name per
