@@ -766,9 +766,15 @@ impl Record {
             size_or_type: 0,
             body: pos + 12,
         };
-        let info = r.word(sec, 4)?;
-        r.name_off = r.word(sec, 0)?;
-        r.size_or_type = r.word(sec, 8)?;
+        // The header's three words at once (one bounds check).
+        let h: &[u8; 12] = (pos.checked_add(12))
+            .and_then(|end| sec.get(pos..end))
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| r.past_end())?;
+        let word = |o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+        let info = word(4);
+        r.name_off = word(0);
+        r.size_or_type = word(8);
         r.vlen = (info & 0xffff) as usize;
         r.kind_id = (info >> 24) & 0x1f;
         r.kflag = info >> 31 == 1;
