@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use crate::error::{BtfError, Result};
 use std::hash::BuildHasher as _;
 
-use crate::table::{EnumValue, Kind, Member, SecVar, Table, Ty, TypeId};
+use crate::table::{EnumValue, Kind, Member, SecVar, Strings, Table, Ty, TypeId, Types};
 
 /// Longest chain of typedefs/qualifiers (or nested arrays) followed before the type graph
 /// is declared malformed. Real kernels need fewer than 10; loops hit this bound.
@@ -59,7 +59,7 @@ impl Btf {
     }
 
     /// A base from its type section and its string section (header checked).
-    pub(crate) fn base_from_sections(types: &[u8], strings: Vec<u8>) -> Result<Btf> {
+    pub(crate) fn base_from_sections(types: Types<'_>, strings: Strings) -> Result<Btf> {
         Ok(Btf {
             inner: Arc::new(Inner {
                 table: Table::parse_sections(types, strings, None)?,
@@ -105,9 +105,12 @@ impl Btf {
     }
 
     pub(crate) fn ty(&self, id: TypeId) -> Result<&Ty> {
-        self.table_of(id)?
-            .get(id)
-            .ok_or(BtfError::NoSuchTypeId(id.0))
+        // No `ok_or(error)`: the error would be built, and dropped out of line, on every
+        // call (a renderer asks for kinds and names per value).
+        match self.table_of(id)?.get(id) {
+            Some(ty) => Ok(ty),
+            None => Err(BtfError::NoSuchTypeId(id.0)),
+        }
     }
 
     /// The kind and layout data of a type.
@@ -118,8 +121,10 @@ impl Btf {
     /// The name of a type; empty for anonymous types.
     pub fn name(&self, id: TypeId) -> Result<&str> {
         let t = self.table_of(id)?;
-        let ty = t.get(id).ok_or(BtfError::NoSuchTypeId(id.0))?;
-        Ok(t.name_of(ty))
+        match t.get(id) {
+            Some(ty) => Ok(t.name_of(ty)),
+            None => Err(BtfError::NoSuchTypeId(id.0)),
+        }
     }
 
     /// Members of a struct or union (`id` may be a typedef or qualified; it is stripped).
@@ -128,14 +133,18 @@ impl Btf {
         match self.kind(id)? {
             Kind::Struct { members, .. } => {
                 let t = self.table_of(id)?;
-                // Only a split part's own members may name a base string.
-                let base = match &self.inner.base {
-                    Some(b) if std::ptr::eq(t, &self.inner.table) => Some(&b.inner.table),
-                    _ => None,
-                };
-                Ok(t.members(members, base))
+                Ok(t.members(members, self.own_base(t)))
             }
             k => Err(self.not_a(id, k, "a struct or union")),
+        }
+    }
+
+    /// The table whose strings names in `t` may use besides `t`'s own: only a split
+    /// part's own records may name a base string.
+    fn own_base(&self, t: &Table) -> Option<&Table> {
+        match &self.inner.base {
+            Some(b) if std::ptr::eq(t, &self.inner.table) => Some(&b.inner.table),
+            _ => None,
         }
     }
 
@@ -151,7 +160,10 @@ impl Btf {
     pub fn enum_values(&self, id: TypeId) -> Result<&[EnumValue]> {
         let id = self.strip(id)?;
         match self.kind(id)? {
-            Kind::Enum { values, .. } => Ok(self.table_of(id)?.enum_values(values)),
+            Kind::Enum { values, .. } => {
+                let t = self.table_of(id)?;
+                Ok(t.enum_values(values, self.own_base(t)))
+            }
             k => Err(self.not_a(id, k, "an enum")),
         }
     }
@@ -198,10 +210,10 @@ impl Btf {
                 | Kind::Datasec { size, .. } => size as u64,
                 Kind::Ptr { .. } => 8,
                 Kind::Array { elem, len } => {
-                    mult = mult.checked_mul(len as u64).ok_or(BtfError::Malformed {
-                        id: id.0,
-                        why: "array size overflows",
-                    })?;
+                    let Some(m) = mult.checked_mul(len as u64) else {
+                        return Err(size_overflow(id));
+                    };
+                    mult = m;
                     id = elem;
                     continue;
                 }
@@ -216,10 +228,11 @@ impl Btf {
                     });
                 }
             };
-            return unit.checked_mul(mult).ok_or(BtfError::Malformed {
-                id: id.0,
-                why: "array size overflows",
-            });
+            // Errors built only on failure (this runs per rendered value).
+            return match unit.checked_mul(mult) {
+                Some(n) => Ok(n),
+                None => Err(size_overflow(id)),
+            };
         }
         Err(BtfError::Malformed {
             id: id.0,
@@ -314,22 +327,23 @@ impl Btf {
         let mut cur = Some(self);
         while let Some(b) = cur {
             let t = &b.inner.table;
+            let base = b.own_base(t);
             let index = b.inner.enumerators.get_or_init(|| {
                 // Enumerators are stored in type id order, so among equal names the
                 // lowest index is the first definition in id order, which wins.
-                let mut v: Vec<(u64, u32)> = (t.enum_values.iter().enumerate())
-                    .map(|(i, e)| (t.hasher.hash_one(&*e.name), i as u32))
+                let mut v: Vec<(u64, u32)> = (t.raw_enumerators.iter().enumerate())
+                    .map(|(i, e)| (t.hasher.hash_one(t.enumerator_name(e, base)), i as u32))
                     .collect();
-                v.sort_unstable();
+                crate::table::sort_by_hash(&mut v);
                 v
             });
-            let h = t.hasher.hash_one(variant);
+            let h = t.hasher.hash_one(variant.as_bytes());
             let lo = index.partition_point(|e| e.0 < h);
             let found = index[lo..]
                 .iter()
                 .take_while(|e| e.0 == h)
-                .filter_map(|e| t.enum_values.get(e.1 as usize))
-                .find(|e| &*e.name == variant);
+                .filter_map(|e| t.raw_enumerators.get(e.1 as usize))
+                .find(|e| t.enumerator_name(e, base) == variant.as_bytes());
             if let Some(e) = found {
                 return Ok(e.value as i64);
             }
@@ -435,6 +449,14 @@ impl Btf {
             }
         }
         format!("<type chain too long>{suffix}")
+    }
+}
+
+/// A size that does not fit 64 bits (a corrupt array length).
+fn size_overflow(id: TypeId) -> BtfError {
+    BtfError::Malformed {
+        id: id.0,
+        why: "array size overflows",
     }
 }
 

@@ -8,6 +8,7 @@ use guest_mem::{Kva, KvaRead};
 
 use crate::btf::Btf;
 use crate::error::{BtfError, Result};
+use crate::table::{Strings, Types};
 
 /// Largest BTF accepted (vmlinux BTF is about 5–6 MB; a BPF object's far less).
 pub const MAX_BTF_BYTES: u64 = 256 << 20;
@@ -140,8 +141,8 @@ impl Btf {
                 what: "guest BTF range",
                 detail: format!("__stop_BTF {stop} is below __start_BTF {start}"),
             })?;
-        // The sections are read separately: the string section is kept as read (no copy
-        // of 2.5 MB) and the type section is dropped after parsing.
+        // The sections are taken separately: the string section is kept as read or
+        // borrowed (no copy of 2.5 MB) and the type section is dropped after parsing.
         let what = "kernel BTF (__start_BTF)";
         at_most(what, len, MAX_BTF_BYTES)?;
         let hdr = read_guest(mem, start, len.min(24), what)?;
@@ -154,24 +155,36 @@ impl Btf {
                 detail: "type section length 0: no types (damaged?)".into(),
             });
         }
-        let read = |off: u64, n: u64| {
-            let at = start
+        let at = |off: u64| {
+            start
                 .checked_offset(s.hdr_len + off)
                 .map_err(|_| BtfError::Format {
                     what: "guest BTF range",
                     detail: format!("section at {start} + {} overflows", s.hdr_len + off),
-                })?;
-            read_guest(mem, at, n, what)
+                })
         };
-        let types = read(s.type_off, s.type_len)?;
-        let strings = read(s.str_off, s.str_len)?;
-        if strings.last().is_some_and(|&b| b != 0) {
+        let (types_at, strings_at) = (at(s.type_off)?, at(s.str_off)?);
+        // From a vmcore, both sections are borrowed from its mapping (no copy of 5 MB
+        // into fresh pages); from a live guest, or when not contiguous, they are read.
+        let read_types;
+        let types = match mem.stable_bytes(types_at, s.type_len) {
+            Some(b) => Types::Guest(b),
+            None => {
+                read_types = read_guest(mem, types_at, s.type_len, what)?;
+                Types::Slice(&read_types)
+            }
+        };
+        let strings = match mem.stable_bytes(strings_at, s.str_len) {
+            Some(b) => Strings::Guest(b),
+            None => Strings::Owned(read_guest(mem, strings_at, s.str_len, what)?.into()),
+        };
+        if strings.bytes().last().is_some_and(|&b| b != 0) {
             return Err(BtfError::Format {
                 what: "BTF header",
                 detail: "string section does not end with NUL".into(),
             });
         }
-        Btf::base_from_sections(&types, strings)
+        Btf::base_from_sections(types, strings)
     }
 }
 

@@ -1,11 +1,13 @@
 //! The crate's own compact type table, parsed once straight from raw BTF.
 //!
 //! Each type becomes a plain `Copy` kind with spans into flat vectors, so offset
-//! resolution and rendering do no allocation per type visited. Type names stay in the
-//! BTF string section (one allocation for all of them); enumerators own their names, and
-//! so do members (they are public API), made on first use of their struct: a capture
-//! looks at a few hundred of a kernel's tens of thousands of structs, and naming every
-//! member up front was a fifth of the BTF load.
+//! resolution and rendering do no allocation per type visited. The string section is
+//! kept whole (borrowed from a vmcore's mapping for the kernel's own BTF, with the type
+//! section: no copy of 5 MB); the names of types found by name are copied out of it into
+//! one string, functions' names are left in place. Enumerators own their names, and so
+//! do members (they are public API), made on first use of their enum or struct: a
+//! capture looks at a few hundred of a kernel's tens of thousands of structs, and naming
+//! every member up front was a fifth of the BTF load.
 //!
 //! Why not `btf-rs`: in the whole-vmcore dump benchmark most of the BTF phase went to
 //! converting its parse (a `Type` with a cloned member vector and a `String` name per
@@ -33,10 +35,12 @@ impl std::fmt::Display for TypeId {
 }
 
 /// A range into one of the table's flat vectors (members, enum values, section vars).
+/// Six bytes (its start in two halves, its length a record's 16-bit `vlen`), which keeps
+/// [`Kind`] at 12 bytes: a vmlinux has 120,000 types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
-    pub(crate) start: u32,
-    pub(crate) len: u32,
+    start: [u16; 2],
+    pub(crate) len: u16,
 }
 
 impl Span {
@@ -49,8 +53,20 @@ impl Span {
         self.len == 0
     }
 
+    fn new(start: u32, len: u16) -> Span {
+        Span {
+            start: [start as u16, (start >> 16) as u16],
+            len,
+        }
+    }
+
+    /// Index of the first item.
+    pub(crate) fn start(&self) -> usize {
+        self.start[0] as usize | (self.start[1] as usize) << 16
+    }
+
     fn range(&self) -> std::ops::Range<usize> {
-        self.start as usize..self.start as usize + self.len as usize
+        self.start()..self.start() + self.len as usize
     }
 }
 
@@ -180,11 +196,53 @@ pub struct SecVar {
     pub size: u32,
 }
 
-/// A name in a table's string space: `strings[off..off + len]`.
+/// A type's name: `names[off..off + len]` of its table, or, when `len` is
+/// [`NameRef::RAW`], the NUL-terminated string at `off` of its own string section
+/// (functions' names: tens of thousands, of which a capture uses none).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct NameRef {
     off: u32,
     len: u32,
+}
+
+impl NameRef {
+    /// The empty name (name offset 0, whatever the string section holds there).
+    const NONE: NameRef = NameRef { off: 0, len: 0 };
+    const RAW: u32 = u32::MAX;
+}
+
+/// The bytes of a table's string space: read or copied into this process, or borrowed
+/// from a vmcore's mapping (the kernel's own BTF, which is most of it).
+#[derive(Debug)]
+pub(crate) enum Strings {
+    Owned(Box<[u8]>),
+    Guest(guest_mem::StableBytes),
+}
+
+impl Default for Strings {
+    fn default() -> Self {
+        Strings::Owned(Box::default())
+    }
+}
+
+impl Strings {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Strings::Owned(b) => b,
+            Strings::Guest(b) => b,
+        }
+    }
+}
+
+/// A type section to parse: borrowed for the parse only, or from a vmcore (kept).
+pub(crate) enum Types<'a> {
+    Slice(&'a [u8]),
+    Guest(guest_mem::StableBytes),
+}
+
+/// The bytes before the first NUL of `b` (all of `b` without one).
+fn until_nul(b: &[u8]) -> &[u8] {
+    &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())]
 }
 
 #[derive(Debug)]
@@ -202,12 +260,29 @@ struct RawMember {
     offset: u32,
 }
 
-/// A struct's members: where its records are, and the members once made.
+/// A struct's members: where its records are (an index into `raw_members`, or the byte
+/// offset of the first in the kept type section), and the members once made.
 #[derive(Debug)]
 struct StructSlot {
     first: u32,
     kflag: bool,
     made: std::sync::OnceLock<Box<[Member]>>,
+}
+
+/// An enumerator record of the type section: its name offset (checked when parsed) and
+/// its value, sign- or zero-extended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawEnumerator {
+    name_off: u32,
+    pub(crate) value: u64,
+}
+
+/// An enum's enumerators: where its records are, and the enumerators once made (with
+/// owned names: few of a kernel's 19,000 enumerators are ever listed).
+#[derive(Debug)]
+struct EnumSlot {
+    first: u32,
+    made: std::sync::OnceLock<Box<[EnumValue]>>,
 }
 
 /// The types of one BTF section (a base, or the split part on top of one).
@@ -216,11 +291,20 @@ pub(crate) struct Table {
     /// Id of `types[0]`: 0 for a base section (whose first entry is `void`).
     pub(crate) first_id: u32,
     pub(crate) types: Vec<Ty>,
-    /// Every struct's and union's member records as read (flat, in type order).
+    /// Every struct's and union's member records as read (flat, in type order), unless
+    /// the type section is kept.
     raw_members: Vec<RawMember>,
+    /// The type section when it is borrowed (from a vmcore): member records are then
+    /// read from it when their struct's members are made, not copied at load.
+    kept_types: Option<guest_mem::StableBytes>,
+    /// While parsing: whether the type section will be kept.
+    keeping_types: bool,
     /// One per struct or union (`Kind::Struct`'s span starts at its index here).
     structs: Vec<StructSlot>,
-    pub(crate) enum_values: Vec<EnumValue>,
+    /// Every enum's enumerator records (flat, in type order).
+    pub(crate) raw_enumerators: Vec<RawEnumerator>,
+    /// One per enum (`Kind::Enum`'s span starts at its index here).
+    enums: Vec<EnumSlot>,
     pub(crate) vars: Vec<SecVar>,
     /// Named types worth finding by name (not functions): `(hash of the name, id)`,
     /// sorted. A sorted vector rather than a map of names: no allocation per name, and
@@ -228,9 +312,12 @@ pub(crate) struct Table {
     pub(crate) by_name: Vec<(u64, u32)>,
     /// Keyed per table, so guest-chosen names cannot be made to collide.
     pub(crate) hasher: foldhash::fast::RandomState,
-    /// The raw string section (NUL-separated; kept whole because split BTF on top of
-    /// this part refers to it by offset), then base names a split part uses.
-    pub(crate) strings: Box<str>,
+    /// The raw string section (NUL-separated, checked to be UTF-8; kept whole because
+    /// split BTF on top of this part refers to it by offset).
+    pub(crate) strings: Strings,
+    /// The names of the types found by name (and base names a split part uses), copied
+    /// out of the string sections: a name is then a slice, found without a scan.
+    names: Box<str>,
     /// Length of the raw string section at the start of `strings`.
     pub(crate) str_len: u32,
     /// String offset where this part's section starts (the base's end; 0 for a base).
@@ -250,16 +337,24 @@ impl Table {
     /// The members of the struct whose kind holds `span`, made on first use; `base` is
     /// the table a split part's member names may come from.
     pub(crate) fn members(&self, span: Span, base: Option<&Table>) -> &[Member] {
-        let Some(slot) = self.structs.get(span.start as usize) else {
+        let Some(slot) = self.structs.get(span.start()) else {
             return &[];
         };
         slot.made.get_or_init(|| {
             let first = slot.first as usize;
-            let raw = self
-                .raw_members
-                .get(first..first + span.len as usize)
-                .unwrap_or(&[]);
-            raw.iter()
+            let raw = |i: usize| match &self.kept_types {
+                Some(sec) => {
+                    let at = first + 12 * i;
+                    Some(RawMember {
+                        name_off: read_u32(sec, at)?,
+                        ty: read_u32(sec, at + 4)?,
+                        offset: read_u32(sec, at + 8)?,
+                    })
+                }
+                None => self.raw_members.get(first + i).copied(),
+            };
+            (0..span.len as usize)
+                .map_while(raw)
                 .map(|m| {
                     let (bit_offset, bits) = if slot.kflag {
                         (m.offset & 0xff_ffff, m.offset >> 24)
@@ -290,8 +385,44 @@ impl Table {
         found.unwrap_or("")
     }
 
-    pub(crate) fn enum_values(&self, span: Span) -> &[EnumValue] {
-        self.enum_values.get(span.range()).unwrap_or(&[])
+    /// The enumerators of the enum whose kind holds `span`, made on first use; `base`
+    /// as for [`Table::members`].
+    pub(crate) fn enum_values(&self, span: Span, base: Option<&Table>) -> &[EnumValue] {
+        let Some(slot) = self.enums.get(span.start()) else {
+            return &[];
+        };
+        slot.made.get_or_init(|| {
+            let first = slot.first as usize;
+            let raw = (self.raw_enumerators)
+                .get(first..first + span.len as usize)
+                .unwrap_or(&[]);
+            raw.iter()
+                .map(|e| EnumValue {
+                    name: self.member_name(e.name_off, base).into(),
+                    value: e.value,
+                })
+                .collect()
+        })
+    }
+
+    /// The name of enumerator record `e` (of this table), as bytes (UTF-8: its offset
+    /// was checked when parsed); `base` as for [`Table::members`].
+    pub(crate) fn enumerator_name<'a>(
+        &'a self,
+        e: &RawEnumerator,
+        base: Option<&'a Table>,
+    ) -> &'a [u8] {
+        let off = e.name_off;
+        let (t, o) = match off.checked_sub(self.str_base) {
+            _ if off == 0 => return &[],
+            Some(o) => (self, o),
+            None => match base {
+                Some(b) => (b, off.saturating_sub(b.str_base)),
+                None => return &[],
+            },
+        };
+        let own = t.strings.bytes().get(..t.str_len as usize).unwrap_or(&[]);
+        until_nul(own.get(o as usize..).unwrap_or(&[]))
     }
 
     pub(crate) fn vars(&self, span: Span) -> &[SecVar] {
@@ -300,7 +431,7 @@ impl Table {
 
     /// Ids of the indexed types (every kind but functions) named `name`, in id order.
     pub(crate) fn ids_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = TypeId> + 'a {
-        let h = self.hasher.hash_one(name);
+        let h = self.hasher.hash_one(name.as_bytes());
         let lo = self.by_name.partition_point(|e| e.0 < h);
         self.by_name[lo..]
             .iter()
@@ -311,8 +442,14 @@ impl Table {
 
     /// The name of a type of this table.
     pub(crate) fn name_of(&self, ty: &Ty) -> &str {
-        let (off, len) = (ty.name.off as usize, ty.name.len as usize);
-        self.strings.get(off..off + len).unwrap_or("")
+        let (off, len) = (ty.name.off as usize, ty.name.len);
+        if len != NameRef::RAW {
+            return self.names.get(off..off + len as usize).unwrap_or("");
+        }
+        // The section is UTF-8 (checked when parsed) and a name ends at a NUL, so this
+        // fails only for an offset inside a character, which parsing rejected.
+        let raw = self.strings.bytes().get(off..).unwrap_or(&[]);
+        std::str::from_utf8(until_nul(raw)).unwrap_or("")
     }
 
     /// Parses the types of raw BTF whose header `load::check_raw` accepted.
@@ -337,19 +474,25 @@ impl Table {
         };
         let types = section("type section", type_off, type_len)?;
         let strings = section("string section", str_off, str_len)?;
-        Table::parse_sections(types, strings.to_vec(), base)
+        Table::parse_sections(Types::Slice(types), Strings::Owned(strings.into()), base)
     }
 
-    /// [`Table::parse`] on the two sections, the string section given owned (it is
-    /// kept, so a caller that read it into its own buffer saves a copy).
+    /// [`Table::parse`] on the two sections, the string section given as kept (so a
+    /// caller that read it into its own buffer, or borrowed it, saves a copy).
     pub(crate) fn parse_sections(
-        types: &[u8],
-        strings: Vec<u8>,
+        types: Types<'_>,
+        strings: Strings,
         base: Option<&Table>,
     ) -> Result<Table> {
-        let mut strings = String::from_utf8(strings).map_err(|e| BtfError::Format {
+        let (types, kept) = match types {
+            Types::Slice(b) => (b, None),
+            Types::Guest(b) => (&[][..], Some(b)),
+        };
+        let types = kept.as_deref().unwrap_or(types);
+        let own = strings.bytes();
+        std::str::from_utf8(own).map_err(|e| BtfError::Format {
             what: "string section",
-            detail: format!("not UTF-8 at byte {}", e.utf8_error().valid_up_to()),
+            detail: format!("not UTF-8 at byte {}", e.valid_up_to()),
         })?;
         let (first_id, str_base) = match base {
             None => (0, 0),
@@ -357,7 +500,8 @@ impl Table {
         };
         let mut t = Table {
             first_id,
-            str_len: strings.len() as u32,
+            str_len: own.len() as u32,
+            keeping_types: kept.is_some(),
             str_base,
             ..Table::default()
         };
@@ -365,16 +509,16 @@ impl Table {
         t.types.reserve(types.len() / 40 + 1);
         if base.is_none() {
             t.types.push(Ty {
-                name: NameRef::default(),
+                name: NameRef::NONE,
                 kind: Kind::Void,
             });
         }
         let mut names = Names {
-            own: &strings,
+            own,
             base,
             str_base,
-            appended: String::new(),
-            appended_at: HashMap::default(),
+            copied: Vec::new(),
+            base_names: HashMap::default(),
         };
         let mut pos = 0usize;
         while pos < types.len() {
@@ -386,13 +530,17 @@ impl Table {
             })?;
             pos = t.parse_one(types, pos, id, &mut names)?;
         }
-        t.by_name.sort_unstable();
-        let appended = std::mem::take(&mut names.appended);
+        sort_by_hash(&mut t.by_name);
+        // Pieces of UTF-8 text, each cut at a character's start and before a NUL.
+        t.names = String::from_utf8(std::mem::take(&mut names.copied))
+            .map_err(|e| BtfError::Format {
+                what: "string section",
+                detail: format!("names not UTF-8 at byte {}", e.utf8_error().valid_up_to()),
+            })?
+            .into_boxed_str();
         drop(names);
-        // Base names a split part uses go after its own strings (split BTF is small;
-        // a base appends nothing, so its buffer is kept as read, without a copy).
-        strings.push_str(&appended);
-        t.strings = strings.into_boxed_str();
+        t.strings = strings;
+        t.kept_types = kept;
         Ok(t)
     }
 
@@ -414,10 +562,11 @@ impl Table {
         let r = Record::at(sec, pos, id)?;
         // Kinds that carry no name (their name offset is ignored, as the kernel does).
         let named = !matches!(r.kind_id, 2 | 3 | 9 | 10 | 11 | 13 | 17 | 18);
+        // Functions are not found by name: their names stay in place.
         let name = if named {
-            names.resolve(r.name_off).map_err(|e| r.bad(e))?
+            (names.resolve(r.name_off, r.kind_id != 12)).map_err(|e| r.bad(e))?
         } else {
-            NameRef::default()
+            NameRef::NONE
         };
         let (extra, kind) = self.parse_kind(sec, &r, names)?;
         let next = r
@@ -425,9 +574,8 @@ impl Table {
             .checked_add(extra)
             .filter(|&n| n <= sec.len())
             .ok_or_else(|| r.past_end())?;
-        if name.len > 0 && indexed(&kind) {
-            self.by_name
-                .push((self.hasher.hash_one(names.get(name)), id));
+        if name.len > 0 && name.len != NameRef::RAW && indexed(&kind) {
+            (self.by_name).push((self.hasher.hash_one(names.get(name)), id));
         }
         self.types.push(Ty { name, kind });
         Ok(next)
@@ -491,19 +639,23 @@ impl Table {
         names: &mut Names<'_>,
     ) -> Result<(usize, Kind)> {
         let extra = r.entries(sec, 12)?;
-        let first =
-            u32::try_from(self.raw_members.len()).map_err(|_| r.bad("too many members".into()))?;
+        let first = match self.keeping_types {
+            true => r.body,
+            false => self.raw_members.len(),
+        };
+        let first = u32::try_from(first).map_err(|_| r.bad("too many members".into()))?;
         let slot =
             u32::try_from(self.structs.len()).map_err(|_| r.bad("too many structs".into()))?;
-        self.raw_members.reserve(r.vlen);
         for at in (r.body..r.body + extra).step_by(12) {
             let name_off = word_at(sec, at);
             names.check(name_off).map_err(|e| r.bad(e))?;
-            self.raw_members.push(RawMember {
-                name_off,
-                ty: word_at(sec, at + 4),
-                offset: word_at(sec, at + 8),
-            });
+            if !self.keeping_types {
+                self.raw_members.push(RawMember {
+                    name_off,
+                    ty: word_at(sec, at + 4),
+                    offset: word_at(sec, at + 8),
+                });
+            }
         }
         self.structs.push(StructSlot {
             first,
@@ -527,8 +679,10 @@ impl Table {
     ) -> Result<(usize, Kind)> {
         let step = if r.kind_id == 6 { 8 } else { 12 };
         let extra = r.entries(sec, step)?;
-        let start = self.enum_values.len() as u32;
-        self.enum_values.reserve(r.vlen);
+        let first = u32::try_from(self.raw_enumerators.len())
+            .map_err(|_| r.bad("too many enumerators".into()))?;
+        let slot = u32::try_from(self.enums.len()).map_err(|_| r.bad("too many enums".into()))?;
+        self.raw_enumerators.reserve(r.vlen);
         for at in (r.body..r.body + extra).step_by(step) {
             let lo = word_at(sec, at + 4);
             let value = if r.kind_id == 19 {
@@ -538,15 +692,18 @@ impl Table {
             } else {
                 u64::from(lo)
             };
-            self.enum_values.push(EnumValue {
-                name: names.boxed(word_at(sec, at)).map_err(|e| r.bad(e))?,
-                value,
-            });
+            let name_off = word_at(sec, at);
+            names.check_name(name_off).map_err(|e| r.bad(e))?;
+            self.raw_enumerators.push(RawEnumerator { name_off, value });
         }
+        self.enums.push(EnumSlot {
+            first,
+            made: std::sync::OnceLock::new(),
+        });
         let kind = Kind::Enum {
             size: r.size_or_type,
             signed: r.kflag,
-            values: r.span(start),
+            values: r.span(slot),
         };
         Ok((extra, kind))
     }
@@ -574,9 +731,14 @@ impl Table {
     fn string_at(&self, off: u32) -> std::result::Result<&str, String> {
         let outside = || format!("name offset {off} outside the string section");
         let o = off.checked_sub(self.str_base).ok_or_else(outside)? as usize;
-        let own = self.strings.get(..self.str_len as usize).unwrap_or("");
+        let own = self
+            .strings
+            .bytes()
+            .get(..self.str_len as usize)
+            .unwrap_or(&[]);
         let rest = own.get(o..).ok_or_else(outside)?;
-        Ok(&rest[..rest.find('\0').unwrap_or(rest.len())])
+        // UTF-8 as a whole (checked when parsed): this fails only inside a character.
+        std::str::from_utf8(until_nul(rest)).map_err(|_| outside())
     }
 }
 
@@ -604,9 +766,15 @@ impl Record {
             size_or_type: 0,
             body: pos + 12,
         };
-        let info = r.word(sec, 4)?;
-        r.name_off = r.word(sec, 0)?;
-        r.size_or_type = r.word(sec, 8)?;
+        // The header's three words at once (one bounds check).
+        let h: &[u8; 12] = (pos.checked_add(12))
+            .and_then(|end| sec.get(pos..end))
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| r.past_end())?;
+        let word = |o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+        let info = word(4);
+        r.name_off = word(0);
+        r.size_or_type = word(8);
         r.vlen = (info & 0xffff) as usize;
         r.kind_id = (info >> 24) & 0x1f;
         r.kflag = info >> 31 == 1;
@@ -651,10 +819,8 @@ impl Record {
     }
 
     fn span(&self, start: u32) -> Span {
-        Span {
-            start,
-            len: self.vlen as u32,
-        }
+        // `vlen` is the low 16 bits of the record's info word.
+        Span::new(start, self.vlen as u16)
     }
 }
 
@@ -673,57 +839,69 @@ fn word_at(b: &[u8], at: usize) -> u32 {
 }
 
 /// Resolves string offsets while a table is parsed: this part's own section or, for
-/// split BTF, the base's; base names a split part uses are appended to its strings.
+/// split BTF, the base's; names copied into the table's `names` as they are resolved.
 struct Names<'a> {
-    own: &'a str,
+    /// This part's own string section, checked to be UTF-8.
+    own: &'a [u8],
     base: Option<&'a Table>,
     str_base: u32,
-    appended: String,
-    appended_at: HashMap<u32, NameRef>,
+    /// The table's `names` so far.
+    copied: Vec<u8>,
+    /// Base names already copied, by offset.
+    base_names: HashMap<u32, NameRef>,
 }
 
 impl Names<'_> {
-    /// The string at offset `off`, as a reference into the table's final strings.
-    fn resolve(&mut self, off: u32) -> std::result::Result<NameRef, String> {
+    /// The string at offset `off`: copied into the names (always for a base's string),
+    /// or, unless `copy`, left in place ([`NameRef::RAW`]).
+    fn resolve(&mut self, off: u32, copy: bool) -> std::result::Result<NameRef, String> {
         if off == 0 {
-            return Ok(NameRef::default());
+            return Ok(NameRef::NONE);
         }
         if off >= self.str_base {
             let o = (off - self.str_base) as usize;
-            let rest = self
-                .own
-                .get(o..)
-                .ok_or_else(|| format!("name offset {off} outside the string section"))?;
-            let len = rest.find('\0').unwrap_or(rest.len());
-            return Ok(NameRef {
-                off: o as u32,
-                len: len as u32,
-            });
+            return match self.own.len().checked_sub(o) {
+                // The end of the section: an empty name.
+                Some(0) => Ok(NameRef::NONE),
+                Some(_) if !is_char_start(self.own[o]) => {
+                    Err(format!("name offset {off} outside the string section"))
+                }
+                Some(_) if !copy => Ok(NameRef {
+                    off: o as u32,
+                    len: NameRef::RAW,
+                }),
+                Some(_) => self.copy(until_nul(&self.own[o..])),
+                None => Err(format!("name offset {off} outside the string section")),
+            };
         }
-        if let Some(r) = self.appended_at.get(&off) {
+        if let Some(r) = self.base_names.get(&off) {
             return Ok(*r);
         }
         let base = self
             .base
             .ok_or_else(|| format!("name offset {off} outside the string section"))?;
-        let s = base.string_at(off)?;
-        let r = NameRef {
-            off: u32::try_from(self.own.len() + self.appended.len())
-                .map_err(|_| "string space exceeds 4 GiB".to_string())?,
-            len: s.len() as u32,
-        };
-        self.appended.push_str(s);
-        self.appended_at.insert(off, r);
+        let r = self.copy(base.string_at(off)?.as_bytes())?;
+        self.base_names.insert(off, r);
         Ok(r)
     }
 
-    /// A string resolved before.
-    fn get(&self, r: NameRef) -> &str {
-        let (off, len) = (r.off as usize, r.len as usize);
-        match off.checked_sub(self.own.len()) {
-            None => self.own.get(off..off + len).unwrap_or(""),
-            Some(a) => self.appended.get(a..a + len).unwrap_or(""),
-        }
+    /// Appends `name` to the copied names.
+    fn copy(&mut self, name: &[u8]) -> std::result::Result<NameRef, String> {
+        let r = NameRef {
+            off: u32::try_from(self.copied.len())
+                .ok()
+                .filter(|o| o.checked_add(name.len() as u32).is_some())
+                .ok_or_else(|| "string space exceeds 4 GiB".to_string())?,
+            len: name.len() as u32,
+        };
+        self.copied.extend_from_slice(name);
+        Ok(r)
+    }
+
+    /// A copied name's bytes.
+    fn get(&self, r: NameRef) -> &[u8] {
+        let off = r.off as usize;
+        self.copied.get(off..off + r.len as usize).unwrap_or(&[])
     }
 
     /// Checks that a name at `off` can be read later: inside this part's strings, on a
@@ -735,7 +913,7 @@ impl Names<'_> {
         }
         if off >= self.str_base {
             let o = (off - self.str_base) as usize;
-            return match o < self.own.len() && self.own.is_char_boundary(o) {
+            return match o < self.own.len() && is_char_start(self.own[o]) {
                 true => Ok(()),
                 false => Err(outside()),
             };
@@ -746,14 +924,53 @@ impl Names<'_> {
         }
     }
 
-    /// The string at `off`, owned (enumerators carry their own names).
-    fn boxed(&mut self, off: u32) -> std::result::Result<Box<str>, String> {
-        if off == 0 {
-            return Ok(Box::default());
+    /// Checks that [`Names::resolve`] would take `off` (an enumerator's name, made
+    /// later): like [`Names::check`], the end of this part's section included (an
+    /// empty name).
+    fn check_name(&self, off: u32) -> std::result::Result<(), String> {
+        if off >= self.str_base && (off - self.str_base) as usize == self.own.len() {
+            return Ok(());
         }
-        let r = self.resolve(off)?;
-        Ok(self.get(r).into())
+        self.check(off)
     }
+}
+
+/// Whether byte `b` of UTF-8 text starts a character (is not a continuation byte).
+fn is_char_start(b: u8) -> bool {
+    (b as i8) >= -0x40
+}
+
+/// Sorts `(hash, index)` pairs into the order `sort_unstable` gives, in about linear
+/// time for a keyed hasher's evenly spread hashes: the pairs are spread into one bucket
+/// per top bits of the hash (order kept), then each small bucket is sorted.
+pub(crate) fn sort_by_hash(v: &mut Vec<(u64, u32)>) {
+    let n = v.len();
+    if n < 256 {
+        v.sort_unstable();
+        return;
+    }
+    // About one bucket per pair (n is below 2^32: indexes are u32).
+    let bits = (usize::BITS - n.leading_zeros()).min(24);
+    let shift = 64 - bits;
+    let bucket = |h: u64| (h >> shift) as usize;
+    let mut ends = vec![0usize; (1 << bits) + 1];
+    for e in v.iter() {
+        ends[bucket(e.0) + 1] += 1;
+    }
+    for i in 1..ends.len() {
+        ends[i] += ends[i - 1];
+    }
+    let mut at = ends.clone();
+    let mut out = vec![(0u64, 0u32); n];
+    for &e in v.iter() {
+        let b = bucket(e.0);
+        out[at[b]] = e;
+        at[b] += 1;
+    }
+    for w in ends.windows(2) {
+        out[w[0]..w[1]].sort_unstable();
+    }
+    *v = out;
 }
 
 /// Kinds a user looks up by name; functions are left out (tens of thousands of them, and
@@ -870,6 +1087,79 @@ mod tests {
         let last = b.len() - 2;
         b[last] = 0xff; // inside "tgid"
         assert!(err(&b).contains("not UTF-8"), "{}", err(&b));
+    }
+
+    #[test]
+    fn a_type_takes_20_bytes() {
+        // Its kind (12: a `Span` of three u16) and its name (8).
+        assert_eq!(std::mem::size_of::<Kind>(), 12);
+        assert_eq!(std::mem::size_of::<super::Ty>(), 20);
+    }
+
+    #[test]
+    fn sort_by_hash_sorts_as_sort_unstable() {
+        use std::hash::BuildHasher as _;
+        let h = foldhash::fast::RandomState::default();
+        for n in [0usize, 5, 255, 256, 1000, 40_000] {
+            // Spread hashes, repeated ones (names defined twice) and a crowded bucket.
+            let mut v: Vec<(u64, u32)> = (0..n as u32)
+                .map(|i| match i % 7 {
+                    0 => (h.hash_one(i / 14), i),
+                    1 => (i as u64, i),
+                    _ => (h.hash_one(i), i),
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort_unstable();
+            super::sort_by_hash(&mut v);
+            assert_eq!(v, want, "{n} pairs");
+        }
+    }
+
+    #[test]
+    fn enumerator_names_are_checked_when_parsed_and_made_when_listed() {
+        let mut b = BtfBuilder::new();
+        b.enum_("color", 4, true, &[("RED", -1), ("GREEN", 2)]);
+        let raw = b.build();
+        let btf = Btf::from_raw(&raw).unwrap();
+        assert_eq!(btf.enumerator("GREEN").unwrap(), 2);
+        assert_eq!(btf.enumerator("RED").unwrap(), -1);
+        assert!(btf.enumerator("BLUE").is_err());
+        let id = btf.enum_by_name("color").unwrap();
+        let v = btf.enum_values(id).unwrap();
+        assert_eq!((&*v[0].name, v[0].value as i64), ("RED", -1));
+        assert_eq!(btf.enum_variant_name(id, 2), Some("GREEN"));
+        // The first enumerator's name offset (after the 12-byte enum header).
+        let rec = 24 + 12;
+        let str_len = u32::from_le_bytes(raw[20..24].try_into().unwrap());
+        let mut bad = raw.clone();
+        bad[rec..rec + 4].copy_from_slice(&(str_len + 1).to_le_bytes());
+        let e = err(&bad);
+        assert!(
+            e.contains(&format!("type id 1: name offset {} outside", str_len + 1)),
+            "{e}"
+        );
+        // The end of the section is an empty name, as for a type's name.
+        let mut end = raw.clone();
+        end[rec..rec + 4].copy_from_slice(&str_len.to_le_bytes());
+        let btf = Btf::from_raw(&end).unwrap();
+        assert_eq!(&*btf.enum_values(TypeId(1)).unwrap()[0].name, "");
+
+        // Split: an enumerator may be named by a base string.
+        let str_off = u32::from_le_bytes(raw[16..20].try_into().unwrap()) as usize;
+        let strings = &raw[24 + str_off..];
+        let green = strings.windows(6).position(|w| w == b"GREEN\0").unwrap() as u32;
+        let mut s = BtfBuilder::split(btf.type_count(), strings.len() as u32);
+        let own = s.enum_("mine", 4, false, &[("ONE", 1), ("TWO", 7)]);
+        let mut sb = s.build();
+        sb[24 + 12..24 + 16].copy_from_slice(&green.to_le_bytes());
+        let split = Btf::from_raw(&raw).unwrap().split_from_raw(&sb).unwrap();
+        let v = split.enum_values(TypeId(own)).unwrap();
+        assert_eq!((&*v[0].name, v[0].value), ("GREEN", 1));
+        // The split part's GREEN (1) wins over the base's (2); the base's others stay.
+        assert_eq!(split.enumerator("GREEN").unwrap(), 1);
+        assert_eq!(split.enumerator("TWO").unwrap(), 7);
+        assert_eq!(split.enumerator("RED").unwrap(), -1);
     }
 
     #[test]

@@ -74,6 +74,84 @@ fn kernel_btf_from_guest_symbols() {
     assert!(e.to_string().contains("type section length 0"), "{e}");
 }
 
+/// Stable guest memory (as a vmcore's) at `base`, mapped linearly, counting the bytes
+/// copied out of it: BTF borrowed from it is not read.
+struct StableMem {
+    base: u64,
+    mem: guest_mem::PhysMem,
+    copied: std::cell::Cell<usize>,
+}
+
+impl StableMem {
+    fn new(base: u64, bytes: Vec<u8>) -> Self {
+        let mem = guest_mem::PhysMem::from_buffers(vec![(guest_mem::Gpa(0), bytes)]).unwrap();
+        let copied = Default::default();
+        StableMem { base, mem, copied }
+    }
+}
+
+impl guest_mem::KvaRead for StableMem {
+    fn read_kva(&self, kva: Kva, buf: &mut [u8]) -> Result<(), guest_mem::MemError> {
+        use guest_mem::PhysRead;
+        self.copied.set(self.copied.get() + buf.len());
+        let gpa = guest_mem::Gpa(kva.0.wrapping_sub(self.base));
+        self.mem.read_phys(gpa, buf)
+    }
+
+    fn stable_bytes(&self, kva: Kva, len: u64) -> Option<guest_mem::StableBytes> {
+        let gpa = guest_mem::Gpa(kva.0.wrapping_sub(self.base));
+        self.mem.stable_bytes(gpa, usize::try_from(len).ok()?)
+    }
+}
+
+#[test]
+fn kernel_btf_borrowed_from_stable_memory_is_the_same() {
+    let (raw, _) = vmlinux();
+    let start = 0xffff_ffff_8200_0000u64;
+    let stop = Kva(start + raw.len() as u64);
+    let stable = StableMem::new(start, raw.clone());
+    let btf = Btf::from_guest(&stable, Kva(start), stop).unwrap();
+    // Only the header was copied: both sections are borrowed.
+    assert_eq!(stable.copied.get(), 24);
+    drop(stable);
+    // Still valid without the reader it came from, and the same as a copied read.
+    let mut copied = RegionMem::new();
+    copied.add(start, raw.clone());
+    let read = Btf::from_guest(&copied, Kva(start), stop).unwrap();
+    assert_eq!(btf.type_count(), read.type_count());
+    for id in (0..btf.type_count()).map(TypeId) {
+        assert_eq!(btf.name(id).unwrap(), read.name(id).unwrap());
+        assert_eq!(btf.kind(id).unwrap(), read.kind(id).unwrap());
+        // Members are read from the borrowed type section when made.
+        if let btf_walk::Kind::Struct { .. } = btf.kind(id).unwrap() {
+            assert_eq!(btf.members(id).unwrap(), read.members(id).unwrap());
+        }
+    }
+    let task = btf.struct_by_name("task_struct").unwrap();
+    assert_eq!(&*btf.members(task).unwrap()[1].name, "tgid");
+    assert_eq!(btf.offset_of("task_struct.tgid").unwrap(), 4);
+
+    // Damaged string sections fail the same way borrowed or copied.
+    let str_at = 24 + u32::from_le_bytes(raw[16..20].try_into().unwrap()) as usize;
+    for (at, byte, why) in [
+        (str_at + 1, 0xff, "not UTF-8"),
+        (raw.len() - 1, b'x', "does not end with NUL"),
+    ] {
+        let mut bad = raw.clone();
+        bad[at] = byte;
+        let borrowed = Btf::from_guest(&StableMem::new(start, bad.clone()), Kva(start), stop);
+        let mut copied = RegionMem::new();
+        copied.add(start, bad);
+        let read = Btf::from_guest(&copied, Kva(start), stop);
+        let (e, r) = (
+            borrowed.unwrap_err().to_string(),
+            read.unwrap_err().to_string(),
+        );
+        assert!(e.contains(why), "{e}");
+        assert_eq!(e, r);
+    }
+}
+
 #[test]
 fn bpf_object_btf_standalone_split_and_cached() {
     let (raw, vb) = vmlinux();

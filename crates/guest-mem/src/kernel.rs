@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::sync::{Arc, OnceLock};
 
 use crate::kallsyms::{KallsymsError, KallsymsIndex, KallsymsLayout};
-use crate::phys::PhysMem;
+use crate::phys::{PhysMem, StableBytes};
 use crate::read::KvaReadExt;
 use crate::symbols::{NearestSymbol, Symbol, SymbolTable};
 use crate::vmcoreinfo::{VmcoreInfo, VmcoreInfoScan};
@@ -743,6 +743,12 @@ impl KvaRead for Kernel {
 
     fn release_resident(&self) {
         self.mem.release_resident();
+    }
+
+    /// Where a translation needs no page walk (the direct map, the kernel image).
+    fn stable_bytes(&self, kva: Kva, len: u64) -> Option<StableBytes> {
+        let gpa = self.translate_fast(kva, len)?;
+        self.mem.stable_bytes(gpa, usize::try_from(len).ok()?)
     }
 }
 

@@ -69,7 +69,7 @@ pub mod x86;
 pub use addr::{AddrOverflow, Gpa, Kva};
 pub use error::MemError;
 pub use kernel::{Kernel, KernelError, KernelOptions, MAX_CPUS, SymbolSource};
-pub use phys::{PhysMem, PhysMemError, PhysRange, Volatility};
+pub use phys::{PhysMem, PhysMemError, PhysRange, StableBytes, Volatility};
 pub use read::KvaReadExt;
 pub use regs::CpuRegs;
 pub use symbols::{NearestSymbol, Symbol, SymbolTable};
@@ -114,4 +114,11 @@ pub trait KvaRead {
     /// A hint between the steps of a long walk: what was read so far need not stay
     /// resident in this process (see [`PhysMem::release_resident`]). No-op by default.
     fn release_resident(&self) {}
+
+    /// `len` bytes at `kva` borrowed without a copy, when this reader's memory is stable
+    /// (a vmcore) and they are one physically contiguous run ([`PhysMem::stable_bytes`]);
+    /// `None` by default and otherwise: the caller reads them with [`KvaRead::read_kva`].
+    fn stable_bytes(&self, _kva: Kva, _len: u64) -> Option<StableBytes> {
+        None
+    }
 }

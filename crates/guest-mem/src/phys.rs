@@ -360,6 +360,56 @@ impl PhysRead for PhysMem {
     }
 }
 
+/// Bytes of [`Volatility::Stable`] guest memory borrowed without a copy (from
+/// [`PhysMem::stable_bytes`]): a vmcore's file mapping or owned buffers, which nothing
+/// writes. Holds a clone of the memory, so the bytes stay valid as long as it lives.
+/// Pages of a vmcore mapping dropped by [`PhysMem::release_resident`] fault back in
+/// from the file with the same contents.
+#[derive(Clone)]
+pub struct StableBytes {
+    _mem: PhysMem,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the bytes are in a mapping kept alive by `_mem` and never written (Stable).
+unsafe impl Send for StableBytes {}
+// SAFETY: as above; shared reads only.
+unsafe impl Sync for StableBytes {}
+
+impl std::ops::Deref for StableBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` lies in one range of `_mem` (checked when made), whose
+        // owner keeps it mapped; Stable memory is not written while it is read.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl std::fmt::Debug for StableBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StableBytes({} bytes)", self.len)
+    }
+}
+
+impl PhysMem {
+    /// `len` bytes at `gpa` without copying them, when the memory is
+    /// [`Volatility::Stable`] and they lie in one range; `None` otherwise (live guest
+    /// RAM, a hole, bytes across ranges): the caller then copies with `read_phys`.
+    pub fn stable_bytes(&self, gpa: Gpa, len: usize) -> Option<StableBytes> {
+        if self.volatility != Volatility::Stable || len == 0 {
+            return None;
+        }
+        let ptr = self.contiguous(gpa.0, len)?;
+        Some(StableBytes {
+            _mem: self.clone(),
+            ptr,
+            len,
+        })
+    }
+}
+
 /// Engines' RAM read directly, without building a [`PhysMem`] (vm-memory's own
 /// bounds-checked volatile copy). Prefer a `PhysMem` for many reads: it is faster.
 impl PhysRead for GuestMemoryMmap {
@@ -406,6 +456,27 @@ mod tests {
             u64::from_le_bytes(b[..8].try_into().unwrap())
         );
         assert!(m.read_u64(Gpa(u64::MAX - 3)).is_err());
+    }
+
+    #[test]
+    fn stable_bytes_borrow_one_range_of_stable_memory_only() {
+        let a: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
+        let m = PhysMem::from_buffers(vec![(Gpa(0x1000), a.clone()), (Gpa(0x2000), a.clone())])
+            .unwrap();
+        let b = m.stable_bytes(Gpa(0x1010), 32).unwrap();
+        assert_eq!(&b[..], &a[0x10..0x30]);
+        // Still valid once the memory it came from is dropped (it holds a clone).
+        drop(m.clone());
+        assert_eq!(b.len(), 32);
+        // Across two ranges, in a hole, or empty: not borrowed.
+        assert!(m.stable_bytes(Gpa(0x1ff0), 32).is_none());
+        assert!(m.stable_bytes(Gpa(0x3000), 1).is_none());
+        assert!(m.stable_bytes(Gpa(0x1000), 0).is_none());
+        // Live memory is never borrowed: a running guest could change it.
+        use vm_memory::GuestAddress;
+        let gm = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x1000)]).unwrap();
+        let live = PhysMem::from_guest_memory(&gm).unwrap();
+        assert!(live.stable_bytes(Gpa(0), 16).is_none());
     }
 
     #[test]
