@@ -3,16 +3,19 @@
 //! A real scheduler's dump is megabytes of [`RenderedValue`]s (one `.bss` array alone held
 //! 135,168 integers), and through serde every one of them is a map of three to five entries:
 //! each key and each `kind` escaped on its own, a dozen small writes per value. [`to_writer`]
-//! serializes a report with `serde_json` as usual, except that a rendered value whose subtree
-//! is small ([`RAW_NODES`] nodes at most) has its object finished here: serde writes its `{`,
-//! its `kind` and its `}`, and everything between is appended straight to the same buffer,
-//! keys as constants. The bytes are those of `serde_json::to_writer` — the tests compare
+//! serializes a report with `serde_json` as usual, except that every rendered value that
+//! serde reaches has its object finished here: serde writes its `{`, its `kind` and its `}`,
+//! and everything between (its whole subtree) is appended straight to the same buffer, keys
+//! as constants. The bytes are those of `serde_json::to_writer` — the tests compare
 //! them on real and generated reports — including its number and string forms (written by
 //! `serde_json` itself) and the `unsupported` stand-ins of [`crate::rendered_serde`].
 //!
 //! The buffer is this thread's, set while [`to_writer`] runs: `serde_json` writes every
 //! byte into its writer as it serializes (it buffers nothing), so bytes appended between
-//! two of its writes land exactly there. Anywhere else (`serde_json::to_string`, pretty
+//! two of its writes land exactly there. A subtree written here cannot reach the output
+//! (only serde's writes can), so what it writes is cut into [`DRAIN_AT`]-byte chunks kept
+//! aside until serde's next write hands them over: memory for one top-level value's JSON at
+//! most (the renderer caps a value's size), reused from value to value. Anywhere else (`serde_json::to_string`, pretty
 //! output, other formats) rendered values serialize through serde as before.
 
 use std::cell::RefCell;
@@ -23,15 +26,63 @@ use serde::Serialize;
 use crate::reasons;
 use crate::rendered::{MAX_JSON_DEPTH, RenderedMember, RenderedValue, child_json_step};
 
-/// Largest subtree (in values) written here in one piece: what the buffer can grow by
-/// between two drains (a few hundred KiB).
-const RAW_NODES: usize = 8192;
 /// The buffer is handed to the output when it holds this much.
 const DRAIN_AT: usize = 64 << 10;
 
+/// This thread's output buffer while a [`to_writer`] runs.
+#[derive(Default)]
+struct Sink {
+    /// Bytes not yet handed over, in order after `done`.
+    cur: Vec<u8>,
+    /// Full chunks written by a subtree, in order, waiting for serde's next write.
+    done: Vec<Vec<u8>>,
+    /// Emptied chunks, for reuse.
+    spare: Vec<Vec<u8>>,
+}
+
+impl Sink {
+    /// At a boundary between two values of a subtree: sets `cur` aside when full.
+    #[inline]
+    fn boundary(&mut self) {
+        if self.cur.len() >= DRAIN_AT {
+            let next = self.spare.pop().unwrap_or_default();
+            self.done.push(std::mem::replace(&mut self.cur, next));
+        }
+    }
+
+    /// Hands the chunks set aside, then `cur` when it holds at least `at` bytes, to `out`.
+    fn drain(&mut self, out: &mut dyn Write, at: usize) -> std::io::Result<()> {
+        for mut c in std::mem::take(&mut self.done) {
+            let r = out.write_all(&c);
+            c.clear();
+            self.spare.push(c);
+            r?;
+        }
+        if !self.cur.is_empty() && self.cur.len() >= at {
+            let r = out.write_all(&self.cur);
+            self.cur.clear();
+            r?;
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Sink {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.cur
+    }
+}
+
+impl std::ops::DerefMut for Sink {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.cur
+    }
+}
+
 thread_local! {
     /// The buffer of the [`to_writer`] running on this thread, if any.
-    static BUF: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+    static BUF: RefCell<Option<Sink>> = const { RefCell::new(None) };
 }
 
 /// Writes `value` as compact JSON into `out`, byte for byte what `serde_json::to_writer`
@@ -44,7 +95,7 @@ pub fn to_writer<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> std::
     };
     let mut front = Front { out };
     serde_json::to_writer(&mut front, value).map_err(std::io::Error::from)?;
-    front.drain(0)
+    front.drain(1)
 }
 
 /// This thread's buffer, present while it lives.
@@ -56,7 +107,10 @@ impl Active {
             if b.is_some() {
                 return None;
             }
-            *b = Some(Vec::with_capacity(DRAIN_AT * 2));
+            *b = Some(Sink {
+                cur: Vec::with_capacity(DRAIN_AT * 2),
+                ..Sink::default()
+            });
             Some(Active)
         })
     }
@@ -74,32 +128,28 @@ struct Front<'a> {
 }
 
 impl Front<'_> {
-    /// Hands the buffer to `out` when it holds at least `at` bytes.
+    /// Hands what is set aside, then the buffer when it holds at least `at` bytes, to
+    /// `out`.
     fn drain(&mut self, at: usize) -> std::io::Result<()> {
         BUF.with_borrow_mut(|b| match b {
-            Some(b) if b.len() >= at.max(1) => {
-                let r = self.out.write_all(b);
-                b.clear();
-                r
-            }
-            _ => Ok(()),
+            Some(b) => b.drain(self.out, at),
+            None => Ok(()),
         })
     }
 }
 
 impl Write for Front<'_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let full = BUF.with_borrow_mut(|b| match b {
+        BUF.with_borrow_mut(|b| match b {
             Some(b) => {
-                b.extend_from_slice(data);
-                Ok(b.len() >= DRAIN_AT)
+                b.cur.extend_from_slice(data);
+                if b.cur.len() >= DRAIN_AT || !b.done.is_empty() {
+                    b.drain(self.out, DRAIN_AT)?;
+                }
+                Ok(data.len())
             }
             None => Err(std::io::Error::other("rendered_fast: no buffer")),
-        })?;
-        if full {
-            self.drain(DRAIN_AT)?;
-        }
-        Ok(data.len())
+        })
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -107,83 +157,28 @@ impl Write for Front<'_> {
     }
 }
 
-/// For `SerAt`: when a [`to_writer`] runs on this thread and `v`'s subtree is small,
-/// appends the fields of `v`'s object that follow `kind` (a value at JSON level `level`,
-/// neither too deep nor a non-finite float) and returns `true`; the caller has written the
-/// object's `{` and `kind` and writes its `}`.
-pub(crate) fn write_rest_if_small(v: &RenderedValue, level: usize) -> bool {
+/// For `SerAt`: when a [`to_writer`] runs on this thread, appends the fields of `v`'s
+/// object that follow `kind` (a value at JSON level `level`, neither too deep nor a
+/// non-finite float) and returns `true`; the caller has written the object's `{` and
+/// `kind` and writes its `}`.
+pub(crate) fn write_rest(v: &RenderedValue, level: usize) -> bool {
     BUF.with_borrow_mut(|b| match b {
-        Some(b) if count_upto(v, RAW_NODES, level) < RAW_NODES => {
+        Some(b) => {
             rest(b, v, level);
             true
         }
-        _ => false,
+        None => false,
     })
-}
-
-/// Values in `v`'s subtree (at JSON level `level`); counting stops at `limit`, and a
-/// subtree deeper than JSON allows counts as `limit` (it is left to serde).
-fn count_upto(v: &RenderedValue, limit: usize, level: usize) -> usize {
-    use RenderedValue as V;
-    if level > MAX_JSON_DEPTH {
-        return limit;
-    }
-    let below = level + child_json_step(v);
-    let mut n = 1;
-    // Leaves are counted here: most values are leaves, a call each would cost as much as
-    // writing them.
-    let mut more = |c: &RenderedValue| {
-        n += if is_leaf(c) {
-            1
-        } else {
-            count_upto(c, limit - n, below)
-        };
-        n < limit
-    };
-    match v {
-        V::Struct { members, .. } => {
-            for m in members {
-                if !more(&m.value) {
-                    break;
-                }
-            }
-        }
-        V::Array { elements, .. } => {
-            for e in elements {
-                if !more(e) {
-                    break;
-                }
-            }
-        }
-        V::Ptr { deref: Some(d), .. } => {
-            more(d);
-        }
-        V::Truncated { partial, .. } => {
-            more(partial);
-        }
-        _ => {}
-    }
-    n.min(limit)
-}
-
-/// A value without sub-values.
-fn is_leaf(v: &RenderedValue) -> bool {
-    use RenderedValue as V;
-    match v {
-        V::Struct { .. } | V::Array { .. } | V::Truncated { .. } => false,
-        V::Ptr { deref, .. } => deref.is_none(),
-        _ => true,
-    }
 }
 
 /// A number, string, `null` or bool the way `serde_json` writes it.
 fn scalar<T: Serialize + ?Sized>(b: &mut Vec<u8>, x: &T) {
     // Writing into a `Vec` cannot fail, nor can these types' serialization.
-    let _ = serde_json::to_writer(&mut *b, x);
+    let _ = serde_json::to_writer(b, x);
 }
 
 /// `v` as a whole object at JSON level `level` (what `SerAt(v, level)` writes).
-fn value(b: &mut Vec<u8>, v: &RenderedValue, level: usize) {
+fn value(b: &mut Sink, v: &RenderedValue, level: usize) {
     // The commonest leaves in one piece.
     match v {
         RenderedValue::Uint { bits, value } => {
@@ -240,7 +235,7 @@ fn value(b: &mut Vec<u8>, v: &RenderedValue, level: usize) {
 
 /// The fields after `kind` of `v`'s object at JSON level `level`, each with its leading
 /// comma.
-fn rest(b: &mut Vec<u8>, v: &RenderedValue, level: usize) {
+fn rest(b: &mut Sink, v: &RenderedValue, level: usize) {
     use RenderedValue as V;
     let child_level = level + child_json_step(v);
     match v {
@@ -294,6 +289,7 @@ fn rest(b: &mut Vec<u8>, v: &RenderedValue, level: usize) {
                     b.push(b',');
                 }
                 member(b, m, level + 2);
+                b.boundary();
             }
             b.push(b']');
         }
@@ -306,6 +302,7 @@ fn rest(b: &mut Vec<u8>, v: &RenderedValue, level: usize) {
                     b.push(b',');
                 }
                 value(b, e, child_level);
+                b.boundary();
             }
             b.push(b']');
         }
@@ -358,7 +355,7 @@ fn rest(b: &mut Vec<u8>, v: &RenderedValue, level: usize) {
 }
 
 /// A member object at JSON level `level` (its value one level deeper).
-fn member(b: &mut Vec<u8>, m: &RenderedMember, level: usize) {
+fn member(b: &mut Sink, m: &RenderedMember, level: usize) {
     b.extend_from_slice(br#"{"name":"#);
     scalar(b, &m.name);
     b.extend_from_slice(br#","value":"#);

@@ -99,7 +99,7 @@ impl Serialize for SerAt<'_> {
         }
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("kind", v.kind())?;
-        if crate::rendered_fast::write_rest_if_small(v, level) {
+        if crate::rendered_fast::write_rest(v, level) {
             return m.end();
         }
         match v {

@@ -464,3 +464,41 @@ mod mutations {
         }
     }
 }
+
+/// A writer that fails part way: the compact writer returns its error (a full disk), and
+/// the thread can write again afterwards.
+#[test]
+fn compact_writer_returns_the_outputs_error() {
+    struct Full(usize);
+    impl std::io::Write for Full {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.0 < b.len() {
+                return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "full"));
+            }
+            self.0 -= b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let big = RenderedValue::Array {
+        len: 4096,
+        elements: (0..4096).map(|i| uint(64, i)).collect(),
+    };
+    let report = FailureDumpReport {
+        maps: (0..8)
+            .map(|i| FailureDumpMap {
+                name: format!("m{i}"),
+                value: Some(big.clone()),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let e = dump_schema::to_writer_compact(&mut Full(300_000), &report).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
+    let mut ok = Vec::new();
+    dump_schema::to_writer_compact(&mut ok, &report).unwrap();
+    assert!(ok == report.to_json().unwrap().as_bytes());
+}
