@@ -148,9 +148,13 @@ pub fn capture(target: &Target<'_>, opts: &CaptureOptions) -> CaptureOutput {
     };
     let pc = run.per_cpu();
     run.phase("offsets+percpu");
-    let found = run.sched_ext(&core, &pc);
-    run.events(&found, &pc);
-    run.tasks_maps_and_progs(&core, &pc, &found);
+    run.walk_maps_and_progs(&core, &pc, |run| {
+        let found = run.sched_ext(&core, &pc);
+        run.events(&found, &pc);
+        run.tasks(&core, &found);
+        run.runnable_ages(&found);
+        found
+    });
     run.system(&core, &pc);
     run.sdt();
     run.finish()

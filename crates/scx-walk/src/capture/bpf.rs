@@ -23,23 +23,22 @@ const PROG_CAP: usize = 4096;
 /// Maps named in the note on incomplete maps.
 const NAMED_MAPS: usize = 4;
 
-impl Run<'_, '_> {
-    /// Phases `tasks` (with each runnable task's wait), `maps` (when the map offsets
-    /// resolve) and `progs`. With a second thread, maps are captured there from the start
-    /// of the tasks phase (neither needs the other), and on this thread too once the
-    /// tasks are done; the notes come in the same order as with one thread.
-    pub(super) fn tasks_maps_and_progs(
+impl<'t, 'a> Run<'t, 'a> {
+    /// Phases `scx_sched` to `tasks` (what `walk` does), `maps` (when the map offsets
+    /// resolve) and `progs`. With a second thread, maps are captured there while this
+    /// thread walks the rest (neither needs the other), and on this thread too once it is
+    /// done; the notes come in the same order as with one thread.
+    pub(super) fn walk_maps_and_progs(
         &mut self,
         core: &CoreOffsets,
         pc: &PerCpu,
-        found: &SchedFound,
+        walk: impl FnOnce(&mut Self) -> SchedFound,
     ) {
         let mo = MapOffsets::resolve(self.k.types);
         let po = ProgOffsets::resolve(self.k.types);
         let cap = self.opts.caps.maps.maps;
         let list = mo.as_ref().ok().map(|_| map_kvas(&self.k, core, cap));
-        let mut captured = Vec::new();
-        match (&mo, &list) {
+        let (captured, found) = match (&mo, &list) {
             (Ok(mo), Some(Ok((maps, _)))) => {
                 let cx = MapCtx {
                     k: self.k,
@@ -50,16 +49,10 @@ impl Run<'_, '_> {
                     caps: self.opts.caps.maps,
                 };
                 let (second, deadline) = (self.target.second_thread, self.clock.deadline_at());
-                captured = capture_all_after(&cx, second, maps, deadline, || {
-                    self.tasks(core, found);
-                    self.runnable_ages(found);
-                });
+                capture_all_after(&cx, second, maps, deadline, || walk(self))
             }
-            _ => {
-                self.tasks(core, found);
-                self.runnable_ages(found);
-            }
-        }
+            _ => (Vec::new(), walk(self)),
+        };
         let mo = match mo {
             Ok(mo) => Some(mo),
             Err(e) => {

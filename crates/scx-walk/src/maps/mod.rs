@@ -194,18 +194,18 @@ pub fn capture_all(
     maps: &[Kva],
     deadline: Option<Instant>,
 ) -> Vec<FailureDumpMap> {
-    capture_all_after(cx, second, maps, deadline, || ())
+    capture_all_after(cx, second, maps, deadline, || ()).0
 }
 
-/// [`capture_all`], with `first` run on this thread before it takes maps: the second
-/// thread (if any) captures maps meanwhile.
-pub fn capture_all_after(
+/// [`capture_all`], with `first` run on this thread before it takes maps (the second
+/// thread, if any, captures maps meanwhile); also returns what `first` returned.
+pub fn capture_all_after<T>(
     cx: &MapCtx<'_>,
     second: Option<SecondThread<'_>>,
     maps: &[Kva],
     deadline: Option<Instant>,
-    first: impl FnOnce(),
-) -> Vec<FailureDumpMap> {
+    first: impl FnOnce() -> T,
+) -> (Vec<FailureDumpMap>, T) {
     let order = take_order(cx, maps, deadline.is_some() || second.is_none());
     let next = AtomicUsize::new(0);
     let take = || {
@@ -223,7 +223,7 @@ pub fn capture_all_after(
         }
         got
     };
-    let (mine, theirs) = match second {
+    let (mine, theirs, got) = match second {
         Some(t) if maps.len() > 1 => {
             let (run, c, o, pc, caps) = (&run, cx.c, cx.o, cx.pc, cx.caps);
             let kernel = t.kernel.clone();
@@ -243,14 +243,14 @@ pub fn capture_all_after(
                     };
                     run(&cx)
                 });
-                first();
+                let got = first();
                 let mine = run(cx);
-                (mine, worker.join().unwrap_or_default())
+                (mine, worker.join().unwrap_or_default(), got)
             })
         }
         _ => {
-            first();
-            (run(cx), Vec::new())
+            let got = first();
+            (run(cx), Vec::new(), got)
         }
     };
     // Taken maps: a prefix of `order`, which is `map_idr` order whenever some may be
@@ -263,7 +263,7 @@ pub fn capture_all_after(
     for (i, m) in mine.into_iter().chain(theirs) {
         slots[i] = Some(Some(m));
     }
-    (slots.into_iter().zip(maps))
+    let captured = (slots.into_iter().zip(maps))
         .filter_map(|(m, &kva)| {
             Some(m?.unwrap_or_else(|| FailureDumpMap {
                 map_kva: kva.0,
@@ -271,7 +271,8 @@ pub fn capture_all_after(
                 ..Default::default()
             }))
         })
-        .collect()
+        .collect();
+    (captured, got)
 }
 
 /// Indices of `maps` in the order they are taken. `map_idr` order when `in_order` (with a
