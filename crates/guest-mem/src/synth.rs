@@ -513,13 +513,9 @@ fn token_table() -> Vec<Vec<u8>> {
     t
 }
 
-/// Encodes `symbols` (address order) as kallsyms tables placed at `base`.
-pub fn encode_kallsyms(
-    symbols: &[(String, u64, char)],
-    form: KallsymsForm,
-    base: u64,
-) -> KallsymsTables {
-    let tokens = token_table();
+/// `kallsyms_names` of `symbols`: each name (type letter first) as the longest tokens of
+/// `tokens` that match, after its length.
+fn encode_names(symbols: &[(String, u64, char)], tokens: &[Vec<u8>]) -> Vec<u8> {
     let mut names = Vec::new();
     for (name, _, kind) in symbols {
         let full = format!("{kind}{name}");
@@ -544,6 +540,17 @@ pub fn encode_kallsyms(
         }
         names.extend_from_slice(&enc);
     }
+    names
+}
+
+/// Encodes `symbols` (address order) as kallsyms tables placed at `base`.
+pub fn encode_kallsyms(
+    symbols: &[(String, u64, char)],
+    form: KallsymsForm,
+    base: u64,
+) -> KallsymsTables {
+    let tokens = token_table();
+    let names = encode_names(symbols, &tokens);
     let mut token_table_bytes = Vec::new();
     let mut token_index = Vec::new();
     for t in &tokens {
