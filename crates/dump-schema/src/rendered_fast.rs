@@ -23,8 +23,8 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::reasons;
-use crate::rendered::{MAX_JSON_DEPTH, RenderedMember, RenderedValue, child_json_step};
+use crate::rendered::{RenderedMember, RenderedValue, child_json_step};
+use crate::rendered_serde::written_as_unsupported;
 
 /// The buffer is handed to the output when it holds this much.
 const DRAIN_AT: usize = 64 << 10;
@@ -177,23 +177,25 @@ fn scalar<T: Serialize + ?Sized>(b: &mut Vec<u8>, x: &T) {
     let _ = serde_json::to_writer(b, x);
 }
 
+/// `head` (the keys up to `bits`), `bits`, then `,"value":` and `value`.
+fn bits_value<V: Serialize>(b: &mut Sink, head: &[u8], bits: &u32, value: &V) {
+    b.extend_from_slice(head);
+    scalar(b, bits);
+    b.extend_from_slice(br#","value":"#);
+    scalar(b, value);
+}
+
 /// `v` as a whole object at JSON level `level` (what `SerAt(v, level)` writes).
 fn value(b: &mut Sink, v: &RenderedValue, level: usize) {
     // The commonest leaves in one piece.
     match v {
         RenderedValue::Uint { bits, value } => {
-            b.extend_from_slice(br#"{"kind":"uint","bits":"#);
-            scalar(b, bits);
-            b.extend_from_slice(br#","value":"#);
-            scalar(b, value);
+            bits_value(b, br#"{"kind":"uint","bits":"#, bits, value);
             b.push(b'}');
             return;
         }
         RenderedValue::Int { bits, value } => {
-            b.extend_from_slice(br#"{"kind":"int","bits":"#);
-            scalar(b, bits);
-            b.extend_from_slice(br#","value":"#);
-            scalar(b, value);
+            bits_value(b, br#"{"kind":"int","bits":"#, bits, value);
             b.push(b'}');
             return;
         }
@@ -205,22 +207,7 @@ fn value(b: &mut Sink, v: &RenderedValue, level: usize) {
         }
         _ => {}
     }
-    let child_level = level + child_json_step(v);
-    let has_children = match v {
-        RenderedValue::Struct { members, .. } => !members.is_empty(),
-        RenderedValue::Array { elements, .. } => !elements.is_empty(),
-        RenderedValue::Ptr { deref, .. } => deref.is_some(),
-        RenderedValue::Truncated { .. } => true,
-        _ => false,
-    };
-    let unsupported = if has_children && child_level > MAX_JSON_DEPTH {
-        Some(reasons::RENDERED_TOO_DEEP)
-    } else if matches!(v, RenderedValue::Float { value, .. } if !value.is_finite()) {
-        Some(reasons::NON_FINITE_FLOAT)
-    } else {
-        None
-    };
-    if let Some(reason) = unsupported {
+    if let Some(reason) = written_as_unsupported(v, level) {
         b.extend_from_slice(br#"{"kind":"unsupported","reason":"#);
         scalar(b, reason);
         b.push(b'}');
@@ -239,18 +226,8 @@ fn rest(b: &mut Sink, v: &RenderedValue, level: usize) {
     use RenderedValue as V;
     let child_level = level + child_json_step(v);
     match v {
-        V::Int { bits, value } => {
-            b.extend_from_slice(br#","bits":"#);
-            scalar(b, bits);
-            b.extend_from_slice(br#","value":"#);
-            scalar(b, value);
-        }
-        V::Uint { bits, value } => {
-            b.extend_from_slice(br#","bits":"#);
-            scalar(b, bits);
-            b.extend_from_slice(br#","value":"#);
-            scalar(b, value);
-        }
+        V::Int { bits, value } => bits_value(b, br#","bits":"#, bits, value),
+        V::Uint { bits, value } => bits_value(b, br#","bits":"#, bits, value),
         V::Bool { value } => {
             b.extend_from_slice(br#","value":"#);
             scalar(b, value);
@@ -259,22 +236,14 @@ fn rest(b: &mut Sink, v: &RenderedValue, level: usize) {
             b.extend_from_slice(br#","value":"#);
             scalar(b, value);
         }
-        V::Float { bits, value } => {
-            b.extend_from_slice(br#","bits":"#);
-            scalar(b, bits);
-            b.extend_from_slice(br#","value":"#);
-            scalar(b, value);
-        }
+        V::Float { bits, value } => bits_value(b, br#","bits":"#, bits, value),
         V::Enum {
             bits,
             value,
             variant,
             is_signed,
         } => {
-            b.extend_from_slice(br#","bits":"#);
-            scalar(b, bits);
-            b.extend_from_slice(br#","value":"#);
-            scalar(b, value);
+            bits_value(b, br#","bits":"#, bits, value);
             b.extend_from_slice(br#","variant":"#);
             scalar(b, variant);
             b.extend_from_slice(br#","is_signed":"#);
@@ -283,28 +252,16 @@ fn rest(b: &mut Sink, v: &RenderedValue, level: usize) {
         V::Struct { type_name, members } => {
             b.extend_from_slice(br#","type_name":"#);
             scalar(b, type_name);
-            b.extend_from_slice(br#","members":["#);
-            for (i, m) in members.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
-                member(b, m, level + 2);
-                b.boundary();
-            }
-            b.push(b']');
+            list(b, br#","members":["#, members, |b, m| {
+                member(b, m, level + 2)
+            });
         }
         V::Array { len, elements } => {
             b.extend_from_slice(br#","len":"#);
             scalar(b, len);
-            b.extend_from_slice(br#","elements":["#);
-            for (i, e) in elements.iter().enumerate() {
-                if i > 0 {
-                    b.push(b',');
-                }
-                value(b, e, child_level);
-                b.boundary();
-            }
-            b.push(b']');
+            list(b, br#","elements":["#, elements, |b, e| {
+                value(b, e, child_level)
+            });
         }
         V::CpuList { cpus } => {
             b.extend_from_slice(br#","cpus":"#);
@@ -352,6 +309,19 @@ fn rest(b: &mut Sink, v: &RenderedValue, level: usize) {
             scalar(b, reason);
         }
     }
+}
+
+/// `head` (a key and `[`), `items` written by `each` with commas between, then `]`.
+fn list<T>(b: &mut Sink, head: &[u8], items: &[T], mut each: impl FnMut(&mut Sink, &T)) {
+    b.extend_from_slice(head);
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        each(b, x);
+        b.boundary();
+    }
+    b.push(b']');
 }
 
 /// A member object at JSON level `level` (its value one level deeper).

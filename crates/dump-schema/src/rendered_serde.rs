@@ -70,6 +70,26 @@ impl Serialize for SerElements<'_> {
     }
 }
 
+/// Why `v`, at JSON level `level`, is written as `unsupported` instead of itself: its
+/// children would nest deeper than [`MAX_JSON_DEPTH`], or it is a non-finite float.
+pub(crate) fn written_as_unsupported(v: &RenderedValue, level: usize) -> Option<&'static str> {
+    use RenderedValue as V;
+    let has_children = match v {
+        V::Struct { members, .. } => !members.is_empty(),
+        V::Array { elements, .. } => !elements.is_empty(),
+        V::Ptr { deref, .. } => deref.is_some(),
+        V::Truncated { .. } => true,
+        _ => false,
+    };
+    if has_children && level + child_json_step(v) > MAX_JSON_DEPTH {
+        Some(reasons::RENDERED_TOO_DEEP)
+    } else if matches!(v, V::Float { value, .. } if !value.is_finite()) {
+        Some(reasons::NON_FINITE_FLOAT)
+    } else {
+        None
+    }
+}
+
 fn write_unsupported<S: Serializer>(s: S, reason: &str) -> Result<S::Ok, S::Error> {
     let mut m = s.serialize_map(Some(2))?;
     m.serialize_entry("kind", "unsupported")?;
@@ -82,20 +102,8 @@ impl Serialize for SerAt<'_> {
         use RenderedValue as V;
         let SerAt(v, level) = *self;
         let child_level = level + child_json_step(v);
-        let has_children = match v {
-            V::Struct { members, .. } => !members.is_empty(),
-            V::Array { elements, .. } => !elements.is_empty(),
-            V::Ptr { deref, .. } => deref.is_some(),
-            V::Truncated { .. } => true,
-            _ => false,
-        };
-        if has_children && child_level > MAX_JSON_DEPTH {
-            return write_unsupported(s, reasons::RENDERED_TOO_DEEP);
-        }
-        if let V::Float { value, .. } = v
-            && !value.is_finite()
-        {
-            return write_unsupported(s, reasons::NON_FINITE_FLOAT);
+        if let Some(reason) = written_as_unsupported(v, level) {
+            return write_unsupported(s, reason);
         }
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("kind", v.kind())?;

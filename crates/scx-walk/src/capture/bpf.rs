@@ -38,40 +38,35 @@ impl<'t, 'a> Run<'t, 'a> {
         let po = ProgOffsets::resolve(self.k.types);
         let cap = self.opts.caps.maps.maps;
         let list = mo.as_ref().ok().map(|_| map_kvas(&self.k, core, cap));
+        let (k, renderer, caps) = (self.k, self.target.renderer, self.opts.caps.maps);
+        let cx_of = |o| MapCtx {
+            k,
+            c: core,
+            o,
+            pc,
+            renderer,
+            caps,
+        };
         let (captured, found) = match (&mo, &list) {
             (Ok(mo), Some(Ok((maps, _)))) => {
-                let cx = MapCtx {
-                    k: self.k,
-                    c: core,
-                    o: mo,
-                    pc,
-                    renderer: self.target.renderer,
-                    caps: self.opts.caps.maps,
-                };
+                let cx = cx_of(mo);
                 let (second, deadline) = (self.target.second_thread, self.clock.deadline_at());
                 capture_all_after(&cx, second, maps, deadline, || walk(self))
             }
             _ => (Vec::new(), walk(self)),
         };
-        let mo = match mo {
+        let mo = match &mo {
             Ok(mo) => Some(mo),
             Err(e) => {
                 self.lost(format!("maps: not walked ({e})"));
                 None
             }
         };
-        if let (Some(mo), Some(list)) = (&mo, list) {
+        if let (Some(mo), Some(list)) = (mo, list) {
             self.maps(list, captured);
             self.phase("maps");
             if let Some(s) = &found.sch_ref {
-                let cx = MapCtx {
-                    k: self.k,
-                    c: core,
-                    o: mo,
-                    pc,
-                    renderer: self.target.renderer,
-                    caps: self.opts.caps.maps,
-                };
+                let cx = cx_of(mo);
                 let mut problems = Vec::new();
                 active_scheduler(
                     &cx,
