@@ -48,7 +48,13 @@ fn lab_vmcore() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("KTSTR_HOSTILE_VMCORE") {
         return Some(PathBuf::from(p));
     }
-    let cached = cache_dir().join("bench/stall.vmcore");
+    stall_vmcore("stall.vmcore", &[])
+}
+
+/// The stall run's vmcore, cached as `bench/NAME` (made by `ktstr run` with `extra`
+/// arguments when absent); `None` (said) without QEMU.
+fn stall_vmcore(name: &str, extra: &[&str]) -> Option<PathBuf> {
+    let cached = cache_dir().join("bench").join(name);
     if cached.is_file() {
         return Some(cached);
     }
@@ -56,10 +62,12 @@ fn lab_vmcore() -> Option<PathBuf> {
         return None;
     }
     std::fs::create_dir_all(cache_dir().join("bench")).unwrap();
-    let tmp = cache_dir().join(format!("bench/stall.vmcore.{}.tmp", std::process::id()));
+    let tmp = cache_dir().join(format!("bench/{name}.{}.tmp", std::process::id()));
     let out = cache_dir().join("bench/out");
     let o = Command::new(env!("CARGO_BIN_EXE_ktstr"))
-        .args(["run", "--scheduler", "stall", "--memory", "512M", "--out"])
+        .args(["run", "--scheduler", "stall", "--memory", "512M"])
+        .args(extra)
+        .arg("--out")
         .arg(&out)
         .arg("--vmcore-out")
         .arg(&tmp)
@@ -496,10 +504,12 @@ fn guest_damaged_vmcores_give_clean_errors_or_dumps_that_say_what_they_lost() {
     );
 }
 
-/// On the lab vmcore (and the benchmark's scx_layered one when cached): the lazy
-/// kallsyms index, which looks names up in the kernel's `kallsyms_seqs_of_names`,
-/// answers as the table of every decoded symbol — every 97th name, every 7th name that
-/// several symbols share, absent names, and addresses around sampled symbols.
+/// On the lab vmcores of both kernel lines (and the benchmark's scx_layered one when
+/// cached): the lazy kallsyms index, which looks names up in the kernel's
+/// `kallsyms_seqs_of_names`, answers as the table of every decoded symbol — every 97th
+/// name, every 7th name that several symbols share, absent names, addresses around
+/// sampled symbols, and every name with a given prefix (the stack scan's lock slow
+/// paths).
 #[test]
 fn guest_kallsyms_lookups_on_lab_vmcores_answer_as_the_full_table() {
     use guest_mem::kallsyms::{KallsymsIndex, KallsymsLayout, decode};
@@ -507,8 +517,16 @@ fn guest_kallsyms_lookups_on_lab_vmcores_answer_as_the_full_table() {
     let Some(stall) = lab_vmcore() else {
         return;
     };
+    // The 6.12 LTS writes the name-sorted table at another place (after
+    // `kallsyms_relative_base`) than 7.x.
+    let Some(lts) = stall_vmcore("stall-612.vmcore", &["--kernel-version", "6.12"]) else {
+        return;
+    };
     let layered = cache_dir().join("bench/scx_layered.vmcore");
-    for path in std::iter::once(stall).chain(layered.is_file().then_some(layered)) {
+    for path in [stall, lts]
+        .into_iter()
+        .chain(layered.is_file().then_some(layered))
+    {
         let core = Vmcore::open(&path).unwrap();
         let k = core.kernel(KernelOptions::default()).unwrap();
         let layout = KallsymsLayout::from_vmcoreinfo(k.vmcoreinfo()).unwrap();
@@ -552,6 +570,27 @@ fn guest_kallsyms_lookups_on_lab_vmcores_answer_as_the_full_table() {
             for a in [s.addr.0.wrapping_sub(1), s.addr.0, s.addr.0 + 3] {
                 assert_eq!(index.nearest(&k, Kva(a)), table.nearest(Kva(a)));
             }
+            assert_eq!(index.next_address(s.addr), table.next_address(s.addr));
+        }
+        for prefix in [
+            "__mutex_lock",
+            "rwsem_down",
+            "queued_spin_lock",
+            "schedule",
+            "zzz",
+        ] {
+            let mut got: Vec<(&str, u64)> = (index.with_prefix(&k, prefix, 4096))
+                .unwrap_or_else(|| panic!("{}: {prefix}", path.display()))
+                .iter()
+                .map(|s| (s.name, s.addr.0))
+                .collect();
+            let mut want: Vec<(&str, u64)> = (table.iter())
+                .filter(|s| s.name.starts_with(prefix))
+                .map(|s| (s.name, s.addr.0))
+                .collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "{}: {prefix}", path.display());
         }
     }
 }

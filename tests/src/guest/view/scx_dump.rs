@@ -10,7 +10,8 @@ use guest_lab::ConsoleLog;
 /// tasks as `R <comm>[<pid>]` (`*R` for the current one). The kernel writes it from an
 /// irq_work right after the exit kind flips, and the host freezes within milliseconds of
 /// the flip: the two moments are close but not identical, so stable facts must be equal
-/// (ONLINE flag, every listed task known to the dump) and moving ones close (most listed
+/// (ONLINE flag, every listed task known to the dump but one forked after the freeze,
+/// whose pid is above every captured one) and moving ones close (most listed
 /// tasks on the same CPU's runqueue, `kick_sync` within a few thousand kicks).
 /// `pid_of` maps the dump's task addresses to pids (see
 /// [`KernelView::pids_of_report_tasks`](crate::guest::KernelView::pids_of_report_tasks)).
@@ -39,6 +40,7 @@ pub fn assert_scx_dump_agrees(
                 .iter()
                 .any(|t| pid_of.get(t) == Some(&pid))
     };
+    let newest = r.task_enrichments.iter().map(|t| t.pid).max().unwrap_or(0);
     let mut checked = 0;
     let (mut listed, mut same_cpu) = (0, 0);
     let mut cpus = 0;
@@ -82,10 +84,17 @@ pub fn assert_scx_dump_agrees(
         let Some(pid) = task.and_then(bracket_pid) else {
             continue;
         };
-        assert!(
-            r.task_enrichments.iter().any(|t| t.pid == pid),
-            "pid {pid} (CPU {c} in the kernel's dump) not enriched"
-        );
+        if !r.task_enrichments.iter().any(|t| t.pid == pid) {
+            // A task forked between the freeze and the kernel's dump (the guest ran on
+            // in between: the shell's loop starts a process every few milliseconds) has
+            // a pid above every captured one; any other missing task is a loss.
+            assert!(
+                pid > newest,
+                "pid {pid} (CPU {c} in the kernel's dump) not enriched (newest captured pid {newest})"
+            );
+            eprintln!("pid {pid} (CPU {c}): forked after the freeze, not in the dump");
+            continue;
+        }
         listed += 1;
         if on_cpu(c, pid) {
             same_cpu += 1;
