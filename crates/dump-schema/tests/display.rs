@@ -730,3 +730,48 @@ fn a_filter_with_unknown_names_is_refused() {
     };
     assert_eq!(filtered(&named_report(), &f), "(nothing selected)");
 }
+
+/// The early snapshot's summary line names the task that waited longest and its DSQ when
+/// the report has runnable ages, else the first queued task.
+#[test]
+fn early_summary_names_the_longest_waiter() {
+    let task = |pid: i32, comm: &str, kva: u64, age: Option<u64>| TaskEnrichment {
+        pid,
+        comm: comm.into(),
+        task_kva: kva,
+        runnable_age_jiffies: age,
+        ..Default::default()
+    };
+    let mut early = FailureDumpReport {
+        active_obj_name: Some("s".into()),
+        dsq_states: vec![dsq(0x100, vec![0xa0]), dsq(0x101, vec![0xb0])],
+        task_enrichments: vec![
+            task(10, "first", 0xa0, Some(3)),
+            task(11, "victim", 0xb0, Some(251)),
+        ],
+        ..Default::default()
+    };
+    let dual = |early: &FailureDumpReport| DualFailureDumpReport {
+        early: Some(early.clone()),
+        early_max_age_jiffies: 251,
+        early_threshold_jiffies: 250,
+        ..DualFailureDumpReport::new(early.clone())
+    };
+    let out = dual(&early).to_string();
+    assert!(
+        out.contains(
+            "early snapshot: victim[11] on dsq 0x101 waited longest: 251j (threshold 250j)"
+        ),
+        "{out}"
+    );
+    for t in &mut early.task_enrichments {
+        t.runnable_age_jiffies = None;
+    }
+    let out = dual(&early).to_string();
+    assert!(
+        out.contains(
+            "early snapshot: the oldest runnable task had waited 251j (threshold 250j); dsq 0x100 held first[10]"
+        ),
+        "{out}"
+    );
+}

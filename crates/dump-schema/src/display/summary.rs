@@ -58,15 +58,35 @@ pub(super) fn write_dual_summary(d: &DualFailureDumpReport, out: &mut dyn Write)
     write_summary(&d.late, out)?;
     match &d.early {
         Some(e) => {
-            write!(
-                out,
-                "  early snapshot: the oldest runnable task had waited {}j (threshold {}j)",
-                d.early_max_age_jiffies, d.early_threshold_jiffies
-            )?;
             let names = Names::of(e);
-            if let Some(q) = e.dsq_states.iter().find(|q| !q.task_kvas.is_empty()) {
-                write!(out, "; dsq {:#x} held ", q.id)?;
-                names.write_task(q.task_kvas[0], out)?;
+            // The task that waited longest, named where the report has runnable ages
+            // (with its DSQ); else the first task queued anywhere is named after the wait.
+            let oldest = (e.task_enrichments.iter())
+                .filter_map(|t| Some((t.runnable_age_jiffies?, t.task_kva)))
+                .fold(None, |best: Option<(u64, u64)>, t| match best {
+                    Some(b) if b.0 >= t.0 => Some(b),
+                    _ => Some(t),
+                });
+            let (max, threshold) = (d.early_max_age_jiffies, d.early_threshold_jiffies);
+            out.write_str("  early snapshot: ")?;
+            match oldest {
+                Some((_, kva)) => {
+                    names.write_task(kva, out)?;
+                    if let Some(q) = e.dsq_states.iter().find(|q| q.task_kvas.contains(&kva)) {
+                        write!(out, " on dsq {:#x}", q.id)?;
+                    }
+                    write!(out, " waited longest: {max}j (threshold {threshold}j)")?;
+                }
+                None => {
+                    write!(
+                        out,
+                        "the oldest runnable task had waited {max}j (threshold {threshold}j)"
+                    )?;
+                    if let Some(q) = e.dsq_states.iter().find(|q| !q.task_kvas.is_empty()) {
+                        write!(out, "; dsq {:#x} held ", q.id)?;
+                        names.write_task(q.task_kvas[0], out)?;
+                    }
+                }
             }
             out.write_char('\n')?;
             grew(e, &d.late, out)
